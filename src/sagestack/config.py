@@ -1,0 +1,117 @@
+"""Settings: where sagestack keeps its state and which services it talks to.
+
+Resolved once, at the boundary (the CLI or the caller), from — in increasing priority —
+built-in defaults, an optional ``sagestack.toml`` in the working directory, and environment
+variables. Nothing here runs at import time.
+
+All state lives under one directory, ``SAGESTACK_HOME`` (default ``./.sagestack``): the
+MLflow SQLite store and artifacts, the download cache, and (later) Feast files. Two runs
+with different homes never see each other's state.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Mapping
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from sagestack.errors import ConfigError
+
+CONFIG_FILE_NAME = "sagestack.toml"
+DEFAULT_HOME_NAME = ".sagestack"
+
+# Environment variable -> settings field.
+ENV_VARS = {
+    "SAGESTACK_HOME": "home",
+    "SAGESTACK_TRACKING_URI": "tracking_uri",
+    "SAGESTACK_DATA": "data_dir",
+    "SAGESTACK_DATA_URL": "data_url",
+    "SAGESTACK_DATA_SHA256": "data_sha256",
+}
+
+
+class Settings(BaseModel):
+    """Validated sagestack settings.
+
+    Attributes:
+        home: the state directory.
+        tracking_uri: MLflow tracking URI; default ``sqlite:///<home>/mlflow.db``.
+        data_dir: a directory (or file) to look for datasets in before ``../shared/data``.
+        data_url: where to download the dataset from when it is found nowhere else.
+        data_sha256: expected sha256 of the downloaded file (required with ``data_url``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    home: Path = Path(DEFAULT_HOME_NAME)
+    tracking_uri: str | None = None
+    data_dir: Path | None = None
+    data_url: str | None = None
+    data_sha256: str | None = None
+
+    @property
+    def mlflow_uri(self) -> str:
+        """The MLflow tracking URI to use (the SQLite store under ``home`` unless configured)."""
+        if self.tracking_uri:
+            return self.tracking_uri
+        return f"sqlite:///{self.home.resolve() / 'mlflow.db'}"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Where MLflow stores run artifacts when the tracking store is local."""
+        return self.home.resolve() / "mlartifacts"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Where downloaded datasets are cached."""
+        return self.home.resolve() / "cache"
+
+
+def load_settings(
+    *,
+    cwd: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: object,
+) -> Settings:
+    """Build :class:`Settings` from defaults, ``sagestack.toml``, the environment and overrides.
+
+    Args:
+        cwd: directory holding the optional ``sagestack.toml`` (default: the working directory).
+        environ: environment to read (default: ``os.environ``).
+        **overrides: explicit values (e.g. CLI options); ``None`` values are ignored.
+
+    Returns:
+        The validated settings.
+
+    Raises:
+        ConfigError: the config file is not valid TOML or has an unknown/invalid field.
+    """
+    cwd = Path.cwd() if cwd is None else cwd
+    environ = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    source = "defaults"
+
+    config_file = cwd / CONFIG_FILE_NAME
+    if config_file.is_file():
+        source = str(config_file)
+        try:
+            values.update(tomllib.loads(config_file.read_text(encoding="utf-8")))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{config_file}: not valid TOML ({exc}); fix the file or remove it") from None
+        if "home" in values and not Path(str(values["home"])).is_absolute():
+            values["home"] = cwd / str(values["home"])
+
+    for var, field in ENV_VARS.items():
+        if environ.get(var):
+            values[field] = environ[var]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"{source}: invalid setting '{field}': {err['msg']}") from None
