@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from sagestack.errors import ConfigError
 
 Mode = Literal["supervised", "skipgram", "cbow"]
 Preset = Literal["sagestack", "blazingtext"]
@@ -98,8 +100,15 @@ def make_params(preset: Preset = "sagestack", **overrides: object) -> BlazingTex
         **overrides: BlazingText-named hyperparameters.
 
     Raises:
-        pydantic.ValidationError: an unknown name or an out-of-range value.
+        ConfigError: an unknown name, an unknown preset or an out-of-range value.
     """
+    if preset not in ("sagestack", "blazingtext"):
+        raise ConfigError(f"unknown preset {preset!r}; use 'sagestack' or 'blazingtext'")
     values: dict[str, object] = dict(SAGESTACK_DEFAULTS) if preset == "sagestack" else {}
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return BlazingTextParams(**values)
+    try:
+        return BlazingTextParams(**values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = ".".join(str(p) for p in err["loc"]) or "parameters"
+        raise ConfigError(f"invalid hyperparameter '{name}': {err['msg']}") from None

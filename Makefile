@@ -1,0 +1,38 @@
+# The two commands of the README: `make demo` and `make test`. Both set up .venv from the lock.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch==2.13.0+cpu: from this machine's wheel folder if it has one, else PyTorch's CPU index.
+TORCH_SOURCE := $(if $(wildcard /opt/wheels/torch-2.13.0+cpu*),--find-links /opt/wheels,--extra-index-url https://download.pytorch.org/whl/cpu)
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test bench lock clean
+
+$(STAMP): requirements/lock.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH_SOURCE) -r requirements/lock.txt 2>&1 | sed "/^WARNING: Location/d"
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . 2>&1 | sed "/^WARNING: Location/d"
+	$(BIN)/python -m pip check >/dev/null || { $(BIN)/python -m pip check; exit 1; }
+	$(BIN)/sagestack --version
+	touch $(STAMP)
+
+setup: $(STAMP)  ## Create .venv and install the locked stack plus sagestack.
+
+demo: setup  ## The main job: prepare data, train fastText, evaluate, register in MLflow.
+	$(BIN)/sagestack demo
+
+test: setup  ## Run the test suite.
+	$(BIN)/python -m pytest
+
+bench: setup  ## Print the benchmark figures recorded in the README.
+	$(BIN)/python bench/fasttext_accuracy.py
+	$(BIN)/python bench/fasttext_speed.py
+
+lock:  ## Re-resolve requirements/stack.in into requirements/lock.txt (needs uv).
+	cd requirements && uv pip compile stack.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		--find-links /opt/wheels --no-emit-find-links --custom-compile-command "make lock" -o lock.txt
+
+clean:
+	rm -rf $(VENV) .sagestack

@@ -1,0 +1,266 @@
+"""The ``sagestack`` command line: thin adapters over the library.
+
+Every command accepts ``--json`` (one JSON document on stdout) and ``--help``. User errors
+print one ``error: ...`` line on stderr and exit with status 2; progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from sagestack import __version__
+from sagestack.errors import SagestackError
+
+app = typer.Typer(
+    help="sagestack: the SageMaker data-science workflow on open-source parts.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Prepare and locate review datasets.", no_args_is_help=True)
+train_app = typer.Typer(help="Train models.", no_args_is_help=True)
+models_app = typer.Typer(help="The model registry: list, show, approve, promote.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(train_app, name="train")
+app.add_typer(models_app, name="models")
+
+USER_ERROR_EXIT = 2
+_state: dict[str, object] = {}
+
+JsonOpt = typer.Option(False, "--json", help="Print a machine-readable JSON result on stdout.")
+
+
+def _settings():
+    from sagestack.config import load_settings
+
+    return load_settings(home=_state.get("home"), tracking_uri=_state.get("tracking_uri"))
+
+
+def _progress(json_output: bool):
+    """A progress printer on stderr (silent with --json, so stdout stays one JSON document)."""
+    if json_output:
+        return None
+    return lambda message: typer.echo(f"... {message}", err=True)
+
+
+def _emit(result: dict, json_output: bool, lines: list[str]) -> None:
+    if json_output:
+        typer.echo(json.dumps(result, indent=2, default=str))
+    else:
+        for line in lines:
+            typer.echo(line)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"sagestack {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    home: Optional[Path] = typer.Option(None, "--home", help="State directory (default: $SAGESTACK_HOME or ./.sagestack)."),
+    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (default: SQLite under the home)."),
+    version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True, help="Show the version."),
+) -> None:
+    """sagestack: the SageMaker data-science workflow on open-source parts."""
+    _state.update(home=home, tracking_uri=tracking_uri)
+
+
+@data_app.command("prepare")
+def data_prepare(
+    input: Optional[Path] = typer.Option(None, "--input", help="Review CSV (course or raw layout); default: the resolved dataset."),
+    out: Path = typer.Option(..., "--out", help="Output directory (written atomically)."),
+    balance: bool = typer.Option(False, "--balance", help="Down-sample every label to the rarest one."),
+    validation_fraction: float = typer.Option(0.05, help="Share of rows for validation."),
+    test_fraction: float = typer.Option(0.05, help="Share of rows for test."),
+    seed: int = typer.Option(42, help="Random seed for balancing and splitting."),
+    labels: str = typer.Option("-1,0,1", help="Allowed sentiment labels, comma-separated."),
+    json_output: bool = JsonOpt,
+) -> None:
+    """Validate, tokenize and split a review CSV into CSV and fastText files."""
+    from sagestack.data import prepare_dataset, resolve_dataset
+    from sagestack.errors import ConfigError
+
+    try:
+        label_set = [int(x) for x in labels.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"--labels must be comma-separated integers, got {labels!r}") from None
+    say = _progress(json_output)
+    resolved = resolve_dataset(input, settings=_settings())
+    if say:
+        say(f"preparing {resolved.path}")
+    result = prepare_dataset(
+        resolved.path, out, labels=label_set, balance=balance,
+        validation_fraction=validation_fraction, test_fraction=test_fraction, seed=seed,
+    )
+    _emit(result.to_dict(), json_output, [f"{name}: {sum(c.values())} rows {c}" for name, c in result.counts.items()] + [f"written to {out}"])
+
+
+@data_app.command("resolve")
+def data_resolve(
+    name: str = typer.Option("reviews_balanced.csv", help="Dataset file name to look for."),
+    json_output: bool = JsonOpt,
+) -> None:
+    """Show where a dataset is found (path → SAGESTACK_DATA → ../shared/data → download)."""
+    from sagestack.data import resolve_dataset
+
+    resolved = resolve_dataset(settings=_settings(), name=name)
+    _emit({"path": str(resolved.path), "source": resolved.source}, json_output, [f"{resolved.path} ({resolved.source})"])
+
+
+@train_app.command("fasttext")
+def train_fasttext_cmd(
+    train: Path = typer.Option(..., "--train", help="Training file in fastText format."),
+    validation: Optional[Path] = typer.Option(None, "--validation", help="Labelled validation file."),
+    out: Path = typer.Option(..., "--out", help="Model output directory (written atomically)."),
+    preset: str = typer.Option("sagestack", help="Defaults to start from: 'sagestack' or 'blazingtext'."),
+    mode: Optional[str] = typer.Option(None, help="supervised, skipgram or cbow."),
+    epochs: Optional[int] = typer.Option(None),
+    learning_rate: Optional[float] = typer.Option(None),
+    min_count: Optional[int] = typer.Option(None),
+    vector_dim: Optional[int] = typer.Option(None),
+    word_ngrams: Optional[int] = typer.Option(None),
+    buckets: Optional[int] = typer.Option(None),
+    early_stopping: Optional[bool] = typer.Option(None, "--early-stopping/--no-early-stopping"),
+    patience: Optional[int] = typer.Option(None),
+    min_epochs: Optional[int] = typer.Option(None),
+    window_size: Optional[int] = typer.Option(None, help="word2vec modes."),
+    negative_samples: Optional[int] = typer.Option(None, help="word2vec modes."),
+    subwords: Optional[bool] = typer.Option(None, "--subwords/--no-subwords", help="word2vec modes."),
+    threads: Optional[int] = typer.Option(None),
+    seed: Optional[int] = typer.Option(None),
+    quantize: bool = typer.Option(False, "--quantize", help="Store a quantized .ftz model."),
+    autotune_seconds: Optional[int] = typer.Option(None, help="Search hyperparameters on --validation for N seconds."),
+    register: bool = typer.Option(False, "--register", help="Log the run to MLflow and register the model."),
+    model_name: str = typer.Option("reviews-sentiment-fasttext", help="Registered model name."),
+    approve: bool = typer.Option(False, "--approve", help="Register as Approved and make it @champion."),
+    json_output: bool = JsonOpt,
+) -> None:
+    """Train the BlazingText-equivalent fastText model (supervised or word2vec)."""
+    from sagestack.text import make_params, train_fasttext
+
+    params = make_params(
+        preset, mode=mode, epochs=epochs, learning_rate=learning_rate, min_count=min_count, vector_dim=vector_dim,
+        word_ngrams=word_ngrams, buckets=buckets, early_stopping=early_stopping, patience=patience,
+        min_epochs=min_epochs, window_size=window_size, negative_samples=negative_samples, subwords=subwords,
+        threads=threads, seed=seed, quantize=quantize or None,
+    )
+    result = train_fasttext(
+        train, out, params, validation_file=validation, autotune_seconds=autotune_seconds,
+        progress=_progress(json_output),
+    )
+    summary = result.to_dict()
+    if register:
+        from sagestack.registry import log_fasttext_run
+
+        logged = log_fasttext_run(
+            result, settings=_settings(), model_name=model_name,
+            approval="Approved" if approve else "PendingManualApproval",
+            aliases=("champion",) if approve else ("challenger",),
+        )
+        summary.update(logged)
+    lines = [f"model: {result.model_path} ({result.model_size_mb:.1f} MB, trained in {result.train_seconds:.2f} s)"]
+    if result.validation is not None:
+        lines.append(f"validation_accuracy: {result.validation.accuracy:.4f}")
+    if register:
+        lines.append(f"registered: {model_name} version {summary['registered']['version']}")
+    _emit(summary, json_output, lines)
+
+
+@models_app.command("list")
+def models_list(json_output: bool = JsonOpt) -> None:
+    """List registered models, their versions, approval statuses and aliases."""
+    from sagestack.registry import list_models
+
+    models = list_models(_settings())
+    lines = [
+        f"{m['name']}: " + ", ".join(f"v{v['version']} {v['approval_status']}" for v in m["versions"])
+        + (f"  aliases {m['aliases']}" if m["aliases"] else "")
+        for m in models
+    ] or ["no registered models"]
+    _emit({"models": models}, json_output, lines)
+
+
+@models_app.command("show")
+def models_show(
+    ref: str = typer.Argument(..., help="NAME, NAME@ALIAS or NAME/VERSION."),
+    json_output: bool = JsonOpt,
+) -> None:
+    """Show one model version: status, aliases, metrics and lineage tags."""
+    from sagestack.registry import resolve_ref
+
+    info = resolve_ref(_settings(), ref).to_dict()
+    lines = [f"{info['name']} version {info['version']} ({info['approval_status']}) aliases={info['aliases']}"]
+    lines += [f"  {k} = {v}" for k, v in sorted(info["metrics"].items()) if k.endswith("accuracy")]
+    lines += [f"  tag {k} = {v}" for k, v in sorted(info["tags"].items())]
+    _emit(info, json_output, lines)
+
+
+@models_app.command("approve")
+def models_approve(
+    ref: str = typer.Argument(..., help="NAME, NAME@ALIAS or NAME/VERSION."),
+    reject: bool = typer.Option(False, "--reject", help="Reject instead of approving."),
+    pending: bool = typer.Option(False, "--pending", help="Reset to PendingManualApproval."),
+    json_output: bool = JsonOpt,
+) -> None:
+    """Set a version's approval status (Approved, or Rejected with --reject)."""
+    from sagestack.registry import set_approval
+
+    status = "Rejected" if reject else "PendingManualApproval" if pending else "Approved"
+    info = set_approval(_settings(), ref, status).to_dict()
+    _emit(info, json_output, [f"{info['name']} version {info['version']} is now {info['approval_status']}"])
+
+
+@models_app.command("promote")
+def models_promote(
+    ref: str = typer.Argument(..., help="NAME/VERSION (or NAME@ALIAS) to promote."),
+    alias: str = typer.Option("champion", help="Alias to point at it (champion needs Approved)."),
+    json_output: bool = JsonOpt,
+) -> None:
+    """Point an alias (champion/challenger) at a model version."""
+    from sagestack.registry import promote
+
+    info = promote(_settings(), ref, alias).to_dict()
+    _emit(info, json_output, [f"{info['name']}@{alias} -> version {info['version']}"])
+
+
+@app.command("demo")
+def demo(
+    input: Optional[Path] = typer.Option(None, "--input", help="Review CSV; default: the resolved reviews_balanced.csv."),
+    json_output: bool = JsonOpt,
+) -> None:
+    """The main job: prepare the reviews, train fastText, evaluate, register in MLflow as @champion."""
+    from sagestack.text import make_params
+    from sagestack.workflows import train_and_register
+
+    settings = _settings()
+    summary = train_and_register(settings=settings, params=make_params(), input_path=input, progress=_progress(json_output))
+    registered = summary["registered"]
+    _emit(summary, json_output, [
+        f"validation_accuracy: {summary['validation_accuracy']:.4f}  test_accuracy: {summary['test_accuracy']:.4f}",
+        f"model: {summary['model_path']} ({summary['model_size_mb']:.1f} MB, trained in {summary['train_seconds']:.2f} s)",
+        f"registered: {registered['name']} version {registered['version']} {registered['approval_status']} aliases={registered['aliases']}",
+        f"tracking store: {summary['tracking_uri']}",
+        f"load it with: mlflow.pyfunc.load_model('models:/{registered['name']}@champion')",
+    ])
+
+
+def main() -> None:
+    """Entry point of the ``sagestack`` console script."""
+    try:
+        app(prog_name="sagestack")
+    except SagestackError as exc:
+        if "--json" in sys.argv:
+            typer.echo(json.dumps({"ok": False, "error": str(exc)}))
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(USER_ERROR_EXIT)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""Experiment tracking and the model registry (MLflow). Imports MLflow only when used."""
+
+from sagestack.registry.tracking import (
+    APPROVAL_STATUSES,
+    DEFAULT_MODEL_NAME,
+    DatasetRef,
+    ModelVersionInfo,
+    get_version,
+    list_models,
+    log_fasttext_run,
+    promote,
+    resolve_ref,
+    set_approval,
+)
+
+__all__ = [
+    "APPROVAL_STATUSES",
+    "DEFAULT_MODEL_NAME",
+    "DatasetRef",
+    "ModelVersionInfo",
+    "get_version",
+    "list_models",
+    "log_fasttext_run",
+    "promote",
+    "resolve_ref",
+    "set_approval",
+]

@@ -1,0 +1,343 @@
+"""Experiment tracking and the model registry on MLflow, SageMaker-style.
+
+Every training run logs its parameters, metrics, artifacts and the model; the model is
+registered with lineage tags (dataset path and sha256, sagestack version, git commit, the
+run) and an approval status as SageMaker's Model Registry has (``PendingManualApproval``,
+``Approved``, ``Rejected``). Aliases (``champion``, ``challenger``) point at versions;
+``champion`` may only point at an ``Approved`` version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Literal
+
+from sagestack import __version__
+from sagestack.config import Settings
+from sagestack.errors import RegistryError
+
+ApprovalStatus = Literal["PendingManualApproval", "Approved", "Rejected"]
+APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
+APPROVAL_TAG = "approval_status"
+DEFAULT_EXPERIMENT = "sagestack"
+DEFAULT_MODEL_NAME = "reviews-sentiment-fasttext"
+# Aliases that serve traffic and therefore need an approved version.
+SERVING_ALIASES = ("champion",)
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """A dataset used by a run: where it was and its content hash."""
+
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ModelVersionInfo:
+    """A registered model version as sagestack reports it."""
+
+    name: str
+    version: str
+    run_id: str
+    status: str
+    aliases: list[str]
+    tags: dict[str, str]
+    metrics: dict[str, float]
+    source: str
+
+    @property
+    def uri(self) -> str:
+        """The ``models:/`` URI of this version."""
+        return f"models:/{self.name}/{self.version}"
+
+    def to_dict(self) -> dict:
+        """A JSON-serialisable form."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "uri": self.uri,
+            "run_id": self.run_id,
+            "approval_status": self.status,
+            "aliases": self.aliases,
+            "tags": self.tags,
+            "metrics": self.metrics,
+            "source": self.source,
+        }
+
+
+def git_commit() -> str:
+    """The git commit of the sagestack checkout (``SAGESTACK_GIT_COMMIT`` wins), or ``unknown``."""
+    if os.environ.get("SAGESTACK_GIT_COMMIT"):
+        return os.environ["SAGESTACK_GIT_COMMIT"]
+    checkout = Path(__file__).resolve().parents[3]
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def client(settings: Settings):
+    """An ``MlflowClient`` for the configured tracking/registry store (creating ``home`` if needed)."""
+    from mlflow.tracking import MlflowClient
+
+    if settings.mlflow_uri.startswith("sqlite:"):
+        settings.home.mkdir(parents=True, exist_ok=True)
+    return MlflowClient(tracking_uri=settings.mlflow_uri, registry_uri=settings.mlflow_uri)
+
+
+def ensure_experiment(settings: Settings, name: str = DEFAULT_EXPERIMENT) -> str:
+    """Return the id of experiment ``name``, creating it (artifacts under ``home``) if needed."""
+    mlflow_client = client(settings)
+    experiment = mlflow_client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    # A local store keeps artifacts under SAGESTACK_HOME, not in ./mlruns of the working directory.
+    location = settings.artifacts_dir.as_uri() if settings.mlflow_uri.startswith("sqlite:") else None
+    return mlflow_client.create_experiment(name, artifact_location=location)
+
+
+def fasttext_pip_requirements() -> list[str]:
+    """Exact requirements of the fastText pyfunc (explicit, so MLflow does not infer them)."""
+    return [
+        f"sagestack=={__version__}",
+        *(f"{pkg}=={package_version(pkg)}" for pkg in ("fasttext-community", "numpy", "pandas", "mlflow")),
+    ]
+
+
+def log_fasttext_run(
+    result,
+    *,
+    settings: Settings,
+    dataset: DatasetRef | None = None,
+    test_evaluation=None,
+    experiment: str = DEFAULT_EXPERIMENT,
+    model_name: str | None = DEFAULT_MODEL_NAME,
+    approval: ApprovalStatus = "PendingManualApproval",
+    aliases: tuple[str, ...] = (),
+    extra_tags: dict[str, str] | None = None,
+) -> dict:
+    """Log a fastText training run to MLflow and (unless ``model_name`` is None) register the model.
+
+    Args:
+        result: a :class:`~sagestack.text.TrainResult` (supervised).
+        settings: where the tracking store is.
+        dataset: the source dataset, for lineage tags.
+        test_evaluation: an optional held-out :class:`~sagestack.text.Evaluation`.
+        experiment: the MLflow experiment name.
+        model_name: registered model name; ``None`` logs without registering.
+        approval: the approval status of the new version.
+        aliases: aliases to point at the new version (``champion`` needs ``Approved``).
+        extra_tags: more lineage tags for the run and the version.
+
+    Returns:
+        ``{"run_id", "model_uri", "registered": ModelVersionInfo dict or None}``.
+    """
+    import mlflow
+    from mlflow.models import infer_signature
+
+    import pandas as pd
+
+    from sagestack.registry.pyfunc import FastTextPyfunc, predictions_frame
+    from sagestack.serving.predictor import FastTextPredictor
+    from sagestack.text.evaluation import plot_confusion_matrix
+
+    if approval not in APPROVAL_STATUSES:
+        raise RegistryError(f"unknown approval status {approval!r}; use one of {', '.join(APPROVAL_STATUSES)}")
+    for alias in aliases:
+        if alias in SERVING_ALIASES and approval != "Approved":
+            raise RegistryError(f"alias '{alias}' needs an Approved version; register with approval Approved")
+
+    tags = {
+        "sagestack.version": __version__,
+        "git.commit": git_commit(),
+        "model.kind": "fasttext",
+        **({"dataset.path": dataset.path, "dataset.sha256": dataset.sha256} if dataset else {}),
+        **(extra_tags or {}),
+    }
+    metrics = {
+        "train_seconds": result.train_seconds,
+        "words_per_sec_per_thread": result.words_per_sec_per_thread,
+        "model_size_mb": result.model_size_mb,
+    }
+    if result.validation is not None:
+        metrics.update(result.validation.flat_metrics("validation"))
+    if test_evaluation is not None:
+        metrics.update(test_evaluation.flat_metrics("test"))
+
+    mlflow.set_tracking_uri(settings.mlflow_uri)
+    mlflow.set_registry_uri(settings.mlflow_uri)
+    experiment_id = ensure_experiment(settings, experiment)
+    predictor = FastTextPredictor.load(result.model_path)
+    example = pd.DataFrame({"review_body": ["I love this dress, it fits perfectly."]})
+    signature = infer_signature(example, predictions_frame(predictor, example))
+
+    with mlflow.start_run(experiment_id=experiment_id) as run, tempfile.TemporaryDirectory() as tmp:
+        mlflow.set_tags(tags)
+        mlflow.log_params(result.params.model_dump())
+        mlflow.log_metrics(metrics)
+        report = {"validation": result.validation.to_dict() if result.validation else None}
+        if test_evaluation is not None:
+            report["test"] = test_evaluation.to_dict()
+        report_path = Path(tmp) / "classification_report.json"
+        report_path.write_text(json.dumps(report, indent=2), encoding="utf-8")
+        mlflow.log_artifact(str(report_path), "evaluation")
+        for split, evaluation in (("validation", result.validation), ("test", test_evaluation)):
+            if evaluation is not None:
+                png = plot_confusion_matrix(evaluation, Path(tmp) / f"confusion_matrix_{split}.png", f"{split}")
+                mlflow.log_artifact(str(png), "evaluation")
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=FastTextPyfunc(),
+            artifacts={"model": str(result.model_path)},
+            pip_requirements=fasttext_pip_requirements(),
+            signature=signature,
+            input_example=example,
+        )
+        run_id = run.info.run_id
+
+    registered = None
+    if model_name:
+        registered = register_version(
+            settings, model_name, info.model_uri, run_id, approval=approval, aliases=aliases, tags=tags
+        ).to_dict()
+    return {"run_id": run_id, "model_uri": info.model_uri, "registered": registered}
+
+
+def register_version(
+    settings: Settings,
+    name: str,
+    model_uri: str,
+    run_id: str,
+    *,
+    approval: ApprovalStatus = "PendingManualApproval",
+    aliases: tuple[str, ...] = (),
+    tags: dict[str, str] | None = None,
+) -> ModelVersionInfo:
+    """Register ``model_uri`` as a new version of ``name`` with tags, approval status and aliases."""
+    from mlflow.exceptions import MlflowException
+
+    mlflow_client = client(settings)
+    try:
+        mlflow_client.get_registered_model(name)
+    except MlflowException:
+        mlflow_client.create_registered_model(name, description="Review sentiment (-1/0/1) classifier")
+    version = mlflow_client.create_model_version(
+        name, model_uri, run_id=run_id, tags={**(tags or {}), "training.run_id": run_id, APPROVAL_TAG: approval}
+    )
+    for alias in aliases:
+        mlflow_client.set_registered_model_alias(name, alias, version.version)
+    return get_version(settings, name, str(version.version))
+
+
+def _split_ref(ref: str) -> tuple[str, str | None, str | None]:
+    """``name``, ``name@alias`` or ``name/version`` -> (name, alias, version)."""
+    if "@" in ref:
+        name, alias = ref.split("@", 1)
+        return name, alias, None
+    if "/" in ref:
+        name, version = ref.rsplit("/", 1)
+        return name, None, version
+    return ref, None, None
+
+
+def get_version(settings: Settings, name: str, version: str | None = None, alias: str | None = None) -> ModelVersionInfo:
+    """Look up one model version by number or alias (default: the latest version).
+
+    Raises:
+        RegistryError: the model, version or alias does not exist.
+    """
+    from mlflow.exceptions import MlflowException
+
+    mlflow_client = client(settings)
+    try:
+        registered = mlflow_client.get_registered_model(name)
+    except MlflowException:
+        raise RegistryError(f"no registered model named '{name}'; see `sagestack models list`") from None
+    try:
+        if alias:
+            mv = mlflow_client.get_model_version_by_alias(name, alias)
+        elif version:
+            mv = mlflow_client.get_model_version(name, version)
+        else:
+            versions = mlflow_client.search_model_versions(f"name='{name}'")
+            mv = max(versions, key=lambda v: int(v.version))
+    except (MlflowException, ValueError):
+        what = f"alias '{alias}'" if alias else f"version '{version}'"
+        raise RegistryError(f"model '{name}' has no {what}; see `sagestack models show {name}`") from None
+    aliases = sorted(a for a, v in registered.aliases.items() if str(v) == str(mv.version))
+    metrics = mlflow_client.get_run(mv.run_id).data.metrics if mv.run_id else {}
+    return ModelVersionInfo(
+        name=name,
+        version=str(mv.version),
+        run_id=mv.run_id or "",
+        status=mv.tags.get(APPROVAL_TAG, "PendingManualApproval"),
+        aliases=aliases,
+        tags=dict(mv.tags),
+        metrics=dict(metrics),
+        source=mv.source,
+    )
+
+
+def resolve_ref(settings: Settings, ref: str) -> ModelVersionInfo:
+    """Look up ``name``, ``name@alias`` or ``name/version``."""
+    name, alias, version = _split_ref(ref)
+    return get_version(settings, name, version=version, alias=alias)
+
+
+def list_models(settings: Settings) -> list[dict]:
+    """Every registered model with its versions, approval statuses and aliases."""
+    mlflow_client = client(settings)
+    out = []
+    for registered in mlflow_client.search_registered_models():
+        versions = mlflow_client.search_model_versions(f"name='{registered.name}'")
+        out.append(
+            {
+                "name": registered.name,
+                "aliases": {alias: str(v) for alias, v in registered.aliases.items()},
+                "versions": [
+                    {"version": str(v.version), "approval_status": v.tags.get(APPROVAL_TAG, "PendingManualApproval")}
+                    for v in sorted(versions, key=lambda v: int(v.version))
+                ],
+            }
+        )
+    return out
+
+
+def set_approval(settings: Settings, ref: str, status: ApprovalStatus) -> ModelVersionInfo:
+    """Set a version's approval status; rejecting a version removes its serving aliases."""
+    if status not in APPROVAL_STATUSES:
+        raise RegistryError(f"unknown approval status {status!r}; use one of {', '.join(APPROVAL_STATUSES)}")
+    info = resolve_ref(settings, ref)
+    mlflow_client = client(settings)
+    mlflow_client.set_model_version_tag(info.name, info.version, APPROVAL_TAG, status)
+    if status != "Approved":
+        for alias in info.aliases:
+            if alias in SERVING_ALIASES:
+                mlflow_client.delete_registered_model_alias(info.name, alias)
+    return get_version(settings, info.name, info.version)
+
+
+def promote(settings: Settings, ref: str, alias: str = "champion") -> ModelVersionInfo:
+    """Point ``alias`` at a version (``champion`` needs an Approved version).
+
+    Raises:
+        RegistryError: the version is not approved for a serving alias, or does not exist.
+    """
+    info = resolve_ref(settings, ref)
+    if alias in SERVING_ALIASES and info.status != "Approved":
+        raise RegistryError(
+            f"{info.name} version {info.version} is {info.status}; approve it first with "
+            f"`sagestack models approve {info.name}/{info.version}`"
+        )
+    client(settings).set_registered_model_alias(info.name, alias, info.version)
+    return get_version(settings, info.name, info.version)
