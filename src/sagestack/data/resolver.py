@@ -53,6 +53,8 @@ def download(url: str, sha256: str, target: Path, timeout: float = 60.0) -> Path
                 raise DataError(
                     f"download from {url} has sha256 {actual}, expected {sha256}; check SAGESTACK_DATA_URL/SHA256"
                 )
+    except urllib.error.HTTPError as exc:
+        raise DataError(f"could not download {url} (HTTP {exc.code} {exc.reason}); check the URL or set SAGESTACK_DATA") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise DataError(f"could not download {url} ({reason}); check the URL or set SAGESTACK_DATA") from None

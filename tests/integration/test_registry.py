@@ -1,0 +1,86 @@
+"""The MLflow registry on a real SQLite store; the model reloads in a fresh process."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from sagestack.errors import RegistryError
+from sagestack.registry import DatasetRef, list_models, log_fasttext_run, promote, resolve_ref, set_approval
+from sagestack.serving import FastTextPredictor
+from sagestack.text import evaluate_fasttext_file, make_params, train_fasttext
+
+REVIEWS = ["Love it, fits perfectly", "It is okay, nothing special", "Cheap fabric, sent it back", "great color"]
+
+
+@pytest.fixture
+def result(blazingtext_split, tmp_path):
+    train, validation = blazingtext_split
+    return train_fasttext(train, tmp_path / "model", make_params(threads=1), validation_file=validation)
+
+
+def test_logged_run_registers_with_lineage_and_reloads_in_a_fresh_process(result, settings, blazingtext_split):
+    test_eval = evaluate_fasttext_file(FastTextPredictor.load(result.model_path), blazingtext_split[1])
+    logged = log_fasttext_run(
+        result, settings=settings, dataset=DatasetRef("/data/reviews.csv", "ab" * 32), test_evaluation=test_eval,
+        model_name="sentiment", approval="Approved", aliases=("champion",),
+    )
+    info = resolve_ref(settings, "sentiment@champion")
+    assert info.version == "1" and info.status == "Approved" and info.aliases == ["champion"]
+    assert info.tags["dataset.sha256"] == "ab" * 32 and info.tags["dataset.path"] == "/data/reviews.csv"
+    assert info.tags["sagestack.version"] == "0.1.0" and info.tags["training.run_id"] == logged["run_id"]
+    assert len(info.tags["git.commit"]) in (40, len("unknown"))
+    assert info.metrics["validation_accuracy"] == pytest.approx(result.validation.accuracy)
+    assert info.metrics["test_accuracy"] == pytest.approx(test_eval.accuracy)
+
+    from mlflow.tracking import MlflowClient
+
+    artifacts = {a.path for a in MlflowClient(settings.mlflow_uri).list_artifacts(logged["run_id"], "evaluation")}
+    assert artifacts == {"evaluation/classification_report.json", "evaluation/confusion_matrix_validation.png",
+                         "evaluation/confusion_matrix_test.png"}
+
+    code = (
+        "import json, sys, mlflow, pandas as pd\n"
+        f"mlflow.set_tracking_uri({settings.mlflow_uri!r}); mlflow.set_registry_uri({settings.mlflow_uri!r})\n"
+        "model = mlflow.pyfunc.load_model('models:/sentiment@champion')\n"
+        f"out = model.predict(pd.DataFrame({{'review_body': {REVIEWS!r}}}))\n"
+        "print(json.dumps(out['label'].tolist()))\n"
+    )
+    fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert fresh.returncode == 0, fresh.stderr
+    in_process = [str(p.label) for p in FastTextPredictor.load(result.model_path).predict(REVIEWS)]
+    assert json.loads(fresh.stdout.strip().splitlines()[-1]) == in_process
+
+
+def test_approval_and_aliases_follow_sagemaker_rules(result, settings):
+    log_fasttext_run(result, settings=settings, model_name="sentiment", approval="Approved", aliases=("champion",))
+    log_fasttext_run(result, settings=settings, model_name="sentiment", aliases=("challenger",))
+    pending = resolve_ref(settings, "sentiment/2")
+    assert pending.status == "PendingManualApproval" and pending.aliases == ["challenger"]
+
+    with pytest.raises(RegistryError) as info:
+        promote(settings, "sentiment/2", "champion")
+    assert str(info.value) == (
+        "sentiment version 2 is PendingManualApproval; approve it first with `sagestack models approve sentiment/2`"
+    )
+    set_approval(settings, "sentiment/2", "Approved")
+    assert promote(settings, "sentiment/2", "champion").aliases == ["challenger", "champion"]
+    assert resolve_ref(settings, "sentiment/1").aliases == []
+
+    rejected = set_approval(settings, "sentiment@champion", "Rejected")
+    assert rejected.status == "Rejected" and "champion" not in rejected.aliases
+    listing = list_models(settings)
+    assert listing == [{"name": "sentiment", "aliases": {"challenger": "2"},
+                        "versions": [{"version": "1", "approval_status": "Approved"},
+                                     {"version": "2", "approval_status": "Rejected"}]}]
+
+
+def test_unknown_model_and_alias(settings, result):
+    with pytest.raises(RegistryError, match="^no registered model named 'nope'; see `sagestack models list`$"):
+        resolve_ref(settings, "nope@champion")
+    log_fasttext_run(result, settings=settings, model_name="sentiment")
+    with pytest.raises(RegistryError, match="^model 'sentiment' has no alias 'champion'"):
+        resolve_ref(settings, "sentiment@champion")
+    with pytest.raises(RegistryError, match="^alias 'champion' needs an Approved version"):
+        log_fasttext_run(result, settings=settings, model_name="sentiment", aliases=("champion",))

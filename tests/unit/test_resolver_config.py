@@ -1,0 +1,96 @@
+"""Dataset resolution order and checksum-verified download from a loopback HTTP server."""
+
+import hashlib
+import http.server
+import threading
+from functools import partial
+
+import pytest
+
+from sagestack.config import load_settings
+from sagestack.data.resolver import resolve_dataset
+from sagestack.errors import ConfigError, DataError
+
+
+@pytest.fixture
+def http_root(tmp_path):
+    """Serve a folder over HTTP on 127.0.0.1; yields (folder, base URL)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_order_explicit_then_env_then_shared(tmp_path):
+    explicit, env_dir, shared = tmp_path / "mine.csv", tmp_path / "env", tmp_path / "shared"
+    for directory in (env_dir, shared):
+        directory.mkdir()
+        (directory / "reviews_balanced.csv").write_text("x")
+    explicit.write_text("x")
+    plain = load_settings(cwd=tmp_path, environ={}, home=tmp_path / "h")
+    with_env = load_settings(cwd=tmp_path, environ={"SAGESTACK_DATA": str(env_dir)}, home=tmp_path / "h")
+
+    assert resolve_dataset(explicit, settings=with_env, search_dirs=[shared]).source == "explicit"
+    assert resolve_dataset(settings=with_env, search_dirs=[shared]).path == env_dir / "reviews_balanced.csv"
+    found = resolve_dataset(settings=plain, search_dirs=[shared])
+    assert (found.source, found.path) == ("shared", shared / "reviews_balanced.csv")
+
+
+def test_real_shared_data_is_found(settings):
+    assert resolve_dataset(settings=settings).source == "shared"
+
+
+def test_download_verifies_sha256_into_the_cache(tmp_path, http_root):
+    root, url = http_root
+    payload = b"sentiment,review_body,product_category\n1,good,Dresses\n"
+    (root / "data.csv").write_bytes(payload)
+    digest = hashlib.sha256(payload).hexdigest()
+    settings = load_settings(
+        cwd=tmp_path, environ={"SAGESTACK_DATA_URL": f"{url}/data.csv", "SAGESTACK_DATA_SHA256": digest}, home=tmp_path / "h"
+    )
+    got = resolve_dataset(settings=settings, search_dirs=[])
+    assert got.source == "download" and got.path.read_bytes() == payload
+    assert got.path.parent == settings.cache_dir / "data"
+    again = resolve_dataset(settings=settings, search_dirs=[])
+    assert again.source == "cache"
+
+
+def test_checksum_mismatch_keeps_nothing(tmp_path, http_root):
+    root, url = http_root
+    (root / "data.csv").write_bytes(b"tampered")
+    settings = load_settings(
+        cwd=tmp_path, environ={"SAGESTACK_DATA_URL": f"{url}/data.csv", "SAGESTACK_DATA_SHA256": "0" * 64}, home=tmp_path / "h"
+    )
+    with pytest.raises(DataError, match=r"has sha256 [0-9a-f]{64}, expected 0{64}"):
+        resolve_dataset(settings=settings, search_dirs=[])
+    assert not (settings.cache_dir / "data").exists() or not any((settings.cache_dir / "data").iterdir())
+
+
+def test_unreachable_download_and_nothing_found(tmp_path, http_root):
+    _, url = http_root
+    missing = load_settings(
+        cwd=tmp_path, environ={"SAGESTACK_DATA_URL": f"{url}/nope.csv", "SAGESTACK_DATA_SHA256": "0" * 64}, home=tmp_path / "h"
+    )
+    with pytest.raises(DataError, match=r"^could not download http://127.0.0.1:\d+/nope.csv \(HTTP 404 File not found\); check the URL"):
+        resolve_dataset(settings=missing, search_dirs=[])
+    nothing = load_settings(cwd=tmp_path, environ={}, home=tmp_path / "h")
+    with pytest.raises(DataError, match="dataset reviews_balanced.csv not found"):
+        resolve_dataset(settings=nothing, search_dirs=[])
+
+
+def test_config_file_env_and_errors(tmp_path):
+    (tmp_path / "sagestack.toml").write_text('home = "state"\ntracking_uri = "http://127.0.0.1:5000"\n')
+    settings = load_settings(cwd=tmp_path, environ={})
+    assert settings.home == tmp_path / "state" and settings.mlflow_uri == "http://127.0.0.1:5000"
+    assert load_settings(cwd=tmp_path, environ={"SAGESTACK_TRACKING_URI": "sqlite:///x.db"}).mlflow_uri == "sqlite:///x.db"
+    default = load_settings(cwd=tmp_path / "nowhere", environ={})
+    assert default.mlflow_uri == f"sqlite:///{(default.home).resolve() / 'mlflow.db'}"
+
+    (tmp_path / "sagestack.toml").write_text('hme = "typo"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(cwd=tmp_path, environ={})
+    assert str(info.value) == f"{tmp_path / 'sagestack.toml'}: invalid setting 'hme': Extra inputs are not permitted"
