@@ -1,0 +1,99 @@
+"""The installed `sagestack` command, run as a user would: exit codes, one-line errors, --json."""
+
+import json
+
+import pytest
+
+HEADER = "sentiment,review_body,product_category\n"
+
+
+def assert_user_error(proc, message):
+    """Exit 2, exactly one `error: ...` line on stderr (after any progress lines), no traceback."""
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1] == f"error: {message}"
+    assert [line for line in lines if not line.startswith("... ")] == [lines[-1]]
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "data file not found: {p}; pass an existing CSV or set SAGESTACK_DATA"),
+    (b"", "{p} is empty; it needs a header row and at least one review"),
+    (b"a,b\n1,2\n", "{p}: missing column(s) sentiment, review_body, product_category; expected the course layout "
+                     "(sentiment, review_body, product_category) or the raw layout (Rating, Review Text, Class Name)"),
+    (HEADER.encode() + b"1,caf\xe9,Dresses\n", "{p} is not valid UTF-8 (byte 0xe9 on line 2); re-save it as UTF-8"),
+    (HEADER.encode() + b"7,ok,Dresses\n", "{p}: column 'sentiment' has values outside [-1, 0, 1] ('7') in 1 row(s) "
+                                          "(data row 1); fix those rows or pass the label set with --labels"),
+    (HEADER.encode() + b"1,,Dresses\n", "{p}: column 'review_body' is empty in 1 row(s) (data row 1); fill in or drop those rows"),
+    (HEADER.encode() + b'1,"open quote,Dresses\n', "{p} is not a well-formed CSV (Error tokenizing data. C error: EOF "
+                                                   "inside string starting at row 1); check its quoting"),
+], ids=["missing", "empty", "columns", "non-utf8", "labels", "nan-text", "quoting"])
+def test_data_prepare_bad_input(cli, tmp_path, content, message):
+    path = tmp_path / "in.csv"
+    if content is not None:
+        path.write_bytes(content)
+    proc = cli("data", "prepare", "--input", str(path), "--out", str(tmp_path / "out"))
+    assert_user_error(proc, message.format(p=path))
+    assert not (tmp_path / "out").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_json_error_document(cli, tmp_path):
+    proc = cli("data", "prepare", "--input", str(tmp_path / "none.csv"), "--out", str(tmp_path / "o"), "--json")
+    assert proc.returncode == 2
+    assert proc.json == {"ok": False, "error": f"data file not found: {tmp_path / 'none.csv'}; pass an existing CSV or set SAGESTACK_DATA"}
+
+
+def test_prepare_then_train_then_registry_commands(cli, tmp_path, sample_csv):
+    prepared = cli("data", "prepare", "--input", str(sample_csv), "--out", str(tmp_path / "data"), "--json", check=True).json
+    assert prepared["counts"]["train"] == {"-1": 180, "0": 180, "1": 180}
+
+    trained = cli(
+        "train", "fasttext", "--train", prepared["files"]["train"]["fasttext"],
+        "--validation", prepared["files"]["validation"]["fasttext"], "--out", str(tmp_path / "model"),
+        "--epochs", "10", "--learning-rate", "0.1", "--vector-dim", "20", "--word-ngrams", "1", "--min-count", "1",
+        "--threads", "1", "--register", "--model-name", "cli-model", "--json", check=True,
+    ).json
+    assert 0 <= trained["validation_accuracy"] <= 1
+    assert trained["params"]["vector_dim"] == 20 and trained["model_path"].endswith("model.bin")
+    assert trained["registered"]["approval_status"] == "PendingManualApproval"
+    assert trained["registered"]["aliases"] == ["challenger"]
+
+    listed = cli("models", "list", "--json", check=True).json
+    assert listed["models"][0]["versions"] == [{"version": "1", "approval_status": "PendingManualApproval"}]
+    refused = cli("models", "promote", "cli-model/1")
+    assert_user_error(refused, "cli-model version 1 is PendingManualApproval; approve it first with "
+                               "`sagestack models approve cli-model/1`")
+    assert cli("models", "approve", "cli-model/1", "--json", check=True).json["approval_status"] == "Approved"
+    promoted = cli("models", "promote", "cli-model/1", "--alias", "champion", "--json", check=True).json
+    assert promoted["aliases"] == ["challenger", "champion"]
+    shown = cli("models", "show", "cli-model@champion", "--json", check=True).json
+    assert shown["version"] == "1" and shown["metrics"]["validation_accuracy"] == trained["validation_accuracy"]
+    assert_user_error(cli("models", "show", "nope"), "no registered model named 'nope'; see `sagestack models list`")
+
+
+def test_train_bad_arguments(cli, tmp_path):
+    missing = tmp_path / "train.txt"
+    assert_user_error(cli("train", "fasttext", "--train", str(missing), "--out", str(tmp_path / "m")),
+                      f"training file not found: {missing}; pass a fastText file (see `sagestack data prepare`)")
+    missing.write_text("__label__1 good\n", encoding="utf-8")
+    assert_user_error(cli("train", "fasttext", "--train", str(missing), "--out", str(tmp_path / "m"), "--epochs", "0"),
+                      "invalid hyperparameter 'epochs': Input should be greater than or equal to 1")
+    assert not (tmp_path / "m").exists()
+
+
+def test_help_everywhere(cli):
+    for args in ([], ["data"], ["data", "prepare"], ["train", "fasttext"], ["models"], ["models", "promote"], ["demo"]):
+        proc = cli(*args, "--help")
+        assert proc.returncode == 0 and "Usage: sagestack" in proc.stdout, args
+
+
+def test_demo_registers_a_champion_in_its_own_home(cli, tmp_path):
+    """`sagestack demo` (the README's main job) on the real reviews_balanced.csv."""
+    summary = cli("demo", "--json", check=True).json
+    assert sum(summary["counts"]["test"].values()) == 356  # 5% of 7,110, stratified
+    assert summary["validation_accuracy"] > 0.55 and summary["test_accuracy"] > 0.55
+    assert summary["registered"]["aliases"] == ["champion"]
+    assert summary["tracking_uri"] == f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}"
+    other = cli("models", "list", "--json", env={"SAGESTACK_HOME": str(tmp_path / "other-home")}, check=True).json
+    assert other == {"models": []}  # homes never see each other
