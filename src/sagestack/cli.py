@@ -137,7 +137,7 @@ def train_fasttext_cmd(
     seed: Optional[int] = typer.Option(None),
     quantize: bool = typer.Option(False, "--quantize", help="Store a quantized .ftz model."),
     autotune_seconds: Optional[int] = typer.Option(None, help="Search hyperparameters on --validation for N seconds."),
-    register: bool = typer.Option(False, "--register", help="Log the run to MLflow and register the model."),
+    register: bool = typer.Option(True, "--register/--no-register", help="Log the run to MLflow and register the model (word2vec runs are logged, not registered)."),
     model_name: str = typer.Option("reviews-sentiment-fasttext", help="Registered model name."),
     approve: bool = typer.Option(False, "--approve", help="Register as Approved and make it @champion."),
     json_output: bool = JsonOpt,
@@ -168,7 +168,7 @@ def train_fasttext_cmd(
     lines = [f"model: {result.model_path} ({result.model_size_mb:.1f} MB, trained in {result.train_seconds:.2f} s)"]
     if result.validation is not None:
         lines.append(f"validation_accuracy: {result.validation.accuracy:.4f}")
-    if register:
+    if register and summary.get("registered"):
         lines.append(f"registered: {model_name} version {summary['registered']['version']}")
     _emit(summary, json_output, lines)
 

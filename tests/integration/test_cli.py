@@ -52,7 +52,7 @@ def test_prepare_then_train_then_registry_commands(cli, tmp_path, sample_csv):
         "train", "fasttext", "--train", prepared["files"]["train"]["fasttext"],
         "--validation", prepared["files"]["validation"]["fasttext"], "--out", str(tmp_path / "model"),
         "--epochs", "10", "--learning-rate", "0.1", "--vector-dim", "20", "--word-ngrams", "1", "--min-count", "1",
-        "--threads", "1", "--register", "--model-name", "cli-model", "--json", check=True,
+        "--threads", "1", "--model-name", "cli-model", "--json", check=True,
     ).json
     assert 0 <= trained["validation_accuracy"] <= 1
     assert trained["params"]["vector_dim"] == 20 and trained["model_path"].endswith("model.bin")
@@ -70,6 +70,13 @@ def test_prepare_then_train_then_registry_commands(cli, tmp_path, sample_csv):
     shown = cli("models", "show", "cli-model@champion", "--json", check=True).json
     assert shown["version"] == "1" and shown["metrics"]["validation_accuracy"] == trained["validation_accuracy"]
     assert_user_error(cli("models", "show", "nope"), "no registered model named 'nope'; see `sagestack models list`")
+
+
+def test_word2vec_run_is_logged_not_registered(cli, tmp_path, blazingtext_split):
+    out = cli("train", "fasttext", "--train", str(blazingtext_split[1]), "--out", str(tmp_path / "w2v"),
+              "--mode", "cbow", "--epochs", "1", "--vector-dim", "8", "--json", check=True).json
+    assert out["registered"] is None and out["run_id"] and out["vectors_path"].endswith("vectors.vec")
+    assert cli("models", "list", "--json", check=True).json == {"models": []}
 
 
 def test_train_bad_arguments(cli, tmp_path):

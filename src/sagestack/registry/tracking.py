@@ -129,7 +129,8 @@ def log_fasttext_run(
     """Log a fastText training run to MLflow and (unless ``model_name`` is None) register the model.
 
     Args:
-        result: a :class:`~sagestack.text.TrainResult` (supervised).
+        result: a :class:`~sagestack.text.TrainResult`. Word2vec runs log their vectors and
+            are not registered.
         settings: where the tracking store is.
         dataset: the source dataset, for lineage tags.
         test_evaluation: an optional held-out :class:`~sagestack.text.Evaluation`.
@@ -149,7 +150,6 @@ def log_fasttext_run(
 
     from sagestack.registry.pyfunc import FastTextPyfunc, predictions_frame
     from sagestack.serving.predictor import FastTextPredictor
-    from sagestack.text.evaluation import plot_confusion_matrix
 
     if approval not in APPROVAL_STATUSES:
         raise RegistryError(f"unknown approval status {approval!r}; use one of {', '.join(APPROVAL_STATUSES)}")
@@ -177,33 +177,28 @@ def log_fasttext_run(
     mlflow.set_tracking_uri(settings.mlflow_uri)
     mlflow.set_registry_uri(settings.mlflow_uri)
     experiment_id = ensure_experiment(settings, experiment)
-    predictor = FastTextPredictor.load(result.model_path)
-    example = pd.DataFrame({"review_body": ["I love this dress, it fits perfectly."]})
-    signature = infer_signature(example, predictions_frame(predictor, example))
+    supervised = result.params.mode == "supervised"
 
     with mlflow.start_run(experiment_id=experiment_id) as run, tempfile.TemporaryDirectory() as tmp:
         mlflow.set_tags(tags)
         mlflow.log_params(result.params.model_dump())
         mlflow.log_metrics(metrics)
-        report = {"validation": result.validation.to_dict() if result.validation else None}
-        if test_evaluation is not None:
-            report["test"] = test_evaluation.to_dict()
-        report_path = Path(tmp) / "classification_report.json"
-        report_path.write_text(json.dumps(report, indent=2), encoding="utf-8")
-        mlflow.log_artifact(str(report_path), "evaluation")
-        for split, evaluation in (("validation", result.validation), ("test", test_evaluation)):
-            if evaluation is not None:
-                png = plot_confusion_matrix(evaluation, Path(tmp) / f"confusion_matrix_{split}.png", f"{split}")
-                mlflow.log_artifact(str(png), "evaluation")
+        run_id = run.info.run_id
+        if not supervised:
+            # Word vectors are an artifact of the run, not a servable classifier: nothing to register.
+            mlflow.log_artifact(str(result.vectors_path), "vectors")
+            return {"run_id": run_id, "model_uri": None, "registered": None}
+        _log_evaluation(Path(tmp), result.validation, test_evaluation)
+        predictor = FastTextPredictor.load(result.model_path)
+        example = pd.DataFrame({"review_body": ["I love this dress, it fits perfectly."]})
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=FastTextPyfunc(),
             artifacts={"model": str(result.model_path)},
             pip_requirements=fasttext_pip_requirements(),
-            signature=signature,
+            signature=infer_signature(example, predictions_frame(predictor, example)),
             input_example=example,
         )
-        run_id = run.info.run_id
 
     registered = None
     if model_name:
@@ -211,6 +206,21 @@ def log_fasttext_run(
             settings, model_name, info.model_uri, run_id, approval=approval, aliases=aliases, tags=tags
         ).to_dict()
     return {"run_id": run_id, "model_uri": info.model_uri, "registered": registered}
+
+
+def _log_evaluation(tmp: Path, validation, test) -> None:
+    """Log the classification report (JSON) and a confusion-matrix PNG per evaluated split."""
+    import mlflow
+
+    from sagestack.text.evaluation import plot_confusion_matrix
+
+    evaluations = {split: ev for split, ev in (("validation", validation), ("test", test)) if ev is not None}
+    report_path = tmp / "classification_report.json"
+    report_path.write_text(json.dumps({s: ev.to_dict() for s, ev in evaluations.items()}, indent=2), encoding="utf-8")
+    mlflow.log_artifact(str(report_path), "evaluation")
+    for split, evaluation in evaluations.items():
+        png = plot_confusion_matrix(evaluation, tmp / f"confusion_matrix_{split}.png", split)
+        mlflow.log_artifact(str(png), "evaluation")
 
 
 def register_version(
