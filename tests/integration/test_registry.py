@@ -84,3 +84,16 @@ def test_unknown_model_and_alias(settings, result):
         resolve_ref(settings, "sentiment@champion")
     with pytest.raises(RegistryError, match="^alias 'champion' needs an Approved version"):
         log_fasttext_run(result, settings=settings, model_name="sentiment", aliases=("champion",))
+
+
+def test_load_predictor_from_registry_or_path(result, settings, tmp_path):
+    from sagestack.registry import load_predictor
+
+    log_fasttext_run(result, settings=settings, model_name="sentiment", approval="Approved", aliases=("champion",))
+    predictor, info = load_predictor(settings, "sentiment@champion")
+    assert info.version == "1"
+    local, none = load_predictor(settings, str(result.out_dir))
+    assert none is None
+    assert [p.label for p in predictor.predict(REVIEWS)] == [p.label for p in local.predict(REVIEWS)]
+    with pytest.raises(RegistryError, match="^model file not found: .*missing.bin"):
+        load_predictor(settings, str(tmp_path / "missing.bin"))

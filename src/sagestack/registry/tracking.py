@@ -351,3 +351,45 @@ def promote(settings: Settings, ref: str, alias: str = "champion") -> ModelVersi
         )
     client(settings).set_registered_model_alias(info.name, alias, info.version)
     return get_version(settings, info.name, info.version)
+
+
+def load_predictor(settings: Settings, ref: str):
+    """Load the fastText predictor of a registered version, or of a local model file.
+
+    Args:
+        settings: where the registry is.
+        ref: ``NAME@ALIAS``, ``NAME/VERSION``, ``NAME`` (latest version) or the path of a
+            ``.bin``/``.ftz`` model file or of a training output directory.
+
+    Returns:
+        ``(FastTextPredictor, ModelVersionInfo | None)``; the info is ``None`` for a local path.
+
+    Raises:
+        RegistryError: the reference does not resolve, or the version is not a fastText model.
+    """
+    from sagestack.serving.predictor import FastTextPredictor
+
+    path = Path(ref)
+    if path.is_dir():
+        candidates = [p for p in (path / "model.bin", path / "model.ftz") if p.is_file()]
+        if not candidates:
+            raise RegistryError(f"{path} holds no model.bin or model.ftz; pass a model file or NAME@ALIAS")
+        path = candidates[0]
+    if path.is_file():
+        return FastTextPredictor.load(path), None
+    if path.suffix in (".bin", ".ftz"):
+        raise RegistryError(f"model file not found: {path}; pass an existing file or NAME@ALIAS")
+
+    import mlflow
+
+    info = resolve_ref(settings, ref)
+    if info.tags.get("model.kind") != "fasttext":
+        raise RegistryError(f"{info.name} version {info.version} is not a fastText model; pass a fastText model")
+    # models:/ URIs resolve through the process-wide registry URI, so point it at our store.
+    mlflow.set_tracking_uri(settings.mlflow_uri)
+    mlflow.set_registry_uri(settings.mlflow_uri)
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=info.uri))
+    files = sorted(local.rglob("model.bin")) + sorted(local.rglob("model.ftz"))
+    if not files:
+        raise RegistryError(f"{info.name} version {info.version} has no fastText model file in {info.source}")
+    return FastTextPredictor.load(files[0]), info

@@ -31,6 +31,17 @@ class Evaluation:
             "confusion_matrix": self.confusion,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "Evaluation":
+        """Rebuild an evaluation from :meth:`to_dict` output."""
+        return cls(
+            accuracy=data["accuracy"],
+            labels=list(data["labels"]),
+            per_class=data["per_class"],
+            confusion=data["confusion_matrix"],
+            count=data["count"],
+        )
+
     def flat_metrics(self, prefix: str) -> dict[str, float]:
         """Metrics as flat names for a tracker, e.g. ``validation_accuracy``, ``validation_f1_-1``."""
         metrics = {f"{prefix}_accuracy": self.accuracy}
@@ -88,7 +99,8 @@ def evaluate_fasttext_file(predictor, path: Path) -> Evaluation:
     from sagestack.data.fasttext_format import read_fasttext
 
     y_true, texts = read_fasttext(path)
-    return evaluate_labels(y_true, predictor.predict_labels_tokenized(texts), labels=predictor.labels)
+    labels = sorted(predictor.labels, key=_label_sort_key)
+    return evaluate_labels(y_true, predictor.predict_labels_tokenized(texts), labels=labels)
 
 
 def plot_confusion_matrix(evaluation: Evaluation, path: Path, title: str = "Confusion matrix") -> Path:

@@ -60,6 +60,26 @@ class TrainResult:
         """Size of the saved model file in MB (10^6 bytes)."""
         return self.model_bytes / 1e6
 
+    @classmethod
+    def load(cls, out_dir: Path | str) -> "TrainResult":
+        """Read back a result saved by :func:`train_fasttext` (``result.json`` in ``out_dir``)."""
+        out_dir = Path(out_dir)
+        saved = json.loads((out_dir / "result.json").read_text(encoding="utf-8"))
+        validation = saved.get("validation")
+        return cls(
+            out_dir=out_dir,
+            model_path=out_dir / Path(saved["model_path"]).name,
+            params=BlazingTextParams(**saved["params"]),
+            train_seconds=saved["train_seconds"],
+            tokens=saved["tokens"],
+            model_bytes=saved["model_bytes"],
+            epochs_run=saved["epochs_run"],
+            validation=Evaluation.from_dict(validation) if validation else None,
+            vectors_path=out_dir / "vectors.vec" if saved.get("vectors_path") else None,
+            history=[(h["epochs"], h["validation_accuracy"]) for h in saved.get("early_stopping_history", [])],
+            autotuned=saved["autotuned"],
+        )
+
     def to_dict(self) -> dict:
         """A JSON-serialisable summary (also written as ``result.json`` next to the model)."""
         out = {
@@ -68,6 +88,9 @@ class TrainResult:
             "mode": self.params.mode,
             "params": self.params.model_dump(),
             "train_seconds": round(self.train_seconds, 3),
+            "tokens": self.tokens,
+            "model_bytes": self.model_bytes,
+            "epochs_run": self.epochs_run,
             "words_per_sec_per_thread": round(self.words_per_sec_per_thread, 1),
             "model_size_mb": round(self.model_size_mb, 3),
             "autotuned": self.autotuned,
