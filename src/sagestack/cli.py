@@ -25,7 +25,9 @@ app = typer.Typer(
 data_app = typer.Typer(help="Prepare and locate review datasets.", no_args_is_help=True)
 train_app = typer.Typer(help="Train models.", no_args_is_help=True)
 models_app = typer.Typer(help="The model registry: list, show, approve, promote.", no_args_is_help=True)
+pipeline_app = typer.Typer(help="The Kubeflow pipeline: run locally, compile, submit to a cluster.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(train_app, name="train")
 app.add_typer(models_app, name="models")
 
@@ -228,6 +230,99 @@ def models_promote(
 
     info = promote(_settings(), ref, alias).to_dict()
     _emit(info, json_output, [f"{info['name']}@{alias} -> version {info['version']}"])
+
+
+def _pipeline_arguments(**values) -> dict:
+    """Pipeline parameters from CLI options (unset ones keep the pipeline's defaults)."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+@pipeline_app.command("run")
+def pipeline_run(
+    data: Optional[Path] = typer.Option(None, "--data", help="Review CSV; default: the resolved reviews_balanced.csv."),
+    min_accuracy: Optional[float] = typer.Option(None, help="Register only if test accuracy >= this (default 0.55)."),
+    auto_approve: bool = typer.Option(False, "--auto-approve", help="Register as Approved and @champion."),
+    model_name: Optional[str] = typer.Option(None, help="Registered model name."),
+    epochs: Optional[int] = typer.Option(None),
+    learning_rate: Optional[float] = typer.Option(None),
+    min_count: Optional[int] = typer.Option(None),
+    vector_dim: Optional[int] = typer.Option(None),
+    word_ngrams: Optional[int] = typer.Option(None),
+    seed: Optional[int] = typer.Option(None),
+    json_output: bool = JsonOpt,
+) -> None:
+    """Run the whole pipeline on this machine with KFP's local runner (cached steps are reused)."""
+    from pipelines.runner import run_local
+
+    settings = _settings()
+    arguments = _pipeline_arguments(
+        data_path=str(data.resolve()) if data else None, min_accuracy=min_accuracy, auto_approve=auto_approve or None,
+        model_name=model_name, epochs=epochs, learning_rate=learning_rate, min_count=min_count,
+        vector_dim=vector_dim, word_ngrams=word_ngrams, seed=seed, tracking_uri=settings.tracking_uri,
+    )
+    summary = run_local(arguments, home=settings.home, progress=_progress(json_output))
+    lines = [f"pipeline {summary['pipeline']} run {summary['run']}: {summary['status']} in {summary['seconds']:.1f} s"]
+    for step in summary["steps"]:
+        lines.append(f"  {step['name']:18} {step['status']:8} {step['seconds']:6.2f} s")
+        lines += [f"      {name}: {path}" for name, path in step.get("artifacts", {}).items()]
+    lines.append(f"registered: {summary['registered']}" if summary["registered"] else f"not registered: {summary['rejection']}")
+    lines.append(f"log: {summary['log']}")
+    _emit(summary, json_output, lines)
+
+
+@pipeline_app.command("compile")
+def pipeline_compile(
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the KFP IR YAML."),
+    json_output: bool = JsonOpt,
+) -> None:
+    """Compile the pipeline to the KFP IR YAML a Kubeflow Pipelines cluster accepts."""
+    from pipelines.runner import compile_pipeline
+
+    path = compile_pipeline(output)
+    _emit({"path": str(path)}, json_output, [f"wrote {path}"])
+
+
+@pipeline_app.command("submit")
+def pipeline_submit(
+    host: str = typer.Option(..., "--host", help="Kubeflow Pipelines API URL, e.g. http://ml-pipeline-ui.kubeflow:80."),
+    data: str = typer.Option(..., "--data", help="Dataset path or URL as the cluster's pods see it."),
+    tracking_uri: str = typer.Option(..., "--tracking-uri", help="MLflow server URL reachable from the cluster."),
+    min_accuracy: Optional[float] = typer.Option(None),
+    auto_approve: bool = typer.Option(False, "--auto-approve"),
+    experiment: str = typer.Option("sagestack", help="KFP experiment name."),
+    json_output: bool = JsonOpt,
+) -> None:
+    """Submit the pipeline to a Kubeflow Pipelines cluster (kfp.Client)."""
+    from pipelines.runner import submit
+
+    arguments = _pipeline_arguments(
+        data_path=data, tracking_uri=tracking_uri, min_accuracy=min_accuracy, auto_approve=auto_approve or None
+    )
+    result = submit(host, arguments, experiment=experiment)
+    _emit(result, json_output, [f"submitted run {result['run_id']} to {host}"])
+
+
+@app.command("lineage")
+def lineage_cmd(
+    ref: str = typer.Argument(..., help="NAME@ALIAS or NAME/VERSION."),
+    json_output: bool = JsonOpt,
+) -> None:
+    """Print the chain dataset → pipeline steps → model version → endpoint, read from MLflow."""
+    from sagestack.registry import lineage
+
+    chain = lineage(_settings(), ref)
+    model = chain["model"]
+    lines = [
+        f"dataset   {chain['dataset']['path']} (sha256 {chain['dataset']['sha256']})",
+        f"pipeline  run {chain['pipeline']['run']} (sagestack {chain['pipeline']['sagestack_version']}, "
+        f"commit {chain['pipeline']['git_commit']})",
+        *(f"  step {s['order']}  {s['step']:15} {s['artifact']:9} {s['uri']}" for s in chain["steps"]),
+        f"training  MLflow run {chain['training_run']}",
+        f"model     {model['name']} version {model['version']} ({model['approval_status']}, aliases {model['aliases']}, "
+        f"test_accuracy {model['test_accuracy']})",
+        f"endpoint  {chain['endpoint'] or 'not served yet'}",
+    ]
+    _emit(chain, json_output, lines)
 
 
 @app.command("demo")

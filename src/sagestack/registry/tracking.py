@@ -393,3 +393,44 @@ def load_predictor(settings: Settings, ref: str):
     if not files:
         raise RegistryError(f"{info.name} version {info.version} has no fastText model file in {info.source}")
     return FastTextPredictor.load(files[0]), info
+
+
+ENDPOINT_TAG = "endpoint.url"
+
+
+def lineage(settings: Settings, ref: str) -> dict:
+    """The chain dataset → pipeline steps → model version → endpoint of a registered version.
+
+    Read back from the version's tags (written by the pipeline's register step and by
+    ``sagestack serve``) and from its training run.
+
+    Returns:
+        ``{"dataset": {...}, "pipeline": {...}, "steps": [{"order", "step", "artifact", "uri"}], "training_run",
+        "model": {...}, "endpoint"}``.
+    """
+    info = resolve_ref(settings, ref)
+    tags = info.tags
+    # Tags "pipeline.step.<n>.<step>.<artifact>" = URI, numbered in pipeline order.
+    steps = []
+    for key in sorted(k for k in tags if k.startswith("pipeline.step.")):
+        _, _, number, step, artifact = key.split(".", 4)
+        steps.append({"order": int(number), "step": step, "artifact": artifact, "uri": tags[key]})
+    steps.sort(key=lambda s: s["order"])
+    return {
+        "dataset": {"path": tags.get("dataset.path"), "sha256": tags.get("dataset.sha256")},
+        "pipeline": {"run": tags.get("pipeline.run"), "git_commit": tags.get("git.commit"),
+                     "sagestack_version": tags.get("sagestack.version")},
+        "steps": steps,
+        "training_run": info.run_id,
+        "model": {"name": info.name, "version": info.version, "approval_status": info.status,
+                  "aliases": info.aliases, "uri": info.uri,
+                  "test_accuracy": info.metrics.get("test_accuracy")},
+        "endpoint": tags.get(ENDPOINT_TAG),
+    }
+
+
+def record_endpoint(settings: Settings, ref: str, url: str) -> ModelVersionInfo:
+    """Tag a version with the URL of the endpoint that serves it (the end of its lineage)."""
+    info = resolve_ref(settings, ref)
+    client(settings).set_model_version_tag(info.name, info.version, ENDPOINT_TAG, url)
+    return get_version(settings, info.name, info.version)

@@ -1,0 +1,147 @@
+"""Components of the review-sentiment pipeline.
+
+Each body imports inside itself (KFP ships the function's source to the step's process) and
+calls one function of ``sagestack.steps`` or the library. In cluster mode they run on the
+pinned sagestack image; locally, in this environment through ``SubprocessRunner(use_venv=False)``.
+"""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Markdown, Metrics, Model, Output
+
+from components.image import IMAGE
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def ingest_data(data_path: str, home: str, tracking_uri: str, reviews: Output[Dataset]):
+    """Resolve and validate the review CSV; output the validated reviews."""
+    from sagestack.config import load_settings
+    from sagestack.steps import ingest_step
+
+    settings = load_settings(home=home or None, tracking_uri=tracking_uri or None)
+    info = ingest_step(data_path, reviews.path, settings)
+    reviews.metadata.update(info)
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def prepare_data(
+    reviews: Input[Dataset], validation_fraction: float, test_fraction: float, seed: int, prepared: Output[Dataset]
+):
+    """Tokenize and split the validated reviews into train/validation/test (CSV + fastText)."""
+    from sagestack.data import prepare_dataset
+
+    result = prepare_dataset(
+        reviews.path, prepared.path, validation_fraction=validation_fraction, test_fraction=test_fraction, seed=seed
+    )
+    prepared.metadata.update({"counts": result.counts, "source_sha256": result.source_sha256})
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def train_fasttext(
+    prepared: Input[Dataset],
+    epochs: int,
+    learning_rate: float,
+    min_count: int,
+    vector_dim: int,
+    word_ngrams: int,
+    seed: int,
+    model: Output[Model],
+    metrics: Output[Metrics],
+):
+    """Train the BlazingText-equivalent fastText classifier; validation metrics as KFP Metrics."""
+    import os
+
+    from sagestack.steps import write_json
+    from sagestack.text import make_params, train_fasttext
+
+    params = make_params(
+        epochs=epochs, learning_rate=learning_rate, min_count=min_count, vector_dim=vector_dim,
+        word_ngrams=word_ngrams, seed=seed,
+    )
+    split = os.path.join(prepared.path, "{}.txt")
+    result = train_fasttext(split.format("train"), model.path, params, validation_file=split.format("validation"))
+    model.metadata.update({"framework": "fasttext", "model_size_mb": result.model_size_mb})
+    metrics.log_metric("validation_accuracy", result.validation.accuracy)
+    metrics.log_metric("train_seconds", round(result.train_seconds, 3))
+    write_json(metrics.path, metrics.metadata)  # KFP's local cache needs a file at metrics.path
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def evaluate_model(
+    prepared: Input[Dataset], model: Input[Model], metrics: Output[Metrics], report: Output[Markdown]
+) -> float:
+    """Evaluate on the held-out test split; returns the test accuracy the condition checks."""
+    import os
+
+    from sagestack.steps import evaluate_step, write_json
+
+    evaluation = evaluate_step(model.path, os.path.join(prepared.path, "test.txt"), report.path)
+    metrics.log_metric("test_accuracy", evaluation["accuracy"])
+    for label, values in evaluation["per_class"].items():
+        metrics.log_metric(f"test_f1_{label}", values["f1"])
+    write_json(metrics.path, metrics.metadata)
+    write_json(os.path.join(os.path.dirname(report.path), "evaluation.json"), evaluation)
+    return evaluation["accuracy"]
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def register_model(
+    reviews: Input[Dataset],
+    prepared: Input[Dataset],
+    model: Input[Model],
+    report: Input[Markdown],
+    home: str,
+    tracking_uri: str,
+    model_name: str,
+    auto_approve: bool,
+    pipeline_run: str,
+) -> str:
+    """Register the model in MLflow with lineage tags tying it to this run and its artifacts."""
+    import json
+    import os
+
+    from sagestack.config import load_settings
+    from sagestack.registry import DatasetRef
+    from sagestack.steps import register_step
+
+    evaluation = json.loads(open(os.path.join(os.path.dirname(report.path), "evaluation.json")).read())
+    registered = register_step(
+        settings=load_settings(home=home or None, tracking_uri=tracking_uri or None),
+        model_dir=model.path,
+        evaluation=evaluation,
+        dataset=DatasetRef(reviews.metadata["source"], reviews.metadata["sha256"]),
+        model_name=model_name,
+        auto_approve=auto_approve,
+        lineage={
+            "pipeline.run": pipeline_run,
+            "pipeline.step.1.ingest-data.reviews": reviews.uri,
+            "pipeline.step.2.prepare-data.prepared": prepared.uri,
+            "pipeline.step.3.train-fasttext.model": model.uri,
+            "pipeline.step.4.evaluate-model.report": report.uri,
+        },
+    )
+    return f"{registered['name']}/{registered['version']}"
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def record_rejection(
+    reviews: Input[Dataset],
+    model: Input[Model],
+    test_accuracy: float,
+    min_accuracy: float,
+    home: str,
+    tracking_uri: str,
+    pipeline_run: str,
+) -> str:
+    """The else branch: record in MLflow that the model missed min_accuracy (nothing registered)."""
+    from sagestack.config import load_settings
+    from sagestack.registry import DatasetRef
+    from sagestack.steps import record_rejection as record
+
+    result = record(
+        settings=load_settings(home=home or None, tracking_uri=tracking_uri or None),
+        evaluation={"accuracy": test_accuracy},
+        min_accuracy=min_accuracy,
+        dataset=DatasetRef(reviews.metadata["source"], reviews.metadata["sha256"]),
+        lineage={"pipeline.run": pipeline_run, "pipeline.step.3.train-fasttext.model": model.uri},
+    )
+    return result["reason"]

@@ -1,0 +1,1 @@
+"""KFP pipelines: wiring only; every step is a component from ``components``."""

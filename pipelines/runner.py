@@ -1,0 +1,254 @@
+"""Run, compile and submit pipelines: the KFP glue behind ``sagestack pipeline ...``.
+
+Locally the pipeline runs with KFP's own local runner (``SubprocessRunner(use_venv=False)``,
+caching on, under ``$SAGESTACK_HOME/pipelines``); every line it prints goes to a log file and
+is read back into a per-step summary (status, duration, artifacts).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import re
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Callable, Iterator
+
+from sagestack.errors import SagestackError
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_EXECUTING = re.compile(r"Executing task '([^']+)'")
+_FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
+_CACHE_HIT = re.compile(r"Task ([\w-]+) cache hit")
+_EXCEPTION = re.compile(r"^\s*(?:[\w.]+\.)?(\w*(?:Error|Exception)): (.+)$")
+
+
+class PipelineFailed(SagestackError):
+    """A pipeline step failed; the message names the step and its error."""
+
+
+class _LineRecorder(io.TextIOBase):
+    """A stdout stand-in that keeps (monotonic time, line) pairs and copies them to a log file."""
+
+    def __init__(self, log, on_line: Callable[[str], None] | None) -> None:
+        self.lines: list[tuple[float, str]] = []
+        self._log, self._on_line, self._partial = log, on_line, ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._log.write(text)
+        self._partial += text
+        *complete, self._partial = self._partial.split("\n")
+        for line in complete:
+            clean = _ANSI.sub("", line)
+            self.lines.append((time.monotonic(), clean))
+            if self._on_line:
+                self._on_line(clean)
+        return len(text)
+
+    def flush(self) -> None:
+        self._log.flush()
+
+
+@contextlib.contextmanager
+def _recording(log_path: Path, on_line) -> Iterator[_LineRecorder]:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    with open(log_path, "w", encoding="utf-8") as log:
+        recorder = _LineRecorder(log, on_line)
+        # Cache hits are logged outside KFP's per-task logger context: catch them at the root.
+        handler = logging.StreamHandler(recorder)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        saved_stdout, saved_level = sys.stdout, root.level
+        sys.stdout = recorder
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # KFP warns that a custom image runs in-process
+                yield recorder
+        finally:
+            sys.stdout = saved_stdout
+            root.removeHandler(handler)
+            root.setLevel(saved_level)
+
+
+def pipeline_tasks(pipeline) -> list[str]:
+    """Names of every executing task of a compiled pipeline, in definition order (branches included)."""
+    spec = pipeline.pipeline_spec
+    names: list[str] = []
+
+    def walk(dag) -> None:
+        for name, task in dag.tasks.items():
+            component = spec.components[task.component_ref.name]
+            if component.WhichOneof("implementation") == "dag":
+                walk(component.dag)
+            else:
+                names.append(name)
+
+    walk(spec.root.dag)
+    return names
+
+
+def _steps_from_log(lines: list[tuple[float, str]], tasks: list[str], run_dir: Path, root: Path) -> list[dict]:
+    started: dict[str, float] = {}
+    steps: dict[str, dict] = {}
+    order: list[str] = []  # steps in the order they ran (or hit the cache)
+    for stamp, line in lines:
+        if match := _EXECUTING.search(line):
+            started[match.group(1)] = stamp
+            order.append(match.group(1))
+        elif match := _FINISHED.search(line):
+            name = match.group(1)
+            steps[name] = {"status": match.group(2), "seconds": round(stamp - started.get(name, stamp), 2)}
+        elif match := _CACHE_HIT.search(line):
+            steps[match.group(1)] = {"status": "CACHED", "seconds": 0.0}
+            order.append(match.group(1))
+    out = []
+    for name in order + [t for t in tasks if t not in order]:
+        step = {"name": name, **steps.get(name, {"status": "SKIPPED", "seconds": 0.0})}
+        task_dir = run_dir / name
+        if step["status"] == "CACHED":
+            # A cached step's artifacts stay where the run that produced them wrote them.
+            earlier = sorted((d / name for d in root.iterdir() if (d / name).is_dir()), reverse=True)
+            task_dir = earlier[0] if earlier else task_dir
+        if task_dir.is_dir():
+            step["artifacts"] = {p.name: str(p) for p in sorted(task_dir.iterdir()) if p.name != "executor_output.json"}
+            output_file = task_dir / "executor_output.json"
+            if output_file.is_file():
+                values = json.loads(output_file.read_text()).get("parameterValues", {})
+                if values:
+                    step["outputs"] = values
+        out.append(step)
+    return out
+
+
+def _failure_message(lines: list[tuple[float, str]]) -> str:
+    """The failing step and the last exception line printed inside it."""
+    current, failed, error = None, None, None
+    for _, line in lines:
+        if match := _EXECUTING.search(line):
+            current, error = match.group(1), None
+        elif match := _FINISHED.search(line):
+            if match.group(2) != "SUCCESS":
+                failed = match.group(1)
+                break
+        elif current and (match := _EXCEPTION.match(line)):
+            error = f"{match.group(1)}: {match.group(2)}"
+    if failed is None:
+        return "the pipeline failed before any step ran"
+    return f"step '{failed}' failed: {error or 'see the log'}"
+
+
+def run_local(
+    arguments: dict,
+    *,
+    home: Path,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Run the sentiment pipeline with KFP's local runner and summarise every step.
+
+    Args:
+        arguments: pipeline parameters (see ``pipelines.sentiment.sentiment_pipeline``).
+        home: the sagestack home; runs, cache and logs go under ``home/pipelines``.
+        progress: called with a short message as steps start or hit the cache.
+
+    Returns:
+        ``{"pipeline", "run", "status", "seconds", "log", "steps": [...], "registered",
+        "rejection"}``; ``steps`` lists each task's status (SUCCESS, CACHED, SKIPPED),
+        seconds, artifact paths and output parameters.
+
+    Raises:
+        PipelineFailed: a step failed; the message names it and its error (no model is
+            registered, since registration is the last step).
+    """
+    from kfp import local
+
+    from pipelines.sentiment import PIPELINE_NAME, sentiment_pipeline
+
+    base = Path(home).resolve() / "pipelines"
+    root, cache = base / "runs", base / "cache"
+    root.mkdir(parents=True, exist_ok=True)
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(root),
+        enable_caching=True,
+        cache_root=str(cache),
+        raise_on_error=True,
+    )
+    arguments = {"home": str(Path(home).resolve()), **arguments}
+    before = set(root.iterdir())
+    log_path = base / "logs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{time.monotonic_ns() % 10**6}.log"
+
+    def on_line(line: str) -> None:
+        if progress and (match := _EXECUTING.search(line)):
+            progress(f"running step {match.group(1)}")
+        elif progress and (match := _CACHE_HIT.search(line)):
+            progress(f"step {match.group(1)}: cached")
+
+    start = time.monotonic()
+    failure = None
+    with _recording(log_path, on_line) as recorder:
+        try:
+            sentiment_pipeline(**arguments)
+        except RuntimeError:
+            failure = _failure_message(recorder.lines)
+    new_runs = sorted(set(root.iterdir()) - before)
+    run_dir = new_runs[-1] if new_runs else root / "unknown"
+    if failure:
+        raise PipelineFailed(f"pipeline {PIPELINE_NAME} {failure}; log: {log_path}")
+
+    steps = _steps_from_log(recorder.lines, pipeline_tasks(sentiment_pipeline), run_dir, root)
+    outputs = {s["name"]: s.get("outputs", {}).get("Output") for s in steps if s["status"] != "SKIPPED"}
+    return {
+        "pipeline": PIPELINE_NAME,
+        "run": run_dir.name,
+        "status": "SUCCESS",
+        "seconds": round(time.monotonic() - start, 2),
+        "log": str(log_path),
+        "steps": steps,
+        "registered": outputs.get("register-model"),
+        "rejection": outputs.get("record-rejection"),
+    }
+
+
+def compile_pipeline(path: Path) -> Path:
+    """Compile the sentiment pipeline to KFP IR YAML at ``path`` (written atomically)."""
+    from kfp import compiler
+
+    from pipelines.sentiment import sentiment_pipeline
+    from sagestack.data.atomic import atomic_file
+
+    with atomic_file(Path(path)) as tmp:
+        compiler.Compiler().compile(sentiment_pipeline, str(tmp.with_suffix(".yaml")))
+        tmp.with_suffix(".yaml").replace(tmp)
+    return Path(path)
+
+
+def submit(host: str, arguments: dict, *, experiment: str = "sagestack", run_name: str | None = None) -> dict:
+    """Submit the sentiment pipeline to a Kubeflow Pipelines endpoint with ``kfp.Client``.
+
+    Raises:
+        SagestackError: the host is not an http(s) URL or the endpoint cannot be reached.
+    """
+    if not re.match(r"^https?://[^/\s]+", host or ""):
+        raise SagestackError(f"--host must be the http(s) URL of a Kubeflow Pipelines API, got {host!r}")
+    import kfp
+
+    from pipelines.sentiment import sentiment_pipeline
+
+    try:
+        client = kfp.Client(host=host)
+        run = client.create_run_from_pipeline_func(
+            sentiment_pipeline, arguments=arguments, experiment_name=experiment, run_name=run_name
+        )
+    except Exception as exc:  # kfp raises many transport-level types; the user needs one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SagestackError(f"could not submit to {host} ({first}); check --host and that the KFP API is reachable") from None
+    return {"host": host, "run_id": run.run_id, "experiment": experiment}

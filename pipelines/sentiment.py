@@ -1,0 +1,58 @@
+"""The review-sentiment pipeline: ingest → prepare → train → evaluate → (accuracy gate) → register.
+
+SageMaker Pipelines' processing → training → evaluation → ConditionStep → RegisterModel, on
+Kubeflow Pipelines. Wiring only: all logic is in the components and the sagestack library.
+"""
+
+from kfp import dsl
+
+from components.sentiment import (
+    evaluate_model,
+    ingest_data,
+    prepare_data,
+    record_rejection,
+    register_model,
+    train_fasttext,
+)
+
+PIPELINE_NAME = "sagestack-sentiment"
+
+
+@dsl.pipeline(name=PIPELINE_NAME, description="Review sentiment: data → fastText → evaluation → gated registration")
+def sentiment_pipeline(
+    data_path: str = "",
+    home: str = "",
+    tracking_uri: str = "",
+    model_name: str = "reviews-sentiment-fasttext",
+    min_accuracy: float = 0.55,
+    auto_approve: bool = False,
+    validation_fraction: float = 0.05,
+    test_fraction: float = 0.05,
+    seed: int = 42,
+    epochs: int = 10,
+    learning_rate: float = 0.1,
+    min_count: int = 1,
+    vector_dim: int = 50,
+    word_ngrams: int = 1,
+):
+    ingest = ingest_data(data_path=data_path, home=home, tracking_uri=tracking_uri)
+    prepare = prepare_data(
+        reviews=ingest.outputs["reviews"], validation_fraction=validation_fraction, test_fraction=test_fraction, seed=seed
+    )
+    train = train_fasttext(
+        prepared=prepare.outputs["prepared"], epochs=epochs, learning_rate=learning_rate, min_count=min_count,
+        vector_dim=vector_dim, word_ngrams=word_ngrams, seed=seed,
+    )
+    evaluate = evaluate_model(prepared=prepare.outputs["prepared"], model=train.outputs["model"])
+    with dsl.If(evaluate.outputs["Output"] >= min_accuracy, name="accuracy-met"):
+        register_model(
+            reviews=ingest.outputs["reviews"], prepared=prepare.outputs["prepared"], model=train.outputs["model"],
+            report=evaluate.outputs["report"], home=home, tracking_uri=tracking_uri, model_name=model_name,
+            auto_approve=auto_approve, pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+        )
+    with dsl.Else(name="accuracy-missed"):
+        record_rejection(
+            reviews=ingest.outputs["reviews"], model=train.outputs["model"], test_accuracy=evaluate.outputs["Output"],
+            min_accuracy=min_accuracy, home=home, tracking_uri=tracking_uri,
+            pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+        )

@@ -1,0 +1,1 @@
+"""BentoML services over the sagestack library (run with ``bentoml serve serving.service:...``)."""

@@ -1,0 +1,123 @@
+"""Pipeline steps as plain functions: what each KFP component calls (one call per component).
+
+Each step reads its inputs from paths, writes its outputs to paths (atomically) and returns a
+small JSON-serialisable dict; none of them knows about KFP, so they are tested without it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sagestack.config import Settings
+from sagestack.data import load_reviews, resolve_dataset
+from sagestack.data.atomic import atomic_file, sha256_file
+from sagestack.registry import DatasetRef, log_fasttext_run
+from sagestack.text import BlazingTextParams, TrainResult, evaluate_fasttext_file
+
+APPROVED, PENDING = "Approved", "PendingManualApproval"
+
+
+def ingest_step(data_path: str | None, out_csv: Path, settings: Settings) -> dict:
+    """Resolve the dataset, validate it and write the validated reviews (course layout) to ``out_csv``.
+
+    Returns:
+        ``{"source", "sha256", "layout", "rows", "dropped_empty"}``.
+    """
+    resolved = resolve_dataset(data_path or None, settings=settings)
+    loaded = load_reviews(resolved.path)
+    with atomic_file(Path(out_csv)) as tmp:
+        loaded.frame.to_csv(tmp, index=False)
+    return {
+        "source": str(resolved.path.resolve()),
+        "sha256": sha256_file(resolved.path),
+        "layout": loaded.layout,
+        "rows": len(loaded.frame),
+        "dropped_empty": loaded.dropped_empty,
+    }
+
+
+def evaluate_step(model_dir: Path, test_file: Path, report_path: Path) -> dict:
+    """Evaluate a trained model on the held-out test file; write a Markdown report.
+
+    Returns:
+        The evaluation as a dict (``accuracy``, ``per_class``, ``confusion_matrix``, ...).
+    """
+    from sagestack.serving import FastTextPredictor
+
+    result = TrainResult.load(model_dir)
+    evaluation = evaluate_fasttext_file(FastTextPredictor.load(result.model_path), Path(test_file))
+    lines = [
+        "# Evaluation on the held-out test split",
+        "",
+        f"Test accuracy: **{evaluation.accuracy:.4f}** on {evaluation.count} reviews"
+        + (f" (validation accuracy {result.validation.accuracy:.4f})" if result.validation else ""),
+        "",
+        "| label | precision | recall | f1 | support |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {label} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |"
+            for label, m in evaluation.per_class.items()
+        ),
+        "",
+        "Confusion matrix (rows: true, columns: predicted, order " + ", ".join(evaluation.labels) + "):",
+        "",
+        *("    " + " ".join(f"{v:5d}" for v in row) for row in evaluation.confusion),
+    ]
+    with atomic_file(Path(report_path)) as tmp:
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return evaluation.to_dict()
+
+
+def register_step(
+    *,
+    settings: Settings,
+    model_dir: Path,
+    evaluation: dict,
+    dataset: DatasetRef,
+    model_name: str,
+    auto_approve: bool,
+    lineage: dict[str, str],
+) -> dict:
+    """Log the pipeline's model to MLflow and register it (``Approved`` + ``@champion`` with
+    ``auto_approve``, else ``PendingManualApproval`` + ``@challenger``), tagged with ``lineage``.
+    """
+    from sagestack.text import Evaluation
+
+    logged = log_fasttext_run(
+        TrainResult.load(model_dir),
+        settings=settings,
+        dataset=dataset,
+        test_evaluation=Evaluation.from_dict(evaluation),
+        model_name=model_name,
+        approval=APPROVED if auto_approve else PENDING,
+        aliases=("champion",) if auto_approve else ("challenger",),
+        extra_tags=lineage,
+    )
+    return logged["registered"]
+
+
+def record_rejection(
+    *, settings: Settings, evaluation: dict, min_accuracy: float, dataset: DatasetRef, lineage: dict[str, str]
+) -> dict:
+    """Record in MLflow that a pipeline's model missed ``min_accuracy`` and was not registered."""
+    import mlflow
+
+    from sagestack.registry.tracking import ensure_experiment
+
+    mlflow.set_tracking_uri(settings.mlflow_uri)
+    experiment_id = ensure_experiment(settings)
+    reason = f"test accuracy {evaluation['accuracy']:.4f} < min_accuracy {min_accuracy}"
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.set_tags({
+            **lineage, "pipeline.decision": "rejected", "pipeline.reason": reason,
+            "dataset.path": dataset.path, "dataset.sha256": dataset.sha256,
+        })
+        mlflow.log_metrics({"test_accuracy": evaluation["accuracy"], "min_accuracy": min_accuracy})
+    return {"decision": "rejected", "reason": reason, "run_id": run.info.run_id}
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write ``data`` as JSON to ``path`` atomically."""
+    with atomic_file(Path(path)) as tmp:
+        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
