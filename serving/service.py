@@ -26,6 +26,10 @@ DEFAULT_MODEL_REF = f"{DEFAULT_MODEL_NAME}@champion"
 
 
 
+def _model_ref() -> str:
+    return os.environ.get("SAGESTACK_MODEL", DEFAULT_MODEL_REF)
+
+
 def _checked_reviews(value: object) -> list[str]:
     # A custom error keeps the library's message as is (a ValueError would gain "Value error, ").
     try:
@@ -45,8 +49,13 @@ Reviews = Annotated[
 class SentimentService:
     """Predicts review sentiment (-1, 0, 1) with the registered fastText model."""
 
+    @bentoml.on_deployment
+    def check_model() -> None:
+        """Fail ``bentoml serve`` before any worker starts when the model does not load."""
+        load_predictor(load_settings(), _model_ref())
+
     def __init__(self) -> None:
-        ref = os.environ.get("SAGESTACK_MODEL", DEFAULT_MODEL_REF)
+        ref = _model_ref()
         self.predictor, info = load_predictor(load_settings(), ref)
         self.model = model_summary(ref, info)
 

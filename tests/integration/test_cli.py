@@ -104,3 +104,38 @@ def test_demo_registers_a_champion_in_its_own_home(cli, tmp_path):
     assert summary["tracking_uri"] == f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}"
     other = cli("models", "list", "--json", env={"SAGESTACK_HOME": str(tmp_path / "other-home")}, check=True).json
     assert other == {"models": []}  # homes never see each other
+
+
+def test_pipeline_run_compile_and_lineage(cli, tmp_path, sample_csv):
+    run = cli("pipeline", "run", "--data", str(sample_csv), "--min-accuracy", "0", "--auto-approve", "--json", check=True).json
+    assert run["status"] == "SUCCESS" and run["registered"] == "reviews-sentiment-fasttext/1"
+    human = cli("pipeline", "run", "--data", str(sample_csv), "--min-accuracy", "0", "--auto-approve", check=True)
+    assert "train-fasttext     CACHED" in human.stdout and "registered: reviews-sentiment-fasttext/1" in human.stdout
+
+    chain = cli("lineage", "reviews-sentiment-fasttext@champion", "--json", check=True).json
+    assert chain["model"]["version"] == "1" and chain["dataset"]["path"] == str(sample_csv.resolve())
+    text = cli("lineage", "reviews-sentiment-fasttext@champion", check=True).stdout
+    assert text.splitlines()[0].startswith(f"dataset   {sample_csv.resolve()}") and "endpoint  not served yet" in text
+
+    out = cli("pipeline", "compile", "-o", str(tmp_path / "p.yaml"), "--json", check=True).json
+    assert out == {"path": str(tmp_path / "p.yaml")} and "sagestack-sentiment" in (tmp_path / "p.yaml").read_text()
+
+
+def test_pipeline_failure_and_submit_argument_errors(cli, tmp_path):
+    failed = cli("pipeline", "run", "--data", str(tmp_path / "none.csv"))
+    assert failed.returncode == 2 and "Traceback" not in failed.stderr
+    assert failed.stderr.strip().splitlines()[-1].startswith(
+        f"error: pipeline sagestack-sentiment step 'ingest-data' failed: DataError: data file not found: {tmp_path / 'none.csv'}")
+    assert_user_error(
+        cli("pipeline", "submit", "--host", "ml-pipeline:8888", "--data", "/d.csv", "--tracking-uri", "http://mlflow"),
+        "--host must be the http(s) URL of a Kubeflow Pipelines API, got 'ml-pipeline:8888'")
+    import socket
+
+    with socket.socket() as s:  # a loopback port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    refused = cli("pipeline", "submit", "--host", f"http://127.0.0.1:{port}", "--data", "/d.csv", "--tracking-uri", "http://m")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1].startswith(f"error: could not submit to http://127.0.0.1:{port} (")
+    missing = cli("pipeline", "submit", "--data", "/d.csv", "--tracking-uri", "http://m")
+    assert missing.returncode == 2 and "Missing option '--host'" in missing.stderr
