@@ -325,29 +325,73 @@ def lineage_cmd(
     _emit(chain, json_output, lines)
 
 
-@app.command("demo")
-def demo(
-    input: Optional[Path] = typer.Option(None, "--input", help="Review CSV; default: the resolved reviews_balanced.csv."),
-    json_output: bool = JsonOpt,
+@app.command("serve")
+def serve(
+    model: str = typer.Option("reviews-sentiment-fasttext@champion", "--model", help="NAME@ALIAS, NAME/VERSION or a model path."),
+    port: int = typer.Option(3000, "--port", help="TCP port."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
 ) -> None:
-    """The main job: prepare the reviews, train fastText, evaluate, register in MLflow as @champion."""
-    from sagestack.text import make_params
-    from sagestack.workflows import train_and_register
+    """Serve a registered model over HTTP with BentoML (POST /predict, /healthz, /readyz, /metrics, /docs)."""
+    import os
+
+    from sagestack.registry import load_predictor, record_endpoint
+    from serving.launch import serve_command, serve_env
 
     settings = _settings()
-    summary = train_and_register(settings=settings, params=make_params(), input_path=input, progress=_progress(json_output))
-    registered = summary["registered"]
-    _emit(summary, json_output, [
-        f"validation_accuracy: {summary['validation_accuracy']:.4f}  test_accuracy: {summary['test_accuracy']:.4f}",
-        f"model: {summary['model_path']} ({summary['model_size_mb']:.1f} MB, trained in {summary['train_seconds']:.2f} s)",
-        f"registered: {registered['name']} version {registered['version']} {registered['approval_status']} aliases={registered['aliases']}",
-        f"tracking store: {summary['tracking_uri']}",
-        f"load it with: mlflow.pyfunc.load_model('models:/{registered['name']}@champion')",
+    _, info = load_predictor(settings, model)  # a wrong reference fails here, with one line
+    if info is not None:
+        record_endpoint(settings, model, f"http://{host}:{port}")
+    typer.echo(f"... serving {model} on http://{host}:{port} (docs at /docs)", err=True)
+    command = serve_command(host, port)
+    os.execve(command[0], command, serve_env(settings, model))
+
+
+DEMO_REVIEW = "I love this dress: the fabric is soft and it fits perfectly."
+
+
+@app.command("demo")
+def demo(
+    data: Optional[Path] = typer.Option(None, "--data", help="Review CSV; default: the resolved reviews_balanced.csv."),
+    json_output: bool = JsonOpt,
+) -> None:
+    """The main job: run the pipeline (auto-approved), serve @champion, send one real prediction."""
+    import httpx
+
+    from pipelines.runner import run_local
+    from serving.launch import running_server
+
+    settings = _settings()
+    say = _progress(json_output)
+    arguments = {"auto_approve": True, "tracking_uri": settings.tracking_uri}
+    if data:
+        arguments["data_path"] = str(data.resolve())
+    summary = run_local({k: v for k, v in arguments.items() if v is not None}, home=settings.home, progress=say)
+    if not summary["registered"]:
+        raise SagestackError(f"the pipeline registered no model ({summary['rejection']}); nothing to serve")
+    ref = summary["registered"].split("/")[0] + "@champion"
+    if say:
+        say(f"starting the endpoint for {ref}")
+    from sagestack.registry import record_endpoint
+
+    with running_server(settings, ref) as url:
+        record_endpoint(settings, ref, url)
+        response = httpx.post(f"{url}/predict", json={"reviews": [DEMO_REVIEW]}, timeout=30).json()
+    result = {"pipeline": summary, "endpoint": url, "request": DEMO_REVIEW, "response": response}
+    prediction = response["predictions"][0]
+    _emit(result, json_output, [
+        *(f"  {st['name']:18} {st['status']:8} {st['seconds']:6.2f} s" for st in summary["steps"]),
+        f"registered: {summary['registered']} (Approved, @champion); lineage: sagestack lineage {ref}",
+        f"served at {url}: POST /predict {DEMO_REVIEW!r}",
+        f"  -> label {prediction['label']} {prediction['probabilities']} (model version {response['model']['version']})",
     ])
 
 
 def main() -> None:
     """Entry point of the ``sagestack`` console script."""
+    import os
+
+    # MLflow logs store migrations at INFO on stderr; the CLI shows its own progress instead.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     try:
         app(prog_name="sagestack")
     except SagestackError as exc:

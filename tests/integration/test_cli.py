@@ -95,15 +95,21 @@ def test_help_everywhere(cli):
         assert proc.returncode == 0 and "Usage: sagestack" in proc.stdout, args
 
 
-def test_demo_registers_a_champion_in_its_own_home(cli, tmp_path):
-    """`sagestack demo` (the README's main job) on the real reviews_balanced.csv."""
-    summary = cli("demo", "--json", check=True).json
-    assert sum(summary["counts"]["test"].values()) == 356  # 5% of 7,110, stratified
-    assert summary["validation_accuracy"] > 0.55 and summary["test_accuracy"] > 0.55
-    assert summary["registered"]["aliases"] == ["champion"]
-    assert summary["tracking_uri"] == f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}"
+def test_demo_runs_the_pipeline_and_serves_one_prediction(cli, tmp_path):
+    """`sagestack demo` (the README's main job) on the real reviews_balanced.csv, in its own home."""
+    result = cli("demo", "--json", check=True).json
+    steps = {s["name"]: s["status"] for s in result["pipeline"]["steps"]}
+    assert steps["register-model"] == "SUCCESS" and steps["record-rejection"] == "SKIPPED"
+    assert result["pipeline"]["registered"] == "reviews-sentiment-fasttext/1"
+    assert result["response"]["model"]["version"] == "1"
+    assert result["response"]["predictions"][0]["label"] == 1  # "I love this dress ..."
+    assert (tmp_path / "home" / "mlflow.db").is_file()
     other = cli("models", "list", "--json", env={"SAGESTACK_HOME": str(tmp_path / "other-home")}, check=True).json
     assert other == {"models": []}  # homes never see each other
+
+
+def test_serve_rejects_an_unknown_model(cli):
+    assert_user_error(cli("serve", "--model", "nope@champion"), "no registered model named 'nope'; see `sagestack models list`")
 
 
 def test_pipeline_run_compile_and_lineage(cli, tmp_path, sample_csv):
