@@ -20,7 +20,7 @@ $(STAMP): requirements/lock.txt pyproject.toml
 
 setup: $(STAMP)  ## Create .venv and install the locked stack plus sagestack.
 
-demo: setup  ## The main job: prepare data, train fastText, evaluate, register in MLflow.
+demo: setup  ## The main job: the pipeline end to end, then one prediction from the served model.
 	$(BIN)/sagestack demo
 
 test: setup  ## Run the test suite.
@@ -29,6 +29,8 @@ test: setup  ## Run the test suite.
 bench: setup  ## Print the benchmark figures recorded in the README.
 	$(BIN)/python bench/fasttext_accuracy.py
 	$(BIN)/python bench/fasttext_speed.py
+	$(BIN)/python bench/pipeline_overhead.py
+	$(BIN)/python bench/serving_http.py
 
 lock:  ## Re-resolve requirements/stack.in into requirements/lock.txt (needs uv).
 	cd requirements && uv pip compile stack.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
