@@ -302,6 +302,62 @@ def pipeline_submit(
     _emit(result, json_output, [f"submitted run {result['run_id']} to {host}"])
 
 
+@app.command("bias")
+def bias_cmd(
+    data: Path = typer.Option(..., "--data", help="CSV with the label, facet(s) and optionally predictions."),
+    label: str = typer.Option("sentiment", "--label", help="Observed label column."),
+    positive: Optional[list[str]] = typer.Option(None, "--positive", help="Positive label value (repeatable); default 1."),
+    positive_threshold: Optional[float] = typer.Option(None, help="Positive means label > this (instead of --positive)."),
+    facet: list[str] = typer.Option(..., "--facet", help="COLUMN | COLUMN=V1,V2 | COLUMN>NUMBER | COLUMN&COLUMN (repeatable)."),
+    predicted_label: Optional[str] = typer.Option(None, help="Column of predicted labels (post-training metrics)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Predict with NAME@ALIAS / NAME/VERSION / a model path instead."),
+    text_column: str = typer.Option("review_body", help="Text column the --model reads."),
+    group: Optional[str] = typer.Option(None, "--group", help="Group column for CDDL / CDDPL."),
+    ft_features: Optional[list[str]] = typer.Option(None, "--ft-features", help="Numeric feature column for the flip test (repeatable)."),
+    ci_samples: int = typer.Option(0, help="Bootstrap resamples for 95% confidence intervals (0: none)."),
+    seed: int = typer.Option(0, help="Bootstrap seed."),
+    fail_on: Optional[list[str]] = typer.Option(None, "--fail-on", help="Fail if a rule holds, e.g. 'CI>0.9', 'abs(DPL)>0.1'."),
+    engine: str = typer.Option("pandas", help="Counting engine: pandas or spark."),
+    out: Path = typer.Option(..., "--out", help="Output directory: analysis.json and report.html."),
+    json_output: bool = JsonOpt,
+) -> None:
+    """Clarify-style pre- and post-training bias metrics with an HTML report."""
+    from sagestack.bias import BiasConfig, LabelSpec
+    from sagestack.bias.job import PREDICTED_COLUMN, add_model_predictions, parse_facet, run_bias_job
+    from sagestack.bias.metrics import REGISTRY
+    from sagestack.bias.rules import parse_rule
+    from sagestack.data.reviews import read_csv_checked
+    from sagestack.errors import ConfigError
+
+    if engine not in ("pandas", "spark"):
+        raise ConfigError(f"unknown --engine {engine!r}; use pandas or spark")
+    if predicted_label and model:
+        raise ConfigError("pass either --predicted-label or --model, not both")
+    for rule in fail_on or []:
+        parse_rule(rule, set(REGISTRY) | {"FT"})  # malformed rules fail before any work
+    spec = LabelSpec(threshold=positive_threshold) if positive_threshold is not None else LabelSpec(values=tuple(positive or ["1"]))
+    config = BiasConfig(
+        label=label, positive=spec, facets=[parse_facet(f) for f in facet], predicted=predicted_label, group=group,
+        ci_samples=ci_samples, seed=seed, ft_features=list(ft_features or []),
+    )
+    if engine == "spark":
+        if model:
+            raise ConfigError("--model works with --engine pandas; add a predicted-label column for Spark")
+        from sagestack.bias.spark_engine import local_spark_session, read_csv_spark
+
+        frame = read_csv_spark(local_spark_session(), data)
+    else:
+        frame = read_csv_checked(data, as_text=False)
+        if model:
+            from sagestack.registry import load_predictor
+
+            predictor, _ = load_predictor(_settings(), model)
+            frame = add_model_predictions(frame, predictor, text_column)
+            config.predicted = PREDICTED_COLUMN
+    result = run_bias_job(frame, config, out, engine=engine, fail_on=fail_on, title=f"Bias report: {data.name}")
+    _emit(result, json_output, [f"wrote {result['analysis']}", f"wrote {result['report']}"])
+
+
 @app.command("lineage")
 def lineage_cmd(
     ref: str = typer.Argument(..., help="NAME@ALIAS or NAME/VERSION."),

@@ -57,7 +57,17 @@ class LoadedReviews:
     dropped_empty: int
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def read_csv_checked(path: Path, *, as_text: bool = True) -> pd.DataFrame:
+    """Read a CSV with one-line errors for a missing, empty, non-UTF-8 or malformed file.
+
+    Args:
+        path: the file.
+        as_text: read every column as text (validation then decides what is a number).
+
+    Raises:
+        DataError: the file is missing, a directory, empty, not UTF-8 or not a well-formed CSV.
+    """
+    path = Path(path)
     if not path.exists():
         raise DataError(f"data file not found: {path}; pass an existing CSV or set SAGESTACK_DATA")
     if path.is_dir():
@@ -74,7 +84,9 @@ def _read_csv(path: Path) -> pd.DataFrame:
         ) from None
     try:
         # Everything as text first: validation decides what is a number, with row numbers.
-        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        if as_text:
+            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        return pd.read_csv(path, encoding="utf-8-sig")
     except pd.errors.ParserError as exc:
         raise DataError(f"{path} is not a well-formed CSV ({str(exc).strip()}); check its quoting") from None
     except csv.Error as exc:
@@ -103,7 +115,7 @@ def load_reviews(path: Path | str, labels: Sequence[int] = DEFAULT_LABELS) -> Lo
             labels outside ``labels``, or has reviews without text (course layout).
     """
     path = Path(path)
-    frame = _read_csv(path)
+    frame = read_csv_checked(path)
     columns = set(frame.columns)
     if set(COURSE_COLUMNS) <= columns:
         layout, dropped = "course", 0

@@ -1,0 +1,75 @@
+"""A bias job end to end: read data, (predict), analyse, write the report, apply ``--fail-on``."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from sagestack.bias.analysis import BiasConfig, FacetSpec, analyze
+from sagestack.bias.metrics import REGISTRY
+from sagestack.bias.report import write_bias_report
+from sagestack.bias.rules import parse_rule, violations
+from sagestack.errors import ConfigError, SagestackError
+
+PREDICTED_COLUMN = "__predicted_label__"
+_FACET = re.compile(r"^\s*([^=><]+?)\s*(?:=\s*(.+)|>\s*(-?\d+(?:\.\d+)?))?\s*$")
+
+
+class BiasGateFailed(SagestackError):
+    """A ``--fail-on`` rule was broken (the report is written; the step fails)."""
+
+
+def parse_facet(text: str) -> FacetSpec:
+    """``col`` (one-vs-rest), ``col=v1,v2`` (sensitive values), ``col>40`` (threshold), ``col1&col2`` (intersection).
+
+    Raises:
+        ConfigError: the text does not match any of these forms.
+    """
+    match = _FACET.match(text)
+    if not match or not match.group(1):
+        raise ConfigError(f"bad --facet {text!r}; use COLUMN, COLUMN=VALUE[,VALUE], COLUMN>NUMBER or COLUMN&COLUMN")
+    name, values, threshold = match.groups()
+    if values is not None:
+        return FacetSpec(name, tuple(v.strip() for v in values.split(",") if v.strip()))
+    if threshold is not None:
+        return FacetSpec(name, threshold=float(threshold))
+    return FacetSpec(name)
+
+
+def add_model_predictions(frame: pd.DataFrame, predictor, text_column: str) -> pd.DataFrame:
+    """A copy of ``frame`` with the model's predicted label of ``text_column`` in :data:`PREDICTED_COLUMN`."""
+    if text_column not in frame.columns:
+        raise ConfigError(f"text column '{text_column}' is not in the data; pass --text-column")
+    labels = [str(p.label) for p in predictor.predict(frame[text_column].astype(str).tolist())]
+    return frame.assign(**{PREDICTED_COLUMN: labels})
+
+
+def run_bias_job(
+    frame,
+    config: BiasConfig,
+    out_dir: Path,
+    *,
+    engine: str = "pandas",
+    fail_on: list[str] | None = None,
+    title: str = "Bias report",
+) -> dict:
+    """Analyse, write ``analysis.json`` + ``report.html``, then check the ``fail_on`` rules.
+
+    Returns:
+        ``{"analysis", "report", "violations"}`` (paths as strings).
+
+    Raises:
+        ConfigError: a malformed rule (before anything is written).
+        BiasGateFailed: a rule is broken; the report is still written so the cause can be read.
+    """
+    rules = [parse_rule(rule, set(REGISTRY) | {"FT"}) for rule in fail_on or []]
+    document = analyze(frame, config, engine=engine)
+    paths = write_bias_report(document, out_dir, title)
+    broken = violations(rules, document)
+    result = {"analysis": str(paths["analysis"]), "report": str(paths["report"]), "violations": broken}
+    if broken:
+        more = f" (and {len(broken) - 1} more)" if len(broken) > 1 else ""
+        raise BiasGateFailed(f"bias check failed: {broken[0]}{more}; see {paths['report']}")
+    return result

@@ -1,0 +1,154 @@
+"""Writing a bias analysis: ``analysis.json`` (Clarify's schema) and a readable ``report.html``."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+from sagestack.bias.metrics import REGISTRY
+from sagestack.data.atomic import atomic_dir
+
+STAGES = {"pre_training_bias_metrics": "Pre-training bias (data only)", "post_training_bias_metrics": "Post-training bias (data + model predictions)"}
+FT_HELP = ("Flip Test: the share of facet d whose model prediction would flip if they were judged like their nearest "
+           "neighbours in the rest ((F+ - F-)/n_d; ideal 0).")
+
+
+def _png(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _metric_chart(name: str, entries: list[dict]) -> str | None:
+    """A horizontal bar per facet value, the ideal value as a line, the 95% interval as whiskers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [(e["value_or_threshold"], m) for e in entries for m in e["metrics"] if m["name"] == name]
+    defined = [(v, m) for v, m in rows if m["value"] is not None]
+    if not defined:
+        return None
+    labels = [str(v) for v, _ in defined]
+    values = [m["value"] for _, m in defined]
+    errors = None
+    if all("confidence_interval" in m for _, m in defined):
+        # A percentile interval need not contain the estimate (e.g. KL = 0 is the minimum): clip at 0.
+        errors = [[max(m["value"] - m["confidence_interval"][0], 0) for _, m in defined],
+                  [max(m["confidence_interval"][1] - m["value"], 0) for _, m in defined]]
+    fig, ax = plt.subplots(figsize=(6, 0.3 * len(labels) + 1.2))
+    ax.barh(labels, values, xerr=errors, color="#4a7ab5", ecolor="#333", capsize=2)
+    metric = REGISTRY.get(name)
+    if metric is not None:
+        ax.axvline(metric.ideal, color="#2a9d3a", linestyle="--", label=f"ideal {metric.ideal:g}")
+        ax.legend(loc="lower right", fontsize=8)
+    ax.invert_yaxis()
+    ax.set_title(name, fontsize=10)
+    ax.tick_params(labelsize=8)
+    data = _png(fig)
+    plt.close(fig)
+    return data
+
+
+def _distribution_chart(distribution: dict) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(distribution)
+    pos = [distribution[v]["positive"] for v in labels]
+    neg = [distribution[v]["negative"] for v in labels]
+    fig, ax = plt.subplots(figsize=(6, 0.3 * len(labels) + 1.2))
+    ax.barh(labels, pos, color="#2a9d3a", label="positive label")
+    ax.barh(labels, neg, left=pos, color="#c44e52", label="other labels")
+    ax.invert_yaxis()
+    ax.legend(fontsize=8)
+    ax.set_title("Label distribution per facet value", fontsize=10)
+    ax.tick_params(labelsize=8)
+    data = _png(fig)
+    plt.close(fig)
+    return data
+
+
+def _fmt(metric: dict) -> str:
+    if metric["value"] is None:
+        return f'<span class="undef" title="{html.escape(metric.get("error", ""))}">null</span>'
+    text = f"{metric['value']:.4f}"
+    if "confidence_interval" in metric:
+        low, high = metric["confidence_interval"]
+        text += f'<br><small>[{low:.3f}, {high:.3f}]</small>'
+    return text
+
+
+def render_html(document: dict, title: str = "Bias report") -> str:
+    """The human report: metric tables and charts per facet, label distributions, explanations."""
+    esc = html.escape
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title><style>"
+        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;font-size:13px}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}td:first-child{text-align:left}"
+        ".undef{color:#a33}img{max-width:100%}.charts{display:flex;flex-wrap:wrap;gap:12px}dt{font-weight:600}"
+        "</style></head><body>",
+        f"<h1>{esc(title)}</h1>",
+    ]
+    pre = document["pre_training_bias_metrics"]
+    parts.append(
+        f"<p>Label <b>{esc(str(pre['label']))}</b>, positive value(s) or threshold "
+        f"<b>{esc(str(pre['label_value_or_threshold']))}</b>. Facet value <i>d</i> is compared with all other rows "
+        "(<i>a</i>); each row of a table is one facet value. Values in brackets are 95% bootstrap intervals.</p>"
+    )
+    extras = document.get("sagestack", {})
+    for facet, missing in extras.get("missing_facet_values", {}).items():
+        parts.append(f"<p><b>Note:</b> {missing} rows have no value for facet {esc(facet)}; they are reported as their "
+                     "own facet value <code>(missing)</code>, not dropped.</p>")
+    for facet, distribution in extras.get("label_distribution", {}).items():
+        parts.append(f"<h2>Facet {esc(facet)}</h2><img src='data:image/png;base64,{_distribution_chart(distribution)}'>")
+    for key, heading in STAGES.items():
+        if key not in document:
+            continue
+        parts.append(f"<h2>{heading}</h2>")
+        for facet, entries in document[key]["facets"].items():
+            names = [m["name"] for m in entries[0]["metrics"]]
+            header = "".join(f"<th>{esc(n)}</th>" for n in names)
+            rows = "".join(
+                f"<tr><td>{esc(str(e['value_or_threshold']))}</td>" + "".join(f"<td>{_fmt(m)}</td>" for m in e["metrics"]) + "</tr>"
+                for e in entries
+            )
+            parts.append(f"<h3>{esc(facet)}</h3><table><tr><th>facet value</th>{header}</tr>{rows}</table><div class='charts'>")
+            for name in names:
+                chart = _metric_chart(name, entries)
+                if chart:
+                    parts.append(f"<img src='data:image/png;base64,{chart}' alt='{esc(name)}'>")
+            parts.append("</div>")
+            undefined = sorted({m["error"] for e in entries for m in e["metrics"] if m.get("error")})
+            if undefined:
+                parts.append("<p>Undefined (null) values:</p><ul>" + "".join(f"<li>{esc(u)}</li>" for u in undefined) + "</ul>")
+    groups = extras.get("group_metrics", {})
+    for facet, metrics in groups.items():
+        cols = list(metrics["overall"])
+        rows = "".join(
+            f"<tr><td>{esc(v)}</td>" + "".join(f"<td>{m[c]:.3f}</td>" for c in cols) + "</tr>" for v, m in metrics["by_value"].items()
+        )
+        parts.append(f"<h3>Model quality per {esc(facet)} value (fairlearn MetricFrame)</h3><table><tr><th>value</th>"
+                     + "".join(f"<th>{esc(c)}</th>" for c in cols) + f"</tr>{rows}</table>")
+    parts.append("<h2>What the metrics mean</h2><dl>")
+    for metric in REGISTRY.values():
+        low, high = metric.value_range
+        parts.append(f"<dt>{esc(metric.description)} — ideal {metric.ideal:g}, range [{low:g}, {high:g}]</dt>"
+                     f"<dd>{esc(metric.explanation)}</dd>")
+    parts.append(f"<dt>Flip Test (FT) — ideal 0, range [-1, 1]</dt><dd>{esc(FT_HELP)}</dd></dl></body></html>")
+    return "".join(parts)
+
+
+def write_bias_report(document: dict, out_dir: Path, title: str = "Bias report") -> dict[str, Path]:
+    """Write ``analysis.json`` and ``report.html`` into ``out_dir`` atomically; return their paths."""
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        (tmp / "analysis.json").write_text(json.dumps(document, indent=2), encoding="utf-8")
+        (tmp / "report.html").write_text(render_html(document, title), encoding="utf-8")
+    return {"analysis": out_dir / "analysis.json", "report": out_dir / "report.html"}
