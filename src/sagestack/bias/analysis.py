@@ -262,9 +262,8 @@ def analyze(frame, config: BiasConfig, *, engine: str = "pandas") -> dict:
             )
         else:
             column = _facet_column(frame, facet)
-            data = frame.assign(**{"__facet__": column})
             table = build_table_pandas(
-                data, facet="__facet__", label=config.label, positive=config.positive, predicted=config.predicted,
+                frame, facet=column, label=config.label, positive=config.positive, predicted=config.predicted,
                 group=config.group, facet_threshold=facet.threshold,
             )
         check_inputs(table, config, facet)
