@@ -358,6 +358,39 @@ def bias_cmd(
     _emit(result, json_output, [f"wrote {result['analysis']}", f"wrote {result['report']}"])
 
 
+@app.command("explain")
+def explain_cmd(
+    model: str = typer.Option(..., "--model", help="NAME@ALIAS, NAME/VERSION or a model path."),
+    data: Path = typer.Option(..., "--data", help="CSV with the texts to explain."),
+    text_column: str = typer.Option("review_body", help="Text column."),
+    samples: int = typer.Option(20, help="How many rows to explain (from the top of the file)."),
+    max_evals: int = typer.Option(200, help="Model evaluations per review."),
+    top: int = typer.Option(20, help="Words per class in the global importance."),
+    out: Path = typer.Option(..., "--out", help="Output directory: analysis.json and report.html."),
+    json_output: bool = JsonOpt,
+) -> None:
+    """SHAP explanations of the text classifier: global word importance and per-review attributions."""
+    from sagestack.data.reviews import read_csv_checked
+    from sagestack.errors import ConfigError
+    from sagestack.explain import explain_texts, write_explanations
+    from sagestack.registry import load_predictor
+
+    if samples < 1:
+        raise ConfigError(f"--samples must be at least 1, got {samples}")
+    frame = read_csv_checked(data)
+    if text_column not in frame.columns:
+        raise ConfigError(f"text column '{text_column}' is not in {data}; columns are: {', '.join(frame.columns)}")
+    predictor, _ = load_predictor(_settings(), model)
+    say = _progress(json_output)
+    if say:
+        say(f"explaining {min(samples, len(frame))} reviews with SHAP ({max_evals} evaluations each)")
+    explanations = explain_texts(predictor, frame[text_column].head(samples).tolist(), max_evals=max_evals, top=top)
+    paths = write_explanations(explanations, out, title=f"Explanations: {model}")
+    top_words = {label: list(v["global_top_shap_text"])[:5] for label, v in explanations["kernel_shap"].items()}
+    result = {"analysis": str(paths["analysis"]), "report": str(paths["report"]), "top_words": top_words}
+    _emit(result, json_output, [f"class {k}: {', '.join(v)}" for k, v in top_words.items()] + [f"wrote {paths['report']}"])
+
+
 @app.command("lineage")
 def lineage_cmd(
     ref: str = typer.Argument(..., help="NAME@ALIAS or NAME/VERSION."),
