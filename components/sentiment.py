@@ -6,7 +6,7 @@ pinned sagestack image; locally, in this environment through ``SubprocessRunner(
 """
 
 from kfp import dsl
-from kfp.dsl import Dataset, Input, Markdown, Metrics, Model, Output
+from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Model, Output
 
 from components.image import IMAGE
 
@@ -20,6 +20,58 @@ def ingest_data(data_path: str, home: str, tracking_uri: str, reviews: Output[Da
     settings = load_settings(home=home or None, tracking_uri=tracking_uri or None)
     info = ingest_step(data_path, reviews.path, settings)
     reviews.metadata.update(info)
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def pretraining_bias(
+    reviews: Input[Dataset], facet: str, fail_on: str, report: Output[HTML], analysis: Output[Artifact]
+):
+    """Clarify pre-training bias of the data; fails the run when a ';'-separated fail_on rule holds."""
+    import os
+    import shutil
+
+    from sagestack.steps import pretraining_bias_step
+
+    out = os.path.join(os.path.dirname(report.path), "bias")
+    try:
+        pretraining_bias_step(reviews.path, out, facet=facet, fail_on=fail_on)
+    finally:  # keep the report that explains a failed gate (there is none if the input was bad)
+        if os.path.isdir(out):
+            shutil.copy(os.path.join(out, "report.html"), report.path)
+            shutil.copy(os.path.join(out, "analysis.json"), analysis.path)
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def posttraining_bias(
+    prepared: Input[Dataset], model: Input[Model], facet: str, fail_on: str, report: Output[HTML], analysis: Output[Artifact]
+):
+    """Clarify post-training bias of the model's predictions on the test split."""
+    import os
+    import shutil
+
+    from sagestack.steps import posttraining_bias_step
+
+    out = os.path.join(os.path.dirname(report.path), "bias")
+    try:
+        posttraining_bias_step(os.path.join(prepared.path, "test.csv"), model.path, out, facet=facet, fail_on=fail_on)
+    finally:
+        if os.path.isdir(out):
+            shutil.copy(os.path.join(out, "report.html"), report.path)
+            shutil.copy(os.path.join(out, "analysis.json"), analysis.path)
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def explain_model(prepared: Input[Dataset], model: Input[Model], samples: int, report: Output[HTML], analysis: Output[Artifact]):
+    """SHAP explanations (word level) of the model on test reviews."""
+    import os
+    import shutil
+
+    from sagestack.steps import explain_step
+
+    out = os.path.join(os.path.dirname(report.path), "explain")
+    explain_step(os.path.join(prepared.path, "test.csv"), model.path, out, samples=samples)
+    shutil.copy(os.path.join(out, "report.html"), report.path)
+    shutil.copy(os.path.join(out, "analysis.json"), analysis.path)
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
@@ -89,6 +141,9 @@ def register_model(
     prepared: Input[Dataset],
     model: Input[Model],
     report: Input[Markdown],
+    data_bias: Input[HTML],
+    model_bias: Input[HTML],
+    explanations: Input[HTML],
     home: str,
     tracking_uri: str,
     model_name: str,
@@ -117,7 +172,11 @@ def register_model(
             "pipeline.step.2.prepare-data.prepared": prepared.uri,
             "pipeline.step.3.train-fasttext.model": model.uri,
             "pipeline.step.4.evaluate-model.report": report.uri,
+            "pipeline.step.5.pretraining-bias.report": data_bias.uri,
+            "pipeline.step.6.posttraining-bias.report": model_bias.uri,
+            "pipeline.step.7.explain-model.report": explanations.uri,
         },
+        reports={"bias/pretraining": data_bias.path, "bias/posttraining": model_bias.path, "explain": explanations.path},
     )
     return f"{registered['name']}/{registered['version']}"
 

@@ -1,4 +1,5 @@
-"""The review-sentiment pipeline: ingest → prepare → train → evaluate → (accuracy gate) → register.
+"""The review-sentiment pipeline: ingest → data bias → prepare → train → evaluate, model bias, SHAP →
+(accuracy gate) → register.
 
 SageMaker Pipelines' processing → training → evaluation → ConditionStep → RegisterModel, on
 Kubeflow Pipelines. Wiring only: all logic is in the components and the sagestack library.
@@ -8,8 +9,11 @@ from kfp import dsl
 
 from components.sentiment import (
     evaluate_model,
+    explain_model,
     ingest_data,
+    posttraining_bias,
     prepare_data,
+    pretraining_bias,
     record_rejection,
     register_model,
     train_fasttext,
@@ -34,21 +38,31 @@ def sentiment_pipeline(
     min_count: int = 1,
     vector_dim: int = 50,
     word_ngrams: int = 1,
+    facet: str = "product_category",
+    bias_fail_on: str = "",
+    explain_samples: int = 10,
 ):
     ingest = ingest_data(data_path=data_path, home=home, tracking_uri=tracking_uri)
+    data_bias = pretraining_bias(reviews=ingest.outputs["reviews"], facet=facet, fail_on=bias_fail_on)
     prepare = prepare_data(
         reviews=ingest.outputs["reviews"], validation_fraction=validation_fraction, test_fraction=test_fraction, seed=seed
-    )
+    ).after(data_bias)  # a failed bias gate stops the pipeline before training
     train = train_fasttext(
         prepared=prepare.outputs["prepared"], epochs=epochs, learning_rate=learning_rate, min_count=min_count,
         vector_dim=vector_dim, word_ngrams=word_ngrams, seed=seed,
     )
     evaluate = evaluate_model(prepared=prepare.outputs["prepared"], model=train.outputs["model"])
+    model_bias = posttraining_bias(
+        prepared=prepare.outputs["prepared"], model=train.outputs["model"], facet=facet, fail_on=bias_fail_on
+    )
+    explain = explain_model(prepared=prepare.outputs["prepared"], model=train.outputs["model"], samples=explain_samples)
     with dsl.If(evaluate.outputs["Output"] >= min_accuracy, name="accuracy-met"):
         register_model(
             reviews=ingest.outputs["reviews"], prepared=prepare.outputs["prepared"], model=train.outputs["model"],
-            report=evaluate.outputs["report"], home=home, tracking_uri=tracking_uri, model_name=model_name,
-            auto_approve=auto_approve, pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            report=evaluate.outputs["report"], data_bias=data_bias.outputs["report"],
+            model_bias=model_bias.outputs["report"], explanations=explain.outputs["report"], home=home,
+            tracking_uri=tracking_uri, model_name=model_name, auto_approve=auto_approve,
+            pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
         )
     with dsl.Else(name="accuracy-missed"):
         record_rejection(

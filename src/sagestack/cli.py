@@ -249,6 +249,8 @@ def pipeline_run(
     vector_dim: Optional[int] = typer.Option(None),
     word_ngrams: Optional[int] = typer.Option(None),
     seed: Optional[int] = typer.Option(None),
+    facet: Optional[str] = typer.Option(None, "--facet", help="Bias facet (default product_category; see `sagestack bias`)."),
+    bias_fail_on: Optional[str] = typer.Option(None, help="';'-separated bias rules that fail the run, e.g. 'CI>0.95'."),
     json_output: bool = JsonOpt,
 ) -> None:
     """Run the whole pipeline on this machine with KFP's local runner (cached steps are reused)."""
@@ -259,6 +261,7 @@ def pipeline_run(
         data_path=str(data.resolve()) if data else None, min_accuracy=min_accuracy, auto_approve=auto_approve or None,
         model_name=model_name, epochs=epochs, learning_rate=learning_rate, min_count=min_count,
         vector_dim=vector_dim, word_ngrams=word_ngrams, seed=seed, tracking_uri=settings.tracking_uri,
+        facet=facet, bias_fail_on=bias_fail_on,
     )
     summary = run_local(arguments, home=settings.home, progress=_progress(json_output))
     lines = [f"pipeline {summary['pipeline']} run {summary['run']}: {summary['status']} in {summary['seconds']:.1f} s"]

@@ -78,9 +78,11 @@ def register_step(
     model_name: str,
     auto_approve: bool,
     lineage: dict[str, str],
+    reports: dict[str, Path] | None = None,
 ) -> dict:
     """Log the pipeline's model to MLflow and register it (``Approved`` + ``@champion`` with
-    ``auto_approve``, else ``PendingManualApproval`` + ``@challenger``), tagged with ``lineage``.
+    ``auto_approve``, else ``PendingManualApproval`` + ``@challenger``), tagged with ``lineage``;
+    ``reports`` (artifact folder -> file, e.g. the bias and SHAP reports) are logged with the run.
     """
     from sagestack.text import Evaluation
 
@@ -93,6 +95,7 @@ def register_step(
         approval=APPROVED if auto_approve else PENDING,
         aliases=("champion",) if auto_approve else ("challenger",),
         extra_tags=lineage,
+        extra_artifacts=reports,
     )
     return logged["registered"]
 
@@ -121,3 +124,55 @@ def write_json(path: Path, data: dict) -> None:
     """Write ``data`` as JSON to ``path`` atomically."""
     with atomic_file(Path(path)) as tmp:
         tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+
+
+SENTIMENT_LABEL, POSITIVE_SENTIMENT = "sentiment", "1"
+
+
+def _split_rules(fail_on: str) -> list[str]:
+    """Pipeline parameters are strings: rules come ';'-separated (e.g. 'CI>0.95;abs(DPL)>0.2')."""
+    return [rule.strip() for rule in fail_on.split(";") if rule.strip()]
+
+
+def pretraining_bias_step(reviews_csv: Path, out_dir: Path, *, facet: str, fail_on: str = "") -> dict:
+    """Clarify pre-training bias of the validated reviews (label sentiment, positive 1).
+
+    Raises:
+        BiasGateFailed: a ``fail_on`` rule holds (the report is written first).
+    """
+    import pandas as pd
+
+    from sagestack.bias import BiasConfig, LabelSpec
+    from sagestack.bias.job import parse_facet, run_bias_job
+
+    config = BiasConfig(label=SENTIMENT_LABEL, positive=LabelSpec(values=(POSITIVE_SENTIMENT,)), facets=[parse_facet(facet)])
+    return run_bias_job(pd.read_csv(reviews_csv), config, Path(out_dir), fail_on=_split_rules(fail_on),
+                        title="Pre-training bias")
+
+
+def posttraining_bias_step(test_csv: Path, model_dir: Path, out_dir: Path, *, facet: str, fail_on: str = "") -> dict:
+    """Clarify post-training bias of the model's predictions on the held-out test split."""
+    import pandas as pd
+
+    from sagestack.bias import BiasConfig, LabelSpec
+    from sagestack.bias.job import PREDICTED_COLUMN, add_model_predictions, parse_facet, run_bias_job
+    from sagestack.serving import FastTextPredictor
+
+    predictor = FastTextPredictor.load(TrainResult.load(model_dir).model_path)
+    frame = add_model_predictions(pd.read_csv(test_csv), predictor, "review_body")
+    config = BiasConfig(label=SENTIMENT_LABEL, positive=LabelSpec(values=(POSITIVE_SENTIMENT,)), facets=[parse_facet(facet)],
+                        predicted=PREDICTED_COLUMN)
+    return run_bias_job(frame, config, Path(out_dir), fail_on=_split_rules(fail_on), title="Post-training bias")
+
+
+def explain_step(test_csv: Path, model_dir: Path, out_dir: Path, *, samples: int = 10, max_evals: int = 100) -> dict:
+    """SHAP explanations of the model on the first ``samples`` test reviews."""
+    import pandas as pd
+
+    from sagestack.explain import explain_texts, write_explanations
+    from sagestack.serving import FastTextPredictor
+
+    predictor = FastTextPredictor.load(TrainResult.load(model_dir).model_path)
+    texts = pd.read_csv(test_csv)["review_body"].head(samples).tolist()
+    paths = write_explanations(explain_texts(predictor, texts, max_evals=max_evals), Path(out_dir), "Explanations")
+    return {k: str(v) for k, v in paths.items()}

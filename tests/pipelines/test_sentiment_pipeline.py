@@ -11,7 +11,8 @@ from pipelines.sentiment import sentiment_pipeline
 from sagestack import __version__
 from sagestack.registry import lineage, list_models, resolve_ref
 
-STEPS = ["ingest-data", "prepare-data", "train-fasttext", "evaluate-model"]
+STEPS = ["ingest-data", "pretraining-bias", "prepare-data", "train-fasttext", "evaluate-model", "posttraining-bias",
+         "explain-model"]
 
 
 def statuses(summary):
@@ -50,7 +51,12 @@ def test_registered_version_carries_the_pipeline_lineage(first_run, home, sample
     chain = lineage(settings, "reviews-sentiment-fasttext@champion")
     assert chain["dataset"]["path"] == str(sample_csv.resolve())
     assert [(s["step"], s["artifact"]) for s in chain["steps"]] == [
-        ("ingest-data", "reviews"), ("prepare-data", "prepared"), ("train-fasttext", "model"), ("evaluate-model", "report")]
+        ("ingest-data", "reviews"), ("prepare-data", "prepared"), ("train-fasttext", "model"), ("evaluate-model", "report"),
+        ("pretraining-bias", "report"), ("posttraining-bias", "report"), ("explain-model", "report")]
+    from mlflow.tracking import MlflowClient
+
+    logged = {a.path for a in MlflowClient(settings.mlflow_uri).list_artifacts(info.run_id, "bias")}
+    assert logged == {"bias/pretraining", "bias/posttraining"}
     assert all(first_run["run"] in s["uri"] for s in chain["steps"])
 
 
@@ -61,7 +67,7 @@ def test_identical_rerun_hits_the_cache_and_a_changed_parameter_reruns_only_its_
     assert again["registered"] == "reviews-sentiment-fasttext/1"  # replayed, no duplicate version
 
     changed = run_local({"data_path": str(sample_csv), "min_accuracy": 0.0, "auto_approve": True, "epochs": 3}, home=home)
-    assert [statuses(changed)[s] for s in STEPS] == ["CACHED", "CACHED", "SUCCESS", "SUCCESS"]
+    assert [statuses(changed)[s] for s in STEPS] == ["CACHED"] * 3 + ["SUCCESS"] * 4
     assert changed["registered"] == "reviews-sentiment-fasttext/2"
 
 
@@ -89,6 +95,17 @@ def test_a_failing_step_fails_the_run_with_its_error(tmp_path):
     assert list_models(load_settings(home=tmp_path / "home")) == []
 
 
+def test_a_failed_bias_gate_stops_the_pipeline_before_training(tmp_path, sample_csv):
+    with pytest.raises(PipelineFailed) as info:
+        run_local({"data_path": str(sample_csv), "bias_fail_on": "CI>0.5"}, home=tmp_path / "home")
+    message = str(info.value)
+    assert message.startswith("pipeline sagestack-sentiment step 'pretraining-bias' failed: BiasGateFailed: "
+                              "bias check failed: CI>0.5: CI = ")
+    reports = list((tmp_path / "home" / "pipelines" / "runs").glob("*/pretraining-bias/report"))
+    assert len(reports) == 1 and "Pre-training bias" in reports[0].read_text()
+    assert not list((tmp_path / "home" / "pipelines" / "runs").glob("*/train-fasttext"))
+
+
 def test_compiled_yaml_pins_the_image_and_exposes_parameters(tmp_path):
     path = compile_pipeline(tmp_path / "pipeline.yaml")
     spec = yaml.safe_load(path.read_text())
@@ -100,3 +117,4 @@ def test_compiled_yaml_pins_the_image_and_exposes_parameters(tmp_path):
     commands = json.dumps(spec["deploymentSpec"]["executors"])
     assert "pip install" not in commands  # the image brings everything; nothing installs at run time
     assert set(pipeline_tasks(sentiment_pipeline)) == set(STEPS + ["register-model", "record-rejection"])
+    assert {"facet", "bias_fail_on", "explain_samples"} <= set(params)

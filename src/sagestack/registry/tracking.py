@@ -125,6 +125,7 @@ def log_fasttext_run(
     approval: ApprovalStatus = "PendingManualApproval",
     aliases: tuple[str, ...] = (),
     extra_tags: dict[str, str] | None = None,
+    extra_artifacts: dict[str, Path] | None = None,
 ) -> dict:
     """Log a fastText training run to MLflow and (unless ``model_name`` is None) register the model.
 
@@ -139,6 +140,7 @@ def log_fasttext_run(
         approval: the approval status of the new version.
         aliases: aliases to point at the new version (``champion`` needs ``Approved``).
         extra_tags: more lineage tags for the run and the version.
+        extra_artifacts: more files to log, ``{artifact folder: file}`` (e.g. bias reports).
 
     Returns:
         ``{"run_id", "model_uri", "registered": ModelVersionInfo dict or None}``.
@@ -183,6 +185,8 @@ def log_fasttext_run(
         mlflow.set_tags(tags)
         mlflow.log_params(result.params.model_dump())
         mlflow.log_metrics(metrics)
+        for folder, path in (extra_artifacts or {}).items():
+            mlflow.log_artifact(str(path), folder)
         run_id = run.info.run_id
         if not supervised:
             # Word vectors are an artifact of the run, not a servable classifier: nothing to register.
