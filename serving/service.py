@@ -1,11 +1,20 @@
-"""The real-time sentiment endpoint: a thin BentoML adapter over ``sagestack.serving``."""
+"""The real-time sentiment endpoint: a thin BentoML adapter over ``sagestack.serving``.
+
+Run it with ``bentoml serve serving.service:SentimentService``. The model comes from the
+``SAGESTACK_MODEL`` environment variable (``NAME@ALIAS``, ``NAME/VERSION`` or a model file;
+default ``reviews-sentiment-fasttext@champion``) in the registry that ``SAGESTACK_HOME`` /
+``SAGESTACK_TRACKING_URI`` point at. Besides the two prediction routes BentoML serves
+``/healthz``, ``/livez``, ``/readyz``, ``/metrics`` (Prometheus) and ``/docs.json`` (OpenAPI).
+"""
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Annotated
 
 import bentoml
+from bentoml.validators import ContentType
 from pydantic import BeforeValidator, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
@@ -15,19 +24,22 @@ from sagestack.serving.requests import (
     MAX_REQUEST_BYTES,
     MAX_REVIEW_CHARS,
     MAX_REVIEWS_PER_REQUEST,
+    BatchPrediction,
+    InvalidRequest,
+    PredictResponse,
+    batch_predictions,
     model_summary,
     prediction_response,
-    InvalidRequest,
     validate_reviews,
 )
 from serving.guard import RequestGuard
 
+MODEL_ENV_VAR = "SAGESTACK_MODEL"
 DEFAULT_MODEL_REF = f"{DEFAULT_MODEL_NAME}@champion"
 
 
-
 def _model_ref() -> str:
-    return os.environ.get("SAGESTACK_MODEL", DEFAULT_MODEL_REF)
+    return os.environ.get(MODEL_ENV_VAR) or DEFAULT_MODEL_REF
 
 
 def _checked_reviews(value: object) -> list[str]:
@@ -38,6 +50,7 @@ def _checked_reviews(value: object) -> list[str]:
         raise PydanticCustomError("invalid_reviews", str(exc)) from None
 
 
+# The constraints only document the limits in /docs.json; _checked_reviews enforces them first.
 Reviews = Annotated[
     list[Annotated[str, StringConstraints(min_length=1, max_length=MAX_REVIEW_CHARS)]],
     Field(min_length=1, max_length=MAX_REVIEWS_PER_REQUEST, description="review texts as written"),
@@ -45,29 +58,50 @@ Reviews = Annotated[
 ]
 
 
-@bentoml.service(name="sagestack-sentiment", workers=int(os.environ.get("W", "1")))
+@bentoml.service(
+    name="sagestack-sentiment",
+    workers="cpu_count",
+    traffic={"timeout": 30},
+    # BentoML's OpenTelemetry middleware costs about a third of a prediction request even with
+    # sampling off (the default). To trace predictions, override this key in the BentoML config
+    # (services.sagestack-sentiment.tracing.excluded_urls).
+    tracing={"excluded_urls": ["/predict"]},
+)
 class SentimentService:
-    """Predicts review sentiment (-1, 0, 1) with the registered fastText model."""
+    """Predicts review sentiment (-1, 0, 1) with a registered fastText model."""
 
     @bentoml.on_deployment
     def check_model() -> None:
-        """Fail ``bentoml serve`` before any worker starts when the model does not load."""
+        """Fail ``bentoml serve`` before any worker starts when the model does not load.
+
+        Without this a worker that fails to start is respawned forever and the server hangs.
+        """
         load_predictor(load_settings(), _model_ref())
 
     def __init__(self) -> None:
         ref = _model_ref()
         self.predictor, info = load_predictor(load_settings(), ref)
         self.model = model_summary(ref, info)
+        # MLflow leaves a large heap behind; without freezing it, full garbage collections stall
+        # the event loop for 100+ ms (p99 of 130 ms at a single client).
+        gc.collect()
+        gc.freeze()
 
+    # async: a prediction is short CPU work (about 0.3 ms for a typical review), cheaper run on the
+    # event loop than handed to a thread, which would hold the GIL all the same.
     @bentoml.api(route="/predict")
-    def predict(self, reviews: Reviews) -> dict:
-        """Label and class probabilities for each review, with the model version."""
+    async def predict(self, reviews: Reviews) -> PredictResponse:
+        """Label and probability of each class for each review, and the model that answered."""
         return prediction_response(self.model, self.predictor.predict(reviews))
 
+    # The explicit content type spares BentoML building a JSON schema for every list response.
     @bentoml.api(route="/predict_batch", batchable=True, max_batch_size=256, max_latency_ms=1000)
-    def predict_batch(self, reviews: Reviews) -> list[dict]:
-        """As ``/predict``, one prediction per review, batched across concurrent requests."""
-        return [p.to_dict() for p in self.predictor.predict(reviews)]
+    async def predict_batch(
+        self, reviews: Reviews
+    ) -> Annotated[list[BatchPrediction], ContentType("application/json")]:
+        """As ``/predict``, one item per review; concurrent requests are predicted together."""
+        return batch_predictions(self.model, self.predictor.predict(reviews))
 
 
+# BentoML reads whole bodies with no size limit; this answers 413/415 before it does.
 SentimentService.add_asgi_middleware(RequestGuard, max_bytes=MAX_REQUEST_BYTES)

@@ -1,13 +1,16 @@
 """What the prediction endpoint accepts and what it answers, with no web framework here.
 
 The HTTP service (``serving/service.py``) validates every request body with
-:func:`validate_reviews` and shapes every answer with :func:`prediction_response`, so the
-limits and the response format are plain functions tested on their own.
+:func:`validate_reviews` and shapes every answer with :func:`prediction_response` or
+:func:`batch_predictions`, so the limits and the response format are plain functions tested
+on their own.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
+
+from pydantic import BaseModel
 
 from sagestack.errors import SagestackError
 
@@ -66,7 +69,36 @@ def validate_reviews(
     return reviews
 
 
-def model_summary(ref: str, info: ModelVersionInfo | None) -> dict:
+class ModelSummary(BaseModel):
+    """The served model: a registered version (``name``, ``version``, ``alias``) or a local file."""
+
+    name: str | None
+    version: str | None
+    alias: str | None
+    source: str
+
+
+class LabelPrediction(BaseModel):
+    """One review's top label and the probability of every label."""
+
+    label: int | str
+    probabilities: dict[str, float]
+
+
+class PredictResponse(BaseModel):
+    """The body of a ``/predict`` answer."""
+
+    model: ModelSummary
+    predictions: list[LabelPrediction]
+
+
+class BatchPrediction(LabelPrediction):
+    """One item of a ``/predict_batch`` answer: a prediction and the model that made it."""
+
+    model: ModelSummary
+
+
+def model_summary(ref: str, info: ModelVersionInfo | None) -> ModelSummary:
     """Describe the served model as every response reports it.
 
     Args:
@@ -75,23 +107,39 @@ def model_summary(ref: str, info: ModelVersionInfo | None) -> dict:
         info: the registry version it resolved to, or ``None`` for a local model file.
 
     Returns:
-        ``{"name", "version", "alias"}`` for a registered model (``alias`` is ``None`` unless the
-        reference named one), ``{"name": None, "version": None, "source": ref}`` for a local file.
+        For a registered model its name, version, the alias the reference named (else ``None``)
+        and its ``models:/`` URI as ``source``; for a local file only ``source``, the reference.
     """
     if info is None:
-        return {"name": None, "version": None, "source": ref}
+        return ModelSummary(name=None, version=None, alias=None, source=ref)
     alias = ref.split("@", 1)[1] if "@" in ref else None
-    return {"name": info.name, "version": info.version, "alias": alias}
+    return ModelSummary(name=info.name, version=info.version, alias=alias, source=info.uri)
 
 
-def prediction_response(model: dict, predictions: Sequence[Prediction]) -> dict:
-    """The body of a ``/predict`` answer.
+def prediction_response(model: ModelSummary, predictions: Sequence[Prediction]) -> PredictResponse:
+    """Shape the answer to one ``/predict`` request.
 
     Args:
         model: the served model, as :func:`model_summary` describes it.
         predictions: one prediction per review, in request order.
 
     Returns:
-        ``{"model": model, "predictions": [{"label", "probabilities"}, ...]}``.
+        ``{"model": {...}, "predictions": [{"label", "probabilities"}, ...]}`` as a model.
     """
-    return {"model": model, "predictions": [p.to_dict() for p in predictions]}
+    return PredictResponse(
+        model=model,
+        predictions=[LabelPrediction(label=p.label, probabilities=p.probabilities) for p in predictions],
+    )
+
+
+def batch_predictions(model: ModelSummary, predictions: Sequence[Prediction]) -> list[BatchPrediction]:
+    """Shape the answers to a batch of reviews: one item per review, each naming the model.
+
+    Args:
+        model: the served model, as :func:`model_summary` describes it.
+        predictions: one prediction per review, in order.
+
+    Returns:
+        ``[{"label", "probabilities", "model"}, ...]`` as models.
+    """
+    return [BatchPrediction(label=p.label, probabilities=p.probabilities, model=model) for p in predictions]

@@ -1,0 +1,22 @@
+"""serving/bentofile.yaml builds a Bento offline (no package locking, BENTOML_HOME outside the context)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+BENTOML = Path(sys.executable).with_name("bentoml")
+
+
+def test_bento_builds_offline(tmp_path):
+    env = {**os.environ, "BENTOML_HOME": str(tmp_path / "bentoml"), "BENTOML_DO_NOT_TRACK": "True"}
+    built = subprocess.run([str(BENTOML), "build", "-f", "serving/bentofile.yaml", "."], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stdout + built.stderr
+    bentos = list((tmp_path / "bentoml" / "bentos" / "sagestack-sentiment").glob("*/bento.yaml"))
+    assert len(bentos) == 1
+    manifest = bentos[0].read_text()
+    assert "serving.service:SentimentService" in manifest
+    src = bentos[0].parent / "src"
+    assert (src / "serving" / "service.py").is_file() and (src / "src" / "sagestack" / "serving" / "predictor.py").is_file()

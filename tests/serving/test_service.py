@@ -1,0 +1,252 @@
+"""The real ``bentoml serve`` on loopback, serving a model from a real MLflow SQLite registry."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sagestack.config import load_settings
+from sagestack.registry import load_predictor, log_fasttext_run
+from sagestack.serving.requests import MAX_REQUEST_BYTES, MAX_REVIEW_CHARS, MAX_REVIEWS_PER_REQUEST
+from sagestack.text import make_params, train_fasttext
+
+REPO = Path(__file__).resolve().parents[2]
+BENTOML = Path(sys.executable).with_name("bentoml")
+SERVICE = "serving.service:SentimentService"
+MODEL = {"name": "sentiment", "version": "1", "alias": "champion", "source": "models:/sentiment/1"}
+REVIEWS = [
+    "Love it, fits perfectly and the fabric is soft",
+    "It is okay, nothing special",
+    "Cheap fabric, fell apart after one wash, sent it back",
+]
+TOO_LARGE = f"request body is larger than {MAX_REQUEST_BYTES} bytes; send fewer or shorter reviews"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def serve(home: Path, model_ref: str, log: Path) -> tuple[subprocess.Popen, str]:
+    """Start ``bentoml serve`` in the background; returns the process and its base URL."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SAGESTACK_", "BENTOML_"))}
+    env.update(
+        SAGESTACK_HOME=str(home), SAGESTACK_MODEL=model_ref,
+        BENTOML_HOME=str(home / "bentoml"), BENTOML_DO_NOT_TRACK="true",
+    )
+    cmd = [str(BENTOML), "serve", SERVICE, "--host", "127.0.0.1", "--port", str(port)]
+    # A file, not a pipe: a full pipe would block the server's logging.
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def registry(blazingtext_split, tmp_path_factory) -> Path:
+    """A SAGESTACK_HOME whose MLflow registry holds ``sentiment`` version 1 as ``champion``."""
+    train, validation = blazingtext_split
+    root = tmp_path_factory.mktemp("serving")
+    settings = load_settings(cwd=root, environ={}, home=root / "home")
+    result = train_fasttext(train, root / "model", make_params(threads=1), validation_file=validation)
+    log_fasttext_run(result, settings=settings, model_name="sentiment", approval="Approved", aliases=("champion",))
+    return settings.home
+
+
+@pytest.fixture(scope="module")
+def expected(registry):
+    """What the library itself predicts for a review, to compare the server's answers with."""
+    predictor, _ = load_predictor(load_settings(environ={}, home=registry), "sentiment@champion")
+    return lambda review: predictor.predict([review])[0].to_dict()
+
+
+@pytest.fixture(scope="module")
+def server(registry, tmp_path_factory):
+    """The running server: ``(process, client)``; started once for the module."""
+    log = tmp_path_factory.mktemp("serve-log") / "serve.log"
+    proc, url = serve(registry, "sentiment@champion", log)
+    client = httpx.Client(base_url=url, timeout=30)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"bentoml serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                if client.get("/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"bentoml serve not ready after 90 s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield proc, client
+    finally:
+        client.close()
+        stop(proc)
+
+
+def check_prediction(item: dict, review: str, expected) -> None:
+    assert item["label"] in (-1, 0, 1)
+    assert set(item["probabilities"]) == {"-1", "0", "1"}
+    assert sum(item["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+    assert str(item["label"]) == max(item["probabilities"], key=item["probabilities"].get)
+    assert {"label": item["label"], "probabilities": item["probabilities"]} == expected(review)
+
+
+@pytest.mark.parametrize("reviews", [REVIEWS[:1], REVIEWS], ids=["one", "three"])
+def test_predict_answers_labels_probabilities_and_the_model_version(server, expected, reviews):
+    _, client = server
+    response = client.post("/predict", json={"reviews": reviews})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"] == MODEL
+    assert len(body["predictions"]) == len(reviews)
+    for item, review in zip(body["predictions"], reviews):
+        check_prediction(item, review, expected)
+
+
+def test_predict_accepts_the_largest_allowed_request(server):
+    _, client = server
+    reviews = ["fits well " * (MAX_REVIEW_CHARS // 10)] * MAX_REVIEWS_PER_REQUEST
+    response = client.post("/predict", json={"reviews": reviews})
+    assert response.status_code == 200, response.text
+    assert len(response.json()["predictions"]) == MAX_REVIEWS_PER_REQUEST
+
+
+def test_predict_batch_keeps_each_answer_with_its_request(server, expected):
+    _, client = server
+    # Distinct reviews sent concurrently are batched together; each must get its own answer.
+    reviews = [f"{text} {i}" for i in range(8) for text in REVIEWS]
+
+    def post(review: str) -> httpx.Response:
+        return client.post("/predict_batch", json={"reviews": [review]})
+
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(post, reviews))
+    for review, response in zip(reviews, responses):
+        assert response.status_code == 200, response.text
+        [item] = response.json()
+        assert item["model"] == MODEL
+        check_prediction({k: item[k] for k in ("label", "probabilities")}, review, expected)
+
+    several = client.post("/predict_batch", json={"reviews": REVIEWS})
+    assert several.status_code == 200 and len(several.json()) == len(REVIEWS)
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/livez", "/readyz"])
+def test_probes(server, path):
+    _, client = server
+    assert client.get(path).status_code == 200
+
+
+def test_metrics_are_prometheus_text(server):
+    _, client = server
+    client.post("/predict", json={"reviews": REVIEWS[:1]})
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert "# TYPE bentoml_service_request_total counter" in response.text
+    assert 'bentoml_service_request_total{endpoint="/predict",http_response_code="200"' in response.text
+
+
+def test_openapi_documents_both_routes_and_the_limits(server):
+    _, client = server
+    spec = client.get("/docs.json").json()
+    assert {"/predict", "/predict_batch"} <= set(spec["paths"])
+    reviews = spec["components"]["schemas"]["predict__Input"]["properties"]["reviews"]
+    assert reviews["maxItems"] == MAX_REVIEWS_PER_REQUEST and reviews["minItems"] == 1
+    assert reviews["items"]["maxLength"] == MAX_REVIEW_CHARS
+
+
+def oversized_chunks():
+    chunk = b" " * 65536
+    for _ in range(MAX_REQUEST_BYTES // len(chunk) + 2):
+        yield chunk
+
+
+BAD_INPUTS = [
+    # (id, request kwargs, status, error type or None, message)
+    ("invalid-json", {"content": b'{"reviews": ["a"'}, 400, "json_invalid",
+     "Invalid JSON: EOF while parsing a list at line 1 column 16"),
+    ("not-an-object", {"json": ["a"]}, 400, "model_type", "Input should be an object"),
+    ("no-reviews", {"json": {"review": ["a"]}}, 400, "missing", "Field required"),
+    ("empty-body", {"content": b""}, 400, "missing", "Field required"),
+    ("reviews-not-a-list", {"json": {"reviews": "great"}}, 400, "invalid_reviews",
+     "reviews must be a list of strings, got str"),
+    ("item-not-a-string", {"json": {"reviews": ["ok", 5]}}, 400, "invalid_reviews",
+     "reviews[1] must be a string, got int"),
+    ("empty-list", {"json": {"reviews": []}}, 400, "invalid_reviews", "reviews is empty; send at least one review"),
+    ("empty-string", {"json": {"reviews": [""]}}, 400, "invalid_reviews", "reviews[0] is empty; send the review text"),
+    ("blank-string", {"json": {"reviews": ["ok", "  \n"]}}, 400, "invalid_reviews",
+     "reviews[1] is empty; send the review text"),
+    ("too-long", {"json": {"reviews": ["x" * (MAX_REVIEW_CHARS + 1)]}}, 400, "invalid_reviews",
+     "reviews[0] is too long: 5001 characters (at most 5000)"),
+    ("too-many", {"json": {"reviews": ["ok"] * (MAX_REVIEWS_PER_REQUEST + 1)}}, 400, "invalid_reviews",
+     "too many reviews: 65 (at most 64 per request); split the request"),
+    ("oversized-body", {"content": b" " * (MAX_REQUEST_BYTES + 1)}, 413, None, TOO_LARGE),
+    ("oversized-chunked-body", {"content": oversized_chunks}, 413, None, TOO_LARGE),
+    ("form-body", {"data": {"reviews": "a"}}, 415, None,
+     "unsupported Content-Type 'application/x-www-form-urlencoded'; send application/json"),
+    ("multipart-body", {"content": b"{}", "headers": {"Content-Type": "multipart/form-data"}}, 415, None,
+     "unsupported Content-Type 'multipart/form-data'; send application/json"),
+]
+
+
+@pytest.mark.parametrize("route", ["/predict", "/predict_batch"])
+@pytest.mark.parametrize(("kwargs", "status", "error_type", "message"), [case[1:] for case in BAD_INPUTS],
+                         ids=[case[0] for case in BAD_INPUTS])
+def test_bad_input_is_a_clear_4xx(server, route, kwargs, status, error_type, message):
+    _, client = server
+    kwargs = dict(kwargs)
+    if callable(kwargs.get("content")):
+        kwargs["content"] = kwargs["content"]()
+    if "content" in kwargs and "headers" not in kwargs:
+        kwargs["headers"] = {"Content-Type": "application/json"}
+    response = client.post(route, **kwargs)
+    assert response.status_code == status, response.text
+    body = response.json()
+    if error_type is None:
+        assert body == {"error": message}
+    else:
+        assert body["error"] == "1 validation error for Input"
+        [detail] = body["detail"]
+        assert (detail["type"], detail["msg"]) == (error_type, message)
+
+
+def test_server_survives_everything_above(server, expected):
+    proc, client = server
+    assert proc.poll() is None
+    assert client.get("/readyz").status_code == 200
+    response = client.post("/predict", json={"reviews": REVIEWS[:1]})
+    assert response.status_code == 200
+    check_prediction(response.json()["predictions"][0], REVIEWS[0], expected)
+
+
+def test_an_unknown_model_stops_startup_with_the_registry_message(registry, tmp_path):
+    proc, _ = serve(registry, "sentiment@nope", tmp_path / "serve.log")
+    try:
+        returncode = proc.wait(timeout=90)
+    except subprocess.TimeoutExpired:
+        stop(proc)
+        pytest.fail("bentoml serve kept running with a model that does not exist")
+    output = (tmp_path / "serve.log").read_text()
+    assert returncode != 0
+    assert "model 'sentiment' has no alias 'nope'; see `sagestack models show sentiment`" in output

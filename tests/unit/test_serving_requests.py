@@ -1,0 +1,101 @@
+"""The endpoint's request limits and response shape, without a server."""
+
+import pytest
+
+from sagestack.errors import SagestackError
+from sagestack.registry import ModelVersionInfo
+from sagestack.serving import Prediction
+from sagestack.serving.requests import (
+    MAX_REQUEST_BYTES,
+    MAX_REVIEW_CHARS,
+    MAX_REVIEWS_PER_REQUEST,
+    InvalidRequest,
+    batch_predictions,
+    model_summary,
+    prediction_response,
+    validate_reviews,
+)
+
+INFO = ModelVersionInfo(
+    name="sentiment", version="3", run_id="r", status="Approved", aliases=["champion"], tags={}, metrics={},
+    source="models:/m-abc",
+)
+PREDICTIONS = [
+    Prediction(label=1, probabilities={"1": 0.8, "0": 0.15, "-1": 0.05}),
+    Prediction(label=-1, probabilities={"-1": 0.6, "0": 0.3, "1": 0.1}),
+]
+
+
+def test_valid_reviews_pass_unchanged():
+    reviews = ["Love it", "x" * MAX_REVIEW_CHARS]
+    assert validate_reviews(reviews) is reviews
+    assert validate_reviews(["ok"] * MAX_REVIEWS_PER_REQUEST) == ["ok"] * MAX_REVIEWS_PER_REQUEST
+
+
+@pytest.mark.parametrize(
+    ("reviews", "message"),
+    [
+        ("great", "reviews must be a list of strings, got str"),
+        (None, "reviews must be a list of strings, got null"),
+        ({"a": 1}, "reviews must be a list of strings, got dict"),
+        ([], "reviews is empty; send at least one review"),
+        (["ok", 3], "reviews[1] must be a string, got int"),
+        (["ok", None], "reviews[1] must be a string, got null"),
+        (["ok", ["nested"]], "reviews[1] must be a string, got list"),
+        ([""], "reviews[0] is empty; send the review text"),
+        (["ok", " \n\t"], "reviews[1] is empty; send the review text"),
+        (["ok", "y" * 5001], "reviews[1] is too long: 5001 characters (at most 5000)"),
+        (["ok"] * 65, "too many reviews: 65 (at most 64 per request); split the request"),
+    ],
+)
+def test_invalid_reviews_name_the_problem(reviews, message):
+    with pytest.raises(InvalidRequest) as info:
+        validate_reviews(reviews)
+    assert str(info.value) == message
+    assert isinstance(info.value, SagestackError) and isinstance(info.value, ValueError)
+
+
+def test_limits_are_configurable():
+    with pytest.raises(InvalidRequest, match=r"^too many reviews: 3 \(at most 2 per request\); split the request$"):
+        validate_reviews(["a", "b", "c"], max_reviews=2)
+    with pytest.raises(InvalidRequest, match=r"^reviews\[0\] is too long: 4 characters \(at most 3\)$"):
+        validate_reviews(["abcd"], max_chars=3)
+
+
+def test_every_valid_request_fits_the_body_limit():
+    # The worst case: every character JSON-escaped as \uXXXX (6 bytes).
+    worst = 2 + len('"reviews": []') + MAX_REVIEWS_PER_REQUEST * (MAX_REVIEW_CHARS * 6 + 3)
+    assert worst < MAX_REQUEST_BYTES
+
+
+def test_model_summary_for_registry_refs_and_local_files():
+    assert model_summary("sentiment@champion", INFO).model_dump() == {
+        "name": "sentiment", "version": "3", "alias": "champion", "source": "models:/sentiment/3",
+    }
+    assert model_summary("sentiment/3", INFO).model_dump() == {
+        "name": "sentiment", "version": "3", "alias": None, "source": "models:/sentiment/3",
+    }
+    assert model_summary("/models/model.bin", None).model_dump() == {
+        "name": None, "version": None, "alias": None, "source": "/models/model.bin",
+    }
+
+
+def test_prediction_response_shape():
+    model = model_summary("sentiment@champion", INFO)
+    assert prediction_response(model, PREDICTIONS).model_dump() == {
+        "model": {"name": "sentiment", "version": "3", "alias": "champion", "source": "models:/sentiment/3"},
+        "predictions": [
+            {"label": 1, "probabilities": {"1": 0.8, "0": 0.15, "-1": 0.05}},
+            {"label": -1, "probabilities": {"-1": 0.6, "0": 0.3, "1": 0.1}},
+        ],
+    }
+    assert prediction_response(model, []).model_dump()["predictions"] == []
+
+
+def test_batch_predictions_name_the_model_on_every_item():
+    model = model_summary("sentiment/3", INFO)
+    items = [item.model_dump() for item in batch_predictions(model, PREDICTIONS)]
+    assert items == [
+        {"label": 1, "probabilities": {"1": 0.8, "0": 0.15, "-1": 0.05}, "model": model.model_dump()},
+        {"label": -1, "probabilities": {"-1": 0.6, "0": 0.3, "1": 0.1}, "model": model.model_dump()},
+    ]
