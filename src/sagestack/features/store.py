@@ -1,0 +1,149 @@
+"""The Feast feature store under ``$SAGESTACK_HOME/feast``: ingest, online reads, training sets.
+
+The declarations live in the ``feature_repo`` folder (shipped with sagestack); its
+``feature_store.yaml`` reads ``SAGESTACK_FEAST_DIR``, which these functions set to
+``<home>/feast`` before they touch Feast, so every home has its own registry, online store
+and offline parquet.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from sagestack.config import Settings
+from sagestack.data.atomic import atomic_file
+from sagestack.errors import SagestackError
+
+FEATURES_FILE = "review_features.parquet"
+TRAINING_SERVICE, SERVING_SERVICE = "sentiment_training_v1", "sentiment_serving_v1"
+SPLITS = ("train", "validation", "test")
+
+
+def repo_dir() -> Path:
+    """The feature repository (declarations and feature_store.yaml)."""
+    import feature_repo
+
+    return Path(feature_repo.__file__).resolve().parent
+
+
+def feast_dir(settings: Settings) -> Path:
+    """Where this home's Feast state lives."""
+    return settings.home.resolve() / "feast"
+
+
+def _environment(settings: Settings) -> dict:
+    directory = feast_dir(settings)
+    directory.mkdir(parents=True, exist_ok=True)
+    os.environ["SAGESTACK_FEAST_DIR"] = str(directory)  # read by feature_store.yaml and the declarations
+    return {**os.environ, "SAGESTACK_FEAST_DIR": str(directory)}
+
+
+def feast_command(settings: Settings, *args: str) -> list[str]:
+    """A ``feast`` CLI command line on this home's repository (the environment comes from :func:`feast_env`)."""
+    return [str(Path(sys.executable).with_name("feast")), "-c", str(repo_dir()), *args]
+
+
+def feast_env(settings: Settings) -> dict:
+    """The environment a ``feast`` process needs for this home."""
+    return _environment(settings)
+
+
+def apply(settings: Settings) -> None:
+    """Run a real ``feast apply`` for this home (registers entities, views, services).
+
+    Raises:
+        SagestackError: ``feast apply`` failed (its last line is in the message).
+    """
+    done = subprocess.run(feast_command(settings, "apply"), env=feast_env(settings), capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise SagestackError(f"feast apply failed: {last[0]}")
+
+
+def open_store(settings: Settings):
+    """A ``feast.FeatureStore`` on this home's state."""
+    from feast import FeatureStore
+
+    _environment(settings)
+    return FeatureStore(repo_path=str(repo_dir()))
+
+
+def read_features(settings: Settings) -> pd.DataFrame | None:
+    """The current offline feature table, or None before the first ingest."""
+    path = feast_dir(settings) / FEATURES_FILE
+    return pd.read_parquet(path) if path.is_file() else None
+
+
+def ingest(settings: Settings, reviews: pd.DataFrame, *, max_seq_length: int = 128, tokenizer_dir=None, progress=None) -> dict:
+    """Engineer features for the reviews, write the offline table, ``feast apply``, materialize online.
+
+    Known reviews keep their ids, timestamps and splits; the parquet file is replaced
+    atomically, so an interrupted run leaves the previous table (and online state) readable.
+
+    Returns:
+        ``{"rows", "new_rows", "path", "splits"}``.
+    """
+    from sagestack.features.engineering import engineer_features, load_tokenizer
+
+    _environment(settings)
+    existing = read_features(settings)
+    table = engineer_features(
+        reviews, tokenizer=load_tokenizer(tokenizer_dir), max_seq_length=max_seq_length, existing=existing,
+        progress=progress,
+    )
+    path = feast_dir(settings) / FEATURES_FILE
+    with atomic_file(path) as tmp:
+        table.to_parquet(tmp, index=False)
+    apply(settings)
+    store = open_store(settings)
+    start = table["event_timestamp"].min().to_pydatetime() - timedelta(seconds=1)
+    store.materialize(start_date=start, end_date=datetime.now(timezone.utc) + timedelta(seconds=1))
+    return {
+        "rows": len(table),
+        "new_rows": len(table) - (0 if existing is None else len(existing)),
+        "path": str(path),
+        "splits": table["split_type"].value_counts().to_dict(),
+    }
+
+
+def get_online(settings: Settings, review_ids: list[int], service: str = SERVING_SERVICE) -> list[dict]:
+    """Online features per review id, in order; an unknown id comes back as ``{"review_id", "found": False}``."""
+    store = open_store(settings)
+    result = store.get_online_features(
+        features=store.get_feature_service(service), entity_rows=[{"review_id": int(i)} for i in review_ids]
+    ).to_dict()
+    names = [k for k in result if k != "review_id"]
+    rows = []
+    for index, review_id in enumerate(review_ids):
+        values = {name: result[name][index] for name in names}
+        found = any(v is not None for v in values.values())
+        rows.append({"review_id": int(review_id), "found": found, **(values if found else {})})
+    return rows
+
+
+def training_set(settings: Settings, split: str, *, as_of: datetime | None = None) -> pd.DataFrame:
+    """A point-in-time correct training set for one split, read back through Feast.
+
+    Every known review is an entity row stamped ``as_of`` (default: now); Feast joins the
+    latest feature values at or before that time. Rows are never dropped: a review whose
+    features are newer than ``as_of`` comes back with nulls (the DuckDB offline store keeps
+    such rows, unlike Feast's default file store), and is then excluded by the split filter.
+    """
+    if split not in SPLITS:
+        raise SagestackError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    table = read_features(settings)
+    if table is None:
+        raise SagestackError("the feature store is empty; run `sagestack features ingest` first")
+    store = open_store(settings)
+    stamp = pd.Timestamp(as_of or datetime.now(timezone.utc))
+    entities = pd.DataFrame({"review_id": table["review_id"], "event_timestamp": stamp})
+    frame = store.get_historical_features(
+        entity_df=entities, features=store.get_feature_service(TRAINING_SERVICE)
+    ).to_df()
+    return frame[frame["split_type"] == split].sort_values("review_id").reset_index(drop=True)

@@ -1,0 +1,118 @@
+"""Real Feast (feast apply, materialize, online and historical reads, feast serve) on a tmp home."""
+
+import json
+import subprocess
+import time
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import pandas as pd
+import pytest
+
+from sagestack.config import load_settings
+from sagestack.data import load_reviews
+from sagestack.features import engineer_features, get_online, ingest, load_tokenizer, read_features, training_set
+from sagestack.features.store import feast_command, feast_env, open_store
+
+
+@pytest.fixture(scope="module")
+def reviews(sample_csv):
+    return load_reviews(sample_csv).frame
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, reviews):
+    settings = load_settings(home=tmp_path_factory.mktemp("feast-home"))
+    first = ingest(settings, reviews)
+    return settings, first
+
+
+def test_engineering_schema_and_idempotence(reviews):
+    tokenizer = load_tokenizer()
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    table = engineer_features(reviews, tokenizer=tokenizer, max_seq_length=32, now=now)
+    assert list(table.columns[:11]) == ["review_id", "event_timestamp", "sentiment", "label_id", "input_ids",
+                                        "attention_mask", "review_body", "product_category", "split_type",
+                                        "word_count", "char_count"]
+    assert table["review_id"].tolist() == list(range(len(table)))
+    assert set(zip(table["sentiment"], table["label_id"])) == {(-1, 0), (0, 1), (1, 2)}
+    assert {len(ids) for ids in table["input_ids"]} == {32} and table["input_ids"].iloc[0][0] == tokenizer.cls_token_id
+    assert table["split_type"].value_counts().to_dict() == {"train": 540, "validation": 30, "test": 30}
+    again = engineer_features(reviews, tokenizer=tokenizer, max_seq_length=32, existing=table,
+                              now=now + timedelta(days=1))
+    pd.testing.assert_frame_equal(again, table)
+    extra = pd.DataFrame({"sentiment": [1], "review_body": ["A brand new review."], "product_category": ["Dresses"]})
+    grown = engineer_features(pd.concat([reviews, extra]), tokenizer=tokenizer, max_seq_length=32, existing=table,
+                              now=now + timedelta(days=1))
+    assert len(grown) == len(table) + 1
+    new = grown.iloc[-1]
+    assert new["review_id"] == len(table) and new["event_timestamp"] == pd.Timestamp(now + timedelta(days=1))
+
+
+def test_feast_apply_registers_the_declarations(home):
+    settings, first = home
+    assert first["rows"] == 600 and first["new_rows"] == 600
+    listed = subprocess.run(feast_command(settings, "feature-views", "list"), env=feast_env(settings),
+                            capture_output=True, text=True, check=True).stdout
+    assert "reviews_bert" in listed and "reviews_text" in listed
+    store = open_store(settings)
+    assert {s.name for s in store.list_feature_services()} == {"sentiment_training_v1", "sentiment_serving_v1"}
+    assert store.get_feature_view("reviews_bert").tags["owner"] == "sagestack"
+
+
+def test_online_reads_and_unknown_ids(home):
+    settings, _ = home
+    table = read_features(settings)
+    rows = get_online(settings, [17, 10**9, 17])
+    assert rows[0]["found"] and rows[0]["review_body"] == table.loc[table.review_id == 17, "review_body"].item()
+    assert list(rows[0]["input_ids"]) == list(table.loc[table.review_id == 17, "input_ids"].item())
+    assert rows[1] == {"review_id": 10**9, "found": False}
+    assert rows[2]["found"]  # duplicate ids each get their answer
+
+
+def test_materializing_twice_gives_the_same_online_state(home, reviews):
+    settings, _ = home
+    before = get_online(settings, [0, 5, 9])
+    again = ingest(settings, reviews)
+    assert again["new_rows"] == 0
+    assert get_online(settings, [0, 5, 9]) == before
+
+
+def test_training_set_is_point_in_time_and_never_drops_rows(home):
+    settings, _ = home
+    table = read_features(settings)
+    validation = training_set(settings, "validation")
+    assert len(validation) == 30 and set(validation["split_type"]) == {"validation"}
+    assert validation["review_id"].tolist() == sorted(table.loc[table.split_type == "validation", "review_id"])
+    # Entity timestamps earlier than every feature row: the rows come back, with null features.
+    store = open_store(settings)
+    early = pd.DataFrame({"review_id": [0, 1, 10**9, 0],
+                          "event_timestamp": pd.Timestamp(table["event_timestamp"].min()) - timedelta(days=1)})
+    frame = store.get_historical_features(entity_df=early, features=["reviews_text:review_body"]).to_df()
+    assert len(frame) == 4 and frame["review_body"].isna().all()
+    with pytest.raises(Exception, match="unknown split 'dev'"):
+        training_set(settings, "dev")
+
+
+def test_feast_serve_answers_over_http(home):
+    settings, _ = home
+    from serving.launch import free_port
+
+    port = free_port()
+    process = subprocess.Popen(feast_command(settings, "serve", "--host", "127.0.0.1", "--port", str(port)),
+                               env=feast_env(settings), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        body = {"features": ["reviews_text:product_category"], "entities": {"review_id": [3, 10**9]}}
+        for _ in range(120):
+            try:
+                answer = httpx.post(f"http://127.0.0.1:{port}/get-online-features", json=body, timeout=5)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        assert answer.status_code == 200
+        results = answer.json()["results"]
+        category = read_features(settings).loc[3, "product_category"]
+        assert results[1]["values"] == [category, None]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
