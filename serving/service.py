@@ -14,6 +14,7 @@ import os
 from typing import Annotated
 
 import bentoml
+from bentoml.exceptions import NotFound
 from bentoml.validators import ContentType
 from pydantic import BeforeValidator, Field, StringConstraints
 from pydantic_core import PydanticCustomError
@@ -25,11 +26,15 @@ from sagestack.serving.requests import (
     MAX_REVIEW_CHARS,
     MAX_REVIEWS_PER_REQUEST,
     BatchPrediction,
+    IdPrediction,
     InvalidRequest,
+    PredictByIdResponse,
     PredictResponse,
     batch_predictions,
+    missing_ids_message,
     model_summary,
     prediction_response,
+    validate_review_ids,
     validate_reviews,
 )
 from serving.guard import RequestGuard
@@ -48,6 +53,20 @@ def _checked_reviews(value: object) -> list[str]:
         return validate_reviews(value)
     except InvalidRequest as exc:
         raise PydanticCustomError("invalid_reviews", str(exc)) from None
+
+
+def _checked_ids(value: object) -> list[int]:
+    try:
+        return validate_review_ids(value)
+    except InvalidRequest as exc:
+        raise PydanticCustomError("invalid_review_ids", str(exc)) from None
+
+
+ReviewIds = Annotated[
+    list[int],
+    Field(min_length=1, max_length=MAX_REVIEWS_PER_REQUEST, description="ids of reviews in the feature store"),
+    BeforeValidator(_checked_ids),
+]
 
 
 # The constraints only document the limits in /docs.json; _checked_reviews enforces them first.
@@ -93,6 +112,30 @@ class SentimentService:
     async def predict(self, reviews: Reviews) -> PredictResponse:
         """Label and probability of each class for each review, and the model that answered."""
         return prediction_response(self.model, self.predictor.predict(reviews))
+
+    @bentoml.api(route="/predict_by_id")
+    def predict_by_id(self, review_ids: ReviewIds) -> PredictByIdResponse:
+        """Predict reviews by id: their text comes from the Feast online store (training/serving parity)."""
+        rows = self._online_features().get(review_ids)
+        missing = [row["review_id"] for row in rows if not row["found"]]
+        if missing:
+            raise NotFound(missing_ids_message(missing))
+        predictions = self.predictor.predict([row["review_body"] for row in rows])
+        return PredictByIdResponse(model=self.model, predictions=[
+            IdPrediction(review_id=row["review_id"], label=p.label, probabilities=p.probabilities)
+            for row, p in zip(rows, predictions)
+        ])
+
+    def _online_features(self):
+        # Opened on first use: the store may be filled after the service started.
+        if getattr(self, "_reader", None) is None:
+            from sagestack.features.store import OnlineReader, read_features
+
+            settings = load_settings()
+            if read_features(settings) is None:
+                raise NotFound("the feature store is empty; run `sagestack features ingest` for this SAGESTACK_HOME")
+            self._reader = OnlineReader(settings)
+        return self._reader
 
     # The explicit content type spares BentoML building a JSON schema for every list response.
     @bentoml.api(route="/predict_batch", batchable=True, max_batch_size=256, max_latency_ms=1000)

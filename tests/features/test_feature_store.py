@@ -116,3 +116,16 @@ def test_feast_serve_answers_over_http(home):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_put_record_is_readable_online_at_once(home):
+    from sagestack.features import put_record
+
+    settings, _ = home
+    before = len(read_features(settings))
+    pushed = put_record(settings, {"sentiment": 1, "review_body": "Pushed just now: lovely soft sweater.",
+                                   "product_category": "Sweaters"})
+    assert pushed["review_id"] == before
+    [row] = get_online(settings, [pushed["review_id"]])
+    assert row["found"] and row["review_body"] == "Pushed just now: lovely soft sweater."
+    assert len(read_features(settings)) == before + 1

@@ -112,19 +112,63 @@ def ingest(settings: Settings, reviews: pd.DataFrame, *, max_seq_length: int = 1
     }
 
 
+class OnlineReader:
+    """Reads a feature service from the online store; keeps the FeatureStore open between reads."""
+
+    def __init__(self, settings: Settings, service: str = SERVING_SERVICE) -> None:
+        self._store = open_store(settings)
+        self._service = self._store.get_feature_service(service)
+
+    def get(self, review_ids: list[int]) -> list[dict]:
+        """Features per review id, in order; an unknown id is ``{"review_id", "found": False}``."""
+        result = self._store.get_online_features(
+            features=self._service, entity_rows=[{"review_id": int(i)} for i in review_ids]
+        ).to_dict()
+        names = [k for k in result if k != "review_id"]
+        rows = []
+        for index, review_id in enumerate(review_ids):
+            values = {name: result[name][index] for name in names}
+            found = any(v is not None for v in values.values())
+            rows.append({"review_id": int(review_id), "found": found, **(values if found else {})})
+        return rows
+
+
 def get_online(settings: Settings, review_ids: list[int], service: str = SERVING_SERVICE) -> list[dict]:
     """Online features per review id, in order; an unknown id comes back as ``{"review_id", "found": False}``."""
+    return OnlineReader(settings, service).get(review_ids)
+
+
+def put_record(settings: Settings, review: dict, *, tokenizer_dir=None, max_seq_length: int = 128) -> dict:
+    """Write one new review to the online and offline store at once (SageMaker's PutRecord).
+
+    The review gets the next id and the current time; its features are engineered exactly as
+    in :func:`ingest` and pushed through the push source.
+
+    Returns:
+        The pushed feature row (without the token lists).
+    """
+    from feast.data_source import PushMode
+
+    from sagestack.features.engineering import engineer_features, load_tokenizer
+
+    existing = read_features(settings)
+    if existing is None:
+        raise SagestackError("the feature store is empty; run `sagestack features ingest` first")
+    frame = pd.DataFrame([{k: review[k] for k in ("sentiment", "review_body", "product_category")}])
+    table = engineer_features(frame, tokenizer=load_tokenizer(tokenizer_dir), max_seq_length=max_seq_length,
+                              existing=existing)
+    new = table[~table["review_id"].isin(existing["review_id"])]
+    if new.empty:
+        raise SagestackError("this review is already in the feature store")
+    new = new.assign(split_type="train")  # a single new review joins the training split
     store = open_store(settings)
-    result = store.get_online_features(
-        features=store.get_feature_service(service), entity_rows=[{"review_id": int(i)} for i in review_ids]
-    ).to_dict()
-    names = [k for k in result if k != "review_id"]
-    rows = []
-    for index, review_id in enumerate(review_ids):
-        values = {name: result[name][index] for name in names}
-        found = any(v is not None for v in values.values())
-        rows.append({"review_id": int(review_id), "found": found, **(values if found else {})})
-    return rows
+    store.push("review_push_source", new.drop(columns=["content_hash"]), to=PushMode.ONLINE)
+    # The offline table is sagestack's own parquet file: append atomically, keeping it the source of truth.
+    path = feast_dir(settings) / FEATURES_FILE
+    with atomic_file(path) as tmp:
+        pd.concat([existing, new], ignore_index=True).to_parquet(tmp, index=False)
+    row = new.iloc[0]
+    return {"review_id": int(row["review_id"]), "event_timestamp": str(row["event_timestamp"]), "split_type": "train"}
 
 
 def training_set(settings: Settings, split: str, *, as_of: datetime | None = None) -> pd.DataFrame:

@@ -69,6 +69,30 @@ def validate_reviews(
     return reviews
 
 
+def validate_review_ids(review_ids: object, *, max_ids: int = MAX_REVIEWS_PER_REQUEST) -> list[int]:
+    """Check the ``review_ids`` of a ``/predict_by_id`` request: 1 to ``max_ids`` non-negative integers.
+
+    Raises:
+        InvalidRequest: not a list, empty, too long, or an item that is not a non-negative integer.
+    """
+    if not isinstance(review_ids, list):
+        raise InvalidRequest(f"review_ids must be a list of integers, got {_type_name(review_ids)}")
+    if not review_ids:
+        raise InvalidRequest("review_ids is empty; send at least one id")
+    if len(review_ids) > max_ids:
+        raise InvalidRequest(f"too many review_ids: {len(review_ids)} (at most {max_ids} per request); split the request")
+    for i, value in enumerate(review_ids):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidRequest(f"review_ids[{i}] must be a non-negative integer, got {value!r}")
+    return review_ids
+
+
+def missing_ids_message(missing: Sequence[int]) -> str:
+    """The 404 message for ids the feature store does not know."""
+    shown = ", ".join(str(i) for i in missing[:10]) + (", ..." if len(missing) > 10 else "")
+    return f"review id(s) {shown} not found in the feature store; ingest them with `sagestack features ingest`"
+
+
 class ModelSummary(BaseModel):
     """The served model: a registered version (``name``, ``version``, ``alias``) or a local file."""
 
@@ -90,6 +114,19 @@ class PredictResponse(BaseModel):
 
     model: ModelSummary
     predictions: list[LabelPrediction]
+
+
+class IdPrediction(LabelPrediction):
+    """One ``/predict_by_id`` prediction, for the review with this id."""
+
+    review_id: int
+
+
+class PredictByIdResponse(BaseModel):
+    """The body of a ``/predict_by_id`` answer."""
+
+    model: ModelSummary
+    predictions: list[IdPrediction]
 
 
 class BatchPrediction(LabelPrediction):
