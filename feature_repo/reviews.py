@@ -25,6 +25,7 @@ review_features_source = FileSource(
     name="review_features_source",
     path=FEATURES_PARQUET,
     timestamp_field="event_timestamp",
+    created_timestamp_column="created_timestamp",
     description="Engineered review features (sagestack features ingest)",
 )
 

@@ -129,3 +129,36 @@ def test_put_record_is_readable_online_at_once(home):
     [row] = get_online(settings, [pushed["review_id"]])
     assert row["found"] and row["review_body"] == "Pushed just now: lovely soft sweater."
     assert len(read_features(settings)) == before + 1
+
+
+def test_late_arriving_rows_stay_out_of_a_training_set_as_of_before_they_were_written(tmp_path, reviews):
+    settings = load_settings(home=tmp_path / "home")
+    ingest(settings, reviews.head(100))
+    as_of = datetime.now(timezone.utc)
+    time.sleep(0.01)
+    table = read_features(settings)
+    # A row that arrives after as_of but claims an event time before it (late-arriving data).
+    late = table.iloc[[0]].assign(review_id=10_000, content_hash="late", event_timestamp=pd.Timestamp(as_of) - timedelta(days=1),
+                                  created_timestamp=pd.Timestamp.now(tz="UTC"), split_type="train")
+    pd.concat([table, late]).to_parquet(settings.home / "feast" / "review_features.parquet", index=False)
+
+    store = open_store(settings)
+    raw = store.get_historical_features(entity_df=pd.DataFrame({"review_id": [10_000], "event_timestamp": [pd.Timestamp(as_of)]}),
+                                        features=["reviews_text:review_body"]).to_df()
+    assert raw["review_body"].notna().all()  # plain Feast lets the late row into an as-of-past training set
+    assert 10_000 not in set(training_set(settings, "train", as_of=as_of)["review_id"])  # sagestack does not
+    assert 10_000 in set(training_set(settings, "train")["review_id"])  # and includes it from its write time on
+
+
+def test_a_failed_ingest_leaves_the_previous_state_readable(tmp_path, reviews):
+    from sagestack.errors import ConfigError
+
+    settings = load_settings(home=tmp_path / "home")
+    ingest(settings, reviews.head(60))
+    before_table = read_features(settings)
+    before_online = get_online(settings, [1, 2])
+    with pytest.raises(ConfigError, match="no tokenizer in"):
+        ingest(settings, reviews, tokenizer_dir=tmp_path / "no-tokenizer")
+    pd.testing.assert_frame_equal(read_features(settings), before_table)
+    assert get_online(settings, [1, 2]) == before_online
+    assert [p.name for p in (settings.home / "feast").iterdir() if p.name.startswith(".")] == []

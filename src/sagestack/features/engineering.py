@@ -4,8 +4,9 @@ Columns: ``review_id``, ``event_timestamp``, ``sentiment``, ``label_id`` (−1/0
 ``input_ids`` and ``attention_mask`` (a Hugging Face tokenizer, padded/truncated to
 ``max_seq_length``), ``review_body``, ``product_category``, ``split_type``
 (train/validation/test, stratified and seeded) and text statistics (``word_count``,
-``char_count``). Re-running on the same reviews keeps their ids, timestamps and splits; only
-new reviews get new ids, the current timestamp and a split of their own.
+``char_count``), plus ``created_timestamp``, when the row was written (how training sets
+keep late-arriving rows out). Re-running on the same reviews keeps their ids, timestamps and
+splits; only new reviews get new ids, the current timestamp and a split of their own.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sagestack.errors import ConfigError
 LABEL_IDS = {-1: 0, 0: 1, 1: 2}
 FEATURE_COLUMNS = [
     "review_id", "event_timestamp", "sentiment", "label_id", "input_ids", "attention_mask",
-    "review_body", "product_category", "split_type", "word_count", "char_count", "content_hash",
+    "review_body", "product_category", "split_type", "word_count", "char_count", "content_hash", "created_timestamp",
 ]
 
 
@@ -113,10 +114,12 @@ def engineer_features(
     fresh["input_ids"], fresh["attention_mask"] = tokenize(
         tokenizer, fresh["review_body"].tolist(), max_seq_length, progress=progress
     )
+    fresh["created_timestamp"] = pd.Timestamp.now(tz="UTC")
     fresh["word_count"] = fresh["review_body"].str.split().str.len().astype("int64")
     fresh["char_count"] = fresh["review_body"].str.len().astype("int64")
     table = pd.concat([known, fresh[FEATURE_COLUMNS]], ignore_index=True) if len(known) else fresh[FEATURE_COLUMNS]
-    table["event_timestamp"] = pd.to_datetime(table["event_timestamp"], utc=True).astype("datetime64[us, UTC]")
+    for column in ("event_timestamp", "created_timestamp"):
+        table[column] = pd.to_datetime(table[column], utc=True).astype("datetime64[us, UTC]")
     return table.sort_values("review_id").reset_index(drop=True)
 
 

@@ -174,10 +174,13 @@ def put_record(settings: Settings, review: dict, *, tokenizer_dir=None, max_seq_
 def training_set(settings: Settings, split: str, *, as_of: datetime | None = None) -> pd.DataFrame:
     """A point-in-time correct training set for one split, read back through Feast.
 
-    Every known review is an entity row stamped ``as_of`` (default: now); Feast joins the
-    latest feature values at or before that time. Rows are never dropped: a review whose
-    features are newer than ``as_of`` comes back with nulls (the DuckDB offline store keeps
-    such rows, unlike Feast's default file store), and is then excluded by the split filter.
+    Every review written at or before ``as_of`` (default: now) is an entity row stamped
+    ``as_of``; Feast joins the latest feature values whose event time is at or before it.
+    Feast joins on event time only, so a row written *after* ``as_of`` with an older event time
+    (late-arriving data) would leak in: sagestack leaves such reviews out of the entity rows by
+    their ``created_timestamp``, so the same ``as_of`` always gives the same training set.
+    Rows are never dropped silently: an entity without features comes back with nulls (the
+    DuckDB offline store keeps them, unlike Feast's default file store).
     """
     if split not in SPLITS:
         raise SagestackError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
@@ -186,7 +189,8 @@ def training_set(settings: Settings, split: str, *, as_of: datetime | None = Non
         raise SagestackError("the feature store is empty; run `sagestack features ingest` first")
     store = open_store(settings)
     stamp = pd.Timestamp(as_of or datetime.now(timezone.utc))
-    entities = pd.DataFrame({"review_id": table["review_id"], "event_timestamp": stamp})
+    known = table[table["created_timestamp"] <= stamp]
+    entities = pd.DataFrame({"review_id": known["review_id"], "event_timestamp": stamp})
     frame = store.get_historical_features(
         entity_df=entities, features=store.get_feature_service(TRAINING_SERVICE)
     ).to_df()
