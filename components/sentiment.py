@@ -75,16 +75,24 @@ def explain_model(prepared: Input[Dataset], model: Input[Model], samples: int, r
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def prepare_data(
-    reviews: Input[Dataset], validation_fraction: float, test_fraction: float, seed: int, prepared: Output[Dataset]
-):
-    """Tokenize and split the validated reviews into train/validation/test (CSV + fastText)."""
-    from sagestack.data import prepare_dataset
+def feature_store(reviews: Input[Dataset], home: str, tracking_uri: str, features: Output[Dataset]):
+    """Engineer BERT features and ingest them into the Feast store (feast apply + materialize)."""
+    from sagestack.config import load_settings
+    from sagestack.steps import feature_store_step, write_json
 
-    result = prepare_dataset(
-        reviews.path, prepared.path, validation_fraction=validation_fraction, test_fraction=test_fraction, seed=seed
-    )
-    prepared.metadata.update({"counts": result.counts, "source_sha256": result.source_sha256})
+    result = feature_store_step(reviews.path, load_settings(home=home or None, tracking_uri=tracking_uri or None))
+    write_json(features.path, result)
+    features.metadata.update({"rows": result["rows"], "new_rows": result["new_rows"], "sha256": result["sha256"]})
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def prepare_data(features: Input[Dataset], home: str, tracking_uri: str, prepared: Output[Dataset]):
+    """Read point-in-time training sets back through Feast and write them for fastText."""
+    from sagestack.config import load_settings
+    from sagestack.steps import prepare_from_feature_store
+
+    result = prepare_from_feature_store(load_settings(home=home or None, tracking_uri=tracking_uri or None), prepared.path)
+    prepared.metadata.update({"counts": result["counts"], "features_sha256": features.metadata["sha256"]})
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
@@ -138,6 +146,7 @@ def evaluate_model(
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def register_model(
     reviews: Input[Dataset],
+    features: Input[Dataset],
     prepared: Input[Dataset],
     model: Input[Model],
     report: Input[Markdown],
@@ -169,12 +178,13 @@ def register_model(
         lineage={
             "pipeline.run": pipeline_run,
             "pipeline.step.1.ingest-data.reviews": reviews.uri,
-            "pipeline.step.2.prepare-data.prepared": prepared.uri,
-            "pipeline.step.3.train-fasttext.model": model.uri,
-            "pipeline.step.4.evaluate-model.report": report.uri,
-            "pipeline.step.5.pretraining-bias.report": data_bias.uri,
-            "pipeline.step.6.posttraining-bias.report": model_bias.uri,
-            "pipeline.step.7.explain-model.report": explanations.uri,
+            "pipeline.step.2.pretraining-bias.report": data_bias.uri,
+            "pipeline.step.3.feature-store.features": features.uri,
+            "pipeline.step.4.prepare-data.prepared": prepared.uri,
+            "pipeline.step.5.train-fasttext.model": model.uri,
+            "pipeline.step.6.evaluate-model.report": report.uri,
+            "pipeline.step.7.posttraining-bias.report": model_bias.uri,
+            "pipeline.step.8.explain-model.report": explanations.uri,
         },
         reports={"bias/pretraining": data_bias.path, "bias/posttraining": model_bias.path, "explain": explanations.path},
     )
@@ -201,6 +211,6 @@ def record_rejection(
         evaluation={"accuracy": test_accuracy},
         min_accuracy=min_accuracy,
         dataset=DatasetRef(reviews.metadata["source"], reviews.metadata["sha256"]),
-        lineage={"pipeline.run": pipeline_run, "pipeline.step.3.train-fasttext.model": model.uri},
+        lineage={"pipeline.run": pipeline_run, "pipeline.step.5.train-fasttext.model": model.uri},
     )
     return result["reason"]

@@ -1,5 +1,5 @@
-"""The review-sentiment pipeline: ingest → data bias → prepare → train → evaluate, model bias, SHAP →
-(accuracy gate) → register.
+"""The review-sentiment pipeline: ingest → data bias → feature store → prepare (read back from
+Feast) → train → evaluate, model bias, SHAP → (accuracy gate) → register.
 
 SageMaker Pipelines' processing → training → evaluation → ConditionStep → RegisterModel, on
 Kubeflow Pipelines. Wiring only: all logic is in the components and the sagestack library.
@@ -10,6 +10,7 @@ from kfp import dsl
 from components.sentiment import (
     evaluate_model,
     explain_model,
+    feature_store,
     ingest_data,
     posttraining_bias,
     prepare_data,
@@ -30,8 +31,6 @@ def sentiment_pipeline(
     model_name: str = "reviews-sentiment-fasttext",
     min_accuracy: float = 0.55,
     auto_approve: bool = False,
-    validation_fraction: float = 0.05,
-    test_fraction: float = 0.05,
     seed: int = 42,
     epochs: int = 10,
     learning_rate: float = 0.1,
@@ -44,9 +43,11 @@ def sentiment_pipeline(
 ):
     ingest = ingest_data(data_path=data_path, home=home, tracking_uri=tracking_uri)
     data_bias = pretraining_bias(reviews=ingest.outputs["reviews"], facet=facet, fail_on=bias_fail_on)
-    prepare = prepare_data(
-        reviews=ingest.outputs["reviews"], validation_fraction=validation_fraction, test_fraction=test_fraction, seed=seed
-    ).after(data_bias)  # a failed bias gate stops the pipeline before training
+    features = feature_store(reviews=ingest.outputs["reviews"], home=home, tracking_uri=tracking_uri).after(
+        data_bias  # a failed bias gate stops the pipeline before features and training
+    )
+    # Training reads its data back from the feature store: what serving reads, by construction.
+    prepare = prepare_data(features=features.outputs["features"], home=home, tracking_uri=tracking_uri)
     train = train_fasttext(
         prepared=prepare.outputs["prepared"], epochs=epochs, learning_rate=learning_rate, min_count=min_count,
         vector_dim=vector_dim, word_ngrams=word_ngrams, seed=seed,
@@ -58,8 +59,8 @@ def sentiment_pipeline(
     explain = explain_model(prepared=prepare.outputs["prepared"], model=train.outputs["model"], samples=explain_samples)
     with dsl.If(evaluate.outputs["Output"] >= min_accuracy, name="accuracy-met"):
         register_model(
-            reviews=ingest.outputs["reviews"], prepared=prepare.outputs["prepared"], model=train.outputs["model"],
-            report=evaluate.outputs["report"], data_bias=data_bias.outputs["report"],
+            reviews=ingest.outputs["reviews"], features=features.outputs["features"],
+            prepared=prepare.outputs["prepared"], model=train.outputs["model"], report=evaluate.outputs["report"], data_bias=data_bias.outputs["report"],
             model_bias=model_bias.outputs["report"], explanations=explain.outputs["report"], home=home,
             tracking_uri=tracking_uri, model_name=model_name, auto_approve=auto_approve,
             pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,

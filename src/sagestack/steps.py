@@ -176,3 +176,35 @@ def explain_step(test_csv: Path, model_dir: Path, out_dir: Path, *, samples: int
     texts = pd.read_csv(test_csv)["review_body"].head(samples).tolist()
     paths = write_explanations(explain_texts(predictor, texts, max_evals=max_evals), Path(out_dir), "Explanations")
     return {k: str(v) for k, v in paths.items()}
+
+
+def feature_store_step(reviews_csv: Path, settings: Settings) -> dict:
+    """Engineer features for the validated reviews and ingest them into this home's Feast store."""
+    import pandas as pd
+
+    from sagestack.features import ingest
+
+    result = ingest(settings, pd.read_csv(reviews_csv))
+    result["sha256"] = sha256_file(Path(result["path"]))
+    return result
+
+
+def prepare_from_feature_store(settings: Settings, out_dir: Path) -> dict:
+    """Write train/validation/test (CSV + fastText) from point-in-time training sets read through Feast.
+
+    Training reads exactly what serving reads (the feature store), not the CSV.
+    """
+    from sagestack.data.atomic import atomic_dir
+    from sagestack.data.fasttext_format import write_fasttext
+    from sagestack.features import training_set
+    from sagestack.features.store import SPLITS
+
+    counts = {}
+    with atomic_dir(Path(out_dir)) as tmp:
+        for split in SPLITS:
+            frame = training_set(settings, split)[["review_id", "sentiment", "review_body", "product_category"]]
+            frame.to_csv(tmp / f"{split}.csv", index=False)
+            write_fasttext(frame, tmp / f"{split}.txt")
+            counts[split] = {str(k): int(v) for k, v in sorted(frame["sentiment"].value_counts().items())}
+        write_json(tmp / "manifest.json", {"source": "feast:sentiment_training_v1", "counts": counts})
+    return {"counts": counts}

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -11,8 +12,8 @@ from pipelines.sentiment import sentiment_pipeline
 from sagestack import __version__
 from sagestack.registry import lineage, list_models, resolve_ref
 
-STEPS = ["ingest-data", "pretraining-bias", "prepare-data", "train-fasttext", "evaluate-model", "posttraining-bias",
-         "explain-model"]
+STEPS = ["ingest-data", "pretraining-bias", "feature-store", "prepare-data", "train-fasttext", "evaluate-model",
+         "posttraining-bias", "explain-model"]
 
 
 def statuses(summary):
@@ -27,6 +28,18 @@ def home(tmp_path_factory):
 @pytest.fixture(scope="module")
 def first_run(home, sample_csv):
     return run_local({"data_path": str(sample_csv), "min_accuracy": 0.0, "auto_approve": True}, home=home)
+
+
+def test_training_data_comes_back_from_the_feature_store(first_run, home):
+    from sagestack.config import load_settings
+    from sagestack.features import read_features
+
+    steps = {s["name"]: s for s in first_run["steps"]}
+    prepared = Path(steps["prepare-data"]["artifacts"]["prepared"])
+    train_ids = set(pd.read_csv(prepared / "train.csv")["review_id"])
+    table = read_features(load_settings(home=home))
+    assert train_ids == set(table.loc[table["split_type"] == "train", "review_id"])
+    assert json.loads((prepared / "manifest.json").read_text())["source"] == "feast:sentiment_training_v1"
 
 
 def test_first_run_executes_every_step_and_registers(first_run, home):
@@ -51,8 +64,9 @@ def test_registered_version_carries_the_pipeline_lineage(first_run, home, sample
     chain = lineage(settings, "reviews-sentiment-fasttext@champion")
     assert chain["dataset"]["path"] == str(sample_csv.resolve())
     assert [(s["step"], s["artifact"]) for s in chain["steps"]] == [
-        ("ingest-data", "reviews"), ("prepare-data", "prepared"), ("train-fasttext", "model"), ("evaluate-model", "report"),
-        ("pretraining-bias", "report"), ("posttraining-bias", "report"), ("explain-model", "report")]
+        ("ingest-data", "reviews"), ("pretraining-bias", "report"), ("feature-store", "features"),
+        ("prepare-data", "prepared"), ("train-fasttext", "model"), ("evaluate-model", "report"),
+        ("posttraining-bias", "report"), ("explain-model", "report")]
     from mlflow.tracking import MlflowClient
 
     logged = {a.path for a in MlflowClient(settings.mlflow_uri).list_artifacts(info.run_id, "bias")}
@@ -67,7 +81,7 @@ def test_identical_rerun_hits_the_cache_and_a_changed_parameter_reruns_only_its_
     assert again["registered"] == "reviews-sentiment-fasttext/1"  # replayed, no duplicate version
 
     changed = run_local({"data_path": str(sample_csv), "min_accuracy": 0.0, "auto_approve": True, "epochs": 3}, home=home)
-    assert [statuses(changed)[s] for s in STEPS] == ["CACHED"] * 3 + ["SUCCESS"] * 4
+    assert [statuses(changed)[s] for s in STEPS] == ["CACHED"] * 4 + ["SUCCESS"] * 4
     assert changed["registered"] == "reviews-sentiment-fasttext/2"
 
 
@@ -103,6 +117,7 @@ def test_a_failed_bias_gate_stops_the_pipeline_before_training(tmp_path, sample_
                               "bias check failed: CI>0.5: CI = ")
     reports = list((tmp_path / "home" / "pipelines" / "runs").glob("*/pretraining-bias/report"))
     assert len(reports) == 1 and "Pre-training bias" in reports[0].read_text()
+    assert not list((tmp_path / "home" / "pipelines" / "runs").glob("*/feature-store"))
     assert not list((tmp_path / "home" / "pipelines" / "runs").glob("*/train-fasttext"))
 
 
