@@ -413,7 +413,9 @@ def features_ingest(
     say = _progress(json_output)
     if say:
         say(f"engineering features for {resolved.path}")
-    result = ingest(settings, load_reviews(resolved.path).frame, max_seq_length=max_seq_length, tokenizer_dir=tokenizer)
+    progress = (lambda done, total: say(f"tokenized {done:,}/{total:,} reviews")) if say else None
+    result = ingest(settings, load_reviews(resolved.path).frame, max_seq_length=max_seq_length, tokenizer_dir=tokenizer,
+                    progress=progress)
     _emit(result, json_output, [f"{result['rows']} reviews in the store ({result['new_rows']} new), splits {result['splits']}",
                                 f"offline table: {result['path']}"])
 

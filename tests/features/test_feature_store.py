@@ -162,3 +162,17 @@ def test_a_failed_ingest_leaves_the_previous_state_readable(tmp_path, reviews):
     pd.testing.assert_frame_equal(read_features(settings), before_table)
     assert get_online(settings, [1, 2]) == before_online
     assert [p.name for p in (settings.home / "feast").iterdir() if p.name.startswith(".")] == []
+
+
+def test_features_cli(cli, tmp_path, sample_csv):
+    ingested = cli("features", "ingest", "--data", str(sample_csv), "--json", check=True).json
+    assert ingested["rows"] == 600 and ingested["splits"] == {"train": 540, "validation": 30, "test": 30}
+    got = cli("features", "get", "--review-id", "5", "--review-id", "123456", "--json", check=True).json
+    assert got["features"][0]["found"] and got["features"][1] == {"review_id": 123456, "found": False}
+    assert "123456: not found" in cli("features", "get", "--review-id", "123456", check=True).stdout
+    out = tmp_path / "test.csv"
+    written = cli("features", "training-set", "--split", "test", "--out", str(out), "--json", check=True).json
+    assert written["rows"] == 30 and len(pd.read_csv(out)) == 30
+    bad = cli("features", "training-set", "--split", "dev", "--out", str(tmp_path / "x.csv"))
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1] == "error: unknown split 'dev'; use one of train, validation, test"
+    assert not (tmp_path / "x.csv").exists()

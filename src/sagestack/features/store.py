@@ -8,6 +8,7 @@ and offline parquet.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -103,7 +104,9 @@ def ingest(settings: Settings, reviews: pd.DataFrame, *, max_seq_length: int = 1
     apply(settings)
     store = open_store(settings)
     start = table["event_timestamp"].min().to_pydatetime() - timedelta(seconds=1)
-    store.materialize(start_date=start, end_date=datetime.now(timezone.utc) + timedelta(seconds=1))
+    # Feast prints materialization progress on stdout; keep stdout for results (e.g. --json).
+    with contextlib.redirect_stdout(sys.stderr):
+        store.materialize(start_date=start, end_date=datetime.now(timezone.utc) + timedelta(seconds=1))
     return {
         "rows": len(table),
         "new_rows": len(table) - (0 if existing is None else len(existing)),
