@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from sagestack.config import load_settings
 from sagestack.registry import load_predictor, log_fasttext_run
 from sagestack.serving.requests import MAX_REQUEST_BYTES, MAX_REVIEW_CHARS, MAX_REVIEWS_PER_REQUEST
 from sagestack.text import make_params, train_fasttext
+from serving.launch import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BENTOML = Path(sys.executable).with_name("bentoml")
@@ -29,12 +29,6 @@ REVIEWS = [
     "Cheap fabric, fell apart after one wash, sent it back",
 ]
 TOO_LARGE = f"request body is larger than {MAX_REQUEST_BYTES} bytes; send fewer or shorter reviews"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def serve(home: Path, model_ref: str, log: Path) -> tuple[subprocess.Popen, str]:

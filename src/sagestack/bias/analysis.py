@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from sagestack.bias.metrics import POST_TRAINING, PRE_TRAINING, Metric
-from sagestack.bias.table import MISSING, ContingencyTable, LabelSpec, build_table_pandas
+from sagestack.bias.table import MISSING, ContingencyTable, LabelSpec, build_table_pandas, require_columns
 from sagestack.errors import DataError
 
 FT_DESCRIPTION = "Flip Test (FT)"
@@ -49,11 +49,8 @@ class BiasConfig:
 
 
 def _facet_column(frame: pd.DataFrame, facet: FacetSpec) -> pd.Series:
-    missing = [c for c in facet.columns if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"facet column '{missing[0]}' is not in the data; columns are: {', '.join(map(str, frame.columns))}"
-        )
+    for column in facet.columns:
+        require_columns(frame.columns, facet=column)
     if len(facet.columns) == 1:
         return frame[facet.columns[0]]
     parts = [frame[c].astype("string").fillna(MISSING) for c in facet.columns]
@@ -242,10 +239,7 @@ def analyze(frame, config: BiasConfig, *, engine: str = "pandas") -> dict:
     Raises:
         DataError: unknown columns, a positive label that never occurs, a single-valued facet.
     """
-    columns = list(frame.columns)
-    for role, column in (("label", config.label), ("predicted label", config.predicted), ("group", config.group)):
-        if column is not None and column not in columns:
-            raise DataError(f"{role} column '{column}' is not in the data; columns are: {', '.join(map(str, columns))}")
+    require_columns(frame.columns, label=config.label, predicted_label=config.predicted, group=config.group)
     label_info = {"label": config.label, "label_value_or_threshold": config.positive.describe()}
     pre = {**label_info, "facets": {}}
     post = {**label_info, "facets": {}}

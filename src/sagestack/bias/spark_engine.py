@@ -7,7 +7,7 @@ the pandas engine.
 
 from __future__ import annotations
 
-from sagestack.bias.table import ContingencyTable, LabelSpec, table_from_counts
+from sagestack.bias.table import ContingencyTable, LabelSpec, require_columns, table_from_counts
 from sagestack.errors import DataError
 
 
@@ -29,9 +29,7 @@ def build_table_spark(
     """
     from pyspark.sql import functions as F
 
-    for role, column in (("facet", facet), ("label", label), ("predicted label", predicted), ("group", group)):
-        if column is not None and column not in data.columns:
-            raise DataError(f"{role} column '{column}' is not in the data; columns are: {', '.join(data.columns)}")
+    require_columns(data.columns, facet=facet, label=label, predicted_label=predicted, group=group)
 
     def is_positive(column: str):
         if positive.threshold is not None:
@@ -82,9 +80,8 @@ def spark_facet_column(data, columns: list[str]):
     from sagestack.bias.analysis import INTERSECTION_SEPARATOR
     from sagestack.bias.table import MISSING
 
-    missing = [c for c in columns if c not in data.columns]
-    if missing:
-        raise DataError(f"facet column '{missing[0]}' is not in the data; columns are: {', '.join(data.columns)}")
+    for column in columns:
+        require_columns(data.columns, facet=column)
     if len(columns) == 1:
         return data, columns[0]
     parts = [F.coalesce(F.col(c).cast("string"), F.lit(MISSING)) for c in columns]

@@ -86,6 +86,20 @@ def _codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
     return codes.astype(np.int64), values
 
 
+def require_columns(available, **roles: object) -> None:
+    """Raise a one-line DataError for the first named column (by role) that the data lacks.
+
+    ``roles`` maps a role ("facet", "label", ...) to a column name; ``None`` and non-string
+    values (e.g. a facet given as a Series) are skipped.
+    """
+    available = [str(c) for c in available]
+    for role, column in roles.items():
+        if isinstance(column, str) and column not in available:
+            raise DataError(
+                f"{role.replace('_', ' ')} column '{column}' is not in the data; columns are: {', '.join(available)}"
+            )
+
+
 def build_table_pandas(
     frame: pd.DataFrame,
     *,
@@ -112,11 +126,7 @@ def build_table_pandas(
         DataError: a named column is missing, or the facet is not numeric with a threshold.
     """
     facet_name = facet if isinstance(facet, str) else str(facet.name)
-    for role, column in (("facet", facet), ("label", label), ("predicted label", predicted), ("group", group)):
-        if isinstance(column, str) and column not in frame.columns:
-            raise DataError(
-                f"{role} column '{column}' is not in the data; columns are: {', '.join(map(str, frame.columns))}"
-            )
+    require_columns(frame.columns, facet=facet, label=label, predicted_label=predicted, group=group)
     facet_column = frame[facet] if isinstance(facet, str) else facet
     if facet_threshold is not None:
         numeric = pd.to_numeric(facet_column, errors="coerce")
