@@ -15,29 +15,30 @@ from __future__ import annotations
 
 import re
 
-# Each rule is (pattern, replacement), applied in order, as in NLTK's NLTKWordTokenizer.
-_STARTING_QUOTES = [
-    (re.compile(r"([«“‘„]|[`]+)"), r" \1 "),
+# NLTK's NLTKWordTokenizer rules, in its order, as (triggers, pattern, replacement). A rule only
+# runs when one of its trigger substrings occurs: most sentences need 3 of the 20 substitutions,
+# which makes tokenization about 3x faster (it is most of a served prediction's time).
+_BEFORE_PADDING = [
+    (("«", "“", "‘", "„", "`"), re.compile(r"([«“‘„]|[`]+)"), r" \1 "),
     # An apostrophe that does not start a contraction is split off: 5'4 -> 5' 4.
-    (re.compile(r"(?i)(\')(?!re|ve|ll|m|t|s|d|n)(\w)\b"), r"\1 \2"),
+    (("'",), re.compile(r"(?i)(\')(?!re|ve|ll|m|t|s|d|n)(\w)\b"), r"\1 \2"),
+    ((".",), re.compile(r"([^\.])(\.)([\]\)}>\"']*)\s*$"), r"\1 \2 \3 "),
+    ((":", ","), re.compile(r"([:,])([^\d])"), r" \1 \2"),
+    ((":", ","), re.compile(r"([:,])$"), r" \1 "),
+    (("..",), re.compile(r"\.{2,}"), r" \g<0> "),
+    ((";", "@", "#", "$", "%", "&"), re.compile(r"[;@#$%&]"), r" \g<0> "),
+    (("?", "!"), re.compile(r"[?!]"), r" \g<0> "),
+    (("' ",), re.compile(r"([^'])' "), r"\1 ' "),
+    (("*",), re.compile(r"[*]"), r" \g<0> "),
+    (("[", "]", "(", ")", "{", "}", "<", ">"), re.compile(r"[\]\[\(\)\{\}\<\>]"), r" \g<0> "),
+    (("--",), re.compile(r"--"), r" -- "),
 ]
-_PUNCTUATION = [
-    (re.compile(r"([^\.])(\.)([\]\)}>\"']*)\s*$"), r"\1 \2 \3 "),
-    (re.compile(r"([:,])([^\d])"), r" \1 \2"),
-    (re.compile(r"([:,])$"), r" \1 "),
-    (re.compile(r"\.{2,}"), r" \g<0> "),
-    (re.compile(r"[;@#$%&]"), r" \g<0> "),
-    (re.compile(r"[?!]"), r" \g<0> "),
-    (re.compile(r"([^'])' "), r"\1 ' "),
-    (re.compile(r"[*]"), r" \g<0> "),
+_AFTER_PADDING = [
+    (("''",), re.compile(r"''"), " '' "),
+    (("'",), re.compile(r"([^' ])('[sS]|'[mM]|'[dD]|') "), r"\1 \2 "),
+    (("'",), re.compile(r"([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) "), r"\1 \2 "),
 ]
-_BRACKETS = (re.compile(r"[\]\[\(\)\{\}\<\>]"), r" \g<0> ")
-_DASHES = (re.compile(r"--"), r" -- ")
-_ENDING_QUOTES = [
-    (re.compile(r"''"), " '' "),
-    (re.compile(r"([^' ])('[sS]|'[mM]|'[dD]|') "), r"\1 \2 "),
-    (re.compile(r"([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) "), r"\1 \2 "),
-]
+_CONTRACTION_HINT = re.compile(r"cannot|d'ye|gimme|gonna|gotta|lemme|more'n|wanna|'tis|'twas", re.IGNORECASE)
 _CONTRACTIONS = [
     re.compile(pattern, re.IGNORECASE)
     for pattern in (
@@ -73,16 +74,19 @@ def _sentences(text: str) -> list[str]:
     return sentences
 
 
+def _apply(rules, text: str) -> str:
+    for triggers, pattern, repl in rules:
+        if any(t in text for t in triggers):
+            text = pattern.sub(repl, text)
+    return text
+
+
 def _tokenize_sentence(text: str) -> list[str]:
-    for pattern, repl in _STARTING_QUOTES + _PUNCTUATION:
-        text = pattern.sub(repl, text)
-    for pattern, repl in (_BRACKETS, _DASHES):
-        text = pattern.sub(repl, text)
-    text = f" {text} "
-    for pattern, repl in _ENDING_QUOTES:
-        text = pattern.sub(repl, text)
-    for pattern in _CONTRACTIONS:
-        text = pattern.sub(r" \1 \2 ", text)
+    text = f" {_apply(_BEFORE_PADDING, text)} "
+    text = _apply(_AFTER_PADDING, text)
+    if _CONTRACTION_HINT.search(text):
+        for pattern in _CONTRACTIONS:
+            text = pattern.sub(r" \1 \2 ", text)
     return text.split()
 
 
