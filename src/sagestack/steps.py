@@ -189,10 +189,12 @@ def feature_store_step(reviews_csv: Path, settings: Settings) -> dict:
     return result
 
 
-def prepare_from_feature_store(settings: Settings, out_dir: Path) -> dict:
+def prepare_from_feature_store(settings: Settings, out_dir: Path, *, seed: int = 42) -> dict:
     """Write train/validation/test (CSV + fastText) from point-in-time training sets read through Feast.
 
-    Training reads exactly what serving reads (the feature store), not the CSV.
+    Training reads exactly what serving reads (the feature store), not the CSV. Rows are
+    shuffled (seeded): the store returns them by review id, and data sorted by label (as
+    reviews_balanced.csv is) makes fastText's SGD learn one class after another.
     """
     from sagestack.data.atomic import atomic_dir
     from sagestack.data.fasttext_format import write_fasttext
@@ -203,6 +205,7 @@ def prepare_from_feature_store(settings: Settings, out_dir: Path) -> dict:
     with atomic_dir(Path(out_dir)) as tmp:
         for split in SPLITS:
             frame = training_set(settings, split)[["review_id", "sentiment", "review_body", "product_category"]]
+            frame = frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
             frame.to_csv(tmp / f"{split}.csv", index=False)
             write_fasttext(frame, tmp / f"{split}.txt")
             counts[split] = {str(k): int(v) for k, v in sorted(frame["sentiment"].value_counts().items())}
