@@ -12,13 +12,17 @@ from components.image import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def ingest_data(data_path: str, home: str, tracking_uri: str, reviews: Output[Dataset]):
-    """Resolve and validate the review CSV; output the validated reviews."""
+def ingest_data(data_path: str, data_sha256: str, home: str, tracking_uri: str, reviews: Output[Dataset]):
+    """Resolve and validate the review CSV; output the validated reviews.
+
+    ``data_sha256`` (set by the local runner) makes the step cache follow the file's content,
+    not only its path; a mismatch fails the step.
+    """
     from sagestack.config import load_settings
     from sagestack.steps import ingest_step
 
     settings = load_settings(home=home or None, tracking_uri=tracking_uri or None)
-    info = ingest_step(data_path, reviews.path, settings)
+    info = ingest_step(data_path, reviews.path, settings, expected_sha256=data_sha256)
     reviews.metadata.update(info)
 
 
@@ -87,11 +91,16 @@ def feature_store(reviews: Input[Dataset], home: str, tracking_uri: str, feature
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def prepare_data(features: Input[Dataset], home: str, tracking_uri: str, prepared: Output[Dataset]):
-    """Read point-in-time training sets back through Feast and write them for fastText."""
+    """Read point-in-time training sets of this run's reviews back through Feast, for fastText."""
+    import json
+
     from sagestack.config import load_settings
     from sagestack.steps import prepare_from_feature_store
 
-    result = prepare_from_feature_store(load_settings(home=home or None, tracking_uri=tracking_uri or None), prepared.path)
+    review_ids = json.loads(open(features.path).read())["review_ids"]
+    result = prepare_from_feature_store(
+        load_settings(home=home or None, tracking_uri=tracking_uri or None), prepared.path, review_ids=review_ids
+    )
     prepared.metadata.update({"counts": result["counts"], "features_sha256": features.metadata["sha256"]})
 
 
@@ -127,20 +136,21 @@ def train_fasttext(
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def evaluate_model(
-    prepared: Input[Dataset], model: Input[Model], metrics: Output[Metrics], report: Output[Markdown]
+    prepared: Input[Dataset], model: Input[Model], metrics: Output[Metrics], report: Output[Markdown],
+    evaluation: Output[Artifact],
 ) -> float:
     """Evaluate on the held-out test split; returns the test accuracy the condition checks."""
     import os
 
     from sagestack.steps import evaluate_step, write_json
 
-    evaluation = evaluate_step(model.path, os.path.join(prepared.path, "test.txt"), report.path)
-    metrics.log_metric("test_accuracy", evaluation["accuracy"])
-    for label, values in evaluation["per_class"].items():
+    result = evaluate_step(model.path, os.path.join(prepared.path, "test.txt"), report.path)
+    metrics.log_metric("test_accuracy", result["accuracy"])
+    for label, values in result["per_class"].items():
         metrics.log_metric(f"test_f1_{label}", values["f1"])
     write_json(metrics.path, metrics.metadata)
-    write_json(os.path.join(os.path.dirname(report.path), "evaluation.json"), evaluation)
-    return evaluation["accuracy"]
+    write_json(evaluation.path, result)
+    return result["accuracy"]
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
@@ -150,6 +160,7 @@ def register_model(
     prepared: Input[Dataset],
     model: Input[Model],
     report: Input[Markdown],
+    evaluation: Input[Artifact],
     data_bias: Input[HTML],
     model_bias: Input[HTML],
     explanations: Input[HTML],
@@ -161,17 +172,15 @@ def register_model(
 ) -> str:
     """Register the model in MLflow with lineage tags tying it to this run and its artifacts."""
     import json
-    import os
 
     from sagestack.config import load_settings
     from sagestack.registry import DatasetRef
     from sagestack.steps import register_step
 
-    evaluation = json.loads(open(os.path.join(os.path.dirname(report.path), "evaluation.json")).read())
     registered = register_step(
         settings=load_settings(home=home or None, tracking_uri=tracking_uri or None),
         model_dir=model.path,
-        evaluation=evaluation,
+        evaluation=json.loads(open(evaluation.path).read()),
         dataset=DatasetRef(reviews.metadata["source"], reviews.metadata["sha256"]),
         model_name=model_name,
         auto_approve=auto_approve,

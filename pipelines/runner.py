@@ -23,7 +23,7 @@ from sagestack.errors import SagestackError
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _EXECUTING = re.compile(r"Executing task '([^']+)'")
 _FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
-_CACHE_HIT = re.compile(r"Task ([\w-]+) cache hit")
+_CACHE_HIT = re.compile(r"Task ([\w-]+) cache hit \(key=(\w+)\)")
 _EXCEPTION = re.compile(r"^\s*(?:[\w.]+\.)?(\w*(?:Error|Exception|Failed)): (.+)$")
 
 
@@ -96,7 +96,18 @@ def pipeline_tasks(pipeline) -> list[str]:
     return names
 
 
-def _steps_from_log(lines: list[tuple[float, str]], tasks: list[str], run_dir: Path, root: Path) -> list[dict]:
+def _cached_outputs(cache: Path, key_prefix: str) -> tuple[dict, dict]:
+    """(artifacts, parameters) a cache hit replayed, read from KFP's cache entry for that key."""
+    entries = sorted(cache.glob(f"{key_prefix}*.json"))
+    if not entries:
+        return {}, {}
+    outputs = json.loads(entries[0].read_text())
+    artifacts = {name: value["uri"] for name, value in outputs.items() if isinstance(value, dict) and "uri" in value}
+    parameters = {name: value for name, value in outputs.items() if not (isinstance(value, dict) and "uri" in value)}
+    return artifacts, parameters
+
+
+def _steps_from_log(lines: list[tuple[float, str]], tasks: list[str], run_dir: Path, cache: Path) -> list[dict]:
     started: dict[str, float] = {}
     steps: dict[str, dict] = {}
     order: list[str] = []  # steps in the order they ran (or hit the cache)
@@ -108,17 +119,19 @@ def _steps_from_log(lines: list[tuple[float, str]], tasks: list[str], run_dir: P
             name = match.group(1)
             steps[name] = {"status": match.group(2), "seconds": round(stamp - started.get(name, stamp), 2)}
         elif match := _CACHE_HIT.search(line):
-            steps[match.group(1)] = {"status": "CACHED", "seconds": 0.0}
+            steps[match.group(1)] = {"status": "CACHED", "seconds": 0.0, "key": match.group(2)}
             order.append(match.group(1))
     out = []
     for name in order + [t for t in tasks if t not in order]:
         step = {"name": name, **steps.get(name, {"status": "SKIPPED", "seconds": 0.0})}
         task_dir = run_dir / name
         if step["status"] == "CACHED":
-            # A cached step's artifacts stay where the run that produced them wrote them.
-            earlier = sorted((d / name for d in root.iterdir() if (d / name).is_dir()), reverse=True)
-            task_dir = earlier[0] if earlier else task_dir
-        if task_dir.is_dir():
+            # A cached step's outputs stay where the run that produced them wrote them.
+            artifacts, parameters = _cached_outputs(cache, step.pop("key"))
+            step["artifacts"] = artifacts
+            if parameters:
+                step["outputs"] = parameters
+        elif task_dir.is_dir():
             step["artifacts"] = {p.name: str(p) for p in sorted(task_dir.iterdir()) if p.name != "executor_output.json"}
             output_file = task_dir / "executor_output.json"
             if output_file.is_file():
@@ -183,6 +196,16 @@ def run_local(
         raise_on_error=True,
     )
     arguments = {"home": str(Path(home).resolve()), **arguments}
+    # The step cache keys on parameters: pass the data's content hash so an edited file re-runs.
+    from sagestack.config import load_settings
+    from sagestack.data import resolve_dataset
+    from sagestack.data.atomic import sha256_file
+
+    try:
+        resolved = resolve_dataset(arguments.get("data_path") or None, settings=load_settings(home=home))
+        arguments.setdefault("data_sha256", sha256_file(resolved.path))
+    except SagestackError:
+        pass  # the ingest step reports the missing data with its own message
     before = set(root.iterdir())
     log_path = base / "logs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{time.monotonic_ns() % 10**6}.log"
 
@@ -204,7 +227,7 @@ def run_local(
     if failure:
         raise PipelineFailed(f"pipeline {PIPELINE_NAME} {failure}; log: {log_path}")
 
-    steps = _steps_from_log(recorder.lines, pipeline_tasks(sentiment_pipeline), run_dir, root)
+    steps = _steps_from_log(recorder.lines, pipeline_tasks(sentiment_pipeline), run_dir, cache)
     outputs = {s["name"]: s.get("outputs", {}).get("Output") for s in steps if s["status"] != "SKIPPED"}
     return {
         "pipeline": PIPELINE_NAME,
@@ -226,8 +249,12 @@ def compile_pipeline(path: Path) -> Path:
     from sagestack.data.atomic import atomic_file
 
     with atomic_file(Path(path)) as tmp:
-        compiler.Compiler().compile(sentiment_pipeline, str(tmp.with_suffix(".yaml")))
-        tmp.with_suffix(".yaml").replace(tmp)
+        staged = tmp.with_suffix(".yaml")  # the KFP compiler insists on a .yaml name
+        try:
+            compiler.Compiler().compile(sentiment_pipeline, str(staged))
+            staged.replace(tmp)
+        finally:
+            staged.unlink(missing_ok=True)
     return Path(path)
 
 

@@ -26,6 +26,7 @@ PIPELINE_NAME = "sagestack-sentiment"
 @dsl.pipeline(name=PIPELINE_NAME, description="Review sentiment: data → fastText → evaluation → gated registration")
 def sentiment_pipeline(
     data_path: str = "",
+    data_sha256: str = "",
     home: str = "",
     tracking_uri: str = "",
     model_name: str = "reviews-sentiment-fasttext",
@@ -41,7 +42,7 @@ def sentiment_pipeline(
     bias_fail_on: str = "",
     explain_samples: int = 10,
 ):
-    ingest = ingest_data(data_path=data_path, home=home, tracking_uri=tracking_uri)
+    ingest = ingest_data(data_path=data_path, data_sha256=data_sha256, home=home, tracking_uri=tracking_uri)
     data_bias = pretraining_bias(reviews=ingest.outputs["reviews"], facet=facet, fail_on=bias_fail_on)
     features = feature_store(reviews=ingest.outputs["reviews"], home=home, tracking_uri=tracking_uri).after(
         data_bias  # a failed bias gate stops the pipeline before features and training
@@ -60,7 +61,8 @@ def sentiment_pipeline(
     with dsl.If(evaluate.outputs["Output"] >= min_accuracy, name="accuracy-met"):
         register_model(
             reviews=ingest.outputs["reviews"], features=features.outputs["features"],
-            prepared=prepare.outputs["prepared"], model=train.outputs["model"], report=evaluate.outputs["report"], data_bias=data_bias.outputs["report"],
+            prepared=prepare.outputs["prepared"], model=train.outputs["model"], report=evaluate.outputs["report"],
+            evaluation=evaluate.outputs["evaluation"], data_bias=data_bias.outputs["report"],
             model_bias=model_bias.outputs["report"], explanations=explain.outputs["report"], home=home,
             tracking_uri=tracking_uri, model_name=model_name, auto_approve=auto_approve,
             pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,

@@ -162,10 +162,12 @@ def train_fasttext_cmd(
     )
     summary = result.to_dict()
     if register:
-        from sagestack.registry import log_fasttext_run
+        from sagestack.data.atomic import sha256_file
+        from sagestack.registry import DatasetRef, log_fasttext_run
 
         logged = log_fasttext_run(
             result, settings=_settings(), model_name=model_name,
+            dataset=DatasetRef(str(train.resolve()), sha256_file(train)),
             approval="Approved" if approve else "PendingManualApproval",
             aliases=("champion",) if approve else ("challenger",),
         )
@@ -416,6 +418,7 @@ def features_ingest(
     progress = (lambda done, total: say(f"tokenized {done:,}/{total:,} reviews")) if say else None
     result = ingest(settings, load_reviews(resolved.path).frame, max_seq_length=max_seq_length, tokenizer_dir=tokenizer,
                     progress=progress)
+    result.pop("review_ids")
     _emit(result, json_output, [f"{result['rows']} reviews in the store ({result['new_rows']} new), splits {result['splits']}",
                                 f"offline table: {result['path']}"])
 
@@ -544,7 +547,10 @@ def demo(
 
     with running_server(settings, ref) as url:
         record_endpoint(settings, ref, url)
-        response = httpx.post(f"{url}/predict", json={"reviews": [DEMO_REVIEW]}, timeout=30).json()
+        answer = httpx.post(f"{url}/predict", json={"reviews": [DEMO_REVIEW]}, timeout=30)
+        if answer.status_code != 200:
+            raise SagestackError(f"the endpoint answered {answer.status_code}: {answer.text[:200]}")
+        response = answer.json()
     result = {"pipeline": summary, "endpoint": url, "request": DEMO_REVIEW, "response": response}
     prediction = response["predictions"][0]
     _emit(result, json_output, [

@@ -12,25 +12,29 @@ from pathlib import Path
 from sagestack.config import Settings
 from sagestack.data import load_reviews, resolve_dataset
 from sagestack.data.atomic import atomic_file, sha256_file
+from sagestack.errors import DataError
 from sagestack.registry import DatasetRef, log_fasttext_run
 from sagestack.text import BlazingTextParams, TrainResult, evaluate_fasttext_file
 
 APPROVED, PENDING = "Approved", "PendingManualApproval"
 
 
-def ingest_step(data_path: str | None, out_csv: Path, settings: Settings) -> dict:
+def ingest_step(data_path: str | None, out_csv: Path, settings: Settings, *, expected_sha256: str = "") -> dict:
     """Resolve the dataset, validate it and write the validated reviews (course layout) to ``out_csv``.
 
     Returns:
         ``{"source", "sha256", "layout", "rows", "dropped_empty"}``.
     """
     resolved = resolve_dataset(data_path or None, settings=settings)
+    actual = sha256_file(resolved.path)
+    if expected_sha256 and actual != expected_sha256:
+        raise DataError(f"{resolved.path} changed while the pipeline ran (sha256 {actual}); run it again")
     loaded = load_reviews(resolved.path)
     with atomic_file(Path(out_csv)) as tmp:
         loaded.frame.to_csv(tmp, index=False)
     return {
         "source": str(resolved.path.resolve()),
-        "sha256": sha256_file(resolved.path),
+        "sha256": actual,
         "layout": loaded.layout,
         "rows": len(loaded.frame),
         "dropped_empty": loaded.dropped_empty,
@@ -189,12 +193,15 @@ def feature_store_step(reviews_csv: Path, settings: Settings) -> dict:
     return result
 
 
-def prepare_from_feature_store(settings: Settings, out_dir: Path, *, seed: int = 42) -> dict:
+def prepare_from_feature_store(
+    settings: Settings, out_dir: Path, *, review_ids: list[int] | None = None, seed: int = 42
+) -> dict:
     """Write train/validation/test (CSV + fastText) from point-in-time training sets read through Feast.
 
     Training reads exactly what serving reads (the feature store), not the CSV. Rows are
     shuffled (seeded): the store returns them by review id, and data sorted by label (as
-    reviews_balanced.csv is) makes fastText's SGD learn one class after another.
+    reviews_balanced.csv is) makes fastText's SGD learn one class after another. With
+    ``review_ids`` only those reviews are used (the pipeline's own input, not the whole store).
     """
     from sagestack.data.atomic import atomic_dir
     from sagestack.data.fasttext_format import write_fasttext
@@ -205,6 +212,8 @@ def prepare_from_feature_store(settings: Settings, out_dir: Path, *, seed: int =
     with atomic_dir(Path(out_dir)) as tmp:
         for split in SPLITS:
             frame = training_set(settings, split)[["review_id", "sentiment", "review_body", "product_category"]]
+            if review_ids is not None:
+                frame = frame[frame["review_id"].isin(set(review_ids))]
             frame = frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
             frame.to_csv(tmp / f"{split}.csv", index=False)
             write_fasttext(frame, tmp / f"{split}.txt")

@@ -60,14 +60,16 @@ def test_facet_syntax():
 
 
 def test_sensitive_values_threshold_and_missing_facet_values():
-    frame = pd.DataFrame({"cat": ["x", "x", "y", None, "z", "z"], "age": [20, 50, 60, 30, 45, 41], "y": [1, 0, 1, 1, 0, 0]})
+    frame = pd.DataFrame({"cat": ["x", "x", "y", None, "z", "z", "x"], "age": [20, 50, 60, 30, 45, 41, None],
+                          "y": [1, 0, 1, 1, 0, 0, 1]})
     doc = analyze(frame, BiasConfig(label="y", positive=LabelSpec(values=(1,)),
                                     facets=[FacetSpec("cat", ("x", "y")), FacetSpec("age", threshold=40), FacetSpec("cat")]))
     facets = doc["pre_training_bias_metrics"]["facets"]
     assert [e["value_or_threshold"] for e in facets["cat"]] == ["x", "y", "z", "(missing)"]
     ci = lambda entry: next(m["value"] for m in entry["metrics"] if m["name"] == "CI")  # noqa: E731
-    assert ci(facets["age"][0]) == pytest.approx((2 - 4) / 6)  # d = age > 40: four rows
-    assert doc["sagestack"]["missing_facet_values"] == {"cat": 1}
+    assert ci(facets["age"][0]) == pytest.approx((3 - 4) / 7)  # d = age > 40: four rows
+    assert doc["sagestack"]["missing_facet_values"] == {"cat": 1, "age": 1}  # a missing age is not "<= 40"
+    assert doc["sagestack"]["label_distribution"]["age"]["(missing)"] == {"negative": 0, "positive": 1}
 
 
 def write(tmp_path, frame):

@@ -79,10 +79,15 @@ def test_identical_rerun_hits_the_cache_and_a_changed_parameter_reruns_only_its_
     assert set(statuses(again).values()) <= {"CACHED", "SKIPPED"}
     assert statuses(again)["train-fasttext"] == "CACHED" and again["seconds"] < first_run["seconds"]
     assert again["registered"] == "reviews-sentiment-fasttext/1"  # replayed, no duplicate version
+    first_model = {s["name"]: s for s in first_run["steps"]}["train-fasttext"]["artifacts"]["model"]
+    assert {s["name"]: s for s in again["steps"]}["train-fasttext"]["artifacts"]["model"] == first_model
 
     changed = run_local({"data_path": str(sample_csv), "min_accuracy": 0.0, "auto_approve": True, "epochs": 3}, home=home)
     assert [statuses(changed)[s] for s in STEPS] == ["CACHED"] * 4 + ["SUCCESS"] * 4
     assert changed["registered"] == "reviews-sentiment-fasttext/2"
+    # A later default run replays the first run's model, not the newer 3-epoch one.
+    default_again = run_local({"data_path": str(sample_csv), "min_accuracy": 0.0, "auto_approve": True}, home=home)
+    assert {s["name"]: s for s in default_again["steps"]}["train-fasttext"]["artifacts"]["model"] == first_model
 
 
 def test_accuracy_below_threshold_records_a_rejection(first_run, home, sample_csv):

@@ -7,7 +7,7 @@ the pandas engine.
 
 from __future__ import annotations
 
-from sagestack.bias.table import ContingencyTable, LabelSpec, require_columns, table_from_counts
+from sagestack.bias.table import MISSING, ContingencyTable, LabelSpec, require_columns, table_from_counts
 from sagestack.errors import DataError
 
 
@@ -38,10 +38,13 @@ def build_table_spark(
         return F.col(column).cast("string").isin(values).cast("int")
 
     if facet_threshold is not None:
-        facet_expr = F.when(F.col(facet).cast("double") > F.lit(facet_threshold), f">{facet_threshold:g}").otherwise(
-            f"<={facet_threshold:g}"
+        numeric = F.col(facet).cast("double")
+        facet_expr = (
+            F.when(numeric.isNull(), MISSING)
+            .when(numeric > F.lit(facet_threshold), f">{facet_threshold:g}")
+            .otherwise(f"<={facet_threshold:g}")
         )
-        facet_values = [f">{facet_threshold:g}", f"<={facet_threshold:g}"]
+        facet_values = [f">{facet_threshold:g}", f"<={facet_threshold:g}", MISSING]
     else:
         facet_expr, facet_values = F.col(facet).cast("string"), None
     counted = (
@@ -78,7 +81,6 @@ def spark_facet_column(data, columns: list[str]):
     from pyspark.sql import functions as F
 
     from sagestack.bias.analysis import INTERSECTION_SEPARATOR
-    from sagestack.bias.table import MISSING
 
     for column in columns:
         require_columns(data.columns, facet=column)

@@ -132,8 +132,9 @@ def build_table_pandas(
         numeric = pd.to_numeric(facet_column, errors="coerce")
         if numeric.isna().all():
             raise DataError(f"facet column '{facet_name}' is not numeric; use COLUMN=VALUE or pick a numeric facet")
-        facet_codes = np.where(numeric > facet_threshold, 0, 1).astype(np.int64)
-        facet_values = [f">{facet_threshold:g}", f"<={facet_threshold:g}"]
+        # Missing values are their own facet value, never silently "<= threshold".
+        facet_codes = np.where(numeric.isna(), 2, np.where(numeric > facet_threshold, 0, 1)).astype(np.int64)
+        facet_values = [f">{facet_threshold:g}", f"<={facet_threshold:g}", MISSING]
     else:
         facet_codes, facet_values = _codes(facet_column)
     if group is not None:

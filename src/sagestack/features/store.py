@@ -107,11 +107,16 @@ def ingest(settings: Settings, reviews: pd.DataFrame, *, max_seq_length: int = 1
     # Feast prints materialization progress on stdout; keep stdout for results (e.g. --json).
     with contextlib.redirect_stdout(sys.stderr):
         store.materialize(start_date=start, end_date=datetime.now(timezone.utc) + timedelta(seconds=1))
+    from sagestack.features.engineering import content_hash
+
+    hashes = {content_hash(b, c) for b, c in zip(reviews["review_body"], reviews["product_category"])}
     return {
         "rows": len(table),
         "new_rows": len(table) - (0 if existing is None else len(existing)),
         "path": str(path),
         "splits": table["split_type"].value_counts().to_dict(),
+        # The ids of exactly these reviews: a pipeline trains on its own input, not on the whole store.
+        "review_ids": [int(i) for i in table.loc[table["content_hash"].isin(hashes), "review_id"]],
     }
 
 
@@ -119,6 +124,8 @@ class OnlineReader:
     """Reads a feature service from the online store; keeps the FeatureStore open between reads."""
 
     def __init__(self, settings: Settings, service: str = SERVING_SERVICE) -> None:
+        if read_features(settings) is None:
+            raise SagestackError("the feature store is empty; run `sagestack features ingest` first")
         self._store = open_store(settings)
         self._service = self._store.get_feature_service(service)
 

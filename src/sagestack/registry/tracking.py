@@ -254,7 +254,8 @@ def register_version(
 
 
 def _split_ref(ref: str) -> tuple[str, str | None, str | None]:
-    """``name``, ``name@alias`` or ``name/version`` -> (name, alias, version)."""
+    """``name``, ``name@alias`` or ``name/version`` (optionally ``models:/``-prefixed) -> (name, alias, version)."""
+    ref = ref.removeprefix("models:/")
     if "@" in ref:
         name, alias = ref.split("@", 1)
         return name, alias, None

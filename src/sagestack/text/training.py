@@ -136,7 +136,10 @@ def _strip_labels(src: Path, dst: Path) -> None:
 def _fit_supervised(train: Path, params: BlazingTextParams):
     import fasttext
 
-    return fasttext.train_supervised(input=str(train), verbose=0, **params.fasttext_kwargs())
+    try:
+        return fasttext.train_supervised(input=str(train), verbose=0, **params.fasttext_kwargs())
+    except ValueError as exc:  # fastText: "Empty vocabulary. Try a smaller -minCount value."
+        raise DataError(f"fastText could not train on {train}: {exc}") from None
 
 
 def train_fasttext(
