@@ -18,6 +18,14 @@ REPO = Path(__file__).resolve().parents[1]
 SAGESTACK = Path(sys.executable).with_name("sagestack")
 
 
+@pytest.fixture(autouse=True)
+def _isolated_from_the_users_sagestack_env(monkeypatch):
+    """No test may talk to the developer's MLflow server or home through SAGESTACK_* variables."""
+    for name in list(os.environ):
+        if name.startswith("SAGESTACK_"):
+            monkeypatch.delenv(name)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The course data folder (../shared/data), found as the resolver finds it."""

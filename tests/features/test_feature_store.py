@@ -4,6 +4,7 @@ import json
 import subprocess
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import httpx
 import pandas as pd
@@ -22,7 +23,7 @@ def reviews(sample_csv):
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory, reviews):
-    settings = load_settings(home=tmp_path_factory.mktemp("feast-home"))
+    settings = load_settings(cwd=Path("/nonexistent"), environ={}, home=tmp_path_factory.mktemp("feast-home"))
     first = ingest(settings, reviews)
     return settings, first
 
@@ -132,7 +133,7 @@ def test_put_record_is_readable_online_at_once(home):
 
 
 def test_late_arriving_rows_stay_out_of_a_training_set_as_of_before_they_were_written(tmp_path, reviews):
-    settings = load_settings(home=tmp_path / "home")
+    settings = load_settings(cwd=tmp_path, environ={}, home=tmp_path / "home")
     ingest(settings, reviews.head(100))
     as_of = datetime.now(timezone.utc)
     time.sleep(0.01)
@@ -151,15 +152,24 @@ def test_late_arriving_rows_stay_out_of_a_training_set_as_of_before_they_were_wr
 
 
 def test_a_failed_ingest_leaves_the_previous_state_readable(tmp_path, reviews):
-    from sagestack.errors import ConfigError
+    from sagestack.errors import ConfigError, SagestackError
 
-    settings = load_settings(home=tmp_path / "home")
+    settings = load_settings(cwd=tmp_path, environ={}, home=tmp_path / "home")
     ingest(settings, reviews.head(60))
     before_table = read_features(settings)
     before_online = get_online(settings, [1, 2])
-    with pytest.raises(ConfigError, match="no tokenizer in"):
+    with pytest.raises(ConfigError, match="no tokenizer in"):  # fails before anything is written
         ingest(settings, reviews, tokenizer_dir=tmp_path / "no-tokenizer")
     pd.testing.assert_frame_equal(read_features(settings), before_table)
+
+    # A real failure after the new table is written: `feast apply` cannot open a corrupted registry.
+    registry = settings.home / "feast" / "registry.db"
+    saved = registry.read_bytes()
+    registry.write_bytes(b"this is not a sqlite database" * 100)
+    with pytest.raises(SagestackError, match="^feast apply failed"):
+        ingest(settings, reviews)
+    pd.testing.assert_frame_equal(read_features(settings), before_table)  # previous table put back
+    registry.write_bytes(saved)
     assert get_online(settings, [1, 2]) == before_online
     assert [p.name for p in (settings.home / "feast").iterdir() if p.name.startswith(".")] == []
 

@@ -19,7 +19,10 @@ def trained(blazingtext_split, tmp_path_factory):
 def test_supervised_model_is_saved_evaluated_and_small(trained):
     assert trained.model_path.name == "model.bin" and trained.model_path.is_file()
     assert trained.validation.count == 711
-    assert trained.validation.accuracy > 0.55  # chance is 0.33; the bench measures the real figure
+    # Issue 2's acceptance: sagestack's defaults reach >= 0.62 on the course split (0.634 with one
+    # thread, which makes fastText deterministic), in well under 10 s; bench/ has the multi-thread figures.
+    assert trained.validation.accuracy >= 0.62
+    assert trained.train_seconds < 10
     assert trained.model_size_mb < 100
     assert sum(map(sum, trained.validation.confusion)) == 711
     saved = json.loads((trained.out_dir / "result.json").read_text())

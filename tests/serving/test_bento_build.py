@@ -20,3 +20,7 @@ def test_bento_builds_offline(tmp_path):
     assert "serving.service:SentimentService" in manifest
     src = bentos[0].parent / "src"
     assert (src / "serving" / "service.py").is_file() and (src / "src" / "sagestack" / "serving" / "predictor.py").is_file()
+    # /predict_by_id needs the feature declarations and Feast inside the Bento too.
+    assert (src / "feature_repo" / "reviews.py").is_file() and (src / "feature_repo" / "feature_store.yaml").is_file()
+    requirements = (bentos[0].parent / "env" / "python" / "requirements.txt").read_text()
+    assert "feast[duckdb,redis]==0.67.0" in requirements and "fasttext-community==0.11.9" in requirements

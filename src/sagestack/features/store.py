@@ -84,8 +84,9 @@ def read_features(settings: Settings) -> pd.DataFrame | None:
 def ingest(settings: Settings, reviews: pd.DataFrame, *, max_seq_length: int = 128, tokenizer_dir=None, progress=None) -> dict:
     """Engineer features for the reviews, write the offline table, ``feast apply``, materialize online.
 
-    Known reviews keep their ids, timestamps and splits; the parquet file is replaced
-    atomically, so an interrupted run leaves the previous table (and online state) readable.
+    Known reviews keep their ids, timestamps and splits. The parquet file is replaced
+    atomically, and put back if ``feast apply`` or materialization fails, so a failed run
+    leaves the previous table (and the online values of known reviews) readable.
 
     Returns:
         ``{"rows", "new_rows", "path", "splits"}``.
@@ -101,12 +102,22 @@ def ingest(settings: Settings, reviews: pd.DataFrame, *, max_seq_length: int = 1
     path = feast_dir(settings) / FEATURES_FILE
     with atomic_file(path) as tmp:
         table.to_parquet(tmp, index=False)
-    apply(settings)
-    store = open_store(settings)
-    start = table["event_timestamp"].min().to_pydatetime() - timedelta(seconds=1)
-    # Feast prints materialization progress on stdout; keep stdout for results (e.g. --json).
-    with contextlib.redirect_stdout(sys.stderr):
-        store.materialize(start_date=start, end_date=datetime.now(timezone.utc) + timedelta(seconds=1))
+    try:
+        apply(settings)
+        store = open_store(settings)
+        start = table["event_timestamp"].min().to_pydatetime() - timedelta(seconds=1)
+        # Feast prints materialization progress on stdout; keep stdout for results (e.g. --json).
+        with contextlib.redirect_stdout(sys.stderr):
+            store.materialize(start_date=start, end_date=datetime.now(timezone.utc) + timedelta(seconds=1))
+    except BaseException:
+        # Put the previous offline table back: known reviews keep their online values either
+        # way (materialization rewrites them unchanged), so the store stays consistent.
+        with atomic_file(path) as tmp:
+            if existing is not None:
+                existing.to_parquet(tmp, index=False)
+        if existing is None:
+            path.unlink(missing_ok=True)
+        raise
     from sagestack.features.engineering import content_hash
 
     hashes = {content_hash(b, c) for b, c in zip(reviews["review_body"], reviews["product_category"])}
