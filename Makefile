@@ -31,6 +31,8 @@ bench: setup  ## Print the benchmark figures recorded in the README.
 	$(BIN)/python bench/fasttext_speed.py
 	$(BIN)/python bench/pipeline_overhead.py
 	$(BIN)/python bench/serving_http.py
+	$(BIN)/python bench/bias_scale.py
+	$(BIN)/python bench/features.py
 
 lock:  ## Re-resolve requirements/stack.in into requirements/lock.txt (needs uv).
 	cd requirements && uv pip compile stack.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 \

@@ -173,14 +173,21 @@ def main() -> None:
                 for body in bodies[:50]:
                     httpx.post(url + route, content=body, headers={"Content-Type": "application/json"})
             print(f"{'route':<15} {'load':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+            ratios = []
             for label, clients, pause_ms in LOADS:
+                rows = {}
                 for route in ROUTES:
                     if use_wrk:
                         row = run_wrk(url + route, bodies, clients, pause_ms, args.seconds, tmp)
                     else:
                         row = asyncio.run(run_httpx(url + route, bodies, clients, pause_ms, args.seconds))
+                    rows[route] = row
                     print(f"{route:<15} {label:<14} {row['rps']:>8.0f} {row['p50_ms']:>8.2f} "
                           f"{row['p99_ms']:>8.2f} {row['errors']:>7}", flush=True)
+                on, off = rows[ROUTES[1]], rows[ROUTES[0]]
+                ratios.append(f"{label}: throughput x{on['rps'] / max(off['rps'], 1e-9):.2f}, "
+                              f"p99 x{on['p99_ms'] / max(off['p99_ms'], 1e-9):.2f}")
+            print("adaptive batching on vs off (" + ROUTES[1] + " / " + ROUTES[0] + "): " + "; ".join(ratios))
         finally:
             proc.terminate()
             proc.wait(timeout=30)
