@@ -26,13 +26,13 @@ from sagestack.serving.requests import (
     MAX_REVIEW_CHARS,
     MAX_REVIEWS_PER_REQUEST,
     BatchPrediction,
-    IdPrediction,
     InvalidRequest,
     PredictByIdResponse,
     PredictResponse,
     batch_predictions,
     missing_ids_message,
     model_summary,
+    predict_stored_reviews,
     prediction_response,
     validate_review_ids,
     validate_reviews,
@@ -116,15 +116,10 @@ class SentimentService:
     @bentoml.api(route="/predict_by_id")
     def predict_by_id(self, review_ids: ReviewIds) -> PredictByIdResponse:
         """Predict reviews by id: their text comes from the Feast online store (training/serving parity)."""
-        rows = self._online_features().get(review_ids)
-        missing = [row["review_id"] for row in rows if not row["found"]]
+        missing, predictions = predict_stored_reviews(self._online_features(), self.predictor, review_ids)
         if missing:
             raise NotFound(missing_ids_message(missing))
-        predictions = self.predictor.predict([row["review_body"] for row in rows])
-        return PredictByIdResponse(model=self.model, predictions=[
-            IdPrediction(review_id=row["review_id"], label=p.label, probabilities=p.probabilities)
-            for row, p in zip(rows, predictions)
-        ])
+        return PredictByIdResponse(model=self.model, predictions=predictions)
 
     def _online_features(self):
         # Opened on first use: the store may be filled after the service started.

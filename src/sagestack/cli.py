@@ -331,38 +331,22 @@ def bias_cmd(
 ) -> None:
     """Clarify-style pre- and post-training bias metrics with an HTML report."""
     from sagestack.bias import BiasConfig, LabelSpec
-    from sagestack.bias.job import PREDICTED_COLUMN, add_model_predictions, parse_facet, run_bias_job
-    from sagestack.bias.metrics import REGISTRY
-    from sagestack.bias.rules import parse_rule
-    from sagestack.data.reviews import read_csv_checked
+    from sagestack.bias.job import parse_facet, run_bias_on_csv
     from sagestack.errors import ConfigError
 
-    if engine not in ("pandas", "spark"):
-        raise ConfigError(f"unknown --engine {engine!r}; use pandas or spark")
     if predicted_label and model:
         raise ConfigError("pass either --predicted-label or --model, not both")
-    for rule in fail_on or []:
-        parse_rule(rule, set(REGISTRY) | {"FT"})  # malformed rules fail before any work
     spec = LabelSpec(threshold=positive_threshold) if positive_threshold is not None else LabelSpec(values=tuple(positive or ["1"]))
     config = BiasConfig(
         label=label, positive=spec, facets=[parse_facet(f) for f in facet], predicted=predicted_label, group=group,
         ci_samples=ci_samples, seed=seed, ft_features=list(ft_features or []),
     )
-    if engine == "spark":
-        if model:
-            raise ConfigError("--model works with --engine pandas; add a predicted-label column for Spark")
-        from sagestack.bias.spark_engine import local_spark_session, read_csv_spark
+    predictor = None
+    if model:
+        from sagestack.registry import load_predictor
 
-        frame = read_csv_spark(local_spark_session(), data)
-    else:
-        frame = read_csv_checked(data, as_text=False)
-        if model:
-            from sagestack.registry import load_predictor
-
-            predictor, _ = load_predictor(_settings(), model)
-            frame = add_model_predictions(frame, predictor, text_column)
-            config.predicted = PREDICTED_COLUMN
-    result = run_bias_job(frame, config, out, engine=engine, fail_on=fail_on, title=f"Bias report: {data.name}")
+        predictor, _ = load_predictor(_settings(), model)
+    result = run_bias_on_csv(data, config, out, engine=engine, predictor=predictor, text_column=text_column, fail_on=fail_on)
     _emit(result, json_output, [f"wrote {result['analysis']}", f"wrote {result['report']}"])
 
 

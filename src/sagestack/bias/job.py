@@ -46,6 +46,42 @@ def add_model_predictions(frame: pd.DataFrame, predictor, text_column: str) -> p
     return frame.assign(**{PREDICTED_COLUMN: labels})
 
 
+def run_bias_on_csv(
+    data: Path,
+    config: BiasConfig,
+    out_dir: Path,
+    *,
+    engine: str = "pandas",
+    predictor=None,
+    text_column: str = "review_body",
+    fail_on: list[str] | None = None,
+) -> dict:
+    """Read a CSV with the chosen engine, add a model's predictions if given, and run :func:`run_bias_job`.
+
+    Raises:
+        ConfigError: an unknown engine, a model with the Spark engine, or a malformed rule.
+        DataError: the CSV is missing, empty, not UTF-8 or malformed.
+    """
+    from sagestack.data.reviews import read_csv_checked
+
+    if engine not in ("pandas", "spark"):
+        raise ConfigError(f"unknown --engine {engine!r}; use pandas or spark")
+    for rule in fail_on or []:
+        parse_rule(rule, set(REGISTRY) | {"FT"})  # malformed rules fail before any work
+    if engine == "spark":
+        if predictor is not None:
+            raise ConfigError("--model works with --engine pandas; add a predicted-label column for Spark")
+        from sagestack.bias.spark_engine import local_spark_session, read_csv_spark
+
+        frame = read_csv_spark(local_spark_session(), data)
+    else:
+        frame = read_csv_checked(data, as_text=False)
+        if predictor is not None:
+            frame = add_model_predictions(frame, predictor, text_column)
+            config.predicted = PREDICTED_COLUMN
+    return run_bias_job(frame, config, out_dir, engine=engine, fail_on=fail_on, title=f"Bias report: {Path(data).name}")
+
+
 def run_bias_job(
     frame,
     config: BiasConfig,

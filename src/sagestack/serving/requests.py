@@ -87,6 +87,28 @@ def validate_review_ids(review_ids: object, *, max_ids: int = MAX_REVIEWS_PER_RE
     return review_ids
 
 
+def predict_stored_reviews(reader, predictor, review_ids: list[int]) -> tuple[list[int], list[IdPrediction]]:
+    """Fetch each review from the online store and predict it.
+
+    Args:
+        reader: an online-store reader (``get(ids) -> [{"review_id", "found", "review_body", ...}]``).
+        predictor: the model.
+        review_ids: the ids asked for.
+
+    Returns:
+        ``(missing ids, predictions)``; predictions are empty when any id is missing.
+    """
+    rows = reader.get(review_ids)
+    missing = [row["review_id"] for row in rows if not row["found"]]
+    if missing:
+        return missing, []
+    predictions = predictor.predict([row["review_body"] for row in rows])
+    return [], [
+        IdPrediction(review_id=row["review_id"], label=p.label, probabilities=p.probabilities)
+        for row, p in zip(rows, predictions)
+    ]
+
+
 def missing_ids_message(missing: Sequence[int]) -> str:
     """The 404 message for ids the feature store does not know."""
     shown = ", ".join(str(i) for i in missing[:10]) + (", ..." if len(missing) > 10 else "")
