@@ -18,10 +18,10 @@ def ingest_data(data_path: str, data_sha256: str, home: str, tracking_uri: str, 
     ``data_sha256`` (set by the local runner) makes the step cache follow the file's content,
     not only its path; a mismatch fails the step.
     """
-    from sagestack.config import load_settings
+    from sagestack.config import settings_from_parameters
     from sagestack.steps import ingest_step
 
-    settings = load_settings(home=home or None, tracking_uri=tracking_uri or None)
+    settings = settings_from_parameters(home, tracking_uri)
     info = ingest_step(data_path, reviews.path, settings, expected_sha256=data_sha256)
     reviews.metadata.update(info)
 
@@ -81,10 +81,10 @@ def explain_model(prepared: Input[Dataset], model: Input[Model], samples: int, r
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def feature_store(reviews: Input[Dataset], home: str, tracking_uri: str, features: Output[Dataset]):
     """Engineer BERT features and ingest them into the Feast store (feast apply + materialize)."""
-    from sagestack.config import load_settings
+    from sagestack.config import settings_from_parameters
     from sagestack.steps import feature_store_step, write_json
 
-    result = feature_store_step(reviews.path, load_settings(home=home or None, tracking_uri=tracking_uri or None))
+    result = feature_store_step(reviews.path, settings_from_parameters(home, tracking_uri))
     write_json(features.path, result)
     features.metadata.update({"rows": result["rows"], "new_rows": result["new_rows"], "sha256": result["sha256"]})
 
@@ -94,12 +94,12 @@ def prepare_data(features: Input[Dataset], home: str, tracking_uri: str, prepare
     """Read point-in-time training sets of this run's reviews back through Feast, for fastText."""
     import json
 
-    from sagestack.config import load_settings
+    from sagestack.config import settings_from_parameters
     from sagestack.steps import prepare_from_feature_store
 
     review_ids = json.loads(open(features.path).read())["review_ids"]
     result = prepare_from_feature_store(
-        load_settings(home=home or None, tracking_uri=tracking_uri or None), prepared.path, review_ids=review_ids
+        settings_from_parameters(home, tracking_uri), prepared.path, review_ids=review_ids
     )
     prepared.metadata.update({"counts": result["counts"], "features_sha256": features.metadata["sha256"]})
 
@@ -173,28 +173,28 @@ def register_model(
     """Register the model in MLflow with lineage tags tying it to this run and its artifacts."""
     import json
 
-    from sagestack.config import load_settings
+    from sagestack.config import settings_from_parameters
     from sagestack.registry import DatasetRef
+    from sagestack.registry.tracking import pipeline_lineage_tags
     from sagestack.steps import register_step
 
     registered = register_step(
-        settings=load_settings(home=home or None, tracking_uri=tracking_uri or None),
+        settings=settings_from_parameters(home, tracking_uri),
         model_dir=model.path,
         evaluation=json.loads(open(evaluation.path).read()),
         dataset=DatasetRef(reviews.metadata["source"], reviews.metadata["sha256"]),
         model_name=model_name,
         auto_approve=auto_approve,
-        lineage={
-            "pipeline.run": pipeline_run,
-            "pipeline.step.1.ingest-data.reviews": reviews.uri,
-            "pipeline.step.2.pretraining-bias.report": data_bias.uri,
-            "pipeline.step.3.feature-store.features": features.uri,
-            "pipeline.step.4.prepare-data.prepared": prepared.uri,
-            "pipeline.step.5.train-fasttext.model": model.uri,
-            "pipeline.step.6.evaluate-model.report": report.uri,
-            "pipeline.step.7.posttraining-bias.report": model_bias.uri,
-            "pipeline.step.8.explain-model.report": explanations.uri,
-        },
+        lineage=pipeline_lineage_tags(pipeline_run, [
+            ("ingest-data", "reviews", reviews.uri),
+            ("pretraining-bias", "report", data_bias.uri),
+            ("feature-store", "features", features.uri),
+            ("prepare-data", "prepared", prepared.uri),
+            ("train-fasttext", "model", model.uri),
+            ("evaluate-model", "report", report.uri),
+            ("posttraining-bias", "report", model_bias.uri),
+            ("explain-model", "report", explanations.uri),
+        ]),
         reports={"bias/pretraining": data_bias.path, "bias/posttraining": model_bias.path, "explain": explanations.path},
     )
     return f"{registered['name']}/{registered['version']}"
@@ -211,12 +211,12 @@ def record_rejection(
     pipeline_run: str,
 ) -> str:
     """The else branch: record in MLflow that the model missed min_accuracy (nothing registered)."""
-    from sagestack.config import load_settings
+    from sagestack.config import settings_from_parameters
     from sagestack.registry import DatasetRef
     from sagestack.steps import record_rejection as record
 
     result = record(
-        settings=load_settings(home=home or None, tracking_uri=tracking_uri or None),
+        settings=settings_from_parameters(home, tracking_uri),
         evaluation={"accuracy": test_accuracy},
         min_accuracy=min_accuracy,
         dataset=DatasetRef(reviews.metadata["source"], reviews.metadata["sha256"]),

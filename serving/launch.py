@@ -46,6 +46,16 @@ def serve_env(settings: Settings, model_ref: str, base: dict | None = None) -> d
     return env
 
 
+def stop_process(process: subprocess.Popen, timeout: float = 20.0) -> None:
+    """Terminate a background server, killing it if it has not exited within ``timeout`` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @contextlib.contextmanager
 def running_server(
     settings: Settings, model_ref: str, host: str = "127.0.0.1", port: int | None = None, timeout: float = 120.0
@@ -80,9 +90,4 @@ def running_server(
             time.sleep(0.5)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)

@@ -70,6 +70,11 @@ class Settings(BaseModel):
         return self.home.resolve() / "cache"
 
 
+def settings_from_parameters(home: str, tracking_uri: str) -> Settings:
+    """Settings inside a pipeline step: KFP parameters are strings, and "" means "not set"."""
+    return load_settings(home=home or None, tracking_uri=tracking_uri or None)
+
+
 def load_settings(
     *,
     cwd: Path | None = None,

@@ -97,7 +97,7 @@ def test_training_set_is_point_in_time_and_never_drops_rows(home):
 
 def test_feast_serve_answers_over_http(home):
     settings, _ = home
-    from serving.launch import free_port
+    from serving.launch import free_port, stop_process
 
     port = free_port()
     process = subprocess.Popen(feast_command(settings, "serve", "--host", "127.0.0.1", "--port", str(port)),
@@ -115,8 +115,7 @@ def test_feast_serve_answers_over_http(home):
         category = read_features(settings).loc[3, "product_category"]
         assert results[1]["values"] == [category, None]
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop_process(process, timeout=30)
 
 
 def test_put_record_is_readable_online_at_once(home):

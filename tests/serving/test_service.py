@@ -17,7 +17,7 @@ from sagestack.config import load_settings
 from sagestack.registry import load_predictor, log_fasttext_run
 from sagestack.serving.requests import MAX_REQUEST_BYTES, MAX_REVIEW_CHARS, MAX_REVIEWS_PER_REQUEST
 from sagestack.text import make_params, train_fasttext
-from serving.launch import free_port
+from serving.launch import free_port, stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 BENTOML = Path(sys.executable).with_name("bentoml")
@@ -43,15 +43,6 @@ def serve(home: Path, model_ref: str, log: Path) -> tuple[subprocess.Popen, str]
     # A file, not a pipe: a full pipe would block the server's logging.
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     return proc, f"http://127.0.0.1:{port}"
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +85,7 @@ def server(registry, tmp_path_factory):
         yield proc, client
     finally:
         client.close()
-        stop(proc)
+        stop_process(proc, timeout=30)
 
 
 def check_prediction(item: dict, review: str, expected) -> None:
@@ -239,7 +230,7 @@ def test_an_unknown_model_stops_startup_with_the_registry_message(registry, tmp_
     try:
         returncode = proc.wait(timeout=90)
     except subprocess.TimeoutExpired:
-        stop(proc)
+        stop_process(proc, timeout=30)
         pytest.fail("bentoml serve kept running with a model that does not exist")
     output = (tmp_path / "serve.log").read_text()
     assert returncode != 0

@@ -401,6 +401,24 @@ def load_predictor(settings: Settings, ref: str):
 
 
 ENDPOINT_TAG = "endpoint.url"
+STEP_TAG_PREFIX = "pipeline.step."
+
+
+def pipeline_lineage_tags(run: str, steps: list[tuple[str, str, str]]) -> dict[str, str]:
+    """Tags tying a model version to a pipeline run and its upstream artifacts.
+
+    Args:
+        run: the pipeline run's name.
+        steps: ``(step, artifact, uri)`` in pipeline order.
+
+    Returns:
+        ``{"pipeline.run": run, "pipeline.step.<n>.<step>.<artifact>": uri, ...}``, which
+        :func:`lineage` reads back in the same order.
+    """
+    tags = {"pipeline.run": run}
+    for number, (step, artifact, uri) in enumerate(steps, start=1):
+        tags[f"{STEP_TAG_PREFIX}{number}.{step}.{artifact}"] = uri
+    return tags
 
 
 def lineage(settings: Settings, ref: str) -> dict:
@@ -417,7 +435,7 @@ def lineage(settings: Settings, ref: str) -> dict:
     tags = info.tags
     # Tags "pipeline.step.<n>.<step>.<artifact>" = URI, numbered in pipeline order.
     steps = []
-    for key in sorted(k for k in tags if k.startswith("pipeline.step.")):
+    for key in sorted(k for k in tags if k.startswith(STEP_TAG_PREFIX)):
         _, _, number, step, artifact = key.split(".", 4)
         steps.append({"order": int(number), "step": step, "artifact": artifact, "uri": tags[key]})
     steps.sort(key=lambda s: s["order"])
