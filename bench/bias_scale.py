@@ -4,8 +4,10 @@ Rows are synthesized by resampling the real reviews_balanced.csv (its 18 product
 plus two synthetic ones make the 20-value facet; a 3-value group column serves CDDL). sagestack counts a contingency table in
 one pass and computes the metrics on it; the open-source `smclarify` library (SageMaker
 Clarify's metric code) runs on the same 1M rows in its own virtualenv (it needs pandas < 3
-and numpy < 2), created on first use under bench/.venvs/smclarify. Prints both times and
-the ratio, then the bootstrap confidence intervals (1,000 resamples of the table) on 10M rows.
+and numpy < 2), created on first use under bench/.venvs/smclarify. Both get the same frame
+with plain string (object) columns, as ``pd.read_csv`` gives them; sagestack's time includes
+turning those strings into codes. Prints both times and the ratio, then the bootstrap
+confidence intervals (1,000 resamples of the table) on 10M rows.
 Run: .venv/bin/python bench/bias_scale.py [--skip-smclarify]
 """
 
@@ -44,7 +46,12 @@ print(json.dumps({"seconds": time.perf_counter() - start, "facet_values": len(re
 
 
 def synthesize(rows: int, seed: int = 0) -> pd.DataFrame:
-    """Resample the real reviews to ``rows`` rows: a categorical facet, an int label, a group."""
+    """Resample the real reviews to ``rows`` rows: a string facet, an int label, a string group.
+
+    The columns have the dtypes ``pd.read_csv`` gives smclarify (object strings, int64), so
+    sagestack is timed on the same input: a pre-built Categorical would hand it the facet codes
+    for free and flatter the ratio.
+    """
     source = pd.read_csv(resolve_dataset(settings=load_settings()).path, usecols=["sentiment", "product_category"])
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, len(source), size=rows)
@@ -53,9 +60,10 @@ def synthesize(rows: int, seed: int = 0) -> pd.DataFrame:
     extra = rng.random(rows)
     category = np.where(extra < 0.05, "Extra A", np.where(extra < 0.10, "Extra B", category))
     return pd.DataFrame({
-        "product_category": pd.Categorical(category),
-        "sentiment": source["sentiment"].to_numpy(dtype=np.int8)[picks],
-        "division": pd.Categorical(rng.integers(0, 3, size=rows).astype(str)),
+        # dtype=object explicitly: pandas 3 would otherwise infer its own string dtype.
+        "product_category": pd.Series(category, dtype=object),
+        "sentiment": source["sentiment"].to_numpy(dtype=np.int64)[picks],
+        "division": pd.Series(rng.integers(0, 3, size=rows).astype(str), dtype=object),
     })
 
 
@@ -73,10 +81,16 @@ def time_smclarify(frame: pd.DataFrame) -> dict:
         subprocess.run([sys.executable, "-m", "venv", str(SMCLARIFY_VENV)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", *SMCLARIFY_PINS], check=True)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "rows.csv"
-        frame[["product_category", "sentiment"]].to_csv(path, index=False)
+        path = write_smclarify_input(frame, Path(tmp))
         out = subprocess.run([str(python), "-c", SMCLARIFY_SCRIPT, str(path)], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def write_smclarify_input(frame: pd.DataFrame, directory: Path) -> Path:
+    """The CSV smclarify reads (its own pandas, another process): it reads back as ``frame``'s columns."""
+    path = directory / "rows.csv"
+    frame[["product_category", "sentiment"]].to_csv(path, index=False)
+    return path
 
 
 def main() -> None:

@@ -1,12 +1,17 @@
 """Bias on the course's Clarify lab data, through the library, both engines and the CLI."""
 
+import ast
 import json
+from math import log, sqrt
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from sagestack.bias import BiasConfig, FacetSpec, LabelSpec, analyze
-from sagestack.bias.job import parse_facet
+from sagestack.bias.job import BiasGateFailed, parse_facet, run_bias_job
+from sagestack.bias.rules import parse_rule, violations
+from sagestack.errors import ConfigError
 
 LAB = dict(label="sentiment", positive=LabelSpec(values=(1,)), facets=[FacetSpec("product_category")])
 
@@ -57,6 +62,10 @@ def test_facet_syntax():
     assert parse_facet("product_category=Dresses, Knits") == FacetSpec("product_category", ("Dresses", "Knits"))
     assert parse_facet("age>40") == FacetSpec("age", threshold=40.0)
     assert parse_facet("a&b").columns == ["a", "b"]
+    # The key of a facet's results: the spec, canonical (no spaces, the threshold as the value labels write it).
+    assert parse_facet("product_category=Dresses, Knits").label == "product_category=Dresses,Knits"
+    assert parse_facet("age > 40.0").label == "age>40"
+    assert parse_facet("a&b").label == "a&b" and parse_facet("cat").label == "cat"
 
 
 def test_sensitive_values_threshold_and_missing_facet_values():
@@ -65,11 +74,103 @@ def test_sensitive_values_threshold_and_missing_facet_values():
     doc = analyze(frame, BiasConfig(label="y", positive=LabelSpec(values=(1,)),
                                     facets=[FacetSpec("cat", ("x", "y")), FacetSpec("age", threshold=40), FacetSpec("cat")]))
     facets = doc["pre_training_bias_metrics"]["facets"]
+    assert list(facets) == ["cat=x,y", "age>40", "cat"]
+    assert [e["value_or_threshold"] for e in facets["cat=x,y"]] == ["x,y"]
     assert [e["value_or_threshold"] for e in facets["cat"]] == ["x", "y", "z", "(missing)"]
     ci = lambda entry: next(m["value"] for m in entry["metrics"] if m["name"] == "CI")  # noqa: E731
-    assert ci(facets["age"][0]) == pytest.approx((3 - 4) / 7)  # d = age > 40: four rows
-    assert doc["sagestack"]["missing_facet_values"] == {"cat": 1, "age": 1}  # a missing age is not "<= 40"
-    assert doc["sagestack"]["label_distribution"]["age"]["(missing)"] == {"negative": 0, "positive": 1}
+    assert ci(facets["age>40"][0]) == pytest.approx((3 - 4) / 7)  # d = age > 40: four rows
+    # a missing age is not "<= 40"
+    assert doc["sagestack"]["missing_facet_values"] == {"cat=x,y": 1, "age>40": 1, "cat": 1}
+    assert doc["sagestack"]["label_distribution"]["age>40"]["(missing)"] == {"negative": 0, "positive": 1}
+
+
+# cat x, x, y | z, z, z, z: facet cat=x,y puts x and y together in d (3 rows) against z (4 rows).
+TWO_SPECS = pd.DataFrame({"cat": list("xxyzzzz"), "y": [1, 0, 1, 0, 0, 1, 0], "p": [1, 1, 0, 0, 0, 1, 1]})
+
+
+def _values(entry):
+    return {m["name"]: m["value"] for m in entry["metrics"]}
+
+
+def test_two_facets_on_one_column_are_both_kept_and_merged_values_form_one_group(tmp_path):
+    config = BiasConfig(label="y", positive=LabelSpec(values=(1,)), facets=[parse_facet("cat=x,y"), parse_facet("cat")],
+                        predicted="p")
+    doc = analyze(TWO_SPECS, config)
+    pre, post = (doc[f"{s}_training_bias_metrics"]["facets"] for s in ("pre", "post"))
+    assert list(pre) == list(post) == ["cat=x,y", "cat"]
+    assert list(doc["sagestack"]["label_distribution"]) == list(doc["sagestack"]["group_metrics"]) == ["cat=x,y", "cat"]
+
+    # d = {x, y}: 3 rows, 2 positive labels, 2 positive predictions; a = z: 4 rows, 1 positive label, 2 predictions.
+    [merged] = pre["cat=x,y"]
+    assert merged["value_or_threshold"] == "x,y"
+    q_d, q_a = 2 / 3, 1 / 4
+    assert {k: _values(merged)[k] for k in ("CI", "DPL", "KL", "LP", "TVD", "KS")} == pytest.approx({
+        "CI": (4 - 3) / 7,
+        "DPL": q_a - q_d,
+        "KL": q_a * log(q_a / q_d) + (1 - q_a) * log((1 - q_a) / (1 - q_d)),
+        "LP": sqrt(2) * abs(q_a - q_d),
+        "TVD": abs(q_a - q_d),
+        "KS": abs(q_a - q_d),
+    })
+    [merged_post] = post["cat=x,y"]
+    assert _values(merged_post)["DPPL"] == pytest.approx(2 / 4 - 2 / 3)
+    assert _values(merged_post)["DI"] == pytest.approx((2 / 3) / (2 / 4))
+
+    # The one-vs-rest facet on the same column is still there: d = x (2 rows, 1 positive) against 5 rows (2 positive).
+    assert [e["value_or_threshold"] for e in pre["cat"]] == ["x", "y", "z"]
+    assert _values(pre["cat"][0])["CI"] == pytest.approx((5 - 2) / 7)
+    assert _values(pre["cat"][0])["DPL"] == pytest.approx(2 / 5 - 1 / 2)
+
+    # --fail-on sees both facets, and says which one broke the rule.
+    assert violations([parse_rule("DPL<-0.4", {"DPL"})], doc) == [
+        "DPL<-0.4: DPL = -0.4167 for cat=x,y",
+        "DPL<-0.4: DPL = -0.6667 for cat = y",
+    ]
+    with pytest.raises(BiasGateFailed, match=r"^bias check failed: DPL<-0.4: DPL = -0.4167 for cat=x,y \(and 1 more\)"):
+        run_bias_job(TWO_SPECS, config, tmp_path / "out", fail_on=["DPL<-0.4"])
+    written = json.loads((tmp_path / "out" / "analysis.json").read_text())
+    assert list(written["pre_training_bias_metrics"]["facets"]) == ["cat=x,y", "cat"]
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "<h2>Facet cat=x,y</h2>" in html and "<h2>Facet cat</h2>" in html
+    assert html.count("<h3>cat=x,y</h3>") == 2 and html.count("<h3>cat</h3>") == 2  # pre- and post-training
+
+
+def test_the_same_facet_twice_is_analysed_once_and_different_facets_never_share_a_key():
+    config = BiasConfig(label="y", positive=LabelSpec(values=(1,)), facets=[parse_facet("cat"), parse_facet(" cat ")])
+    assert list(analyze(TWO_SPECS, config)["pre_training_bias_metrics"]["facets"]) == ["cat"]
+    assert parse_facet("age>40.0000001").label == "age>40.0000001"  # not rounded onto age>40
+    clash = BiasConfig(label="y", positive=LabelSpec(values=(1,)), facets=[FacetSpec("cat", ("x", "y")), FacetSpec("cat", ("x,y",))])
+    with pytest.raises(ConfigError, match="^two different facets would both be reported as 'cat=x,y': "):
+        analyze(TWO_SPECS, clash)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every sagestack.bias module that ``path`` imports, at the top or inside a function."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sagestack.bias."):
+            found.add(node.module.rsplit(".", 1)[1])
+        elif isinstance(node, ast.Import):
+            found |= {a.name.rsplit(".", 1)[1] for a in node.names if a.name.startswith("sagestack.bias.")}
+    return found
+
+
+def test_bias_modules_have_no_import_cycle():
+    import sagestack.bias
+
+    package = Path(sagestack.bias.__file__).parent
+    graph = {p.stem: _imports(p) for p in package.glob("*.py") if p.stem != "__init__"}
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        for nxt in graph.get(start, ()):
+            if nxt == goal or (nxt not in seen and reaches(nxt, goal, seen | {nxt})):
+                return True
+        return False
+
+    assert [m for m in sorted(graph) if reaches(m, m, set())] == []
+    from sagestack.bias import analysis, table
+
+    assert analysis.INTERSECTION_SEPARATOR is table.INTERSECTION_SEPARATOR == "|"
 
 
 def write(tmp_path, frame):

@@ -67,16 +67,16 @@ def test_analysis_json_has_clarify_schema_and_values():
                                     predicted="pred", group="group"))
     pre = doc["pre_training_bias_metrics"]
     assert pre["label"] == "label" and pre["label_value_or_threshold"] == [1]
-    [entry] = pre["facets"]["facet"]
+    [entry] = pre["facets"]["facet=d"]
     assert entry["value_or_threshold"] == "d"
     assert [m["name"] for m in entry["metrics"]] == sorted(m["name"] for m in entry["metrics"])
     assert {m["name"]: m["value"] for m in entry["metrics"]} == pytest.approx({k: HAND[k] for k in
                                                                               ("CI", "DPL", "KL", "JS", "LP", "TVD", "KS", "CDDL")})
-    [post] = doc["post_training_bias_metrics"]["facets"]["facet"]
+    [post] = doc["post_training_bias_metrics"]["facets"]["facet=d"]
     values = {m["name"]: m["value"] for m in post["metrics"]}
     assert values["DI"] == pytest.approx(0.9) and values["FT"] is None
     assert next(m for m in post["metrics"] if m["name"] == "FT")["error"].startswith("undefined: needs numeric feature")
-    groups = doc["sagestack"]["group_metrics"]["facet"]["by_value"]
+    groups = doc["sagestack"]["group_metrics"]["facet=d"]["by_value"]
     assert groups["d"]["selection_rate"] == pytest.approx(3 / 5) and groups["a"]["accuracy"] == pytest.approx(4 / 6)
 
 
@@ -84,10 +84,10 @@ def test_undefined_values_are_null_with_a_reason():
     # No positive predictions outside d: DI divides by zero; no group: CDDL undefined.
     frame = pd.DataFrame({"f": ["d", "d", "a", "a"], "y": [1, 0, 1, 0], "p": [1, 0, 0, 0]})
     doc = analyze(frame, BiasConfig(label="y", positive=LabelSpec(values=(1,)), facets=[FacetSpec("f", ("d",))], predicted="p"))
-    post = {m["name"]: m for m in doc["post_training_bias_metrics"]["facets"]["f"][0]["metrics"]}
+    post = {m["name"]: m for m in doc["post_training_bias_metrics"]["facets"]["f=d"][0]["metrics"]}
     assert post["DI"]["value"] is None
     assert post["DI"]["error"] == "undefined: the rest has no positive predictions (q̂_a = 0, division by zero)"
-    pre = {m["name"]: m for m in doc["pre_training_bias_metrics"]["facets"]["f"][0]["metrics"]}
+    pre = {m["name"]: m for m in doc["pre_training_bias_metrics"]["facets"]["f=d"][0]["metrics"]}
     assert pre["CDDL"] == {"name": "CDDL", "description": "Conditional Demographic Disparity in Labels (CDDL)",
                            "value": None, "error": "undefined: needs a group variable (--group)"}
     assert pre["KL"]["value"] == pytest.approx(0.0)

@@ -9,11 +9,17 @@ import numpy as np
 import pandas as pd
 
 from sagestack.bias.metrics import POST_TRAINING, PRE_TRAINING, Metric
-from sagestack.bias.table import MISSING, ContingencyTable, LabelSpec, build_table_pandas, require_columns
-from sagestack.errors import DataError
+from sagestack.bias.table import (
+    INTERSECTION_SEPARATOR,
+    MISSING,
+    ContingencyTable,
+    LabelSpec,
+    build_table_pandas,
+    require_columns,
+)
+from sagestack.errors import ConfigError, DataError
 
 FT_DESCRIPTION = "Flip Test (FT)"
-INTERSECTION_SEPARATOR = "|"
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,21 @@ class FacetSpec:
     def columns(self) -> list[str]:
         """The data columns this facet is made of."""
         return self.name.split("&")
+
+    @property
+    def label(self) -> str:
+        """The key of this facet's results: the spec in ``--facet`` syntax, canonical.
+
+        ``cat``, ``cat=x,y``, ``age>40``, ``a&b``. Keyed by the spec, not the column, so two
+        facets on one column (``cat=x,y`` and ``cat``) both keep their results.
+        """
+        if self.sensitive_values is not None:
+            return f"{self.name}={','.join(self.sensitive_values)}"
+        if self.threshold is not None:
+            text = f"{self.threshold:g}"  # as the facet values write it: ">40"
+            # ...unless that rounds: age>40.0000001 and age>40 are two facets.
+            return f"{self.name}>{text if float(text) == self.threshold else repr(self.threshold)}"
+        return self.name
 
 
 @dataclass
@@ -223,6 +244,16 @@ def group_metrics(frame: pd.DataFrame, column: pd.Series, config: BiasConfig) ->
     }
 
 
+def _distinct(facets: list[FacetSpec]) -> list[FacetSpec]:
+    """The facets in order, each once; a repeated facet is the same analysis, so it is done once."""
+    by_label: dict[str, FacetSpec] = {}
+    for facet in facets:
+        seen = by_label.setdefault(facet.label, facet)
+        if seen != facet:  # only from code, e.g. sensitive values ("x,y",) versus ("x", "y")
+            raise ConfigError(f"two different facets would both be reported as '{facet.label}': {seen} and {facet}")
+    return list(by_label.values())
+
+
 def analyze(frame, config: BiasConfig, *, engine: str = "pandas") -> dict:
     """Compute Clarify's pre-training (and, with predictions, post-training) metrics.
 
@@ -236,15 +267,20 @@ def analyze(frame, config: BiasConfig, *, engine: str = "pandas") -> dict:
         ``confidence_interval``, ``error`` reasons for undefined values, label distributions and
         (pandas) fairlearn group metrics under ``sagestack``.
 
+    Results (``facets``, and the extras per facet) are keyed by :attr:`FacetSpec.label`, which is
+    the column name for a plain one-vs-rest facet, as in Clarify.
+
     Raises:
         DataError: unknown columns, a positive label that never occurs, a single-valued facet.
+        ConfigError: two different facets with the same label.
     """
     require_columns(frame.columns, label=config.label, predicted_label=config.predicted, group=config.group)
     label_info = {"label": config.label, "label_value_or_threshold": config.positive.describe()}
     pre = {**label_info, "facets": {}}
     post = {**label_info, "facets": {}}
     extras: dict = {"engine": engine, "label_distribution": {}, "missing_facet_values": {}, "group_metrics": {}}
-    for facet in config.facets:
+    for facet in _distinct(config.facets):
+        key = facet.label
         column = None
         if engine == "spark":
             from sagestack.bias.spark_engine import build_table_spark, spark_facet_column
@@ -262,18 +298,18 @@ def analyze(frame, config: BiasConfig, *, engine: str = "pandas") -> dict:
             )
         check_inputs(table, config, facet)
         per_value = table.counts.sum(axis=(1, 3))  # (values, observed)
-        extras["label_distribution"][facet.name] = {
+        extras["label_distribution"][key] = {
             v: {"negative": int(c[0]), "positive": int(c[1])} for v, c in zip(table.facet_values, per_value)
         }
         if MISSING in table.facet_values:
-            extras["missing_facet_values"][facet.name] = int(per_value[table.facet_values.index(MISSING)].sum())
-        pre["facets"][facet.name] = _stage(table, facet, PRE_TRAINING, config)
+            extras["missing_facet_values"][key] = int(per_value[table.facet_values.index(MISSING)].sum())
+        pre["facets"][key] = _stage(table, facet, PRE_TRAINING, config)
         if config.predicted:
             entries = _stage(table, facet, POST_TRAINING, config)
             if column is not None:
                 _ft_entries(frame, facet, column, entries, config)
-                extras["group_metrics"][facet.name] = group_metrics(frame, column, config)
-            post["facets"][facet.name] = entries
+                extras["group_metrics"][key] = group_metrics(frame, column, config)
+            post["facets"][key] = entries
     document = {"version": "1.0", "pre_training_bias_metrics": pre}
     if config.predicted:
         document["post_training_bias_metrics"] = post

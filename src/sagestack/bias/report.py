@@ -134,7 +134,7 @@ def render_html(document: dict, title: str = "Bias report") -> str:
         rows = "".join(
             f"<tr><td>{esc(v)}</td>" + "".join(f"<td>{m[c]:.3f}</td>" for c in cols) + "</tr>" for v, m in metrics["by_value"].items()
         )
-        parts.append(f"<h3>Model quality per {esc(facet)} value (fairlearn MetricFrame)</h3><table><tr><th>value</th>"
+        parts.append(f"<h3>Model quality per value of facet {esc(facet)} (fairlearn MetricFrame)</h3><table><tr><th>value</th>"
                      + "".join(f"<th>{esc(c)}</th>" for c in cols) + f"</tr>{rows}</table>")
     parts.append("<h2>What the metrics mean</h2><dl>")
     for metric in REGISTRY.values():

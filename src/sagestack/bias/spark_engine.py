@@ -7,7 +7,14 @@ the pandas engine.
 
 from __future__ import annotations
 
-from sagestack.bias.table import MISSING, ContingencyTable, LabelSpec, require_columns, table_from_counts
+from sagestack.bias.table import (
+    INTERSECTION_SEPARATOR,
+    MISSING,
+    ContingencyTable,
+    LabelSpec,
+    require_columns,
+    table_from_counts,
+)
 from sagestack.errors import DataError
 
 
@@ -79,8 +86,6 @@ def local_spark_session(app_name: str = "sagestack-bias"):
 def spark_facet_column(data, columns: list[str]):
     """The facet column to count on: the column itself, or the intersection of two as 'x|y'."""
     from pyspark.sql import functions as F
-
-    from sagestack.bias.analysis import INTERSECTION_SEPARATOR
 
     for column in columns:
         require_columns(data.columns, facet=column)

@@ -17,6 +17,9 @@ import pandas as pd
 from sagestack.errors import DataError
 
 MISSING = "(missing)"
+# Joins the values of an intersection facet (``a&b`` -> "x|y"). Both engines use it, so it lives
+# here, below them: the pandas analysis and the Spark engine import it without importing each other.
+INTERSECTION_SEPARATOR = "|"
 
 
 @dataclass(frozen=True)
