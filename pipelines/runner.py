@@ -18,6 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Callable, Iterator
 
+from pipelines import DEFAULT_PIPELINE
 from sagestack.errors import SagestackError
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -159,23 +160,74 @@ def _failure_message(lines: list[tuple[float, str]]) -> str:
     return f"step '{failed}' failed: {error or 'see the log'}"
 
 
+def _support_oneof_artifacts() -> None:
+    """Let KFP's local runner resolve ``dsl.OneOf`` over artifacts, as KFP backends do.
+
+    kfp 2.17's local orchestrator resolves ``dsl.OneOf`` over parameters but raises "Expected 1
+    artifact in ArtifactSelectorSpec" for artifacts. The sentiment pipeline's trainer branches
+    hand their model to the champion selection through ``dsl.OneOf``; this gives artifacts the
+    same rule the local runner already applies to parameters: exactly one branch produced it.
+    """
+    from kfp.local.orchestrator.orchestrator_utils import OrchestratorUtils
+
+    def dag_output_artifacts(cls, dag_outputs_spec, io_store) -> dict:
+        outputs = {}
+        for key, spec in dag_outputs_spec.artifacts.items():
+            found = []
+            for selector in spec.artifact_selectors:
+                try:
+                    found.append(io_store.get_task_output(selector.producer_subtask, selector.output_artifact_key))
+                except (KeyError, ValueError):  # that branch did not run
+                    continue
+            if len(found) != 1:
+                raise ValueError(f"dsl.OneOf output {key!r}: {len(found)} branches produced it, expected exactly one")
+            outputs[key] = found[0]
+        return outputs
+
+    OrchestratorUtils.get_dag_output_artifacts = classmethod(dag_output_artifacts)
+
+
+SUMMARY_FILE = "summary.json"
+
+
+def _candidates(steps: list[dict]) -> dict | None:
+    """The champion selection (candidates, scores, winner) from the select step's artifact."""
+    for step in steps:
+        path = step.get("artifacts", {}).get("candidates")
+        if path and Path(path).is_file():
+            return json.loads(Path(path).read_text(encoding="utf-8"))
+    return None
+
+
+def _write_summary(run_dir: Path, summary: dict) -> None:
+    from sagestack.data.atomic import atomic_file
+
+    if run_dir.is_dir():
+        with atomic_file(run_dir / SUMMARY_FILE) as tmp:
+            tmp.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+
+
 def run_local(
     arguments: dict,
     *,
-    home: Path,
+    settings,
+    pipeline: str = DEFAULT_PIPELINE,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
-    """Run the sentiment pipeline with KFP's local runner and summarise every step.
+    """Run a pipeline with KFP's local runner, summarise every step and write ``summary.json``.
 
     Args:
         arguments: pipeline parameters (see ``pipelines.sentiment.sentiment_pipeline``).
-        home: the sagestack home; runs, cache and logs go under ``home/pipelines``.
+        settings: the sagestack settings; runs, cache and logs go under ``home/pipelines``.
+        pipeline: the pipeline's name in :data:`pipelines.PIPELINES`.
         progress: called with a short message as steps start or hit the cache.
 
     Returns:
-        ``{"pipeline", "run", "status", "seconds", "log", "steps": [...], "registered",
-        "rejection"}``; ``steps`` lists each task's status (SUCCESS, CACHED, SKIPPED),
-        seconds, artifact paths and output parameters.
+        ``{"pipeline", "run", "status", "started_at", "seconds", "log", "arguments", "steps": [...],
+        "selection", "registered", "rejection"}``; ``steps`` lists each task's status (SUCCESS,
+        CACHED, SKIPPED), seconds, artifact paths and output parameters; ``selection`` the
+        candidates' scores and the champion. The same document is written to the run's folder
+        as ``summary.json`` (also for a failed run, with ``status`` FAILED and the ``error``).
 
     Raises:
         PipelineFailed: a step failed; the message names it and its error (no model is
@@ -183,11 +235,16 @@ def run_local(
     """
     from kfp import local
 
-    from pipelines.sentiment import PIPELINE_NAME, sentiment_pipeline
+    from pipelines import get_pipeline
+    from sagestack.data import resolve_dataset
+    from sagestack.data.atomic import sha256_file
 
-    base = Path(home).resolve() / "pipelines"
+    pipeline_func = get_pipeline(pipeline)
+    home = settings.home.resolve()
+    base = home / "pipelines"
     root, cache = base / "runs", base / "cache"
     root.mkdir(parents=True, exist_ok=True)
+    _support_oneof_artifacts()
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
         pipeline_root=str(root),
@@ -195,14 +252,10 @@ def run_local(
         cache_root=str(cache),
         raise_on_error=True,
     )
-    arguments = {"home": str(Path(home).resolve()), **arguments}
+    arguments = {"home": str(home), **arguments}
     # The step cache keys on parameters: pass the data's content hash so an edited file re-runs.
-    from sagestack.config import load_settings
-    from sagestack.data import resolve_dataset
-    from sagestack.data.atomic import sha256_file
-
     try:
-        resolved = resolve_dataset(arguments.get("data_path") or None, settings=load_settings(home=home))
+        resolved = resolve_dataset(arguments.get("data_path") or None, settings=settings)
         arguments.setdefault("data_sha256", sha256_file(resolved.path))
     except SagestackError:
         pass  # the ingest step reports the missing data with its own message
@@ -215,51 +268,83 @@ def run_local(
         elif progress and (match := _CACHE_HIT.search(line)):
             progress(f"step {match.group(1)}: cached")
 
+    started_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     start = time.monotonic()
     failure = None
     with _recording(log_path, on_line) as recorder:
         try:
-            sentiment_pipeline(**arguments)
+            pipeline_func(**arguments)
         except RuntimeError:
             failure = _failure_message(recorder.lines)
     new_runs = sorted(set(root.iterdir()) - before)
     run_dir = new_runs[-1] if new_runs else root / "unknown"
-    if failure:
-        raise PipelineFailed(f"pipeline {PIPELINE_NAME} {failure}; log: {log_path}")
-
-    steps = _steps_from_log(recorder.lines, pipeline_tasks(sentiment_pipeline), run_dir, cache)
-    outputs = {s["name"]: s.get("outputs", {}).get("Output") for s in steps if s["status"] != "SKIPPED"}
-    return {
-        "pipeline": PIPELINE_NAME,
+    steps = _steps_from_log(recorder.lines, pipeline_tasks(pipeline_func), run_dir, cache)
+    outputs = {s["name"]: s.get("outputs", {}).get("Output") for s in steps if s["status"] not in ("SKIPPED", "FAILED")}
+    summary = {
+        "pipeline": pipeline_func.name,
         "run": run_dir.name,
-        "status": "SUCCESS",
+        "status": "FAILED" if failure else "SUCCESS",
+        "started_at": started_at,
         "seconds": round(time.monotonic() - start, 2),
         "log": str(log_path),
+        "arguments": {k: v for k, v in arguments.items() if k not in ("home",)},
         "steps": steps,
+        "selection": _candidates(steps),
         "registered": outputs.get("register-model"),
         "rejection": outputs.get("record-rejection"),
     }
+    if failure:
+        summary["error"] = failure
+    _write_summary(run_dir, summary)
+    if failure:
+        raise PipelineFailed(f"pipeline {pipeline_func.name} {failure}; log: {log_path}")
+    return summary
 
 
-def compile_pipeline(path: Path) -> Path:
-    """Compile the sentiment pipeline to KFP IR YAML at ``path`` (written atomically)."""
+def list_runs(settings, *, limit: int = 20) -> list[dict]:
+    """The most recent local pipeline runs, newest first, read from their ``summary.json`` files.
+
+    Returns:
+        One entry per run: ``{"pipeline", "run", "status", "started_at", "seconds", "champion",
+        "registered", "rejection", "error", "summary"}`` (``summary`` is the file's path).
+    """
+    runs = []
+    for path in (settings.home.resolve() / "pipelines" / "runs").glob(f"*/{SUMMARY_FILE}"):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue  # a summary being replaced, or not ours
+        selection = data.get("selection") or {}
+        runs.append({
+            "pipeline": data.get("pipeline"), "run": data.get("run"), "status": data.get("status"),
+            "started_at": data.get("started_at"), "seconds": data.get("seconds"),
+            "champion": selection.get("champion"), "registered": data.get("registered"),
+            "rejection": data.get("rejection"), "error": data.get("error"), "summary": str(path),
+        })
+    runs.sort(key=lambda r: (r["started_at"] or "", r["run"] or ""), reverse=True)
+    return runs[:limit]
+
+
+def compile_pipeline(path: Path, pipeline: str = DEFAULT_PIPELINE) -> Path:
+    """Compile a pipeline to KFP IR YAML at ``path`` (written atomically)."""
     from kfp import compiler
 
-    from pipelines.sentiment import sentiment_pipeline
+    from pipelines import get_pipeline
     from sagestack.data.atomic import atomic_file
 
     with atomic_file(Path(path)) as tmp:
         staged = tmp.with_suffix(".yaml")  # the KFP compiler insists on a .yaml name
         try:
-            compiler.Compiler().compile(sentiment_pipeline, str(staged))
+            compiler.Compiler().compile(get_pipeline(pipeline), str(staged))
             staged.replace(tmp)
         finally:
             staged.unlink(missing_ok=True)
     return Path(path)
 
 
-def submit(host: str, arguments: dict, *, experiment: str = "sagestack", run_name: str | None = None) -> dict:
-    """Submit the sentiment pipeline to a Kubeflow Pipelines endpoint with ``kfp.Client``.
+def submit(host: str, arguments: dict, *, pipeline: str = DEFAULT_PIPELINE, experiment: str = "sagestack",
+           run_name: str | None = None) -> dict:
+    """Submit a pipeline to a Kubeflow Pipelines endpoint with ``kfp.Client``.
 
     Raises:
         SagestackError: the host is not an http(s) URL or the endpoint cannot be reached.
@@ -268,12 +353,13 @@ def submit(host: str, arguments: dict, *, experiment: str = "sagestack", run_nam
         raise SagestackError(f"--host must be the http(s) URL of a Kubeflow Pipelines API, got {host!r}")
     import kfp
 
-    from pipelines.sentiment import sentiment_pipeline
+    from pipelines import get_pipeline
 
+    pipeline_func = get_pipeline(pipeline)
     try:
         client = kfp.Client(host=host)
         run = client.create_run_from_pipeline_func(
-            sentiment_pipeline, arguments=arguments, experiment_name=experiment, run_name=run_name
+            pipeline_func, arguments=arguments, experiment_name=experiment, run_name=run_name
         )
     except Exception as exc:  # kfp raises many transport-level types; the user needs one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

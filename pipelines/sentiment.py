@@ -1,8 +1,12 @@
 """The review-sentiment pipeline: ingest → data bias → feature store → prepare (read back from
-Feast) → train → evaluate, model bias, SHAP → (accuracy gate) → register.
+Feast) → trainers as parallel branches, each evaluated on the same test split → select the
+champion → model bias, SHAP → (accuracy gate) → register.
 
 SageMaker Pipelines' processing → training → evaluation → ConditionStep → RegisterModel, on
 Kubeflow Pipelines. Wiring only: all logic is in the components and the sagestack library.
+Each trainer runs when its ``trainer_<name>`` parameter is true (a KFP condition on a
+parameter); a left-out trainer is stood in for by ``skip-trainer`` so the selection sees
+every branch through ``dsl.OneOf``.
 """
 
 from kfp import dsl
@@ -17,27 +21,52 @@ from components.sentiment import (
     pretraining_bias,
     record_rejection,
     register_model,
+    select_champion,
+    skip_trainer,
+    train_baseline,
     train_fasttext,
 )
+from sagestack.models.baseline import BaselineParams
+from sagestack.registry.tracking import DEFAULT_MODEL_NAME
+from sagestack.text.params import SAGESTACK_DEFAULTS
 
 PIPELINE_NAME = "sagestack-sentiment"
+_BASELINE = BaselineParams()
 
 
-@dsl.pipeline(name=PIPELINE_NAME, description="Review sentiment: data → fastText → evaluation → gated registration")
+def _candidate(enabled, trainer: str, prepared, train_task_factory):
+    """One trainer's branch: train + evaluate when ``enabled``, else a stand-in; returns (model, evaluation)."""
+    with dsl.If(enabled == True, name=f"{trainer}-selected"):  # noqa: E712 (a KFP condition, not Python)
+        trained = train_task_factory()
+        evaluated = evaluate_model(prepared=prepared, model=trained.outputs["model"])
+    with dsl.Else(name=f"{trainer}-left-out"):
+        skipped = skip_trainer(trainer=trainer)
+    return (
+        dsl.OneOf(trained.outputs["model"], skipped.outputs["model"]),
+        dsl.OneOf(evaluated.outputs["evaluation"], skipped.outputs["evaluation"]),
+    )
+
+
+@dsl.pipeline(name=PIPELINE_NAME, description="Review sentiment: data → trainers → champion → gated registration")
 def sentiment_pipeline(
     data_path: str = "",
     data_sha256: str = "",
     home: str = "",
     tracking_uri: str = "",
-    model_name: str = "reviews-sentiment-fasttext",
+    model_name: str = DEFAULT_MODEL_NAME,
     min_accuracy: float = 0.55,
     auto_approve: bool = False,
+    trainer_fasttext: bool = True,
+    trainer_baseline: bool = True,
+    select_metric: str = "accuracy",
     seed: int = 42,
-    epochs: int = 10,
-    learning_rate: float = 0.1,
-    min_count: int = 1,
-    vector_dim: int = 50,
-    word_ngrams: int = 1,
+    epochs: int = SAGESTACK_DEFAULTS["epochs"],
+    learning_rate: float = SAGESTACK_DEFAULTS["learning_rate"],
+    min_count: int = SAGESTACK_DEFAULTS["min_count"],
+    vector_dim: int = SAGESTACK_DEFAULTS["vector_dim"],
+    word_ngrams: int = SAGESTACK_DEFAULTS["word_ngrams"],
+    baseline_word_ngrams: int = _BASELINE.word_ngrams,
+    baseline_c: float = _BASELINE.c,
     facet: str = "product_category",
     bias_fail_on: str = "",
     explain_samples: int = 10,
@@ -47,29 +76,35 @@ def sentiment_pipeline(
     features = feature_store(reviews=ingest.outputs["reviews"], home=home, tracking_uri=tracking_uri).after(
         data_bias  # a failed bias gate stops the pipeline before features and training
     )
-    # Training reads its data back from the feature store: what serving reads, by construction.
+    # Every trainer reads its data back from the feature store: what serving reads, by construction.
     prepare = prepare_data(features=features.outputs["features"], home=home, tracking_uri=tracking_uri)
-    train = train_fasttext(
-        prepared=prepare.outputs["prepared"], epochs=epochs, learning_rate=learning_rate, min_count=min_count,
-        vector_dim=vector_dim, word_ngrams=word_ngrams, seed=seed,
+    prepared = prepare.outputs["prepared"]
+
+    fasttext_model, fasttext_evaluation = _candidate(trainer_fasttext, "fasttext", prepared, lambda: train_fasttext(
+        prepared=prepared, epochs=epochs, learning_rate=learning_rate, min_count=min_count, vector_dim=vector_dim,
+        word_ngrams=word_ngrams, seed=seed,
+    ))
+    baseline_model, baseline_evaluation = _candidate(trainer_baseline, "baseline", prepared, lambda: train_baseline(
+        prepared=prepared, word_ngrams=baseline_word_ngrams, c=baseline_c, seed=seed,
+    ))
+    select = select_champion(
+        fasttext_model=fasttext_model, fasttext_evaluation=fasttext_evaluation,
+        baseline_model=baseline_model, baseline_evaluation=baseline_evaluation, metric=select_metric,
     )
-    evaluate = evaluate_model(prepared=prepare.outputs["prepared"], model=train.outputs["model"])
-    model_bias = posttraining_bias(
-        prepared=prepare.outputs["prepared"], model=train.outputs["model"], facet=facet, fail_on=bias_fail_on
-    )
-    explain = explain_model(prepared=prepare.outputs["prepared"], model=train.outputs["model"], samples=explain_samples)
-    with dsl.If(evaluate.outputs["Output"] >= min_accuracy, name="accuracy-met"):
+    champion = select.outputs["champion"]
+    model_bias = posttraining_bias(prepared=prepared, model=champion, facet=facet, fail_on=bias_fail_on)
+    explain = explain_model(prepared=prepared, model=champion, samples=explain_samples)
+    with dsl.If(select.outputs["Output"] >= min_accuracy, name="accuracy-met"):
         register_model(
-            reviews=ingest.outputs["reviews"], features=features.outputs["features"],
-            prepared=prepare.outputs["prepared"], model=train.outputs["model"], report=evaluate.outputs["report"],
-            evaluation=evaluate.outputs["evaluation"], data_bias=data_bias.outputs["report"],
-            model_bias=model_bias.outputs["report"], explanations=explain.outputs["report"], home=home,
-            tracking_uri=tracking_uri, model_name=model_name, auto_approve=auto_approve,
-            pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            reviews=ingest.outputs["reviews"], features=features.outputs["features"], prepared=prepared,
+            model=champion, evaluation=select.outputs["evaluation"], candidates=select.outputs["candidates"],
+            data_bias=data_bias.outputs["report"], model_bias=model_bias.outputs["report"],
+            explanations=explain.outputs["report"], home=home, tracking_uri=tracking_uri, model_name=model_name,
+            auto_approve=auto_approve, pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
         )
     with dsl.Else(name="accuracy-missed"):
         record_rejection(
-            reviews=ingest.outputs["reviews"], model=train.outputs["model"], test_accuracy=evaluate.outputs["Output"],
-            min_accuracy=min_accuracy, home=home, tracking_uri=tracking_uri,
+            reviews=ingest.outputs["reviews"], model=champion, candidates=select.outputs["candidates"],
+            test_accuracy=select.outputs["Output"], min_accuracy=min_accuracy, home=home, tracking_uri=tracking_uri,
             pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
         )

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from sagestack.config import Settings
 from sagestack.errors import SagestackError
@@ -56,6 +57,48 @@ def stop_process(process: subprocess.Popen, timeout: float = 20.0) -> None:
         process.wait()
 
 
+def _wait_ready(process: subprocess.Popen, url: str, timeout: float, log_hint: str) -> None:
+    """Poll ``url``/readyz until it answers 200; raise if the server exits or the time runs out."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise SagestackError(f"the endpoint exited during start-up ({log_hint})")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise SagestackError(f"the endpoint at {url} was not ready after {timeout:.0f} s ({log_hint})")
+        time.sleep(0.5)
+
+
+def serve_until_stopped(
+    settings: Settings, model_ref: str, host: str, port: int, *, on_ready: Callable[[str], None], timeout: float = 300.0
+) -> int:
+    """Run the endpoint in the foreground until it exits or is interrupted; returns its exit status.
+
+    ``on_ready(url)`` is called once ``/readyz`` answers (e.g. to record the endpoint on the
+    model version: not before the server really serves). SIGINT and SIGTERM are passed on to
+    the server, which shuts down gracefully.
+    """
+    process = subprocess.Popen(serve_command(host, port), env=serve_env(settings, model_ref))
+    previous = {sig: signal.signal(sig, lambda signum, frame: process.send_signal(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        _wait_ready(process, f"http://{host}:{port}", timeout, "see its output above")
+        on_ready(f"http://{host}:{port}")
+        return process.wait()
+    except BaseException:
+        stop_process(process)
+        raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 @contextlib.contextmanager
 def running_server(
     settings: Settings, model_ref: str, host: str = "127.0.0.1", port: int | None = None, timeout: float = 120.0
@@ -65,8 +108,6 @@ def running_server(
     Raises:
         SagestackError: the server exits or is not ready within ``timeout`` seconds.
     """
-    import httpx
-
     port = port or free_port(host)
     url = f"http://{host}:{port}"
     # Server output goes to a file: an unread pipe would fill up and stall the server.
@@ -75,19 +116,11 @@ def running_server(
     with open(log_path, "w") as log:
         process = subprocess.Popen(serve_command(host, port), env=serve_env(settings, model_ref), stdout=log, stderr=log)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                tail = log_path.read_text(errors="replace").strip().splitlines()[-1:]
-                raise SagestackError(f"the endpoint exited during start-up ({' '.join(tail) or 'no output'}); log: {log_path}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SagestackError(f"the endpoint at {url} was not ready after {timeout:.0f} s; log: {log_path}")
-            time.sleep(0.5)
+        try:
+            _wait_ready(process, url, timeout, f"log: {log_path}")
+        except SagestackError as exc:
+            tail = log_path.read_text(errors="replace").strip().splitlines()[-1:]
+            raise SagestackError(f"{exc}; last line: {' '.join(tail) or 'no output'}") from None
         yield url
     finally:
         stop_process(process)

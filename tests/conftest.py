@@ -1,4 +1,4 @@
-"""Shared fixtures: the real data (through the project's resolver), isolated homes, the CLI."""
+"""Shared fixtures: the real data (the copies embedded in the package), isolated homes, the CLI."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 
 from sagestack.config import load_settings
+from sagestack.data import prepare_dataset
+from sagestack.data.embedded import embedded_dataset, embedded_names
 from sagestack.data.resolver import shared_data_dirs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,18 +29,38 @@ def _isolated_from_the_users_sagestack_env(monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """The course data folder (../shared/data), found as the resolver finds it."""
-    for directory in shared_data_dirs():
-        if (directory / "reviews_balanced.csv").is_file():
-            return directory
-    pytest.fail("../shared/data/reviews_balanced.csv not found beside the checkout")
+def shared_data(tmp_path_factory) -> Path:
+    """The course's review CSVs, from the copies embedded in the package.
+
+    Tests read the embedded copies even where ``../shared/data`` exists, so a bare clone and
+    CI run exactly the same data (the two are byte-identical: the embedded module checks the
+    sha256 of the shared originals).
+    """
+    cache = tmp_path_factory.mktemp("embedded-cache")
+    paths = [embedded_dataset(name, cache) for name in embedded_names()]
+    return paths[0].parent
 
 
 @pytest.fixture(scope="session")
-def blazingtext_split(shared_data: Path) -> tuple[Path, Path]:
-    """The course's own BlazingText train/validation files."""
-    return shared_data / "blazingtext" / "train.txt", shared_data / "blazingtext" / "validation.txt"
+def blazingtext_split(shared_data: Path, tmp_path_factory) -> tuple[Path, Path]:
+    """A BlazingText-style 90/10 train/validation split in fastText format (course tokenization).
+
+    Made by sagestack's own preparation from the embedded reviews, the same proportions as the
+    course's 6,399/711 split (whose files are not shipped: only the two CSVs are embedded).
+    """
+    out = tmp_path_factory.mktemp("blazingtext") / "split"
+    prepared = prepare_dataset(shared_data / "reviews_balanced.csv", out, validation_fraction=0.1, test_fraction=0.0)
+    return prepared.files["train"]["fasttext"], prepared.files["validation"]["fasttext"]
+
+
+@pytest.fixture(scope="session")
+def course_blazingtext_files() -> tuple[Path, Path]:
+    """The course's own BlazingText files from ``../shared/data`` (not shipped; skips without them)."""
+    for directory in shared_data_dirs():
+        files = directory / "blazingtext" / "train.txt", directory / "blazingtext" / "validation.txt"
+        if all(f.is_file() for f in files):
+            return files
+    pytest.skip("the course's BlazingText files (../shared/data/blazingtext) are not beside this checkout")
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +71,14 @@ def sample_csv(shared_data: Path, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("sample") / "reviews_sample.csv"
     sample.to_csv(path, index=False)
     return path
+
+
+@pytest.fixture(scope="session")
+def sample_split(sample_csv: Path, tmp_path_factory) -> Path:
+    """The sample prepared by ``sagestack data prepare`` (80/10/10): ``{train,validation,test}.{csv,txt}``."""
+    out = tmp_path_factory.mktemp("sample-split") / "prepared"
+    prepare_dataset(sample_csv, out, validation_fraction=0.1, test_fraction=0.1)
+    return out
 
 
 @pytest.fixture

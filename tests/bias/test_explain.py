@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from sagestack.explain import explain_tabular, explain_texts, write_explanations
-from sagestack.serving import FastTextPredictor
+from sagestack.models.fasttext import FastTextPredictor
 from sagestack.text import make_params, train_fasttext
 
 

@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from sagestack.errors import RegistryError
-from sagestack.registry import DatasetRef, list_models, log_fasttext_run, promote, resolve_ref, set_approval
-from sagestack.serving import FastTextPredictor
+from sagestack.registry import DatasetRef, list_models, log_model_run, promote, resolve_ref, set_approval
+from sagestack.models.fasttext import FastTextPredictor
 from sagestack.text import evaluate_fasttext_file, make_params, train_fasttext
 
 REVIEWS = ["Love it, fits perfectly", "It is okay, nothing special", "Cheap fabric, sent it back", "great color"]
@@ -22,14 +22,15 @@ def result(blazingtext_split, tmp_path):
 
 def test_logged_run_registers_with_lineage_and_reloads_in_a_fresh_process(result, settings, blazingtext_split):
     test_eval = evaluate_fasttext_file(FastTextPredictor.load(result.model_path), blazingtext_split[1])
-    logged = log_fasttext_run(
-        result, settings=settings, dataset=DatasetRef("/data/reviews.csv", "ab" * 32), test_evaluation=test_eval,
+    logged = log_model_run(
+        result.out_dir, settings=settings, dataset=DatasetRef("/data/reviews.csv", "ab" * 32), test_evaluation=test_eval,
         model_name="sentiment", approval="Approved", aliases=("champion",),
     )
     info = resolve_ref(settings, "sentiment@champion")
     assert info.version == "1" and info.status == "Approved" and info.aliases == ["champion"]
     assert info.tags["dataset.sha256"] == "ab" * 32 and info.tags["dataset.path"] == "/data/reviews.csv"
     assert info.tags["sagestack.version"] == "0.1.0" and info.tags["training.run_id"] == logged["run_id"]
+    assert info.kind == "fasttext" and logged["kind"] == "fasttext"
     assert len(info.tags["git.commit"]) in (40, len("unknown"))
     assert info.metrics["validation_accuracy"] == pytest.approx(result.validation.accuracy)
     assert info.metrics["test_accuracy"] == pytest.approx(test_eval.accuracy)
@@ -54,8 +55,8 @@ def test_logged_run_registers_with_lineage_and_reloads_in_a_fresh_process(result
 
 
 def test_approval_and_aliases_follow_sagemaker_rules(result, settings):
-    log_fasttext_run(result, settings=settings, model_name="sentiment", approval="Approved", aliases=("champion",))
-    log_fasttext_run(result, settings=settings, model_name="sentiment", aliases=("challenger",))
+    log_model_run(result.out_dir, settings=settings, model_name="sentiment", approval="Approved", aliases=("champion",))
+    log_model_run(result.out_dir, settings=settings, model_name="sentiment", aliases=("challenger",))
     pending = resolve_ref(settings, "sentiment/2")
     assert pending.status == "PendingManualApproval" and pending.aliases == ["challenger"]
 
@@ -72,28 +73,62 @@ def test_approval_and_aliases_follow_sagemaker_rules(result, settings):
     assert rejected.status == "Rejected" and "champion" not in rejected.aliases
     listing = list_models(settings)
     assert listing == [{"name": "sentiment", "aliases": {"challenger": "2"},
-                        "versions": [{"version": "1", "approval_status": "Approved"},
-                                     {"version": "2", "approval_status": "Rejected"}]}]
+                        "versions": [{"version": "1", "kind": "fasttext", "approval_status": "Approved"},
+                                     {"version": "2", "kind": "fasttext", "approval_status": "Rejected"}]}]
 
 
 def test_unknown_model_and_alias(settings, result):
     with pytest.raises(RegistryError, match="^no registered model named 'nope'; see `sagestack models list`$"):
         resolve_ref(settings, "nope@champion")
-    log_fasttext_run(result, settings=settings, model_name="sentiment")
+    log_model_run(result.out_dir, settings=settings, model_name="sentiment")
     with pytest.raises(RegistryError, match="^model 'sentiment' has no alias 'champion'"):
         resolve_ref(settings, "sentiment@champion")
     with pytest.raises(RegistryError, match="^alias 'champion' needs an Approved version"):
-        log_fasttext_run(result, settings=settings, model_name="sentiment", aliases=("champion",))
+        log_model_run(result.out_dir, settings=settings, model_name="sentiment", aliases=("champion",))
 
 
 def test_load_predictor_from_registry_or_path(result, settings, tmp_path):
     from sagestack.registry import load_predictor
 
-    log_fasttext_run(result, settings=settings, model_name="sentiment", approval="Approved", aliases=("champion",))
+    log_model_run(result.out_dir, settings=settings, model_name="sentiment", approval="Approved", aliases=("champion",))
     predictor, info = load_predictor(settings, "sentiment@champion")
     assert info.version == "1"
     local, none = load_predictor(settings, str(result.out_dir))
     assert none is None
     assert [p.label for p in predictor.predict(REVIEWS)] == [p.label for p in local.predict(REVIEWS)]
-    with pytest.raises(RegistryError, match="^model file not found: .*missing.bin"):
+    with pytest.raises(RegistryError, match="^no model at .*missing.bin; pass a trained model's folder"):
         load_predictor(settings, str(tmp_path / "missing.bin"))
+    with pytest.raises(RegistryError, match="is not a sagestack model directory"):
+        load_predictor(settings, str(tmp_path))
+
+
+def test_every_kind_registers_under_one_name_and_reloads_through_the_generic_pyfunc(result, settings, sample_split):
+    """fastText and the baseline are versions of one model; the pyfunc dispatches by the model's kind."""
+    import mlflow
+    import pandas as pd
+
+    from sagestack.models.baseline import train_baseline
+    from sagestack.registry import load_predictor
+
+    train_baseline(sample_split / "train.csv", settings.home / "baseline", validation_csv=sample_split / "validation.csv")
+    log_model_run(result.out_dir, settings=settings, model_name="sentiment", approval="Approved", aliases=("champion",))
+    logged = log_model_run(settings.home / "baseline", settings=settings, model_name="sentiment")
+    assert logged["kind"] == "baseline" and logged["registered"]["kind"] == "baseline"
+    assert [v["kind"] for v in list_models(settings)[0]["versions"]] == ["fasttext", "baseline"]
+    baseline, info = load_predictor(settings, "sentiment/2")
+    assert baseline.kind == "baseline" and info.tags["model.kind"] == "baseline"
+    mlflow.set_registry_uri(settings.mlflow_uri)
+    out = mlflow.pyfunc.load_model("models:/sentiment/2").predict(pd.DataFrame({"review_body": REVIEWS}))
+    assert out["label"].tolist() == [str(p.label) for p in baseline.predict(REVIEWS)]
+    assert list(out.columns) == ["label", *(f"prob_{label}" for label in baseline.labels)]
+
+
+def test_a_version_of_an_unknown_kind_is_refused_before_download(result, settings):
+    from mlflow.tracking import MlflowClient
+
+    from sagestack.registry import load_predictor
+
+    log_model_run(result.out_dir, settings=settings, model_name="sentiment")
+    MlflowClient(settings.mlflow_uri, settings.mlflow_uri).set_model_version_tag("sentiment", "1", "model.kind", "xgb")
+    with pytest.raises(RegistryError, match="^unknown model kind 'xgb'; known kinds: fasttext, baseline"):
+        load_predictor(settings, "sentiment/1")

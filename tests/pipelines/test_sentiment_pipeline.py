@@ -7,17 +7,27 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipelines.runner import PipelineFailed, compile_pipeline, pipeline_tasks, run_local
+from pipelines.runner import SUMMARY_FILE, PipelineFailed, compile_pipeline, list_runs, pipeline_tasks, run_local
 from pipelines.sentiment import sentiment_pipeline
 from sagestack import __version__
+from sagestack.config import load_settings
 from sagestack.registry import lineage, list_models, resolve_ref
 
-STEPS = ["ingest-data", "pretraining-bias", "feature-store", "prepare-data", "train-fasttext", "evaluate-model",
-         "posttraining-bias", "explain-model"]
+UPSTREAM = ["ingest-data", "pretraining-bias", "feature-store", "prepare-data"]
+# Task names as KFP numbers repeated components: the fastText branch is defined first.
+FASTTEXT = ["train-fasttext", "evaluate-model"]
+BASELINE = ["train-baseline", "evaluate-model-2"]
+DOWNSTREAM = ["select-champion", "posttraining-bias", "explain-model"]
+STANDINS = {"fasttext": "skip-trainer", "baseline": "skip-trainer-2"}
+MODEL = "reviews-sentiment"
 
 
 def statuses(summary):
     return {step["name"]: step["status"] for step in summary["steps"]}
+
+
+def step(summary, name):
+    return {s["name"]: s for s in summary["steps"]}[name]
 
 
 @pytest.fixture(scope="module")
@@ -26,115 +36,174 @@ def home(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def first_run(home, sample_csv):
-    return run_local({"data_path": str(sample_csv), "min_accuracy": 0.0, "auto_approve": True}, home=home)
+def settings_of(home):
+    return load_settings(cwd=home, environ={}, home=home)
 
 
-def test_training_data_comes_back_from_the_feature_store(first_run, home):
-    from sagestack.config import load_settings
+@pytest.fixture(scope="module")
+def run(settings_of, sample_csv):
+    """Run the pipeline on the sample in the module's home (steps already run come from the cache)."""
+
+    def go(**arguments):
+        return run_local({"data_path": str(sample_csv), "min_accuracy": 0.0, "auto_approve": True, **arguments},
+                         settings=settings_of)
+
+    return go
+
+
+@pytest.fixture(scope="module")
+def first_run(run):
+    return run()
+
+
+def test_training_data_comes_back_from_the_feature_store(first_run, settings_of):
     from sagestack.features import read_features
 
-    steps = {s["name"]: s for s in first_run["steps"]}
-    prepared = Path(steps["prepare-data"]["artifacts"]["prepared"])
+    prepared = Path(step(first_run, "prepare-data")["artifacts"]["prepared"])
     train_ids = set(pd.read_csv(prepared / "train.csv")["review_id"])
-    table = read_features(load_settings(home=home))
+    table = read_features(settings_of)
     assert train_ids == set(table.loc[table["split_type"] == "train", "review_id"])
     assert json.loads((prepared / "manifest.json").read_text())["source"] == "feast:sentiment_training_v1"
 
 
-def test_first_run_executes_every_step_and_registers(first_run, home):
-    assert statuses(first_run) == {**dict.fromkeys(STEPS + ["register-model"], "SUCCESS"), "record-rejection": "SKIPPED"}
-    steps = {s["name"]: s for s in first_run["steps"]}
-    assert (Path(steps["train-fasttext"]["artifacts"]["model"]) / "model.bin").is_file()
-    prepared = Path(steps["prepare-data"]["artifacts"]["prepared"])
-    assert sorted(p.name for p in prepared.iterdir()) == [
-        "manifest.json", "test.csv", "test.txt", "train.csv", "train.txt", "validation.csv", "validation.txt"]
-    report = open(steps["evaluate-model"]["artifacts"]["report"]).read()
-    assert report.startswith("# Evaluation on the held-out test split")
-    assert 0.0 <= steps["evaluate-model"]["outputs"]["Output"] <= 1.0
-    assert first_run["registered"] == "reviews-sentiment-fasttext/1"
+def test_both_trainers_run_as_branches_and_the_best_becomes_champion(first_run, settings_of):
+    assert statuses(first_run) == {
+        **dict.fromkeys(UPSTREAM + FASTTEXT + BASELINE + DOWNSTREAM + ["register-model"], "SUCCESS"),
+        **dict.fromkeys([*STANDINS.values(), "record-rejection"], "SKIPPED"),
+    }
+    assert (Path(step(first_run, "train-fasttext")["artifacts"]["model"]) / "model.bin").is_file()
+    assert (Path(step(first_run, "train-baseline")["artifacts"]["model"]) / "model.joblib").is_file()
+    selection = first_run["selection"]
+    scores = {name: c["test_accuracy"] for name, c in selection["candidates"].items()}
+    assert set(scores) == {"fasttext", "baseline"} and all(s > 0.45 for s in scores.values())
+    # Each candidate's score is its own evaluation of the same test split.
+    for name, evaluate in (("fasttext", "evaluate-model"), ("baseline", "evaluate-model-2")):
+        evaluation = json.loads(Path(step(first_run, evaluate)["artifacts"]["evaluation"]).read_text())
+        assert evaluation["kind"] == name and evaluation["accuracy"] == scores[name]
+        assert evaluation["count"] == sum(first_run_counts(first_run)["test"].values())
+    assert selection["champion"] == max(scores, key=scores.get)
+    info = resolve_ref(settings_of, f"{MODEL}@champion")
+    assert first_run["registered"] == f"{MODEL}/1"
+    assert info.kind == selection["champion"] and info.metrics["test_accuracy"] == scores[selection["champion"]]
+    report = Path(step(first_run, "evaluate-model-2")["artifacts"]["report"]).read_text()
+    assert report.startswith("# baseline: evaluation on the held-out test split")
 
 
-def test_registered_version_carries_the_pipeline_lineage(first_run, home, sample_csv):
-    from sagestack.config import load_settings
+def first_run_counts(summary):
+    return json.loads((Path(step(summary, "prepare-data")["artifacts"]["prepared"]) / "manifest.json").read_text())["counts"]
 
-    settings = load_settings(home=home)
-    info = resolve_ref(settings, "reviews-sentiment-fasttext@champion")
+
+def test_summary_json_is_written_and_listed(first_run, settings_of):
+    run_dir = Path(step(first_run, "ingest-data")["artifacts"]["reviews"]).parents[1]
+    saved = json.loads((run_dir / SUMMARY_FILE).read_text())
+    assert saved["run"] == first_run["run"] and saved["status"] == "SUCCESS"
+    assert saved["selection"]["champion"] == first_run["selection"]["champion"]
+    assert {s["name"] for s in saved["steps"]} == {s["name"] for s in first_run["steps"]}
+    assert all("seconds" in s and "status" in s for s in saved["steps"])
+    listed = {r["run"]: r for r in list_runs(settings_of)}
+    assert listed[first_run["run"]]["registered"] == f"{MODEL}/1"
+    assert listed[first_run["run"]]["champion"] == first_run["selection"]["champion"]
+
+
+def test_registered_version_carries_the_lineage_and_every_candidates_score(first_run, settings_of, sample_csv):
+    info = resolve_ref(settings_of, f"{MODEL}@champion")
     assert info.status == "Approved" and info.tags["pipeline.run"] == first_run["run"]
-    chain = lineage(settings, "reviews-sentiment-fasttext@champion")
+    chain = lineage(settings_of, f"{MODEL}@champion")
     assert chain["dataset"]["path"] == str(sample_csv.resolve())
     assert [(s["step"], s["artifact"]) for s in chain["steps"]] == [
         ("ingest-data", "reviews"), ("pretraining-bias", "report"), ("feature-store", "features"),
-        ("prepare-data", "prepared"), ("train-fasttext", "model"), ("evaluate-model", "report"),
+        ("prepare-data", "prepared"), ("select-champion", "model"), ("select-champion", "evaluation"),
         ("posttraining-bias", "report"), ("explain-model", "report")]
+    assert all(first_run["run"] in s["uri"] for s in chain["steps"])
+    selection = first_run["selection"]
+    assert chain["champion"] == {"trainer": selection["champion"], "metric": "accuracy"}
+    assert {name: c["test_accuracy"] for name, c in chain["candidates"].items()} == {
+        name: c["test_accuracy"] for name, c in selection["candidates"].items()}
+    assert chain["model"]["kind"] == selection["champion"]
     from mlflow.tracking import MlflowClient
 
-    logged = {a.path for a in MlflowClient(settings.mlflow_uri).list_artifacts(info.run_id, "bias")}
+    logged = {a.path for a in MlflowClient(settings_of.mlflow_uri).list_artifacts(info.run_id, "bias")}
     assert logged == {"bias/pretraining", "bias/posttraining"}
-    assert all(first_run["run"] in s["uri"] for s in chain["steps"])
 
 
-def test_identical_rerun_hits_the_cache_and_a_changed_parameter_reruns_only_its_dependents(first_run, home, sample_csv):
-    again = run_local({"data_path": str(sample_csv), "min_accuracy": 0.0, "auto_approve": True}, home=home)
+def test_identical_rerun_hits_the_cache_and_a_changed_parameter_reruns_only_its_branch(first_run, run):
+    again = run()
     assert set(statuses(again).values()) <= {"CACHED", "SKIPPED"}
-    assert statuses(again)["train-fasttext"] == "CACHED" and again["seconds"] < first_run["seconds"]
-    assert again["registered"] == "reviews-sentiment-fasttext/1"  # replayed, no duplicate version
-    first_model = {s["name"]: s for s in first_run["steps"]}["train-fasttext"]["artifacts"]["model"]
-    assert {s["name"]: s for s in again["steps"]}["train-fasttext"]["artifacts"]["model"] == first_model
+    assert again["seconds"] < first_run["seconds"]
+    assert again["registered"] == f"{MODEL}/1"  # replayed, no duplicate version
+    first_model = step(first_run, "train-fasttext")["artifacts"]["model"]
+    assert step(again, "train-fasttext")["artifacts"]["model"] == first_model
 
-    changed = run_local({"data_path": str(sample_csv), "min_accuracy": 0.0, "auto_approve": True, "epochs": 3}, home=home)
-    assert [statuses(changed)[s] for s in STEPS] == ["CACHED"] * 4 + ["SUCCESS"] * 4
-    assert changed["registered"] == "reviews-sentiment-fasttext/2"
+    changed = run(epochs=3)
+    assert [statuses(changed)[s] for s in UPSTREAM + BASELINE] == ["CACHED"] * 6
+    assert [statuses(changed)[s] for s in FASTTEXT + ["select-champion"]] == ["SUCCESS"] * 3
     # A later default run replays the first run's model, not the newer 3-epoch one.
-    default_again = run_local({"data_path": str(sample_csv), "min_accuracy": 0.0, "auto_approve": True}, home=home)
-    assert {s["name"]: s for s in default_again["steps"]}["train-fasttext"]["artifacts"]["model"] == first_model
+    assert step(run(), "train-fasttext")["artifacts"]["model"] == first_model
 
 
-def test_accuracy_below_threshold_records_a_rejection(first_run, home, sample_csv):
-    from sagestack.config import load_settings
+@pytest.mark.parametrize("only", ["fasttext", "baseline"])
+def test_trainers_parameter_selects_the_branches(first_run, run, settings_of, only):
+    other = "baseline" if only == "fasttext" else "fasttext"
+    summary = run(**{f"trainer_{other}": False})
+    done = statuses(summary)
+    left_out = BASELINE if other == "baseline" else FASTTEXT
+    assert all(done[s] == "SKIPPED" for s in left_out)
+    assert done[STANDINS[other]] == "SUCCESS" and done[STANDINS[only]] == "SKIPPED"
+    assert set(summary["selection"]["candidates"]) == {only} and summary["selection"]["champion"] == only
+    name, version = summary["registered"].split("/")
+    assert resolve_ref(settings_of, f"{name}/{version}").kind == only
 
-    before = list_models(load_settings(home=home))
-    rejected = run_local({"data_path": str(sample_csv), "min_accuracy": 0.999}, home=home)
+
+def test_accuracy_below_threshold_records_a_rejection(first_run, run, settings_of):
+    before = list_models(settings_of)
+    rejected = run(min_accuracy=0.999, auto_approve=False)
     assert statuses(rejected)["record-rejection"] == "SUCCESS"
     assert statuses(rejected)["register-model"] == "SKIPPED"
     assert rejected["registered"] is None and rejected["rejection"].endswith("< min_accuracy 0.999")
-    assert list_models(load_settings(home=home)) == before
+    assert list_models(settings_of) == before
 
 
-def test_a_failing_step_fails_the_run_with_its_error(tmp_path):
+def test_a_failing_step_fails_the_run_with_its_error_and_a_failed_summary(tmp_path):
     missing = tmp_path / "missing.csv"
+    settings = load_settings(cwd=tmp_path, environ={}, home=tmp_path / "home")
     with pytest.raises(PipelineFailed) as info:
-        run_local({"data_path": str(missing)}, home=tmp_path / "home")
+        run_local({"data_path": str(missing)}, settings=settings)
     assert str(info.value).startswith(
         f"pipeline sagestack-sentiment step 'ingest-data' failed: DataError: data file not found: {missing}; "
         "pass an existing CSV or set SAGESTACK_DATA; log: "
     )
-    from sagestack.config import load_settings
-
-    assert list_models(load_settings(home=tmp_path / "home")) == []
+    assert list_models(settings) == []
+    [failed] = list_runs(settings)
+    assert failed["status"] == "FAILED" and "ingest-data" in failed["error"] and failed["registered"] is None
 
 
 def test_a_failed_bias_gate_stops_the_pipeline_before_training(tmp_path, sample_csv):
+    settings = load_settings(cwd=tmp_path, environ={}, home=tmp_path / "home")
     with pytest.raises(PipelineFailed) as info:
-        run_local({"data_path": str(sample_csv), "bias_fail_on": "CI>0.5"}, home=tmp_path / "home")
+        run_local({"data_path": str(sample_csv), "bias_fail_on": "CI>0.5"}, settings=settings)
     message = str(info.value)
     assert message.startswith("pipeline sagestack-sentiment step 'pretraining-bias' failed: BiasGateFailed: "
                               "bias check failed: CI>0.5: CI = ")
-    reports = list((tmp_path / "home" / "pipelines" / "runs").glob("*/pretraining-bias/report"))
+    runs = tmp_path / "home" / "pipelines" / "runs"
+    reports = list(runs.glob("*/pretraining-bias/report"))
     assert len(reports) == 1 and "Pre-training bias" in reports[0].read_text()
-    assert not list((tmp_path / "home" / "pipelines" / "runs").glob("*/feature-store"))
-    assert not list((tmp_path / "home" / "pipelines" / "runs").glob("*/train-fasttext"))
+    assert not list(runs.glob("*/feature-store")) and not list(runs.glob("*/train-*"))
 
 
 def test_compiled_yaml_pins_the_image_and_exposes_parameters(tmp_path):
+    from sagestack.text.params import SAGESTACK_DEFAULTS
+
     path = compile_pipeline(tmp_path / "pipeline.yaml")
     spec = yaml.safe_load(path.read_text())
     params = spec["root"]["inputDefinitions"]["parameters"]
-    assert {"data_path", "min_accuracy", "auto_approve", "epochs", "learning_rate", "tracking_uri"} <= set(params)
+    assert {"data_path", "min_accuracy", "auto_approve", "epochs", "learning_rate", "tracking_uri", "trainer_fasttext",
+            "trainer_baseline", "select_metric", "facet", "bias_fail_on", "explain_samples"} <= set(params)
     assert params["min_accuracy"]["defaultValue"] == 0.55
+    assert params["model_name"]["defaultValue"] == MODEL
+    assert params["epochs"]["defaultValue"] == SAGESTACK_DEFAULTS["epochs"]  # declared once, in sagestack.text
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
     assert images == {f"ghcr.io/sagestack/sagestack:{__version__}"}
     commands = json.dumps(spec["deploymentSpec"]["executors"])
     assert "pip install" not in commands  # the image brings everything; nothing installs at run time
-    assert set(pipeline_tasks(sentiment_pipeline)) == set(STEPS + ["register-model", "record-rejection"])
-    assert {"facet", "bias_fail_on", "explain_samples"} <= set(params)
+    assert set(pipeline_tasks(sentiment_pipeline)) == set(
+        UPSTREAM + FASTTEXT + BASELINE + DOWNSTREAM + list(STANDINS.values()) + ["register-model", "record-rejection"])

@@ -6,18 +6,19 @@ import pytest
 from sagestack.config import load_settings
 from sagestack.data import load_reviews
 from sagestack.features import ingest, read_features
-from sagestack.registry import log_fasttext_run
-from sagestack.serving import FastTextPredictor
+from sagestack.registry import log_model_run
+from sagestack.models.fasttext import FastTextPredictor
 from sagestack.text import make_params, train_fasttext
 from serving.launch import running_server
 
 
 @pytest.fixture(scope="module")
 def endpoint(tmp_path_factory, sample_csv, blazingtext_split):
-    settings = load_settings(home=tmp_path_factory.mktemp("home"))
+    home = tmp_path_factory.mktemp("home")
+    settings = load_settings(cwd=home, environ={}, home=home)
     ingest(settings, load_reviews(sample_csv).frame)
     result = train_fasttext(blazingtext_split[0], settings.home / "model", make_params(threads=1))
-    log_fasttext_run(result, settings=settings, model_name="sentiment", approval="Approved", aliases=("champion",))
+    log_model_run(result.out_dir, settings=settings, model_name="sentiment", approval="Approved", aliases=("champion",))
     with running_server(settings, "sentiment@champion") as url:
         yield url, settings, FastTextPredictor.load(result.model_path)
 

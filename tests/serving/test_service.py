@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from sagestack.config import load_settings
-from sagestack.registry import load_predictor, log_fasttext_run
+from sagestack.registry import load_predictor, log_model_run
 from sagestack.serving.requests import MAX_REQUEST_BYTES, MAX_REVIEW_CHARS, MAX_REVIEWS_PER_REQUEST
 from sagestack.text import make_params, train_fasttext
 from serving.launch import free_port, stop_process
@@ -22,7 +22,7 @@ from serving.launch import free_port, stop_process
 REPO = Path(__file__).resolve().parents[2]
 BENTOML = Path(sys.executable).with_name("bentoml")
 SERVICE = "serving.service:SentimentService"
-MODEL = {"name": "sentiment", "version": "1", "alias": "champion", "source": "models:/sentiment/1"}
+MODEL = {"name": "sentiment", "version": "1", "alias": "champion", "kind": "fasttext", "source": "models:/sentiment/1"}
 REVIEWS = [
     "Love it, fits perfectly and the fabric is soft",
     "It is okay, nothing special",
@@ -46,20 +46,26 @@ def serve(home: Path, model_ref: str, log: Path) -> tuple[subprocess.Popen, str]
 
 
 @pytest.fixture(scope="module")
-def registry(blazingtext_split, tmp_path_factory) -> Path:
-    """A SAGESTACK_HOME whose MLflow registry holds ``sentiment`` version 1 as ``champion``."""
+def registry(blazingtext_split, sample_split, tmp_path_factory) -> Path:
+    """A SAGESTACK_HOME whose MLflow registry holds ``sentiment`` version 1 (fastText) as ``champion``
+    and version 2, a TF-IDF baseline, as ``challenger``."""
+    from sagestack.models.baseline import train_baseline
+
     train, validation = blazingtext_split
     root = tmp_path_factory.mktemp("serving")
     settings = load_settings(cwd=root, environ={}, home=root / "home")
     result = train_fasttext(train, root / "model", make_params(threads=1), validation_file=validation)
-    log_fasttext_run(result, settings=settings, model_name="sentiment", approval="Approved", aliases=("champion",))
+    log_model_run(result.out_dir, settings=settings, model_name="sentiment", approval="Approved", aliases=("champion",))
+    train_baseline(sample_split / "train.csv", root / "baseline", validation_csv=sample_split / "validation.csv")
+    log_model_run(root / "baseline", settings=settings, model_name="sentiment", approval="Approved",
+                  aliases=("challenger",))
     return settings.home
 
 
 @pytest.fixture(scope="module")
 def expected(registry):
     """What the library itself predicts for a review, to compare the server's answers with."""
-    predictor, _ = load_predictor(load_settings(environ={}, home=registry), "sentiment@champion")
+    predictor, _ = load_predictor(load_settings(cwd=registry, environ={}, home=registry), "sentiment@champion")
     return lambda review: predictor.predict([review])[0].to_dict()
 
 
@@ -235,3 +241,37 @@ def test_an_unknown_model_stops_startup_with_the_registry_message(registry, tmp_
     output = (tmp_path / "serve.log").read_text()
     assert returncode != 0
     assert "model 'sentiment' has no alias 'nope'; see `sagestack models show sentiment`" in output
+
+
+def test_a_baseline_champion_is_served_by_the_same_service(registry, tmp_path):
+    """A second kind, served by the same code: heavy kinds predict in a worker thread."""
+    predictor, info = load_predictor(load_settings(cwd=registry, environ={}, home=registry), "sentiment@challenger")
+    assert (predictor.kind, info.kind) == ("baseline", "baseline")
+    proc, url = serve(registry, "sentiment@challenger", tmp_path / "serve.log")
+    try:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            deadline = time.monotonic() + 90
+            while not _ready(client):
+                assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+                assert time.monotonic() < deadline, "bentoml serve not ready after 90 s"
+                time.sleep(0.3)
+            body = client.post("/predict", json={"reviews": REVIEWS}).json()
+            assert body["model"] == {"name": "sentiment", "version": "2", "alias": "challenger", "kind": "baseline",
+                                     "source": "models:/sentiment/2"}
+            assert [p for p in body["predictions"]] == [p.to_dict() for p in predictor.predict(REVIEWS)]
+            with ThreadPoolExecutor(8) as pool:
+                batch = list(pool.map(lambda r: client.post("/predict_batch", json={"reviews": [r]}), REVIEWS * 4))
+            for review, response in zip(REVIEWS * 4, batch):
+                [item] = response.json()
+                assert item["model"]["kind"] == "baseline"
+                assert {"label": item["label"], "probabilities": item["probabilities"]} == predictor.predict([review])[0].to_dict()
+            assert client.post("/predict", json={"reviews": []}).status_code == 400
+    finally:
+        stop_process(proc, timeout=30)
+
+
+def _ready(client: httpx.Client) -> bool:
+    try:
+        return client.get("/readyz").status_code == 200
+    except httpx.TransportError:
+        return False

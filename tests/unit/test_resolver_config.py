@@ -5,9 +5,12 @@ import http.server
 import threading
 from functools import partial
 
+import pandas as pd
 import pytest
 
 from sagestack.config import load_settings
+from sagestack.data.atomic import sha256_file
+from sagestack.data.embedded import EMBEDDED_SHA256
 from sagestack.data.resolver import resolve_dataset
 from sagestack.errors import ConfigError, DataError
 
@@ -40,8 +43,30 @@ def test_order_explicit_then_env_then_shared(tmp_path):
     assert (found.source, found.path) == ("shared", shared / "reviews_balanced.csv")
 
 
-def test_real_shared_data_is_found(settings):
-    assert resolve_dataset(settings=settings).source == "shared"
+def test_embedded_copy_when_no_shared_folder(settings, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    found = resolve_dataset(settings=settings, search_dirs=[shared])
+    assert found.source == "embedded" and found.path.parent == settings.cache_dir / "embedded"
+    assert sha256_file(found.path) == EMBEDDED_SHA256["reviews_balanced.csv"]
+    assert len(pd.read_csv(found.path)) == 7110
+    clarify = resolve_dataset(settings=settings, search_dirs=[], name="reviews_clarify_lab.csv")
+    assert clarify.source == "embedded" and len(pd.read_csv(clarify.path)) == 486
+    # The shared folder still wins over the embedded copy when it has the file.
+    (shared / "reviews_balanced.csv").write_text("x")
+    assert resolve_dataset(settings=settings, search_dirs=[shared]).source == "shared"
+
+
+def test_damaged_embedded_cache_is_rebuilt(settings):
+    first = resolve_dataset(settings=settings, search_dirs=[]).path
+    first.write_text("tampered")
+    again = resolve_dataset(settings=settings, search_dirs=[])
+    assert sha256_file(again.path) == EMBEDDED_SHA256["reviews_balanced.csv"]
+
+
+def test_not_found_message_names_the_data_option(settings):
+    with pytest.raises(DataError, match="pass --data, set SAGESTACK_DATA"):
+        resolve_dataset(settings=settings, search_dirs=[], name="other.csv")
 
 
 def test_download_verifies_sha256_into_the_cache(tmp_path, http_root):
@@ -52,10 +77,10 @@ def test_download_verifies_sha256_into_the_cache(tmp_path, http_root):
     settings = load_settings(
         cwd=tmp_path, environ={"SAGESTACK_DATA_URL": f"{url}/data.csv", "SAGESTACK_DATA_SHA256": digest}, home=tmp_path / "h"
     )
-    got = resolve_dataset(settings=settings, search_dirs=[])
+    got = resolve_dataset(settings=settings, search_dirs=[], use_embedded=False)
     assert got.source == "download" and got.path.read_bytes() == payload
     assert got.path.parent == settings.cache_dir / "data"
-    again = resolve_dataset(settings=settings, search_dirs=[])
+    again = resolve_dataset(settings=settings, search_dirs=[], use_embedded=False)
     assert again.source == "cache"
 
 
@@ -66,7 +91,7 @@ def test_checksum_mismatch_keeps_nothing(tmp_path, http_root):
         cwd=tmp_path, environ={"SAGESTACK_DATA_URL": f"{url}/data.csv", "SAGESTACK_DATA_SHA256": "0" * 64}, home=tmp_path / "h"
     )
     with pytest.raises(DataError, match=r"has sha256 [0-9a-f]{64}, expected 0{64}"):
-        resolve_dataset(settings=settings, search_dirs=[])
+        resolve_dataset(settings=settings, search_dirs=[], use_embedded=False)
     assert not (settings.cache_dir / "data").exists() or not any((settings.cache_dir / "data").iterdir())
 
 
@@ -76,10 +101,10 @@ def test_unreachable_download_and_nothing_found(tmp_path, http_root):
         cwd=tmp_path, environ={"SAGESTACK_DATA_URL": f"{url}/nope.csv", "SAGESTACK_DATA_SHA256": "0" * 64}, home=tmp_path / "h"
     )
     with pytest.raises(DataError, match=r"^could not download http://127.0.0.1:\d+/nope.csv \(HTTP 404 File not found\); check the URL"):
-        resolve_dataset(settings=missing, search_dirs=[])
+        resolve_dataset(settings=missing, search_dirs=[], use_embedded=False)
     nothing = load_settings(cwd=tmp_path, environ={}, home=tmp_path / "h")
     with pytest.raises(DataError, match="dataset reviews_balanced.csv not found"):
-        resolve_dataset(settings=nothing, search_dirs=[])
+        resolve_dataset(settings=nothing, search_dirs=[], use_embedded=False)
 
 
 def test_config_file_env_and_errors(tmp_path):

@@ -4,7 +4,7 @@ import pytest
 
 from sagestack.errors import SagestackError
 from sagestack.registry import ModelVersionInfo
-from sagestack.serving import Prediction
+from sagestack.models import Prediction
 from sagestack.serving.requests import (
     MAX_REQUEST_BYTES,
     MAX_REVIEW_CHARS,
@@ -69,21 +69,21 @@ def test_every_valid_request_fits_the_body_limit():
 
 
 def test_model_summary_for_registry_refs_and_local_files():
-    assert model_summary("sentiment@champion", INFO).model_dump() == {
-        "name": "sentiment", "version": "3", "alias": "champion", "source": "models:/sentiment/3",
+    assert model_summary("sentiment@champion", INFO, "fasttext").model_dump() == {
+        "name": "sentiment", "version": "3", "alias": "champion", "kind": "fasttext", "source": "models:/sentiment/3",
     }
-    assert model_summary("sentiment/3", INFO).model_dump() == {
-        "name": "sentiment", "version": "3", "alias": None, "source": "models:/sentiment/3",
+    assert model_summary("sentiment/3", INFO, "fasttext").model_dump() == {
+        "name": "sentiment", "version": "3", "alias": None, "kind": "fasttext", "source": "models:/sentiment/3",
     }
-    assert model_summary("/models/model.bin", None).model_dump() == {
-        "name": None, "version": None, "alias": None, "source": "/models/model.bin",
+    assert model_summary("/models/model.bin", None, "fasttext").model_dump() == {
+        "name": None, "version": None, "alias": None, "kind": "fasttext", "source": "/models/model.bin",
     }
 
 
 def test_prediction_response_shape():
-    model = model_summary("sentiment@champion", INFO)
+    model = model_summary("sentiment@champion", INFO, "fasttext")
     assert prediction_response(model, PREDICTIONS).model_dump() == {
-        "model": {"name": "sentiment", "version": "3", "alias": "champion", "source": "models:/sentiment/3"},
+        "model": {"name": "sentiment", "version": "3", "alias": "champion", "kind": "fasttext", "source": "models:/sentiment/3"},
         "predictions": [
             {"label": 1, "probabilities": {"1": 0.8, "0": 0.15, "-1": 0.05}},
             {"label": -1, "probabilities": {"-1": 0.6, "0": 0.3, "1": 0.1}},
@@ -93,7 +93,7 @@ def test_prediction_response_shape():
 
 
 def test_batch_predictions_name_the_model_on_every_item():
-    model = model_summary("sentiment/3", INFO)
+    model = model_summary("sentiment/3", INFO, "fasttext")
     items = [item.model_dump() for item in batch_predictions(model, PREDICTIONS)]
     assert items == [
         {"label": 1, "probabilities": {"1": 0.8, "0": 0.15, "-1": 0.05}, "model": model.model_dump()},

@@ -17,12 +17,12 @@ def test_newlines_never_survive():
     assert "\n" not in course_tokenize("line one\nline two\r\nthree")
 
 
-def test_matches_the_course_blazingtext_files(shared_data, blazingtext_split):
+def test_matches_the_course_blazingtext_files(shared_data, course_blazingtext_files):
     """The course tokenized reviews_balanced.csv with NLTK into the BlazingText files: we match >= 98%."""
     ours = {course_tokenize(text) for text in pd.read_csv(shared_data / "reviews_balanced.csv")["review_body"]}
     lines = [
         line.rstrip("\n").split(" ", 1)[1]
-        for path in blazingtext_split
+        for path in course_blazingtext_files
         for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
     ]
     agreement = sum(line in ours for line in lines) / len(lines)

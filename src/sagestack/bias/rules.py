@@ -53,7 +53,19 @@ def violations(rules: list[Rule], analysis: dict) -> list[str]:
                 for metric in entry["metrics"]:
                     for rule in rules:
                         if metric["name"] == rule.metric and rule.violated_by(metric["value"]):
-                            found.append(
-                                f"{rule.text}: {metric['name']} = {metric['value']:.4g} for {facet} = {entry['value_or_threshold']}"
-                            )
+                            found.append(f"{rule.text}: {metric['name']} = {metric['value']:.4g} for {_where(facet, entry)}")
     return found
+
+
+def _where(facet: str, entry: dict) -> str:
+    """``cat = x`` for a one-vs-rest facet's value; the key alone (``cat=x,y``, ``age>40``) when it names d."""
+    # Facets are keyed by their spec; a key with sensitive values or a threshold already says
+    # which rows are d, and "cat=x,y = x,y" would only repeat it.
+    if "=" in facet or ">" in facet:
+        return facet
+    return f"{facet} = {entry['value_or_threshold']}"
+
+
+def split_rules(text: str) -> list[str]:
+    """Rules packed in one string, ';'-separated (pipeline parameters are strings): ``'CI>0.95;abs(DPL)>0.2'``."""
+    return [rule.strip() for rule in text.split(";") if rule.strip()]

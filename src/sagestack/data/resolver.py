@@ -1,7 +1,9 @@
-"""Finding a dataset: explicit path → ``SAGESTACK_DATA`` → ``../shared/data`` → download.
+"""Finding a dataset: explicit path → ``SAGESTACK_DATA`` → ``../shared/data`` → the copy embedded
+in the package → download.
 
-The download (for users without the shared folder) goes to ``$SAGESTACK_HOME/cache/data``
-and is accepted only if its sha256 matches; a mismatch leaves nothing in the cache.
+The embedded copies (the two course CSVs) make a bare clone work with no shared folder. The
+download (for other files) goes to ``$SAGESTACK_HOME/cache/data`` and is accepted only if its
+sha256 matches; a mismatch leaves nothing in the cache.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 
 from sagestack.config import Settings
 from sagestack.data.atomic import atomic_file, sha256_file
+from sagestack.data.embedded import embedded_dataset
 from sagestack.errors import DataError
 
 DEFAULT_DATASET = "reviews_balanced.csv"
@@ -23,7 +26,7 @@ class ResolvedData:
     """Where a dataset was found and how."""
 
     path: Path
-    source: str  # "explicit", "env", "shared", "cache" or "download"
+    source: str  # "explicit", "env", "shared", "embedded", "cache" or "download"
 
 
 def shared_data_dirs() -> list[Path]:
@@ -67,6 +70,7 @@ def resolve_dataset(
     settings: Settings,
     name: str = DEFAULT_DATASET,
     search_dirs: list[Path] | None = None,
+    use_embedded: bool = True,
 ) -> ResolvedData:
     """Find a dataset file.
 
@@ -76,6 +80,7 @@ def resolve_dataset(
             and the cache directory.
         name: the file name to look for in data directories (may contain ``/``).
         search_dirs: the shared data folders to try (default: :func:`shared_data_dirs`).
+        use_embedded: fall back to the copy embedded in the package (for the course's CSVs).
 
     Returns:
         The resolved file and which rule found it.
@@ -97,6 +102,8 @@ def resolve_dataset(
     for directory in shared_data_dirs() if search_dirs is None else search_dirs:
         if (directory / name).is_file():
             return ResolvedData(directory / name, "shared")
+    if use_embedded and (embedded := embedded_dataset(name, settings.cache_dir)) is not None:
+        return ResolvedData(embedded, "embedded")
     cached = settings.cache_dir / "data" / name
     if cached.is_file() and settings.data_sha256 and sha256_file(cached) == settings.data_sha256.lower():
         return ResolvedData(cached, "cache")
@@ -105,6 +112,6 @@ def resolve_dataset(
             raise DataError("SAGESTACK_DATA_URL is set without SAGESTACK_DATA_SHA256; set the expected checksum")
         return ResolvedData(download(settings.data_url, settings.data_sha256, cached), "download")
     raise DataError(
-        f"dataset {name} not found (no path given, SAGESTACK_DATA unset, not in ../shared/data); "
-        "pass --input, set SAGESTACK_DATA, or set SAGESTACK_DATA_URL and SAGESTACK_DATA_SHA256"
+        f"dataset {name} not found (no path given, SAGESTACK_DATA unset, not in ../shared/data, not embedded); "
+        "pass --data, set SAGESTACK_DATA, or set SAGESTACK_DATA_URL and SAGESTACK_DATA_SHA256"
     )

@@ -11,7 +11,7 @@ TOKEN_PATTERN = r"\W+"  # split on non-word runs, as SHAP's regex text masker do
 
 
 def explain_texts(predictor, texts: Sequence[str], *, max_evals: int = 200, top: int = 20) -> dict:
-    """Explain predictions of a :class:`~sagestack.serving.FastTextPredictor` on ``texts``.
+    """Explain predictions of a model kind's predictor on ``texts``.
 
     Args:
         predictor: the model (anything with ``labels`` and ``predict_proba(list[str])``).

@@ -1,10 +1,16 @@
-"""Classifier evaluation: accuracy, per-class precision/recall/F1, confusion matrix."""
+"""Classifier evaluation for every model kind: accuracy, macro F1, per-class precision/recall/F1,
+confusion matrix, and the Markdown report the pipeline writes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
+
+from sagestack.errors import ConfigError
+
+# Metrics a pipeline may pick its champion by (``--select-metric``).
+SELECT_METRICS = ("accuracy", "macro_f1")
 
 
 @dataclass(frozen=True)
@@ -42,9 +48,20 @@ class Evaluation:
             count=data["count"],
         )
 
+    @property
+    def macro_f1(self) -> float:
+        """The unweighted mean of the per-class F1 scores."""
+        return sum(m["f1"] for m in self.per_class.values()) / max(len(self.per_class), 1)
+
+    def metric(self, name: str) -> float:
+        """A headline metric by name: ``accuracy`` or ``macro_f1`` (what a champion is chosen by)."""
+        if name not in SELECT_METRICS:
+            raise ConfigError(f"unknown metric {name!r}; use one of {', '.join(SELECT_METRICS)}")
+        return self.accuracy if name == "accuracy" else self.macro_f1
+
     def flat_metrics(self, prefix: str) -> dict[str, float]:
         """Metrics as flat names for a tracker, e.g. ``validation_accuracy``, ``validation_f1_-1``."""
-        metrics = {f"{prefix}_accuracy": self.accuracy}
+        metrics = {f"{prefix}_accuracy": self.accuracy, f"{prefix}_macro_f1": self.macro_f1}
         for label, values in self.per_class.items():
             for name in ("precision", "recall", "f1"):
                 metrics[f"{prefix}_{name}_{label}"] = values[name]
@@ -94,13 +111,45 @@ def _label_sort_key(label: str) -> tuple[int, float | str]:
         return (1, label)
 
 
-def evaluate_fasttext_file(predictor, path: Path) -> Evaluation:
-    """Evaluate a :class:`~sagestack.serving.FastTextPredictor` on a labelled fastText file."""
-    from sagestack.data.fasttext_format import read_fasttext
+def label_order(labels: Sequence[str]) -> list[str]:
+    """Labels in report order: numerically where they are numbers (``-1, 0, 1``), else by name."""
+    return sorted(labels, key=_label_sort_key)
 
-    y_true, texts = read_fasttext(path)
-    labels = sorted(predictor.labels, key=_label_sort_key)
-    return evaluate_labels(y_true, predictor.predict_labels_tokenized(texts), labels=labels)
+
+def evaluate_predictor(predictor, texts: Sequence[str], y_true: Sequence[object]) -> Evaluation:
+    """Evaluate any model kind's predictor on raw texts with their true labels.
+
+    Args:
+        predictor: a :class:`~sagestack.models.TextClassifier` (``labels``, ``predict_labels``).
+        texts: the texts, as users wrote them.
+        y_true: the true labels (compared as strings, e.g. ``-1``, ``0``, ``1``).
+
+    Returns:
+        The evaluation, labels ordered numerically where they are numbers.
+    """
+    return evaluate_labels([str(y) for y in y_true], predictor.predict_labels(list(texts)), labels=label_order(predictor.labels))
+
+
+def evaluation_markdown(evaluation: Evaluation, *, title: str, validation_accuracy: float | None = None) -> str:
+    """A Markdown report of an evaluation: accuracy, per-class table, confusion matrix."""
+    lines = [
+        f"# {title}",
+        "",
+        f"Test accuracy: **{evaluation.accuracy:.4f}**, macro F1 **{evaluation.macro_f1:.4f}** on {evaluation.count} reviews"
+        + (f" (validation accuracy {validation_accuracy:.4f})" if validation_accuracy is not None else ""),
+        "",
+        "| label | precision | recall | f1 | support |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {label} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |"
+            for label, m in evaluation.per_class.items()
+        ),
+        "",
+        "Confusion matrix (rows: true, columns: predicted, order " + ", ".join(evaluation.labels) + "):",
+        "",
+        *("    " + " ".join(f"{v:5d}" for v in row) for row in evaluation.confusion),
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def plot_confusion_matrix(evaluation: Evaluation, path: Path, title: str = "Confusion matrix") -> Path:

@@ -1,23 +1,22 @@
-"""The MLflow pyfunc flavour of the fastText classifier: a thin wrapper over FastTextPredictor."""
+"""One MLflow pyfunc for every model kind: the model directory's card says which predictor loads it."""
 
 from __future__ import annotations
 
 import mlflow.pyfunc
 import pandas as pd
 
-from sagestack.serving.predictor import FastTextPredictor
+from sagestack.data.reviews import REVIEW_BODY
+from sagestack.models import load_model
 
-TEXT_COLUMN = "review_body"
 
-
-def predictions_frame(predictor: FastTextPredictor, model_input) -> pd.DataFrame:
+def predictions_frame(predictor, model_input) -> pd.DataFrame:
     """Predict a frame (``review_body`` column, else the first) or a list of texts.
 
     Returns:
         A frame with ``label`` and one ``prob_<label>`` column per class.
     """
     if isinstance(model_input, pd.DataFrame):
-        column = TEXT_COLUMN if TEXT_COLUMN in model_input.columns else model_input.columns[0]
+        column = REVIEW_BODY if REVIEW_BODY in model_input.columns else model_input.columns[0]
         texts = model_input[column].astype(str).tolist()
     else:
         texts = [str(text) for text in model_input]
@@ -27,11 +26,11 @@ def predictions_frame(predictor: FastTextPredictor, model_input) -> pd.DataFrame
     return out
 
 
-class FastTextPyfunc(mlflow.pyfunc.PythonModel):
-    """``mlflow.pyfunc`` model: reviews in, ``label`` + ``prob_<label>`` columns out."""
+class SagestackPyfunc(mlflow.pyfunc.PythonModel):
+    """``mlflow.pyfunc`` model of any kind: reviews in, ``label`` + ``prob_<label>`` columns out."""
 
     def load_context(self, context) -> None:
-        self._predictor = FastTextPredictor.load(context.artifacts["model"])
+        self._predictor = load_model(context.artifacts["model"])
 
     def predict(self, context, model_input, params=None) -> pd.DataFrame:
         return predictions_frame(self._predictor, model_input)

@@ -14,19 +14,21 @@ import os
 import subprocess
 import tempfile
 from dataclasses import dataclass
-from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Literal
 
 from sagestack import __version__
 from sagestack.config import Settings
 from sagestack.errors import RegistryError
+from sagestack.models.base import CARD_FILE
 
 ApprovalStatus = Literal["PendingManualApproval", "Approved", "Rejected"]
 APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
 APPROVAL_TAG = "approval_status"
 DEFAULT_EXPERIMENT = "sagestack"
-DEFAULT_MODEL_NAME = "reviews-sentiment-fasttext"
+# One registered model per task, whatever the kind: every kind's versions compete for @champion.
+DEFAULT_MODEL_NAME = "reviews-sentiment"
+KIND_TAG = "model.kind"
 # Aliases that serve traffic and therefore need an approved version.
 SERVING_ALIASES = ("champion",)
 
@@ -57,12 +59,18 @@ class ModelVersionInfo:
         """The ``models:/`` URI of this version."""
         return f"models:/{self.name}/{self.version}"
 
+    @property
+    def kind(self) -> str | None:
+        """The model kind (``fasttext``, ``baseline``, ...) from the version's ``model.kind`` tag."""
+        return self.tags.get(KIND_TAG)
+
     def to_dict(self) -> dict:
         """A JSON-serialisable form."""
         return {
             "name": self.name,
             "version": self.version,
             "uri": self.uri,
+            "kind": self.kind,
             "run_id": self.run_id,
             "approval_status": self.status,
             "aliases": self.aliases,
@@ -106,16 +114,8 @@ def ensure_experiment(settings: Settings, name: str = DEFAULT_EXPERIMENT) -> str
     return mlflow_client.create_experiment(name, artifact_location=location)
 
 
-def fasttext_pip_requirements() -> list[str]:
-    """Exact requirements of the fastText pyfunc (explicit, so MLflow does not infer them)."""
-    return [
-        f"sagestack=={__version__}",
-        *(f"{pkg}=={package_version(pkg)}" for pkg in ("fasttext-community", "numpy", "pandas", "mlflow")),
-    ]
-
-
-def log_fasttext_run(
-    result,
+def log_model_run(
+    model_dir: Path | str,
     *,
     settings: Settings,
     dataset: DatasetRef | None = None,
@@ -127,14 +127,17 @@ def log_fasttext_run(
     extra_tags: dict[str, str] | None = None,
     extra_artifacts: dict[str, Path] | None = None,
 ) -> dict:
-    """Log a fastText training run to MLflow and (unless ``model_name`` is None) register the model.
+    """Log a trained model of any kind to MLflow and (unless ``model_name`` is None) register it.
+
+    The model directory's card names the kind; the run gets the card's parameters and
+    metrics, the evaluations, and the directory as one pyfunc model that dispatches by kind.
 
     Args:
-        result: a :class:`~sagestack.text.TrainResult`. Word2vec runs log their vectors and
-            are not registered.
+        model_dir: a trained model's output directory (with its ``sagestack-model.json``).
+            Word-vector outputs (not classifiers) are logged as files and not registered.
         settings: where the tracking store is.
         dataset: the source dataset, for lineage tags.
-        test_evaluation: an optional held-out :class:`~sagestack.text.Evaluation`.
+        test_evaluation: an optional held-out :class:`~sagestack.models.Evaluation`.
         experiment: the MLflow experiment name.
         model_name: registered model name; ``None`` logs without registering.
         approval: the approval status of the new version.
@@ -143,63 +146,66 @@ def log_fasttext_run(
         extra_artifacts: more files to log, ``{artifact folder: file}`` (e.g. bias reports).
 
     Returns:
-        ``{"run_id", "model_uri", "registered": ModelVersionInfo dict or None}``.
+        ``{"run_id", "model_uri", "kind", "registered": ModelVersionInfo dict or None}``.
+
+    Raises:
+        RegistryError: an unknown approval status, a serving alias without approval, or a
+            directory that is not a sagestack model.
     """
     import mlflow
     from mlflow.models import infer_signature
 
     import pandas as pd
 
-    from sagestack.registry.pyfunc import FastTextPyfunc, predictions_frame
-    from sagestack.serving.predictor import FastTextPredictor
+    from sagestack.models import Evaluation, ModelCard, get_kind, load_model
+    from sagestack.registry.pyfunc import SagestackPyfunc, predictions_frame
 
     if approval not in APPROVAL_STATUSES:
         raise RegistryError(f"unknown approval status {approval!r}; use one of {', '.join(APPROVAL_STATUSES)}")
     for alias in aliases:
         if alias in SERVING_ALIASES and approval != "Approved":
             raise RegistryError(f"alias '{alias}' needs an Approved version; register with approval Approved")
+    model_dir = Path(model_dir)
+    card = ModelCard.load(model_dir)
+    kind = get_kind(card.kind)
+    validation = Evaluation.from_dict(card.validation) if card.validation else None
 
     tags = {
         "sagestack.version": __version__,
         "git.commit": git_commit(),
-        "model.kind": "fasttext",
+        KIND_TAG: card.kind,
         **({"dataset.path": dataset.path, "dataset.sha256": dataset.sha256} if dataset else {}),
         **(extra_tags or {}),
     }
-    metrics = {
-        "train_seconds": result.train_seconds,
-        "words_per_sec_per_thread": result.words_per_sec_per_thread,
-        "model_size_mb": result.model_size_mb,
-    }
-    if result.validation is not None:
-        metrics.update(result.validation.flat_metrics("validation"))
+    metrics = dict(card.metrics)
+    if validation is not None:
+        metrics.update(validation.flat_metrics("validation"))
     if test_evaluation is not None:
         metrics.update(test_evaluation.flat_metrics("test"))
 
     mlflow.set_tracking_uri(settings.mlflow_uri)
     mlflow.set_registry_uri(settings.mlflow_uri)
     experiment_id = ensure_experiment(settings, experiment)
-    supervised = result.params.mode == "supervised"
 
     with mlflow.start_run(experiment_id=experiment_id) as run, tempfile.TemporaryDirectory() as tmp:
         mlflow.set_tags(tags)
-        mlflow.log_params(result.params.model_dump())
+        mlflow.log_params(card.params)
         mlflow.log_metrics(metrics)
         for folder, path in (extra_artifacts or {}).items():
             mlflow.log_artifact(str(path), folder)
         run_id = run.info.run_id
-        if not supervised:
+        if not card.servable:
             # Word vectors are an artifact of the run, not a servable classifier: nothing to register.
-            mlflow.log_artifact(str(result.vectors_path), "vectors")
-            return {"run_id": run_id, "model_uri": None, "registered": None}
-        _log_evaluation(Path(tmp), result.validation, test_evaluation)
-        predictor = FastTextPredictor.load(result.model_path)
+            mlflow.log_artifacts(str(model_dir), "vectors")
+            return {"run_id": run_id, "model_uri": None, "kind": card.kind, "registered": None}
+        _log_evaluation(Path(tmp), validation, test_evaluation)
+        predictor = load_model(model_dir)
         example = pd.DataFrame({"review_body": ["I love this dress, it fits perfectly."]})
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=FastTextPyfunc(),
-            artifacts={"model": str(result.model_path)},
-            pip_requirements=fasttext_pip_requirements(),
+            python_model=SagestackPyfunc(),
+            artifacts={"model": str(model_dir)},
+            pip_requirements=kind.pip_requirements(),
             signature=infer_signature(example, predictions_frame(predictor, example)),
             input_example=example,
         )
@@ -209,14 +215,14 @@ def log_fasttext_run(
         registered = register_version(
             settings, model_name, info.model_uri, run_id, approval=approval, aliases=aliases, tags=tags
         ).to_dict()
-    return {"run_id": run_id, "model_uri": info.model_uri, "registered": registered}
+    return {"run_id": run_id, "model_uri": info.model_uri, "kind": card.kind, "registered": registered}
 
 
 def _log_evaluation(tmp: Path, validation, test) -> None:
     """Log the classification report (JSON) and a confusion-matrix PNG per evaluated split."""
     import mlflow
 
-    from sagestack.text.evaluation import plot_confusion_matrix
+    from sagestack.models.evaluation import plot_confusion_matrix
 
     evaluations = {split: ev for split, ev in (("validation", validation), ("test", test)) if ev is not None}
     report_path = tmp / "classification_report.json"
@@ -320,7 +326,8 @@ def list_models(settings: Settings) -> list[dict]:
                 "name": registered.name,
                 "aliases": {alias: str(v) for alias, v in registered.aliases.items()},
                 "versions": [
-                    {"version": str(v.version), "approval_status": v.tags.get(APPROVAL_TAG, "PendingManualApproval")}
+                    {"version": str(v.version), "kind": v.tags.get(KIND_TAG),
+                     "approval_status": v.tags.get(APPROVAL_TAG, "PendingManualApproval")}
                     for v in sorted(versions, key=lambda v: int(v.version))
                 ],
             }
@@ -359,45 +366,48 @@ def promote(settings: Settings, ref: str, alias: str = "champion") -> ModelVersi
 
 
 def load_predictor(settings: Settings, ref: str):
-    """Load the fastText predictor of a registered version, or of a local model file.
+    """Load the predictor of a registered version, or of a local model, whatever its kind.
 
     Args:
         settings: where the registry is.
-        ref: ``NAME@ALIAS``, ``NAME/VERSION``, ``NAME`` (latest version) or the path of a
-            ``.bin``/``.ftz`` model file or of a training output directory.
+        ref: ``NAME@ALIAS``, ``NAME/VERSION``, ``NAME`` (latest version), a trained model's
+            output directory, or a fastText ``.bin``/``.ftz`` file.
 
     Returns:
-        ``(FastTextPredictor, ModelVersionInfo | None)``; the info is ``None`` for a local path.
+        ``(predictor, ModelVersionInfo | None)``; the info is ``None`` for a local path. The
+        predictor's ``kind`` names its kind (see :func:`sagestack.models.get_kind`).
 
     Raises:
-        RegistryError: the reference does not resolve, or the version is not a fastText model.
+        RegistryError: the reference does not resolve, or names no loadable model.
     """
-    from sagestack.serving.predictor import FastTextPredictor
+    from sagestack.models import get_kind, load_model
 
     path = Path(ref)
     if path.is_dir():
-        candidates = [p for p in (path / "model.bin", path / "model.ftz") if p.is_file()]
-        if not candidates:
-            raise RegistryError(f"{path} holds no model.bin or model.ftz; pass a model file or NAME@ALIAS")
-        path = candidates[0]
-    if path.is_file():
-        return FastTextPredictor.load(path), None
-    if path.suffix in (".bin", ".ftz"):
-        raise RegistryError(f"model file not found: {path}; pass an existing file or NAME@ALIAS")
+        return load_model(path), None
+    if path.is_file() and path.suffix in (".bin", ".ftz"):
+        return get_kind("fasttext").predictor.load(path), None
+    if path.suffix in (".bin", ".ftz") or path.is_file():
+        raise RegistryError(f"no model at {path}; pass a trained model's folder, a fastText .bin/.ftz file or NAME@ALIAS")
 
     import mlflow
 
     info = resolve_ref(settings, ref)
-    if info.tags.get("model.kind") != "fasttext":
-        raise RegistryError(f"{info.name} version {info.version} is not a fastText model; pass a fastText model")
+    kind = info.tags.get(KIND_TAG)
+    if not kind:
+        raise RegistryError(f"{info.name} version {info.version} has no {KIND_TAG} tag; it was not registered by sagestack")
+    get_kind(kind)  # an unknown kind fails here, before any download
     # models:/ URIs resolve through the process-wide registry URI, so point it at our store.
     mlflow.set_tracking_uri(settings.mlflow_uri)
     mlflow.set_registry_uri(settings.mlflow_uri)
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=info.uri))
-    files = sorted(local.rglob("model.bin")) + sorted(local.rglob("model.ftz"))
-    if not files:
-        raise RegistryError(f"{info.name} version {info.version} has no fastText model file in {info.source}")
-    return FastTextPredictor.load(files[0]), info
+    cards = sorted(local.rglob(CARD_FILE))
+    if not cards:
+        raise RegistryError(f"{info.name} version {info.version} holds no sagestack model in {info.source}")
+    predictor = load_model(cards[0].parent)
+    if predictor.kind != kind:
+        raise RegistryError(f"{info.name} version {info.version} is tagged {kind} but holds a {predictor.kind} model")
+    return predictor, info
 
 
 ENDPOINT_TAG = "endpoint.url"
@@ -421,6 +431,55 @@ def pipeline_lineage_tags(run: str, steps: list[tuple[str, str, str]]) -> dict[s
     return tags
 
 
+CANDIDATE_TAG_PREFIX = "pipeline.candidate."
+CHAMPION_TAGS = ("pipeline.champion", "pipeline.select_metric")
+
+
+def candidate_tags(selection: dict) -> dict[str, str]:
+    """Tags recording a pipeline's champion selection: the winner, the metric and every candidate's scores.
+
+    Args:
+        selection: ``{"champion", "metric", "candidates": {trainer: {"kind", "test_accuracy", ...}}}``.
+
+    Returns:
+        ``{"pipeline.champion": trainer, "pipeline.select_metric": metric,
+        "pipeline.candidate.<trainer>.<field>": value, ...}``, which :func:`lineage` reads back.
+    """
+    tags = {CHAMPION_TAGS[0]: selection["champion"], CHAMPION_TAGS[1]: selection["metric"]}
+    for trainer, scores in selection["candidates"].items():
+        for field, value in scores.items():
+            tags[f"{CANDIDATE_TAG_PREFIX}{trainer}.{field}"] = str(value)
+    return tags
+
+
+def _candidates_from_tags(tags: dict[str, str]) -> dict[str, dict]:
+    candidates: dict[str, dict] = {}
+    for key, value in tags.items():
+        if key.startswith(CANDIDATE_TAG_PREFIX):
+            trainer, field = key[len(CANDIDATE_TAG_PREFIX):].split(".", 1)
+            try:
+                candidates.setdefault(trainer, {})[field] = float(value)
+            except ValueError:
+                candidates.setdefault(trainer, {})[field] = value
+    return candidates
+
+
+def record_rejection(settings: Settings, *, reason: str, dataset: DatasetRef, tags: dict[str, str],
+                     metrics: dict[str, float]) -> str:
+    """Log a run recording that a pipeline's model was rejected (nothing is registered); returns its id."""
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.mlflow_uri)
+    experiment_id = ensure_experiment(settings)
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.set_tags({
+            **tags, "pipeline.decision": "rejected", "pipeline.reason": reason,
+            "dataset.path": dataset.path, "dataset.sha256": dataset.sha256,
+        })
+        mlflow.log_metrics(metrics)
+    return run.info.run_id
+
+
 def lineage(settings: Settings, ref: str) -> dict:
     """The chain dataset → pipeline steps → model version → endpoint of a registered version.
 
@@ -428,8 +487,9 @@ def lineage(settings: Settings, ref: str) -> dict:
     ``sagestack serve``) and from its training run.
 
     Returns:
-        ``{"dataset": {...}, "pipeline": {...}, "steps": [{"order", "step", "artifact", "uri"}], "training_run",
-        "model": {...}, "endpoint"}``.
+        ``{"dataset": {...}, "pipeline": {...}, "steps": [{"order", "step", "artifact", "uri"}],
+        "candidates": {trainer: {"kind", "test_accuracy", ...}}, "champion": {"trainer", "metric"},
+        "training_run", "model": {...}, "endpoint"}``.
     """
     info = resolve_ref(settings, ref)
     tags = info.tags
@@ -444,9 +504,11 @@ def lineage(settings: Settings, ref: str) -> dict:
         "pipeline": {"run": tags.get("pipeline.run"), "git_commit": tags.get("git.commit"),
                      "sagestack_version": tags.get("sagestack.version")},
         "steps": steps,
+        "candidates": _candidates_from_tags(tags),
+        "champion": {"trainer": tags.get(CHAMPION_TAGS[0]), "metric": tags.get(CHAMPION_TAGS[1])},
         "training_run": info.run_id,
-        "model": {"name": info.name, "version": info.version, "approval_status": info.status,
-                  "aliases": info.aliases, "uri": info.uri,
+        "model": {"name": info.name, "version": info.version, "kind": tags.get(KIND_TAG),
+                  "approval_status": info.status, "aliases": info.aliases, "uri": info.uri,
                   "test_accuracy": info.metrics.get("test_accuracy")},
         "endpoint": tags.get(ENDPOINT_TAG),
     }

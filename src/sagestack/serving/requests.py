@@ -16,7 +16,7 @@ from sagestack.errors import SagestackError
 
 if TYPE_CHECKING:
     from sagestack.registry import ModelVersionInfo
-    from sagestack.serving.predictor import Prediction
+    from sagestack.models import Prediction
 
 MAX_REVIEWS_PER_REQUEST = 64
 MAX_REVIEW_CHARS = 5_000
@@ -116,11 +116,12 @@ def missing_ids_message(missing: Sequence[int]) -> str:
 
 
 class ModelSummary(BaseModel):
-    """The served model: a registered version (``name``, ``version``, ``alias``) or a local file."""
+    """The served model: its kind, and a registered version (``name``, ``version``, ``alias``) or a local path."""
 
     name: str | None
     version: str | None
     alias: str | None
+    kind: str
     source: str
 
 
@@ -157,22 +158,24 @@ class BatchPrediction(LabelPrediction):
     model: ModelSummary
 
 
-def model_summary(ref: str, info: ModelVersionInfo | None) -> ModelSummary:
+def model_summary(ref: str, info: ModelVersionInfo | None, kind: str) -> ModelSummary:
     """Describe the served model as every response reports it.
 
     Args:
         ref: the reference the model was loaded from (``NAME@ALIAS``, ``NAME/VERSION``, ``NAME``
             or a local path).
-        info: the registry version it resolved to, or ``None`` for a local model file.
+        info: the registry version it resolved to, or ``None`` for a local model.
+        kind: the model kind (the predictor's ``kind``).
 
     Returns:
-        For a registered model its name, version, the alias the reference named (else ``None``)
-        and its ``models:/`` URI as ``source``; for a local file only ``source``, the reference.
+        For a registered model its name, version, the alias the reference named (else ``None``),
+        its kind and its ``models:/`` URI as ``source``; for a local model its kind and
+        ``source``, the reference.
     """
     if info is None:
-        return ModelSummary(name=None, version=None, alias=None, source=ref)
+        return ModelSummary(name=None, version=None, alias=None, kind=kind, source=ref)
     alias = ref.split("@", 1)[1] if "@" in ref else None
-    return ModelSummary(name=info.name, version=info.version, alias=alias, source=info.uri)
+    return ModelSummary(name=info.name, version=info.version, alias=alias, kind=kind, source=info.uri)
 
 
 def prediction_response(model: ModelSummary, predictions: Sequence[Prediction]) -> PredictResponse:

@@ -12,7 +12,8 @@ from typing import Callable
 from sagestack.data.atomic import atomic_dir
 from sagestack.data.fasttext_format import LABEL_PREFIX
 from sagestack.errors import DataError
-from sagestack.text.evaluation import Evaluation, evaluate_fasttext_file
+from sagestack.models.base import ModelCard
+from sagestack.models.evaluation import Evaluation
 from sagestack.text.params import BlazingTextParams
 
 Progress = Callable[[str], None]
@@ -78,6 +79,21 @@ class TrainResult:
             vectors_path=out_dir / "vectors.vec" if saved.get("vectors_path") else None,
             history=[(h["epochs"], h["validation_accuracy"]) for h in saved.get("early_stopping_history", [])],
             autotuned=saved["autotuned"],
+        )
+
+    def card(self, labels: list[str]) -> ModelCard:
+        """The model card of this output: kind ``fasttext`` (word vectors are not servable)."""
+        return ModelCard(
+            kind="fasttext",
+            labels=labels,
+            params=self.params.model_dump(),
+            metrics={
+                "train_seconds": round(self.train_seconds, 3),
+                "words_per_sec_per_thread": round(self.words_per_sec_per_thread, 1),
+                "model_size_mb": round(self.model_size_mb, 3),
+            },
+            validation=self.validation.to_dict() if self.validation else None,
+            servable=self.params.mode == "supervised",
         )
 
     def to_dict(self) -> dict:
@@ -157,7 +173,8 @@ def train_fasttext(
     With ``params.early_stopping`` (needs a validation file), models of ``min_epochs``,
     ``min_epochs + 1``, ... epochs are trained and the best on validation is kept; the search
     stops after ``patience`` epoch counts without improvement (fastText cannot resume a run, so
-    each count is its own run with its own learning-rate schedule). With ``autotune_seconds``,
+    each count is its own run with its own learning-rate schedule); with ``epochs`` below
+    ``min_epochs`` one model of ``epochs`` epochs is trained. With ``autotune_seconds``,
     fastText's autotune searches the hyperparameters on the validation file within that budget.
     ``skipgram``/``cbow`` modes learn word vectors from the text (labels are ignored) and also
     write ``vectors.vec`` in word2vec text format.
@@ -190,7 +207,7 @@ def train_fasttext(
     if not supervised and autotune_seconds:
         raise DataError("autotune works in supervised mode only; drop --autotune-seconds or use --mode supervised")
 
-    from sagestack.serving.predictor import FastTextPredictor
+    from sagestack.models.fasttext import FastTextPredictor, evaluate_fasttext_file
 
     with atomic_dir(out_dir) as tmp:
         history: list[tuple[int, float]] = []
@@ -222,7 +239,8 @@ def train_fasttext(
         elif params.early_stopping:
             best = None
             since_best = 0
-            for epochs in range(params.min_epochs, params.epochs + 1):
+            # With epochs below min_epochs there is nothing to stop early: one run of `epochs` epochs.
+            for epochs in range(min(params.min_epochs, params.epochs), params.epochs + 1):
                 say(f"early stopping: training {epochs} epoch(s)")
                 candidate = _fit_supervised(train_file, params.model_copy(update={"epochs": epochs}))
                 accuracy = evaluate_fasttext_file(FastTextPredictor(candidate), validation_file).accuracy
@@ -268,6 +286,7 @@ def train_fasttext(
             autotuned=bool(autotune_seconds),
         )
         (tmp / "result.json").write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
+        result.card(FastTextPredictor(model).labels if supervised else []).save(tmp)
     return result
 
 

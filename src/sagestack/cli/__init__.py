@@ -1,0 +1,67 @@
+"""The ``sagestack`` command line: thin adapters over the library, one module per command group.
+
+Every command accepts ``--json`` (one JSON document on stdout) and ``--help``. User errors
+print one ``error: ...`` line on stderr and exit with status 2; progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from sagestack import __version__
+from sagestack.cli import analysis, data, demo, features, models, pipeline, serve, train
+from sagestack.cli.common import USER_ERROR_EXIT, state
+from sagestack.errors import SagestackError
+
+app = typer.Typer(
+    help="sagestack: the SageMaker data-science workflow on open-source parts.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data.app, name="data")
+app.add_typer(train.app, name="train")
+app.add_typer(models.app, name="models")
+app.add_typer(pipeline.app, name="pipeline")
+app.add_typer(features.app, name="features")
+app.command("bias")(analysis.bias)
+app.command("explain")(analysis.explain)
+app.command("lineage")(models.lineage)
+app.command("serve")(serve.serve)
+app.command("demo")(demo.demo)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"sagestack {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    home: Optional[Path] = typer.Option(None, "--home", help="State directory (default: $SAGESTACK_HOME or ./.sagestack)."),
+    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (default: SQLite under the home)."),
+    version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True, help="Show the version."),
+) -> None:
+    """sagestack: the SageMaker data-science workflow on open-source parts."""
+    state.update(home=home, tracking_uri=tracking_uri)
+
+
+def main() -> None:
+    """Entry point of the ``sagestack`` console script."""
+    import os
+
+    # MLflow logs store migrations at INFO on stderr; the CLI shows its own progress instead.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    try:
+        app(prog_name="sagestack")
+    except SagestackError as exc:
+        if "--json" in sys.argv:
+            typer.echo(json.dumps({"ok": False, "error": str(exc)}))
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(USER_ERROR_EXIT)

@@ -1,0 +1,37 @@
+"""What every command group shares: the settings from the global options, progress and output."""
+
+from __future__ import annotations
+
+import json
+from typing import Callable
+
+import typer
+
+USER_ERROR_EXIT = 2
+# Global options (--home, --tracking-uri), set by the root callback before any command runs.
+state: dict[str, object] = {}
+
+JsonOpt = typer.Option(False, "--json", help="Print a machine-readable JSON result on stdout.")
+
+
+def settings():
+    """The validated settings: global options over the environment over ``sagestack.toml``."""
+    from sagestack.config import load_settings
+
+    return load_settings(home=state.get("home"), tracking_uri=state.get("tracking_uri"))
+
+
+def progress(json_output: bool) -> Callable[[str], None] | None:
+    """A progress printer on stderr (silent with --json, so stdout stays one JSON document)."""
+    if json_output:
+        return None
+    return lambda message: typer.echo(f"... {message}", err=True)
+
+
+def emit(result: dict, json_output: bool, lines: list[str]) -> None:
+    """Print ``result`` as JSON with --json, else the human-readable ``lines``."""
+    if json_output:
+        typer.echo(json.dumps(result, indent=2, default=str))
+    else:
+        for line in lines:
+            typer.echo(line)

@@ -1,0 +1,55 @@
+"""``sagestack data``: prepare and locate review datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from sagestack.cli.common import JsonOpt, emit, progress, settings
+
+app = typer.Typer(help="Prepare and locate review datasets.", no_args_is_help=True)
+
+
+@app.command("prepare")
+def prepare(
+    data: Optional[Path] = typer.Option(None, "--data", "--input", help="Review CSV (course or raw layout); default: the resolved dataset."),
+    out: Path = typer.Option(..., "--out", help="Output directory (written atomically)."),
+    balance: bool = typer.Option(False, "--balance", help="Down-sample every label to the rarest one."),
+    validation_fraction: float = typer.Option(0.05, help="Share of rows for validation."),
+    test_fraction: float = typer.Option(0.05, help="Share of rows for test."),
+    seed: int = typer.Option(42, help="Random seed for balancing and splitting."),
+    labels: str = typer.Option("-1,0,1", help="Allowed sentiment labels, comma-separated."),
+    json_output: bool = JsonOpt,
+) -> None:
+    """Validate, tokenize and split a review CSV into CSV and fastText files."""
+    from sagestack.data import prepare_dataset, resolve_dataset
+    from sagestack.errors import ConfigError
+
+    try:
+        label_set = [int(x) for x in labels.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"--labels must be comma-separated integers, got {labels!r}") from None
+    say = progress(json_output)
+    resolved = resolve_dataset(data, settings=settings())
+    if say:
+        say(f"preparing {resolved.path} ({resolved.source})")
+    result = prepare_dataset(
+        resolved.path, out, labels=label_set, balance=balance,
+        validation_fraction=validation_fraction, test_fraction=test_fraction, seed=seed,
+    )
+    emit(result.to_dict(), json_output,
+         [f"{name}: {sum(c.values())} rows {c}" for name, c in result.counts.items()] + [f"written to {out}"])
+
+
+@app.command("resolve")
+def resolve(
+    name: str = typer.Option("reviews_balanced.csv", help="Dataset file name to look for."),
+    json_output: bool = JsonOpt,
+) -> None:
+    """Show where a dataset is found (path → SAGESTACK_DATA → ../shared/data → embedded copy → download)."""
+    from sagestack.data import resolve_dataset
+
+    resolved = resolve_dataset(settings=settings(), name=name)
+    emit({"path": str(resolved.path), "source": resolved.source}, json_output, [f"{resolved.path} ({resolved.source})"])

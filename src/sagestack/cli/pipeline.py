@@ -1,0 +1,123 @@
+"""``sagestack pipeline``: run the Kubeflow pipeline locally, list runs, compile, submit to a cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from sagestack.cli.common import JsonOpt, emit, progress, settings
+
+app = typer.Typer(help="The Kubeflow pipeline: run locally, list runs, compile, submit to a cluster.", no_args_is_help=True)
+
+
+def _arguments(**values) -> dict:
+    """Pipeline parameters from CLI options (unset ones keep the pipeline's defaults)."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _trainer_arguments(trainers: Optional[str]) -> dict:
+    """``--trainers fasttext,baseline`` as the pipeline's ``trainer_<name>`` switches."""
+    from sagestack.workflows.sentiment import TRAINERS, parse_trainers
+
+    if trainers is None:
+        return {}
+    chosen = parse_trainers(trainers)
+    return {f"trainer_{name}": name in chosen for name in TRAINERS}
+
+
+@app.command("run")
+def run(
+    data: Optional[Path] = typer.Option(None, "--data", help="Review CSV; default: the resolved reviews_balanced.csv."),
+    trainers: Optional[str] = typer.Option(None, "--trainers", help="Comma-separated trainers to run as branches (default: fasttext,baseline)."),
+    select_metric: Optional[str] = typer.Option(None, "--select-metric", help="How the champion is chosen: accuracy (default) or macro_f1."),
+    min_accuracy: Optional[float] = typer.Option(None, help="Register only if the champion's test accuracy >= this (default 0.55)."),
+    auto_approve: bool = typer.Option(False, "--auto-approve", help="Register as Approved and @champion."),
+    model_name: Optional[str] = typer.Option(None, help="Registered model name (default reviews-sentiment)."),
+    epochs: Optional[int] = typer.Option(None, help="fastText epochs."),
+    learning_rate: Optional[float] = typer.Option(None, help="fastText learning rate."),
+    min_count: Optional[int] = typer.Option(None, help="fastText min_count."),
+    vector_dim: Optional[int] = typer.Option(None, help="fastText vector_dim."),
+    word_ngrams: Optional[int] = typer.Option(None, help="fastText word_ngrams."),
+    baseline_c: Optional[float] = typer.Option(None, help="Baseline inverse regularization strength."),
+    seed: Optional[int] = typer.Option(None),
+    facet: Optional[str] = typer.Option(None, "--facet", help="Bias facet (default product_category; see `sagestack bias`)."),
+    bias_fail_on: Optional[str] = typer.Option(None, help="';'-separated bias rules that fail the run, e.g. 'CI>0.95'."),
+    json_output: bool = JsonOpt,
+) -> None:
+    """Run the whole pipeline on this machine with KFP's local runner (cached steps are reused)."""
+    from pipelines.runner import run_local
+    from sagestack.errors import ConfigError
+    from sagestack.models import SELECT_METRICS
+
+    if select_metric is not None and select_metric not in SELECT_METRICS:
+        raise ConfigError(f"--select-metric must be one of {', '.join(SELECT_METRICS)}, got {select_metric!r}")
+    current = settings()
+    arguments = _arguments(
+        data_path=str(data.resolve()) if data else None, min_accuracy=min_accuracy, auto_approve=auto_approve or None,
+        model_name=model_name, select_metric=select_metric, epochs=epochs, learning_rate=learning_rate,
+        min_count=min_count, vector_dim=vector_dim, word_ngrams=word_ngrams, baseline_c=baseline_c, seed=seed,
+        tracking_uri=current.tracking_uri, facet=facet, bias_fail_on=bias_fail_on, **_trainer_arguments(trainers),
+    )
+    summary = run_local(arguments, settings=current, progress=progress(json_output))
+    lines = [f"pipeline {summary['pipeline']} run {summary['run']}: {summary['status']} in {summary['seconds']:.1f} s"]
+    for step in summary["steps"]:
+        lines.append(f"  {step['name']:20} {step['status']:8} {step['seconds']:6.2f} s")
+        lines += [f"      {name}: {path}" for name, path in step.get("artifacts", {}).items()]
+    if summary["selection"]:
+        selection = summary["selection"]
+        lines += [f"candidate {name:9} test {selection['metric']} {c['score']:.4f}" for name, c in selection["candidates"].items()]
+        lines.append(f"champion: {selection['champion']}")
+    lines.append(f"registered: {summary['registered']}" if summary["registered"] else f"not registered: {summary['rejection']}")
+    lines.append(f"log: {summary['log']}")
+    emit(summary, json_output, lines)
+
+
+@app.command("runs")
+def runs(
+    limit: int = typer.Option(20, "--limit", help="How many recent runs to list."),
+    json_output: bool = JsonOpt,
+) -> None:
+    """List recent local pipeline runs (from each run's summary.json), newest first."""
+    from pipelines.runner import list_runs
+
+    found = list_runs(settings(), limit=limit)
+    lines = [
+        f"{r['started_at']}  {r['run']}  {r['status']:8} {r['seconds']:7.1f} s  champion {r['champion'] or '-'}  "
+        + (f"registered {r['registered']}" if r["registered"] else (r["rejection"] or r["error"] or ""))
+        for r in found
+    ] or ["no pipeline runs yet; start one with `sagestack pipeline run`"]
+    emit({"runs": found}, json_output, lines)
+
+
+@app.command("compile")
+def compile_(
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the KFP IR YAML."),
+    json_output: bool = JsonOpt,
+) -> None:
+    """Compile the pipeline to the KFP IR YAML a Kubeflow Pipelines cluster accepts."""
+    from pipelines.runner import compile_pipeline
+
+    path = compile_pipeline(output)
+    emit({"path": str(path)}, json_output, [f"wrote {path}"])
+
+
+@app.command("submit")
+def submit(
+    host: str = typer.Option(..., "--host", help="Kubeflow Pipelines API URL, e.g. http://ml-pipeline-ui.kubeflow:80."),
+    data: str = typer.Option(..., "--data", help="Dataset path or URL as the cluster's pods see it."),
+    tracking_uri: str = typer.Option(..., "--tracking-uri", help="MLflow server URL reachable from the cluster."),
+    trainers: Optional[str] = typer.Option(None, "--trainers", help="Comma-separated trainers (default: all)."),
+    min_accuracy: Optional[float] = typer.Option(None),
+    auto_approve: bool = typer.Option(False, "--auto-approve"),
+    experiment: str = typer.Option("sagestack", help="KFP experiment name."),
+    json_output: bool = JsonOpt,
+) -> None:
+    """Submit the pipeline to a Kubeflow Pipelines cluster (kfp.Client)."""
+    from pipelines.runner import submit as submit_run
+
+    arguments = _arguments(data_path=data, tracking_uri=tracking_uri, min_accuracy=min_accuracy,
+                           auto_approve=auto_approve or None, **_trainer_arguments(trainers))
+    result = submit_run(host, arguments, experiment=experiment)
+    emit(result, json_output, [f"submitted run {result['run_id']} to {host}"])

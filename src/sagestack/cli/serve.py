@@ -1,0 +1,28 @@
+"""``sagestack serve``: the real-time endpoint (BentoML) for a registered model of any kind."""
+
+from __future__ import annotations
+
+import typer
+
+from sagestack.cli.common import settings
+from sagestack.registry import DEFAULT_MODEL_NAME
+
+
+def serve(
+    model: str = typer.Option(f"{DEFAULT_MODEL_NAME}@champion", "--model", help="NAME@ALIAS, NAME/VERSION or a model path."),
+    port: int = typer.Option(3000, "--port", help="TCP port."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+) -> None:
+    """Serve a model over HTTP with BentoML (POST /predict, /predict_batch, /predict_by_id; /healthz, /readyz, /metrics, /docs)."""
+    from sagestack.registry import load_predictor, record_endpoint
+    from serving.launch import serve_until_stopped
+
+    current = settings()
+    predictor, info = load_predictor(current, model)  # a wrong reference fails here, with one line
+
+    def ready(url: str) -> None:
+        if info is not None:  # the end of the version's lineage, once the endpoint really answers
+            record_endpoint(current, model, url)
+        typer.echo(f"... serving {model} ({predictor.kind}) on {url} (docs at /docs)", err=True)
+
+    raise typer.Exit(serve_until_stopped(current, model, host, port, on_ready=ready))

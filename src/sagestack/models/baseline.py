@@ -1,0 +1,157 @@
+"""The ``baseline`` model kind: TF-IDF word and character n-grams + logistic regression (scikit-learn).
+
+What Autopilot's text candidates were built from, and the yardstick every other kind must
+beat. It reads raw review text (no course tokenization: the character n-grams see the text
+as written) and trains in seconds on a CPU.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from sagestack.data.atomic import atomic_dir
+from sagestack.data.reviews import REVIEW_BODY, SENTIMENT
+from sagestack.errors import DataError
+from sagestack.models.base import ModelCard, TextClassifier
+from sagestack.models.evaluation import Evaluation, evaluate_predictor
+from sagestack.models.kinds import ModelKind
+
+MODEL_FILE = "model.joblib"
+
+
+class BaselineParams(BaseModel):
+    """Hyperparameters of the TF-IDF + logistic-regression baseline (defaults declared once, here)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    word_ngrams: int = Field(2, ge=1, le=5, description="word n-grams 1..N")
+    char_ngrams_min: int = Field(2, ge=1, le=10, description="shortest character n-gram (within words)")
+    char_ngrams_max: int = Field(5, ge=1, le=10, description="longest character n-gram (within words)")
+    min_df: int = Field(2, ge=1, description="ignore n-grams seen in fewer reviews")
+    max_features: int = Field(200_000, ge=100, description="vocabulary cap per vectorizer")
+    c: float = Field(4.0, gt=0, description="inverse regularization strength of the logistic regression")
+    max_iter: int = Field(2_000, ge=10)
+    seed: int = 42
+
+
+class BaselinePredictor(TextClassifier):
+    """Predicts with a fitted scikit-learn pipeline (vectorizers + logistic regression)."""
+
+    kind = "baseline"
+
+    def __init__(self, pipeline) -> None:  # a sklearn.pipeline.Pipeline
+        self._pipeline = pipeline
+        self.labels: list[str] = [str(c) for c in pipeline.classes_]
+
+    @classmethod
+    def load(cls, model_dir: Path | str) -> "BaselinePredictor":
+        """Load ``model.joblib`` from a model directory."""
+        import joblib
+
+        return cls(joblib.load(Path(model_dir) / MODEL_FILE))
+
+    def save(self, model_dir: Path) -> None:
+        """Save the fitted pipeline as ``model.joblib`` in ``model_dir``."""
+        import joblib
+
+        joblib.dump(self._pipeline, Path(model_dir) / MODEL_FILE)
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Probabilities per label (columns in ``self.labels`` order) for raw reviews."""
+        if not len(texts):
+            return np.zeros((0, len(self.labels)))
+        return self._pipeline.predict_proba(list(texts))
+
+
+def build_pipeline(params: BaselineParams):
+    """The unfitted scikit-learn pipeline: word + character TF-IDF, then logistic regression."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import FeatureUnion, Pipeline
+
+    words = TfidfVectorizer(
+        ngram_range=(1, params.word_ngrams), min_df=params.min_df, max_features=params.max_features,
+        sublinear_tf=True, lowercase=True,
+    )
+    chars = TfidfVectorizer(
+        analyzer="char_wb", ngram_range=(params.char_ngrams_min, params.char_ngrams_max), min_df=params.min_df,
+        max_features=params.max_features, sublinear_tf=True, lowercase=True,
+    )
+    return Pipeline([
+        ("features", FeatureUnion([("words", words), ("chars", chars)])),
+        ("classifier", LogisticRegression(C=params.c, max_iter=params.max_iter, random_state=params.seed)),
+    ])
+
+
+def _read_labelled(path: Path, role: str) -> tuple[list[str], list[str]]:
+    if not Path(path).is_file():
+        raise DataError(f"{role} file not found: {path}; pass a review CSV (see `sagestack data prepare`)")
+    frame = pd.read_csv(path)
+    missing = [c for c in (SENTIMENT, REVIEW_BODY) if c not in frame.columns]
+    if missing:
+        raise DataError(f"{role} file {path} has no column(s) {', '.join(missing)}; columns are: {', '.join(frame.columns)}")
+    frame = frame.dropna(subset=[SENTIMENT, REVIEW_BODY])
+    if frame[SENTIMENT].nunique() < 2:
+        raise DataError(f"{role} file {path} needs at least two sentiment labels, found {frame[SENTIMENT].nunique()}")
+    return frame[REVIEW_BODY].astype(str).tolist(), frame[SENTIMENT].astype(str).tolist()
+
+
+def train_baseline(
+    train_csv: Path | str,
+    out_dir: Path | str,
+    params: BaselineParams | None = None,
+    *,
+    validation_csv: Path | str | None = None,
+) -> tuple[ModelCard, Evaluation | None]:
+    """Fit the baseline on a review CSV (``sentiment``, ``review_body``) and save it atomically.
+
+    Args:
+        train_csv: training reviews (e.g. ``train.csv`` of ``sagestack data prepare``).
+        out_dir: the model directory (``model.joblib`` + ``sagestack-model.json``; replaced).
+        params: hyperparameters (defaults: :class:`BaselineParams`).
+        validation_csv: reviews to evaluate on after training.
+
+    Returns:
+        ``(card, validation evaluation or None)``.
+
+    Raises:
+        DataError: a missing file, missing columns, or a single label.
+    """
+    params = params or BaselineParams()
+    texts, labels = _read_labelled(Path(train_csv), "training")
+    validation_data = _read_labelled(Path(validation_csv), "validation") if validation_csv else None
+    start = time.perf_counter()
+    pipeline = build_pipeline(params).fit(texts, labels)
+    seconds = time.perf_counter() - start
+    predictor = BaselinePredictor(pipeline)
+    validation = evaluate_predictor(predictor, *validation_data) if validation_data else None
+    with atomic_dir(Path(out_dir)) as tmp:
+        predictor.save(tmp)
+        card = ModelCard(
+            kind=KIND.name,
+            labels=predictor.labels,
+            params=params.model_dump(),
+            metrics={
+                "train_seconds": round(seconds, 3),
+                "model_size_mb": round((tmp / MODEL_FILE).stat().st_size / 1e6, 3),
+                "vocabulary": float(sum(len(v.vocabulary_) for _, v in pipeline.named_steps["features"].transformer_list)),
+            },
+            validation=validation.to_dict() if validation else None,
+        )
+        card.save(tmp)
+    return card, validation
+
+
+KIND = ModelKind(
+    name="baseline",
+    predictor=BaselinePredictor,
+    requirements=("scikit-learn", "joblib", "scipy"),
+    heavy=True,  # a sparse transform + matrix product per request: milliseconds, off the event loop
+    description="TF-IDF word + character n-grams with logistic regression (scikit-learn)",
+)

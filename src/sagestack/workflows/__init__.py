@@ -1,0 +1,1 @@
+"""Workflows: the step functions of each pipeline (one module per workflow), free of KFP."""

@@ -1,0 +1,355 @@
+"""The review-sentiment workflow: one function per pipeline step, each called by one KFP component.
+
+ingest → pre-training bias → feature store → prepare → trainers (parallel branches: one per
+model kind) → evaluate each on the same test split → select the champion → post-training
+bias and SHAP of the champion → accuracy gate → register (or record the rejection).
+
+Every step reads its inputs from paths and writes its outputs straight to the paths it is
+given (atomically); none knows about KFP, so each is tested without it. Which kind a model
+is comes from its directory's card: no step here names a kind except the trainers'.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from sagestack.config import Settings
+from sagestack.data import load_reviews, resolve_dataset
+from sagestack.data.atomic import atomic_dir, atomic_file, sha256_file
+from sagestack.data.reviews import REVIEW_BODY, SENTIMENT
+from sagestack.errors import ConfigError, DataError
+from sagestack.registry import DatasetRef
+
+APPROVED, PENDING = "Approved", "PendingManualApproval"
+POSITIVE_SENTIMENT = "1"
+# The trainers (pipeline branches), in the order ties are broken: the first listed wins a tie.
+TRAINERS = ("fasttext", "baseline")
+DEFAULT_TRAINERS = TRAINERS
+# What a registered model's lineage records, in pipeline order: the register step's input
+# name -> (the step that produced it, the artifact).
+LINEAGE_STEPS = {
+    "reviews": ("ingest-data", "reviews"),
+    "data_bias": ("pretraining-bias", "report"),
+    "features": ("feature-store", "features"),
+    "prepared": ("prepare-data", "prepared"),
+    "model": ("select-champion", "model"),
+    "evaluation": ("select-champion", "evaluation"),
+    "model_bias": ("posttraining-bias", "report"),
+    "explanations": ("explain-model", "report"),
+}
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write ``data`` as JSON to ``path`` atomically."""
+    with atomic_file(Path(path)) as tmp:
+        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+
+
+def read_json(path: Path) -> dict:
+    """Read a JSON file written by :func:`write_json`."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def parse_trainers(text: str) -> list[str]:
+    """The trainers of a comma-separated list (``"fasttext,baseline"``), in :data:`TRAINERS` order.
+
+    Raises:
+        ConfigError: empty, or a name that is not a trainer.
+    """
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in TRAINERS]
+    if unknown:
+        raise ConfigError(f"unknown trainer(s) {', '.join(unknown)}; choose from {', '.join(TRAINERS)}")
+    if not names:
+        raise ConfigError(f"no trainer selected; pass --trainers with one or more of {', '.join(TRAINERS)}")
+    return [name for name in TRAINERS if name in names]
+
+
+def ingest_step(data_path: str | None, out_csv: Path, settings: Settings, *, expected_sha256: str = "") -> dict:
+    """Resolve the dataset, validate it and write the validated reviews (course layout) to ``out_csv``.
+
+    Returns:
+        ``{"source", "origin", "sha256", "layout", "rows", "dropped_empty"}``.
+    """
+    resolved = resolve_dataset(data_path or None, settings=settings)
+    actual = sha256_file(resolved.path)
+    if expected_sha256 and actual != expected_sha256:
+        raise DataError(f"{resolved.path} changed while the pipeline ran (sha256 {actual}); run it again")
+    loaded = load_reviews(resolved.path)
+    with atomic_file(Path(out_csv)) as tmp:
+        loaded.frame.to_csv(tmp, index=False)
+    return {
+        "source": str(resolved.path.resolve()),
+        "origin": resolved.source,
+        "sha256": actual,
+        "layout": loaded.layout,
+        "rows": len(loaded.frame),
+        "dropped_empty": loaded.dropped_empty,
+    }
+
+
+def _bias_config(facet: str, predicted: str | None = None):
+    from sagestack.bias import BiasConfig, LabelSpec
+    from sagestack.bias.job import parse_facet
+
+    return BiasConfig(label=SENTIMENT, positive=LabelSpec(values=(POSITIVE_SENTIMENT,)), facets=[parse_facet(facet)],
+                      predicted=predicted)
+
+
+def _bias_to_paths(frame, config, report_path: Path, analysis_path: Path, *, fail_on: str, title: str) -> dict:
+    """Run a bias job and put its report and analysis at the given paths (also when a rule fails)."""
+    from sagestack.bias.job import run_bias_job
+    from sagestack.bias.rules import split_rules
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            return run_bias_job(frame, config, Path(tmp), fail_on=split_rules(fail_on), title=title)
+        finally:  # keep the report that explains a failed gate (there is none if the input was bad)
+            for name, target in (("report.html", report_path), ("analysis.json", analysis_path)):
+                if (Path(tmp) / name).is_file():
+                    with atomic_file(Path(target)) as staged:
+                        shutil.copyfile(Path(tmp) / name, staged)
+
+
+def pretraining_bias_step(reviews_csv: Path, report_path: Path, analysis_path: Path, *, facet: str, fail_on: str = "") -> dict:
+    """Clarify pre-training bias of the validated reviews (label sentiment, positive 1).
+
+    ``fail_on`` holds ';'-separated rules (pipeline parameters are strings), e.g. ``CI>0.95``.
+
+    Raises:
+        BiasGateFailed: a ``fail_on`` rule holds (the report is written first).
+    """
+    import pandas as pd
+
+    return _bias_to_paths(pd.read_csv(reviews_csv), _bias_config(facet), report_path, analysis_path,
+                          fail_on=fail_on, title="Pre-training bias")
+
+
+def feature_store_step(reviews_csv: Path, out_json: Path, settings: Settings) -> dict:
+    """Engineer features for the validated reviews, ingest them into this home's Feast store,
+    and write what was ingested (rows, review ids, the offline table's sha256) to ``out_json``."""
+    import pandas as pd
+
+    from sagestack.features import ingest
+
+    result = ingest(settings, pd.read_csv(reviews_csv))
+    result["sha256"] = sha256_file(Path(result["path"]))
+    write_json(out_json, result)
+    return result
+
+
+def prepare_step(features_json: Path, out_dir: Path, settings: Settings) -> dict:
+    """Write this run's train/validation/test splits, read back from the feature store."""
+    from sagestack.features.splits import write_training_splits
+
+    return write_training_splits(settings, Path(out_dir), review_ids=read_json(features_json)["review_ids"])
+
+
+def train_fasttext_step(prepared_dir: Path, model_dir: Path, **params) -> dict:
+    """Train the fastText branch on the prepared splits (``params``: BlazingText names).
+
+    Returns:
+        ``{"kind", "validation_accuracy", "train_seconds", "model_size_mb"}``.
+    """
+    from sagestack.text import make_params, train_fasttext
+
+    split = Path(prepared_dir)
+    result = train_fasttext(split / "train.txt", model_dir, make_params(**params), validation_file=split / "validation.txt")
+    return {"kind": "fasttext", "validation_accuracy": result.validation.accuracy,
+            "train_seconds": round(result.train_seconds, 3), "model_size_mb": result.model_size_mb}
+
+
+def train_baseline_step(prepared_dir: Path, model_dir: Path, **params) -> dict:
+    """Train the TF-IDF + logistic-regression branch on the prepared splits.
+
+    Returns:
+        ``{"kind", "validation_accuracy", "train_seconds", "model_size_mb"}``.
+    """
+    from sagestack.models.baseline import BaselineParams, train_baseline
+
+    split = Path(prepared_dir)
+    card, validation = train_baseline(split / "train.csv", model_dir, BaselineParams(**params),
+                                      validation_csv=split / "validation.csv")
+    return {"kind": "baseline", "validation_accuracy": validation.accuracy,
+            "train_seconds": card.metrics["train_seconds"], "model_size_mb": card.metrics["model_size_mb"]}
+
+
+def evaluate_step(prepared_dir: Path, model_dir: Path, evaluation_path: Path, report_path: Path) -> dict:
+    """Evaluate a trained model of any kind on the held-out test split.
+
+    Writes the evaluation as JSON to ``evaluation_path`` and a Markdown report to ``report_path``.
+
+    Returns:
+        The evaluation as a dict (``accuracy``, ``macro_f1``, ``per_class``, ...) plus ``kind``.
+    """
+    import pandas as pd
+
+    from sagestack.models import ModelCard, evaluate_predictor, evaluation_markdown, load_model
+
+    card = ModelCard.load(Path(model_dir))
+    test = pd.read_csv(Path(prepared_dir) / "test.csv")
+    evaluation = evaluate_predictor(load_model(model_dir), test[REVIEW_BODY].astype(str).tolist(), test[SENTIMENT])
+    validation = card.validation["accuracy"] if card.validation else None
+    with atomic_file(Path(report_path)) as tmp:
+        tmp.write_text(evaluation_markdown(evaluation, title=f"{card.kind}: evaluation on the held-out test split",
+                                           validation_accuracy=validation), encoding="utf-8")
+    result = {"kind": card.kind, **evaluation.to_dict(), "macro_f1": evaluation.macro_f1}
+    write_json(evaluation_path, result)
+    return result
+
+
+def skip_step(trainer: str, evaluation_path: Path) -> dict:
+    """The placeholder of a trainer left out by ``--trainers``: an evaluation marked skipped."""
+    result = {"kind": trainer, "skipped": True}
+    write_json(evaluation_path, result)
+    return result
+
+
+def select_champion_step(
+    candidates: dict[str, tuple[Path, Path]],
+    champion_dir: Path,
+    evaluation_path: Path,
+    candidates_path: Path,
+    *,
+    metric: str = "accuracy",
+) -> dict:
+    """Pick the best candidate by ``metric`` on the test split; copy its model to ``champion_dir``.
+
+    Args:
+        candidates: trainer -> (model directory, evaluation JSON); skipped trainers' evaluations
+            say ``"skipped": true`` and are left out. Ties go to the trainer listed first.
+        champion_dir: where the winning model directory is copied.
+        evaluation_path: where the winner's evaluation is written.
+        candidates_path: where every candidate's scores and the winner are written.
+        metric: ``accuracy`` or ``macro_f1``.
+
+    Returns:
+        ``{"champion", "kind", "metric", "score", "test_accuracy", "candidates": {trainer: {...}}}``.
+
+    Raises:
+        ConfigError: an unknown metric, or no candidate was trained.
+    """
+    from sagestack.models import SELECT_METRICS, Evaluation
+
+    if metric not in SELECT_METRICS:
+        raise ConfigError(f"unknown selection metric {metric!r}; use one of {', '.join(SELECT_METRICS)}")
+    scores, evaluations = {}, {}
+    for trainer, (_, evaluation_file) in candidates.items():
+        data = read_json(evaluation_file)
+        if data.get("skipped"):
+            continue
+        evaluations[trainer] = data
+        evaluation = Evaluation.from_dict(data)
+        scores[trainer] = {"kind": data["kind"], "test_accuracy": evaluation.accuracy, "test_macro_f1": evaluation.macro_f1,
+                           "score": evaluation.metric(metric), "model": str(candidates[trainer][0])}
+    if not scores:
+        raise ConfigError("no trainer ran, so there is no candidate to select; pass --trainers with at least one trainer")
+    champion = max(scores, key=lambda name: scores[name]["score"])  # max keeps the first of equal scores
+    with atomic_dir(Path(champion_dir)) as tmp:
+        shutil.copytree(candidates[champion][0], tmp, dirs_exist_ok=True)
+    write_json(evaluation_path, evaluations[champion])
+    summary = {"champion": champion, "kind": scores[champion]["kind"], "metric": metric,
+               "score": scores[champion]["score"], "test_accuracy": scores[champion]["test_accuracy"],
+               "candidates": scores}
+    write_json(candidates_path, summary)
+    return summary
+
+
+def posttraining_bias_step(
+    prepared_dir: Path, model_dir: Path, report_path: Path, analysis_path: Path, *, facet: str, fail_on: str = ""
+) -> dict:
+    """Clarify post-training bias of a model's predictions (any kind) on the held-out test split."""
+    import pandas as pd
+
+    from sagestack.bias.job import PREDICTED_COLUMN, add_model_predictions
+    from sagestack.models import load_model
+
+    frame = add_model_predictions(pd.read_csv(Path(prepared_dir) / "test.csv"), load_model(model_dir), REVIEW_BODY)
+    return _bias_to_paths(frame, _bias_config(facet, PREDICTED_COLUMN), report_path, analysis_path,
+                          fail_on=fail_on, title="Post-training bias")
+
+
+def explain_step(
+    prepared_dir: Path, model_dir: Path, report_path: Path, analysis_path: Path, *, samples: int = 10, max_evals: int = 100
+) -> dict:
+    """SHAP explanations of a model (any kind) on the first ``samples`` test reviews."""
+    import pandas as pd
+
+    from sagestack.explain import explain_texts, write_explanations
+    from sagestack.models import load_model
+
+    texts = pd.read_csv(Path(prepared_dir) / "test.csv")[REVIEW_BODY].head(samples).tolist()
+    explanations = explain_texts(load_model(model_dir), texts, max_evals=max_evals)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = write_explanations(explanations, Path(tmp), "Explanations")
+        for produced, target in ((paths["report"], report_path), (paths["analysis"], analysis_path)):
+            with atomic_file(Path(target)) as staged:
+                shutil.copyfile(produced, staged)
+    return {"report": str(report_path), "analysis": str(analysis_path)}
+
+
+def lineage_tags(run: str, uris: dict[str, str], selection: dict) -> dict[str, str]:
+    """The lineage tags of a pipeline's model: its steps' artifacts and every candidate's score.
+
+    Args:
+        run: the pipeline run's name.
+        uris: input name of :data:`LINEAGE_STEPS` -> URI, for the artifacts the run produced.
+        selection: what :func:`select_champion_step` returned.
+
+    Raises:
+        KeyError: an input name that :data:`LINEAGE_STEPS` does not declare.
+    """
+    from sagestack.registry.tracking import candidate_tags, pipeline_lineage_tags
+
+    unknown = set(uris) - set(LINEAGE_STEPS)
+    if unknown:
+        raise KeyError(f"not lineage inputs: {sorted(unknown)}")
+    steps = [(step, artifact, uris[name]) for name, (step, artifact) in LINEAGE_STEPS.items() if name in uris]
+    return {**pipeline_lineage_tags(run, steps), **candidate_tags(selection)}
+
+
+def register_step(
+    *,
+    settings: Settings,
+    model_dir: Path,
+    evaluation: dict,
+    dataset: DatasetRef,
+    model_name: str,
+    auto_approve: bool,
+    lineage: dict[str, str],
+    reports: dict[str, Path] | None = None,
+) -> dict:
+    """Log the champion to MLflow and register it (``Approved`` + ``@champion`` with
+    ``auto_approve``, else ``PendingManualApproval`` + ``@challenger``), tagged with ``lineage``;
+    ``reports`` (artifact folder -> file, e.g. the bias and SHAP reports) are logged with the run.
+    """
+    from sagestack.models import Evaluation
+    from sagestack.registry import log_model_run
+
+    logged = log_model_run(
+        model_dir,
+        settings=settings,
+        dataset=dataset,
+        test_evaluation=Evaluation.from_dict(evaluation),
+        model_name=model_name,
+        approval=APPROVED if auto_approve else PENDING,
+        aliases=("champion",) if auto_approve else ("challenger",),
+        extra_tags=lineage,
+        extra_artifacts=reports,
+    )
+    return logged["registered"]
+
+
+def record_rejection_step(
+    *, settings: Settings, test_accuracy: float, min_accuracy: float, dataset: DatasetRef, lineage: dict[str, str]
+) -> dict:
+    """Record in MLflow that the champion missed ``min_accuracy`` and was not registered."""
+    from sagestack.registry.tracking import record_rejection
+
+    reason = f"test accuracy {test_accuracy:.4f} < min_accuracy {min_accuracy}"
+    run_id = record_rejection(settings, reason=reason, dataset=dataset, tags=lineage,
+                              metrics={"test_accuracy": test_accuracy, "min_accuracy": min_accuracy})
+    return {"decision": "rejected", "reason": reason, "run_id": run_id}
