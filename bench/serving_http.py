@@ -1,11 +1,20 @@
-"""HTTP throughput and latency of the BentoML endpoint, ``/predict`` next to ``/predict_batch``.
+"""HTTP throughput and latency of sagestack's BentoML endpoint, against a plain BentoML service.
 
-Trains and registers a model in a throw-away MLflow SQLite store, starts the real
-``bentoml serve serving.service:SentimentService`` on 127.0.0.1 and sends single-review requests
-(real validation-set reviews, in rotation) from 1, 8 and 32 concurrent clients, each load for a
-fixed time, plus 32 clients that pause 30 ms after each answer (about 1,000 requests/s in total). Prints requests/s, p50/p99
-latency and the error count (connection errors, timeouts and 4xx/5xx answers, 503 load shedding
-included) per route and load.
+Trains one fastText model, registers it in a throw-away MLflow SQLite store and starts, on
+127.0.0.1, two servers around the same model file:
+
+- sagestack's endpoint, ``bentoml serve serving.service:SentimentService`` started by
+  ``serving.launch.running_server`` (as ``sagestack serve`` does): ``/predict`` and ``/predict_batch``;
+- a plain BentoML service, ``bench/plain_bentoml_service.py``: ``fasttext.load_model`` and
+  fastText's own ``predict`` behind ``/predict``, no sagestack code, the same ``workers="cpu_count"``.
+
+Both get the same single-review requests (real validation-set reviews, in rotation) from the same
+load generator at the same loads, taken in turn at each load: 1, 8 and 32 concurrent clients, each
+for a fixed time, plus 32 clients that pause 30 ms after each answer (about 1,000 requests/s in
+total). Prints requests/s, p50/p99 latency and the error count (connection errors, timeouts and
+4xx/5xx answers, 503 load shedding included) per service, route and load; then the batching ratio
+(``/predict_batch`` / ``/predict``), the ratio sagestack / plain for ``/predict`` (req/s, p50, p99)
+and sagestack's ``/predict`` p99 at 32 clients.
 
 Uses ``wrk`` (``apt-get install -y wrk``) when it is installed, as it costs far less CPU than a
 Python client on a small machine; otherwise an asyncio httpx client.
@@ -16,29 +25,33 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 import httpx
 import numpy as np
 
-from sagestack.config import load_settings
+from sagestack.config import Settings, load_settings
 from sagestack.data import resolve_dataset
 from sagestack.data.fasttext_format import read_fasttext
-from sagestack.registry import log_fasttext_run
+from sagestack.registry import log_model_run
 from sagestack.text import make_params, train_fasttext
+from serving.launch import free_port, running_server, stop_process
 
-REPO = Path(__file__).resolve().parents[1]
+BENCH = Path(__file__).resolve().parent
 BENTOML = Path(sys.executable).with_name("bentoml")
 HOST = "127.0.0.1"
-ROUTES = ("/predict", "/predict_batch")
+PLAIN_SERVICE = "plain_bentoml_service:PlainFastTextService"  # in bench/, the --working-dir
+# (service, route) pairs measured at every load; both services answer {"reviews": [...]} on /predict.
+TARGETS = [("sagestack", "/predict"), ("sagestack", "/predict_batch"), ("plain", "/predict")]
 # (label, clients, pause in ms each client takes after an answer: 0 = as fast as the server answers).
 # 32 clients pausing 30 ms offer about 1,000 requests/s: the issue's target load, below saturation.
 LOADS = [("1 client", 1, 0), ("8 clients", 8, 0), ("32 clients", 32, 0), ("32, 30ms pause", 32, 30)]
@@ -62,12 +75,6 @@ done = function(summary, latency, requests)
     latency:percentile(50), latency:percentile(99)))
 end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 def lua_string(text: str) -> str:
@@ -124,28 +131,71 @@ async def run_httpx(url: str, bodies: list[str], clients: int, pause_ms: int, se
             "p99_ms": float(np.percentile(ms, 99)), "errors": errors}
 
 
-def start_server(home: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SAGESTACK_", "BENTOML_"))}
-    env.update(SAGESTACK_HOME=str(home), SAGESTACK_MODEL="bench@champion",
-               BENTOML_HOME=str(home / "bentoml"), BENTOML_DO_NOT_TRACK="true")
-    proc = subprocess.Popen(
-        [str(BENTOML), "serve", "serving.service:SentimentService", "--host", HOST, "--port", str(port)],
-        cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-    )
+def train_and_register(settings: Settings, tmp: Path) -> tuple[str, Path, Path]:
+    """Train sagestack's default fastText model and register it as the served champion.
+
+    Returns:
+        (the model reference sagestack's endpoint serves, the fastText model file the plain
+        service loads, the validation file the request bodies come from).
+    """
+    train = resolve_dataset(settings=settings, name="blazingtext/train.txt").path
+    validation = resolve_dataset(settings=settings, name="blazingtext/validation.txt").path
+    result = train_fasttext(train, tmp / "model", make_params(threads=1), validation_file=validation)
+    log_model_run(result.out_dir, settings=settings, model_name="bench", approval="Approved", aliases=("champion",))
+    return "bench@champion", result.model_path, validation
+
+
+@contextlib.contextmanager
+def running_plain_server(model_file: Path, home: Path, timeout: float = 120.0) -> Iterator[str]:
+    """Run ``bench/plain_bentoml_service.py`` around ``model_file`` for the block; yields its base URL."""
+    port = free_port(HOST)
     url = f"http://{HOST}:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"bentoml serve exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    proc.terminate()
-    raise SystemExit(f"bentoml serve not ready after 120 s:\n{log.read_text()[-3000:]}")
+    env = dict(os.environ, PLAIN_FASTTEXT_MODEL=str(model_file), BENTOML_HOME=str(home / "bentoml-plain"))
+    log_path = home / "logs" / f"plain-{port}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(BENTOML), "serve", PLAIN_SERVICE, "--host", HOST, "--port", str(port), "--working-dir", str(BENCH)],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"plain bentoml serve exited ({process.returncode}):\n{log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"plain bentoml serve not ready after {timeout:.0f} s:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        stop_process(process)
+
+
+def post(url: str, body: str) -> httpx.Response:
+    return httpx.post(url, content=body, headers={"Content-Type": "application/json"}, timeout=30)
+
+
+def warm_up(urls: dict[str, str], bodies: list[str]) -> str:
+    """Warm every target (first-request imports, the batching optimizer); return a line on the
+    agreement of the two services' ``/predict`` labels (the same model answers both)."""
+    labels: dict[str, list] = {}
+    for service, route in TARGETS:
+        for body in bodies:
+            response = post(urls[service] + route, body)
+            response.raise_for_status()
+            if route == "/predict":
+                labels.setdefault(service, []).append(response.json()["predictions"][0]["label"])
+    same = sum(a == b for a, b in zip(labels["sagestack"], labels["plain"]))
+    return f"labels agree on {same}/{len(bodies)} warm-up reviews (the plain service does not tokenize)"
+
+
+def ratio(a: float, b: float) -> str:
+    return f"x{a / max(b, 1e-9):.2f}"
 
 
 def main() -> None:
@@ -154,43 +204,49 @@ def main() -> None:
     parser.add_argument("--client", choices=("auto", "wrk", "httpx"), default="auto")
     args = parser.parse_args()
     use_wrk = args.client == "wrk" or (args.client == "auto" and shutil.which("wrk") is not None)
+    # Both servers inherit this environment: none of the user's sagestack or BentoML settings.
+    for name in [n for n in os.environ if n.startswith(("SAGESTACK_", "BENTOML_"))]:
+        del os.environ[name]
+    os.environ["BENTOML_DO_NOT_TRACK"] = "true"
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         settings = load_settings(home=tmp / "home")
-        train = resolve_dataset(settings=settings, name="blazingtext/train.txt").path
-        validation = resolve_dataset(settings=settings, name="blazingtext/validation.txt").path
-        result = train_fasttext(train, tmp / "model", make_params(threads=1), validation_file=validation)
-        log_fasttext_run(result, settings=settings, model_name="bench", approval="Approved", aliases=("champion",))
+        model_ref, model_file, validation = train_and_register(settings, tmp)
         _, texts = read_fasttext(validation)
         bodies = [json.dumps({"reviews": [text]}) for text in texts[:N_REVIEWS]]
 
-        proc, url = start_server(settings.home, tmp / "serve.log")
-        try:
-            print(f"bentoml serve on {url}; {os.cpu_count()} CPU cores; client: {'wrk' if use_wrk else 'httpx'}; "
-                  f"{args.seconds} s per load; load average before: {os.getloadavg()[0]:.2f}")
-            for route in ROUTES:  # warm both routes (first-request imports, batching optimizer)
-                for body in bodies[:50]:
-                    httpx.post(url + route, content=body, headers={"Content-Type": "application/json"})
-            print(f"{'route':<15} {'load':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
-            ratios = []
+        with running_server(settings, model_ref) as sagestack_url, running_plain_server(model_file, tmp) as plain_url:
+            urls = {"sagestack": sagestack_url, "plain": plain_url}
+            print(f"sagestack on {sagestack_url}, plain BentoML on {plain_url} (same model file, {os.cpu_count()} "
+                  f"workers each); client: {'wrk' if use_wrk else 'httpx'}; {args.seconds} s per load; "
+                  f"load average before: {os.getloadavg()[0]:.2f}")
+            print(warm_up(urls, bodies[:50]))
+            print(f"{'service':<10} {'route':<15} {'load':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+            results: dict[tuple[str, str, str], dict] = {}
             for label, clients, pause_ms in LOADS:
-                rows = {}
-                for route in ROUTES:
+                for service, route in TARGETS:
+                    url = urls[service] + route
                     if use_wrk:
-                        row = run_wrk(url + route, bodies, clients, pause_ms, args.seconds, tmp)
+                        row = run_wrk(url, bodies, clients, pause_ms, args.seconds, tmp)
                     else:
-                        row = asyncio.run(run_httpx(url + route, bodies, clients, pause_ms, args.seconds))
-                    rows[route] = row
-                    print(f"{route:<15} {label:<14} {row['rps']:>8.0f} {row['p50_ms']:>8.2f} "
+                        row = asyncio.run(run_httpx(url, bodies, clients, pause_ms, args.seconds))
+                    results[service, route, label] = row
+                    print(f"{service:<10} {route:<15} {label:<14} {row['rps']:>8.0f} {row['p50_ms']:>8.2f} "
                           f"{row['p99_ms']:>8.2f} {row['errors']:>7}", flush=True)
-                on, off = rows[ROUTES[1]], rows[ROUTES[0]]
-                ratios.append(f"{label}: throughput x{on['rps'] / max(off['rps'], 1e-9):.2f}, "
-                              f"p99 x{on['p99_ms'] / max(off['p99_ms'], 1e-9):.2f}")
-            print("adaptive batching on vs off (" + ROUTES[1] + " / " + ROUTES[0] + "): " + "; ".join(ratios))
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+
+        batching, versus = [], []
+        for label, _, _ in LOADS:
+            on, off = results["sagestack", "/predict_batch", label], results["sagestack", "/predict", label]
+            batching.append(f"{label}: throughput {ratio(on['rps'], off['rps'])}, p99 {ratio(on['p99_ms'], off['p99_ms'])}")
+            plain = results["plain", "/predict", label]
+            versus.append(f"{label}: req/s {ratio(off['rps'], plain['rps'])}, p50 {ratio(off['p50_ms'], plain['p50_ms'])}, "
+                          f"p99 {ratio(off['p99_ms'], plain['p99_ms'])}")
+        print("adaptive batching on vs off (sagestack /predict_batch / /predict): " + "; ".join(batching))
+        print("sagestack vs plain BentoML (/predict, sagestack / plain): " + "; ".join(versus))
+        closed, paced = results["sagestack", "/predict", "32 clients"], results["sagestack", "/predict", "32, 30ms pause"]
+        print(f"sagestack /predict p99 at 32 clients: {closed['p99_ms']:.2f} ms closed loop ({closed['rps']:.0f} req/s), "
+              f"{paced['p99_ms']:.2f} ms at {paced['rps']:.0f} req/s (30 ms pause); errors {closed['errors']} / {paced['errors']}")
 
 
 if __name__ == "__main__":
