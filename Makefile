@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH_SOURCE := $(if $(wildcard /opt/wheels/torch-2.13.0+cpu*),--find-links /opt/wheels,--extra-index-url https://download.pytorch.org/whl/cpu)
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench lock clean
+.PHONY: setup system-deps demo test bench lock clean
 
 $(STAMP): requirements/lock.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,11 +23,18 @@ setup: $(STAMP)  ## Create .venv and install the locked stack plus sagestack.
 demo: setup  ## The main job: the pipeline end to end, then one prediction from the served model.
 	$(BIN)/sagestack demo
 
-test: setup  ## Run the test suite.
+# The tests start a real redis-server (Feast's Redis online store): install it when missing, or stop here.
+system-deps:  ## System packages the tests start (redis-server), installed with apt-get when missing.
+	@command -v redis-server >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; } || true
+	@command -v redis-server >/dev/null || { echo "error: the tests need redis-server; install it (apt-get install redis-server) and run make test again" >&2; exit 1; }
+
+test: setup system-deps  ## Run the test suite.
 	$(BIN)/python -m pytest
 
 bench: setup  ## Print the benchmark figures recorded in the README.
 	$(BIN)/python bench/fasttext_accuracy.py
+	$(BIN)/python bench/trainers_accuracy.py
 	$(BIN)/python bench/fasttext_speed.py
 	$(BIN)/python bench/pipeline_overhead.py
 	$(BIN)/python bench/serving_http.py

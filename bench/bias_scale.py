@@ -45,14 +45,15 @@ print(json.dumps({"seconds": time.perf_counter() - start, "facet_values": len(re
 """ % METRICS
 
 
-def synthesize(rows: int, seed: int = 0) -> pd.DataFrame:
+def synthesize(rows: int, seed: int = 0, source_csv: Path | None = None) -> pd.DataFrame:
     """Resample the real reviews to ``rows`` rows: a string facet, an int label, a string group.
 
     The columns have the dtypes ``pd.read_csv`` gives smclarify (object strings, int64), so
     sagestack is timed on the same input: a pre-built Categorical would hand it the facet codes
     for free and flatter the ratio.
     """
-    source = pd.read_csv(resolve_dataset(settings=load_settings()).path, usecols=["sentiment", "product_category"])
+    source_csv = source_csv or resolve_dataset(settings=load_settings()).path
+    source = pd.read_csv(source_csv, usecols=["sentiment", "product_category"])
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, len(source), size=rows)
     category = source["product_category"].to_numpy(dtype=object)[picks]

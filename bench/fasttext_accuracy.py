@@ -11,8 +11,8 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from course_split import blazingtext_split
 from sagestack.config import load_settings
-from sagestack.data import resolve_dataset
 from sagestack.text import make_params, train_fasttext
 
 SAGEMAKER_BLAZINGTEXT = 0.4951
@@ -27,9 +27,12 @@ CONFIGS = {
 
 
 def main() -> None:
-    settings = load_settings()
-    train = resolve_dataset(settings=settings, name="blazingtext/train.txt").path
-    validation = resolve_dataset(settings=settings, name="blazingtext/validation.txt").path
+    with tempfile.TemporaryDirectory() as work:
+        run(load_settings(), Path(work))
+
+
+def run(settings, work: Path) -> None:
+    train, validation = blazingtext_split(settings, work)
     print(f"data: {train} / {validation}; SageMaker BlazingText (lab): {SAGEMAKER_BLAZINGTEXT}")
     print(f"{'configuration':62} {'acc mean':>8} {'acc min':>8} {'vs SM':>7} {'train s':>8} {'model MB':>9}")
     for name, params in CONFIGS.items():

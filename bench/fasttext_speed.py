@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from course_split import blazingtext_split
 from sagestack.config import load_settings
-from sagestack.data import resolve_dataset
 from sagestack.data.fasttext_format import read_fasttext
-from sagestack.registry import log_fasttext_run
-from sagestack.serving import FastTextPredictor
+from sagestack.registry import log_model_run
+from sagestack.models.fasttext import FastTextPredictor
 from sagestack.text import make_params, train_fasttext
 
 N_PREDICTIONS = 2000
@@ -34,8 +34,7 @@ def percentiles(samples_s: list[float]) -> str:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(home=Path(tmp) / "home")
-        train = resolve_dataset(settings=settings, name="blazingtext/train.txt").path
-        validation = resolve_dataset(settings=settings, name="blazingtext/validation.txt").path
+        train, validation = blazingtext_split(settings, Path(tmp))
         lab = make_params("blazingtext", epochs=10, learning_rate=0.01, min_count=2, vector_dim=300, word_ngrams=3)
         for name, params in (("sagestack defaults", make_params()), ("BlazingText lab hyperparameters", lab)):
             result = train_fasttext(train, Path(tmp) / name.replace(" ", "_"), params, validation_file=validation)
@@ -44,7 +43,7 @@ def main() -> None:
                   f"({threads} threads, {result.train_seconds:.2f} s, {result.tokens * result.epochs_run:,} words)")
 
         result = train_fasttext(train, Path(tmp) / "served", make_params(), validation_file=validation)
-        log_fasttext_run(result, settings=settings, model_name="bench", approval="Approved", aliases=("champion",))
+        log_model_run(result.out_dir, settings=settings, model_name="bench", approval="Approved", aliases=("champion",))
         import mlflow
 
         mlflow.set_tracking_uri(settings.mlflow_uri)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import subprocess
+import resource
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
@@ -84,7 +85,11 @@ def main() -> None:
         base = pd.read_parquet(feast_dir(settings) / FEATURES_FILE)
         print(f"materialize {len(base):,} rows: {materialize_synthetic(len(base), base, tmp):.1f} s")
         for rows in args.rows:
-            print(f"materialize {rows:,} rows: {materialize_synthetic(rows, base, tmp):.1f} s", flush=True)
+            seconds = materialize_synthetic(rows, base, tmp)
+            # Materialization runs in this process: its peak resident memory so far bounds what it needed.
+            peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+            print(f"materialize {rows:,} rows: {seconds:.1f} s (peak resident memory of this process so far: {peak_gb:.1f} GB)",
+                  flush=True)
 
         store = open_store(settings)
         service = store.get_feature_service("sentiment_serving_v1")

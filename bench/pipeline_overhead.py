@@ -1,9 +1,10 @@
-"""Per-step overhead of KFP's local runner, and the time of a fully cached re-run.
+"""Per-step time of the sentiment pipeline on KFP's local runner against the same library calls
+in-process, the candidates' test scores, and the time of a fully cached re-run.
 
-Runs the sentiment pipeline on reviews_balanced.csv in a throw-away home, then calls the
-same library functions in-process on the same data; the difference per step is what the
-local runner adds (a fresh Python process, imports, KFP's executor). Finally re-runs the
-identical pipeline, which KFP's cache should serve entirely.
+Runs the pipeline (both trainers) on reviews_balanced.csv in a throw-away home, then calls
+the same ``sagestack.workflows.sentiment`` functions in-process on the same data in another
+home; the difference per step is what the local runner adds (a fresh Python process, imports,
+KFP's executor). Finally re-runs the identical pipeline, which KFP's cache should serve.
 Run: .venv/bin/python bench/pipeline_overhead.py
 """
 
@@ -15,10 +16,9 @@ from pathlib import Path
 
 from pipelines.runner import run_local
 from sagestack.config import load_settings
-from sagestack.data import prepare_dataset, resolve_dataset
+from sagestack.data import resolve_dataset
 from sagestack.registry import DatasetRef
-from sagestack.steps import evaluate_step, ingest_step, register_step
-from sagestack.text import make_params, train_fasttext
+from sagestack.workflows import sentiment as wf
 
 
 def timed(fn, *args, **kwargs):
@@ -27,35 +27,56 @@ def timed(fn, *args, **kwargs):
     return value, time.perf_counter() - start
 
 
+def in_process(data: Path, tmp: Path) -> dict[str, float]:
+    """Each pipeline step's library call, in order, in this process; returns seconds per task name."""
+    settings = load_settings(cwd=tmp, environ={}, home=tmp / "direct")
+    d = tmp / "d"
+    t: dict[str, float] = {}
+    info, t["ingest-data"] = timed(wf.ingest_step, str(data), d / "reviews.csv", settings)
+    _, t["pretraining-bias"] = timed(wf.pretraining_bias_step, d / "reviews.csv", d / "bias.html", d / "bias.json",
+                                     facet="product_category")
+    _, t["feature-store"] = timed(wf.feature_store_step, d / "reviews.csv", d / "features.json", settings)
+    _, t["prepare-data"] = timed(wf.prepare_step, d / "features.json", d / "prepared", settings)
+    _, t["train-fasttext"] = timed(wf.train_fasttext_step, d / "prepared", d / "fasttext", seed=42)
+    _, t["evaluate-model"] = timed(wf.evaluate_step, d / "prepared", d / "fasttext", d / "ft.json", d / "ft.md")
+    _, t["train-baseline"] = timed(wf.train_baseline_step, d / "prepared", d / "baseline", seed=42)
+    _, t["evaluate-model-2"] = timed(wf.evaluate_step, d / "prepared", d / "baseline", d / "bl.json", d / "bl.md")
+    selection, t["select-champion"] = timed(
+        wf.select_champion_step, {"fasttext": (d / "fasttext", d / "ft.json"), "baseline": (d / "baseline", d / "bl.json")},
+        d / "champion", d / "evaluation.json", d / "candidates.json")
+    _, t["posttraining-bias"] = timed(wf.posttraining_bias_step, d / "prepared", d / "champion", d / "mb.html",
+                                      d / "mb.json", facet="product_category")
+    _, t["explain-model"] = timed(wf.explain_step, d / "prepared", d / "champion", d / "ex.html", d / "ex.json")
+    _, t["register-model"] = timed(
+        wf.register_step, settings=settings, model_dir=d / "champion", evaluation=wf.read_json(d / "evaluation.json"),
+        dataset=DatasetRef(info["source"], info["sha256"]), model_name="bench", auto_approve=True,
+        lineage=wf.lineage_tags("bench", {}, selection))
+    return t
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        data = resolve_dataset(settings=load_settings()).path
-        summary, total = timed(run_local, {"data_path": str(data), "min_accuracy": 0.0, "auto_approve": True}, home=tmp / "p")
+        data = resolve_dataset(settings=load_settings(cwd=tmp, environ={}, home=tmp / "resolve")).path
+        settings = load_settings(cwd=tmp, environ={}, home=tmp / "p")
+        arguments = {"data_path": str(data), "min_accuracy": 0.0, "auto_approve": True}
+        summary, total = timed(run_local, arguments, settings=settings)
         steps = {s["name"]: s["seconds"] for s in summary["steps"]}
+        direct = in_process(data, tmp)
+        cached, cached_total = timed(run_local, arguments, settings=settings)
 
-        settings = load_settings(home=tmp / "direct")
-        direct = {}
-        info, direct["ingest-data"] = timed(ingest_step, str(data), tmp / "d" / "reviews.csv", settings)
-        _, direct["prepare-data"] = timed(prepare_dataset, tmp / "d" / "reviews.csv", tmp / "d" / "prepared")
-        _, direct["train-fasttext"] = timed(
-            train_fasttext, tmp / "d/prepared/train.txt", tmp / "d/model", make_params(),
-            validation_file=tmp / "d/prepared/validation.txt",
-        )
-        evaluation, direct["evaluate-model"] = timed(evaluate_step, tmp / "d/model", tmp / "d/prepared/test.txt", tmp / "d/report.md")
-        _, direct["register-model"] = timed(
-            register_step, settings=settings, model_dir=tmp / "d/model", evaluation=evaluation,
-            dataset=DatasetRef(info["source"], info["sha256"]), model_name="bench", auto_approve=True, lineage={},
-        )
-        cached, cached_total = timed(run_local, {"data_path": str(data), "min_accuracy": 0.0, "auto_approve": True}, home=tmp / "p")
-
-    print(f"{'step':16} {'pipeline s':>10} {'in-process s':>12} {'overhead s':>10}")
+    print(f"data: {data}")
+    print(f"{'step':18} {'pipeline s':>10} {'in-process s':>12} {'overhead s':>10}")
     for name, seconds in direct.items():
-        print(f"{name:16} {steps[name]:10.2f} {seconds:12.2f} {steps[name] - seconds:10.2f}")
+        print(f"{name:18} {steps[name]:10.2f} {seconds:12.2f} {steps[name] - seconds:10.2f}")
     overheads = [steps[n] - s for n, s in direct.items()]
-    print(f"mean per-step overhead of the local runner: {sum(overheads) / len(overheads):.2f} s")
+    print(f"mean per-step overhead of the local runner: {sum(overheads) / len(overheads):.2f} s over {len(overheads)} steps")
     print(f"whole pipeline, cold: {total:.1f} s; identical re-run: {cached_total:.1f} s "
           f"({sum(s['status'] == 'CACHED' for s in cached['steps'])} steps from the cache)")
+    selection = summary["selection"]
+    for name, candidate in selection["candidates"].items():
+        print(f"candidate {name:9} test accuracy {candidate['test_accuracy']:.4f}  macro F1 {candidate['test_macro_f1']:.4f}")
+    print(f"champion: {selection['champion']} (by {selection['metric']}); registered {summary['registered']}")
 
 
 if __name__ == "__main__":

@@ -39,8 +39,8 @@ from typing import Iterator
 import httpx
 import numpy as np
 
+from course_split import blazingtext_split
 from sagestack.config import Settings, load_settings
-from sagestack.data import resolve_dataset
 from sagestack.data.fasttext_format import read_fasttext
 from sagestack.registry import log_model_run
 from sagestack.text import make_params, train_fasttext
@@ -138,8 +138,7 @@ def train_and_register(settings: Settings, tmp: Path) -> tuple[str, Path, Path]:
         (the model reference sagestack's endpoint serves, the fastText model file the plain
         service loads, the validation file the request bodies come from).
     """
-    train = resolve_dataset(settings=settings, name="blazingtext/train.txt").path
-    validation = resolve_dataset(settings=settings, name="blazingtext/validation.txt").path
+    train, validation = blazingtext_split(settings, tmp)
     result = train_fasttext(train, tmp / "model", make_params(threads=1), validation_file=validation)
     log_model_run(result.out_dir, settings=settings, model_name="bench", approval="Approved", aliases=("champion",))
     return "bench@champion", result.model_path, validation

@@ -252,10 +252,13 @@ def run_local(
         cache_root=str(cache),
         raise_on_error=True,
     )
-    arguments = {"home": str(home), **arguments}
-    # The step cache keys on parameters: pass the data's content hash so an edited file re-runs.
+    # The steps get these settings explicitly (they read no sagestack.toml or SAGESTACK_* of their
+    # own): the home, the tracking URI and the dataset as resolved here, with its content hash,
+    # which also makes the step cache follow the data's content, so an edited file re-runs.
+    arguments = {**arguments, "home": str(home), "tracking_uri": settings.mlflow_uri}
     try:
         resolved = resolve_dataset(arguments.get("data_path") or None, settings=settings)
+        arguments["data_path"] = str(resolved.path.resolve())
         arguments.setdefault("data_sha256", sha256_file(resolved.path))
     except SagestackError:
         pass  # the ingest step reports the missing data with its own message

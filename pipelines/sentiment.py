@@ -29,6 +29,7 @@ from components.sentiment import (
 from sagestack.models.baseline import BaselineParams
 from sagestack.registry.tracking import DEFAULT_MODEL_NAME
 from sagestack.text.params import SAGESTACK_DEFAULTS
+from sagestack.workflows import params as defaults
 
 PIPELINE_NAME = "sagestack-sentiment"
 _BASELINE = BaselineParams()
@@ -54,12 +55,12 @@ def sentiment_pipeline(
     home: str = "",
     tracking_uri: str = "",
     model_name: str = DEFAULT_MODEL_NAME,
-    min_accuracy: float = 0.55,
+    min_accuracy: float = defaults.DEFAULT_MIN_ACCURACY,
     auto_approve: bool = False,
     trainer_fasttext: bool = True,
     trainer_baseline: bool = True,
-    select_metric: str = "accuracy",
-    seed: int = 42,
+    select_metric: str = defaults.DEFAULT_SELECT_METRIC,
+    seed: int = defaults.DEFAULT_SEED,
     epochs: int = SAGESTACK_DEFAULTS["epochs"],
     learning_rate: float = SAGESTACK_DEFAULTS["learning_rate"],
     min_count: int = SAGESTACK_DEFAULTS["min_count"],
@@ -67,9 +68,9 @@ def sentiment_pipeline(
     word_ngrams: int = SAGESTACK_DEFAULTS["word_ngrams"],
     baseline_word_ngrams: int = _BASELINE.word_ngrams,
     baseline_c: float = _BASELINE.c,
-    facet: str = "product_category",
+    facet: str = defaults.DEFAULT_FACET,
     bias_fail_on: str = "",
-    explain_samples: int = 10,
+    explain_samples: int = defaults.DEFAULT_EXPLAIN_SAMPLES,
 ):
     ingest = ingest_data(data_path=data_path, data_sha256=data_sha256, home=home, tracking_uri=tracking_uri)
     data_bias = pretraining_bias(reviews=ingest.outputs["reviews"], facet=facet, fail_on=bias_fail_on)

@@ -33,8 +33,8 @@ def shared_data(tmp_path_factory) -> Path:
     """The course's review CSVs, from the copies embedded in the package.
 
     Tests read the embedded copies even where ``../shared/data`` exists, so a bare clone and
-    CI run exactly the same data (the two are byte-identical: the embedded module checks the
-    sha256 of the shared originals).
+    CI run exactly the same data (the two are byte-identical: the embedded module records the
+    originals' sha256 and checks every decompressed copy against it).
     """
     cache = tmp_path_factory.mktemp("embedded-cache")
     paths = [embedded_dataset(name, cache) for name in embedded_names()]

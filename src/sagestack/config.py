@@ -71,8 +71,16 @@ class Settings(BaseModel):
 
 
 def settings_from_parameters(home: str, tracking_uri: str) -> Settings:
-    """Settings inside a pipeline step: KFP parameters are strings, and "" means "not set"."""
-    return load_settings(home=home or None, tracking_uri=tracking_uri or None)
+    """Settings inside a pipeline step: KFP parameters are strings, and "" means "not set".
+
+    With a ``home`` (the local runner always passes one, with the tracking URI) the step reads
+    nothing else: no ``sagestack.toml`` from the working directory it inherited, no
+    ``SAGESTACK_*`` variables, so a run never mixes the caller's settings with another home's.
+    Without one (a cluster pod), the pod's environment and working directory configure it.
+    """
+    if home:
+        return load_settings(cwd=Path(home), environ={}, home=home, tracking_uri=tracking_uri or None)
+    return load_settings(tracking_uri=tracking_uri or None)
 
 
 def load_settings(

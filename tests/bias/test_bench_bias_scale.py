@@ -17,8 +17,8 @@ def bench():
     return module
 
 
-def test_sagestack_is_timed_on_the_plain_string_frame_smclarify_reads(bench, tmp_path):
-    frame = bench.synthesize(2_000)
+def test_sagestack_is_timed_on_the_plain_string_frame_smclarify_reads(bench, tmp_path, shared_data):
+    frame = bench.synthesize(2_000, source_csv=shared_data / "reviews_balanced.csv")
     # A pre-built Categorical would skip the factorising that smclarify's object column pays for.
     assert not any(isinstance(dtype, pd.CategoricalDtype) for dtype in frame.dtypes)
     assert frame["product_category"].dtype == object and frame["division"].dtype == object

@@ -82,7 +82,8 @@ def test_both_trainers_run_as_branches_and_the_best_becomes_champion(first_run, 
         assert evaluation["kind"] == name and evaluation["accuracy"] == scores[name]
         assert evaluation["count"] == sum(first_run_counts(first_run)["test"].values())
     assert selection["champion"] == max(scores, key=scores.get)
-    info = resolve_ref(settings_of, f"{MODEL}@champion")
+    # By the version this run registered, not @champion: later tests move the alias (order-independent).
+    info = resolve_ref(settings_of, first_run["registered"])
     assert first_run["registered"] == f"{MODEL}/1"
     assert info.kind == selection["champion"] and info.metrics["test_accuracy"] == scores[selection["champion"]]
     report = Path(step(first_run, "evaluate-model-2")["artifacts"]["report"]).read_text()
@@ -97,6 +98,9 @@ def test_summary_json_is_written_and_listed(first_run, settings_of):
     run_dir = Path(step(first_run, "ingest-data")["artifacts"]["reviews"]).parents[1]
     saved = json.loads((run_dir / SUMMARY_FILE).read_text())
     assert saved["run"] == first_run["run"] and saved["status"] == "SUCCESS"
+    # The steps got explicit settings: this home's store and the resolved data file.
+    assert saved["arguments"]["tracking_uri"] == settings_of.mlflow_uri
+    assert Path(saved["arguments"]["data_path"]).is_absolute() and saved["arguments"]["data_sha256"]
     assert saved["selection"]["champion"] == first_run["selection"]["champion"]
     assert {s["name"] for s in saved["steps"]} == {s["name"] for s in first_run["steps"]}
     assert all("seconds" in s and "status" in s for s in saved["steps"])
@@ -106,13 +110,13 @@ def test_summary_json_is_written_and_listed(first_run, settings_of):
 
 
 def test_registered_version_carries_the_lineage_and_every_candidates_score(first_run, settings_of, sample_csv):
-    info = resolve_ref(settings_of, f"{MODEL}@champion")
+    info = resolve_ref(settings_of, first_run["registered"])
     assert info.status == "Approved" and info.tags["pipeline.run"] == first_run["run"]
-    chain = lineage(settings_of, f"{MODEL}@champion")
+    chain = lineage(settings_of, first_run["registered"])
     assert chain["dataset"]["path"] == str(sample_csv.resolve())
     assert [(s["step"], s["artifact"]) for s in chain["steps"]] == [
         ("ingest-data", "reviews"), ("pretraining-bias", "report"), ("feature-store", "features"),
-        ("prepare-data", "prepared"), ("select-champion", "model"), ("select-champion", "evaluation"),
+        ("prepare-data", "prepared"), ("select-champion", "champion"), ("select-champion", "evaluation"),
         ("posttraining-bias", "report"), ("explain-model", "report")]
     assert all(first_run["run"] in s["uri"] for s in chain["steps"])
     selection = first_run["selection"]
@@ -207,3 +211,28 @@ def test_compiled_yaml_pins_the_image_and_exposes_parameters(tmp_path):
     assert "pip install" not in commands  # the image brings everything; nothing installs at run time
     assert set(pipeline_tasks(sentiment_pipeline)) == set(
         UPSTREAM + FASTTEXT + BASELINE + DOWNSTREAM + list(STANDINS.values()) + ["register-model", "record-rejection"])
+
+
+def test_lineage_steps_and_trainers_match_the_compiled_pipeline():
+    """The lineage list and the trainer list are declared once in the workflow; each must exist in the DAG."""
+    from sagestack.workflows.sentiment import LINEAGE_STEPS, TRAINERS
+
+    spec = sentiment_pipeline.pipeline_spec
+    tasks = {}
+
+    def walk(dag) -> None:
+        for name, task in dag.tasks.items():
+            component = spec.components[task.component_ref.name]
+            if component.WhichOneof("implementation") == "dag":
+                walk(component.dag)
+            else:
+                tasks[name] = set(component.output_definitions.artifacts)
+
+    walk(spec.root.dag)
+    for step, artifact in LINEAGE_STEPS.values():
+        assert artifact in tasks[step], (step, artifact)
+    assert set(LINEAGE_STEPS) <= set(spec.components["comp-register-model"].input_definitions.artifacts)
+    params = set(spec.root.input_definitions.parameters)
+    assert {p.removeprefix("trainer_") for p in params if p.startswith("trainer_")} == set(TRAINERS)
+    select_inputs = set(spec.components["comp-select-champion"].input_definitions.artifacts)
+    assert select_inputs == {f"{t}_{kind}" for t in TRAINERS for kind in ("model", "evaluation")}

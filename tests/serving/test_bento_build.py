@@ -19,8 +19,20 @@ def test_bento_builds_offline(tmp_path):
     manifest = bentos[0].read_text()
     assert "serving.service:SentimentService" in manifest
     src = bentos[0].parent / "src"
-    assert (src / "serving" / "service.py").is_file() and (src / "src" / "sagestack" / "serving" / "predictor.py").is_file()
+    assert (src / "serving" / "service.py").is_file() and (src / "src" / "sagestack" / "models" / "baseline.py").is_file()
     # /predict_by_id needs the feature declarations and Feast inside the Bento too.
     assert (src / "feature_repo" / "reviews.py").is_file() and (src / "feature_repo" / "feature_store.yaml").is_file()
     requirements = (bentos[0].parent / "env" / "python" / "requirements.txt").read_text()
     assert "feast[duckdb,redis]==0.67.0" in requirements and "fasttext-community==0.11.9" in requirements
+
+
+def test_the_bento_carries_every_model_kinds_requirements():
+    """A kind added to sagestack.models must also be servable from the Bento."""
+    import yaml
+
+    from sagestack.models import get_kind, kind_names
+
+    packages = set(yaml.safe_load((REPO / "serving" / "bentofile.yaml").read_text())["python"]["packages"])
+    for name in kind_names():
+        needed = {r for r in get_kind(name).pip_requirements() if not r.startswith("sagestack==")}
+        assert needed <= packages, f"{name}: add {sorted(needed - packages)} to serving/bentofile.yaml"

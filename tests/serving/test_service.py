@@ -46,19 +46,13 @@ def serve(home: Path, model_ref: str, log: Path) -> tuple[subprocess.Popen, str]
 
 
 @pytest.fixture(scope="module")
-def registry(blazingtext_split, sample_split, tmp_path_factory) -> Path:
-    """A SAGESTACK_HOME whose MLflow registry holds ``sentiment`` version 1 (fastText) as ``champion``
-    and version 2, a TF-IDF baseline, as ``challenger``."""
-    from sagestack.models.baseline import train_baseline
-
+def registry(blazingtext_split, tmp_path_factory) -> Path:
+    """A SAGESTACK_HOME whose MLflow registry holds ``sentiment`` version 1 (fastText) as ``champion``."""
     train, validation = blazingtext_split
     root = tmp_path_factory.mktemp("serving")
     settings = load_settings(cwd=root, environ={}, home=root / "home")
     result = train_fasttext(train, root / "model", make_params(threads=1), validation_file=validation)
     log_model_run(result.out_dir, settings=settings, model_name="sentiment", approval="Approved", aliases=("champion",))
-    train_baseline(sample_split / "train.csv", root / "baseline", validation_csv=sample_split / "validation.csv")
-    log_model_run(root / "baseline", settings=settings, model_name="sentiment", approval="Approved",
-                  aliases=("challenger",))
     return settings.home
 
 
@@ -243,11 +237,17 @@ def test_an_unknown_model_stops_startup_with_the_registry_message(registry, tmp_
     assert "model 'sentiment' has no alias 'nope'; see `sagestack models show sentiment`" in output
 
 
-def test_a_baseline_champion_is_served_by_the_same_service(registry, tmp_path):
+def test_a_baseline_champion_is_served_by_the_same_service(sample_split, tmp_path):
     """A second kind, served by the same code: heavy kinds predict in a worker thread."""
-    predictor, info = load_predictor(load_settings(cwd=registry, environ={}, home=registry), "sentiment@challenger")
-    assert (predictor.kind, info.kind) == ("baseline", "baseline")
-    proc, url = serve(registry, "sentiment@challenger", tmp_path / "serve.log")
+    from sagestack.models.baseline import train_baseline
+
+    settings = load_settings(cwd=tmp_path, environ={}, home=tmp_path / "home")
+    train_baseline(sample_split / "train.csv", tmp_path / "baseline", validation_csv=sample_split / "validation.csv")
+    log_model_run(tmp_path / "baseline", settings=settings, model_name="sentiment", approval="Approved",
+                  aliases=("champion",))
+    predictor, info = load_predictor(settings, "sentiment@champion")
+    assert (predictor.kind, info.kind, info.version) == ("baseline", "baseline", "1")
+    proc, url = serve(settings.home, "sentiment@champion", tmp_path / "serve.log")
     try:
         with httpx.Client(base_url=url, timeout=30) as client:
             deadline = time.monotonic() + 90
@@ -256,8 +256,8 @@ def test_a_baseline_champion_is_served_by_the_same_service(registry, tmp_path):
                 assert time.monotonic() < deadline, "bentoml serve not ready after 90 s"
                 time.sleep(0.3)
             body = client.post("/predict", json={"reviews": REVIEWS}).json()
-            assert body["model"] == {"name": "sentiment", "version": "2", "alias": "challenger", "kind": "baseline",
-                                     "source": "models:/sentiment/2"}
+            assert body["model"] == {"name": "sentiment", "version": "1", "alias": "champion", "kind": "baseline",
+                                     "source": "models:/sentiment/1"}
             assert [p for p in body["predictions"]] == [p.to_dict() for p in predictor.predict(REVIEWS)]
             with ThreadPoolExecutor(8) as pool:
                 batch = list(pool.map(lambda r: client.post("/predict_batch", json={"reviews": [r]}), REVIEWS * 4))

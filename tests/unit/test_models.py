@@ -182,12 +182,25 @@ def test_baseline_bad_input_is_one_clear_error(tmp_path):
     from sagestack.errors import DataError
     from sagestack.models.baseline import train_baseline
 
-    (tmp_path / "no_text.csv").write_text("sentiment,text\n1,a\n0,b\n")
-    with pytest.raises(DataError, match=r"has no column\(s\) review_body; columns are: sentiment, text$"):
-        train_baseline(tmp_path / "no_text.csv", tmp_path / "out")
-    (tmp_path / "one_label.csv").write_text("sentiment,review_body\n1,good\n1,great\n")
-    with pytest.raises(DataError, match="needs at least two sentiment labels, found 1"):
-        train_baseline(tmp_path / "one_label.csv", tmp_path / "out")
-    with pytest.raises(DataError, match="training file not found"):
+    cases = {
+        "no_text.csv": ("sentiment,text,product_category\n1,a,Dresses\n0,b,Dresses\n", r"missing column\(s\) review_body"),
+        "one_label.csv": ("sentiment,review_body,product_category\n1,good,Dresses\n1,great,Dresses\n",
+                          "needs at least two sentiment labels, found 1"),
+        "bad_label.csv": ("sentiment,review_body,product_category\n1,good,Dresses\n5,great,Dresses\n",
+                          r"values outside \[-1, 0, 1\] \('5'\) in 1 row\(s\) \(data row 2\)"),
+        "blank_label.csv": ("sentiment,review_body,product_category\n1,good,Dresses\n,great,Dresses\n",
+                            r"column 'sentiment' has values outside \[-1, 0, 1\] \(''\)"),
+        "empty.csv": ("", "is empty"),
+        "tiny.csv": ("sentiment,review_body,product_category\n1,a,Dresses\n0,b,Dresses\n",
+                     "cannot train the baseline on .* add reviews or lower --min-df"),
+    }
+    for name, (content, message) in cases.items():
+        (tmp_path / name).write_text(content)
+        with pytest.raises(DataError, match=message):
+            train_baseline(tmp_path / name, tmp_path / "out")
+    (tmp_path / "latin1.csv").write_bytes("sentiment,review_body,product_category\n1,caf\xe9,Tops\n".encode("latin-1"))
+    with pytest.raises(DataError, match="not valid UTF-8"):
+        train_baseline(tmp_path / "latin1.csv", tmp_path / "out")
+    with pytest.raises(DataError, match="data file not found"):
         train_baseline(tmp_path / "missing.csv", tmp_path / "out")
     assert not (tmp_path / "out").exists()

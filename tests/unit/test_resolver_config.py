@@ -119,3 +119,17 @@ def test_config_file_env_and_errors(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_settings(cwd=tmp_path, environ={})
     assert str(info.value) == f"{tmp_path / 'sagestack.toml'}: invalid setting 'hme': Extra inputs are not permitted"
+
+
+def test_pipeline_step_settings_ignore_the_inherited_config_file_and_environment(tmp_path, monkeypatch):
+    from sagestack.config import settings_from_parameters
+
+    (tmp_path / "sagestack.toml").write_text('tracking_uri = "http://elsewhere:5000"\ndata_dir = "/nowhere"\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SAGESTACK_TRACKING_URI", "http://also-elsewhere:5000")
+    home = tmp_path / "home"
+    step = settings_from_parameters(str(home), "")
+    assert step.home == home and step.mlflow_uri == f"sqlite:///{home.resolve() / 'mlflow.db'}" and step.data_dir is None
+    assert settings_from_parameters(str(home), "sqlite:///x.db").mlflow_uri == "sqlite:///x.db"
+    # Without a home (a cluster pod) the pod's own configuration applies.
+    assert settings_from_parameters("", "").mlflow_uri == "http://also-elsewhere:5000"

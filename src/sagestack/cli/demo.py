@@ -14,17 +14,16 @@ def demo(
     data: Optional[Path] = typer.Option(None, "--data", help="Review CSV; default: the resolved reviews_balanced.csv."),
     json_output: bool = JsonOpt,
 ) -> None:
-    """The main job: run the pipeline (every trainer, auto-approved), serve @champion, send one real prediction."""
+    """The main job: run the pipeline (every trainer, auto-approved), serve its champion, send one real prediction."""
     from pipelines.demo import run_demo
 
     result = run_demo(settings(), data=data, progress=progress(json_output))
     summary, response = result["pipeline"], result["response"]
     prediction, selection = response["predictions"][0], summary["selection"]
-    ref = summary["registered"].split("/")[0] + "@champion"
     emit(result, json_output, [
         *(f"  {st['name']:20} {st['status']:8} {st['seconds']:6.2f} s" for st in summary["steps"]),
         *(f"candidate {name:9} test {selection['metric']} {c['score']:.4f}" for name, c in selection["candidates"].items()),
-        f"registered: {summary['registered']} ({selection['champion']}, Approved, @champion); lineage: sagestack lineage {ref}",
+        f"champion: {selection['champion']}; registered {result['served']} (Approved); lineage: sagestack lineage {result['served']}",
         f"served at {result['endpoint']}: POST /predict {result['request']!r}",
         f"  -> label {prediction['label']} {prediction['probabilities']} "
         f"({response['model']['kind']} model, version {response['model']['version']})",

@@ -8,6 +8,8 @@ from typing import Optional
 import typer
 
 from sagestack.cli.common import JsonOpt, emit, progress, settings
+from sagestack.registry import DEFAULT_MODEL_NAME
+from sagestack.workflows.params import DEFAULT_FACET, DEFAULT_MIN_ACCURACY, DEFAULT_SELECT_METRIC, TRAINERS
 
 app = typer.Typer(help="The Kubeflow pipeline: run locally, list runs, compile, submit to a cluster.", no_args_is_help=True)
 
@@ -19,7 +21,7 @@ def _arguments(**values) -> dict:
 
 def _trainer_arguments(trainers: Optional[str]) -> dict:
     """``--trainers fasttext,baseline`` as the pipeline's ``trainer_<name>`` switches."""
-    from sagestack.workflows.sentiment import TRAINERS, parse_trainers
+    from sagestack.workflows.sentiment import parse_trainers
 
     if trainers is None:
         return {}
@@ -30,11 +32,11 @@ def _trainer_arguments(trainers: Optional[str]) -> dict:
 @app.command("run")
 def run(
     data: Optional[Path] = typer.Option(None, "--data", help="Review CSV; default: the resolved reviews_balanced.csv."),
-    trainers: Optional[str] = typer.Option(None, "--trainers", help="Comma-separated trainers to run as branches (default: fasttext,baseline)."),
-    select_metric: Optional[str] = typer.Option(None, "--select-metric", help="How the champion is chosen: accuracy (default) or macro_f1."),
-    min_accuracy: Optional[float] = typer.Option(None, help="Register only if the champion's test accuracy >= this (default 0.55)."),
+    trainers: Optional[str] = typer.Option(None, "--trainers", help=f"Comma-separated trainers to run as branches (default: {','.join(TRAINERS)})."),
+    select_metric: Optional[str] = typer.Option(None, "--select-metric", help=f"How the champion is chosen: accuracy or macro_f1 (default {DEFAULT_SELECT_METRIC})."),
+    min_accuracy: Optional[float] = typer.Option(None, help=f"Register only if the champion's test accuracy >= this (default {DEFAULT_MIN_ACCURACY})."),
     auto_approve: bool = typer.Option(False, "--auto-approve", help="Register as Approved and @champion."),
-    model_name: Optional[str] = typer.Option(None, help="Registered model name (default reviews-sentiment)."),
+    model_name: Optional[str] = typer.Option(None, help=f"Registered model name (default {DEFAULT_MODEL_NAME})."),
     epochs: Optional[int] = typer.Option(None, help="fastText epochs."),
     learning_rate: Optional[float] = typer.Option(None, help="fastText learning rate."),
     min_count: Optional[int] = typer.Option(None, help="fastText min_count."),
@@ -42,7 +44,7 @@ def run(
     word_ngrams: Optional[int] = typer.Option(None, help="fastText word_ngrams."),
     baseline_c: Optional[float] = typer.Option(None, help="Baseline inverse regularization strength."),
     seed: Optional[int] = typer.Option(None),
-    facet: Optional[str] = typer.Option(None, "--facet", help="Bias facet (default product_category; see `sagestack bias`)."),
+    facet: Optional[str] = typer.Option(None, "--facet", help=f"Bias facet (default {DEFAULT_FACET}; see `sagestack bias`)."),
     bias_fail_on: Optional[str] = typer.Option(None, help="';'-separated bias rules that fail the run, e.g. 'CI>0.95'."),
     json_output: bool = JsonOpt,
 ) -> None:
@@ -51,14 +53,21 @@ def run(
     from sagestack.errors import ConfigError
     from sagestack.models import SELECT_METRICS
 
+    from sagestack.models.baseline import make_baseline_params
+    from sagestack.text import make_params
+
     if select_metric is not None and select_metric not in SELECT_METRICS:
         raise ConfigError(f"--select-metric must be one of {', '.join(SELECT_METRICS)}, got {select_metric!r}")
+    # Check the trainers' hyperparameters here, not minutes later inside their steps.
+    make_params(epochs=epochs, learning_rate=learning_rate, min_count=min_count, vector_dim=vector_dim,
+                word_ngrams=word_ngrams)
+    make_baseline_params(c=baseline_c)
     current = settings()
     arguments = _arguments(
         data_path=str(data.resolve()) if data else None, min_accuracy=min_accuracy, auto_approve=auto_approve or None,
         model_name=model_name, select_metric=select_metric, epochs=epochs, learning_rate=learning_rate,
         min_count=min_count, vector_dim=vector_dim, word_ngrams=word_ngrams, baseline_c=baseline_c, seed=seed,
-        tracking_uri=current.tracking_uri, facet=facet, bias_fail_on=bias_fail_on, **_trainer_arguments(trainers),
+        facet=facet, bias_fail_on=bias_fail_on, **_trainer_arguments(trainers),
     )
     summary = run_local(arguments, settings=current, progress=progress(json_output))
     lines = [f"pipeline {summary['pipeline']} run {summary['run']}: {summary['status']} in {summary['seconds']:.1f} s"]

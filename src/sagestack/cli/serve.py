@@ -17,7 +17,11 @@ def serve(
     from sagestack.registry import load_predictor, record_endpoint
     from serving.launch import serve_until_stopped
 
+    from pathlib import Path
+
     current = settings()
+    if Path(model).exists():  # the server runs in another working directory: pass paths absolute
+        model = str(Path(model).resolve())
     predictor, info = load_predictor(current, model)  # a wrong reference fails here, with one line
 
     def ready(url: str) -> None:

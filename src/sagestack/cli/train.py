@@ -90,15 +90,9 @@ def baseline(
     json_output: bool = JsonOpt,
 ) -> None:
     """Train the TF-IDF (word + character n-grams) + logistic-regression baseline."""
-    from sagestack.errors import ConfigError
-    from sagestack.models.baseline import BaselineParams, train_baseline
+    from sagestack.models.baseline import make_baseline_params, train_baseline
 
-    values = {k: v for k, v in dict(word_ngrams=word_ngrams, c=c, min_df=min_df, seed=seed).items() if v is not None}
-    try:
-        params = BaselineParams(**values)
-    except ValueError as exc:  # pydantic's ValidationError: name the option and the rule
-        err = exc.errors()[0]
-        raise ConfigError(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from None
+    params = make_baseline_params(word_ngrams=word_ngrams, c=c, min_df=min_df, seed=seed)
     say = progress(json_output)
     if say:
         say(f"training the TF-IDF + logistic-regression baseline on {train}")

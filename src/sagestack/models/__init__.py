@@ -13,7 +13,7 @@ from sagestack.models.evaluation import (
     evaluation_markdown,
     label_order,
 )
-from sagestack.models.kinds import KIND_MODULES, ModelKind, get_kind, kind_names, load_model
+from sagestack.models.kinds import KIND_MODULES, ModelKind, get_kind, kind_for_file, kind_names, load_model
 
 __all__ = [
     "CARD_FILE",
@@ -29,6 +29,7 @@ __all__ = [
     "evaluate_predictor",
     "evaluation_markdown",
     "get_kind",
+    "kind_for_file",
     "kind_names",
     "label_order",
     "label_value",

@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from sagestack.data.atomic import atomic_dir
-from sagestack.data.reviews import REVIEW_BODY, SENTIMENT
-from sagestack.errors import DataError
+from sagestack.data.reviews import REVIEW_BODY, SENTIMENT, load_reviews
+from sagestack.errors import ConfigError, DataError
 from sagestack.models.base import ModelCard, TextClassifier
 from sagestack.models.evaluation import Evaluation, evaluate_predictor
 from sagestack.models.kinds import ModelKind
@@ -38,6 +37,21 @@ class BaselineParams(BaseModel):
     c: float = Field(4.0, gt=0, description="inverse regularization strength of the logistic regression")
     max_iter: int = Field(2_000, ge=10)
     seed: int = 42
+
+
+def make_baseline_params(**values: object) -> BaselineParams:
+    """:class:`BaselineParams` from the given values (``None`` keeps a default).
+
+    Raises:
+        ConfigError: a value out of range, naming the hyperparameter.
+    """
+    from pydantic import ValidationError
+
+    try:
+        return BaselineParams(**{k: v for k, v in values.items() if v is not None})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ConfigError(f"invalid baseline hyperparameter '{err['loc'][0]}': {err['msg']}") from None
 
 
 class BaselinePredictor(TextClassifier):
@@ -90,16 +104,11 @@ def build_pipeline(params: BaselineParams):
 
 
 def _read_labelled(path: Path, role: str) -> tuple[list[str], list[str]]:
-    if not Path(path).is_file():
-        raise DataError(f"{role} file not found: {path}; pass a review CSV (see `sagestack data prepare`)")
-    frame = pd.read_csv(path)
-    missing = [c for c in (SENTIMENT, REVIEW_BODY) if c not in frame.columns]
-    if missing:
-        raise DataError(f"{role} file {path} has no column(s) {', '.join(missing)}; columns are: {', '.join(frame.columns)}")
-    frame = frame.dropna(subset=[SENTIMENT, REVIEW_BODY])
+    """Texts and labels of a review CSV, validated as every sagestack input is (one-line errors)."""
+    frame = load_reviews(path).frame  # course or raw layout; labels checked against -1/0/1
     if frame[SENTIMENT].nunique() < 2:
         raise DataError(f"{role} file {path} needs at least two sentiment labels, found {frame[SENTIMENT].nunique()}")
-    return frame[REVIEW_BODY].astype(str).tolist(), frame[SENTIMENT].astype(str).tolist()
+    return frame[REVIEW_BODY].astype(str).tolist(), frame[SENTIMENT].astype(int).astype(str).tolist()
 
 
 def train_baseline(
@@ -121,13 +130,17 @@ def train_baseline(
         ``(card, validation evaluation or None)``.
 
     Raises:
-        DataError: a missing file, missing columns, or a single label.
+        DataError: a missing, empty or malformed file, missing columns, labels outside -1/0/1,
+            a single label, or too little text to learn from.
     """
     params = params or BaselineParams()
     texts, labels = _read_labelled(Path(train_csv), "training")
     validation_data = _read_labelled(Path(validation_csv), "validation") if validation_csv else None
     start = time.perf_counter()
-    pipeline = build_pipeline(params).fit(texts, labels)
+    try:
+        pipeline = build_pipeline(params).fit(texts, labels)
+    except ValueError as exc:  # scikit-learn: "After pruning, no terms remain", ...
+        raise DataError(f"cannot train the baseline on {train_csv} ({exc}); add reviews or lower --min-df") from None
     seconds = time.perf_counter() - start
     predictor = BaselinePredictor(pipeline)
     validation = evaluate_predictor(predictor, *validation_data) if validation_data else None

@@ -89,4 +89,5 @@ KIND = ModelKind(
     requirements=("fasttext-community",),
     heavy=False,  # about 0.3 ms a review: cheaper on the event loop than handed to a thread
     description="BlazingText-equivalent fastText classifier",
+    file_suffixes=(".bin", ".ftz"),
 )

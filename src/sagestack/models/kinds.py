@@ -37,6 +37,8 @@ class ModelKind:
         heavy: ``True`` when one prediction costs milliseconds or more: the endpoint then runs it
             in a worker thread so the event loop never blocks; cheap kinds run on the loop.
         description: one line for listings.
+        file_suffixes: suffixes of single model files the kind's predictor also loads directly
+            (e.g. a fastText ``.bin``), besides a model directory.
     """
 
     name: str
@@ -44,6 +46,7 @@ class ModelKind:
     requirements: tuple[str, ...]
     heavy: bool
     description: str
+    file_suffixes: tuple[str, ...] = ()
 
     def pip_requirements(self) -> list[str]:
         """Exact requirements of this kind's MLflow model (explicit, so MLflow infers nothing)."""
@@ -66,6 +69,16 @@ def get_kind(name: str) -> ModelKind:
     if module is None:
         raise RegistryError(f"unknown model kind {name!r}; known kinds: {', '.join(KIND_MODULES)}")
     return importlib.import_module(module).KIND
+
+
+def kind_for_file(path: Path | str) -> ModelKind | None:
+    """The kind whose predictor loads a single model file with this suffix, or ``None``."""
+    suffix = Path(path).suffix
+    for name in KIND_MODULES:
+        kind = get_kind(name)
+        if suffix in kind.file_suffixes:
+            return kind
+    return None
 
 
 def load_model(model_dir: Path | str):

@@ -371,7 +371,7 @@ def load_predictor(settings: Settings, ref: str):
     Args:
         settings: where the registry is.
         ref: ``NAME@ALIAS``, ``NAME/VERSION``, ``NAME`` (latest version), a trained model's
-            output directory, or a fastText ``.bin``/``.ftz`` file.
+            output directory, or a model file a kind loads directly (its ``file_suffixes``).
 
     Returns:
         ``(predictor, ModelVersionInfo | None)``; the info is ``None`` for a local path. The
@@ -380,15 +380,16 @@ def load_predictor(settings: Settings, ref: str):
     Raises:
         RegistryError: the reference does not resolve, or names no loadable model.
     """
-    from sagestack.models import get_kind, load_model
+    from sagestack.models import get_kind, kind_for_file, load_model
 
     path = Path(ref)
     if path.is_dir():
         return load_model(path), None
-    if path.is_file() and path.suffix in (".bin", ".ftz"):
-        return get_kind("fasttext").predictor.load(path), None
-    if path.suffix in (".bin", ".ftz") or path.is_file():
-        raise RegistryError(f"no model at {path}; pass a trained model's folder, a fastText .bin/.ftz file or NAME@ALIAS")
+    file_kind = kind_for_file(path)
+    if path.is_file() and file_kind is not None:
+        return file_kind.predictor.load(path), None
+    if path.is_file() or file_kind is not None:
+        raise RegistryError(f"no model at {path}; pass a trained model's folder, a model file or NAME@ALIAS")
 
     import mlflow
 

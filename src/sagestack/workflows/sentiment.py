@@ -22,20 +22,19 @@ from sagestack.data.atomic import atomic_dir, atomic_file, sha256_file
 from sagestack.data.reviews import REVIEW_BODY, SENTIMENT
 from sagestack.errors import ConfigError, DataError
 from sagestack.registry import DatasetRef
+from sagestack.workflows.params import DEFAULT_EXPLAIN_SAMPLES, DEFAULT_SELECT_METRIC, TRAINERS
 
 APPROVED, PENDING = "Approved", "PendingManualApproval"
 POSITIVE_SENTIMENT = "1"
-# The trainers (pipeline branches), in the order ties are broken: the first listed wins a tie.
-TRAINERS = ("fasttext", "baseline")
-DEFAULT_TRAINERS = TRAINERS
 # What a registered model's lineage records, in pipeline order: the register step's input
-# name -> (the step that produced it, the artifact).
+# name -> (the task that produced it, its output artifact); a test checks each against the
+# compiled pipeline.
 LINEAGE_STEPS = {
     "reviews": ("ingest-data", "reviews"),
     "data_bias": ("pretraining-bias", "report"),
     "features": ("feature-store", "features"),
     "prepared": ("prepare-data", "prepared"),
-    "model": ("select-champion", "model"),
+    "model": ("select-champion", "champion"),
     "evaluation": ("select-champion", "evaluation"),
     "model_bias": ("posttraining-bias", "report"),
     "explanations": ("explain-model", "report"),
@@ -214,7 +213,7 @@ def select_champion_step(
     evaluation_path: Path,
     candidates_path: Path,
     *,
-    metric: str = "accuracy",
+    metric: str = DEFAULT_SELECT_METRIC,
 ) -> dict:
     """Pick the best candidate by ``metric`` on the test split; copy its model to ``champion_dir``.
 
@@ -273,7 +272,8 @@ def posttraining_bias_step(
 
 
 def explain_step(
-    prepared_dir: Path, model_dir: Path, report_path: Path, analysis_path: Path, *, samples: int = 10, max_evals: int = 100
+    prepared_dir: Path, model_dir: Path, report_path: Path, analysis_path: Path, *, samples: int = DEFAULT_EXPLAIN_SAMPLES,
+    max_evals: int = 100
 ) -> dict:
     """SHAP explanations of a model (any kind) on the first ``samples`` test reviews."""
     import pandas as pd

@@ -1,0 +1,58 @@
+"""``sagestack serve``: the real command, a real registry, a real server on loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sagestack.config import load_settings
+from sagestack.registry import get_version, log_model_run
+from sagestack.registry.tracking import ENDPOINT_TAG
+from sagestack.text import make_params, train_fasttext
+from serving.launch import free_port, stop_process
+
+SAGESTACK = Path(sys.executable).with_name("sagestack")
+
+
+@pytest.fixture
+def registered(sample_split, tmp_path):
+    settings = load_settings(cwd=tmp_path, environ={}, home=tmp_path / "home")
+    train_fasttext(sample_split / "train.txt", tmp_path / "model", make_params(threads=1))
+    log_model_run(tmp_path / "model", settings=settings, model_name="reviews-sentiment", approval="Approved",
+                  aliases=("champion",))
+    return settings
+
+
+def test_serve_records_the_endpoint_only_once_it_answers_and_stops_on_sigterm(registered, tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SAGESTACK_", "BENTOML_"))}
+    env.update(SAGESTACK_HOME=str(registered.home), BENTOML_HOME=str(tmp_path / "bentoml"), BENTOML_DO_NOT_TRACK="true")
+    log = tmp_path / "serve.log"
+    process = subprocess.Popen([str(SAGESTACK), "serve", "--port", str(port)], env=env, cwd=tmp_path,
+                               stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while not get_version(registered, "reviews-sentiment", "1").tags.get(ENDPOINT_TAG):
+            assert process.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "the endpoint was never recorded"
+            time.sleep(0.1)
+        # The tag appears only after /readyz answered, so the recorded endpoint serves right away.
+        assert httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+        assert get_version(registered, "reviews-sentiment", "1").tags[ENDPOINT_TAG] == url
+        answer = httpx.post(f"{url}/predict", json={"reviews": ["Love it"]}, timeout=30).json()
+        assert answer["model"]["kind"] == "fasttext" and answer["model"]["version"] == "1"
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{url}/readyz", timeout=2)
+    finally:
+        if process.poll() is None:
+            stop_process(process)
