@@ -15,6 +15,7 @@ import re
 import sys
 import time
 import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -271,7 +272,8 @@ def run_local(
         elif progress and (match := _CACHE_HIT.search(line)):
             progress(f"step {match.group(1)}: cached")
 
-    started_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    started = datetime.now(timezone.utc)
+    started_at = started.strftime("%Y-%m-%dT%H:%M:%S%z")
     start = time.monotonic()
     failure = None
     with _recording(log_path, on_line) as recorder:
@@ -280,7 +282,13 @@ def run_local(
         except RuntimeError:
             failure = _failure_message(recorder.lines)
     new_runs = sorted(set(root.iterdir()) - before)
-    run_dir = new_runs[-1] if new_runs else root / "unknown"
+    if new_runs:
+        run_dir = new_runs[-1]
+    else:
+        # Every step came from the cache and KFP made no run folder: make one, named as KFP names
+        # its runs, so this run has its summary.json too.
+        run_dir = root / f"{pipeline_func.name}-{started.strftime('%Y-%m-%d-%H-%M-%S-%f')}"
+        run_dir.mkdir()
     steps = _steps_from_log(recorder.lines, pipeline_tasks(pipeline_func), run_dir, cache)
     outputs = {s["name"]: s.get("outputs", {}).get("Output") for s in steps if s["status"] not in ("SKIPPED", "FAILED")}
     summary = {

@@ -1,6 +1,5 @@
 """The installed `sagestack` command, run as a user would: exit codes, one-line errors, --json."""
 
-import json
 
 import pytest
 

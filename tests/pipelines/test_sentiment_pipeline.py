@@ -130,9 +130,10 @@ def test_registered_version_carries_the_lineage_and_every_candidates_score(first
     assert logged == {"bias/pretraining", "bias/posttraining"}
 
 
-def test_identical_rerun_hits_the_cache_and_a_changed_parameter_reruns_only_its_branch(first_run, run):
+def test_identical_rerun_hits_the_cache_and_a_changed_parameter_reruns_only_its_branch(first_run, run, settings_of):
     again = run()
     assert set(statuses(again).values()) <= {"CACHED", "SKIPPED"}
+    assert again["run"] != first_run["run"] and again["run"] in {r["run"] for r in list_runs(settings_of)}
     assert again["seconds"] < first_run["seconds"]
     assert again["registered"] == f"{MODEL}/1"  # replayed, no duplicate version
     first_model = step(first_run, "train-fasttext")["artifacts"]["model"]

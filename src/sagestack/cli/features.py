@@ -28,9 +28,9 @@ def ingest_(
     say = progress(json_output)
     if say:
         say(f"engineering features for {resolved.path}")
-    progress = (lambda done, total: say(f"tokenized {done:,}/{total:,} reviews")) if say else None
+    on_tokenized = (lambda done, total: say(f"tokenized {done:,}/{total:,} reviews")) if say else None
     result = ingest(current, load_reviews(resolved.path).frame, max_seq_length=max_seq_length, tokenizer_dir=tokenizer,
-                    progress=progress)
+                    progress=on_tokenized)
     result.pop("review_ids")
     emit(result, json_output, [f"{result['rows']} reviews in the store ({result['new_rows']} new), splits {result['splits']}",
                                 f"offline table: {result['path']}"])
