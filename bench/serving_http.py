@@ -1,7 +1,8 @@
 """HTTP throughput and latency of sagestack's BentoML endpoint, against a plain BentoML service.
 
 Trains one fastText model, registers it in a throw-away MLflow SQLite store and starts, on
-127.0.0.1, two servers around the same model file:
+127.0.0.1, two servers around the same model file, one after the other (the other stopped, so
+they never compete for the cores):
 
 - sagestack's endpoint, ``bentoml serve serving.service:SentimentService`` started by
   ``serving.launch.running_server`` (as ``sagestack serve`` does): ``/predict`` and ``/predict_batch``;
@@ -9,7 +10,7 @@ Trains one fastText model, registers it in a throw-away MLflow SQLite store and 
   fastText's own ``predict`` behind ``/predict``, no sagestack code, the same ``workers="cpu_count"``.
 
 Both get the same single-review requests (real validation-set reviews, in rotation) from the same
-load generator at the same loads, taken in turn at each load: 1, 8 and 32 concurrent clients, each
+load generator at the same loads: 1, 8 and 32 concurrent clients, each
 for a fixed time, plus 32 clients that pause 30 ms after each answer (about 1,000 requests/s in
 total). Prints requests/s, p50/p99 latency and the error count (connection errors, timeouts and
 4xx/5xx answers, 503 load shedding included) per service, route and load; then the batching ratio
@@ -179,18 +180,17 @@ def post(url: str, body: str) -> httpx.Response:
     return httpx.post(url, content=body, headers={"Content-Type": "application/json"}, timeout=30)
 
 
-def warm_up(urls: dict[str, str], bodies: list[str]) -> str:
-    """Warm every target (first-request imports, the batching optimizer); return a line on the
-    agreement of the two services' ``/predict`` labels (the same model answers both)."""
-    labels: dict[str, list] = {}
-    for service, route in TARGETS:
+def warm_up(url: str, routes: list[str], bodies: list[str]) -> list:
+    """Warm a server's routes (first-request imports, the batching optimizer); return its
+    ``/predict`` labels for ``bodies``, to check that both services give the same answers."""
+    labels = []
+    for route in routes:
         for body in bodies:
-            response = post(urls[service] + route, body)
+            response = post(url + route, body)
             response.raise_for_status()
             if route == "/predict":
-                labels.setdefault(service, []).append(response.json()["predictions"][0]["label"])
-    same = sum(a == b for a, b in zip(labels["sagestack"], labels["plain"]))
-    return f"labels agree on {same}/{len(bodies)} warm-up reviews (the plain service does not tokenize)"
+                labels.append(response.json()["predictions"][0]["label"])
+    return labels
 
 
 def ratio(a: float, b: float) -> str:
@@ -210,29 +210,36 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        settings = load_settings(home=tmp / "home")
+        settings = load_settings(cwd=tmp, environ={}, home=tmp / "home")
         model_ref, model_file, validation = train_and_register(settings, tmp)
         _, texts = read_fasttext(validation)
         bodies = [json.dumps({"reviews": [text]}) for text in texts[:N_REVIEWS]]
 
-        with running_server(settings, model_ref) as sagestack_url, running_plain_server(model_file, tmp) as plain_url:
-            urls = {"sagestack": sagestack_url, "plain": plain_url}
-            print(f"sagestack on {sagestack_url}, plain BentoML on {plain_url} (same model file, {os.cpu_count()} "
-                  f"workers each); client: {'wrk' if use_wrk else 'httpx'}; {args.seconds} s per load; "
-                  f"load average before: {os.getloadavg()[0]:.2f}")
-            print(warm_up(urls, bodies[:50]))
-            print(f"{'service':<10} {'route':<15} {'load':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
-            results: dict[tuple[str, str, str], dict] = {}
-            for label, clients, pause_ms in LOADS:
-                for service, route in TARGETS:
-                    url = urls[service] + route
-                    if use_wrk:
-                        row = run_wrk(url, bodies, clients, pause_ms, args.seconds, tmp)
-                    else:
-                        row = asyncio.run(run_httpx(url, bodies, clients, pause_ms, args.seconds))
-                    results[service, route, label] = row
-                    print(f"{service:<10} {route:<15} {label:<14} {row['rps']:>8.0f} {row['p50_ms']:>8.2f} "
-                          f"{row['p99_ms']:>8.2f} {row['errors']:>7}", flush=True)
+        # One server at a time, the other stopped, so neither competes for the 2 cores; every
+        # load runs against sagestack, then the same loads against the plain service.
+        print(f"sagestack and plain BentoML, one after the other (same model file, {os.cpu_count()} workers each); "
+              f"client: {'wrk' if use_wrk else 'httpx'}; {args.seconds} s per load; "
+              f"load average before: {os.getloadavg()[0]:.2f}")
+        print(f"{'service':<10} {'route':<15} {'load':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+        results: dict[tuple[str, str, str], dict] = {}
+        labels: dict[str, list] = {}
+        servers = {"sagestack": lambda: running_server(settings, model_ref),
+                   "plain": lambda: running_plain_server(model_file, tmp)}
+        for service, start in servers.items():
+            routes = [route for name, route in TARGETS if name == service]
+            with start() as url:
+                labels[service] = warm_up(url, routes, bodies[:50])
+                for label, clients, pause_ms in LOADS:
+                    for route in routes:
+                        if use_wrk:
+                            row = run_wrk(url + route, bodies, clients, pause_ms, args.seconds, tmp)
+                        else:
+                            row = asyncio.run(run_httpx(url + route, bodies, clients, pause_ms, args.seconds))
+                        results[service, route, label] = row
+                        print(f"{service:<10} {route:<15} {label:<14} {row['rps']:>8.0f} {row['p50_ms']:>8.2f} "
+                              f"{row['p99_ms']:>8.2f} {row['errors']:>7}", flush=True)
+        same = sum(a == b for a, b in zip(labels["sagestack"], labels["plain"]))
+        print(f"labels agree on {same}/{len(labels['plain'])} warm-up reviews (the plain service does not tokenize)")
 
         batching, versus = [], []
         for label, _, _ in LOADS:
