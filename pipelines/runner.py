@@ -279,8 +279,10 @@ def run_local(
     with _recording(log_path, on_line) as recorder:
         try:
             pipeline_func(**arguments)
-        except RuntimeError:
+        except RuntimeError:  # KFP's raise_on_error: a step failed
             failure = _failure_message(recorder.lines)
+        except Exception as exc:  # anything else the runner raises still ends in a FAILED summary
+            failure = f"failed in KFP's local runner: {type(exc).__name__}: {exc}"
     new_runs = sorted(set(root.iterdir()) - before)
     if new_runs:
         run_dir = new_runs[-1]

@@ -9,7 +9,6 @@ default ``reviews-sentiment@champion``) in the registry that ``SAGESTACK_HOME`` 
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import os
 from typing import Annotated
@@ -34,6 +33,7 @@ from sagestack.serving.requests import (
     batch_predictions,
     missing_ids_message,
     model_summary,
+    predict_reviews,
     predict_stored_reviews,
     prediction_response,
     validate_review_ids,
@@ -111,17 +111,10 @@ class SentimentService:
         gc.collect()
         gc.freeze()
 
-    async def _predict(self, reviews: list[str]):
-        # A cheap kind (fastText: about 0.3 ms a review) runs on the event loop: handing it to a
-        # thread costs more than it saves, since it would hold the GIL all the same.
-        if self._heavy:
-            return await asyncio.to_thread(self.predictor.predict, reviews)
-        return self.predictor.predict(reviews)
-
     @bentoml.api(route="/predict")
     async def predict(self, reviews: Reviews) -> PredictResponse:
         """Label and probability of each class for each review, and the model that answered."""
-        return prediction_response(self.model, await self._predict(reviews))
+        return prediction_response(self.model, await predict_reviews(self.predictor, reviews, heavy=self._heavy))
 
     @bentoml.api(route="/predict_by_id")
     def predict_by_id(self, review_ids: ReviewIds) -> PredictByIdResponse:
@@ -148,7 +141,7 @@ class SentimentService:
         self, reviews: Reviews
     ) -> Annotated[list[BatchPrediction], ContentType("application/json")]:
         """As ``/predict``, one item per review; concurrent requests are predicted together."""
-        return batch_predictions(self.model, await self._predict(reviews))
+        return batch_predictions(self.model, await predict_reviews(self.predictor, reviews, heavy=self._heavy))
 
 
 # BentoML reads whole bodies with no size limit; this answers 413/415 before it does.

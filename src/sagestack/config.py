@@ -74,8 +74,9 @@ def settings_from_parameters(home: str, tracking_uri: str) -> Settings:
     """Settings inside a pipeline step: KFP parameters are strings, and "" means "not set".
 
     With a ``home`` (the local runner always passes one, with the tracking URI) the step reads
-    nothing else: no ``sagestack.toml`` from the working directory it inherited, no
-    ``SAGESTACK_*`` variables, so a run never mixes the caller's settings with another home's.
+    only that home (and a ``sagestack.toml`` inside it, if someone put one there): not the
+    ``sagestack.toml`` of the working directory it inherited, no ``SAGESTACK_*`` variables, so a
+    run never mixes the caller's settings with another home's.
     Without one (a cluster pod), the pod's environment and working directory configure it.
     """
     if home:

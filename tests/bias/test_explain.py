@@ -61,3 +61,13 @@ def test_explain_cli(cli, tmp_path, predictor, shared_data, blazingtext_split):
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith(
         "error: text column 'body' is not in ")
     assert not (tmp_path / "y").exists()
+
+
+def test_texts_shap_cannot_explain_are_counted_not_crashed_on(predictor):
+    from sagestack.errors import DataError
+
+    explanations = explain_texts(predictor, ["ok", "", "Love the color, perfect fit."], max_evals=50)
+    assert [entry["text"] for entry in explanations["local"]] == ["Love the color, perfect fit."]
+    assert explanations["skipped_short_texts"] == 2
+    with pytest.raises(DataError, match="^no text with at least two words to explain"):
+        explain_texts(predictor, ["ok", "nan"], max_evals=50)

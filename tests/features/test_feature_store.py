@@ -176,6 +176,8 @@ def test_a_failed_ingest_leaves_the_previous_state_readable(tmp_path, reviews):
 def test_features_cli(cli, tmp_path, sample_csv):
     ingested = cli("features", "ingest", "--data", str(sample_csv), "--json", check=True).json
     assert ingested["rows"] == 600 and ingested["splits"] == {"train": 540, "validation": 30, "test": 30}
+    human = cli("features", "ingest", "--data", str(sample_csv), check=True)  # progress on stderr, summary on stdout
+    assert "600 reviews in the store (0 new)" in human.stdout and "... engineering features for" in human.stderr
     got = cli("features", "get", "--review-id", "5", "--review-id", "123456", "--json", check=True).json
     assert got["features"][0]["found"] and got["features"][1] == {"review_id": 123456, "found": False}
     assert "123456: not found" in cli("features", "get", "--review-id", "123456", check=True).stdout

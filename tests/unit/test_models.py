@@ -88,9 +88,23 @@ def test_a_new_kind_is_one_module_and_one_registry_entry(monkeypatch, tmp_path, 
 def test_load_model_needs_a_card(tmp_path):
     with pytest.raises(RegistryError, match="is not a sagestack model directory"):
         load_model(tmp_path)
-    ModelCard(kind="fasttext", labels=[], servable=False).save(tmp_path)
-    with pytest.raises(RegistryError, match="word vectors, not a classifier"):
+    (tmp_path / "sagestack-model.json").write_text("{not json")
+    with pytest.raises(RegistryError, match="is not a valid model card"):
         load_model(tmp_path)
+    (tmp_path / "sagestack-model.json").write_text('{"kind": "baseline", "labels": [], "colour": "red"}')
+    with pytest.raises(RegistryError, match="is not a valid model card"):
+        load_model(tmp_path)
+    ModelCard(kind="baseline", labels=["-1", "0", "1"]).save(tmp_path)
+    with pytest.raises(RegistryError, match="holds no model.joblib"):
+        load_model(tmp_path)
+    (tmp_path / "model.joblib").write_bytes(b"\x80\x04truncated")
+    with pytest.raises(RegistryError, match="model.joblib cannot be loaded"):
+        load_model(tmp_path)
+    vectors = tmp_path / "vectors"
+    vectors.mkdir()
+    ModelCard(kind="fasttext", labels=[], servable=False).save(vectors)
+    with pytest.raises(RegistryError, match="word vectors, not a classifier"):
+        load_model(vectors)
 
 
 def test_macro_f1_and_metric_by_name():

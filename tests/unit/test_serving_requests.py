@@ -99,3 +99,33 @@ def test_batch_predictions_name_the_model_on_every_item():
         {"label": 1, "probabilities": {"1": 0.8, "0": 0.15, "-1": 0.05}, "model": model.model_dump()},
         {"label": -1, "probabilities": {"-1": 0.6, "0": 0.3, "1": 0.1}, "model": model.model_dump()},
     ]
+
+
+def test_review_ids_beyond_int64_are_refused():
+    from sagestack.serving.requests import MAX_REVIEW_ID, validate_review_ids
+
+    assert validate_review_ids([MAX_REVIEW_ID]) == [MAX_REVIEW_ID]
+    with pytest.raises(InvalidRequest, match=r"^review_ids\[0\] is too large: 9223372036854775808 \(at most 9223372036854775807\)$"):
+        validate_review_ids([2**63])
+
+
+def test_heavy_kinds_predict_in_a_worker_thread_and_cheap_ones_on_the_loop():
+    import asyncio
+    import threading
+
+    from sagestack.serving.requests import predict_reviews
+
+    class Recorder:
+        def predict(self, reviews):
+            self.thread = threading.current_thread()
+            return [Prediction(label=1, probabilities={"1": 1.0}) for _ in reviews]
+
+    async def call(heavy: bool):
+        recorder = Recorder()
+        result = await predict_reviews(recorder, ["a", "b"], heavy=heavy)
+        return recorder.thread, threading.current_thread(), len(result)
+
+    worker, loop_thread, count = asyncio.run(call(True))
+    assert worker is not loop_thread and count == 2
+    same, loop_thread, _ = asyncio.run(call(False))
+    assert same is loop_thread

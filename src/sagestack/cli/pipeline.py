@@ -14,21 +14,6 @@ from sagestack.workflows.params import DEFAULT_FACET, DEFAULT_MIN_ACCURACY, DEFA
 app = typer.Typer(help="The Kubeflow pipeline: run locally, list runs, compile, submit to a cluster.", no_args_is_help=True)
 
 
-def _arguments(**values) -> dict:
-    """Pipeline parameters from CLI options (unset ones keep the pipeline's defaults)."""
-    return {k: v for k, v in values.items() if v is not None}
-
-
-def _trainer_arguments(trainers: Optional[str]) -> dict:
-    """``--trainers fasttext,baseline`` as the pipeline's ``trainer_<name>`` switches."""
-    from sagestack.workflows.sentiment import parse_trainers
-
-    if trainers is None:
-        return {}
-    chosen = parse_trainers(trainers)
-    return {f"trainer_{name}": name in chosen for name in TRAINERS}
-
-
 @app.command("run")
 def run(
     data: Optional[Path] = typer.Option(None, "--data", help="Review CSV; default: the resolved reviews_balanced.csv."),
@@ -50,25 +35,16 @@ def run(
 ) -> None:
     """Run the whole pipeline on this machine with KFP's local runner (cached steps are reused)."""
     from pipelines.runner import run_local
-    from sagestack.errors import ConfigError
-    from sagestack.models import SELECT_METRICS
+    from sagestack.workflows.sentiment import pipeline_arguments
 
-    from sagestack.models.baseline import make_baseline_params
-    from sagestack.text import make_params
-
-    if select_metric is not None and select_metric not in SELECT_METRICS:
-        raise ConfigError(f"--select-metric must be one of {', '.join(SELECT_METRICS)}, got {select_metric!r}")
-    # Check the trainers' hyperparameters here, not minutes later inside their steps.
-    make_params(epochs=epochs, learning_rate=learning_rate, min_count=min_count, vector_dim=vector_dim,
-                word_ngrams=word_ngrams)
-    make_baseline_params(c=baseline_c)
-    current = settings()
-    arguments = _arguments(
-        data_path=str(data.resolve()) if data else None, min_accuracy=min_accuracy, auto_approve=auto_approve or None,
-        model_name=model_name, select_metric=select_metric, epochs=epochs, learning_rate=learning_rate,
-        min_count=min_count, vector_dim=vector_dim, word_ngrams=word_ngrams, baseline_c=baseline_c, seed=seed,
-        facet=facet, bias_fail_on=bias_fail_on, **_trainer_arguments(trainers),
+    arguments = pipeline_arguments(
+        data_path=str(data.resolve()) if data else None, trainers=trainers, select_metric=select_metric,
+        fasttext=dict(epochs=epochs, learning_rate=learning_rate, min_count=min_count, vector_dim=vector_dim,
+                      word_ngrams=word_ngrams),
+        baseline=dict(c=baseline_c), min_accuracy=min_accuracy, auto_approve=auto_approve or None,
+        model_name=model_name, seed=seed, facet=facet, bias_fail_on=bias_fail_on,
     )
+    current = settings()
     summary = run_local(arguments, settings=current, progress=progress(json_output))
     lines = [f"pipeline {summary['pipeline']} run {summary['run']}: {summary['status']} in {summary['seconds']:.1f} s"]
     for step in summary["steps"]:
@@ -85,7 +61,7 @@ def run(
 
 @app.command("runs")
 def runs(
-    limit: int = typer.Option(20, "--limit", help="How many recent runs to list."),
+    limit: int = typer.Option(20, "--limit", min=1, help="How many recent runs to list."),
     json_output: bool = JsonOpt,
 ) -> None:
     """List recent local pipeline runs (from each run's summary.json), newest first."""
@@ -125,8 +101,9 @@ def submit(
 ) -> None:
     """Submit the pipeline to a Kubeflow Pipelines cluster (kfp.Client)."""
     from pipelines.runner import submit as submit_run
+    from sagestack.workflows.sentiment import pipeline_arguments
 
-    arguments = _arguments(data_path=data, tracking_uri=tracking_uri, min_accuracy=min_accuracy,
-                           auto_approve=auto_approve or None, **_trainer_arguments(trainers))
+    arguments = pipeline_arguments(data_path=data, trainers=trainers, tracking_uri=tracking_uri, min_accuracy=min_accuracy,
+                                   auto_approve=auto_approve or None)
     result = submit_run(host, arguments, experiment=experiment)
     emit(result, json_output, [f"submitted run {result['run_id']} to {host}"])

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from typing import Sequence
 
 import numpy as np
 
+from sagestack.errors import DataError
+
 TOKEN_PATTERN = r"\W+"  # split on non-word runs, as SHAP's regex text masker does
+WORD = re.compile(r"\w+")
 
 
 def explain_texts(predictor, texts: Sequence[str], *, max_evals: int = 200, top: int = 20) -> dict:
@@ -22,11 +26,20 @@ def explain_texts(predictor, texts: Sequence[str], *, max_evals: int = 200, top:
     Returns:
         ``{"kernel_shap": {label: {"expected_value", "global_top_shap_text"}}, "local": [...]}``;
         global importance is mean |SHAP| per (lower-cased) word over the reviews, per class,
-        and each local entry has the text, predicted label, tokens and per-class SHAP values.
+        and each local entry has the text, predicted label, tokens and per-class SHAP values;
+        ``skipped_short_texts`` counts texts of fewer than two words, which SHAP cannot explain.
+
+    Raises:
+        DataError: no text has two words or more.
     """
     import shap
 
-    texts = [str(t) for t in texts]
+    # SHAP's text masker cannot perturb a text of fewer than two words (it raises on them):
+    # those are left out and counted.
+    given = [str(t) for t in texts]
+    texts = [t for t in given if len(WORD.findall(t)) >= 2]
+    if not texts:
+        raise DataError("no text with at least two words to explain; SHAP's text masker needs two or more")
     explainer = shap.Explainer(
         lambda batch: predictor.predict_proba([str(t) for t in batch]),
         shap.maskers.Text(TOKEN_PATTERN),
@@ -65,4 +78,4 @@ def explain_texts(predictor, texts: Sequence[str], *, max_evals: int = 200, top:
             "expected_value": float(np.mean([v[k] for v in values.base_values])),
             "global_top_shap_text": dict(ranked),
         }
-    return {"kernel_shap": kernel_shap, "local": local}
+    return {"kernel_shap": kernel_shap, "local": local, "skipped_short_texts": len(given) - len(texts)}

@@ -70,12 +70,15 @@ class ModelCard:
         """Read the card of ``model_dir``.
 
         Raises:
-            RegistryError: the directory has no card (it is not a sagestack model).
+            RegistryError: the directory has no card (it is not a sagestack model), or the card is damaged.
         """
         path = Path(model_dir) / CARD_FILE
         if not path.is_file():
             raise RegistryError(f"{model_dir} is not a sagestack model directory (no {CARD_FILE}); pass a trained model's output folder")
-        return cls(**json.loads(path.read_text(encoding="utf-8")))
+        try:
+            return cls(**json.loads(path.read_text(encoding="utf-8")))
+        except (ValueError, TypeError) as exc:  # bad JSON, or fields this version does not know
+            raise RegistryError(f"{path} is not a valid model card ({exc}); retrain the model or restore the file") from None
 
 
 @runtime_checkable

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sagestack.data.atomic import atomic_dir
 from sagestack.data.reviews import REVIEW_BODY, SENTIMENT, load_reviews
-from sagestack.errors import ConfigError, DataError
+from sagestack.errors import ConfigError, DataError, RegistryError
 from sagestack.models.base import ModelCard, TextClassifier
 from sagestack.models.evaluation import Evaluation, evaluate_predictor
 from sagestack.models.kinds import ModelKind
@@ -38,6 +38,12 @@ class BaselineParams(BaseModel):
     max_iter: int = Field(2_000, ge=10)
     seed: int = 42
 
+    @model_validator(mode="after")
+    def _char_range(self) -> "BaselineParams":
+        if self.char_ngrams_min > self.char_ngrams_max:
+            raise ValueError(f"char_ngrams_min ({self.char_ngrams_min}) is above char_ngrams_max ({self.char_ngrams_max})")
+        return self
+
 
 def make_baseline_params(**values: object) -> BaselineParams:
     """:class:`BaselineParams` from the given values (``None`` keeps a default).
@@ -51,7 +57,8 @@ def make_baseline_params(**values: object) -> BaselineParams:
         return BaselineParams(**{k: v for k, v in values.items() if v is not None})
     except ValidationError as exc:
         err = exc.errors()[0]
-        raise ConfigError(f"invalid baseline hyperparameter '{err['loc'][0]}': {err['msg']}") from None
+        where = f" '{err['loc'][0]}'" if err["loc"] else ""
+        raise ConfigError(f"invalid baseline hyperparameter{where}: {err['msg']}") from None
 
 
 class BaselinePredictor(TextClassifier):
@@ -65,10 +72,20 @@ class BaselinePredictor(TextClassifier):
 
     @classmethod
     def load(cls, model_dir: Path | str) -> "BaselinePredictor":
-        """Load ``model.joblib`` from a model directory."""
+        """Load ``model.joblib`` from a model directory.
+
+        Raises:
+            RegistryError: the file is missing or cannot be read back.
+        """
         import joblib
 
-        return cls(joblib.load(Path(model_dir) / MODEL_FILE))
+        path = Path(model_dir) / MODEL_FILE
+        if not path.is_file():
+            raise RegistryError(f"{model_dir} holds no {MODEL_FILE}; pass a trained baseline's folder")
+        try:
+            return cls(joblib.load(path))
+        except Exception as exc:  # truncated or foreign pickles raise many types (EOFError, UnpicklingError, ...)
+            raise RegistryError(f"{path} cannot be loaded ({type(exc).__name__}: {exc}); retrain the model") from None
 
     def save(self, model_dir: Path) -> None:
         """Save the fitted pipeline as ``model.joblib`` in ``model_dir``."""

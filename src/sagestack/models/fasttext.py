@@ -87,7 +87,7 @@ KIND = ModelKind(
     name="fasttext",
     predictor=FastTextPredictor,
     requirements=("fasttext-community",),
-    heavy=False,  # about 0.3 ms a review: cheaper on the event loop than handed to a thread
+    heavy=False,  # well under a millisecond a review: cheaper on the event loop than handed to a thread
     description="BlazingText-equivalent fastText classifier",
     file_suffixes=(".bin", ".ftz"),
 )

@@ -6,14 +6,14 @@ import mlflow.pyfunc
 import pandas as pd
 
 from sagestack.data.reviews import REVIEW_BODY
-from sagestack.models import load_model
+from sagestack.models import label_order, load_model
 
 
 def predictions_frame(predictor, model_input) -> pd.DataFrame:
     """Predict a frame (``review_body`` column, else the first) or a list of texts.
 
     Returns:
-        A frame with ``label`` and one ``prob_<label>`` column per class.
+        A frame with ``label`` and one ``prob_<label>`` column per class, in label order (``-1, 0, 1``).
     """
     if isinstance(model_input, pd.DataFrame):
         column = REVIEW_BODY if REVIEW_BODY in model_input.columns else model_input.columns[0]
@@ -23,7 +23,9 @@ def predictions_frame(predictor, model_input) -> pd.DataFrame:
     proba = predictor.predict_proba(texts)
     out = pd.DataFrame(proba, columns=[f"prob_{label}" for label in predictor.labels])
     out.insert(0, "label", [predictor.labels[i] for i in proba.argmax(axis=1)])
-    return out
+    # Columns in one order whatever the kind (fastText orders labels by training frequency), so
+    # the schema of reviews-sentiment stays the same when @champion changes kind.
+    return out[["label", *(f"prob_{label}" for label in label_order(predictor.labels))]]
 
 
 class SagestackPyfunc(mlflow.pyfunc.PythonModel):

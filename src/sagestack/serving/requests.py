@@ -23,6 +23,8 @@ MAX_REVIEW_CHARS = 5_000
 # Every valid request fits: 64 reviews x 5,000 characters x 6 bytes (a JSON "\uXXXX" escape)
 # is 1.92 MB, leaving room for the JSON syntax around them.
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
+# Review ids are int64 in the feature store.
+MAX_REVIEW_ID = 2**63 - 1
 
 
 class InvalidRequest(SagestackError, ValueError):
@@ -70,10 +72,10 @@ def validate_reviews(
 
 
 def validate_review_ids(review_ids: object, *, max_ids: int = MAX_REVIEWS_PER_REQUEST) -> list[int]:
-    """Check the ``review_ids`` of a ``/predict_by_id`` request: 1 to ``max_ids`` non-negative integers.
+    """Check the ``review_ids`` of a ``/predict_by_id`` request: 1 to ``max_ids`` integers in 0..2**63-1.
 
     Raises:
-        InvalidRequest: not a list, empty, too long, or an item that is not a non-negative integer.
+        InvalidRequest: not a list, empty, too long, or an item that is not such an integer.
     """
     if not isinstance(review_ids, list):
         raise InvalidRequest(f"review_ids must be a list of integers, got {_type_name(review_ids)}")
@@ -84,7 +86,26 @@ def validate_review_ids(review_ids: object, *, max_ids: int = MAX_REVIEWS_PER_RE
     for i, value in enumerate(review_ids):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise InvalidRequest(f"review_ids[{i}] must be a non-negative integer, got {value!r}")
+        if value > MAX_REVIEW_ID:
+            raise InvalidRequest(f"review_ids[{i}] is too large: {value} (at most {MAX_REVIEW_ID})")
     return review_ids
+
+
+async def predict_reviews(predictor, reviews: list[str], *, heavy: bool) -> list[Prediction]:
+    """Predict on behalf of an async endpoint without blocking its event loop.
+
+    Args:
+        predictor: the model.
+        reviews: the texts.
+        heavy: the kind's ``heavy`` flag: a heavy prediction runs in a worker thread, so other
+            requests keep being served; a cheap one (fastText: well under a millisecond) runs
+            right here, as a thread hop would cost more than it saves and hold the GIL all the same.
+    """
+    import asyncio
+
+    if heavy:
+        return await asyncio.to_thread(predictor.predict, reviews)
+    return predictor.predict(reviews)
 
 
 def predict_stored_reviews(reader, predictor, review_ids: list[int]) -> tuple[list[int], list[IdPrediction]]:

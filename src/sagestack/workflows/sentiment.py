@@ -67,6 +67,48 @@ def parse_trainers(text: str) -> list[str]:
     return [name for name in TRAINERS if name in names]
 
 
+def pipeline_arguments(
+    *,
+    data_path: str | None = None,
+    trainers: str | None = None,
+    select_metric: str | None = None,
+    fasttext: dict | None = None,
+    baseline: dict | None = None,
+    **others: object,
+) -> dict:
+    """The sentiment pipeline's parameters from user options, checked before anything runs.
+
+    Args:
+        data_path: the dataset (as the steps will see it).
+        trainers: comma-separated trainers (``--trainers``); ``None`` runs them all.
+        select_metric: ``accuracy`` or ``macro_f1``.
+        fasttext: fastText hyperparameters (BlazingText names; ``None`` values keep defaults).
+        baseline: baseline hyperparameters, as the pipeline names them without ``baseline_``.
+        **others: further pipeline parameters passed as they are (``None`` values dropped).
+
+    Returns:
+        ``{parameter: value}`` with only the values given; unset ones keep the pipeline's defaults.
+
+    Raises:
+        ConfigError: an unknown trainer or metric, or a hyperparameter out of range.
+    """
+    from sagestack.models import SELECT_METRICS
+    from sagestack.models.baseline import make_baseline_params
+    from sagestack.text import make_params
+
+    if select_metric is not None and select_metric not in SELECT_METRICS:
+        raise ConfigError(f"--select-metric must be one of {', '.join(SELECT_METRICS)}, got {select_metric!r}")
+    fasttext, baseline = dict(fasttext or {}), dict(baseline or {})
+    make_params(**fasttext)  # raises on a value out of range, minutes before the trainer would
+    make_baseline_params(**baseline)
+    arguments = {"data_path": data_path, "select_metric": select_metric, **fasttext,
+                 **{f"baseline_{name}": value for name, value in baseline.items()}, **others}
+    if trainers is not None:
+        chosen = parse_trainers(trainers)
+        arguments.update({f"trainer_{name}": name in chosen for name in TRAINERS})
+    return {name: value for name, value in arguments.items() if value is not None}
+
+
 def ingest_step(data_path: str | None, out_csv: Path, settings: Settings, *, expected_sha256: str = "") -> dict:
     """Resolve the dataset, validate it and write the validated reviews (course layout) to ``out_csv``.
 
