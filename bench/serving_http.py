@@ -7,7 +7,9 @@ they never compete for the cores):
 - sagestack's endpoint, ``bentoml serve serving.service:SentimentService`` started by
   ``serving.launch.running_server`` (as ``sagestack serve`` does): ``/predict`` and ``/predict_batch``;
 - a plain BentoML service, ``bench/plain_bentoml_service.py``: ``fasttext.load_model`` and
-  fastText's own ``predict`` behind ``/predict``, no sagestack code, the same ``workers="cpu_count"``.
+  fastText's own ``predict`` behind ``/predict``, no sagestack code, the same ``workers="cpu_count"``;
+- with ``--earlier DIR``, also sagestack's endpoint from another source tree (a worktree of an
+  earlier commit), around the same registered model: this change against the code before it.
 
 Both get the same single-review requests (real validation-set reviews, in rotation) from the same
 load generator at the same loads: 1, 8 and 32 concurrent clients, each
@@ -19,7 +21,7 @@ and sagestack's ``/predict`` p99 at 32 clients.
 
 Uses ``wrk`` (``apt-get install -y wrk``) when it is installed, as it costs far less CPU than a
 Python client on a small machine; otherwise an asyncio httpx client.
-Run: .venv/bin/python bench/serving_http.py [--seconds 10]
+Run: .venv/bin/python bench/serving_http.py [--seconds 10] [--earlier /tmp/before]
 """
 
 from __future__ import annotations
@@ -146,34 +148,46 @@ def train_and_register(settings: Settings, tmp: Path) -> tuple[str, Path, Path]:
 
 
 @contextlib.contextmanager
-def running_plain_server(model_file: Path, home: Path, timeout: float = 120.0) -> Iterator[str]:
-    """Run ``bench/plain_bentoml_service.py`` around ``model_file`` for the block; yields its base URL."""
+def running_bentoml(service: str, working_dir: Path, env_extra: dict, home: Path, timeout: float = 120.0) -> Iterator[str]:
+    """Run ``bentoml serve SERVICE`` from ``working_dir`` for the block; yields its base URL."""
     port = free_port(HOST)
     url = f"http://{HOST}:{port}"
-    env = dict(os.environ, PLAIN_FASTTEXT_MODEL=str(model_file), BENTOML_HOME=str(home / "bentoml-plain"))
-    log_path = home / "logs" / f"plain-{port}.log"
+    env = dict(os.environ, BENTOML_HOME=str(home / f"bentoml-{port}"), **env_extra)
+    log_path = home / "logs" / f"serve-{port}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [str(BENTOML), "serve", PLAIN_SERVICE, "--host", HOST, "--port", str(port), "--working-dir", str(BENCH)],
+            [str(BENTOML), "serve", service, "--host", HOST, "--port", str(port), "--working-dir", str(working_dir)],
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )
     try:
         deadline = time.monotonic() + timeout
         while True:
             if process.poll() is not None:
-                raise SystemExit(f"plain bentoml serve exited ({process.returncode}):\n{log_path.read_text()[-3000:]}")
+                raise SystemExit(f"bentoml serve {service} exited ({process.returncode}):\n{log_path.read_text()[-3000:]}")
             try:
                 if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise SystemExit(f"plain bentoml serve not ready after {timeout:.0f} s:\n{log_path.read_text()[-3000:]}")
+                raise SystemExit(f"bentoml serve {service} not ready after {timeout:.0f} s:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.3)
         yield url
     finally:
         stop_process(process)
+
+
+def running_plain_server(model_file: Path, home: Path) -> contextlib.AbstractContextManager[str]:
+    """``bench/plain_bentoml_service.py`` around ``model_file``."""
+    return running_bentoml(PLAIN_SERVICE, BENCH, {"PLAIN_FASTTEXT_MODEL": str(model_file)}, home)
+
+
+def running_earlier_sagestack(source: Path, settings: Settings, model_ref: str, home: Path) -> contextlib.AbstractContextManager[str]:
+    """sagestack's endpoint from another source tree (e.g. a worktree of an earlier commit), same model."""
+    env = {"PYTHONPATH": f"{source / 'src'}:{source}", "SAGESTACK_MODEL": model_ref,
+           "SAGESTACK_HOME": str(settings.home.resolve()), "SAGESTACK_TRACKING_URI": settings.mlflow_uri}
+    return running_bentoml("serving.service:SentimentService", source, env, home)
 
 
 def post(url: str, body: str) -> httpx.Response:
@@ -201,6 +215,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10, help="duration of each load (default 10)")
     parser.add_argument("--client", choices=("auto", "wrk", "httpx"), default="auto")
+    parser.add_argument("--earlier", type=Path, default=None,
+                        help="also measure sagestack's /predict served from this source tree (e.g. `git worktree add "
+                             "/tmp/before <commit>`), same model, same run")
     args = parser.parse_args()
     use_wrk = args.client == "wrk" or (args.client == "auto" and shutil.which("wrk") is not None)
     # Both servers inherit this environment: none of the user's sagestack or BentoML settings.
@@ -225,8 +242,12 @@ def main() -> None:
         labels: dict[str, list] = {}
         servers = {"sagestack": lambda: running_server(settings, model_ref),
                    "plain": lambda: running_plain_server(model_file, tmp)}
+        targets = list(TARGETS)
+        if args.earlier:
+            servers["earlier"] = lambda: running_earlier_sagestack(args.earlier.resolve(), settings, model_ref, tmp)
+            targets.append(("earlier", "/predict"))
         for service, start in servers.items():
-            routes = [route for name, route in TARGETS if name == service]
+            routes = [route for name, route in targets if name == service]
             with start() as url:
                 labels[service] = warm_up(url, routes, bodies[:50])
                 for label, clients, pause_ms in LOADS:
@@ -250,6 +271,11 @@ def main() -> None:
                           f"p99 {ratio(off['p99_ms'], plain['p99_ms'])}")
         print("adaptive batching on vs off (sagestack /predict_batch / /predict): " + "; ".join(batching))
         print("sagestack vs plain BentoML (/predict, sagestack / plain): " + "; ".join(versus))
+        if args.earlier:
+            print(f"sagestack vs sagestack from {args.earlier} (/predict, this / earlier): " + "; ".join(
+                f"{label}: req/s {ratio(results['sagestack', '/predict', label]['rps'], results['earlier', '/predict', label]['rps'])}, "
+                f"p99 {ratio(results['sagestack', '/predict', label]['p99_ms'], results['earlier', '/predict', label]['p99_ms'])}"
+                for label, _, _ in LOADS))
         closed, paced = results["sagestack", "/predict", "32 clients"], results["sagestack", "/predict", "32, 30ms pause"]
         print(f"sagestack /predict p99 at 32 clients: {closed['p99_ms']:.2f} ms closed loop ({closed['rps']:.0f} req/s), "
               f"{paced['p99_ms']:.2f} ms at {paced['rps']:.0f} req/s (30 ms pause); errors {closed['errors']} / {paced['errors']}")
