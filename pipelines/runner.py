@@ -81,10 +81,11 @@ def _recording(log_path: Path, on_line) -> Iterator[_LineRecorder]:
             root.setLevel(saved_level)
 
 
-def pipeline_tasks(pipeline) -> list[str]:
-    """Names of every executing task of a compiled pipeline, in definition order (branches included)."""
+def pipeline_task_components(pipeline) -> dict:
+    """Every executing task of a compiled pipeline (branches included), in definition order,
+    with its component spec (inputs and outputs)."""
     spec = pipeline.pipeline_spec
-    names: list[str] = []
+    found: dict = {}
 
     def walk(dag) -> None:
         for name, task in dag.tasks.items():
@@ -92,10 +93,15 @@ def pipeline_tasks(pipeline) -> list[str]:
             if component.WhichOneof("implementation") == "dag":
                 walk(component.dag)
             else:
-                names.append(name)
+                found[name] = component
 
     walk(spec.root.dag)
-    return names
+    return found
+
+
+def pipeline_tasks(pipeline) -> list[str]:
+    """Names of every executing task of a compiled pipeline, in definition order (branches included)."""
+    return list(pipeline_task_components(pipeline))
 
 
 def _cached_outputs(cache: Path, key_prefix: str) -> tuple[dict, dict]:

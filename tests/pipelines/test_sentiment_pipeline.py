@@ -218,18 +218,10 @@ def test_lineage_steps_and_trainers_match_the_compiled_pipeline():
     """The lineage list and the trainer list are declared once in the workflow; each must exist in the DAG."""
     from sagestack.workflows.sentiment import LINEAGE_STEPS, TRAINERS
 
+    from pipelines.runner import pipeline_task_components
+
     spec = sentiment_pipeline.pipeline_spec
-    tasks = {}
-
-    def walk(dag) -> None:
-        for name, task in dag.tasks.items():
-            component = spec.components[task.component_ref.name]
-            if component.WhichOneof("implementation") == "dag":
-                walk(component.dag)
-            else:
-                tasks[name] = set(component.output_definitions.artifacts)
-
-    walk(spec.root.dag)
+    tasks = {name: set(c.output_definitions.artifacts) for name, c in pipeline_task_components(sentiment_pipeline).items()}
     for step, artifact in LINEAGE_STEPS.values():
         assert artifact in tasks[step], (step, artifact)
     assert set(LINEAGE_STEPS) <= set(spec.components["comp-register-model"].input_definitions.artifacts)
