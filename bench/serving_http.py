@@ -33,11 +33,9 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import numpy as np
@@ -47,10 +45,9 @@ from sagestack.config import Settings, load_settings
 from sagestack.data.fasttext_format import read_fasttext
 from sagestack.registry import log_model_run
 from sagestack.text import make_params, train_fasttext
-from serving.launch import free_port, running_server, stop_process
+from serving.launch import SERVICE, free_port, running_bentoml, running_server, serve_command
 
 BENCH = Path(__file__).resolve().parent
-BENTOML = Path(sys.executable).with_name("bentoml")
 HOST = "127.0.0.1"
 PLAIN_SERVICE = "plain_bentoml_service:PlainFastTextService"  # in bench/, the --working-dir
 # (service, route) pairs measured at every load; both services answer {"reviews": [...]} on /predict.
@@ -147,47 +144,24 @@ def train_and_register(settings: Settings, tmp: Path) -> tuple[str, Path, Path]:
     return "bench@champion", result.model_path, validation
 
 
-@contextlib.contextmanager
-def running_bentoml(service: str, working_dir: Path, env_extra: dict, home: Path, timeout: float = 120.0) -> Iterator[str]:
-    """Run ``bentoml serve SERVICE`` from ``working_dir`` for the block; yields its base URL."""
+def running_bench_server(service: str, working_dir: Path, env_extra: dict, home: Path) -> contextlib.AbstractContextManager[str]:
+    """``bentoml serve SERVICE`` from ``working_dir`` (through ``serving.launch``) for a ``with`` block."""
     port = free_port(HOST)
-    url = f"http://{HOST}:{port}"
     env = dict(os.environ, BENTOML_HOME=str(home / f"bentoml-{port}"), **env_extra)
-    log_path = home / "logs" / f"serve-{port}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(BENTOML), "serve", service, "--host", HOST, "--port", str(port), "--working-dir", str(working_dir)],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"bentoml serve {service} exited ({process.returncode}):\n{log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"bentoml serve {service} not ready after {timeout:.0f} s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.3)
-        yield url
-    finally:
-        stop_process(process)
+    command = serve_command(HOST, port, service=service, working_dir=working_dir)
+    return running_bentoml(command, env, f"http://{HOST}:{port}", home / "logs" / f"serve-{port}.log")
 
 
 def running_plain_server(model_file: Path, home: Path) -> contextlib.AbstractContextManager[str]:
     """``bench/plain_bentoml_service.py`` around ``model_file``."""
-    return running_bentoml(PLAIN_SERVICE, BENCH, {"PLAIN_FASTTEXT_MODEL": str(model_file)}, home)
+    return running_bench_server(PLAIN_SERVICE, BENCH, {"PLAIN_FASTTEXT_MODEL": str(model_file)}, home)
 
 
 def running_earlier_sagestack(source: Path, settings: Settings, model_ref: str, home: Path) -> contextlib.AbstractContextManager[str]:
     """sagestack's endpoint from another source tree (e.g. a worktree of an earlier commit), same model."""
     env = {"PYTHONPATH": f"{source / 'src'}:{source}", "SAGESTACK_MODEL": model_ref,
            "SAGESTACK_HOME": str(settings.home.resolve()), "SAGESTACK_TRACKING_URI": settings.mlflow_uri}
-    return running_bentoml("serving.service:SentimentService", source, env, home)
+    return running_bench_server(SERVICE, source, env, home)
 
 
 def post(url: str, body: str) -> httpx.Response:

@@ -28,10 +28,10 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def serve_command(host: str, port: int) -> list[str]:
-    """The ``bentoml serve`` command line for the sentiment service."""
+def serve_command(host: str, port: int, service: str = SERVICE, working_dir: Path = WORKING_DIR) -> list[str]:
+    """The ``bentoml serve`` command line for a service (default: the sentiment endpoint)."""
     bentoml = Path(sys.executable).with_name("bentoml")
-    return [str(bentoml), "serve", SERVICE, "--host", host, "--port", str(port), "--working-dir", str(WORKING_DIR)]
+    return [str(bentoml), "serve", service, "--host", host, "--port", str(port), "--working-dir", str(working_dir)]
 
 
 def serve_env(settings: Settings, model_ref: str, base: dict | None = None) -> dict:
@@ -100,21 +100,19 @@ def serve_until_stopped(
 
 
 @contextlib.contextmanager
-def running_server(
-    settings: Settings, model_ref: str, host: str = "127.0.0.1", port: int | None = None, timeout: float = 120.0
+def running_bentoml(
+    command: list[str], env: dict, url: str, log_path: Path, timeout: float = 120.0
 ) -> Iterator[str]:
-    """Run the endpoint in the background for the duration of the block; yields its base URL.
+    """Run a ``bentoml serve`` command in the background for the block, once ``/readyz`` answers; yields ``url``.
 
     Raises:
-        SagestackError: the server exits or is not ready within ``timeout`` seconds.
+        SagestackError: the server exits or is not ready within ``timeout`` seconds (with its
+            last log line).
     """
-    port = port or free_port(host)
-    url = f"http://{host}:{port}"
     # Server output goes to a file: an unread pipe would fill up and stall the server.
-    log_path = settings.home.resolve() / "logs" / f"serve-{port}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
-        process = subprocess.Popen(serve_command(host, port), env=serve_env(settings, model_ref), stdout=log, stderr=log)
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
     try:
         try:
             _wait_ready(process, url, timeout, f"log: {log_path}")
@@ -124,3 +122,17 @@ def running_server(
         yield url
     finally:
         stop_process(process)
+
+
+def running_server(
+    settings: Settings, model_ref: str, host: str = "127.0.0.1", port: int | None = None, timeout: float = 120.0
+) -> contextlib.AbstractContextManager[str]:
+    """Run the sentiment endpoint in the background for the duration of a ``with`` block; yields its base URL.
+
+    Raises:
+        SagestackError: the server exits or is not ready within ``timeout`` seconds.
+    """
+    port = port or free_port(host)
+    log_path = settings.home.resolve() / "logs" / f"serve-{port}.log"
+    return running_bentoml(serve_command(host, port), serve_env(settings, model_ref), f"http://{host}:{port}",
+                           log_path, timeout)

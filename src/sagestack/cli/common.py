@@ -35,3 +35,20 @@ def emit(result: dict, json_output: bool, lines: list[str]) -> None:
     else:
         for line in lines:
             typer.echo(line)
+
+
+def step_lines(summary: dict, *, artifacts: bool = False) -> list[str]:
+    """A pipeline run's steps, one line each (status, seconds), optionally with their artifact paths."""
+    lines = []
+    for step in summary["steps"]:
+        lines.append(f"  {step['name']:20} {step['status']:8} {step['seconds']:6.2f} s")
+        if artifacts:
+            lines += [f"      {name}: {path}" for name, path in step.get("artifacts", {}).items()]
+    return lines
+
+
+def candidate_lines(selection: dict | None) -> list[str]:
+    """A run's candidates with their scores on the selection metric (none when no selection ran)."""
+    if not selection:
+        return []
+    return [f"candidate {name:9} test {selection['metric']} {c['score']:.4f}" for name, c in selection["candidates"].items()]

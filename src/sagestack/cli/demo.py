@@ -11,7 +11,7 @@ from typing import Callable, Optional
 
 import typer
 
-from sagestack.cli.common import JsonOpt, emit, progress, settings
+from sagestack.cli.common import JsonOpt, candidate_lines, emit, progress, settings, step_lines
 from sagestack.errors import SagestackError
 
 DEMO_REVIEW = "I love this dress: the fabric is soft and it fits perfectly."
@@ -62,8 +62,8 @@ def demo(
     summary, response = result["pipeline"], result["response"]
     prediction, selection = response["predictions"][0], summary["selection"]
     emit(result, json_output, [
-        *(f"  {st['name']:20} {st['status']:8} {st['seconds']:6.2f} s" for st in summary["steps"]),
-        *(f"candidate {name:9} test {selection['metric']} {c['score']:.4f}" for name, c in selection["candidates"].items()),
+        *step_lines(summary),
+        *candidate_lines(selection),
         f"champion: {selection['champion']}; registered {result['served']} (Approved); lineage: sagestack lineage {result['served']}",
         f"served at {result['endpoint']}: POST /predict {result['request']!r}",
         f"  -> label {prediction['label']} {prediction['probabilities']} "

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from sagestack.cli.common import JsonOpt, emit, progress, settings
+from sagestack.cli.common import JsonOpt, candidate_lines, emit, progress, settings, step_lines
 from sagestack.registry import DEFAULT_MODEL_NAME
 from sagestack.workflows.params import DEFAULT_FACET, DEFAULT_MIN_ACCURACY, DEFAULT_SELECT_METRIC, TRAINERS
 
@@ -46,14 +46,10 @@ def run(
     )
     current = settings()
     summary = run_local(arguments, settings=current, progress=progress(json_output))
-    lines = [f"pipeline {summary['pipeline']} run {summary['run']}: {summary['status']} in {summary['seconds']:.1f} s"]
-    for step in summary["steps"]:
-        lines.append(f"  {step['name']:20} {step['status']:8} {step['seconds']:6.2f} s")
-        lines += [f"      {name}: {path}" for name, path in step.get("artifacts", {}).items()]
+    lines = [f"pipeline {summary['pipeline']} run {summary['run']}: {summary['status']} in {summary['seconds']:.1f} s",
+             *step_lines(summary, artifacts=True), *candidate_lines(summary["selection"])]
     if summary["selection"]:
-        selection = summary["selection"]
-        lines += [f"candidate {name:9} test {selection['metric']} {c['score']:.4f}" for name, c in selection["candidates"].items()]
-        lines.append(f"champion: {selection['champion']}")
+        lines.append(f"champion: {summary['selection']['champion']}")
     lines.append(f"registered: {summary['registered']}" if summary["registered"] else f"not registered: {summary['rejection']}")
     lines.append(f"log: {summary['log']}")
     emit(summary, json_output, lines)

@@ -33,6 +33,12 @@ KIND_TAG = "model.kind"
 SERVING_ALIASES = ("champion",)
 
 
+def registration_status(approve: bool) -> tuple[ApprovalStatus, tuple[str, ...]]:
+    """How a new version is registered: ``Approved`` + ``@champion`` when ``approve``, else
+    ``PendingManualApproval`` + ``@challenger`` (SageMaker's manual approval)."""
+    return ("Approved", ("champion",)) if approve else ("PendingManualApproval", ("challenger",))
+
+
 @dataclass(frozen=True)
 class DatasetRef:
     """A dataset used by a run: where it was and its content hash."""

@@ -24,7 +24,6 @@ from sagestack.errors import ConfigError, DataError
 from sagestack.registry import DatasetRef
 from sagestack.workflows.params import DEFAULT_EXPLAIN_SAMPLES, DEFAULT_SELECT_METRIC, TRAINERS
 
-APPROVED, PENDING = "Approved", "PendingManualApproval"
 POSITIVE_SENTIMENT = "1"
 # What a registered model's lineage records, in pipeline order: the register step's input
 # name -> (the task that produced it, its output artifact); a test checks each against the
@@ -370,15 +369,17 @@ def register_step(
     """
     from sagestack.models import Evaluation
     from sagestack.registry import log_model_run
+    from sagestack.registry.tracking import registration_status
 
+    approval, aliases = registration_status(auto_approve)
     logged = log_model_run(
         model_dir,
         settings=settings,
         dataset=dataset,
         test_evaluation=Evaluation.from_dict(evaluation),
         model_name=model_name,
-        approval=APPROVED if auto_approve else PENDING,
-        aliases=("champion",) if auto_approve else ("challenger",),
+        approval=approval,
+        aliases=aliases,
         extra_tags=lineage,
         extra_artifacts=reports,
     )

@@ -30,10 +30,11 @@ def register_trained_model(
         What :func:`sagestack.registry.log_model_run` returns (word vectors are logged, not registered).
     """
     from sagestack.data.atomic import sha256_file
+    from sagestack.registry.tracking import registration_status
 
+    approval, aliases = registration_status(approve)
     return log_model_run(
         model_dir, settings=settings, model_name=model_name,
         dataset=DatasetRef(str(Path(train_data).resolve()), sha256_file(Path(train_data))),
-        approval="Approved" if approve else "PendingManualApproval",
-        aliases=("champion",) if approve else ("challenger",),
+        approval=approval, aliases=aliases,
     )
