@@ -14,7 +14,7 @@ from typing import Optional
 import typer
 
 from sagestack import __version__
-from sagestack.cli import analysis, data, demo, features, models, pipeline, serve, train
+from sagestack.cli import analysis, automl, data, demo, features, models, pipeline, serve, train
 from sagestack.cli.common import USER_ERROR_EXIT, state
 from sagestack.errors import SagestackError
 
@@ -31,6 +31,7 @@ app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(features.app, name="features")
 app.command("bias")(analysis.bias)
 app.command("explain")(analysis.explain)
+app.command("automl")(automl.automl)
 app.command("lineage")(models.lineage)
 app.command("serve")(serve.serve)
 app.command("demo")(demo.demo)

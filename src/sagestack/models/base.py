@@ -50,6 +50,8 @@ class ModelCard:
         metrics: training figures (seconds, model size, ...), logged to MLflow.
         validation: the validation evaluation (``Evaluation.to_dict()``) or ``None``.
         servable: ``False`` for outputs that are not classifiers (fastText word vectors).
+        requirements: distributions this model needs at inference beyond its kind's (e.g. the
+            AutoML candidate's family, or the sentence encoder).
     """
 
     kind: str
@@ -58,6 +60,7 @@ class ModelCard:
     metrics: dict[str, float] = field(default_factory=dict)
     validation: dict | None = None
     servable: bool = True
+    requirements: list[str] = field(default_factory=list)
 
     def save(self, model_dir: Path) -> Path:
         """Write the card into ``model_dir``."""

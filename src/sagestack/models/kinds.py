@@ -21,6 +21,7 @@ from sagestack.errors import RegistryError
 KIND_MODULES = {
     "fasttext": "sagestack.models.fasttext",
     "baseline": "sagestack.models.baseline",
+    "autogluon": "sagestack.models.autogluon",
 }
 # What every pyfunc needs besides the kind's own packages.
 COMMON_REQUIREMENTS = ("numpy", "pandas", "mlflow")
@@ -48,9 +49,13 @@ class ModelKind:
     description: str
     file_suffixes: tuple[str, ...] = ()
 
-    def pip_requirements(self) -> list[str]:
-        """Exact requirements of this kind's MLflow model (explicit, so MLflow infers nothing)."""
-        packages = (*self.requirements, *COMMON_REQUIREMENTS)
+    def pip_requirements(self, extra: tuple[str, ...] | list[str] = ()) -> list[str]:
+        """Exact requirements of a model of this kind (explicit, so MLflow infers nothing).
+
+        Args:
+            extra: distributions this model needs beyond the kind's (its card's ``requirements``).
+        """
+        packages = dict.fromkeys((*self.requirements, *extra, *COMMON_REQUIREMENTS))  # ordered, no repeats
         return [f"sagestack=={__version__}", *(f"{pkg}=={package_version(pkg)}" for pkg in packages)]
 
 

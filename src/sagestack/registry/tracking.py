@@ -132,6 +132,8 @@ def log_model_run(
     aliases: tuple[str, ...] = (),
     extra_tags: dict[str, str] | None = None,
     extra_artifacts: dict[str, Path] | None = None,
+    parent_run_id: str | None = None,
+    run_name: str | None = None,
 ) -> dict:
     """Log a trained model of any kind to MLflow and (unless ``model_name`` is None) register it.
 
@@ -149,7 +151,9 @@ def log_model_run(
         approval: the approval status of the new version.
         aliases: aliases to point at the new version (``champion`` needs ``Approved``).
         extra_tags: more lineage tags for the run and the version.
-        extra_artifacts: more files to log, ``{artifact folder: file}`` (e.g. bias reports).
+        extra_artifacts: more files or folders to log, ``{artifact folder: path}`` (e.g. bias reports).
+        parent_run_id: make the run a child of this one (an AutoML job's best candidate).
+        run_name: the run's name (default: MLflow's).
 
     Returns:
         ``{"run_id", "model_uri", "kind", "registered": ModelVersionInfo dict or None}``.
@@ -193,12 +197,16 @@ def log_model_run(
     mlflow.set_registry_uri(settings.mlflow_uri)
     experiment_id = ensure_experiment(settings, experiment)
 
-    with mlflow.start_run(experiment_id=experiment_id) as run, tempfile.TemporaryDirectory() as tmp:
+    with mlflow.start_run(experiment_id=experiment_id, parent_run_id=parent_run_id, run_name=run_name) as run, \
+            tempfile.TemporaryDirectory() as tmp:
         mlflow.set_tags(tags)
         mlflow.log_params(card.params)
         mlflow.log_metrics(metrics)
         for folder, path in (extra_artifacts or {}).items():
-            mlflow.log_artifact(str(path), folder)
+            if Path(path).is_dir():
+                mlflow.log_artifacts(str(path), folder)
+            else:
+                mlflow.log_artifact(str(path), folder)
         run_id = run.info.run_id
         if not card.servable:
             # Word vectors are an artifact of the run, not a servable classifier: nothing to register.
@@ -211,7 +219,7 @@ def log_model_run(
             name="model",
             python_model=SagestackPyfunc(),
             artifacts={"model": str(model_dir)},
-            pip_requirements=kind.pip_requirements(),
+            pip_requirements=kind.pip_requirements(card.requirements),
             signature=infer_signature(example, predictions_frame(predictor, example)),
             input_example=example,
         )

@@ -1,0 +1,247 @@
+"""Fit the candidates with AutoGluon, rank them, and export the best as an ``autogluon`` model.
+
+The library core of the AutoML job (``sagestack automl``) and of the pipeline's ``train-automl``
+branch: no MLflow, no reports, only frames in and a fitted predictor, a leaderboard and a
+model directory out.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from sagestack.automl.candidates import (
+    DEFAULT_MAX_CANDIDATES,
+    Candidate,
+    autogluon_hyperparameters,
+    candidate_named,
+    select_candidates,
+)
+from sagestack.data.atomic import atomic_dir
+from sagestack.errors import ConfigError, DataError
+
+# sagestack's metric names -> AutoGluon's.
+METRICS = {"accuracy": "accuracy", "macro_f1": "f1_macro"}
+DEFAULT_TIME_LIMIT = 240.0
+# Below this, not even the fastest candidate finishes on a few thousand reviews.
+MIN_TIME_LIMIT = 5.0
+
+
+@dataclass(frozen=True)
+class AutoMLSpec:
+    """What an AutoML job fits.
+
+    Attributes:
+        target: the label column.
+        text_column: the review text column.
+        columns: other input columns (default: none — the endpoint sends text only).
+        metric: ``accuracy`` or ``macro_f1``; ranks the leaderboard (on the validation part).
+        max_candidates: how many of :data:`~sagestack.automl.candidates.CANDIDATES` to try.
+        time_limit: seconds for fitting, embeddings of the training data included.
+        embeddings: add MiniLM sentence-embedding columns.
+        seed: seeds the splits.
+    """
+
+    target: str = "sentiment"
+    text_column: str = "review_body"
+    columns: tuple[str, ...] = ()
+    metric: str = "accuracy"
+    max_candidates: int = DEFAULT_MAX_CANDIDATES
+    time_limit: float = DEFAULT_TIME_LIMIT
+    embeddings: bool = False
+    seed: int = 42
+
+    def check(self) -> None:
+        """Raise :class:`ConfigError` for an unknown metric, a bad candidate count or time limit."""
+        if self.metric not in METRICS:
+            raise ConfigError(f"--metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
+        select_candidates(self.max_candidates)
+        if self.time_limit < MIN_TIME_LIMIT:
+            raise ConfigError(f"--time-limit must be at least {MIN_TIME_LIMIT:.0f} s, got {self.time_limit:g}")
+        if self.target == self.text_column or self.target in self.columns:
+            raise ConfigError(f"the target {self.target!r} cannot also be an input column")
+
+    @property
+    def inputs(self) -> list[str]:
+        """The input columns as the data has them: the text first."""
+        return [self.text_column, *self.columns]
+
+    def to_dict(self) -> dict:
+        """A JSON-serialisable form."""
+        return {**asdict(self), "columns": list(self.columns)}
+
+
+@dataclass
+class FitResult:
+    """A finished AutoGluon fit."""
+
+    tabular: object  # autogluon.tabular.TabularPredictor
+    candidates: list[Candidate]
+    fitted: list[str]
+    fit_seconds: float
+    embedding_seconds: float = 0.0
+    leaderboard: list[dict] = field(default_factory=list)
+
+    @property
+    def best(self) -> dict:
+        """The top leaderboard row."""
+        return self.leaderboard[0]
+
+
+def check_frame(frame: pd.DataFrame, spec: AutoMLSpec, role: str) -> None:
+    """One-line errors for data an AutoML job cannot use.
+
+    Raises:
+        DataError: a missing column, a text column with no text, or a single class (train).
+    """
+    missing = [c for c in (spec.target, *spec.inputs) if c not in frame.columns]
+    if missing:
+        raise DataError(f"the {role} data has no column(s) {', '.join(missing)}; columns are {', '.join(map(str, frame.columns))}")
+    text = frame[spec.text_column].fillna("").astype(str).str.strip()
+    if not (text != "").any():
+        raise DataError(f"text column {spec.text_column!r} is empty in every {role} row; pass the column that holds the text")
+    labels = frame[spec.target].replace("", pd.NA).dropna()
+    if len(labels) < len(frame):
+        raise DataError(f"{len(frame) - len(labels)} {role} row(s) have no {spec.target!r}; fill or drop them")
+    if role == "training" and labels.nunique() < 2:
+        raise DataError(f"target {spec.target!r} has a single class ({labels.iloc[0]!r}); AutoML needs at least two")
+
+
+def model_frame(frame: pd.DataFrame, spec: AutoMLSpec) -> pd.DataFrame:
+    """The columns a candidate is fitted on (target last), labels as strings, embeddings added."""
+    from sagestack.automl.embeddings import with_embeddings
+
+    out = frame[spec.inputs].reset_index(drop=True).copy()
+    out[spec.text_column] = out[spec.text_column].fillna("").astype(str)
+    if spec.embeddings:
+        out = with_embeddings(out, spec.text_column)
+    out[spec.target] = frame[spec.target].astype(str).to_numpy()
+    return out
+
+
+def feature_generator():
+    """AutoGluon's feature pipeline plus the raw text (for the TF-IDF linear candidate)."""
+    from autogluon.features.generators import AutoMLPipelineFeatureGenerator
+
+    return AutoMLPipelineFeatureGenerator(enable_raw_text_features=True, verbosity=0)
+
+
+def fit_candidates(train: pd.DataFrame, tuning: pd.DataFrame, spec: AutoMLSpec, path: Path) -> FitResult:
+    """Fit the spec's candidates on ``train``, scoring them on ``tuning`` (AutoGluon's validation data).
+
+    Args:
+        train: rows to fit on (target and input columns).
+        tuning: rows to validate on (early stopping, the leaderboard's validation score).
+        spec: the job.
+        path: AutoGluon's folder for this fit (must not exist yet).
+
+    Raises:
+        ConfigError: the time limit ran out before any candidate finished.
+    """
+    from autogluon.tabular import TabularPredictor
+
+    spec.check()
+    candidates = select_candidates(spec.max_candidates)
+    start = time.perf_counter()
+    train_frame, tuning_frame = model_frame(train, spec), model_frame(tuning, spec)
+    embedding_seconds = time.perf_counter() - start if spec.embeddings else 0.0
+    remaining = spec.time_limit - (time.perf_counter() - start)
+    if remaining < MIN_TIME_LIMIT:
+        raise ConfigError(f"--time-limit {spec.time_limit:g} s is used up by the sentence embeddings "
+                          f"({embedding_seconds:.0f} s); raise --time-limit")
+    problem = "binary" if train_frame[spec.target].nunique() == 2 else "multiclass"
+    _quiet_autogluon()
+    tabular = TabularPredictor(label=spec.target, problem_type=problem, eval_metric=METRICS[spec.metric],
+                               path=str(path), verbosity=0)
+    try:
+        tabular.fit(
+            train_frame, tuning_data=tuning_frame, hyperparameters=autogluon_hyperparameters(candidates),
+            time_limit=remaining, feature_generator=feature_generator(), fit_weighted_ensemble=False,
+            num_bag_folds=0, num_stack_levels=0, calibrate=False, raise_on_no_models_fitted=True,
+        )
+    except RuntimeError as exc:
+        if "No models were trained" not in str(exc):
+            raise
+        raise ConfigError(f"no candidate finished within --time-limit {spec.time_limit:g} s; raise --time-limit") from None
+    return FitResult(tabular, candidates, list(tabular.model_names()), time.perf_counter() - start, embedding_seconds)
+
+
+def _quiet_autogluon() -> None:
+    """AutoGluon logs through ``logging`` even at verbosity 0 (its warnings): keep them off the CLI's output."""
+    logging.getLogger("autogluon").setLevel(logging.ERROR)
+
+
+def rank(fit: FitResult, tuning: pd.DataFrame, test: pd.DataFrame, spec: AutoMLSpec) -> list[dict]:
+    """Score every fitted candidate on the validation and test rows; rank by the metric on validation.
+
+    Sets ``fit.leaderboard`` and returns it: one dict per candidate with ``rank``, ``name``,
+    ``model_family``, ``validation_accuracy``, ``validation_macro_f1``, ``test_accuracy``,
+    ``test_macro_f1``, ``fit_seconds`` and ``predict_seconds_per_row`` (on the test rows).
+    """
+    from sklearn.metrics import accuracy_score, f1_score
+
+    tabular = fit.tabular
+    info = tabular.info()["model_info"]
+    rows = []
+    tuning_frame, test_frame = model_frame(tuning, spec), model_frame(test, spec)
+    validation_predictions = tabular.predict_multi(tuning_frame.drop(columns=[spec.target]), models=fit.fitted)
+    start = time.perf_counter()
+    test_predictions = tabular.predict_multi(test_frame.drop(columns=[spec.target]), models=fit.fitted)
+    for name in fit.fitted:
+        candidate = candidate_named(name)
+        scores = {}
+        for split, frame, predicted in (("validation", tuning_frame, validation_predictions[name]),
+                                        ("test", test_frame, test_predictions[name])):
+            truth, guess = frame[spec.target].astype(str), predicted.astype(str)
+            scores[f"{split}_accuracy"] = round(float(accuracy_score(truth, guess)), 4)
+            scores[f"{split}_macro_f1"] = round(float(f1_score(truth, guess, average="macro")), 4)
+        rows.append({"name": name, "model_family": candidate.family, **scores,
+                     "fit_seconds": round(float(info[name]["fit_time"] or 0.0), 2)})
+    per_row = (time.perf_counter() - start) / max(len(test_frame), 1) / max(len(fit.fitted), 1)
+    key = f"validation_{spec.metric}"
+    rows.sort(key=lambda row: -row[key])  # stable: ties keep the candidates' order
+    for position, row in enumerate(rows, start=1):
+        row["rank"] = position
+        row["predict_seconds_per_row"] = round(per_row, 6)
+    fit.leaderboard = rows
+    return rows
+
+
+def export_best(fit: FitResult, tuning: pd.DataFrame, spec: AutoMLSpec, model_dir: Path, *, name: str | None = None):
+    """Write the best candidate (or ``name``) as an ``autogluon`` model directory (atomically).
+
+    Returns:
+        ``(card, validation Evaluation)``.
+    """
+    from sagestack.automl.embeddings import EMBEDDING_REQUIREMENTS
+    from sagestack.models.autogluon import KIND, PREDICTOR_DIR, AutoGluonPredictor
+    from sagestack.models.base import ModelCard
+    from sagestack.models.evaluation import Evaluation, evaluate_labels
+
+    name = name or fit.best["name"]
+    candidate = candidate_named(name)
+    predictor = AutoGluonPredictor(fit.tabular, text_column=spec.text_column, columns=spec.columns,
+                                   embeddings=spec.embeddings, model=name)
+    proba = predictor.predict_frame_proba(tuning)
+    validation: Evaluation = evaluate_labels(tuning[spec.target].astype(str).tolist(),
+                                             [predictor.labels[i] for i in proba.argmax(axis=1)])
+    requirements = list(dict.fromkeys((*candidate.requirements, *(EMBEDDING_REQUIREMENTS if spec.embeddings else ()))))
+    with atomic_dir(Path(model_dir)) as tmp:
+        predictor.save(tmp)
+        size = sum(p.stat().st_size for p in (tmp / PREDICTOR_DIR).rglob("*") if p.is_file())
+        card = ModelCard(
+            kind=KIND.name,
+            labels=predictor.labels,
+            params={**spec.to_dict(), "candidate": name, "model_family": candidate.family,
+                    "hyperparameters": candidate.hyperparameters},
+            metrics={"fit_seconds": round(fit.fit_seconds, 3), "embedding_seconds": round(fit.embedding_seconds, 3),
+                     "candidates_fitted": float(len(fit.fitted)), "model_size_mb": round(size / 1e6, 3)},
+            validation=validation.to_dict(),
+            requirements=requirements,
+        )
+        card.save(tmp)
+    return card, validation
