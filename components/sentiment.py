@@ -83,6 +83,19 @@ def train_baseline(prepared: Input[Dataset], word_ngrams: int, c: float, seed: i
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
+def train_automl(prepared: Input[Dataset], time_limit: float, max_candidates: int, embeddings: bool, seed: int,
+                 model: Output[Model], metrics: Output[Metrics]):
+    """AutoML (AutoGluon): fit the candidates within time_limit; the best by validation accuracy is the model."""
+    from sagestack.workflows.sentiment import train_automl_step, write_json
+
+    result = train_automl_step(prepared.path, model.path, time_limit=time_limit, max_candidates=max_candidates,
+                               embeddings=embeddings, seed=seed)
+    model.metadata.update(result)
+    metrics.log_metric("validation_accuracy", result["validation_accuracy"])
+    write_json(metrics.path, metrics.metadata)
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def evaluate_model(prepared: Input[Dataset], model: Input[Model], evaluation: Output[Artifact],
                    report: Output[Markdown], metrics: Output[Metrics]):
     """Evaluate a candidate of any kind on the held-out test split."""
@@ -109,6 +122,7 @@ def skip_trainer(trainer: str, evaluation: Output[Artifact], model: Output[Model
 def select_champion(
     fasttext_model: Input[Model], fasttext_evaluation: Input[Artifact],
     baseline_model: Input[Model], baseline_evaluation: Input[Artifact],
+    automl_model: Input[Model], automl_evaluation: Input[Artifact],
     metric: str, champion: Output[Model], evaluation: Output[Artifact], candidates: Output[Artifact],
 ) -> float:
     """Pick the best candidate by metric; returns its test accuracy, which the accuracy gate checks."""
@@ -116,7 +130,8 @@ def select_champion(
 
     summary = select_champion_step(
         {"fasttext": (fasttext_model.path, fasttext_evaluation.path),
-         "baseline": (baseline_model.path, baseline_evaluation.path)},
+         "baseline": (baseline_model.path, baseline_evaluation.path),
+         "automl": (automl_model.path, automl_evaluation.path)},
         champion.path, evaluation.path, candidates.path, metric=metric,
     )
     champion.metadata.update({"trainer": summary["champion"], "kind": summary["kind"], metric: summary["score"]})

@@ -23,6 +23,7 @@ from components.sentiment import (
     register_model,
     select_champion,
     skip_trainer,
+    train_automl,
     train_baseline,
     train_fasttext,
 )
@@ -57,8 +58,9 @@ def sentiment_pipeline(
     model_name: str = DEFAULT_MODEL_NAME,
     min_accuracy: float = defaults.DEFAULT_MIN_ACCURACY,
     auto_approve: bool = False,
-    trainer_fasttext: bool = True,
-    trainer_baseline: bool = True,
+    trainer_fasttext: bool = "fasttext" in defaults.DEFAULT_TRAINERS,
+    trainer_baseline: bool = "baseline" in defaults.DEFAULT_TRAINERS,
+    trainer_automl: bool = "automl" in defaults.DEFAULT_TRAINERS,
     select_metric: str = defaults.DEFAULT_SELECT_METRIC,
     seed: int = defaults.DEFAULT_SEED,
     epochs: int = SAGESTACK_DEFAULTS["epochs"],
@@ -68,6 +70,9 @@ def sentiment_pipeline(
     word_ngrams: int = SAGESTACK_DEFAULTS["word_ngrams"],
     baseline_word_ngrams: int = _BASELINE.word_ngrams,
     baseline_c: float = _BASELINE.c,
+    automl_time_limit: float = defaults.DEFAULT_AUTOML_TIME_LIMIT,
+    automl_max_candidates: int = defaults.DEFAULT_AUTOML_MAX_CANDIDATES,
+    automl_embeddings: bool = False,
     facet: str = defaults.DEFAULT_FACET,
     bias_fail_on: str = "",
     explain_samples: int = defaults.DEFAULT_EXPLAIN_SAMPLES,
@@ -88,9 +93,14 @@ def sentiment_pipeline(
     baseline_model, baseline_evaluation = _candidate(trainer_baseline, "baseline", prepared, lambda: train_baseline(
         prepared=prepared, word_ngrams=baseline_word_ngrams, c=baseline_c, seed=seed,
     ))
+    automl_model, automl_evaluation = _candidate(trainer_automl, "automl", prepared, lambda: train_automl(
+        prepared=prepared, time_limit=automl_time_limit, max_candidates=automl_max_candidates,
+        embeddings=automl_embeddings, seed=seed,
+    ))
     select = select_champion(
         fasttext_model=fasttext_model, fasttext_evaluation=fasttext_evaluation,
-        baseline_model=baseline_model, baseline_evaluation=baseline_evaluation, metric=select_metric,
+        baseline_model=baseline_model, baseline_evaluation=baseline_evaluation,
+        automl_model=automl_model, automl_evaluation=automl_evaluation, metric=select_metric,
     )
     champion = select.outputs["champion"]
     model_bias = posttraining_bias(prepared=prepared, model=champion, facet=facet, fail_on=bias_fail_on)

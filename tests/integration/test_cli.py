@@ -179,7 +179,7 @@ def test_pipeline_run_trainers_runs_and_lineage(cli, tmp_path, sample_csv):
     assert len(runs) == 3 and runs[0]["run"] == only["run"] and runs[-1]["run"] == run["run"]  # newest first
     assert runs[0]["champion"] == "fasttext" and runs[-1]["registered"] == "reviews-sentiment/1"
     assert_user_error(cli("pipeline", "run", "--trainers", "fasttext,bert"),
-                      "unknown trainer(s) bert; choose from fasttext, baseline")
+                      "unknown trainer(s) bert; choose from fasttext, baseline, automl")
     assert_user_error(cli("pipeline", "run", "--baseline-c", "0"),
                       "invalid baseline hyperparameter 'c': Input should be greater than 0")
 

@@ -18,7 +18,7 @@ UPSTREAM = ["ingest-data", "pretraining-bias", "feature-store", "prepare-data"]
 FASTTEXT = ["train-fasttext", "evaluate-model"]
 BASELINE = ["train-baseline", "evaluate-model-2"]
 DOWNSTREAM = ["select-champion", "posttraining-bias", "explain-model"]
-STANDINS = {"fasttext": "skip-trainer", "baseline": "skip-trainer-2"}
+STANDINS = {"fasttext": "skip-trainer", "baseline": "skip-trainer-2", "automl": "skip-trainer-3"}
 MODEL = "reviews-sentiment"
 
 
@@ -157,6 +157,27 @@ def test_trainers_parameter_selects_the_branches(first_run, run, settings_of, on
     assert set(summary["selection"]["candidates"]) == {only} and summary["selection"]["champion"] == only
     name, version = summary["registered"].split("/")
     assert resolve_ref(settings_of, f"{name}/{version}").kind == only
+
+
+def test_automl_branch_competes_with_the_others(first_run, run, settings_of):
+    """--trainers fasttext,baseline,automl: AutoGluon's best candidate is a third candidate; the winner is
+    registered whatever its kind, with all three scores in its lineage."""
+    summary = run(trainer_automl=True, automl_time_limit=20.0, automl_max_candidates=2)
+    done = statuses(summary)
+    assert done["train-automl"] == "SUCCESS" and done["evaluate-model-3"] == "SUCCESS"
+    assert done[STANDINS["automl"]] == "SKIPPED"
+    assert all(done[s] == "CACHED" for s in UPSTREAM + FASTTEXT + BASELINE)  # only the new branch and below ran
+    selection = summary["selection"]
+    assert set(selection["candidates"]) == {"fasttext", "baseline", "automl"}
+    assert selection["candidates"]["automl"]["kind"] == "autogluon"
+    scores = {name: c["score"] for name, c in selection["candidates"].items()}
+    assert selection["champion"] == max(scores, key=scores.get)
+    chain = lineage(settings_of, summary["registered"])
+    assert set(chain["candidates"]) == {"fasttext", "baseline", "automl"}
+    assert chain["model"]["kind"] == selection["candidates"][selection["champion"]]["kind"]
+    model = step(summary, "train-automl")["artifacts"]["model"]
+    card = json.loads((Path(model) / "sagestack-model.json").read_text())
+    assert card["kind"] == "autogluon" and card["params"]["time_limit"] == 20.0
 
 
 def test_accuracy_below_threshold_records_a_rejection(first_run, run, settings_of):

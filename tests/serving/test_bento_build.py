@@ -33,6 +33,11 @@ def test_the_bento_carries_every_model_kinds_requirements():
     from sagestack.models import get_kind, kind_names
 
     packages = set(yaml.safe_load((REPO / "serving" / "bentofile.yaml").read_text())["python"]["packages"])
+    from sagestack.automl.candidates import CANDIDATES
+    from sagestack.automl.embeddings import EMBEDDING_REQUIREMENTS
+
+    # An AutoML model also needs its candidate's family and, with embeddings, the encoder.
+    extras = {"autogluon": (*(r for c in CANDIDATES for r in c.requirements), *EMBEDDING_REQUIREMENTS)}
     for name in kind_names():
-        needed = {r for r in get_kind(name).pip_requirements() if not r.startswith("sagestack==")}
+        needed = {r for r in get_kind(name).pip_requirements(extras.get(name, ())) if not r.startswith("sagestack==")}
         assert needed <= packages, f"{name}: add {sorted(needed - packages)} to serving/bentofile.yaml"

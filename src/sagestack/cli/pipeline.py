@@ -9,7 +9,14 @@ import typer
 
 from sagestack.cli.common import JsonOpt, candidate_lines, emit, progress, settings, step_lines
 from sagestack.registry import DEFAULT_MODEL_NAME
-from sagestack.workflows.params import DEFAULT_FACET, DEFAULT_MIN_ACCURACY, DEFAULT_SELECT_METRIC, TRAINERS
+from sagestack.workflows.params import (
+    DEFAULT_AUTOML_TIME_LIMIT,
+    DEFAULT_FACET,
+    DEFAULT_MIN_ACCURACY,
+    DEFAULT_SELECT_METRIC,
+    DEFAULT_TRAINERS,
+    TRAINERS,
+)
 
 app = typer.Typer(help="The Kubeflow pipeline: run locally, list runs, compile, submit to a cluster.", no_args_is_help=True)
 
@@ -17,7 +24,7 @@ app = typer.Typer(help="The Kubeflow pipeline: run locally, list runs, compile, 
 @app.command("run")
 def run(
     data: Optional[Path] = typer.Option(None, "--data", help="Review CSV; default: the resolved reviews_balanced.csv."),
-    trainers: Optional[str] = typer.Option(None, "--trainers", help=f"Comma-separated trainers to run as branches (default: {','.join(TRAINERS)})."),
+    trainers: Optional[str] = typer.Option(None, "--trainers", help=f"Comma-separated trainers to run as branches, of {','.join(TRAINERS)} (default: {','.join(DEFAULT_TRAINERS)})."),
     select_metric: Optional[str] = typer.Option(None, "--select-metric", help=f"How the champion is chosen: accuracy or macro_f1 (default {DEFAULT_SELECT_METRIC})."),
     min_accuracy: Optional[float] = typer.Option(None, help=f"Register only if the champion's test accuracy >= this (default {DEFAULT_MIN_ACCURACY})."),
     auto_approve: bool = typer.Option(False, "--auto-approve", help="Register as Approved and @champion."),
@@ -28,6 +35,9 @@ def run(
     vector_dim: Optional[int] = typer.Option(None, help="fastText vector_dim."),
     word_ngrams: Optional[int] = typer.Option(None, help="fastText word_ngrams."),
     baseline_c: Optional[float] = typer.Option(None, help="Baseline inverse regularization strength."),
+    automl_time_limit: Optional[float] = typer.Option(None, help=f"AutoML fit budget in seconds (default {DEFAULT_AUTOML_TIME_LIMIT:g})."),
+    automl_max_candidates: Optional[int] = typer.Option(None, help="AutoML candidates to try (default 3)."),
+    automl_embeddings: Optional[bool] = typer.Option(None, "--automl-embeddings/--no-automl-embeddings", help="AutoML: add MiniLM sentence embeddings."),
     seed: Optional[int] = typer.Option(None),
     facet: Optional[str] = typer.Option(None, "--facet", help=f"Bias facet (default {DEFAULT_FACET}; see `sagestack bias`)."),
     bias_fail_on: Optional[str] = typer.Option(None, help="';'-separated bias rules that fail the run, e.g. 'CI>0.95'."),
@@ -41,7 +51,9 @@ def run(
         data_path=str(data.resolve()) if data else None, trainers=trainers, select_metric=select_metric,
         fasttext=dict(epochs=epochs, learning_rate=learning_rate, min_count=min_count, vector_dim=vector_dim,
                       word_ngrams=word_ngrams),
-        baseline=dict(c=baseline_c), min_accuracy=min_accuracy, auto_approve=auto_approve or None,
+        baseline=dict(c=baseline_c),
+        automl=dict(time_limit=automl_time_limit, max_candidates=automl_max_candidates, embeddings=automl_embeddings),
+        min_accuracy=min_accuracy, auto_approve=auto_approve or None,
         model_name=model_name, seed=seed, facet=facet, bias_fail_on=bias_fail_on,
     )
     current = settings()

@@ -95,7 +95,7 @@ KIND = ModelKind(
     predictor=AutoGluonPredictor,
     # What every AutoGluon model needs; the chosen family's packages (and the sentence encoder's)
     # come from the model's card (ModelCard.requirements).
-    requirements=("autogluon.tabular", "autogluon.core", "autogluon.features", "autogluon.common", "scikit-learn"),
+    requirements=("autogluon-tabular", "autogluon-core", "autogluon-features", "autogluon-common", "scikit-learn"),
     heavy=True,  # AutoGluon's feature pipeline + a model per request: milliseconds, off the event loop
     description="the best candidate of an AutoML job (AutoGluon: TF-IDF linear, LightGBM, CatBoost, ...)",
 )

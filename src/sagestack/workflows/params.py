@@ -5,7 +5,12 @@ heavy imports: the CLI imports it to build its help text.
 """
 
 # The trainers (pipeline branches), in the order ties are broken: the first listed wins a tie.
-TRAINERS = ("fasttext", "baseline")
+TRAINERS = ("fasttext", "baseline", "automl")
+# What a run without --trainers trains: AutoML takes minutes, so it is asked for by name.
+DEFAULT_TRAINERS = ("fasttext", "baseline")
+# The pipeline's AutoML branch: a shorter budget than `sagestack automl` (240 s).
+DEFAULT_AUTOML_TIME_LIMIT = 120.0
+DEFAULT_AUTOML_MAX_CANDIDATES = 3
 DEFAULT_MIN_ACCURACY = 0.55
 DEFAULT_SELECT_METRIC = "accuracy"
 DEFAULT_FACET = "product_category"

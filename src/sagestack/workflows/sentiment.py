@@ -73,16 +73,19 @@ def pipeline_arguments(
     select_metric: str | None = None,
     fasttext: dict | None = None,
     baseline: dict | None = None,
+    automl: dict | None = None,
     **others: object,
 ) -> dict:
     """The sentiment pipeline's parameters from user options, checked before anything runs.
 
     Args:
         data_path: the dataset (as the steps will see it).
-        trainers: comma-separated trainers (``--trainers``); ``None`` runs them all.
+        trainers: comma-separated trainers (``--trainers``); ``None`` keeps the pipeline's defaults
+            (:data:`~sagestack.workflows.params.DEFAULT_TRAINERS`).
         select_metric: ``accuracy`` or ``macro_f1``.
         fasttext: fastText hyperparameters (BlazingText names; ``None`` values keep defaults).
         baseline: baseline hyperparameters, as the pipeline names them without ``baseline_``.
+        automl: the AutoML branch's ``time_limit``, ``max_candidates``, ``embeddings``.
         **others: further pipeline parameters passed as they are (``None`` values dropped).
 
     Returns:
@@ -91,6 +94,7 @@ def pipeline_arguments(
     Raises:
         ConfigError: an unknown trainer or metric, or a hyperparameter out of range.
     """
+    from sagestack.automl.search import AutoMLSpec
     from sagestack.models import SELECT_METRICS
     from sagestack.models.baseline import make_baseline_params
     from sagestack.text import make_params
@@ -98,10 +102,13 @@ def pipeline_arguments(
     if select_metric is not None and select_metric not in SELECT_METRICS:
         raise ConfigError(f"--select-metric must be one of {', '.join(SELECT_METRICS)}, got {select_metric!r}")
     fasttext, baseline = dict(fasttext or {}), dict(baseline or {})
+    automl = {name: value for name, value in (automl or {}).items() if value is not None}
     make_params(**fasttext)  # raises on a value out of range, minutes before the trainer would
     make_baseline_params(**baseline)
+    AutoMLSpec(**automl).check()
     arguments = {"data_path": data_path, "select_metric": select_metric, **fasttext,
-                 **{f"baseline_{name}": value for name, value in baseline.items()}, **others}
+                 **{f"baseline_{name}": value for name, value in baseline.items()},
+                 **{f"automl_{name}": value for name, value in automl.items()}, **others}
     if trainers is not None:
         chosen = parse_trainers(trainers)
         arguments.update({f"trainer_{name}": name in chosen for name in TRAINERS})
@@ -215,6 +222,27 @@ def train_baseline_step(prepared_dir: Path, model_dir: Path, **params) -> dict:
                                       validation_csv=split / "validation.csv")
     return {"kind": "baseline", "validation_accuracy": validation.accuracy,
             "train_seconds": card.metrics["train_seconds"], "model_size_mb": card.metrics["model_size_mb"]}
+
+
+def train_automl_step(prepared_dir: Path, model_dir: Path, *, time_limit: float, max_candidates: int,
+                      embeddings: bool, seed: int) -> dict:
+    """Train the AutoML branch (AutoGluon candidates, the best by validation accuracy) on the prepared splits.
+
+    Returns:
+        ``{"kind", "validation_accuracy", "train_seconds", "model_size_mb", "candidate", "leaderboard"}``.
+    """
+    import pandas as pd
+
+    from sagestack.automl.search import AutoMLSpec, train_best
+
+    split = Path(prepared_dir)
+    spec = AutoMLSpec(target=SENTIMENT, text_column=REVIEW_BODY, time_limit=time_limit, max_candidates=max_candidates,
+                      embeddings=embeddings, seed=seed)
+    card, validation, leaderboard = train_best(pd.read_csv(split / "train.csv"), pd.read_csv(split / "validation.csv"),
+                                               spec, Path(model_dir))
+    return {"kind": card.kind, "validation_accuracy": validation.accuracy, "train_seconds": card.metrics["fit_seconds"],
+            "model_size_mb": card.metrics["model_size_mb"], "candidate": card.params["candidate"],
+            "leaderboard": [{k: row[k] for k in ("rank", "name", "validation_accuracy")} for row in leaderboard]}
 
 
 def evaluate_step(prepared_dir: Path, model_dir: Path, evaluation_path: Path, report_path: Path) -> dict:
