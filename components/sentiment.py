@@ -83,13 +83,13 @@ def train_baseline(prepared: Input[Dataset], word_ngrams: int, c: float, seed: i
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def train_automl(prepared: Input[Dataset], time_limit: float, max_candidates: int, embeddings: bool, seed: int,
-                 model: Output[Model], metrics: Output[Metrics]):
-    """AutoML (AutoGluon): fit the candidates within time_limit; the best by validation accuracy is the model."""
+def train_automl(prepared: Input[Dataset], time_limit: float, max_candidates: int, embeddings: bool, metric: str,
+                 seed: int, model: Output[Model], metrics: Output[Metrics]):
+    """AutoML (AutoGluon): fit the candidates within time_limit; the best by the metric on validation is the model."""
     from sagestack.workflows.sentiment import train_automl_step, write_json
 
     result = train_automl_step(prepared.path, model.path, time_limit=time_limit, max_candidates=max_candidates,
-                               embeddings=embeddings, seed=seed)
+                               embeddings=embeddings, metric=metric, seed=seed)
     model.metadata.update(result)
     metrics.log_metric("validation_accuracy", result["validation_accuracy"])
     write_json(metrics.path, metrics.metadata)

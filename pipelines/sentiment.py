@@ -27,6 +27,7 @@ from components.sentiment import (
     train_baseline,
     train_fasttext,
 )
+from sagestack.automl.candidates import DEFAULT_MAX_CANDIDATES
 from sagestack.models.baseline import BaselineParams
 from sagestack.registry.tracking import DEFAULT_MODEL_NAME
 from sagestack.text.params import SAGESTACK_DEFAULTS
@@ -71,7 +72,7 @@ def sentiment_pipeline(
     baseline_word_ngrams: int = _BASELINE.word_ngrams,
     baseline_c: float = _BASELINE.c,
     automl_time_limit: float = defaults.DEFAULT_AUTOML_TIME_LIMIT,
-    automl_max_candidates: int = defaults.DEFAULT_AUTOML_MAX_CANDIDATES,
+    automl_max_candidates: int = DEFAULT_MAX_CANDIDATES,
     automl_embeddings: bool = False,
     facet: str = defaults.DEFAULT_FACET,
     bias_fail_on: str = "",
@@ -95,7 +96,7 @@ def sentiment_pipeline(
     ))
     automl_model, automl_evaluation = _candidate(trainer_automl, "automl", prepared, lambda: train_automl(
         prepared=prepared, time_limit=automl_time_limit, max_candidates=automl_max_candidates,
-        embeddings=automl_embeddings, seed=seed,
+        embeddings=automl_embeddings, metric=select_metric, seed=seed,
     ))
     select = select_champion(
         fasttext_model=fasttext_model, fasttext_evaluation=fasttext_evaluation,

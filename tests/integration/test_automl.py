@@ -193,7 +193,7 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, sample_csv, c
     errors = [line for line in proc.stderr.strip().splitlines() if not line.startswith("... ")]
     assert len(errors) == 1 and errors[0].startswith(f"error: {message}"), proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) <= ["data.csv", "home"]  # no output folder, not even a partial one
+    assert {p.name for p in tmp_path.iterdir()} <= {"data.csv", "home"}  # no output folder, not even a partial one
     settings = load_settings(cwd=tmp_path, environ={}, home=tmp_path / "home")
     from sagestack.registry import list_models
 

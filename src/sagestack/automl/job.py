@@ -6,7 +6,8 @@ leaderboard → each candidate's definition and retrain.py → the best exported
 child run per candidate) → the best registered as a version of ``reviews-sentiment``.
 
 Everything lands in the output folder at once (written to a temporary folder, then renamed):
-a job that fails leaves nothing behind and registers nothing.
+a job that fails leaves nothing behind; registration is its last step, so a job that fails
+before it registers nothing.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from typing import Callable
 
 import pandas as pd
 
-from sagestack.automl.search import AutoMLSpec, FitResult, check_frame, export_best, fit_candidates, model_frame, rank
+from sagestack.automl.search import AutoMLSpec, FitResult, check_frame, export_best, fit_candidates, rank
 from sagestack.config import Settings
 from sagestack.data.atomic import atomic_dir, sha256_file
 from sagestack.data.reviews import COURSE_COLUMNS, RAW_COLUMNS, SENTIMENT, load_reviews, read_csv_checked
-from sagestack.errors import DataError
+from sagestack.errors import ConfigError, DataError
 from sagestack.registry import DEFAULT_MODEL_NAME, DatasetRef
 
 # Each class needs rows in the fit part, the validation part and the test part.
@@ -94,9 +95,12 @@ def explain_best(fit: FitResult, test: pd.DataFrame, spec: AutoMLSpec, out_dir: 
     from sagestack.models.autogluon import AutoGluonPredictor
 
     best = fit.best["name"]
-    frame = model_frame(test, spec)
+    frame = fit.frame("test", test, spec)
     embedding_columns = [c for c in frame.columns if c.startswith(EMBEDDING_PREFIX)]
-    features: list = list(spec.inputs) + ([("sentence_embedding", embedding_columns)] if embedding_columns else [])
+    # AutoGluon drops input columns that carry no information (constant, empty): nothing to permute there.
+    kept = set(fit.tabular.original_features)
+    features: list = [c for c in spec.inputs if c in kept]
+    features += [("sentence_embedding", embedding_columns)] if embedding_columns else []
     importance = fit.tabular.feature_importance(
         frame, model=best, features=features, subsample_size=min(IMPORTANCE_ROWS, len(frame)), num_shuffle_sets=3,
         time_limit=IMPORTANCE_SECONDS, silent=True,
@@ -106,6 +110,7 @@ def explain_best(fit: FitResult, test: pd.DataFrame, spec: AutoMLSpec, out_dir: 
     result: dict = {
         "importance": {str(name): {"importance": round(float(row["importance"]), 4), "stddev": round(float(row["stddev"]), 4),
                                    "p_value": round(float(row["p_value"]), 4)} for name, row in importance.iterrows()},
+        "dropped_columns": [c for c in spec.inputs if c not in kept],
         "shap": None, "shap_skipped": None,
     }
     if spec.columns:
@@ -221,6 +226,9 @@ def run_automl(
     say = progress or (lambda message: None)
     started = time.perf_counter()
     spec.check()
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not (out_dir / "summary.json").is_file())):
+        raise ConfigError(f"{out_dir} exists and is not an AutoML output folder; pass a new or empty --out")
     source = resolve_dataset(data, settings=settings)
     frame, numeric = read_table(source.path, spec)
     check_frame(frame, spec, "training")
@@ -241,7 +249,7 @@ def run_automl(
         say(f"fitting up to {spec.max_candidates} candidates within {spec.time_limit:g} s"
             + (" (sentence embeddings included)" if spec.embeddings else ""))
         fit = fit_candidates(fit_part, tuning, spec, tmp / "autogluon")
-        leaderboard = rank(fit, tuning, test, spec)
+        leaderboard = rank(fit, test, spec)
         write_leaderboard(tmp, leaderboard, metric=spec.metric)
         problem = fit.tabular.problem_type
         for row in leaderboard:
@@ -249,11 +257,10 @@ def run_automl(
                                                       numeric_columns=numeric, leaderboard_row=row))
         best = fit.best
         say(f"best: {best['name']} (validation {spec.metric} {best[f'validation_{spec.metric}']:.4f}); explaining it")
-        export_best(fit, tuning, spec, tmp / "model")
+        export_best(fit, spec, tmp / "model")
         explained = explain_best(fit, test, spec, tmp / "explain", samples=explain_samples)
-        test_frame = model_frame(test, spec)
         test_evaluation = evaluate_labels(test[spec.target].tolist(),
-                                          fit.tabular.predict(test_frame, model=best["name"]).astype(str).tolist())
+                                          fit.predicted("test", spec)[best["name"]].astype(str).tolist())
         summary = {
             "best": {"name": best["name"], "model_family": best["model_family"],
                      "validation_accuracy": best["validation_accuracy"], "test_accuracy": best["test_accuracy"],
@@ -266,6 +273,7 @@ def run_automl(
             "embedding_seconds": round(fit.embedding_seconds, 2),
             "warnings": [w["message"] for w in exploration["warnings"]],
             "importance": explained["importance"],
+            "dropped_columns": explained["dropped_columns"],
             "shap_skipped": explained["shap_skipped"],
             "registered": None,
             "not_registered": None,
@@ -276,6 +284,7 @@ def run_automl(
                 f"the best model also reads {', '.join(spec.columns)}, which the endpoint does not send (it sends "
                 "text only); it was logged to MLflow but not registered — run without --columns to register"
             )
+        # Registration last: a job that fails before it registers nothing and leaves no folder.
         if register:
             say("logging to MLflow" + ("" if spec.columns else " and registering the best model"))
             dataset = DatasetRef(str(source.path.resolve()), sha256_file(source.path))

@@ -8,6 +8,7 @@ model directory out.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -60,10 +61,13 @@ class AutoMLSpec:
         if self.metric not in METRICS:
             raise ConfigError(f"--metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
         select_candidates(self.max_candidates)
-        if self.time_limit < MIN_TIME_LIMIT:
+        if not math.isfinite(self.time_limit) or self.time_limit < MIN_TIME_LIMIT:
             raise ConfigError(f"--time-limit must be at least {MIN_TIME_LIMIT:.0f} s, got {self.time_limit:g}")
         if self.target == self.text_column or self.target in self.columns:
             raise ConfigError(f"the target {self.target!r} cannot also be an input column")
+        if self.text_column in self.columns or len(set(self.columns)) < len(self.columns):
+            raise ConfigError(f"--columns repeats a column or names the text column {self.text_column!r}; list each "
+                              "other column once")
 
     @property
     def inputs(self) -> list[str]:
@@ -77,7 +81,12 @@ class AutoMLSpec:
 
 @dataclass
 class FitResult:
-    """A finished AutoGluon fit."""
+    """A finished AutoGluon fit.
+
+    ``frames`` holds the model frames (inputs, embeddings, target) of the splits built so far
+    (``train``, ``validation``, ``test``) and ``predictions`` each candidate's predictions on
+    them, so no split is embedded or predicted twice.
+    """
 
     tabular: object  # autogluon.tabular.TabularPredictor
     candidates: list[Candidate]
@@ -85,6 +94,21 @@ class FitResult:
     fit_seconds: float
     embedding_seconds: float = 0.0
     leaderboard: list[dict] = field(default_factory=list)
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+    predictions: dict[str, dict[str, pd.Series]] = field(default_factory=dict)
+
+    def frame(self, split: str, rows: pd.DataFrame | None, spec: "AutoMLSpec") -> pd.DataFrame:
+        """The model frame of ``split``, built from ``rows`` the first time it is asked for."""
+        if split not in self.frames:
+            self.frames[split] = model_frame(rows, spec)
+        return self.frames[split]
+
+    def predicted(self, split: str, spec: "AutoMLSpec") -> dict[str, pd.Series]:
+        """Every fitted candidate's predicted labels on a split already built: ``{candidate: labels}``."""
+        if split not in self.predictions:
+            inputs = self.frames[split].drop(columns=[spec.target])
+            self.predictions[split] = self.tabular.predict_multi(inputs, models=self.fitted, as_pandas=True)
+        return self.predictions[split]
 
     @property
     def best(self) -> dict:
@@ -113,12 +137,9 @@ def check_frame(frame: pd.DataFrame, spec: AutoMLSpec, role: str) -> None:
 
 def model_frame(frame: pd.DataFrame, spec: AutoMLSpec) -> pd.DataFrame:
     """The columns a candidate is fitted on (target last), labels as strings, embeddings added."""
-    from sagestack.automl.embeddings import with_embeddings
+    from sagestack.models.autogluon import input_frame
 
-    out = frame[spec.inputs].reset_index(drop=True).copy()
-    out[spec.text_column] = out[spec.text_column].fillna("").astype(str)
-    if spec.embeddings:
-        out = with_embeddings(out, spec.text_column)
+    out = input_frame(frame, spec.text_column, spec.columns, spec.embeddings)
     out[spec.target] = frame[spec.target].astype(str).to_numpy()
     return out
 
@@ -149,7 +170,7 @@ def fit_candidates(train: pd.DataFrame, tuning: pd.DataFrame, spec: AutoMLSpec, 
     start = time.perf_counter()
     train_frame, tuning_frame = model_frame(train, spec), model_frame(tuning, spec)
     embedding_seconds = time.perf_counter() - start if spec.embeddings else 0.0
-    remaining = spec.time_limit - (time.perf_counter() - start)
+    remaining = spec.time_limit - embedding_seconds
     if remaining < MIN_TIME_LIMIT:
         raise ConfigError(f"--time-limit {spec.time_limit:g} s is used up by the sentence embeddings "
                           f"({embedding_seconds:.0f} s); raise --time-limit")
@@ -167,7 +188,8 @@ def fit_candidates(train: pd.DataFrame, tuning: pd.DataFrame, spec: AutoMLSpec, 
         if "No models were trained" not in str(exc):
             raise
         raise ConfigError(f"no candidate finished within --time-limit {spec.time_limit:g} s; raise --time-limit") from None
-    return FitResult(tabular, candidates, list(tabular.model_names()), time.perf_counter() - start, embedding_seconds)
+    return FitResult(tabular, candidates, list(tabular.model_names()), time.perf_counter() - start, embedding_seconds,
+                     frames={"train": train_frame, "validation": tuning_frame})
 
 
 def _quiet_autogluon() -> None:
@@ -175,36 +197,33 @@ def _quiet_autogluon() -> None:
     logging.getLogger("autogluon").setLevel(logging.ERROR)
 
 
-def rank(fit: FitResult, tuning: pd.DataFrame, test: pd.DataFrame | None, spec: AutoMLSpec) -> list[dict]:
+def rank(fit: FitResult, test: pd.DataFrame | None, spec: AutoMLSpec) -> list[dict]:
     """Score every fitted candidate on the validation (and test) rows; rank by the metric on validation.
 
     The test rows never choose: they are scored for the record. Sets ``fit.leaderboard`` and
     returns it: one dict per candidate with ``rank``, ``name``, ``model_family``,
     ``validation_accuracy``, ``validation_macro_f1``, ``test_accuracy`` and ``test_macro_f1``
-    (``None`` without test rows), ``fit_seconds`` and ``predict_seconds_per_row``.
+    (``None`` without test rows), ``fit_seconds`` and ``predict_seconds_per_row`` (AutoGluon's
+    own timing on the validation rows, features included; sentence embeddings not included).
     """
-    from sklearn.metrics import accuracy_score, f1_score
+    from sagestack.models.evaluation import evaluate_labels
 
-    tabular = fit.tabular
-    info = tabular.info()["model_info"]
-    splits = {"validation": model_frame(tuning, spec)}
+    info = fit.tabular.info()["model_info"]
+    splits = ["validation"] if test is None else ["validation", "test"]
     if test is not None:
-        splits["test"] = model_frame(test, spec)
-    predictions, per_row = {}, 0.0
-    for split, frame in splits.items():
-        start = time.perf_counter()
-        predictions[split] = tabular.predict_multi(frame.drop(columns=[spec.target]), models=fit.fitted)
-        per_row = (time.perf_counter() - start) / max(len(frame), 1) / max(len(fit.fitted), 1)
+        fit.frame("test", test, spec)
     rows = []
     for name in fit.fitted:
-        scores = {"test_accuracy": None, "test_macro_f1": None}
-        for split, frame in splits.items():
-            truth, guess = frame[spec.target].astype(str), predictions[split][name].astype(str)
-            scores[f"{split}_accuracy"] = round(float(accuracy_score(truth, guess)), 4)
-            scores[f"{split}_macro_f1"] = round(float(f1_score(truth, guess, average="macro")), 4)
+        scores: dict = {"test_accuracy": None, "test_macro_f1": None}
+        for split in splits:
+            evaluation = evaluate_labels(fit.frames[split][spec.target].tolist(),
+                                         fit.predicted(split, spec)[name].astype(str).tolist())
+            scores[f"{split}_accuracy"] = round(evaluation.accuracy, 4)
+            scores[f"{split}_macro_f1"] = round(evaluation.macro_f1, 4)
+        per_row = (info[name].get("predict_time") or 0.0) / max(len(fit.frames["validation"]), 1)
         rows.append({"name": name, "model_family": candidate_named(name).family, **scores,
                      "fit_seconds": round(float(info[name]["fit_time"] or 0.0), 2),
-                     "predict_seconds_per_row": round(per_row, 6)})
+                     "predict_seconds_per_row": round(float(per_row), 6)})
     key = f"validation_{spec.metric}"
     rows.sort(key=lambda row: -row[key])  # stable: ties keep the candidates' order
     fit.leaderboard = [{"rank": position, **row} for position, row in enumerate(rows, start=1)]
@@ -222,13 +241,13 @@ def train_best(train: pd.DataFrame, tuning: pd.DataFrame, spec: AutoMLSpec, mode
 
     with tempfile.TemporaryDirectory(prefix="sagestack-automl-") as work:
         fit = fit_candidates(train, tuning, spec, Path(work) / "autogluon")
-        leaderboard = rank(fit, tuning, None, spec)
-        card, validation = export_best(fit, tuning, spec, model_dir)
+        leaderboard = rank(fit, None, spec)
+        card, validation = export_best(fit, spec, model_dir)
     return card, validation, leaderboard
 
 
-def export_best(fit: FitResult, tuning: pd.DataFrame, spec: AutoMLSpec, model_dir: Path, *, name: str | None = None):
-    """Write the best candidate (or ``name``) as an ``autogluon`` model directory (atomically).
+def export_best(fit: FitResult, spec: AutoMLSpec, model_dir: Path, *, name: str | None = None):
+    """Write the best candidate of a ranked fit (or ``name``) as an ``autogluon`` model directory (atomically).
 
     Returns:
         ``(card, validation Evaluation)``.
@@ -242,9 +261,8 @@ def export_best(fit: FitResult, tuning: pd.DataFrame, spec: AutoMLSpec, model_di
     candidate = candidate_named(name)
     predictor = AutoGluonPredictor(fit.tabular, text_column=spec.text_column, columns=spec.columns,
                                    embeddings=spec.embeddings, model=name)
-    proba = predictor.predict_frame_proba(tuning)
-    validation: Evaluation = evaluate_labels(tuning[spec.target].astype(str).tolist(),
-                                             [predictor.labels[i] for i in proba.argmax(axis=1)])
+    validation: Evaluation = evaluate_labels(fit.frames["validation"][spec.target].tolist(),
+                                             fit.predicted("validation", spec)[name].astype(str).tolist())
     requirements = list(dict.fromkeys((*candidate.requirements, *(EMBEDDING_REQUIREMENTS if spec.embeddings else ()))))
     with atomic_dir(Path(model_dir)) as tmp:
         predictor.save(tmp)

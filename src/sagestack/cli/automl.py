@@ -7,6 +7,8 @@ from typing import List, Optional
 
 import typer
 
+from sagestack.automl.candidates import CANDIDATES, DEFAULT_MAX_CANDIDATES
+from sagestack.automl.search import DEFAULT_TIME_LIMIT, METRICS, AutoMLSpec
 from sagestack.cli.common import JsonOpt, emit, progress, settings
 from sagestack.registry import DEFAULT_MODEL_NAME
 
@@ -28,11 +30,12 @@ def automl(
     text_column: str = typer.Option("review_body", "--text-column", help="The text column."),
     columns: Optional[List[str]] = typer.Option(None, "--columns", help="More input columns (repeat or comma-separate). "
                                                 "The endpoint sends text only: such a model is not registered."),
-    max_candidates: int = typer.Option(3, "--max-candidates", help="How many candidates to try (1-7, in a fixed order)."),
-    time_limit: float = typer.Option(240.0, "--time-limit", help="Seconds for fitting (embeddings included)."),
-    metric: str = typer.Option("accuracy", "--metric", help="Ranks the leaderboard: accuracy or macro_f1."),
+    max_candidates: int = typer.Option(DEFAULT_MAX_CANDIDATES, "--max-candidates",
+                                       help=f"How many candidates to try (1-{len(CANDIDATES)}, in a fixed order)."),
+    time_limit: float = typer.Option(DEFAULT_TIME_LIMIT, "--time-limit", help="Seconds for fitting (embeddings included)."),
+    metric: str = typer.Option(AutoMLSpec.metric, "--metric", help=f"Ranks the leaderboard: {' or '.join(METRICS)}."),
     embeddings: bool = typer.Option(False, "--embeddings", help="Add MiniLM sentence-embedding features."),
-    seed: int = typer.Option(42, "--seed", help="Seeds the splits."),
+    seed: int = typer.Option(AutoMLSpec.seed, "--seed", help="Seeds the splits."),
     register: bool = typer.Option(True, "--register/--no-register", help="Log to MLflow and register the best model."),
     model_name: str = typer.Option(DEFAULT_MODEL_NAME, help="Registered model name."),
     approve: bool = typer.Option(False, "--approve", help="Register as Approved and make it @champion."),
@@ -41,7 +44,6 @@ def automl(
     """AutoML (Autopilot): explore the data, fit candidates, rank them, write each candidate's
     definition and retrain.py, explain and register the best."""
     from sagestack.automl.job import run_automl
-    from sagestack.automl.search import AutoMLSpec
 
     extra = tuple(c.strip() for value in columns or [] for c in value.split(",") if c.strip())
     spec = AutoMLSpec(target=target, text_column=text_column, columns=extra, metric=metric,

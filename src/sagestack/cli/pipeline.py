@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from sagestack.automl.candidates import DEFAULT_MAX_CANDIDATES
 from sagestack.cli.common import JsonOpt, candidate_lines, emit, progress, settings, step_lines
 from sagestack.registry import DEFAULT_MODEL_NAME
 from sagestack.workflows.params import (
@@ -36,7 +37,7 @@ def run(
     word_ngrams: Optional[int] = typer.Option(None, help="fastText word_ngrams."),
     baseline_c: Optional[float] = typer.Option(None, help="Baseline inverse regularization strength."),
     automl_time_limit: Optional[float] = typer.Option(None, help=f"AutoML fit budget in seconds (default {DEFAULT_AUTOML_TIME_LIMIT:g})."),
-    automl_max_candidates: Optional[int] = typer.Option(None, help="AutoML candidates to try (default 3)."),
+    automl_max_candidates: Optional[int] = typer.Option(None, help=f"AutoML candidates to try (default {DEFAULT_MAX_CANDIDATES})."),
     automl_embeddings: Optional[bool] = typer.Option(None, "--automl-embeddings/--no-automl-embeddings", help="AutoML: add MiniLM sentence embeddings."),
     seed: Optional[int] = typer.Option(None),
     facet: Optional[str] = typer.Option(None, "--facet", help=f"Bias facet (default {DEFAULT_FACET}; see `sagestack bias`)."),

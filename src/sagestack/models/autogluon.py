@@ -21,6 +21,16 @@ from sagestack.models.kinds import ModelKind
 PREDICTOR_DIR = "autogluon"
 
 
+def input_frame(frame: pd.DataFrame, text_column: str, columns: Sequence[str] = (), embeddings: bool = False) -> pd.DataFrame:
+    """What an AutoGluon candidate reads: the text (missing as ""), the other columns, and the
+    sentence-embedding columns when it was trained with them."""
+    from sagestack.automl.embeddings import with_embeddings
+
+    inputs = frame[[text_column, *columns]].reset_index(drop=True).copy()
+    inputs[text_column] = inputs[text_column].fillna("").astype(str)
+    return with_embeddings(inputs, text_column) if embeddings else inputs
+
+
 class AutoGluonPredictor(TextClassifier):
     """Predicts with one AutoGluon model (the candidate the AutoML job chose)."""
 
@@ -61,19 +71,12 @@ class AutoGluonPredictor(TextClassifier):
         """Clone the chosen model (only it) into ``model_dir/autogluon``."""
         self._tabular.clone_for_deployment(str(Path(model_dir) / PREDICTOR_DIR), model=self.model)
 
-    def input_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The model's input from a frame with the text column (and its other columns): embeddings added."""
-        from sagestack.automl.embeddings import with_embeddings
-
-        inputs = frame[[self.text_column, *self.columns]].reset_index(drop=True)
-        inputs[self.text_column] = inputs[self.text_column].fillna("").astype(str)
-        return with_embeddings(inputs, self.text_column) if self.embeddings else inputs
-
     def predict_frame_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """Probabilities per label (columns in ``self.labels`` order) for rows with every input column."""
         if not len(frame):
             return np.zeros((0, len(self.labels)))
-        proba = self._tabular.predict_proba(self.input_frame(frame), model=self.model, as_pandas=True)
+        inputs = input_frame(frame, self.text_column, self.columns, self.embeddings)
+        proba = self._tabular.predict_proba(inputs, model=self.model, as_pandas=True)
         proba.columns = [str(c) for c in proba.columns]
         return proba[self.labels].to_numpy()
 

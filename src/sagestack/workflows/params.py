@@ -10,7 +10,6 @@ TRAINERS = ("fasttext", "baseline", "automl")
 DEFAULT_TRAINERS = ("fasttext", "baseline")
 # The pipeline's AutoML branch: a shorter budget than `sagestack automl` (240 s).
 DEFAULT_AUTOML_TIME_LIMIT = 120.0
-DEFAULT_AUTOML_MAX_CANDIDATES = 3
 DEFAULT_MIN_ACCURACY = 0.55
 DEFAULT_SELECT_METRIC = "accuracy"
 DEFAULT_FACET = "product_category"

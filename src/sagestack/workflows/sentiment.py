@@ -105,7 +105,11 @@ def pipeline_arguments(
     automl = {name: value for name, value in (automl or {}).items() if value is not None}
     make_params(**fasttext)  # raises on a value out of range, minutes before the trainer would
     make_baseline_params(**baseline)
-    AutoMLSpec(**automl).check()
+    try:
+        AutoMLSpec(**automl).check()
+    except ConfigError as exc:  # name the pipeline's option, not `sagestack automl`'s
+        raise ConfigError(str(exc).replace("--time-limit", "--automl-time-limit")
+                          .replace("--max-candidates", "--automl-max-candidates")) from None
     arguments = {"data_path": data_path, "select_metric": select_metric, **fasttext,
                  **{f"baseline_{name}": value for name, value in baseline.items()},
                  **{f"automl_{name}": value for name, value in automl.items()}, **others}
@@ -225,8 +229,10 @@ def train_baseline_step(prepared_dir: Path, model_dir: Path, **params) -> dict:
 
 
 def train_automl_step(prepared_dir: Path, model_dir: Path, *, time_limit: float, max_candidates: int,
-                      embeddings: bool, seed: int) -> dict:
-    """Train the AutoML branch (AutoGluon candidates, the best by validation accuracy) on the prepared splits.
+                      embeddings: bool, metric: str = DEFAULT_SELECT_METRIC, seed: int) -> dict:
+    """Train the AutoML branch on the prepared splits: AutoGluon fits the candidates on ``train.csv``
+    within ``time_limit`` seconds; the best by ``metric`` (the pipeline's selection metric) on
+    ``validation.csv`` is the branch's model.
 
     Returns:
         ``{"kind", "validation_accuracy", "train_seconds", "model_size_mb", "candidate", "leaderboard"}``.
@@ -237,7 +243,7 @@ def train_automl_step(prepared_dir: Path, model_dir: Path, *, time_limit: float,
 
     split = Path(prepared_dir)
     spec = AutoMLSpec(target=SENTIMENT, text_column=REVIEW_BODY, time_limit=time_limit, max_candidates=max_candidates,
-                      embeddings=embeddings, seed=seed)
+                      embeddings=embeddings, metric=metric, seed=seed)
     card, validation, leaderboard = train_best(pd.read_csv(split / "train.csv"), pd.read_csv(split / "validation.csv"),
                                                spec, Path(model_dir))
     return {"kind": card.kind, "validation_accuracy": validation.accuracy, "train_seconds": card.metrics["fit_seconds"],
