@@ -235,7 +235,7 @@ def test_compiled_yaml_pins_the_image_and_exposes_parameters(tmp_path):
     commands = json.dumps(spec["deploymentSpec"]["executors"])
     assert "pip install" not in commands  # the image brings everything; nothing installs at run time
     assert set(pipeline_tasks(sentiment_pipeline)) == set(
-        UPSTREAM + FASTTEXT + BASELINE + DOWNSTREAM + list(STANDINS.values()) + ["register-model", "record-rejection"])
+        UPSTREAM + FASTTEXT + BASELINE + AUTOML + DOWNSTREAM + list(STANDINS.values()) + ["register-model", "record-rejection"])
 
 
 def test_lineage_steps_and_trainers_match_the_compiled_pipeline():
