@@ -52,6 +52,12 @@ def test_json_result_and_leaderboard(job):
     assert {row["name"] for row in board} <= {"TfidfLinear", "LightGBM"}
     assert all(0.4 < row["test_accuracy"] <= 1 for row in board)  # three balanced classes: chance is 1/3
     assert summary["registered"]["name"] == MODEL and summary["seconds"] < 30 + 90
+    # The registered model is the best candidate refit on fit + validation rows; the leaderboard
+    # keeps every candidate's figures from before (all trained on the same rows).
+    assert best["refit"] is True and best["test_accuracy_before_refit"] == board[0]["test_accuracy"]
+    assert 0.4 < best["test_accuracy"] <= 1
+    card = json.loads((out / "model" / "sagestack-model.json").read_text())
+    assert card["params"]["candidate"] == f"{best['name']}_FULL" and card["params"]["candidate_name"] == best["name"]
     csv = pd.read_csv(out / "leaderboard.csv")
     assert csv["name"].tolist() == [row["name"] for row in board]
     assert csv["test_accuracy"].tolist() == [row["test_accuracy"] for row in board]

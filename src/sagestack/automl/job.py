@@ -19,7 +19,7 @@ from typing import Callable
 
 import pandas as pd
 
-from sagestack.automl.search import AutoMLSpec, FitResult, check_frame, export_best, fit_candidates, rank
+from sagestack.automl.search import AutoMLSpec, FitResult, check_frame, export_best, fit_candidates, rank, refit_best
 from sagestack.config import Settings
 from sagestack.data.atomic import atomic_dir, sha256_file
 from sagestack.data.reviews import COURSE_COLUMNS, RAW_COLUMNS, SENTIMENT, load_reviews, read_csv_checked
@@ -94,7 +94,7 @@ def explain_best(fit: FitResult, test: pd.DataFrame, spec: AutoMLSpec, out_dir: 
     from sagestack.explain import explain_texts, write_explanations
     from sagestack.models.autogluon import AutoGluonPredictor
 
-    best = fit.best["name"]
+    best = fit.export_name  # the model that is registered (the refit best, when refit)
     frame = fit.frame("test", test, spec)
     embedding_columns = [c for c in frame.columns if c.startswith(EMBEDDING_PREFIX)]
     # AutoGluon drops input columns that carry no information (constant, empty): nothing to permute there.
@@ -257,19 +257,28 @@ def run_automl(
                                                       numeric_columns=numeric, leaderboard_row=row))
         best = fit.best
         say(f"best: {best['name']} (validation {spec.metric} {best[f'validation_{spec.metric}']:.4f}); explaining it")
+        if spec.refit:
+            say(f"refitting {best['name']} on the fit and validation parts together")
+            refit_best(fit, spec)
         export_best(fit, spec, tmp / "model")
         explained = explain_best(fit, test, spec, tmp / "explain", samples=explain_samples)
+        # The registered model's test figures: the refit best's (the leaderboard keeps each
+        # candidate's before the refit, all trained on the same rows).
         test_evaluation = evaluate_labels(test[spec.target].tolist(),
-                                          fit.predicted("test", spec)[best["name"]].astype(str).tolist())
+                                          fit.predicted_by_export("test", spec).astype(str).tolist())
         summary = {
             "best": {"name": best["name"], "model_family": best["model_family"],
-                     "validation_accuracy": best["validation_accuracy"], "test_accuracy": best["test_accuracy"],
-                     "test_macro_f1": best["test_macro_f1"]},
+                     "validation_accuracy": best["validation_accuracy"],
+                     "test_accuracy": round(test_evaluation.accuracy, 4),
+                     "test_macro_f1": round(test_evaluation.macro_f1, 4),
+                     "refit": fit.refit_name is not None,
+                     "test_accuracy_before_refit": best["test_accuracy"]},
             "leaderboard": leaderboard,
             "spec": spec.to_dict(),
             "data": {"source": str(source.path), "origin": source.source, "train_rows": len(train),
                      "test_rows": len(test)},
             "fit_seconds": round(fit.fit_seconds, 2),
+            "refit_seconds": round(fit.refit_seconds, 2),
             "embedding_seconds": round(fit.embedding_seconds, 2),
             "warnings": [w["message"] for w in exploration["warnings"]],
             "importance": explained["importance"],

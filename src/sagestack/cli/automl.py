@@ -35,6 +35,7 @@ def automl(
     time_limit: float = typer.Option(DEFAULT_TIME_LIMIT, "--time-limit", help="Seconds for fitting (embeddings included)."),
     metric: str = typer.Option(AutoMLSpec.metric, "--metric", help=f"Ranks the leaderboard: {' or '.join(METRICS)}."),
     embeddings: bool = typer.Option(False, "--embeddings", help="Add MiniLM sentence-embedding features."),
+    refit: bool = typer.Option(True, "--refit/--no-refit", help="Refit the best candidate on the fit and validation parts together before registering it."),
     seed: int = typer.Option(AutoMLSpec.seed, "--seed", help="Seeds the splits."),
     register: bool = typer.Option(True, "--register/--no-register", help="Log to MLflow and register the best model."),
     model_name: str = typer.Option(DEFAULT_MODEL_NAME, help="Registered model name."),
@@ -47,7 +48,8 @@ def automl(
 
     extra = tuple(c.strip() for value in columns or [] for c in value.split(",") if c.strip())
     spec = AutoMLSpec(target=target, text_column=text_column, columns=extra, metric=metric,
-                      max_candidates=max_candidates, time_limit=time_limit, embeddings=embeddings, seed=seed)
+                      max_candidates=max_candidates, time_limit=time_limit, embeddings=embeddings, seed=seed,
+                      refit=refit)
     summary = run_automl(spec, out, settings=settings(), data=data, test_data=test, register=register,
                          approve=approve, model_name=model_name, progress=progress(json_output))
     best = summary["best"]
