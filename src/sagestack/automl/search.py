@@ -276,7 +276,9 @@ def refit_best(fit: FitResult, spec: AutoMLSpec) -> str | None:
         return None
     started = time.perf_counter()
     name = fit.best["name"]
-    fit.refit_name = fit.tabular.refit_full(model=name, set_best_to_refit_full=False)[name]
+    # set_best_to_refit_full: AutoGluon's "best" must be the model kept when the predictor is
+    # cloned with that model alone (it re-picks a best by predict time, which refits lack).
+    fit.refit_name = fit.tabular.refit_full(model=name, set_best_to_refit_full=True)[name]
     fit.refit_seconds = time.perf_counter() - started
     return fit.refit_name
 
