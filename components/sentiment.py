@@ -96,6 +96,21 @@ def train_automl(prepared: Input[Dataset], time_limit: float, max_candidates: in
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
+def train_bert(prepared: Input[Dataset], bert_model: str, epochs: int, learning_rate: float, train_batch_size: int,
+               max_steps: int, max_seq_length: int, seed: int, model: Output[Model], metrics: Output[Metrics],
+               debugger_report: Output[HTML], profiler_report: Output[HTML]):
+    """Fine-tune BERT on the prepared splits, watched by the Debugger's default rules and the Profiler."""
+    from sagestack.workflows.sentiment import train_bert_step, write_json
+
+    result = train_bert_step(prepared.path, model.path, debugger_report.path, profiler_report.path, model=bert_model,
+                             epochs=epochs, learning_rate=learning_rate, train_batch_size=train_batch_size,
+                             max_steps=max_steps, max_seq_length=max_seq_length, seed=seed)
+    model.metadata.update(result)
+    metrics.log_metric("validation_accuracy", result["validation_accuracy"])
+    write_json(metrics.path, metrics.metadata)
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def evaluate_model(prepared: Input[Dataset], model: Input[Model], evaluation: Output[Artifact],
                    report: Output[Markdown], metrics: Output[Metrics]):
     """Evaluate a candidate of any kind on the held-out test split."""
@@ -123,6 +138,7 @@ def select_champion(
     fasttext_model: Input[Model], fasttext_evaluation: Input[Artifact],
     baseline_model: Input[Model], baseline_evaluation: Input[Artifact],
     automl_model: Input[Model], automl_evaluation: Input[Artifact],
+    bert_model: Input[Model], bert_evaluation: Input[Artifact],
     metric: str, champion: Output[Model], evaluation: Output[Artifact], candidates: Output[Artifact],
 ) -> float:
     """Pick the best candidate by metric; returns its test accuracy, which the accuracy gate checks."""
@@ -131,7 +147,8 @@ def select_champion(
     summary = select_champion_step(
         {"fasttext": (fasttext_model.path, fasttext_evaluation.path),
          "baseline": (baseline_model.path, baseline_evaluation.path),
-         "automl": (automl_model.path, automl_evaluation.path)},
+         "automl": (automl_model.path, automl_evaluation.path),
+         "bert": (bert_model.path, bert_evaluation.path)},
         champion.path, evaluation.path, candidates.path, metric=metric,
     )
     champion.metadata.update({"trainer": summary["champion"], "kind": summary["kind"], metric: summary["score"]})

@@ -25,8 +25,10 @@ from components.sentiment import (
     skip_trainer,
     train_automl,
     train_baseline,
+    train_bert,
     train_fasttext,
 )
+from sagestack.bert.params import BertParams
 from sagestack.automl.candidates import DEFAULT_MAX_CANDIDATES
 from sagestack.models.baseline import BaselineParams
 from sagestack.registry.tracking import DEFAULT_MODEL_NAME
@@ -35,6 +37,9 @@ from sagestack.workflows import params as defaults
 
 PIPELINE_NAME = "sagestack-sentiment"
 _BASELINE = BaselineParams()
+_BERT = BertParams()
+# Cluster mode gives the BERT step one GPU (the local runner accepts and ignores the request).
+BERT_ACCELERATOR = "nvidia.com/gpu"
 
 
 def _candidate(enabled, trainer: str, prepared, train_task_factory):
@@ -62,6 +67,7 @@ def sentiment_pipeline(
     trainer_fasttext: bool = "fasttext" in defaults.DEFAULT_TRAINERS,
     trainer_baseline: bool = "baseline" in defaults.DEFAULT_TRAINERS,
     trainer_automl: bool = "automl" in defaults.DEFAULT_TRAINERS,
+    trainer_bert: bool = "bert" in defaults.DEFAULT_TRAINERS,
     select_metric: str = defaults.DEFAULT_SELECT_METRIC,
     seed: int = defaults.DEFAULT_SEED,
     epochs: int = SAGESTACK_DEFAULTS["epochs"],
@@ -74,6 +80,12 @@ def sentiment_pipeline(
     automl_time_limit: float = defaults.DEFAULT_AUTOML_TIME_LIMIT,
     automl_max_candidates: int = DEFAULT_MAX_CANDIDATES,
     automl_embeddings: bool = False,
+    bert_model: str = "",
+    bert_epochs: int = _BERT.epochs,
+    bert_learning_rate: float = _BERT.learning_rate,
+    bert_train_batch_size: int = _BERT.train_batch_size,
+    bert_max_steps: int = _BERT.max_steps,
+    bert_max_seq_length: int = _BERT.max_seq_length,
     facet: str = defaults.DEFAULT_FACET,
     bias_fail_on: str = "",
     explain_samples: int = defaults.DEFAULT_EXPLAIN_SAMPLES,
@@ -98,10 +110,15 @@ def sentiment_pipeline(
         prepared=prepared, time_limit=automl_time_limit, max_candidates=automl_max_candidates,
         embeddings=automl_embeddings, metric=select_metric, seed=seed,
     ))
+    bert_model_out, bert_evaluation = _candidate(trainer_bert, "bert", prepared, lambda: train_bert(
+        prepared=prepared, bert_model=bert_model, epochs=bert_epochs, learning_rate=bert_learning_rate,
+        train_batch_size=bert_train_batch_size, max_steps=bert_max_steps, max_seq_length=bert_max_seq_length, seed=seed,
+    ).set_accelerator_type(BERT_ACCELERATOR).set_accelerator_limit(1))
     select = select_champion(
         fasttext_model=fasttext_model, fasttext_evaluation=fasttext_evaluation,
         baseline_model=baseline_model, baseline_evaluation=baseline_evaluation,
-        automl_model=automl_model, automl_evaluation=automl_evaluation, metric=select_metric,
+        automl_model=automl_model, automl_evaluation=automl_evaluation,
+        bert_model=bert_model_out, bert_evaluation=bert_evaluation, metric=select_metric,
     )
     champion = select.outputs["champion"]
     model_bias = posttraining_bias(prepared=prepared, model=champion, facet=facet, fail_on=bias_fail_on)

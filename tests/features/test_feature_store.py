@@ -187,3 +187,26 @@ def test_features_cli(cli, tmp_path, sample_csv):
     bad = cli("features", "training-set", "--split", "dev", "--out", str(tmp_path / "x.csv"))
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1] == "error: unknown split 'dev'; use one of train, validation, test"
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_the_store_records_its_tokenizer_and_bert_refuses_another(home, reviews):
+    """Training BERT from the store checks the tokenizer fingerprint: same tokenizer and length →
+    the stored ids; another length (other ids) → a one-line refusal; re-ingesting with another
+    tokenizer setting is refused too (known reviews would keep the old ids)."""
+    from sagestack.bert.data import store_splits, tokenizer_fingerprint
+    from sagestack.errors import DataError, SagestackError
+    from sagestack.features.store import stored_tokenizer
+
+    settings, _ = home
+    tokenizer = load_tokenizer()
+    recorded = stored_tokenizer(settings)
+    assert recorded["max_seq_length"] == 128 and recorded["fingerprint"] == tokenizer_fingerprint(tokenizer, 128)
+    splits = store_splits(settings, tokenizer, 128)
+    table = read_features(settings)
+    assert len(splits["train"]) == (table["split_type"] == "train").sum()
+    assert splits["train"].input_ids.shape[1] == 128 and set(splits["train"].labels) == {0, 1, 2}
+    with pytest.raises(DataError, match="another tokenizer"):
+        store_splits(settings, tokenizer, 64)
+    with pytest.raises(SagestackError, match="ingest with the same tokenizer and length"):
+        ingest(settings, reviews.head(5), max_seq_length=64)
+    assert stored_tokenizer(settings) == recorded

@@ -18,8 +18,10 @@ UPSTREAM = ["ingest-data", "pretraining-bias", "feature-store", "prepare-data"]
 FASTTEXT = ["train-fasttext", "evaluate-model"]
 BASELINE = ["train-baseline", "evaluate-model-2"]
 AUTOML = ["train-automl", "evaluate-model-3"]
+BERT = ["train-bert", "evaluate-model-4"]
 DOWNSTREAM = ["select-champion", "posttraining-bias", "explain-model"]
-STANDINS = {"fasttext": "skip-trainer", "baseline": "skip-trainer-2", "automl": "skip-trainer-3"}
+STANDINS = {"fasttext": "skip-trainer", "baseline": "skip-trainer-2", "automl": "skip-trainer-3",
+            "bert": "skip-trainer-4"}
 MODEL = "reviews-sentiment"
 
 
@@ -72,7 +74,7 @@ def test_both_trainers_run_as_branches_and_the_best_becomes_champion(first_run, 
         **dict.fromkeys(UPSTREAM + FASTTEXT + BASELINE + DOWNSTREAM + ["register-model"], "SUCCESS"),
         **dict.fromkeys([STANDINS["fasttext"], STANDINS["baseline"], "record-rejection"], "SKIPPED"),
         # AutoML is asked for by name (--trainers): by default its stand-in runs instead.
-        **dict.fromkeys(AUTOML, "SKIPPED"), STANDINS["automl"]: "SUCCESS",
+        **dict.fromkeys(AUTOML + BERT, "SKIPPED"), STANDINS["automl"]: "SUCCESS", STANDINS["bert"]: "SUCCESS",
     }
     assert (Path(step(first_run, "train-fasttext")["artifacts"]["model"]) / "model.bin").is_file()
     assert (Path(step(first_run, "train-baseline")["artifacts"]["model"]) / "model.joblib").is_file()
@@ -183,6 +185,22 @@ def test_automl_branch_competes_with_the_others(first_run, run, settings_of):
     assert card["kind"] == "autogluon" and card["params"]["time_limit"] == 20.0
 
 
+def test_bert_branch_trains_watched_and_competes(first_run, run):
+    """--trainers ...,bert with the tiny BERT: the branch trains (the local runner accepts the GPU
+    request and runs it on the CPU), its model is evaluated and competes; its Debugger and Profiler
+    reports are step artifacts."""
+    summary = run(trainer_bert=True, bert_model="tiny", bert_max_steps=15, bert_max_seq_length=48)
+    done = statuses(summary)
+    assert [done[s] for s in BERT] == ["SUCCESS", "SUCCESS"] and done[STANDINS["bert"]] == "SKIPPED"
+    assert set(summary["selection"]["candidates"]) >= {"fasttext", "baseline", "bert"}
+    assert summary["selection"]["candidates"]["bert"]["kind"] == "bert"
+    artifacts = step(summary, "train-bert")["artifacts"]
+    card = json.loads((Path(artifacts["model"]) / "sagestack-model.json").read_text())
+    assert card["kind"] == "bert" and card["metrics"]["steps"] == 15
+    assert "Debugger" in Path(artifacts["debugger_report"]).read_text()
+    assert "LowGPUUtilization" in Path(artifacts["profiler_report"]).read_text()
+
+
 def test_accuracy_below_threshold_records_a_rejection(first_run, run, settings_of):
     before = list_models(settings_of)
     rejected = run(min_accuracy=0.999, auto_approve=False)
@@ -235,7 +253,27 @@ def test_compiled_yaml_pins_the_image_and_exposes_parameters(tmp_path):
     commands = json.dumps(spec["deploymentSpec"]["executors"])
     assert "pip install" not in commands  # the image brings everything; nothing installs at run time
     assert set(pipeline_tasks(sentiment_pipeline)) == set(
-        UPSTREAM + FASTTEXT + BASELINE + AUTOML + DOWNSTREAM + list(STANDINS.values()) + ["register-model", "record-rejection"])
+        UPSTREAM + FASTTEXT + BASELINE + AUTOML + BERT + DOWNSTREAM + list(STANDINS.values())
+        + ["register-model", "record-rejection"])
+    # Cluster mode: the BERT step asks for one GPU.
+    [bert_task] = [t for t in _all_tasks(spec) if t[0] == "train-bert"]
+    bert_executor = spec["deploymentSpec"]["executors"][bert_task[1]["componentRef"]["name"].replace("comp-", "exec-")]
+    accelerator = bert_executor["container"]["resources"]["accelerator"]
+    assert accelerator.get("resourceType", accelerator.get("type")) == "nvidia.com/gpu"
+    assert str(accelerator.get("resourceCount", accelerator.get("count"))) == "1"
+
+
+def _all_tasks(spec: dict):
+    """Every (name, task) of the compiled pipeline, nested condition groups included."""
+    found = []
+
+    def walk(dag: dict) -> None:
+        for name, task in dag.get("tasks", {}).items():
+            found.append((name, task))
+    walk(spec["root"]["dag"])
+    for component in spec["components"].values():
+        walk(component.get("dag", {}))
+    return found
 
 
 def test_lineage_steps_and_trainers_match_the_compiled_pipeline():

@@ -55,14 +55,15 @@ def test_predict_orders_probabilities_and_names_the_top_label():
 
 
 def test_the_registry_of_kinds():
-    assert kind_names() == ["fasttext", "baseline", "autogluon"]
+    assert kind_names() == ["fasttext", "baseline", "autogluon", "bert"]
     fasttext, baseline = get_kind("fasttext"), get_kind("baseline")
     assert (fasttext.heavy, baseline.heavy) == (False, True)
     assert fasttext.predictor.kind == "fasttext" and baseline.predictor.kind == "baseline"
     assert any(r.startswith("scikit-learn==") for r in baseline.pip_requirements())
     assert all("==" in r for r in fasttext.pip_requirements())
-    with pytest.raises(RegistryError, match="^unknown model kind 'bert'; known kinds: fasttext, baseline, autogluon$"):
-        get_kind("bert")
+    assert get_kind("bert").heavy and any(r.startswith("transformers==") for r in get_kind("bert").pip_requirements())
+    with pytest.raises(RegistryError, match="^unknown model kind 'xgb'; known kinds: fasttext, baseline, autogluon, bert$"):
+        get_kind("xgb")
 
 
 def test_a_new_kind_is_one_module_and_one_registry_entry(monkeypatch, tmp_path, settings):
@@ -171,8 +172,9 @@ def test_select_champion_skips_left_out_trainers_breaks_ties_by_order_and_needs_
 def test_parse_trainers():
     assert parse_trainers("baseline, fasttext") == ["fasttext", "baseline"]
     assert parse_trainers("fasttext") == ["fasttext"]
-    with pytest.raises(ConfigError, match="^unknown trainer\\(s\\) bert; choose from fasttext, baseline, automl$"):
-        parse_trainers("fasttext,bert")
+    assert parse_trainers("bert,automl") == ["automl", "bert"]
+    with pytest.raises(ConfigError, match="^unknown trainer\\(s\\) roberta; choose from fasttext, baseline, automl, bert$"):
+        parse_trainers("fasttext,roberta")
     with pytest.raises(ConfigError, match="^no trainer selected"):
         parse_trainers(" , ")
 

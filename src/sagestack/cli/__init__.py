@@ -14,7 +14,7 @@ from typing import Optional
 import typer
 
 from sagestack import __version__
-from sagestack.cli import analysis, automl, data, demo, features, models, pipeline, serve, train
+from sagestack.cli import analysis, automl, data, debug, demo, features, models, pipeline, serve, train, tune
 from sagestack.cli.common import USER_ERROR_EXIT, state
 from sagestack.errors import SagestackError
 
@@ -29,6 +29,8 @@ app.add_typer(train.app, name="train")
 app.add_typer(models.app, name="models")
 app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(features.app, name="features")
+app.add_typer(debug.app, name="debug")
+app.add_typer(tune.app, name="tune")
 app.command("bias")(analysis.bias)
 app.command("explain")(analysis.explain)
 app.command("automl")(automl.automl)

@@ -39,6 +39,10 @@ def run(
     automl_time_limit: Optional[float] = typer.Option(None, help=f"AutoML fit budget in seconds (default {DEFAULT_AUTOML_TIME_LIMIT:g})."),
     automl_max_candidates: Optional[int] = typer.Option(None, help=f"AutoML candidates to try (default {DEFAULT_MAX_CANDIDATES})."),
     automl_embeddings: Optional[bool] = typer.Option(None, "--automl-embeddings/--no-automl-embeddings", help="AutoML: add MiniLM sentence embeddings."),
+    bert_model: Optional[str] = typer.Option(None, help="BERT branch: '' the shipped MiniLM BERT, 'tiny' a small random BERT, or a local checkpoint folder."),
+    bert_epochs: Optional[int] = typer.Option(None, help="BERT branch epochs."),
+    bert_learning_rate: Optional[float] = typer.Option(None, help="BERT branch learning rate."),
+    bert_max_steps: Optional[int] = typer.Option(None, help="BERT branch: stop after this many steps (0: no limit)."),
     seed: Optional[int] = typer.Option(None),
     facet: Optional[str] = typer.Option(None, "--facet", help=f"Bias facet (default {DEFAULT_FACET}; see `sagestack bias`)."),
     bias_fail_on: Optional[str] = typer.Option(None, help="';'-separated bias rules that fail the run, e.g. 'CI>0.95'."),
@@ -54,6 +58,7 @@ def run(
                       word_ngrams=word_ngrams),
         baseline=dict(c=baseline_c),
         automl=dict(time_limit=automl_time_limit, max_candidates=automl_max_candidates, embeddings=automl_embeddings),
+        bert=dict(model=bert_model, epochs=bert_epochs, learning_rate=bert_learning_rate, max_steps=bert_max_steps),
         min_accuracy=min_accuracy, auto_approve=auto_approve or None,
         model_name=model_name, seed=seed, facet=facet, bias_fail_on=bias_fail_on,
     )

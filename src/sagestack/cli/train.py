@@ -105,3 +105,70 @@ def baseline(
     if register:
         _register(summary, lines, out, train, model_name, approve)
     emit(summary, json_output, lines)
+
+
+@app.command("bert")
+def bert(
+    data: Optional[Path] = typer.Option(None, "--data", help="A reviews CSV, tokenized on the fly (default: the feature store)."),
+    model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="A local Hugging Face checkpoint (default: the shipped MiniLM BERT)."),
+    tiny: bool = typer.Option(False, "--tiny", help="A small randomly initialised BERT (fast tests)."),
+    out: Path = typer.Option(..., "--out", help="Output folder: checkpoints, debugger/, profiler/, model/, summary.json."),
+    max_seq_length: Optional[int] = typer.Option(None),
+    epochs: Optional[int] = typer.Option(None),
+    learning_rate: Optional[float] = typer.Option(None),
+    train_batch_size: Optional[int] = typer.Option(None),
+    validation_batch_size: Optional[int] = typer.Option(None),
+    train_steps_per_epoch: Optional[int] = typer.Option(None, help="Batches per epoch (0: all)."),
+    validation_steps_per_epoch: Optional[int] = typer.Option(None, help="Batches per evaluation (0: all)."),
+    run_validation: Optional[bool] = typer.Option(None, "--run-validation/--no-run-validation"),
+    seed: Optional[int] = typer.Option(None),
+    freeze_bert_layer: Optional[bool] = typer.Option(None, "--freeze-bert-layer/--no-freeze-bert-layer"),
+    warmup_ratio: Optional[float] = typer.Option(None),
+    weight_decay: Optional[float] = typer.Option(None),
+    gradient_clipping: Optional[float] = typer.Option(None, help="Max global gradient L2 norm (0: no clipping)."),
+    max_steps: Optional[int] = typer.Option(None, help="Stop after this many steps (0: no limit)."),
+    validation_interval: Optional[int] = typer.Option(None, help="Also evaluate every N steps (0: epoch ends only)."),
+    early_stopping_patience: Optional[int] = typer.Option(None, help="Stop after N evaluations without improvement (0: never)."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    rule: Optional[list[str]] = typer.Option(None, "--rule", help="A Debugger rule, e.g. 'LossNotDecreasing:num_steps=20' (repeat; default: the default rules; see `sagestack debug rules`)."),
+    no_rules: bool = typer.Option(False, "--no-rules", help="Record only; evaluate no rule."),
+    stop_on_finding: bool = typer.Option(False, "--stop-on-finding", help="A rule that fires stops training at that step."),
+    debug_interval: int = typer.Option(100, help="Debugger save interval in steps."),
+    profile: bool = typer.Option(True, "--profile/--no-profile", help="Run the Profiler."),
+    profile_start_step: int = typer.Option(5), profile_num_steps: int = typer.Option(10),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --out."),
+    register: bool = RegisterOpt,
+    model_name: str = ModelNameOpt,
+    approve: bool = ApproveOpt,
+    json_output: bool = JsonOpt,
+) -> None:
+    """Fine-tune a BERT classifier, watched by the Debugger's rules and the Profiler."""
+    from sagestack.bert.job import BertJobSpec, log_bert_run, train_bert
+    from sagestack.bert.params import BertParams
+
+    params = BertParams().updated(
+        max_seq_length=max_seq_length, epochs=epochs, learning_rate=learning_rate, train_batch_size=train_batch_size,
+        validation_batch_size=validation_batch_size, train_steps_per_epoch=train_steps_per_epoch,
+        validation_steps_per_epoch=validation_steps_per_epoch, run_validation=run_validation, seed=seed,
+        freeze_bert_layer=freeze_bert_layer, warmup_ratio=warmup_ratio, weight_decay=weight_decay,
+        gradient_clipping=gradient_clipping, max_steps=max_steps, validation_interval=validation_interval,
+        early_stopping_patience=early_stopping_patience,
+    )
+    spec = BertJobSpec(params=params, data=data, model_dir=model_dir, tiny=tiny, device=device,
+                       rules=() if no_rules else (tuple(rule) if rule else None), stop_on_finding=stop_on_finding,
+                       debug_interval=debug_interval, profile=profile, profile_start_step=profile_start_step,
+                       profile_num_steps=profile_num_steps, resume=resume)
+    job = train_bert(spec, out, settings=settings() if data is None or register else None, progress=progress(json_output))
+    summary = job.summary
+    lines = [f"model: {summary['model_dir']} ({summary['training']['steps']} steps on {summary['device']}, "
+             f"{summary['training']['samples_per_second']} samples/s)",
+             f"validation_accuracy: {summary['validation_accuracy']}",
+             f"test_accuracy: {summary['test_accuracy']}",
+             *(f"debugger: {f['rule']} fired at step {f['step']}: {f['detail']}" for f in summary["findings"]),
+             f"stopped: {summary['stop_reason']}" if summary["stopped"] else "stopped: no",
+             f"reports: {summary['debugger_report']}" + (f", {summary['profiler_report']}" if summary["profiler_report"] else "")]
+    if register:
+        logged = log_bert_run(job, settings=settings(), approve=approve, model_name=model_name)
+        summary.update(logged)
+        lines.append(f"registered: {model_name} version {logged['registered']['version']} (kind bert)")
+    emit(summary, json_output, lines)

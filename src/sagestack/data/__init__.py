@@ -1,28 +1,38 @@
-"""Data layer: load, validate, clean, balance, split and write review data; find datasets."""
+"""Data layer: load, validate, clean, balance, split and write review data; find datasets.
 
-from sagestack.data.fasttext_format import read_fasttext, to_fasttext_lines, write_fasttext
-from sagestack.data.prepare import PreparedData, prepare_dataset
-from sagestack.data.resolver import DEFAULT_DATASET, ResolvedData, resolve_dataset
-from sagestack.data.reviews import LoadedReviews, clean_text, load_reviews, rating_to_sentiment
-from sagestack.data.split import Splits, balance_by_label, stratified_split
-from sagestack.data.tokenize import course_tokenize, word_tokenize
+Names are imported on first use (PEP 562), so importing one submodule (e.g. the BERT
+training code on a GPU machine with only torch and transformers) does not pull in the rest.
+"""
 
-__all__ = [
-    "DEFAULT_DATASET",
-    "LoadedReviews",
-    "PreparedData",
-    "ResolvedData",
-    "Splits",
-    "balance_by_label",
-    "clean_text",
-    "course_tokenize",
-    "load_reviews",
-    "prepare_dataset",
-    "rating_to_sentiment",
-    "read_fasttext",
-    "resolve_dataset",
-    "stratified_split",
-    "to_fasttext_lines",
-    "word_tokenize",
-    "write_fasttext",
-]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "read_fasttext": "sagestack.data.fasttext_format",
+    "to_fasttext_lines": "sagestack.data.fasttext_format",
+    "write_fasttext": "sagestack.data.fasttext_format",
+    "PreparedData": "sagestack.data.prepare",
+    "prepare_dataset": "sagestack.data.prepare",
+    "DEFAULT_DATASET": "sagestack.data.resolver",
+    "ResolvedData": "sagestack.data.resolver",
+    "resolve_dataset": "sagestack.data.resolver",
+    "LoadedReviews": "sagestack.data.reviews",
+    "clean_text": "sagestack.data.reviews",
+    "load_reviews": "sagestack.data.reviews",
+    "rating_to_sentiment": "sagestack.data.reviews",
+    "Splits": "sagestack.data.split",
+    "balance_by_label": "sagestack.data.split",
+    "stratified_split": "sagestack.data.split",
+    "course_tokenize": "sagestack.data.tokenize",
+    "word_tokenize": "sagestack.data.tokenize",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

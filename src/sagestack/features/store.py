@@ -9,6 +9,7 @@ and offline parquet.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -22,6 +23,8 @@ from sagestack.data.atomic import atomic_file
 from sagestack.errors import SagestackError
 
 FEATURES_FILE = "review_features.parquet"
+# Which tokenizer made the stored input_ids (its fingerprint, directory and sequence length).
+TOKENIZER_FILE = "tokenizer.json"
 TRAINING_SERVICE, SERVING_SERVICE = "sentiment_training_v1", "sentiment_serving_v1"
 SPLITS = ("train", "validation", "test")
 
@@ -91,13 +94,23 @@ def ingest(settings: Settings, reviews: pd.DataFrame, *, max_seq_length: int = 1
     Returns:
         ``{"rows", "new_rows", "path", "splits"}``.
     """
-    from sagestack.features.engineering import engineer_features, load_tokenizer
+    from sagestack.bert.data import tokenizer_fingerprint
+    from sagestack.features.engineering import default_tokenizer_dir, engineer_features, load_tokenizer
 
     _environment(settings)
     existing = read_features(settings)
+    tokenizer = load_tokenizer(tokenizer_dir)
+    record = {"fingerprint": tokenizer_fingerprint(tokenizer, max_seq_length),
+              "tokenizer": str(tokenizer_dir or default_tokenizer_dir()), "max_seq_length": max_seq_length}
+    recorded = stored_tokenizer(settings)
+    if existing is not None and len(existing) and recorded is not None and recorded["fingerprint"] != record["fingerprint"]:
+        # Known reviews keep their stored ids: mixing two tokenizers' ids in one table is never right.
+        raise SagestackError(
+            f"the feature store's input_ids come from {recorded['tokenizer']} (max_seq_length "
+            f"{recorded['max_seq_length']}); ingest with the same tokenizer and length, or use a new SAGESTACK_HOME"
+        )
     table = engineer_features(
-        reviews, tokenizer=load_tokenizer(tokenizer_dir), max_seq_length=max_seq_length, existing=existing,
-        progress=progress,
+        reviews, tokenizer=tokenizer, max_seq_length=max_seq_length, existing=existing, progress=progress,
     )
     path = feast_dir(settings) / FEATURES_FILE
     with atomic_file(path) as tmp:
@@ -118,6 +131,8 @@ def ingest(settings: Settings, reviews: pd.DataFrame, *, max_seq_length: int = 1
         if existing is None:
             path.unlink(missing_ok=True)
         raise
+    with atomic_file(feast_dir(settings) / TOKENIZER_FILE) as tmp:
+        tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
     from sagestack.features.engineering import content_hash
 
     hashes = {content_hash(b, c) for b, c in zip(reviews["review_body"], reviews["product_category"])}
@@ -129,6 +144,13 @@ def ingest(settings: Settings, reviews: pd.DataFrame, *, max_seq_length: int = 1
         # The ids of exactly these reviews: a pipeline trains on its own input, not on the whole store.
         "review_ids": [int(i) for i in table.loc[table["content_hash"].isin(hashes), "review_id"]],
     }
+
+
+def stored_tokenizer(settings: Settings) -> dict | None:
+    """Which tokenizer made the store's ``input_ids``: ``{"fingerprint", "tokenizer", "max_seq_length"}``,
+    or ``None`` for a store ingested before sagestack recorded it."""
+    path = feast_dir(settings) / TOKENIZER_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 class OnlineReader:

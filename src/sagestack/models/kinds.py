@@ -22,6 +22,7 @@ KIND_MODULES = {
     "fasttext": "sagestack.models.fasttext",
     "baseline": "sagestack.models.baseline",
     "autogluon": "sagestack.models.autogluon",
+    "bert": "sagestack.models.bert",
 }
 # What every pyfunc needs besides the kind's own packages.
 COMMON_REQUIREMENTS = ("numpy", "pandas", "mlflow")

@@ -5,8 +5,8 @@ heavy imports: the CLI imports it to build its help text.
 """
 
 # The trainers (pipeline branches), in the order ties are broken: the first listed wins a tie.
-TRAINERS = ("fasttext", "baseline", "automl")
-# What a run without --trainers trains: AutoML takes minutes, so it is asked for by name.
+TRAINERS = ("fasttext", "baseline", "automl", "bert")
+# What a run without --trainers trains: AutoML and BERT take minutes on a CPU, so they are asked for by name.
 DEFAULT_TRAINERS = ("fasttext", "baseline")
 # The pipeline's AutoML branch: a shorter budget than `sagestack automl` (240 s).
 DEFAULT_AUTOML_TIME_LIMIT = 120.0

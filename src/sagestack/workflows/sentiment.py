@@ -74,6 +74,7 @@ def pipeline_arguments(
     fasttext: dict | None = None,
     baseline: dict | None = None,
     automl: dict | None = None,
+    bert: dict | None = None,
     **others: object,
 ) -> dict:
     """The sentiment pipeline's parameters from user options, checked before anything runs.
@@ -86,6 +87,8 @@ def pipeline_arguments(
         fasttext: fastText hyperparameters (BlazingText names; ``None`` values keep defaults).
         baseline: baseline hyperparameters, as the pipeline names them without ``baseline_``.
         automl: the AutoML branch's ``time_limit``, ``max_candidates``, ``embeddings``.
+        bert: the BERT branch's ``model`` ("" / "tiny" / a checkpoint folder) and hyperparameters
+            (``epochs``, ``learning_rate``, ``train_batch_size``, ``max_steps``, ``max_seq_length``).
         **others: further pipeline parameters passed as they are (``None`` values dropped).
 
     Returns:
@@ -95,6 +98,7 @@ def pipeline_arguments(
         ConfigError: an unknown trainer or metric, or a hyperparameter out of range.
     """
     from sagestack.automl.search import AutoMLSpec
+    from sagestack.bert.params import BertParams
     from sagestack.models import SELECT_METRICS
     from sagestack.models.baseline import make_baseline_params
     from sagestack.text import make_params
@@ -110,7 +114,13 @@ def pipeline_arguments(
     except ConfigError as exc:  # name the pipeline's option, not `sagestack automl`'s
         raise ConfigError(str(exc).replace("--time-limit", "--automl-time-limit")
                           .replace("--max-candidates", "--automl-max-candidates")) from None
+    bert = {name: value for name, value in (bert or {}).items() if value is not None}
+    try:
+        BertParams().updated(**{k: v for k, v in bert.items() if k != "model"})
+    except ConfigError as exc:  # name the pipeline's option, not `train bert`'s
+        raise ConfigError(str(exc).replace("--", "--bert-")) from None
     arguments = {"data_path": data_path, "select_metric": select_metric, **fasttext,
+                 **{f"bert_{name}": value for name, value in bert.items()},
                  **{f"baseline_{name}": value for name, value in baseline.items()},
                  **{f"automl_{name}": value for name, value in automl.items()}, **others}
     if trainers is not None:
@@ -249,6 +259,37 @@ def train_automl_step(prepared_dir: Path, model_dir: Path, *, time_limit: float,
     return {"kind": card.kind, "validation_accuracy": validation.accuracy, "train_seconds": card.metrics["fit_seconds"],
             "model_size_mb": card.metrics["model_size_mb"], "candidate": card.params["candidate"],
             "leaderboard": [{k: row[k] for k in ("rank", "name", "validation_accuracy")} for row in leaderboard]}
+
+
+def train_bert_step(prepared_dir: Path, model_dir: Path, debugger_report: Path, profiler_report: Path, *,
+                    model: str = "", epochs: int, learning_rate: float, train_batch_size: int, max_steps: int,
+                    max_seq_length: int, seed: int) -> dict:
+    """Train the BERT branch on the prepared splits (read back from the feature store), watched by
+    the default Debugger rules and the Profiler; the fine-tuned model is the branch's model.
+
+    Args:
+        model: ``""`` for the shipped MiniLM BERT, ``"tiny"`` for a small random BERT, else a
+            local Hugging Face checkpoint folder.
+
+    Returns:
+        ``{"kind", "validation_accuracy", "train_seconds", "samples_per_second", "steps", "device", "findings"}``.
+    """
+    from sagestack.bert.job import MODEL_DIR, BertJobSpec, train_bert
+    from sagestack.bert.params import BertParams
+
+    params = BertParams(epochs=epochs, learning_rate=learning_rate, train_batch_size=train_batch_size,
+                        max_steps=max_steps, max_seq_length=max_seq_length, seed=seed)
+    spec = BertJobSpec(params=params, splits_dir=Path(prepared_dir), tiny=model == "tiny",
+                       model_dir=Path(model) if model not in ("", "tiny") else None)
+    with tempfile.TemporaryDirectory(prefix="sagestack-bert-") as work:
+        summary = train_bert(spec, Path(work) / "run").summary
+        shutil.copytree(Path(work) / "run" / MODEL_DIR, model_dir, dirs_exist_ok=True)
+        shutil.copyfile(summary["debugger_report"], debugger_report)
+        shutil.copyfile(summary["profiler_report"], profiler_report)
+    return {"kind": summary["kind"], "validation_accuracy": summary["validation_accuracy"],
+            "train_seconds": summary["training"]["train_seconds"],
+            "samples_per_second": summary["training"]["samples_per_second"], "steps": summary["training"]["steps"],
+            "device": summary["device"], "findings": [f["rule"] for f in summary["findings"]]}
 
 
 def evaluate_step(prepared_dir: Path, model_dir: Path, evaluation_path: Path, report_path: Path) -> dict:

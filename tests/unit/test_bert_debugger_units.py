@@ -1,0 +1,101 @@
+"""Pure parts of BERT training and the Debugger hook: hyperparameters, tokenizer fingerprints,
+recording configuration, tensor reductions and event dispatch (tiny in-code inputs)."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+import torch
+
+from sagestack.bert.data import tokenizer_fingerprint
+from sagestack.bert.params import COURSE_NAMES, BertParams
+from sagestack.debugger.config import DebuggerConfig
+from sagestack.debugger.events import CallbackList, TrainingCallback, TrainingState
+from sagestack.debugger.hook import reduce_tensor
+from sagestack.errors import ConfigError
+
+
+def test_params_have_the_course_names_and_check_values():
+    params = BertParams()
+    assert set(COURSE_NAMES) <= set(params.to_dict())
+    assert params.updated(epochs=5, learning_rate=None).epochs == 5 and params.updated(learning_rate=None) == params
+    with pytest.raises(ConfigError, match="^--learning-rate must be above 0, got 0"):
+        params.updated(learning_rate=0)
+    with pytest.raises(ConfigError, match="^--train-batch-size must be 1 or more"):
+        params.updated(train_batch_size=0)
+    with pytest.raises(ConfigError, match="^--gradient-clipping must be 0 or more"):
+        params.updated(gradient_clipping=-1)
+    with pytest.raises(ConfigError, match="^unknown BERT hyperparameter\\(s\\) lr;"):
+        params.updated(lr=1e-3)
+    with pytest.raises(ConfigError, match="512 or less"):
+        params.updated(max_seq_length=1024)
+
+
+def test_tokenizer_fingerprint_changes_with_what_changes_the_ids():
+    from sagestack.features.engineering import load_tokenizer
+
+    tokenizer = load_tokenizer()
+    assert tokenizer_fingerprint(tokenizer, 128) == tokenizer_fingerprint(load_tokenizer(), 128)
+    assert tokenizer_fingerprint(tokenizer, 128) != tokenizer_fingerprint(tokenizer, 64)
+    tokenizer(["some text"], padding="max_length", truncation=True, max_length=32)  # per-call state is not part of it
+    assert tokenizer_fingerprint(tokenizer, 128) == tokenizer_fingerprint(load_tokenizer(), 128)
+    cased = load_tokenizer()
+    cased.backend_tokenizer.normalizer = None  # no lower-casing: other ids for "Dress" than "dress"
+    assert tokenizer_fingerprint(cased, 128) != tokenizer_fingerprint(tokenizer, 128)
+
+
+def test_config_validates_and_merges_rule_needs():
+    config = DebuggerConfig(save_interval=10)
+    assert [s for s in range(25) if config.should_save(s)] == [0, 10, 20]
+    assert [s for s in range(25) if DebuggerConfig(save_steps=(3, 7)).should_save(s)] == [3, 7]
+    merged = config.with_requirements(("outputs",), {"gradients": ("p05",), "weights": ("update_l2",)}, r"(?i)relu")
+    assert "outputs" in merged.collections and merged.reductions_of("gradients")[-1] == "p05"
+    assert "update_l2" in merged.reductions_of("weights") and merged.reductions_of("gradients")[:1] == ("l2",)
+    pattern = re.compile(merged.outputs_regex)
+    assert pattern.search("bert.encoder.layer.0.intermediate.dense") and pattern.search("Block.ReLU")
+    assert not pattern.search("bert.encoder.layer.0.output.dense")
+    with pytest.raises(ConfigError, match="unknown debugger collection\\(s\\) grads"):
+        DebuggerConfig(collections=("grads",))
+    with pytest.raises(ConfigError, match="unknown reduction\\(s\\) median for gradients"):
+        DebuggerConfig(reductions={"gradients": ("median",)})
+    with pytest.raises(ConfigError, match="save_interval must be 1 or more"):
+        DebuggerConfig(save_interval=0)
+
+
+def test_reductions_by_hand():
+    x = torch.tensor([[0.0, 3.0], [-4.0, 1.0]])
+    got = {k: float(v) for k, v in reduce_tensor(x, ("mean", "std", "min", "max", "l2", "abs_mean", "zero_fraction",
+                                                        "nonfinite", "nan")).items()}
+    assert got == pytest.approx({"mean": 0.0, "std": math.sqrt(6.5), "min": -4.0, "max": 3.0, "l2": math.sqrt(26),
+                                 "abs_mean": 2.0, "zero_fraction": 0.25, "nonfinite": 0.0, "nan": 0.0})
+    bad = torch.tensor([float("nan"), float("inf"), 1.0])
+    assert float(reduce_tensor(bad, ("nonfinite",))["nonfinite"]) == 2 and float(reduce_tensor(bad, ("nan",))["nan"]) == 1
+    ramp = torch.arange(101, dtype=torch.float32)
+    percentiles = reduce_tensor(ramp, ("p05", "p95"))
+    assert float(percentiles["p05"]) == pytest.approx(5) and float(percentiles["p95"]) == pytest.approx(95)
+    # Saturation at SageMaker's limits: tanh outputs at ±1, sigmoid outputs at 0 or 1.
+    tanh = torch.tanh(torch.tensor([-20.0, 0.5, 20.0, 0.0]))
+    assert float(reduce_tensor(tanh, ("saturated_fraction",))["saturated_fraction"]) == 0.5
+    sigmoid = torch.sigmoid(torch.tensor([-30.0, 0.0, 1.0, 30.0]))
+    assert float(reduce_tensor(sigmoid, ("saturated_fraction",))["saturated_fraction"]) == 0.5
+
+
+def test_callbacks_are_called_in_order_and_may_stop():
+    calls = []
+
+    class Recorder(TrainingCallback):
+        def __init__(self, name):
+            self.name = name
+
+        def on_step_end(self, state):
+            calls.append(self.name)
+            if self.name == "second":
+                state.request_stop("enough")
+                state.request_stop("ignored: the first reason is kept")
+
+    state = TrainingState(model=None)
+    CallbackList([Recorder("first"), Recorder("second")]).on_step_end(state)
+    assert calls == ["first", "second"] and state.should_stop and state.stop_reason == "enough"
+    CallbackList([Recorder("first")]).on_train_begin(state)  # events a callback does not define are no-ops
