@@ -106,6 +106,11 @@ class TfidfLinearModel(AbstractModel):
             X[text] = X[text].fillna("").astype(str)
         return X
 
+    def _more_tags(self) -> dict:
+        # Nothing learnt from the validation rows (no early stopping): refit_full may train this
+        # model on train + validation. Without the tag AutoGluon "refits" by reusing the model.
+        return {"can_refit_full": True}
+
     def _fit(self, X: pd.DataFrame, y: pd.Series, **kwargs) -> None:
         X = self.preprocess(X, is_train=True)
         self.model = self._build(X).fit(X, y)
