@@ -74,6 +74,8 @@ def test_tune_bert_runs_trials_logs_children_and_registers_the_best(cli, sample_
     assert version.tags["tuning.trial"] == str(best["trial"])
     best_run = children[f"best: trial {best['trial']}"]
     assert best_run.info.run_id == version.run_id  # the registered model's run is a child of the tuning job
+    # As `train bert` does, the best run carries the Debugger's recorded scalars as metrics.
+    assert any(key.startswith("debugger/gradients/") for key in best_run.data.metrics)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ training code on a GPU machine with only torch and transformers) does not pull i
 
 from __future__ import annotations
 
-import importlib
+from sagestack.lazy import lazy_exports
 
 _EXPORTS = {
     "read_fasttext": "sagestack.data.fasttext_format",
@@ -31,8 +31,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

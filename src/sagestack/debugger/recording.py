@@ -100,17 +100,10 @@ class Recording:
         Raises:
             FileNotFoundError: the folder has no ``tensors.jsonl``.
         """
+        from sagestack.lazy import read_jsonl
+
         directory = Path(directory)
-        path = directory / TENSORS_FILE
-        if not path.is_file():
-            raise FileNotFoundError(path)
-        rows = []
-        with open(path, encoding="utf-8") as lines:
-            for line in lines:
-                try:
-                    rows.append(json.loads(line))
-                except ValueError:  # a line cut short by a crash
-                    continue
+        rows = read_jsonl(directory / TENSORS_FILE)  # a line cut short by a crash is skipped
         run_path = directory / RUN_FILE
         run = json.loads(run_path.read_text(encoding="utf-8")) if run_path.is_file() else {}
         return cls.from_rows(rows, run)

@@ -13,7 +13,7 @@ training side needs only torch, numpy, pandas and the standard library.
 
 from __future__ import annotations
 
-import importlib
+from sagestack.lazy import lazy_exports
 
 _EXPORTS = {
     "Profiler": "sagestack.profiler.framework",
@@ -36,8 +36,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -507,17 +507,9 @@ def load_framework(directory: Path | str):
     Raises:
         FileNotFoundError: the folder has no ``framework.jsonl``.
     """
-    path = Path(directory) / FRAMEWORK_FILE
-    if not path.is_file():
-        raise FileNotFoundError(path)
-    rows = []
-    with open(path, encoding="utf-8") as lines:
-        for line in lines:
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                continue
-    return framework_rows_to_frame(rows)
+    from sagestack.lazy import read_jsonl
+
+    return framework_rows_to_frame(read_jsonl(Path(directory) / FRAMEWORK_FILE))
 
 
 def load_run_facts(directory: Path | str) -> dict:

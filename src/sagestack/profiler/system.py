@@ -397,17 +397,9 @@ def load_system(directory: Path | str):
     Raises:
         FileNotFoundError: the folder has no ``system.jsonl``.
     """
-    path = Path(directory) / SYSTEM_FILE
-    if not path.is_file():
-        raise FileNotFoundError(path)
-    rows = []
-    with open(path, encoding="utf-8") as lines:
-        for line in lines:
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                continue
-    return system_rows_to_frame(rows)
+    from sagestack.lazy import read_jsonl
+
+    return system_rows_to_frame(read_jsonl(Path(directory) / SYSTEM_FILE))
 
 
 def gpu_indices(system) -> list[int]:

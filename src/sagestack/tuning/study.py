@@ -440,7 +440,7 @@ def _register_best(best, target: TuningTarget, spec: TuningSpec, parent_id: str,
     dataset = (DatasetRef(str(target.dataset.resolve()), sha256_file(target.dataset))
                if target.dataset is not None and target.dataset.is_file() else None)
     test = Evaluation.from_dict(outcome["test_evaluation"]) if outcome.get("test_evaluation") else None
-    return log_model_run(
+    logged = log_model_run(
         outcome["model_dir"], settings=settings, dataset=dataset, test_evaluation=test, model_name=model_name,
         approval=approval, aliases=aliases,
         extra_tags={"tuning.parent_run_id": parent_id, "tuning.trial": str(best.number), "tuning.objective": spec.objective,
@@ -448,6 +448,13 @@ def _register_best(best, target: TuningTarget, spec: TuningSpec, parent_id: str,
         extra_artifacts={name: Path(path) for name, path in outcome.get("artifacts", {}).items() if Path(path).exists()},
         parent_run_id=parent_id, run_name=f"best: trial {best.number}",
     )
+    recording = outcome.get("artifacts", {}).get("debugger")
+    if target.kind == "bert" and recording and (Path(recording) / "tensors.jsonl").is_file():
+        from sagestack.debugger.mlflow import log_recording
+        from sagestack.debugger.recording import Recording
+
+        log_recording(settings, logged["run_id"], Recording.load(recording))  # as `train bert` does
+    return logged
 
 
 def tune(target: TuningTarget, spec: TuningSpec, out_dir: Path | str, *, settings=None, register: bool = True,
