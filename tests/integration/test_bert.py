@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +23,7 @@ from sagestack.bert.model import build_model
 from sagestack.bert.params import BertParams
 from sagestack.bert.training import train
 from sagestack.debugger.config import DebuggerConfig
+from sagestack.debugger.events import TrainingCallback
 from sagestack.debugger.hook import DebuggerHook, RuleAction
 from sagestack.debugger.recording import Recording
 from sagestack.debugger.rules import DEFAULT_RULES, evaluate_rules, parse_rule
@@ -113,15 +115,59 @@ def test_shuffled_labels_trip_overfit(data, tmp_path):
     assert finding.rule == "Overfit" and result.stopped and result.steps == finding.step + 1
 
 
-def test_checkpoint_and_resume_continue_where_the_run_stopped(data, tmp_path):
-    params = BertParams(max_seq_length=LENGTH, train_batch_size=32, epochs=1, learning_rate=HEALTHY_LR)
-    first = train(tiny(), data[0]["train"], data[0]["validation"], params, checkpoint_dir=tmp_path, device="cpu")
-    assert (tmp_path / "checkpoint.pt").is_file() and first.epochs_completed == 1
-    again = train(tiny(), data[0]["train"], data[0]["validation"], params.updated(epochs=2), checkpoint_dir=tmp_path,
-                  resume=True, device="cpu")
-    assert again.steps == 2 * first.steps and again.epochs_completed == 2
+class StopAfter(TrainingCallback):
+    """Stops training after a given step (a crash at an epoch boundary, for the resume test)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, state):
+        if state.step == self.step:
+            state.request_stop("interrupted")
+
+
+def test_a_resumed_run_continues_exactly_as_an_unbroken_one(data, tmp_path):
+    """Stopped after epoch 1 and resumed, a run takes the same steps with the same losses as one
+    that never stopped (weights, optimizer, schedule, shuffling and dropout RNG all restored)."""
+    params = BertParams(max_seq_length=LENGTH, train_batch_size=32, epochs=2, learning_rate=HEALTHY_LR)
+    train_rows, validation = data[0]["train"], data[0]["validation"]
+    per_epoch = -(-len(train_rows) // 32)
+    unbroken = train(tiny(), train_rows, validation, params, checkpoint_dir=tmp_path / "a", device="cpu")
+    first = train(tiny(), train_rows, validation, params, checkpoint_dir=tmp_path / "b", device="cpu",
+                  callbacks=[StopAfter(per_epoch - 1)])
+    assert first.stopped and first.epochs_completed == 1 and first.steps == per_epoch
+    resumed = train(tiny(), train_rows, validation, params, checkpoint_dir=tmp_path / "b", resume=True, device="cpu")
+    assert resumed.steps == unbroken.steps == 2 * per_epoch and resumed.epochs_completed == 2
+    assert resumed.losses == pytest.approx(unbroken.losses[per_epoch:], rel=1e-5)
     with pytest.raises(ConfigError, match="no checkpoint"):
-        train(tiny(), data[0]["train"], None, params, checkpoint_dir=tmp_path / "none", resume=True, device="cpu")
+        train(tiny(), train_rows, None, params, checkpoint_dir=tmp_path / "none", resume=True, device="cpu")
+
+
+def test_max_steps_part_way_through_an_epoch_does_not_complete_it(data, tmp_path):
+    params = BertParams(max_seq_length=LENGTH, train_batch_size=32, epochs=3, max_steps=20, run_validation=False)
+    result = train(tiny(), data[0]["train"], None, params, checkpoint_dir=tmp_path, device="cpu")
+    assert result.steps == 20 and result.epochs_completed == 1  # 17 batches an epoch: epoch 2 was cut short
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["epoch"] == 1
+
+
+class SlowStep(TrainingCallback):
+    """One step that hangs for a while (a stuck data loader or a deadlock, in small)."""
+
+    def on_step_end(self, state):
+        if state.step == 3:
+            time.sleep(1.5)
+
+
+def test_the_stall_watchdog_reports_a_step_that_hangs_and_stops_training(data, tmp_path):
+    params = BertParams(max_seq_length=LENGTH, train_batch_size=32, epochs=1, run_validation=False)
+    hook = DebuggerHook(tmp_path, DebuggerConfig(save_interval=1),
+                        [RuleAction(parse_rule("StalledTrainingRule:threshold=0.5"), ("log", "report", "stop"))],
+                        num_labels=3)
+    result = train(tiny(), data[0]["train"], None, params, callbacks=[hook, SlowStep()], device="cpu")
+    [finding] = hook.result.findings
+    assert finding.rule == "StalledTrainingRule" and finding.step == 3 and "no training step began" in finding.detail
+    assert result.stopped and result.steps == 4
+    assert json.loads((tmp_path / "findings.json").read_text())["findings"][0]["rule"] == "StalledTrainingRule"
 
 
 @pytest.fixture(scope="module")
@@ -186,6 +232,14 @@ def test_debug_rules_and_analyze(cli_run, tmp_path):
 def test_cli_user_errors_are_one_line(cli_run, sample_csv, tmp_path):
     used = sagestack(tmp_path / "home", "train", "bert", "--data", str(sample_csv), "--tiny", "--out", str(cli_run["out"]))
     assert used.returncode == 2 and "pass a new --out, or --resume" in used.stderr and "Traceback" not in used.stderr
+    for option, value, message in (("--profile-num-steps", "0", "--profile-num-steps must be 1 or more"),
+                                   ("--device", "cuda", "no CUDA GPU is visible"),
+                                   ("--resume", None, "holds no checkpoint")):
+        out = tmp_path / f"out{option}"
+        proc = sagestack(tmp_path / "home", "train", "bert", "--data", str(sample_csv), "--tiny", option,
+                         *([value] if value else []), "--out", str(out))
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert not out.exists()  # nothing written
     bad_rule = sagestack(tmp_path / "home", "train", "bert", "--data", str(sample_csv), "--tiny", "--rule", "NoSuchRule",
                          "--out", str(tmp_path / "x"))
     assert bad_rule.returncode == 2 and "NoSuchRule" in bad_rule.stderr and "Traceback" not in bad_rule.stderr

@@ -99,3 +99,34 @@ def test_callbacks_are_called_in_order_and_may_stop():
     CallbackList([Recorder("first"), Recorder("second")]).on_step_end(state)
     assert calls == ["first", "second"] and state.should_stop and state.stop_reason == "enough"
     CallbackList([Recorder("first")]).on_train_begin(state)  # events a callback does not define are no-ops
+
+
+def test_a_gap_between_a_run_and_its_resumption_is_no_stall():
+    from sagestack.debugger.recording import SESSIONS, Recording
+    from sagestack.debugger.rules import StalledTrainingRule
+
+    rows = [{"step": 0, "collection": SESSIONS, "tensor": "start", "reduction": "value", "value": 0.0, "wall_time": 0.0},
+            {"step": 0, "collection": "losses", "tensor": "loss", "reduction": "value", "value": 1.1, "wall_time": 1.0},
+            {"step": 9, "collection": "losses", "tensor": "loss", "reduction": "value", "value": 1.0, "wall_time": 9.0},
+            # resumed an hour later
+            {"step": 10, "collection": SESSIONS, "tensor": "start", "reduction": "value", "value": 0.0, "wall_time": 3609.0},
+            {"step": 10, "collection": "losses", "tensor": "loss", "reduction": "value", "value": 0.9, "wall_time": 3610.0}]
+    rule = StalledTrainingRule(threshold=60)
+    assert rule.evaluate(Recording.from_rows(rows)) is None
+    stuck = rows + [{"step": 11, "collection": "losses", "tensor": "loss", "reduction": "value", "value": 0.9,
+                     "wall_time": 3800.0}]
+    assert rule.evaluate(Recording.from_rows(stuck)).step == 11
+
+
+def test_the_refit_is_skipped_when_no_time_is_left():
+    from sagestack.automl.search import REFIT_ALLOWANCE, AutoMLSpec, FitResult, refit_best
+
+    def fit(used: float, best_fit: float) -> FitResult:
+        # No AutoGluon predictor: the decision is taken before it would be touched.
+        return FitResult(tabular=None, candidates=[], fitted=["CatBoost"], fit_seconds=used,
+                         leaderboard=[{"name": "CatBoost", "fit_seconds": best_fit}])
+
+    late = fit(used=120.0, best_fit=REFIT_ALLOWANCE + 20)
+    assert refit_best(late, AutoMLSpec(time_limit=120)) is None
+    assert late.refit_name is None and "would take about 50 s, more than the 30 s left" in late.refit_skipped
+    assert refit_best(fit(used=80.0, best_fit=10.0), AutoMLSpec(time_limit=120, refit=False)) is None

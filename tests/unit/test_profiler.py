@@ -411,10 +411,12 @@ def test_load_system_skips_a_truncated_line(tmp_path):
 
 
 def test_profiler_config_validation():
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="system interval must be above 0"):
         ProfilerConfig(system_interval=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="^--profile-num-steps must be 1 or more, got 0$"):
         ProfilerConfig(num_steps=0)
+    with pytest.raises(ConfigError, match="^--profile-start-step must be 0 or more"):
+        ProfilerConfig(start_step=-1)
     with pytest.raises(ValueError):
         SystemMonitor("unused", interval=-1)
 

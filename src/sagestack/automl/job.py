@@ -150,8 +150,11 @@ def log_to_mlflow(
     with mlflow.start_run(experiment_id=experiment_id, run_name="automl") as parent:
         mlflow.set_tags(tags)
         mlflow.log_params({f"automl.{k}": v for k, v in spec.to_dict().items()})
+        # The registered model's test accuracy (the refit best's, when refit) and the candidate's as ranked.
         mlflow.log_metrics({"best_validation_accuracy": fit.best["validation_accuracy"],
-                            "best_test_accuracy": fit.best["test_accuracy"], "fit_seconds": fit.fit_seconds})
+                            "best_test_accuracy": test_evaluation.accuracy,
+                            "best_test_accuracy_before_refit": fit.best["test_accuracy"],
+                            "fit_seconds": fit.fit_seconds, "refit_seconds": fit.refit_seconds})
         for name in ("exploration.html", "exploration.json", "leaderboard.csv", "leaderboard.html"):
             mlflow.log_artifact(str(out_dir / name))
         mlflow.log_artifacts(str(out_dir / "candidates"), "candidates")
@@ -173,6 +176,7 @@ def log_to_mlflow(
         out_dir / "model", settings=settings, dataset=dataset, test_evaluation=test_evaluation,
         model_name=model_name, approval=approval, aliases=aliases,
         extra_tags={"automl.parent_run_id": parent_id, "automl.candidate": fit.best["name"],
+                    "automl.exported_model": fit.export_name, "automl.refit": str(fit.refit_name is not None).lower(),
                     "automl.candidates": ",".join(row["name"] for row in fit.leaderboard)},
         extra_artifacts={"explain": out_dir / "explain", "exploration": out_dir / "exploration.html"},
         parent_run_id=parent_id, run_name=f"best: {fit.best['name']}",
@@ -259,7 +263,8 @@ def run_automl(
         say(f"best: {best['name']} (validation {spec.metric} {best[f'validation_{spec.metric}']:.4f}); explaining it")
         if spec.refit:
             say(f"refitting {best['name']} on the fit and validation parts together")
-            refit_best(fit, spec)
+            if refit_best(fit, spec) is None:
+                say(f"not refit: {fit.refit_skipped}")
         export_best(fit, spec, tmp / "model")
         explained = explain_best(fit, test, spec, tmp / "explain", samples=explain_samples)
         # The registered model's test figures: the refit best's (the leaderboard keeps each
@@ -271,7 +276,7 @@ def run_automl(
                      "validation_accuracy": best["validation_accuracy"],
                      "test_accuracy": round(test_evaluation.accuracy, 4),
                      "test_macro_f1": round(test_evaluation.macro_f1, 4),
-                     "refit": fit.refit_name is not None,
+                     "refit": fit.refit_name is not None, "refit_skipped": fit.refit_skipped,
                      "test_accuracy_before_refit": best["test_accuracy"]},
             "leaderboard": leaderboard,
             "spec": spec.to_dict(),

@@ -28,6 +28,8 @@ from sagestack.errors import ConfigError, DataError
 # sagestack's metric names -> AutoGluon's.
 METRICS = {"accuracy": "accuracy", "macro_f1": "f1_macro"}
 DEFAULT_TIME_LIMIT = 240.0
+# Seconds of the command's 90-s margin a refit of the best candidate may take beyond the fit budget.
+REFIT_ALLOWANCE = 30.0
 # Below this, not even the fastest candidate finishes on a few thousand reviews.
 MIN_TIME_LIMIT = 5.0
 
@@ -99,9 +101,11 @@ class FitResult:
     embedding_seconds: float = 0.0
     leaderboard: list[dict] = field(default_factory=list)
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)
-    predictions: dict[str, dict[str, pd.Series]] = field(default_factory=dict)
+    # {split: {candidate: labels}}, and {"<split>:<refit model>": labels} for the refit best.
+    predictions: dict[str, object] = field(default_factory=dict)
     refit_name: str | None = None  # the best candidate refit on all training rows (refit_full), if any
     refit_seconds: float = 0.0
+    refit_skipped: str | None = None  # why the best was not refit (no time left), if it was not
 
     @property
     def export_name(self) -> str:
@@ -274,8 +278,16 @@ def refit_best(fit: FitResult, spec: AutoMLSpec) -> str | None:
     embeddings, the extra 10 % of rows raised test accuracy from 0.6575 to 0.6653."""
     if not spec.refit:
         return None
-    started = time.perf_counter()
     name = fit.best["name"]
+    # A refit takes about as long as the candidate's own fit: it must fit in what is left of the
+    # budget plus REFIT_ALLOWANCE of the 90 s the rest of the job has, or it is skipped (said so).
+    needed = float(fit.best.get("fit_seconds") or 0.0)
+    left = max(spec.time_limit - fit.fit_seconds, 0.0) + REFIT_ALLOWANCE
+    if needed > left:
+        fit.refit_skipped = (f"refitting {name} would take about {needed:.0f} s, more than the {left:.0f} s left "
+                             f"of --time-limit (+{REFIT_ALLOWANCE:.0f} s); the candidate is registered as ranked")
+        return None
+    started = time.perf_counter()
     # set_best_to_refit_full: AutoGluon's "best" must be the model kept when the predictor is
     # cloned with that model alone (it re-picks a best by predict time, which refits lack).
     fit.refit_name = fit.tabular.refit_full(model=name, set_best_to_refit_full=True)[name]

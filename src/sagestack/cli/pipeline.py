@@ -43,6 +43,8 @@ def run(
     bert_epochs: Optional[int] = typer.Option(None, help="BERT branch epochs."),
     bert_learning_rate: Optional[float] = typer.Option(None, help="BERT branch learning rate."),
     bert_max_steps: Optional[int] = typer.Option(None, help="BERT branch: stop after this many steps (0: no limit)."),
+    bert_train_batch_size: Optional[int] = typer.Option(None, help="BERT branch batch size."),
+    bert_max_seq_length: Optional[int] = typer.Option(None, help="BERT branch tokens per review."),
     seed: Optional[int] = typer.Option(None),
     facet: Optional[str] = typer.Option(None, "--facet", help=f"Bias facet (default {DEFAULT_FACET}; see `sagestack bias`)."),
     bias_fail_on: Optional[str] = typer.Option(None, help="';'-separated bias rules that fail the run, e.g. 'CI>0.95'."),
@@ -58,7 +60,8 @@ def run(
                       word_ngrams=word_ngrams),
         baseline=dict(c=baseline_c),
         automl=dict(time_limit=automl_time_limit, max_candidates=automl_max_candidates, embeddings=automl_embeddings),
-        bert=dict(model=bert_model, epochs=bert_epochs, learning_rate=bert_learning_rate, max_steps=bert_max_steps),
+        bert=dict(model=bert_model, epochs=bert_epochs, learning_rate=bert_learning_rate, max_steps=bert_max_steps,
+                  train_batch_size=bert_train_batch_size, max_seq_length=bert_max_seq_length),
         min_accuracy=min_accuracy, auto_approve=auto_approve or None,
         model_name=model_name, seed=seed, facet=facet, bias_fail_on=bias_fail_on,
     )

@@ -167,8 +167,13 @@ def bert(
              *(f"debugger: {f['rule']} fired at step {f['step']}: {f['detail']}" for f in summary["findings"]),
              f"stopped: {summary['stop_reason']}" if summary["stopped"] else "stopped: no",
              f"reports: {summary['debugger_report']}" + (f", {summary['profiler_report']}" if summary["profiler_report"] else "")]
-    if register:
-        logged = log_bert_run(job, settings=settings(), approve=approve, model_name=model_name)
+    if register and summary["stopped_by_rule"]:
+        # A run a Debugger rule stopped is not a model to serve: it is reported, not registered.
+        summary["registered"] = None
+        lines.append("not registered: a Debugger rule stopped training (see the findings); fix the run and retrain")
+    elif register:
+        logged = log_bert_run(job, settings=settings(), approve=approve, model_name=model_name,
+                              data=data)
         summary.update(logged)
         lines.append(f"registered: {model_name} version {logged['registered']['version']} (kind bert)")
     emit(summary, json_output, lines)

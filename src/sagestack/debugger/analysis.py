@@ -59,6 +59,8 @@ def analyze_run(run_dir: Path | str, *, rules: tuple[str, ...] | None = None, re
     from sagestack.debugger.report import write_debugger_report
     from sagestack.debugger.rules import evaluate_rules, parse_rule
 
+    if report is not None and Path(report).is_dir():
+        raise DataError(f"--out {report} is a folder; pass the path of the HTML file to write")
     directory = find_recording(run_dir)
     recording = Recording.load(directory)
     chosen = [parse_rule(text) for text in rules] if rules else applicable_rules(recording)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from sagestack.debugger.config import DebuggerConfig
 from sagestack.debugger.events import TrainingCallback, TrainingState
-from sagestack.debugger.recording import Recording, RecordingWriter
+from sagestack.debugger.recording import SESSIONS, TENSORS_FILE, Recording, RecordingWriter
 
 logger = logging.getLogger(__name__)
 
@@ -156,12 +156,15 @@ class DebuggerHook(TrainingCallback):
     def on_train_begin(self, state: TrainingState) -> None:
         self._state = state
         self._last_event = time.time()
+        self._continue_recording()
         stall = [a for a in self.rules if self._rule_name(a.rule) == "StalledTrainingRule"]
         if stall:
             self._watchdog = threading.Thread(target=self._watch_stall, args=(stall[0],), daemon=True,
                                               name="debugger-stall-watchdog")
             self._watchdog.start()
         self._writer = RecordingWriter(self.out_dir)
+        # A session marker: a resumed run's gap between sessions is not a stall.
+        self._record(state.step, "train", SESSIONS, "start", "value", time.time())
         self._writer.write_run({"config": self.config.to_dict(), "rules": [self._rule_name(a.rule) for a in self.rules],
                                 "num_labels": self.num_labels, "started": time.time()})
         if "outputs" in self.config.collections:
@@ -169,6 +172,12 @@ class DebuggerHook(TrainingCallback):
             for name, module in state.model.named_modules():
                 if name and pattern.search(name):
                     self._handles.append(module.register_forward_hook(self._output_hook(name)))
+
+    def on_phase_begin(self, state: TrainingState, phase: str) -> None:
+        self._last_event = time.time()
+
+    def on_epoch_end(self, state: TrainingState) -> None:
+        self._last_event = time.time()  # after the epoch's evaluation and checkpoint
 
     def on_step_begin(self, state: TrainingState) -> None:
         self._last_event = time.time()
@@ -193,6 +202,9 @@ class DebuggerHook(TrainingCallback):
                     self._pending.append(("gradients", name, reduce_tensor(param.grad, names)))
 
     def on_pre_optimizer_step(self, state: TrainingState) -> None:
+        # The learning rate this step uses (a scheduler steps right after the optimizer).
+        if self._saving and "optimizer" in self.config.collections and state.optimizer is not None:
+            self._record(state.step, "train", "optimizer", "learning_rate", "value", state.optimizer.param_groups[0]["lr"])
         if self._saving and self._wants("update_l2"):
             self._before_step = {name: p.detach().clone() for name, p in self._parameters(state.model)}
 
@@ -213,8 +225,6 @@ class DebuggerHook(TrainingCallback):
                     reductions["update_l2"] = torch.linalg.vector_norm(param.detach().float() - self._before_step[name].float())
                 self._pending.append((collection, name, reductions))
         self._before_step = {}
-        if "optimizer" in self.config.collections and state.optimizer is not None:
-            self._record(state.step, "train", "optimizer", "learning_rate", "value", state.optimizer.param_groups[0]["lr"])
         if state.labels is not None and self.num_labels:
             labels = state.labels.detach().flatten().long()
             if "labels" in self.config.collections:
@@ -234,6 +244,7 @@ class DebuggerHook(TrainingCallback):
             self._apply_rules(state)
 
     def on_evaluate(self, state: TrainingState, metrics: dict[str, float]) -> None:
+        self._last_event = time.time()
         if "losses" in self.config.collections and "validation_loss" in metrics:
             self._record(state.step, "eval", "losses", "loss", "value", metrics["validation_loss"])
         if "metrics" in self.config.collections:
@@ -243,12 +254,30 @@ class DebuggerHook(TrainingCallback):
 
     def on_train_end(self, state: TrainingState) -> None:
         self._done.set()
+        if self._watchdog is not None:
+            self._watchdog.join(timeout=5)
         for handle in self._handles:
             handle.remove()
         self._handles = []
         if self._writer is not None:
             self._writer.close()
-        (self.out_dir / FINDINGS_FILE).write_text(json.dumps(self.result.to_dict(), indent=2), encoding="utf-8")
+        with self._lock:
+            (self.out_dir / FINDINGS_FILE).write_text(json.dumps(self.result.to_dict(), indent=2), encoding="utf-8")
+
+    def _continue_recording(self) -> None:
+        """On a resumed run, start from what the folder already holds: the scalars (so the rules
+        judge the whole run, as offline analysis does) and the findings (a rule that fired before
+        is not acted on again)."""
+        from sagestack.lazy import read_jsonl
+
+        if (self.out_dir / TENSORS_FILE).is_file():
+            self._rows = read_jsonl(self.out_dir / TENSORS_FILE)
+        if (self.out_dir / FINDINGS_FILE).is_file():
+            from sagestack.debugger.rules import Finding
+
+            earlier = json.loads((self.out_dir / FINDINGS_FILE).read_text(encoding="utf-8"))
+            self.result.findings = [Finding(**f) for f in earlier.get("findings", [])]
+            self._fired = {f.rule for f in self.result.findings}
 
     # --- recording ----------------------------------------------------------------------------
     def _wants(self, reduction: str) -> bool:

@@ -32,6 +32,9 @@ from pathlib import Path
 import pandas as pd
 
 TENSORS_FILE = "tensors.jsonl"
+# The collection of session markers (tensor ``start``, value = wall time): one per time a run
+# (re)started, so a resumed run's gap between its sessions is not read as a stall.
+SESSIONS = "sessions"
 RUN_FILE = "run.json"
 COLUMNS = ["step", "mode", "collection", "tensor", "reduction", "value", "wall_time"]
 REDUCTIONS = ("mean", "std", "min", "max", "l2", "abs_mean", "zero_fraction", "nonfinite", "nan", "p05", "p95")

@@ -30,7 +30,7 @@ from dataclasses import MISSING, dataclass, fields
 import numpy as np
 import pandas as pd
 
-from sagestack.debugger.recording import Recording
+from sagestack.debugger.recording import SESSIONS, Recording
 from sagestack.errors import ConfigError
 
 SOURCE = "https://docs.aws.amazon.com/sagemaker/latest/dg/debugger-built-in-rules.html"
@@ -884,7 +884,9 @@ class StalledTrainingRule(Rule):
             return None
         times = rows["wall_time"].to_numpy(dtype=float)
         gaps = np.diff(times)
-        hits = np.flatnonzero(gaps > self.threshold)
+        # A gap that ends at a session marker is the pause between a run and its resumption.
+        resumed = (rows["collection"] == SESSIONS).to_numpy()[1:]
+        hits = np.flatnonzero((gaps > self.threshold) & ~resumed)
         if not len(hits):
             return None
         steps = rows["step"].to_numpy()[hits + 1]

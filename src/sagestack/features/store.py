@@ -103,6 +103,10 @@ def ingest(settings: Settings, reviews: pd.DataFrame, *, max_seq_length: int = 1
     record = {"fingerprint": tokenizer_fingerprint(tokenizer, max_seq_length),
               "tokenizer": str(tokenizer_dir or default_tokenizer_dir()), "max_seq_length": max_seq_length}
     recorded = stored_tokenizer(settings)
+    if existing is not None and len(existing) and recorded is None:
+        # Rows whose tokenizer nobody recorded: a fingerprint written now would vouch for ids never checked.
+        raise SagestackError("the feature store holds input_ids from an unrecorded tokenizer (ingested by an older "
+                             "sagestack); ingest into a new SAGESTACK_HOME")
     if existing is not None and len(existing) and recorded is not None and recorded["fingerprint"] != record["fingerprint"]:
         # Known reviews keep their stored ids: mixing two tokenizers' ids in one table is never right.
         raise SagestackError(

@@ -74,12 +74,14 @@ class ProfilerConfig:
     rules: dict[str, dict] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from sagestack.errors import ConfigError
+
         if not self.system_interval > 0:
-            raise ValueError(f"ProfilerConfig.system_interval must be positive, got {self.system_interval!r}")
+            raise ConfigError(f"the profiler's system interval must be above 0 s, got {self.system_interval!r}")
         if self.start_step < 0:
-            raise ValueError(f"ProfilerConfig.start_step must be >= 0, got {self.start_step!r}")
+            raise ConfigError(f"--profile-start-step must be 0 or more, got {self.start_step!r}")
         if self.num_steps < 1:
-            raise ValueError(f"ProfilerConfig.num_steps must be >= 1, got {self.num_steps!r}")
+            raise ConfigError(f"--profile-num-steps must be 1 or more, got {self.num_steps!r}")
         if self.rules:
             from sagestack.profiler.rules import rule_parameters
 

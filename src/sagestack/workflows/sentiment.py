@@ -119,6 +119,9 @@ def pipeline_arguments(
         BertParams().updated(**{k: v for k, v in bert.items() if k != "model"})
     except ConfigError as exc:  # name the pipeline's option, not `train bert`'s
         raise ConfigError(str(exc).replace("--", "--bert-")) from None
+    if bert.get("model") not in (None, "", "tiny") and not (Path(bert["model"]) / "config.json").is_file():
+        raise ConfigError(f"--bert-model {bert['model']} holds no Hugging Face model (no config.json); pass a local "
+                          "checkpoint folder, 'tiny', or nothing for the shipped MiniLM BERT")
     arguments = {"data_path": data_path, "select_metric": select_metric, **fasttext,
                  **{f"bert_{name}": value for name, value in bert.items()},
                  **{f"baseline_{name}": value for name, value in baseline.items()},
