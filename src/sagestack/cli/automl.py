@@ -55,8 +55,11 @@ def automl(
     best = summary["best"]
     lines = [f"leaderboard ({len(summary['leaderboard'])} candidates, ranked by validation {metric}):",
              *leaderboard_lines(summary["leaderboard"], metric),
-             f"best: {best['name']} ({best['model_family']}): test accuracy {best['test_accuracy']:.4f}, "
-             f"macro-F1 {best['test_macro_f1']:.4f}",
+             f"best: {best['name']} ({best['model_family']})"
+             + (f", refit on the fit and validation parts: test accuracy {best['test_accuracy']:.4f} "
+                f"(before the refit {best['test_accuracy_before_refit']:.4f})" if best["refit"] else
+                f": test accuracy {best['test_accuracy']:.4f}") + f", macro-F1 {best['test_macro_f1']:.4f}",
+             *([f"not refit: {best['refit_skipped']}"] if best.get("refit_skipped") else []),
              *(f"warning: {message}" for message in summary["warnings"])]
     if summary["registered"]:
         lines.append(f"registered: {summary['registered']['name']} version {summary['registered']['version']} (kind autogluon)")
