@@ -7,8 +7,6 @@ from either source predicts the same ids. Every split is shuffled with the seed:
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from sagestack.errors import DataError
+from sagestack.features.engineering import tokenizer_fingerprint  # noqa: F401 (part of this module's API)
 
 LABEL_IDS = {-1: 0, 0: 1, 1: 2}
 LABELS = ["-1", "0", "1"]  # the sentiment of each label id, as the model card names them
@@ -42,25 +41,6 @@ class Encoded:
 
         return TensorDataset(torch.as_tensor(self.input_ids), torch.as_tensor(self.attention_mask),
                              torch.as_tensor(self.labels))
-
-
-def tokenizer_fingerprint(tokenizer, max_seq_length: int) -> str:
-    """A fingerprint of everything that decides the ids a tokenizer produces.
-
-    The SHA-256 of the tokenizer's class, its full definition (vocabulary, normaliser — e.g.
-    lower-casing —, pre-tokenizer and post-processor, from the fast tokenizer's JSON, without
-    its per-call padding/truncation state) and the sequence length.
-    """
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        definition = json.loads(backend.to_str())
-        definition.pop("padding", None)
-        definition.pop("truncation", None)
-    else:  # a slow tokenizer: its vocabulary and special tokens
-        definition = {"vocab": sorted(tokenizer.get_vocab().items()), "special": tokenizer.special_tokens_map}
-    payload = json.dumps({"class": type(tokenizer).__name__.removesuffix("Fast"), "definition": definition,
-                          "max_seq_length": int(max_seq_length)}, sort_keys=True)
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
 def encode(frame: pd.DataFrame, tokenizer, max_seq_length: int) -> Encoded:

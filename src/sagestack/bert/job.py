@@ -94,6 +94,8 @@ def load_data(spec: BertJobSpec, tokenizer, settings=None) -> dict:
     """The train/validation/test splits, tokenized (from ``spec.data`` or the feature store)."""
     from sagestack.bert.data import csv_splits, encode, store_splits
 
+    if spec.data is None and spec.splits_dir is None and settings is None:
+        raise ConfigError("no data: pass a reviews CSV (--data), or settings whose home holds a feature store")
     length = spec.params.max_seq_length
     if spec.splits_dir is not None:
         import pandas as pd

@@ -12,6 +12,7 @@ splits; only new reviews get new ids, the current timestamp and a split of their
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -47,6 +48,25 @@ def load_tokenizer(directory: Path | str | None = None):
     if not (directory / "tokenizer.json").is_file() and not (directory / "vocab.txt").is_file():
         raise ConfigError(f"no tokenizer in {directory}; pass a directory with tokenizer.json or vocab.txt")
     return AutoTokenizer.from_pretrained(str(directory), local_files_only=True, use_fast=True)
+
+
+def tokenizer_fingerprint(tokenizer, max_seq_length: int) -> str:
+    """A fingerprint of everything that decides the ids a tokenizer produces.
+
+    The SHA-256 of the tokenizer's class, its full definition (vocabulary, normaliser — e.g.
+    lower-casing —, pre-tokenizer and post-processor, from the fast tokenizer's JSON, without
+    its per-call padding/truncation state) and the sequence length.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        definition = json.loads(backend.to_str())
+        definition.pop("padding", None)
+        definition.pop("truncation", None)
+    else:  # a slow tokenizer: its vocabulary and special tokens
+        definition = {"vocab": sorted(tokenizer.get_vocab().items()), "special": tokenizer.special_tokens_map}
+    payload = json.dumps({"class": type(tokenizer).__name__.removesuffix("Fast"), "definition": definition,
+                          "max_seq_length": int(max_seq_length)}, sort_keys=True)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
 def content_hash(review_body: str, product_category: str) -> str:

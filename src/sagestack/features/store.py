@@ -94,8 +94,9 @@ def ingest(settings: Settings, reviews: pd.DataFrame, *, max_seq_length: int = 1
     Returns:
         ``{"rows", "new_rows", "path", "splits"}``.
     """
-    from sagestack.bert.data import tokenizer_fingerprint
-    from sagestack.features.engineering import default_tokenizer_dir, engineer_features, load_tokenizer
+    from sagestack.features.engineering import (
+        default_tokenizer_dir, engineer_features, load_tokenizer, tokenizer_fingerprint,
+    )
 
     _environment(settings)
     existing = read_features(settings)
