@@ -178,8 +178,13 @@ def test_pipeline_run_trainers_runs_and_lineage(cli, tmp_path, sample_csv):
     runs = cli("pipeline", "runs", "--json", check=True).json["runs"]
     assert len(runs) == 3 and runs[0]["run"] == only["run"] and runs[-1]["run"] == run["run"]  # newest first
     assert runs[0]["champion"] == "fasttext" and runs[-1]["registered"] == "reviews-sentiment/1"
-    assert_user_error(cli("pipeline", "run", "--trainers", "fasttext,bert"),
-                      "unknown trainer(s) bert; choose from fasttext, baseline, automl")
+    assert_user_error(cli("pipeline", "run", "--trainers", "fasttext,roberta"),
+                      "unknown trainer(s) roberta; choose from fasttext, baseline, automl, bert")
+    assert_user_error(cli("pipeline", "run", "--trainers", "bert", "--bert-model", str(tmp_path)),
+                      f"--bert-model {tmp_path} holds no Hugging Face model (no config.json); pass a local "
+                      "checkpoint folder, 'tiny', or nothing for the shipped MiniLM BERT")
+    assert_user_error(cli("pipeline", "run", "--trainers", "bert", "--bert-train-batch-size", "0"),
+                      "--bert-train-batch-size must be 1 or more, got 0")
     assert_user_error(cli("pipeline", "run", "--baseline-c", "0"),
                       "invalid baseline hyperparameter 'c': Input should be greater than 0")
 
