@@ -42,3 +42,24 @@ def read_jsonl(path: Path | str) -> list[dict]:
             except ValueError:
                 continue
     return rows
+
+
+TRUE_WORDS, FALSE_WORDS = frozenset({"true", "1", "yes", "on"}), frozenset({"false", "0", "no", "off"})
+
+
+def parse_scalar(text: str, kind: type):
+    """A command-line word as ``bool``, ``int`` or ``float`` (other kinds: the stripped text).
+
+    Raises:
+        ValueError: the word is not a value of that kind (callers turn it into their one-line error).
+    """
+    text = text.strip()
+    if kind is bool:
+        if text.lower() in TRUE_WORDS:
+            return True
+        if text.lower() in FALSE_WORDS:
+            return False
+        raise ValueError(text)
+    if kind in (int, float):
+        return kind(text)
+    return text

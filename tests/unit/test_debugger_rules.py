@@ -292,7 +292,7 @@ def test_poor_weight_initialization_only_reads_the_first_steps():
 
 def _mlp_recording(zero_init: bool) -> Recording:
     """Ten full-batch SGD steps of a small ReLU network, reduced the way the hook reduces tensors."""
-    torch = pytest.importorskip("torch")
+    import torch  # in the lock: the recording must come from a real network
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 32), torch.nn.ReLU(),
                                 torch.nn.Linear(32, 3))

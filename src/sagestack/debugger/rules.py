@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from sagestack.debugger.recording import SESSIONS, Recording
+from sagestack.lazy import parse_scalar
 from sagestack.errors import ConfigError
 
 SOURCE = "https://docs.aws.amazon.com/sagemaker/latest/dg/debugger-built-in-rules.html"
@@ -917,7 +918,6 @@ DEFAULT_RULES: tuple[str, ...] = ("VanishingGradient", "ExplodingTensor", "Overf
 
 _PARAMETER_SPLIT = re.compile(r",(?=\s*[A-Za-z_]\w*\s*=)")
 _NONE = {"none", "null", ""}
-_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 
 
 def _rule_class(name: str) -> type[Rule]:
@@ -939,17 +939,9 @@ def _convert(cls: type[Rule], key: str, raw: str):
     if optional and text.lower() in _NONE:
         return None
     try:
-        if base is bool:
-            if text.lower() in _TRUE:
-                return True
-            if text.lower() in _FALSE:
-                return False
-            raise ValueError
-        if base is int:
-            return int(text)
-        if base is float:
-            value = float(text)
-            if math.isnan(value):
+        if base in (bool, int, float):
+            value = parse_scalar(text, base)
+            if base is float and math.isnan(value):
                 raise ValueError
             return value
         if typing.get_origin(base) is tuple:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Mapping
 
 from sagestack.errors import ConfigError
+from sagestack.lazy import parse_scalar
 
 # Always searched on a log scale (when both ends are above 0): rates span orders of magnitude.
 LOG_SCALE_NAMES = frozenset({"learning_rate"})
@@ -128,18 +129,9 @@ def convert(name: str, text: str, kind_type: type) -> Any:
     """
     text = text.strip()
     try:
-        if kind_type is bool:
-            lowered = text.lower()
-            if lowered in ("true", "1", "yes", "on"):
-                return True
-            if lowered in ("false", "0", "no", "off"):
-                return False
-            raise ValueError
-        if kind_type is int:
-            return int(text)
-        if kind_type is float:
-            value = float(text)
-            if not math.isfinite(value):
+        if kind_type in (bool, int, float):
+            value = parse_scalar(text, kind_type)
+            if kind_type is float and not math.isfinite(value):
                 raise ValueError
             return value
     except ValueError:
