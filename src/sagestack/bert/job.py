@@ -242,3 +242,19 @@ def log_bert_run(job: BertJobResult, *, settings, approve: bool = False, model_n
                            extra_tags=tags, extra_artifacts=artifacts, run_name=run_name, parent_run_id=parent_run_id)
     log_recording(settings, logged["run_id"], Recording.load(out_dir / DEBUGGER_DIR))
     return logged
+
+
+NOT_REGISTERED_STOPPED = "a Debugger rule stopped training (see the findings); fix the run and retrain"
+
+
+def register_bert_job(job: BertJobResult, *, settings, approve: bool = False, model_name: str | None = None,
+                      data: Path | None = None) -> dict:
+    """Log and register a finished job, unless a Debugger rule stopped it: such a run is not a
+    model to serve, so it is reported, not registered.
+
+    Returns:
+        What :func:`log_bert_run` returns, or ``{"registered": None, "not_registered": <why>}``.
+    """
+    if job.summary["stopped_by_rule"]:
+        return {"registered": None, "not_registered": NOT_REGISTERED_STOPPED}
+    return log_bert_run(job, settings=settings, approve=approve, model_name=model_name, data=data)

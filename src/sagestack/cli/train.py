@@ -143,7 +143,7 @@ def bert(
     json_output: bool = JsonOpt,
 ) -> None:
     """Fine-tune a BERT classifier, watched by the Debugger's rules and the Profiler."""
-    from sagestack.bert.job import BertJobSpec, log_bert_run, train_bert
+    from sagestack.bert.job import BertJobSpec, register_bert_job, train_bert
     from sagestack.bert.params import BertParams
 
     params = BertParams().updated(
@@ -167,13 +167,9 @@ def bert(
              *(f"debugger: {f['rule']} fired at step {f['step']}: {f['detail']}" for f in summary["findings"]),
              f"stopped: {summary['stop_reason']}" if summary["stopped"] else "stopped: no",
              f"reports: {summary['debugger_report']}" + (f", {summary['profiler_report']}" if summary["profiler_report"] else "")]
-    if register and summary["stopped_by_rule"]:
-        # A run a Debugger rule stopped is not a model to serve: it is reported, not registered.
-        summary["registered"] = None
-        lines.append("not registered: a Debugger rule stopped training (see the findings); fix the run and retrain")
-    elif register:
-        logged = log_bert_run(job, settings=settings(), approve=approve, model_name=model_name,
-                              data=data)
+    if register:
+        logged = register_bert_job(job, settings=settings(), approve=approve, model_name=model_name, data=data)
         summary.update(logged)
-        lines.append(f"registered: {model_name} version {logged['registered']['version']} (kind bert)")
+        lines.append(f"registered: {model_name} version {logged['registered']['version']} (kind bert)"
+                     if logged["registered"] else f"not registered: {logged['not_registered']}")
     emit(summary, json_output, lines)
