@@ -350,7 +350,37 @@ class PoorWeightInitialization(Rule):
 
 
 @dataclass(frozen=True)
-class SaturatedActivation(Rule):
+class _InactiveLayerRule(Rule):
+    """What SaturatedActivation and DeadRelu share: SageMaker's per-unit thresholds judged on one
+    recorded share per layer of ``outputs`` tensors matching ``tensor_regex`` (see
+    :func:`_first_inactive_layer`). A subclass names the reduction it reads (``_reduction``, the
+    inactive share) and how the finding calls inactive outputs (``_what``)."""
+
+    tensor_regex: str = ""
+    threshold_inactivity: float = 1.0
+    threshold_layer: float = 50.0
+
+    _reduction: typing.ClassVar[str] = ""
+    _what: typing.ClassVar[str] = ""
+    collections = ("outputs",)
+
+    def __post_init__(self) -> None:
+        self._require(0 < self.threshold_inactivity <= 100, "threshold_inactivity", "in (0, 100]")
+        self._require(0 <= self.threshold_layer < 100, "threshold_layer", "in [0, 100)")
+        self._check_regex("tensor_regex")
+
+    @property
+    def outputs_regex(self) -> str | None:
+        return self.tensor_regex
+
+    def evaluate(self, recording: Recording) -> Finding | None:
+        """First step at which a layer's active share is below the proven bound."""
+        return _first_inactive_layer(self, _wide(recording, "outputs", self._reduction, tensor_regex=self.tensor_regex),
+                                     self._what, self.threshold_inactivity, self.threshold_layer)
+
+
+@dataclass(frozen=True)
+class SaturatedActivation(_InactiveLayerRule):
     """Fires when a tanh/sigmoid layer's outputs are (almost) all saturated.
 
     Reads the reduction ``saturated_fraction`` (:data:`EXTRA_REDUCTIONS`: the share of a tanh or
@@ -372,31 +402,15 @@ class SaturatedActivation(Rule):
     """
 
     tensor_regex: str = r"(?i)pooler\.activation$|tanh|sigmoid"
-    threshold_inactivity: float = 1.0
-    threshold_layer: float = 50.0
 
     name = "SaturatedActivation"
     description = "A tanh or sigmoid layer is saturated (its outputs sit at the function's extremes)."
-    collections = ("outputs",)
     reductions = {"outputs": ("saturated_fraction",)}
-
-    def __post_init__(self) -> None:
-        self._require(0 < self.threshold_inactivity <= 100, "threshold_inactivity", "in (0, 100]")
-        self._require(0 <= self.threshold_layer < 100, "threshold_layer", "in [0, 100)")
-        self._check_regex("tensor_regex")
-
-    @property
-    def outputs_regex(self) -> str | None:
-        return self.tensor_regex
-
-    def evaluate(self, recording: Recording) -> Finding | None:
-        """First step at which a layer's active (unsaturated) share is below the proven bound."""
-        return _first_inactive_layer(self, _wide(recording, "outputs", "saturated_fraction", tensor_regex=self.tensor_regex),
-                                     "saturated", self.threshold_inactivity, self.threshold_layer)
+    _reduction, _what = "saturated_fraction", "saturated"
 
 
 @dataclass(frozen=True)
-class DeadRelu(Rule):
+class DeadRelu(_InactiveLayerRule):
     """Fires when a ReLU layer's outputs are (almost) all zero.
 
     Reads ``zero_fraction`` of ``outputs`` tensors matching ``tensor_regex``. SageMaker counts a
@@ -413,27 +427,11 @@ class DeadRelu(Rule):
     """
 
     tensor_regex: str = r"(?i)relu"
-    threshold_inactivity: float = 1.0
-    threshold_layer: float = 50.0
 
     name = "DeadRelu"
     description = "A ReLU layer is dead (almost none of its units is ever active)."
-    collections = ("outputs",)
     reductions = {"outputs": ("zero_fraction",)}
-
-    def __post_init__(self) -> None:
-        self._require(0 < self.threshold_inactivity <= 100, "threshold_inactivity", "in (0, 100]")
-        self._require(0 <= self.threshold_layer < 100, "threshold_layer", "in [0, 100)")
-        self._check_regex("tensor_regex")
-
-    @property
-    def outputs_regex(self) -> str | None:
-        return self.tensor_regex
-
-    def evaluate(self, recording: Recording) -> Finding | None:
-        """First step at which a ReLU layer's active share is below the proven bound."""
-        return _first_inactive_layer(self, _wide(recording, "outputs", "zero_fraction", tensor_regex=self.tensor_regex),
-                                     "zero", self.threshold_inactivity, self.threshold_layer)
+    _reduction, _what = "zero_fraction", "zero"
 
 
 def _first_inactive_layer(rule: Rule, inactive: pd.DataFrame, what: str, threshold_inactivity: float,
