@@ -87,7 +87,9 @@ def main() -> None:
     parser.add_argument("--sweep", action="store_true", help="with --full: also other learning rates and epochs")
     parser.add_argument("--tiny", action="store_true", help="the tiny random BERT (a smoke run of this script)")
     parser.add_argument("--no-overhead", action="store_true", help="skip the hook-overhead runs")
-    parser.add_argument("--configs", default="", help="with --full: extra runs 'lr:epochs:seq_len:batch:seed;...'")
+    parser.add_argument("--configs", default="",
+                        help="with --full: extra runs 'lr:epochs:seq_len:batch:seed[:pooling];...'")
+    parser.add_argument("--pooling", default="cls", help="with --full: the default fine-tune's pooling (cls or mean)")
     parser.add_argument("--model-dir", default=None)
     parser.add_argument("--data", default=None)
     parser.add_argument("--json", default=None, help="also write the figures to this file")
@@ -144,21 +146,23 @@ def main() -> None:
 
     # 3. The default fine-tune on the 7,110 reviews (and, with --sweep, a few other settings).
     if args.full:
-        settings = [BertParams()]
+        settings = [BertParams(pooling=args.pooling)]
         if args.sweep:
             settings += [BertParams(learning_rate=lr, epochs=epochs) for lr, epochs in
                          ((3e-5, 3), (1e-4, 3), (5e-5, 5), (1e-4, 5))]
         for text in filter(None, args.configs.split(";")):
-            lr, epochs, length, batch, seed = text.split(":")
+            lr, epochs, length, batch, seed, *pooling = text.split(":")
             settings.append(BertParams(learning_rate=float(lr), epochs=int(epochs), max_seq_length=int(length),
-                                       train_batch_size=int(batch), seed=int(seed)))
+                                       train_batch_size=int(batch), seed=int(seed), pooling=pooling[0] if pooling else "cls"))
         from torch.utils.data import DataLoader
 
         for index, full in enumerate(settings):
             length = full.max_seq_length
             rows = train_rows if length == 128 else encode(parts["train"], tokenizer, length)
             validation, test = encode(parts["validation"], tokenizer, length), encode(parts["test"], tokenizer, length)
-            model = build_model(args.model_dir, tiny=args.tiny, seed=full.seed)[0] if full.seed != 42 else copy.deepcopy(base)
+            same_as_base = full.seed == 42 and full.pooling == "cls"
+            model = copy.deepcopy(base) if same_as_base else build_model(args.model_dir, tiny=args.tiny, seed=full.seed,
+                                                                         pooling=full.pooling)[0]
             started = time.perf_counter()
             result = train(model, rows, validation, full, device=device)
             seconds = time.perf_counter() - started
@@ -168,12 +172,12 @@ def main() -> None:
                                full_samples_per_second=result.samples_per_second)
             figures.setdefault("sweep", []).append({"learning_rate": full.learning_rate, "epochs": full.epochs,
                                                     "max_seq_length": length, "batch": full.train_batch_size,
-                                                    "seed": full.seed,
+                                                    "seed": full.seed, "pooling": full.pooling,
                                                     "test_accuracy": metrics["validation_accuracy"],
                                                     "best_validation_accuracy": result.best_validation_accuracy,
                                                     "seconds": seconds})
             print(f"{'default ' if index == 0 else ''}fine-tune ({full.epochs} epochs, lr {full.learning_rate}, "
-                  f"batch {full.train_batch_size}, seq {length}, seed {full.seed}, {len(rows)} train / {len(validation)} validation / "
+                  f"batch {full.train_batch_size}, seq {length}, seed {full.seed}, pooling {full.pooling}, {len(rows)} train / {len(validation)} validation / "
                   f"{len(test)} test reviews, labels {LABELS}): test accuracy {metrics['validation_accuracy']:.4f}, "
                   f"best validation accuracy {result.best_validation_accuracy:.4f}, {seconds:.1f} s in all "
                   f"({result.samples_per_second:.1f} samples/s training)", flush=True)

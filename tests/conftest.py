@@ -87,6 +87,23 @@ def settings(tmp_path: Path):
     return load_settings(cwd=tmp_path, environ={}, home=tmp_path / "home")
 
 
+def run_sagestack(home: Path, *args: str, env: dict | None = None, cwd: Path | None = None,
+                  timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the installed ``sagestack`` command with ``home`` as its only ``SAGESTACK_HOME`` (no other
+    ``SAGESTACK_*`` variable of the caller's leaks in), from ``cwd`` (default: ``home``'s parent)."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("SAGESTACK_")}
+    environment["SAGESTACK_HOME"] = str(home)
+    environment.update(env or {})
+    return subprocess.run([str(SAGESTACK), *args], capture_output=True, text=True, env=environment,
+                          cwd=cwd or home.parent, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def sagestack():
+    """:func:`run_sagestack`, for module-scoped fixtures that run the command with a home of their own."""
+    return run_sagestack
+
+
 @pytest.fixture
 def cli(tmp_path: Path):
     """Run the installed ``sagestack`` command with an isolated home; returns CompletedProcess.
@@ -95,12 +112,7 @@ def cli(tmp_path: Path):
     """
 
     def run(*args: str, env: dict | None = None, check: bool = False):
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("SAGESTACK_")}
-        environment["SAGESTACK_HOME"] = str(tmp_path / "home")
-        environment.update(env or {})
-        proc = subprocess.run(
-            [str(SAGESTACK), *args], capture_output=True, text=True, env=environment, cwd=tmp_path, timeout=300
-        )
+        proc = run_sagestack(tmp_path / "home", *args, env=env, cwd=tmp_path, timeout=300)
         proc.json = None
         if "--json" in args and proc.stdout.strip():
             try:

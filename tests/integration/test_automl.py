@@ -4,7 +4,6 @@ reports, a generated retrain.py run in a subprocess, MLflow runs, the registered
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,21 +16,12 @@ import yaml
 from sagestack.config import load_settings
 from sagestack.registry import load_predictor, resolve_ref
 
-SAGESTACK = Path(sys.executable).with_name("sagestack")
 MODEL = "reviews-sentiment"
 REVIEWS = ["Love it, fits perfectly and the fabric is soft", "Cheap fabric, fell apart after one wash, sent it back"]
 
 
-def sagestack(home: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run the installed command with an isolated home."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SAGESTACK_")}
-    env["SAGESTACK_HOME"] = str(home)
-    return subprocess.run([str(SAGESTACK), *args], capture_output=True, text=True, env=env, cwd=home.parent,
-                          timeout=timeout)
-
-
 @pytest.fixture(scope="module")
-def job(sample_csv, tmp_path_factory):
+def job(sagestack, sample_csv, tmp_path_factory):
     """One AutoML job on the 600-review sample: two candidates, a 30-second budget."""
     root = tmp_path_factory.mktemp("automl")
     out = root / "job"
@@ -148,7 +138,7 @@ def test_the_registered_model_is_served_over_http(job):
         assert client.post("/predict", json={"reviews": []}).status_code == 400
 
 
-def test_extra_columns_train_but_are_not_registered(sample_csv, tmp_path):
+def test_extra_columns_train_but_are_not_registered(sagestack, sample_csv, tmp_path):
     out = tmp_path / "job"
     proc = sagestack(tmp_path / "home", "automl", "--data", str(sample_csv), "--columns", "product_category",
                      "--max-candidates", "1", "--time-limit", "20", "--out", str(out), "--json")
@@ -178,7 +168,7 @@ def _write(path: Path, frame: pd.DataFrame) -> Path:
     ("time", "--time-limit must be at least 5 s, got 1"),
     ("embeddings-budget", "--time-limit 5 s is used up by the sentence embeddings"),
 ])
-def test_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, sample_csv, case, message):
+def test_bad_input_is_one_line_exit_2_and_leaves_nothing(sagestack, tmp_path, sample_csv, case, message):
     words = [f"word{i} and more text here" for i in range(60)]
     frames = {
         "no-target": pd.DataFrame({"text": words, "other": "x"}),

@@ -31,6 +31,29 @@ def test_params_have_the_course_names_and_check_values():
         params.updated(lr=1e-3)
     with pytest.raises(ConfigError, match="512 or less"):
         params.updated(max_seq_length=1024)
+    with pytest.raises(ConfigError, match="^--pooling must be cls or mean, got 'max'"):
+        params.updated(pooling="max")
+
+
+def test_the_mean_pooled_head_ignores_padding_and_reads_back_as_saved(tmp_path):
+    """Padding a review changes none of its logits (the mean runs over real tokens only), and what
+    ``save_pretrained`` writes, ``load_classifier`` reads back as the same model."""
+    from sagestack.bert.model import build_model, load_classifier
+
+    model, tokenizer, _ = build_model(tiny=True, pooling="mean")
+    model.eval()
+    short = tokenizer(["lovely dress"], return_tensors="pt")
+    padded = tokenizer(["lovely dress"], padding="max_length", max_length=16, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**short).logits
+        assert torch.allclose(logits, model(**padded).logits, atol=1e-5)
+    model.save_pretrained(str(tmp_path))
+    again = load_classifier(tmp_path).eval()
+    assert type(again) is type(model) and again.config.id2label == {0: "-1", 1: "0", 2: "1"}
+    with torch.no_grad():
+        assert torch.allclose(again(**short).logits, logits, atol=1e-6)
+    with pytest.raises(ConfigError, match="^--pooling must be one of cls, mean"):
+        build_model(tiny=True, pooling="max")
 
 
 def test_tokenizer_fingerprint_changes_with_what_changes_the_ids():

@@ -148,7 +148,8 @@ def train_bert(spec: BertJobSpec, out_dir: Path | str, *, settings=None, progres
     spec.check(out_dir)
     rules = make_rules(spec.rules, spec.stop_on_finding)
     model, tokenizer, source = build_model(spec.model_dir, tiny=spec.tiny, seed=spec.params.seed,
-                                           freeze_bert_layer=spec.params.freeze_bert_layer)
+                                           freeze_bert_layer=spec.params.freeze_bert_layer,
+                                           pooling=spec.params.pooling)
     splits = load_data(spec, tokenizer, settings)
     out_dir.mkdir(parents=True, exist_ok=True)
     hook = DebuggerHook(out_dir / DEBUGGER_DIR, DebuggerConfig(save_interval=spec.debug_interval), rules,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 
+from sagestack.bert.model import POOLINGS
 from sagestack.errors import ConfigError
 
 COURSE_NAMES = (
@@ -37,6 +38,8 @@ class BertParams:
         early_stopping_patience: stop after this many evaluations without a better validation
             accuracy (0: never); the best weights are kept either way.
         num_workers: DataLoader worker processes (-1: 2 on a GPU, 0 on CPU).
+        pooling: what the classifier head reads: ``"cls"``, the checkpoint's own head over the
+            ``[CLS]`` token, or ``"mean"``, the mean of the token states (see ``sagestack.bert.model``).
     """
 
     max_seq_length: int = 128
@@ -56,6 +59,7 @@ class BertParams:
     validation_interval: int = 0
     early_stopping_patience: int = 0
     num_workers: int = -1
+    pooling: str = "cls"
 
     def __post_init__(self) -> None:
         positive = ("max_seq_length", "epochs", "train_batch_size", "validation_batch_size")
@@ -70,6 +74,8 @@ class BertParams:
             raise ConfigError(f"--learning-rate must be above 0, got {self.learning_rate}")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"--pooling must be {' or '.join(POOLINGS)}, got {self.pooling!r}")
         if self.max_seq_length > 512:
             raise ConfigError(f"--max-seq-length must be 512 or less (BERT's positions), got {self.max_seq_length}")
 

@@ -129,6 +129,7 @@ def bert(
     max_steps: Optional[int] = typer.Option(None, help="Stop after this many steps (0: no limit)."),
     validation_interval: Optional[int] = typer.Option(None, help="Also evaluate every N steps (0: epoch ends only)."),
     early_stopping_patience: Optional[int] = typer.Option(None, help="Stop after N evaluations without improvement (0: never)."),
+    pooling: Optional[str] = typer.Option(None, help="What the head reads: mean (of the token states) or cls."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     rule: Optional[list[str]] = typer.Option(None, "--rule", help="A Debugger rule, e.g. 'LossNotDecreasing:num_steps=20' (repeat; default: the default rules; see `sagestack debug rules`)."),
     no_rules: bool = typer.Option(False, "--no-rules", help="Record only; evaluate no rule."),
@@ -152,7 +153,7 @@ def bert(
         validation_steps_per_epoch=validation_steps_per_epoch, run_validation=run_validation, seed=seed,
         freeze_bert_layer=freeze_bert_layer, warmup_ratio=warmup_ratio, weight_decay=weight_decay,
         gradient_clipping=gradient_clipping, max_steps=max_steps, validation_interval=validation_interval,
-        early_stopping_patience=early_stopping_patience,
+        early_stopping_patience=early_stopping_patience, pooling=pooling,
     )
     spec = BertJobSpec(params=params, data=data, model_dir=model_dir, tiny=tiny, device=device,
                        rules=() if no_rules else (tuple(rule) if rule else None), stop_on_finding=stop_on_finding,

@@ -39,7 +39,9 @@ class BertPredictor(TextClassifier):
         Raises:
             RegistryError: the folder is missing or transformers cannot read it.
         """
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoTokenizer
+
+        from sagestack.bert.model import load_classifier
 
         model_dir = Path(model_dir)
         card = ModelCard.load(model_dir)
@@ -47,7 +49,7 @@ class BertPredictor(TextClassifier):
         if not (path / "config.json").is_file():
             raise RegistryError(f"{model_dir} holds no {MODEL_SUBDIR}/ model; pass the model folder of a BERT training run")
         try:
-            model = AutoModelForSequenceClassification.from_pretrained(str(path), local_files_only=True)
+            model = load_classifier(path)
             tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True, use_fast=True)
         except (OSError, ValueError) as exc:
             raise RegistryError(f"{path} cannot be loaded ({exc}); retrain the model") from None
