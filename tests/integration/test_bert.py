@@ -131,6 +131,16 @@ def test_a_resumed_run_continues_exactly_as_an_unbroken_one(data, tmp_path):
         train(tiny(), train_rows, None, params, checkpoint_dir=tmp_path / "none", resume=True, device="cpu")
 
 
+def test_resuming_with_another_head_is_refused_in_one_line(data, tmp_path):
+    params = BertParams(max_seq_length=LENGTH, train_batch_size=32, epochs=1, train_steps_per_epoch=2,
+                        run_validation=False)
+    train(tiny(), data[0]["train"], None, params, checkpoint_dir=tmp_path, device="cpu")  # checkpoints epoch 1
+    mean_pooled = build_model(tiny=True, seed=0, pooling="mean")[0]
+    with pytest.raises(ConfigError, match="holds another model .*resume with the model and --pooling"):
+        train(mean_pooled, data[0]["train"], None, params.updated(epochs=2), checkpoint_dir=tmp_path, resume=True,
+              device="cpu")
+
+
 def test_max_steps_part_way_through_an_epoch_does_not_complete_it(data, tmp_path):
     params = BertParams(max_seq_length=LENGTH, train_batch_size=32, epochs=3, max_steps=20, run_validation=False)
     result = train(tiny(), data[0]["train"], None, params, checkpoint_dir=tmp_path, device="cpu")
@@ -143,13 +153,13 @@ class SlowStep(TrainingCallback):
 
     def on_step_end(self, state):
         if state.step == 3:
-            time.sleep(1.5)
+            time.sleep(5)
 
 
 def test_the_stall_watchdog_reports_a_step_that_hangs_and_stops_training(data, tmp_path):
     params = BertParams(max_seq_length=LENGTH, train_batch_size=32, epochs=1, run_validation=False)
     hook = DebuggerHook(tmp_path, DebuggerConfig(save_interval=1),
-                        [RuleAction(parse_rule("StalledTrainingRule:threshold=0.5"), ("log", "report", "stop"))],
+                        [RuleAction(parse_rule("StalledTrainingRule:threshold=2"), ("log", "report", "stop"))],
                         num_labels=3)
     result = train(tiny(), data[0]["train"], None, params, callbacks=[hook, SlowStep()], device="cpu")
     [finding] = hook.result.findings

@@ -54,6 +54,12 @@ def test_the_mean_pooled_head_ignores_padding_and_reads_back_as_saved(tmp_path):
         assert torch.allclose(again(**short).logits, logits, atol=1e-6)
     with pytest.raises(ConfigError, match="^--pooling must be one of cls, mean"):
         build_model(tiny=True, pooling="max")
+    # A [CLS]-head model fine-tuned from that mean-pooled checkpoint says "cls" and reads back as one.
+    tokenizer.save_pretrained(str(tmp_path))
+    cls_model = build_model(tmp_path, pooling="cls")[0]
+    cls_dir = tmp_path / "cls"
+    cls_model.save_pretrained(str(cls_dir))
+    assert type(load_classifier(cls_dir)).__name__ == "BertForSequenceClassification"
 
 
 def test_tokenizer_fingerprint_changes_with_what_changes_the_ids():

@@ -59,7 +59,11 @@ def _mean_pooling_classifier_class():
             super().__init__()
             self.encoder = encoder
             config = encoder.config
-            dropout = getattr(config, "classifier_dropout", None) or getattr(config, "hidden_dropout_prob", 0.1)
+            # As the architecture's own head would: its classifier dropout when set (0 included),
+            # DistilBERT's seq_classif_dropout, else the hidden-state dropout.
+            dropout = getattr(config, "classifier_dropout", None)
+            if dropout is None:
+                dropout = getattr(config, "seq_classif_dropout", getattr(config, "hidden_dropout_prob", 0.1))
             self.dropout = torch.nn.Dropout(dropout)
             self.classifier = torch.nn.Linear(config.hidden_size, config.num_labels)
 
@@ -87,7 +91,6 @@ def _mean_pooling_classifier_class():
             """The encoder as a Hugging Face checkpoint (its config marked mean-pooled) and the head beside it."""
             from safetensors.torch import save_file
 
-            self.encoder.config.update({POOLING_KEY: "mean"})
             self.encoder.save_pretrained(directory)
             save_file({k: v.detach().contiguous() for k, v in self.classifier.state_dict().items()},
                       str(Path(directory) / HEAD_FILE))
@@ -168,6 +171,9 @@ def build_model(model_dir: Path | str | None = None, *, tiny: bool = False, seed
                                                                        local_files_only=True)
         model = model.float()  # train in float32 master weights even from a half-precision checkpoint
         source = str(directory)
+    # Saved with the model: a loader reads the head back with the right class (and a "cls" model
+    # fine-tuned from a mean-pooled checkpoint does not inherit that checkpoint's "mean").
+    model.config.update({POOLING_KEY: pooling})
     model.config.id2label = {0: "-1", 1: "0", 2: "1"}
     model.config.label2id = {"-1": 0, "0": 1, "1": 2}
     if freeze_bert_layer:

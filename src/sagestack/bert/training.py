@@ -223,7 +223,11 @@ def train(
             raise ConfigError(f"--resume: no checkpoint in {checkpoint_dir}; train without --resume first")
         # Map to the CPU first: RNG states must stay CPU byte tensors; load_state_dict moves weights.
         saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        model.load_state_dict(saved["model"])
+        try:
+            model.load_state_dict(saved["model"])
+        except RuntimeError:  # missing/unexpected keys or shapes: another architecture or head
+            raise ConfigError(f"--resume: the checkpoint in {checkpoint_dir} holds another model (architecture or "
+                              "--pooling); resume with the model and --pooling it was trained with") from None
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         state.step, start_epoch = saved["step"], saved["epoch"]

@@ -51,7 +51,7 @@ class BertPredictor(TextClassifier):
         try:
             model = load_classifier(path)
             tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True, use_fast=True)
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - transformers, safetensors and torch each raise their own kinds
             raise RegistryError(f"{path} cannot be loaded ({exc}); retrain the model") from None
         return cls(model, tokenizer, int(card.params.get("max_seq_length", 128)), device)
 
