@@ -9,8 +9,10 @@ default ``reviews-sentiment@champion``) in the registry that ``SAGESTACK_HOME`` 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
+import time
 from typing import Annotated
 
 import bentoml
@@ -43,6 +45,18 @@ from serving.guard import RequestGuard
 
 MODEL_ENV_VAR = "SAGESTACK_MODEL"
 DEFAULT_MODEL_REF = f"{DEFAULT_MODEL_NAME}@champion"
+
+# Per production variant, as the course plots A/B variants: invocations and latency of each route.
+# (BentoML's own request metrics carry no variant label.)
+INVOCATIONS = bentoml.metrics.Counter(
+    name="sagestack_invocations", documentation="Prediction requests by variant, route and outcome",
+    labelnames=["variant", "route", "model_version", "outcome"],
+)
+LATENCY = bentoml.metrics.Histogram(
+    name="sagestack_request_duration_seconds", documentation="Prediction latency by variant and route",
+    labelnames=["variant", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
 
 
 def _model_ref() -> str:
@@ -101,8 +115,10 @@ class SentimentService:
 
     def __init__(self) -> None:
         ref = _model_ref()
-        self.predictor, info = load_predictor(load_settings(), ref)
-        self.model = model_summary(ref, info, self.predictor.kind)
+        settings = load_settings()
+        self.predictor, info = load_predictor(settings, ref)
+        self.model = model_summary(ref, info, self.predictor.kind, settings.variant)
+        self._labels = {"variant": settings.variant or "", "model_version": self.model.version or ""}
         # The kind says whether a prediction is cheap (run on the event loop) or heavy (run in a
         # worker thread, so a 30 ms AutoGluon or BERT call never blocks other requests).
         self._heavy = get_kind(self.predictor.kind).heavy
@@ -111,18 +127,31 @@ class SentimentService:
         gc.collect()
         gc.freeze()
 
+    @contextlib.contextmanager
+    def _observed(self, route: str):
+        """Count the request and time it under this endpoint's variant (``outcome`` error on an exception)."""
+        started, outcome = time.perf_counter(), "error"
+        try:
+            yield
+            outcome = "ok"
+        finally:
+            LATENCY.labels(variant=self._labels["variant"], route=route).observe(time.perf_counter() - started)
+            INVOCATIONS.labels(route=route, outcome=outcome, **self._labels).inc()
+
     @bentoml.api(route="/predict")
     async def predict(self, reviews: Reviews) -> PredictResponse:
         """Label and probability of each class for each review, and the model that answered."""
-        return prediction_response(self.model, await predict_reviews(self.predictor, reviews, heavy=self._heavy))
+        with self._observed("/predict"):
+            return prediction_response(self.model, await predict_reviews(self.predictor, reviews, heavy=self._heavy))
 
     @bentoml.api(route="/predict_by_id")
     def predict_by_id(self, review_ids: ReviewIds) -> PredictByIdResponse:
         """Predict reviews by id: their text comes from the Feast online store (training/serving parity)."""
-        missing, predictions = predict_stored_reviews(self._online_features(), self.predictor, review_ids)
-        if missing:
-            raise NotFound(missing_ids_message(missing))
-        return PredictByIdResponse(model=self.model, predictions=predictions)
+        with self._observed("/predict_by_id"):
+            missing, predictions = predict_stored_reviews(self._online_features(), self.predictor, review_ids)
+            if missing:
+                raise NotFound(missing_ids_message(missing))
+            return PredictByIdResponse(model=self.model, predictions=predictions)
 
     def _online_features(self):
         # Opened on first use: the store may be filled after the service started.
@@ -141,7 +170,8 @@ class SentimentService:
         self, reviews: Reviews
     ) -> Annotated[list[BatchPrediction], ContentType("application/json")]:
         """As ``/predict``, one item per review; concurrent requests are predicted together."""
-        return batch_predictions(self.model, await predict_reviews(self.predictor, reviews, heavy=self._heavy))
+        with self._observed("/predict_batch"):
+            return batch_predictions(self.model, await predict_reviews(self.predictor, reviews, heavy=self._heavy))
 
 
 # BentoML reads whole bodies with no size limit; this answers 413/415 before it does.

@@ -16,7 +16,7 @@ import tomllib
 from pathlib import Path
 from typing import Mapping
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from sagestack.errors import ConfigError
 
@@ -30,6 +30,9 @@ ENV_VARS = {
     "SAGESTACK_DATA": "data_dir",
     "SAGESTACK_DATA_URL": "data_url",
     "SAGESTACK_DATA_SHA256": "data_sha256",
+    "SAGESTACK_ONLINE_STORE": "online_store",
+    "SAGESTACK_FEAST_REGISTRY": "feast_registry",
+    "SAGESTACK_VARIANT": "variant",
 }
 
 
@@ -42,6 +45,12 @@ class Settings(BaseModel):
         data_dir: a directory (or file) to look for datasets in before ``../shared/data``.
         data_url: where to download the dataset from when it is found nowhere else.
         data_sha256: expected sha256 of the downloaded file (required with ``data_url``).
+        online_store: Feast's online store: ``sqlite`` (default, a file under ``home``) or a Redis
+            server, ``redis://HOST:PORT[/DB]`` (a password, when it needs one, goes in the URL).
+        feast_registry: Feast's registry as a SQLAlchemy URI (default: SQLite under ``home``),
+            e.g. ``postgresql+psycopg://user:password@host:5432/feast`` for a shared one.
+        variant: the production variant this endpoint serves (e.g. ``A`` or ``B``); responses and
+            ``/metrics`` name it.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -51,6 +60,16 @@ class Settings(BaseModel):
     data_dir: Path | None = None
     data_url: str | None = None
     data_sha256: str | None = None
+    online_store: str = "sqlite"
+    feast_registry: str | None = None
+    variant: str | None = None
+
+    @field_validator("online_store")
+    @classmethod
+    def _known_online_store(cls, value: str) -> str:
+        if value != "sqlite" and not value.startswith(("redis://", "rediss://")):
+            raise ValueError("must be sqlite or a redis://HOST:PORT URL")
+        return value
 
     @property
     def mlflow_uri(self) -> str:

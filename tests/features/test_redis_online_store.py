@@ -1,17 +1,17 @@
-"""The same feature definitions on Feast's Redis online store, against a real redis-server on loopback."""
+"""The same feature definitions on Feast's Redis online store, chosen by a setting, against a real
+redis-server on loopback."""
 
 import shutil
 import subprocess
-import sys
 import time
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
+from sagestack.config import load_settings
 from sagestack.data import load_reviews
-from sagestack.features import engineer_features
-from sagestack.features.store import FEATURES_FILE, repo_dir
+from sagestack.features.store import (
+    feast_dir, get_online, ingest, read_features, redis_connection_string, store_config,
+)
 from serving.launch import free_port
 
 REDIS = shutil.which("redis-server")
@@ -39,28 +39,27 @@ def redis_url(tmp_path):
     process.wait(timeout=10)
 
 
-def test_same_definitions_on_redis(tmp_path, redis_url, sample_csv, monkeypatch):
-    from feast import FeatureStore
+def test_redis_is_chosen_by_configuration(tmp_path, redis_url, sample_csv):
+    """``SAGESTACK_ONLINE_STORE=redis://…`` puts the same feature definitions' online values in Redis:
+    sagestack's own ingest (``feast apply`` + materialize) writes them there and reads them back."""
+    import redis
 
-    repo = tmp_path / "repo"
-    shutil.copytree(repo_dir(), repo, ignore=shutil.ignore_patterns("__pycache__"))
-    config = (repo / "feature_store.yaml").read_text()
-    sqlite_online = "online_store:\n  type: sqlite\n  path: ${SAGESTACK_FEAST_DIR}/online_store.db\n"
-    assert sqlite_online in config
-    (repo / "feature_store.yaml").write_text(
-        config.replace(sqlite_online, f"online_store:\n  type: redis\n  connection_string: \"{redis_url}\"\n"))
-    state = tmp_path / "state"
-    state.mkdir()
-    monkeypatch.setenv("SAGESTACK_FEAST_DIR", str(state))
-    table = engineer_features(load_reviews(sample_csv).frame.head(50))
-    table.to_parquet(state / FEATURES_FILE, index=False)
+    settings = load_settings(cwd=tmp_path, environ={"SAGESTACK_ONLINE_STORE": f"redis://{redis_url}"},
+                             home=tmp_path / "home")
+    frame = load_reviews(sample_csv).frame.head(50)
+    ingest(settings, frame, max_seq_length=64)
+    table = read_features(settings)
+    rows = get_online(settings, [int(table.loc[7, "review_id"]), 10**9])
+    assert rows[0]["found"] and rows[0]["review_body"] == table.loc[7, "review_body"]
+    assert list(rows[0]["input_ids"]) == list(table.loc[7, "input_ids"])
+    assert rows[1] == {"review_id": 10**9, "found": False}
+    # The values are in Redis, not in a SQLite file beside the registry.
+    host, port = redis_url.split(":")
+    assert redis.Redis(host=host, port=int(port)).dbsize() >= 50
+    assert not (feast_dir(settings) / "online_store.db").exists()
+    assert store_config(settings)["online_store"] == {"type": "redis", "connection_string": redis_url}
 
-    feast = str(Path(sys.executable).with_name("feast"))
-    subprocess.run([feast, "-c", str(repo), "apply"], check=True, capture_output=True)
-    store = FeatureStore(repo_path=str(repo))
-    store.materialize(start_date=table["event_timestamp"].min().to_pydatetime() - timedelta(seconds=1),
-                      end_date=datetime.now(timezone.utc) + timedelta(seconds=1))
-    result = store.get_online_features(features=store.get_feature_service("sentiment_serving_v1"),
-                                       entity_rows=[{"review_id": 7}, {"review_id": 10**9}]).to_dict()
-    assert result["review_body"] == [table.loc[7, "review_body"], None]
-    assert list(result["input_ids"][0]) == list(table.loc[7, "input_ids"])
+
+def test_redis_urls_become_feast_connection_strings():
+    assert redis_connection_string("redis://cache:6380/2") == "cache:6380,db=2"
+    assert redis_connection_string("rediss://:s%40cret@cache") == "cache:6379,password=s@cret,ssl=true"

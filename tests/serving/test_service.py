@@ -21,7 +21,8 @@ from serving.launch import free_port, stop_process
 REPO = Path(__file__).resolve().parents[2]
 BENTOML = Path(sys.executable).with_name("bentoml")
 SERVICE = "serving.service:SentimentService"
-MODEL = {"name": "sentiment", "version": "1", "alias": "champion", "kind": "fasttext", "source": "models:/sentiment/1"}
+MODEL = {"name": "sentiment", "version": "1", "alias": "champion", "kind": "fasttext", "source": "models:/sentiment/1",
+         "variant": None}
 REVIEWS = [
     "Love it, fits perfectly and the fabric is soft",
     "It is okay, nothing special",
@@ -149,6 +150,9 @@ def test_metrics_are_prometheus_text(server):
     assert response.headers["content-type"].startswith("text/plain")
     assert "# TYPE bentoml_service_request_total counter" in response.text
     assert 'bentoml_service_request_total{endpoint="/predict",http_response_code="200"' in response.text
+    # sagestack's own per-variant series (no variant configured here: an empty label).
+    assert 'sagestack_invocations_total{model_version="1",outcome="ok",route="/predict",variant=""}' in response.text
+    assert 'sagestack_request_duration_seconds_count{route="/predict",variant=""}' in response.text
 
 
 def test_openapi_documents_both_routes_and_the_limits(server):
@@ -256,7 +260,7 @@ def test_a_baseline_champion_is_served_by_the_same_service(sample_split, tmp_pat
                 time.sleep(0.3)
             body = client.post("/predict", json={"reviews": REVIEWS}).json()
             assert body["model"] == {"name": "sentiment", "version": "1", "alias": "champion", "kind": "baseline",
-                                     "source": "models:/sentiment/1"}
+                                     "source": "models:/sentiment/1", "variant": None}
             assert [p for p in body["predictions"]] == [p.to_dict() for p in predictor.predict(REVIEWS)]
             with ThreadPoolExecutor(8) as pool:
                 batch = list(pool.map(lambda r: client.post("/predict_batch", json={"reviews": [r]}), REVIEWS * 4))

@@ -71,19 +71,22 @@ def test_every_valid_request_fits_the_body_limit():
 def test_model_summary_for_registry_refs_and_local_files():
     assert model_summary("sentiment@champion", INFO, "fasttext").model_dump() == {
         "name": "sentiment", "version": "3", "alias": "champion", "kind": "fasttext", "source": "models:/sentiment/3",
+        "variant": None,
     }
-    assert model_summary("sentiment/3", INFO, "fasttext").model_dump() == {
+    assert model_summary("sentiment/3", INFO, "fasttext", variant="B").model_dump() == {
         "name": "sentiment", "version": "3", "alias": None, "kind": "fasttext", "source": "models:/sentiment/3",
+        "variant": "B",
     }
     assert model_summary("/models/model.bin", None, "fasttext").model_dump() == {
-        "name": None, "version": None, "alias": None, "kind": "fasttext", "source": "/models/model.bin",
+        "name": None, "version": None, "alias": None, "kind": "fasttext", "source": "/models/model.bin", "variant": None,
     }
 
 
 def test_prediction_response_shape():
     model = model_summary("sentiment@champion", INFO, "fasttext")
     assert prediction_response(model, PREDICTIONS).model_dump() == {
-        "model": {"name": "sentiment", "version": "3", "alias": "champion", "kind": "fasttext", "source": "models:/sentiment/3"},
+        "model": {"name": "sentiment", "version": "3", "alias": "champion", "kind": "fasttext", "source": "models:/sentiment/3",
+                  "variant": None},
         "predictions": [
             {"label": 1, "probabilities": {"1": 0.8, "0": 0.15, "-1": 0.05}},
             {"label": -1, "probabilities": {"-1": 0.6, "0": 0.3, "1": 0.1}},

@@ -41,16 +41,58 @@ def feast_dir(settings: Settings) -> Path:
     return settings.home.resolve() / "feast"
 
 
+def redis_connection_string(url: str) -> str:
+    """Feast's Redis ``connection_string`` (``host:port,db=N,password=…,ssl=true``) for a ``redis://`` URL."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    options = [f"{parts.hostname or 'localhost'}:{parts.port or 6379}"]
+    if parts.path.strip("/"):
+        options.append(f"db={parts.path.strip('/')}")
+    if parts.password:
+        options.append(f"password={unquote(parts.password)}")
+    if parts.scheme == "rediss":
+        options.append("ssl=true")
+    return ",".join(options)
+
+
+def store_config(settings: Settings) -> dict:
+    """The shipped ``feature_store.yaml`` with the online store and registry the settings choose.
+
+    The declarations stay the same; only where Feast keeps its state changes (SQLite or Redis
+    online, a SQLite or shared SQL registry), so a cluster and a laptop run one feature repo.
+    """
+    import yaml
+
+    config = yaml.safe_load((repo_dir() / "feature_store.yaml").read_text())
+    if settings.online_store != "sqlite":
+        config["online_store"] = {"type": "redis", "connection_string": redis_connection_string(settings.online_store)}
+    if settings.feast_registry:
+        config["registry"] = {**config["registry"], "path": settings.feast_registry}
+    return config
+
+
 def _environment(settings: Settings) -> dict:
+    """Point Feast at this home: its state folder and a ``feature_store.yaml`` rendered from the settings."""
+    import yaml
+
     directory = feast_dir(settings)
     directory.mkdir(parents=True, exist_ok=True)
-    os.environ["SAGESTACK_FEAST_DIR"] = str(directory)  # read by feature_store.yaml and the declarations
-    return {**os.environ, "SAGESTACK_FEAST_DIR": str(directory)}
+    config_file = directory / "feature_store.yaml"
+    text = yaml.safe_dump(store_config(settings), sort_keys=False)
+    if not config_file.is_file() or config_file.read_text() != text:
+        with atomic_file(config_file) as tmp:
+            tmp.write_text(text)
+    variables = {"SAGESTACK_FEAST_DIR": str(directory),  # read by feature_store.yaml and the declarations
+                 "FEAST_FS_YAML_FILE_PATH": str(config_file)}  # the feast CLI's --feature-store-yaml
+    os.environ.update(variables)
+    return {**os.environ, **variables}
 
 
 def feast_command(settings: Settings, *args: str) -> list[str]:
     """A ``feast`` CLI command line on this home's repository (the environment comes from :func:`feast_env`)."""
-    return [str(Path(sys.executable).with_name("feast")), "-c", str(repo_dir()), *args]
+    return [str(Path(sys.executable).with_name("feast")), "-c", str(repo_dir()),
+            "--feature-store-yaml", str(feast_dir(settings) / "feature_store.yaml"), *args]
 
 
 def feast_env(settings: Settings) -> dict:
@@ -75,7 +117,7 @@ def open_store(settings: Settings):
     from feast import FeatureStore
 
     _environment(settings)
-    return FeatureStore(repo_path=str(repo_dir()))
+    return FeatureStore(repo_path=str(repo_dir()), fs_yaml_file=feast_dir(settings) / "feature_store.yaml")
 
 
 def read_features(settings: Settings) -> pd.DataFrame | None:

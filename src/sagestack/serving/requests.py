@@ -144,6 +144,7 @@ class ModelSummary(BaseModel):
     alias: str | None
     kind: str
     source: str
+    variant: str | None = None
 
 
 class LabelPrediction(BaseModel):
@@ -179,7 +180,7 @@ class BatchPrediction(LabelPrediction):
     model: ModelSummary
 
 
-def model_summary(ref: str, info: ModelVersionInfo | None, kind: str) -> ModelSummary:
+def model_summary(ref: str, info: ModelVersionInfo | None, kind: str, variant: str | None = None) -> ModelSummary:
     """Describe the served model as every response reports it.
 
     Args:
@@ -187,6 +188,7 @@ def model_summary(ref: str, info: ModelVersionInfo | None, kind: str) -> ModelSu
             or a local path).
         info: the registry version it resolved to, or ``None`` for a local model.
         kind: the model kind (the predictor's ``kind``).
+        variant: the production variant the endpoint serves (``SAGESTACK_VARIANT``), if any.
 
     Returns:
         For a registered model its name, version, the alias the reference named (else ``None``),
@@ -194,9 +196,9 @@ def model_summary(ref: str, info: ModelVersionInfo | None, kind: str) -> ModelSu
         ``source``, the reference.
     """
     if info is None:
-        return ModelSummary(name=None, version=None, alias=None, kind=kind, source=ref)
+        return ModelSummary(name=None, version=None, alias=None, kind=kind, source=ref, variant=variant)
     alias = ref.split("@", 1)[1] if "@" in ref else None
-    return ModelSummary(name=info.name, version=info.version, alias=alias, kind=kind, source=info.uri)
+    return ModelSummary(name=info.name, version=info.version, alias=alias, kind=kind, source=info.uri, variant=variant)
 
 
 def prediction_response(model: ModelSummary, predictions: Sequence[Prediction]) -> PredictResponse:
