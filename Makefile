@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH_SOURCE := $(if $(wildcard /opt/wheels/torch-2.13.0+cpu*),--find-links /opt/wheels,--extra-index-url https://download.pytorch.org/whl/cpu)
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps demo test bench lock clean
+.PHONY: setup system-deps demo demo-cluster test bench lock clean
 
 $(STAMP): requirements/lock.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,11 +23,26 @@ setup: $(STAMP)  ## Create .venv and install the locked stack plus sagestack.
 demo: setup  ## The main job: the pipeline end to end, then one prediction from the served model.
 	$(BIN)/sagestack demo
 
-# The tests start a real redis-server (Feast's Redis online store): install it when missing, or stop here.
-system-deps:  ## System packages the tests start (redis-server), installed with apt-get when missing.
-	@command -v redis-server >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
-		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; } || true
-	@command -v redis-server >/dev/null || { echo "error: the tests need redis-server; install it (apt-get install redis-server) and run make test again" >&2; exit 1; }
+# The tests start real services: redis-server (Feast's Redis online store), and PostgreSQL and nginx
+# (the scaled-out topology of `sagestack up`). Install whatever is missing with apt-get, or stop here.
+SYSTEM_COMMANDS := redis-server nginx /usr/lib/postgresql/*/bin/initdb
+system-deps:  ## System packages the tests start (redis-server, postgresql, nginx), installed with apt-get when missing.
+	@missing=""; for c in $(SYSTEM_COMMANDS); do command -v $$c >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server postgresql nginx >/dev/null; fi
+	@for c in $(SYSTEM_COMMANDS); do command -v $$c >/dev/null || { echo "error: the tests need redis-server, postgresql and nginx; install them (apt-get install redis-server postgresql nginx) and run make test again" >&2; exit 1; }; done
+
+# The scaled-out topology on loopback (PostgreSQL + MLflow server, Redis + Feast server, endpoints A/B, nginx),
+# the pipeline run against it, one prediction through the router, then everything stopped again.
+CLUSTER_HOME ?= .sagestack-cluster
+demo-cluster: setup system-deps  ## The demo on the scaled-out topology: up, pipeline, a prediction through nginx, down.
+	export SAGESTACK_HOME=$(CLUSTER_HOME); trap '$(BIN)/sagestack down' EXIT; \
+	$(BIN)/sagestack up; \
+	. $(CLUSTER_HOME)/topology/env.sh; \
+	$(BIN)/sagestack pipeline run --trainers fasttext,baseline --auto-approve; \
+	$(BIN)/sagestack up; \
+	$(BIN)/python -c 'import httpx, json, sys; r = httpx.post(sys.argv[1] + "/predict", timeout=30, json={"reviews": ["Love this dress, it fits perfectly"]}); print(json.dumps(r.json(), indent=1)); r.raise_for_status()' \
+		"$$($(BIN)/sagestack up --json | $(BIN)/python -c 'import json, sys; print(json.load(sys.stdin)["router"])')"
 
 test: setup system-deps  ## Run the test suite.
 	$(BIN)/python -m pytest

@@ -40,15 +40,30 @@ _BASELINE = BaselineParams()
 _BERT = BertParams()
 # Cluster mode gives the BERT step one GPU (the local runner accepts and ignores the request).
 BERT_ACCELERATOR = "nvidia.com/gpu"
+# Per-step resources on a cluster: (cpu request, memory request, cpu limit, memory limit). Sized from
+# the steps' measured use on the 7,110 reviews, with room: AutoML and BERT hold the most in memory.
+STEP_RESOURCES = {
+    "light": ("250m", "512M", "1", "2G"),        # select-champion, skip-trainer, record-rejection
+    "data": ("500m", "2G", "2", "4G"),           # ingest, bias, feature store, prepare, register
+    "train": ("1", "2G", "2", "8G"),             # fastText, baseline, evaluate, explain
+    "heavy": ("2", "8G", "4", "16G"),            # AutoGluon, BERT
+}
+
+
+def _sized(task, size: str):
+    """Set a task's CPU and memory requests and limits (see ``STEP_RESOURCES``)."""
+    cpu, memory, cpu_limit, memory_limit = STEP_RESOURCES[size]
+    return (task.set_cpu_request(cpu).set_memory_request(memory)
+            .set_cpu_limit(cpu_limit).set_memory_limit(memory_limit))
 
 
 def _candidate(enabled, trainer: str, prepared, train_task_factory):
     """One trainer's branch: train + evaluate when ``enabled``, else a stand-in; returns (model, evaluation)."""
     with dsl.If(enabled == True, name=f"{trainer}-selected"):  # noqa: E712 (a KFP condition, not Python)
         trained = train_task_factory()
-        evaluated = evaluate_model(prepared=prepared, model=trained.outputs["model"])
+        evaluated = _sized(evaluate_model(prepared=prepared, model=trained.outputs["model"]), "train")
     with dsl.Else(name=f"{trainer}-left-out"):
-        skipped = skip_trainer(trainer=trainer)
+        skipped = _sized(skip_trainer(trainer=trainer), "light")
     return (
         dsl.OneOf(trained.outputs["model"], skipped.outputs["model"]),
         dsl.OneOf(evaluated.outputs["evaluation"], skipped.outputs["evaluation"]),
@@ -90,50 +105,51 @@ def sentiment_pipeline(
     bias_fail_on: str = "",
     explain_samples: int = defaults.DEFAULT_EXPLAIN_SAMPLES,
 ):
-    ingest = ingest_data(data_path=data_path, data_sha256=data_sha256, home=home, tracking_uri=tracking_uri)
-    data_bias = pretraining_bias(reviews=ingest.outputs["reviews"], facet=facet, fail_on=bias_fail_on)
-    features = feature_store(reviews=ingest.outputs["reviews"], home=home, tracking_uri=tracking_uri).after(
+    ingest = _sized(ingest_data(data_path=data_path, data_sha256=data_sha256, home=home, tracking_uri=tracking_uri),
+                    "data")
+    data_bias = _sized(pretraining_bias(reviews=ingest.outputs["reviews"], facet=facet, fail_on=bias_fail_on), "data")
+    features = _sized(feature_store(reviews=ingest.outputs["reviews"], home=home, tracking_uri=tracking_uri).after(
         data_bias  # a failed bias gate stops the pipeline before features and training
-    )
+    ), "data")
     # Every trainer reads its data back from the feature store: what serving reads, by construction.
-    prepare = prepare_data(features=features.outputs["features"], home=home, tracking_uri=tracking_uri)
+    prepare = _sized(prepare_data(features=features.outputs["features"], home=home, tracking_uri=tracking_uri), "data")
     prepared = prepare.outputs["prepared"]
 
-    fasttext_model, fasttext_evaluation = _candidate(trainer_fasttext, "fasttext", prepared, lambda: train_fasttext(
+    fasttext_model, fasttext_evaluation = _candidate(trainer_fasttext, "fasttext", prepared, lambda: _sized(train_fasttext(
         prepared=prepared, epochs=epochs, learning_rate=learning_rate, min_count=min_count, vector_dim=vector_dim,
         word_ngrams=word_ngrams, seed=seed,
-    ))
-    baseline_model, baseline_evaluation = _candidate(trainer_baseline, "baseline", prepared, lambda: train_baseline(
+    ), "train"))
+    baseline_model, baseline_evaluation = _candidate(trainer_baseline, "baseline", prepared, lambda: _sized(train_baseline(
         prepared=prepared, word_ngrams=baseline_word_ngrams, c=baseline_c, seed=seed,
-    ))
-    automl_model, automl_evaluation = _candidate(trainer_automl, "automl", prepared, lambda: train_automl(
+    ), "train"))
+    automl_model, automl_evaluation = _candidate(trainer_automl, "automl", prepared, lambda: _sized(train_automl(
         prepared=prepared, time_limit=automl_time_limit, max_candidates=automl_max_candidates,
         embeddings=automl_embeddings, metric=select_metric, seed=seed,
-    ))
-    bert_model_out, bert_evaluation = _candidate(trainer_bert, "bert", prepared, lambda: train_bert(
+    ), "heavy"))
+    bert_model_out, bert_evaluation = _candidate(trainer_bert, "bert", prepared, lambda: _sized(train_bert(
         prepared=prepared, bert_model=bert_model, epochs=bert_epochs, learning_rate=bert_learning_rate,
         train_batch_size=bert_train_batch_size, max_steps=bert_max_steps, max_seq_length=bert_max_seq_length, seed=seed,
-    ).set_accelerator_type(BERT_ACCELERATOR).set_accelerator_limit(1))
-    select = select_champion(
+    ), "heavy").set_accelerator_type(BERT_ACCELERATOR).set_accelerator_limit(1))
+    select = _sized(select_champion(
         fasttext_model=fasttext_model, fasttext_evaluation=fasttext_evaluation,
         baseline_model=baseline_model, baseline_evaluation=baseline_evaluation,
         automl_model=automl_model, automl_evaluation=automl_evaluation,
         bert_model=bert_model_out, bert_evaluation=bert_evaluation, metric=select_metric,
-    )
+    ), "light")
     champion = select.outputs["champion"]
-    model_bias = posttraining_bias(prepared=prepared, model=champion, facet=facet, fail_on=bias_fail_on)
-    explain = explain_model(prepared=prepared, model=champion, samples=explain_samples)
+    model_bias = _sized(posttraining_bias(prepared=prepared, model=champion, facet=facet, fail_on=bias_fail_on), "train")
+    explain = _sized(explain_model(prepared=prepared, model=champion, samples=explain_samples), "train")
     with dsl.If(select.outputs["Output"] >= min_accuracy, name="accuracy-met"):
-        register_model(
+        _sized(register_model(
             reviews=ingest.outputs["reviews"], features=features.outputs["features"], prepared=prepared,
             model=champion, evaluation=select.outputs["evaluation"], candidates=select.outputs["candidates"],
             data_bias=data_bias.outputs["report"], model_bias=model_bias.outputs["report"],
             explanations=explain.outputs["report"], home=home, tracking_uri=tracking_uri, model_name=model_name,
             auto_approve=auto_approve, pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-        )
+        ), "data")
     with dsl.Else(name="accuracy-missed"):
-        record_rejection(
+        _sized(record_rejection(
             reviews=ingest.outputs["reviews"], model=champion, candidates=select.outputs["candidates"],
             test_accuracy=select.outputs["Output"], min_accuracy=min_accuracy, home=home, tracking_uri=tracking_uri,
             pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-        )
+        ), "light")

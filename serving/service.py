@@ -20,6 +20,7 @@ from bentoml.exceptions import NotFound
 from bentoml.validators import ContentType
 from pydantic import BeforeValidator, Field, StringConstraints
 from pydantic_core import PydanticCustomError
+from starlette.responses import JSONResponse
 
 from sagestack.config import load_settings
 from sagestack.models import get_kind
@@ -129,14 +130,20 @@ class SentimentService:
 
     @contextlib.contextmanager
     def _observed(self, route: str):
-        """Count the request and time it under this endpoint's variant (``outcome`` error on an exception)."""
-        started, outcome = time.perf_counter(), "error"
+        """Count the request and time it under this endpoint's variant.
+
+        The outcome is ``ok``, ``error`` on an exception, or what a route that answers an error
+        without raising sets in the yielded ``outcome["value"]``.
+        """
+        started, outcome = time.perf_counter(), {"value": "ok"}
         try:
-            yield
-            outcome = "ok"
+            yield outcome
+        except BaseException:
+            outcome["value"] = "error"
+            raise
         finally:
             LATENCY.labels(variant=self._labels["variant"], route=route).observe(time.perf_counter() - started)
-            INVOCATIONS.labels(route=route, outcome=outcome, **self._labels).inc()
+            INVOCATIONS.labels(route=route, outcome=outcome["value"], **self._labels).inc()
 
     @bentoml.api(route="/predict")
     async def predict(self, reviews: Reviews) -> PredictResponse:
@@ -147,8 +154,16 @@ class SentimentService:
     @bentoml.api(route="/predict_by_id")
     def predict_by_id(self, review_ids: ReviewIds) -> PredictByIdResponse:
         """Predict reviews by id: their text comes from the Feast online store (training/serving parity)."""
-        with self._observed("/predict_by_id"):
-            missing, predictions = predict_stored_reviews(self._online_features(), self.predictor, review_ids)
+        from sagestack.features.store import OnlineStoreUnavailable
+
+        with self._observed("/predict_by_id") as outcome:
+            try:
+                missing, predictions = predict_stored_reviews(self._online_features(), self.predictor, review_ids)
+            except OnlineStoreUnavailable as exc:
+                # A 503 says "retry later", unlike a 500. Returned, not raised: BentoML replaces the
+                # message of any 5xx exception with a generic one, and this one tells what is down.
+                outcome["value"] = "unavailable"
+                return JSONResponse({"error": str(exc)}, status_code=503, headers={"Retry-After": "5"})
             if missing:
                 raise NotFound(missing_ids_message(missing))
             return PredictByIdResponse(model=self.model, predictions=predictions)

@@ -261,6 +261,11 @@ def test_compiled_yaml_pins_the_image_and_exposes_parameters(tmp_path):
     accelerator = bert_executor["container"]["resources"]["accelerator"]
     assert accelerator.get("resourceType", accelerator.get("type")) == "nvidia.com/gpu"
     assert str(accelerator.get("resourceCount", accelerator.get("count"))) == "1"
+    # Every step asks for CPU and memory and is capped (STEP_RESOURCES); the heavy trainers most.
+    for name, executor in spec["deploymentSpec"]["executors"].items():
+        resources = executor["container"].get("resources", {})
+        assert {"cpuRequest", "memoryRequest", "cpuLimit", "memoryLimit"} <= set(resources), name
+    assert bert_executor["container"]["resources"]["memoryLimit"] == 16  # GB, as KFP writes it
 
 
 def _all_tasks(spec: dict):

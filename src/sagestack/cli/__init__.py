@@ -14,7 +14,7 @@ from typing import Optional
 import typer
 
 from sagestack import __version__
-from sagestack.cli import analysis, automl, data, debug, demo, features, models, pipeline, serve, train, tune
+from sagestack.cli import analysis, automl, data, debug, demo, deploy, features, models, pipeline, serve, train, tune
 from sagestack.cli.common import USER_ERROR_EXIT, state
 from sagestack.errors import SagestackError
 
@@ -31,12 +31,15 @@ app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(features.app, name="features")
 app.add_typer(debug.app, name="debug")
 app.add_typer(tune.app, name="tune")
+app.add_typer(deploy.app, name="deploy")
 app.command("bias")(analysis.bias)
 app.command("explain")(analysis.explain)
 app.command("automl")(automl.automl)
 app.command("lineage")(models.lineage)
 app.command("serve")(serve.serve)
 app.command("demo")(demo.demo)
+app.command("up")(deploy.up)
+app.command("down")(deploy.down)
 
 
 def _version_callback(value: bool) -> None:

@@ -200,6 +200,32 @@ def stored_tokenizer(settings: Settings) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
+class OnlineStoreUnavailable(SagestackError):
+    """The online store (e.g. the Redis server) cannot be reached right now; a retry may succeed."""
+
+
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean "the online store's server is not reachable" (not "the data is wrong")."""
+    errors: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    try:
+        import redis
+
+        errors += [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError]
+    except ImportError:  # pragma: no cover - redis is locked with feast[redis]
+        pass
+    return tuple(errors)
+
+
+def _store_location(settings: Settings) -> str:
+    """Where the online store is, without credentials (for messages)."""
+    if settings.online_store == "sqlite":
+        return str(feast_dir(settings) / "online_store.db")
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(settings.online_store)
+    return f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}"
+
+
 class OnlineReader:
     """Reads a feature service from the online store; keeps the FeatureStore open between reads."""
 
@@ -208,12 +234,23 @@ class OnlineReader:
             raise SagestackError("the feature store is empty; run `sagestack features ingest` first")
         self._store = open_store(settings)
         self._service = self._store.get_feature_service(service)
+        self._location = _store_location(settings)
 
     def get(self, review_ids: list[int]) -> list[dict]:
-        """Features per review id, in order; an unknown id is ``{"review_id", "found": False}``."""
-        result = self._store.get_online_features(
-            features=self._service, entity_rows=[{"review_id": int(i)} for i in review_ids]
-        ).to_dict()
+        """Features per review id, in order; an unknown id is ``{"review_id", "found": False}``.
+
+        Raises:
+            OnlineStoreUnavailable: the online store's server cannot be reached (the next call
+                tries again: the client reconnects by itself).
+        """
+        try:
+            result = self._store.get_online_features(
+                features=self._service, entity_rows=[{"review_id": int(i)} for i in review_ids]
+            ).to_dict()
+        except _connection_errors() as exc:
+            raise OnlineStoreUnavailable(
+                f"the online feature store at {self._location} is unreachable ({type(exc).__name__}); "
+                "try again when it is back") from None
         names = [k for k in result if k != "review_id"]
         rows = []
         for index, review_id in enumerate(review_ids):

@@ -227,7 +227,8 @@ def log_model_run(
     registered = None
     if model_name:
         registered = register_version(
-            settings, model_name, info.model_uri, run_id, approval=approval, aliases=aliases, tags=tags
+            settings, model_name, info.model_uri, run_id, approval=approval, aliases=aliases, tags=tags,
+            model_id=info.model_id,
         ).to_dict()
     return {"run_id": run_id, "model_uri": info.model_uri, "kind": card.kind, "registered": registered}
 
@@ -256,8 +257,13 @@ def register_version(
     approval: ApprovalStatus = "PendingManualApproval",
     aliases: tuple[str, ...] = (),
     tags: dict[str, str] | None = None,
+    model_id: str | None = None,
 ) -> ModelVersionInfo:
-    """Register ``model_uri`` as a new version of ``name`` with tags, approval status and aliases."""
+    """Register ``model_uri`` as a new version of ``name`` with tags, approval status and aliases.
+
+    ``model_id`` is the logged model's id (MLflow 3's ``models:/m-…`` URIs): an MLflow tracking
+    server refuses such a source without it (the SQLite store accepts it either way).
+    """
     from mlflow.exceptions import MlflowException
 
     mlflow_client = client(settings)
@@ -266,7 +272,8 @@ def register_version(
     except MlflowException:
         mlflow_client.create_registered_model(name, description="Review sentiment (-1/0/1) classifier")
     version = mlflow_client.create_model_version(
-        name, model_uri, run_id=run_id, tags={**(tags or {}), "training.run_id": run_id, APPROVAL_TAG: approval}
+        name, model_uri, run_id=run_id, tags={**(tags or {}), "training.run_id": run_id, APPROVAL_TAG: approval},
+        model_id=model_id,
     )
     for alias in aliases:
         mlflow_client.set_registered_model_alias(name, alias, version.version)

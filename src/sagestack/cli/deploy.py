@@ -1,0 +1,71 @@
+"""``sagestack up`` / ``down`` (the scaled-out topology on loopback) and ``sagestack deploy`` (A/B traffic)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from sagestack.cli.common import JsonOpt, emit, progress, settings
+
+app = typer.Typer(help="Production variants: shift traffic between variant A (@champion) and B (@challenger).",
+                  no_args_is_help=True)
+DEFAULT_ROUTE_FILE = Path("k8s") / "base" / "endpoint" / "httproute.yaml"
+
+
+def _topology():
+    from sagestack.deploy.topology import Topology
+    from serving.launch import serve_command
+
+    return Topology(settings(), serve_command)
+
+
+def up(json_output: bool = JsonOpt) -> None:
+    """Start the scaled-out topology on loopback: PostgreSQL + MLflow server, Redis + Feast feature server,
+    endpoints A and B, nginx as the weighted router. Run it again after the pipeline to start the endpoints."""
+    topology = _topology()
+    statuses = topology.up(progress(json_output) or (lambda line: None))
+    environment = topology.environment()
+    env_file = topology.root / "env.sh"
+    env_file.write_text("".join(f"export {k}='{v}'\n" for k, v in environment.items()))
+    env_file.chmod(0o600)  # it holds the database password
+    lines = [f"{s.name:11} {s.state:8} {s.url or ''} {s.detail}".rstrip() for s in statuses]
+    lines += [f"router: {topology.url('nginx')}",
+              f"clients use the same settings as the services: source {env_file}"]
+    emit({"services": [vars(s) for s in statuses], "router": topology.url("nginx"), "env_file": str(env_file)},
+         json_output, lines)
+
+
+def down(json_output: bool = JsonOpt) -> None:
+    """Stop every service of the topology (its data stays for the next `up`)."""
+    stopped = _topology().down()
+    emit({"stopped": stopped}, json_output, [f"stopped: {', '.join(stopped) or 'nothing was running'}"])
+
+
+@app.command("shift-traffic")
+def shift_traffic(
+    a: int = typer.Option(..., "--a", help="Percent of requests to variant A (@champion)."),
+    b: int = typer.Option(..., "--b", help="Percent of requests to variant B (@challenger)."),
+    route_file: Optional[Path] = typer.Option(
+        None, "--route-file", help=f"The HTTPRoute manifest to rewrite (default: {DEFAULT_ROUTE_FILE} when it exists here)."),
+    json_output: bool = JsonOpt,
+) -> None:
+    """Set the A/B weights: in the HTTPRoute manifest and, live, in the local topology's router."""
+    from sagestack.data.atomic import atomic_file
+    from sagestack.deploy.traffic import TrafficSplit, httproute_yaml
+    from sagestack.errors import ConfigError
+
+    split = TrafficSplit(a, b)
+    if route_file is not None and not route_file.parent.is_dir():
+        raise ConfigError(f"{route_file.parent} is not a folder; pass the HTTPRoute file of your k8s/ checkout")
+    target = route_file or (DEFAULT_ROUTE_FILE if DEFAULT_ROUTE_FILE.parent.is_dir() else None)
+    if target is not None:
+        with atomic_file(target) as tmp:
+            tmp.write_text(httproute_yaml(split))
+    reloaded = _topology().shift_traffic(split)
+    lines = [f"traffic: A {split.a} % / B {split.b} %",
+             f"manifest: {target} rewritten" if target else "manifest: none here (pass --route-file)",
+             "router: reloaded" if reloaded else "router: not running (the split applies at the next `sagestack up`)"]
+    emit({"a": split.a, "b": split.b, "route_file": str(target) if target else None, "router_reloaded": reloaded},
+         json_output, lines)

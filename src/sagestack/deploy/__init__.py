@@ -1,0 +1,1 @@
+"""Deployment: A/B production variants and the scaled-out topology on loopback."""
