@@ -10,7 +10,7 @@ cluster mode they run on the pinned sagestack image; locally, in this environmen
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Model, Output
 
-from components.image import IMAGE
+from components.image import GPU_IMAGE, IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
@@ -95,7 +95,7 @@ def train_automl(prepared: Input[Dataset], time_limit: float, max_candidates: in
     write_json(metrics.path, metrics.metadata)
 
 
-@dsl.component(base_image=IMAGE, install_kfp_package=False)
+@dsl.component(base_image=GPU_IMAGE, install_kfp_package=False)
 def train_bert(prepared: Input[Dataset], bert_model: str, epochs: int, learning_rate: float, train_batch_size: int,
                max_steps: int, max_seq_length: int, seed: int, model: Output[Model], metrics: Output[Metrics],
                debugger_report: Output[HTML], profiler_report: Output[HTML]):

@@ -50,11 +50,30 @@ STEP_RESOURCES = {
 }
 
 
+# On a cluster the steps run in the deployment's namespace (k8s/, a Kubeflow profile named sagestack) and
+# read what its pods read: the ConfigMap, the Secrets and the shared home volume. The local runner
+# ignores these Kubernetes settings.
+CONFIG_MAP = "sagestack-config"
+CONFIG_MAP_ENV = ("SAGESTACK_HOME", "HOME", "MPLCONFIGDIR", "HF_HOME")
+SECRET_ENV = {"sagestack-online-store": {"url": "SAGESTACK_ONLINE_STORE"},
+              "sagestack-feast-registry": {"uri": "SAGESTACK_FEAST_REGISTRY"}}
+HOME_VOLUME, HOME_PATH = "sagestack-home", "/var/lib/sagestack"
+RUN_AS = 10001  # the image's unprivileged user
+
+
 def _sized(task, size: str):
-    """Set a task's CPU and memory requests and limits (see ``STEP_RESOURCES``)."""
+    """Configure a task for a cluster: CPU and memory requests and limits (see ``STEP_RESOURCES``),
+    the deployment's settings and home volume, and an unprivileged user."""
+    from kfp import kubernetes
+
     cpu, memory, cpu_limit, memory_limit = STEP_RESOURCES[size]
-    return (task.set_cpu_request(cpu).set_memory_request(memory)
-            .set_cpu_limit(cpu_limit).set_memory_limit(memory_limit))
+    task.set_cpu_request(cpu).set_memory_request(memory).set_cpu_limit(cpu_limit).set_memory_limit(memory_limit)
+    kubernetes.use_config_map_as_env(task, CONFIG_MAP, {key: key for key in CONFIG_MAP_ENV})
+    for secret, keys in SECRET_ENV.items():
+        kubernetes.use_secret_as_env(task, secret, keys)
+    kubernetes.mount_pvc(task, HOME_VOLUME, HOME_PATH)
+    kubernetes.set_security_context(task, run_as_user=RUN_AS, run_as_group=RUN_AS, run_as_non_root=True)
+    return task
 
 
 def _candidate(enabled, trainer: str, prepared, train_task_factory):

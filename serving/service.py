@@ -23,6 +23,7 @@ from pydantic_core import PydanticCustomError
 from starlette.responses import JSONResponse
 
 from sagestack.config import load_settings
+from sagestack.deploy.traffic import check_servable
 from sagestack.models import get_kind
 from sagestack.registry import DEFAULT_MODEL_NAME, load_predictor
 from sagestack.serving.requests import (
@@ -110,9 +111,14 @@ class SentimentService:
     def check_model() -> None:
         """Fail ``bentoml serve`` before any worker starts when the model does not load.
 
-        Without this a worker that fails to start is respawned forever and the server hangs.
+        Without this a worker that fails to start is respawned forever and the server hangs. A
+        production variant (``SAGESTACK_VARIANT``) serves only an Approved version: a pending
+        ``@challenger`` never takes production traffic, wherever the endpoint runs.
         """
-        load_predictor(load_settings(), _model_ref())
+        settings = load_settings()
+        _, info = load_predictor(settings, _model_ref())
+        if settings.variant and info is not None:
+            check_servable(settings.variant, info)
 
     def __init__(self) -> None:
         ref = _model_ref()

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from sagestack.config import load_settings
-from sagestack.deploy.topology import Topology, _alive, _stop_group
+from sagestack.deploy.topology import Topology, _alive
 from serving.launch import serve_command
 
 REVIEWS = ["Love it, fits perfectly and the fabric is soft"]
@@ -165,7 +165,7 @@ def test_a_killed_worker_is_restarted_and_costs_at_most_the_requests_in_flight(t
     import time
 
     top = topology["topology"]
-    before = _workers(top.state.pids["endpoint-a"])
+    before = _workers(top.pid("endpoint-a"))
     assert before, "no worker processes found"
     victim = sorted(before)[0]
     results: list[tuple[Counter, int]] = []
@@ -182,7 +182,7 @@ def test_a_killed_worker_is_restarted_and_costs_at_most_the_requests_in_flight(t
         os.kill(victim, signal.SIGKILL)
         deadline = time.monotonic() + 60
         while True:
-            after = _workers(top.state.pids["endpoint-a"])
+            after = _workers(top.pid("endpoint-a"))
             if victim not in after and len(after) == len(before):
                 break
             assert time.monotonic() < deadline, f"worker {victim} was not replaced: {before} -> {after}"
@@ -201,7 +201,7 @@ def test_redis_down_is_a_503_with_a_clear_message_and_recovers(topology):
     import time
 
     top, run = topology["topology"], topology["run"]
-    _stop_group(top.state.pids["redis"])
+    assert top.stop("redis")
     down = httpx.post(f"{top.url('endpoint-a')}/predict_by_id", json={"review_ids": [1]}, timeout=30)
     assert down.status_code == 503, down.text
     assert "online feature store at redis://127.0.0.1:" in down.text and "unreachable" in down.text
@@ -222,7 +222,7 @@ def test_redis_down_is_a_503_with_a_clear_message_and_recovers(topology):
 def test_restarting_the_mlflow_server_loses_no_version_or_alias(topology):
     top, run = topology["topology"], topology["run"]
     before = run("models", "list", "--json", env=topology["env"])
-    _stop_group(top.state.pids["mlflow"])
+    assert top.stop("mlflow")
     assert {s["name"]: s["state"] for s in run("up", "--json", env=topology["env"])["services"]}["mlflow"] == "started"
     assert run("models", "list", "--json", env=topology["env"]) == before
     assert "champion" in json.dumps(before) and "challenger" in json.dumps(before)
@@ -232,12 +232,12 @@ def test_a_dead_variant_is_routed_around_and_down_stops_everything(topology):
     top, run = topology["topology"], topology["run"]
     run("deploy", "shift-traffic", "--a", "50", "--b", "50", "--route-file", str(topology["home"] / "httproute.yaml"),
         env=topology["env"])
-    _stop_group(top.state.pids["endpoint-b"])  # variant B's endpoint dies entirely
+    assert top.stop("endpoint-b")  # variant B's endpoint dies entirely
     variants, failed = _predict_many(top.url("nginx"), 100)
     assert failed == 0 and variants == Counter({"A": 100})
 
-    pids = dict(Topology(top.settings, serve_command).state.pids)
+    pids = dict(Topology(top.settings, serve_command).state.pids)  # name -> [pid, start time]
     stopped = run("down", "--json", env=topology["env"])["stopped"]
     assert "postgres" in stopped and "nginx" in stopped and "endpoint-b" not in stopped
-    assert not any(_alive(pid) for pid in pids.values())
+    assert pids and not any(_alive(*entry) for entry in pids.values())
     assert top._postgres_pid() is None and not (topology["home"] / "sagestack.toml").exists()

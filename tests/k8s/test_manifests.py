@@ -154,8 +154,12 @@ def test_a_planted_violation_is_caught(tmp_path):
     ]
 
 
-def test_the_committed_route_is_the_50_50_split():
-    assert (K8S / "base" / "endpoint" / "httproute.yaml").read_text() == httproute_yaml(TrafficSplit(50, 50))
+def test_the_committed_route_is_what_shift_traffic_writes():
+    """The HTTPRoute in k8s/ is exactly `sagestack deploy shift-traffic`'s rendering of its weights
+    (50/50 as committed; a checkout where someone shifted traffic holds that split)."""
+    text = (K8S / "base" / "endpoint" / "httproute.yaml").read_text()
+    weights = [ref["weight"] for ref in yaml.safe_load(text)["spec"]["rules"][0]["backendRefs"]]
+    assert text == httproute_yaml(TrafficSplit(*weights))
 
 
 def test_the_endpoints_get_the_settings_the_local_topology_gives_its_processes(rendered, tmp_path):
@@ -174,5 +178,29 @@ def test_the_endpoints_get_the_settings_the_local_topology_gives_its_processes(r
         assert env["SAGESTACK_MODEL"] == f"reviews-sentiment@{alias}" and env["SAGESTACK_VARIANT"] == variant.upper()
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
+    # The Redis URL (a managed one holds a password) comes from a Secret, not the ConfigMap.
+    for overlay in OVERLAYS:
+        found = {(o["kind"], o["metadata"]["name"]): o for o in rendered[overlay]}
+        assert "SAGESTACK_ONLINE_STORE" not in found[("ConfigMap", "sagestack-config")]["data"]
+        for name in ("sentiment-a", "sentiment-b", "feast"):
+            [container] = pod_spec(found[("Deployment", name)])["containers"]
+            [entry] = [e for e in container["env"] if e["name"] == "SAGESTACK_ONLINE_STORE"]
+            assert entry["valueFrom"]["secretKeyRef"] == {"name": "sagestack-online-store", "key": "url"}
     # No secret value in the repo: credentials come from Secrets referenced by name.
     assert not any(o["kind"] == "Secret" for o in rendered["local"] + rendered["prod"])
+
+
+def test_the_pipeline_steps_read_what_the_manifests_provide(rendered):
+    """The compiled pipeline's Kubernetes settings name this deployment's ConfigMap keys, Secrets and volume."""
+    from pipelines.sentiment import CONFIG_MAP, CONFIG_MAP_ENV, HOME_PATH, HOME_VOLUME, SECRET_ENV
+
+    for overlay in OVERLAYS:
+        found = {(o["kind"], o["metadata"]["name"]): o for o in rendered[overlay]}
+        assert set(CONFIG_MAP_ENV) <= set(found[("ConfigMap", CONFIG_MAP)]["data"])
+        assert ("PersistentVolumeClaim", HOME_VOLUME) in found
+        [endpoint] = pod_spec(found[("Deployment", "sentiment-a")])["containers"]
+        referenced = {(e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"]): e["name"]
+                      for e in endpoint["env"] if "valueFrom" in e}
+        assert {(secret, key): env for secret, keys in SECRET_ENV.items() for key, env in keys.items()}.items() <= \
+            referenced.items()
+        assert found[("ConfigMap", CONFIG_MAP)]["data"]["SAGESTACK_HOME"] == HOME_PATH

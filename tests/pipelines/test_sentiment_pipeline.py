@@ -241,7 +241,7 @@ def test_compiled_yaml_pins_the_image_and_exposes_parameters(tmp_path):
     from sagestack.text.params import SAGESTACK_DEFAULTS
 
     path = compile_pipeline(tmp_path / "pipeline.yaml")
-    spec = yaml.safe_load(path.read_text())
+    spec, platform = yaml.safe_load_all(path.read_text())  # the pipeline, then its Kubernetes settings
     params = spec["root"]["inputDefinitions"]["parameters"]
     assert {"data_path", "min_accuracy", "auto_approve", "epochs", "learning_rate", "tracking_uri", "trainer_fasttext",
             "trainer_baseline", "select_metric", "facet", "bias_fail_on", "explain_samples"} <= set(params)
@@ -249,7 +249,8 @@ def test_compiled_yaml_pins_the_image_and_exposes_parameters(tmp_path):
     assert params["model_name"]["defaultValue"] == MODEL
     assert params["epochs"]["defaultValue"] == SAGESTACK_DEFAULTS["epochs"]  # declared once, in sagestack.text
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
-    assert images == {f"ghcr.io/sagestack/sagestack:{__version__}"}
+    # The BERT step runs the GPU build of the same image (Dockerfile --target gpu).
+    assert images == {f"ghcr.io/sagestack/sagestack:{__version__}", f"ghcr.io/sagestack/sagestack:{__version__}-gpu"}
     commands = json.dumps(spec["deploymentSpec"]["executors"])
     assert "pip install" not in commands  # the image brings everything; nothing installs at run time
     assert set(pipeline_tasks(sentiment_pipeline)) == set(
@@ -258,6 +259,7 @@ def test_compiled_yaml_pins_the_image_and_exposes_parameters(tmp_path):
     # Cluster mode: the BERT step asks for one GPU.
     [bert_task] = [t for t in _all_tasks(spec) if t[0] == "train-bert"]
     bert_executor = spec["deploymentSpec"]["executors"][bert_task[1]["componentRef"]["name"].replace("comp-", "exec-")]
+    assert bert_executor["container"]["image"].endswith("-gpu")
     accelerator = bert_executor["container"]["resources"]["accelerator"]
     assert accelerator.get("resourceType", accelerator.get("type")) == "nvidia.com/gpu"
     assert str(accelerator.get("resourceCount", accelerator.get("count"))) == "1"
@@ -266,6 +268,16 @@ def test_compiled_yaml_pins_the_image_and_exposes_parameters(tmp_path):
         resources = executor["container"].get("resources", {})
         assert {"cpuRequest", "memoryRequest", "cpuLimit", "memoryLimit"} <= set(resources), name
     assert bert_executor["container"]["resources"]["memoryLimit"] == 16  # GB, as KFP writes it
+    # On a cluster every step reads the deployment's ConfigMap, Secrets and home volume (k8s/), as a
+    # non-root user: the settings a laptop's home gives the local runner.
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert set(executors) == set(spec["deploymentSpec"]["executors"])
+    for name, config in executors.items():
+        assert [c["configMapName"] for c in config["configMapAsEnv"]] == ["sagestack-config"], name
+        assert {k["envVar"] for s in config["secretAsEnv"] for k in s["keyToEnv"]} == {
+            "SAGESTACK_ONLINE_STORE", "SAGESTACK_FEAST_REGISTRY"}, name
+        assert config["pvcMount"][0]["mountPath"] == "/var/lib/sagestack", name
+        assert config["securityContext"]["runAsNonRoot"] is True, name
 
 
 def _all_tasks(spec: dict):

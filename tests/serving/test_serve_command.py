@@ -56,3 +56,20 @@ def test_serve_records_the_endpoint_only_once_it_answers_and_stops_on_sigterm(re
     finally:
         if process.poll() is None:
             stop_process(process)
+
+
+def test_a_variant_endpoint_refuses_a_version_that_is_not_approved(registered, sample_split, tmp_path):
+    """A production variant never serves a pending version: `bentoml serve` stops at start, saying why."""
+    from sagestack.errors import SagestackError
+    from serving.launch import running_bentoml, serve_command, serve_env
+
+    log_model_run(tmp_path / "model", settings=registered, model_name="reviews-sentiment",
+                  approval="PendingManualApproval", aliases=("challenger",))
+    port = free_port()
+    env = {**serve_env(registered, "reviews-sentiment@challenger"), "SAGESTACK_VARIANT": "B",
+           "BENTOML_HOME": str(tmp_path / "bentoml")}
+    with pytest.raises(SagestackError, match="exited during start-up"):
+        with running_bentoml(serve_command("127.0.0.1", port), env, f"http://127.0.0.1:{port}", tmp_path / "b.log", 120):
+            pass
+    assert ("variant B would serve reviews-sentiment version 2, which is PendingManualApproval; approve it first"
+            in (tmp_path / "b.log").read_text())

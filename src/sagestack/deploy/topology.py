@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from sagestack.config import Settings
+from sagestack.config import CONFIG_FILE_NAME, Settings
 from sagestack.data.atomic import atomic_file
 from sagestack.deploy.traffic import VARIANTS, TrafficSplit, check_servable, nginx_config
 from sagestack.errors import RegistryError, SagestackError
@@ -57,7 +57,8 @@ class State:
     """Ports and pids of the topology, kept in ``state.json`` so that ``up`` and ``down`` agree."""
 
     ports: dict[str, int] = field(default_factory=dict)
-    pids: dict[str, int] = field(default_factory=dict)
+    # name -> [pid, start time in clock ticks since boot]: a pid alone may since belong to another process.
+    pids: dict[str, list[int]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> "State":
@@ -68,20 +69,28 @@ class State:
             tmp.write_text(json.dumps({"ports": self.ports, "pids": self.pids}, indent=1))
 
 
-def _alive(pid: int | None) -> bool:
+def _stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (state first), or None."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def start_ticks(pid: int) -> int | None:
+    """When the process started (clock ticks since boot): with the pid, it names one process for good."""
+    fields = _stat(pid)
+    return int(fields[19]) if fields else None
+
+
+def _alive(pid: int | None, started: int | None = None) -> bool:
+    """Whether ``pid`` runs (a zombie does not) and, given ``started``, is still the process that started then."""
     if not pid:
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    fields = _stat(pid)
+    if fields is None or fields[0] == "Z":
         return False
-    except PermissionError:  # alive, another user's (postgres)
-        return True
-    # A zombie (exited, not yet reaped by its parent) is not running.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return True
+    return started is None or int(fields[19]) == started
 
 
 def _free_port() -> int:
@@ -138,6 +147,10 @@ class Topology:
         self._state_file = self.root / "state.json"
         self.state = State.load(self._state_file)
 
+    def reload(self) -> None:
+        """Read ``state.json`` again (another ``sagestack up`` may have restarted a service since)."""
+        self.state = State.load(self._state_file)
+
     # -- configuration -------------------------------------------------------------------------
 
     def _port(self, name: str) -> int:
@@ -151,9 +164,7 @@ class Topology:
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.parent.chmod(0o700)
-            with atomic_file(path) as tmp:
-                tmp.write_text(secrets.token_urlsafe(24))
-                tmp.chmod(0o600)
+            write_private(path, secrets.token_urlsafe(24))
         return path.read_text().strip()
 
     def database_uri(self, database: str) -> str:
@@ -180,17 +191,14 @@ class Topology:
         Pipeline steps read only their home's configuration (never the caller's environment), so
         this is how a pipeline run on this home reaches the MLflow server, Redis and the registry.
         """
-        from sagestack.config import CONFIG_FILE_NAME
-
         path = self.home / CONFIG_FILE_NAME
         if path.is_file() and not path.read_text().startswith(HOME_CONFIG_MARK):
             raise SagestackError(f"{path} exists and was not written by `sagestack up`; move it away and run again")
         values = {k: v for k, v in self.environment().items() if k != "SAGESTACK_HOME"}
         fields = {"SAGESTACK_TRACKING_URI": "tracking_uri", "SAGESTACK_ONLINE_STORE": "online_store",
                   "SAGESTACK_FEAST_REGISTRY": "feast_registry"}
-        with atomic_file(path) as tmp:
-            tmp.write_text(HOME_CONFIG_MARK + "".join(f'{fields[k]} = "{v}"\n' for k, v in values.items()))
-            tmp.chmod(0o600)  # it holds the database password
+        # It holds the database password: readable by its owner only, from the first byte.
+        write_private(path, HOME_CONFIG_MARK + "".join(f'{fields[k]} = "{v}"\n' for k, v in values.items()))
 
     def settings_for_services(self) -> Settings:
         from sagestack.config import load_settings
@@ -199,21 +207,46 @@ class Topology:
 
     # -- processes -----------------------------------------------------------------------------
 
-    def _spawn(self, name: str, command: list[str], env: dict | None = None) -> int:
+    def _start(self, name: str, command: list[str], ready: Callable[[], bool], what: str, timeout: float,
+               env: dict | None = None, log: Path | None = None) -> None:
+        """Start a service in a session of its own and wait until ``ready``; a service that dies or is
+        not ready in time is stopped and forgotten, so the next ``up`` starts it afresh."""
         self.logs.mkdir(parents=True, exist_ok=True)
-        with open(self.logs / f"{name}.log", "ab") as log:
+        with open(self.logs / f"{name}.log", "ab") as output:
             # A session of its own: `down` stops the whole process group (servers fork workers).
-            process = subprocess.Popen(command, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+            process = subprocess.Popen(command, env=env, stdout=output, stderr=output, stdin=subprocess.DEVNULL,
                                        start_new_session=True, cwd=self.root)
-        self.state.pids[name] = process.pid
+        self.state.pids[name] = [process.pid, start_ticks(process.pid) or 0]
         self.state.save(self._state_file)
-        return process.pid
+        try:
+            _wait(ready, what, timeout, log or self.logs / f"{name}.log", process.pid)
+        except BaseException:
+            self.stop(name)
+            raise
+
+    def pid(self, name: str) -> int | None:
+        """The pid of a service started by ``up``, while that very process runs."""
+        if name == "postgres":
+            return self._postgres_pid()
+        self.reload()
+        entry = self.state.pids.get(name)
+        return entry[0] if entry and _alive(*entry) else None
 
     def running(self, name: str) -> bool:
         """Whether the service's process is alive."""
+        return self.pid(name) is not None
+
+    def stop(self, name: str) -> bool:
+        """Stop one service (its whole process group); returns whether it was running."""
         if name == "postgres":
-            return self._postgres_pid() is not None
-        return _alive(self.state.pids.get(name))
+            return self._stop_postgres()
+        pid = self.pid(name)  # reloads the state: another `sagestack` process may have changed it
+        self.state.pids.pop(name, None)
+        self.state.save(self._state_file)
+        if pid is None:
+            return False
+        _stop_group(pid)
+        return True
 
     # -- PostgreSQL ----------------------------------------------------------------------------
 
@@ -258,7 +291,7 @@ class Topology:
             base.chmod(0o700)
         if not (data / "PG_VERSION").is_file():
             password_file = base / "initdb-password"
-            password_file.write_text(self._password())
+            write_private(password_file, self._password())
             if self._as_root():
                 shutil.chown(password_file, "postgres", "postgres")
             try:
@@ -275,22 +308,32 @@ class Topology:
                              "-t", "60", "-o", options, "start"])
         if done.returncode != 0:
             raise SagestackError(f"PostgreSQL did not start: {_last_line(base / 'postgres.log')}")
-        self._create_databases()
 
     def _create_databases(self) -> None:
+        """Create MLflow's and Feast's databases where missing (every ``up``: a start that failed
+        half-way is completed by the next)."""
         import psycopg
 
-        with psycopg.connect(host=HOST, port=self._port("postgres"), user="postgres", password=self._password(),
-                             dbname="postgres", autocommit=True) as connection:
-            existing = {row[0] for row in connection.execute("SELECT datname FROM pg_database")}
-            for database in DATABASES:
-                if database not in existing:
-                    connection.execute(f'CREATE DATABASE "{database}"')
+        try:
+            with psycopg.connect(host=HOST, port=self._port("postgres"), user="postgres", password=self._password(),
+                                 dbname="postgres", autocommit=True, connect_timeout=10) as connection:
+                existing = {row[0] for row in connection.execute("SELECT datname FROM pg_database")}
+                for database in DATABASES:
+                    if database not in existing:
+                        connection.execute(f'CREATE DATABASE "{database}"')
+        except psycopg.Error as exc:
+            raise SagestackError(f"PostgreSQL on port {self._port('postgres')} refused the databases' set-up: "
+                                 f"{str(exc).strip().splitlines()[0]}") from None
 
-    def _stop_postgres(self) -> None:
+    def _stop_postgres(self) -> bool:
         if self._postgres_pid() is None:
-            return
-        self._pg_run([self._pg_bin("pg_ctl"), "-D", str(self.postgres_dir() / "data"), "-m", "fast", "-w", "stop"])
+            return False
+        done = self._pg_run([self._pg_bin("pg_ctl"), "-D", str(self.postgres_dir() / "data"), "-m", "fast", "-w",
+                             "stop"])
+        if done.returncode != 0:
+            last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise SagestackError(f"PostgreSQL did not stop: {last[0]}")
+        return True
 
     # -- the other services --------------------------------------------------------------------
 
@@ -298,12 +341,12 @@ class Topology:
         port = self._port("mlflow")
         artifacts = self.root / "mlflow-artifacts"
         artifacts.mkdir(parents=True, exist_ok=True)
-        command = [str(Path(sys.executable).with_name("mlflow")), "server",
-                   "--backend-store-uri", self.database_uri("mlflow"), "--serve-artifacts",
+        command = [str(Path(sys.executable).with_name("mlflow")), "server", "--serve-artifacts",
                    "--artifacts-destination", artifacts.as_uri(), "--host", HOST, "--port", str(port),
                    "--workers", "1", "--allowed-hosts", f"{HOST}:{port},localhost:{port}"]
-        pid = self._spawn("mlflow", command)
-        _wait(lambda: _http_ok(f"{self.url('mlflow')}/health"), "the MLflow server", 120, self.logs / "mlflow.log", pid)
+        # The backend URI holds the password: through the environment, not the command line `ps` shows.
+        env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": self.database_uri("mlflow")}
+        self._start("mlflow", command, lambda: _http_ok(f"{self.url('mlflow')}/health"), "the MLflow server", 120, env)
 
     def _start_redis(self) -> None:
         import redis
@@ -314,8 +357,6 @@ class Topology:
         if redis_server is None:
             raise SagestackError("redis-server is not installed; install it (apt-get install redis-server) and run again")
         port = self._port("redis")
-        pid = self._spawn("redis", [redis_server, "--port", str(port), "--bind", HOST, "--dir", str(data),
-                                    "--appendonly", "yes", "--save", ""])
         client = redis.Redis(host=HOST, port=port)
 
         def pong() -> bool:
@@ -324,7 +365,8 @@ class Topology:
             except redis.RedisError:
                 return False
 
-        _wait(pong, "Redis", 30, self.logs / "redis.log", pid)
+        self._start("redis", [redis_server, "--port", str(port), "--bind", HOST, "--dir", str(data),
+                              "--appendonly", "yes", "--save", ""], pong, "Redis", 30)
 
     def _start_feast(self) -> Status:
         from sagestack.features.store import feast_command, feast_env, read_features
@@ -333,10 +375,8 @@ class Topology:
         if read_features(settings) is None:
             return Status("feast", "waiting", detail="no features yet: run the pipeline (or `sagestack features ingest`)")
         env = {**feast_env(settings), **self.environment()}
-        pid = self._spawn("feast", feast_command(settings, "serve", "--host", HOST, "--port", str(self._port("feast"))),
-                          env)
-        _wait(lambda: _http_ok(f"{self.url('feast')}/health"), "the Feast feature server", 120,
-              self.logs / "feast.log", pid)
+        self._start("feast", feast_command(settings, "serve", "--host", HOST, "--port", str(self._port("feast"))),
+                    lambda: _http_ok(f"{self.url('feast')}/health"), "the Feast feature server", 120, env)
         return Status("feast", "started", self.url("feast"))
 
     def _start_endpoint(self, variant: str) -> Status:
@@ -352,8 +392,8 @@ class Topology:
                # One BentoML home each: `bentoml serve` clears its Prometheus multiprocess folder at start,
                # so a shared one would wipe the other variant's /metrics.
                "BENTOML_HOME": str(self.root / f"bentoml-{variant.lower()}"), "BENTOML_DO_NOT_TRACK": "true"}
-        pid = self._spawn(name, self.endpoint_command(HOST, self._port(name)), env)
-        _wait(lambda: _http_ok(f"{self.url(name)}/readyz"), f"endpoint {variant}", 300, self.logs / f"{name}.log", pid)
+        self._start(name, self.endpoint_command(HOST, self._port(name)), lambda: _http_ok(f"{self.url(name)}/readyz"),
+                    f"endpoint {variant}", 300, env)
         return Status(name, "started", self.url(name))
 
     def _write_nginx_config(self) -> Path:
@@ -379,7 +419,6 @@ class Topology:
         checked = subprocess.run([nginx, "-t", "-q", "-c", str(config)], capture_output=True, text=True)
         if checked.returncode != 0:
             raise SagestackError(f"the rendered nginx configuration is invalid: {checked.stderr.strip()}")
-        pid = self._spawn("nginx", [nginx, "-c", str(config)])
         port = self._port("nginx")
 
         def listening() -> bool:
@@ -388,7 +427,8 @@ class Topology:
             with socket.socket() as sock:
                 return sock.connect_ex((HOST, port)) == 0
 
-        _wait(listening, "nginx", 30, self.root / "nginx" / "logs" / "nginx-error.log", pid)
+        self._start("nginx", [nginx, "-c", str(config)], listening, "nginx", 30,
+                    log=self.root / "nginx" / "logs" / "nginx-error.log")
 
     # -- the commands --------------------------------------------------------------------------
 
@@ -401,6 +441,8 @@ class Topology:
             ("endpoint-b", lambda: self._start_endpoint("B")), ("nginx", self._start_nginx),
         ]
         for name, start in steps:
+            if name == "mlflow":
+                self._create_databases()
             if name == "feast":  # the stores and the tracking server are up: point the home at them
                 self._write_home_config()
             url = None if name in ("postgres", "redis") else self.url(name)
@@ -414,20 +456,7 @@ class Topology:
 
     def down(self) -> list[str]:
         """Stop every service (nginx first, PostgreSQL last); returns the names of those stopped."""
-        stopped = []
-        for name in reversed(SERVICES):
-            if name == "postgres":
-                if self._postgres_pid() is not None:
-                    self._stop_postgres()
-                    stopped.append(name)
-                continue
-            pid = self.state.pids.pop(name, None)
-            if _alive(pid):
-                _stop_group(pid)
-                stopped.append(name)
-        self.state.save(self._state_file)
-        from sagestack.config import CONFIG_FILE_NAME
-
+        stopped = [name for name in reversed(SERVICES) if self.stop(name)]
         home_config = self.home / CONFIG_FILE_NAME
         if home_config.is_file() and home_config.read_text().startswith(HOME_CONFIG_MARK):
             home_config.unlink()
@@ -439,16 +468,35 @@ class Topology:
         Returns:
             whether a running router was reloaded.
         """
-        split.save(self.root / "traffic.json")
         if not self.running("nginx"):
+            split.save(self.root / "traffic.json")
             return False
+        idle = [v for v, weight in split.weights().items() if weight and not self.running(f"endpoint-{v.lower()}")]
+        if idle:
+            raise SagestackError(f"variant {idle[0]} has no running endpoint to take {split.weights()[idle[0]]} % of "
+                                 "the traffic; approve its version and run `sagestack up` first")
+        split.save(self.root / "traffic.json")
         config = self._write_nginx_config()
         checked = subprocess.run([self._nginx(), "-t", "-q", "-c", str(config)], capture_output=True, text=True)
         if checked.returncode != 0:
             raise SagestackError(f"the rendered nginx configuration is invalid: {checked.stderr.strip()}")
         # SIGHUP: nginx starts workers with the new upstreams; old workers finish their requests first.
-        os.kill(self.state.pids["nginx"], signal.SIGHUP)
+        os.kill(self.pid("nginx"), signal.SIGHUP)
         return True
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only from the first byte (mode 0600), atomically."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _stop_group(pid: int, timeout: float = 20.0) -> None:
@@ -457,6 +505,8 @@ def _stop_group(pid: int, timeout: float = 20.0) -> None:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
+    except PermissionError:
+        raise SagestackError(f"process group {pid} belongs to another user; stop it as that user") from None
     deadline = time.monotonic() + timeout
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -72,19 +72,39 @@ def store_config(settings: Settings) -> dict:
     return config
 
 
-def _environment(settings: Settings) -> dict:
-    """Point Feast at this home: its state folder and a ``feature_store.yaml`` rendered from the settings."""
+def store_config_file(settings: Settings) -> Path:
+    """This process's ``feature_store.yaml`` for these settings, written on first use.
+
+    Not in the home: that may be a read-only volume (the endpoints mount it so), and the file can
+    hold the Redis or registry password. It lives in a folder of the user's own under the temp
+    directory (mode 0700, the file 0600), named by its content, so it is written once per
+    configuration and never half-written.
+    """
+    import hashlib
+    import tempfile
+
     import yaml
 
+    text = yaml.safe_dump(store_config(settings), sort_keys=False)
+    folder = Path(tempfile.gettempdir()) / f"sagestack-feast-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    if folder.stat().st_uid != os.getuid() or folder.stat().st_mode & 0o077:
+        raise SagestackError(f"{folder} belongs to another user or is open to others; remove it and run again")
+    path = folder / f"feature_store-{hashlib.sha256(text.encode()).hexdigest()[:16]}.yaml"
+    if not path.is_file():
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")  # mode 0600
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    return path
+
+
+def _environment(settings: Settings) -> dict:
+    """Point Feast at this home: its state folder and a ``feature_store.yaml`` rendered from the settings."""
     directory = feast_dir(settings)
     directory.mkdir(parents=True, exist_ok=True)
-    config_file = directory / "feature_store.yaml"
-    text = yaml.safe_dump(store_config(settings), sort_keys=False)
-    if not config_file.is_file() or config_file.read_text() != text:
-        with atomic_file(config_file) as tmp:
-            tmp.write_text(text)
     variables = {"SAGESTACK_FEAST_DIR": str(directory),  # read by feature_store.yaml and the declarations
-                 "FEAST_FS_YAML_FILE_PATH": str(config_file)}  # the feast CLI's --feature-store-yaml
+                 "FEAST_FS_YAML_FILE_PATH": str(store_config_file(settings))}  # the feast CLI's --feature-store-yaml
     os.environ.update(variables)
     return {**os.environ, **variables}
 
@@ -92,7 +112,7 @@ def _environment(settings: Settings) -> dict:
 def feast_command(settings: Settings, *args: str) -> list[str]:
     """A ``feast`` CLI command line on this home's repository (the environment comes from :func:`feast_env`)."""
     return [str(Path(sys.executable).with_name("feast")), "-c", str(repo_dir()),
-            "--feature-store-yaml", str(feast_dir(settings) / "feature_store.yaml"), *args]
+            "--feature-store-yaml", str(store_config_file(settings)), *args]
 
 
 def feast_env(settings: Settings) -> dict:
@@ -117,7 +137,7 @@ def open_store(settings: Settings):
     from feast import FeatureStore
 
     _environment(settings)
-    return FeatureStore(repo_path=str(repo_dir()), fs_yaml_file=feast_dir(settings) / "feature_store.yaml")
+    return FeatureStore(repo_path=str(repo_dir()), fs_yaml_file=store_config_file(settings))
 
 
 def read_features(settings: Settings) -> pd.DataFrame | None:

@@ -43,7 +43,7 @@ TRAIN_OPTIONS: dict[str, dict[str, str]] = {
     "bert": {**dict.fromkeys(("max_seq_length", "epochs", "learning_rate", "train_batch_size", "validation_batch_size",
                               "train_steps_per_epoch", "validation_steps_per_epoch", "seed", "warmup_ratio",
                               "weight_decay", "gradient_clipping", "max_steps", "validation_interval",
-                              "early_stopping_patience"), "value"),
+                              "early_stopping_patience", "pooling"), "value"),
              "run_validation": "switch", "freeze_bert_layer": "switch"},
     "fasttext": {**dict.fromkeys(("mode", "epochs", "learning_rate", "min_count", "vector_dim", "word_ngrams", "buckets",
                                   "patience", "min_epochs", "window_size", "negative_samples", "threads", "seed"), "value"),
