@@ -32,7 +32,7 @@ def _env(home: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def topology(sagestack, sample_csv, tmp_path_factory):
+def topology(sagestack, sample_csv, sample_split, tmp_path_factory):
     for tool in ("nginx", "redis-server"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
             pytest.fail(f"{tool} is not installed; `make test` installs it with apt-get")
@@ -50,10 +50,11 @@ def topology(sagestack, sample_csv, tmp_path_factory):
         assert {s["name"]: s["state"] for s in first["services"]} == {
             "postgres": "started", "mlflow": "started", "redis": "started", "feast": "waiting",
             "endpoint-a": "waiting", "endpoint-b": "waiting", "nginx": "started"}
-        # The champion, auto-approved; then a challenger, registered pending (SageMaker's manual approval).
+        # The champion from the pipeline, auto-approved; then a challenger trained on its own, registered
+        # pending (SageMaker's manual approval) on the same MLflow server.
         run("pipeline", "run", "--data", str(sample_csv), "--trainers", "fasttext", "--auto-approve", "--min-accuracy", "0",
             "--json", env=env)
-        run("pipeline", "run", "--data", str(sample_csv), "--trainers", "baseline", "--min-accuracy", "0", "--json",
+        run("train", "baseline", "--train", str(sample_split / "train.csv"), "--out", str(root / "challenger"), "--json",
             env=env)
         pending = {s["name"]: s for s in run("up", "--json", env=env)["services"]}
         run("models", "approve", "reviews-sentiment/2", env=env)
