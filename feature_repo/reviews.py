@@ -21,13 +21,17 @@ review = Entity(
     tags={"owner": OWNER},
 )
 
-review_features_source = FileSource(
-    name="review_features_source",
-    path=FEATURES_PARQUET,
-    timestamp_field="event_timestamp",
-    created_timestamp_column="created_timestamp",
-    description="Engineered review features (sagestack features ingest)",
-)
+# The same parquet table, read by the offline store sagestack's settings choose (SAGESTACK_FEAST_OFFLINE,
+# set by sagestack.features.store): DuckDB through a FileSource, or Spark through a SparkSource.
+_SOURCE = {"name": "review_features_source", "path": FEATURES_PARQUET, "timestamp_field": "event_timestamp",
+           "created_timestamp_column": "created_timestamp",
+           "description": "Engineered review features (sagestack features ingest)"}
+if os.environ.get("SAGESTACK_FEAST_OFFLINE") == "spark":
+    from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
+
+    review_features_source = SparkSource(file_format="parquet", **_SOURCE)
+else:
+    review_features_source = FileSource(**_SOURCE)
 
 # Writing one review online at once, as SageMaker Feature Store's PutRecord.
 review_push_source = PushSource(name="review_push_source", batch_source=review_features_source)

@@ -54,7 +54,7 @@ STEP_RESOURCES = {
 # read what its pods read: the ConfigMap, the Secrets and the shared home volume. The local runner
 # ignores these Kubernetes settings.
 CONFIG_MAP = "sagestack-config"
-CONFIG_MAP_ENV = ("SAGESTACK_HOME", "HOME", "MPLCONFIGDIR", "HF_HOME")
+CONFIG_MAP_ENV = ("SAGESTACK_HOME", "SAGESTACK_OFFLINE_STORE", "HOME", "MPLCONFIGDIR", "HF_HOME")
 SECRET_ENV = {"sagestack-online-store": {"url": "SAGESTACK_ONLINE_STORE"},
               "sagestack-feast-registry": {"uri": "SAGESTACK_FEAST_REGISTRY"}}
 HOME_VOLUME, HOME_PATH = "sagestack-home", "/var/lib/sagestack"

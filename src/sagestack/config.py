@@ -31,6 +31,7 @@ ENV_VARS = {
     "SAGESTACK_DATA_URL": "data_url",
     "SAGESTACK_DATA_SHA256": "data_sha256",
     "SAGESTACK_ONLINE_STORE": "online_store",
+    "SAGESTACK_OFFLINE_STORE": "offline_store",
     "SAGESTACK_FEAST_REGISTRY": "feast_registry",
     "SAGESTACK_VARIANT": "variant",
 }
@@ -47,6 +48,9 @@ class Settings(BaseModel):
         data_sha256: expected sha256 of the downloaded file (required with ``data_url``).
         online_store: Feast's online store: ``sqlite`` (default, a file under ``home``) or a Redis
             server, ``redis://HOST:PORT[/DB]`` (a password, when it needs one, goes in the URL).
+        offline_store: Feast's offline store over the home's feature table: ``duckdb`` (default), or
+            ``spark`` (a local Spark session) or a Spark master URL (``spark://HOST:PORT``, ``yarn``,
+            ``k8s://…``) for training sets too large for one machine.
         feast_registry: Feast's registry as a SQLAlchemy URI (default: SQLite under ``home``),
             e.g. ``postgresql+psycopg://user:password@host:5432/feast`` for a shared one.
         variant: the production variant this endpoint serves (e.g. ``A`` or ``B``); responses and
@@ -61,6 +65,7 @@ class Settings(BaseModel):
     data_url: str | None = None
     data_sha256: str | None = None
     online_store: str = "sqlite"
+    offline_store: str = "duckdb"
     feast_registry: str | None = None
     variant: str | None = None
 
@@ -69,6 +74,13 @@ class Settings(BaseModel):
     def _known_online_store(cls, value: str) -> str:
         if value != "sqlite" and not value.startswith(("redis://", "rediss://")):
             raise ValueError("must be sqlite or a redis://HOST:PORT URL")
+        return value
+
+    @field_validator("offline_store")
+    @classmethod
+    def _known_offline_store(cls, value: str) -> str:
+        if value not in ("duckdb", "spark", "yarn") and not value.startswith(("spark://", "k8s://", "local")):
+            raise ValueError("must be duckdb, spark, or a Spark master URL (spark://HOST:PORT, yarn, k8s://...)")
         return value
 
     @property

@@ -27,6 +27,8 @@ FEATURES_FILE = "review_features.parquet"
 TOKENIZER_FILE = "tokenizer.json"
 TRAINING_SERVICE, SERVING_SERVICE = "sentiment_training_v1", "sentiment_serving_v1"
 SPLITS = ("train", "validation", "test")
+# Timestamps in microseconds: Spark (an offline-store choice) cannot read pandas' nanoseconds; DuckDB reads both.
+PARQUET_OPTIONS = {"coerce_timestamps": "us", "allow_truncated_timestamps": True}
 
 
 def repo_dir() -> Path:
@@ -69,7 +71,16 @@ def store_config(settings: Settings) -> dict:
         config["online_store"] = {"type": "redis", "connection_string": redis_connection_string(settings.online_store)}
     if settings.feast_registry:
         config["registry"] = {**config["registry"], "path": settings.feast_registry}
+    if settings.offline_store != "duckdb":
+        master = "local[*]" if settings.offline_store == "spark" else settings.offline_store
+        config["offline_store"] = {"type": "spark", "spark_conf": {
+            "spark.master": master, "spark.sql.session.timeZone": "UTC", "spark.ui.enabled": "false"}}
     return config
+
+
+def offline_engine(settings: Settings) -> str:
+    """``duckdb`` or ``spark``: which source class the declarations use (``feature_repo/reviews.py``)."""
+    return "duckdb" if settings.offline_store == "duckdb" else "spark"
 
 
 def store_config_file(settings: Settings) -> Path:
@@ -104,6 +115,7 @@ def _environment(settings: Settings) -> dict:
     directory = feast_dir(settings)
     directory.mkdir(parents=True, exist_ok=True)
     variables = {"SAGESTACK_FEAST_DIR": str(directory),  # read by feature_store.yaml and the declarations
+                 "SAGESTACK_FEAST_OFFLINE": offline_engine(settings),  # read by the declarations
                  "FEAST_FS_YAML_FILE_PATH": str(store_config_file(settings))}  # the feast CLI's --feature-store-yaml
     os.environ.update(variables)
     return {**os.environ, **variables}
@@ -181,7 +193,7 @@ def ingest(settings: Settings, reviews: pd.DataFrame, *, max_seq_length: int = 1
     )
     path = feast_dir(settings) / FEATURES_FILE
     with atomic_file(path) as tmp:
-        table.to_parquet(tmp, index=False)
+        table.to_parquet(tmp, index=False, **PARQUET_OPTIONS)
     try:
         apply(settings)
         store = open_store(settings)
@@ -194,7 +206,7 @@ def ingest(settings: Settings, reviews: pd.DataFrame, *, max_seq_length: int = 1
         # way (materialization rewrites them unchanged), so the store stays consistent.
         with atomic_file(path) as tmp:
             if existing is not None:
-                existing.to_parquet(tmp, index=False)
+                existing.to_parquet(tmp, index=False, **PARQUET_OPTIONS)
         if existing is None:
             path.unlink(missing_ok=True)
         raise
@@ -313,7 +325,7 @@ def put_record(settings: Settings, review: dict, *, tokenizer_dir=None, max_seq_
     # The offline table is sagestack's own parquet file: append atomically, keeping it the source of truth.
     path = feast_dir(settings) / FEATURES_FILE
     with atomic_file(path) as tmp:
-        pd.concat([existing, new], ignore_index=True).to_parquet(tmp, index=False)
+        pd.concat([existing, new], ignore_index=True).to_parquet(tmp, index=False, **PARQUET_OPTIONS)
     row = new.iloc[0]
     return {"review_id": int(row["review_id"]), "event_timestamp": str(row["event_timestamp"]), "split_type": "train"}
 
