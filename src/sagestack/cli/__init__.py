@@ -64,6 +64,8 @@ def main() -> None:
 
     # MLflow logs store migrations at INFO on stderr; the CLI shows its own progress instead.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    # With a tracking *server* MLflow writes "View run … at: URL" lines to stdout, which belongs to --json.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     try:
         app(prog_name="sagestack")
     except SagestackError as exc:
