@@ -210,3 +210,19 @@ def test_pipeline_failure_and_submit_argument_errors(cli, tmp_path):
     assert refused.stderr.strip().splitlines()[-1].startswith(f"error: could not submit to http://127.0.0.1:{port} (")
     missing = cli("pipeline", "submit", "--data", "/d.csv", "--tracking-uri", "http://m")
     assert missing.returncode == 2 and "Missing option '--host'" in missing.stderr
+
+
+def test_shift_traffic_rewrites_the_route_or_refuses_in_one_line(cli, tmp_path):
+    """Without a running topology the split still goes to the HTTPRoute manifest (and to the next `up`);
+    a bad split is one line, and the manifest stays as it was."""
+    import yaml
+
+    route = tmp_path / "httproute.yaml"
+    shifted = cli("deploy", "shift-traffic", "--a", "0", "--b", "100", "--route-file", str(route), "--json", check=True)
+    assert shifted.json == {"a": 0, "b": 100, "route_file": str(route), "router_reloaded": False}
+    refs = yaml.safe_load(route.read_text())["spec"]["rules"][0]["backendRefs"]
+    assert [(r["name"], r["weight"]) for r in refs] == [("sentiment-a", 0), ("sentiment-b", 100)]
+    before = route.read_text()
+    assert_user_error(cli("deploy", "shift-traffic", "--a", "30", "--b", "80", "--route-file", str(route)),
+                      "--a and --b must add up to 100, got 30 + 80 = 110")
+    assert route.read_text() == before
