@@ -24,14 +24,9 @@ def _topology():
 def up(json_output: bool = JsonOpt) -> None:
     """Start the scaled-out topology on loopback: PostgreSQL + MLflow server, Redis + Feast feature server,
     endpoints A and B, nginx as the weighted router. Run it again after the pipeline to start the endpoints."""
-    from sagestack.deploy.topology import write_private
-
     topology = _topology()
     statuses = topology.up(progress(json_output) or (lambda line: None))
-    environment = topology.environment()
-    env_file = topology.root / "env.sh"
-    # It holds the database password: the owner's only, from the first byte.
-    write_private(env_file, "".join(f"export {k}='{v}'\n" for k, v in environment.items()))
+    env_file = topology.env_file
     lines = [f"{s.name:11} {s.state:8} {s.url or ''} {s.detail}".rstrip() for s in statuses]
     lines += [f"router: {topology.url('nginx')}",
               f"clients use the same settings as the services: source {env_file}"]
@@ -57,18 +52,14 @@ def shift_traffic(
 
     On a cluster, apply the rewritten manifest (`kubectl apply -k k8s/overlays/...`) to move the traffic.
     """
-    from sagestack.data.atomic import atomic_file
-    from sagestack.deploy.traffic import TrafficSplit, httproute_yaml
+    from sagestack.deploy.traffic import TrafficSplit
     from sagestack.errors import ConfigError
 
     split = TrafficSplit(a, b)
     if route_file is not None and not route_file.parent.is_dir():
         raise ConfigError(f"{route_file.parent} is not a folder; pass the HTTPRoute file of your k8s/ checkout")
     target = route_file or (DEFAULT_ROUTE_FILE if DEFAULT_ROUTE_FILE.parent.is_dir() else None)
-    reloaded = _topology().shift_traffic(split)  # first: a refused shift leaves the manifest as it was
-    if target is not None:
-        with atomic_file(target) as tmp:
-            tmp.write_text(httproute_yaml(split))
+    reloaded = _topology().shift_traffic(split, target)
     lines = [f"traffic: A {split.a} % / B {split.b} %",
              f"manifest: {target} rewritten" if target else "manifest: none here (pass --route-file)",
              "router: reloaded" if reloaded else "router: not running (the split applies at the next `sagestack up`)"]

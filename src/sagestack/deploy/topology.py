@@ -33,7 +33,7 @@ from typing import Callable
 
 from sagestack.config import CONFIG_FILE_NAME, Settings
 from sagestack.data.atomic import atomic_file
-from sagestack.deploy.traffic import VARIANTS, TrafficSplit, check_servable, nginx_config
+from sagestack.deploy.traffic import VARIANTS, TrafficSplit, check_servable, nginx_config, write_route
 from sagestack.errors import RegistryError, SagestackError
 
 HOST = "127.0.0.1"
@@ -112,6 +112,11 @@ def _wait(check: Callable[[], bool], what: str, timeout: float, log: Path, pid: 
         time.sleep(0.3)
 
 
+def _last_output_line(done: subprocess.CompletedProcess) -> str:
+    """The last line a finished command printed (stderr first), for one-line errors."""
+    return ((done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"])[0]
+
+
 def _last_line(log: Path) -> str:
     try:
         lines = log.read_text(errors="replace").strip().splitlines()
@@ -145,6 +150,7 @@ class Topology:
         self.logs = self.root / "logs"
         self.endpoint_command = endpoint_command
         self._state_file = self.root / "state.json"
+        self.env_file = self.root / "env.sh"  # what a client sources to use the topology
         self.state = State.load(self._state_file)
 
     def reload(self) -> None:
@@ -301,8 +307,7 @@ class Topology:
             finally:
                 password_file.unlink(missing_ok=True)
             if done.returncode != 0:
-                last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-                raise SagestackError(f"initdb failed: {last[0]}")
+                raise SagestackError(f"initdb failed: {_last_output_line(done)}")
         options = f"-p {self._port('postgres')} -k {base} -c listen_addresses={HOST}"
         done = self._pg_run([self._pg_bin("pg_ctl"), "-D", str(data), "-l", str(base / "postgres.log"), "-w",
                              "-t", "60", "-o", options, "start"])
@@ -331,8 +336,7 @@ class Topology:
         done = self._pg_run([self._pg_bin("pg_ctl"), "-D", str(self.postgres_dir() / "data"), "-m", "fast", "-w",
                              "stop"])
         if done.returncode != 0:
-            last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise SagestackError(f"PostgreSQL did not stop: {last[0]}")
+            raise SagestackError(f"PostgreSQL did not stop: {_last_output_line(done)}")
         return True
 
     # -- the other services --------------------------------------------------------------------
@@ -433,7 +437,8 @@ class Topology:
     # -- the commands --------------------------------------------------------------------------
 
     def up(self, progress: Callable[[str], None] = lambda line: None) -> list[Status]:
-        """Start every service that is not running yet (in dependency order); see the module doc."""
+        """Start every service that is not running yet (in dependency order; see the module doc) and
+        write :attr:`env_file`, the clients' settings."""
         statuses = []
         steps: list[tuple[str, Callable[[], Status | None]]] = [
             ("postgres", self._start_postgres), ("mlflow", self._start_mlflow), ("redis", self._start_redis),
@@ -452,6 +457,8 @@ class Topology:
             progress(f"starting {name}")
             status = start() or Status(name, "started", url)
             statuses.append(status)
+        # It holds the database password: the owner's only, from the first byte.
+        write_private(self.env_file, "".join(f"export {k}='{v}'\n" for k, v in self.environment().items()))
         return statuses
 
     def down(self) -> list[str]:
@@ -462,12 +469,19 @@ class Topology:
             home_config.unlink()
         return stopped
 
-    def shift_traffic(self, split: TrafficSplit) -> bool:
-        """Save the split and, when nginx runs, reload it gracefully (no connection is dropped).
+    def shift_traffic(self, split: TrafficSplit, route_file: Path | None = None) -> bool:
+        """Save the split, reload a running nginx gracefully (no connection is dropped) and rewrite the
+        HTTPRoute manifest ``route_file``, if given — last, so that a refused shift changes nothing.
 
         Returns:
             whether a running router was reloaded.
         """
+        reloaded = self._shift_router(split)
+        if route_file is not None:
+            write_route(route_file, split)
+        return reloaded
+
+    def _shift_router(self, split: TrafficSplit) -> bool:
         if not self.running("nginx"):
             split.save(self.root / "traffic.json")
             return False

@@ -87,6 +87,12 @@ def httproute_yaml(split: TrafficSplit) -> str:
     return header + yaml.safe_dump(httproute(split), sort_keys=False)
 
 
+def write_route(path: Path, split: TrafficSplit) -> None:
+    """Rewrite the HTTPRoute manifest at ``path`` with the split (atomically)."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(httproute_yaml(split))
+
+
 def nginx_config(split: TrafficSplit, upstreams: dict[str, str], *, listen: str, state_dir: Path) -> str:
     """An nginx configuration that routes to the variants' endpoints in the split's proportions.
 
