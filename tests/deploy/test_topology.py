@@ -57,6 +57,12 @@ def topology(sagestack, sample_csv, sample_split, tmp_path_factory):
         run("train", "baseline", "--train", str(sample_split / "train.csv"), "--out", str(root / "challenger"), "--json",
             env=env)
         pending = {s["name"]: s for s in run("up", "--json", env=env)["services"]}
+        # No traffic to a variant whose endpoint is not running: one line, nothing rewritten.
+        refused = sagestack(home, "deploy", "shift-traffic", "--a", "0", "--b", "100", "--route-file",
+                            str(root / "route.yaml"), env=env)
+        assert refused.returncode == 2 and refused.stderr.strip() == (
+            "error: variant B has no running endpoint to take 100 % of the traffic; approve its version and run "
+            "`sagestack up` first") and not (root / "route.yaml").exists()
         run("models", "approve", "reviews-sentiment/2", env=env)
         started = {s["name"]: s for s in run("up", "--json", env=env)["services"]}
         yield {"home": home, "env": env, "pending": pending, "started": started, "run": run,

@@ -226,3 +226,6 @@ def test_shift_traffic_rewrites_the_route_or_refuses_in_one_line(cli, tmp_path):
     assert_user_error(cli("deploy", "shift-traffic", "--a", "30", "--b", "80", "--route-file", str(route)),
                       "--a and --b must add up to 100, got 30 + 80 = 110")
     assert route.read_text() == before
+    assert_user_error(cli("deploy", "shift-traffic", "--a", "50", "--b", "50", "--route-file",
+                          str(tmp_path / "none" / "route.yaml")),
+                      f"{tmp_path / 'none'} is not a folder; pass the HTTPRoute file of your k8s/ checkout")

@@ -133,3 +133,9 @@ def test_pipeline_step_settings_ignore_the_inherited_config_file_and_environment
     assert settings_from_parameters(str(home), "sqlite:///x.db").mlflow_uri == "sqlite:///x.db"
     # Without a home (a cluster pod) the pod's own configuration applies.
     assert settings_from_parameters("", "").mlflow_uri == "http://also-elsewhere:5000"
+
+
+def test_an_unknown_online_store_is_a_one_line_error(tmp_path):
+    with pytest.raises(ConfigError, match="invalid setting 'online_store': Value error, must be sqlite or a "
+                                          "redis://HOST:PORT URL$"):
+        load_settings(cwd=tmp_path, environ={"SAGESTACK_ONLINE_STORE": "mongodb://db:27017"})
