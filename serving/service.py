@@ -9,20 +9,28 @@ default ``reviews-sentiment@champion``) in the registry that ``SAGESTACK_HOME`` 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
+import logging
 import os
+import threading
 import time
+from functools import partial
+from pathlib import Path
 from typing import Annotated
 
 import bentoml
-from bentoml.exceptions import NotFound
+from bentoml.exceptions import NotFound, ServiceUnavailable
 from bentoml.validators import ContentType
 from pydantic import BeforeValidator, Field, StringConstraints
 from pydantic_core import PydanticCustomError
+from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
 from sagestack.config import load_settings
+from sagestack.errors import ConfigError
+from sagestack.features.store import ENDPOINT_FEATURES, OnlineReader, OnlineStoreUnavailable, first_review_id, has_features
 from sagestack.deploy.traffic import check_servable
 from sagestack.models import get_kind
 from sagestack.registry import DEFAULT_MODEL_NAME, load_predictor
@@ -32,21 +40,31 @@ from sagestack.serving.requests import (
     MAX_REVIEWS_PER_REQUEST,
     BatchPrediction,
     InvalidRequest,
+    ModelSummary,
     PredictByIdResponse,
     PredictResponse,
     batch_predictions,
     missing_ids_message,
     model_summary,
     predict_reviews,
-    predict_stored_reviews,
+    predict_stored_batch,
     prediction_response,
     validate_review_ids,
     validate_reviews,
 )
+from sagestack.serving.coalesce import Coalescer
+from sagestack.serving.readiness import Readiness, WorkerGroup
 from serving.guard import RequestGuard
+
+logger = logging.getLogger("sagestack.serving")
 
 MODEL_ENV_VAR = "SAGESTACK_MODEL"
 DEFAULT_MODEL_REF = f"{DEFAULT_MODEL_NAME}@champion"
+# What each worker predicts once before it reports ready.
+WARM_UP_REVIEW = "Warm-up: the dress fits well and the fabric is soft."
+WARM_UP_RETRY_S = 5
+# The most /predict_by_id requests one online-store read and prediction answer together.
+BY_ID_BATCH_REQUESTS = 32
 
 # Per production variant, as the course plots A/B variants: invocations and latency of each route.
 # (BentoML's own request metrics carry no variant label.)
@@ -95,9 +113,17 @@ Reviews = Annotated[
 ]
 
 
+def _workers() -> int | str:
+    # Read when BentoML imports the service (in the server process and in each worker alike).
+    try:
+        return load_settings().workers or "cpu_count"
+    except ConfigError:
+        return "cpu_count"  # check_model reports the bad setting before any worker starts
+
+
 @bentoml.service(
     name="sagestack-sentiment",
-    workers="cpu_count",
+    workers=_workers(),
     traffic={"timeout": 30},
     # BentoML's OpenTelemetry middleware costs about a third of a prediction request even with
     # sampling off (the default). To trace predictions, override this key in the BentoML config
@@ -105,7 +131,13 @@ Reviews = Annotated[
     tracing={"excluded_urls": ["/predict"]},
 )
 class SentimentService:
-    """Predicts review sentiment (-1, 0, 1) with a registered model of any kind."""
+    """Predicts review sentiment (-1, 0, 1) with a registered model of any kind.
+
+    Each worker warms up in the background as it starts: it loads the model and predicts once,
+    opens the online store and reads once, so no request pays a cold start. Until then, and
+    whenever the model files or the online store are gone, ``/readyz`` answers 503 with the
+    reason; ``/livez`` answers all along, and prediction routes answer 503 "warming up".
+    """
 
     @bentoml.on_deployment
     def check_model() -> None:
@@ -121,18 +153,64 @@ class SentimentService:
             check_servable(settings.variant, info)
 
     def __init__(self) -> None:
-        ref = _model_ref()
-        settings = load_settings()
-        self.predictor, info = load_predictor(settings, ref)
-        self.model = model_summary(ref, info, self.predictor.kind, settings.variant)
-        self._labels = {"variant": settings.variant or "", "model_version": self.model.version or ""}
+        self._ref = _model_ref()
+        self._settings = load_settings()
+        self._labels = {"variant": self._settings.variant or "", "model_version": ""}
+        self.readiness = Readiness(WorkerGroup.of_this_server())
+        self.predictor = None
+        self.model: ModelSummary | None = None
+        self._heavy = False
+        self._by_id: Coalescer | None = None
+        self._by_id_lock = asyncio.Lock()
+        # In a thread, so this worker answers /livez and /readyz (503, "warming up: ...") meanwhile.
+        threading.Thread(target=self._warm_up, name="sagestack-warm-up", daemon=True).start()
+
+    def _warm_up(self) -> None:
+        """Load and exercise everything a request can need; retry until it all works."""
+        while True:
+            try:
+                self._load()
+                return
+            except Exception as exc:  # e.g. the online store is down at start: say so, try again
+                logger.error("warm-up failed: %s", exc)
+                self.readiness.warming(f"failed ({exc}); trying again in {WARM_UP_RETRY_S} s")
+                time.sleep(WARM_UP_RETRY_S)
+
+    def _load(self) -> None:
+        self.readiness.warming(f"loading the model {self._ref}")
+        predictor, info = load_predictor(self._settings, self._ref)
+        predictor.predict([WARM_UP_REVIEW])  # the first prediction pays every lazy initialisation
+        checks = {"model files": partial(_model_files_check, predictor.source_path)}
+        by_id = None
+        if has_features(self._settings):
+            self.readiness.warming("opening the online feature store")
+            by_id, probe = _open_stored_predictor(self._settings, predictor)
+            checks["online store"] = partial(_store_check, by_id, probe)
+        self.model = model_summary(self._ref, info, predictor.kind, self._settings.variant)
+        self._labels["model_version"] = self.model.version or ""
         # The kind says whether a prediction is cheap (run on the event loop) or heavy (run in a
         # worker thread, so a 30 ms AutoGluon or BERT call never blocks other requests).
-        self._heavy = get_kind(self.predictor.kind).heavy
+        self._heavy = get_kind(predictor.kind).heavy
+        self.predictor, self._by_id = predictor, by_id
         # MLflow leaves a large heap behind; without freezing it, full garbage collections stall
         # the event loop for 100+ ms (p99 of 130 ms at a single client).
         gc.collect()
         gc.freeze()
+        self.readiness.ready(checks)
+        logger.info("warm: %s (%s) ready to serve", self._ref, predictor.kind)
+
+    async def __is_ready__(self) -> bool:
+        """BentoML's ``/readyz``: 503 with the reason while warming up or while a dependency is gone."""
+        reason = await self.readiness.reason()
+        if reason:
+            raise HTTPException(status_code=503, detail=reason)
+        return True
+
+    @bentoml.on_shutdown
+    def _stop(self) -> None:
+        self.readiness.stopping()
+        if self._by_id is not None:
+            self._by_id.close()
 
     @contextlib.contextmanager
     def _observed(self, route: str):
@@ -151,39 +229,50 @@ class SentimentService:
             LATENCY.labels(variant=self._labels["variant"], route=route).observe(time.perf_counter() - started)
             INVOCATIONS.labels(route=route, outcome=outcome["value"], **self._labels).inc()
 
+    def _unavailable(self, outcome: dict, message: str, retry_after: int) -> JSONResponse:
+        # A 503 says "retry later", unlike a 500. Returned, not raised: BentoML replaces the
+        # message of any 5xx exception with a generic one, and this one tells what is wrong.
+        outcome["value"] = "unavailable"
+        return JSONResponse({"error": message}, status_code=503, headers={"Retry-After": str(retry_after)})
+
+    def _warming_message(self) -> str:
+        return f"the endpoint is {self.readiness.status}; retry shortly"
+
     @bentoml.api(route="/predict")
     async def predict(self, reviews: Reviews) -> PredictResponse:
         """Label and probability of each class for each review, and the model that answered."""
-        with self._observed("/predict"):
+        with self._observed("/predict") as outcome:
+            if not self.readiness.warm:
+                return self._unavailable(outcome, self._warming_message(), 1)
             return prediction_response(self.model, await predict_reviews(self.predictor, reviews, heavy=self._heavy))
 
     @bentoml.api(route="/predict_by_id")
-    def predict_by_id(self, review_ids: ReviewIds) -> PredictByIdResponse:
-        """Predict reviews by id: their text comes from the Feast online store (training/serving parity)."""
-        from sagestack.features.store import OnlineStoreUnavailable
+    async def predict_by_id(self, review_ids: ReviewIds) -> PredictByIdResponse:
+        """Predict reviews by id: their text comes from the Feast online store (training/serving parity).
 
+        Concurrent requests share one online-store read and one prediction (see
+        :class:`~sagestack.serving.coalesce.Coalescer`), on a thread of their own.
+        """
         with self._observed("/predict_by_id") as outcome:
+            if not self.readiness.warm:
+                return self._unavailable(outcome, self._warming_message(), 1)
+            by_id = self._by_id or await self._open_by_id()
             try:
-                missing, predictions = predict_stored_reviews(self._online_features(), self.predictor, review_ids)
+                missing, predictions = await by_id.submit(review_ids)
             except OnlineStoreUnavailable as exc:
-                # A 503 says "retry later", unlike a 500. Returned, not raised: BentoML replaces the
-                # message of any 5xx exception with a generic one, and this one tells what is down.
-                outcome["value"] = "unavailable"
-                return JSONResponse({"error": str(exc)}, status_code=503, headers={"Retry-After": "5"})
+                return self._unavailable(outcome, str(exc), 5)
             if missing:
                 raise NotFound(missing_ids_message(missing))
             return PredictByIdResponse(model=self.model, predictions=predictions)
 
-    def _online_features(self):
-        # Opened on first use: the store may be filled after the service started.
-        if getattr(self, "_reader", None) is None:
-            from sagestack.features.store import OnlineReader, read_features
-
-            settings = load_settings()
-            if read_features(settings) is None:
-                raise NotFound("the feature store is empty; run `sagestack features ingest` for this SAGESTACK_HOME")
-            self._reader = OnlineReader(settings)
-        return self._reader
+    async def _open_by_id(self) -> Coalescer:
+        # Only when the store was filled after this worker warmed up: the one cold read there is.
+        async with self._by_id_lock:
+            if self._by_id is None:
+                if not has_features(self._settings):
+                    raise NotFound("the feature store is empty; run `sagestack features ingest` for this SAGESTACK_HOME")
+                self._by_id, _ = await asyncio.to_thread(_open_stored_predictor, self._settings, self.predictor)
+        return self._by_id
 
     # The explicit content type spares BentoML building a JSON schema for every list response.
     @bentoml.api(route="/predict_batch", batchable=True, max_batch_size=256, max_latency_ms=1000)
@@ -191,8 +280,40 @@ class SentimentService:
         self, reviews: Reviews
     ) -> Annotated[list[BatchPrediction], ContentType("application/json")]:
         """As ``/predict``, one item per review; concurrent requests are predicted together."""
-        with self._observed("/predict_batch"):
+        with self._observed("/predict_batch") as outcome:
+            if not self.readiness.warm:
+                outcome["value"] = "unavailable"
+                raise ServiceUnavailable(self._warming_message())
             return batch_predictions(self.model, await predict_reviews(self.predictor, reviews, heavy=self._heavy))
+
+
+def _open_stored_predictor(settings, predictor) -> tuple[Coalescer, int | None]:
+    """The online-store reader behind ``/predict_by_id``, opened and exercised once (the first
+    read opens the store's connection); returns it with the review id readiness probes read."""
+    reader = OnlineReader(settings, features=ENDPOINT_FEATURES)
+    probe = first_review_id(settings)
+    if probe is not None:
+        predict_stored_batch(reader, predictor, [[probe]])
+    by_id = Coalescer(partial(predict_stored_batch, reader, predictor), max_items=BY_ID_BATCH_REQUESTS,
+                      name="sagestack-by-id")
+    return by_id, probe
+
+
+async def _model_files_check(path: Path | None) -> str | None:
+    if path is None or await asyncio.to_thread(path.exists):
+        return None
+    return f"the model files at {path} are gone; restore them or restart the endpoint on another model"
+
+
+async def _store_check(by_id: Coalescer, probe: int | None) -> str | None:
+    # The same read requests make, through the same thread: what a request would meet now.
+    if probe is None:
+        return None
+    try:
+        await by_id.submit([probe])
+    except OnlineStoreUnavailable as exc:
+        return str(exc)
+    return None
 
 
 # BentoML reads whole bodies with no size limit; this answers 413/415 before it does.

@@ -16,7 +16,7 @@ import tomllib
 from pathlib import Path
 from typing import Mapping
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sagestack.errors import ConfigError
 
@@ -34,6 +34,7 @@ ENV_VARS = {
     "SAGESTACK_OFFLINE_STORE": "offline_store",
     "SAGESTACK_FEAST_REGISTRY": "feast_registry",
     "SAGESTACK_VARIANT": "variant",
+    "SAGESTACK_WORKERS": "workers",
 }
 
 
@@ -55,6 +56,8 @@ class Settings(BaseModel):
             e.g. ``postgresql+psycopg://user:password@host:5432/feast`` for a shared one.
         variant: the production variant this endpoint serves (e.g. ``A`` or ``B``); responses and
             ``/metrics`` name it.
+        workers: how many worker processes the endpoint runs (default: one per CPU core); one
+            per pod when a Kubernetes autoscaler adds pods instead.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -68,6 +71,7 @@ class Settings(BaseModel):
     offline_store: str = "duckdb"
     feast_registry: str | None = None
     variant: str | None = None
+    workers: int | None = Field(default=None, ge=1)
 
     @field_validator("online_store")
     @classmethod

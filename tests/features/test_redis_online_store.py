@@ -10,7 +10,7 @@ import pytest
 from sagestack.config import load_settings
 from sagestack.data import load_reviews
 from sagestack.features.store import (
-    feast_dir, get_online, ingest, read_features, redis_connection_string, store_config,
+    REDIS_TIMEOUTS, feast_dir, get_online, ingest, read_features, redis_connection_string, store_config,
 )
 from serving.launch import free_port
 
@@ -57,9 +57,12 @@ def test_redis_is_chosen_by_configuration(tmp_path, redis_url, sample_csv):
     host, port = redis_url.split(":")
     assert redis.Redis(host=host, port=int(port)).dbsize() >= 50
     assert not (feast_dir(settings) / "online_store.db").exists()
-    assert store_config(settings)["online_store"] == {"type": "redis", "connection_string": redis_url}
+    assert store_config(settings)["online_store"] == {"type": "redis",
+                                                      "connection_string": f"{redis_url},{REDIS_TIMEOUTS}"}
 
 
 def test_redis_urls_become_feast_connection_strings():
-    assert redis_connection_string("redis://cache:6380/2") == "cache:6380,db=2"
-    assert redis_connection_string("rediss://:s%40cret@cache") == "cache:6379,password=s@cret,ssl=true"
+    assert redis_connection_string("redis://cache:6380/2") == f"cache:6380,db=2,{REDIS_TIMEOUTS}"
+    assert redis_connection_string("rediss://:s%40cret@cache") == f"cache:6379,password=s@cret,ssl=true,{REDIS_TIMEOUTS}"
+    # A down server fails a read within seconds: the endpoint's readiness and 503s depend on it.
+    assert REDIS_TIMEOUTS == "socket_connect_timeout=2,socket_timeout=5"

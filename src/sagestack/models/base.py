@@ -109,6 +109,9 @@ class TextClassifier:
 
     kind: ClassVar[str] = ""
     labels: list[str]
+    # Where the predictor was loaded from (set by sagestack.models.load_model and the registry),
+    # so an endpoint can tell when its model files are gone.
+    source_path: Path | None = None
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities, shape ``(len(texts), len(self.labels))``, for raw texts."""

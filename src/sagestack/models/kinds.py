@@ -98,4 +98,6 @@ def load_model(model_dir: Path | str):
     card = ModelCard.load(Path(model_dir))
     if not card.servable:
         raise RegistryError(f"{model_dir} holds {card.kind} word vectors, not a classifier; train in supervised mode")
-    return get_kind(card.kind).predictor.load(Path(model_dir))
+    predictor = get_kind(card.kind).predictor.load(Path(model_dir))
+    predictor.source_path = Path(model_dir)
+    return predictor

@@ -408,7 +408,9 @@ def load_predictor(settings: Settings, ref: str):
         return load_model(path), None
     file_kind = kind_for_file(path)
     if path.is_file() and file_kind is not None:
-        return file_kind.predictor.load(path), None
+        predictor = file_kind.predictor.load(path)
+        predictor.source_path = path
+        return predictor, None
     if path.is_file() or file_kind is not None:
         raise RegistryError(f"no model at {path}; pass a trained model's folder, a model file or NAME@ALIAS")
 

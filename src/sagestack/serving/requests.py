@@ -108,26 +108,41 @@ async def predict_reviews(predictor, reviews: list[str], *, heavy: bool) -> list
     return predictor.predict(reviews)
 
 
-def predict_stored_reviews(reader, predictor, review_ids: list[int]) -> tuple[list[int], list[IdPrediction]]:
-    """Fetch each review from the online store and predict it.
+def predict_stored_batch(reader, predictor, requests: Sequence[list[int]]) -> list[tuple[list[int], list[IdPrediction]]]:
+    """Answer several ``/predict_by_id`` requests with one online-store read and one prediction.
 
     Args:
         reader: an online-store reader (``get(ids) -> [{"review_id", "found", "review_body", ...}]``).
         predictor: the model.
-        review_ids: the ids asked for.
+        requests: the ids of each request.
 
     Returns:
-        ``(missing ids, predictions)``; predictions are empty when any id is missing.
+        ``(missing ids, predictions)`` per request, in order; a request with a missing id gets
+        its missing ids and no predictions, and the others are answered all the same.
+
+    Raises:
+        Whatever the read raises (e.g. the online store is unreachable): every request of the
+        batch fails alike.
     """
-    rows = reader.get(review_ids)
-    missing = [row["review_id"] for row in rows if not row["found"]]
-    if missing:
-        return missing, []
-    predictions = predictor.predict([row["review_body"] for row in rows])
-    return [], [
-        IdPrediction(review_id=row["review_id"], label=p.label, probabilities=p.probabilities)
-        for row, p in zip(rows, predictions)
-    ]
+    rows = reader.get([review_id for ids in requests for review_id in ids])
+    per_request, start = [], 0
+    for ids in requests:
+        per_request.append(rows[start:start + len(ids)])
+        start += len(ids)
+    complete = [own for own in per_request if all(row["found"] for row in own)]
+    predictions = iter(predictor.predict([row["review_body"] for own in complete for row in own]))
+    answers = []
+    for own in per_request:
+        missing = [row["review_id"] for row in own if not row["found"]]
+        if missing:
+            answers.append((missing, []))
+            continue
+        answered = []
+        for row in own:
+            p = next(predictions)
+            answered.append(IdPrediction(review_id=row["review_id"], label=p.label, probabilities=p.probabilities))
+        answers.append(([], answered))
+    return answers
 
 
 def missing_ids_message(missing: Sequence[int]) -> str:

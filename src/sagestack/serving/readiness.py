@@ -1,0 +1,153 @@
+"""What an endpoint's ``/readyz`` reports: warming up, then whether everything a request needs is there.
+
+A worker of ``bentoml serve`` is ready when it has loaded its model and opened its online store
+(:meth:`Readiness.warming` until then), when the checks of what its requests need pass (the model
+files, the online store: run again at most once per ``ttl`` seconds, so a probe storm costs
+nothing) and when every other worker of the same server is warm too: the workers share one
+listening socket, so a load balancer that trusted one warm worker would hand requests to a cold
+one. The workers find each other through :class:`WorkerGroup`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Awaitable, Callable
+
+# A check returns None when all is well, else the reason the endpoint is not ready.
+Check = Callable[[], Awaitable[str | None]]
+# The command line that marks a BentoML worker process (bentoml serve's children).
+WORKER_MODULE = "_bentoml_impl.worker.service"
+
+
+class WorkerGroup:
+    """The worker processes of one server; each marks itself warm with a file in a shared folder.
+
+    Args:
+        folder: the group's folder (one per server process).
+        me: this worker's process id.
+        members: returns the process ids of the group's live workers.
+    """
+
+    def __init__(self, folder: Path, me: int, members: Callable[[], list[int]]) -> None:
+        self.folder = folder
+        self.me = me
+        self._members = members
+
+    @classmethod
+    def of_this_server(cls) -> "WorkerGroup":
+        """The workers of the ``bentoml serve`` process that started this one (its parent).
+
+        The folder is named by the parent's pid and start time, so a reused pid never inherits
+        another server's marks; it lives in the user's own folder under the temp directory.
+        """
+        import psutil
+
+        parent = psutil.Process(os.getppid())
+        folder = Path(tempfile.gettempdir()) / f"sagestack-endpoint-{os.getuid()}" / f"{parent.pid}-{int(parent.create_time())}"
+
+        def members() -> list[int]:
+            workers = []
+            for child in parent.children():
+                try:
+                    if WORKER_MODULE in child.cmdline():
+                        workers.append(child.pid)
+                except psutil.Error:  # exited while we looked
+                    continue
+            return workers
+
+        return cls(folder, os.getpid(), members)
+
+    def mark_warm(self) -> None:
+        """Record that this worker is warm."""
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        (self.folder / str(self.me)).touch()
+
+    def mark_cold(self) -> None:
+        """Withdraw this worker's mark (it is stopping)."""
+        (self.folder / str(self.me)).unlink(missing_ok=True)
+
+    def cold_workers(self) -> tuple[int, int]:
+        """``(workers not warm yet, workers)`` among the group's live workers."""
+        members = self._members()
+        cold = sum(not (self.folder / str(pid)).exists() for pid in members)
+        return cold, len(members)
+
+
+class Readiness:
+    """One worker's readiness: :meth:`reason` is ``None`` when ready, else why not.
+
+    Args:
+        group: the server's workers (``None``: this worker alone decides).
+        ttl: how long a round of checks is trusted, in seconds.
+        timeout: how long one check may take before it counts as failed, in seconds.
+    """
+
+    def __init__(self, group: WorkerGroup | None = None, *, ttl: float = 1.0, timeout: float = 2.0) -> None:
+        self._group = group
+        self._ttl = ttl
+        self._timeout = timeout
+        self._warming: str | None = "warming up: starting"
+        self._checks: dict[str, Check] = {}
+        self._last: tuple[float, str | None] | None = None
+
+    @property
+    def warm(self) -> bool:
+        """Whether this worker has finished warming up."""
+        return self._warming is None
+
+    @property
+    def status(self) -> str:
+        """``warming up: <step>`` until warm, then ``warm``."""
+        return self._warming or "warm"
+
+    def warming(self, step: str) -> None:
+        """Report what the warm-up is doing (the reason ``/readyz`` gives until it is done)."""
+        self._warming = f"warming up: {step}"
+
+    def ready(self, checks: dict[str, Check]) -> None:
+        """The warm-up is done: from now on readiness is these named checks (and the other workers)."""
+        self._checks = dict(checks)
+        self._last = None
+        self._warming = None
+        if self._group is not None:
+            self._group.mark_warm()
+
+    def stopping(self) -> None:
+        """This worker is shutting down: the others no longer wait for it."""
+        if self._group is not None:
+            self._group.mark_cold()
+
+    async def reason(self) -> str | None:
+        """``None`` when this worker, what it needs and its sibling workers are ready; else the reason."""
+        if self._warming is not None:
+            return self._warming
+        now = time.monotonic()
+        if self._last is not None and now - self._last[0] < self._ttl:
+            return self._last[1]
+        reason = await self._run_checks()
+        self._last = (time.monotonic(), reason)
+        return reason
+
+    async def _run_checks(self) -> str | None:
+        names = list(self._checks)
+        results = await asyncio.gather(*(self._bounded(name, self._checks[name]) for name in names))
+        failed = [reason for reason in results if reason]
+        if failed:
+            return "; ".join(failed)
+        if self._group is not None:
+            cold, total = await asyncio.to_thread(self._group.cold_workers)
+            if cold:
+                return f"{cold} of {total} workers of this endpoint are still warming up"
+        return None
+
+    async def _bounded(self, name: str, check: Check) -> str | None:
+        try:
+            return await asyncio.wait_for(check(), self._timeout)
+        except asyncio.TimeoutError:
+            return f"{name}: no answer within {self._timeout:g} s"
+        except Exception as exc:  # a check that breaks is a failed check, never a 500 from /readyz
+            return f"{name}: {exc}"

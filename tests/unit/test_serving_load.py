@@ -1,0 +1,183 @@
+"""The endpoint's load path without a server: coalescing /predict_by_id requests, answering a batch
+of them from one read, and what /readyz reports."""
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from sagestack.models import Prediction
+from sagestack.serving.coalesce import Coalescer
+from sagestack.serving.readiness import Readiness, WorkerGroup
+from sagestack.serving.requests import predict_stored_batch
+
+
+def test_concurrent_submissions_share_calls_on_one_thread_and_keep_their_own_results():
+    calls, threads = [], set()
+
+    def batch(items):
+        calls.append(list(items))
+        threads.add(threading.current_thread().name)
+        time.sleep(0.05)  # long enough for every other submission to queue behind the first call
+        return [item * 10 for item in items]
+
+    async def main():
+        coalescer = Coalescer(batch, max_items=4, name="test-coalescer")
+        results = await asyncio.gather(*(coalescer.submit(i) for i in range(9)))
+        coalescer.close()
+        return results
+
+    results = asyncio.run(main())
+    assert results == [i * 10 for i in range(9)]
+    # All nine were queued before the first call started: they go 4 at a time, in order.
+    assert calls == [[0, 1, 2, 3], [4, 5, 6, 7], [8]]
+    assert threads == {"test-coalescer_0"} and threading.current_thread().name not in threads
+
+
+def test_a_failing_call_fails_its_own_items_only():
+    def batch(items):
+        time.sleep(0.02)
+        if "bad" in items:
+            raise ConnectionError("store down")
+        return [item.upper() for item in items]
+
+    async def main():
+        coalescer = Coalescer(batch, max_items=2)
+        first = asyncio.ensure_future(coalescer.submit("a"))
+        await asyncio.sleep(0)  # "a" runs alone; the next two share a call, the last runs after
+        rest = await asyncio.gather(coalescer.submit("bad"), coalescer.submit("b"), coalescer.submit("c"),
+                                    return_exceptions=True)
+        return await first, rest
+
+    first, (bad, b, c) = asyncio.run(main())
+    assert first == "A"
+    assert isinstance(bad, ConnectionError) and isinstance(b, ConnectionError)
+    assert c == "C"
+
+
+def test_a_batch_function_with_the_wrong_number_of_results_is_an_error_not_a_hang():
+    async def main():
+        return await Coalescer(lambda items: []).submit(1)
+
+    with pytest.raises(RuntimeError, match="returned 0 results for 1 items"):
+        asyncio.run(main())
+
+
+def test_a_cancelled_submitter_is_skipped_and_the_rest_are_answered():
+    release = threading.Event()
+
+    def batch(items):
+        release.wait(5)
+        return items
+
+    async def main():
+        coalescer = Coalescer(batch)
+        first = asyncio.ensure_future(coalescer.submit(1))
+        await asyncio.sleep(0.01)
+        gone = asyncio.ensure_future(coalescer.submit(2))
+        kept = asyncio.ensure_future(coalescer.submit(3))
+        await asyncio.sleep(0.01)
+        gone.cancel()
+        release.set()
+        return await first, await kept, gone.cancelled()
+
+    assert asyncio.run(main()) == (1, 3, True)
+
+
+class Reader:
+    """An online-store reader over an in-code table (what OnlineReader.get returns)."""
+
+    def __init__(self, table):
+        self.table, self.reads = table, []
+
+    def get(self, ids):
+        self.reads.append(list(ids))
+        return [{"review_id": i, "found": True, "review_body": self.table[i]} if i in self.table
+                else {"review_id": i, "found": False} for i in ids]
+
+
+class Predictor:
+    def __init__(self):
+        self.calls = []
+
+    def predict(self, texts):
+        self.calls.append(list(texts))
+        return [Prediction(label=1 if "love" in t else -1, probabilities={"1": 0.9, "-1": 0.1}) for t in texts]
+
+
+def test_one_read_and_one_prediction_answer_every_request_and_a_missing_id_fails_only_its_own():
+    reader, predictor = Reader({1: "love it", 2: "hate it", 3: "love the colour"}), Predictor()
+    answers = predict_stored_batch(reader, predictor, [[1, 2], [3, 99], [3]])
+    assert reader.reads == [[1, 2, 3, 99, 3]]
+    assert predictor.calls == [["love it", "hate it", "love the colour"]]
+    (missing_a, first), (missing_b, second), (missing_c, third) = answers
+    assert missing_a == [] and [(p.review_id, p.label) for p in first] == [(1, 1), (2, -1)]
+    assert missing_b == [99] and second == []
+    assert missing_c == [] and [(p.review_id, p.label) for p in third] == [(3, 1)]
+
+
+def test_readiness_reports_the_warm_up_step_then_the_failing_checks_then_ready():
+    state = {"store": "the online feature store at redis://cache:6379 is unreachable (ConnectionError)"}
+
+    async def store():
+        return state["store"]
+
+    async def model():
+        return None
+
+    async def main():
+        readiness = Readiness(ttl=0)
+        assert await readiness.reason() == "warming up: starting"
+        readiness.warming("loading the model m@champion")
+        assert await readiness.reason() == "warming up: loading the model m@champion"
+        assert not readiness.warm
+        readiness.ready({"model files": model, "online store": store})
+        failing = await readiness.reason()
+        state["store"] = None
+        return failing, await readiness.reason(), readiness.warm
+
+    failing, recovered, warm = asyncio.run(main())
+    assert failing == "the online feature store at redis://cache:6379 is unreachable (ConnectionError)"
+    assert recovered is None and warm
+
+
+def test_a_check_that_hangs_or_breaks_is_a_reason_and_results_are_reused_within_the_ttl():
+    runs = []
+
+    async def slow():
+        runs.append("slow")
+        await asyncio.sleep(5)
+
+    async def broken():
+        raise OSError("disk gone")
+
+    async def main():
+        readiness = Readiness(ttl=60, timeout=0.05)
+        readiness.ready({"online store": slow, "model files": broken})
+        first = await readiness.reason()
+        second = await readiness.reason()
+        return first, second
+
+    first, second = asyncio.run(main())
+    assert first == "online store: no answer within 0.05 s; model files: disk gone"
+    assert second == first and runs == ["slow"]  # the second probe reused the first round
+
+
+def test_a_worker_is_ready_only_when_every_live_worker_of_its_server_is_warm(tmp_path):
+    members = [101, 102]
+    me, other = (WorkerGroup(tmp_path / "server", pid, lambda: members) for pid in members)
+
+    async def reason(readiness):
+        return await readiness.reason()
+
+    mine = Readiness(me, ttl=0)
+    mine.ready({})
+    assert asyncio.run(reason(mine)) == "1 of 2 workers of this endpoint are still warming up"
+    other.mark_warm()
+    assert asyncio.run(reason(mine)) is None
+    members.append(103)  # a worker restarted by the server: cold until it warms up
+    assert asyncio.run(reason(mine)) == "1 of 3 workers of this endpoint are still warming up"
+    members.remove(103)
+    mine.stopping()
+    assert me.cold_workers() == (1, 2)
