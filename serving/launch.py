@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-from sagestack.config import Settings
+from sagestack.config import ENV_VARS, Settings
 from sagestack.errors import SagestackError
 
 SERVICE = "serving.service:SentimentService"
@@ -35,8 +35,13 @@ def serve_command(host: str, port: int, service: str = SERVICE, working_dir: Pat
 
 
 def serve_env(settings: Settings, model_ref: str, base: dict | None = None) -> dict:
-    """Environment for the service: which model, and where the registry is."""
+    """Environment for the service: which model, and every setting (the server runs in another
+    working directory, so a ``sagestack.toml`` here would not reach it otherwise)."""
     env = dict(os.environ if base is None else base)
+    for var, field in ENV_VARS.items():
+        value = getattr(settings, field)
+        if value is not None:
+            env[var] = str(value)
     env.update(
         SAGESTACK_MODEL=model_ref,
         SAGESTACK_HOME=str(settings.home.resolve()),

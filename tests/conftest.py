@@ -124,3 +124,31 @@ def cli(tmp_path: Path):
         return proc
 
     return run
+
+
+def start_redis(port: int, folder: Path, *, persist: bool = False) -> subprocess.Popen:
+    """A real ``redis-server`` on 127.0.0.1:``port``, answering PING when this returns.
+
+    ``persist`` keeps an append-only file in ``folder``, so a restarted server has its data back.
+    Fails (never skips) without redis-server: a run without it would not test the Redis store.
+    """
+    import shutil
+    import time
+
+    import redis
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed; `make test` installs it with apt-get (or: apt-get install redis-server)")
+    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                "--appendonly", "yes" if persist else "no", "--dir", str(folder)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(host="127.0.0.1", port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            return process
+        except redis.ConnectionError:
+            time.sleep(0.1)
+    process.kill()
+    pytest.fail(f"redis-server did not answer on port {port}")

@@ -1,10 +1,6 @@
 """The same feature definitions on Feast's Redis online store, chosen by a setting, against a real
 redis-server on loopback."""
 
-import shutil
-import subprocess
-import time
-
 import pytest
 
 from sagestack.config import load_settings
@@ -13,27 +9,13 @@ from sagestack.features.store import (
     REDIS_TIMEOUTS, feast_dir, get_online, ingest, read_features, redis_connection_string, store_config,
 )
 from serving.launch import free_port
-
-REDIS = shutil.which("redis-server")
+from conftest import start_redis
 
 
 @pytest.fixture
 def redis_url(tmp_path):
-    # Never a skip: a run without redis-server would go green without testing the Redis store.
-    if REDIS is None:
-        pytest.fail("redis-server is not installed; `make test` installs it with apt-get (or: apt-get install redis-server)")
     port = free_port()
-    process = subprocess.Popen([REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                                "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    import redis
-
-    client = redis.Redis(host="127.0.0.1", port=port)
-    for _ in range(50):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.1)
+    process = start_redis(port, tmp_path)
     yield f"127.0.0.1:{port}"
     process.terminate()
     process.wait(timeout=10)

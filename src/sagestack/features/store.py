@@ -269,6 +269,18 @@ def _connection_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def _fail_fast(store) -> None:
+    """Give the Redis client of a Feast store one immediate retry instead of redis-py's default
+    three with exponential backoff, which hold a read for up to 7 s when the server is down: an
+    endpoint should answer 503 at once, and its readiness probe see why."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    online_store = store.provider.online_store
+    # Feast has no public accessor for its Redis client (tests/serving/test_readiness.py checks this still works).
+    online_store._get_client(store.config.online_store).set_retry(Retry(NoBackoff(), retries=1))
+
+
 def _store_location(settings: Settings) -> str:
     """Where the online store is, without credentials (for messages)."""
     if settings.online_store == "sqlite":
@@ -290,6 +302,8 @@ class OnlineReader:
         self._store = open_store(settings)
         self._features = list(features) if features else self._store.get_feature_service(service)
         self._location = _store_location(settings)
+        if settings.online_store != "sqlite":
+            _fail_fast(self._store)
         # SQLite keeps reading a deleted file through its open handle (and would create an empty
         # one on reconnecting): a store whose file is gone must say so, not serve stale rows.
         self._sqlite_file = Path(self._location) if settings.online_store == "sqlite" else None
