@@ -1,27 +1,34 @@
-"""HTTP throughput and latency of sagestack's BentoML endpoint, against a plain BentoML service.
+"""HTTP throughput and latency of sagestack's BentoML endpoint: its routes, its feature store, every
+model kind, against a plain BentoML service.
 
-Trains one fastText model, registers it in a throw-away MLflow SQLite store and starts, on
-127.0.0.1, two servers around the same model file, one after the other (the other stopped, so
-they never compete for the cores):
+Two sections, one server at a time (the others stopped, so they never compete for the cores):
 
-- sagestack's endpoint, ``bentoml serve serving.service:SentimentService`` started by
-  ``serving.launch.running_server`` (as ``sagestack serve`` does): ``/predict`` and ``/predict_batch``;
+``routes``: trains one fastText model, registers it in a throw-away MLflow SQLite store, ingests
+reviews_balanced.csv into the home's Feast store and measures
+
+- sagestack's endpoint (``serving.launch.running_server``, as ``sagestack serve`` starts it) on the
+  SQLite online store: ``/predict``, ``/predict_batch`` and ``/predict_by_id``;
+- the same endpoint on a Redis online store (a ``redis-server`` on loopback, the same reviews
+  ingested into it): ``/predict_by_id``;
 - a plain BentoML service, ``bench/plain_bentoml_service.py``: ``fasttext.load_model`` and
-  fastText's own ``predict`` behind ``/predict``, no sagestack code, the same ``workers="cpu_count"``;
-- with ``--earlier DIR``, also sagestack's endpoint from another source tree (a worktree of an
-  earlier commit), around the same registered model: this change against the code before it.
+  fastText's own ``predict`` behind ``/predict``, no sagestack code, the same worker count;
+- with ``--earlier DIR``, sagestack's endpoint from another source tree (a worktree of an earlier
+  commit), same model and store: ``/predict`` and ``/predict_by_id``, this change against the code before it.
 
-Both get the same single-review requests (real validation-set reviews, in rotation) from the same
-load generator at the same loads: 1, 8 and 32 concurrent clients, each
-for a fixed time, plus 32 clients that pause 30 ms after each answer (about 1,000 requests/s in
-total). Prints requests/s, p50/p99 latency and the error count (connection errors, timeouts and
-4xx/5xx answers, 503 load shedding included) per service, route and load; then the batching ratio
-(``/predict_batch`` / ``/predict``), the ratio sagestack / plain for ``/predict`` (req/s, p50, p99)
-and sagestack's ``/predict`` p99 at 32 clients.
+Every route gets single-review requests (real validation-set reviews, or real review ids, in
+rotation) at 1, 8 and 32 concurrent clients, each for a fixed time, plus 32 clients that pause 30 ms
+after each answer (about 1,000 requests/s). Prints requests/s, p50/p99 latency and the error count
+(connection errors, timeouts and 4xx/5xx answers) per server, route and load, then the
+``/predict_by_id`` figures against ``/predict`` and the targets.
+
+``kinds``: for every model kind (fastText, the baseline, AutoGluon, BERT on the CPU), trained small
+on the same data and registered as the champion of a home of its own: seconds from ``bentoml
+serve`` to ``/readyz`` 200, the latency of the first ``/predict`` after that, and ``/predict`` at
+1, 8 and 32 clients; the plain BentoML fastText service is the yardstick.
 
 Uses ``wrk`` (``apt-get install -y wrk``) when it is installed, as it costs far less CPU than a
-Python client on a small machine; otherwise an asyncio httpx client.
-Run: .venv/bin/python bench/serving_http.py [--seconds 10] [--earlier /tmp/before]
+Python client on a small machine; otherwise an asyncio httpx client. Needs ``redis-server``.
+Run: .venv/bin/python bench/serving_http.py [--seconds 10] [--sections routes,kinds] [--earlier /tmp/before]
 """
 
 from __future__ import annotations
@@ -33,16 +40,20 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 import httpx
 import numpy as np
 
 from course_split import blazingtext_split
 from sagestack.config import Settings, load_settings
+from sagestack.data import load_reviews, prepare_dataset, resolve_dataset
 from sagestack.data.fasttext_format import read_fasttext
+from sagestack.features import ingest, read_features
 from sagestack.registry import log_model_run
 from sagestack.text import make_params, train_fasttext
 from serving.launch import SERVICE, free_port, running_bentoml, running_server, serve_command
@@ -50,8 +61,6 @@ from serving.launch import SERVICE, free_port, running_bentoml, running_server, 
 BENCH = Path(__file__).resolve().parent
 HOST = "127.0.0.1"
 PLAIN_SERVICE = "plain_bentoml_service:PlainFastTextService"  # in bench/, the --working-dir
-# (service, route) pairs measured at every load; both services answer {"reviews": [...]} on /predict.
-TARGETS = [("sagestack", "/predict"), ("sagestack", "/predict_batch"), ("plain", "/predict")]
 # (label, clients, pause in ms each client takes after an answer: 0 = as fast as the server answers).
 # 32 clients pausing 30 ms offer about 1,000 requests/s: the issue's target load, below saturation.
 LOADS = [("1 client", 1, 0), ("8 clients", 8, 0), ("32 clients", 32, 0), ("32, 30ms pause", 32, 30)]
@@ -131,17 +140,46 @@ async def run_httpx(url: str, bodies: list[str], clients: int, pause_ms: int, se
             "p99_ms": float(np.percentile(ms, 99)), "errors": errors}
 
 
-def train_and_register(settings: Settings, tmp: Path) -> tuple[str, Path, Path]:
+def train_and_register(settings: Settings, tmp: Path) -> tuple[str, Path, Path, Path]:
     """Train sagestack's default fastText model and register it as the served champion.
 
     Returns:
-        (the model reference sagestack's endpoint serves, the fastText model file the plain
-        service loads, the validation file the request bodies come from).
+        (the model reference sagestack's endpoint serves, the trained model's folder, the
+        fastText model file the plain service loads, the validation file the request bodies come from).
     """
     train, validation = blazingtext_split(settings, tmp)
     result = train_fasttext(train, tmp / "model", make_params(threads=1), validation_file=validation)
     log_model_run(result.out_dir, settings=settings, model_name="bench", approval="Approved", aliases=("champion",))
-    return "bench@champion", result.model_path, validation
+    return "bench@champion", result.out_dir, result.model_path, validation
+
+
+def ingest_reviews(settings: Settings) -> list[str]:
+    """Ingest reviews_balanced.csv into the home's feature store; ``/predict_by_id`` bodies for 200 of its reviews."""
+    reviews = load_reviews(resolve_dataset(settings=settings).path).frame
+    with contextlib.redirect_stdout(sys.stderr):
+        ingest(settings, reviews)
+    ids = read_features(settings)["review_id"].sample(N_REVIEWS, random_state=0)
+    return [json.dumps({"review_ids": [int(i)]}) for i in ids]
+
+
+@contextlib.contextmanager
+def running_redis(tmp: Path) -> Iterator[str]:
+    """A ``redis-server`` on loopback for the block; yields its ``redis://`` URL."""
+    import redis
+
+    port = free_port(HOST)
+    process = subprocess.Popen(["redis-server", "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no",
+                                "--dir", str(tmp)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            with contextlib.suppress(redis.ConnectionError):
+                redis.Redis(host=HOST, port=port).ping()
+                break
+            time.sleep(0.1)
+        yield f"redis://{HOST}:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def running_bench_server(service: str, working_dir: Path, env_extra: dict, home: Path) -> contextlib.AbstractContextManager[str]:
@@ -158,22 +196,22 @@ def running_plain_server(model_file: Path, home: Path) -> contextlib.AbstractCon
 
 
 def running_earlier_sagestack(source: Path, settings: Settings, model_ref: str, home: Path) -> contextlib.AbstractContextManager[str]:
-    """sagestack's endpoint from another source tree (e.g. a worktree of an earlier commit), same model."""
+    """sagestack's endpoint from another source tree (e.g. a worktree of an earlier commit), same model and store."""
     env = {"PYTHONPATH": f"{source / 'src'}:{source}", "SAGESTACK_MODEL": model_ref,
            "SAGESTACK_HOME": str(settings.home.resolve()), "SAGESTACK_TRACKING_URI": settings.mlflow_uri}
     return running_bench_server(SERVICE, source, env, home)
 
 
 def post(url: str, body: str) -> httpx.Response:
-    return httpx.post(url, content=body, headers={"Content-Type": "application/json"}, timeout=30)
+    return httpx.post(url, content=body, headers={"Content-Type": "application/json"}, timeout=60)
 
 
-def warm_up(url: str, routes: list[str], bodies: list[str]) -> list:
-    """Warm a server's routes (first-request imports, the batching optimizer); return its
-    ``/predict`` labels for ``bodies``, to check that both services give the same answers."""
+def warm_up(url: str, routes: dict[str, list[str]]) -> list:
+    """Send each route 50 of its bodies (first-request imports, the batching optimizer); return
+    the ``/predict`` labels, to check that sagestack and the plain service give the same answers."""
     labels = []
-    for route in routes:
-        for body in bodies:
+    for route, bodies in routes.items():
+        for body in bodies[:50]:
             response = post(url + route, body)
             response.raise_for_status()
             if route == "/predict":
@@ -185,74 +223,176 @@ def ratio(a: float, b: float) -> str:
     return f"x{a / max(b, 1e-9):.2f}"
 
 
+class Measure:
+    """Runs the loads against a URL with wrk or httpx and prints one row per load."""
+
+    def __init__(self, use_wrk: bool, seconds: int, tmp: Path) -> None:
+        self.use_wrk, self.seconds, self.tmp = use_wrk, seconds, tmp
+
+    def __call__(self, name: str, url: str, bodies: list[str], loads=LOADS) -> dict[str, dict]:
+        rows = {}
+        for label, clients, pause_ms in loads:
+            if self.use_wrk:
+                row = run_wrk(url, bodies, clients, pause_ms, self.seconds, self.tmp)
+            else:
+                row = asyncio.run(run_httpx(url, bodies, clients, pause_ms, self.seconds))
+            rows[label] = row
+            print(f"{name:<34} {label:<14} {row['rps']:>8.0f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} "
+                  f"{row['errors']:>7}", flush=True)
+        return rows
+
+
+def routes_section(args, measure: Measure, settings: Settings, tmp: Path) -> dict:
+    """sagestack's routes on SQLite and Redis, the plain service, optionally the earlier code."""
+    model_ref, model_dir, model_file, validation = train_and_register(settings, tmp)
+    _, texts = read_fasttext(validation)
+    text_bodies = [json.dumps({"reviews": [text]}) for text in texts[:N_REVIEWS]]
+    id_bodies = ingest_reviews(settings)
+    print(f"{'server, route':<34} {'load':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    results: dict[tuple[str, str], dict] = {}
+    labels = {}
+
+    def run(server: str, start, routes: dict[str, list[str]]) -> None:
+        with start() as url:
+            labels[server] = warm_up(url, routes)
+            for route, bodies in routes.items():
+                results[server, route] = measure(f"{server} {route}", url + route, bodies)
+
+    sqlite_routes = {"/predict": text_bodies, "/predict_batch": text_bodies, "/predict_by_id": id_bodies}
+    run("sagestack", lambda: running_server(settings, model_ref), sqlite_routes)
+    with running_redis(tmp) as redis_url:
+        redis_settings = load_settings(cwd=tmp, environ={}, home=tmp / "home-redis", online_store=redis_url)
+        redis_bodies = ingest_reviews(redis_settings)
+        run("sagestack-redis", lambda: running_server(redis_settings, str(model_dir)), {"/predict_by_id": redis_bodies})
+    run("plain", lambda: running_plain_server(model_file, tmp), {"/predict": text_bodies})
+    if args.earlier:
+        run("earlier", lambda: running_earlier_sagestack(args.earlier.resolve(), settings, model_ref, tmp),
+            {"/predict": text_bodies, "/predict_by_id": id_bodies})
+
+    same = sum(a == b for a, b in zip(labels["sagestack"], labels["plain"]))
+    print(f"labels agree on {same}/{len(labels['plain'])} warm-up reviews (the plain service does not tokenize)")
+    names = [label for label, _, _ in LOADS]
+    predict, by_id, redis = (results["sagestack", "/predict"], results["sagestack", "/predict_by_id"],
+                             results["sagestack-redis", "/predict_by_id"])
+    print("/predict_by_id (SQLite) vs /predict: " + "; ".join(
+        f"{n}: req/s {ratio(by_id[n]['rps'], predict[n]['rps'])}, p99 {ratio(by_id[n]['p99_ms'], predict[n]['p99_ms'])}"
+        for n in names))
+    for name, rows in (("/predict", predict), ("/predict_by_id SQLite", by_id), ("/predict_by_id Redis", redis)):
+        closed, paced = rows["32 clients"], rows["32, 30ms pause"]
+        # Little's law: 32 requests always in flight take at least 32 / throughput seconds each, on average.
+        print(f"{name} at 32 clients: {closed['rps']:.0f} req/s, p99 {closed['p99_ms']:.2f} ms closed loop (mean "
+              f"latency at least {32 / closed['rps'] * 1000:.1f} ms by Little's law); p99 {paced['p99_ms']:.2f} ms at "
+              f"{paced['rps']:.0f} req/s (30 ms pause); errors {sum(r['errors'] for r in rows.values())} over all loads")
+    batch = results["sagestack", "/predict_batch"]
+    print("adaptive batching on vs off (sagestack /predict_batch / /predict): " + "; ".join(
+        f"{n}: throughput {ratio(batch[n]['rps'], predict[n]['rps'])}" for n in names))
+    plain = results["plain", "/predict"]
+    print("sagestack vs plain BentoML (/predict, sagestack / plain): " + "; ".join(
+        f"{n}: req/s {ratio(predict[n]['rps'], plain[n]['rps'])}, p99 {ratio(predict[n]['p99_ms'], plain[n]['p99_ms'])}"
+        for n in names))
+    if args.earlier:
+        for route in ("/predict", "/predict_by_id"):
+            now, before = results["sagestack", route], results["earlier", route]
+            print(f"sagestack vs sagestack from {args.earlier} ({route}, this / earlier): " + "; ".join(
+                f"{n}: req/s {ratio(now[n]['rps'], before[n]['rps'])}, p99 {ratio(now[n]['p99_ms'], before[n]['p99_ms'])}"
+                for n in names))
+    return {"plain": plain, "text_bodies": text_bodies}
+
+
+def train_kind(kind: str, home: Path, tmp: Path) -> str:
+    """Train a small model of ``kind`` on reviews_balanced.csv and register it as ``home``'s champion
+    (through the ``sagestack`` CLI, as a user would); returns the model reference."""
+    data = resolve_dataset(settings=load_settings(cwd=tmp, environ={}, home=home)).path
+    out = tmp / f"train-{kind}"
+    if kind == "fasttext":
+        train, validation = blazingtext_split(load_settings(cwd=tmp, environ={}, home=home), tmp / "split-fasttext")
+        command = ["train", "fasttext", "--train", str(train), "--validation", str(validation)]
+    elif kind == "baseline":
+        split = prepare_dataset(data, tmp / "split-csv", validation_fraction=0.1, test_fraction=0.1)
+        command = ["train", "baseline", "--train", str(split.files["train"]["csv"]),
+                   "--validation", str(split.files["validation"]["csv"])]
+    elif kind == "autogluon":
+        command = ["automl", "--data", str(data), "--target", "sentiment", "--max-candidates", "2", "--time-limit", "60"]
+    else:  # a few steps of the pretrained MiniLM: the serving cost does not depend on how long it trained
+        command = ["train", "bert", "--data", str(data), "--max-steps", "10", "--pooling", "mean", "--no-profile"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAGESTACK_")}
+    env["SAGESTACK_HOME"] = str(home)
+    done = subprocess.run([str(Path(sys.executable).with_name("sagestack")), *command, "--approve", "--out", str(out)],
+                          env=env, cwd=tmp, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"training {kind} failed: {done.stderr.strip().splitlines()[-1:]}")
+    return "reviews-sentiment@champion"
+
+
+def kinds_section(args, measure: Measure, tmp: Path, yardstick: dict | None, text_bodies: list[str] | None) -> None:
+    """Every kind's start-up, first prediction and sustained /predict figures."""
+    if text_bodies is None:
+        settings = load_settings(cwd=tmp, environ={}, home=tmp / "home-texts")
+        _, validation = blazingtext_split(settings, tmp)
+        text_bodies = [json.dumps({"reviews": [text]}) for text in read_fasttext(validation)[1][:N_REVIEWS]]
+    loads = [load for load in LOADS if load[2] == 0]
+    figures = {}
+    print(f"{'kind /predict':<34} {'load':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for kind in args.kinds:
+        home = tmp / f"home-{kind}"
+        model_ref = train_kind(kind, home, tmp)
+        settings = load_settings(cwd=tmp, environ={}, home=home)
+        started = time.perf_counter()
+        with running_server(settings, model_ref, timeout=600) as url:
+            ready_s = time.perf_counter() - started
+            first_started = time.perf_counter()
+            post(url + "/predict", text_bodies[0]).raise_for_status()
+            first_ms = (time.perf_counter() - first_started) * 1000
+            second_started = time.perf_counter()
+            post(url + "/predict", text_bodies[1]).raise_for_status()
+            second_ms = (time.perf_counter() - second_started) * 1000
+            print(f"{kind}: ready {ready_s:.1f} s after start; first /predict {first_ms:.2f} ms, second {second_ms:.2f} ms",
+                  flush=True)
+            figures[kind] = (ready_s, first_ms, measure(f"{kind} /predict", url + "/predict", text_bodies, loads))
+    print("\n| kind | ready after start | first /predict | " + " | ".join(
+        f"{label}: req/s, p50, p99 ms" for label, _, _ in loads) + " | errors |")
+    print("|---|---|---|" + "---|" * len(loads) + "---|")
+    rows = [(kind, f"{ready:.1f} s", f"{first:.1f} ms", results) for kind, (ready, first, results) in figures.items()]
+    if yardstick:
+        rows.append(("plain BentoML fastText (yardstick)", "", "", yardstick))
+    for name, ready, first, results in rows:
+        cells = [f"{results[label]['rps']:,.0f}, {results[label]['p50_ms']:.2f}, {results[label]['p99_ms']:.2f}"
+                 for label, _, _ in loads]
+        errors = sum(results[label]["errors"] for label, _, _ in loads)
+        print(f"| {name} | {ready} | {first} | " + " | ".join(cells) + f" | {errors} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10, help="duration of each load (default 10)")
     parser.add_argument("--client", choices=("auto", "wrk", "httpx"), default="auto")
+    parser.add_argument("--sections", default="routes,kinds", help="routes, kinds or both (default)")
+    parser.add_argument("--kinds", default="fasttext,baseline,autogluon,bert",
+                        help="the model kinds the kinds section measures (default: all four)")
     parser.add_argument("--earlier", type=Path, default=None,
-                        help="also measure sagestack's /predict served from this source tree (e.g. `git worktree add "
-                             "/tmp/before <commit>`), same model, same run")
+                        help="also measure sagestack's /predict and /predict_by_id served from this source tree (e.g. "
+                             "`git worktree add /tmp/before <commit>`), same model and store, same run")
     args = parser.parse_args()
+    args.kinds = [k for k in args.kinds.split(",") if k]
+    sections = set(args.sections.split(","))
     use_wrk = args.client == "wrk" or (args.client == "auto" and shutil.which("wrk") is not None)
-    # Both servers inherit this environment: none of the user's sagestack or BentoML settings.
+    if "routes" in sections and shutil.which("redis-server") is None:
+        raise SystemExit("redis-server is not installed (apt-get install -y redis-server); the routes section needs it")
+    # Every server inherits this environment: none of the user's sagestack or BentoML settings.
     for name in [n for n in os.environ if n.startswith(("SAGESTACK_", "BENTOML_"))]:
         del os.environ[name]
     os.environ["BENTOML_DO_NOT_TRACK"] = "true"
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        settings = load_settings(cwd=tmp, environ={}, home=tmp / "home")
-        model_ref, model_file, validation = train_and_register(settings, tmp)
-        _, texts = read_fasttext(validation)
-        bodies = [json.dumps({"reviews": [text]}) for text in texts[:N_REVIEWS]]
-
-        # One server at a time, the other stopped, so neither competes for the 2 cores; every
-        # load runs against sagestack, then the same loads against the plain service.
-        print(f"sagestack and plain BentoML, one after the other (same model file, {os.cpu_count()} workers each); "
-              f"client: {'wrk' if use_wrk else 'httpx'}; {args.seconds} s per load; "
-              f"load average before: {os.getloadavg()[0]:.2f}")
-        print(f"{'service':<10} {'route':<15} {'load':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
-        results: dict[tuple[str, str, str], dict] = {}
-        labels: dict[str, list] = {}
-        servers = {"sagestack": lambda: running_server(settings, model_ref),
-                   "plain": lambda: running_plain_server(model_file, tmp)}
-        targets = list(TARGETS)
-        if args.earlier:
-            servers["earlier"] = lambda: running_earlier_sagestack(args.earlier.resolve(), settings, model_ref, tmp)
-            targets.append(("earlier", "/predict"))
-        for service, start in servers.items():
-            routes = [route for name, route in targets if name == service]
-            with start() as url:
-                labels[service] = warm_up(url, routes, bodies[:50])
-                for label, clients, pause_ms in LOADS:
-                    for route in routes:
-                        if use_wrk:
-                            row = run_wrk(url + route, bodies, clients, pause_ms, args.seconds, tmp)
-                        else:
-                            row = asyncio.run(run_httpx(url + route, bodies, clients, pause_ms, args.seconds))
-                        results[service, route, label] = row
-                        print(f"{service:<10} {route:<15} {label:<14} {row['rps']:>8.0f} {row['p50_ms']:>8.2f} "
-                              f"{row['p99_ms']:>8.2f} {row['errors']:>7}", flush=True)
-        same = sum(a == b for a, b in zip(labels["sagestack"], labels["plain"]))
-        print(f"labels agree on {same}/{len(labels['plain'])} warm-up reviews (the plain service does not tokenize)")
-
-        batching, versus = [], []
-        for label, _, _ in LOADS:
-            on, off = results["sagestack", "/predict_batch", label], results["sagestack", "/predict", label]
-            batching.append(f"{label}: throughput {ratio(on['rps'], off['rps'])}, p99 {ratio(on['p99_ms'], off['p99_ms'])}")
-            plain = results["plain", "/predict", label]
-            versus.append(f"{label}: req/s {ratio(off['rps'], plain['rps'])}, p50 {ratio(off['p50_ms'], plain['p50_ms'])}, "
-                          f"p99 {ratio(off['p99_ms'], plain['p99_ms'])}")
-        print("adaptive batching on vs off (sagestack /predict_batch / /predict): " + "; ".join(batching))
-        print("sagestack vs plain BentoML (/predict, sagestack / plain): " + "; ".join(versus))
-        if args.earlier:
-            print(f"sagestack vs sagestack from {args.earlier} (/predict, this / earlier): " + "; ".join(
-                f"{label}: req/s {ratio(results['sagestack', '/predict', label]['rps'], results['earlier', '/predict', label]['rps'])}, "
-                f"p99 {ratio(results['sagestack', '/predict', label]['p99_ms'], results['earlier', '/predict', label]['p99_ms'])}"
-                for label, _, _ in LOADS))
-        closed, paced = results["sagestack", "/predict", "32 clients"], results["sagestack", "/predict", "32, 30ms pause"]
-        print(f"sagestack /predict p99 at 32 clients: {closed['p99_ms']:.2f} ms closed loop ({closed['rps']:.0f} req/s), "
-              f"{paced['p99_ms']:.2f} ms at {paced['rps']:.0f} req/s (30 ms pause); errors {closed['errors']} / {paced['errors']}")
+        measure = Measure(use_wrk, args.seconds, tmp)
+        print(f"one server at a time, {os.cpu_count()} workers each; client: {'wrk' if use_wrk else 'httpx'}; "
+              f"{args.seconds} s per load; load average before: {os.getloadavg()[0]:.2f}")
+        routes = {}
+        if "routes" in sections:
+            routes = routes_section(args, measure, load_settings(cwd=tmp, environ={}, home=tmp / "home"), tmp)
+        if "kinds" in sections:
+            kinds_section(args, measure, tmp, routes.get("plain"), routes.get("text_bodies"))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
 from sagestack.config import load_settings
-from sagestack.errors import ConfigError
+from sagestack.errors import ConfigError, SagestackError
 from sagestack.features.store import ENDPOINT_FEATURES, OnlineReader, OnlineStoreUnavailable, first_review_id, has_features
 from sagestack.deploy.traffic import check_servable
 from sagestack.models import get_kind
@@ -153,6 +153,7 @@ class SentimentService:
             check_servable(settings.variant, info)
 
     def __init__(self) -> None:
+        import sys; sys.setswitchinterval(float(os.environ.get('SWI','0.005')))
         self._ref = _model_ref()
         self._settings = load_settings()
         self._labels = {"variant": self._settings.variant or "", "model_version": ""}
@@ -162,6 +163,7 @@ class SentimentService:
         self._heavy = False
         self._by_id: Coalescer | None = None
         self._by_id_lock = asyncio.Lock()
+        self._loop = asyncio.get_running_loop()  # BentoML makes the service inside its startup coroutine
         # In a thread, so this worker answers /livez and /readyz (503, "warming up: ...") meanwhile.
         threading.Thread(target=self._warm_up, name="sagestack-warm-up", daemon=True).start()
 
@@ -180,18 +182,23 @@ class SentimentService:
         self.readiness.warming(f"loading the model {self._ref}")
         predictor, info = load_predictor(self._settings, self._ref)
         predictor.predict([WARM_UP_REVIEW])  # the first prediction pays every lazy initialisation
+        # The kind says whether a prediction is cheap (run on the event loop) or heavy (run in a
+        # worker thread, so a 30 ms AutoGluon or BERT call never blocks other requests).
+        heavy = get_kind(predictor.kind).heavy
         checks = {"model files": partial(_model_files_check, predictor.source_path)}
         by_id = None
         if has_features(self._settings):
             self.readiness.warming("opening the online feature store")
-            by_id, probe = _open_stored_predictor(self._settings, predictor)
+            by_id, probe = _open_stored_predictor(self._settings, predictor, heavy)
             checks["online store"] = partial(_store_check, by_id, probe)
+            # One read and prediction by the path requests take, on the event loop (it opens the
+            # store's connection there: Redis's asynchronous client belongs to the loop).
+            failure = asyncio.run_coroutine_threadsafe(_store_check(by_id, probe), self._loop).result(timeout=60)
+            if failure:
+                raise SagestackError(failure)
         self.model = model_summary(self._ref, info, predictor.kind, self._settings.variant)
         self._labels["model_version"] = self.model.version or ""
-        # The kind says whether a prediction is cheap (run on the event loop) or heavy (run in a
-        # worker thread, so a 30 ms AutoGluon or BERT call never blocks other requests).
-        self._heavy = get_kind(predictor.kind).heavy
-        self.predictor, self._by_id = predictor, by_id
+        self.predictor, self._heavy, self._by_id = predictor, heavy, by_id
         # MLflow leaves a large heap behind; without freezing it, full garbage collections stall
         # the event loop for 100+ ms (p99 of 130 ms at a single client).
         gc.collect()
@@ -209,8 +216,6 @@ class SentimentService:
     @bentoml.on_shutdown
     def _stop(self) -> None:
         self.readiness.stopping()
-        if self._by_id is not None:
-            self._by_id.close()
 
     @contextlib.contextmanager
     def _observed(self, route: str):
@@ -251,7 +256,7 @@ class SentimentService:
         """Predict reviews by id: their text comes from the Feast online store (training/serving parity).
 
         Concurrent requests share one online-store read and one prediction (see
-        :class:`~sagestack.serving.coalesce.Coalescer`), on a thread of their own.
+        :class:`~sagestack.serving.coalesce.Coalescer`).
         """
         with self._observed("/predict_by_id") as outcome:
             if not self.readiness.warm:
@@ -271,7 +276,8 @@ class SentimentService:
             if self._by_id is None:
                 if not has_features(self._settings):
                     raise NotFound("the feature store is empty; run `sagestack features ingest` for this SAGESTACK_HOME")
-                self._by_id, _ = await asyncio.to_thread(_open_stored_predictor, self._settings, self.predictor)
+                self._by_id, _ = await asyncio.to_thread(_open_stored_predictor, self._settings, self.predictor,
+                                                         self._heavy)
         return self._by_id
 
     # The explicit content type spares BentoML building a JSON schema for every list response.
@@ -287,16 +293,12 @@ class SentimentService:
             return batch_predictions(self.model, await predict_reviews(self.predictor, reviews, heavy=self._heavy))
 
 
-def _open_stored_predictor(settings, predictor) -> tuple[Coalescer, int | None]:
-    """The online-store reader behind ``/predict_by_id``, opened and exercised once (the first
-    read opens the store's connection); returns it with the review id readiness probes read."""
+def _open_stored_predictor(settings, predictor, heavy: bool) -> tuple[Coalescer, int | None]:
+    """What answers ``/predict_by_id``: the online-store reader and the model behind a coalescer;
+    returned with a review id for readiness probes to read (``None`` in an empty table)."""
     reader = OnlineReader(settings, features=ENDPOINT_FEATURES)
-    probe = first_review_id(settings)
-    if probe is not None:
-        predict_stored_batch(reader, predictor, [[probe]])
-    by_id = Coalescer(partial(predict_stored_batch, reader, predictor), max_items=BY_ID_BATCH_REQUESTS,
-                      name="sagestack-by-id")
-    return by_id, probe
+    by_id = Coalescer(partial(predict_stored_batch, reader, predictor, heavy=heavy), max_items=BY_ID_BATCH_REQUESTS)
+    return by_id, first_review_id(settings)
 
 
 async def _model_files_check(path: Path | None) -> str | None:

@@ -217,16 +217,20 @@ REVIEWS = ["The dress fits well and the fabric is lovely", "Cheap material, it t
 
 def test_registered_bert_predicts_through_the_registry_and_over_http(minilm_run):
     """The registered version reads back as the mean-pooled classifier it was trained as, and the
-    same BentoML service that serves every kind serves it (a heavy kind: off the event loop)."""
+    same BentoML service that serves every kind serves it: a heavy kind, predicted off the event
+    loop, so the one worker's /livez answers within 50 ms while slow predictions are in flight."""
+    import threading
+
     import httpx
 
     from sagestack.config import load_settings
     from sagestack.registry import load_predictor, resolve_ref
+    from sagestack.serving.requests import MAX_REVIEW_CHARS, MAX_REVIEWS_PER_REQUEST
     from serving.launch import running_server
 
     assert minilm_run["summary"]["params"]["pooling"] == "mean"
     home = minilm_run["home"]
-    settings = load_settings(cwd=home.parent, environ={}, home=home)
+    settings = load_settings(cwd=home.parent, environ={}, home=home, workers=1)
     assert resolve_ref(settings, "reviews-sentiment@champion").kind == "bert"
     predictor, _ = load_predictor(settings, "reviews-sentiment@champion")
     assert type(predictor.model).__name__ == "MeanPoolingClassifier"
@@ -242,6 +246,28 @@ def test_registered_bert_predicts_through_the_registry_and_over_http(minilm_run)
         for answer, local in zip(served, predictions):
             assert answer["probabilities"] == pytest.approx(local.probabilities, abs=1e-4)
         assert client.post("/predict", json={"reviews": []}).status_code == 400
+
+        # The largest requests there are, four at once: seconds of CPU for the one worker.
+        largest = {"reviews": [("The fabric is soft but the fit runs small. " * 200)[:MAX_REVIEW_CHARS]]
+                   * MAX_REVIEWS_PER_REQUEST}
+        statuses, in_flight = [], []
+
+        def predict_largest() -> None:
+            with httpx.Client(base_url=url, timeout=120) as own:
+                statuses.append(own.post("/predict", json=largest).status_code)
+
+        senders = [threading.Thread(target=predict_largest) for _ in range(4)]
+        for sender in senders:
+            sender.start()
+        time.sleep(0.2)
+        while any(sender.is_alive() for sender in senders):
+            started = time.perf_counter()
+            assert client.get("/livez").status_code == 200
+            in_flight.append(time.perf_counter() - started)
+            time.sleep(0.05)
+        assert statuses == [200] * 4
+        assert len(in_flight) >= 3, f"the predictions finished too soon to test anything ({len(in_flight)} probes)"
+        assert max(in_flight) <= 0.05, sorted(in_flight)[-5:]
 
 
 def test_debug_rules_and_analyze(sagestack, cli_run, tmp_path):

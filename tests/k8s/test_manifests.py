@@ -177,7 +177,8 @@ def test_the_endpoints_get_the_settings_the_local_topology_gives_its_processes(r
         env = {e["name"]: e.get("value") for e in container["env"]}
         assert env["SAGESTACK_MODEL"] == f"reviews-sentiment@{alias}" and env["SAGESTACK_VARIANT"] == variant.upper()
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-        assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
+        # Not /readyz: an online store down at start must not get the pod killed before it warms up.
+        assert container["startupProbe"]["httpGet"]["path"] == container["livenessProbe"]["httpGet"]["path"] == "/livez"
     # The Redis URL (a managed one holds a password) comes from a Secret, not the ConfigMap.
     for overlay in OVERLAYS:
         found = {(o["kind"], o["metadata"]["name"]): o for o in rendered[overlay]}

@@ -3,7 +3,6 @@ of them from one read, and what /readyz reports."""
 
 import asyncio
 import threading
-import time
 
 import pytest
 
@@ -13,31 +12,35 @@ from sagestack.serving.readiness import Readiness, WorkerGroup
 from sagestack.serving.requests import predict_stored_batch
 
 
-def test_concurrent_submissions_share_calls_on_one_thread_and_keep_their_own_results():
-    calls, threads = [], set()
+def test_concurrent_submissions_share_calls_one_at_a_time_and_keep_their_own_results():
+    calls, running = [], []
 
-    def batch(items):
+    async def batch(items):
+        running.append(1)
+        assert len(running) == 1, "two calls ran at once"
         calls.append(list(items))
-        threads.add(threading.current_thread().name)
-        time.sleep(0.05)  # long enough for every other submission to queue behind the first call
+        await asyncio.sleep(0.02)  # the requests that come meanwhile wait for the next call
+        running.pop()
         return [item * 10 for item in items]
 
     async def main():
-        coalescer = Coalescer(batch, max_items=4, name="test-coalescer")
-        results = await asyncio.gather(*(coalescer.submit(i) for i in range(9)))
-        coalescer.close()
-        return results
+        coalescer = Coalescer(batch, max_items=4)
+        first = await asyncio.gather(*(coalescer.submit(i) for i in range(9)))
+        # Three submitted while a call runs: they share the next one.
+        lone = asyncio.ensure_future(coalescer.submit(100))
+        await asyncio.sleep(0.005)
+        late = await asyncio.gather(*(coalescer.submit(i) for i in (101, 102, 103)))
+        return first, await lone, late, coalescer.calls
 
-    results = asyncio.run(main())
-    assert results == [i * 10 for i in range(9)]
-    # All nine were queued before the first call started: they go 4 at a time, in order.
-    assert calls == [[0, 1, 2, 3], [4, 5, 6, 7], [8]]
-    assert threads == {"test-coalescer_0"} and threading.current_thread().name not in threads
+    first, lone, late, count = asyncio.run(main())
+    assert first == [i * 10 for i in range(9)] and lone == 1000 and late == [1010, 1020, 1030]
+    # All nine were queued in one turn of the loop: they go 4 at a time, in order.
+    assert calls == [[0, 1, 2, 3], [4, 5, 6, 7], [8], [100], [101, 102, 103]] and count == 5
 
 
 def test_a_failing_call_fails_its_own_items_only():
-    def batch(items):
-        time.sleep(0.02)
+    async def batch(items):
+        await asyncio.sleep(0.02)
         if "bad" in items:
             raise ConnectionError("store down")
         return [item.upper() for item in items]
@@ -45,7 +48,7 @@ def test_a_failing_call_fails_its_own_items_only():
     async def main():
         coalescer = Coalescer(batch, max_items=2)
         first = asyncio.ensure_future(coalescer.submit("a"))
-        await asyncio.sleep(0)  # "a" runs alone; the next two share a call, the last runs after
+        await asyncio.sleep(0.005)  # "a" runs alone; the next two share a call, the last runs after
         rest = await asyncio.gather(coalescer.submit("bad"), coalescer.submit("b"), coalescer.submit("c"),
                                     return_exceptions=True)
         return await first, rest
@@ -57,18 +60,19 @@ def test_a_failing_call_fails_its_own_items_only():
 
 
 def test_a_batch_function_with_the_wrong_number_of_results_is_an_error_not_a_hang():
+    async def none(items):
+        return []
+
     async def main():
-        return await Coalescer(lambda items: []).submit(1)
+        return await Coalescer(none).submit(1)
 
     with pytest.raises(RuntimeError, match="returned 0 results for 1 items"):
         asyncio.run(main())
 
 
 def test_a_cancelled_submitter_is_skipped_and_the_rest_are_answered():
-    release = threading.Event()
-
-    def batch(items):
-        release.wait(5)
+    async def batch(items):
+        await asyncio.sleep(0.05)
         return items
 
     async def main():
@@ -79,7 +83,6 @@ def test_a_cancelled_submitter_is_skipped_and_the_rest_are_answered():
         kept = asyncio.ensure_future(coalescer.submit(3))
         await asyncio.sleep(0.01)
         gone.cancel()
-        release.set()
         return await first, await kept, gone.cancelled()
 
     assert asyncio.run(main()) == (1, 3, True)
@@ -91,7 +94,7 @@ class Reader:
     def __init__(self, table):
         self.table, self.reads = table, []
 
-    def get(self, ids):
+    async def get_async(self, ids):
         self.reads.append(list(ids))
         return [{"review_id": i, "found": True, "review_body": self.table[i]} if i in self.table
                 else {"review_id": i, "found": False} for i in ids]
@@ -108,13 +111,25 @@ class Predictor:
 
 def test_one_read_and_one_prediction_answer_every_request_and_a_missing_id_fails_only_its_own():
     reader, predictor = Reader({1: "love it", 2: "hate it", 3: "love the colour"}), Predictor()
-    answers = predict_stored_batch(reader, predictor, [[1, 2], [3, 99], [3]])
+    answers = asyncio.run(predict_stored_batch(reader, predictor, [[1, 2], [3, 99], [3]], heavy=False))
     assert reader.reads == [[1, 2, 3, 99, 3]]
     assert predictor.calls == [["love it", "hate it", "love the colour"]]
     (missing_a, first), (missing_b, second), (missing_c, third) = answers
     assert missing_a == [] and [(p.review_id, p.label) for p in first] == [(1, 1), (2, -1)]
     assert missing_b == [99] and second == []
     assert missing_c == [] and [(p.review_id, p.label) for p in third] == [(3, 1)]
+
+
+def test_a_heavy_kind_predicts_a_batch_in_a_worker_thread_and_nothing_when_every_id_is_missing():
+    reader, predictor = Reader({1: "love it"}), Predictor()
+    threads = []
+    predict = predictor.predict
+    predictor.predict = lambda texts: threads.append(threading.current_thread()) or predict(texts)
+    [(missing, predictions)] = asyncio.run(predict_stored_batch(reader, predictor, [[1]], heavy=True))
+    assert missing == [] and predictions[0].label == 1
+    assert threads and threads[0] is not threading.main_thread()
+    assert asyncio.run(predict_stored_batch(reader, predictor, [[7], [8]], heavy=True)) == [([7], []), ([8], [])]
+    assert len(predictor.calls) == 1  # no prediction of nothing
 
 
 def test_readiness_reports_the_warm_up_step_then_the_failing_checks_then_ready():

@@ -108,13 +108,15 @@ async def predict_reviews(predictor, reviews: list[str], *, heavy: bool) -> list
     return predictor.predict(reviews)
 
 
-def predict_stored_batch(reader, predictor, requests: Sequence[list[int]]) -> list[tuple[list[int], list[IdPrediction]]]:
+async def predict_stored_batch(reader, predictor, requests: Sequence[list[int]], *, heavy: bool
+                               ) -> list[tuple[list[int], list[IdPrediction]]]:
     """Answer several ``/predict_by_id`` requests with one online-store read and one prediction.
 
     Args:
-        reader: an online-store reader (``get(ids) -> [{"review_id", "found", "review_body", ...}]``).
+        reader: an online-store reader (``await get_async(ids) -> [{"review_id", "found", "review_body", ...}]``).
         predictor: the model.
         requests: the ids of each request.
+        heavy: the kind's ``heavy`` flag (see :func:`predict_reviews`).
 
     Returns:
         ``(missing ids, predictions)`` per request, in order; a request with a missing id gets
@@ -124,13 +126,14 @@ def predict_stored_batch(reader, predictor, requests: Sequence[list[int]]) -> li
         Whatever the read raises (e.g. the online store is unreachable): every request of the
         batch fails alike.
     """
-    rows = reader.get([review_id for ids in requests for review_id in ids])
+    rows = await reader.get_async([review_id for ids in requests for review_id in ids])
     per_request, start = [], 0
     for ids in requests:
         per_request.append(rows[start:start + len(ids)])
         start += len(ids)
     complete = [own for own in per_request if all(row["found"] for row in own)]
-    predictions = iter(predictor.predict([row["review_body"] for own in complete for row in own]))
+    texts = [row["review_body"] for own in complete for row in own]
+    predictions = iter(await predict_reviews(predictor, texts, heavy=heavy) if texts else [])
     answers = []
     for own in per_request:
         missing = [row["review_id"] for row in own if not row["found"]]
