@@ -41,7 +41,7 @@ def serve_env(settings: Settings, model_ref: str, base: dict | None = None) -> d
     for var, field in ENV_VARS.items():
         value = getattr(settings, field)
         if value is not None:
-            env[var] = str(value)
+            env[var] = str(value.resolve() if isinstance(value, Path) else value)  # the server runs elsewhere
     env.update(
         SAGESTACK_MODEL=model_ref,
         SAGESTACK_HOME=str(settings.home.resolve()),

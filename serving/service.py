@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
 from sagestack.config import load_settings
-from sagestack.errors import ConfigError, SagestackError
+from sagestack.errors import ConfigError
 from sagestack.features.store import ENDPOINT_FEATURES, OnlineReader, OnlineStoreUnavailable, first_review_id, has_features
 from sagestack.deploy.traffic import check_servable
 from sagestack.models import get_kind
@@ -63,8 +63,8 @@ DEFAULT_MODEL_REF = f"{DEFAULT_MODEL_NAME}@champion"
 # What each worker predicts once before it reports ready.
 WARM_UP_REVIEW = "Warm-up: the dress fits well and the fabric is soft."
 WARM_UP_RETRY_S = 5
-# The most /predict_by_id requests one online-store read and prediction answer together.
-BY_ID_BATCH_REQUESTS = 32
+# The most reviews one online-store read and prediction of /predict_by_id requests hold together.
+BY_ID_BATCH_REVIEWS = 256
 
 # Per production variant, as the course plots A/B variants: invocations and latency of each route.
 # (BentoML's own request metrics carry no variant label.)
@@ -153,7 +153,6 @@ class SentimentService:
             check_servable(settings.variant, info)
 
     def __init__(self) -> None:
-        import sys; sys.setswitchinterval(float(os.environ.get('SWI','0.005')))
         self._ref = _model_ref()
         self._settings = load_settings()
         self._labels = {"variant": self._settings.variant or "", "model_version": ""}
@@ -161,50 +160,47 @@ class SentimentService:
         self.predictor = None
         self.model: ModelSummary | None = None
         self._heavy = False
-        self._by_id: Coalescer | None = None
-        self._by_id_lock = asyncio.Lock()
+        self._stored: StoredPredictions | None = None
+        self._stored_lock = asyncio.Lock()
         self._loop = asyncio.get_running_loop()  # BentoML makes the service inside its startup coroutine
         # In a thread, so this worker answers /livez and /readyz (503, "warming up: ...") meanwhile.
         threading.Thread(target=self._warm_up, name="sagestack-warm-up", daemon=True).start()
 
     def _warm_up(self) -> None:
-        """Load and exercise everything a request can need; retry until it all works."""
-        while True:
-            try:
-                self._load()
-                return
-            except Exception as exc:  # e.g. the online store is down at start: say so, try again
-                logger.error("warm-up failed: %s", exc)
-                self.readiness.warming(f"failed ({exc}); trying again in {WARM_UP_RETRY_S} s")
-                time.sleep(WARM_UP_RETRY_S)
-
-    def _load(self) -> None:
+        """Load and exercise everything a request can need, each step retried until it works."""
         self.readiness.warming(f"loading the model {self._ref}")
-        predictor, info = load_predictor(self._settings, self._ref)
-        predictor.predict([WARM_UP_REVIEW])  # the first prediction pays every lazy initialisation
+        predictor, info = self._retry(lambda: load_predictor(self._settings, self._ref))
+        self._retry(lambda: predictor.predict([WARM_UP_REVIEW]))  # the first prediction pays every lazy start-up
         # The kind says whether a prediction is cheap (run on the event loop) or heavy (run in a
         # worker thread, so a 30 ms AutoGluon or BERT call never blocks other requests).
         heavy = get_kind(predictor.kind).heavy
         checks = {"model files": partial(_model_files_check, predictor.source_path)}
-        by_id = None
+        stored = None
         if has_features(self._settings):
             self.readiness.warming("opening the online feature store")
-            by_id, probe = _open_stored_predictor(self._settings, predictor, heavy)
-            checks["online store"] = partial(_store_check, by_id, probe)
-            # One read and prediction by the path requests take, on the event loop (it opens the
-            # store's connection there: Redis's asynchronous client belongs to the loop).
-            failure = asyncio.run_coroutine_threadsafe(_store_check(by_id, probe), self._loop).result(timeout=60)
-            if failure:
-                raise SagestackError(failure)
+            stored = self._retry(lambda: StoredPredictions.open(self._settings, predictor, heavy))
+            # One request's whole path, on the event loop (Redis's asynchronous client belongs to it).
+            self._retry(lambda: asyncio.run_coroutine_threadsafe(stored.warm_up(), self._loop).result(timeout=60))
+            checks["online store"] = stored.check
         self.model = model_summary(self._ref, info, predictor.kind, self._settings.variant)
         self._labels["model_version"] = self.model.version or ""
-        self.predictor, self._heavy, self._by_id = predictor, heavy, by_id
+        self.predictor, self._heavy, self._stored = predictor, heavy, stored
         # MLflow leaves a large heap behind; without freezing it, full garbage collections stall
         # the event loop for 100+ ms (p99 of 130 ms at a single client).
         gc.collect()
         gc.freeze()
-        self.readiness.ready(checks)
+        self._retry(lambda: self.readiness.ready(checks))
         logger.info("warm: %s (%s) ready to serve", self._ref, predictor.kind)
+
+    def _retry(self, step):
+        """Run one warm-up step until it succeeds; meanwhile /readyz says why it failed."""
+        while True:
+            try:
+                return step()
+            except Exception as exc:  # e.g. the online store is down at start: say so, try again
+                logger.error("warm-up failed: %s", exc)
+                self.readiness.warming(f"failed ({exc}); trying again in {WARM_UP_RETRY_S} s")
+                time.sleep(WARM_UP_RETRY_S)
 
     async def __is_ready__(self) -> bool:
         """BentoML's ``/readyz``: 503 with the reason while warming up or while a dependency is gone."""
@@ -240,15 +236,17 @@ class SentimentService:
         outcome["value"] = "unavailable"
         return JSONResponse({"error": message}, status_code=503, headers={"Retry-After": str(retry_after)})
 
-    def _warming_message(self) -> str:
-        return f"the endpoint is {self.readiness.status}; retry shortly"
+    def _not_warm(self) -> str | None:
+        """The 503 message while this worker warms up, else ``None`` (read once: the warm-up runs meanwhile)."""
+        status = self.readiness.status
+        return None if status == "warm" else f"the endpoint is {status}; retry shortly"
 
     @bentoml.api(route="/predict")
     async def predict(self, reviews: Reviews) -> PredictResponse:
         """Label and probability of each class for each review, and the model that answered."""
         with self._observed("/predict") as outcome:
-            if not self.readiness.warm:
-                return self._unavailable(outcome, self._warming_message(), 1)
+            if cold := self._not_warm():
+                return self._unavailable(outcome, cold, 1)
             return prediction_response(self.model, await predict_reviews(self.predictor, reviews, heavy=self._heavy))
 
     @bentoml.api(route="/predict_by_id")
@@ -259,26 +257,27 @@ class SentimentService:
         :class:`~sagestack.serving.coalesce.Coalescer`).
         """
         with self._observed("/predict_by_id") as outcome:
-            if not self.readiness.warm:
-                return self._unavailable(outcome, self._warming_message(), 1)
-            by_id = self._by_id or await self._open_by_id()
+            if cold := self._not_warm():
+                return self._unavailable(outcome, cold, 1)
+            stored = self._stored or await self._open_stored()
             try:
-                missing, predictions = await by_id.submit(review_ids)
+                missing, predictions = await stored.by_id.submit(review_ids)
             except OnlineStoreUnavailable as exc:
                 return self._unavailable(outcome, str(exc), 5)
             if missing:
                 raise NotFound(missing_ids_message(missing))
             return PredictByIdResponse(model=self.model, predictions=predictions)
 
-    async def _open_by_id(self) -> Coalescer:
+    async def _open_stored(self) -> StoredPredictions:
         # Only when the store was filled after this worker warmed up: the one cold read there is.
-        async with self._by_id_lock:
-            if self._by_id is None:
+        async with self._stored_lock:
+            if self._stored is None:
                 if not has_features(self._settings):
                     raise NotFound("the feature store is empty; run `sagestack features ingest` for this SAGESTACK_HOME")
-                self._by_id, _ = await asyncio.to_thread(_open_stored_predictor, self._settings, self.predictor,
-                                                         self._heavy)
-        return self._by_id
+                stored = await asyncio.to_thread(StoredPredictions.open, self._settings, self.predictor, self._heavy)
+                self.readiness.add_check("online store", stored.check)
+                self._stored = stored
+        return self._stored
 
     # The explicit content type spares BentoML building a JSON schema for every list response.
     @bentoml.api(route="/predict_batch", batchable=True, max_batch_size=256, max_latency_ms=1000)
@@ -287,35 +286,51 @@ class SentimentService:
     ) -> Annotated[list[BatchPrediction], ContentType("application/json")]:
         """As ``/predict``, one item per review; concurrent requests are predicted together."""
         with self._observed("/predict_batch") as outcome:
-            if not self.readiness.warm:
+            if cold := self._not_warm():
                 outcome["value"] = "unavailable"
-                raise ServiceUnavailable(self._warming_message())
+                raise ServiceUnavailable(cold)  # BentoML answers any 5xx of a batchable api with its own words
             return batch_predictions(self.model, await predict_reviews(self.predictor, reviews, heavy=self._heavy))
 
 
-def _open_stored_predictor(settings, predictor, heavy: bool) -> tuple[Coalescer, int | None]:
-    """What answers ``/predict_by_id``: the online-store reader and the model behind a coalescer;
-    returned with a review id for readiness probes to read (``None`` in an empty table)."""
-    reader = OnlineReader(settings, features=ENDPOINT_FEATURES)
-    by_id = Coalescer(partial(predict_stored_batch, reader, predictor, heavy=heavy), max_items=BY_ID_BATCH_REQUESTS)
-    return by_id, first_review_id(settings)
+class StoredPredictions:
+    """What answers ``/predict_by_id``: the online-store reader and the model behind a coalescer,
+    and the review id the readiness check reads (``None`` in an empty table)."""
+
+    def __init__(self, reader: OnlineReader, predictor, heavy: bool, probe_id: int | None) -> None:
+        self.reader, self.probe_id = reader, probe_id
+        # Up to BY_ID_BATCH_REVIEWS reviews a call: a lone small request never waits behind thousands.
+        self.by_id = Coalescer(partial(predict_stored_batch, reader, predictor, heavy=heavy),
+                               max_weight=BY_ID_BATCH_REVIEWS, weight=len)
+
+    @classmethod
+    def open(cls, settings, predictor, heavy: bool) -> "StoredPredictions":
+        """Open the reader (configured for a long-lived endpoint) for this home's store."""
+        reader = OnlineReader(settings, features=ENDPOINT_FEATURES, endpoint=True)
+        return cls(reader, predictor, heavy, first_review_id(settings))
+
+    async def warm_up(self) -> None:
+        """One request's whole path: read, predict, answer (it opens the store's connection)."""
+        if self.probe_id is not None:
+            await self.by_id.submit([self.probe_id])
+
+    async def check(self) -> str | None:
+        """The readiness check: read the probe review directly (not behind a queue of requests)."""
+        if self.probe_id is None:
+            return None
+        try:
+            [row] = await self.reader.get_async([self.probe_id])
+        except OnlineStoreUnavailable as exc:
+            return str(exc)
+        if not row["found"]:
+            return (f"the online feature store at {self.reader.location} has lost review {self.probe_id}; "
+                    "run `sagestack features ingest` again")
+        return None
 
 
 async def _model_files_check(path: Path | None) -> str | None:
     if path is None or await asyncio.to_thread(path.exists):
         return None
     return f"the model files at {path} are gone; restore them or restart the endpoint on another model"
-
-
-async def _store_check(by_id: Coalescer, probe: int | None) -> str | None:
-    # The same read requests make, through the same thread: what a request would meet now.
-    if probe is None:
-        return None
-    try:
-        await by_id.submit([probe])
-    except OnlineStoreUnavailable as exc:
-        return str(exc)
-    return None
 
 
 # BentoML reads whole bodies with no size limit; this answers 413/415 before it does.

@@ -24,7 +24,7 @@ def test_concurrent_submissions_share_calls_one_at_a_time_and_keep_their_own_res
         return [item * 10 for item in items]
 
     async def main():
-        coalescer = Coalescer(batch, max_items=4)
+        coalescer = Coalescer(batch, max_weight=4)
         first = await asyncio.gather(*(coalescer.submit(i) for i in range(9)))
         # Three submitted while a call runs: they share the next one.
         lone = asyncio.ensure_future(coalescer.submit(100))
@@ -38,6 +38,39 @@ def test_concurrent_submissions_share_calls_one_at_a_time_and_keep_their_own_res
     assert calls == [[0, 1, 2, 3], [4, 5, 6, 7], [8], [100], [101, 102, 103]] and count == 5
 
 
+def test_a_call_takes_items_up_to_the_weight_limit_and_an_item_over_it_alone():
+    calls = []
+
+    async def batch(items):
+        calls.append([len(ids) for ids in items])
+        await asyncio.sleep(0)
+        return items
+
+    async def main():
+        coalescer = Coalescer(batch, max_weight=64, weight=len)
+        requests = [[1] * 30, [2] * 30, [3] * 10, [4] * 100, [5]]
+        return await asyncio.gather(*(coalescer.submit(ids) for ids in requests)), requests
+
+    answers, requests = asyncio.run(main())
+    assert answers == requests
+    assert calls == [[30, 30], [10], [100], [1]]
+
+
+def test_a_cancelled_drain_cancels_its_waiters_instead_of_leaving_them_hanging():
+    async def batch(items):
+        await asyncio.sleep(10)
+
+    async def main():
+        coalescer = Coalescer(batch)
+        waiters = [asyncio.ensure_future(coalescer.submit(i)) for i in range(3)]
+        await asyncio.sleep(0.01)
+        coalescer._drain_task.cancel()  # what a shutdown does to every task
+        done = await asyncio.gather(*waiters, return_exceptions=True)
+        return [type(result).__name__ for result in done]
+
+    assert asyncio.run(main()) == ["CancelledError"] * 3
+
+
 def test_a_failing_call_fails_its_own_items_only():
     async def batch(items):
         await asyncio.sleep(0.02)
@@ -46,7 +79,7 @@ def test_a_failing_call_fails_its_own_items_only():
         return [item.upper() for item in items]
 
     async def main():
-        coalescer = Coalescer(batch, max_items=2)
+        coalescer = Coalescer(batch, max_weight=2)
         first = asyncio.ensure_future(coalescer.submit("a"))
         await asyncio.sleep(0.005)  # "a" runs alone; the next two share a call, the last runs after
         rest = await asyncio.gather(coalescer.submit("bad"), coalescer.submit("b"), coalescer.submit("c"),
@@ -147,7 +180,9 @@ def test_readiness_reports_the_warm_up_step_then_the_failing_checks_then_ready()
         readiness.warming("loading the model m@champion")
         assert await readiness.reason() == "warming up: loading the model m@champion"
         assert not readiness.warm
-        readiness.ready({"model files": model, "online store": store})
+        readiness.ready({"model files": model})
+        assert await readiness.reason() is None and readiness.status == "warm"
+        readiness.add_check("online store", store)  # a store opened after the warm-up
         failing = await readiness.reason()
         state["store"] = None
         return failing, await readiness.reason(), readiness.warm
@@ -196,3 +231,14 @@ def test_a_worker_is_ready_only_when_every_live_worker_of_its_server_is_warm(tmp
     members.remove(103)
     mine.stopping()
     assert me.cold_workers() == (1, 2)
+    other.mark_cold()  # the last worker out removes the folder
+    assert not (tmp_path / "server").exists()
+
+
+def test_a_marks_folder_of_ours_that_others_could_write_to_is_closed_first(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    WorkerGroup(shared / "server", 1, lambda: [1]).mark_warm()
+    assert shared.stat().st_mode & 0o777 == 0o700
+    assert (shared / "server" / "1").exists()

@@ -32,6 +32,9 @@ TRAINING_SERVICE, SERVING_SERVICE = "sentiment_training_v1", "sentiment_serving_
 ENDPOINT_FEATURES = ("reviews_text:review_body",)
 # A Redis server that is down or hung fails a read within seconds instead of hanging the caller.
 REDIS_TIMEOUTS = "socket_connect_timeout=2,socket_timeout=5"
+# The endpoint reads a few small rows at a time: a second is ample, and a hung server must not
+# hold the requests queued behind a read for long.
+ENDPOINT_REDIS_TIMEOUTS = "socket_connect_timeout=1,socket_timeout=1"
 SPLITS = ("train", "validation", "test")
 # Timestamps in microseconds: Spark (an offline-store choice) cannot read pandas' nanoseconds; DuckDB reads both.
 PARQUET_OPTIONS = {"coerce_timestamps": "us", "allow_truncated_timestamps": True}
@@ -49,8 +52,9 @@ def feast_dir(settings: Settings) -> Path:
     return settings.home.resolve() / "feast"
 
 
-def redis_connection_string(url: str) -> str:
-    """Feast's Redis ``connection_string`` (``host:port,db=N,password=…,ssl=true``) for a ``redis://`` URL."""
+def redis_connection_string(url: str, timeouts: str = REDIS_TIMEOUTS) -> str:
+    """Feast's Redis ``connection_string`` (``host:port,db=N,password=…,ssl=true`` and ``timeouts``)
+    for a ``redis://`` URL."""
     from urllib.parse import unquote, urlsplit
 
     parts = urlsplit(url)
@@ -61,22 +65,30 @@ def redis_connection_string(url: str) -> str:
         options.append(f"password={unquote(parts.password)}")
     if parts.scheme == "rediss":
         options.append("ssl=true")
-    return ",".join([*options, REDIS_TIMEOUTS])
+    return ",".join([*options, timeouts])
 
 
-def store_config(settings: Settings) -> dict:
+def store_config(settings: Settings, *, endpoint: bool = False) -> dict:
     """The shipped ``feature_store.yaml`` with the online store and registry the settings choose.
 
     The declarations stay the same; only where Feast keeps its state changes (SQLite or Redis
     online, a SQLite or shared SQL registry), so a cluster and a laptop run one feature repo.
+    ``endpoint`` gives a long-lived endpoint its own: the registry refreshed by a background
+    thread (Feast's default reloads it inside a read once its cache is a minute old: on the
+    endpoint's event loop, and blocked for as long as a shared registry is unreachable) and
+    shorter Redis timeouts.
     """
     import yaml
 
     config = yaml.safe_load((repo_dir() / "feature_store.yaml").read_text())
     if settings.online_store != "sqlite":
-        config["online_store"] = {"type": "redis", "connection_string": redis_connection_string(settings.online_store)}
+        timeouts = ENDPOINT_REDIS_TIMEOUTS if endpoint else REDIS_TIMEOUTS
+        config["online_store"] = {"type": "redis",
+                                  "connection_string": redis_connection_string(settings.online_store, timeouts)}
     if settings.feast_registry:
         config["registry"] = {**config["registry"], "path": settings.feast_registry}
+    if endpoint:
+        config["registry"] = {**config["registry"], "cache_mode": "thread"}
     if settings.offline_store != "duckdb":
         master = "local[*]" if settings.offline_store == "spark" else settings.offline_store
         config["offline_store"] = {"type": "spark", "spark_conf": {
@@ -89,7 +101,7 @@ def offline_engine(settings: Settings) -> str:
     return "duckdb" if settings.offline_store == "duckdb" else "spark"
 
 
-def store_config_file(settings: Settings) -> Path:
+def store_config_file(settings: Settings, *, endpoint: bool = False) -> Path:
     """This process's ``feature_store.yaml`` for these settings, written on first use.
 
     Not in the home: that may be a read-only volume (the endpoints mount it so), and the file can
@@ -102,7 +114,7 @@ def store_config_file(settings: Settings) -> Path:
 
     import yaml
 
-    text = yaml.safe_dump(store_config(settings), sort_keys=False)
+    text = yaml.safe_dump(store_config(settings, endpoint=endpoint), sort_keys=False)
     folder = Path(tempfile.gettempdir()) / f"sagestack-feast-{os.getuid()}"
     folder.mkdir(mode=0o700, exist_ok=True)
     if folder.stat().st_uid != os.getuid() or folder.stat().st_mode & 0o077:
@@ -150,12 +162,13 @@ def apply(settings: Settings) -> None:
         raise SagestackError(f"feast apply failed: {last[0]}")
 
 
-def open_store(settings: Settings):
-    """A ``feast.FeatureStore`` on this home's state."""
+def open_store(settings: Settings, *, endpoint: bool = False):
+    """A ``feast.FeatureStore`` on this home's state (``endpoint``: configured for a long-lived
+    endpoint, see :func:`store_config`)."""
     from feast import FeatureStore
 
     _environment(settings)
-    return FeatureStore(repo_path=str(repo_dir()), fs_yaml_file=store_config_file(settings))
+    return FeatureStore(repo_path=str(repo_dir()), fs_yaml_file=store_config_file(settings, endpoint=endpoint))
 
 
 def has_features(settings: Settings) -> bool:
@@ -259,7 +272,10 @@ class OnlineStoreUnavailable(SagestackError):
 
 def _connection_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean "the online store's server is not reachable" (not "the data is wrong")."""
-    errors: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    import sqlite3
+
+    # SQLite: "database is locked" past the busy timeout, while an ingest writes: a retry may succeed.
+    errors: list[type[BaseException]] = [ConnectionError, TimeoutError, sqlite3.OperationalError]
     try:
         import redis
 
@@ -303,13 +319,13 @@ def _store_location(settings: Settings) -> str:
 
 class OnlineReader:
     """Reads a feature service (or a list of feature references) from the online store; keeps the
-    FeatureStore open between reads."""
+    FeatureStore open between reads (``endpoint``: configured for a long-lived endpoint)."""
 
     def __init__(self, settings: Settings, service: str = SERVING_SERVICE, *,
-                 features: Sequence[str] | None = None) -> None:
+                 features: Sequence[str] | None = None, endpoint: bool = False) -> None:
         if not has_features(settings):
             raise SagestackError("the feature store is empty; run `sagestack features ingest` first")
-        self._store = open_store(settings)
+        self._store = open_store(settings, endpoint=endpoint)
         self._features = list(features) if features else self._store.get_feature_service(service)
         self._location = _store_location(settings)
         # Redis (or any store Feast reads asynchronously) is read on the event loop by get_async.

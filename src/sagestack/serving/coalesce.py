@@ -27,18 +27,22 @@ class Coalescer(Generic[Item, Result]):
     """Run ``await batch_fn(items) -> results`` (one result per item, in order) for concurrent submitters.
 
     One call runs at a time. Items submitted while a call runs wait for the next call, which takes
-    up to ``max_items`` of them. When ``batch_fn`` raises, every item of that call gets the
-    exception; the next call runs as usual. A submitter that is cancelled (its client went away)
-    is skipped when results arrive.
+    them in order while their total ``weight`` stays within ``max_weight`` (always at least one
+    item): e.g. a weight of one per review keeps a call to a bounded number of reviews, so a lone
+    small request never waits behind thousands. When ``batch_fn`` raises, every item of that call
+    gets the exception; the next call runs as usual. A submitter that is cancelled (its client
+    went away) is skipped when results arrive.
     """
 
-    def __init__(self, batch_fn: Callable[[list[Item]], Awaitable[Sequence[Result]]], *, max_items: int = 32) -> None:
-        if max_items < 1:
-            raise ValueError("max_items must be at least 1")
+    def __init__(self, batch_fn: Callable[[list[Item]], Awaitable[Sequence[Result]]], *, max_weight: int = 32,
+                 weight: Callable[[Item], int] = lambda item: 1) -> None:
+        if max_weight < 1:
+            raise ValueError("max_weight must be at least 1")
         self._batch_fn = batch_fn
-        self._max_items = max_items
+        self._max_weight = max_weight
+        self._weight = weight
         self._pending: list[tuple[Item, asyncio.Future]] = []
-        self._draining = False
+        self._drain_task: asyncio.Task | None = None  # held: the loop keeps only a weak reference
         self.calls = 0  # how many batch_fn calls ran
 
     async def submit(self, item: Item) -> Result:
@@ -46,17 +50,26 @@ class Coalescer(Generic[Item, Result]):
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._pending.append((item, future))
-        if not self._draining:
-            self._draining = True
+        if self._drain_task is None:
             # A task, not a call here: the requests already read in this turn of the loop join it.
-            loop.create_task(self._drain())
+            self._drain_task = loop.create_task(self._drain())
         return await future
+
+    def _next_batch(self) -> list[tuple[Item, asyncio.Future]]:
+        taken, total = 0, 0
+        for item, _ in self._pending:
+            total += self._weight(item)
+            if taken and total > self._max_weight:
+                break
+            taken += 1
+        batch = self._pending[:taken]
+        del self._pending[:taken]
+        return batch
 
     async def _drain(self) -> None:
         try:
             while self._pending:
-                batch = self._pending[: self._max_items]
-                del self._pending[: self._max_items]
+                batch = self._next_batch()
                 self.calls += 1
                 try:
                     results = await self._batch_fn([item for item, _ in batch])
@@ -67,8 +80,14 @@ class Coalescer(Generic[Item, Result]):
                         if not future.done():
                             future.set_exception(exc)
                     continue
+                except BaseException:  # the drain was cancelled (shutdown): nobody waits forever
+                    self._pending[:0] = batch
+                    raise
                 for (_, future), result in zip(batch, results):
                     if not future.done():
                         future.set_result(result)
         finally:
-            self._draining = False
+            self._drain_task = None
+            for _, future in self._pending:  # left only when the drain itself was cancelled
+                future.cancel()
+            self._pending.clear()

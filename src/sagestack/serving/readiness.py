@@ -62,13 +62,28 @@ class WorkerGroup:
         return cls(folder, os.getpid(), members)
 
     def mark_warm(self) -> None:
-        """Record that this worker is warm."""
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        """Record that this worker is warm.
+
+        Raises:
+            PermissionError: the folder above the group's is another user's (who could plant
+                marks there); one of ours that others could write to is closed first.
+        """
+        owner = self.folder.parent
+        owner.mkdir(mode=0o700, exist_ok=True)
+        if owner.stat().st_uid != os.getuid():
+            raise PermissionError(f"{owner} belongs to another user; remove it and restart")
+        if owner.stat().st_mode & 0o077:
+            owner.chmod(0o700)  # ours, made open by an older sagestack or a umask: close it
+        self.folder.mkdir(exist_ok=True, mode=0o700)
         (self.folder / str(self.me)).touch()
 
     def mark_cold(self) -> None:
-        """Withdraw this worker's mark (it is stopping)."""
+        """Withdraw this worker's mark (it is stopping); the last one out removes the folder."""
         (self.folder / str(self.me)).unlink(missing_ok=True)
+        try:
+            self.folder.rmdir()
+        except OSError:  # other workers' marks are still there, or it never existed
+            pass
 
     def cold_workers(self) -> tuple[int, int]:
         """``(workers not warm yet, workers)`` among the group's live workers."""
@@ -107,6 +122,11 @@ class Readiness:
     def warming(self, step: str) -> None:
         """Report what the warm-up is doing (the reason ``/readyz`` gives until it is done)."""
         self._warming = f"warming up: {step}"
+
+    def add_check(self, name: str, check: Check) -> None:
+        """Check one more dependency from now on (e.g. an online store opened after the warm-up)."""
+        self._checks[name] = check
+        self._last = None
 
     def ready(self, checks: dict[str, Check]) -> None:
         """The warm-up is done: from now on readiness is these named checks (and the other workers)."""
