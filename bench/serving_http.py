@@ -309,6 +309,18 @@ def routes_section(args, measure: Measure, settings: Settings, tmp: Path) -> dic
         print(f"{name} at 32 clients: {closed['rps']:.0f} req/s, p99 {closed['p99_ms']:.2f} ms closed loop (mean "
               f"latency at least {32 / closed['rps'] * 1000:.1f} ms by Little's law); p99 {paced['p99_ms']:.2f} ms at "
               f"{paced['rps']:.0f} req/s (30 ms pause); errors {sum(r['errors'] for r in rows.values())} over all loads")
+    errors = sum(row["errors"] for rows in (by_id, redis) for row in rows.values())
+    targets = [
+        (">= 2,000 req/s, /predict_by_id on SQLite, 32 clients", f"{by_id['32 clients']['rps']:,.0f} req/s",
+         by_id["32 clients"]["rps"] >= 2000),
+        ("p99 <= 10 ms, /predict_by_id on SQLite, 32 clients", f"{by_id['32 clients']['p99_ms']:.2f} ms closed loop, "
+         f"{by_id['32, 30ms pause']['p99_ms']:.2f} ms paced", by_id["32 clients"]["p99_ms"] <= 10),
+        ("p99 <= 5 ms, /predict_by_id on Redis", ", ".join(f"{redis[n]['p99_ms']:.2f} ms at {n}" for n in names),
+         all(row["p99_ms"] <= 5 for row in redis.values())),
+        ("zero errors, /predict_by_id", f"{errors}", errors == 0),
+    ]
+    for target, measured, met in targets:
+        print(f"target {target}: {measured}: {'met' if met else 'NOT met'}")
     batch = results["sagestack", "/predict_batch"]
     print("adaptive batching on vs off (sagestack /predict_batch / /predict): " + "; ".join(
         f"{n}: throughput {ratio(batch[n]['rps'], predict[n]['rps'])}" for n in names))
