@@ -130,29 +130,5 @@ def test_heavy_kinds_predict_in_a_worker_thread_and_cheap_ones_on_the_loop():
 
     worker, loop_thread, count = asyncio.run(call(True))
     assert worker is not loop_thread and count == 2
-    assert worker.name.startswith("sagestack-predict")
     same, loop_thread, _ = asyncio.run(call(False))
     assert same is loop_thread
-
-
-def test_heavy_predictions_run_one_at_a_time():
-    import asyncio
-    import time
-
-    from sagestack.serving.requests import predict_reviews
-
-    class Slow:
-        running = peak = 0
-
-        def predict(self, reviews):
-            Slow.running += 1
-            Slow.peak = max(Slow.peak, Slow.running)
-            time.sleep(0.02)
-            Slow.running -= 1
-            return [Prediction(label=1, probabilities={"1": 1.0}) for _ in reviews]
-
-    async def main():
-        await asyncio.gather(*(predict_reviews(Slow(), ["a"], heavy=True) for _ in range(4)))
-
-    asyncio.run(main())
-    assert Slow.peak == 1  # the model's own threads use the cores; more callers would only fight over them

@@ -8,7 +8,6 @@ on their own.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Sequence
 
 from pydantic import BaseModel
@@ -92,31 +91,21 @@ def validate_review_ids(review_ids: object, *, max_ids: int = MAX_REVIEWS_PER_RE
     return review_ids
 
 
-# Heavy predictions of this process run one at a time on one thread of their own: the model
-# already uses every core it is given (torch's and numpy's own threads), so more threads only
-# fight over the cores, and the event loop with them.
-_HEAVY_EXECUTOR: ThreadPoolExecutor | None = None
-
-
 async def predict_reviews(predictor, reviews: list[str], *, heavy: bool) -> list[Prediction]:
     """Predict on behalf of an async endpoint without blocking its event loop.
 
     Args:
         predictor: the model.
         reviews: the texts.
-        heavy: the kind's ``heavy`` flag: a heavy prediction runs on the process's prediction
-            thread (one at a time), so other requests keep being served; a cheap one (fastText:
-            well under a millisecond) runs right here, as a thread hop would cost more than it
-            saves and hold the GIL all the same.
+        heavy: the kind's ``heavy`` flag: a heavy prediction runs in a worker thread, so other
+            requests keep being served; a cheap one (fastText: well under a millisecond) runs
+            right here, as a thread hop would cost more than it saves and hold the GIL all the same.
     """
-    global _HEAVY_EXECUTOR
     import asyncio
 
-    if not heavy:
-        return predictor.predict(reviews)
-    if _HEAVY_EXECUTOR is None:
-        _HEAVY_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sagestack-predict")
-    return await asyncio.get_running_loop().run_in_executor(_HEAVY_EXECUTOR, predictor.predict, reviews)
+    if heavy:
+        return await asyncio.to_thread(predictor.predict, reviews)
+    return predictor.predict(reviews)
 
 
 async def predict_stored_batch(reader, predictor, requests: Sequence[list[int]], *, heavy: bool
