@@ -49,6 +49,9 @@ class WorkerGroup:
         parent = psutil.Process(os.getppid())
         folder = Path(tempfile.gettempdir()) / f"sagestack-endpoint-{os.getuid()}" / f"{parent.pid}-{int(parent.create_time())}"
 
+        # Workers are told apart from other children by their command line. A worker caught right
+        # after its fork still shows the server's and is missed for that moment; the workers are
+        # spawned together at start, long before any of them is warm, so none is missed when it counts.
         def members() -> list[int]:
             workers = []
             for child in parent.children():
