@@ -133,10 +133,11 @@ def _workers() -> int | str:
 class SentimentService:
     """Predicts review sentiment (-1, 0, 1) with a registered model of any kind.
 
-    Each worker warms up in the background as it starts: it loads the model and predicts once,
-    opens the online store and reads once, so no request pays a cold start. Until then, and
-    whenever the model files or the online store are gone, ``/readyz`` answers 503 with the
-    reason; ``/livez`` answers all along, and prediction routes answer 503 "warming up".
+    Each worker warms up as it starts: it loads the model and predicts once, opens the online
+    store and answers one ``/predict_by_id``, so no request pays a cold start (see
+    :meth:`_start_warming`). Until then, and whenever the model files or the online store are
+    gone, ``/readyz`` answers 503 with the reason; ``/livez`` answers all along, and prediction
+    routes of a worker still warming answer 503 "warming up".
     """
 
     @bentoml.on_deployment
@@ -163,8 +164,21 @@ class SentimentService:
         self._stored: StoredPredictions | None = None
         self._stored_lock = asyncio.Lock()
         self._loop = asyncio.get_running_loop()  # BentoML makes the service inside its startup coroutine
-        # In a thread, so this worker answers /livez and /readyz (503, "warming up: ...") meanwhile.
-        threading.Thread(target=self._warm_up, name="sagestack-warm-up", daemon=True).start()
+        self._last_reason: str | None = None
+
+    @bentoml.on_startup
+    async def _start_warming(self) -> None:
+        """Warm this worker up; how depends on whether it joins workers that already serve.
+
+        The first workers of a server warm up in the background: meanwhile they answer ``/livez``,
+        and ``/readyz`` 503 with the step. A worker that starts while others already serve (one the
+        server restarted) warms up before it takes any connection, so the kernel hands new
+        connections to the warm ones and its restart costs no request.
+        """
+        if await asyncio.to_thread(self.readiness.joins_warm_workers):
+            await asyncio.to_thread(self._warm_up)  # BentoML awaits this before the worker accepts
+        else:
+            threading.Thread(target=self._warm_up, name="sagestack-warm-up", daemon=True).start()
 
     def _warm_up(self) -> None:
         """Load and exercise everything a request can need, each step retried until it works."""
@@ -205,6 +219,9 @@ class SentimentService:
     async def __is_ready__(self) -> bool:
         """BentoML's ``/readyz``: 503 with the reason while warming up or while a dependency is gone."""
         reason = await self.readiness.reason()
+        if reason != self._last_reason:  # each change once in the log, for whoever asks why a pod left the Service
+            (logger.warning if reason else logger.info)("readiness: %s", reason or "ready")
+            self._last_reason = reason
         if reason:
             raise HTTPException(status_code=503, detail=reason)
         return True

@@ -124,4 +124,5 @@ def test_bad_or_unknown_ids_are_4xx(endpoint, ids, status, message):
     answer = httpx.post(f"{url}/predict_by_id", json={"review_ids": ids}, timeout=30)
     assert answer.status_code == status
     assert message in answer.text
-    assert httpx.get(f"{url}/readyz", timeout=10).status_code == 200
+    ready = httpx.get(f"{url}/readyz", timeout=10)
+    assert ready.status_code == 200, ready.text

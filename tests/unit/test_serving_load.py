@@ -235,6 +235,21 @@ def test_a_worker_is_ready_only_when_every_live_worker_of_its_server_is_warm(tmp
     assert not (tmp_path / "server").exists()
 
 
+def test_a_worker_restarted_beside_warm_ones_warms_up_without_holding_readiness(tmp_path):
+    members = [101, 102]
+    first, restarted = (WorkerGroup(tmp_path / "server", pid, lambda: members) for pid in members)
+    assert not Readiness(first).joins_warm_workers()  # the first workers of a server: nobody is warm yet
+    first.mark_warm()
+    joining = Readiness(restarted, ttl=0)
+    assert joining.joins_warm_workers()  # it takes no connection until warm, so nobody waits for it
+    assert first.cold_workers() == (0, 2)
+    serving = Readiness(first, ttl=0)
+    serving.ready({})
+    assert asyncio.run(serving.reason()) is None
+    joining.ready({})
+    assert sorted(p.name for p in (tmp_path / "server").iterdir()) == ["101", "102"]
+
+
 def test_a_marks_folder_of_ours_that_others_could_write_to_is_closed_first(tmp_path):
     shared = tmp_path / "shared"
     shared.mkdir()

@@ -5,7 +5,8 @@ A worker of ``bentoml serve`` is ready when it has loaded its model and opened i
 files, the online store: run again at most once per ``ttl`` seconds, so a probe storm costs
 nothing) and when every other worker of the same server is warm too: the workers share one
 listening socket, so a load balancer that trusted one warm worker would hand requests to a cold
-one. The workers find each other through :class:`WorkerGroup`.
+one. A worker that warms up before it accepts connections (one restarted beside warm ones) keeps
+nobody waiting. The workers find each other through :class:`WorkerGroup`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Awaitable, Callable
 Check = Callable[[], Awaitable[str | None]]
 # The command line that marks a BentoML worker process (bentoml serve's children).
 WORKER_MODULE = "_bentoml_impl.worker.service"
+# The mark of a worker that warms up before it takes connections.
+JOINING = ".joining"
 
 
 class WorkerGroup:
@@ -71,6 +74,14 @@ class WorkerGroup:
             PermissionError: the folder above the group's is another user's (who could plant
                 marks there); one of ours that others could write to is closed first.
         """
+        self._mark(str(self.me))
+        (self.folder / f"{self.me}{JOINING}").unlink(missing_ok=True)
+
+    def mark_joining(self) -> None:
+        """Record that this worker warms up without taking connections (nobody waits for it)."""
+        self._mark(f"{self.me}{JOINING}")
+
+    def _mark(self, name: str) -> None:
         owner = self.folder.parent
         owner.mkdir(mode=0o700, exist_ok=True)
         if owner.stat().st_uid != os.getuid():
@@ -78,20 +89,26 @@ class WorkerGroup:
         if owner.stat().st_mode & 0o077:
             owner.chmod(0o700)  # ours, made open by an older sagestack or a umask: close it
         self.folder.mkdir(exist_ok=True, mode=0o700)
-        (self.folder / str(self.me)).touch()
+        (self.folder / name).touch()
 
     def mark_cold(self) -> None:
-        """Withdraw this worker's mark (it is stopping); the last one out removes the folder."""
-        (self.folder / str(self.me)).unlink(missing_ok=True)
+        """Withdraw this worker's marks (it is stopping); the last one out removes the folder."""
+        for name in (str(self.me), f"{self.me}{JOINING}"):
+            (self.folder / name).unlink(missing_ok=True)
         try:
             self.folder.rmdir()
         except OSError:  # other workers' marks are still there, or it never existed
             pass
 
+    def others_warm(self) -> bool:
+        """Whether another live worker of the group is warm (so this one joins a serving endpoint)."""
+        return any(pid != self.me and (self.folder / str(pid)).exists() for pid in self._members())
+
     def cold_workers(self) -> tuple[int, int]:
-        """``(workers not warm yet, workers)`` among the group's live workers."""
+        """``(workers that take connections but are not warm yet, workers)`` among the live ones."""
         members = self._members()
-        cold = sum(not (self.folder / str(pid)).exists() for pid in members)
+        cold = sum(not (self.folder / str(pid)).exists() and not (self.folder / f"{pid}{JOINING}").exists()
+                   for pid in members)
         return cold, len(members)
 
 
@@ -138,6 +155,14 @@ class Readiness:
         self._warming = None
         if self._group is not None:
             self._group.mark_warm()
+
+    def joins_warm_workers(self) -> bool:
+        """Whether other workers of this server are warm already; if so, this one is marked as
+        warming up without taking connections (its siblings keep the endpoint ready)."""
+        if self._group is None or not self._group.others_warm():
+            return False
+        self._group.mark_joining()
+        return True
 
     def stopping(self) -> None:
         """This worker is shutting down: the others no longer wait for it."""
