@@ -164,7 +164,8 @@ class SentimentService:
         self._stored: StoredPredictions | None = None
         self._stored_lock = asyncio.Lock()
         self._loop = asyncio.get_running_loop()  # BentoML makes the service inside its startup coroutine
-        self._last_reason: str | None = None
+        self._last_reason: str | None = "starting"  # so the first "ready" is logged too
+        self._retry_steps = True
 
     @bentoml.on_startup
     async def _start_warming(self) -> None:
@@ -176,12 +177,19 @@ class SentimentService:
         connections to the warm ones and its restart costs no request.
         """
         if await asyncio.to_thread(self.readiness.joins_warm_workers):
-            await asyncio.to_thread(self._warm_up)  # BentoML awaits this before the worker accepts
-        else:
-            threading.Thread(target=self._warm_up, name="sagestack-warm-up", daemon=True).start()
+            try:
+                # BentoML awaits this before the worker accepts. One try: a worker stuck here could
+                # not even be stopped (uvicorn waits for its start-up to end).
+                await asyncio.to_thread(self._warm_up, retry=False)
+                return
+            except Exception as exc:
+                logger.error("warm-up failed: %s; going on in the background", exc)
+        threading.Thread(target=self._warm_up, name="sagestack-warm-up", daemon=True).start()
 
-    def _warm_up(self) -> None:
-        """Load and exercise everything a request can need, each step retried until it works."""
+    def _warm_up(self, retry: bool = True) -> None:
+        """Load and exercise everything a request can need, each step retried until it works
+        (``retry=False``: the first failure raises)."""
+        self._retry_steps = retry
         self.readiness.warming(f"loading the model {self._ref}")
         predictor, info = self._retry(lambda: load_predictor(self._settings, self._ref))
         self._retry(lambda: predictor.predict([WARM_UP_REVIEW]))  # the first prediction pays every lazy start-up
@@ -212,6 +220,8 @@ class SentimentService:
             try:
                 return step()
             except Exception as exc:  # e.g. the online store is down at start: say so, try again
+                if not self._retry_steps:
+                    raise
                 logger.error("warm-up failed: %s", exc)
                 self.readiness.warming(f"failed ({exc}); trying again in {WARM_UP_RETRY_S} s")
                 time.sleep(WARM_UP_RETRY_S)
@@ -220,7 +230,8 @@ class SentimentService:
         """BentoML's ``/readyz``: 503 with the reason while warming up or while a dependency is gone."""
         reason = await self.readiness.reason()
         if reason != self._last_reason:  # each change once in the log, for whoever asks why a pod left the Service
-            (logger.warning if reason else logger.info)("readiness: %s", reason or "ready")
+            warming = reason is not None and reason.startswith("warming up")
+            (logger.warning if reason and not warming else logger.info)("readiness: %s", reason or "ready")
             self._last_reason = reason
         if reason:
             raise HTTPException(status_code=503, detail=reason)
@@ -345,7 +356,8 @@ class StoredPredictions:
 
 
 async def _model_files_check(path: Path | None) -> str | None:
-    if path is None or await asyncio.to_thread(path.exists):
+    # A stat, right here: in the thread pool it would wait behind heavy predictions and time out.
+    if path is None or path.exists():
         return None
     return f"the model files at {path} are gone; restore them or restart the endpoint on another model"
 

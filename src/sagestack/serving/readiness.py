@@ -5,8 +5,8 @@ A worker of ``bentoml serve`` is ready when it has loaded its model and opened i
 files, the online store: run again at most once per ``ttl`` seconds, so a probe storm costs
 nothing) and when every other worker of the same server is warm too: the workers share one
 listening socket, so a load balancer that trusted one warm worker would hand requests to a cold
-one. A worker that warms up before it accepts connections (one restarted beside warm ones) keeps
-nobody waiting. The workers find each other through :class:`WorkerGroup`.
+one. Once they have all been warm, a worker the server restarts warms up before it accepts
+connections and keeps nobody waiting. The workers find each other through :class:`WorkerGroup`.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Awaitable, Callable
 Check = Callable[[], Awaitable[str | None]]
 # The command line that marks a BentoML worker process (bentoml serve's children).
 WORKER_MODULE = "_bentoml_impl.worker.service"
-# The mark of a worker that warms up before it takes connections.
-JOINING = ".joining"
+# Written once every worker of the first generation is warm.
+ALL_WARM = "all-warm"
 
 
 class WorkerGroup:
@@ -65,7 +65,9 @@ class WorkerGroup:
                     continue
             return workers
 
-        return cls(folder, os.getpid(), members)
+        group = cls(folder, os.getpid(), members)
+        group.mark_cold()  # a mark left under this pid by a killed worker is not this one's
+        return group
 
     def mark_warm(self) -> None:
         """Record that this worker is warm.
@@ -74,14 +76,6 @@ class WorkerGroup:
             PermissionError: the folder above the group's is another user's (who could plant
                 marks there); one of ours that others could write to is closed first.
         """
-        self._mark(str(self.me))
-        (self.folder / f"{self.me}{JOINING}").unlink(missing_ok=True)
-
-    def mark_joining(self) -> None:
-        """Record that this worker warms up without taking connections (nobody waits for it)."""
-        self._mark(f"{self.me}{JOINING}")
-
-    def _mark(self, name: str) -> None:
         owner = self.folder.parent
         owner.mkdir(mode=0o700, exist_ok=True)
         if owner.stat().st_uid != os.getuid():
@@ -89,26 +83,37 @@ class WorkerGroup:
         if owner.stat().st_mode & 0o077:
             owner.chmod(0o700)  # ours, made open by an older sagestack or a umask: close it
         self.folder.mkdir(exist_ok=True, mode=0o700)
-        (self.folder / name).touch()
+        (self.folder / str(self.me)).touch()
 
     def mark_cold(self) -> None:
-        """Withdraw this worker's marks (it is stopping); the last one out removes the folder."""
-        for name in (str(self.me), f"{self.me}{JOINING}"):
-            (self.folder / name).unlink(missing_ok=True)
-        try:
-            self.folder.rmdir()
-        except OSError:  # other workers' marks are still there, or it never existed
-            pass
+        """Withdraw this worker's mark (it starts, or stops); the last one out removes the folder."""
+        (self.folder / str(self.me)).unlink(missing_ok=True)
+        if not any(path.name.isdigit() for path in self._entries()):
+            (self.folder / ALL_WARM).unlink(missing_ok=True)
+            try:
+                self.folder.rmdir()
+            except OSError:  # it never existed
+                pass
+
+    def _entries(self) -> list[Path]:
+        return list(self.folder.iterdir()) if self.folder.is_dir() else []
 
     def others_warm(self) -> bool:
         """Whether another live worker of the group is warm (so this one joins a serving endpoint)."""
         return any(pid != self.me and (self.folder / str(pid)).exists() for pid in self._members())
 
     def cold_workers(self) -> tuple[int, int]:
-        """``(workers that take connections but are not warm yet, workers)`` among the live ones."""
+        """``(workers not warm yet, workers)`` among the live ones, until they have all been warm once.
+
+        After that a worker without a mark is one the server restarted: it warms up before it takes
+        connections (see the endpoint's start-up), so nobody waits for it and it is not counted.
+        """
         members = self._members()
-        cold = sum(not (self.folder / str(pid)).exists() and not (self.folder / f"{pid}{JOINING}").exists()
-                   for pid in members)
+        if (self.folder / ALL_WARM).exists():
+            return 0, len(members)
+        cold = sum(not (self.folder / str(pid)).exists() for pid in members)
+        if not cold and (self.folder / str(self.me)).exists():
+            (self.folder / ALL_WARM).touch()
         return cold, len(members)
 
 
@@ -150,19 +155,18 @@ class Readiness:
 
     def ready(self, checks: dict[str, Check]) -> None:
         """The warm-up is done: from now on readiness is these named checks (and the other workers)."""
+        if self._group is not None:
+            self._group.mark_warm()  # first: a probe in between must not count this worker as cold
         self._checks = dict(checks)
         self._last = None
         self._warming = None
-        if self._group is not None:
-            self._group.mark_warm()
 
     def joins_warm_workers(self) -> bool:
-        """Whether other workers of this server are warm already; if so, this one is marked as
-        warming up without taking connections (its siblings keep the endpoint ready)."""
-        if self._group is None or not self._group.others_warm():
+        """Whether other workers of this server are warm already (this one was restarted beside them)."""
+        try:
+            return self._group is not None and self._group.others_warm()
+        except Exception:  # psutil or the file system failed: warm up as a first-generation worker
             return False
-        self._group.mark_joining()
-        return True
 
     def stopping(self) -> None:
         """This worker is shutting down: the others no longer wait for it."""
@@ -173,24 +177,24 @@ class Readiness:
         """``None`` when this worker, what it needs and its sibling workers are ready; else the reason."""
         if self._warming is not None:
             return self._warming
+        # Only the dependency checks are cached: the other workers are counted on every probe (a
+        # few file lookups), so the moment the last one is warm every worker says so.
         now = time.monotonic()
-        if self._last is not None and now - self._last[0] < self._ttl:
+        if self._last is None or now - self._last[0] >= self._ttl:
+            self._last = (now, await self._run_checks())
+        if self._last[1]:
             return self._last[1]
-        reason = await self._run_checks()
-        self._last = (time.monotonic(), reason)
-        return reason
+        if self._group is not None:
+            cold, total = self._group.cold_workers()
+            if cold:
+                return f"{cold} of {total} workers of this endpoint are still warming up"
+        return None
 
     async def _run_checks(self) -> str | None:
         names = list(self._checks)
         results = await asyncio.gather(*(self._bounded(name, self._checks[name]) for name in names))
         failed = [reason for reason in results if reason]
-        if failed:
-            return "; ".join(failed)
-        if self._group is not None:
-            cold, total = await asyncio.to_thread(self._group.cold_workers)
-            if cold:
-                return f"{cold} of {total} workers of this endpoint are still warming up"
-        return None
+        return "; ".join(failed) if failed else None
 
     async def _bounded(self, name: str, check: Check) -> str | None:
         try:
