@@ -17,7 +17,6 @@ import os
 import threading
 import time
 from functools import partial
-from pathlib import Path
 from typing import Annotated
 
 import bentoml
@@ -30,7 +29,7 @@ from starlette.responses import JSONResponse
 
 from sagestack.config import load_settings
 from sagestack.errors import ConfigError
-from sagestack.features.store import ENDPOINT_FEATURES, OnlineReader, OnlineStoreUnavailable, first_review_id, has_features
+from sagestack.features.store import OnlineStoreUnavailable, has_features
 from sagestack.deploy.traffic import check_servable
 from sagestack.models import get_kind
 from sagestack.registry import DEFAULT_MODEL_NAME, load_predictor
@@ -47,13 +46,12 @@ from sagestack.serving.requests import (
     missing_ids_message,
     model_summary,
     predict_reviews,
-    predict_stored_batch,
     prediction_response,
     validate_review_ids,
     validate_reviews,
 )
-from sagestack.serving.coalesce import Coalescer
-from sagestack.serving.readiness import Readiness, WorkerGroup
+from sagestack.serving.readiness import Readiness, WorkerGroup, model_files_check
+from sagestack.serving.stored import StoredPredictions
 from serving.guard import RequestGuard
 
 logger = logging.getLogger("sagestack.serving")
@@ -63,8 +61,6 @@ DEFAULT_MODEL_REF = f"{DEFAULT_MODEL_NAME}@champion"
 # What each worker predicts once before it reports ready.
 WARM_UP_REVIEW = "Warm-up: the dress fits well and the fabric is soft."
 WARM_UP_RETRY_S = 5
-# The most reviews one online-store read and prediction of /predict_by_id requests hold together.
-BY_ID_BATCH_REVIEWS = 256
 
 # Per production variant, as the course plots A/B variants: invocations and latency of each route.
 # (BentoML's own request metrics carry no variant label.)
@@ -196,7 +192,7 @@ class SentimentService:
         # The kind says whether a prediction is cheap (run on the event loop) or heavy (run in a
         # worker thread, so a 30 ms AutoGluon or BERT call never blocks other requests).
         heavy = get_kind(predictor.kind).heavy
-        checks = {"model files": partial(_model_files_check, predictor.source_path)}
+        checks = {"model files": partial(model_files_check, predictor.source_path)}
         stored = None
         if has_features(self._settings):
             self.readiness.warming("opening the online feature store")
@@ -318,48 +314,6 @@ class SentimentService:
                 outcome["value"] = "unavailable"
                 raise ServiceUnavailable(cold)  # BentoML answers any 5xx of a batchable api with its own words
             return batch_predictions(self.model, await predict_reviews(self.predictor, reviews, heavy=self._heavy))
-
-
-class StoredPredictions:
-    """What answers ``/predict_by_id``: the online-store reader and the model behind a coalescer,
-    and the review id the readiness check reads (``None`` in an empty table)."""
-
-    def __init__(self, reader: OnlineReader, predictor, heavy: bool, probe_id: int | None) -> None:
-        self.reader, self.probe_id = reader, probe_id
-        # Up to BY_ID_BATCH_REVIEWS reviews a call: a lone small request never waits behind thousands.
-        self.by_id = Coalescer(partial(predict_stored_batch, reader, predictor, heavy=heavy),
-                               max_weight=BY_ID_BATCH_REVIEWS, weight=len)
-
-    @classmethod
-    def open(cls, settings, predictor, heavy: bool) -> "StoredPredictions":
-        """Open the reader (configured for a long-lived endpoint) for this home's store."""
-        reader = OnlineReader(settings, features=ENDPOINT_FEATURES, endpoint=True)
-        return cls(reader, predictor, heavy, first_review_id(settings))
-
-    async def warm_up(self) -> None:
-        """One request's whole path: read, predict, answer (it opens the store's connection)."""
-        if self.probe_id is not None:
-            await self.by_id.submit([self.probe_id])
-
-    async def check(self) -> str | None:
-        """The readiness check: read the probe review directly (not behind a queue of requests)."""
-        if self.probe_id is None:
-            return None
-        try:
-            [row] = await self.reader.get_async([self.probe_id])
-        except OnlineStoreUnavailable as exc:
-            return str(exc)
-        if not row["found"]:
-            return (f"the online feature store at {self.reader.location} has lost review {self.probe_id}; "
-                    "run `sagestack features ingest` again")
-        return None
-
-
-async def _model_files_check(path: Path | None) -> str | None:
-    # A stat, right here: in the thread pool it would wait behind heavy predictions and time out.
-    if path is None or path.exists():
-        return None
-    return f"the model files at {path} are gone; restore them or restart the endpoint on another model"
 
 
 # BentoML reads whole bodies with no size limit; this answers 413/415 before it does.

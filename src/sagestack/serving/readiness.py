@@ -203,3 +203,11 @@ class Readiness:
             return f"{name}: no answer within {self._timeout:g} s"
         except Exception as exc:  # a check that breaks is a failed check, never a 500 from /readyz
             return f"{name}: {exc}"
+
+
+async def model_files_check(path: Path | None) -> str | None:
+    """The readiness check of a model's files: ``None`` while ``path`` exists (or is unknown), else why not."""
+    # A stat, right here: in the thread pool it would wait behind heavy predictions and time out.
+    if path is None or path.exists():
+        return None
+    return f"the model files at {path} are gone; restore them or restart the endpoint on another model"
