@@ -139,3 +139,12 @@ def test_an_unknown_online_store_is_a_one_line_error(tmp_path):
     with pytest.raises(ConfigError, match="invalid setting 'online_store': Value error, must be sqlite or a "
                                           "redis://HOST:PORT URL$"):
         load_settings(cwd=tmp_path, environ={"SAGESTACK_ONLINE_STORE": "mongodb://db:27017"})
+
+
+def test_endpoint_workers_come_from_the_environment_and_zero_is_refused(tmp_path):
+    from sagestack.errors import ConfigError
+
+    assert load_settings(cwd=tmp_path, environ={"SAGESTACK_WORKERS": "3"}).workers == 3
+    with pytest.raises(ConfigError) as error:
+        load_settings(cwd=tmp_path, environ={"SAGESTACK_WORKERS": "0"})
+    assert str(error.value) == "defaults: invalid setting 'workers': Input should be greater than or equal to 1"
