@@ -325,7 +325,8 @@ def list_runs(settings, *, limit: int = 20) -> list[dict]:
 
     Returns:
         One entry per run: ``{"pipeline", "run", "status", "started_at", "seconds", "champion",
-        "registered", "rejection", "error", "summary"}`` (``summary`` is the file's path).
+        "registered", "rejection", "error", "steps", "summary"}`` (``steps``: each step's name,
+        status and seconds; ``summary`` is the file's path).
     """
     runs = []
     for path in (settings.home.resolve() / "pipelines" / "runs").glob(f"*/{SUMMARY_FILE}"):
@@ -338,7 +339,9 @@ def list_runs(settings, *, limit: int = 20) -> list[dict]:
             "pipeline": data.get("pipeline"), "run": data.get("run"), "status": data.get("status"),
             "started_at": data.get("started_at"), "seconds": data.get("seconds"),
             "champion": selection.get("champion"), "registered": data.get("registered"),
-            "rejection": data.get("rejection"), "error": data.get("error"), "summary": str(path),
+            "rejection": data.get("rejection"), "error": data.get("error"),
+            "steps": [{k: step.get(k) for k in ("name", "status", "seconds")} for step in data.get("steps", [])],
+            "summary": str(path),
         })
     runs.sort(key=lambda r: (r["started_at"] or "", r["run"] or ""), reverse=True)
     return runs[:limit]

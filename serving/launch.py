@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-from sagestack.config import ENV_VARS, Settings
+from sagestack.config import Settings, settings_env
 from sagestack.errors import SagestackError
 
 SERVICE = "serving.service:SentimentService"
@@ -37,15 +37,9 @@ def serve_command(host: str, port: int, service: str = SERVICE, working_dir: Pat
 def serve_env(settings: Settings, model_ref: str, base: dict | None = None) -> dict:
     """Environment for the service: which model, and every setting (the server runs in another
     working directory, so a ``sagestack.toml`` here would not reach it otherwise)."""
-    env = dict(os.environ if base is None else base)
-    for var, field in ENV_VARS.items():
-        value = getattr(settings, field)
-        if value is not None:
-            env[var] = str(value.resolve() if isinstance(value, Path) else value)  # the server runs elsewhere
+    env = {**(os.environ if base is None else base), **settings_env(settings)}
     env.update(
         SAGESTACK_MODEL=model_ref,
-        SAGESTACK_HOME=str(settings.home.resolve()),
-        SAGESTACK_TRACKING_URI=settings.mlflow_uri,
         # BentoML keeps its own state; never inside a build context (DESIGN.md).
         BENTOML_HOME=env.get("BENTOML_HOME", str(settings.home.resolve() / "bentoml")),
     )

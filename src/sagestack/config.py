@@ -105,6 +105,22 @@ class Settings(BaseModel):
         return self.home.resolve() / "cache"
 
 
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The ``SAGESTACK_*`` variables that give another process these same settings.
+
+    For a process started in another working directory (a ``sagestack.toml`` there would not be
+    this one): every set field, paths made absolute, and the tracking URI spelled out.
+    """
+    env = {}
+    for var, field in ENV_VARS.items():
+        value = getattr(settings, field)
+        if value is not None:
+            env[var] = str(value.resolve() if isinstance(value, Path) else value)
+    env["SAGESTACK_HOME"] = str(settings.home.resolve())
+    env["SAGESTACK_TRACKING_URI"] = settings.mlflow_uri
+    return env
+
+
 def settings_from_parameters(home: str, tracking_uri: str) -> Settings:
     """Settings inside a pipeline step: KFP parameters are strings, and "" means "not set".
 

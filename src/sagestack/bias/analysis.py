@@ -254,6 +254,23 @@ def _distinct(facets: list[FacetSpec]) -> list[FacetSpec]:
     return list(by_label.values())
 
 
+def validate_config(frame: pd.DataFrame, config: BiasConfig) -> None:
+    """Check a bias job's inputs on a pandas frame without computing any metric: the checks
+    :func:`analyze` makes first (columns present, the positive label occurs, each facet has two
+    values), so a caller can refuse a job before launching it.
+
+    Raises:
+        DataError: the first problem :func:`analyze` would report, in the same words.
+    """
+    require_columns(frame.columns, label=config.label, predicted_label=config.predicted, group=config.group)
+    for facet in _distinct(config.facets):
+        table = build_table_pandas(
+            frame, facet=_facet_column(frame, facet), label=config.label, positive=config.positive,
+            predicted=config.predicted, group=config.group, facet_threshold=facet.threshold,
+        )
+        check_inputs(table, config, facet)
+
+
 def analyze(frame, config: BiasConfig, *, engine: str = "pandas") -> dict:
     """Compute Clarify's pre-training (and, with predictions, post-training) metrics.
 

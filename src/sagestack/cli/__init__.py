@@ -14,7 +14,7 @@ from typing import Optional
 import typer
 
 from sagestack import __version__
-from sagestack.cli import analysis, automl, data, debug, demo, deploy, features, models, pipeline, serve, train, tune
+from sagestack.cli import analysis, automl, console, data, debug, demo, deploy, features, models, pipeline, serve, train, tune
 from sagestack.cli.common import USER_ERROR_EXIT, state
 from sagestack.errors import SagestackError
 
@@ -38,6 +38,7 @@ app.command("automl")(automl.automl)
 app.command("lineage")(models.lineage)
 app.command("serve")(serve.serve)
 app.command("demo")(demo.demo)
+app.command("console")(console.console)
 app.command("up")(deploy.up)
 app.command("down")(deploy.down)
 

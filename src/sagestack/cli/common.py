@@ -22,8 +22,11 @@ def settings():
 
 
 def progress(json_output: bool) -> Callable[[str], None] | None:
-    """A progress printer on stderr (silent with --json, so stdout stays one JSON document)."""
-    if json_output:
+    """A progress printer on stderr: silent with --json, unless ``SAGESTACK_PROGRESS=1`` asks for it
+    (the console's jobs do, to show live status; stdout stays one JSON document either way)."""
+    import os
+
+    if json_output and os.environ.get("SAGESTACK_PROGRESS") != "1":
         return None
     return lambda message: typer.echo(f"... {message}", err=True)
 

@@ -15,6 +15,7 @@ from sagestack.registry.tracking import (
     record_endpoint,
     resolve_ref,
     set_approval,
+    version_table,
 )
 
 __all__ = [
@@ -32,4 +33,5 @@ __all__ = [
     "record_endpoint",
     "resolve_ref",
     "set_approval",
+    "version_table",
 ]

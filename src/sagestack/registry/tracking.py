@@ -356,6 +356,62 @@ def list_models(settings: Settings) -> list[dict]:
     return out
 
 
+# The metrics a version table shows (the rest are one `sagestack models show` away).
+HEADLINE_METRICS = ("test_accuracy", "test_macro_f1", "validation_accuracy")
+
+
+def version_table(settings: Settings, name: str = DEFAULT_MODEL_NAME) -> dict:
+    """Every version of one registered model, newest first, for a page that lists them all.
+
+    Two store queries whatever the number of versions (the versions with their tags, then
+    their training runs' metrics in one search), so a registry of hundreds of versions lists fast.
+
+    Returns:
+        ``{"name", "exists", "aliases": {alias: version}, "versions": [{"version", "kind",
+        "approval_status", "aliases", "created", "metrics", "dataset", "pipeline_run", "trainer",
+        "run_id", "source"}]}``; ``exists`` is False (and ``versions`` empty) before the first
+        registration.
+    """
+    from mlflow.exceptions import MlflowException
+
+    mlflow_client = client(settings)
+    try:
+        registered = mlflow_client.get_registered_model(name)
+    except MlflowException:
+        return {"name": name, "exists": False, "aliases": {}, "versions": []}
+    versions = sorted(mlflow_client.search_model_versions(f"name='{name}'", max_results=10000),
+                      key=lambda v: int(v.version), reverse=True)
+    run_ids = sorted({v.run_id for v in versions if v.run_id})
+    metrics: dict[str, dict[str, float]] = {}
+    if run_ids:
+        experiments = [e.experiment_id for e in mlflow_client.search_experiments()]
+        quoted = ", ".join(f"'{run_id}'" for run_id in run_ids)
+        for run in mlflow_client.search_runs(experiments, f"attributes.run_id IN ({quoted})", max_results=len(run_ids)):
+            metrics[run.info.run_id] = {k: v for k, v in run.data.metrics.items() if k in HEADLINE_METRICS}
+    aliases = {alias: str(v) for alias, v in registered.aliases.items()}
+    return {
+        "name": name,
+        "exists": True,
+        "aliases": aliases,
+        "versions": [
+            {
+                "version": str(v.version),
+                "kind": v.tags.get(KIND_TAG),
+                "approval_status": v.tags.get(APPROVAL_TAG, "PendingManualApproval"),
+                "aliases": sorted(a for a, number in aliases.items() if number == str(v.version)),
+                "created": v.creation_timestamp / 1000 if v.creation_timestamp else None,
+                "metrics": metrics.get(v.run_id, {}),
+                "dataset": {"path": v.tags.get("dataset.path"), "sha256": v.tags.get("dataset.sha256")},
+                "pipeline_run": v.tags.get("pipeline.run"),
+                "trainer": v.tags.get(CHAMPION_TAGS[0]),
+                "run_id": v.run_id,
+                "source": v.source,
+            }
+            for v in versions
+        ],
+    }
+
+
 def set_approval(settings: Settings, ref: str, status: ApprovalStatus) -> ModelVersionInfo:
     """Set a version's approval status; rejecting a version removes its serving aliases."""
     if status not in APPROVAL_STATUSES:

@@ -1,0 +1,131 @@
+"""The console's guard: an access token when it listens beyond loopback, CSRF tokens on every
+state change, a request-size limit, and headers that keep served reports from reaching the console.
+
+One ASGI middleware in front of the app:
+- **token**: with a token configured, a request needs ``Authorization: Bearer TOKEN``, the
+  console's cookie, or ``?token=TOKEN`` (which sets the cookie and redirects to the same page
+  without it, as Jupyter does); anything else gets 401.
+- **CSRF** (double-submit): every browser gets a random ``sagestack_csrf`` cookie (SameSite=Strict,
+  HttpOnly); pages put its value in each form; :func:`check_csrf` compares the two on POST. A
+  cross-site ``Origin`` is refused too.
+- **size**: a POST must say its ``Content-Length`` and stay under the limit (413 / 411 otherwise),
+  before any of it is read.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from http.cookies import SimpleCookie
+from typing import Any, Awaitable, Callable
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from starlette.datastructures import Headers
+
+CSRF_COOKIE = "sagestack_csrf"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+TOKEN_COOKIE = "sagestack_console_token"
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict]]
+Send = Callable[[dict], Awaitable[None]]
+
+
+class CSRFError(Exception):
+    """A state-changing request without a matching CSRF token."""
+
+
+def _same(a: str | None, b: str | None) -> bool:
+    return bool(a) and bool(b) and hmac.compare_digest(a.encode(), b.encode())
+
+
+def check_csrf(scope_state: dict, submitted: str | None) -> None:
+    """Raise :class:`CSRFError` unless ``submitted`` equals the browser's CSRF cookie."""
+    if not _same(scope_state.get("csrf_cookie"), submitted):
+        raise CSRFError("this form is missing its security token (CSRF) or it is stale; "
+                        "reload the page and submit it again")
+
+
+async def _plain(send: Send, status: int, text: str, headers: list[tuple[bytes, bytes]] = ()) -> None:
+    body = text.encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(body)).encode()), *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _page(title: str, message: str) -> str:
+    from html import escape
+
+    return (f"<!doctype html><html lang=en><meta charset=utf-8><title>{escape(title)} · sagestack console</title>"
+            f"<body><main><h1>{escape(title)}</h1><p role=alert>{escape(message)}</p></main></body></html>")
+
+
+class ConsoleGuard:
+    """The middleware described in the module docstring.
+
+    Args:
+        app: the ASGI app behind it.
+        token: the access token, or None on loopback (no token needed).
+        max_body_bytes: the largest request body accepted.
+    """
+
+    def __init__(self, app, *, token: str | None, max_body_bytes: int):
+        self.app = app
+        self.token = token
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check one request, then pass it on with the CSRF cookie's value in ``scope['state']``."""
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = Headers(scope=scope)
+        cookies = SimpleCookie()
+        try:
+            cookies.load(headers.get("cookie", ""))
+        except Exception:  # a malformed Cookie header is treated as no cookies
+            cookies = SimpleCookie()
+        cookie = {key: morsel.value for key, morsel in cookies.items()}
+        set_cookies: list[tuple[bytes, bytes]] = []
+
+        if self.token:
+            query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+            bearer = headers.get("authorization", "").removeprefix("Bearer ").strip()
+            if _same(query.get("token"), self.token):
+                rest = urlencode({k: v for k, v in query.items() if k != "token"})
+                location = scope["path"] + (f"?{rest}" if rest else "")
+                return await _plain(send, 303, "", [
+                    (b"location", location.encode()),
+                    (b"set-cookie", f"{TOKEN_COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict".encode())])
+            if not (_same(cookie.get(TOKEN_COOKIE), self.token) or _same(bearer, self.token)):
+                return await _plain(send, 401, _page("Token needed", "This console needs its access token: open the "
+                                                     "URL that `sagestack console` printed (it ends in ?token=…)."))
+
+        if scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+            origin = headers.get("origin")
+            if origin and origin != "null" and urlsplit(origin).netloc != headers.get("host"):
+                return await _plain(send, 403, _page("Refused", f"a request from another site ({origin}) may not "
+                                                     "change anything here"))
+            length = headers.get("content-length")
+            if length is None and headers.get("transfer-encoding"):
+                return await _plain(send, 411, _page("Length required", "send the request with a Content-Length"))
+            if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+                return await _plain(send, 413, _page("Too large", f"the request is larger than the limit of "
+                                                     f"{self.max_body_bytes / 1e6:.0f} MB; upload a smaller file"))
+
+        csrf = cookie.get(CSRF_COOKIE)
+        if not csrf:
+            csrf = secrets.token_urlsafe(32)
+            set_cookies.append((b"set-cookie", f"{CSRF_COOKIE}={csrf}; Path=/; HttpOnly; SameSite=Strict".encode()))
+        scope.setdefault("state", {})
+        scope["state"]["csrf_cookie"] = cookie.get(CSRF_COOKIE)  # what the browser sent: what POSTs are checked against
+        scope["state"]["csrf"] = csrf  # what pages put into their forms
+
+        async def send_with_headers(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                extra = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin"),
+                         (b"x-frame-options", b"SAMEORIGIN")]
+                message = {**message, "headers": [*message.get("headers", []), *set_cookies, *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -1,0 +1,22 @@
+// The console works without JavaScript; this only saves clicks.
+(function () {
+  // A dataset or label picker reloads its page as soon as it changes.
+  document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
+    select.addEventListener("change", function () { select.form.submit(); });
+  });
+  // The Bias form: picking a label or facet column lists that column's values.
+  var source = document.getElementById("column-values");
+  if (!source) return;
+  var values = JSON.parse(source.textContent);
+  document.querySelectorAll("select[data-values-for]").forEach(function (column) {
+    var target = document.getElementById(column.dataset.valuesFor);
+    column.addEventListener("change", function () {
+      target.replaceChildren();
+      (values[column.value] || []).forEach(function (value) {
+        var option = document.createElement("option");
+        option.textContent = value;
+        target.appendChild(option);
+      });
+    });
+  });
+})();

@@ -1,0 +1,56 @@
+"""``sagestack console``: the web console (Studio / Data Wrangler pages) on this machine."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from sagestack.cli.common import settings
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def console(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; anything but loopback needs --token."),
+    port: int = typer.Option(8080, "--port", help="TCP port."),
+    token: Optional[str] = typer.Option(None, "--token", envvar="SAGESTACK_CONSOLE_TOKEN",
+                                        help="Access token (required beyond loopback; also SAGESTACK_CONSOLE_TOKEN)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data directory for uploads (default: HOME/console/data)."),
+    endpoint: str = typer.Option("http://127.0.0.1:3000", "--endpoint", help="The endpoint the Endpoint page asks."),
+    max_upload_mb: float = typer.Option(100.0, "--max-upload-mb", min=0.001, help="Largest CSV upload, in MB."),
+) -> None:
+    """Start the web console and print its URL (stop it with Ctrl-C)."""
+    import uvicorn
+
+    from console import ConsoleOptions, create_app
+    from sagestack.errors import ConfigError
+
+    if not _loopback(host) and not token:
+        raise ConfigError(f"listening on {host} would expose the console beyond this machine; "
+                          "pass --token (or set SAGESTACK_CONSOLE_TOKEN), or keep the default --host 127.0.0.1")
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); pass another --port") from None
+    options = ConsoleOptions(settings=settings(), data_dir=data_dir, endpoint=endpoint.rstrip("/"), token=token,
+                             max_upload_bytes=int(max_upload_mb * 1e6))
+    app = create_app(options)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+    typer.echo(f"sagestack console: {url}  (home {options.settings.home.resolve()}; Ctrl-C stops it)", err=False)
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
