@@ -319,7 +319,7 @@ def create_app(options: ConsoleOptions) -> FastAPI:
         return render(request, "endpoint.html", status, endpoint=options.endpoint, review=review, answer=answer,
                       error=error)
 
-    return ConsoleGuard(app, token=options.token, max_body_bytes=options.max_upload_bytes + (1 << 20))
+    return ConsoleGuard(app, token=options.token, max_upload_bytes=options.max_upload_bytes)
 
 
 def _version(text: str) -> str:

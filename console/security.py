@@ -67,13 +67,14 @@ class ConsoleGuard:
     Args:
         app: the ASGI app behind it.
         token: the access token, or None on loopback (no token needed).
-        max_body_bytes: the largest request body accepted.
+        max_upload_bytes: the largest upload; a body may be 1 MiB larger (the form's other fields).
     """
 
-    def __init__(self, app, *, token: str | None, max_body_bytes: int):
+    def __init__(self, app, *, token: str | None, max_upload_bytes: int):
         self.app = app
         self.token = token
-        self.max_body_bytes = max_body_bytes
+        self.max_upload_bytes = max_upload_bytes
+        self.max_body_bytes = max_upload_bytes + (1 << 20)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check one request, then pass it on with the CSRF cookie's value in ``scope['state']``."""
@@ -110,8 +111,8 @@ class ConsoleGuard:
             if length is None and headers.get("transfer-encoding"):
                 return await _plain(send, 411, _page("Length required", "send the request with a Content-Length"))
             if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
-                return await _plain(send, 413, _page("Too large", f"the request is larger than the limit of "
-                                                     f"{self.max_body_bytes / 1e6:.0f} MB; upload a smaller file"))
+                return await _plain(send, 413, _page("Too large", f"the request is larger than the upload limit of "
+                                                     f"{self.max_upload_bytes / 1e6:g} MB; upload a smaller file"))
 
         csrf = cookie.get(CSRF_COOKIE)
         if not csrf:

@@ -117,7 +117,7 @@ class DataCatalog:
                     size += len(chunk)
                     if size > self.max_upload_bytes:
                         raise UploadTooLarge(f"'{name}' is larger than the upload limit of "
-                                             f"{self.max_upload_bytes / 1e6:.0f} MB; upload a smaller sample")
+                                             f"{self.max_upload_bytes / 1e6:g} MB; upload a smaller sample")
                     out.write(chunk)
             frame = read_csv_checked(tmp)
             if frame.empty or len(frame.columns) < 1:
