@@ -29,6 +29,9 @@ DEFAULT_EXPERIMENT = "sagestack"
 # One registered model per task, whatever the kind: every kind's versions compete for @champion.
 DEFAULT_MODEL_NAME = "reviews-sentiment"
 KIND_TAG = "model.kind"
+# The metrics a version carries as tags ("metric.<name>"), for tables of every version.
+HEADLINE_METRICS = ("test_accuracy", "test_macro_f1", "validation_accuracy")
+METRIC_TAG_PREFIX = "metric."
 # Aliases that serve traffic and therefore need an approved version.
 SERVING_ALIASES = ("champion",)
 
@@ -271,8 +274,13 @@ def register_version(
         mlflow_client.get_registered_model(name)
     except MlflowException:
         mlflow_client.create_registered_model(name, description="Review sentiment (-1/0/1) classifier")
+    # The headline metrics travel with the version (as SageMaker's model package carries its
+    # ModelMetrics), so a table of every version needs no query of every training run.
+    run_metrics = mlflow_client.get_run(run_id).data.metrics
+    metric_tags = {f"{METRIC_TAG_PREFIX}{k}": repr(run_metrics[k]) for k in HEADLINE_METRICS if k in run_metrics}
     version = mlflow_client.create_model_version(
-        name, model_uri, run_id=run_id, tags={**(tags or {}), "training.run_id": run_id, APPROVAL_TAG: approval},
+        name, model_uri, run_id=run_id,
+        tags={**(tags or {}), **metric_tags, "training.run_id": run_id, APPROVAL_TAG: approval},
         model_id=model_id,
     )
     for alias in aliases:
@@ -356,15 +364,13 @@ def list_models(settings: Settings) -> list[dict]:
     return out
 
 
-# The metrics a version table shows (the rest are one `sagestack models show` away).
-HEADLINE_METRICS = ("test_accuracy", "test_macro_f1", "validation_accuracy")
-
-
 def version_table(settings: Settings, name: str = DEFAULT_MODEL_NAME) -> dict:
     """Every version of one registered model, newest first, for a page that lists them all.
 
-    Two store queries whatever the number of versions (the versions with their tags, then
-    their training runs' metrics in one search), so a registry of hundreds of versions lists fast.
+    Two store queries whatever the number of versions: the model, then its versions with their
+    tags, which carry their headline metrics (:func:`register_version` copies them there). A
+    version registered before that came in has its metrics read from its run, all such runs in
+    one search.
 
     Returns:
         ``{"name", "exists", "aliases": {alias: version}, "versions": [{"version", "kind",
@@ -381,8 +387,9 @@ def version_table(settings: Settings, name: str = DEFAULT_MODEL_NAME) -> dict:
         return {"name": name, "exists": False, "aliases": {}, "versions": []}
     versions = sorted(mlflow_client.search_model_versions(f"name='{name}'", max_results=10000),
                       key=lambda v: int(v.version), reverse=True)
-    run_ids = sorted({v.run_id for v in versions if v.run_id})
-    metrics: dict[str, dict[str, float]] = {}
+    metrics = {v.run_id: {k[len(METRIC_TAG_PREFIX):]: float(value) for k, value in v.tags.items()
+                          if k.startswith(METRIC_TAG_PREFIX)} for v in versions if v.run_id}
+    run_ids = sorted(run_id for run_id, found in metrics.items() if not found)
     if run_ids:
         experiments = [e.experiment_id for e in mlflow_client.search_experiments()]
         quoted = ", ".join(f"'{run_id}'" for run_id in run_ids)
