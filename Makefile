@@ -23,14 +23,16 @@ setup: $(STAMP)  ## Create .venv and install the locked stack plus sagestack.
 demo: setup  ## The main job: the pipeline end to end, then one prediction from the served model.
 	$(BIN)/sagestack demo
 
-# The tests start real services: redis-server (Feast's Redis online store), and PostgreSQL and nginx
-# (the scaled-out topology of `sagestack up`). Install whatever is missing with apt-get, or stop here.
-SYSTEM_COMMANDS := redis-server nginx /usr/lib/postgresql/*/bin/initdb
-system-deps:  ## System packages the tests start (redis-server, postgresql, nginx), installed with apt-get when missing.
+# The tests start real services: redis-server (Feast's Redis online store), PostgreSQL and nginx
+# (the scaled-out topology of `sagestack up`), and chromium (the console's browser tests drive it
+# through Playwright, which cannot download its own browser here). Install whatever is missing with
+# apt-get, or stop here.
+SYSTEM_COMMANDS := redis-server nginx /usr/lib/postgresql/*/bin/initdb chromium
+system-deps:  ## System packages the tests start (redis-server, postgresql, nginx, chromium), installed with apt-get when missing.
 	@missing=""; for c in $(SYSTEM_COMMANDS); do command -v $$c >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server postgresql nginx >/dev/null; fi
-	@for c in $(SYSTEM_COMMANDS); do command -v $$c >/dev/null || { echo "error: the tests need redis-server, postgresql and nginx; install them (apt-get install redis-server postgresql nginx) and run make test again" >&2; exit 1; }; done
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server postgresql nginx chromium >/dev/null; fi
+	@for c in $(SYSTEM_COMMANDS); do command -v $$c >/dev/null || { echo "error: the tests need redis-server, postgresql, nginx and chromium; install them (apt-get install redis-server postgresql nginx chromium) and run make test again" >&2; exit 1; }; done
 
 # The scaled-out topology on loopback (PostgreSQL + MLflow server, Redis + Feast server, endpoints A/B, nginx),
 # the pipeline run against it, one prediction through the router, then everything stopped again.
@@ -55,6 +57,7 @@ bench: setup  ## Print the benchmark figures recorded in the README.
 	$(BIN)/python bench/serving_http.py
 	$(BIN)/python bench/bias_scale.py
 	$(BIN)/python bench/features.py
+	$(BIN)/python bench/console_pages.py
 
 lock:  ## Re-resolve requirements/stack.in into requirements/lock.txt (needs uv).
 	cd requirements && uv pip compile stack.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 \

@@ -104,6 +104,20 @@ def page(browser, console, tmp_path):
     assert not server_errors, server_errors
 
 
+def _processes_in(folder: Path) -> list[int]:
+    """The processes whose working directory is ``folder`` (a job's command and its children)."""
+    import psutil
+
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if Path(process.cwd()) == folder:
+                found.append(process.pid)
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
 def csrf(page) -> str:
     return page.locator("input[name=csrf_token]").first.get_attribute("value")
 
@@ -311,11 +325,17 @@ def test_second_job_is_refused_and_a_restart_marks_the_running_job_failed(page, 
 
     runner = json.loads(httpx.get(f"{console.url}/api/jobs/{job_id}").text)
     assert runner["status"] == "running"
+    folder = (console.home / "console" / "jobs" / job_id).resolve()
+    assert _processes_in(folder), "the AutoML job should be running in its folder"
     console.kill()
     console.start()
     page.goto(f"/jobs/{job_id}")
     expect(page.locator("#job-status")).to_have_text("failed")
     expect(page.locator("#job-error")).to_contain_text("the console that started it stopped while it ran")
+    deadline = time.monotonic() + 20
+    while _processes_in(folder) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _processes_in(folder), "the stopped job left processes behind"
     page.goto("/jobs/1")  # the first bias job, finished before the restart: intact
     expect(page.locator("#job-status")).to_have_text("succeeded")
     assert "CI = 0.888889" in page.locator("#bias-metrics").inner_text()

@@ -1,0 +1,93 @@
+"""The console's guard on a real ``sagestack console`` process: loopback by default, a token
+beyond it, CSRF on state changes, and one-line errors from the command."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import SAGESTACK, run_sagestack
+from serving.launch import free_port, stop_process
+
+TOKEN = "s3cret-token-for-tests"
+
+
+def _environment(home: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAGESTACK_")}
+    env["SAGESTACK_HOME"] = str(home)
+    return env
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory):
+    """A console that needs a token (on loopback, so the test can reach it)."""
+    root = tmp_path_factory.mktemp("guarded")
+    port = free_port()
+    process = subprocess.Popen([str(SAGESTACK), "console", "--port", str(port), "--token", TOKEN],
+                               env=_environment(root / "home"), cwd=root, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    banner = process.stdout.readline()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    yield url, banner
+    stop_process(process)
+
+
+def test_the_printed_url_carries_the_token_and_nothing_opens_without_it(guarded):
+    url, banner = guarded
+    assert f"{url}/?token={TOKEN}" in banner
+    refused = httpx.get(f"{url}/models")
+    assert refused.status_code == 401 and "access token" in refused.text
+    assert httpx.get(f"{url}/models?token=wrong").status_code == 401
+    assert httpx.get(f"{url}/static/console.css").status_code == 401
+    with httpx.Client(base_url=url, follow_redirects=True) as browser:
+        entry = browser.get(f"/data?token={TOKEN}")
+        assert entry.status_code == 200 and str(entry.url) == f"{url}/data"  # redirected without the token
+        assert browser.get("/models").status_code == 200  # the cookie now carries it
+    bearer = httpx.get(f"{url}/jobs", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert bearer.status_code == 200
+
+
+def test_state_changes_need_the_pages_csrf_token_and_the_same_origin(guarded):
+    url, _ = guarded
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}) as browser:
+        page = browser.get("/endpoint")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        assert browser.post("/endpoint", data={"review": "nice"}).status_code == 403
+        assert browser.post("/endpoint", data={"review": "nice", "csrf_token": "forged"}).status_code == 403
+        cross = browser.post("/endpoint", data={"review": "nice", "csrf_token": token},
+                             headers={"Origin": "http://evil.example"})
+        assert cross.status_code == 403 and "another site" in cross.text
+        # The right token passes the guard: the page then says no endpoint is running (a 502, not a 500).
+        answered = browser.post("/endpoint", data={"review": "nice", "csrf_token": token})
+        assert answered.status_code == 502 and "no endpoint answers at" in answered.text
+        # Chunked bodies (no Content-Length) are refused before they are read.
+        chunked = browser.post("/data", content=iter([b"a" * 10]), headers={"Content-Type": "text/csv"})
+        assert chunked.status_code == 411
+
+
+def test_listening_beyond_loopback_needs_a_token_and_a_busy_port_is_one_line(tmp_path):
+    exposed = run_sagestack(tmp_path / "home", "console", "--host", "0.0.0.0", timeout=60)
+    assert exposed.returncode == 2
+    assert exposed.stderr.strip() == ("error: listening on 0.0.0.0 would expose the console beyond this machine; "
+                                      "pass --token (or set SAGESTACK_CONSOLE_TOKEN), or keep the default --host 127.0.0.1")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        taken = run_sagestack(tmp_path / "home", "console", "--port", str(port), timeout=60)
+    assert taken.returncode == 2 and "Traceback" not in taken.stderr
+    assert taken.stderr.strip() == f"error: cannot listen on 127.0.0.1:{port} (Address already in use); pass another --port"
