@@ -2,18 +2,21 @@
 
 Every route maps the request to one library call (a data profile, the registry's version table,
 a pipeline run's summary) or to a background job (:mod:`sagestack.jobs`), and renders a
-template. User errors (:class:`~sagestack.errors.SagestackError`) become the page again with
-the message and a 4xx status; nothing a browser sends can make it answer 500.
+template. User errors (:class:`~sagestack.errors.SagestackError`), unknown paths and malformed
+parameters become a page with the message and a 4xx status.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
+from fastapi import Path as PathParameter
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -22,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from console import forms
-from console.security import CSRF_FIELD, CSRF_HEADER, ConsoleGuard, CSRFError, check_csrf
+from console.security import CSRF_FIELD, CSRF_HEADER, LOOPBACK_HOSTS, ConsoleGuard, CSRFError, check_csrf
 from sagestack.config import Settings, settings_env
 from sagestack.data.catalog import DataCatalog, UploadTooLarge
 from sagestack.errors import DataError, SagestackError
@@ -30,6 +33,8 @@ from sagestack.jobs import JobConflict, JobStore
 from sagestack.registry import DEFAULT_MODEL_NAME
 
 HERE = Path(__file__).resolve().parent
+# A job number as SQLite can hold it: anything else is a 400 before the job table is asked.
+JobId = PathParameter(ge=1, le=2**63 - 1)
 DEFAULT_ENDPOINT = "http://127.0.0.1:3000"
 # Sent with every report or artifact the console serves: it may render, never script the console.
 SANDBOX = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"}
@@ -56,7 +61,6 @@ class ConsoleOptions:
     token: str | None = None
     max_upload_bytes: int = 100 << 20
     model_name: str = DEFAULT_MODEL_NAME
-    extra_env: dict[str, str] = field(default_factory=dict)
 
 
 class _Profiles:
@@ -70,11 +74,13 @@ class _Profiles:
 
         stat = path.stat()
         key = (str(path), stat.st_mtime_ns, stat.st_size, label)
-        if key not in self._cache:
+        profile = self._cache.get(key)
+        if profile is None:  # two threads may both compute it: harmless, and no lock held over a read
+            profile = profile_csv(path, label=label)
             if len(self._cache) > 32:
                 self._cache.clear()
-            self._cache[key] = profile_csv(path, label=label)
-        return self._cache[key]
+            self._cache[key] = profile
+        return profile
 
 
 def create_app(options: ConsoleOptions) -> FastAPI:
@@ -90,7 +96,7 @@ def create_app(options: ConsoleOptions) -> FastAPI:
                           max_upload_bytes=options.max_upload_bytes)
     profiles = _Profiles()
     pipelines_root = home / "pipelines"
-    job_env = {**settings_env(settings), **options.extra_env}
+    job_env = settings_env(settings)  # jobs run in their own folder: no sagestack.toml of ours reaches them
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["fromtimestamp"] = lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "–"
 
@@ -116,13 +122,11 @@ def create_app(options: ConsoleOptions) -> FastAPI:
         store.start(job, environ=job_env)
         return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
-    def datasets() -> list:
-        try:
-            return catalog.list()
-        except DataError:
-            return []
+    def jobs(kind: str | None = None, limit: int = 20) -> list:
+        store.reconcile()  # a job whose runner is gone is shown failed, not running
+        return store.list(kind=kind, limit=limit)
 
-    # ---- errors: a page with the message, never a 500 for anything the browser sent --------------
+    # ---- errors: a page with the message and a 4xx -------------------------------------------------
     @app.exception_handler(CSRFError)
     async def _csrf(request: Request, exc: CSRFError):
         return render(request, "error.html", 403, title="Refused", error=str(exc))
@@ -149,7 +153,7 @@ def create_app(options: ConsoleOptions) -> FastAPI:
 
     @app.get("/data")
     async def data_page(request: Request):
-        return render(request, "data.html", datasets=datasets(), limit_mb=options.max_upload_bytes / 1e6)
+        return render(request, "data.html", datasets=catalog.list(), limit_mb=options.max_upload_bytes / 1e6)
 
     @app.post("/data")
     async def upload(request: Request):
@@ -161,9 +165,9 @@ def create_app(options: ConsoleOptions) -> FastAPI:
             dataset = await run_in_threadpool(catalog.add_upload, upload.filename, upload.file)
         except DataError as exc:
             status = 413 if isinstance(exc, UploadTooLarge) else 400
-            return render(request, "data.html", status, datasets=datasets(), error=str(exc),
+            return render(request, "data.html", status, datasets=catalog.list(), error=str(exc),
                           limit_mb=options.max_upload_bytes / 1e6)
-        return RedirectResponse(f"/data/view?name={dataset.name}", status_code=303)
+        return RedirectResponse(f"/data/view?{urlencode({'name': dataset.name})}", status_code=303)
 
     @app.get("/data/view")
     async def dataset_page(request: Request, name: str, label: str | None = None):
@@ -174,38 +178,32 @@ def create_app(options: ConsoleOptions) -> FastAPI:
         profile = await run_in_threadpool(profiles.get, path, label or None)
         return render(request, "dataset.html", name=name, profile=profile, label=label)
 
-    # ---- Bias --------------------------------------------------------------------------------------
+    # ---- Bias and AutoML: a form filled from the chosen dataset, a job, its list ------------------
     async def _form_profile(name: str | None) -> tuple[str | None, dict | None]:
-        listed = [d.name for d in datasets()]
+        listed = [d.name for d in catalog.list()]
         name = name or (listed[0] if listed else None)
         if not name:
             return None, None
         return name, await run_in_threadpool(profiles.get, catalog.path(name), None)
 
-    @app.get("/bias")
-    async def bias_page(request: Request, data: str | None = None):
-        name, profile = await _form_profile(data)
-        return render(request, "bias.html", datasets=datasets(), name=name, profile=profile,
-                      jobs=store.list(kind="bias", limit=20))
+    def job_pages(kind: str, build) -> None:
+        """``GET /<kind>``: the form and the jobs so far; ``POST /<kind>``: ``build`` the job, start it."""
 
-    @app.post("/bias")
-    async def bias_run(request: Request):
-        form = await checked_form(request)
-        title, argv = await run_in_threadpool(forms.bias_job, form, catalog, Path("out"))
-        return start_job("bias", title, argv)
+        async def form_page(request: Request, data: str | None = None):
+            name, profile = await _form_profile(data)
+            return render(request, f"{kind}.html", datasets=catalog.list(), name=name, profile=profile, jobs=jobs(kind))
 
-    # ---- AutoML ------------------------------------------------------------------------------------
-    @app.get("/automl")
-    async def automl_page(request: Request, data: str | None = None):
-        name, profile = await _form_profile(data)
-        return render(request, "automl.html", datasets=datasets(), name=name, profile=profile,
-                      jobs=store.list(kind="automl", limit=20))
+        async def submit(request: Request):
+            form = await checked_form(request)
+            # The command runs in the job's folder, so its outputs land in <job folder>/out.
+            title, argv = await run_in_threadpool(build, form, catalog, Path("out"))
+            return start_job(kind, title, argv)
 
-    @app.post("/automl")
-    async def automl_run(request: Request):
-        form = await checked_form(request)
-        title, argv = await run_in_threadpool(forms.automl_job, form, catalog, Path("out"))
-        return start_job("automl", title, argv)
+        app.get(f"/{kind}")(form_page)
+        app.post(f"/{kind}")(submit)
+
+    job_pages("bias", forms.bias_job)
+    job_pages("automl", forms.automl_job)
 
     # ---- Jobs --------------------------------------------------------------------------------------
     def job_or_404(job_id: int):
@@ -217,22 +215,21 @@ def create_app(options: ConsoleOptions) -> FastAPI:
 
     @app.get("/jobs")
     async def jobs_page(request: Request):
-        store.reconcile()
-        return render(request, "jobs.html", jobs=store.list(limit=200))
+        return render(request, "jobs.html", jobs=jobs(limit=200))
 
     @app.get("/jobs/{job_id}")
-    async def job_page(request: Request, job_id: int):
+    async def job_page(request: Request, job_id: int = JobId):
         job = job_or_404(job_id)
         return render(request, "job.html", job=job, log=job.log_tail(15), bias=_bias_metrics(job))
 
     @app.get("/api/jobs/{job_id}")
-    async def job_api(job_id: int):
+    async def job_api(job_id: int = JobId):
         job = job_or_404(job_id)
         return {"id": job.id, "kind": job.kind, "title": job.title, "status": job.status, "error": job.error,
                 "seconds": round(job.seconds, 1), "result": job.result}
 
     @app.get("/jobs/{job_id}/files/{path:path}")
-    async def job_file(job_id: int, path: str):
+    async def job_file(job_id: int = JobId, path: str = ""):
         job = job_or_404(job_id)
         return _inside(job.folder, path)
 
@@ -243,8 +240,8 @@ def create_app(options: ConsoleOptions) -> FastAPI:
         from sagestack.workflows.params import DEFAULT_TRAINERS, TRAINERS
 
         runs = await run_in_threadpool(list_runs, settings, limit=100)
-        return render(request, "pipelines.html", runs=runs, jobs=store.list(kind="pipeline", limit=10),
-                      trainers=TRAINERS, default_trainers=DEFAULT_TRAINERS, datasets=datasets())
+        return render(request, "pipelines.html", runs=runs, jobs=jobs("pipeline", 10),
+                      trainers=TRAINERS, default_trainers=DEFAULT_TRAINERS, datasets=catalog.list())
 
     @app.post("/pipelines")
     async def pipeline_run(request: Request):
@@ -301,7 +298,7 @@ def create_app(options: ConsoleOptions) -> FastAPI:
             done = f"@champion now points at version {info.version}"
         else:
             raise HTTPException(404, f"unknown action '{action}'; use approve, reject or promote")
-        return RedirectResponse(f"/models?msg={done}", status_code=303)
+        return RedirectResponse(f"/models?{urlencode({'msg': done})}", status_code=303)
 
     # ---- Endpoint ----------------------------------------------------------------------------------
     @app.get("/endpoint")
@@ -319,7 +316,26 @@ def create_app(options: ConsoleOptions) -> FastAPI:
         return render(request, "endpoint.html", status, endpoint=options.endpoint, review=review, answer=answer,
                       error=error)
 
-    return ConsoleGuard(app, token=options.token, max_upload_bytes=options.max_upload_bytes)
+    return ConsoleGuard(app, token=options.token, max_upload_bytes=options.max_upload_bytes,
+                        secret=_secret(home / "console" / "secret.key"),
+                        allowed_hosts=None if options.token else LOOPBACK_HOSTS)
+
+
+def _secret(path: Path) -> bytes:
+    """The console's signing key, kept in the home (0600) so a restart keeps browsers' CSRF cookies valid."""
+    import secrets
+
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another console wrote it a moment ago
+            return path.read_bytes()
+        with os.fdopen(fd, "wb") as out:
+            out.write(secrets.token_bytes(32))
+        return path.read_bytes()
 
 
 def _version(text: str) -> str:
@@ -331,9 +347,13 @@ def _version(text: str) -> str:
 def _inside_path(root: Path, relative: str) -> Path:
     """``root/relative``, refusing (404) anything that resolves outside ``root``."""
     root = root.resolve()
-    target = (root / relative).resolve()
-    if not target.is_relative_to(root) or not target.exists():
-        raise HTTPException(404, f"no file '{relative}' here")
+    try:
+        target = (root / relative).resolve()
+        found = target.is_relative_to(root) and target.exists()
+    except (ValueError, OSError):  # a NUL byte, a name too long: no such file either
+        found = False
+    if not found:
+        raise HTTPException(404, f"no file '{relative[:200]}' here")
     return target
 
 
@@ -381,6 +401,11 @@ async def _ask_endpoint(endpoint: str, review: str) -> tuple[dict | None, str | 
     if response.status_code != 200:
         reason = body.get("error") or body.get("detail") or response.text[:200]
         return None, f"the endpoint answered {response.status_code}: {reason}", 502
-    prediction = body["predictions"][0]
-    return {"model": body.get("model", {}), "label": prediction["label"],
-            "probabilities": sorted(prediction["probabilities"].items(), key=lambda kv: -kv[1])}, None, 200
+    try:
+        prediction = body["predictions"][0]
+        answer = {"model": body.get("model") or {}, "label": prediction["label"],
+                  "probabilities": sorted(prediction["probabilities"].items(), key=lambda kv: -kv[1])}
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return None, (f"{endpoint} answered, but not as a sagestack endpoint does (no predictions); "
+                      "check --endpoint"), 502
+    return answer, None, 200

@@ -112,7 +112,7 @@ def pipeline_job(form, catalog: DataCatalog) -> tuple[str, list[str]]:
     ):
         value = number(form, field, None, low=low, high=high, what=what, integer=integer)
         if value is not None:
-            argv += [option, f"{value:g}"]
+            argv += [option, str(value) if integer else f"{value:g}"]
     if text(form, "bert_model") == "tiny":
         argv += ["--bert-model", "tiny"]
     if form.get("auto_approve"):

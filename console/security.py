@@ -2,18 +2,22 @@
 state change, a request-size limit, and headers that keep served reports from reaching the console.
 
 One ASGI middleware in front of the app:
+- **host**: without a token (loopback) only requests addressed to a loopback name are answered, so
+  a web page cannot reach the console by rebinding its own domain to 127.0.0.1 (DNS rebinding).
 - **token**: with a token configured, a request needs ``Authorization: Bearer TOKEN``, the
   console's cookie, or ``?token=TOKEN`` (which sets the cookie and redirects to the same page
   without it, as Jupyter does); anything else gets 401.
-- **CSRF** (double-submit): every browser gets a random ``sagestack_csrf`` cookie (SameSite=Strict,
-  HttpOnly); pages put its value in each form; :func:`check_csrf` compares the two on POST. A
-  cross-site ``Origin`` is refused too.
+- **CSRF** (signed double-submit): every browser gets a ``sagestack_csrf`` cookie (SameSite=Strict,
+  HttpOnly) holding a random nonce signed with the console's secret; pages put its value in each
+  form; :func:`check_csrf` compares the two on POST. A cookie planted by someone else fails the
+  signature and is replaced. A cross-site (or ``null``) ``Origin`` is refused too.
 - **size**: a POST must say its ``Content-Length`` and stay under the limit (413 / 411 otherwise),
   before any of it is read.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 from http.cookies import SimpleCookie
@@ -26,6 +30,7 @@ CSRF_COOKIE = "sagestack_csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 TOKEN_COOKIE = "sagestack_console_token"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict]]
@@ -54,6 +59,13 @@ async def _plain(send: Send, status: int, text: str, headers: list[tuple[bytes, 
     await send({"type": "http.response.body", "body": body})
 
 
+def _host_name(host_header: str) -> str:
+    """``127.0.0.1:8080`` → ``127.0.0.1``; ``[::1]:8080`` → ``::1``."""
+    if host_header.startswith("["):
+        return host_header[1:].split("]", 1)[0]
+    return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
+
+
 def _page(title: str, message: str) -> str:
     from html import escape
 
@@ -68,19 +80,35 @@ class ConsoleGuard:
         app: the ASGI app behind it.
         token: the access token, or None on loopback (no token needed).
         max_upload_bytes: the largest upload; a body may be 1 MiB larger (the form's other fields).
+        secret: the key that signs CSRF cookies.
+        allowed_hosts: host names the console answers to (None: any, as with a token).
     """
 
-    def __init__(self, app, *, token: str | None, max_upload_bytes: int):
+    def __init__(self, app, *, token: str | None, max_upload_bytes: int, secret: bytes,
+                 allowed_hosts: frozenset[str] | None):
         self.app = app
         self.token = token
         self.max_upload_bytes = max_upload_bytes
         self.max_body_bytes = max_upload_bytes + (1 << 20)
+        self.secret = secret
+        self.allowed_hosts = allowed_hosts
+
+    def _sign(self, nonce: str) -> str:
+        return f"{nonce}.{hmac.new(self.secret, nonce.encode(), hashlib.sha256).hexdigest()[:32]}"
+
+    def _valid_csrf(self, value: str | None) -> str | None:
+        if not value or "." not in value:
+            return None
+        return value if _same(self._sign(value.split(".", 1)[0]), value) else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check one request, then pass it on with the CSRF cookie's value in ``scope['state']``."""
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = Headers(scope=scope)
+        if self.allowed_hosts is not None and _host_name(headers.get("host", "")) not in self.allowed_hosts:
+            return await _plain(send, 400, _page("Wrong address", "this console answers only on this machine: "
+                                                 "open it as http://127.0.0.1:PORT/ (or localhost)"))
         cookies = SimpleCookie()
         try:
             cookies.load(headers.get("cookie", ""))
@@ -104,7 +132,7 @@ class ConsoleGuard:
 
         if scope["method"] not in ("GET", "HEAD", "OPTIONS"):
             origin = headers.get("origin")
-            if origin and origin != "null" and urlsplit(origin).netloc != headers.get("host"):
+            if origin and (origin == "null" or urlsplit(origin).netloc != headers.get("host")):
                 return await _plain(send, 403, _page("Refused", f"a request from another site ({origin}) may not "
                                                      "change anything here"))
             length = headers.get("content-length")
@@ -114,12 +142,13 @@ class ConsoleGuard:
                 return await _plain(send, 413, _page("Too large", f"the request is larger than the upload limit of "
                                                      f"{self.max_upload_bytes / 1e6:g} MB; upload a smaller file"))
 
-        csrf = cookie.get(CSRF_COOKIE)
+        sent = self._valid_csrf(cookie.get(CSRF_COOKIE))
+        csrf = sent
         if not csrf:
-            csrf = secrets.token_urlsafe(32)
+            csrf = self._sign(secrets.token_urlsafe(24))
             set_cookies.append((b"set-cookie", f"{CSRF_COOKIE}={csrf}; Path=/; HttpOnly; SameSite=Strict".encode()))
         scope.setdefault("state", {})
-        scope["state"]["csrf_cookie"] = cookie.get(CSRF_COOKIE)  # what the browser sent: what POSTs are checked against
+        scope["state"]["csrf_cookie"] = sent  # what the browser sent, if genuine: what POSTs are checked against
         scope["state"]["csrf"] = csrf  # what pages put into their forms
 
         async def send_with_headers(message: dict) -> None:

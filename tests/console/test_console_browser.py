@@ -201,9 +201,11 @@ def test_bad_input_gets_a_clear_message_and_never_a_500(page, console, tmp_path)
         response = page.goto(path)
         assert response.status == 400, path
         expect(page.locator(".error")).to_contain_text("not a dataset name")
-    for path in ("/jobs/1/files/..%2Fjobs.db", "/pipelines/files?path=../mlflow.db",
+    for path in ("/jobs/1/files/..%2Fjobs.db", "/pipelines/files?path=../console/jobs/jobs.db",
                  "/pipelines/files?path=/etc/passwd"):
+        assert (console.home / "console" / "jobs" / "jobs.db").is_file()  # they exist: refused, not absent
         assert page.goto(path).status == 404, path
+        expect(page.locator(".error")).to_contain_text("here")
 
     # A state change without the CSRF token.
     answer = page.request.post("/bias", form={"data": "reviews_clarify_lab.csv", "label": "sentiment",

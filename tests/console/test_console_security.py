@@ -25,12 +25,9 @@ def _environment(home: Path) -> dict:
     return env
 
 
-@pytest.fixture(scope="module")
-def guarded(tmp_path_factory):
-    """A console that needs a token (on loopback, so the test can reach it)."""
-    root = tmp_path_factory.mktemp("guarded")
+def _start(root: Path, *options: str) -> tuple[subprocess.Popen, str, str]:
     port = free_port()
-    process = subprocess.Popen([str(SAGESTACK), "console", "--port", str(port), "--token", TOKEN],
+    process = subprocess.Popen([str(SAGESTACK), "console", "--port", str(port), *options],
                                env=_environment(root / "home"), cwd=root, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
@@ -42,7 +39,22 @@ def guarded(tmp_path_factory):
             break
         except httpx.HTTPError:
             time.sleep(0.3)
+    return process, url, banner
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory):
+    """A console that needs a token (on loopback, so the test can reach it)."""
+    process, url, banner = _start(tmp_path_factory.mktemp("guarded"), "--token", TOKEN)
     yield url, banner
+    stop_process(process)
+
+
+@pytest.fixture(scope="module")
+def loopback(tmp_path_factory):
+    """A console as `sagestack console` starts it by default: loopback, no token."""
+    process, url, _ = _start(tmp_path_factory.mktemp("loopback"))
+    yield url
     stop_process(process)
 
 
@@ -91,3 +103,36 @@ def test_listening_beyond_loopback_needs_a_token_and_a_busy_port_is_one_line(tmp
         taken = run_sagestack(tmp_path / "home", "console", "--port", str(port), timeout=60)
     assert taken.returncode == 2 and "Traceback" not in taken.stderr
     assert taken.stderr.strip() == f"error: cannot listen on 127.0.0.1:{port} (Address already in use); pass another --port"
+
+
+def test_without_a_token_only_loopback_names_are_answered(loopback):
+    """DNS rebinding: a page of evil.example resolved to 127.0.0.1 sends its own name as Host."""
+    rebound = httpx.get(f"{loopback}/data", headers={"Host": "evil.example"})
+    assert rebound.status_code == 400 and "answers only on this machine" in rebound.text
+    assert "set-cookie" not in rebound.headers  # no CSRF token handed out either
+    port = loopback.rsplit(":", 1)[1]
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"):
+        assert httpx.get(f"{loopback}/data", headers={"Host": host}).status_code == 200, host
+
+
+def test_a_planted_or_null_origin_csrf_token_is_refused(loopback):
+    with httpx.Client(base_url=loopback) as browser:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/endpoint").text).group(1)
+        assert browser.post("/endpoint", data={"review": "x", "csrf_token": token}).status_code == 502  # genuine
+        null = browser.post("/endpoint", data={"review": "x", "csrf_token": token}, headers={"Origin": "null"})
+        assert null.status_code == 403
+    # A cookie another site planted (cookies ignore ports) is not signed with the console's key.
+    planted = httpx.post(f"{loopback}/endpoint", data={"review": "x", "csrf_token": "attacker.0123"},
+                         headers={"Cookie": "sagestack_csrf=attacker.0123"})
+    assert planted.status_code == 403 and "security token (CSRF)" in planted.text.replace("&#39;", "'")
+
+
+@pytest.mark.parametrize("path", [
+    "/pipelines/files?path=%00", "/pipelines/runs/%00", "/pipelines/files?path=" + "a" * 5000,
+    "/jobs/99999999999999999999999", "/api/jobs/99999999999999999999999", "/jobs/0", "/jobs/abc",
+    "/jobs/1/files/%00", "/models/%00", "/models/1/explode", "/data/view", "/data/view?name=%00",
+    "/bias?data=%00.csv", "/nowhere",
+])
+def test_odd_requests_get_a_4xx_never_a_500(loopback, path):
+    answer = httpx.get(f"{loopback}{path}")
+    assert 400 <= answer.status_code < 500, (path, answer.status_code, answer.text[-300:])

@@ -129,7 +129,7 @@ def test_train_bad_arguments(cli, tmp_path):
 
 def test_help_everywhere(cli):
     for args in ([], ["data"], ["data", "prepare"], ["train", "fasttext"], ["train", "baseline"], ["models"],
-                 ["models", "promote"], ["pipeline", "run"], ["pipeline", "runs"], ["demo"]):
+                 ["models", "promote"], ["pipeline", "run"], ["pipeline", "runs"], ["demo"], ["console"]):
         proc = cli(*args, "--help")
         assert proc.returncode == 0 and "Usage: sagestack" in proc.stdout, args
 

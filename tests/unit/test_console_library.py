@@ -22,7 +22,7 @@ from sagestack.data.profile import profile_frame
 from sagestack.errors import DataError
 from sagestack.jobs import JobConflict, JobStore
 from sagestack.jobs.runner import _outcome
-from sagestack.jobs.store import FAILED, RUNNING, SUCCEEDED
+from sagestack.jobs.store import FAILED, RUNNING, SUCCEEDED, stop_leftovers
 
 
 def test_profile_infers_types_missing_values_label_and_text_lengths():
@@ -67,8 +67,8 @@ def test_catalog_names_never_leave_its_folder(catalog: DataCatalog, tmp_path: Pa
     with pytest.raises(DataError, match="no dataset named 'absent.csv'"):
         catalog.path("absent.csv")
     listed = [d.name for d in catalog.list()]
-    assert listed[:1] == ["link.csv"] or "mine.csv" in listed
-    assert {"reviews_balanced.csv", "reviews_clarify_lab.csv"} <= set(listed)  # the course's, from the package
+    assert listed == ["mine.csv", "reviews_balanced.csv", "reviews_clarify_lab.csv"]  # the link is not offered
+    assert {d.source for d in catalog.list()[1:]} <= {"shared", "embedded"}  # the course's: ../shared or the package
 
 
 def test_catalog_upload_checks_name_size_and_content_and_leaves_nothing_behind(catalog: DataCatalog):
@@ -145,6 +145,11 @@ def test_runner_outcome_reads_the_commands_json_error_or_its_log(tmp_path: Path)
     result.write_text("")
     status, error, _ = _outcome(1, result, ["Traceback (most recent call last):", "ValueError: boom", ""])
     assert status == FAILED and error == "the command failed (exit code 1): ValueError: boom"
+    typer_box = ["╭─ Error ──────────────────────╮",
+                 "│ Invalid value for '--bert-max-steps': '1e+06' is not a valid integer. │",
+                 "╰──────────────────────────────╯"]
+    assert _outcome(2, result, typer_box)[1] == ("the command failed (exit code 2): Invalid value for "
+                                                 "'--bert-max-steps': '1e+06' is not a valid integer.")
 
 
 def test_a_real_job_runs_through_the_runner_and_records_its_json(tmp_path: Path):
@@ -160,3 +165,41 @@ def test_a_real_job_runs_through_the_runner_and_records_its_json(tmp_path: Path)
     store.start(bad).wait(timeout=120)
     failed = store.get(bad.id)
     assert failed.status == FAILED and failed.error == "no registered model named 'nope'; see `sagestack models list`"
+
+
+def _sleeping_group() -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True)
+
+
+def test_stop_leftovers_kills_the_group_and_nothing_older():
+    import psutil
+
+    group = _sleeping_group()
+    started = psutil.Process(group.pid).create_time()
+    assert stop_leftovers(group.pid, started + 5) == []  # a group that started later than recorded is not the job's
+    assert stop_leftovers(group.pid, started) == [group.pid]
+    assert group.wait(timeout=10) == -9
+    assert stop_leftovers(None, None) == []
+
+
+def test_a_killed_runner_takes_its_command_along(tmp_path: Path):
+    """The runner gets SIGKILL (no handler runs): its command hears of it and ends, and reconcile
+    marks the job failed, so the next job never runs beside an orphan."""
+    import psutil
+    import signal
+
+    from serving.launch import free_port
+
+    store = JobStore(tmp_path / "jobs")
+    job = store.submit("console", "a long-running command", ["--home", str(tmp_path / "home"), "console",
+                                                            "--port", str(free_port())])
+    runner = store.start(job)
+    deadline = time.monotonic() + 60
+    while store.get(job.id).pgid is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    command = psutil.Process(store.get(job.id).pgid)
+    runner.send_signal(signal.SIGKILL)
+    runner.wait(timeout=10)
+    command.wait(timeout=30)  # psutil.TimeoutExpired would fail the test
+    assert store.reconcile() == [job.id]
+    assert "stopped while it ran" in store.get(job.id).error

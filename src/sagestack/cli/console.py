@@ -64,7 +64,7 @@ def console(
                              max_upload_bytes=int(max_upload_mb * 1e6))
     app = create_app(options)
     _settle_memory()
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     typer.echo(f"sagestack console: {url}  (home {options.settings.home.resolve()}; Ctrl-C stops it)", err=False)
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")

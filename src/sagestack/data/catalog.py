@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -22,6 +23,7 @@ from sagestack.errors import DataError
 COURSE_DATASETS = ("reviews_balanced.csv", "reviews_clarify_lab.csv")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,119}\.csv$")
 _CHUNK = 1 << 20
+STALE_UPLOAD_SECONDS = 86400
 
 
 class UploadTooLarge(DataError):
@@ -56,15 +58,26 @@ class DataCatalog:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.settings = settings
         self.max_upload_bytes = max_upload_bytes
+        # An upload cut short by a crash leaves its temporary file; a day later nobody is writing it.
+        for stale in self.folder.glob(".*.upload"):
+            try:
+                if time.time() - stale.stat().st_mtime > STALE_UPLOAD_SECONDS:
+                    stale.unlink()
+            except OSError:
+                continue
 
     def list(self) -> list[Dataset]:
         """Every dataset a user may pick: the folder's CSVs first, then the course's (an upload of
         the same name stands in for a course dataset)."""
-        found = [Dataset(p.name, "upload", p) for p in sorted(self.folder.glob("*.csv")) if p.is_file()]
+        found = [Dataset(p.name, "upload", p) for p in sorted(self.folder.glob("*.csv"))
+                 if p.is_file() and p.resolve().parent == self.folder]  # a link out of the folder is not listed
         names = {d.name for d in found}
         for name in COURSE_DATASETS:
             if name not in names:
-                found.append(self._course(name))
+                try:
+                    found.append(self._course(name))
+                except DataError:
+                    continue  # not found anywhere (SAGESTACK_DATA points elsewhere): the rest still lists
         return found
 
     def _course(self, name: str) -> Dataset:

@@ -6,8 +6,11 @@ or failed with the command's own one-line error (or the last line of its log whe
 
 The runner dies with the process that started it (the console): Linux sends it SIGTERM when its
 parent goes (``PR_SET_PDEATHSIG``), and on SIGTERM it stops the command's whole process group
-(a pipeline's steps, AutoGluon's workers) and records why. A job therefore never keeps running,
-unseen, after its console stopped; the restarted console shows it failed, with that reason.
+(a pipeline's steps, AutoGluon's workers; SIGKILL after a grace period) and records why. Should
+the runner itself be killed outright, the command gets SIGTERM the same way, and the group id
+recorded in the job table lets :meth:`~sagestack.jobs.store.JobStore.reconcile` stop whatever
+is left of it. A job therefore never keeps running, unseen, after its console stopped; the
+restarted console shows it failed, with the reason.
 """
 
 from __future__ import annotations
@@ -18,21 +21,33 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from sagestack.jobs.store import FAILED, SUCCEEDED, JobStore
 
 _PR_SET_PDEATHSIG = 1
 STOPPED = "stopped: the console that started it stopped while it ran"
+# How long a stopped command's process group gets to exit on SIGTERM before SIGKILL.
+GRACE_SECONDS = 10.0
 
 
-def _die_with_parent(parent_pid: int) -> bool:
-    """Ask Linux to SIGTERM this process when its parent ends; False if the parent is already gone."""
+def _set_parent_death_signal(signum: int) -> None:
+    """Ask Linux to send ``signum`` to this process when its parent ends (no-op elsewhere)."""
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signum)
     except (OSError, AttributeError):
         pass  # not Linux: the console's shutdown still stops its jobs, and reconcile catches the rest
-    return os.getppid() == parent_pid
+
+
+def _error_line(log_lines: list[str]) -> str:
+    """The last line of a log that says something: Typer's usage errors come in a box, drawn with
+    lines of box characters only, and the message sits inside it."""
+    for line in reversed(log_lines):
+        text = line.strip().strip("│╭╮╰╯─┌┐└┘ ").strip()
+        if any(ch.isalnum() for ch in text):
+            return text
+    return "no output"
 
 
 def _outcome(code: int, result_path: Path, log_lines: list[str]) -> tuple[str, str | None, dict | None]:
@@ -45,8 +60,7 @@ def _outcome(code: int, result_path: Path, log_lines: list[str]) -> tuple[str, s
         return SUCCEEDED, None, result
     if isinstance(result, dict) and result.get("error"):
         return FAILED, str(result["error"]), None
-    last = next((line for line in reversed(log_lines) if line.strip()), "no output")
-    return FAILED, f"the command failed (exit code {code}): {last.strip()}", None
+    return FAILED, f"the command failed (exit code {code}): {_error_line(log_lines)}", None
 
 
 def run(folder: Path, job_id: int, parent_pid: int) -> int:
@@ -55,7 +69,19 @@ def run(folder: Path, job_id: int, parent_pid: int) -> int:
     job = store.get(job_id)
     if job is None:
         return 2
-    if not _die_with_parent(parent_pid):
+    stopping: list[int] = []
+    command: subprocess.Popen | None = None
+
+    def stop(signum, _frame):
+        stopping.append(signum)
+        if command is not None:
+            _signal_group(command.pid, signal.SIGTERM)
+
+    # Handlers first: a stop that arrives while the command starts must still stop it.
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    _set_parent_death_signal(signal.SIGTERM)
+    if os.getppid() != parent_pid:  # the console was gone before the line above took effect
         store.finish(job_id, status=FAILED, exit_code=None, error=STOPPED, result=None)
         return 1
     env = {**os.environ, "SAGESTACK_PROGRESS": "1"}  # progress lines on stderr even with --json
@@ -64,33 +90,39 @@ def run(folder: Path, job_id: int, parent_pid: int) -> int:
             [sys.executable, "-m", "sagestack", *job.argv, "--json"],
             stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env=env, cwd=job.folder,
             start_new_session=True,  # its own process group: stopping the job stops all of it
+            # Should this runner be killed outright, the command hears of it too.
+            preexec_fn=lambda: _set_parent_death_signal(signal.SIGTERM),
         )
-        stopping = []
-
-        def stop(signum, _frame):
-            stopping.append(signum)
-            try:
-                os.killpg(command.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        try:
-            code = command.wait(timeout=None)
-        finally:
-            if stopping:
-                try:
-                    command.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(command.pid, signal.SIGKILL)
-                    command.wait()
+        store.record_group(job_id, command.pid)
+        if stopping:
+            _signal_group(command.pid, signal.SIGTERM)
+        code = _wait(command, stopping)
     if stopping:
         store.finish(job_id, status=FAILED, exit_code=code, error=STOPPED, result=None)
         return 1
-    status, error, result = _outcome(code, job.result_path, job.log_tail(5))
+    status, error, result = _outcome(code, job.result_path, job.log_tail(8))
     store.finish(job_id, status=status, exit_code=code, error=error, result=result)
     return 0 if status == SUCCEEDED else 1
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _wait(command: subprocess.Popen, stopping: list[int]) -> int:
+    """Wait for the command; once asked to stop, give its group GRACE_SECONDS, then SIGKILL it."""
+    stop_since = None
+    while True:
+        try:
+            return command.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            if stopping and stop_since is None:
+                stop_since = time.monotonic()
+            if stop_since is not None and time.monotonic() - stop_since > GRACE_SECONDS:
+                _signal_group(command.pid, signal.SIGKILL)
 
 
 if __name__ == "__main__":

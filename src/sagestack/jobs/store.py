@@ -39,6 +39,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at REAL,
     pid INTEGER,
     pid_started REAL,
+    pgid INTEGER,
+    pgid_started REAL,
     exit_code INTEGER,
     error TEXT,
     result TEXT
@@ -62,6 +64,8 @@ class Job:
         folder: the job's own folder: the command's outputs, ``result.json`` and ``log.txt``.
         status: ``running``, ``succeeded`` or ``failed``.
         created_at / finished_at: Unix times.
+        pid / pid_started: the runner's process and its start time (a reused pid is not it).
+        pgid / pgid_started: the command's process group (its leader's pid) and start time.
         exit_code: the command's exit status, once finished.
         error: why it failed (one line), for a failed job.
         result: the JSON document the command printed, for a finished job.
@@ -77,6 +81,8 @@ class Job:
     finished_at: float | None
     pid: int | None
     pid_started: float | None
+    pgid: int | None
+    pgid_started: float | None
     exit_code: int | None
     error: str | None
     result: dict | None
@@ -112,7 +118,8 @@ def _row_to_job(row: sqlite3.Row) -> Job:
     return Job(
         id=row["id"], kind=row["kind"], title=row["title"], argv=json.loads(row["argv"]), folder=Path(row["folder"]),
         status=row["status"], created_at=row["created_at"], finished_at=row["finished_at"], pid=row["pid"],
-        pid_started=row["pid_started"], exit_code=row["exit_code"], error=row["error"],
+        pid_started=row["pid_started"], pgid=row["pgid"], pgid_started=row["pgid_started"],
+        exit_code=row["exit_code"], error=row["error"],
         result=json.loads(row["result"]) if row["result"] else None,
     )
 
@@ -215,6 +222,17 @@ class JobStore:
         threading.Thread(target=process.wait, name=f"job-{job.id}-reaper", daemon=True).start()
         return process
 
+    def record_group(self, job_id: int, pgid: int) -> None:
+        """Record the process group the job's command runs in (called by the runner)."""
+        import psutil
+
+        try:
+            started = psutil.Process(pgid).create_time()
+        except psutil.Error:
+            started = time.time()
+        with self._connect() as db:
+            db.execute("UPDATE jobs SET pgid = ?, pgid_started = ? WHERE id = ?", (pgid, started, job_id))
+
     def finish(self, job_id: int, *, status: str, exit_code: int | None, error: str | None, result: dict | None) -> None:
         """Record a running job's outcome (a job already finished keeps its first outcome)."""
         with self._connect() as db:
@@ -232,16 +250,37 @@ class JobStore:
             The ids of the jobs it marked.
         """
         with self._connect() as db:
-            rows = db.execute("SELECT id, pid, pid_started FROM jobs WHERE status = ?", (RUNNING,)).fetchall()
+            rows = db.execute("SELECT * FROM jobs WHERE status = ?", (RUNNING,)).fetchall()
         marked = []
-        for row in rows:
-            if row["pid"] is None and time.time() - self._created(row["id"]) < 10:
+        for job in map(_row_to_job, rows):
+            if job.pid is None and time.time() - job.created_at < 10:
                 continue  # submitted a moment ago, its runner is being started
-            if not process_alive(row["pid"], row["pid_started"]):
-                self.finish(row["id"], status=FAILED, exit_code=None, error=VANISHED.format(pid=row["pid"]), result=None)
-                marked.append(row["id"])
+            if not process_alive(job.pid, job.pid_started):
+                stop_leftovers(job.pgid, job.pgid_started)
+                self.finish(job.id, status=FAILED, exit_code=None, error=VANISHED.format(pid=job.pid), result=None)
+                marked.append(job.id)
         return marked
 
-    def _created(self, job_id: int) -> float:
-        job = self.get(job_id)
-        return job.created_at if job else 0.0
+
+def stop_leftovers(pgid: int | None, started: float | None) -> list[int]:
+    """SIGKILL what is left of a job's process group after its runner vanished.
+
+    Only processes of that group that started no earlier than the group's leader: a group id is a
+    pid, and once every process of the old group is gone a new, unrelated group may get it.
+
+    Returns:
+        The pids it killed.
+    """
+    import psutil
+
+    if not pgid or started is None:
+        return []
+    killed = []
+    for process in psutil.process_iter(["pid", "create_time"]):
+        try:
+            if os.getpgid(process.pid) == pgid and process.info["create_time"] >= started - 1.0:
+                process.kill()
+                killed.append(process.pid)
+        except (psutil.Error, ProcessLookupError, PermissionError):
+            continue
+    return killed
