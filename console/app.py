@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,7 +145,10 @@ def create_app(options: ConsoleOptions) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
-        return render(request, "error.html", 400, title="Bad request", error=f"bad request: {exc.errors()[0]['msg']}")
+        error = f"bad request: {exc.errors()[0]['msg']}"
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": error}, status_code=400)
+        return render(request, "error.html", 400, title="Bad request", error=error)
 
     # ---- Data --------------------------------------------------------------------------------------
     @app.get("/")
@@ -322,20 +326,23 @@ def create_app(options: ConsoleOptions) -> FastAPI:
 
 
 def _secret(path: Path) -> bytes:
-    """The console's signing key, kept in the home (0600) so a restart keeps browsers' CSRF cookies valid."""
+    """The console's signing key (32 random bytes, 0600), kept in the home so a restart keeps
+    browsers' CSRF cookies valid; a missing, short or readable-by-others key is made anew."""
     import secrets
 
     try:
-        return path.read_bytes()
+        if path.stat().st_mode & 0o077 == 0:
+            key = path.read_bytes()
+            if len(key) == 32:
+                return key
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another console wrote it a moment ago
-            return path.read_bytes()
-        with os.fdopen(fd, "wb") as out:
-            out.write(secrets.token_bytes(32))
-        return path.read_bytes()
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".secret.", dir=path.parent)  # mkstemp makes it 0600
+    with os.fdopen(fd, "wb") as out:
+        out.write(secrets.token_bytes(32))
+    os.replace(tmp, path)  # whole or not at all; two consoles starting at once: the last one wins
+    return path.read_bytes()
 
 
 def _version(text: str) -> str:
@@ -350,7 +357,7 @@ def _inside_path(root: Path, relative: str) -> Path:
     try:
         target = (root / relative).resolve()
         found = target.is_relative_to(root) and target.exists()
-    except (ValueError, OSError):  # a NUL byte, a name too long: no such file either
+    except (ValueError, OSError, RuntimeError):  # a NUL byte, a name too long, a symlink loop: no such file
         found = False
     if not found:
         raise HTTPException(404, f"no file '{relative[:200]}' here")
@@ -397,6 +404,8 @@ async def _ask_endpoint(endpoint: str, review: str) -> tuple[dict | None, str | 
     try:
         body = response.json()
     except ValueError:
+        body = {}
+    if not isinstance(body, dict):
         body = {}
     if response.status_code != 200:
         reason = body.get("error") or body.get("detail") or response.text[:200]

@@ -108,7 +108,8 @@ class ConsoleGuard:
         headers = Headers(scope=scope)
         if self.allowed_hosts is not None and _host_name(headers.get("host", "")) not in self.allowed_hosts:
             return await _plain(send, 400, _page("Wrong address", "this console answers only on this machine: "
-                                                 "open it as http://127.0.0.1:PORT/ (or localhost)"))
+                                                 "open it as http://127.0.0.1:PORT/ (or localhost); to reach it "
+                                                 "by another name, start it with --token"))
         cookies = SimpleCookie()
         try:
             cookies.load(headers.get("cookie", ""))

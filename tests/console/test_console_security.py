@@ -51,9 +51,34 @@ def guarded(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def loopback(tmp_path_factory):
-    """A console as `sagestack console` starts it by default: loopback, no token."""
-    process, url, _ = _start(tmp_path_factory.mktemp("loopback"))
+def odd_endpoint():
+    """Something at the console's --endpoint that answers 200, but not as a sagestack endpoint (a list)."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            body = b"[]"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def loopback(tmp_path_factory, odd_endpoint):
+    """A console as `sagestack console` starts it by default (loopback, no token), asking an odd endpoint."""
+    process, url, _ = _start(tmp_path_factory.mktemp("loopback"), "--endpoint", odd_endpoint)
     yield url
     stop_process(process)
 
@@ -94,8 +119,11 @@ def test_state_changes_need_the_pages_csrf_token_and_the_same_origin(guarded):
 def test_listening_beyond_loopback_needs_a_token_and_a_busy_port_is_one_line(tmp_path):
     exposed = run_sagestack(tmp_path / "home", "console", "--host", "0.0.0.0", timeout=60)
     assert exposed.returncode == 2
-    assert exposed.stderr.strip() == ("error: listening on 0.0.0.0 would expose the console beyond this machine; "
+    assert exposed.stderr.strip() == ("error: listening on 0.0.0.0 without a token would expose the console; "
                                       "pass --token (or set SAGESTACK_CONSOLE_TOKEN), or keep the default --host 127.0.0.1")
+    for host in ("127.0.0.2", "192.168.1.10"):
+        refused = run_sagestack(tmp_path / "home", "console", "--host", host, timeout=60)
+        assert refused.returncode == 2 and "without a token would expose the console" in refused.stderr
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -118,7 +146,8 @@ def test_without_a_token_only_loopback_names_are_answered(loopback):
 def test_a_planted_or_null_origin_csrf_token_is_refused(loopback):
     with httpx.Client(base_url=loopback) as browser:
         token = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/endpoint").text).group(1)
-        assert browser.post("/endpoint", data={"review": "x", "csrf_token": token}).status_code == 502  # genuine
+        genuine = browser.post("/endpoint", data={"review": "x", "csrf_token": token})
+        assert genuine.status_code == 502 and "not as a sagestack endpoint does" in genuine.text
         null = browser.post("/endpoint", data={"review": "x", "csrf_token": token}, headers={"Origin": "null"})
         assert null.status_code == 403
     # A cookie another site planted (cookies ignore ports) is not signed with the console's key.
@@ -136,3 +165,5 @@ def test_a_planted_or_null_origin_csrf_token_is_refused(loopback):
 def test_odd_requests_get_a_4xx_never_a_500(loopback, path):
     answer = httpx.get(f"{loopback}{path}")
     assert 400 <= answer.status_code < 500, (path, answer.status_code, answer.text[-300:])
+    if path.startswith("/api/"):
+        assert "error" in answer.json()  # the API answers JSON, also for a malformed id

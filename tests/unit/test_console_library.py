@@ -66,6 +66,9 @@ def test_catalog_names_never_leave_its_folder(catalog: DataCatalog, tmp_path: Pa
         catalog.path("link.csv")
     with pytest.raises(DataError, match="no dataset named 'absent.csv'"):
         catalog.path("absent.csv")
+    os.symlink("loop.csv", catalog.folder / "loop.csv")
+    with pytest.raises(DataError, match="cannot be read"):
+        catalog.path("loop.csv")
     listed = [d.name for d in catalog.list()]
     assert listed == ["mine.csv", "reviews_balanced.csv", "reviews_clarify_lab.csv"]  # the link is not offered
     assert {d.source for d in catalog.list()[1:]} <= {"shared", "embedded"}  # the course's: ../shared or the package
@@ -150,6 +153,10 @@ def test_runner_outcome_reads_the_commands_json_error_or_its_log(tmp_path: Path)
                  "╰──────────────────────────────╯"]
     assert _outcome(2, result, typer_box)[1] == ("the command failed (exit code 2): Invalid value for "
                                                  "'--bert-max-steps': '1e+06' is not a valid integer.")
+    wrapped = ["Usage: sagestack bias [OPTIONS]", "╭─ Error ─────────╮", "│ Invalid value for '--label': no column │",
+               "│ 'sentiment'; its values are -1, 0, 1  │", "╰─────────────────╯"]
+    assert _outcome(2, result, wrapped)[1].endswith("Invalid value for '--label': no column 'sentiment'; its values "
+                                                    "are -1, 0, 1")
 
 
 def test_a_real_job_runs_through_the_runner_and_records_its_json(tmp_path: Path):
@@ -180,6 +187,48 @@ def test_stop_leftovers_kills_the_group_and_nothing_older():
     assert stop_leftovers(group.pid, started) == [group.pid]
     assert group.wait(timeout=10) == -9
     assert stop_leftovers(None, None) == []
+    assert stop_leftovers(os.getpid(), 0.0) == []  # recorded before this machine booted: not touched
+
+
+def test_a_finished_commands_leftovers_get_sigterm_then_sigkill(monkeypatch):
+    from sagestack.jobs import runner
+
+    stubborn = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
+                                 "signal.SIG_IGN); print(flush=True); time.sleep(120)"],
+                                start_new_session=True, stdout=subprocess.PIPE)
+    stubborn.stdout.readline()  # its SIGTERM handler is in place
+    monkeypatch.setattr(runner, "GRACE_SECONDS", 1.0)
+    runner._drain_group(stubborn.pid)
+    assert stubborn.wait(timeout=10) == -9
+
+
+def test_a_job_table_from_an_earlier_version_gets_the_new_columns(tmp_path: Path):
+    import sqlite3
+
+    folder = tmp_path / "jobs"
+    folder.mkdir()
+    with sqlite3.connect(folder / "jobs.db") as db:
+        db.execute("CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, title TEXT NOT NULL, "
+                   "argv TEXT NOT NULL, folder TEXT NOT NULL, status TEXT NOT NULL, created_at REAL NOT NULL, "
+                   "finished_at REAL, pid INTEGER, pid_started REAL, exit_code INTEGER, error TEXT, result TEXT)")
+        db.execute("INSERT INTO jobs (kind, title, argv, folder, status, created_at) "
+                   "VALUES ('bias', 'old', '[]', '/x', 'succeeded', 1.0)")
+    store = JobStore(folder)
+    assert store.get(1).title == "old" and store.get(1).pgid is None
+    store.record_group(1, os.getpid())
+    assert store.get(1).pgid == os.getpid()
+
+
+def test_the_console_key_is_32_private_bytes_made_anew_when_damaged(tmp_path: Path):
+    from console.app import _secret
+
+    path = tmp_path / "secret.key"
+    key = _secret(path)
+    assert len(key) == 32 and path.stat().st_mode & 0o777 == 0o600 and _secret(path) == key
+    path.write_bytes(b"")
+    assert len(_secret(path)) == 32
+    path.chmod(0o644)
+    assert _secret(path) != key and path.stat().st_mode & 0o777 == 0o600
 
 
 def test_a_killed_runner_takes_its_command_along(tmp_path: Path):

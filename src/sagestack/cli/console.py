@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 from pathlib import Path
@@ -14,12 +13,10 @@ from sagestack.cli.common import settings
 
 
 def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    """127.0.0.1, localhost or ::1: the names a token-less console answers to (see console.security)."""
+    from console.security import LOOPBACK_HOSTS
+
+    return host in LOOPBACK_HOSTS
 
 
 def _settle_memory() -> None:
@@ -52,7 +49,7 @@ def console(
     from sagestack.errors import ConfigError
 
     if not _loopback(host) and not token:
-        raise ConfigError(f"listening on {host} would expose the console beyond this machine; "
+        raise ConfigError(f"listening on {host} without a token would expose the console; "
                           "pass --token (or set SAGESTACK_CONSOLE_TOKEN), or keep the default --host 127.0.0.1")
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

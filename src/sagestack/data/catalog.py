@@ -69,8 +69,7 @@ class DataCatalog:
     def list(self) -> list[Dataset]:
         """Every dataset a user may pick: the folder's CSVs first, then the course's (an upload of
         the same name stands in for a course dataset)."""
-        found = [Dataset(p.name, "upload", p) for p in sorted(self.folder.glob("*.csv"))
-                 if p.is_file() and p.resolve().parent == self.folder]  # a link out of the folder is not listed
+        found = [Dataset(p.name, "upload", p) for p in sorted(self.folder.glob("*.csv")) if self._inside(p)]
         names = {d.name for d in found}
         for name in COURSE_DATASETS:
             if name not in names:
@@ -79,6 +78,13 @@ class DataCatalog:
                 except DataError:
                     continue  # not found anywhere (SAGESTACK_DATA points elsewhere): the rest still lists
         return found
+
+    def _inside(self, path: Path) -> bool:
+        """A regular file of the folder itself (a link out of it, or a broken one, is not offered)."""
+        try:
+            return path.is_file() and path.resolve().parent == self.folder
+        except (OSError, RuntimeError):
+            return False
 
     def _course(self, name: str) -> Dataset:
         from sagestack.data.resolver import resolve_dataset
@@ -95,7 +101,10 @@ class DataCatalog:
         """
         if not isinstance(name, str) or not _SAFE_NAME.match(name) or name in (".", ".."):
             raise DataError(f"'{name}' is not a dataset name; pick one of the listed CSV files")
-        candidate = (self.folder / name).resolve()
+        try:
+            candidate = (self.folder / name).resolve()
+        except (OSError, RuntimeError):  # a symlink loop
+            raise DataError(f"'{name}' cannot be read (a link that points at itself?); pick another file") from None
         if candidate.parent != self.folder:
             raise DataError(f"'{name}' is outside the data directory; pick one of the listed CSV files")
         if candidate.is_file():

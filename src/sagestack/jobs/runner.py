@@ -41,10 +41,18 @@ def _set_parent_death_signal(signum: int) -> None:
 
 
 def _error_line(log_lines: list[str]) -> str:
-    """The last line of a log that says something: Typer's usage errors come in a box, drawn with
-    lines of box characters only, and the message sits inside it."""
+    """What a failed command said last: the text of Typer's boxed usage error (its lines joined),
+    else the last line of the log that has words in it."""
+    box = "│╭╮╰╯─┌┐└┘ "
+    ends = [i for i, line in enumerate(log_lines) if line.strip().startswith(("╰", "└"))]
+    if ends:
+        starts = [i for i, line in enumerate(log_lines[: ends[-1]]) if line.strip().startswith(("╭", "┌"))]
+        inside = log_lines[(starts[-1] + 1 if starts else 0): ends[-1]]
+        text = " ".join(line.strip().strip(box).strip() for line in inside).strip()
+        if any(ch.isalnum() for ch in text):
+            return " ".join(text.split())
     for line in reversed(log_lines):
-        text = line.strip().strip("│╭╮╰╯─┌┐└┘ ").strip()
+        text = line.strip().strip(box).strip()
         if any(ch.isalnum() for ch in text):
             return text
     return "no output"
@@ -84,19 +92,31 @@ def run(folder: Path, job_id: int, parent_pid: int) -> int:
     if os.getppid() != parent_pid:  # the console was gone before the line above took effect
         store.finish(job_id, status=FAILED, exit_code=None, error=STOPPED, result=None)
         return 1
+    if stopping:  # told to stop before the command started: do not start it
+        store.finish(job_id, status=FAILED, exit_code=None, error=STOPPED, result=None)
+        return 1
     env = {**os.environ, "SAGESTACK_PROGRESS": "1"}  # progress lines on stderr even with --json
+    runner_pid = os.getpid()
+
+    def in_child() -> None:
+        # Should this runner be killed outright, the command hears of it too; if it already was
+        # (between fork and here), the command must not start at all.
+        _set_parent_death_signal(signal.SIGTERM)
+        if os.getppid() != runner_pid:
+            os._exit(1)
+
     with job.result_path.open("wb") as stdout, job.log_path.open("ab") as stderr:
         command = subprocess.Popen(
             [sys.executable, "-m", "sagestack", *job.argv, "--json"],
             stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env=env, cwd=job.folder,
             start_new_session=True,  # its own process group: stopping the job stops all of it
-            # Should this runner be killed outright, the command hears of it too.
-            preexec_fn=lambda: _set_parent_death_signal(signal.SIGTERM),
+            preexec_fn=in_child,
         )
         store.record_group(job_id, command.pid)
         if stopping:
             _signal_group(command.pid, signal.SIGTERM)
         code = _wait(command, stopping)
+        _drain_group(command.pid)
     if stopping:
         store.finish(job_id, status=FAILED, exit_code=code, error=STOPPED, result=None)
         return 1
@@ -123,6 +143,26 @@ def _wait(command: subprocess.Popen, stopping: list[int]) -> int:
                 stop_since = time.monotonic()
             if stop_since is not None and time.monotonic() - stop_since > GRACE_SECONDS:
                 _signal_group(command.pid, signal.SIGKILL)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def _drain_group(pgid: int) -> None:
+    """After the command ended, end whatever of its group is left (a step it started, a worker
+    that ignores SIGTERM): SIGTERM, GRACE_SECONDS, then SIGKILL."""
+    if not _group_alive(pgid):
+        return
+    _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + GRACE_SECONDS
+    while _group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    _signal_group(pgid, signal.SIGKILL)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,9 @@ CREATE TABLE IF NOT EXISTS jobs (
 """
 
 
+_ADDED_COLUMNS = (("pgid", "INTEGER"), ("pgid_started", "REAL"))
+
+
 class JobConflict(SagestackError):
     """A job was submitted while another one is still running."""
 
@@ -148,6 +151,11 @@ class JobStore:
         self.db_path = self.root / "jobs.db"
         with self._connect() as db:
             db.execute(_SCHEMA)
+            # A table made by an earlier sagestack lacks the newer columns: add them.
+            present = {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}
+            for column, kind in _ADDED_COLUMNS:
+                if column not in present:
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.db_path, timeout=10, isolation_level=None)
@@ -265,20 +273,30 @@ class JobStore:
 def stop_leftovers(pgid: int | None, started: float | None) -> list[int]:
     """SIGKILL what is left of a job's process group after its runner vanished.
 
-    Only processes of that group that started no earlier than the group's leader: a group id is a
-    pid, and once every process of the old group is gone a new, unrelated group may get it.
+    A group id is its leader's pid, and Linux hands out no pid that is still some group's id; so
+    while the group's leader lives, its start time tells whether the group is the job's (else
+    the id was reused by someone else's group: left alone), and once the leader is gone every
+    process still in a group of that id is the job's. Nothing is done for a group recorded
+    before this machine booted.
 
     Returns:
         The pids it killed.
     """
     import psutil
 
-    if not pgid or started is None:
+    if not pgid or started is None or started < psutil.boot_time():
+        return []
+    try:
+        if abs(psutil.Process(pgid).create_time() - started) > 1.0:
+            return []  # a live leader that is not the job's command: the id is someone else's now
+    except psutil.NoSuchProcess:
+        pass
+    except psutil.Error:
         return []
     killed = []
-    for process in psutil.process_iter(["pid", "create_time"]):
+    for process in psutil.process_iter(["pid"]):
         try:
-            if os.getpgid(process.pid) == pgid and process.info["create_time"] >= started - 1.0:
+            if process.pid != os.getpid() and os.getpgid(process.pid) == pgid:
                 process.kill()
                 killed.append(process.pid)
         except (psutil.Error, ProcessLookupError, PermissionError):
