@@ -1,0 +1,180 @@
+"""Drift tests: is a window of traffic distributed like the baseline?
+
+Each test is a pure function of the baseline's and the window's values, with its formula in the
+docstring, registered in :data:`TESTS`. :func:`choose_test` picks one by column type and sample
+size the way Evidently's data-drift preset does by default:
+
+- numbers: two-sample Kolmogorov–Smirnov (drift when p < 0.05) when the baseline has at most
+  1,000 values, else the Wasserstein distance normed by the baseline's standard deviation (drift
+  when > 0.1);
+- categories: chi-square (p < 0.05) for at most 1,000 values, else the Jensen–Shannon distance
+  (> 0.1).
+
+Where sagestack differs (also in the README):
+- a window's p-value tests share one false-alarm budget of 0.01 (Bonferroni: each uses 0.01 / the
+  number of tests in the window): a monitor that checks five columns every hour at 0.05 each
+  would alarm on a fifth of its healthy windows, more than one a day;
+- the chi-square test is the two-sample test of homogeneity (baseline counts against window
+  counts), not a fit to the baseline's frequencies as if they were exact;
+- a distance is drift only when it also exceeds what sampling alone produces at the window's
+  size: the 99th percentile of the same distance between the baseline and
+  :data:`NULL_RESAMPLES` samples of the window's size drawn from the baseline. Evidently's fixed
+  0.1 alarms on healthy small windows (a 200-review window of a 20-category column is ~0.1 from
+  its own population by chance alone);
+- a test with fewer than :data:`MIN_SAMPLES` window values reports ``insufficient data``
+  instead of a verdict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import numpy as np
+
+MIN_SAMPLES = 30
+SMALL_REFERENCE = 1000  # Evidently's switch between p-value tests and distances
+# The false-alarm budget of one window, shared by its p-value tests (Evidently: 0.05 per test).
+ALPHA = 0.01
+DISTANCE_THRESHOLD = 0.1
+NULL_RESAMPLES = 200
+NULL_QUANTILE = 0.99
+
+
+@dataclass(frozen=True)
+class DriftTest:
+    """A registered test: what it computes, and whether a high value (distance) or a low value (p-value) means drift."""
+
+    name: str
+    kind: str  # "p_value" or "distance"
+    fn: Callable[..., float]
+    description: str
+
+
+TESTS: dict[str, DriftTest] = {}
+
+
+def register(name: str, kind: str, description: str):
+    """Decorator: add a test function to :data:`TESTS`."""
+
+    def wrap(fn):
+        TESTS[name] = DriftTest(name, kind, fn, description)
+        return fn
+
+    return wrap
+
+
+def _aligned(reference: Mapping[str, float], current: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    keys = sorted(set(reference) | set(current))
+    return (np.array([float(reference.get(k, 0.0)) for k in keys]),
+            np.array([float(current.get(k, 0.0)) for k in keys]))
+
+
+@register("ks", "p_value", "Kolmogorov-Smirnov two-sample test")
+def ks_p_value(reference: np.ndarray, current: np.ndarray) -> float:
+    """p-value of the two-sample KS statistic D = sup_x |F_ref(x) − F_cur(x)| (scipy, exact or asymptotic)."""
+    from scipy.stats import ks_2samp
+
+    return float(ks_2samp(reference, current).pvalue)
+
+
+@register("wasserstein", "distance", "Wasserstein distance (normed)")
+def wasserstein_normed(reference: np.ndarray, current: np.ndarray) -> float:
+    """W1(ref, cur) / std(ref): the earth mover's distance in units of the baseline's spread
+    (0 for a constant baseline that the window matches, inf when it does not)."""
+    from scipy.stats import wasserstein_distance
+
+    distance = float(wasserstein_distance(reference, current))
+    spread = float(np.std(reference))
+    if spread == 0:
+        return 0.0 if distance == 0 else float("inf")
+    return distance / spread
+
+
+@register("chisquare", "p_value", "chi-square test of homogeneity")
+def chi_square_p_value(reference: Mapping[str, float], current: Mapping[str, float]) -> float:
+    """p-value of the two-sample chi-square test on the 2 × k table of counts (baseline, window):
+    Σ (O − E)² / E over both rows, E from the pooled frequencies, k − 1 degrees of freedom. Two
+    samples, not a fit to the baseline's frequencies as if they were exact: a baseline of a few
+    hundred rows is itself a sample, and treating it as the truth alarms on healthy windows."""
+    from scipy.stats import chi2_contingency
+
+    ref, cur = _aligned(reference, current)
+    if len(ref) < 2 or cur.sum() == 0 or ref.sum() == 0:
+        return 1.0
+    return float(chi2_contingency(np.vstack([ref, cur]), correction=False).pvalue)
+
+
+@register("jensenshannon", "distance", "Jensen-Shannon distance")
+def jensen_shannon(reference: Mapping[str, float], current: Mapping[str, float]) -> float:
+    """sqrt(½ KL(p‖m) + ½ KL(q‖m)), m = ½(p + q), natural log (scipy's ``jensenshannon``), of the
+    two frequency distributions: 0 when equal, at most sqrt(ln 2) ≈ 0.83."""
+    from scipy.spatial.distance import jensenshannon
+
+    ref, cur = _aligned(reference, current)
+    return float(jensenshannon(ref / ref.sum(), cur / cur.sum()))
+
+
+def choose_test(column_type: str, reference_size: int) -> str:
+    """Evidently's default test for a column type and baseline size (see the module docstring)."""
+    small = reference_size <= SMALL_REFERENCE
+    if column_type in ("integer", "float", "number"):
+        return "ks" if small else "wasserstein"
+    return "chisquare" if small else "jensenshannon"
+
+
+def null_distance(test: str, reference, size: int, seed: int = 0) -> float:
+    """The NULL_QUANTILE of ``test``'s distance between the baseline and samples of ``size``
+    values drawn from the baseline itself: how far a window of that size lands by chance.
+
+    Args:
+        reference: the baseline's values (numbers) or its frequencies (category -> count).
+    """
+    rng = np.random.default_rng(seed)
+    fn = TESTS[test].fn
+    if isinstance(reference, Mapping):
+        keys = list(reference)
+        p = np.array([float(reference[k]) for k in keys])
+        draws = rng.multinomial(size, p / p.sum(), size=NULL_RESAMPLES)
+        values = [fn(reference, dict(zip(keys, draw))) for draw in draws]
+    else:
+        values = [fn(reference, rng.choice(reference, size=size, replace=True)) for _ in range(NULL_RESAMPLES)]
+    return float(np.quantile(values, NULL_QUANTILE))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One test on one window: its value, the bar it had to clear, and the outcome."""
+
+    test: str
+    value: float | None
+    threshold: float | None
+    drift: bool
+    status: str  # "ok", "drift" or "insufficient data"
+    samples: int
+
+    def to_dict(self) -> dict:
+        """A JSON-serialisable form."""
+        return {"test": self.test, "value": self.value, "threshold": self.threshold, "drift": self.drift,
+                "status": self.status, "samples": self.samples}
+
+
+def compare(test: str, reference, current, *, tests_in_window: int = 1, seed: int = 0) -> Verdict:
+    """Run ``test`` on a window and judge it (see the module docstring for the bars).
+
+    Args:
+        reference: baseline values (numbers) or frequencies (category -> count).
+        current: the window's values, or its frequencies, alike.
+        tests_in_window: how many p-value tests share the window's false-alarm budget.
+    """
+    samples = int(sum(current.values())) if isinstance(current, Mapping) else len(current)
+    if samples < MIN_SAMPLES:
+        return Verdict(test, None, None, False, "insufficient data", samples)
+    value = TESTS[test].fn(reference, current)
+    if TESTS[test].kind == "p_value":
+        threshold = ALPHA / max(1, tests_in_window)
+        drift = value < threshold
+    else:
+        threshold = max(DISTANCE_THRESHOLD, null_distance(test, reference, samples, seed))
+        drift = value > threshold
+    return Verdict(test, float(value), float(threshold), bool(drift), "drift" if drift else "ok", samples)
