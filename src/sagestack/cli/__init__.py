@@ -14,7 +14,9 @@ from typing import Optional
 import typer
 
 from sagestack import __version__
-from sagestack.cli import analysis, automl, console, data, debug, demo, deploy, features, models, pipeline, serve, train, tune
+from sagestack.cli import (
+    analysis, automl, console, data, debug, demo, deploy, features, models, monitor, pipeline, serve, train, tune,
+)
 from sagestack.cli.common import USER_ERROR_EXIT, state
 from sagestack.errors import SagestackError
 
@@ -32,6 +34,7 @@ app.add_typer(features.app, name="features")
 app.add_typer(debug.app, name="debug")
 app.add_typer(tune.app, name="tune")
 app.add_typer(deploy.app, name="deploy")
+app.add_typer(monitor.app, name="monitor")
 app.command("bias")(analysis.bias)
 app.command("explain")(analysis.explain)
 app.command("automl")(automl.automl)

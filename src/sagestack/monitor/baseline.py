@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -148,7 +149,9 @@ def make_baseline(
     if facet:
         config = BiasConfig(label=label, positive=LabelSpec(values=positive), facets=[parse_facet(facet)],
                             predicted="__predicted__", ci_samples=BIAS_BOOTSTRAP, seed=seed)
-        document = analyze(frame.assign(__predicted__=predicted), config)
+        with warnings.catch_warnings():  # a facet value with an undefined metric in a resample: NaN, reported as null
+            warnings.simplefilter("ignore", RuntimeWarning)
+            document = analyze(frame.assign(__predicted__=predicted), config)
         statistics["bias"] = {"label": label, "positive": list(positive), "facet": facet,
                               "values": _bias_values(document, facet)}
     constraints = {

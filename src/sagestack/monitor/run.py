@@ -26,7 +26,8 @@ BIAS_MIN_SAMPLES = 100
 
 
 def _frequencies(values: pd.Series) -> dict[str, int]:
-    return {str(k): int(v) for k, v in values.astype(str).value_counts().items()}
+    present = values.dropna().astype(str)
+    return {str(k): int(v) for k, v in present[present != ""].value_counts().items()}
 
 
 def check_window(window: pd.DataFrame, baseline: Baseline, *, truth: str | None = None, seed: int = 0) -> dict:

@@ -1,0 +1,185 @@
+"""Data capture: what an endpoint predicted, one row per review, in hourly Parquet files.
+
+The layout of SageMaker's capture records, flattened: ``inference_id`` (one per request, also
+returned in the response) and ``item`` (the review's place in the request), ``time`` (UTC), the
+route, the review, the predicted ``label`` and its ``probabilities`` (JSON), the model's name,
+version and kind, and the production variant. Files land in
+``<folder>/<YYYY>/<MM>/<DD>/<HH>/<nanoseconds>-<pid>.parquet``, each written whole or not at all.
+
+:class:`CaptureWriter` never slows a request: :meth:`~CaptureWriter.offer` puts the records on a
+bounded in-memory queue and returns; a background thread writes what has queued at least once a
+second, so a crash loses at most the last second. A full queue drops records and counts them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+from sagestack.errors import DataError
+
+COLUMNS = ("inference_id", "item", "time", "route", "review", "label", "probabilities", "model_name",
+           "model_version", "model_kind", "variant")
+FLUSH_SECONDS = 1.0
+QUEUE_RECORDS = 100_000
+
+
+def new_inference_id() -> str:
+    """A fresh inference id (a UUID4 in hex)."""
+    return uuid.uuid4().hex
+
+
+@dataclass
+class CaptureStats:
+    """Counts since the writer started: records captured (queued), written, and dropped on a full queue."""
+
+    captured: int = 0
+    written: int = 0
+    dropped: int = 0
+    files: int = 0
+
+
+class CaptureWriter:
+    """Capture a sample of an endpoint's predictions into ``folder``.
+
+    Args:
+        folder: where the hourly partitions go.
+        percent: the share of requests captured, 0–100 (SageMaker's default is 20).
+        max_records: the queue's bound; beyond it records are dropped (and counted).
+        flush_seconds: the longest a record waits in memory.
+    """
+
+    def __init__(self, folder: Path, percent: float, *, max_records: int = QUEUE_RECORDS,
+                 flush_seconds: float = FLUSH_SECONDS, seed: int | None = None):
+        if not 0 <= percent <= 100:
+            raise DataError(f"the capture percentage must be between 0 and 100, got {percent:g}")
+        self.folder = Path(folder)
+        self.percent = float(percent)
+        self.flush_seconds = flush_seconds
+        self.stats = CaptureStats()
+        self._queue: queue.Queue = queue.Queue(maxsize=max_records)
+        self._random = random.Random(seed)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="capture-writer", daemon=True)
+        self._thread.start()
+
+    def sampled(self) -> bool:
+        """Whether this request is captured (each request on its own, with the configured chance)."""
+        return self.percent >= 100 or (self.percent > 0 and self._random.random() * 100 < self.percent)
+
+    def offer(self, inference_id: str, route: str, reviews: Sequence[str], predictions: Sequence, model: dict) -> int:
+        """Queue one request's records (call only for a sampled request); returns how many were queued.
+
+        ``predictions`` are objects with ``label`` and ``probabilities``; ``model`` has ``name``,
+        ``version``, ``kind`` and ``variant``. Never blocks: what does not fit is dropped.
+        """
+        now = datetime.now(timezone.utc)
+        queued = 0
+        for item, (review, prediction) in enumerate(zip(reviews, predictions)):
+            record = (inference_id, item, now, route, str(review), str(prediction.label),
+                      json.dumps(prediction.probabilities), model.get("name"), model.get("version"),
+                      model.get("kind"), model.get("variant"))
+            try:
+                self._queue.put_nowait(record)
+                queued += 1
+            except queue.Full:
+                self.stats.dropped += 1
+        self.stats.captured += queued
+        return queued
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._stop.wait(self.flush_seconds)
+            self.flush()
+
+    def flush(self) -> int:
+        """Write every queued record now (one file per hour they fall in); returns how many."""
+        records = []
+        while True:
+            try:
+                records.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        if not records:
+            return 0
+        by_hour: dict[str, list] = {}
+        for record in records:
+            by_hour.setdefault(record[2].strftime("%Y/%m/%d/%H"), []).append(record)
+        for hour, rows in by_hour.items():
+            _write_parquet(self.folder / hour, rows)
+            self.stats.files += 1
+        self.stats.written += len(records)
+        return len(records)
+
+    def close(self) -> None:
+        """Stop the background thread and write what is still queued."""
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.flush()
+
+
+def _write_parquet(folder: Path, rows: list) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder.mkdir(parents=True, exist_ok=True)
+    table = pa.table({name: [row[i] for row in rows] for i, name in enumerate(COLUMNS)})
+    target = folder / f"{time.time_ns()}-{os.getpid()}.parquet"
+    tmp = folder / f".{target.name}.tmp"
+    pq.write_table(table, tmp)
+    os.replace(tmp, target)
+    return target
+
+
+def read_capture(folder: Path, *, since: datetime | None = None, until: datetime | None = None):
+    """The captured records between ``since`` and ``until`` (UTC), and the files that could not be read.
+
+    Returns:
+        ``(frame, skipped)``: one row per captured review (columns :data:`COLUMNS`), sorted by
+        time; ``skipped`` lists ``"<file>: <why>"`` for each corrupt file, which is left out.
+
+    Raises:
+        DataError: the folder does not exist.
+    """
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"no capture folder at {folder}; turn capture on (SAGESTACK_CAPTURE) or pass --capture")
+    frames, skipped = [], []
+    for path in sorted(folder.rglob("*.parquet")):
+        if since is not None or until is not None:
+            hour = _hour_of(path, folder)
+            if hour is not None and ((since and hour.replace(minute=59, second=59) < since) or (until and hour > until)):
+                continue  # the whole hour is outside the window: not even opened
+        try:
+            frames.append(pq.read_table(path).to_pandas())
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is skipped and reported, never fatal
+            skipped.append(f"{path}: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
+    if not frames:
+        return pd.DataFrame(columns=list(COLUMNS)), skipped
+    frame = pd.concat(frames, ignore_index=True)
+    frame["time"] = pd.to_datetime(frame["time"], utc=True)
+    if since is not None:
+        frame = frame[frame["time"] >= pd.Timestamp(since)]
+    if until is not None:
+        frame = frame[frame["time"] < pd.Timestamp(until)]
+    return frame.sort_values("time", kind="stable").reset_index(drop=True), skipped
+
+
+def _hour_of(path: Path, folder: Path) -> datetime | None:
+    try:
+        year, month, day, hour = path.relative_to(folder).parts[:4]
+        return datetime(int(year), int(month), int(day), int(hour), tzinfo=timezone.utc)
+    except (ValueError, TypeError):
+        return None

@@ -1,0 +1,159 @@
+"""The monitoring job: a window of captured traffic (plus ground truth, when it has arrived)
+against a baseline → ``violations.json``, ``result.json``, ``report.html`` and MLflow metrics."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from sagestack.errors import DataError
+from sagestack.monitor.baseline import Baseline, load_baseline
+from sagestack.monitor.capture import read_capture
+from sagestack.monitor.run import PREDICTED, check_window
+
+MONITOR_EXPERIMENT = "sagestack-monitor"
+
+
+def window_from_capture(captured: pd.DataFrame, baseline: Baseline) -> pd.DataFrame:
+    """Captured rows as a window: the review under the baseline's text column, the prediction as ``predicted_label``."""
+    return captured.rename(columns={"review": baseline.statistics["text"]["column"], "label": PREDICTED})
+
+
+def join_ground_truth(window: pd.DataFrame, truth_csv: Path) -> tuple[pd.DataFrame, int]:
+    """Add the ground truth's columns (the true label, a facet, …) to the window by ``inference_id``
+    (and ``item``, the review's place in its request, 0 when the file has no such column).
+
+    Returns:
+        ``(window with the truth's columns, number of ground-truth rows whose id is not in the window)``.
+
+    Raises:
+        DataError: the file has no ``inference_id`` column, or none of its ids is in the window.
+    """
+    from sagestack.data.reviews import read_csv_checked
+
+    truth = read_csv_checked(Path(truth_csv))
+    if "inference_id" not in truth.columns:
+        raise DataError(f"{truth_csv} has no inference_id column; ground truth is joined to captured predictions by it")
+    truth = truth.assign(item=pd.to_numeric(truth["item"], errors="coerce").fillna(0).astype(int)
+                         if "item" in truth.columns else 0)
+    keys = set(zip(window["inference_id"].astype(str), window["item"].astype(int)))
+    known = [(i, n) in keys for i, n in zip(truth["inference_id"].astype(str), truth["item"])]
+    unknown = len(truth) - sum(known)
+    if not any(known):
+        raise DataError(f"none of the {len(truth)} inference ids in {truth_csv} is in this window "
+                        f"(e.g. {truth['inference_id'].iloc[0] if len(truth) else '-'}); check the file or --since/--until")
+    extra = [c for c in truth.columns if c not in ("inference_id", "item") and c not in window.columns]
+    joined = window.assign(item=window["item"].astype(int), inference_id=window["inference_id"].astype(str)).merge(
+        truth[["inference_id", "item", *extra]], on=["inference_id", "item"], how="left")
+    return joined, unknown
+
+
+def run_monitor(
+    baseline_dir: Path,
+    capture: Path,
+    out_dir: Path,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    ground_truth: Path | None = None,
+    settings=None,
+    seed: int = 0,
+) -> dict:
+    """One monitoring run (see the module docstring); outputs land in ``out_dir`` atomically.
+
+    Args:
+        settings: sagestack settings; when given, the run's figures are logged to MLflow
+            (experiment ``sagestack-monitor``).
+
+    Returns:
+        ``{"status": "completed" | "completed_with_violations", "window": {...}, "checks",
+        "bias", "violations", "skipped_files", "unknown_ground_truth", "out_dir", "mlflow_run"}``.
+
+    Raises:
+        DataError: no baseline, no capture folder, an empty window, bad ground truth, or a
+            window whose predictions are not the baseline model's labels.
+    """
+    from sagestack.data.atomic import atomic_dir
+    from sagestack.monitor.report import write_report
+
+    baseline = load_baseline(baseline_dir)
+    captured, skipped = read_capture(capture, since=since, until=until)
+    if captured.empty:
+        where = f" between {since or 'the start'} and {until or 'now'}" if since or until else ""
+        raise DataError(f"no captured records in {capture}{where}"
+                        + (f" ({len(skipped)} unreadable file(s) skipped)" if skipped else ""))
+    window = window_from_capture(captured, baseline)
+    unknown = 0
+    if ground_truth is not None:
+        window, unknown = join_ground_truth(window, ground_truth)
+        label = baseline.statistics["labels"]["column"]
+        if label not in window.columns:
+            raise DataError(f"{ground_truth} has no '{label}' column (the true label the baseline was made with)")
+        judged = window[window[label].notna() & (window[label].astype(str) != "")]
+    else:
+        judged = window
+    result = check_window(window, baseline, seed=seed) if ground_truth is None else _with_truth(window, judged, baseline, seed)
+    result.update({
+        "status": "completed_with_violations" if result["violations"] else "completed",
+        "window": {"rows": int(len(window)), "first": str(captured["time"].min()), "last": str(captured["time"].max()),
+                   "since": str(since) if since else None, "until": str(until) if until else None,
+                   "with_ground_truth": int(len(judged)) if ground_truth is not None else 0},
+        "skipped_files": skipped,
+        "unknown_ground_truth": unknown,
+    })
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        (tmp / "violations.json").write_text(json.dumps({"violations": _sagemaker_violations(result)}, indent=2),
+                                             encoding="utf-8")
+        (tmp / "result.json").write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+        write_report(tmp / "report.html", result, captured)
+    result["out_dir"] = str(out_dir)
+    result["mlflow_run"] = _log_to_mlflow(settings, result) if settings is not None else None
+    return result
+
+
+def _with_truth(window: pd.DataFrame, judged: pd.DataFrame, baseline: Baseline, seed: int) -> dict:
+    """Text and prediction drift on the whole window; label, column and bias drift on the rows
+    the ground truth covers (its columns exist only there)."""
+    label = baseline.statistics["labels"]["column"]
+    from_truth = [label, *(c for c in baseline.statistics["columns"] if c in window.columns)]
+    data = check_window(window.drop(columns=from_truth), baseline, seed=seed)
+    if judged.empty:
+        return data
+    truth = check_window(judged, baseline, seed=seed)
+    joined = {"labels", *(f"columns.{c}" for c in from_truth)}
+    checks = data["checks"] + [c for c in truth["checks"] if c["name"] in joined]
+    violations = data["violations"] + [v for v in truth["violations"]
+                                       if v.split(":", 1)[0] in joined or v.startswith("bias ")]
+    return {"rows": data["rows"], "checks": checks, "bias": truth["bias"], "violations": violations}
+
+
+def _sagemaker_violations(result: dict) -> list[dict]:
+    """The violations in the shape of SageMaker Model Monitor's ``constraint_violations.json``."""
+    out = [{"feature_name": c["name"], "constraint_check_type": f"{c['test']}_drift_check",
+            "description": f"{c['test']} {c['value']:.4g} beyond {c['threshold']:.4g} on {c['samples']} records"}
+           for c in result["checks"] if c["drift"]]
+    out += [{"feature_name": f"bias.{b['facet_value']}.{b['metric']}", "constraint_check_type": "bias_drift_check",
+             "description": f"95% interval [{b['interval'][0]:.4f}, {b['interval'][1]:.4f}] outside "
+                            f"[{b['band'][0]:.4f}, {b['band'][1]:.4f}] on {b['samples']} records"}
+            for b in result["bias"] if b["status"] == "drift"]
+    return out
+
+
+def _log_to_mlflow(settings, result: dict) -> str:
+    from sagestack.registry.tracking import client, ensure_experiment
+
+    mlflow_client = client(settings)
+    run = mlflow_client.create_run(ensure_experiment(settings, MONITOR_EXPERIMENT), run_name="monitor",
+                                   tags={"monitor.status": result["status"]})
+    run_id = run.info.run_id
+    mlflow_client.log_metric(run_id, "window_rows", result["window"]["rows"])
+    mlflow_client.log_metric(run_id, "violations", len(result["violations"]))
+    for check in result["checks"]:
+        if check["value"] is not None:
+            mlflow_client.log_metric(run_id, f"{check['name']}.{check['test']}", min(float(check["value"]), 1e300))
+    mlflow_client.set_terminated(run_id)
+    return run_id

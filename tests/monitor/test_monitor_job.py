@@ -1,0 +1,103 @@
+"""Capture files → a monitoring run (violations.json, report.html, MLflow), and the CLI around it."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+import pytest
+
+from conftest import run_sagestack
+from sagestack.config import load_settings
+from sagestack.errors import DataError
+from sagestack.monitor.capture import CaptureWriter, new_inference_id, read_capture
+from sagestack.monitor.job import run_monitor
+from sagestack.monitor.run import PREDICTED
+from traffic import window, world  # noqa: F401 (world is a fixture)
+
+
+def capture(folder, frame: pd.DataFrame, predictor, per_request: int = 5) -> pd.DataFrame:
+    """Send ``frame``'s reviews through a CaptureWriter as the endpoint would (5 reviews a request);
+    returns the ground truth: inference_id, item, sentiment, product_category."""
+    writer = CaptureWriter(folder, 100)
+    truth = []
+    model = {"name": "reviews-sentiment", "version": "1", "kind": "fasttext", "variant": None}
+    for start in range(0, len(frame), per_request):
+        chunk = frame.iloc[start:start + per_request]
+        reviews = chunk["review_body"].tolist()
+        inference_id = new_inference_id()
+        writer.offer(inference_id, "/predict", reviews, predictor.predict(reviews), model)
+        truth += [{"inference_id": inference_id, "item": i, "sentiment": s, "product_category": c}
+                  for i, (s, c) in enumerate(zip(chunk["sentiment"], chunk["product_category"]))]
+    writer.close()
+    assert writer.stats.dropped == 0 and writer.stats.written == len(frame)
+    return pd.DataFrame(truth)
+
+
+def test_captured_traffic_with_ground_truth_runs_clean_then_catches_a_shift(world, tmp_path):
+    settings = load_settings(cwd=tmp_path, environ={}, home=tmp_path / "home")
+    truth = capture(tmp_path / "capture", window(world["test"], 10), world["predictor"])
+    captured, skipped = read_capture(tmp_path / "capture")
+    assert len(captured) == len(truth) and skipped == []
+    assert set(captured.columns) >= {"inference_id", "item", "time", "review", "label", "probabilities", "model_kind"}
+    truth.to_csv(tmp_path / "truth.csv", index=False)
+
+    clean = run_monitor(world["out"] / "baseline", tmp_path / "capture", tmp_path / "run1",
+                        ground_truth=tmp_path / "truth.csv", settings=settings)
+    assert clean["status"] == "completed", clean["violations"]
+    assert {c["name"] for c in clean["checks"]} >= {"predictions", "labels", "columns.product_category"}
+    assert json.loads((tmp_path / "run1" / "violations.json").read_text()) == {"violations": []}
+    assert "Monitoring report" in (tmp_path / "run1" / "report.html").read_text()
+    from sagestack.registry.tracking import client
+
+    logged = client(settings).get_run(clean["mlflow_run"]).data.metrics
+    assert logged["violations"] == 0 and logged["window_rows"] == len(truth)
+
+    positive = world["test"][world["test"]["sentiment"] == "1"]
+    later = capture(tmp_path / "capture2", window(positive, 11), world["predictor"])
+    (tmp_path / "capture2" / "2026").mkdir(exist_ok=True)
+    (tmp_path / "capture2" / "2026" / "broken.parquet").write_bytes(b"not parquet")
+    later.to_csv(tmp_path / "truth2.csv", index=False)
+    shifted = run_monitor(world["out"] / "baseline", tmp_path / "capture2", tmp_path / "run2",
+                          ground_truth=tmp_path / "truth2.csv")
+    assert shifted["status"] == "completed_with_violations"
+    found = json.loads((tmp_path / "run2" / "violations.json").read_text())["violations"]
+    assert {v["feature_name"] for v in found} >= {"predictions", "labels"}
+    assert len(shifted["skipped_files"]) == 1 and "broken.parquet" in shifted["skipped_files"][0]
+
+
+def test_bad_windows_and_ground_truth_are_one_clear_line(world, tmp_path):
+    truth = capture(tmp_path / "capture", window(world["test"], 12, size=50), world["predictor"])
+    baseline = world["out"] / "baseline"
+    future = datetime.now(timezone.utc) + timedelta(days=2)
+    with pytest.raises(DataError, match="no captured records in .* between"):
+        run_monitor(baseline, tmp_path / "capture", tmp_path / "out", since=future)
+    truth.assign(inference_id="nope").to_csv(tmp_path / "unknown.csv", index=False)
+    with pytest.raises(DataError, match="none of the 50 inference ids in .* is in this window"):
+        run_monitor(baseline, tmp_path / "capture", tmp_path / "out", ground_truth=tmp_path / "unknown.csv")
+    with pytest.raises(DataError, match="no capture folder at"):
+        run_monitor(baseline, tmp_path / "nowhere", tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # nothing half-written
+
+    cli = run_sagestack(tmp_path / "home", "monitor", "run", "--baseline", str(tmp_path), "--capture",
+                        str(tmp_path / "capture"), "--out", str(tmp_path / "o"))
+    assert cli.returncode == 2 and cli.stderr.strip().startswith(f"error: {tmp_path} holds no baseline")
+    cli = run_sagestack(tmp_path / "home", "monitor", "run", "--baseline", str(baseline), "--capture",
+                        str(tmp_path / "capture"), "--since", "yesterday", "--out", str(tmp_path / "o"))
+    assert cli.returncode == 2 and "--since 'yesterday' is not a time" in cli.stderr
+
+
+def test_the_cli_makes_a_baseline_and_runs_a_window(world, tmp_path):
+    validation = world["out"] / "prepared" / "validation.csv"
+    made = run_sagestack(tmp_path / "home", "monitor", "baseline", "--data", str(validation), "--model",
+                         str(world["out"] / "model"), "--out", str(tmp_path / "baseline"), "--json")
+    assert made.returncode == 0, made.stderr
+    assert json.loads((tmp_path / "baseline" / "statistics.json").read_text())["model"]["kind"] == "fasttext"
+    capture(tmp_path / "home" / "capture", window(world["test"], 13), world["predictor"])
+    ran = run_sagestack(tmp_path / "home", "monitor", "run", "--baseline", str(tmp_path / "baseline"),
+                        "--out", str(tmp_path / "run"), "--json")
+    assert ran.returncode == 0, ran.stderr
+    result = json.loads(ran.stdout)
+    assert result["window"]["rows"] == 600 and result["mlflow_run"]
+    assert PREDICTED not in result["window"]
