@@ -32,6 +32,7 @@ from sagestack.errors import ConfigError
 from sagestack.features.store import OnlineStoreUnavailable, has_features
 from sagestack.deploy.traffic import check_servable
 from sagestack.models import get_kind
+from sagestack.monitor.capture import CaptureWriter, new_inference_id
 from sagestack.registry import DEFAULT_MODEL_NAME, load_predictor
 from sagestack.serving.requests import (
     MAX_REQUEST_BYTES,
@@ -67,6 +68,10 @@ WARM_UP_RETRY_S = 5
 INVOCATIONS = bentoml.metrics.Counter(
     name="sagestack_invocations", documentation="Prediction requests by variant, route and outcome",
     labelnames=["variant", "route", "model_version", "outcome"],
+)
+CAPTURE = bentoml.metrics.Counter(
+    name="sagestack_capture_records", documentation="Data capture: records queued for writing, and dropped on a full queue",
+    labelnames=["variant", "outcome"],
 )
 LATENCY = bentoml.metrics.Histogram(
     name="sagestack_request_duration_seconds", documentation="Prediction latency by variant and route",
@@ -162,6 +167,10 @@ class SentimentService:
         self._loop = asyncio.get_running_loop()  # BentoML makes the service inside its startup coroutine
         self._last_reason: str | None = "starting"  # so the first "ready" is logged too
         self._retry_steps = True
+        # Data capture for monitoring (SAGESTACK_CAPTURE percent of requests): queued here,
+        # written by the writer's own thread, so a request never waits for a disk.
+        self._capture = (CaptureWriter(self._settings.capture_dir, self._settings.capture)
+                         if self._settings.capture else None)
 
     @bentoml.on_startup
     async def _start_warming(self) -> None:
@@ -236,6 +245,23 @@ class SentimentService:
     @bentoml.on_shutdown
     def _stop(self) -> None:
         self.readiness.stopping()
+        if self._capture is not None:
+            self._capture.close()  # what is still queued is written before the worker goes
+
+    def _captured(self, route: str, inference_ids: list[str], reviews: list[str], predictions) -> None:
+        """Offer a sampled request's predictions to the capture writer (never blocks); count them."""
+        if self._capture is None or not self._capture.sampled():
+            return
+        model = self.model.model_dump()
+        dropped_before = self._capture.stats.dropped
+        if len(inference_ids) == 1:
+            queued = self._capture.offer(inference_ids[0], route, reviews, predictions, model)
+        else:  # a merged batch: each review is its own inference
+            queued = sum(self._capture.offer(i, route, [r], [p], model)
+                         for i, r, p in zip(inference_ids, reviews, predictions))
+        CAPTURE.labels(variant=self._labels["variant"], outcome="captured").inc(queued)
+        if (dropped := self._capture.stats.dropped - dropped_before) > 0:
+            CAPTURE.labels(variant=self._labels["variant"], outcome="dropped").inc(dropped)
 
     @contextlib.contextmanager
     def _observed(self, route: str):
@@ -271,7 +297,10 @@ class SentimentService:
         with self._observed("/predict") as outcome:
             if cold := self._not_warm():
                 return self._unavailable(outcome, cold, 1)
-            return prediction_response(self.model, await predict_reviews(self.predictor, reviews, heavy=self._heavy))
+            predictions = await predict_reviews(self.predictor, reviews, heavy=self._heavy)
+            inference_id = new_inference_id()
+            self._captured("/predict", [inference_id], reviews, predictions)
+            return prediction_response(self.model, predictions, inference_id)
 
     @bentoml.api(route="/predict_by_id")
     async def predict_by_id(self, review_ids: ReviewIds) -> PredictByIdResponse:
@@ -313,7 +342,10 @@ class SentimentService:
             if cold := self._not_warm():
                 outcome["value"] = "unavailable"
                 raise ServiceUnavailable(cold)  # BentoML answers any 5xx of a batchable api with its own words
-            return batch_predictions(self.model, await predict_reviews(self.predictor, reviews, heavy=self._heavy))
+            predictions = await predict_reviews(self.predictor, reviews, heavy=self._heavy)
+            inference_ids = [new_inference_id() for _ in predictions]
+            self._captured("/predict_batch", inference_ids, reviews, predictions)
+            return batch_predictions(self.model, predictions, inference_ids)
 
 
 # BentoML reads whole bodies with no size limit; this answers 413/415 before it does.

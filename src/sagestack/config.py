@@ -35,6 +35,7 @@ ENV_VARS = {
     "SAGESTACK_FEAST_REGISTRY": "feast_registry",
     "SAGESTACK_VARIANT": "variant",
     "SAGESTACK_WORKERS": "workers",
+    "SAGESTACK_CAPTURE": "capture",
 }
 
 
@@ -58,6 +59,8 @@ class Settings(BaseModel):
             ``/metrics`` name it.
         workers: how many worker processes the endpoint runs (default: one per CPU core); one
             per pod when a Kubernetes autoscaler adds pods instead.
+        capture: the percentage of the endpoint's requests whose predictions are captured for
+            monitoring (0–100; default off; SageMaker's usual choice is 20), into ``home/capture``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -72,6 +75,7 @@ class Settings(BaseModel):
     feast_registry: str | None = None
     variant: str | None = None
     workers: int | None = Field(default=None, ge=1)
+    capture: float | None = Field(default=None, ge=0, le=100)
 
     @field_validator("online_store")
     @classmethod
@@ -98,6 +102,11 @@ class Settings(BaseModel):
     def artifacts_dir(self) -> Path:
         """Where MLflow stores run artifacts when the tracking store is local."""
         return self.home.resolve() / "mlartifacts"
+
+    @property
+    def capture_dir(self) -> Path:
+        """Where the endpoint's data capture writes (hourly Parquet partitions)."""
+        return self.home.resolve() / "capture"
 
     @property
     def cache_dir(self) -> Path:

@@ -101,3 +101,20 @@ def test_the_cli_makes_a_baseline_and_runs_a_window(world, tmp_path):
     result = json.loads(ran.stdout)
     assert result["window"]["rows"] == 600 and result["mlflow_run"]
     assert PREDICTED not in result["window"]
+
+
+def test_the_capture_queue_drops_and_counts_instead_of_blocking(tmp_path):
+    from types import SimpleNamespace
+
+    prediction = SimpleNamespace(label=1, probabilities={"1": 0.9, "0": 0.05, "-1": 0.05})
+    writer = CaptureWriter(tmp_path / "capture", 100, max_records=3, flush_seconds=3600)
+    queued = writer.offer("id", "/predict", ["a", "b", "c", "d", "e"], [prediction] * 5, {"kind": "fasttext"})
+    assert (queued, writer.stats.dropped) == (3, 2)
+    writer.close()
+    assert writer.stats.written == 3 and len(read_capture(tmp_path / "capture")[0]) == 3
+    sampled = CaptureWriter(tmp_path / "c2", 20, seed=0)
+    share = sum(sampled.sampled() for _ in range(5000)) / 5000
+    sampled.close()
+    assert 0.18 < share < 0.22
+    with pytest.raises(DataError, match="between 0 and 100"):
+        CaptureWriter(tmp_path / "c3", 120)

@@ -84,24 +84,26 @@ def test_model_summary_for_registry_refs_and_local_files():
 
 def test_prediction_response_shape():
     model = model_summary("sentiment@champion", INFO, "fasttext")
-    assert prediction_response(model, PREDICTIONS).model_dump() == {
+    assert prediction_response(model, PREDICTIONS, "abc123").model_dump() == {
         "model": {"name": "sentiment", "version": "3", "alias": "champion", "kind": "fasttext", "source": "models:/sentiment/3",
                   "variant": None},
         "predictions": [
             {"label": 1, "probabilities": {"1": 0.8, "0": 0.15, "-1": 0.05}},
             {"label": -1, "probabilities": {"-1": 0.6, "0": 0.3, "1": 0.1}},
         ],
+        "inference_id": "abc123",
     }
     assert prediction_response(model, []).model_dump()["predictions"] == []
 
 
 def test_batch_predictions_name_the_model_on_every_item():
     model = model_summary("sentiment/3", INFO, "fasttext")
-    items = [item.model_dump() for item in batch_predictions(model, PREDICTIONS)]
+    items = [item.model_dump() for item in batch_predictions(model, PREDICTIONS, ["a", "b"])]
     assert items == [
-        {"label": 1, "probabilities": {"1": 0.8, "0": 0.15, "-1": 0.05}, "model": model.model_dump()},
-        {"label": -1, "probabilities": {"-1": 0.6, "0": 0.3, "1": 0.1}, "model": model.model_dump()},
+        {"label": 1, "probabilities": {"1": 0.8, "0": 0.15, "-1": 0.05}, "model": model.model_dump(), "inference_id": "a"},
+        {"label": -1, "probabilities": {"-1": 0.6, "0": 0.3, "1": 0.1}, "model": model.model_dump(), "inference_id": "b"},
     ]
+    assert [item.inference_id for item in batch_predictions(model, PREDICTIONS)] == [None, None]
 
 
 def test_review_ids_beyond_int64_are_refused():

@@ -173,10 +173,11 @@ class LabelPrediction(BaseModel):
 
 
 class PredictResponse(BaseModel):
-    """The body of a ``/predict`` answer."""
+    """The body of a ``/predict`` answer; ``inference_id`` names the request (and its captured records)."""
 
     model: ModelSummary
     predictions: list[LabelPrediction]
+    inference_id: str | None = None
 
 
 class IdPrediction(LabelPrediction):
@@ -193,9 +194,10 @@ class PredictByIdResponse(BaseModel):
 
 
 class BatchPrediction(LabelPrediction):
-    """One item of a ``/predict_batch`` answer: a prediction and the model that made it."""
+    """One item of a ``/predict_batch`` answer: a prediction, the model that made it, its inference id."""
 
     model: ModelSummary
+    inference_id: str | None = None
 
 
 def model_summary(ref: str, info: ModelVersionInfo | None, kind: str, variant: str | None = None) -> ModelSummary:
@@ -219,30 +221,38 @@ def model_summary(ref: str, info: ModelVersionInfo | None, kind: str, variant: s
     return ModelSummary(name=info.name, version=info.version, alias=alias, kind=kind, source=info.uri, variant=variant)
 
 
-def prediction_response(model: ModelSummary, predictions: Sequence[Prediction]) -> PredictResponse:
+def prediction_response(model: ModelSummary, predictions: Sequence[Prediction],
+                        inference_id: str | None = None) -> PredictResponse:
     """Shape the answer to one ``/predict`` request.
 
     Args:
         model: the served model, as :func:`model_summary` describes it.
         predictions: one prediction per review, in request order.
+        inference_id: the request's inference id (its captured records carry it).
 
     Returns:
-        ``{"model": {...}, "predictions": [{"label", "probabilities"}, ...]}`` as a model.
+        ``{"model": {...}, "predictions": [{"label", "probabilities"}, ...], "inference_id"}`` as a model.
     """
     return PredictResponse(
         model=model,
         predictions=[LabelPrediction(label=p.label, probabilities=p.probabilities) for p in predictions],
+        inference_id=inference_id,
     )
 
 
-def batch_predictions(model: ModelSummary, predictions: Sequence[Prediction]) -> list[BatchPrediction]:
+def batch_predictions(model: ModelSummary, predictions: Sequence[Prediction],
+                      inference_ids: Sequence[str] | None = None) -> list[BatchPrediction]:
     """Shape the answers to a batch of reviews: one item per review, each naming the model.
 
     Args:
         model: the served model, as :func:`model_summary` describes it.
         predictions: one prediction per review, in order.
+        inference_ids: one inference id per review (batched requests are merged, so each review
+            is its own inference), or None.
 
     Returns:
-        ``[{"label", "probabilities", "model"}, ...]`` as models.
+        ``[{"label", "probabilities", "model", "inference_id"}, ...]`` as models.
     """
-    return [BatchPrediction(label=p.label, probabilities=p.probabilities, model=model) for p in predictions]
+    ids = inference_ids or [None] * len(predictions)
+    return [BatchPrediction(label=p.label, probabilities=p.probabilities, model=model, inference_id=i)
+            for p, i in zip(predictions, ids)]

@@ -1,0 +1,114 @@
+"""Model monitoring costs: data capture's overhead on the endpoint, and a monitoring run over 1M records.
+
+1. The same fastText champion served twice in one run, capture off and capture at 100 %,
+   alternated (off, on, off, on) so a drift of this machine's speed hits both; ``/predict`` at
+   32 clients with no pause, through wrk when installed (else httpx). Target: p99 with capture
+   within 10 % of p99 without.
+2. ``run_monitor`` over 1,000,000 captured records (the course's reviews with the model's
+   predictions, repeated, written in the capture layout), with ground truth for 10 % of them.
+Run: .venv/bin/python bench/monitor.py [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from serving_http import Measure, train_and_register, warm_up
+from sagestack.config import load_settings
+from sagestack.data import prepare_dataset, resolve_dataset
+from sagestack.models.kinds import load_model
+from sagestack.monitor import make_baseline
+from sagestack.monitor.capture import _write_parquet, new_inference_id
+from sagestack.monitor.job import run_monitor
+from serving.launch import running_server
+
+CLIENTS = 32
+RECORDS = 1_000_000
+TARGET_OVERHEAD = 0.10
+
+
+def capture_overhead(seconds: int, tmp: Path) -> None:
+    settings = load_settings(cwd=tmp, environ={}, home=tmp / "home")
+    model_ref, _, _, validation = train_and_register(settings, tmp)
+    texts = [line.split(" ", 1)[1].strip() for line in validation.read_text(encoding="utf-8").splitlines()][:200]
+    bodies = [json.dumps({"reviews": [t]}) for t in texts]
+    measure = Measure(shutil.which("wrk") is not None, seconds, tmp)
+    print(f"/predict at {CLIENTS} clients, {seconds} s per load ({'wrk' if measure.use_wrk else 'httpx'}):")
+    print(f"{'server, route':<34} {'load':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    rows: dict[str, list[dict]] = {"off": [], "on": []}
+    for turn in ("off", "on", "off", "on"):
+        run_settings = settings.model_copy(update={"capture": 100.0 if turn == "on" else None})
+        with running_server(run_settings, model_ref) as url:
+            warm_up(url, {"/predict": bodies})
+            rows[turn].append(measure(f"capture {turn}", url + "/predict", bodies,
+                                      loads=[(f"{CLIENTS} clients", CLIENTS, 0)])[f"{CLIENTS} clients"])
+    captured = sum(1 for _ in (settings.capture_dir).rglob("*.parquet"))
+    off = np.mean([r["p99_ms"] for r in rows["off"]])
+    on = np.mean([r["p99_ms"] for r in rows["on"]])
+    overhead = on / off - 1
+    verdict = "target met" if overhead <= TARGET_OVERHEAD else f"target NOT met (> {TARGET_OVERHEAD:.0%})"
+    print(f"p99 capture off {off:.2f} ms, on {on:.2f} ms (mean of two runs each): overhead {overhead:+.1%}  {verdict}")
+    print(f"req/s off {np.mean([r['rps'] for r in rows['off']]):.0f}, on {np.mean([r['rps'] for r in rows['on']]):.0f};"
+          f" capture files written: {captured}")
+
+
+def monitor_million(tmp: Path) -> None:
+    settings = load_settings(cwd=tmp, environ={}, home=tmp / "home-monitor")
+    data = resolve_dataset(settings=settings).path
+    prepared = prepare_dataset(data, tmp / "prepared", validation_fraction=0.1, test_fraction=0.1, seed=0)
+    from sagestack.text import make_params, train_fasttext
+
+    train_fasttext(prepared.files["train"]["fasttext"], tmp / "model-m", make_params())
+    predictor = load_model(tmp / "model-m")
+    validation = pd.read_csv(prepared.files["validation"]["csv"], dtype=str, keep_default_na=False)
+    make_baseline(validation, predictor).write(tmp / "baseline")
+    reviews = pd.read_csv(data, dtype=str, keep_default_na=False)
+    labels = [str(p.label) for p in predictor.predict(reviews["review_body"].tolist())]
+    probabilities = [json.dumps(p.probabilities) for p in predictor.predict(reviews["review_body"].tolist())]
+    from datetime import datetime, timedelta, timezone
+
+    start = datetime(2026, 11, 26, tzinfo=timezone.utc)
+    written, truth = 0, []
+    t0 = time.perf_counter()
+    while written < RECORDS:
+        rows = []
+        for i in range(min(100_000, RECORDS - written)):
+            k = (written + i) % len(reviews)
+            inference_id = new_inference_id()
+            rows.append((inference_id, 0, start + timedelta(seconds=(written + i) * 0.05), "/predict",
+                         reviews["review_body"].iat[k], labels[k], probabilities[k], "bench", "1", "fasttext", None))
+            if (written + i) % 10 == 0:
+                truth.append((inference_id, reviews["sentiment"].iat[k], reviews["product_category"].iat[k]))
+        for hour in sorted({r[2].strftime("%Y/%m/%d/%H") for r in rows}):
+            _write_parquet(tmp / "capture" / hour, [r for r in rows if r[2].strftime("%Y/%m/%d/%H") == hour])
+        written += len(rows)
+    pd.DataFrame(truth, columns=["inference_id", "sentiment", "product_category"]).to_csv(tmp / "truth.csv", index=False)
+    print(f"wrote {written:,} captured records in {time.perf_counter() - t0:.1f} s")
+    t0 = time.perf_counter()
+    result = run_monitor(tmp / "baseline", tmp / "capture", tmp / "run", ground_truth=tmp / "truth.csv")
+    seconds = time.perf_counter() - t0
+    print(f"monitor run over {result['window']['rows']:,} records ({result['window']['with_ground_truth']:,} with ground "
+          f"truth): {seconds:.1f} s, {result['window']['rows'] / seconds:,.0f} records/s; status {result['status']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--skip-capture", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        if not args.skip_capture:
+            capture_overhead(args.seconds, Path(tmp))
+        monitor_million(Path(tmp))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Data capture on a real ``bentoml serve``: records land in Parquet with the inference ids the
+responses named, a killed server keeps what it flushed, and capture off writes nothing."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import httpx
+import pytest
+
+from sagestack.config import load_settings
+from sagestack.monitor.capture import read_capture
+from sagestack.registry import log_model_run
+from sagestack.text import make_params, train_fasttext
+from serving.launch import free_port, serve_command, serve_env, stop_process
+
+
+@pytest.fixture(scope="module")
+def registered(sample_split, tmp_path_factory):
+    root = tmp_path_factory.mktemp("capture")
+    settings = load_settings(cwd=root, environ={}, home=root / "home")
+    train_fasttext(sample_split / "train.txt", root / "model", make_params(threads=1))
+    log_model_run(root / "model", settings=settings, model_name="reviews-sentiment", approval="Approved",
+                  aliases=("champion",))
+    return settings
+
+
+def start(settings, capture: str | None, log_path):
+    import subprocess
+
+    port = free_port()
+    env = serve_env(settings, "reviews-sentiment@champion")
+    env.pop("SAGESTACK_CAPTURE", None)
+    env.update(SAGESTACK_WORKERS="1", BENTOML_HOME=str(settings.home / "bentoml"))
+    if capture is not None:
+        env["SAGESTACK_CAPTURE"] = capture
+    process = subprocess.Popen(serve_command("127.0.0.1", port), env=env, stdout=log_path.open("ab"),
+                               stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            pass
+        assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()[-3000:]
+        time.sleep(0.5)
+
+
+def test_capture_writes_what_the_responses_name_and_survives_a_killed_worker(registered, tmp_path):
+    import psutil
+
+    process, url = start(registered, "100", tmp_path / "serve.log")
+    try:
+        ids = []
+        for i in range(20):
+            answer = httpx.post(f"{url}/predict", json={"reviews": [f"Lovely dress number {i}", "Too small"]},
+                                timeout=30).json()
+            ids.append(answer["inference_id"])
+        batch = httpx.post(f"{url}/predict_batch", json={"reviews": ["Great fit", "Awful"]}, timeout=30).json()
+        ids += [item["inference_id"] for item in batch]
+        time.sleep(2.5)  # past the writer's one-second flush
+        metrics = httpx.get(f"{url}/metrics", timeout=5).text
+        assert 'sagestack_capture_records_total{outcome="captured",variant=""} 42.0' in metrics
+
+        # A crash: the worker dies with SIGKILL (no shutdown hook runs); the server starts another.
+        for worker in psutil.Process(process.pid).children(recursive=True):
+            worker.send_signal(signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                answer = httpx.post(f"{url}/predict", json={"reviews": ["After the crash"]}, timeout=5)
+                if answer.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "no worker came back"
+            time.sleep(0.5)
+        ids.append(answer.json()["inference_id"])
+        time.sleep(2.5)
+    finally:
+        stop_process(process)
+    captured, skipped = read_capture(registered.capture_dir)
+    assert skipped == [] and len(captured) == 43  # nothing flushed before the crash is lost
+    assert set(captured["inference_id"]) == set(ids)
+    first = captured[captured["inference_id"] == ids[0]].sort_values("item")
+    assert first["review"].tolist() == ["Lovely dress number 0", "Too small"] and first["item"].tolist() == [0, 1]
+    assert set(captured["model_kind"]) == {"fasttext"} and set(captured["route"]) == {"/predict", "/predict_batch"}
+
+
+def test_capture_off_writes_nothing(registered, tmp_path):
+    import shutil
+
+    shutil.rmtree(registered.capture_dir, ignore_errors=True)
+    process, url = start(registered, None, tmp_path / "serve.log")
+    try:
+        answer = httpx.post(f"{url}/predict", json={"reviews": ["Nice"]}, timeout=30).json()
+        assert answer["inference_id"]  # always named, captured or not
+        time.sleep(1.5)
+    finally:
+        stop_process(process)
+    assert not registered.capture_dir.exists()
