@@ -171,6 +171,7 @@ class SentimentService:
         # written by the writer's own thread, so a request never waits for a disk.
         self._capture = (CaptureWriter(self._settings.capture_dir, self._settings.capture)
                          if self._settings.capture else None)
+        self._capture_model: dict | None = None  # the served model as capture records name it
 
     @bentoml.on_startup
     async def _start_warming(self) -> None:
@@ -252,7 +253,8 @@ class SentimentService:
         """Offer a sampled request's predictions to the capture writer (never blocks); count them."""
         if self._capture is None or not self._capture.sampled():
             return
-        model = self.model.model_dump()
+        model = self._capture_model or self.model.model_dump()
+        self._capture_model = model
         dropped_before = self._capture.stats.dropped
         if len(inference_ids) == 1:
             queued = self._capture.offer(inference_ids[0], route, reviews, predictions, model)

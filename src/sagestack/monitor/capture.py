@@ -13,9 +13,9 @@ second, so a crash loses at most the last second. A full queue drops records and
 
 from __future__ import annotations
 
+import collections
 import json
 import os
-import queue
 import random
 import threading
 import time
@@ -66,7 +66,10 @@ class CaptureWriter:
         self.percent = float(percent)
         self.flush_seconds = flush_seconds
         self.stats = CaptureStats()
-        self._queue: queue.Queue = queue.Queue(maxsize=max_records)
+        self.max_records = max_records
+        # A deque: appending and popping are atomic under the GIL, so a request takes no lock and
+        # never waits on the writer thread.
+        self._queue: collections.deque = collections.deque()
         self._random = random.Random(seed)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="capture-writer", daemon=True)
@@ -83,16 +86,12 @@ class CaptureWriter:
         ``version``, ``kind`` and ``variant``. Never blocks: what does not fit is dropped.
         """
         now = datetime.now(timezone.utc)
-        queued = 0
-        for item, (review, prediction) in enumerate(zip(reviews, predictions)):
-            record = (inference_id, item, now, route, str(review), str(prediction.label),
-                      json.dumps(prediction.probabilities), model.get("name"), model.get("version"),
-                      model.get("kind"), model.get("variant"))
-            try:
-                self._queue.put_nowait(record)
-                queued += 1
-            except queue.Full:
-                self.stats.dropped += 1
+        room = max(0, self.max_records - len(self._queue))
+        queued = min(room, len(predictions), len(reviews))
+        # Just references here; the writer thread turns them into columns (and JSON) later.
+        for item in range(queued):
+            self._queue.append((inference_id, item, now, route, reviews[item], predictions[item], model))
+        self.stats.dropped += min(len(predictions), len(reviews)) - queued
         self.stats.captured += queued
         return queued
 
@@ -104,16 +103,15 @@ class CaptureWriter:
     def flush(self) -> int:
         """Write every queued record now (one file per hour they fall in); returns how many."""
         records = []
-        while True:
-            try:
-                records.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
+        for _ in range(len(self._queue)):
+            records.append(self._queue.popleft())
         if not records:
             return 0
         by_hour: dict[str, list] = {}
-        for record in records:
-            by_hour.setdefault(record[2].strftime("%Y/%m/%d/%H"), []).append(record)
+        for inference_id, item, now, route, review, prediction, model in records:
+            by_hour.setdefault(now.strftime("%Y/%m/%d/%H"), []).append((
+                inference_id, item, now, route, str(review), str(prediction.label), json.dumps(prediction.probabilities),
+                model.get("name"), model.get("version"), model.get("kind"), model.get("variant")))
         for hour, rows in by_hour.items():
             _write_parquet(self.folder / hour, rows)
             self.stats.files += 1
