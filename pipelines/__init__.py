@@ -7,6 +7,7 @@ import importlib
 # pipeline name -> "module:function". The runner, compiler and submitter look pipelines up here.
 PIPELINES = {
     "sentiment": "pipelines.sentiment:sentiment_pipeline",
+    "monitoring": "pipelines.monitoring:monitoring_pipeline",
 }
 DEFAULT_PIPELINE = "sentiment"
 

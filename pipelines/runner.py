@@ -263,12 +263,13 @@ def run_local(
     # own): the home, the tracking URI and the dataset as resolved here, with its content hash,
     # which also makes the step cache follow the data's content, so an edited file re-runs.
     arguments = {**arguments, "home": str(home), "tracking_uri": settings.mlflow_uri}
-    try:
-        resolved = resolve_dataset(arguments.get("data_path") or None, settings=settings)
-        arguments["data_path"] = str(resolved.path.resolve())
-        arguments.setdefault("data_sha256", sha256_file(resolved.path))
-    except SagestackError:
-        pass  # the ingest step reports the missing data with its own message
+    if "data_path" in pipeline_func.component_spec.inputs:  # a pipeline that reads the dataset
+        try:
+            resolved = resolve_dataset(arguments.get("data_path") or None, settings=settings)
+            arguments["data_path"] = str(resolved.path.resolve())
+            arguments.setdefault("data_sha256", sha256_file(resolved.path))
+        except SagestackError:
+            pass  # the ingest step reports the missing data with its own message
     before = set(root.iterdir())
     log_path = base / "logs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{time.monotonic_ns() % 10**6}.log"
 
@@ -362,6 +363,36 @@ def compile_pipeline(path: Path, pipeline: str = DEFAULT_PIPELINE) -> Path:
         finally:
             staged.unlink(missing_ok=True)
     return Path(path)
+
+
+def schedule(host: str, arguments: dict, cron: str, *, pipeline: str, experiment: str = "sagestack",
+             job_name: str | None = None) -> dict:
+    """Create a KFP recurring run of a pipeline on ``cron`` (KFP's six-field cron: seconds first).
+
+    Raises:
+        SagestackError: the host is not an http(s) URL or the endpoint cannot be reached.
+    """
+    if not re.match(r"^https?://[^/\s]+", host or ""):
+        raise SagestackError(f"--host must be the http(s) URL of a Kubeflow Pipelines API, got {host!r}")
+    import tempfile
+
+    import kfp
+
+    with tempfile.TemporaryDirectory() as tmp:
+        package = compile_pipeline(Path(tmp) / "pipeline.yaml", pipeline)
+        try:
+            client = kfp.Client(host=host)
+            experiment_id = client.create_experiment(experiment).experiment_id
+            job = client.create_recurring_run(
+                experiment_id=experiment_id, job_name=job_name or f"sagestack-{pipeline}", cron_expression=f"0 {cron}",
+                params=arguments, pipeline_package_path=str(package), max_concurrency=1, no_catchup=True,
+                enable_caching=False,
+            )
+        except Exception as exc:  # kfp raises many transport-level types; the user needs one line
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SagestackError(f"could not schedule on {host} ({first}); check --host and that the KFP API is "
+                                 "reachable") from None
+    return {"host": host, "recurring_run_id": job.recurring_run_id, "cron": cron, "experiment": experiment}
 
 
 def submit(host: str, arguments: dict, *, pipeline: str = DEFAULT_PIPELINE, experiment: str = "sagestack",

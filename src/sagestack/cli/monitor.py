@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import List, Optional
 
@@ -23,6 +23,21 @@ def _when(value: Optional[str], option: str) -> Optional[datetime]:
     except ValueError:
         raise ConfigError(f"{option} {value!r} is not a time; use ISO 8601, e.g. 2026-11-26T14:00") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _duration(value: str) -> timedelta:
+    """``30m``, ``1h``, ``2d`` → a timedelta."""
+    from sagestack.errors import ConfigError
+
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    number, unit = value[:-1], value[-1:]
+    try:
+        amount = float(number)
+    except ValueError:
+        amount = -1
+    if unit not in units or amount <= 0:
+        raise ConfigError(f"{value!r} is not a duration; use a number and m, h or d, e.g. 30m, 1h, 1d")
+    return timedelta(**{units[unit]: amount})
 
 
 @app.command("baseline")
@@ -56,20 +71,62 @@ def run(
     capture: Optional[Path] = typer.Option(None, "--capture", help="Capture folder (default: HOME/capture)."),
     since: Optional[str] = typer.Option(None, "--since", help="Window start, ISO 8601 (UTC unless it says)."),
     until: Optional[str] = typer.Option(None, "--until", help="Window end, ISO 8601."),
+    last: Optional[str] = typer.Option(None, "--last", help="The window is the last 30m / 1h / 1d (instead of --since)."),
     ground_truth: Optional[Path] = typer.Option(None, "--ground-truth", help="CSV: inference_id[, item], the true label, the facet."),
-    out: Path = typer.Option(..., "--out", help="Output folder: violations.json, result.json, report.html."),
+    out: str = typer.Option(..., "--out", help="Output folder: violations.json, result.json, report.html; "
+                            "strftime fields are filled in (UTC), e.g. monitoring/%Y%m%dT%H%M."),
     json_output: bool = JsonOpt,
 ) -> None:
     """Compare a window of captured traffic with the baseline; log the figures to MLflow."""
+    from sagestack.errors import ConfigError
     from sagestack.monitor.job import run_monitor
 
+    if last and since:
+        raise ConfigError("pass --since or --last, not both")
+    now = datetime.now(timezone.utc)
+    start = now - _duration(last) if last else _when(since, "--since")
+    out_dir = Path(now.strftime(out) if "%" in out else out)
     current = settings()
-    result = run_monitor(baseline_dir, capture or current.home.resolve() / "capture", out,
-                         since=_when(since, "--since"), until=_when(until, "--until"), ground_truth=ground_truth,
-                         settings=current)
+    result = run_monitor(baseline_dir, capture or current.capture_dir, out_dir, since=start,
+                         until=_when(until, "--until"), ground_truth=ground_truth, settings=current)
     lines = [f"{result['window']['rows']} records: {result['status']}", *(f"  violation: {v}" for v in result["violations"]),
              *(f"  skipped {s}" for s in result["skipped_files"]),
              *([f"  {result['unknown_ground_truth']} ground-truth row(s) name no captured inference id"]
                if result["unknown_ground_truth"] else []),
-             f"report: {out}/report.html"]
+             f"report: {out_dir}/report.html"]
+    emit(result, json_output, lines)
+
+
+@app.command("schedule")
+def schedule(
+    every: str = typer.Option("1h", "--every", help="How often: 15m, 30m, 1h, 6h, 1d, …"),
+    window: Optional[str] = typer.Option(None, "--window", help="How much traffic each run looks at (default: --every)."),
+    baseline_dir: str = typer.Option("/var/lib/sagestack/monitoring/baseline", "--baseline",
+                                     help="The baseline as the cluster's pods see it."),
+    overlay: Optional[Path] = typer.Option(None, "--overlay", help="A kustomize overlay to patch, e.g. k8s/overlays/local."),
+    host: Optional[str] = typer.Option(None, "--host", help="A Kubeflow Pipelines API: also create a KFP recurring run."),
+    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow server URL as the cluster sees it (with --host)."),
+    json_output: bool = JsonOpt,
+) -> None:
+    """Run monitoring on a schedule: patch the monitoring CronJob in an overlay and/or create a KFP recurring run."""
+    from sagestack.errors import ConfigError
+    from sagestack.monitor.schedule import cron_for, write_overlay_schedule
+
+    if overlay is None and host is None:
+        raise ConfigError("pass --overlay (the CronJob in a kustomize overlay), --host (a KFP recurring run), or both")
+    cron = cron_for(every)
+    window = window or every
+    _duration(window)
+    result: dict = {"cron": cron, "window": window, "baseline": baseline_dir}
+    lines = [f"every {every} ({cron}), the last {window} against {baseline_dir}"]
+    if overlay is not None:
+        result["patch"] = str(write_overlay_schedule(overlay, cron, window, baseline_dir))
+        lines.append(f"wrote {result['patch']} (apply with: kubectl apply -k {overlay})")
+    if host is not None:
+        from pipelines.runner import schedule as kfp_schedule
+
+        hours = _duration(window).total_seconds() / 3600
+        result["kfp"] = kfp_schedule(host, {"baseline": baseline_dir, "window_hours": hours,
+                                            "tracking_uri": tracking_uri or ""}, cron, pipeline="monitoring")
+        lines.append(f"KFP recurring run {result['kfp']['recurring_run_id']} on {host}")
     emit(result, json_output, lines)

@@ -17,6 +17,10 @@ from sagestack.monitor.run import PREDICTED, check_window
 MONITOR_EXPERIMENT = "sagestack-monitor"
 
 
+class EmptyWindow(DataError):
+    """The window holds no captured record (no traffic, or capture is off)."""
+
+
 def window_from_capture(captured: pd.DataFrame, baseline: Baseline) -> pd.DataFrame:
     """Captured rows as a window: the review under the baseline's text column, the prediction as ``predicted_label``."""
     return captured.rename(columns={"review": baseline.statistics["text"]["column"], "label": PREDICTED})
@@ -83,7 +87,7 @@ def run_monitor(
     captured, skipped = read_capture(capture, since=since, until=until)
     if captured.empty:
         where = f" between {since or 'the start'} and {until or 'now'}" if since or until else ""
-        raise DataError(f"no captured records in {capture}{where}"
+        raise EmptyWindow(f"no captured records in {capture}{where}"
                         + (f" ({len(skipped)} unreadable file(s) skipped)" if skipped else ""))
     window = window_from_capture(captured, baseline)
     unknown = 0

@@ -1,0 +1,38 @@
+"""The monitoring pipeline's step: one monitoring run over the last hours of captured traffic."""
+
+from __future__ import annotations
+
+import html
+import json
+import shutil
+import tempfile
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+
+def monitor_step(baseline: str, capture: str, window_hours: float, report_path: str, violations_path: str,
+                 settings) -> dict:
+    """Run :func:`sagestack.monitor.job.run_monitor` over the last ``window_hours`` and copy its
+    report and violations to the step's outputs.
+
+    A window without traffic is not a failure of a scheduled run: its report says so and it has
+    no violations (status ``no_data``).
+
+    Returns:
+        ``{"status", "rows", "violations"}``.
+    """
+    from sagestack.monitor.job import EmptyWindow, run_monitor
+
+    since = datetime.now(timezone.utc) - timedelta(hours=window_hours)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            result = run_monitor(Path(baseline), Path(capture) if capture else settings.capture_dir, Path(tmp) / "run",
+                                 since=since, settings=settings)
+        except EmptyWindow as exc:
+            Path(report_path).write_text(f"<!doctype html><title>Monitoring report</title><p>{html.escape(str(exc))}</p>",
+                                         encoding="utf-8")
+            Path(violations_path).write_text(json.dumps({"violations": []}), encoding="utf-8")
+            return {"status": "no_data", "rows": 0, "violations": 0}
+        shutil.copyfile(Path(tmp) / "run" / "report.html", report_path)
+        shutil.copyfile(Path(tmp) / "run" / "violations.json", violations_path)
+    return {"status": result["status"], "rows": result["window"]["rows"], "violations": len(result["violations"])}
