@@ -6,6 +6,8 @@
    within 10 % of p99 without.
 2. ``run_monitor`` over 1,000,000 captured records (the course's reviews with the model's
    predictions, repeated, written in the capture layout), with ground truth for 10 % of them.
+3. Bias drift's power: 600-review windows of the test split (as in tests/monitor) in which a share
+   of the Dresses predictions is made wrong; how many of 10 windows report Dresses' bias drift.
 Run: .venv/bin/python bench/monitor.py [--seconds 10]
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -36,6 +39,7 @@ TARGET_OVERHEAD = 0.10
 
 
 def capture_overhead(seconds: int, tmp: Path) -> None:
+    os.environ.pop("SAGESTACK_CAPTURE", None)  # the "off" servers must not inherit a capture setting
     settings = load_settings(cwd=tmp, environ={}, home=tmp / "home")
     model_ref, _, _, validation = train_and_register(settings, tmp)
     texts = [line.split(" ", 1)[1].strip() for line in validation.read_text(encoding="utf-8").splitlines()][:200]
@@ -80,9 +84,9 @@ def monitor_million(tmp: Path) -> None:
     start = datetime(2026, 11, 26, tzinfo=timezone.utc)
     written, truth = 0, []
     t0 = time.perf_counter()
-    while written < RECORDS:
+    while written < RECORDS:  # files of 2,000 records: about what one busy worker writes each second
         rows = []
-        for i in range(min(100_000, RECORDS - written)):
+        for i in range(min(2_000, RECORDS - written)):
             k = (written + i) % len(reviews)
             inference_id = new_inference_id()
             rows.append((inference_id, 0, start + timedelta(seconds=(written + i) * 0.05), "/predict",
@@ -103,6 +107,32 @@ def monitor_million(tmp: Path) -> None:
         print(f"  violation: {violation}")
 
 
+def bias_power(tmp: Path) -> None:
+    from sagestack.monitor import check_window
+    from sagestack.monitor.run import PREDICTED
+
+    predictor = load_model(tmp / "model-m")
+    test = pd.read_csv(tmp / "prepared" / "test.csv", dtype=str, keep_default_na=False)
+    test[PREDICTED] = [str(p.label) for p in predictor.predict(test["review_body"].tolist())]
+    from sagestack.monitor import load_baseline
+
+    baseline = load_baseline(tmp / "baseline")
+    wrong = {"1": "-1", "0": "1", "-1": "1"}
+    print("bias drift of Dresses, 600-review windows of the test split, 10 windows per row:")
+    for share in (0.0, 0.3, 0.5, 0.7):
+        caught, accuracies = 0, []
+        for seed in range(10):
+            window = test.sample(600, replace=True, random_state=100 + seed).reset_index(drop=True)
+            dresses = window.index[window["product_category"] == "Dresses"]
+            flipped = np.random.default_rng(seed).choice(dresses, int(share * len(dresses)), replace=False)
+            window.loc[flipped, PREDICTED] = window.loc[flipped, "sentiment"].map(wrong)
+            accuracies.append((window.loc[dresses, PREDICTED] == window.loc[dresses, "sentiment"]).mean())
+            result = check_window(window, baseline, seed=seed)
+            caught += any(b["status"] == "drift" and b["facet_value"] == "Dresses" for b in result["bias"])
+        print(f"  {share:.0%} of Dresses predictions made wrong (their accuracy {np.mean(accuracies):.2f}): "
+              f"caught in {caught} of 10 windows")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
@@ -112,6 +142,7 @@ def main() -> None:
         if not args.skip_capture:
             capture_overhead(args.seconds, Path(tmp))
         monitor_million(Path(tmp))
+        bias_power(Path(tmp))
 
 
 if __name__ == "__main__":

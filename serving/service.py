@@ -70,7 +70,8 @@ INVOCATIONS = bentoml.metrics.Counter(
     labelnames=["variant", "route", "model_version", "outcome"],
 )
 CAPTURE = bentoml.metrics.Counter(
-    name="sagestack_capture_records", documentation="Data capture: records queued for writing, and dropped on a full queue",
+    name="sagestack_capture_records",
+    documentation="Data capture: records queued for writing (captured), dropped on a full queue, lost to a write error (failed)",
     labelnames=["variant", "outcome"],
 )
 LATENCY = bentoml.metrics.Histogram(
@@ -169,7 +170,8 @@ class SentimentService:
         self._retry_steps = True
         # Data capture for monitoring (SAGESTACK_CAPTURE percent of requests): queued here,
         # written by the writer's own thread, so a request never waits for a disk.
-        self._capture = (CaptureWriter(self._settings.capture_dir, self._settings.capture)
+        self._capture = (CaptureWriter(self._settings.capture_dir, self._settings.capture,
+                                       on_flush=self._capture_flushed)
                          if self._settings.capture else None)
         self._capture_model: dict | None = None  # the served model as capture records name it
 
@@ -250,20 +252,33 @@ class SentimentService:
             self._capture.close()  # what is still queued is written before the worker goes
 
     def _captured(self, route: str, inference_ids: list[str], reviews: list[str], predictions) -> None:
-        """Offer a sampled request's predictions to the capture writer (never blocks); count them."""
-        if self._capture is None or not self._capture.sampled():
+        """Offer a sampled request's predictions to the capture writer: never blocks, never fails the request.
+
+        One inference id: one request, sampled as a whole. Several (a merged batch): each review is
+        its own inference, sampled on its own, so one client's requests are not all in or all out.
+        """
+        if self._capture is None:
             return
-        model = self._capture_model or self.model.model_dump()
-        self._capture_model = model
-        dropped_before = self._capture.stats.dropped
-        if len(inference_ids) == 1:
-            queued = self._capture.offer(inference_ids[0], route, reviews, predictions, model)
-        else:  # a merged batch: each review is its own inference
-            queued = sum(self._capture.offer(i, route, [r], [p], model)
-                         for i, r, p in zip(inference_ids, reviews, predictions))
-        CAPTURE.labels(variant=self._labels["variant"], outcome="captured").inc(queued)
-        if (dropped := self._capture.stats.dropped - dropped_before) > 0:
-            CAPTURE.labels(variant=self._labels["variant"], outcome="dropped").inc(dropped)
+        try:
+            model = self._capture_model or self.model.model_dump()
+            self._capture_model = model
+            dropped_before = self._capture.stats.dropped
+            if len(inference_ids) == 1:
+                queued = self._capture.offer(inference_ids[0], route, reviews, predictions, model) \
+                    if self._capture.sampled() else 0
+            else:
+                queued = sum(self._capture.offer(i, route, [r], [p], model)
+                             for i, r, p in zip(inference_ids, reviews, predictions) if self._capture.sampled())
+            CAPTURE.labels(variant=self._labels["variant"], outcome="captured").inc(queued)
+            if (dropped := self._capture.stats.dropped - dropped_before) > 0:
+                CAPTURE.labels(variant=self._labels["variant"], outcome="dropped").inc(dropped)
+        except Exception:  # capture is an observer: a fault there must never cost a prediction
+            logger.exception("data capture failed for a request on %s", route)
+
+    def _capture_flushed(self, written: int, failed: int) -> None:
+        """From the capture writer's thread: records it wrote, and records a write error lost."""
+        if failed:
+            CAPTURE.labels(variant=self._labels["variant"], outcome="failed").inc(failed)
 
     @contextlib.contextmanager
     def _observed(self, route: str):
@@ -321,7 +336,9 @@ class SentimentService:
                 return self._unavailable(outcome, str(exc), 5)
             if missing:
                 raise NotFound(missing_ids_message(missing))
-            return PredictByIdResponse(model=self.model, predictions=predictions)
+            inference_id = new_inference_id()
+            self._captured("/predict_by_id", [inference_id], [p.review for p in predictions], predictions)
+            return PredictByIdResponse(model=self.model, predictions=predictions, inference_id=inference_id)
 
     async def _open_stored(self) -> StoredPredictions:
         # Only when the store was filled after this worker warmed up: the one cold read there is.

@@ -4,6 +4,7 @@ responses named, a killed server keeps what it flushed, and capture off writes n
 from __future__ import annotations
 
 import signal
+import threading
 import time
 
 import httpx
@@ -17,9 +18,14 @@ from serving.launch import free_port, serve_command, serve_env, stop_process
 
 
 @pytest.fixture(scope="module")
-def registered(sample_split, tmp_path_factory):
+def registered(sample_split, sample_csv, tmp_path_factory):
+    """A fastText champion, and a feature store holding the sample's reviews (for /predict_by_id)."""
+    from sagestack.data import load_reviews
+    from sagestack.features import ingest
+
     root = tmp_path_factory.mktemp("capture")
     settings = load_settings(cwd=root, environ={}, home=root / "home")
+    ingest(settings, load_reviews(sample_csv).frame.head(50))
     train_fasttext(sample_split / "train.txt", root / "model", make_params(threads=1))
     log_model_run(root / "model", settings=settings, model_name="reviews-sentiment", approval="Approved",
                   aliases=("champion",))
@@ -61,33 +67,61 @@ def test_capture_writes_what_the_responses_name_and_survives_a_killed_worker(reg
             ids.append(answer["inference_id"])
         batch = httpx.post(f"{url}/predict_batch", json={"reviews": ["Great fit", "Awful"]}, timeout=30).json()
         ids += [item["inference_id"] for item in batch]
+        by_id = httpx.post(f"{url}/predict_by_id", json={"review_ids": [1, 2]}, timeout=30).json()
+        assert set(by_id["predictions"][0]) == {"review_id", "label", "probabilities"}  # the stored text stays inside
+        ids.append(by_id["inference_id"])
         time.sleep(2.5)  # past the writer's one-second flush
         metrics = httpx.get(f"{url}/metrics", timeout=5).text
-        assert 'sagestack_capture_records_total{outcome="captured",variant=""} 42.0' in metrics
+        assert 'sagestack_capture_records_total{outcome="captured",variant=""} 44.0' in metrics
 
-        # A crash: the worker dies with SIGKILL (no shutdown hook runs); the server starts another.
+        # A crash mid-traffic: a client keeps sending while the worker dies with SIGKILL (no shutdown
+        # hook runs) and the server starts another.
+        answered: list[tuple[float, str]] = []
+        sending = threading.Event()
+        sending.set()
+
+        def client() -> None:
+            with httpx.Client(timeout=5) as http:
+                while sending.is_set():
+                    try:
+                        reply = http.post(f"{url}/predict", json={"reviews": ["Traffic during the crash"]})
+                        if reply.status_code == 200:
+                            answered.append((time.monotonic(), reply.json()["inference_id"]))
+                    except httpx.HTTPError:
+                        time.sleep(0.05)
+
+        sender = threading.Thread(target=client, daemon=True)
+        sender.start()
+        time.sleep(2.0)
+        killed_at = time.monotonic()
         for worker in psutil.Process(process.pid).children(recursive=True):
             worker.send_signal(signal.SIGKILL)
         deadline = time.monotonic() + 120
-        while True:
-            try:
-                answer = httpx.post(f"{url}/predict", json={"reviews": ["After the crash"]}, timeout=5)
-                if answer.status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
+        while not any(t > killed_at + 1.0 for t, _ in answered):  # answers in flight at the kill don't count
             assert time.monotonic() < deadline, "no worker came back"
             time.sleep(0.5)
-        ids.append(answer.json()["inference_id"])
-        time.sleep(2.5)
+        time.sleep(2.0)
+        sending.clear()
+        sender.join(timeout=10)
+        time.sleep(2.5)  # the new worker's writer flushes what it took
     finally:
         stop_process(process)
     captured, skipped = read_capture(registered.capture_dir)
-    assert skipped == [] and len(captured) == 43  # nothing flushed before the crash is lost
-    assert set(captured["inference_id"]) == set(ids)
+    assert skipped == []
+    stored = set(captured["inference_id"])
+    assert set(ids) <= stored  # everything flushed before the crash is still there
+    flushed_before = {i for t, i in answered if t < killed_at - 1.5}  # answered over a second before the kill
+    after = {i for t, i in answered if t > killed_at + 1.0}  # from the worker the server started anew
+    assert flushed_before and after and flushed_before <= stored and after <= stored
     first = captured[captured["inference_id"] == ids[0]].sort_values("item")
     assert first["review"].tolist() == ["Lovely dress number 0", "Too small"] and first["item"].tolist() == [0, 1]
-    assert set(captured["model_kind"]) == {"fasttext"} and set(captured["route"]) == {"/predict", "/predict_batch"}
+    assert set(captured["model_kind"]) == {"fasttext"}
+    assert set(captured["route"]) == {"/predict", "/predict_batch", "/predict_by_id"}
+    from sagestack.features import read_features
+
+    stored = read_features(registered).set_index("review_id")["review_body"]
+    by_id_rows = captured[captured["route"] == "/predict_by_id"].sort_values("item")
+    assert by_id_rows["review"].tolist() == [stored[1], stored[2]]  # the text the store held
 
 
 def test_capture_off_writes_nothing(registered, tmp_path):

@@ -17,12 +17,12 @@ from sagestack.monitor.run import PREDICTED
 from traffic import window, world  # noqa: F401 (world is a fixture)
 
 
-def capture(folder, frame: pd.DataFrame, predictor, per_request: int = 5) -> pd.DataFrame:
+def capture(folder, frame: pd.DataFrame, predictor, per_request: int = 5, kind: str = "fasttext") -> pd.DataFrame:
     """Send ``frame``'s reviews through a CaptureWriter as the endpoint would (5 reviews a request);
     returns the ground truth: inference_id, item, sentiment, product_category."""
     writer = CaptureWriter(folder, 100)
     truth = []
-    model = {"name": "reviews-sentiment", "version": "1", "kind": "fasttext", "variant": None}
+    model = {"name": "reviews-sentiment", "version": "1", "kind": kind, "variant": None}
     for start in range(0, len(frame), per_request):
         chunk = frame.iloc[start:start + per_request]
         reviews = chunk["review_body"].tolist()
@@ -73,9 +73,18 @@ def test_bad_windows_and_ground_truth_are_one_clear_line(world, tmp_path):
     future = datetime.now(timezone.utc) + timedelta(days=2)
     with pytest.raises(DataError, match="no captured records in .* between"):
         run_monitor(baseline, tmp_path / "capture", tmp_path / "out", since=future)
-    truth.assign(inference_id="nope").to_csv(tmp_path / "unknown.csv", index=False)
+    truth.assign(inference_id=[f"nope{i}" for i in range(len(truth))]).to_csv(tmp_path / "unknown.csv", index=False)
     with pytest.raises(DataError, match="none of the 50 inference ids in .* is in this window"):
         run_monitor(baseline, tmp_path / "capture", tmp_path / "out", ground_truth=tmp_path / "unknown.csv")
+    pd.concat([truth, truth.head(2)]).to_csv(tmp_path / "twice.csv", index=False)
+    with pytest.raises(DataError, match=r"labels inference \w+ item \d more than once \(2 repeated row\(s\)\)"):
+        run_monitor(baseline, tmp_path / "capture", tmp_path / "out", ground_truth=tmp_path / "twice.csv")
+    truth.assign(item="first").to_csv(tmp_path / "items.csv", index=False)
+    with pytest.raises(DataError, match="item 'first' is not a review's place in its request"):
+        run_monitor(baseline, tmp_path / "capture", tmp_path / "out", ground_truth=tmp_path / "items.csv")
+    capture(tmp_path / "other-kind", window(world["test"], 14, size=50), world["predictor"], kind="baseline")
+    with pytest.raises(DataError, match="come from a baseline model but the baseline was made with a fasttext model"):
+        run_monitor(baseline, tmp_path / "other-kind", tmp_path / "out")
     with pytest.raises(DataError, match="no capture folder at"):
         run_monitor(baseline, tmp_path / "nowhere", tmp_path / "out")
     assert not (tmp_path / "out").exists()  # nothing half-written
@@ -118,3 +127,42 @@ def test_the_capture_queue_drops_and_counts_instead_of_blocking(tmp_path):
     assert 0.18 < share < 0.22
     with pytest.raises(DataError, match="between 0 and 100"):
         CaptureWriter(tmp_path / "c3", 120)
+
+
+def test_a_write_error_loses_that_flush_only_and_the_writer_goes_on(tmp_path):
+    from types import SimpleNamespace
+
+    prediction = SimpleNamespace(label=0, probabilities={"0": 1.0})
+    flushed = []
+    writer = CaptureWriter(tmp_path / "capture", 100, flush_seconds=3600, on_flush=lambda w, f: flushed.append((w, f)))
+    (tmp_path / "capture").write_text("a file where the folder should be")
+    writer.offer("a", "/predict", ["x", "y"], [prediction] * 2, {"kind": "fasttext"})
+    assert writer.flush() == 0 and writer.stats.failed == 2 and flushed == [(0, 2)]
+    (tmp_path / "capture").unlink()
+    writer.offer("b", "/predict", ["z"], [prediction], {"kind": "fasttext"})
+    assert writer.flush() == 1 and writer.stats.written == 1 and flushed[-1] == (1, 0)
+    writer.close()
+
+    small = CaptureWriter(tmp_path / "c2", 100, max_bytes=10, flush_seconds=3600)
+    assert small.offer("c", "/predict", ["12345", "67890", "x"], [prediction] * 3, {}) == 2
+    assert small.stats.dropped == 1
+    small.close()
+
+
+def test_capture_files_read_as_one_dataset_and_windows_cut_at_the_second(tmp_path):
+    import pyarrow.dataset as ds
+    from types import SimpleNamespace
+
+    prediction = SimpleNamespace(label=1, probabilities={"1": 1.0})
+    writer = CaptureWriter(tmp_path / "capture", 100, flush_seconds=3600)
+    writer.offer("a", "/predict", ["no variant"], [prediction], {"kind": "fasttext", "variant": None})
+    writer.flush()
+    writer.offer("b", "/predict", ["variant B"], [prediction], {"kind": "fasttext", "variant": "B"})
+    writer.close()
+    table = ds.dataset(tmp_path / "capture", format="parquet").to_table()  # one schema for every file
+    assert table.num_rows == 2 and sorted(v for v in table.column("variant").to_pylist() if v) == ["B"]
+    captured, _ = read_capture(tmp_path / "capture")
+    moment = captured["time"].iloc[0].to_pydatetime()
+    naive = moment.replace(tzinfo=None) - timedelta(microseconds=1)  # naive datetimes are UTC
+    assert len(read_capture(tmp_path / "capture", since=naive)[0]) == 2
+    assert len(read_capture(tmp_path / "capture", since=moment + timedelta(hours=2))[0]) == 0

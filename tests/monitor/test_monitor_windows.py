@@ -59,6 +59,15 @@ def test_errors_concentrated_on_one_category_are_bias_drift_with_an_interval(wor
     assert any(v.startswith("bias AD of Dresses: 95% interval [") for v in result["violations"])
 
 
+def test_a_moderate_fall_of_one_categorys_accuracy_is_bias_drift(world):
+    """Half of the Dresses predictions made wrong: their accuracy falls from ~0.63 to ~0.35."""
+    moderate = window(world["test"], 7)
+    dresses = moderate.index[moderate["product_category"] == "Dresses"]
+    flipped = np.random.default_rng(7).choice(dresses, len(dresses) // 2, replace=False)
+    moderate.loc[flipped, PREDICTED] = moderate.loc[flipped, "sentiment"].map({"1": "-1", "0": "1", "-1": "1"})
+    assert any(name.startswith("bias.Dresses.") for name in names(check_window(moderate, world["baseline"])))
+
+
 def test_a_small_window_says_so_instead_of_alarming(world):
     result = check_window(window(world["test"], 5, size=20), world["baseline"])
     assert result["violations"] == []
@@ -106,3 +115,29 @@ def test_a_distance_must_also_beat_chance_at_the_windows_size():
     moved = compare("jensenshannon", reference, {"c0": 200, "c1": 200})
     assert moved.drift and moved.status == "drift"
     assert compare("ks", [1.0] * 50, [1.0] * 10).status == "insufficient data"
+
+
+def test_distance_tests_keep_their_false_alarm_budget_on_real_columns(shared_data):
+    """Baselines over 1,000 rows use distances (Evidently's rule); healthy windows drawn from the same
+    population — the 7,110 reviews — must stay under the window's budget, the baseline's own
+    sampling noise included (the null is two-sample)."""
+    from sagestack.monitor.baseline import frequencies, word_counts
+
+    population = pd.read_csv(shared_data / "reviews_balanced.csv", dtype=str, keep_default_na=False)
+    words = word_counts(population["review_body"])
+    rng = np.random.default_rng(0)
+    alarms = {"jensenshannon": 0, "wasserstein": 0}
+    trials = 40
+    for trial in range(trials):
+        base = rng.choice(len(population), 1500, replace=False)
+        current = rng.choice(len(population), 200, replace=False)
+        categories = compare("jensenshannon", frequencies(population["product_category"].iloc[base]),
+                             frequencies(population["product_category"].iloc[current]), tests_in_window=5, seed=trial)
+        lengths = compare("wasserstein", list(words[base]), list(words[current]), tests_in_window=5, seed=trial)
+        alarms["jensenshannon"] += categories.drift
+        alarms["wasserstein"] += lengths.drift
+    assert alarms["jensenshannon"] <= 1 and alarms["wasserstein"] <= 1, alarms  # budget 0.002 a test: ~0.08 expected
+    dresses = population.index[population["product_category"] == "Dresses"][:200]
+    assert compare("jensenshannon", frequencies(population["product_category"].iloc[:1500]),
+                   frequencies(population["product_category"].iloc[dresses]), tests_in_window=5).drift
+    assert compare("wasserstein", list(words[:1500]), list(words[:200] * 3), tests_in_window=5).drift

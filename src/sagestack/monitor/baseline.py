@@ -53,8 +53,10 @@ def _sample(values: np.ndarray, seed: int) -> list[float]:
     return [float(v) for v in values]
 
 
-def _frequencies(values: pd.Series) -> dict[str, int]:
-    return {str(k): int(v) for k, v in values.astype(str).value_counts().sort_index().items()}
+def frequencies(values: pd.Series) -> dict[str, int]:
+    """How often each value occurs, missing values (NaN, empty strings) left out."""
+    present = values.dropna().astype(str)
+    return {str(k): int(v) for k, v in present[present != ""].value_counts().sort_index().items()}
 
 
 @dataclass
@@ -142,9 +144,9 @@ def make_baseline(
             "oov_fraction": {"mean": float(oov.mean()), "sample": _sample(oov, seed)},
             "vocabulary": vocabulary,
         },
-        "columns": {c: {"type": "categorical", "frequencies": _frequencies(frame[c])} for c in columns},
-        "labels": {"column": label, "frequencies": _frequencies(frame[label])},
-        "predictions": {"frequencies": _frequencies(pd.Series(predicted))},
+        "columns": {c: {"type": "categorical", "frequencies": frequencies(frame[c])} for c in columns},
+        "labels": {"column": label, "frequencies": frequencies(frame[label])},
+        "predictions": {"frequencies": frequencies(pd.Series(predicted))},
     }
     if facet:
         config = BiasConfig(label=label, positive=LabelSpec(values=positive), facets=[parse_facet(facet)],

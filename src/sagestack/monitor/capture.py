@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import collections
 import json
+import logging
 import os
 import random
 import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from sagestack.errors import DataError
 
@@ -31,6 +32,19 @@ COLUMNS = ("inference_id", "item", "time", "route", "review", "label", "probabil
            "model_version", "model_kind", "variant")
 FLUSH_SECONDS = 1.0
 QUEUE_RECORDS = 100_000
+QUEUE_BYTES = 64 << 20  # the reviews' characters a worker may hold before it drops records
+logger = logging.getLogger("sagestack.monitor.capture")
+
+
+def _schema():
+    """One explicit schema for every file, so a folder reads as one dataset (pyarrow, DuckDB, Spark)
+    even where a batch had, say, no variant at all (inferred, that column would be of type null)."""
+    import pyarrow as pa
+
+    text = pa.string()
+    return pa.schema([("inference_id", text), ("item", pa.int32()), ("time", pa.timestamp("us", tz="UTC")),
+                      ("route", text), ("review", text), ("label", text), ("probabilities", text),
+                      ("model_name", text), ("model_version", text), ("model_kind", text), ("variant", text)])
 
 
 def new_inference_id() -> str:
@@ -40,11 +54,13 @@ def new_inference_id() -> str:
 
 @dataclass
 class CaptureStats:
-    """Counts since the writer started: records captured (queued), written, and dropped on a full queue."""
+    """Counts since the writer started: records captured (queued), written, dropped on a full queue,
+    and failed (lost to a write error)."""
 
     captured: int = 0
     written: int = 0
     dropped: int = 0
+    failed: int = 0  # queued, then lost to a write error (a full disk, a folder it may not write)
     files: int = 0
 
 
@@ -54,12 +70,16 @@ class CaptureWriter:
     Args:
         folder: where the hourly partitions go.
         percent: the share of requests captured, 0–100 (SageMaker's default is 20).
-        max_records: the queue's bound; beyond it records are dropped (and counted).
+        max_records / max_bytes: the queue's bounds (records, characters of reviews); beyond them
+            records are dropped (and counted).
         flush_seconds: the longest a record waits in memory.
+        on_flush: called from the writer thread after each flush with (written, failed) counts
+            (the endpoint turns them into metrics).
     """
 
     def __init__(self, folder: Path, percent: float, *, max_records: int = QUEUE_RECORDS,
-                 flush_seconds: float = FLUSH_SECONDS, seed: int | None = None):
+                 max_bytes: int = QUEUE_BYTES, flush_seconds: float = FLUSH_SECONDS, seed: int | None = None,
+                 on_flush: Callable[[int, int], None] | None = None):
         if not 0 <= percent <= 100:
             raise DataError(f"the capture percentage must be between 0 and 100, got {percent:g}")
         self.folder = Path(folder)
@@ -67,6 +87,11 @@ class CaptureWriter:
         self.flush_seconds = flush_seconds
         self.stats = CaptureStats()
         self.max_records = max_records
+        self.max_bytes = max_bytes
+        self.on_flush = on_flush
+        self._bytes = 0
+        self._bytes_lock = threading.Lock()
+        self._flush_lock = threading.Lock()  # close() and the writer thread never flush at once
         # A deque: appending and popping are atomic under the GIL, so a request takes no lock and
         # never waits on the writer thread.
         self._queue: collections.deque = collections.deque()
@@ -86,12 +111,19 @@ class CaptureWriter:
         ``version``, ``kind`` and ``variant``. Never blocks: what does not fit is dropped.
         """
         now = datetime.now(timezone.utc)
+        offered = min(len(predictions), len(reviews))
         room = max(0, self.max_records - len(self._queue))
-        queued = min(room, len(predictions), len(reviews))
-        # Just references here; the writer thread turns them into columns (and JSON) later.
-        for item in range(queued):
+        queued, size = 0, 0
+        for item in range(min(room, offered)):
+            length = len(reviews[item])
+            if self._bytes + size + length > self.max_bytes:
+                break
+            # Just references here; the writer thread turns them into columns (and JSON) later.
             self._queue.append((inference_id, item, now, route, reviews[item], predictions[item], model))
-        self.stats.dropped += min(len(predictions), len(reviews)) - queued
+            queued, size = queued + 1, size + length
+        with self._bytes_lock:
+            self._bytes += size
+        self.stats.dropped += offered - queued
         self.stats.captured += queued
         return queued
 
@@ -101,22 +133,42 @@ class CaptureWriter:
             self.flush()
 
     def flush(self) -> int:
-        """Write every queued record now (one file per hour they fall in); returns how many."""
-        records = []
-        for _ in range(len(self._queue)):
-            records.append(self._queue.popleft())
-        if not records:
-            return 0
-        by_hour: dict[str, list] = {}
-        for inference_id, item, now, route, review, prediction, model in records:
-            by_hour.setdefault(now.strftime("%Y/%m/%d/%H"), []).append((
-                inference_id, item, now, route, str(review), str(prediction.label), json.dumps(prediction.probabilities),
-                model.get("name"), model.get("version"), model.get("kind"), model.get("variant")))
-        for hour, rows in by_hour.items():
-            _write_parquet(self.folder / hour, rows)
-            self.stats.files += 1
-        self.stats.written += len(records)
-        return len(records)
+        """Write every queued record now (one file per hour they fall in); returns how many were written.
+
+        A write error is logged and its records counted as failed; the writer goes on (the next
+        flush may well succeed: the disk freed, the folder fixed).
+        """
+        with self._flush_lock:
+            records = []
+            while True:
+                try:
+                    records.append(self._queue.popleft())
+                except IndexError:
+                    break
+            if not records:
+                return 0
+            with self._bytes_lock:
+                self._bytes -= sum(len(r[4]) for r in records)
+            by_hour: dict[str, list] = {}
+            for inference_id, item, now, route, review, prediction, model in records:
+                by_hour.setdefault(now.strftime("%Y/%m/%d/%H"), []).append((
+                    inference_id, item, now, route, str(review), str(prediction.label),
+                    json.dumps(prediction.probabilities), model.get("name"), model.get("version"), model.get("kind"),
+                    model.get("variant")))
+            written = failed = 0
+            for hour, rows in by_hour.items():
+                try:
+                    _write_parquet(self.folder / hour, rows)
+                    self.stats.files += 1
+                    written += len(rows)
+                except Exception as exc:  # noqa: BLE001 - capture must outlive any write error
+                    failed += len(rows)
+                    logger.error("data capture could not write %d records to %s: %s", len(rows), self.folder / hour, exc)
+            self.stats.written += written
+            self.stats.failed += failed
+        if self.on_flush is not None:
+            self.on_flush(written, failed)
+        return written
 
     def close(self) -> None:
         """Stop the background thread and write what is still queued."""
@@ -130,7 +182,7 @@ def _write_parquet(folder: Path, rows: list) -> Path:
     import pyarrow.parquet as pq
 
     folder.mkdir(parents=True, exist_ok=True)
-    table = pa.table({name: [row[i] for row in rows] for i, name in enumerate(COLUMNS)})
+    table = pa.table({name: [row[i] for row in rows] for i, name in enumerate(COLUMNS)}, schema=_schema())
     target = folder / f"{time.time_ns()}-{os.getpid()}.parquet"
     tmp = folder / f".{target.name}.tmp"
     pq.write_table(table, tmp)
@@ -154,11 +206,12 @@ def read_capture(folder: Path, *, since: datetime | None = None, until: datetime
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"no capture folder at {folder}; turn capture on (SAGESTACK_CAPTURE) or pass --capture")
+    since, until = _utc(since), _utc(until)
     frames, skipped = [], []
     for path in sorted(folder.rglob("*.parquet")):
         if since is not None or until is not None:
             hour = _hour_of(path, folder)
-            if hour is not None and ((since and hour.replace(minute=59, second=59) < since) or (until and hour > until)):
+            if hour is not None and ((since and hour + timedelta(hours=1) <= since) or (until and hour >= until)):
                 continue  # the whole hour is outside the window: not even opened
         try:
             frames.append(pq.read_table(path).to_pandas())
@@ -173,6 +226,13 @@ def read_capture(folder: Path, *, since: datetime | None = None, until: datetime
     if until is not None:
         frame = frame[frame["time"] < pd.Timestamp(until)]
     return frame.sort_values("time", kind="stable").reset_index(drop=True), skipped
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """A moment as an aware UTC datetime (a naive one is taken to be UTC already)."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
 def _hour_of(path: Path, folder: Path) -> datetime | None:

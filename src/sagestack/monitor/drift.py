@@ -11,16 +11,15 @@ size the way Evidently's data-drift preset does by default:
   (> 0.1).
 
 Where sagestack differs (also in the README):
-- a window's p-value tests share one false-alarm budget of 0.01 (Bonferroni: each uses 0.01 / the
-  number of tests in the window): a monitor that checks five columns every hour at 0.05 each
-  would alarm on a fifth of its healthy windows, more than one a day;
+- a window's tests share one false-alarm budget of 0.01 (Bonferroni: each uses 0.01 / the number
+  of tests in the window): a monitor that checks five columns every hour at 0.05 each would alarm
+  on a fifth of its healthy windows, more than one a day;
 - the chi-square test is the two-sample test of homogeneity (baseline counts against window
   counts), not a fit to the baseline's frequencies as if they were exact;
-- a distance is drift only when it also exceeds what sampling alone produces at the window's
-  size: the 99th percentile of the same distance between the baseline and
-  :data:`NULL_RESAMPLES` samples of the window's size drawn from the baseline. Evidently's fixed
-  0.1 alarms on healthy small windows (a 200-review window of a 20-category column is ~0.1 from
-  its own population by chance alone);
+- a distance is drift only when it also exceeds what sampling alone produces: its (1 − budget)
+  quantile over :data:`NULL_RESAMPLES` pairs of samples of the baseline's population, one of the
+  baseline's size and one of the window's. Evidently's fixed 0.1 alarms on healthy small windows
+  (a 200-review window of a 20-category column is ~0.1 from its own population by chance alone);
 - a test with fewer than :data:`MIN_SAMPLES` window values reports ``insufficient data``
   instead of a verdict.
 """
@@ -37,8 +36,7 @@ SMALL_REFERENCE = 1000  # Evidently's switch between p-value tests and distances
 # The false-alarm budget of one window, shared by its p-value tests (Evidently: 0.05 per test).
 ALPHA = 0.01
 DISTANCE_THRESHOLD = 0.1
-NULL_RESAMPLES = 200
-NULL_QUANTILE = 0.99
+NULL_RESAMPLES = 1000
 # Windows larger than this are calibrated as if they had this many values: chance distances only
 # shrink with size, so the bar stays conservative, and a million-record window costs no more.
 NULL_MAX_SIZE = 5000
@@ -126,9 +124,10 @@ def choose_test(column_type: str, reference_size: int) -> str:
     return "chisquare" if small else "jensenshannon"
 
 
-def null_distance(test: str, reference, size: int, seed: int = 0) -> float:
-    """The NULL_QUANTILE of ``test``'s distance between the baseline and samples of ``size``
-    values drawn from the baseline itself: how far a window of that size lands by chance.
+def null_distance(test: str, reference, size: int, quantile: float, seed: int = 0) -> float:
+    """The ``quantile`` of ``test``'s distance between two samples of the baseline's population,
+    one of the baseline's own size and one of ``size`` (capped at NULL_MAX_SIZE): how far a healthy
+    window of that size lands by chance, the baseline's own sampling noise included.
 
     Args:
         reference: the baseline's values (numbers) or its frequencies (category -> count).
@@ -139,11 +138,16 @@ def null_distance(test: str, reference, size: int, seed: int = 0) -> float:
     if isinstance(reference, Mapping):
         keys = list(reference)
         p = np.array([float(reference[k]) for k in keys])
-        draws = rng.multinomial(size, p / p.sum(), size=NULL_RESAMPLES)
-        values = [fn(reference, dict(zip(keys, draw))) for draw in draws]
+        p = p / p.sum()
+        n_reference = int(sum(reference.values()))
+        references = rng.multinomial(n_reference, p, size=NULL_RESAMPLES)
+        currents = rng.multinomial(size, p, size=NULL_RESAMPLES)
+        values = [fn(dict(zip(keys, a)), dict(zip(keys, b))) for a, b in zip(references, currents)]
     else:
-        values = [fn(reference, rng.choice(reference, size=size, replace=True)) for _ in range(NULL_RESAMPLES)]
-    return float(np.quantile(values, NULL_QUANTILE))
+        reference = np.asarray(reference, dtype=float)
+        values = [fn(rng.choice(reference, size=len(reference), replace=True), rng.choice(reference, size=size, replace=True))
+                  for _ in range(NULL_RESAMPLES)]
+    return float(np.quantile(values, quantile))
 
 
 @dataclass(frozen=True)
@@ -163,22 +167,25 @@ class Verdict:
                 "status": self.status, "samples": self.samples}
 
 
-def compare(test: str, reference, current, *, tests_in_window: int = 1, seed: int = 0) -> Verdict:
+def compare(test: str, reference, current, *, tests_in_window: int = 1, min_samples: int = MIN_SAMPLES,
+            seed: int = 0) -> Verdict:
     """Run ``test`` on a window and judge it (see the module docstring for the bars).
 
     Args:
         reference: baseline values (numbers) or frequencies (category -> count).
         current: the window's values, or its frequencies, alike.
-        tests_in_window: how many p-value tests share the window's false-alarm budget.
+        tests_in_window: how many tests share the window's false-alarm budget ALPHA.
+        min_samples: below this many window values, no verdict.
     """
     samples = int(sum(current.values())) if isinstance(current, Mapping) else len(current)
-    if samples < MIN_SAMPLES:
+    if samples < min_samples:
         return Verdict(test, None, None, False, "insufficient data", samples)
     value = TESTS[test].fn(reference, current)
+    alpha = ALPHA / max(1, tests_in_window)
     if TESTS[test].kind == "p_value":
-        threshold = ALPHA / max(1, tests_in_window)
+        threshold = alpha
         drift = value < threshold
     else:
-        threshold = max(DISTANCE_THRESHOLD, null_distance(test, reference, samples, seed))
+        threshold = max(DISTANCE_THRESHOLD, null_distance(test, reference, samples, 1 - alpha, seed))
         drift = value > threshold
     return Verdict(test, float(value), float(threshold), bool(drift), "drift" if drift else "ok", samples)

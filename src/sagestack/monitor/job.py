@@ -4,6 +4,7 @@ against a baseline → ``violations.json``, ``result.json``, ``report.html`` and
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -41,17 +42,29 @@ def join_ground_truth(window: pd.DataFrame, truth_csv: Path) -> tuple[pd.DataFra
     truth = read_csv_checked(Path(truth_csv))
     if "inference_id" not in truth.columns:
         raise DataError(f"{truth_csv} has no inference_id column; ground truth is joined to captured predictions by it")
-    truth = truth.assign(item=pd.to_numeric(truth["item"], errors="coerce").fillna(0).astype(int)
-                         if "item" in truth.columns else 0)
+    if "item" in truth.columns:
+        items = pd.to_numeric(truth["item"], errors="coerce")
+        if items.isna().any() or (items % 1 != 0).any() or (items < 0).any():
+            bad = truth["item"][items.isna() | (items % 1 != 0) | (items < 0)].iloc[0]
+            raise DataError(f"{truth_csv}: item {bad!r} is not a review's place in its request (0, 1, 2, ...)")
+        truth = truth.assign(item=items.astype(int))
+    else:
+        truth = truth.assign(item=0)
+    truth = truth.assign(inference_id=truth["inference_id"].astype(str))
+    duplicated = truth.duplicated(["inference_id", "item"])
+    if duplicated.any():
+        first = truth[duplicated].iloc[0]
+        raise DataError(f"{truth_csv} labels inference {first['inference_id']} item {first['item']} more than once "
+                        f"({int(duplicated.sum())} repeated row(s)); keep one label per review")
     keys = set(zip(window["inference_id"].astype(str), window["item"].astype(int)))
-    known = [(i, n) in keys for i, n in zip(truth["inference_id"].astype(str), truth["item"])]
+    known = [(i, n) in keys for i, n in zip(truth["inference_id"], truth["item"])]
     unknown = len(truth) - sum(known)
     if not any(known):
         raise DataError(f"none of the {len(truth)} inference ids in {truth_csv} is in this window "
                         f"(e.g. {truth['inference_id'].iloc[0] if len(truth) else '-'}); check the file or --since/--until")
     extra = [c for c in truth.columns if c not in ("inference_id", "item") and c not in window.columns]
     joined = window.assign(item=window["item"].astype(int), inference_id=window["inference_id"].astype(str)).merge(
-        truth[["inference_id", "item", *extra]], on=["inference_id", "item"], how="left")
+        truth[["inference_id", "item", *extra]], on=["inference_id", "item"], how="left", validate="many_to_one")
     return joined, unknown
 
 
@@ -91,20 +104,18 @@ def run_monitor(
                         + (f" ({len(skipped)} unreadable file(s) skipped)" if skipped else ""))
     window = window_from_capture(captured, baseline)
     unknown = 0
+    label = baseline.statistics["labels"]["column"]
     if ground_truth is not None:
         window, unknown = join_ground_truth(window, ground_truth)
-        label = baseline.statistics["labels"]["column"]
         if label not in window.columns:
             raise DataError(f"{ground_truth} has no '{label}' column (the true label the baseline was made with)")
-        judged = window[window[label].notna() & (window[label].astype(str) != "")]
-    else:
-        judged = window
-    result = check_window(window, baseline, seed=seed) if ground_truth is None else _with_truth(window, judged, baseline, seed)
+    result = check_window(window, baseline, seed=seed)
+    labelled = int((window[label].notna() & (window[label].astype(str) != "")).sum()) if label in window.columns else 0
     result.update({
         "status": "completed_with_violations" if result["violations"] else "completed",
         "window": {"rows": int(len(window)), "first": str(captured["time"].min()), "last": str(captured["time"].max()),
                    "since": str(since) if since else None, "until": str(until) if until else None,
-                   "with_ground_truth": int(len(judged)) if ground_truth is not None else 0},
+                   "with_ground_truth": labelled},
         "skipped_files": skipped,
         "unknown_ground_truth": unknown,
     })
@@ -117,22 +128,6 @@ def run_monitor(
     result["out_dir"] = str(out_dir)
     result["mlflow_run"] = _log_to_mlflow(settings, result) if settings is not None else None
     return result
-
-
-def _with_truth(window: pd.DataFrame, judged: pd.DataFrame, baseline: Baseline, seed: int) -> dict:
-    """Text and prediction drift on the whole window; label, column and bias drift on the rows
-    the ground truth covers (its columns exist only there)."""
-    label = baseline.statistics["labels"]["column"]
-    from_truth = [label, *(c for c in baseline.statistics["columns"] if c in window.columns)]
-    data = check_window(window.drop(columns=from_truth), baseline, seed=seed)
-    if judged.empty:
-        return data
-    truth = check_window(judged, baseline, seed=seed)
-    joined = {"labels", *(f"columns.{c}" for c in from_truth)}
-    checks = data["checks"] + [c for c in truth["checks"] if c["name"] in joined]
-    violations = data["violations"] + [v for v in truth["violations"]
-                                       if v.split(":", 1)[0] in joined or v.startswith("bias ")]
-    return {"rows": data["rows"], "checks": checks, "bias": truth["bias"], "violations": violations}
 
 
 def _sagemaker_violations(result: dict) -> list[dict]:
@@ -156,6 +151,13 @@ def _log_to_mlflow(settings, result: dict) -> str:
     run_id = run.info.run_id
     mlflow_client.log_metric(run_id, "window_rows", result["window"]["rows"])
     mlflow_client.log_metric(run_id, "violations", len(result["violations"]))
+    mlflow_client.log_metric(run_id, "bias_violations", sum(b["status"] == "drift" for b in result["bias"]))
+    for b in result["bias"]:
+        if b["status"] != "insufficient data":
+            name = re.sub(r"[^\w\-. /]", "_", f"bias.{b['facet_value']}.{b['metric']}")  # MLflow's metric names
+            mlflow_client.log_metric(run_id, f"{name}.value", float(b["value"]))
+            mlflow_client.log_metric(run_id, f"{name}.interval_low", float(b["interval"][0]))
+            mlflow_client.log_metric(run_id, f"{name}.interval_high", float(b["interval"][1]))
     for check in result["checks"]:
         if check["value"] is not None:
             mlflow_client.log_metric(run_id, f"{check['name']}.{check['test']}", min(float(check["value"]), 1e300))

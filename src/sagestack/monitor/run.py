@@ -15,8 +15,8 @@ import warnings
 import pandas as pd
 
 from sagestack.errors import DataError
-from sagestack.monitor.baseline import Baseline, oov_fractions, word_counts
-from sagestack.monitor.drift import TESTS, choose_test, compare
+from sagestack.monitor.baseline import Baseline, frequencies, oov_fractions, word_counts
+from sagestack.monitor.drift import MIN_SAMPLES, choose_test, compare
 
 PREDICTED = "predicted_label"
 # A facet value's bias metrics are judged only on at least this many of its rows: recall- and
@@ -25,17 +25,17 @@ PREDICTED = "predicted_label"
 BIAS_MIN_SAMPLES = 100
 
 
-def _frequencies(values: pd.Series) -> dict[str, int]:
-    present = values.dropna().astype(str)
-    return {str(k): int(v) for k, v in present[present != ""].value_counts().items()}
-
-
 def check_window(window: pd.DataFrame, baseline: Baseline, *, truth: str | None = None, seed: int = 0) -> dict:
     """Compare one window of traffic with the baseline.
 
+    All checks of a window share one false-alarm budget (see :mod:`sagestack.monitor.drift`).
+    Text and prediction checks use every row; label and column checks the rows that have the
+    column (ground truth joined to part of the window); bias drift the rows with a true label.
+
     Args:
         window: one row per prediction: the text (the baseline's text column), ``predicted_label``,
-            and, when joined from ground truth, the true label and the facet/watched columns.
+            optionally ``model_kind`` (captured rows have it), and, when joined from ground truth,
+            the true label and the facet/watched columns.
         baseline: from :func:`~sagestack.monitor.baseline.make_baseline`.
         truth: the true-label column, when the window has ground truth (default: the baseline's
             label column if present).
@@ -47,8 +47,8 @@ def check_window(window: pd.DataFrame, baseline: Baseline, *, truth: str | None 
         "violations": [one line each]}``.
 
     Raises:
-        DataError: an empty window, a window without the text or prediction column, or
-            predictions in labels the baseline's model does not have.
+        DataError: an empty window, a window without the text or prediction column, predictions
+            of another model kind than the baseline's, or in labels the baseline's model does not have.
     """
     stats = baseline.statistics
     text_column = stats["text"]["column"]
@@ -57,6 +57,12 @@ def check_window(window: pd.DataFrame, baseline: Baseline, *, truth: str | None 
     for column in (text_column, PREDICTED):
         if column not in window.columns:
             raise DataError(f"the window has no column '{column}'; columns are: {', '.join(window.columns)}")
+    kind = stats["model"].get("kind")
+    if kind and "model_kind" in window.columns:
+        kinds = sorted(set(window["model_kind"].dropna().astype(str)) - {kind})
+        if kinds:
+            raise DataError(f"the window's predictions come from a {', '.join(kinds)} model but the baseline was made "
+                            f"with a {kind} model; make a baseline for the served model (sagestack monitor baseline)")
     unknown = sorted(set(window[PREDICTED].astype(str)) - set(baseline.labels))
     if unknown:
         raise DataError(f"the window's predictions use labels {unknown} that the baseline's model does not have "
@@ -68,26 +74,27 @@ def check_window(window: pd.DataFrame, baseline: Baseline, *, truth: str | None 
         ("text.words_per_review", stats["text"]["word_counts"]["sample"], word_counts(texts), "number"),
         ("text.out_of_vocabulary", stats["text"]["oov_fraction"]["sample"],
          oov_fractions(texts, baseline.vocabulary), "number"),
-        ("predictions", stats["predictions"]["frequencies"], _frequencies(window[PREDICTED]), "categorical"),
+        ("predictions", stats["predictions"]["frequencies"], frequencies(window[PREDICTED]), "categorical"),
     ]
     if truth:
-        planned.append(("labels", stats["labels"]["frequencies"], _frequencies(window[truth]), "categorical"))
+        planned.append(("labels", stats["labels"]["frequencies"], frequencies(window[truth]), "categorical"))
     for column, column_stats in stats["columns"].items():
         if column in window.columns:
-            planned.append((f"columns.{column}", column_stats["frequencies"], _frequencies(window[column]), "categorical"))
+            planned.append((f"columns.{column}", column_stats["frequencies"], frequencies(window[column]), "categorical"))
 
     chosen = []
     for name, reference, current, kind in planned:
         size = sum(reference.values()) if isinstance(reference, dict) else len(reference)
         chosen.append((name, reference, current, choose_test(kind, int(size))))
-    p_value_tests = sum(TESTS[test].kind == "p_value" for *_, test in chosen)
+    min_samples = int(baseline.constraints.get("min_samples", MIN_SAMPLES))
     checks = []
     for name, reference, current, test in chosen:
         verdict = compare(test, reference, current if isinstance(current, dict) else list(current),
-                          tests_in_window=p_value_tests, seed=seed)
+                          tests_in_window=len(chosen), min_samples=min_samples, seed=seed)
         checks.append({"name": name, **verdict.to_dict()})
 
-    bias = _bias_drift(window, baseline, truth, seed) if truth else []
+    judged = window[window[truth].notna() & (window[truth].astype(str) != "")] if truth else window.iloc[:0]
+    bias = _bias_drift(judged, baseline, truth, seed) if truth and not judged.empty else []
     violations = [f"{c['name']}: {c['test']} {c['value']:.4g} beyond {c['threshold']:.4g}" for c in checks if c["drift"]]
     violations += [f"bias {b['metric']} of {b['facet_value']}: 95% interval [{b['interval'][0]:.3f}, "
                    f"{b['interval'][1]:.3f}] outside the baseline's band [{b['band'][0]:.3f}, {b['band'][1]:.3f}]"

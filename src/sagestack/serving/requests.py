@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from sagestack.errors import SagestackError
 
@@ -143,7 +143,8 @@ async def predict_stored_batch(reader, predictor, requests: Sequence[list[int]],
         answered = []
         for row in own:
             p = next(predictions)
-            answered.append(IdPrediction(review_id=row["review_id"], label=p.label, probabilities=p.probabilities))
+            answered.append(IdPrediction(review_id=row["review_id"], label=p.label, probabilities=p.probabilities,
+                                         review=row["review_body"]))
         answers.append(([], answered))
     return answers
 
@@ -181,16 +182,19 @@ class PredictResponse(BaseModel):
 
 
 class IdPrediction(LabelPrediction):
-    """One ``/predict_by_id`` prediction, for the review with this id."""
+    """One ``/predict_by_id`` prediction, for the review with this id (and, for data capture only,
+    the text the store held: never part of the answer)."""
 
     review_id: int
+    review: str | None = Field(default=None, exclude=True)
 
 
 class PredictByIdResponse(BaseModel):
-    """The body of a ``/predict_by_id`` answer."""
+    """The body of a ``/predict_by_id`` answer; ``inference_id`` names the request (and its captured records)."""
 
     model: ModelSummary
     predictions: list[IdPrediction]
+    inference_id: str | None = None
 
 
 class BatchPrediction(LabelPrediction):
