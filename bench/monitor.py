@@ -137,12 +137,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--skip-capture", action="store_true")
+    parser.add_argument("--only-capture", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_capture:
             capture_overhead(args.seconds, Path(tmp))
-        monitor_million(Path(tmp))
-        bias_power(Path(tmp))
+        if not args.only_capture:
+            monitor_million(Path(tmp))
+            bias_power(Path(tmp))
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ DEFAULT_ENDPOINT = "http://127.0.0.1:3000"
 # Sent with every report or artifact the console serves: it may render, never script the console.
 SANDBOX = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"}
 NAV = [("data", "Data"), ("bias", "Bias"), ("automl", "AutoML"), ("pipelines", "Pipelines"),
-       ("models", "Models"), ("endpoint", "Endpoint"), ("jobs", "Jobs")]
+       ("models", "Models"), ("endpoint", "Endpoint"), ("monitoring", "Monitoring"), ("jobs", "Jobs")]
 
 
 @dataclass(frozen=True)
@@ -303,6 +303,27 @@ def create_app(options: ConsoleOptions) -> FastAPI:
         else:
             raise HTTPException(404, f"unknown action '{action}'; use approve, reject or promote")
         return RedirectResponse(f"/models?{urlencode({'msg': done})}", status_code=303)
+
+    # ---- Monitoring --------------------------------------------------------------------------------
+    monitoring_root = home / "monitoring"
+
+    @app.get("/monitoring")
+    async def monitoring_page(request: Request):
+        from sagestack.monitor.job import list_monitoring
+
+        found = await run_in_threadpool(list_monitoring, monitoring_root)
+        return render(request, "monitoring.html", baselines=found["baselines"], runs=found["runs"],
+                      jobs=jobs("monitor"), datasets=catalog.list())
+
+    @app.post("/monitoring")
+    async def monitoring_run(request: Request):
+        form = await checked_form(request)
+        title, argv = await run_in_threadpool(forms.monitor_job, form, catalog, monitoring_root, Path("out"))
+        return start_job("monitor", title, argv)
+
+    @app.get("/monitoring/files")
+    async def monitoring_file(path: str):
+        return _inside(monitoring_root, path)
 
     # ---- Endpoint ----------------------------------------------------------------------------------
     @app.get("/endpoint")

@@ -118,3 +118,19 @@ def pipeline_job(form, catalog: DataCatalog) -> tuple[str, list[str]]:
     if form.get("auto_approve"):
         argv.append("--auto-approve")
     return f"pipeline run: {', '.join(trainers)}", argv
+
+
+def monitor_job(form, catalog: DataCatalog, monitoring_root: Path, out: Path) -> tuple[str, list[str]]:
+    """A monitoring run from the Monitoring page: a baseline under HOME/monitoring, a window, optional ground truth."""
+    name = text(form, "baseline")
+    baseline = (monitoring_root / name).resolve()
+    if not name or not baseline.is_relative_to(monitoring_root.resolve()) or not (baseline / "statistics.json").is_file():
+        raise ConfigError(f"'{name}' is not a baseline under {monitoring_root}; make one with `sagestack monitor baseline "
+                          f"--out {monitoring_root}/baseline`")
+    last = text(form, "last", "1h") or "1h"
+    if last not in ("1h", "6h", "24h", "7d"):
+        raise ConfigError("the window must be one of 1h, 6h, 24h, 7d")
+    argv = ["monitor", "run", "--baseline", str(baseline), "--last", last, "--out", str(out)]
+    if truth := text(form, "ground_truth"):
+        argv += ["--ground-truth", str(catalog.path(truth))]
+    return f"monitoring: the last {last} against {name}", argv

@@ -141,3 +141,18 @@ def test_distance_tests_keep_their_false_alarm_budget_on_real_columns(shared_dat
     assert compare("jensenshannon", frequencies(population["product_category"].iloc[:1500]),
                    frequencies(population["product_category"].iloc[dresses]), tests_in_window=5).drift
     assert compare("wasserstein", list(words[:1500]), list(words[:200] * 3), tests_in_window=5).drift
+
+
+def test_a_numeric_column_is_watched_by_its_distribution(world):
+    """A numeric column (here the review's length in characters, as a shop's own numeric field would be)."""
+    with_length = lambda frame: frame.assign(chars=frame["review_body"].str.len().astype(str))  # noqa: E731
+    validation = pd.read_csv(world["out"] / "prepared" / "validation.csv", dtype=str, keep_default_na=False)
+    baseline = make_baseline(with_length(validation), world["predictor"], numeric_columns=("chars",))
+    assert baseline.statistics["columns"]["chars"]["type"] == "numeric"
+    healthy = check_window(with_length(window(world["test"], 8)), baseline)
+    check = next(c for c in healthy["checks"] if c["name"] == "columns.chars")
+    assert check["test"] == "ks" and not check["drift"]
+    shifted = with_length(window(world["test"], 9)).assign(chars=lambda f: (f["chars"].astype(int) * 2).astype(str))
+    assert "columns.chars" in names(check_window(shifted, baseline))
+    with pytest.raises(DataError, match="column 'product_category' has no numbers"):
+        make_baseline(validation, world["predictor"], numeric_columns=("product_category",))

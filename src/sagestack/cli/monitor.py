@@ -49,6 +49,7 @@ def baseline(
     positive: Optional[List[str]] = typer.Option(None, "--positive", help="Positive label value(s) for bias metrics (default 1)."),
     facet: str = typer.Option("product_category", "--facet", help="Facet of the bias metrics."),
     column: Optional[List[str]] = typer.Option(None, "--column", help="Categorical column to watch (default: the facet)."),
+    numeric_column: Optional[List[str]] = typer.Option(None, "--numeric-column", help="Numeric column to watch (repeatable)."),
     out: Path = typer.Option(..., "--out", help="Output folder: statistics.json, constraints.json."),
     json_output: bool = JsonOpt,
 ) -> None:
@@ -59,7 +60,8 @@ def baseline(
 
     predictor, _ = load_predictor(settings(), model)
     made = make_baseline(read_csv_checked(data), predictor, text_column=text_column, label=label,
-                         positive=tuple(positive or ["1"]), facet=facet, columns=tuple(column or [facet]))
+                         positive=tuple(positive or ["1"]), facet=facet, columns=tuple(column or [facet]),
+                         numeric_columns=tuple(numeric_column or ()))
     paths = made.write(out)
     emit({k: str(v) for k, v in paths.items()}, json_output,
          [f"baseline of {made.statistics['rows']} rows ({made.statistics['model']['kind']}): {out}"])

@@ -96,6 +96,7 @@ def make_baseline(
     positive: tuple[str, ...] = ("1",),
     facet: str | None = "product_category",
     columns: tuple[str, ...] = ("product_category",),
+    numeric_columns: tuple[str, ...] = (),
     seed: int = 0,
 ) -> Baseline:
     """Statistics and constraints of a training set and of ``predictor``'s predictions on it.
@@ -106,6 +107,7 @@ def make_baseline(
         text_column / label / positive / facet: what the text is, which column is the truth, which
             label value is "positive" for the bias metrics, and the facet they are computed by.
         columns: categorical columns to watch for drift (when a window carries them).
+        numeric_columns: numeric columns to watch (their distribution: a sample and quantiles).
         seed: seeds the samples and the bootstrap.
 
     Raises:
@@ -114,7 +116,7 @@ def make_baseline(
     from sagestack.bias import BiasConfig, LabelSpec, analyze
     from sagestack.bias.job import parse_facet
 
-    needed = [text_column, label, *([facet] if facet else []), *columns]
+    needed = [text_column, label, *([facet] if facet else []), *columns, *numeric_columns]
     missing = [c for c in dict.fromkeys(needed) if c not in frame.columns]
     if missing:
         raise DataError(f"the baseline data has no column {', '.join(missing)}; columns are: {', '.join(frame.columns)}")
@@ -144,7 +146,8 @@ def make_baseline(
             "oov_fraction": {"mean": float(oov.mean()), "sample": _sample(oov, seed)},
             "vocabulary": vocabulary,
         },
-        "columns": {c: {"type": "categorical", "frequencies": frequencies(frame[c])} for c in columns},
+        "columns": {**{c: {"type": "categorical", "frequencies": frequencies(frame[c])} for c in columns},
+                    **{c: _numeric(frame[c], c, seed) for c in numeric_columns}},
         "labels": {"column": label, "frequencies": frequencies(frame[label])},
         "predictions": {"frequencies": frequencies(pd.Series(predicted))},
     }
@@ -162,6 +165,19 @@ def make_baseline(
         "bias": {"metrics": list(BIAS_METRICS), "tolerance": BIAS_TOLERANCE, "bootstrap": BIAS_BOOTSTRAP},
     }
     return Baseline(statistics, constraints)
+
+
+def numbers(values: pd.Series) -> np.ndarray:
+    """A column's numbers, missing and unparsable values left out."""
+    return pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=float)
+
+
+def _numeric(values: pd.Series, name: str, seed: int) -> dict:
+    found = numbers(values)
+    if len(found) == 0:
+        raise DataError(f"column '{name}' has no numbers; watch it with --column (categorical) instead")
+    return {"type": "numeric", "sample": _sample(found, seed),
+            "quantiles": {str(q): float(np.quantile(found, q)) for q in (0.05, 0.25, 0.5, 0.75, 0.95)}}
 
 
 def _min_samples() -> int:

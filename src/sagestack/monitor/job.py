@@ -163,3 +163,27 @@ def _log_to_mlflow(settings, result: dict) -> str:
             mlflow_client.log_metric(run_id, f"{check['name']}.{check['test']}", min(float(check["value"]), 1e300))
     mlflow_client.set_terminated(run_id)
     return run_id
+
+
+def list_monitoring(root: Path, limit: int = 100) -> dict:
+    """The baselines and the monitoring runs under ``root`` (``HOME/monitoring``), newest runs first.
+
+    Returns:
+        ``{"baselines": [relative folder], "runs": [{"folder", "status", "rows", "violations", "first", "last"}]}``.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return {"baselines": [], "runs": []}
+    baselines = sorted(str(p.parent.relative_to(root)) for p in root.glob("**/statistics.json"))
+    runs = []
+    for path in root.glob("**/result.json"):
+        try:
+            result = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # a run being written, or not ours
+        window = result.get("window", {})
+        runs.append({"folder": str(path.parent.relative_to(root)), "status": result.get("status"),
+                     "rows": window.get("rows"), "violations": len(result.get("violations", [])),
+                     "first": window.get("first"), "last": window.get("last"), "mtime": path.stat().st_mtime})
+    runs.sort(key=lambda r: r["mtime"], reverse=True)
+    return {"baselines": baselines, "runs": runs[:limit]}

@@ -15,7 +15,7 @@ import warnings
 import pandas as pd
 
 from sagestack.errors import DataError
-from sagestack.monitor.baseline import Baseline, frequencies, oov_fractions, word_counts
+from sagestack.monitor.baseline import Baseline, frequencies, numbers, oov_fractions, word_counts
 from sagestack.monitor.drift import MIN_SAMPLES, choose_test, compare
 
 PREDICTED = "predicted_label"
@@ -79,7 +79,11 @@ def check_window(window: pd.DataFrame, baseline: Baseline, *, truth: str | None 
     if truth:
         planned.append(("labels", stats["labels"]["frequencies"], frequencies(window[truth]), "categorical"))
     for column, column_stats in stats["columns"].items():
-        if column in window.columns:
+        if column not in window.columns:
+            continue
+        if column_stats["type"] == "numeric":
+            planned.append((f"columns.{column}", column_stats["sample"], numbers(window[column]), "number"))
+        else:
             planned.append((f"columns.{column}", column_stats["frequencies"], frequencies(window[column]), "categorical"))
 
     chosen = []
