@@ -123,9 +123,13 @@ def pipeline_job(form, catalog: DataCatalog) -> tuple[str, list[str]]:
 def monitor_job(form, catalog: DataCatalog, monitoring_root: Path, out: Path) -> tuple[str, list[str]]:
     """A monitoring run from the Monitoring page: a baseline under HOME/monitoring, a window, optional ground truth."""
     name = text(form, "baseline")
-    baseline = (monitoring_root / name).resolve()
-    if not name or not baseline.is_relative_to(monitoring_root.resolve()) or not (baseline / "statistics.json").is_file():
-        raise ConfigError(f"'{name}' is not a baseline under {monitoring_root}; make one with `sagestack monitor baseline "
+    try:
+        baseline = (monitoring_root / name).resolve()
+        found = bool(name) and baseline.is_relative_to(monitoring_root.resolve()) and (baseline / "statistics.json").is_file()
+    except (ValueError, OSError, RuntimeError):  # a NUL byte, a name too long, a symlink loop
+        found = False
+    if not found:
+        raise ConfigError(f"'{name[:200]}' is not a baseline under {monitoring_root}; make one with `sagestack monitor baseline "
                           f"--out {monitoring_root}/baseline`")
     last = text(form, "last", "1h") or "1h"
     if last not in ("1h", "6h", "24h", "7d"):

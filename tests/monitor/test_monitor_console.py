@@ -26,6 +26,8 @@ def console(world, tmp_path):
     world["baseline"].write(home / "monitoring" / "baseline")
     capture(settings.capture_dir, window(world["test"], 30), world["predictor"])
     run_monitor(home / "monitoring" / "baseline", settings.capture_dir, home / "monitoring" / "20261126T1405")  # as the CronJob does
+    (home / "monitoring" / "stray").mkdir()
+    (home / "monitoring" / "stray" / "result.json").write_text("[]")  # someone else's file: not listed, no error
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAGESTACK_")}
     env["SAGESTACK_HOME"] = str(home)
@@ -47,13 +49,15 @@ def console(world, tmp_path):
 def test_the_monitoring_page_lists_runs_and_starts_one(console):
     with httpx.Client(base_url=console, follow_redirects=True, timeout=30) as browser:
         page = browser.get("/monitoring")
-        assert page.status_code == 200 and "20261126T1405" in page.text and "completed" in page.text
+        assert page.status_code == 200 and "20261126T1405" in page.text and ">completed</span>" in page.text
         report = browser.get("/monitoring/files", params={"path": "20261126T1405/report.html"})
         assert report.status_code == 200 and "Monitoring report" in report.text
         assert report.headers["content-security-policy"] == "sandbox"
         token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-        refused = browser.post("/monitoring", data={"csrf_token": token, "baseline": "../..", "last": "24h"})
-        assert refused.status_code == 400 and "is not a baseline under" in refused.text
+        for bad in ("../..", "a\x00b", "x" * 300):
+            refused = browser.post("/monitoring", data={"csrf_token": token, "baseline": bad, "last": "24h"})
+            assert refused.status_code == 400 and "is not a baseline under" in refused.text, bad
+        assert browser.get("/monitoring/files", params={"path": "\x00"}).status_code == 404
         started = browser.post("/monitoring", data={"csrf_token": token, "baseline": "baseline", "last": "24h"})
         job = started.url.path.rsplit("/", 1)[1]
         deadline = time.monotonic() + 120

@@ -166,3 +166,19 @@ def test_capture_files_read_as_one_dataset_and_windows_cut_at_the_second(tmp_pat
     naive = moment.replace(tzinfo=None) - timedelta(microseconds=1)  # naive datetimes are UTC
     assert len(read_capture(tmp_path / "capture", since=naive)[0]) == 2
     assert len(read_capture(tmp_path / "capture", since=moment + timedelta(hours=2))[0]) == 0
+
+
+def test_a_quiet_window_is_a_result_when_allowed_and_durations_are_checked(world, tmp_path):
+    capture(tmp_path / "capture", window(world["test"], 15, size=40), world["predictor"])
+    baseline = str(world["out"] / "baseline")
+    quiet = run_sagestack(tmp_path / "home", "monitor", "run", "--baseline", baseline, "--capture",
+                          str(tmp_path / "capture"), "--since", "2099-01-01T00:00", "--allow-empty",
+                          "--out", str(tmp_path / "quiet"), "--json")
+    assert quiet.returncode == 0, quiet.stderr
+    assert json.loads(quiet.stdout)["status"] == "no_data"
+    assert json.loads((tmp_path / "quiet" / "violations.json").read_text()) == {"violations": []}
+    assert "no captured records" in (tmp_path / "quiet" / "report.html").read_text()
+    for bad in ("nanh", "infh", "1e300d", "-1h", "1w"):
+        done = run_sagestack(tmp_path / "home", "monitor", "run", "--baseline", baseline, "--last", bad,
+                             "--out", str(tmp_path / "x"))
+        assert done.returncode == 2 and "is not a duration" in done.stderr and "Traceback" not in done.stderr, bad

@@ -155,4 +155,6 @@ def test_a_numeric_column_is_watched_by_its_distribution(world):
     shifted = with_length(window(world["test"], 9)).assign(chars=lambda f: (f["chars"].astype(int) * 2).astype(str))
     assert "columns.chars" in names(check_window(shifted, baseline))
     with pytest.raises(DataError, match="column 'product_category' has no numbers"):
+        make_baseline(validation, world["predictor"], columns=(), numeric_columns=("product_category",))
+    with pytest.raises(DataError, match="given as categorical and as numeric"):
         make_baseline(validation, world["predictor"], numeric_columns=("product_category",))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import List, Optional
@@ -33,11 +34,11 @@ def _duration(value: str) -> timedelta:
     number, unit = value[:-1], value[-1:]
     try:
         amount = float(number)
-    except ValueError:
-        amount = -1
-    if unit not in units or amount <= 0:
-        raise ConfigError(f"{value!r} is not a duration; use a number and m, h or d, e.g. 30m, 1h, 1d")
-    return timedelta(**{units[unit]: amount})
+        if unit in units and 0 < amount and math.isfinite(amount):
+            return timedelta(**{units[unit]: amount})
+    except (ValueError, OverflowError):
+        pass
+    raise ConfigError(f"{value!r} is not a duration; use a number and m, h or d, e.g. 30m, 1h, 1d")
 
 
 @app.command("baseline")
@@ -74,6 +75,8 @@ def run(
     since: Optional[str] = typer.Option(None, "--since", help="Window start, ISO 8601 (UTC unless it says)."),
     until: Optional[str] = typer.Option(None, "--until", help="Window end, ISO 8601."),
     last: Optional[str] = typer.Option(None, "--last", help="The window is the last 30m / 1h / 1d (instead of --since)."),
+    allow_empty: bool = typer.Option(False, "--allow-empty", help="A window without records is a 'no_data' result, "
+                                     "not an error (for scheduled runs)."),
     ground_truth: Optional[Path] = typer.Option(None, "--ground-truth", help="CSV: inference_id[, item], the true label, the facet."),
     out: str = typer.Option(..., "--out", help="Output folder: violations.json, result.json, report.html; "
                             "strftime fields are filled in (UTC), e.g. monitoring/%Y%m%dT%H%M."),
@@ -90,8 +93,10 @@ def run(
     out_dir = Path(now.strftime(out) if "%" in out else out)
     current = settings()
     result = run_monitor(baseline_dir, capture or current.capture_dir, out_dir, since=start,
-                         until=_when(until, "--until"), ground_truth=ground_truth, settings=current)
-    lines = [f"{result['window']['rows']} records: {result['status']}", *(f"  violation: {v}" for v in result["violations"]),
+                         until=_when(until, "--until"), ground_truth=ground_truth, settings=current,
+                         allow_empty=allow_empty)
+    lines = [f"{result['window']['rows']} records: {result['status']}" + (f" ({result['reason']})" if result.get("reason") else ""),
+             *(f"  violation: {v}" for v in result["violations"]),
              *(f"  skipped {s}" for s in result["skipped_files"]),
              *([f"  {result['unknown_ground_truth']} ground-truth row(s) name no captured inference id"]
                if result["unknown_ground_truth"] else []),

@@ -116,6 +116,8 @@ def make_baseline(
     from sagestack.bias import BiasConfig, LabelSpec, analyze
     from sagestack.bias.job import parse_facet
 
+    if both := sorted(set(columns) & set(numeric_columns)):
+        raise DataError(f"column {', '.join(both)} is given as categorical and as numeric; watch it as one of them")
     needed = [text_column, label, *([facet] if facet else []), *columns, *numeric_columns]
     missing = [c for c in dict.fromkeys(needed) if c not in frame.columns]
     if missing:

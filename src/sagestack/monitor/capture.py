@@ -32,7 +32,7 @@ COLUMNS = ("inference_id", "item", "time", "route", "review", "label", "probabil
            "model_version", "model_kind", "variant")
 FLUSH_SECONDS = 1.0
 QUEUE_RECORDS = 100_000
-QUEUE_BYTES = 64 << 20  # the reviews' characters a worker may hold before it drops records
+QUEUE_BYTES = 64 << 20  # the characters of reviews a worker may hold before it drops records
 logger = logging.getLogger("sagestack.monitor.capture")
 
 
@@ -114,15 +114,17 @@ class CaptureWriter:
         offered = min(len(predictions), len(reviews))
         room = max(0, self.max_records - len(self._queue))
         queued, size = 0, 0
-        for item in range(min(room, offered)):
-            length = len(reviews[item])
-            if self._bytes + size + length > self.max_bytes:
-                break
-            # Just references here; the writer thread turns them into columns (and JSON) later.
-            self._queue.append((inference_id, item, now, route, reviews[item], predictions[item], model))
-            queued, size = queued + 1, size + length
-        with self._bytes_lock:
-            self._bytes += size
+        try:
+            for item in range(min(room, offered)):
+                length = len(reviews[item])
+                if self._bytes + size + length > self.max_bytes:
+                    break
+                # Just references here; the writer thread turns them into columns (and JSON) later.
+                self._queue.append((inference_id, item, now, route, reviews[item], predictions[item], model))
+                queued, size = queued + 1, size + length
+        finally:  # what was queued is accounted for, even if an odd review stopped the loop
+            with self._bytes_lock:
+                self._bytes += size
         self.stats.dropped += offered - queued
         self.stats.captured += queued
         return queued
@@ -130,7 +132,10 @@ class CaptureWriter:
     def _run(self) -> None:
         while not self._stop.is_set():
             self._stop.wait(self.flush_seconds)
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - whatever went wrong, the next second's records still get written
+                logger.exception("data capture: a flush failed")
 
     def flush(self) -> int:
         """Write every queued record now (one file per hour they fall in); returns how many were written.
@@ -150,12 +155,16 @@ class CaptureWriter:
             with self._bytes_lock:
                 self._bytes -= sum(len(r[4]) for r in records)
             by_hour: dict[str, list] = {}
-            for inference_id, item, now, route, review, prediction, model in records:
-                by_hour.setdefault(now.strftime("%Y/%m/%d/%H"), []).append((
-                    inference_id, item, now, route, str(review), str(prediction.label),
-                    json.dumps(prediction.probabilities), model.get("name"), model.get("version"), model.get("kind"),
-                    model.get("variant")))
             written = failed = 0
+            for inference_id, item, now, route, review, prediction, model in records:
+                try:
+                    row = (inference_id, item, now, route, str(review), str(prediction.label),
+                           json.dumps(prediction.probabilities), model.get("name"), model.get("version"),
+                           model.get("kind"), model.get("variant"))
+                except Exception:  # noqa: BLE001 - an odd record is lost, counted, and the rest written
+                    failed += 1
+                    continue
+                by_hour.setdefault(now.strftime("%Y/%m/%d/%H"), []).append(row)
             for hour, rows in by_hour.items():
                 try:
                     _write_parquet(self.folder / hour, rows)
@@ -167,7 +176,10 @@ class CaptureWriter:
             self.stats.written += written
             self.stats.failed += failed
         if self.on_flush is not None:
-            self.on_flush(written, failed)
+            try:
+                self.on_flush(written, failed)
+            except Exception:  # noqa: BLE001 - a metrics hook must not stop the writer
+                logger.exception("data capture: the flush hook failed")
         return written
 
     def close(self) -> None:

@@ -16,9 +16,10 @@ Where sagestack differs (also in the README):
   on a fifth of its healthy windows, more than one a day;
 - the chi-square test is the two-sample test of homogeneity (baseline counts against window
   counts), not a fit to the baseline's frequencies as if they were exact;
-- a distance is drift only when it also exceeds what sampling alone produces: its (1 − budget)
-  quantile over :data:`NULL_RESAMPLES` pairs of samples of the baseline's population, one of the
-  baseline's size and one of the window's. Evidently's fixed 0.1 alarms on healthy small windows
+- a distance is drift only when it also exceeds what sampling alone produces: the bar a healthy
+  window crosses with probability at most its share of the budget, from at least
+  :data:`NULL_RESAMPLES` pairs of samples of the baseline's population, one of the baseline's
+  size and one of the window's (:func:`null_distance`). Evidently's fixed 0.1 alarms on healthy small windows
   (a 200-review window of a 20-category column is ~0.1 from its own population by chance alone);
 - a test with fewer than :data:`MIN_SAMPLES` window values reports ``insufficient data``
   instead of a verdict.
@@ -26,6 +27,7 @@ Where sagestack differs (also in the README):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
@@ -124,30 +126,33 @@ def choose_test(column_type: str, reference_size: int) -> str:
     return "chisquare" if small else "jensenshannon"
 
 
-def null_distance(test: str, reference, size: int, quantile: float, seed: int = 0) -> float:
-    """The ``quantile`` of ``test``'s distance between two samples of the baseline's population,
-    one of the baseline's own size and one of ``size`` (capped at NULL_MAX_SIZE): how far a healthy
-    window of that size lands by chance, the baseline's own sampling noise included.
+def null_distance(test: str, reference, size: int, alpha: float, seed: int = 0) -> float:
+    """The bar a healthy window exceeds with probability at most ``alpha``: the order statistic
+    k = ceil((N + 1)(1 − alpha)) of ``test``'s distance over N pairs of samples of the baseline's
+    population, one of the baseline's own size and one of ``size`` (capped at NULL_MAX_SIZE), the
+    baseline's own sampling noise included. N is at least 2 / alpha, so k ≤ N.
 
     Args:
         reference: the baseline's values (numbers) or its frequencies (category -> count).
     """
     rng = np.random.default_rng(seed)
     size = min(size, NULL_MAX_SIZE)
+    resamples = max(NULL_RESAMPLES, math.ceil(2 / alpha))
     fn = TESTS[test].fn
     if isinstance(reference, Mapping):
         keys = list(reference)
         p = np.array([float(reference[k]) for k in keys])
         p = p / p.sum()
         n_reference = int(sum(reference.values()))
-        references = rng.multinomial(n_reference, p, size=NULL_RESAMPLES)
-        currents = rng.multinomial(size, p, size=NULL_RESAMPLES)
+        references = rng.multinomial(n_reference, p, size=resamples)
+        currents = rng.multinomial(size, p, size=resamples)
         values = [fn(dict(zip(keys, a)), dict(zip(keys, b))) for a, b in zip(references, currents)]
     else:
         reference = np.asarray(reference, dtype=float)
         values = [fn(rng.choice(reference, size=len(reference), replace=True), rng.choice(reference, size=size, replace=True))
-                  for _ in range(NULL_RESAMPLES)]
-    return float(np.quantile(values, quantile))
+                  for _ in range(resamples)]
+    k = min(resamples, math.ceil((resamples + 1) * (1 - alpha)))
+    return float(np.sort(values)[k - 1])
 
 
 @dataclass(frozen=True)
@@ -186,6 +191,6 @@ def compare(test: str, reference, current, *, tests_in_window: int = 1, min_samp
         threshold = alpha
         drift = value < threshold
     else:
-        threshold = max(DISTANCE_THRESHOLD, null_distance(test, reference, samples, 1 - alpha, seed))
+        threshold = max(DISTANCE_THRESHOLD, null_distance(test, reference, samples, alpha, seed))
         drift = value > threshold
     return Verdict(test, float(value), float(threshold), bool(drift), "drift" if drift else "ok", samples)

@@ -78,12 +78,15 @@ def run_monitor(
     ground_truth: Path | None = None,
     settings=None,
     seed: int = 0,
+    allow_empty: bool = False,
 ) -> dict:
     """One monitoring run (see the module docstring); outputs land in ``out_dir`` atomically.
 
     Args:
         settings: sagestack settings; when given, the run's figures are logged to MLflow
             (experiment ``sagestack-monitor``).
+        allow_empty: a window without records is a result (status ``no_data``, its report says so),
+            not an error: a scheduled run over a quiet hour.
 
     Returns:
         ``{"status": "completed" | "completed_with_violations", "window": {...}, "checks",
@@ -100,8 +103,11 @@ def run_monitor(
     captured, skipped = read_capture(capture, since=since, until=until)
     if captured.empty:
         where = f" between {since or 'the start'} and {until or 'now'}" if since or until else ""
-        raise EmptyWindow(f"no captured records in {capture}{where}"
-                        + (f" ({len(skipped)} unreadable file(s) skipped)" if skipped else ""))
+        message = (f"no captured records in {capture}{where}"
+                   + (f" ({len(skipped)} unreadable file(s) skipped)" if skipped else ""))
+        if not allow_empty:
+            raise EmptyWindow(message)
+        return _no_data(Path(out_dir), message, since, until, skipped)
     window = window_from_capture(captured, baseline)
     unknown = 0
     label = baseline.statistics["labels"]["column"]
@@ -128,6 +134,25 @@ def run_monitor(
     result["out_dir"] = str(out_dir)
     result["mlflow_run"] = _log_to_mlflow(settings, result) if settings is not None else None
     return result
+
+
+def _no_data(out_dir: Path, message: str, since, until, skipped: list[str]) -> dict:
+    """The outputs of a run over a window without records: no violations, a report that says so."""
+    import html
+
+    from sagestack.data.atomic import atomic_dir
+
+    result = {"status": "no_data", "reason": message, "checks": [], "bias": [], "violations": [],
+              "window": {"rows": 0, "first": None, "last": None, "since": str(since) if since else None,
+                         "until": str(until) if until else None, "with_ground_truth": 0},
+              "skipped_files": skipped, "unknown_ground_truth": 0}
+    with atomic_dir(out_dir) as tmp:
+        (tmp / "violations.json").write_text(json.dumps({"violations": []}), encoding="utf-8")
+        (tmp / "result.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+        (tmp / "report.html").write_text("<!doctype html><html lang=en><meta charset=utf-8><title>Monitoring report"
+                                         f"</title><h1>Monitoring report</h1><p>{html.escape(message)}</p></html>",
+                                         encoding="utf-8")
+    return {**result, "out_dir": str(out_dir), "mlflow_run": None}
 
 
 def _sagemaker_violations(result: dict) -> list[dict]:
@@ -174,16 +199,24 @@ def list_monitoring(root: Path, limit: int = 100) -> dict:
     root = Path(root)
     if not root.is_dir():
         return {"baselines": [], "runs": []}
-    baselines = sorted(str(p.parent.relative_to(root)) for p in root.glob("**/statistics.json"))
+    def visible(path: Path) -> bool:  # not inside a folder being written (atomic_dir's ".name.*.tmp")
+        return not any(part.startswith(".") for part in path.relative_to(root).parts)
+
+    baselines = sorted(str(p.parent.relative_to(root)) for p in root.glob("**/statistics.json") if visible(p))
     runs = []
     for path in root.glob("**/result.json"):
+        if not visible(path):
+            continue
         try:
             result = json.loads(path.read_text(encoding="utf-8"))
+            mtime = path.stat().st_mtime
         except (OSError, ValueError):
-            continue  # a run being written, or not ours
-        window = result.get("window", {})
+            continue  # replaced meanwhile, or not JSON
+        if not isinstance(result, dict) or not isinstance(result.get("window") or {}, dict):
+            continue  # some other result.json
+        window = result.get("window") or {}
         runs.append({"folder": str(path.parent.relative_to(root)), "status": result.get("status"),
-                     "rows": window.get("rows"), "violations": len(result.get("violations", [])),
-                     "first": window.get("first"), "last": window.get("last"), "mtime": path.stat().st_mtime})
+                     "rows": window.get("rows"), "violations": len(result.get("violations") or []),
+                     "first": window.get("first"), "last": window.get("last"), "mtime": mtime})
     runs.sort(key=lambda r: r["mtime"], reverse=True)
     return {"baselines": baselines, "runs": runs[:limit]}

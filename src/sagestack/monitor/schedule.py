@@ -3,6 +3,7 @@ the ``sagestack-monitor`` CronJob's schedule, window and baseline (``k8s/base/mo
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -38,9 +39,9 @@ def patch_text(cron: str, window: str, baseline: str) -> str:
         "# Written by `sagestack monitor schedule`: when the monitoring job runs, over which window, against which\n"
         "# baseline (see k8s/base/monitor-cronjob.yaml).\n"
         "apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: sagestack-monitor\nspec:\n"
-        f"  schedule: \"{cron}\"\n---\n"
+        f"  schedule: {json.dumps(cron)}\n---\n"
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: sagestack-monitor\ndata:\n"
-        f"  MONITOR_WINDOW: \"{window}\"\n  MONITOR_BASELINE: \"{baseline}\"\n"
+        f"  MONITOR_WINDOW: {json.dumps(window)}\n  MONITOR_BASELINE: {json.dumps(baseline)}\n"  # JSON strings are YAML
     )
 
 

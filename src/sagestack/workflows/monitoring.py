@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import html
-import json
 import shutil
 import tempfile
 from datetime import datetime, timedelta, timezone
@@ -21,18 +19,12 @@ def monitor_step(baseline: str, capture: str, window_hours: float, report_path: 
     Returns:
         ``{"status", "rows", "violations"}``.
     """
-    from sagestack.monitor.job import EmptyWindow, run_monitor
+    from sagestack.monitor.job import run_monitor
 
     since = datetime.now(timezone.utc) - timedelta(hours=window_hours)
     with tempfile.TemporaryDirectory() as tmp:
-        try:
-            result = run_monitor(Path(baseline), Path(capture) if capture else settings.capture_dir, Path(tmp) / "run",
-                                 since=since, settings=settings)
-        except EmptyWindow as exc:
-            Path(report_path).write_text(f"<!doctype html><title>Monitoring report</title><p>{html.escape(str(exc))}</p>",
-                                         encoding="utf-8")
-            Path(violations_path).write_text(json.dumps({"violations": []}), encoding="utf-8")
-            return {"status": "no_data", "rows": 0, "violations": 0}
+        result = run_monitor(Path(baseline), Path(capture) if capture else settings.capture_dir, Path(tmp) / "run",
+                             since=since, settings=settings, allow_empty=True)
         shutil.copyfile(Path(tmp) / "run" / "report.html", report_path)
         shutil.copyfile(Path(tmp) / "run" / "violations.json", violations_path)
     return {"status": result["status"], "rows": result["window"]["rows"], "violations": len(result["violations"])}
