@@ -365,6 +365,24 @@ def compile_pipeline(path: Path, pipeline: str = DEFAULT_PIPELINE) -> Path:
     return Path(path)
 
 
+@contextlib.contextmanager
+def _kfp_client(host: str, what: str) -> Iterator:
+    """A ``kfp.Client`` for ``host``; whatever KFP raises inside the block becomes one line.
+
+    Raises:
+        SagestackError: the host is not an http(s) URL, or the call failed (``could not <what> …``).
+    """
+    if not re.match(r"^https?://[^/\s]+", host or ""):
+        raise SagestackError(f"--host must be the http(s) URL of a Kubeflow Pipelines API, got {host!r}")
+    import kfp
+
+    try:
+        yield kfp.Client(host=host)
+    except Exception as exc:  # kfp raises many transport-level types; the user needs one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SagestackError(f"could not {what} ({first}); check --host and that the KFP API is reachable") from None
+
+
 def schedule(host: str, arguments: dict, cron: str, *, pipeline: str, experiment: str = "sagestack",
              job_name: str | None = None) -> dict:
     """Create a KFP recurring run of a pipeline on ``cron`` (KFP's six-field cron: seconds first).
@@ -372,26 +390,17 @@ def schedule(host: str, arguments: dict, cron: str, *, pipeline: str, experiment
     Raises:
         SagestackError: the host is not an http(s) URL or the endpoint cannot be reached.
     """
-    if not re.match(r"^https?://[^/\s]+", host or ""):
-        raise SagestackError(f"--host must be the http(s) URL of a Kubeflow Pipelines API, got {host!r}")
     import tempfile
-
-    import kfp
 
     with tempfile.TemporaryDirectory() as tmp:
         package = compile_pipeline(Path(tmp) / "pipeline.yaml", pipeline)
-        try:
-            client = kfp.Client(host=host)
+        with _kfp_client(host, f"schedule on {host}") as client:
             experiment_id = client.create_experiment(experiment).experiment_id
             job = client.create_recurring_run(
                 experiment_id=experiment_id, job_name=job_name or f"sagestack-{pipeline}", cron_expression=f"0 {cron}",
                 params=arguments, pipeline_package_path=str(package), max_concurrency=1, no_catchup=True,
                 enable_caching=False,
             )
-        except Exception as exc:  # kfp raises many transport-level types; the user needs one line
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise SagestackError(f"could not schedule on {host} ({first}); check --host and that the KFP API is "
-                                 "reachable") from None
     return {"host": host, "recurring_run_id": job.recurring_run_id, "cron": cron, "experiment": experiment}
 
 
@@ -402,19 +411,11 @@ def submit(host: str, arguments: dict, *, pipeline: str = DEFAULT_PIPELINE, expe
     Raises:
         SagestackError: the host is not an http(s) URL or the endpoint cannot be reached.
     """
-    if not re.match(r"^https?://[^/\s]+", host or ""):
-        raise SagestackError(f"--host must be the http(s) URL of a Kubeflow Pipelines API, got {host!r}")
-    import kfp
-
     from pipelines import get_pipeline
 
     pipeline_func = get_pipeline(pipeline)
-    try:
-        client = kfp.Client(host=host)
+    with _kfp_client(host, f"submit to {host}") as client:
         run = client.create_run_from_pipeline_func(
             pipeline_func, arguments=arguments, experiment_name=experiment, run_name=run_name
         )
-    except Exception as exc:  # kfp raises many transport-level types; the user needs one line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SagestackError(f"could not submit to {host} ({first}); check --host and that the KFP API is reachable") from None
     return {"host": host, "run_id": run.run_id, "experiment": experiment}

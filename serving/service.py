@@ -252,25 +252,14 @@ class SentimentService:
             self._capture.close()  # what is still queued is written before the worker goes
 
     def _captured(self, route: str, inference_ids: list[str], reviews: list[str], predictions) -> None:
-        """Offer a sampled request's predictions to the capture writer: never blocks, never fails the request.
-
-        One inference id: one request, sampled as a whole. Several (a merged batch): each review is
-        its own inference, sampled on its own, so one client's requests are not all in or all out.
-        """
+        """Offer what a call answered to the capture writer (it samples); never blocks, never fails the request."""
         if self._capture is None:
             return
         try:
-            model = self._capture_model or self.model.model_dump()
-            self._capture_model = model
-            dropped_before = self._capture.stats.dropped
-            if len(inference_ids) == 1:
-                queued = self._capture.offer(inference_ids[0], route, reviews, predictions, model) \
-                    if self._capture.sampled() else 0
-            else:
-                queued = sum(self._capture.offer(i, route, [r], [p], model)
-                             for i, r, p in zip(inference_ids, reviews, predictions) if self._capture.sampled())
+            self._capture_model = self._capture_model or self.model.model_dump()
+            queued, dropped = self._capture.capture(route, inference_ids, reviews, predictions, self._capture_model)
             CAPTURE.labels(variant=self._labels["variant"], outcome="captured").inc(queued)
-            if (dropped := self._capture.stats.dropped - dropped_before) > 0:
+            if dropped:
                 CAPTURE.labels(variant=self._labels["variant"], outcome="dropped").inc(dropped)
         except Exception:  # capture is an observer: a fault there must never cost a prediction
             logger.exception("data capture failed for a request on %s", route)

@@ -25,7 +25,8 @@ import pytest
 from conftest import SAGESTACK, run_sagestack
 from serving.launch import free_port, serve_command, serve_env, stop_process
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+import playwright.sync_api as playwright_api  # in the lock: missing, the module fails instead of skipping
+
 expect = playwright_api.expect
 CLARIFY_ROWS = 486
 

@@ -130,11 +130,10 @@ def test_reconcile_fails_a_job_whose_process_is_gone_and_keeps_a_live_one(tmp_pa
     assert failed.status == FAILED and f"pid {gone.pid}" in failed.error and "stopped while it ran" in failed.error
 
     live = store.submit("bias", "b", ["--version"])
-    import psutil
+    from sagestack.processes import start_ticks
 
     with store._connect() as db:
-        db.execute("UPDATE jobs SET pid = ?, pid_started = ? WHERE id = ?",
-                   (os.getpid(), psutil.Process().create_time(), live.id))
+        db.execute("UPDATE jobs SET pid = ?, pid_started = ? WHERE id = ?", (os.getpid(), start_ticks(os.getpid()), live.id))
     assert store.reconcile() == [] and store.get(live.id).status == RUNNING
 
 
@@ -179,15 +178,15 @@ def _sleeping_group() -> subprocess.Popen:
 
 
 def test_stop_leftovers_kills_the_group_and_nothing_older():
-    import psutil
+    from sagestack.processes import start_ticks
 
     group = _sleeping_group()
-    started = psutil.Process(group.pid).create_time()
-    assert stop_leftovers(group.pid, started + 5) == []  # a group that started later than recorded is not the job's
-    assert stop_leftovers(group.pid, started) == [group.pid]
+    started = start_ticks(group.pid)
+    assert stop_leftovers(group.pid, started + 5, time.time()) == []  # a group that started later than recorded is not the job's
+    assert stop_leftovers(group.pid, started, time.time()) == [group.pid]
     assert group.wait(timeout=10) == -9
-    assert stop_leftovers(None, None) == []
-    assert stop_leftovers(os.getpid(), 0.0) == []  # recorded before this machine booted: not touched
+    assert stop_leftovers(None, None, None) == []
+    assert stop_leftovers(os.getpid(), start_ticks(os.getpid()), 0.0) == []  # recorded before this machine booted: not touched
 
 
 def test_a_finished_commands_leftovers_get_sigterm_then_sigkill(monkeypatch):

@@ -35,6 +35,8 @@ from sagestack.config import CONFIG_FILE_NAME, Settings
 from sagestack.data.atomic import atomic_file
 from sagestack.deploy.traffic import VARIANTS, TrafficSplit, check_servable, nginx_config, write_route
 from sagestack.errors import RegistryError, SagestackError
+from sagestack.processes import alive as _alive
+from sagestack.processes import start_ticks
 
 HOST = "127.0.0.1"
 SERVICES = ("postgres", "mlflow", "redis", "feast", "endpoint-a", "endpoint-b", "nginx")
@@ -67,30 +69,6 @@ class State:
     def save(self, path: Path) -> None:
         with atomic_file(path) as tmp:
             tmp.write_text(json.dumps({"ports": self.ports, "pids": self.pids}, indent=1))
-
-
-def _stat(pid: int) -> list[str] | None:
-    """The fields of ``/proc/PID/stat`` after the command name (state first), or None."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def start_ticks(pid: int) -> int | None:
-    """When the process started (clock ticks since boot): with the pid, it names one process for good."""
-    fields = _stat(pid)
-    return int(fields[19]) if fields else None
-
-
-def _alive(pid: int | None, started: int | None = None) -> bool:
-    """Whether ``pid`` runs (a zombie does not) and, given ``started``, is still the process that started then."""
-    if not pid:
-        return False
-    fields = _stat(pid)
-    if fields is None or fields[0] == "Z":
-        return False
-    return started is None or int(fields[19]) == started
 
 
 def _free_port() -> int:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sagestack.errors import SagestackError
+from sagestack.processes import alive, start_ticks
 
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
 # The reason recorded for a job whose runner disappeared without recording an outcome.
@@ -67,8 +68,8 @@ class Job:
         folder: the job's own folder: the command's outputs, ``result.json`` and ``log.txt``.
         status: ``running``, ``succeeded`` or ``failed``.
         created_at / finished_at: Unix times.
-        pid / pid_started: the runner's process and its start time (a reused pid is not it).
-        pgid / pgid_started: the command's process group (its leader's pid) and start time.
+        pid / pid_started: the runner's process and its start (:func:`sagestack.processes.start_ticks`).
+        pgid / pgid_started: the command's process group (its leader's pid) and the leader's start.
         exit_code: the command's exit status, once finished.
         error: why it failed (one line), for a failed job.
         result: the JSON document the command printed, for a finished job.
@@ -83,9 +84,9 @@ class Job:
     created_at: float
     finished_at: float | None
     pid: int | None
-    pid_started: float | None
+    pid_started: int | None
     pgid: int | None
-    pgid_started: float | None
+    pgid_started: int | None
     exit_code: int | None
     error: str | None
     result: dict | None
@@ -125,21 +126,6 @@ def _row_to_job(row: sqlite3.Row) -> Job:
         exit_code=row["exit_code"], error=row["error"],
         result=json.loads(row["result"]) if row["result"] else None,
     )
-
-
-def process_alive(pid: int | None, started: float | None) -> bool:
-    """Whether process ``pid`` still runs and is the one that started at ``started`` (not a reused pid)."""
-    import psutil
-
-    if not pid:
-        return False
-    try:
-        process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return started is None or abs(process.create_time() - started) < 1.0
-    except psutil.Error:
-        return False
 
 
 class JobStore:
@@ -212,34 +198,22 @@ class JobStore:
         Call this from a thread that lives as long as the process (e.g. the event loop's): Linux
         signals a child when the *thread* that started it ends.
         """
-        import psutil
-
         process = subprocess.Popen(
             [sys.executable, "-m", "sagestack.jobs.runner", str(self.root), str(job.id), str(os.getpid())],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             env={**os.environ, **(environ or {})}, close_fds=True,
         )
-        try:
-            started = psutil.Process(process.pid).create_time()
-        except psutil.Error:
-            started = None
         with self._connect() as db:
             db.execute("UPDATE jobs SET pid = ?, pid_started = ? WHERE id = ? AND status = ?",
-                       (process.pid, started, job.id, RUNNING))
+                       (process.pid, start_ticks(process.pid), job.id, RUNNING))
         # Reap the runner when it ends (it records its own outcome), so no zombie is left behind.
         threading.Thread(target=process.wait, name=f"job-{job.id}-reaper", daemon=True).start()
         return process
 
     def record_group(self, job_id: int, pgid: int) -> None:
         """Record the process group the job's command runs in (called by the runner)."""
-        import psutil
-
-        try:
-            started = psutil.Process(pgid).create_time()
-        except psutil.Error:
-            started = time.time()
         with self._connect() as db:
-            db.execute("UPDATE jobs SET pgid = ?, pgid_started = ? WHERE id = ?", (pgid, started, job_id))
+            db.execute("UPDATE jobs SET pgid = ?, pgid_started = ? WHERE id = ?", (pgid, start_ticks(pgid), job_id))
 
     def finish(self, job_id: int, *, status: str, exit_code: int | None, error: str | None, result: dict | None) -> None:
         """Record a running job's outcome (a job already finished keeps its first outcome)."""
@@ -263,36 +237,31 @@ class JobStore:
         for job in map(_row_to_job, rows):
             if job.pid is None and time.time() - job.created_at < 10:
                 continue  # submitted a moment ago, its runner is being started
-            if not process_alive(job.pid, job.pid_started):
-                stop_leftovers(job.pgid, job.pgid_started)
+            if not alive(job.pid, job.pid_started):
+                stop_leftovers(job.pgid, job.pgid_started, job.created_at)
                 self.finish(job.id, status=FAILED, exit_code=None, error=VANISHED.format(pid=job.pid), result=None)
                 marked.append(job.id)
         return marked
 
 
-def stop_leftovers(pgid: int | None, started: float | None) -> list[int]:
+def stop_leftovers(pgid: int | None, started: int | None, recorded_at: float | None) -> list[int]:
     """SIGKILL what is left of a job's process group after its runner vanished.
 
     A group id is its leader's pid, and Linux hands out no pid that is still some group's id; so
-    while the group's leader lives, its start time tells whether the group is the job's (else
-    the id was reused by someone else's group: left alone), and once the leader is gone every
-    process still in a group of that id is the job's. Nothing is done for a group recorded
-    before this machine booted.
+    while the group's leader lives, its start (``started``, see :mod:`sagestack.processes`) tells
+    whether the group is the job's (else the id was reused by someone else's group: left alone),
+    and once the leader is gone every process still in a group of that id is the job's. Nothing
+    is done for a job recorded (``recorded_at``, a Unix time) before this machine booted.
 
     Returns:
         The pids it killed.
     """
     import psutil
 
-    if not pgid or started is None or started < psutil.boot_time():
+    if not pgid or started is None or recorded_at is None or recorded_at < psutil.boot_time():
         return []
-    try:
-        if abs(psutil.Process(pgid).create_time() - started) > 1.0:
-            return []  # a live leader that is not the job's command: the id is someone else's now
-    except psutil.NoSuchProcess:
-        pass
-    except psutil.Error:
-        return []
+    if alive(pgid) and not alive(pgid, started):
+        return []  # a live leader that is not the job's command: the id is someone else's now
     killed = []
     for process in psutil.process_iter(["pid"]):
         try:

@@ -129,6 +129,21 @@ class CaptureWriter:
         self.stats.captured += queued
         return queued
 
+    def capture(self, route: str, inference_ids: Sequence[str], reviews: Sequence[str], predictions: Sequence,
+                model: dict) -> tuple[int, int]:
+        """Sample and queue what one endpoint call answered; returns (queued, dropped).
+
+        One inference id: one request, sampled as a whole. Several (a merged batch): each review is
+        its own inference, sampled on its own, so one client's requests are not all in or all out.
+        """
+        dropped_before = self.stats.dropped
+        if len(inference_ids) == 1:
+            queued = self.offer(inference_ids[0], route, reviews, predictions, model) if self.sampled() else 0
+        else:
+            queued = sum(self.offer(i, route, [r], [p], model)
+                         for i, r, p in zip(inference_ids, reviews, predictions) if self.sampled())
+        return queued, self.stats.dropped - dropped_before
+
     def _run(self) -> None:
         while not self._stop.is_set():
             self._stop.wait(self.flush_seconds)
@@ -198,6 +213,8 @@ def _write_parquet(folder: Path, rows: list) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from sagestack.data.atomic import atomic_file
+
     folder.mkdir(parents=True, exist_ok=True)
     schema = _schema()
     batches = []
@@ -208,9 +225,8 @@ def _write_parquet(folder: Path, rows: list) -> Path:
         time.sleep(0)  # let the event loop run between batches
     table = pa.Table.from_batches(batches, schema=schema)
     target = folder / f"{time.time_ns()}-{os.getpid()}.parquet"
-    tmp = folder / f".{target.name}.tmp"
-    pq.write_table(table, tmp)
-    os.replace(tmp, target)
+    with atomic_file(target) as tmp:  # a hidden ".….tmp" name: readers never see half a file
+        pq.write_table(table, tmp)
     return target
 
 
