@@ -398,18 +398,13 @@ def _bias_metrics(job) -> list[dict] | None:
     """The bias job's metrics per facet value (from its analysis.json), for the job page's table."""
     if job.kind != "bias" or job.status != "succeeded":
         return None
+    from sagestack.bias.report import metric_rows
+
     try:
         document = json.loads((job.folder / "out" / "analysis.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    rows = []
-    for stage in ("pre_training_bias_metrics", "post_training_bias_metrics"):
-        for facet, entries in document.get(stage, {}).get("facets", {}).items():
-            for entry in entries:
-                rows.append({"stage": stage.split("_")[0] + "-training", "facet": facet,
-                             "value": entry["value_or_threshold"],
-                             "metrics": {m["name"]: m.get("value") for m in entry["metrics"]}})
-    return rows
+    return metric_rows(document)
 
 
 async def _ask_endpoint(endpoint: str, review: str) -> tuple[dict | None, str | None, int]:

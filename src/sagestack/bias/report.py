@@ -145,6 +145,22 @@ def render_html(document: dict, title: str = "Bias report") -> str:
     return "".join(parts)
 
 
+def metric_rows(document: dict) -> list[dict]:
+    """An analysis document flattened for a table: one row per stage, facet and facet value.
+
+    Returns:
+        ``[{"stage": "pre-training" | "post-training", "facet", "value", "metrics": {name: value | None}}]``.
+    """
+    rows = []
+    for stage in STAGES:
+        for facet, entries in document.get(stage, {}).get("facets", {}).items():
+            for entry in entries:
+                rows.append({"stage": stage.split("_")[0] + "-training", "facet": facet,
+                             "value": entry["value_or_threshold"],
+                             "metrics": {m["name"]: m.get("value") for m in entry["metrics"]}})
+    return rows
+
+
 def write_bias_report(document: dict, out_dir: Path, title: str = "Bias report") -> dict[str, Path]:
     """Write ``analysis.json`` and ``report.html`` into ``out_dir`` atomically; return their paths."""
     out_dir = Path(out_dir)
