@@ -170,7 +170,7 @@ class SentimentService:
         self._retry_steps = True
         # Data capture for monitoring (SAGESTACK_CAPTURE percent of requests): queued here,
         # written by the writer's own thread, so a request never waits for a disk.
-        self._capture = (CaptureWriter(self._settings.capture_dir, self._settings.capture,
+        self._capture = (CaptureWriter(self._settings.capture_location, self._settings.capture,
                                        on_flush=self._capture_flushed)
                          if self._settings.capture else None)
         self._capture_model: dict | None = None  # the served model as capture records name it

@@ -36,6 +36,7 @@ ENV_VARS = {
     "SAGESTACK_VARIANT": "variant",
     "SAGESTACK_WORKERS": "workers",
     "SAGESTACK_CAPTURE": "capture",
+    "SAGESTACK_CAPTURE_URI": "capture_uri",
 }
 
 
@@ -61,6 +62,9 @@ class Settings(BaseModel):
             per pod when a Kubernetes autoscaler adds pods instead.
         capture: the percentage of the endpoint's requests whose predictions are captured for
             monitoring (0–100; default off; SageMaker's usual choice is 20), into ``home/capture``.
+        capture_uri: where captured records go instead: another folder, or an S3-compatible bucket
+            (``s3://BUCKET/PREFIX``; the endpoint from ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``,
+            credentials from the usual ``AWS_*`` variables).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -76,6 +80,7 @@ class Settings(BaseModel):
     variant: str | None = None
     workers: int | None = Field(default=None, ge=1)
     capture: float | None = Field(default=None, ge=0, le=100)
+    capture_uri: str | None = None
 
     @field_validator("online_store")
     @classmethod
@@ -90,6 +95,15 @@ class Settings(BaseModel):
         if value not in ("duckdb", "spark", "yarn") and not value.startswith(("spark://", "k8s://", "local")):
             raise ValueError("must be duckdb, spark, or a Spark master URL (spark://HOST:PORT, yarn, k8s://...)")
         return value
+
+    @field_validator("capture_uri")
+    @classmethod
+    def _absolute_capture_folder(cls, value: str | None) -> str | None:
+        # A folder is made absolute where the settings are read, so an endpoint or a job started
+        # elsewhere writes and reads the same one; a URI (s3://…) is kept as it is.
+        if value and "://" not in value:
+            return str(Path(value).expanduser().resolve())
+        return value or None
 
     @property
     def mlflow_uri(self) -> str:
@@ -107,6 +121,11 @@ class Settings(BaseModel):
     def capture_dir(self) -> Path:
         """Where the endpoint's data capture writes (hourly Parquet partitions)."""
         return self.home.resolve() / "capture"
+
+    @property
+    def capture_location(self) -> str:
+        """Where data capture writes and monitoring reads: ``capture_uri``, else :attr:`capture_dir`."""
+        return self.capture_uri or str(self.capture_dir)
 
     @property
     def cache_dir(self) -> Path:

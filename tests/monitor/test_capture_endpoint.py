@@ -1,5 +1,6 @@
 """Data capture on a real ``bentoml serve``: records land in Parquet with the inference ids the
-responses named, a killed server keeps what it flushed, and capture off writes nothing."""
+responses named, a killed server keeps what it flushed, capture to an S3-compatible bucket works the same,
+and capture off writes nothing."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sagestack.config import load_settings
 from sagestack.monitor.capture import read_capture
 from sagestack.registry import log_model_run
 from sagestack.text import make_params, train_fasttext
+from s3server import BUCKET, s3  # noqa: F401 (s3 is a fixture)
 from serving.launch import free_port, serve_command, serve_env, stop_process
 
 
@@ -32,7 +34,7 @@ def registered(sample_split, sample_csv, tmp_path_factory):
     return settings
 
 
-def start(settings, capture: str | None, log_path):
+def start(settings, capture: str | None, log_path, extra_env: dict | None = None):
     import subprocess
 
     port = free_port()
@@ -41,6 +43,7 @@ def start(settings, capture: str | None, log_path):
     env.update(SAGESTACK_WORKERS="1", BENTOML_HOME=str(settings.home / "bentoml"))
     if capture is not None:
         env["SAGESTACK_CAPTURE"] = capture
+    env.update(extra_env or {})
     process = subprocess.Popen(serve_command("127.0.0.1", port), env=env, stdout=log_path.open("ab"),
                                stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -122,6 +125,24 @@ def test_capture_writes_what_the_responses_name_and_survives_a_killed_worker(reg
     stored = read_features(registered).set_index("review_id")["review_body"]
     by_id_rows = captured[captured["route"] == "/predict_by_id"].sort_values("item")
     assert by_id_rows["review"].tolist() == [stored[1], stored[2]]  # the text the store held
+
+
+def test_capture_to_an_s3_bucket(registered, s3, tmp_path):
+    uri = f"s3://{BUCKET}/endpoint"
+    local_files = sorted(registered.capture_dir.rglob("*.parquet"))
+    process, url = start(registered, "100", tmp_path / "serve.log", {**s3, "SAGESTACK_CAPTURE_URI": uri})
+    try:
+        ids = [httpx.post(f"{url}/predict", json={"reviews": [f"Soft fabric {i}", "Runs large"]},
+                          timeout=30).json()["inference_id"] for i in range(10)]
+        time.sleep(2.5)  # past the writer's one-second flush
+        metrics = httpx.get(f"{url}/metrics", timeout=5).text
+        assert 'sagestack_capture_records_total{outcome="captured",variant=""} 20.0' in metrics
+        assert 'outcome="failed"' not in metrics
+    finally:
+        stop_process(process)
+    captured, skipped = read_capture(uri)
+    assert skipped == [] and set(captured["inference_id"]) == set(ids) and len(captured) == 20
+    assert sorted(registered.capture_dir.rglob("*.parquet")) == local_files  # nothing went to the home's folder
 
 
 def test_capture_off_writes_nothing(registered, tmp_path):

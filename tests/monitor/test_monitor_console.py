@@ -15,8 +15,7 @@ from conftest import SAGESTACK
 from sagestack.config import load_settings
 from sagestack.monitor.job import run_monitor
 from serving.launch import free_port, stop_process
-from test_monitor_job import capture
-from traffic import window, world  # noqa: F401 (world is a fixture)
+from traffic import capture, window, world  # noqa: F401 (world is a fixture)
 
 
 @pytest.fixture

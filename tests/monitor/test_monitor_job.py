@@ -11,28 +11,10 @@ import pytest
 from conftest import run_sagestack
 from sagestack.config import load_settings
 from sagestack.errors import DataError
-from sagestack.monitor.capture import CaptureWriter, new_inference_id, read_capture
+from sagestack.monitor.capture import CaptureWriter, read_capture
 from sagestack.monitor.job import run_monitor
 from sagestack.monitor.run import PREDICTED
-from traffic import window, world  # noqa: F401 (world is a fixture)
-
-
-def capture(folder, frame: pd.DataFrame, predictor, per_request: int = 5, kind: str = "fasttext") -> pd.DataFrame:
-    """Send ``frame``'s reviews through a CaptureWriter as the endpoint would (5 reviews a request);
-    returns the ground truth: inference_id, item, sentiment, product_category."""
-    writer = CaptureWriter(folder, 100)
-    truth = []
-    model = {"name": "reviews-sentiment", "version": "1", "kind": kind, "variant": None}
-    for start in range(0, len(frame), per_request):
-        chunk = frame.iloc[start:start + per_request]
-        reviews = chunk["review_body"].tolist()
-        inference_id = new_inference_id()
-        writer.offer(inference_id, "/predict", reviews, predictor.predict(reviews), model)
-        truth += [{"inference_id": inference_id, "item": i, "sentiment": s, "product_category": c}
-                  for i, (s, c) in enumerate(zip(chunk["sentiment"], chunk["product_category"]))]
-    writer.close()
-    assert writer.stats.dropped == 0 and writer.stats.written == len(frame)
-    return pd.DataFrame(truth)
+from traffic import capture, window, world  # noqa: F401 (world is a fixture)
 
 
 def test_captured_traffic_with_ground_truth_runs_clean_then_catches_a_shift(world, tmp_path):

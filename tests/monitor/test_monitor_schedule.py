@@ -56,7 +56,7 @@ def test_schedule_patches_the_overlay_and_it_renders_and_validates(tmp_path):
 
 def test_the_monitoring_pipeline_runs_on_kfps_local_runner(world, tmp_path):
     from pipelines.runner import run_local
-    from test_monitor_job import capture
+    from traffic import capture
 
     settings = load_settings(cwd=tmp_path, environ={}, home=tmp_path / "home")
     capture(settings.capture_dir, window(world["test"], 20), world["predictor"])

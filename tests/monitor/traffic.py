@@ -9,6 +9,7 @@ import pytest
 from sagestack.data import prepare_dataset
 from sagestack.models.kinds import load_model
 from sagestack.monitor import load_baseline, make_baseline
+from sagestack.monitor.capture import CaptureWriter, new_inference_id
 from sagestack.monitor.run import PREDICTED
 from sagestack.text.params import make_params
 from sagestack.text.training import train_fasttext
@@ -38,3 +39,19 @@ def world(shared_data, tmp_path_factory):
     return {"baseline": load_baseline(out / "baseline"), "test": test, "predictor": predictor, "out": out}
 
 
+def capture(location, frame: pd.DataFrame, predictor, per_request: int = 5, kind: str = "fasttext") -> pd.DataFrame:
+    """Send ``frame``'s reviews through a CaptureWriter as the endpoint would (5 reviews a request);
+    returns the ground truth: inference_id, item, sentiment, product_category."""
+    writer = CaptureWriter(location, 100)
+    truth = []
+    model = {"name": "reviews-sentiment", "version": "1", "kind": kind, "variant": None}
+    for start in range(0, len(frame), per_request):
+        chunk = frame.iloc[start:start + per_request]
+        reviews = chunk["review_body"].tolist()
+        inference_id = new_inference_id()
+        writer.offer(inference_id, "/predict", reviews, predictor.predict(reviews), model)
+        truth += [{"inference_id": inference_id, "item": i, "sentiment": s, "product_category": c}
+                  for i, (s, c) in enumerate(zip(chunk["sentiment"], chunk["product_category"]))]
+    writer.close()
+    assert writer.stats.dropped == 0 and writer.stats.written == len(frame)
+    return pd.DataFrame(truth)

@@ -4,6 +4,7 @@ import hashlib
 import http.server
 import threading
 from functools import partial
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -148,3 +149,12 @@ def test_endpoint_workers_come_from_the_environment_and_zero_is_refused(tmp_path
     with pytest.raises(ConfigError) as error:
         load_settings(cwd=tmp_path, environ={"SAGESTACK_WORKERS": "0"})
     assert str(error.value) == "defaults: invalid setting 'workers': Input should be greater than or equal to 1"
+
+
+def test_the_capture_location_is_the_home_folder_an_absolute_folder_or_a_uri(tmp_path):
+    home = tmp_path / "home"
+    assert load_settings(cwd=tmp_path, environ={}, home=home).capture_location == str(home.resolve() / "capture")
+    folder = load_settings(cwd=tmp_path, environ={"SAGESTACK_CAPTURE_URI": "elsewhere/capture"}, home=home)
+    assert folder.capture_location == str((Path.cwd() / "elsewhere" / "capture").resolve())
+    bucket = load_settings(cwd=tmp_path, environ={"SAGESTACK_CAPTURE_URI": "s3://bucket/endpoint-a"}, home=home)
+    assert bucket.capture_location == "s3://bucket/endpoint-a"

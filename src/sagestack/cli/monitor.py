@@ -71,7 +71,8 @@ def baseline(
 @app.command("run")
 def run(
     baseline_dir: Path = typer.Option(..., "--baseline", help="A folder made by `sagestack monitor baseline`."),
-    capture: Optional[Path] = typer.Option(None, "--capture", help="Capture folder (default: HOME/capture)."),
+    capture: Optional[str] = typer.Option(None, "--capture", help="Capture folder or s3://BUCKET/PREFIX "
+                                          "(default: SAGESTACK_CAPTURE_URI, else HOME/capture)."),
     since: Optional[str] = typer.Option(None, "--since", help="Window start, ISO 8601 (UTC unless it says)."),
     until: Optional[str] = typer.Option(None, "--until", help="Window end, ISO 8601."),
     last: Optional[str] = typer.Option(None, "--last", help="The window is the last 30m / 1h / 1d (instead of --since)."),
@@ -92,7 +93,7 @@ def run(
     start = now - _duration(last) if last else _when(since, "--since")
     out_dir = Path(now.strftime(out) if "%" in out else out)
     current = settings()
-    result = run_monitor(baseline_dir, capture or current.capture_dir, out_dir, since=start,
+    result = run_monitor(baseline_dir, capture or current.capture_location, out_dir, since=start,
                          until=_when(until, "--until"), ground_truth=ground_truth, settings=current,
                          allow_empty=allow_empty)
     lines = [f"{result['window']['rows']} records: {result['status']}" + (f" ({result['reason']})" if result.get("reason") else ""),

@@ -4,7 +4,8 @@ The layout of SageMaker's capture records, flattened: ``inference_id`` (one per 
 returned in the response) and ``item`` (the review's place in the request), ``time`` (UTC), the
 route, the review, the predicted ``label`` and its ``probabilities`` (JSON), the model's name,
 version and kind, and the production variant. Files land in
-``<folder>/<YYYY>/<MM>/<DD>/<HH>/<nanoseconds>-<pid>.parquet``, each written whole or not at all.
+``<location>/<YYYY>/<MM>/<DD>/<HH>/<nanoseconds>-<pid>.parquet``, each written whole or not at all;
+the location is a local folder or an S3-compatible bucket (:class:`CaptureStore`).
 
 :class:`CaptureWriter` never slows a request: :meth:`~CaptureWriter.offer` puts the records on a
 bounded in-memory queue and returns; a background thread writes what has queued at least once a
@@ -52,6 +53,85 @@ def new_inference_id() -> str:
     return uuid.uuid4().hex
 
 
+class CaptureStore:
+    """Where capture files live: a local folder, or ``s3://BUCKET/PREFIX`` on any S3-compatible store.
+
+    An S3 location takes its endpoint from ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL`` (MinIO,
+    Ceph, SeaweedFS…; unset: AWS itself) and its credentials from the usual ``AWS_*`` variables, as
+    boto3 does. Files are whole on both: a local file is written under a hidden name and renamed, an
+    S3 object appears only when its upload completes.
+
+    Raises:
+        DataError: a URI of a scheme other than ``s3`` (or a local path).
+    """
+
+    def __init__(self, location: str | Path):
+        self.location = str(location)
+        self.remote = "://" in self.location
+        if self.remote:
+            from pyarrow import fs
+
+            if not self.location.startswith("s3://") or len(self.location.rstrip("/")) <= len("s3://"):
+                raise DataError(f"capture location {self.location!r} is not supported; "
+                                "give a folder or an S3 URI, s3://BUCKET/PREFIX")
+            try:
+                self._fs, self._base = fs.FileSystem.from_uri(self.location.rstrip("/"))
+            except (OSError, ValueError) as exc:  # a malformed URI, a bucket whose region cannot be found
+                raise DataError(f"capture location {self.location}: {str(exc).splitlines()[0][:300]}") from exc
+        else:
+            self._base = str(Path(self.location).resolve())
+
+    def __str__(self) -> str:
+        return self.location
+
+    def write(self, hour: str, table) -> str:
+        """Write ``table`` as a new file in the partition ``hour`` (``YYYY/MM/DD/HH``); returns its name."""
+        import pyarrow.parquet as pq
+
+        from sagestack.data.atomic import atomic_file
+
+        key = f"{hour}/{time.time_ns()}-{os.getpid()}.parquet"
+        if self.remote:
+            pq.write_table(table, f"{self._base}/{key}", filesystem=self._fs)
+        else:
+            target = Path(self._base) / key
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_file(target) as tmp:  # a hidden ".….tmp" name: readers never see half a file
+                pq.write_table(table, tmp)
+        return key
+
+    def keys(self) -> list[str]:
+        """Every capture file's name relative to the location, sorted (hour first, then time of writing).
+
+        Raises:
+            DataError: the folder or bucket does not exist (or cannot be listed).
+        """
+        if not self.remote:
+            base = Path(self._base)
+            if not base.is_dir():
+                raise DataError(f"no capture folder at {base}; turn capture on (SAGESTACK_CAPTURE) or pass --capture")
+            return sorted(path.relative_to(base).as_posix() for path in base.rglob("*.parquet"))
+        from pyarrow import fs
+
+        try:
+            infos = self._fs.get_file_info(fs.FileSelector(self._base, recursive=True))
+        except FileNotFoundError:  # a prefix nothing was written under yet: an empty window, not an error
+            return []
+        except OSError as exc:  # no such bucket, no access, no endpoint answering
+            raise DataError(f"cannot list capture files at {self.location}: {str(exc).splitlines()[0][:300]}") from exc
+        prefix = self._base.rstrip("/") + "/"
+        return sorted(info.path[len(prefix):] for info in infos
+                      if info.type == fs.FileType.File and info.path.endswith(".parquet"))
+
+    def read(self, key: str):
+        """One capture file as an Arrow table."""
+        import pyarrow.parquet as pq
+
+        if self.remote:
+            return pq.read_table(f"{self._base}/{key}", filesystem=self._fs)
+        return pq.read_table(Path(self._base) / key)
+
+
 @dataclass
 class CaptureStats:
     """Counts since the writer started: records captured (queued), written, dropped on a full queue,
@@ -65,10 +145,10 @@ class CaptureStats:
 
 
 class CaptureWriter:
-    """Capture a sample of an endpoint's predictions into ``folder``.
+    """Capture a sample of an endpoint's predictions into ``location``.
 
     Args:
-        folder: where the hourly partitions go.
+        location: where the hourly partitions go: a folder or ``s3://BUCKET/PREFIX`` (:class:`CaptureStore`).
         percent: the share of requests captured, 0–100 (SageMaker's default is 20).
         max_records / max_bytes: the queue's bounds (records, characters of reviews); beyond them
             records are dropped (and counted).
@@ -77,12 +157,12 @@ class CaptureWriter:
             (the endpoint turns them into metrics).
     """
 
-    def __init__(self, folder: Path, percent: float, *, max_records: int = QUEUE_RECORDS,
+    def __init__(self, location: str | Path, percent: float, *, max_records: int = QUEUE_RECORDS,
                  max_bytes: int = QUEUE_BYTES, flush_seconds: float = FLUSH_SECONDS, seed: int | None = None,
                  on_flush: Callable[[int, int], None] | None = None):
         if not 0 <= percent <= 100:
             raise DataError(f"the capture percentage must be between 0 and 100, got {percent:g}")
-        self.folder = Path(folder)
+        self.store = CaptureStore(location)
         self.percent = float(percent)
         self.flush_seconds = flush_seconds
         self.stats = CaptureStats()
@@ -182,12 +262,12 @@ class CaptureWriter:
                 by_hour.setdefault(now.strftime("%Y/%m/%d/%H"), []).append(row)
             for hour, rows in by_hour.items():
                 try:
-                    _write_parquet(self.folder / hour, rows)
+                    self.store.write(hour, _to_table(rows))
                     self.stats.files += 1
                     written += len(rows)
                 except Exception as exc:  # noqa: BLE001 - capture must outlive any write error
                     failed += len(rows)
-                    logger.error("data capture could not write %d records to %s: %s", len(rows), self.folder / hour, exc)
+                    logger.error("data capture could not write %d records to %s: %s", len(rows), f"{self.store}/{hour}", exc)
             self.stats.written += written
             self.stats.failed += failed
         if self.on_flush is not None:
@@ -209,13 +289,9 @@ class CaptureWriter:
 BATCH_ROWS = 256
 
 
-def _write_parquet(folder: Path, rows: list) -> Path:
+def _to_table(rows: list):
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    from sagestack.data.atomic import atomic_file
-
-    folder.mkdir(parents=True, exist_ok=True)
     schema = _schema()
     batches = []
     for start in range(0, len(rows), BATCH_ROWS):
@@ -223,14 +299,10 @@ def _write_parquet(folder: Path, rows: list) -> Path:
         batches.append(pa.RecordBatch.from_pydict({name: [row[i] for row in chunk] for i, name in enumerate(COLUMNS)},
                                                   schema=schema))
         time.sleep(0)  # let the event loop run between batches
-    table = pa.Table.from_batches(batches, schema=schema)
-    target = folder / f"{time.time_ns()}-{os.getpid()}.parquet"
-    with atomic_file(target) as tmp:  # a hidden ".….tmp" name: readers never see half a file
-        pq.write_table(table, tmp)
-    return target
+    return pa.Table.from_batches(batches, schema=schema)
 
 
-def read_capture(folder: Path, *, since: datetime | None = None, until: datetime | None = None):
+def read_capture(location: str | Path, *, since: datetime | None = None, until: datetime | None = None):
     """The captured records between ``since`` and ``until`` (UTC), and the files that could not be read.
 
     Returns:
@@ -238,25 +310,22 @@ def read_capture(folder: Path, *, since: datetime | None = None, until: datetime
         time; ``skipped`` lists ``"<file>: <why>"`` for each corrupt file, which is left out.
 
     Raises:
-        DataError: the folder does not exist.
+        DataError: the folder (or bucket) does not exist.
     """
     import pandas as pd
-    import pyarrow.parquet as pq
 
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(f"no capture folder at {folder}; turn capture on (SAGESTACK_CAPTURE) or pass --capture")
+    store = CaptureStore(location)
     since, until = _utc(since), _utc(until)
     frames, skipped = [], []
-    for path in sorted(folder.rglob("*.parquet")):
+    for key in store.keys():
         if since is not None or until is not None:
-            hour = _hour_of(path, folder)
+            hour = _hour_of(key)
             if hour is not None and ((since and hour + timedelta(hours=1) <= since) or (until and hour >= until)):
                 continue  # the whole hour is outside the window: not even opened
         try:
-            frames.append(pq.read_table(path).to_pandas())
+            frames.append(store.read(key).to_pandas())
         except Exception as exc:  # noqa: BLE001 - any unreadable file is skipped and reported, never fatal
-            skipped.append(f"{path}: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
+            skipped.append(f"{store.location.rstrip('/')}/{key}: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
     if not frames:
         return pd.DataFrame(columns=list(COLUMNS)), skipped
     frame = pd.concat(frames, ignore_index=True)
@@ -275,9 +344,9 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
-def _hour_of(path: Path, folder: Path) -> datetime | None:
+def _hour_of(key: str) -> datetime | None:
     try:
-        year, month, day, hour = path.relative_to(folder).parts[:4]
+        year, month, day, hour = key.split("/")[:4]
         return datetime(int(year), int(month), int(day), int(hour), tzinfo=timezone.utc)
     except (ValueError, TypeError):
         return None

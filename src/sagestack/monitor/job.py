@@ -70,7 +70,7 @@ def join_ground_truth(window: pd.DataFrame, truth_csv: Path) -> tuple[pd.DataFra
 
 def run_monitor(
     baseline_dir: Path,
-    capture: Path,
+    capture: str | Path,
     out_dir: Path,
     *,
     since: datetime | None = None,
@@ -83,6 +83,7 @@ def run_monitor(
     """One monitoring run (see the module docstring); outputs land in ``out_dir`` atomically.
 
     Args:
+        capture: the capture folder or ``s3://BUCKET/PREFIX``.
         settings: sagestack settings; when given, the run's figures are logged to MLflow
             (experiment ``sagestack-monitor``).
         allow_empty: a window without records is a result (status ``no_data``, its report says so),

@@ -23,7 +23,7 @@ def monitor_step(baseline: str, capture: str, window_hours: float, report_path: 
 
     since = datetime.now(timezone.utc) - timedelta(hours=window_hours)
     with tempfile.TemporaryDirectory() as tmp:
-        result = run_monitor(Path(baseline), Path(capture) if capture else settings.capture_dir, Path(tmp) / "run",
+        result = run_monitor(Path(baseline), capture or settings.capture_location, Path(tmp) / "run",
                              since=since, settings=settings, allow_empty=True)
         shutil.copyfile(Path(tmp) / "run" / "report.html", report_path)
         shutil.copyfile(Path(tmp) / "run" / "violations.json", violations_path)
