@@ -14,17 +14,21 @@ from components.image import GPU_IMAGE, IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def ingest_data(data_path: str, data_sha256: str, home: str, tracking_uri: str, reviews: Output[Dataset]):
-    """Resolve and validate the review CSV; output the validated reviews.
+def ingest_data(data_path: str, data_sha256: str, include_reviewed: bool, reviewed_sha256: str, home: str,
+                tracking_uri: str, reviews: Output[Dataset]):
+    """Resolve and validate the review CSV (with the reviewed labels of human loops, when asked);
+    output the validated reviews.
 
     ``data_sha256`` (set by the local runner) makes the step cache follow the file's content,
-    not only its path; a mismatch fails the step.
+    not only its path; a mismatch fails the step. ``reviewed_sha256`` does the same for the
+    reviewed labels.
     """
     from sagestack.config import settings_from_parameters
     from sagestack.workflows.sentiment import ingest_step
 
     settings = settings_from_parameters(home, tracking_uri)
-    reviews.metadata.update(ingest_step(data_path, reviews.path, settings, expected_sha256=data_sha256))
+    reviews.metadata.update(ingest_step(data_path, reviews.path, settings, expected_sha256=data_sha256,
+                                        include_reviewed=include_reviewed))
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
@@ -182,7 +186,7 @@ def register_model(
     """Register the champion in MLflow with lineage tags tying it to this run, its artifacts and candidates."""
     from sagestack.config import settings_from_parameters
     from sagestack.registry import DatasetRef
-    from sagestack.workflows.sentiment import lineage_tags, read_json, register_step
+    from sagestack.workflows.sentiment import lineage_tags, read_json, register_step, reviewed_reports, reviewed_tags
 
     artifacts = {"reviews": reviews, "data_bias": data_bias, "features": features, "prepared": prepared,
                  "model": model, "evaluation": evaluation, "model_bias": model_bias, "explanations": explanations}
@@ -190,8 +194,10 @@ def register_model(
         settings=settings_from_parameters(home, tracking_uri), model_dir=model.path,
         evaluation=read_json(evaluation.path), dataset=DatasetRef(reviews.metadata["source"], reviews.metadata["sha256"]),
         model_name=model_name, auto_approve=auto_approve,
-        lineage=lineage_tags(pipeline_run, {k: a.uri for k, a in artifacts.items()}, read_json(candidates.path)),
-        reports={"bias/pretraining": data_bias.path, "bias/posttraining": model_bias.path, "explain": explanations.path},
+        lineage={**lineage_tags(pipeline_run, {k: a.uri for k, a in artifacts.items()}, read_json(candidates.path)),
+                 **reviewed_tags(reviews.metadata.get("reviewed"))},
+        reports={"bias/pretraining": data_bias.path, "bias/posttraining": model_bias.path, "explain": explanations.path,
+                 **reviewed_reports(reviews.metadata.get("reviewed"))},
     )
     return f"{registered['name']}/{registered['version']}"
 

@@ -270,6 +270,12 @@ def run_local(
             arguments.setdefault("data_sha256", sha256_file(resolved.path))
         except SagestackError:
             pass  # the ingest step reports the missing data with its own message
+    if arguments.get("include_reviewed"):
+        from sagestack.review.store import review_store
+        from sagestack.review.training import reviewed_fingerprint
+
+        # The step cache follows the reviewed labels too: a loop completed since the last run re-runs ingest.
+        arguments.setdefault("reviewed_sha256", reviewed_fingerprint(review_store(settings)))
     before = set(root.iterdir())
     log_path = base / "logs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{time.monotonic_ns() % 10**6}.log"
 

@@ -93,6 +93,8 @@ def _candidate(enabled, trainer: str, prepared, train_task_factory):
 def sentiment_pipeline(
     data_path: str = "",
     data_sha256: str = "",
+    include_reviewed: bool = False,
+    reviewed_sha256: str = "",
     home: str = "",
     tracking_uri: str = "",
     model_name: str = DEFAULT_MODEL_NAME,
@@ -124,8 +126,8 @@ def sentiment_pipeline(
     bias_fail_on: str = "",
     explain_samples: int = defaults.DEFAULT_EXPLAIN_SAMPLES,
 ):
-    ingest = _sized(ingest_data(data_path=data_path, data_sha256=data_sha256, home=home, tracking_uri=tracking_uri),
-                    "data")
+    ingest = _sized(ingest_data(data_path=data_path, data_sha256=data_sha256, include_reviewed=include_reviewed,
+                                reviewed_sha256=reviewed_sha256, home=home, tracking_uri=tracking_uri), "data")
     data_bias = _sized(pretraining_bias(reviews=ingest.outputs["reviews"], facet=facet, fail_on=bias_fail_on), "data")
     features = _sized(feature_store(reviews=ingest.outputs["reviews"], home=home, tracking_uri=tracking_uri).after(
         data_bias  # a failed bias gate stops the pipeline before features and training

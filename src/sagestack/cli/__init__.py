@@ -15,7 +15,8 @@ import typer
 
 from sagestack import __version__
 from sagestack.cli import (
-    analysis, automl, console, data, debug, demo, deploy, features, models, monitor, pipeline, serve, train, tune,
+    analysis, automl, console, data, debug, demo, deploy, features, models, monitor, pipeline, review, serve, train,
+    tune,
 )
 from sagestack.cli.common import USER_ERROR_EXIT, state
 from sagestack.errors import SagestackError
@@ -35,6 +36,7 @@ app.add_typer(debug.app, name="debug")
 app.add_typer(tune.app, name="tune")
 app.add_typer(deploy.app, name="deploy")
 app.add_typer(monitor.app, name="monitor")
+app.add_typer(review.app, name="review")
 app.command("bias")(analysis.bias)
 app.command("explain")(analysis.explain)
 app.command("automl")(automl.automl)

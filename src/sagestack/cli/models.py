@@ -83,6 +83,9 @@ def lineage(
         *(f"candidate {name:9} {c.get('kind', '?'):9} test_accuracy {c.get('test_accuracy')} "
           f"macro_f1 {c.get('test_macro_f1')}" + ("  <- champion" if name == champion["trainer"] else "")
           for name, c in chain["candidates"].items()),
+        *([f"reviewed  {r.get('loops')} human-reviewed labels ({r.get('relabelled')} relabelled, {r.get('confirmed')} "
+           f"confirmed, {r.get('added')} added) by {r.get('reviewers') or '?'}; asked by {r.get('asked_by') or '-'}; "
+           f"snapshot sha256 {r.get('sha256')} (artifact reviewed/)"] if (r := chain.get("reviewed")) else []),
         f"training  MLflow run {chain['training_run']}",
         f"model     {model['name']} version {model['version']} ({model['kind']}, {model['approval_status']}, "
         f"aliases {model['aliases']}, test_accuracy {model['test_accuracy']})",

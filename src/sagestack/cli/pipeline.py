@@ -48,6 +48,8 @@ def run(
     seed: Optional[int] = typer.Option(None),
     facet: Optional[str] = typer.Option(None, "--facet", help=f"Bias facet (default {DEFAULT_FACET}; see `sagestack bias`)."),
     bias_fail_on: Optional[str] = typer.Option(None, help="';'-separated bias rules that fail the run, e.g. 'CI>0.95'."),
+    include_reviewed: bool = typer.Option(False, "--include-reviewed", help="Train on the labels of completed human "
+                                          "loops too (`sagestack review`): they override the dataset's for the same text."),
     json_output: bool = JsonOpt,
 ) -> None:
     """Run the whole pipeline on this machine with KFP's local runner (cached steps are reused)."""
@@ -64,6 +66,7 @@ def run(
                   train_batch_size=bert_train_batch_size, max_seq_length=bert_max_seq_length),
         min_accuracy=min_accuracy, auto_approve=auto_approve or None,
         model_name=model_name, seed=seed, facet=facet, bias_fail_on=bias_fail_on,
+        include_reviewed=include_reviewed or None,
     )
     current = settings()
     summary = run_local(arguments, settings=current, progress=progress(json_output))

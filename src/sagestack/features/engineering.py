@@ -122,9 +122,11 @@ def engineer_features(
     frame["content_hash"] = [content_hash(b, c) for b, c in zip(frame["review_body"], frame["product_category"])]
     frame = frame.drop_duplicates("content_hash")
     known = existing if existing is not None and len(existing) else pd.DataFrame(columns=FEATURE_COLUMNS)
+    relabelled = _label_versions(known, frame, now)
     fresh = frame[~frame["content_hash"].isin(set(known["content_hash"]))].reset_index(drop=True)
     if fresh.empty:
-        return known.sort_values("review_id").reset_index(drop=True)
+        table = pd.concat([known, relabelled], ignore_index=True) if len(relabelled) else known
+        return table.sort_values(["review_id", "event_timestamp"], kind="stable").reset_index(drop=True)
 
     next_id = int(known["review_id"].max()) + 1 if len(known) else 0
     fresh["review_id"] = range(next_id, next_id + len(fresh))
@@ -137,10 +139,36 @@ def engineer_features(
     fresh["created_timestamp"] = pd.Timestamp.now(tz="UTC")
     fresh["word_count"] = fresh["review_body"].str.split().str.len().astype("int64")
     fresh["char_count"] = fresh["review_body"].str.len().astype("int64")
-    table = pd.concat([known, fresh[FEATURE_COLUMNS]], ignore_index=True) if len(known) else fresh[FEATURE_COLUMNS]
+    parts = [part for part in (known, relabelled, fresh[FEATURE_COLUMNS]) if len(part)]
+    table = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     for column in ("event_timestamp", "created_timestamp"):
         table[column] = pd.to_datetime(table[column], utc=True).astype("datetime64[us, UTC]")
-    return table.sort_values("review_id").reset_index(drop=True)
+    return table.sort_values(["review_id", "event_timestamp"], kind="stable").reset_index(drop=True)
+
+
+def _label_versions(known: pd.DataFrame, frame: pd.DataFrame, now: datetime) -> pd.DataFrame:
+    """New versions of known reviews whose label the input changes (a reviewed label, a corrected file).
+
+    A version is the review's latest row with the new label and the current time as its event
+    time: Feast's point-in-time joins then give the old label before now and the new one after,
+    and the review keeps its id and split (a relabelled test review stays out of training).
+    """
+    if not len(known):
+        return known.iloc[0:0]
+    latest = (known.sort_values("event_timestamp", kind="stable").drop_duplicates("content_hash", keep="last")
+              .set_index("content_hash"))
+    wanted = frame.set_index("content_hash")["sentiment"].astype(int)
+    common = wanted.index.intersection(latest.index)
+    changed = common[latest.loc[common, "sentiment"].astype(int).to_numpy() != wanted.loc[common].to_numpy()]
+    if not len(changed):
+        return known.iloc[0:0]
+    versions = latest.loc[changed].reset_index()
+    versions["sentiment"] = wanted.loc[changed].to_numpy()
+    versions["label_id"] = versions["sentiment"].map(LABEL_IDS).astype("int64")
+    stamp = pd.Timestamp(now).tz_convert("UTC") if pd.Timestamp(now).tzinfo else pd.Timestamp(now, tz="UTC")
+    versions["event_timestamp"] = stamp
+    versions["created_timestamp"] = pd.Timestamp.now(tz="UTC")
+    return versions[FEATURE_COLUMNS]
 
 
 def _split_types(frame: pd.DataFrame, seed: int, validation_fraction: float, test_fraction: float) -> list[str]:

@@ -255,7 +255,7 @@ def ingest(settings: Settings, reviews: pd.DataFrame, *, max_seq_length: int = 1
         "path": str(path),
         "splits": table["split_type"].value_counts().to_dict(),
         # The ids of exactly these reviews: a pipeline trains on its own input, not on the whole store.
-        "review_ids": [int(i) for i in table.loc[table["content_hash"].isin(hashes), "review_id"]],
+        "review_ids": [int(i) for i in table.loc[table["content_hash"].isin(hashes), "review_id"].drop_duplicates()],
     }
 
 
@@ -457,7 +457,8 @@ def training_set(settings: Settings, split: str, *, as_of: datetime | None = Non
     store = open_store(settings)
     stamp = pd.Timestamp(as_of or datetime.now(timezone.utc))
     known = table[table["created_timestamp"] <= stamp]
-    entities = pd.DataFrame({"review_id": known["review_id"], "event_timestamp": stamp})
+    # A relabelled review has several rows (label versions): one entity row each, Feast picks the version.
+    entities = pd.DataFrame({"review_id": known["review_id"].drop_duplicates(), "event_timestamp": stamp})
     frame = store.get_historical_features(
         entity_df=entities, features=store.get_feature_service(TRAINING_SERVICE)
     ).to_df()

@@ -598,6 +598,9 @@ def lineage(settings: Settings, ref: str) -> dict:
                   "approval_status": info.status, "aliases": info.aliases, "uri": info.uri,
                   "test_accuracy": info.metrics.get("test_accuracy")},
         "endpoint": tags.get(ENDPOINT_TAG),
+        # The human-reviewed labels it trained on (``pipeline run --include-reviewed``), if any.
+        "reviewed": ({key[len("reviewed."):]: value for key, value in tags.items() if key.startswith("reviewed.")}
+                     or None),
     }
 
 

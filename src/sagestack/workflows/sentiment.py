@@ -132,27 +132,45 @@ def pipeline_arguments(
     return {name: value for name, value in arguments.items() if value is not None}
 
 
-def ingest_step(data_path: str | None, out_csv: Path, settings: Settings, *, expected_sha256: str = "") -> dict:
+def ingest_step(data_path: str | None, out_csv: Path, settings: Settings, *, expected_sha256: str = "",
+                include_reviewed: bool = False) -> dict:
     """Resolve the dataset, validate it and write the validated reviews (course layout) to ``out_csv``.
 
+    With ``include_reviewed`` the labels of completed human loops (``sagestack review``) override
+    the dataset's for the same review text, and reviewed texts it lacks are added (see
+    :mod:`sagestack.review.training`); what was used is snapshotted under ``HOME/review/snapshots``.
+
     Returns:
-        ``{"source", "origin", "sha256", "layout", "rows", "dropped_empty"}``.
+        ``{"source", "origin", "sha256", "layout", "rows", "dropped_empty"}``, plus ``"reviewed"``
+        (the counts, the snapshot's path and sha256, reviewers, the model versions that asked)
+        with ``include_reviewed``.
     """
     resolved = resolve_dataset(data_path or None, settings=settings)
     actual = sha256_file(resolved.path)
     if expected_sha256 and actual != expected_sha256:
         raise DataError(f"{resolved.path} changed while the pipeline ran (sha256 {actual}); run it again")
     loaded = load_reviews(resolved.path)
+    frame, reviewed = loaded.frame, None
+    if include_reviewed:
+        from sagestack.review.store import review_store
+        from sagestack.review.training import apply_reviewed, reviewed_labels, write_snapshot
+
+        store = review_store(settings)
+        frame, snapshot, counts = apply_reviewed(frame, reviewed_labels(store))
+        reviewed = {**counts, **write_snapshot(snapshot, store.folder / "snapshots")}
     with atomic_file(Path(out_csv)) as tmp:
-        loaded.frame.to_csv(tmp, index=False)
-    return {
+        frame.to_csv(tmp, index=False)
+    result = {
         "source": str(resolved.path.resolve()),
         "origin": resolved.source,
         "sha256": actual,
         "layout": loaded.layout,
-        "rows": len(loaded.frame),
+        "rows": len(frame),
         "dropped_empty": loaded.dropped_empty,
     }
+    if reviewed is not None:
+        result["reviewed"] = reviewed
+    return result
 
 
 def _bias_config(facet: str, predicted: str | None = None):
@@ -428,6 +446,25 @@ def lineage_tags(run: str, uris: dict[str, str], selection: dict) -> dict[str, s
         raise KeyError(f"not lineage inputs: {sorted(unknown)}")
     steps = [(step, artifact, uris[name]) for name, (step, artifact) in LINEAGE_STEPS.items() if name in uris]
     return {**pipeline_lineage_tags(run, steps), **candidate_tags(selection)}
+
+
+REVIEWED_TAG_PREFIX = "reviewed."
+
+
+def reviewed_tags(reviewed: dict | None) -> dict[str, str]:
+    """The tags that tie a model version to the human-reviewed labels it trained on (none without them)."""
+    if not reviewed:
+        return {}
+    return {f"{REVIEWED_TAG_PREFIX}{name}": str(reviewed[name]) for name in ("loops", "relabelled", "confirmed", "added", "sha256")} | {
+        f"{REVIEWED_TAG_PREFIX}reviewers": ",".join(reviewed["reviewers"])[:4000],
+        f"{REVIEWED_TAG_PREFIX}asked_by": ",".join(reviewed["asked_by"])[:4000]}
+
+
+def reviewed_reports(reviewed: dict | None) -> dict[str, Path]:
+    """The snapshot of reviewed labels (loop, reviewers, model version that asked), as a model artifact."""
+    if not reviewed or not Path(reviewed["path"]).is_file():
+        return {}
+    return {"reviewed": Path(reviewed["path"])}
 
 
 def register_step(

@@ -1,0 +1,151 @@
+"""``sagestack review``: human review of low-confidence predictions (Augmented AI's flows and human loops)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from sagestack.cli.common import JsonOpt, emit, settings
+
+app = typer.Typer(help="Human review: flows, human loops, answers, export and import.", no_args_is_help=True)
+flow_app = typer.Typer(help="Flow definitions: which predictions go to people, and how many answer each.",
+                       no_args_is_help=True)
+app.add_typer(flow_app, name="flow")
+
+
+def _store():
+    from sagestack.review.store import review_store
+
+    return review_store(settings())
+
+
+@flow_app.command("create")
+def flow_create(
+    name: str = typer.Option(..., "--name", help="Flow name (lowercase letters, digits, hyphens)."),
+    threshold: float = typer.Option(0.9, "--threshold", help="Predictions less confident than this go to people."),
+    reviewers_per_item: int = typer.Option(1, "--reviewers-per-item", help="Answers per item; a majority decides."),
+    labels: str = typer.Option("-1,0,1", "--labels", help="The labels reviewers choose from, comma-separated."),
+    task_title: Optional[str] = typer.Option(None, "--task-title", help="What reviewers are asked."),
+    json_output: bool = JsonOpt,
+) -> None:
+    """Define a flow (``create_flow_definition``)."""
+    flow = _store().create_flow(name, threshold=threshold, reviewers_per_item=reviewers_per_item,
+                                labels=labels.split(","), task_title=task_title)
+    emit(flow.describe(), json_output, [f"flow {flow.name}: predictions below {flow.threshold:g} confidence go to "
+                                        f"{flow.reviewers_per_item} reviewer(s), labels {', '.join(flow.labels)}"])
+
+
+@flow_app.command("list")
+def flow_list(json_output: bool = JsonOpt) -> None:
+    """Every flow."""
+    flows = _store().flows()
+    emit({"FlowDefinitionSummaries": [f.describe() for f in flows]}, json_output,
+         [f"{f.name}  threshold {f.threshold:g}  reviewers {f.reviewers_per_item}  labels {','.join(f.labels)}"
+          for f in flows] or ["no flows yet; `sagestack review flow create --name NAME`"])
+
+
+@flow_app.command("describe")
+def flow_describe(name: str = typer.Argument(...), json_output: bool = JsonOpt) -> None:
+    """One flow (``describe_flow_definition``) with its loops' progress."""
+    store = _store()
+    described = {**store.flow(name).describe(), "Progress": store.progress(name)}
+    emit(described, json_output, [f"{k}: {v}" for k, v in described.items()])
+
+
+@app.command("start")
+def start(
+    flow: str = typer.Option(..., "--flow", help="The flow to start the loop in."),
+    review: str = typer.Option(..., "--review", help="The review text to label."),
+    initial_value: Optional[str] = typer.Option(None, "--initial-value", help="The model's prediction, pre-selected."),
+    confidence: Optional[float] = typer.Option(None, "--confidence", help="The model's confidence (orders the queue)."),
+    name: Optional[str] = typer.Option(None, "--name", help="The loop's name (default: a fresh one)."),
+    json_output: bool = JsonOpt,
+) -> None:
+    """Start one human loop by hand (``start_human_loop``)."""
+    from sagestack.review.store import LoopInput
+
+    loop = _store().start_loops(flow, [LoopInput(review=review, initial_value=initial_value, confidence=confidence,
+                                                 name=name)])[0]
+    emit({"HumanLoopName": loop, "HumanLoopStatus": "InProgress"}, json_output, [f"started {loop}"])
+
+
+@app.command("describe")
+def describe(loop: str = typer.Argument(...), json_output: bool = JsonOpt) -> None:
+    """A loop's status, input, answers so far and, once completed, its output.json (``describe_human_loop``)."""
+    described = _store().describe(loop)
+    emit(described, json_output, [f"{k}: {v}" for k, v in described.items() if v is not None])
+
+
+@app.command("list")
+def list_(
+    status: Optional[str] = typer.Option(None, "--status", help="InProgress, Completed, Stopped or Failed."),
+    flow: Optional[str] = typer.Option(None, "--flow"),
+    limit: int = typer.Option(100, "--limit", min=1),
+    json_output: bool = JsonOpt,
+) -> None:
+    """Loops, newest first (``list_human_loops``)."""
+    loops = _store().loops(flow=flow, status=status, limit=limit)
+    summaries = [{"HumanLoopName": loop.name, "HumanLoopStatus": loop.status, "Tied": loop.tied,
+                  "FlowDefinitionArn": f"sagestack:flow-definition/{loop.flow}", "Answers": len(loop.answers),
+                  "Confidence": loop.confidence, "Label": loop.label} for loop in loops]
+    emit({"HumanLoopSummaries": summaries}, json_output,
+         [f"{s['HumanLoopName']}  {s['HumanLoopStatus'] + (' (tied)' if s['Tied'] else ''):20} "
+          f"answers {s['Answers']}  confidence {s['Confidence']}  label {s['Label']}" for s in summaries]
+         or ["no human loops"])
+
+
+@app.command("answer")
+def answer(
+    loop: str = typer.Argument(...),
+    label: str = typer.Option(..., "--label"),
+    reviewer: str = typer.Option(..., "--reviewer", help="Who answers (one answer per reviewer and loop)."),
+    json_output: bool = JsonOpt,
+) -> None:
+    """Answer a loop from the command line (what the console's Review page does)."""
+    done = _store().answer(loop, reviewer, label)
+    emit({"HumanLoopName": done.name, "HumanLoopStatus": done.status, "Label": done.label,
+          "Answers": len(done.answers)}, json_output,
+         [f"{done.name}: {done.status}" + (f", label {done.label}" if done.label is not None else
+                                            f", {len(done.answers)}/{done.needed} answers")])
+
+
+@app.command("stop")
+def stop(loop: str = typer.Argument(...), json_output: bool = JsonOpt) -> None:
+    """Stop an open loop, e.g. a tie (``stop_human_loop``)."""
+    done = _store().stop(loop)
+    emit({"HumanLoopName": done.name, "HumanLoopStatus": done.status}, json_output, [f"{done.name}: {done.status}"])
+
+
+@app.command("export")
+def export(
+    fmt: str = typer.Option("csv", "--format", help="csv or label-studio."),
+    out: Path = typer.Option(..., "--out"),
+    flow: Optional[str] = typer.Option(None, "--flow"),
+    status: Optional[str] = typer.Option(None, "--status"),
+    json_output: bool = JsonOpt,
+) -> None:
+    """Write loops (with their answers) as CSV or as Label Studio tasks."""
+    from sagestack.review.formats import export_loops
+
+    count = export_loops(_store(), out, fmt=fmt, flow=flow, status=status)
+    emit({"loops": count, "out": str(out)}, json_output, [f"{count} loop(s) -> {out}"])
+
+
+@app.command("import")
+def import_(
+    path: Path = typer.Argument(..., help="A Label Studio JSON export."),
+    flow: str = typer.Option(..., "--flow"),
+    fmt: str = typer.Option("label-studio", "--format", help="label-studio."),
+    json_output: bool = JsonOpt,
+) -> None:
+    """Bring Label Studio annotations back as answers (a task without a loop starts one)."""
+    from sagestack.errors import DataError
+    from sagestack.review.formats import import_label_studio
+
+    if fmt != "label-studio":
+        raise DataError(f"--format must be label-studio, got {fmt!r}")
+    result = import_label_studio(_store(), path, flow=flow).to_dict()
+    emit(result, json_output, [f"{result['started']} loop(s) started, {result['answers']} answer(s) recorded",
+                               *(f"  skipped: {s}" for s in result["skipped"])])

@@ -1,0 +1,497 @@
+"""Flows, human loops and answers in one SQLite database under ``SAGESTACK_HOME/review``.
+
+The Augmented AI model, kept: a **flow definition** names the task (its labels, the confidence
+threshold below which a prediction goes to people, how many reviewers answer each item); a
+**human loop** is one item to review (the review text, the model's prediction as the initial
+value, its confidence, the model version that asked); **answers** are the reviewers' labels.
+
+A loop completes as soon as one label has a strict majority of the reviewers the flow asks for
+(with one reviewer per item, the first answer). When every reviewer has answered and no label has
+a majority (a tie), the loop stays ``InProgress`` and is reported ``tied``; ``stop`` closes it.
+
+Every write is one ``BEGIN IMMEDIATE`` transaction (SQLite's write lock, taken before anything is
+read), so reviewers answering the same item at once from threads or processes are serialised:
+a loop never takes more answers than its flow's reviewers, nor two from one reviewer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import sqlite3
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from sagestack.errors import ConfigError, DataError, SagestackError
+
+STATUSES = ("InProgress", "Completed", "Stopped", "Failed")
+DEFAULT_LABELS = ("-1", "0", "1")
+DEFAULT_THRESHOLD = 0.9
+# A2I's names: lowercase letters, digits and hyphens, starting with a letter or digit, at most 63.
+NAME = re.compile(r"^[a-z0-9](-*[a-z0-9]){0,62}$")
+REVIEWER = re.compile(r"^[\w .@+-]{1,64}$")
+MAX_REVIEW_CHARS = 20_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS flows (
+    name TEXT PRIMARY KEY, threshold REAL NOT NULL, reviewers_per_item INTEGER NOT NULL,
+    labels TEXT NOT NULL, task_title TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS loops (
+    name TEXT PRIMARY KEY, flow TEXT NOT NULL REFERENCES flows(name), status TEXT NOT NULL,
+    created REAL NOT NULL, ended REAL, review TEXT NOT NULL, initial_value TEXT, confidence REAL,
+    probabilities TEXT, source TEXT NOT NULL, model_name TEXT, model_version TEXT, model_kind TEXT,
+    inference_id TEXT, facet TEXT, label TEXT, failure_reason TEXT);
+CREATE INDEX IF NOT EXISTS loops_queue ON loops(flow, status, confidence);
+CREATE TABLE IF NOT EXISTS answers (
+    loop TEXT NOT NULL REFERENCES loops(name), reviewer TEXT NOT NULL, label TEXT NOT NULL,
+    accepted REAL, submitted REAL NOT NULL, PRIMARY KEY (loop, reviewer));
+"""
+
+
+class UnknownLoop(SagestackError):
+    """No human loop (or flow) of that name."""
+
+
+class LoopClosed(SagestackError):
+    """The loop is completed or stopped: it takes no more answers."""
+
+
+class AlreadyAnswered(SagestackError):
+    """This reviewer has answered this loop already, or it has all the answers it needs."""
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A flow definition: what reviewers are asked and when."""
+
+    name: str
+    threshold: float
+    reviewers_per_item: int
+    labels: tuple[str, ...]
+    task_title: str
+    created: float
+
+    def describe(self) -> dict:
+        """``describe_flow_definition``'s shape (A2I field names)."""
+        return {"FlowDefinitionName": self.name, "FlowDefinitionArn": f"sagestack:flow-definition/{self.name}",
+                "FlowDefinitionStatus": "Active", "CreationTime": _iso(self.created),
+                "HumanLoopActivationConfig": {"ConfidenceThreshold": self.threshold},
+                "HumanLoopConfig": {"TaskTitle": self.task_title, "TaskCount": self.reviewers_per_item,
+                                    "Labels": list(self.labels)}}
+
+    def needs_review(self, confidence: float) -> bool:
+        """Whether a prediction this confident goes to people (strictly below the threshold)."""
+        return confidence < self.threshold
+
+
+@dataclass(frozen=True)
+class LoopInput:
+    """What a new loop holds: the review and what the model said of it."""
+
+    review: str
+    initial_value: str | None = None
+    confidence: float | None = None
+    probabilities: dict | None = None
+    source: str = "manual"
+    model: dict = field(default_factory=dict)  # name, version, kind
+    inference_id: str | None = None
+    facet: str | None = None  # the product category, when the caller knows it
+    name: str | None = None
+
+
+@dataclass
+class Loop:
+    """One human loop with its answers."""
+
+    name: str
+    flow: str
+    status: str
+    created: float
+    ended: float | None
+    review: str
+    initial_value: str | None
+    confidence: float | None
+    probabilities: dict | None
+    source: str
+    model: dict
+    inference_id: str | None
+    facet: str | None
+    label: str | None  # the consolidated answer of a completed loop
+    failure_reason: str | None
+    answers: list[dict]
+    needed: int
+
+    @property
+    def tied(self) -> bool:
+        """Every reviewer answered and no label has a majority."""
+        return self.status == "InProgress" and len(self.answers) >= self.needed
+
+
+def new_loop_name() -> str:
+    """A fresh human loop name (A2I-valid)."""
+    return f"loop-{uuid.uuid4().hex[:24]}"
+
+
+def _iso(moment: float | None) -> str | None:
+    return None if moment is None else datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def check_name(name: str, what: str) -> str:
+    """``name`` if it is a valid flow or loop name, else a :class:`ConfigError` that says the rule."""
+    if not isinstance(name, str) or not NAME.match(name):
+        raise ConfigError(f"{what} name {name!r} is not valid: use lowercase letters, digits and hyphens "
+                          "(at most 63, starting with a letter or digit)")
+    return name
+
+
+def check_reviewer(reviewer: str) -> str:
+    """A reviewer's name, trimmed, if valid (letters, digits, spaces, . @ + - _; at most 64)."""
+    reviewer = (reviewer or "").strip()
+    if not REVIEWER.match(reviewer):
+        raise ConfigError(f"reviewer {reviewer[:80]!r} is not a valid name: 1-64 letters, digits, spaces or . @ + - _")
+    return reviewer
+
+
+def majority(labels: Sequence[str], needed: int) -> str | None:
+    """The label more than half of ``needed`` reviewers gave, if any (it cannot be outvoted any more)."""
+    if not labels:
+        return None
+    label, count = Counter(labels).most_common(1)[0]
+    return label if count * 2 > needed else None
+
+
+class ReviewStore:
+    """The review database (``<folder>/review.db``) and the answers' ``output.json`` files.
+
+    Every method opens its own connection, so one store is safe to share between threads.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.db_path = self.folder / "review.db"
+        self.output_dir = self.folder / "output"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")  # readers (the queue page) never wait for a writer
+            db.executescript(_SCHEMA)
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA foreign_keys=ON")
+        try:
+            yield db
+        finally:
+            db.close()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: the write lock first, commit on success, roll back on anything else."""
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    # ---- flows ---------------------------------------------------------------------------------
+    def create_flow(self, name: str, *, threshold: float = DEFAULT_THRESHOLD, reviewers_per_item: int = 1,
+                    labels: Sequence[str] = DEFAULT_LABELS, task_title: str | None = None) -> Flow:
+        """Define a flow (``create_flow_definition``).
+
+        Raises:
+            ConfigError: a bad name, threshold (0–1), reviewer count (1–15) or label list, or a
+                flow of that name exists already.
+        """
+        check_name(name, "flow")
+        if not 0 < threshold <= 1:
+            raise ConfigError(f"--threshold must be in (0, 1], got {threshold:g}")
+        if not 1 <= reviewers_per_item <= 15:
+            raise ConfigError(f"--reviewers-per-item must be 1 to 15, got {reviewers_per_item}")
+        labels = tuple(str(label).strip() for label in labels)
+        if len(labels) < 2 or len(set(labels)) != len(labels) or any(not label or len(label) > 64 for label in labels):
+            raise ConfigError(f"--labels needs two or more distinct labels, got {','.join(labels)!r}")
+        flow = Flow(name, float(threshold), int(reviewers_per_item), labels,
+                    task_title or "Classify the sentiment of this review", time.time())
+        try:
+            with self._write() as db:
+                db.execute("INSERT INTO flows VALUES (?, ?, ?, ?, ?, ?)", (
+                    flow.name, flow.threshold, flow.reviewers_per_item, json.dumps(flow.labels), flow.task_title,
+                    flow.created))
+        except sqlite3.IntegrityError:
+            raise ConfigError(f"a flow named {name} exists already; `sagestack review flow describe {name}`") from None
+        return flow
+
+    def flow(self, name: str) -> Flow:
+        """The flow of that name.
+
+        Raises:
+            UnknownLoop: there is none.
+        """
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM flows WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            known = ", ".join(f.name for f in self.flows()) or "none yet"
+            raise UnknownLoop(f"no flow named {name!r} (flows: {known}); create one with `sagestack review flow create`")
+        return _flow(row)
+
+    def flows(self) -> list[Flow]:
+        """Every flow, oldest first."""
+        with self._connect() as db:
+            return [_flow(row) for row in db.execute("SELECT * FROM flows ORDER BY created")]
+
+    # ---- loops ---------------------------------------------------------------------------------
+    def start_loops(self, flow_name: str, items: Sequence[LoopInput]) -> list[str]:
+        """Start one loop per item (``start_human_loop``), in one transaction; returns their names.
+
+        Raises:
+            UnknownLoop: no such flow.
+            DataError: an empty or over-long review, an initial value not among the flow's
+                labels, or a loop name that exists already.
+        """
+        flow = self.flow(flow_name)
+        rows, now = [], time.time()
+        for item in items:
+            review = " ".join(str(item.review or "").split())
+            if not review or len(review) > MAX_REVIEW_CHARS:
+                raise DataError(f"a review to look at must have 1 to {MAX_REVIEW_CHARS} characters")
+            initial = None if item.initial_value is None else str(item.initial_value)
+            if initial is not None and initial not in flow.labels:
+                raise DataError(f"initial value {initial!r} is not one of the flow's labels ({', '.join(flow.labels)})")
+            name = check_name(item.name, "loop") if item.name else new_loop_name()
+            model = item.model or {}
+            rows.append((name, flow.name, "InProgress", now, None, review, initial, item.confidence,
+                         json.dumps(item.probabilities) if item.probabilities is not None else None, item.source,
+                         model.get("name"), None if model.get("version") is None else str(model.get("version")),
+                         model.get("kind"), item.inference_id, item.facet, None, None))
+        try:
+            with self._write() as db:
+                db.executemany(f"INSERT INTO loops VALUES ({', '.join('?' * 17)})", rows)
+        except sqlite3.IntegrityError:
+            raise DataError("a human loop of that name exists already; choose another --name") from None
+        return [row[0] for row in rows]
+
+    def loop(self, name: str) -> Loop:
+        """One loop with its answers.
+
+        Raises:
+            UnknownLoop: no loop of that name.
+        """
+        with self._connect() as db:
+            row = db.execute("SELECT loops.*, flows.reviewers_per_item FROM loops JOIN flows ON flows.name = loops.flow "
+                             "WHERE loops.name = ?", (name,)).fetchone()
+            if row is None:
+                raise UnknownLoop(f"no human loop named {str(name)[:80]!r}; `sagestack review list` shows them")
+            answers = db.execute("SELECT * FROM answers WHERE loop = ? ORDER BY submitted", (name,)).fetchall()
+        return _loop(row, answers)
+
+    def loops(self, *, flow: str | None = None, status: str | None = None, limit: int = 1000) -> list[Loop]:
+        """Loops, newest first, optionally of one flow and status (answers included)."""
+        if status is not None and status not in STATUSES:
+            raise ConfigError(f"--status must be one of {', '.join(STATUSES)}, got {status!r}")
+        where, params = _filters(flow, status)
+        with self._connect() as db:
+            rows = db.execute("SELECT loops.*, flows.reviewers_per_item FROM loops JOIN flows ON flows.name = loops.flow"
+                              f"{where} ORDER BY loops.created DESC, loops.name LIMIT ?", (*params, limit)).fetchall()
+            return self._with_answers(db, rows)
+
+    def queue(self, flow: str, reviewer: str, *, skip: Sequence[str] = (), limit: int = 50) -> list[Loop]:
+        """What ``reviewer`` may answer in ``flow``, least confident first: open loops they have not
+        answered that still need answers (skipped names last)."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT loops.*, flows.reviewers_per_item FROM loops JOIN flows ON flows.name = loops.flow "
+                "WHERE loops.flow = ? AND loops.status = 'InProgress' "
+                "AND NOT EXISTS (SELECT 1 FROM answers WHERE answers.loop = loops.name AND answers.reviewer = ?) "
+                "AND (SELECT COUNT(*) FROM answers WHERE answers.loop = loops.name) < flows.reviewers_per_item "
+                "ORDER BY loops.confidence IS NULL, loops.confidence, loops.created, loops.name LIMIT ?",
+                (flow, reviewer, limit + len(skip))).fetchall()
+            loops = self._with_answers(db, rows)
+        skipped = set(skip)
+        return ([loop for loop in loops if loop.name not in skipped] + [loop for loop in loops if loop.name in skipped])[:limit]
+
+    def progress(self, flow: str) -> dict:
+        """Counts of a flow's loops: ``{"InProgress", "Completed", "Stopped", "Failed", "tied", "answers"}``."""
+        with self._connect() as db:
+            counts = dict(db.execute("SELECT status, COUNT(*) FROM loops WHERE flow = ? GROUP BY status", (flow,)).fetchall())
+            tied = db.execute(
+                "SELECT COUNT(*) FROM loops JOIN flows ON flows.name = loops.flow WHERE loops.flow = ? "
+                "AND loops.status = 'InProgress' AND "
+                "(SELECT COUNT(*) FROM answers WHERE answers.loop = loops.name) >= flows.reviewers_per_item",
+                (flow,)).fetchone()[0]
+            answers = db.execute("SELECT COUNT(*) FROM answers JOIN loops ON loops.name = answers.loop "
+                                 "WHERE loops.flow = ?", (flow,)).fetchone()[0]
+        return {**{status: int(counts.get(status, 0)) for status in STATUSES}, "tied": int(tied), "answers": int(answers)}
+
+    def answer(self, name: str, reviewer: str, label: str, *, accepted: float | None = None) -> Loop:
+        """Record ``reviewer``'s ``label`` for loop ``name``; complete the loop on a majority.
+
+        Returns:
+            The loop after the answer (``status`` ``Completed`` with ``label`` when this answer
+            made a majority; its ``output.json`` is written then).
+
+        Raises:
+            UnknownLoop: no such loop.
+            DataError: a label that is not one of the flow's.
+            LoopClosed: the loop is completed or stopped.
+            AlreadyAnswered: this reviewer answered it already, or it has all its answers (a tie).
+        """
+        reviewer = check_reviewer(reviewer)
+        label = str(label).strip()
+        with self._write() as db:
+            row = db.execute("SELECT loops.status, flows.labels, flows.reviewers_per_item FROM loops "
+                             "JOIN flows ON flows.name = loops.flow WHERE loops.name = ?", (name,)).fetchone()
+            if row is None:
+                raise UnknownLoop(f"no human loop named {str(name)[:80]!r}; `sagestack review list` shows them")
+            labels = json.loads(row["labels"])
+            if label not in labels:
+                raise DataError(f"label {label[:40]!r} is not one of this flow's labels ({', '.join(labels)})")
+            if row["status"] != "InProgress":
+                raise LoopClosed(f"human loop {name} is {row['status']}: it takes no more answers")
+            existing = db.execute("SELECT reviewer, label FROM answers WHERE loop = ?", (name,)).fetchall()
+            if any(r["reviewer"] == reviewer for r in existing):
+                raise AlreadyAnswered(f"{reviewer} has answered human loop {name} already; one answer per reviewer")
+            given = [r["label"] for r in existing]
+            needed = int(row["reviewers_per_item"])
+            if len(given) >= needed:
+                raise AlreadyAnswered(f"human loop {name} has all {needed} answers it asks for (a tie); "
+                                      "stop it with `sagestack review stop`")
+            now = time.time()
+            db.execute("INSERT INTO answers VALUES (?, ?, ?, ?, ?)", (name, reviewer, label, accepted, now))
+            decided = majority([*given, label], needed)
+            if decided is not None:
+                db.execute("UPDATE loops SET status = 'Completed', ended = ?, label = ? WHERE name = ?",
+                           (now, decided, name))
+        loop = self.loop(name)
+        if loop.status == "Completed":
+            self.write_output(loop)
+        return loop
+
+    def stop(self, name: str) -> Loop:
+        """Stop an open loop (``stop_human_loop``): it takes no more answers and trains nothing.
+
+        Raises:
+            UnknownLoop: no such loop.
+            LoopClosed: it is completed or stopped already.
+        """
+        with self._write() as db:
+            row = db.execute("SELECT status FROM loops WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise UnknownLoop(f"no human loop named {str(name)[:80]!r}; `sagestack review list` shows them")
+            if row["status"] != "InProgress":
+                raise LoopClosed(f"human loop {name} is {row['status']} already")
+            db.execute("UPDATE loops SET status = 'Stopped', ended = ? WHERE name = ?", (time.time(), name))
+        return self.loop(name)
+
+    def completed(self, flow: str | None = None) -> list[Loop]:
+        """Every completed loop (the reviewed labels), oldest first."""
+        where, params = _filters(flow, "Completed")
+        with self._connect() as db:
+            rows = db.execute("SELECT loops.*, flows.reviewers_per_item FROM loops JOIN flows ON flows.name = loops.flow"
+                              f"{where} ORDER BY loops.ended, loops.name", params).fetchall()
+            return self._with_answers(db, rows)
+
+    @staticmethod
+    def _with_answers(db: sqlite3.Connection, rows: list) -> list[Loop]:
+        if not rows:
+            return []
+        names = [row["name"] for row in rows]
+        by_loop: dict[str, list] = {name: [] for name in names}
+        for start in range(0, len(names), 500):  # SQLite's limit on bound parameters
+            chunk = names[start:start + 500]
+            for answer in db.execute(f"SELECT * FROM answers WHERE loop IN ({', '.join('?' * len(chunk))}) "
+                                     "ORDER BY submitted", chunk):
+                by_loop[answer["loop"]].append(answer)
+        return [_loop(row, by_loop[row["name"]]) for row in rows]
+
+    # ---- A2I's output -------------------------------------------------------------------------
+    def output_path(self, loop: Loop) -> Path:
+        """Where a loop's ``output.json`` goes: A2I's ``<flow>/YYYY/MM/DD/hh/mm/ss/<loop>/output.json``."""
+        created = datetime.fromtimestamp(loop.created, timezone.utc)
+        return self.output_dir / loop.flow / created.strftime("%Y/%m/%d/%H/%M/%S") / loop.name / "output.json"
+
+    def write_output(self, loop: Loop) -> Path:
+        """Write a completed loop's ``output.json`` (A2I's layout), whole or not at all."""
+        from sagestack.data.atomic import atomic_file
+
+        path = self.output_path(loop)
+        document = {
+            "flowDefinitionArn": f"sagestack:flow-definition/{loop.flow}",
+            "humanLoopName": loop.name,
+            "inputContent": {"initialValue": loop.initial_value, "taskObject": loop.review},
+            "humanAnswers": [{
+                "acceptanceTime": _iso(a["accepted"] if a["accepted"] is not None else a["submitted"]),
+                "submissionTime": _iso(a["submitted"]),
+                "timeSpentInSeconds": round(a["submitted"] - a["accepted"], 3) if a["accepted"] is not None else None,
+                "workerId": a["reviewer"],
+                "answerContent": {"sentiment": {"label": a["label"]}},
+            } for a in loop.answers],
+            "consolidatedAnswer": {"sentiment": {"label": loop.label}},
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(path) as tmp:
+            tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False), encoding="utf-8")
+        return path
+
+    def describe(self, name: str) -> dict:
+        """``describe_human_loop``'s shape; a completed loop names its ``output.json`` (written anew
+        if it went missing, e.g. after a crash between the answer and the file)."""
+        loop = self.loop(name)
+        described = {
+            "HumanLoopName": loop.name, "HumanLoopStatus": loop.status, "CreationTime": _iso(loop.created),
+            "FlowDefinitionArn": f"sagestack:flow-definition/{loop.flow}", "FailureReason": loop.failure_reason,
+            "HumanLoopInput": {"initialValue": loop.initial_value, "taskObject": loop.review,
+                               "confidence": loop.confidence},
+            "Answers": len(loop.answers), "AnswersNeeded": loop.needed, "Tied": loop.tied,
+            "Model": loop.model, "InferenceId": loop.inference_id,
+        }
+        if loop.status == "Completed":
+            path = self.output_path(loop)
+            if not path.is_file():
+                self.write_output(loop)
+            described["HumanLoopOutput"] = {"OutputS3Uri": path.resolve().as_uri()}
+            described["Label"] = loop.label
+        return described
+
+
+def _filters(flow: str | None, status: str | None) -> tuple[str, tuple]:
+    clauses, params = [], []
+    if flow is not None:
+        clauses.append("loops.flow = ?")
+        params.append(flow)
+    if status is not None:
+        clauses.append("loops.status = ?")
+        params.append(status)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
+
+
+def _flow(row: sqlite3.Row) -> Flow:
+    return Flow(row["name"], row["threshold"], row["reviewers_per_item"], tuple(json.loads(row["labels"])),
+                row["task_title"], row["created"])
+
+
+def _loop(row: sqlite3.Row, answers: Sequence[sqlite3.Row]) -> Loop:
+    return Loop(
+        name=row["name"], flow=row["flow"], status=row["status"], created=row["created"], ended=row["ended"],
+        review=row["review"], initial_value=row["initial_value"], confidence=row["confidence"],
+        probabilities=json.loads(row["probabilities"]) if row["probabilities"] else None, source=row["source"],
+        model={"name": row["model_name"], "version": row["model_version"], "kind": row["model_kind"]},
+        inference_id=row["inference_id"], facet=row["facet"], label=row["label"],
+        failure_reason=row["failure_reason"],
+        answers=[{"reviewer": a["reviewer"], "label": a["label"], "accepted": a["accepted"],
+                  "submitted": a["submitted"]} for a in answers],
+        needed=int(row["reviewers_per_item"]))
+
+
+def review_store(settings) -> ReviewStore:
+    """This home's review store (``HOME/review``)."""
+    return ReviewStore(settings.home.resolve() / "review")
