@@ -34,11 +34,14 @@ from sagestack.deploy.traffic import check_servable
 from sagestack.models import get_kind
 from sagestack.monitor.capture import CaptureWriter, new_inference_id
 from sagestack.registry import DEFAULT_MODEL_NAME, load_predictor
+from sagestack.review.starter import LoopStarter
+from sagestack.review.store import review_store
 from sagestack.serving.requests import (
     MAX_REQUEST_BYTES,
     MAX_REVIEW_CHARS,
     MAX_REVIEWS_PER_REQUEST,
     BatchPrediction,
+    HumanReview,
     InvalidRequest,
     ModelSummary,
     PredictByIdResponse,
@@ -72,6 +75,12 @@ INVOCATIONS = bentoml.metrics.Counter(
 CAPTURE = bentoml.metrics.Counter(
     name="sagestack_capture_records",
     documentation="Data capture: records queued for writing (captured), dropped on a full queue, lost to a write error (failed)",
+    labelnames=["variant", "outcome"],
+)
+HUMAN_LOOPS = bentoml.metrics.Counter(
+    name="sagestack_human_loops",
+    documentation="Human review: loops started for low-confidence predictions, dropped on a full queue, "
+                  "lost to a write error (failed)",
     labelnames=["variant", "outcome"],
 )
 LATENCY = bentoml.metrics.Histogram(
@@ -154,6 +163,8 @@ class SentimentService:
         _, info = load_predictor(settings, _model_ref())
         if settings.variant and info is not None:
             check_servable(settings.variant, info)
+        if settings.review_flow:
+            review_store(settings).flow(settings.review_flow)  # an unknown flow stops the server here
 
     def __init__(self) -> None:
         self._ref = _model_ref()
@@ -174,6 +185,12 @@ class SentimentService:
                                        on_flush=self._capture_flushed)
                          if self._settings.capture else None)
         self._capture_model: dict | None = None  # the served model as capture records name it
+        # Human review (SAGESTACK_REVIEW_FLOW): low-confidence predictions start loops, written by
+        # the starter's own thread; the response names the loop without waiting for it.
+        self._review = None
+        if self._settings.review_flow:
+            store = review_store(self._settings)
+            self._review = LoopStarter(store, store.flow(self._settings.review_flow), on_flush=self._loops_flushed)
 
     @bentoml.on_startup
     async def _start_warming(self) -> None:
@@ -250,6 +267,8 @@ class SentimentService:
         self.readiness.stopping()
         if self._capture is not None:
             self._capture.close()  # what is still queued is written before the worker goes
+        if self._review is not None:
+            self._review.close()
 
     def _captured(self, route: str, inference_ids: list[str], reviews: list[str], predictions) -> None:
         """Offer what a call answered to the capture writer (it samples); never blocks, never fails the request."""
@@ -263,6 +282,28 @@ class SentimentService:
                 CAPTURE.labels(variant=self._labels["variant"], outcome="dropped").inc(dropped)
         except Exception:  # capture is an observer: a fault there must never cost a prediction
             logger.exception("data capture failed for a request on %s", route)
+
+    def _human_loops(self, reviews: list[str], predictions, inference_ids: list[str]) -> list[str | None] | None:
+        """The human loop each prediction starts (None where confident enough), or None with no flow attached."""
+        if self._review is None:
+            return None
+        try:
+            self._capture_model = self._capture_model or self.model.model_dump()
+            dropped = self._review.dropped
+            loops = self._review.consider(reviews, predictions, inference_ids, self._capture_model)
+            if self._review.dropped > dropped:
+                HUMAN_LOOPS.labels(variant=self._labels["variant"], outcome="dropped").inc(self._review.dropped - dropped)
+            return loops
+        except Exception:  # review is an observer: a fault there must never cost a prediction
+            logger.exception("human review failed for a request")
+            return None
+
+    def _loops_flushed(self, started: int, failed: int) -> None:
+        """From the starter's thread: loops written, and loops a write error lost."""
+        if started:
+            HUMAN_LOOPS.labels(variant=self._labels["variant"], outcome="started").inc(started)
+        if failed:
+            HUMAN_LOOPS.labels(variant=self._labels["variant"], outcome="failed").inc(failed)
 
     def _capture_flushed(self, written: int, failed: int) -> None:
         """From the capture writer's thread: records it wrote, and records a write error lost."""
@@ -306,7 +347,8 @@ class SentimentService:
             predictions = await predict_reviews(self.predictor, reviews, heavy=self._heavy)
             inference_id = new_inference_id()
             self._captured("/predict", [inference_id], reviews, predictions)
-            return prediction_response(self.model, predictions, inference_id)
+            loops = self._human_loops(reviews, predictions, [inference_id] * len(predictions))
+            return prediction_response(self.model, predictions, inference_id, loops)
 
     @bentoml.api(route="/predict_by_id")
     async def predict_by_id(self, review_ids: ReviewIds) -> PredictByIdResponse:
@@ -327,6 +369,10 @@ class SentimentService:
                 raise NotFound(missing_ids_message(missing))
             inference_id = new_inference_id()
             self._captured("/predict_by_id", [inference_id], [p.review for p in predictions], predictions)
+            loops = self._human_loops([p.review for p in predictions], predictions, [inference_id] * len(predictions))
+            if loops:  # the coalescer's predictions are this request's own objects
+                predictions = [p.model_copy(update={"human_review": HumanReview(loop=loop)}) if loop else p
+                               for p, loop in zip(predictions, loops)]
             return PredictByIdResponse(model=self.model, predictions=predictions, inference_id=inference_id)
 
     async def _open_stored(self) -> StoredPredictions:
@@ -353,7 +399,8 @@ class SentimentService:
             predictions = await predict_reviews(self.predictor, reviews, heavy=self._heavy)
             inference_ids = [new_inference_id() for _ in predictions]
             self._captured("/predict_batch", inference_ids, reviews, predictions)
-            return batch_predictions(self.model, predictions, inference_ids)
+            loops = self._human_loops(reviews, predictions, inference_ids)
+            return batch_predictions(self.model, predictions, inference_ids, loops)
 
 
 # BentoML reads whole bodies with no size limit; this answers 413/415 before it does.

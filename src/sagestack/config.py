@@ -37,6 +37,7 @@ ENV_VARS = {
     "SAGESTACK_WORKERS": "workers",
     "SAGESTACK_CAPTURE": "capture",
     "SAGESTACK_CAPTURE_URI": "capture_uri",
+    "SAGESTACK_REVIEW_FLOW": "review_flow",
 }
 
 
@@ -65,6 +66,8 @@ class Settings(BaseModel):
         capture_uri: where captured records go instead: another folder, or an S3-compatible bucket
             (``s3://BUCKET/PREFIX``; the endpoint from ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``,
             credentials from the usual ``AWS_*`` variables).
+        review_flow: a human review flow (``sagestack review flow create``) attached to the
+            endpoint: each prediction less confident than its threshold starts a human loop.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -81,6 +84,7 @@ class Settings(BaseModel):
     workers: int | None = Field(default=None, ge=1)
     capture: float | None = Field(default=None, ge=0, le=100)
     capture_uri: str | None = None
+    review_flow: str | None = None
 
     @field_validator("online_store")
     @classmethod

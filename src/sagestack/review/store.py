@@ -301,7 +301,7 @@ class ReviewStore:
         where, params = _filters(flow, status)
         with self._connect() as db:
             rows = db.execute("SELECT loops.*, flows.reviewers_per_item FROM loops JOIN flows ON flows.name = loops.flow"
-                              f"{where} ORDER BY loops.created DESC, loops.name LIMIT ?", (*params, limit)).fetchall()
+                              f"{where} ORDER BY loops.created DESC, loops.rowid DESC LIMIT ?", (*params, limit)).fetchall()
             return self._with_answers(db, rows)
 
     def queue(self, flow: str, reviewer: str, *, skip: Sequence[str] = (), limit: int = 50) -> list[Loop]:
@@ -313,7 +313,7 @@ class ReviewStore:
                 "WHERE loops.flow = ? AND loops.status = 'InProgress' "
                 "AND NOT EXISTS (SELECT 1 FROM answers WHERE answers.loop = loops.name AND answers.reviewer = ?) "
                 "AND (SELECT COUNT(*) FROM answers WHERE answers.loop = loops.name) < flows.reviewers_per_item "
-                "ORDER BY loops.confidence IS NULL, loops.confidence, loops.created, loops.name LIMIT ?",
+                "ORDER BY loops.confidence IS NULL, loops.confidence, loops.created, loops.rowid LIMIT ?",
                 (flow, reviewer, limit + len(skip))).fetchall()
             loops = self._with_answers(db, rows)
         skipped = set(skip)
@@ -397,7 +397,7 @@ class ReviewStore:
         where, params = _filters(flow, "Completed")
         with self._connect() as db:
             rows = db.execute("SELECT loops.*, flows.reviewers_per_item FROM loops JOIN flows ON flows.name = loops.flow"
-                              f"{where} ORDER BY loops.ended, loops.name", params).fetchall()
+                              f"{where} ORDER BY loops.ended, loops.rowid", params).fetchall()
             return self._with_answers(db, rows)
 
     @staticmethod

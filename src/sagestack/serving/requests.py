@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_serializer
 
 from sagestack.errors import SagestackError
 
@@ -166,11 +166,26 @@ class ModelSummary(BaseModel):
     variant: str | None = None
 
 
+class HumanReview(BaseModel):
+    """The human loop a low-confidence prediction started (``sagestack review describe LOOP``)."""
+
+    loop: str
+
+
 class LabelPrediction(BaseModel):
-    """One review's top label and the probability of every label."""
+    """One review's top label and the probability of every label; ``human_review`` names the human
+    loop it started, when a review flow is attached and it was not confident enough (else absent)."""
 
     label: int | str
     probabilities: dict[str, float]
+    human_review: HumanReview | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_empty_review(self, handler):
+        data = handler(self)
+        if isinstance(data, dict) and data.get("human_review", 0) is None:
+            del data["human_review"]
+        return data
 
 
 class PredictResponse(BaseModel):
@@ -225,27 +240,36 @@ def model_summary(ref: str, info: ModelVersionInfo | None, kind: str, variant: s
     return ModelSummary(name=info.name, version=info.version, alias=alias, kind=kind, source=info.uri, variant=variant)
 
 
+def _review(loop: str | None) -> HumanReview | None:
+    return HumanReview(loop=loop) if loop else None
+
+
 def prediction_response(model: ModelSummary, predictions: Sequence[Prediction],
-                        inference_id: str | None = None) -> PredictResponse:
+                        inference_id: str | None = None, loops: Sequence[str | None] | None = None) -> PredictResponse:
     """Shape the answer to one ``/predict`` request.
 
     Args:
         model: the served model, as :func:`model_summary` describes it.
         predictions: one prediction per review, in request order.
         inference_id: the request's inference id (its captured records carry it).
+        loops: per prediction, the human loop it started (or None), when a review flow is attached.
 
     Returns:
-        ``{"model": {...}, "predictions": [{"label", "probabilities"}, ...], "inference_id"}`` as a model.
+        ``{"model": {...}, "predictions": [{"label", "probabilities"[, "human_review"]}, ...],
+        "inference_id"}`` as a model.
     """
+    loops = loops or [None] * len(predictions)
     return PredictResponse(
         model=model,
-        predictions=[LabelPrediction(label=p.label, probabilities=p.probabilities) for p in predictions],
+        predictions=[LabelPrediction(label=p.label, probabilities=p.probabilities, human_review=_review(loop))
+                     for p, loop in zip(predictions, loops)],
         inference_id=inference_id,
     )
 
 
 def batch_predictions(model: ModelSummary, predictions: Sequence[Prediction],
-                      inference_ids: Sequence[str] | None = None) -> list[BatchPrediction]:
+                      inference_ids: Sequence[str] | None = None,
+                      loops: Sequence[str | None] | None = None) -> list[BatchPrediction]:
     """Shape the answers to a batch of reviews: one item per review, each naming the model.
 
     Args:
@@ -253,10 +277,13 @@ def batch_predictions(model: ModelSummary, predictions: Sequence[Prediction],
         predictions: one prediction per review, in order.
         inference_ids: one inference id per review (batched requests are merged, so each review
             is its own inference), or None.
+        loops: per prediction, the human loop it started (or None).
 
     Returns:
-        ``[{"label", "probabilities", "model", "inference_id"}, ...]`` as models.
+        ``[{"label", "probabilities", "model", "inference_id"[, "human_review"]}, ...]`` as models.
     """
     ids = inference_ids or [None] * len(predictions)
-    return [BatchPrediction(label=p.label, probabilities=p.probabilities, model=model, inference_id=i)
-            for p, i in zip(predictions, ids)]
+    loops = loops or [None] * len(predictions)
+    return [BatchPrediction(label=p.label, probabilities=p.probabilities, model=model, inference_id=i,
+                            human_review=_review(loop))
+            for p, i, loop in zip(predictions, ids, loops)]

@@ -1,0 +1,120 @@
+"""Human loops started from the endpoint, without delaying a response.
+
+:meth:`LoopStarter.consider` decides on the request's path (a comparison per prediction), names
+a loop for each prediction below the flow's threshold and puts it on a bounded in-memory queue;
+a background thread writes what has queued in one transaction, twice a second. The response
+names the loop at once (``human_review: {"loop": …}``); the loop is in the store within a flush
+(a crash loses at most that half second). A full queue drops loops and counts them.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from typing import Callable, Sequence
+
+from sagestack.review.store import Flow, LoopInput, ReviewStore, new_loop_name
+
+FLUSH_SECONDS = 0.5
+QUEUE_ITEMS = 10_000
+logger = logging.getLogger("sagestack.review.starter")
+
+
+def confidence_of(prediction) -> float | None:
+    """A prediction's confidence: the probability of its top label (None without probabilities)."""
+    probabilities = getattr(prediction, "probabilities", None) or {}
+    return max(probabilities.values()) if probabilities else None
+
+
+class LoopStarter:
+    """Start human loops in ``flow`` for the endpoint's low-confidence predictions.
+
+    Args:
+        store: the review store.
+        flow: the flow definition (its threshold and labels).
+        on_flush: called from the writer thread after each flush with (started, failed) counts.
+    """
+
+    def __init__(self, store: ReviewStore, flow: Flow, *, max_items: int = QUEUE_ITEMS,
+                 flush_seconds: float = FLUSH_SECONDS, on_flush: Callable[[int, int], None] | None = None):
+        self.store, self.flow = store, flow
+        self.max_items = max_items
+        self.flush_seconds = flush_seconds
+        self.on_flush = on_flush
+        self.started = self.dropped = self.failed = 0
+        self._queue: collections.deque = collections.deque()  # appends and pops are atomic: no lock on a request
+        self._flush_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="human-loop-starter", daemon=True)
+        self._thread.start()
+
+    def consider(self, reviews: Sequence[str], predictions: Sequence, inference_ids: Sequence[str | None],
+                 model: dict) -> list[str | None]:
+        """One loop name per prediction below the threshold (None for the others); never blocks.
+
+        A prediction whose loop would not fit in the queue gets None (and is counted as dropped).
+        """
+        names: list[str | None] = []
+        for review, prediction, inference_id in zip(reviews, predictions, inference_ids):
+            confidence = confidence_of(prediction)
+            if confidence is None or not self.flow.needs_review(confidence):
+                names.append(None)
+                continue
+            if len(self._queue) >= self.max_items:
+                self.dropped += 1
+                names.append(None)
+                continue
+            label = str(prediction.label)
+            name = new_loop_name()
+            self._queue.append(LoopInput(
+                review=review, initial_value=label if label in self.flow.labels else None, confidence=confidence,
+                probabilities=dict(prediction.probabilities), source="endpoint", model=model,
+                inference_id=inference_id, name=name))
+            names.append(name)
+        return names
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._stop.wait(self.flush_seconds)
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - the next flush still runs
+                logger.exception("human review: a flush failed")
+
+    def flush(self) -> int:
+        """Write every queued loop now, in one transaction; returns how many were started.
+
+        A write error (the database locked past its timeout, a full disk) loses that flush's loops,
+        counted as failed; the starter goes on.
+        """
+        with self._flush_lock:
+            items = []
+            while True:
+                try:
+                    items.append(self._queue.popleft())
+                except IndexError:
+                    break
+            if not items:
+                return 0
+            started = failed = 0
+            try:
+                self.store.start_loops(self.flow.name, items)
+                started = len(items)
+            except Exception as exc:  # noqa: BLE001 - an observer: never takes the endpoint down
+                failed = len(items)
+                logger.error("human review could not start %d loop(s): %s", len(items), exc)
+            self.started += started
+            self.failed += failed
+        if self.on_flush is not None:
+            try:
+                self.on_flush(started, failed)
+            except Exception:  # noqa: BLE001
+                logger.exception("human review: the flush hook failed")
+        return started
+
+    def close(self) -> None:
+        """Stop the thread and write what is still queued."""
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.flush()
