@@ -23,6 +23,10 @@ def serve(
     if Path(model).exists():  # the server runs in another working directory: pass paths absolute
         model = str(Path(model).resolve())
     predictor, info = load_predictor(current, model)  # a wrong reference fails here, with one line
+    if current.review_flow:  # so does an unknown review flow (SAGESTACK_REVIEW_FLOW)
+        from sagestack.review.store import review_store
+
+        review_store(current).flow(current.review_flow)
 
     def ready(url: str) -> None:
         if info is not None:  # the end of the version's lineage, once the endpoint really answers

@@ -1,0 +1,99 @@
+"""A review flow attached to a real ``bentoml serve``: of 200 requests the low-confidence predictions name a
+human loop in their response and the loop lands in the store; confident ones start nothing; an unknown flow
+stops `sagestack serve` with one line."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import httpx
+import pandas as pd
+import pytest
+
+from conftest import run_sagestack
+from sagestack.config import load_settings
+from sagestack.registry import log_model_run
+from sagestack.review import review_store
+from sagestack.text import make_params, train_fasttext
+from serving.launch import free_port, serve_command, serve_env, stop_process
+
+FLOW = "reviews-sentiment"
+
+
+@pytest.fixture(scope="module")
+def served(sample_split, sample_csv, tmp_path_factory):
+    """A fastText champion served with the flow attached (threshold 0.9, one reviewer)."""
+    from sagestack.data import load_reviews
+    from sagestack.features import ingest
+
+    root = tmp_path_factory.mktemp("review-endpoint")
+    settings = load_settings(cwd=root, environ={}, home=root / "home", review_flow=FLOW)
+    ingest(settings, load_reviews(sample_csv).frame.head(20))
+    # 25 epochs: sure of some reviews (about 57 % of the sample at 0.9 or above), unsure of the rest.
+    train_fasttext(sample_split / "train.txt", root / "model", make_params(threads=1, epochs=25, learning_rate=0.5))
+    log_model_run(root / "model", settings=settings, model_name="reviews-sentiment", approval="Approved",
+                  aliases=("champion",))
+    review_store(settings).create_flow(FLOW, threshold=0.9)
+    port = free_port()
+    env = serve_env(settings, "reviews-sentiment@champion")
+    env.update(SAGESTACK_WORKERS="1")
+    log = (root / "serve.log").open("ab")
+    process = subprocess.Popen(serve_command("127.0.0.1", port), env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert process.poll() is None and time.monotonic() < deadline, (root / "serve.log").read_text()[-3000:]
+        time.sleep(0.5)
+    yield settings, url
+    stop_process(process)
+
+
+def test_low_confidence_predictions_start_loops_and_name_them(served, sample_csv):
+    settings, url = served
+    reviews = pd.read_csv(sample_csv)["review_body"].sample(200, random_state=1).tolist()
+    answers = []
+    with httpx.Client(timeout=30) as http:
+        for review in reviews:
+            reply = http.post(f"{url}/predict", json={"reviews": [review]})
+            assert reply.status_code == 200, reply.text
+            answers.append(reply.json())
+    predictions = [a["predictions"][0] for a in answers]
+    unsure = [(p, a["inference_id"], r) for p, a, r in zip(predictions, answers, reviews) if max(p["probabilities"].values()) < 0.9]
+    sure = [p for p in predictions if max(p["probabilities"].values()) >= 0.9]
+    assert unsure and sure, "the sample should hold both kinds of prediction"
+    assert all("human_review" not in p for p in sure)
+    assert all(p["human_review"]["loop"].startswith("loop-") for p, _, _ in unsure)
+
+    batch = httpx.post(f"{url}/predict_batch", json={"reviews": [unsure[0][2], "Absolutely love this dress"]},
+                       timeout=30).json()
+    by_id = httpx.post(f"{url}/predict_by_id", json={"review_ids": list(range(20))}, timeout=30).json()
+    by_id_loops = [p["human_review"]["loop"] for p in by_id["predictions"] if "human_review" in p]
+    assert "review" not in by_id["predictions"][0]
+    time.sleep(1.5)  # past the starter's half-second flush
+    store = review_store(settings)
+    for prediction, inference_id, review in unsure:
+        loop = store.loop(prediction["human_review"]["loop"])
+        assert (loop.status, loop.inference_id, loop.initial_value, loop.source) == (
+            "InProgress", inference_id, str(prediction["label"]), "endpoint")
+        assert loop.review == " ".join(review.split()) and loop.model["kind"] == "fasttext"
+        assert loop.confidence == pytest.approx(max(prediction["probabilities"].values()))
+    assert store.loop(batch[0]["human_review"]["loop"]).inference_id == batch[0]["inference_id"]
+    assert all(store.loop(name).inference_id == by_id["inference_id"] for name in by_id_loops)
+    started = len(unsure) + 1 + len(by_id_loops) + ("human_review" in batch[1])
+    assert len(store.loops(flow=FLOW)) == started
+    metrics = httpx.get(f"{url}/metrics", timeout=5).text
+    assert f'sagestack_human_loops_total{{outcome="started",variant=""}} {float(started)}' in metrics
+
+
+def test_an_unknown_flow_stops_serve_with_one_line(served, tmp_path):
+    settings, _ = served
+    result = run_sagestack(settings.home, "serve", "--port", str(free_port()),
+                           env={"SAGESTACK_REVIEW_FLOW": "no-such-flow"}, timeout=120)
+    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith(
+        "error: no flow named 'no-such-flow' (flows: reviews-sentiment)"), result.stderr
