@@ -40,7 +40,8 @@ DEFAULT_ENDPOINT = "http://127.0.0.1:3000"
 # Sent with every report or artifact the console serves: it may render, never script the console.
 SANDBOX = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"}
 NAV = [("data", "Data"), ("bias", "Bias"), ("automl", "AutoML"), ("pipelines", "Pipelines"),
-       ("models", "Models"), ("endpoint", "Endpoint"), ("monitoring", "Monitoring"), ("jobs", "Jobs")]
+       ("models", "Models"), ("endpoint", "Endpoint"), ("review", "Review"), ("monitoring", "Monitoring"), ("jobs", "Jobs")]
+REVIEWER_COOKIE = "sagestack_reviewer"
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,10 @@ def create_app(options: ConsoleOptions) -> FastAPI:
 
     @app.exception_handler(SagestackError)
     async def _user_error(request: Request, exc: SagestackError):
-        status = 409 if isinstance(exc, JobConflict) else 413 if isinstance(exc, UploadTooLarge) else 400
+        from sagestack.review import AlreadyAnswered, LoopClosed, UnknownLoop
+
+        status = (409 if isinstance(exc, (JobConflict, LoopClosed, AlreadyAnswered)) else 404 if isinstance(exc, UnknownLoop)
+                  else 413 if isinstance(exc, UploadTooLarge) else 400)
         return render(request, "error.html", status, title="That did not work", error=str(exc))
 
     @app.exception_handler(HTTPException)
@@ -324,6 +328,69 @@ def create_app(options: ConsoleOptions) -> FastAPI:
     @app.get("/monitoring/files")
     async def monitoring_file(path: str):
         return _inside(monitoring_root, path)
+
+    # ---- Review: the human loops' queue, one item at a time ------------------------------------------
+    from sagestack.review import review_store
+
+    reviews = review_store(settings)
+
+    def reviewer_of(request: Request) -> str | None:
+        from sagestack.review.store import check_reviewer
+
+        try:
+            return check_reviewer(request.cookies.get(REVIEWER_COOKIE) or "")
+        except SagestackError:
+            return None
+
+    @app.get("/review")
+    async def review_page(request: Request, flow: str | None = None, skip: str = ""):
+        flows = await run_in_threadpool(reviews.flows)
+        if not flows:
+            return render(request, "review.html", flows=[])
+        chosen = await run_in_threadpool(reviews.flow, flow) if flow else flows[0]
+        reviewer = reviewer_of(request)
+        skipped = [name for name in skip.split(",") if name][:100]
+        queue = await run_in_threadpool(lambda: reviews.queue(chosen.name, reviewer or "", skip=skipped))
+        progress = await run_in_threadpool(reviews.progress, chosen.name, reviewer)
+        open_loops = await run_in_threadpool(lambda: reviews.loops(flow=chosen.name, status="InProgress", limit=5000))
+        item = queue[0] if reviewer and queue else None
+        skip_query = urlencode({"flow": chosen.name, "skip": ",".join([*skipped, item.name] if item else skipped)})
+        return render(request, "review.html", flows=flows, flow=chosen, reviewer=reviewer, queue=queue, item=item,
+                      progress=progress, total=sum(progress[s] for s in ("InProgress", "Completed", "Stopped", "Failed")),
+                      mine=progress.get("yours", 0), tied=[loop for loop in open_loops if loop.tied],
+                      shown=f"{time.time():.3f}", skip_query=skip_query)
+
+    @app.post("/review/reviewer")
+    async def review_as(request: Request):
+        from sagestack.review.store import check_reviewer
+
+        form = await checked_form(request)
+        flow = forms.text(form, "flow")
+        response = RedirectResponse(f"/review?{urlencode({'flow': flow})}" if flow else "/review", status_code=303)
+        name = forms.text(form, "reviewer")
+        if not name:  # "Change": forget the name, ask again
+            response.delete_cookie(REVIEWER_COOKIE, path="/")
+            return response
+        response.set_cookie(REVIEWER_COOKIE, check_reviewer(name), path="/", httponly=True, samesite="strict",
+                            max_age=30 * 86400)
+        return response
+
+    @app.post("/review/answer")
+    async def review_answer(request: Request):
+        form = await checked_form(request)
+        reviewer = reviewer_of(request)
+        if reviewer is None:
+            raise HTTPException(400, "say who is reviewing first (the Review page asks for a name)")
+        loop, label, flow = forms.text(form, "loop"), forms.text(form, "label"), forms.text(form, "flow")
+        try:
+            shown = float(forms.text(form, "shown") or "nan")
+        except ValueError:
+            shown = float("nan")
+        accepted = shown if 0 < shown <= time.time() else None  # when the item was shown: time spent, as A2I records
+        done = await run_in_threadpool(lambda: reviews.answer(loop, reviewer, label, accepted=accepted))
+        said = (f"{done.name}: completed as {done.label}" if done.status == "Completed"
+                else f"{done.name}: your {label} recorded ({len(done.answers)}/{done.needed} answers)")
+        return RedirectResponse(f"/review?{urlencode({'flow': flow or done.flow, 'msg': said})}", status_code=303)
 
     # ---- Endpoint ----------------------------------------------------------------------------------
     @app.get("/endpoint")

@@ -4,6 +4,15 @@
   document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
     select.addEventListener("change", function () { select.form.submit(); });
   });
+  // The Review page: a label's number key answers with it, "s" skips (never while typing in a field).
+  var answers = document.getElementById("answer-form");
+  if (answers) {
+    document.addEventListener("keydown", function (event) {
+      if (event.ctrlKey || event.metaKey || event.altKey || /INPUT|TEXTAREA|SELECT/.test(event.target.tagName)) return;
+      var target = answers.querySelector('[data-key="' + event.key + '"]');
+      if (target) { event.preventDefault(); target.click(); }
+    });
+  }
   // The Bias form: picking a label or facet column lists that column's values.
   var source = document.getElementById("column-values");
   if (!source) return;

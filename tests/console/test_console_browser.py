@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -22,50 +20,14 @@ import httpx
 import pandas as pd
 import pytest
 
-from conftest import SAGESTACK, run_sagestack
+from conftest import run_sagestack
+from console_server import Console
 from serving.launch import free_port, serve_command, serve_env, stop_process
 
 import playwright.sync_api as playwright_api  # in the lock: missing, the module fails instead of skipping
 
 expect = playwright_api.expect
 CLARIFY_ROWS = 486
-
-
-class Console:
-    """A ``sagestack console`` process on loopback, with a home of its own."""
-
-    def __init__(self, home: Path, port: int, endpoint_port: int):
-        self.home, self.port, self.endpoint_port = home, port, endpoint_port
-        self.url = f"http://127.0.0.1:{port}"
-        self.process: subprocess.Popen | None = None
-        self.log = home.parent / "console.log"
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SAGESTACK_")}
-        env["SAGESTACK_HOME"] = str(self.home)
-        with self.log.open("a") as log:
-            self.process = subprocess.Popen(
-                [str(SAGESTACK), "console", "--port", str(self.port), "--endpoint",
-                 f"http://127.0.0.1:{self.endpoint_port}", "--max-upload-mb", "5"],
-                env=env, cwd=self.home.parent, stdout=log, stderr=log)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"the console exited: {self.log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/jobs", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        pytest.fail("the console did not answer within 60 s")
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            stop_process(self.process)
 
 
 @pytest.fixture(scope="module")

@@ -319,8 +319,9 @@ class ReviewStore:
         skipped = set(skip)
         return ([loop for loop in loops if loop.name not in skipped] + [loop for loop in loops if loop.name in skipped])[:limit]
 
-    def progress(self, flow: str) -> dict:
-        """Counts of a flow's loops: ``{"InProgress", "Completed", "Stopped", "Failed", "tied", "answers"}``."""
+    def progress(self, flow: str, reviewer: str | None = None) -> dict:
+        """Counts of a flow's loops: ``{"InProgress", "Completed", "Stopped", "Failed", "tied", "answers"}``,
+        and ``"yours"``, the answers ``reviewer`` gave, when one is named."""
         with self._connect() as db:
             counts = dict(db.execute("SELECT status, COUNT(*) FROM loops WHERE flow = ? GROUP BY status", (flow,)).fetchall())
             tied = db.execute(
@@ -330,7 +331,11 @@ class ReviewStore:
                 (flow,)).fetchone()[0]
             answers = db.execute("SELECT COUNT(*) FROM answers JOIN loops ON loops.name = answers.loop "
                                  "WHERE loops.flow = ?", (flow,)).fetchone()[0]
-        return {**{status: int(counts.get(status, 0)) for status in STATUSES}, "tied": int(tied), "answers": int(answers)}
+            yours = {} if reviewer is None else {"yours": int(db.execute(
+                "SELECT COUNT(*) FROM answers JOIN loops ON loops.name = answers.loop WHERE loops.flow = ? "
+                "AND answers.reviewer = ?", (flow, reviewer)).fetchone()[0])}
+        return {**{status: int(counts.get(status, 0)) for status in STATUSES}, "tied": int(tied), "answers": int(answers),
+                **yours}
 
     def answer(self, name: str, reviewer: str, label: str, *, accepted: float | None = None) -> Loop:
         """Record ``reviewer``'s ``label`` for loop ``name``; complete the loop on a majority.

@@ -1,0 +1,54 @@
+"""A real ``sagestack console`` process on loopback, for the tests that drive one (a plain module beside
+conftest.py, imported as ``console_server``)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import SAGESTACK
+from serving.launch import stop_process
+
+
+class Console:
+    """A ``sagestack console`` process on loopback, with a home of its own."""
+
+    def __init__(self, home: Path, port: int, endpoint_port: int, *extra_args: str):
+        self.home, self.port, self.endpoint_port = home, port, endpoint_port
+        self.url = f"http://127.0.0.1:{port}"
+        self.process: subprocess.Popen | None = None
+        self.log = home.parent / "console.log"
+        self.extra_args = extra_args
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SAGESTACK_")}
+        env["SAGESTACK_HOME"] = str(self.home)
+        with self.log.open("a") as log:
+            self.process = subprocess.Popen(
+                [str(SAGESTACK), "console", "--port", str(self.port), "--endpoint",
+                 f"http://127.0.0.1:{self.endpoint_port}", "--max-upload-mb", "5", *self.extra_args],
+                env=env, cwd=self.home.parent, stdout=log, stderr=log)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"the console exited: {self.log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/jobs", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        pytest.fail("the console did not answer within 60 s")
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            stop_process(self.process)

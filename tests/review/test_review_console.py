@@ -1,0 +1,196 @@
+"""The console's Review page end to end: a real ``sagestack console`` on loopback, headless Chromium.
+
+Three reviewers label three low-confidence items: a majority resolves two, a tie stays open, and the page
+shows the progress (screenshots saved per reviewer). Then 8 threads answer the same items over HTTP while the
+console is killed and started again: no loop ever holds more answers than its reviewers, no reviewer answers
+twice, and every answer the console acknowledged is still there. Bad answers get 4xx pages, never 5xx.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import threading
+import time
+
+import httpx
+import pytest
+
+from console_server import Console
+from sagestack.config import load_settings
+from sagestack.review import LoopInput, review_store
+from serving.launch import free_port
+
+import playwright.sync_api as playwright_api  # in the lock: missing, the module fails instead of skipping
+
+expect = playwright_api.expect
+FLOW = "reviews-sentiment"
+ITEMS = [("The fabric is nice but it runs very small", "1", 0.41),
+         ("Okay for the price, nothing special", "0", 0.55),
+         ("Returned it, the zipper broke", "-1", 0.62)]
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory):
+    root = tmp_path_factory.mktemp("review-console")
+    home = root / "home"
+    store = review_store(load_settings(cwd=root, environ={}, home=home))
+    store.create_flow(FLOW, reviewers_per_item=3)
+    names = store.start_loops(FLOW, [LoopInput(review=text, initial_value=label, confidence=confidence,
+                                               model={"name": "reviews-sentiment", "version": "1", "kind": "fasttext"})
+                                     for text, label, confidence in ITEMS])
+    server = Console(home, free_port(), free_port())
+    server.start()
+    yield server, store, names
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("chromium is not installed; `make test` installs it with apt-get (or: apt-get install chromium)")
+    with playwright_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+def review_as(browser, url: str, name: str):
+    """A reviewer's own browser context on the Review page, signed in by name."""
+    context = browser.new_context(base_url=url)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    errors = []
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 500 else None)
+    page.goto("/review")
+    page.get_by_label("Who is reviewing?").fill(name)
+    page.get_by_role("button", name="Start reviewing").click()
+    expect(page.locator("#reviewer")).to_have_text(name)
+    return context, page, errors
+
+
+def test_three_reviewers_a_majority_resolves_two_and_a_tie_stays_open(console, browser, tmp_path):
+    server, store, (unsure, middle, surest) = console
+    first, second, third = (text for text, _, _ in ITEMS)
+    people = {name: review_as(browser, server.url, name) for name in ("ann", "bob", "cid")}
+
+    ann = people["ann"][1]
+    expect(ann.locator("#review-text")).to_have_text(first)  # least confident first
+    expect(ann.locator("button.predicted")).to_have_text(re.compile(r"^1\b"))  # the model's answer, pre-selected
+    expect(ann.locator("button.predicted")).to_be_focused()
+    ann.keyboard.press("3")  # the third label, 1
+    expect(ann.get_by_role("status")).to_contain_text("your 1 recorded (1/3 answers)")
+    expect(ann.locator("#review-text")).to_have_text(second)
+    ann.keyboard.press("Enter")  # accepts the pre-selected prediction, 0
+    expect(ann.locator("#review-text")).to_have_text(third)
+    ann.get_by_role("button", name="-1").click()
+    expect(ann.locator("#queue-empty")).to_be_visible()
+
+    bob = people["bob"][1]
+    expect(bob.locator("#review-text")).to_have_text(first)
+    bob.keyboard.press("s")  # skip: the next one, the skipped one goes last
+    expect(bob.locator("#review-text")).to_have_text(second)
+    bob.keyboard.press("2")  # 0, as ann said: a majority of three
+    expect(bob.get_by_role("status")).to_contain_text("completed as 0")
+    expect(bob.locator("#review-text")).to_have_text(first)
+    bob.keyboard.press("3")
+    expect(bob.get_by_role("status")).to_contain_text("completed as 1")
+    expect(bob.locator("#review-text")).to_have_text(third)
+    bob.keyboard.press("2")
+
+    cid = people["cid"][1]
+    cid.reload()
+    expect(cid.locator("#review-text")).to_have_text(third)  # the other two are done
+    cid.keyboard.press("3")  # -1, 0, 1: a tie
+    expect(cid.locator("#queue-empty")).to_be_visible()
+    expect(cid.locator("#done-count")).to_have_text("2")
+    expect(cid.locator("#tied-count")).to_have_text("1")
+    expect(cid.locator("#tied")).to_contain_text("ann: -1, bob: 0, cid: 1")
+    expect(cid.locator("progress")).to_have_attribute("value", "2")
+
+    assert (store.loop(unsure).status, store.loop(unsure).label) == ("Completed", "1")
+    assert (store.loop(middle).status, store.loop(middle).label) == ("Completed", "0")
+    assert store.loop(surest).status == "InProgress" and store.loop(surest).tied
+    assert store.describe(middle)["HumanLoopOutput"]["OutputS3Uri"].endswith("output.json")
+
+    # Bad answers: 4xx pages with the reason, never a 500.
+    token = cid.locator("input[name=csrf_token]").first.get_attribute("value")
+    for loop, label, status, reason in ((unsure, "1", 409, "is Completed: it takes no more answers"),
+                                        ("loop-nope", "1", 404, "no human loop named 'loop-nope'"),
+                                        (surest, "7", 400, "label '7' is not one of this flow's labels"),
+                                        (surest, "1", 409, "cid has answered human loop")):
+        reply = cid.request.post("/review/answer", form={"csrf_token": token, "loop": loop, "label": label,
+                                                         "flow": FLOW}, max_redirects=0)
+        assert reply.status == status and reason in html.unescape(reply.text()), (reply.status, reply.text()[:500])
+    assert cid.request.get("/review?flow=no-such-flow").status == 404
+
+    for name, (context, page, errors) in people.items():
+        page.screenshot(path=str(tmp_path / f"review-{name}.png"), full_page=True)
+        assert (tmp_path / f"review-{name}.png").stat().st_size > 0
+        assert not errors, errors
+        context.close()
+
+
+def _client(url: str, reviewer: str) -> tuple[httpx.Client, str]:
+    """An HTTP client signed in as ``reviewer`` with its CSRF token (as a browser would hold them)."""
+    client = httpx.Client(base_url=url, timeout=30)
+    page = client.get("/review").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    client.post("/review/reviewer", data={"csrf_token": token, "reviewer": reviewer, "flow": "concurrent"})
+    return client, token
+
+
+def test_eight_threads_and_a_console_restart_lose_and_double_count_nothing(console):
+    server, store, _ = console
+    store.create_flow("concurrent", reviewers_per_item=3)
+    loops = store.start_loops("concurrent", [LoopInput(review=f"Item {i}", confidence=i / 100) for i in range(12)])
+    acknowledged: list[tuple[str, str]] = []
+    server_errors: list[str] = []
+    lock = threading.Lock()
+
+    def reviewer(number: int) -> None:
+        name = f"reviewer-{number}"
+        client, token = _client(server.url, name)
+        for loop in loops:
+            for _ in range(2):  # and again: the second is always refused
+                while True:
+                    try:
+                        reply = client.post("/review/answer", data={"csrf_token": token, "loop": loop, "flow": "concurrent",
+                                                                    "label": str(number % 3 - 1)})
+                        break
+                    except httpx.TransportError:  # the console is restarting: try again
+                        time.sleep(0.2)
+                with lock:
+                    if reply.status_code == 303:
+                        acknowledged.append((loop, name))
+                    elif reply.status_code >= 500:
+                        server_errors.append(f"{reply.status_code} {reply.text[:200]}")
+                    else:
+                        assert reply.status_code == 409, reply.text[:300]
+        client.close()
+
+    threads = [threading.Thread(target=reviewer, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 60
+    while len(acknowledged) < 10:  # mid-review: some answers in, most to come
+        assert time.monotonic() < deadline, "no answers arrived"
+        time.sleep(0.01)
+    server.kill()  # no shutdown hook runs
+    at_kill = len(acknowledged)
+    server.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not server_errors, server_errors
+    assert len(acknowledged) > at_kill  # answers went on after the restart
+    stored = set()
+    for name in loops:
+        loop = store.loop(name)
+        reviewers = [a["reviewer"] for a in loop.answers]
+        assert len(reviewers) <= 3 and len(set(reviewers)) == len(reviewers), reviewers
+        assert loop.status == "Completed" or loop.tied
+        stored |= {(name, r) for r in reviewers}
+    assert set(acknowledged) <= stored  # nothing the console acknowledged was lost in the restart
+    assert len(acknowledged) == len(set(acknowledged))  # nor counted twice
