@@ -29,7 +29,7 @@ from sagestack.config import load_settings
 from sagestack.data import prepare_dataset, resolve_dataset
 from sagestack.models.kinds import load_model
 from sagestack.monitor import make_baseline
-from sagestack.monitor.capture import _write_parquet, new_inference_id
+from sagestack.monitor.capture import CaptureStore, _to_table, new_inference_id
 from sagestack.monitor.job import run_monitor
 from serving.launch import running_server
 
@@ -83,6 +83,7 @@ def monitor_million(tmp: Path) -> None:
 
     start = datetime(2026, 11, 26, tzinfo=timezone.utc)
     written, truth = 0, []
+    store = CaptureStore(tmp / "capture")
     t0 = time.perf_counter()
     while written < RECORDS:  # files of 2,000 records: about what one busy worker writes each second
         rows = []
@@ -94,7 +95,7 @@ def monitor_million(tmp: Path) -> None:
             if (written + i) % 10 == 0:
                 truth.append((inference_id, reviews["sentiment"].iat[k], reviews["product_category"].iat[k]))
         for hour in sorted({r[2].strftime("%Y/%m/%d/%H") for r in rows}):
-            _write_parquet(tmp / "capture" / hour, [r for r in rows if r[2].strftime("%Y/%m/%d/%H") == hour])
+            store.write(hour, _to_table([r for r in rows if r[2].strftime("%Y/%m/%d/%H") == hour]))
         written += len(rows)
     pd.DataFrame(truth, columns=["inference_id", "sentiment", "product_category"]).to_csv(tmp / "truth.csv", index=False)
     print(f"wrote {written:,} captured records in {time.perf_counter() - t0:.1f} s")

@@ -283,14 +283,15 @@ class SentimentService:
         except Exception:  # capture is an observer: a fault there must never cost a prediction
             logger.exception("data capture failed for a request on %s", route)
 
-    def _human_loops(self, reviews: list[str], predictions, inference_ids: list[str]) -> list[str | None] | None:
+    def _human_loops(self, reviews: list[str], predictions, inference_ids: list[str],
+                     items: list[int] | None = None) -> list[str | None] | None:
         """The human loop each prediction starts (None where confident enough), or None with no flow attached."""
         if self._review is None:
             return None
         try:
             self._capture_model = self._capture_model or self.model.model_dump()
             dropped = self._review.dropped
-            loops = self._review.consider(reviews, predictions, inference_ids, self._capture_model)
+            loops = self._review.consider(reviews, predictions, inference_ids, self._capture_model, items)
             if self._review.dropped > dropped:
                 HUMAN_LOOPS.labels(variant=self._labels["variant"], outcome="dropped").inc(self._review.dropped - dropped)
             return loops
@@ -399,7 +400,7 @@ class SentimentService:
             predictions = await predict_reviews(self.predictor, reviews, heavy=self._heavy)
             inference_ids = [new_inference_id() for _ in predictions]
             self._captured("/predict_batch", inference_ids, reviews, predictions)
-            loops = self._human_loops(reviews, predictions, inference_ids)
+            loops = self._human_loops(reviews, predictions, inference_ids, items=[0] * len(predictions))
             return batch_predictions(self.model, predictions, inference_ids, loops)
 
 

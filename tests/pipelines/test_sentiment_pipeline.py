@@ -308,3 +308,50 @@ def test_lineage_steps_and_trainers_match_the_compiled_pipeline():
     assert {p.removeprefix("trainer_") for p in params if p.startswith("trainer_")} == set(TRAINERS)
     select_inputs = set(spec.components["comp-select-champion"].input_definitions.artifacts)
     assert select_inputs == {f"{t}_{kind}" for t in TRAINERS for kind in ("model", "evaluation")}
+
+
+def test_reviewed_labels_train_the_next_model_and_show_in_its_lineage(first_run, settings_of, sample_csv, home):
+    """`pipeline run --include-reviewed`: two reviews relabelled by people and one they added reach the
+    training splits (through label versions in the feature store) and the new version's lineage."""
+    from conftest import run_sagestack
+    from mlflow.tracking import MlflowClient
+    from sagestack.features import read_features
+    from sagestack.review import LoopInput, review_store
+
+    train = pd.read_csv(Path(step(first_run, "prepare-data")["artifacts"]["prepared"]) / "train.csv")
+    picked = train.head(2)
+    relabel = {text: (int(s) + 2) % 3 - 1 for text, s in zip(picked["review_body"], picked["sentiment"])}
+    added = "A review nobody had written before: lovely linen, odd buttons."
+    store = review_store(settings_of)
+    store.create_flow("reviews-sentiment")
+    asked = {"name": MODEL, "version": "1", "kind": "fasttext"}
+    loops = store.start_loops("reviews-sentiment", [LoopInput(review=t, model=asked) for t in [*relabel, added]])
+    for loop, label in zip(loops, [*relabel.values(), 0]):
+        store.answer(loop, "ann", str(label))
+
+    args = ["pipeline", "run", "--data", str(sample_csv), "--trainers", "baseline", "--min-accuracy", "0",
+            "--include-reviewed", "--json"]
+    ran = run_sagestack(home, *args)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    summary = json.loads(ran.stdout)
+    assert statuses(summary)["ingest-data"] == "SUCCESS"
+    prepared = Path(step(summary, "prepare-data")["artifacts"]["prepared"])
+    splits = pd.concat([pd.read_csv(prepared / f"{s}.csv") for s in ("train", "validation", "test")])
+    by_text = dict(zip(splits["review_body"], splits["sentiment"]))
+    assert {t: by_text[t] for t in relabel} == relabel and by_text[added] == 0
+    table = read_features(settings_of)
+    versions = table[table["review_id"].isin(picked["review_id"])].groupby("review_id")["sentiment"].apply(list)
+    assert {table.loc[table["review_id"] == i, "review_body"].iloc[0]: labels for i, labels in versions.items()} == {
+        text: [int(s), relabel[text]] for text, s in zip(picked["review_body"], picked["sentiment"])}  # old, then new
+
+    chain = lineage(settings_of, summary["registered"])
+    assert {k: chain["reviewed"][k] for k in ("loops", "relabelled", "added", "reviewers", "asked_by")} == {
+        "loops": "3", "relabelled": "2", "added": "1", "reviewers": "ann", "asked_by": f"{MODEL}/1"}
+    shown = run_sagestack(home, "lineage", summary["registered"])
+    assert "reviewed  3 human-reviewed labels (2 relabelled, 0 confirmed, 1 added) by ann" in shown.stdout
+    info = resolve_ref(settings_of, summary["registered"])
+    [snapshot] = MlflowClient(settings_of.mlflow_uri).list_artifacts(info.run_id, "reviewed")
+    assert snapshot.path == f"reviewed/{chain['reviewed']['sha256']}.csv"
+
+    again = json.loads(run_sagestack(home, *args).stdout)  # the same reviewed labels: ingest comes from the cache
+    assert statuses(again)["ingest-data"] == "CACHED"

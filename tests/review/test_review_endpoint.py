@@ -4,6 +4,7 @@ stops `sagestack serve` with one line."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 
@@ -37,7 +38,7 @@ def served(sample_split, sample_csv, tmp_path_factory):
     review_store(settings).create_flow(FLOW, threshold=0.9)
     port = free_port()
     env = serve_env(settings, "reviews-sentiment@champion")
-    env.update(SAGESTACK_WORKERS="1")
+    env.update(SAGESTACK_WORKERS="1", SAGESTACK_CAPTURE="100")  # captured too: the answers are its ground truth
     log = (root / "serve.log").open("ab")
     process = subprocess.Popen(serve_command("127.0.0.1", port), env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -89,6 +90,34 @@ def test_low_confidence_predictions_start_loops_and_name_them(served, sample_csv
     assert len(store.loops(flow=FLOW)) == started
     metrics = httpx.get(f"{url}/metrics", timeout=5).text
     assert f'sagestack_human_loops_total{{outcome="started",variant=""}} {float(started)}' in metrics
+
+
+def test_reviewed_answers_are_the_monitoring_ground_truth(served, sample_split, tmp_path):
+    """Answered loops export as `monitor run --ground-truth` reads them, joined to the captured records by
+    inference id and item; the product category comes from the feature store for reviews it holds."""
+    settings, url = served
+    store = review_store(settings)
+    open_loops = store.loops(flow=FLOW, status="InProgress")
+    for loop in open_loops:
+        store.answer(loop.name, "ann", loop.initial_value or "1")
+    exported = run_sagestack(settings.home, "review", "export", "--format", "ground-truth", "--out",
+                             str(tmp_path / "truth.csv"))
+    assert exported.returncode == 0, exported.stderr
+    truth = pd.read_csv(tmp_path / "truth.csv", dtype=str, keep_default_na=False)
+    assert len(truth) == len(open_loops) and list(truth.columns) == ["inference_id", "item", "sentiment", "product_category"]
+    by_id = truth[truth["product_category"] != ""]
+    from sagestack.features import read_features
+
+    stored = read_features(settings)
+    assert len(by_id) and set(by_id["product_category"]) <= set(stored["product_category"])
+    made = run_sagestack(settings.home, "monitor", "baseline", "--data", str(sample_split / "validation.csv"),
+                         "--model", "reviews-sentiment@champion", "--out", str(tmp_path / "baseline"))
+    assert made.returncode == 0, made.stderr
+    ran = run_sagestack(settings.home, "monitor", "run", "--baseline", str(tmp_path / "baseline"), "--ground-truth",
+                        str(tmp_path / "truth.csv"), "--out", str(tmp_path / "run"), "--json")
+    assert ran.returncode == 0, ran.stderr
+    result = json.loads(ran.stdout)
+    assert result["window"]["with_ground_truth"] == len(truth) and result["unknown_ground_truth"] == 0
 
 
 def test_an_unknown_flow_stops_serve_with_one_line(served, tmp_path):

@@ -120,16 +120,24 @@ def stop(loop: str = typer.Argument(...), json_output: bool = JsonOpt) -> None:
 
 @app.command("export")
 def export(
-    fmt: str = typer.Option("csv", "--format", help="csv or label-studio."),
+    fmt: str = typer.Option("csv", "--format", help="csv, label-studio or ground-truth."),
     out: Path = typer.Option(..., "--out"),
     flow: Optional[str] = typer.Option(None, "--flow"),
     status: Optional[str] = typer.Option(None, "--status"),
     json_output: bool = JsonOpt,
 ) -> None:
-    """Write loops (with their answers) as CSV or as Label Studio tasks."""
+    """Write loops (with their answers) as CSV or Label Studio tasks, or the endpoint's reviewed predictions as
+    ground truth for `sagestack monitor run --ground-truth` (product categories from the feature store)."""
     from sagestack.review.formats import export_loops
 
-    count = export_loops(_store(), out, fmt=fmt, flow=flow, status=status)
+    categories = None
+    if fmt == "ground-truth":
+        from sagestack.features import read_features
+
+        table = read_features(settings())
+        if table is not None:
+            categories = dict(zip(table["review_body"], table["product_category"]))
+    count = export_loops(_store(), out, fmt=fmt, flow=flow, status=status, categories=categories)
     emit({"loops": count, "out": str(out)}, json_output, [f"{count} loop(s) -> {out}"])
 
 

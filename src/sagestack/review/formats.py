@@ -17,14 +17,20 @@ from sagestack.data.atomic import atomic_file
 from sagestack.errors import DataError
 from sagestack.review.store import NAME, AlreadyAnswered, LoopClosed, LoopInput, ReviewStore
 
-FORMATS = ("csv", "label-studio")
+FORMATS = ("csv", "label-studio", "ground-truth")
 FROM_NAME, TO_NAME = "sentiment", "text"
 CSV_COLUMNS = ["loop", "flow", "status", "review", "initial_value", "confidence", "label", "answers", "model_name",
                "model_version", "inference_id", "source", "created", "ended"]
 
 
-def export_loops(store: ReviewStore, out: Path, *, fmt: str, flow: str | None = None, status: str | None = None) -> int:
-    """Write the loops (of one flow / status, when given) to ``out`` as CSV or Label Studio tasks; returns how many.
+def export_loops(store: ReviewStore, out: Path, *, fmt: str, flow: str | None = None, status: str | None = None,
+                 categories: dict[str, str] | None = None) -> int:
+    """Write the loops (of one flow / status, when given) to ``out``; returns how many.
+
+    Formats: ``csv`` (one row per loop, its answers), ``label-studio`` (JSON tasks), and
+    ``ground-truth``: the completed loops that came from the endpoint as ``sagestack monitor run
+    --ground-truth`` reads them (``inference_id``, ``item``, ``sentiment``, ``product_category``),
+    the category from the loop or, by review text, from ``categories`` (e.g. the feature store's).
 
     Raises:
         DataError: an unknown format.
@@ -33,11 +39,23 @@ def export_loops(store: ReviewStore, out: Path, *, fmt: str, flow: str | None = 
         raise DataError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if flow is not None:
         store.flow(flow)  # an unknown flow is an error, not an empty file
+    if fmt == "ground-truth":
+        status = "Completed"
     loops = list(reversed(store.loops(flow=flow, status=status, limit=10**9)))  # oldest first
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(out) as tmp:
-        if fmt == "csv":
+        if fmt == "ground-truth":
+            import pandas as pd
+
+            from sagestack.data.reviews import clean_text
+
+            loops = [loop for loop in loops if loop.inference_id]
+            pd.DataFrame([{
+                "inference_id": loop.inference_id, "item": loop.item or 0, "sentiment": loop.label,
+                "product_category": loop.facet or (categories or {}).get(clean_text(loop.review), ""),
+            } for loop in loops], columns=["inference_id", "item", "sentiment", "product_category"]).to_csv(tmp, index=False)
+        elif fmt == "csv":
             import pandas as pd
 
             pd.DataFrame([{

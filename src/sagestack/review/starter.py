@@ -50,13 +50,16 @@ class LoopStarter:
         self._thread.start()
 
     def consider(self, reviews: Sequence[str], predictions: Sequence, inference_ids: Sequence[str | None],
-                 model: dict) -> list[str | None]:
+                 model: dict, items: Sequence[int] | None = None) -> list[str | None]:
         """One loop name per prediction below the threshold (None for the others); never blocks.
+
+        ``items`` are the reviews' places in their requests (default: their positions here), so a
+        loop's answer joins the capture record it came from (``inference_id``, ``item``).
 
         A prediction whose loop would not fit in the queue gets None (and is counted as dropped).
         """
         names: list[str | None] = []
-        for review, prediction, inference_id in zip(reviews, predictions, inference_ids):
+        for position, (review, prediction, inference_id) in enumerate(zip(reviews, predictions, inference_ids)):
             confidence = confidence_of(prediction)
             if confidence is None or not self.flow.needs_review(confidence):
                 names.append(None)
@@ -70,7 +73,7 @@ class LoopStarter:
             self._queue.append(LoopInput(
                 review=review, initial_value=label if label in self.flow.labels else None, confidence=confidence,
                 probabilities=dict(prediction.probabilities), source="endpoint", model=model,
-                inference_id=inference_id, name=name))
+                inference_id=inference_id, item=items[position] if items else position, name=name))
             names.append(name)
         return names
 

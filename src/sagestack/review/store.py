@@ -46,7 +46,7 @@ CREATE TABLE IF NOT EXISTS loops (
     name TEXT PRIMARY KEY, flow TEXT NOT NULL REFERENCES flows(name), status TEXT NOT NULL,
     created REAL NOT NULL, ended REAL, review TEXT NOT NULL, initial_value TEXT, confidence REAL,
     probabilities TEXT, source TEXT NOT NULL, model_name TEXT, model_version TEXT, model_kind TEXT,
-    inference_id TEXT, facet TEXT, label TEXT, failure_reason TEXT);
+    inference_id TEXT, item INTEGER, facet TEXT, label TEXT, failure_reason TEXT);
 CREATE INDEX IF NOT EXISTS loops_queue ON loops(flow, status, confidence);
 CREATE TABLE IF NOT EXISTS answers (
     loop TEXT NOT NULL REFERENCES loops(name), reviewer TEXT NOT NULL, label TEXT NOT NULL,
@@ -101,6 +101,7 @@ class LoopInput:
     source: str = "manual"
     model: dict = field(default_factory=dict)  # name, version, kind
     inference_id: str | None = None
+    item: int | None = None  # the review's place in its request (the capture record's ``item``)
     facet: str | None = None  # the product category, when the caller knows it
     name: str | None = None
 
@@ -121,6 +122,7 @@ class Loop:
     source: str
     model: dict
     inference_id: str | None
+    item: int | None
     facet: str | None
     label: str | None  # the consolidated answer of a completed loop
     failure_reason: str | None
@@ -272,10 +274,10 @@ class ReviewStore:
             rows.append((name, flow.name, "InProgress", now, None, review, initial, item.confidence,
                          json.dumps(item.probabilities) if item.probabilities is not None else None, item.source,
                          model.get("name"), None if model.get("version") is None else str(model.get("version")),
-                         model.get("kind"), item.inference_id, item.facet, None, None))
+                         model.get("kind"), item.inference_id, item.item, item.facet, None, None))
         try:
             with self._write() as db:
-                db.executemany(f"INSERT INTO loops VALUES ({', '.join('?' * 17)})", rows)
+                db.executemany(f"INSERT INTO loops VALUES ({', '.join('?' * 18)})", rows)
         except sqlite3.IntegrityError:
             raise DataError("a human loop of that name exists already; choose another --name") from None
         return [row[0] for row in rows]
@@ -490,7 +492,7 @@ def _loop(row: sqlite3.Row, answers: Sequence[sqlite3.Row]) -> Loop:
         review=row["review"], initial_value=row["initial_value"], confidence=row["confidence"],
         probabilities=json.loads(row["probabilities"]) if row["probabilities"] else None, source=row["source"],
         model={"name": row["model_name"], "version": row["model_version"], "kind": row["model_kind"]},
-        inference_id=row["inference_id"], facet=row["facet"], label=row["label"],
+        inference_id=row["inference_id"], item=row["item"], facet=row["facet"], label=row["label"],
         failure_reason=row["failure_reason"],
         answers=[{"reviewer": a["reviewer"], "label": a["label"], "accepted": a["accepted"],
                   "submitted": a["submitted"]} for a in answers],

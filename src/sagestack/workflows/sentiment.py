@@ -455,9 +455,11 @@ def reviewed_tags(reviewed: dict | None) -> dict[str, str]:
     """The tags that tie a model version to the human-reviewed labels it trained on (none without them)."""
     if not reviewed:
         return {}
-    return {f"{REVIEWED_TAG_PREFIX}{name}": str(reviewed[name]) for name in ("loops", "relabelled", "confirmed", "added", "sha256")} | {
-        f"{REVIEWED_TAG_PREFIX}reviewers": ",".join(reviewed["reviewers"])[:4000],
-        f"{REVIEWED_TAG_PREFIX}asked_by": ",".join(reviewed["asked_by"])[:4000]}
+    # KFP's artifact metadata turns numbers into floats (a protobuf Struct): counts go back to integers.
+    counts = {f"{REVIEWED_TAG_PREFIX}{name}": str(int(reviewed[name])) for name in ("loops", "relabelled", "confirmed", "added")}
+    return {**counts, f"{REVIEWED_TAG_PREFIX}sha256": reviewed["sha256"],
+            f"{REVIEWED_TAG_PREFIX}reviewers": ",".join(reviewed["reviewers"])[:4000],
+            f"{REVIEWED_TAG_PREFIX}asked_by": ",".join(reviewed["asked_by"])[:4000]}
 
 
 def reviewed_reports(reviewed: dict | None) -> dict[str, Path]:

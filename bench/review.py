@@ -1,0 +1,76 @@
+"""Human review's cost on the endpoint: ``/predict`` p99 with a review flow attached vs without.
+
+The same fastText champion (trained on the course's reviews) served in one run without a flow and with
+``SAGESTACK_REVIEW_FLOW`` (threshold 0.9: each prediction less confident starts a human loop), alternated
+three times (off, on, off, on, off, on) so a drift of this machine's speed hits both; ``/predict`` at 32
+clients with no pause, through wrk when installed (else httpx), one validation review per request.
+Target: p99 with the flow within 10 % of p99 without. Also printed: the share of requests that started a
+loop, and the loops the store holds afterwards (none lost).
+Run: .venv/bin/python bench/review.py [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from serving_http import Measure, train_and_register, warm_up
+from sagestack.config import load_settings
+from sagestack.review import review_store
+from serving.launch import running_server
+
+CLIENTS = 32
+FLOW = "bench-review"
+TARGET_OVERHEAD = 0.10
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10, help="seconds per load")
+    args = parser.parse_args()
+    for name in ("SAGESTACK_REVIEW_FLOW", "SAGESTACK_CAPTURE"):
+        os.environ.pop(name, None)  # the "off" servers must not inherit them
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        settings = load_settings(cwd=tmp, environ={}, home=tmp / "home")
+        model_ref, _, _, validation = train_and_register(settings, tmp)
+        store = review_store(settings)
+        store.create_flow(FLOW, threshold=0.9)
+        texts = [line.split(" ", 1)[1].strip() for line in validation.read_text(encoding="utf-8").splitlines()][:200]
+        bodies = [json.dumps({"reviews": [t]}) for t in texts]
+        measure = Measure(shutil.which("wrk") is not None, args.seconds, tmp)
+        print(f"/predict at {CLIENTS} clients, {args.seconds} s per load ({'wrk' if measure.use_wrk else 'httpx'}):")
+        print(f"{'server, route':<34} {'load':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+        rows: dict[str, list[dict]] = {"off": [], "on": []}
+        unsure = None
+        for turn in ("off", "on") * 3:
+            run_settings = settings.model_copy(update={"review_flow": FLOW if turn == "on" else None})
+            with running_server(run_settings, model_ref) as url:
+                warm_up(url, {"/predict": bodies})
+                if turn == "on" and unsure is None:
+                    answers = [httpx.post(f"{url}/predict", content=b, headers={"content-type": "application/json"},
+                                          timeout=30).json() for b in bodies]
+                    unsure = np.mean(["human_review" in a["predictions"][0] for a in answers])
+                rows[turn].append(measure(f"review flow {turn}", url + "/predict", bodies,
+                                          loads=[(f"{CLIENTS} clients", CLIENTS, 0)])[f"{CLIENTS} clients"])
+        off = np.median([r["p99_ms"] for r in rows["off"]])
+        on = np.median([r["p99_ms"] for r in rows["on"]])
+        overhead = on / off - 1
+        verdict = "target met" if overhead <= TARGET_OVERHEAD else f"target NOT met (> {TARGET_OVERHEAD:.0%})"
+        spread = max(r["p99_ms"] for r in rows["off"]) / min(r["p99_ms"] for r in rows["off"]) - 1
+        print(f"p99 flow off {off:.2f} ms, on {on:.2f} ms (median of three runs each): overhead {overhead:+.1%}  "
+              f"{verdict}; the three flow-off runs alone spread {spread:.0%}")
+        progress = store.progress(FLOW)
+        print(f"req/s off {np.median([r['rps'] for r in rows['off']]):.0f}, on {np.median([r['rps'] for r in rows['on']]):.0f}; "
+              f"{unsure:.0%} of the 200 reviews start a loop; loops in the store afterwards: {progress['InProgress']:,}")
+
+
+if __name__ == "__main__":
+    main()
