@@ -24,14 +24,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from serving_http import Measure, train_and_register, warm_up
+from serving_http import Measure, off_on, train_and_register
 from sagestack.config import load_settings
 from sagestack.data import prepare_dataset, resolve_dataset
 from sagestack.models.kinds import load_model
 from sagestack.monitor import make_baseline
 from sagestack.monitor.capture import CaptureStore, _to_table, new_inference_id
 from sagestack.monitor.job import run_monitor
-from serving.launch import running_server
 
 CLIENTS = 32
 RECORDS = 1_000_000
@@ -47,23 +46,9 @@ def capture_overhead(seconds: int, tmp: Path) -> None:
     measure = Measure(shutil.which("wrk") is not None, seconds, tmp)
     print(f"/predict at {CLIENTS} clients, {seconds} s per load ({'wrk' if measure.use_wrk else 'httpx'}):")
     print(f"{'server, route':<34} {'load':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
-    rows: dict[str, list[dict]] = {"off": [], "on": []}
-    for turn in ("off", "on") * 3:
-        run_settings = settings.model_copy(update={"capture": 100.0 if turn == "on" else None})
-        with running_server(run_settings, model_ref) as url:
-            warm_up(url, {"/predict": bodies})
-            rows[turn].append(measure(f"capture {turn}", url + "/predict", bodies,
-                                      loads=[(f"{CLIENTS} clients", CLIENTS, 0)])[f"{CLIENTS} clients"])
-    captured = sum(1 for _ in (settings.capture_dir).rglob("*.parquet"))
-    off = np.median([r["p99_ms"] for r in rows["off"]])
-    on = np.median([r["p99_ms"] for r in rows["on"]])
-    overhead = on / off - 1
-    verdict = "target met" if overhead <= TARGET_OVERHEAD else f"target NOT met (> {TARGET_OVERHEAD:.0%})"
-    spread = max(r["p99_ms"] for r in rows["off"]) / min(r["p99_ms"] for r in rows["off"]) - 1
-    print(f"p99 capture off {off:.2f} ms, on {on:.2f} ms (median of three runs each): overhead {overhead:+.1%}  "
-          f"{verdict}; the three capture-off runs alone spread {spread:.0%}")
-    print(f"req/s off {np.median([r['rps'] for r in rows['off']]):.0f}, on {np.median([r['rps'] for r in rows['on']]):.0f};"
-          f" capture files written: {captured}")
+    off_on(measure, lambda on: settings.model_copy(update={"capture": 100.0 if on else None}), model_ref, bodies,
+           "capture", CLIENTS, TARGET_OVERHEAD)
+    print(f"capture files written: {sum(1 for _ in settings.capture_dir.rglob('*.parquet'))}")
 
 
 def monitor_million(tmp: Path) -> None:

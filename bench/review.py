@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from serving_http import Measure, train_and_register, warm_up
+from serving_http import Measure, off_on, train_and_register
 from sagestack.config import load_settings
 from sagestack.review import review_store
 from serving.launch import running_server
@@ -48,28 +48,14 @@ def main() -> None:
         measure = Measure(shutil.which("wrk") is not None, args.seconds, tmp)
         print(f"/predict at {CLIENTS} clients, {args.seconds} s per load ({'wrk' if measure.use_wrk else 'httpx'}):")
         print(f"{'server, route':<34} {'load':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
-        rows: dict[str, list[dict]] = {"off": [], "on": []}
-        unsure = None
-        for turn in ("off", "on") * 3:
-            run_settings = settings.model_copy(update={"review_flow": FLOW if turn == "on" else None})
-            with running_server(run_settings, model_ref) as url:
-                warm_up(url, {"/predict": bodies})
-                if turn == "on" and unsure is None:
-                    answers = [httpx.post(f"{url}/predict", content=b, headers={"content-type": "application/json"},
-                                          timeout=30).json() for b in bodies]
-                    unsure = np.mean(["human_review" in a["predictions"][0] for a in answers])
-                rows[turn].append(measure(f"review flow {turn}", url + "/predict", bodies,
-                                          loads=[(f"{CLIENTS} clients", CLIENTS, 0)])[f"{CLIENTS} clients"])
-        off = np.median([r["p99_ms"] for r in rows["off"]])
-        on = np.median([r["p99_ms"] for r in rows["on"]])
-        overhead = on / off - 1
-        verdict = "target met" if overhead <= TARGET_OVERHEAD else f"target NOT met (> {TARGET_OVERHEAD:.0%})"
-        spread = max(r["p99_ms"] for r in rows["off"]) / min(r["p99_ms"] for r in rows["off"]) - 1
-        print(f"p99 flow off {off:.2f} ms, on {on:.2f} ms (median of three runs each): overhead {overhead:+.1%}  "
-              f"{verdict}; the three flow-off runs alone spread {spread:.0%}")
+        with running_server(settings.model_copy(update={"review_flow": FLOW}), model_ref) as url:
+            answers = [httpx.post(f"{url}/predict", content=b, headers={"content-type": "application/json"},
+                                  timeout=30).json() for b in bodies]
+        unsure = np.mean(["human_review" in a["predictions"][0] for a in answers])
+        off_on(measure, lambda on: settings.model_copy(update={"review_flow": FLOW if on else None}), model_ref, bodies,
+               "review flow", CLIENTS, TARGET_OVERHEAD)
         progress = store.progress(FLOW)
-        print(f"req/s off {np.median([r['rps'] for r in rows['off']]):.0f}, on {np.median([r['rps'] for r in rows['on']]):.0f}; "
-              f"{unsure:.0%} of the 200 reviews start a loop; loops in the store afterwards: {progress['InProgress']:,}")
+        print(f"{unsure:.0%} of the 200 reviews start a loop; loops in the store afterwards: {progress['InProgress']:,}")
 
 
 if __name__ == "__main__":

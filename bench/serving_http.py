@@ -245,6 +245,32 @@ def ratio(a: float, b: float) -> str:
     return f"x{a / max(b, 1e-9):.2f}"
 
 
+def off_on(measure: "Measure", settings_for, model_ref: str, bodies: list[str], what: str, clients: int,
+           target: float) -> dict:
+    """One observer's cost on ``/predict``: servers with it off and on, alternated three times (off, on, …)
+    so a drift of this machine's speed hits both; prints the median p99 of each, the overhead against
+    ``target`` and how much the off runs alone spread. ``settings_for(on)`` gives each server's settings.
+
+    Returns:
+        ``{"off": [row, …], "on": [row, …]}``, the measured rows.
+    """
+    rows: dict[str, list[dict]] = {"off": [], "on": []}
+    for turn in ("off", "on") * 3:
+        with running_server(settings_for(turn == "on"), model_ref) as url:
+            warm_up(url, {"/predict": bodies})
+            rows[turn].append(measure(f"{what} {turn}", url + "/predict", bodies,
+                                      loads=[(f"{clients} clients", clients, 0)])[f"{clients} clients"])
+    off = np.median([r["p99_ms"] for r in rows["off"]])
+    on = np.median([r["p99_ms"] for r in rows["on"]])
+    overhead = on / off - 1
+    verdict = "target met" if overhead <= target else f"target NOT met (> {target:.0%})"
+    spread = max(r["p99_ms"] for r in rows["off"]) / min(r["p99_ms"] for r in rows["off"]) - 1
+    print(f"p99 {what} off {off:.2f} ms, on {on:.2f} ms (median of three runs each): overhead {overhead:+.1%}  "
+          f"{verdict}; the three {what}-off runs alone spread {spread:.0%}")
+    print(f"req/s off {np.median([r['rps'] for r in rows['off']]):.0f}, on {np.median([r['rps'] for r in rows['on']]):.0f}")
+    return rows
+
+
 class Measure:
     """Runs the loads against a URL with wrk or httpx and prints one row per load."""
 

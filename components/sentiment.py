@@ -45,7 +45,9 @@ def feature_store(reviews: Input[Dataset], home: str, tracking_uri: str, feature
     from sagestack.config import settings_from_parameters
     from sagestack.workflows.sentiment import feature_store_step
 
-    result = feature_store_step(reviews.path, features.path, settings_from_parameters(home, tracking_uri))
+    reviewed = reviews.metadata.get("reviewed") or {}  # with --include-reviewed: the corrected labels
+    result = feature_store_step(reviews.path, features.path, settings_from_parameters(home, tracking_uri),
+                                reviewed_snapshot=reviewed.get("path", ""))
     features.metadata.update({"rows": result["rows"], "new_rows": result["new_rows"], "sha256": result["sha256"]})
 
 

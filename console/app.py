@@ -335,10 +335,12 @@ def create_app(options: ConsoleOptions) -> FastAPI:
     reviews = review_store(settings)
 
     def reviewer_of(request: Request) -> str | None:
+        from urllib.parse import unquote
+
         from sagestack.review.store import check_reviewer
 
-        try:
-            return check_reviewer(request.cookies.get(REVIEWER_COOKIE) or "")
+        try:  # percent-encoded: a cookie carries Latin-1 only, a name may be any letters
+            return check_reviewer(unquote(request.cookies.get(REVIEWER_COOKIE) or ""))
         except SagestackError:
             return None
 
@@ -352,13 +354,13 @@ def create_app(options: ConsoleOptions) -> FastAPI:
         skipped = [name for name in skip.split(",") if name][:100]
         queue = await run_in_threadpool(lambda: reviews.queue(chosen.name, reviewer or "", skip=skipped))
         progress = await run_in_threadpool(reviews.progress, chosen.name, reviewer)
-        open_loops = await run_in_threadpool(lambda: reviews.loops(flow=chosen.name, status="InProgress", limit=5000))
+        tied = await run_in_threadpool(reviews.tied, chosen.name)
         item = queue[0] if reviewer and queue else None
         skip_query = urlencode({"flow": chosen.name, "skip": ",".join([*skipped, item.name] if item else skipped)})
         return render(request, "review.html", flows=flows, flow=chosen, reviewer=reviewer, queue=queue, item=item,
                       progress=progress, total=sum(progress[s] for s in ("InProgress", "Completed", "Stopped", "Failed")),
-                      mine=progress.get("yours", 0), tied=[loop for loop in open_loops if loop.tied],
-                      shown=f"{time.time():.3f}", skip_query=skip_query)
+                      mine=progress.get("yours", 0), tied=tied, shown=f"{time.time():.3f}", skip_query=skip_query,
+                      skipped=",".join(skipped))
 
     @app.post("/review/reviewer")
     async def review_as(request: Request):
@@ -371,8 +373,10 @@ def create_app(options: ConsoleOptions) -> FastAPI:
         if not name:  # "Change": forget the name, ask again
             response.delete_cookie(REVIEWER_COOKIE, path="/")
             return response
-        response.set_cookie(REVIEWER_COOKIE, check_reviewer(name), path="/", httponly=True, samesite="strict",
-                            max_age=30 * 86400)
+        from urllib.parse import quote
+
+        response.set_cookie(REVIEWER_COOKIE, quote(check_reviewer(name), safe=""), path="/", httponly=True,
+                            samesite="strict", max_age=30 * 86400)
         return response
 
     @app.post("/review/answer")
@@ -390,7 +394,9 @@ def create_app(options: ConsoleOptions) -> FastAPI:
         done = await run_in_threadpool(lambda: reviews.answer(loop, reviewer, label, accepted=accepted))
         said = (f"{done.name}: completed as {done.label}" if done.status == "Completed"
                 else f"{done.name}: your {label} recorded ({len(done.answers)}/{done.needed} answers)")
-        return RedirectResponse(f"/review?{urlencode({'flow': flow or done.flow, 'msg': said})}", status_code=303)
+        skipped = forms.text(form, "skip")[:10_000]  # items skipped earlier stay at the back of the queue
+        return RedirectResponse(f"/review?{urlencode({'flow': flow or done.flow, 'skip': skipped, 'msg': said})}",
+                                status_code=303)
 
     # ---- Endpoint ----------------------------------------------------------------------------------
     @app.get("/endpoint")

@@ -4,6 +4,7 @@ conftest.py, imported as ``console_server``)."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -52,3 +53,17 @@ class Console:
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             stop_process(self.process)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (the system's, driven by Playwright) for the module's tests."""
+    import playwright.sync_api as playwright_api  # in the lock: missing, a test fails instead of skipping
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("chromium is not installed; `make test` installs it with apt-get (or: apt-get install chromium)")
+    with playwright_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        yield launched
+        launched.close()

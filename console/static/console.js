@@ -5,12 +5,16 @@
     select.addEventListener("change", function () { select.form.submit(); });
   });
   // The Review page: a label's number key answers with it, "s" skips (never while typing in a field).
+  // One answer per page: a held or double-pressed key does not send a second one.
   var answers = document.getElementById("answer-form");
   if (answers) {
+    var sent = false;
+    answers.addEventListener("submit", function (event) { if (sent) event.preventDefault(); sent = true; });
     document.addEventListener("keydown", function (event) {
-      if (event.ctrlKey || event.metaKey || event.altKey || /INPUT|TEXTAREA|SELECT/.test(event.target.tagName)) return;
+      if (event.repeat || event.ctrlKey || event.metaKey || event.altKey ||
+          /INPUT|TEXTAREA|SELECT/.test(event.target.tagName)) return;
       var target = answers.querySelector('[data-key="' + event.key + '"]');
-      if (target) { event.preventDefault(); target.click(); }
+      if (target) { event.preventDefault(); if (!sent) target.click(); }
     });
   }
   // The Bias form: picking a label or facet column lists that column's values.

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import json
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ import pandas as pd
 import pytest
 
 from conftest import run_sagestack
-from console_server import Console
+from console_server import Console, browser  # noqa: F401 (browser is a fixture)
 from serving.launch import free_port, serve_command, serve_env, stop_process
 
 import playwright.sync_api as playwright_api  # in the lock: missing, the module fails instead of skipping
@@ -38,17 +37,6 @@ def console(tmp_path_factory):
     server.start()
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.fail("chromium is not installed; `make test` installs it with apt-get (or: apt-get install chromium)")
-    with playwright_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

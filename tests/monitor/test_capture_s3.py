@@ -5,12 +5,12 @@ skipped and named, and a missing bucket or an unsupported URI is one clear line.
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from conftest import run_sagestack
 from s3server import BUCKET, s3  # noqa: F401 (s3 is a fixture)
-from sagestack.config import load_settings
 from sagestack.errors import DataError
 from sagestack.monitor.capture import CaptureStore, CaptureWriter, read_capture
 from traffic import capture, window, world  # noqa: F401 (world is a fixture)
@@ -28,6 +28,9 @@ def test_captured_traffic_in_a_bucket_is_monitored_like_a_folder(world, s3, tmp_
     captured, skipped = read_capture(uri)
     assert len(captured) == len(truth) == 600 and skipped == []
     assert set(captured["inference_id"]) == set(truth["inference_id"])
+    now = datetime.now(timezone.utc)  # a window lists only its hour partitions, and finds the same records
+    assert len(read_capture(uri, since=now - timedelta(hours=1))[0]) == 600
+    assert read_capture(uri, since=now + timedelta(hours=2))[0].empty
 
     boto3.client("s3").put_object(Bucket=BUCKET, Key="endpoint-a/2026/11/26/23/broken.parquet", Body=b"not parquet")
     ran = run_sagestack(tmp_path / "home", "monitor", "run", "--baseline", str(world["out"] / "baseline"),

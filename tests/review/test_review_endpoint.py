@@ -5,7 +5,6 @@ stops `sagestack serve` with one line."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 
 import httpx
@@ -17,7 +16,7 @@ from sagestack.config import load_settings
 from sagestack.registry import log_model_run
 from sagestack.review import review_store
 from sagestack.text import make_params, train_fasttext
-from serving.launch import free_port, serve_command, serve_env, stop_process
+from serving.launch import free_port, running_server
 
 FLOW = "reviews-sentiment"
 
@@ -36,23 +35,10 @@ def served(sample_split, sample_csv, tmp_path_factory):
     log_model_run(root / "model", settings=settings, model_name="reviews-sentiment", approval="Approved",
                   aliases=("champion",))
     review_store(settings).create_flow(FLOW, threshold=0.9)
-    port = free_port()
-    env = serve_env(settings, "reviews-sentiment@champion")
-    env.update(SAGESTACK_WORKERS="1", SAGESTACK_CAPTURE="100")  # captured too: the answers are its ground truth
-    log = (root / "serve.log").open("ab")
-    process = subprocess.Popen(serve_command("127.0.0.1", port), env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert process.poll() is None and time.monotonic() < deadline, (root / "serve.log").read_text()[-3000:]
-        time.sleep(0.5)
-    yield settings, url
-    stop_process(process)
+    # Captured too (SAGESTACK_CAPTURE=100): the reviewers' answers are the capture's ground truth.
+    served_settings = settings.model_copy(update={"capture": 100.0, "workers": 1})
+    with running_server(served_settings, "reviews-sentiment@champion", timeout=180) as url:
+        yield settings, url
 
 
 def test_low_confidence_predictions_start_loops_and_name_them(served, sample_csv):

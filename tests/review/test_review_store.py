@@ -187,6 +187,10 @@ def test_label_studio_round_trip_and_malformed_files(store, tmp_path):
                              ('{"data": {}}', "should be a list of tasks, not a dict"),
                              ('[{"data": {"text": ""}}]', "task 1 has no data.text"),
                              ('[{"data": {"text": "x"}, "annotations": [{"result": []}]}]', "has no single choice"),
+                             ('[{"data": {"text": "x"}, "annotations": 5}]', "annotations must be a list"),
+                             ('[{"data": {"text": "x"}, "annotations": [{"result": 5}]}]', "has no single choice"),
+                             ('[{"data": {"text": "ok"}}, {"data": {"text": "' + "x" * 20_001 + '"}}]',
+                              "task 2: data.text is longer than 20000 characters"),
                              ('[{"data": {"text": "x"}, "annotations": [{"result": [{"type": "choices", '
                               '"value": {"choices": ["5"]}}]}]}]', "label '5' is not one of the flow's labels")):
         (tmp_path / "bad.json").write_text(content)
@@ -194,6 +198,14 @@ def test_label_studio_round_trip_and_malformed_files(store, tmp_path):
         with pytest.raises(DataError, match=message):
             import_label_studio(store, tmp_path / "bad.json", flow="sentiment")
         assert len(store.loops()) == before  # checked whole before anything is written
+    store.create_flow("other")
+    elsewhere = start(store, "other", "Another flow's item")[0]
+    (tmp_path / "other.json").write_text(json.dumps([{"data": {"text": "x", "loop": elsewhere}, "annotations": [
+        {"completed_by": 1, "result": [{"type": "choices", "value": {"choices": ["1"]}}]}]}]))
+    moved = import_label_studio(store, tmp_path / "other.json", flow="sentiment")
+    assert moved.answers == 0 and moved.skipped == [f"task of loop {elsewhere}: that loop belongs to flow other, "
+                                                    "not sentiment"]
+    assert store.loop(elsewhere).answers == []  # another flow's loop is never touched
     with pytest.raises(DataError, match="--format must be one of csv, label-studio"):
         export_loops(store, tmp_path / "x", fmt="xml")
     assert not (tmp_path / "x").exists()
@@ -214,6 +226,9 @@ def test_the_starter_names_loops_at_once_and_writes_them_in_the_background(store
     unsure = store.loop(names[1])
     assert (unsure.initial_value, unsure.confidence, unsure.inference_id, unsure.model["version"]) == ("0", 0.4, "id2", "4")
     assert store.loop(names[2]).initial_value is None  # not one of the flow's labels: nothing pre-selected
+    odd = LoopInput(review="", name="loop-odd")  # one item the store refuses loses only itself
+    starter._queue.extend([odd, LoopInput(review="Fine", initial_value="1", confidence=0.5, name="loop-fine")])
+    assert starter.flush() == 1 and starter.failed == 1 and store.loop("loop-fine").review == "Fine"
     small = LoopStarter(store, flow, max_items=1, flush_seconds=3600)
     assert small.consider(["a", "b"], [predictions[1]] * 2, ["x", "y"], {})[1] is None and small.dropped == 1
     small.close()
@@ -239,3 +254,22 @@ def test_reviewed_labels_override_add_and_snapshot(store, tmp_path):
     assert write_snapshot(snapshot, tmp_path / "snapshots")["path"] == written["path"]  # the same labels, one file
     unchanged, _, nothing = apply_reviewed(reviews, reviewed_labels(ReviewStore(tmp_path / "empty")))
     assert nothing["loops"] == 0 and unchanged is reviews
+
+
+def test_the_feature_store_versions_only_the_labels_people_corrected():
+    from datetime import datetime, timedelta, timezone
+
+    from sagestack.features.engineering import content_hash, engineer_features
+
+    reviews = pd.DataFrame({"sentiment": [1, 0, -1] * 4, "review_body": [f"review {i}" for i in range(12)],
+                            "product_category": ["Dresses", "Tops", "Jackets"] * 4})
+    first = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    table = engineer_features(reviews, now=first)
+    edited = reviews.assign(sentiment=[-1, 0, -1] * 4)  # the file now says -1 for reviews 0, 3, 6 and 9
+    assert engineer_features(edited, existing=table).equals(table)  # a plain ingest never rewrites a stored label
+    corrected = {content_hash("review 0", "Dresses")}
+    versioned = engineer_features(edited, existing=table, relabel=corrected, now=first + timedelta(days=1))
+    rows = versioned[versioned["review_body"] == "review 0"]
+    assert rows["sentiment"].tolist() == [1, -1] and rows["label_id"].tolist() == [2, 0]
+    assert rows["review_id"].nunique() == 1 and rows["split_type"].nunique() == 1  # the same review, a later label
+    assert len(versioned) == len(table) + 1

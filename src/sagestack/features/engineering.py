@@ -15,7 +15,7 @@ import hashlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Collection
 
 import pandas as pd
 
@@ -102,6 +102,7 @@ def engineer_features(
     validation_fraction: float = 0.05,
     test_fraction: float = 0.05,
     progress: Callable[[int, int], None] | None = None,
+    relabel: Collection[str] = (),
 ) -> pd.DataFrame:
     """Turn validated reviews (``sentiment, review_body, product_category``) into the feature table.
 
@@ -112,6 +113,9 @@ def engineer_features(
         existing: the feature table of an earlier run; its reviews keep id, timestamp and split.
         now: the timestamp given to new reviews (default: the current UTC time).
         seed: seed of the stratified split of new reviews.
+        relabel: content hashes (:func:`content_hash`) of known reviews whose label the input
+            corrects (human-reviewed labels): each gets a new version with the input's label. Any
+            other known review keeps its stored label, whatever the input says.
 
     Returns:
         The feature table (every known review plus the new ones), sorted by ``review_id``.
@@ -122,7 +126,7 @@ def engineer_features(
     frame["content_hash"] = [content_hash(b, c) for b, c in zip(frame["review_body"], frame["product_category"])]
     frame = frame.drop_duplicates("content_hash")
     known = existing if existing is not None and len(existing) else pd.DataFrame(columns=FEATURE_COLUMNS)
-    relabelled = _label_versions(known, frame, now)
+    relabelled = _label_versions(known, frame[frame["content_hash"].isin(set(relabel))], now)
     fresh = frame[~frame["content_hash"].isin(set(known["content_hash"]))].reset_index(drop=True)
     if fresh.empty:
         table = pd.concat([known, relabelled], ignore_index=True) if len(relabelled) else known

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import Collection, Sequence
 
 import pandas as pd
 
@@ -192,18 +192,22 @@ def read_features(settings: Settings) -> pd.DataFrame | None:
     return pd.read_parquet(path) if path.is_file() else None
 
 
-def ingest(settings: Settings, reviews: pd.DataFrame, *, max_seq_length: int = 128, tokenizer_dir=None, progress=None) -> dict:
+def ingest(settings: Settings, reviews: pd.DataFrame, *, max_seq_length: int = 128, tokenizer_dir=None, progress=None,
+           relabel_texts: Collection[str] = ()) -> dict:
     """Engineer features for the reviews, write the offline table, ``feast apply``, materialize online.
+
+    ``relabel_texts``: review texts whose label in ``reviews`` corrects the stored one (human-reviewed
+    labels); those known reviews get a new label version (see :func:`engineer_features`).
 
     Known reviews keep their ids, timestamps and splits. The parquet file is replaced
     atomically, and put back if ``feast apply`` or materialization fails, so a failed run
     leaves the previous table (and the online values of known reviews) readable.
 
     Returns:
-        ``{"rows", "new_rows", "path", "splits"}``.
+        ``{"rows", "new_rows", "relabelled", "path", "splits", "review_ids"}``.
     """
     from sagestack.features.engineering import (
-        default_tokenizer_dir, engineer_features, load_tokenizer, tokenizer_fingerprint,
+        content_hash, default_tokenizer_dir, engineer_features, load_tokenizer, tokenizer_fingerprint,
     )
 
     _environment(settings)
@@ -222,8 +226,11 @@ def ingest(settings: Settings, reviews: pd.DataFrame, *, max_seq_length: int = 1
             f"the feature store's input_ids come from {recorded['tokenizer']} (max_seq_length "
             f"{recorded['max_seq_length']}); ingest with the same tokenizer and length, or use a new SAGESTACK_HOME"
         )
+    texts = set(relabel_texts)
+    relabel = {content_hash(b, c) for b, c in zip(reviews["review_body"], reviews["product_category"]) if b in texts}
     table = engineer_features(
         reviews, tokenizer=tokenizer, max_seq_length=max_seq_length, existing=existing, progress=progress,
+        relabel=relabel,
     )
     path = feast_dir(settings) / FEATURES_FILE
     with atomic_file(path) as tmp:
@@ -246,12 +253,14 @@ def ingest(settings: Settings, reviews: pd.DataFrame, *, max_seq_length: int = 1
         raise
     with atomic_file(feast_dir(settings) / TOKENIZER_FILE) as tmp:
         tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
-    from sagestack.features.engineering import content_hash
-
     hashes = {content_hash(b, c) for b, c in zip(reviews["review_body"], reviews["product_category"])}
+    known_ids = set() if existing is None else set(existing["review_id"])
+    new_reviews = int((~table["review_id"].drop_duplicates().isin(known_ids)).sum())
     return {
         "rows": len(table),
-        "new_rows": len(table) - (0 if existing is None else len(existing)),
+        "new_rows": new_reviews,
+        # rows written beyond the new reviews: new label versions of known ones
+        "relabelled": len(table) - (0 if existing is None else len(existing)) - new_reviews,
         "path": str(path),
         "splits": table["split_type"].value_counts().to_dict(),
         # The ids of exactly these reviews: a pipeline trains on its own input, not on the whole store.

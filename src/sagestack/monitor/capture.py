@@ -90,7 +90,9 @@ class CaptureStore:
 
         from sagestack.data.atomic import atomic_file
 
-        key = f"{hour}/{time.time_ns()}-{os.getpid()}.parquet"
+        # Time, process and a random part: replicas in containers often share a pid, and an S3 upload
+        # under an existing name would silently replace that file.
+        key = f"{hour}/{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
         if self.remote:
             pq.write_table(table, f"{self._base}/{key}", filesystem=self._fs)
         else:
@@ -100,8 +102,11 @@ class CaptureStore:
                 pq.write_table(table, tmp)
         return key
 
-    def keys(self) -> list[str]:
-        """Every capture file's name relative to the location, sorted (hour first, then time of writing).
+    def keys(self, since: datetime | None = None, until: datetime | None = None) -> list[str]:
+        """Capture files' names relative to the location, sorted (hour first, then time of writing).
+
+        In a bucket with a window (``since``, UTC) only the window's hour partitions are listed, so a
+        run's cost does not grow with every file ever captured; otherwise, and in a folder, all are.
 
         Raises:
             DataError: the folder or bucket does not exist (or cannot be listed).
@@ -111,17 +116,22 @@ class CaptureStore:
             if not base.is_dir():
                 raise DataError(f"no capture folder at {base}; turn capture on (SAGESTACK_CAPTURE) or pass --capture")
             return sorted(path.relative_to(base).as_posix() for path in base.rglob("*.parquet"))
+        hours = _hours(since, until)
+        prefixes = [f"{self._base}/{hour}" for hour in hours] if hours is not None else [self._base]
+        return sorted(key for prefix in prefixes for key in self._list(prefix))
+
+    def _list(self, prefix: str) -> list[str]:
         from pyarrow import fs
 
         try:
-            infos = self._fs.get_file_info(fs.FileSelector(self._base, recursive=True))
-        except FileNotFoundError:  # a prefix nothing was written under yet: an empty window, not an error
+            infos = self._fs.get_file_info(fs.FileSelector(prefix, recursive=True))
+        except FileNotFoundError:  # a prefix nothing was written under (yet): no files, not an error
             return []
         except OSError as exc:  # no such bucket, no access, no endpoint answering
             raise DataError(f"cannot list capture files at {self.location}: {str(exc).splitlines()[0][:300]}") from exc
-        prefix = self._base.rstrip("/") + "/"
-        return sorted(info.path[len(prefix):] for info in infos
-                      if info.type == fs.FileType.File and info.path.endswith(".parquet"))
+        base = self._base.rstrip("/") + "/"
+        return [info.path[len(base):] for info in infos
+                if info.type == fs.FileType.File and info.path.endswith(".parquet")]
 
     def read(self, key: str):
         """One capture file as an Arrow table."""
@@ -317,7 +327,7 @@ def read_capture(location: str | Path, *, since: datetime | None = None, until: 
     store = CaptureStore(location)
     since, until = _utc(since), _utc(until)
     frames, skipped = [], []
-    for key in store.keys():
+    for key in store.keys(since, until):
         if since is not None or until is not None:
             hour = _hour_of(key)
             if hour is not None and ((since and hour + timedelta(hours=1) <= since) or (until and hour >= until)):
@@ -342,6 +352,24 @@ def _utc(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+# A window longer than this is listed whole rather than hour by hour.
+MAX_LISTED_HOURS = 24 * 31
+
+
+def _hours(since: datetime | None, until: datetime | None) -> list[str] | None:
+    """The ``YYYY/MM/DD/HH`` partitions a window touches (``until`` None: up to now), or None when
+    the window has no start or spans more than :data:`MAX_LISTED_HOURS`."""
+    if since is None:
+        return None
+    since = _utc(since).replace(minute=0, second=0, microsecond=0)
+    until = _utc(until) if until is not None else datetime.now(timezone.utc) + timedelta(hours=1)
+    count = int((until - since).total_seconds() // 3600) + 1
+    if count > MAX_LISTED_HOURS:
+        return None
+    return [(since + timedelta(hours=i)).strftime("%Y/%m/%d/%H") for i in range(max(count, 0))
+            if since + timedelta(hours=i) < until]
 
 
 def _hour_of(key: str) -> datetime | None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sagestack.data.atomic import atomic_file
 from sagestack.errors import DataError
-from sagestack.review.store import NAME, AlreadyAnswered, LoopClosed, LoopInput, ReviewStore
+from sagestack.review.store import MAX_REVIEW_CHARS, NAME, AlreadyAnswered, LoopClosed, LoopInput, ReviewStore
 
 FORMATS = ("csv", "label-studio", "ground-truth")
 FROM_NAME, TO_NAME = "sentiment", "text"
@@ -121,8 +121,13 @@ def import_label_studio(store: ReviewStore, path: Path, *, flow: str) -> ImportR
         text = data.get("text") or data.get("review") if isinstance(data, dict) else None
         if not isinstance(text, str) or not text.strip():
             raise DataError(f"{where} has no data.text (the review to label)")
+        if len(" ".join(text.split())) > MAX_REVIEW_CHARS:
+            raise DataError(f"{where}: data.text is longer than {MAX_REVIEW_CHARS} characters")
+        annotations = task.get("annotations") or []
+        if not isinstance(annotations, list):
+            raise DataError(f"{where}: annotations must be a list")
         answers = []
-        for annotation in task.get("annotations") or []:
+        for annotation in annotations:
             if not isinstance(annotation, dict) or annotation.get("was_cancelled"):
                 continue
             label = _annotation_label(annotation, where)
@@ -135,7 +140,11 @@ def import_label_studio(store: ReviewStore, path: Path, *, flow: str) -> ImportR
 
     result = ImportResult(skipped=[])
     for loop, text, initial, answers in plan:
-        if loop is None or not _exists(store, loop):
+        owner = _flow_of(store, loop) if loop is not None else None
+        if owner is not None and owner != flow:  # never touch another flow's loops
+            result.skipped.append(f"task of loop {loop}: that loop belongs to flow {owner}, not {flow}")
+            continue
+        if owner is None:
             initial = str(initial) if initial is not None and str(initial) in labels else None
             loop = store.start_loops(flow, [LoopInput(review=text, initial_value=initial, source="label-studio",
                                                       name=loop)])[0]
@@ -149,18 +158,19 @@ def import_label_studio(store: ReviewStore, path: Path, *, flow: str) -> ImportR
     return result
 
 
-def _exists(store: ReviewStore, name: str) -> bool:
+def _flow_of(store: ReviewStore, name: str) -> str | None:
+    """The flow a loop of that name belongs to (None: no such loop)."""
     from sagestack.review.store import UnknownLoop
 
     try:
-        store.loop(name)
-        return True
+        return store.loop(name).flow
     except UnknownLoop:
-        return False
+        return None
 
 
 def _annotation_label(annotation: dict, where: str) -> str:
-    for result in annotation.get("result") or []:
+    results = annotation.get("result") or []
+    for result in results if isinstance(results, list) else []:
         if isinstance(result, dict) and result.get("type") == "choices":
             choices = (result.get("value") or {}).get("choices") if isinstance(result.get("value"), dict) else None
             if isinstance(choices, list) and len(choices) == 1:

@@ -105,8 +105,14 @@ class LoopStarter:
                 self.store.start_loops(self.flow.name, items)
                 started = len(items)
             except Exception as exc:  # noqa: BLE001 - an observer: never takes the endpoint down
-                failed = len(items)
-                logger.error("human review could not start %d loop(s): %s", len(items), exc)
+                logger.error("human review could not start %d loop(s) at once (%s); trying one by one", len(items), exc)
+                for item in items:  # one odd item must not lose the loops other responses already named
+                    try:
+                        self.store.start_loops(self.flow.name, [item])
+                        started += 1
+                    except Exception as one:  # noqa: BLE001
+                        failed += 1
+                        logger.error("human review could not start loop %s: %s", item.name, one)
             self.started += started
             self.failed += failed
         if self.on_flush is not None:

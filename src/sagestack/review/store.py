@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 import sqlite3
 import time
@@ -29,6 +30,8 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from sagestack.errors import ConfigError, DataError, SagestackError
+
+logger = logging.getLogger("sagestack.review")
 
 STATUSES = ("InProgress", "Completed", "Stopped", "Failed")
 DEFAULT_LABELS = ("-1", "0", "1")
@@ -380,7 +383,10 @@ class ReviewStore:
                            (now, decided, name))
         loop = self.loop(name)
         if loop.status == "Completed":
-            self.write_output(loop)
+            try:
+                self.write_output(loop)
+            except OSError as exc:  # the answer is committed; describe() writes the file when it is missing
+                logger.error("human loop %s: could not write its output.json: %s", name, exc)
         return loop
 
     def stop(self, name: str) -> Loop:
@@ -398,6 +404,16 @@ class ReviewStore:
                 raise LoopClosed(f"human loop {name} is {row['status']} already")
             db.execute("UPDATE loops SET status = 'Stopped', ended = ? WHERE name = ?", (time.time(), name))
         return self.loop(name)
+
+    def tied(self, flow: str, *, limit: int = 100) -> list[Loop]:
+        """A flow's tied loops (every reviewer answered, no majority), oldest first."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT loops.*, flows.reviewers_per_item FROM loops JOIN flows ON flows.name = loops.flow "
+                "WHERE loops.flow = ? AND loops.status = 'InProgress' AND "
+                "(SELECT COUNT(*) FROM answers WHERE answers.loop = loops.name) >= flows.reviewers_per_item "
+                "ORDER BY loops.created, loops.rowid LIMIT ?", (flow, limit)).fetchall()
+            return self._with_answers(db, rows)
 
     def completed(self, flow: str | None = None) -> list[Loop]:
         """Every completed loop (the reviewed labels), oldest first."""

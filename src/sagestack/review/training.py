@@ -25,15 +25,23 @@ SNAPSHOT_COLUMNS = ["loop", "flow", REVIEW_BODY, SENTIMENT, "original", "initial
                     "model_name", "model_version", "ended"]
 
 
+SENTIMENT_LABELS = frozenset({"-1", "0", "1"})
+
+
 def reviewed_labels(store: ReviewStore, flow: str | None = None) -> pd.DataFrame:
     """One row per reviewed text (the latest completed loop): :data:`SNAPSHOT_COLUMNS` less ``original``,
-    plus ``product_category`` (the loop's, or empty)."""
+    plus ``product_category`` (the loop's, or empty).
+
+    Only flows whose labels are sentiments (-1, 0, 1) count: a flow asking something else (say
+    ``--labels pos,neg``) labels another task and is left out.
+    """
+    sentiment_flows = {f.name for f in store.flows() if set(f.labels) <= SENTIMENT_LABELS}
     rows = [{
         "loop": loop.name, "flow": loop.flow, REVIEW_BODY: clean_text(loop.review), SENTIMENT: loop.label,
         "initial_value": loop.initial_value, "reviewers": ";".join(a["reviewer"] for a in loop.answers),
         "model_name": loop.model.get("name"), "model_version": loop.model.get("version"), "ended": loop.ended,
         PRODUCT_CATEGORY: loop.facet or "",
-    } for loop in store.completed(flow)]  # oldest first: keep="last" keeps the latest review of a text
+    } for loop in store.completed(flow) if loop.flow in sentiment_flows]  # oldest first: "last" is the latest
     frame = pd.DataFrame(rows, columns=[c for c in SNAPSHOT_COLUMNS if c != "original"] + [PRODUCT_CATEGORY])
     return frame.drop_duplicates(REVIEW_BODY, keep="last").reset_index(drop=True)
 

@@ -210,14 +210,20 @@ def pretraining_bias_step(reviews_csv: Path, report_path: Path, analysis_path: P
                           fail_on=fail_on, title="Pre-training bias")
 
 
-def feature_store_step(reviews_csv: Path, out_json: Path, settings: Settings) -> dict:
+def feature_store_step(reviews_csv: Path, out_json: Path, settings: Settings, *, reviewed_snapshot: str = "") -> dict:
     """Engineer features for the validated reviews, ingest them into this home's Feast store,
-    and write what was ingested (rows, review ids, the offline table's sha256) to ``out_json``."""
+    and write what was ingested (rows, review ids, the offline table's sha256) to ``out_json``.
+
+    ``reviewed_snapshot`` (the ingest step's, with ``--include-reviewed``) names the reviews whose
+    label people corrected: the store records the correction as a new label version of each.
+    """
     import pandas as pd
 
     from sagestack.features import ingest
 
-    result = ingest(settings, pd.read_csv(reviews_csv))
+    texts = (pd.read_csv(reviewed_snapshot, dtype=str, keep_default_na=False)[REVIEW_BODY].tolist()
+             if reviewed_snapshot else [])
+    result = ingest(settings, pd.read_csv(reviews_csv), relabel_texts=texts)
     result["sha256"] = sha256_file(Path(result["path"]))
     write_json(out_json, result)
     return result
