@@ -56,7 +56,9 @@ STEP_RESOURCES = {
 CONFIG_MAP = "sagestack-config"
 CONFIG_MAP_ENV = ("SAGESTACK_HOME", "SAGESTACK_OFFLINE_STORE", "HOME", "MPLCONFIGDIR", "HF_HOME")
 SECRET_ENV = {"sagestack-online-store": {"url": "SAGESTACK_ONLINE_STORE"},
-              "sagestack-feast-registry": {"uri": "SAGESTACK_FEAST_REGISTRY"}}
+              "sagestack-feast-registry": {"uri": "SAGESTACK_FEAST_REGISTRY"},
+              # Human review's loops and answers (`--include-reviewed` reads them in the ingest step).
+              "sagestack-review-db": {"uri": "SAGESTACK_REVIEW_DB"}}
 HOME_VOLUME, HOME_PATH = "sagestack-home", "/var/lib/sagestack"
 RUN_AS = 10001  # the image's unprivileged user
 

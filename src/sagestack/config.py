@@ -38,6 +38,7 @@ ENV_VARS = {
     "SAGESTACK_CAPTURE": "capture",
     "SAGESTACK_CAPTURE_URI": "capture_uri",
     "SAGESTACK_REVIEW_FLOW": "review_flow",
+    "SAGESTACK_REVIEW_DB": "review_db",
 }
 
 
@@ -68,6 +69,8 @@ class Settings(BaseModel):
             credentials from the usual ``AWS_*`` variables).
         review_flow: a human review flow (``sagestack review flow create``) attached to the
             endpoint: each prediction less confident than its threshold starts a human loop.
+        review_db: the human review store's database: SQLite under ``home/review`` (default) or
+            PostgreSQL, ``postgresql://user:password@host:5432/review`` (the scaled-out topology's).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -85,6 +88,7 @@ class Settings(BaseModel):
     capture: float | None = Field(default=None, ge=0, le=100)
     capture_uri: str | None = None
     review_flow: str | None = None
+    review_db: str | None = None
 
     @field_validator("online_store")
     @classmethod

@@ -20,9 +20,35 @@ from sagestack.review.store import majority
 from sagestack.review.training import apply_reviewed, reviewed_labels, write_snapshot
 
 
-@pytest.fixture
-def store(tmp_path):
-    return ReviewStore(tmp_path / "review")
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory):
+    """A real PostgreSQL on loopback (the topology's, started alone); yields the review database's URL."""
+    import shutil
+
+    from sagestack.config import load_settings
+    from sagestack.deploy.topology import Topology
+
+    home = tmp_path_factory.mktemp("review-postgres")
+    topology = Topology(load_settings(cwd=home, environ={}, home=home), lambda host, port: [])
+    topology.start_database()
+    try:
+        yield topology.database_uri("review")
+    finally:
+        topology.stop("postgres")
+        shutil.rmtree(topology.postgres_dir(), ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    """An empty review store on SQLite, then on PostgreSQL: every test below runs on both."""
+    if request.param == "sqlite":
+        return ReviewStore(tmp_path / "review")
+    import psycopg
+
+    url = request.getfixturevalue("postgres")
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as db:
+        db.execute("DROP TABLE IF EXISTS answers, loops, flows")
+    return ReviewStore(tmp_path / "review", url)
 
 
 def start(store, flow, *texts, confidence=0.5):

@@ -40,7 +40,7 @@ from sagestack.processes import start_ticks
 
 HOST = "127.0.0.1"
 SERVICES = ("postgres", "mlflow", "redis", "feast", "endpoint-a", "endpoint-b", "nginx")
-DATABASES = ("mlflow", "feast")
+DATABASES = ("mlflow", "feast", "review")
 HOME_CONFIG_MARK = "# Written by `sagestack up` (the topology's services); `sagestack down` removes it.\n"
 
 
@@ -167,6 +167,7 @@ class Topology:
             "SAGESTACK_TRACKING_URI": self.url("mlflow"),
             "SAGESTACK_ONLINE_STORE": f"redis://{HOST}:{self._port('redis')}/0",
             "SAGESTACK_FEAST_REGISTRY": self.database_uri("feast"),
+            "SAGESTACK_REVIEW_DB": self.database_uri("review"),
         }
 
     def _write_home_config(self) -> None:
@@ -180,7 +181,7 @@ class Topology:
             raise SagestackError(f"{path} exists and was not written by `sagestack up`; move it away and run again")
         values = {k: v for k, v in self.environment().items() if k != "SAGESTACK_HOME"}
         fields = {"SAGESTACK_TRACKING_URI": "tracking_uri", "SAGESTACK_ONLINE_STORE": "online_store",
-                  "SAGESTACK_FEAST_REGISTRY": "feast_registry"}
+                  "SAGESTACK_FEAST_REGISTRY": "feast_registry", "SAGESTACK_REVIEW_DB": "review_db"}
         # It holds the database password: readable by its owner only, from the first byte.
         write_private(path, HOME_CONFIG_MARK + "".join(f'{fields[k]} = "{v}"\n' for k, v in values.items()))
 
@@ -307,6 +308,13 @@ class Topology:
         except psycopg.Error as exc:
             raise SagestackError(f"PostgreSQL on port {self._port('postgres')} refused the databases' set-up: "
                                  f"{str(exc).strip().splitlines()[0]}") from None
+
+    def start_database(self) -> None:
+        """Start PostgreSQL alone (when it is not running) and create the topology's databases: what a
+        test of a store on PostgreSQL needs, without the other services."""
+        if not self.running("postgres"):
+            self._start_postgres()
+        self._create_databases()
 
     def _stop_postgres(self) -> bool:
         if self._postgres_pid() is None:

@@ -9,9 +9,12 @@ A loop completes as soon as one label has a strict majority of the reviewers the
 (with one reviewer per item, the first answer). When every reviewer has answered and no label has
 a majority (a tie), the loop stays ``InProgress`` and is reported ``tied``; ``stop`` closes it.
 
-Every write is one ``BEGIN IMMEDIATE`` transaction (SQLite's write lock, taken before anything is
-read), so reviewers answering the same item at once from threads or processes are serialised:
-a loop never takes more answers than its flow's reviewers, nor two from one reviewer.
+The store is SQLite under the home (``HOME/review/review.db``) or, by configuration
+(``SAGESTACK_REVIEW_DB=postgresql://…``, what ``sagestack up`` and a cluster use), PostgreSQL. Every
+write is one transaction that takes its lock before it reads: SQLite's ``BEGIN IMMEDIATE`` (the
+database's write lock), PostgreSQL's ``SELECT … FOR UPDATE`` of the loop's row. Reviewers answering
+the same item at once from threads, processes or machines are serialised: a loop never takes more
+answers than its flow's reviewers, nor two from one reviewer.
 """
 
 from __future__ import annotations
@@ -41,20 +44,22 @@ NAME = re.compile(r"^[a-z0-9](-*[a-z0-9]){0,62}$")
 REVIEWER = re.compile(r"^[\w .@+-]{1,64}$")
 MAX_REVIEW_CHARS = 20_000
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS flows (
-    name TEXT PRIMARY KEY, threshold REAL NOT NULL, reviewers_per_item INTEGER NOT NULL,
-    labels TEXT NOT NULL, task_title TEXT NOT NULL, created REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS loops (
+# One schema for both databases (DOUBLE PRECISION: a Unix time needs more than PostgreSQL's REAL).
+_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS flows (
+    name TEXT PRIMARY KEY, threshold DOUBLE PRECISION NOT NULL, reviewers_per_item INTEGER NOT NULL,
+    labels TEXT NOT NULL, task_title TEXT NOT NULL, created DOUBLE PRECISION NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS loops (
     name TEXT PRIMARY KEY, flow TEXT NOT NULL REFERENCES flows(name), status TEXT NOT NULL,
-    created REAL NOT NULL, ended REAL, review TEXT NOT NULL, initial_value TEXT, confidence REAL,
-    probabilities TEXT, source TEXT NOT NULL, model_name TEXT, model_version TEXT, model_kind TEXT,
-    inference_id TEXT, item INTEGER, facet TEXT, label TEXT, failure_reason TEXT);
-CREATE INDEX IF NOT EXISTS loops_queue ON loops(flow, status, confidence);
-CREATE TABLE IF NOT EXISTS answers (
+    created DOUBLE PRECISION NOT NULL, ended DOUBLE PRECISION, review TEXT NOT NULL, initial_value TEXT,
+    confidence DOUBLE PRECISION, probabilities TEXT, source TEXT NOT NULL, model_name TEXT, model_version TEXT,
+    model_kind TEXT, inference_id TEXT, item INTEGER, facet TEXT, label TEXT, failure_reason TEXT)""",
+    "CREATE INDEX IF NOT EXISTS loops_queue ON loops(flow, status, confidence)",
+    """CREATE TABLE IF NOT EXISTS answers (
     loop TEXT NOT NULL REFERENCES loops(name), reviewer TEXT NOT NULL, label TEXT NOT NULL,
-    accepted REAL, submitted REAL NOT NULL, PRIMARY KEY (loop, reviewer));
-"""
+    accepted DOUBLE PRECISION, submitted DOUBLE PRECISION NOT NULL, PRIMARY KEY (loop, reviewer))""",
+    "CREATE INDEX IF NOT EXISTS answers_reviewer ON answers(reviewer)",
+]
 
 
 class UnknownLoop(SagestackError):
@@ -171,42 +176,99 @@ def majority(labels: Sequence[str], needed: int) -> str | None:
     return label if count * 2 > needed else None
 
 
+class _Connection:
+    """One connection with ``?`` placeholders whichever the database (PostgreSQL's driver wants ``%s``)."""
+
+    def __init__(self, raw, postgres: bool):
+        self.raw, self.postgres = raw, postgres
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.postgres else sql
+
+    def execute(self, sql: str, params: Sequence = ()):
+        return self.raw.execute(self._sql(sql), tuple(params))
+
+    def executemany(self, sql: str, rows: Sequence[Sequence]) -> None:
+        self.raw.cursor().executemany(self._sql(sql), rows)
+
+
 class ReviewStore:
-    """The review database (``<folder>/review.db``) and the answers' ``output.json`` files.
+    """The review database and the answers' ``output.json`` files (under ``folder``).
+
+    Args:
+        folder: the review folder (``HOME/review``): the SQLite database, unless ``url`` names
+            another, and the loops' ``output.json`` files.
+        url: a PostgreSQL database (``postgresql://user:password@host:port/db``, or SQLAlchemy's
+            ``postgresql+psycopg://…``) instead of SQLite.
 
     Every method opens its own connection, so one store is safe to share between threads.
+
+    Raises:
+        ConfigError: a ``url`` that is not PostgreSQL's, or a database that cannot be reached.
     """
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, url: str | None = None):
         self.folder = Path(folder)
         self.db_path = self.folder / "review.db"
         self.output_dir = self.folder / "output"
         self.folder.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")  # readers (the queue page) never wait for a writer
-            db.executescript(_SCHEMA)
+        self.url = None
+        if url:
+            if not url.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+                raise ConfigError(f"SAGESTACK_REVIEW_DB must be a PostgreSQL URL (postgresql://…), got {url.split(':')[0]}:…")
+            self.url = url.replace("postgresql+psycopg://", "postgresql://", 1)
+        with self._write() as db:
+            if self.url:  # two processes creating the tables at once would collide on PostgreSQL's catalog
+                db.execute("SELECT pg_advisory_xact_lock(7431)")
+            for statement in _SCHEMA:
+                db.execute(statement)
+
+    @property
+    def _lock_loop(self) -> str:
+        """What makes a SELECT of a loop take that loop's lock (SQLite's transaction holds the whole database)."""
+        return " FOR UPDATE OF loops" if self.url else ""
 
     @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA foreign_keys=ON")
+    def _connect(self) -> Iterator[_Connection]:
+        if self.url:
+            import psycopg
+            from psycopg.rows import dict_row
+
+            try:
+                raw = psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=10)
+            except psycopg.OperationalError as exc:
+                raise ConfigError(f"cannot reach the review database (SAGESTACK_REVIEW_DB): "
+                                  f"{str(exc).strip().splitlines()[0][:200]}") from None
+        else:
+            raw = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+            raw.row_factory = sqlite3.Row
+            raw.execute("PRAGMA foreign_keys=ON")
+            raw.execute("PRAGMA journal_mode=WAL")  # readers (the queue page) never wait for a writer
         try:
-            yield db
+            yield _Connection(raw, bool(self.url))
         finally:
-            db.close()
+            raw.close()
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: the write lock first, commit on success, roll back on anything else."""
+    def _write(self) -> Iterator[_Connection]:
+        """One write transaction: commit on success, roll back on anything else. On SQLite it holds
+        the write lock from the start; on PostgreSQL rows are locked as they are read (FOR UPDATE)."""
         with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
+            db.execute("BEGIN" if self.url else "BEGIN IMMEDIATE")
             try:
                 yield db
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
+
+    def _duplicate(self) -> tuple[type[BaseException], ...]:
+        """The errors a primary-key clash raises."""
+        if self.url:
+            import psycopg
+
+            return (psycopg.errors.UniqueViolation,)
+        return (sqlite3.IntegrityError,)
 
     # ---- flows ---------------------------------------------------------------------------------
     def create_flow(self, name: str, *, threshold: float = DEFAULT_THRESHOLD, reviewers_per_item: int = 1,
@@ -232,7 +294,7 @@ class ReviewStore:
                 db.execute("INSERT INTO flows VALUES (?, ?, ?, ?, ?, ?)", (
                     flow.name, flow.threshold, flow.reviewers_per_item, json.dumps(flow.labels), flow.task_title,
                     flow.created))
-        except sqlite3.IntegrityError:
+        except self._duplicate():
             raise ConfigError(f"a flow named {name} exists already; `sagestack review flow describe {name}`") from None
         return flow
 
@@ -265,7 +327,7 @@ class ReviewStore:
         """
         flow = self.flow(flow_name)
         rows, now = [], time.time()
-        for item in items:
+        for position, item in enumerate(items):
             review = " ".join(str(item.review or "").split())
             if not review or len(review) > MAX_REVIEW_CHARS:
                 raise DataError(f"a review to look at must have 1 to {MAX_REVIEW_CHARS} characters")
@@ -274,14 +336,15 @@ class ReviewStore:
                 raise DataError(f"initial value {initial!r} is not one of the flow's labels ({', '.join(flow.labels)})")
             name = check_name(item.name, "loop") if item.name else new_loop_name()
             model = item.model or {}
-            rows.append((name, flow.name, "InProgress", now, None, review, initial, item.confidence,
+            # Creation times strictly increase within a batch: the queue's order is the order of arrival.
+            rows.append((name, flow.name, "InProgress", now + position * 1e-6, None, review, initial, item.confidence,
                          json.dumps(item.probabilities) if item.probabilities is not None else None, item.source,
                          model.get("name"), None if model.get("version") is None else str(model.get("version")),
                          model.get("kind"), item.inference_id, item.item, item.facet, None, None))
         try:
             with self._write() as db:
                 db.executemany(f"INSERT INTO loops VALUES ({', '.join('?' * 18)})", rows)
-        except sqlite3.IntegrityError:
+        except self._duplicate():
             raise DataError("a human loop of that name exists already; choose another --name") from None
         return [row[0] for row in rows]
 
@@ -306,7 +369,7 @@ class ReviewStore:
         where, params = _filters(flow, status)
         with self._connect() as db:
             rows = db.execute("SELECT loops.*, flows.reviewers_per_item FROM loops JOIN flows ON flows.name = loops.flow"
-                              f"{where} ORDER BY loops.created DESC, loops.rowid DESC LIMIT ?", (*params, limit)).fetchall()
+                              f"{where} ORDER BY loops.created DESC, loops.name DESC LIMIT ?", (*params, limit)).fetchall()
             return self._with_answers(db, rows)
 
     def queue(self, flow: str, reviewer: str, *, skip: Sequence[str] = (), limit: int = 50) -> list[Loop]:
@@ -318,7 +381,7 @@ class ReviewStore:
                 "WHERE loops.flow = ? AND loops.status = 'InProgress' "
                 "AND NOT EXISTS (SELECT 1 FROM answers WHERE answers.loop = loops.name AND answers.reviewer = ?) "
                 "AND (SELECT COUNT(*) FROM answers WHERE answers.loop = loops.name) < flows.reviewers_per_item "
-                "ORDER BY loops.confidence IS NULL, loops.confidence, loops.created, loops.rowid LIMIT ?",
+                "ORDER BY loops.confidence IS NULL, loops.confidence, loops.created, loops.name LIMIT ?",
                 (flow, reviewer, limit + len(skip))).fetchall()
             loops = self._with_answers(db, rows)
         skipped = set(skip)
@@ -328,17 +391,18 @@ class ReviewStore:
         """Counts of a flow's loops: ``{"InProgress", "Completed", "Stopped", "Failed", "tied", "answers"}``,
         and ``"yours"``, the answers ``reviewer`` gave, when one is named."""
         with self._connect() as db:
-            counts = dict(db.execute("SELECT status, COUNT(*) FROM loops WHERE flow = ? GROUP BY status", (flow,)).fetchall())
+            counts = {row["status"]: row["n"] for row in db.execute(
+                "SELECT status, COUNT(*) AS n FROM loops WHERE flow = ? GROUP BY status", (flow,)).fetchall()}
             tied = db.execute(
-                "SELECT COUNT(*) FROM loops JOIN flows ON flows.name = loops.flow WHERE loops.flow = ? "
+                "SELECT COUNT(*) AS n FROM loops JOIN flows ON flows.name = loops.flow WHERE loops.flow = ? "
                 "AND loops.status = 'InProgress' AND "
                 "(SELECT COUNT(*) FROM answers WHERE answers.loop = loops.name) >= flows.reviewers_per_item",
-                (flow,)).fetchone()[0]
-            answers = db.execute("SELECT COUNT(*) FROM answers JOIN loops ON loops.name = answers.loop "
-                                 "WHERE loops.flow = ?", (flow,)).fetchone()[0]
+                (flow,)).fetchone()["n"]
+            answers = db.execute("SELECT COUNT(*) AS n FROM answers JOIN loops ON loops.name = answers.loop "
+                                 "WHERE loops.flow = ?", (flow,)).fetchone()["n"]
             yours = {} if reviewer is None else {"yours": int(db.execute(
-                "SELECT COUNT(*) FROM answers JOIN loops ON loops.name = answers.loop WHERE loops.flow = ? "
-                "AND answers.reviewer = ?", (flow, reviewer)).fetchone()[0])}
+                "SELECT COUNT(*) AS n FROM answers JOIN loops ON loops.name = answers.loop WHERE loops.flow = ? "
+                "AND answers.reviewer = ?", (flow, reviewer)).fetchone()["n"])}
         return {**{status: int(counts.get(status, 0)) for status in STATUSES}, "tied": int(tied), "answers": int(answers),
                 **yours}
 
@@ -359,7 +423,8 @@ class ReviewStore:
         label = str(label).strip()
         with self._write() as db:
             row = db.execute("SELECT loops.status, flows.labels, flows.reviewers_per_item FROM loops "
-                             "JOIN flows ON flows.name = loops.flow WHERE loops.name = ?", (name,)).fetchone()
+                             "JOIN flows ON flows.name = loops.flow WHERE loops.name = ?" + self._lock_loop,
+                             (name,)).fetchone()
             if row is None:
                 raise UnknownLoop(f"no human loop named {str(name)[:80]!r}; `sagestack review list` shows them")
             labels = json.loads(row["labels"])
@@ -397,7 +462,7 @@ class ReviewStore:
             LoopClosed: it is completed or stopped already.
         """
         with self._write() as db:
-            row = db.execute("SELECT status FROM loops WHERE name = ?", (name,)).fetchone()
+            row = db.execute("SELECT status FROM loops WHERE name = ?" + self._lock_loop, (name,)).fetchone()
             if row is None:
                 raise UnknownLoop(f"no human loop named {str(name)[:80]!r}; `sagestack review list` shows them")
             if row["status"] != "InProgress":
@@ -412,7 +477,7 @@ class ReviewStore:
                 "SELECT loops.*, flows.reviewers_per_item FROM loops JOIN flows ON flows.name = loops.flow "
                 "WHERE loops.flow = ? AND loops.status = 'InProgress' AND "
                 "(SELECT COUNT(*) FROM answers WHERE answers.loop = loops.name) >= flows.reviewers_per_item "
-                "ORDER BY loops.created, loops.rowid LIMIT ?", (flow, limit)).fetchall()
+                "ORDER BY loops.created, loops.name LIMIT ?", (flow, limit)).fetchall()
             return self._with_answers(db, rows)
 
     def completed(self, flow: str | None = None) -> list[Loop]:
@@ -420,11 +485,11 @@ class ReviewStore:
         where, params = _filters(flow, "Completed")
         with self._connect() as db:
             rows = db.execute("SELECT loops.*, flows.reviewers_per_item FROM loops JOIN flows ON flows.name = loops.flow"
-                              f"{where} ORDER BY loops.ended, loops.rowid", params).fetchall()
+                              f"{where} ORDER BY loops.ended, loops.name", params).fetchall()
             return self._with_answers(db, rows)
 
     @staticmethod
-    def _with_answers(db: sqlite3.Connection, rows: list) -> list[Loop]:
+    def _with_answers(db: _Connection, rows: list) -> list[Loop]:
         if not rows:
             return []
         names = [row["name"] for row in rows]
@@ -497,12 +562,12 @@ def _filters(flow: str | None, status: str | None) -> tuple[str, tuple]:
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
 
 
-def _flow(row: sqlite3.Row) -> Flow:
+def _flow(row) -> Flow:
     return Flow(row["name"], row["threshold"], row["reviewers_per_item"], tuple(json.loads(row["labels"])),
                 row["task_title"], row["created"])
 
 
-def _loop(row: sqlite3.Row, answers: Sequence[sqlite3.Row]) -> Loop:
+def _loop(row, answers: Sequence) -> Loop:
     return Loop(
         name=row["name"], flow=row["flow"], status=row["status"], created=row["created"], ended=row["ended"],
         review=row["review"], initial_value=row["initial_value"], confidence=row["confidence"],
@@ -516,5 +581,5 @@ def _loop(row: sqlite3.Row, answers: Sequence[sqlite3.Row]) -> Loop:
 
 
 def review_store(settings) -> ReviewStore:
-    """This home's review store (``HOME/review``)."""
-    return ReviewStore(settings.home.resolve() / "review")
+    """This home's review store: ``HOME/review``, its database SQLite there or ``settings.review_db``."""
+    return ReviewStore(settings.home.resolve() / "review", settings.review_db)
