@@ -371,7 +371,7 @@ class SentimentService:
             inference_id = new_inference_id()
             self._captured("/predict_by_id", [inference_id], [p.review for p in predictions], predictions)
             loops = self._human_loops([p.review for p in predictions], predictions, [inference_id] * len(predictions))
-            if loops:  # the coalescer's predictions are this request's own objects
+            if loops:  # copies: a prediction object is never changed under another request that shares it
                 predictions = [p.model_copy(update={"human_review": HumanReview(loop=loop)}) if loop else p
                                for p, loop in zip(predictions, loops)]
             return PredictByIdResponse(model=self.model, predictions=predictions, inference_id=inference_id)

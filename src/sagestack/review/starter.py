@@ -12,12 +12,16 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 from typing import Callable, Sequence
 
 from sagestack.review.store import Flow, LoopInput, ReviewStore, new_loop_name
 
 FLUSH_SECONDS = 0.5
 QUEUE_ITEMS = 10_000
+# Loops written per transaction: building a batch's rows holds the GIL, and the endpoint's event loop
+# waits for it; batches of this size keep each wait short.
+BATCH_LOOPS = 256
 logger = logging.getLogger("sagestack.review.starter")
 
 
@@ -68,12 +72,10 @@ class LoopStarter:
                 self.dropped += 1
                 names.append(None)
                 continue
-            label = str(prediction.label)
             name = new_loop_name()
-            self._queue.append(LoopInput(
-                review=review, initial_value=label if label in self.flow.labels else None, confidence=confidence,
-                probabilities=dict(prediction.probabilities), source="endpoint", model=model,
-                inference_id=inference_id, item=items[position] if items else position, name=name))
+            # A plain tuple on the request's path; the writer thread makes the LoopInput.
+            self._queue.append((review, prediction.label, confidence, prediction.probabilities, model, inference_id,
+                                items[position] if items else position, name))
             names.append(name)
         return names
 
@@ -101,18 +103,12 @@ class LoopStarter:
             if not items:
                 return 0
             started = failed = 0
-            try:
-                self.store.start_loops(self.flow.name, items)
-                started = len(items)
-            except Exception as exc:  # noqa: BLE001 - an observer: never takes the endpoint down
-                logger.error("human review could not start %d loop(s) at once (%s); trying one by one", len(items), exc)
-                for item in items:  # one odd item must not lose the loops other responses already named
-                    try:
-                        self.store.start_loops(self.flow.name, [item])
-                        started += 1
-                    except Exception as one:  # noqa: BLE001
-                        failed += 1
-                        logger.error("human review could not start loop %s: %s", item.name, one)
+            for start in range(0, len(items), BATCH_LOOPS):
+                batch = [item if isinstance(item, LoopInput) else self._loop_input(*item)
+                         for item in items[start:start + BATCH_LOOPS]]
+                started_now, failed_now = self._write(batch)
+                started, failed = started + started_now, failed + failed_now
+                time.sleep(0)  # let the event loop run between batches
             self.started += started
             self.failed += failed
         if self.on_flush is not None:
@@ -121,6 +117,30 @@ class LoopStarter:
             except Exception:  # noqa: BLE001
                 logger.exception("human review: the flush hook failed")
         return started
+
+    def _loop_input(self, review, label, confidence, probabilities, model, inference_id, item, name) -> LoopInput:
+        label = str(label)
+        return LoopInput(review=review, initial_value=label if label in self.flow.labels else None,
+                         confidence=confidence, probabilities=dict(probabilities), source="endpoint", model=model,
+                         inference_id=inference_id, item=item, name=name)
+
+    def _write(self, batch: list[LoopInput]) -> tuple[int, int]:
+        """One transaction for the batch; should it fail, each loop on its own (one odd item must not
+        lose the loops other responses already named). Returns (started, failed)."""
+        try:
+            self.store.start_loops(self.flow.name, batch)
+            return len(batch), 0
+        except Exception as exc:  # noqa: BLE001 - an observer: never takes the endpoint down
+            logger.error("human review could not start %d loop(s) at once (%s); trying one by one", len(batch), exc)
+        started = failed = 0
+        for item in batch:
+            try:
+                self.store.start_loops(self.flow.name, [item])
+                started += 1
+            except Exception as one:  # noqa: BLE001
+                failed += 1
+                logger.error("human review could not start loop %s: %s", item.name, one)
+        return started, failed
 
     def close(self) -> None:
         """Stop the thread and write what is still queued."""
