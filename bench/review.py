@@ -3,7 +3,8 @@
 The same fastText champion (trained on the course's reviews) served in one run without a flow and with
 ``SAGESTACK_REVIEW_FLOW`` (threshold 0.9: each prediction less confident starts a human loop), alternated
 three times (off, on, off, on, off, on) so a drift of this machine's speed hits both; ``/predict`` at 32
-clients with no pause, through wrk when installed (else httpx), one validation review per request.
+clients with no pause (saturation) and pausing 30 ms after each answer (about 1,000 requests/s, the serving
+issue's target load), through wrk when installed (else httpx), one validation review per request.
 Target: p99 with the flow within 10 % of p99 without. Also printed: the share of requests that started a
 loop, and the loops the store holds afterwards (none lost).
 Run: .venv/bin/python bench/review.py [--seconds 10]
@@ -52,8 +53,9 @@ def main() -> None:
             answers = [httpx.post(f"{url}/predict", content=b, headers={"content-type": "application/json"},
                                   timeout=30).json() for b in bodies]
         unsure = np.mean(["human_review" in a["predictions"][0] for a in answers])
+        # Saturation (no pause) and the serving issue's target load (30 ms pauses: about 1,000 requests/s).
         off_on(measure, lambda on: settings.model_copy(update={"review_flow": FLOW if on else None}), model_ref, bodies,
-               "review flow", CLIENTS, TARGET_OVERHEAD)
+               "review flow", CLIENTS, TARGET_OVERHEAD, pauses_ms=(0, 30))
         progress = store.progress(FLOW)
         print(f"{unsure:.0%} of the 200 reviews start a loop; loops in the store afterwards: {progress['InProgress']:,}")
 

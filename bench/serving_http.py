@@ -246,28 +246,31 @@ def ratio(a: float, b: float) -> str:
 
 
 def off_on(measure: "Measure", settings_for, model_ref: str, bodies: list[str], what: str, clients: int,
-           target: float) -> dict:
+           target: float, pauses_ms: tuple[int, ...] = (0,)) -> dict:
     """One observer's cost on ``/predict``: servers with it off and on, alternated three times (off, on, …)
-    so a drift of this machine's speed hits both; prints the median p99 of each, the overhead against
-    ``target`` and how much the off runs alone spread. ``settings_for(on)`` gives each server's settings.
+    so a drift of this machine's speed hits both; for each load (``clients``, each pausing one of
+    ``pauses_ms`` after an answer) prints the median p99 of each, the overhead against ``target`` and how
+    much the off runs alone spread. ``settings_for(on)`` gives each server's settings.
 
     Returns:
-        ``{"off": [row, …], "on": [row, …]}``, the measured rows.
+        ``{load: {"off": [row, …], "on": [row, …]}}``, the measured rows.
     """
-    rows: dict[str, list[dict]] = {"off": [], "on": []}
+    loads = [(f"{clients} clients" + (f", {pause} ms pause" if pause else ""), clients, pause) for pause in pauses_ms]
+    rows = {name: {"off": [], "on": []} for name, _, _ in loads}
     for turn in ("off", "on") * 3:
         with running_server(settings_for(turn == "on"), model_ref) as url:
             warm_up(url, {"/predict": bodies})
-            rows[turn].append(measure(f"{what} {turn}", url + "/predict", bodies,
-                                      loads=[(f"{clients} clients", clients, 0)])[f"{clients} clients"])
-    off = np.median([r["p99_ms"] for r in rows["off"]])
-    on = np.median([r["p99_ms"] for r in rows["on"]])
-    overhead = on / off - 1
-    verdict = "target met" if overhead <= target else f"target NOT met (> {target:.0%})"
-    spread = max(r["p99_ms"] for r in rows["off"]) / min(r["p99_ms"] for r in rows["off"]) - 1
-    print(f"p99 {what} off {off:.2f} ms, on {on:.2f} ms (median of three runs each): overhead {overhead:+.1%}  "
-          f"{verdict}; the three {what}-off runs alone spread {spread:.0%}")
-    print(f"req/s off {np.median([r['rps'] for r in rows['off']]):.0f}, on {np.median([r['rps'] for r in rows['on']]):.0f}")
+            for name, row in measure(f"{what} {turn}", url + "/predict", bodies, loads=loads).items():
+                rows[name][turn].append(row)
+    for name, by_turn in rows.items():
+        off = np.median([r["p99_ms"] for r in by_turn["off"]])
+        on = np.median([r["p99_ms"] for r in by_turn["on"]])
+        overhead = on / off - 1
+        verdict = "target met" if overhead <= target else f"target NOT met (> {target:.0%})"
+        spread = max(r["p99_ms"] for r in by_turn["off"]) / min(r["p99_ms"] for r in by_turn["off"]) - 1
+        print(f"{name}: p99 {what} off {off:.2f} ms, on {on:.2f} ms (median of three runs each): overhead "
+              f"{overhead:+.1%}  {verdict}; the three {what}-off runs alone spread {spread:.0%}; req/s off "
+              f"{np.median([r['rps'] for r in by_turn['off']]):.0f}, on {np.median([r['rps'] for r in by_turn['on']]):.0f}")
     return rows
 
 

@@ -57,8 +57,10 @@ CONFIG_MAP = "sagestack-config"
 CONFIG_MAP_ENV = ("SAGESTACK_HOME", "SAGESTACK_OFFLINE_STORE", "HOME", "MPLCONFIGDIR", "HF_HOME")
 SECRET_ENV = {"sagestack-online-store": {"url": "SAGESTACK_ONLINE_STORE"},
               "sagestack-feast-registry": {"uri": "SAGESTACK_FEAST_REGISTRY"},
-              # Human review's loops and answers (`--include-reviewed` reads them in the ingest step).
+              # Human review's loops and answers (`--include-reviewed` reads them in the ingest step); optional:
+              # a cluster without human review has no such Secret.
               "sagestack-review-db": {"uri": "SAGESTACK_REVIEW_DB"}}
+OPTIONAL_SECRETS = {"sagestack-review-db"}
 HOME_VOLUME, HOME_PATH = "sagestack-home", "/var/lib/sagestack"
 RUN_AS = 10001  # the image's unprivileged user
 
@@ -72,7 +74,7 @@ def _sized(task, size: str):
     task.set_cpu_request(cpu).set_memory_request(memory).set_cpu_limit(cpu_limit).set_memory_limit(memory_limit)
     kubernetes.use_config_map_as_env(task, CONFIG_MAP, {key: key for key in CONFIG_MAP_ENV})
     for secret, keys in SECRET_ENV.items():
-        kubernetes.use_secret_as_env(task, secret, keys)
+        kubernetes.use_secret_as_env(task, secret, keys, optional=secret in OPTIONAL_SECRETS)
     kubernetes.mount_pvc(task, HOME_VOLUME, HOME_PATH)
     kubernetes.set_security_context(task, run_as_user=RUN_AS, run_as_group=RUN_AS, run_as_non_root=True)
     return task

@@ -299,3 +299,14 @@ def test_the_feature_store_versions_only_the_labels_people_corrected():
     assert rows["sentiment"].tolist() == [1, -1] and rows["label_id"].tolist() == [2, 0]
     assert rows["review_id"].nunique() == 1 and rows["split_type"].nunique() == 1  # the same review, a later label
     assert len(versioned) == len(table) + 1
+
+
+def test_include_reviewed_refuses_a_review_database_its_steps_would_not_see(tmp_path):
+    from pipelines.runner import run_local
+    from sagestack.config import load_settings
+
+    settings = load_settings(cwd=tmp_path, environ={"SAGESTACK_REVIEW_DB": "postgresql://u:p@127.0.0.1:1/review"},
+                             home=tmp_path / "home")
+    with pytest.raises(ConfigError, match="does not name this review_db; add review_db there"):
+        run_local({"include_reviewed": True}, settings=settings)
+    assert not (tmp_path / "home" / "pipelines" / "runs").exists() or not any((tmp_path / "home" / "pipelines" / "runs").iterdir())

@@ -2,7 +2,7 @@
 
 :meth:`LoopStarter.consider` decides on the request's path (a comparison per prediction), names
 a loop for each prediction below the flow's threshold and puts it on a bounded in-memory queue;
-a background thread writes what has queued in one transaction, twice a second. The response
+a background thread writes what has queued twice a second, 256 loops per transaction. The response
 names the loop at once (``human_review: {"loop": …}``); the loop is in the store within a flush
 (a crash loses at most that half second). A full queue drops loops and counts them.
 """
@@ -88,7 +88,7 @@ class LoopStarter:
                 logger.exception("human review: a flush failed")
 
     def flush(self) -> int:
-        """Write every queued loop now, in one transaction; returns how many were started.
+        """Write every queued loop now (256 per transaction); returns how many were started.
 
         A write error (the database locked past its timeout, a full disk) loses that flush's loops,
         counted as failed; the starter goes on.
@@ -125,13 +125,20 @@ class LoopStarter:
                          inference_id=inference_id, item=item, name=name)
 
     def _write(self, batch: list[LoopInput]) -> tuple[int, int]:
-        """One transaction for the batch; should it fail, each loop on its own (one odd item must not
-        lose the loops other responses already named). Returns (started, failed)."""
+        """One transaction for the batch; should the store refuse an item (bad data), each loop on its own,
+        so one odd item does not lose the loops other responses already named. Any other failure (the
+        database down or locked) loses the batch at once, counted: retrying each loop would hold the
+        writer for minutes while the queue fills. Returns (started, failed)."""
+        from sagestack.errors import SagestackError
+
         try:
             self.store.start_loops(self.flow.name, batch)
             return len(batch), 0
-        except Exception as exc:  # noqa: BLE001 - an observer: never takes the endpoint down
+        except SagestackError as exc:
             logger.error("human review could not start %d loop(s) at once (%s); trying one by one", len(batch), exc)
+        except Exception as exc:  # noqa: BLE001 - an observer: never takes the endpoint down
+            logger.error("human review lost %d loop(s): %s", len(batch), exc)
+            return 0, len(batch)
         started = failed = 0
         for item in batch:
             try:

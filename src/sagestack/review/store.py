@@ -221,8 +221,13 @@ class ReviewStore:
                 raise ConfigError(f"SAGESTACK_REVIEW_DB must be a PostgreSQL URL (postgresql://…), got {url.split(':')[0]}:…")
             self.url = url.replace("postgresql+psycopg://", "postgresql://", 1)
         with self._write() as db:
-            if self.url:  # two processes creating the tables at once would collide on PostgreSQL's catalog
+            if self.url:
+                # Two processes creating the tables at once would collide on PostgreSQL's catalog; and
+                # CREATE INDEX IF NOT EXISTS locks its table even when the index exists (it would block,
+                # or deadlock with, reviewers' answers): made once, the schema is left alone.
                 db.execute("SELECT pg_advisory_xact_lock(7431)")
+                if db.execute("SELECT to_regclass('answers_reviewer') AS found").fetchone()["found"] is not None:
+                    return
             for statement in _SCHEMA:
                 db.execute(statement)
 
@@ -236,16 +241,24 @@ class ReviewStore:
         """This thread's connection, opened on first use and kept: opening one per call costs more than
         the queries (and closing SQLite's last one checkpoints its WAL). A failed call drops it."""
         db = getattr(self._local, "db", None)
-        if db is None:
+        if db is None or (self.url and (db.raw.closed or db.raw.broken)):  # e.g. the server restarted
             db = self._local.db = self._open()
         try:
             yield db
         except BaseException:
-            if self.url and db.raw.closed or not self.url and db.raw.in_transaction:
+            if not self._idle(db):
                 self._local.db = None  # broken, or left mid-transaction: the next call opens a fresh one
                 with contextlib.suppress(Exception):
                     db.raw.close()
             raise
+
+    def _idle(self, db: _Connection) -> bool:
+        """Whether a connection is usable and outside any transaction."""
+        if not self.url:
+            return not db.raw.in_transaction
+        from psycopg.pq import TransactionStatus
+
+        return not db.raw.closed and db.raw.info.transaction_status == TransactionStatus.IDLE
 
     def _open(self) -> _Connection:
         if self.url:
@@ -262,6 +275,9 @@ class ReviewStore:
             raw.row_factory = sqlite3.Row
             raw.execute("PRAGMA foreign_keys=ON")
             raw.execute("PRAGMA journal_mode=WAL")  # readers (the queue page) never wait for a writer
+            # WAL + NORMAL: a commit is not flushed to disk on its own (a crashed process loses nothing
+            # committed; only a power cut may lose the last commits), so the endpoint's writer never waits on fsync.
+            raw.execute("PRAGMA synchronous=NORMAL")
         return _Connection(raw, bool(self.url))
 
     @contextlib.contextmanager
@@ -273,7 +289,9 @@ class ReviewStore:
             try:
                 yield db
             except BaseException:
-                db.execute("ROLLBACK")
+                with contextlib.suppress(Exception):  # the error that got here is the one to see
+                    if not self._idle(db):
+                        db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
 
@@ -343,7 +361,8 @@ class ReviewStore:
         flow = self.flow(flow_name)
         rows, now = [], time.time()
         for position, item in enumerate(items):
-            review = " ".join(str(item.review or "").split())
+            # NUL removed: PostgreSQL's text refuses it (SQLite would keep it).
+            review = " ".join(str(item.review or "").replace("\x00", "").split())
             if not review or len(review) > MAX_REVIEW_CHARS:
                 raise DataError(f"a review to look at must have 1 to {MAX_REVIEW_CHARS} characters")
             initial = None if item.initial_value is None else str(item.initial_value)
