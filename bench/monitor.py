@@ -2,8 +2,8 @@
 
 1. The same fastText champion served in one run with capture off and capture at 100 %,
    alternated three times (off, on, off, on, off, on) so a drift of this machine's speed hits both; ``/predict`` at
-   32 clients with no pause, through wrk when installed (else httpx). Target: p99 with capture
-   within 10 % of p99 without.
+   32 clients with no pause (saturation) and pausing 30 ms after each answer (about 1,000 requests/s), through
+   wrk when installed (else httpx). Target: p99 with capture within 10 % of p99 without.
 2. ``run_monitor`` over 1,000,000 captured records (the course's reviews with the model's
    predictions, repeated, written in the capture layout), with ground truth for 10 % of them.
 3. Bias drift's power: 600-review windows of the test split (as in tests/monitor) in which a share
