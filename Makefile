@@ -58,6 +58,8 @@ bench: setup  ## Print the benchmark figures recorded in the README.
 	$(BIN)/python bench/bias_scale.py
 	$(BIN)/python bench/features.py
 	$(BIN)/python bench/console_pages.py
+	$(BIN)/python bench/monitor.py
+	$(BIN)/python bench/review.py
 
 lock:  ## Re-resolve requirements/stack.in into requirements/lock.txt (needs uv).
 	cd requirements && uv pip compile stack.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
