@@ -310,3 +310,11 @@ def test_include_reviewed_refuses_a_review_database_its_steps_would_not_see(tmp_
     with pytest.raises(ConfigError, match="does not name this review_db; add review_db there"):
         run_local({"include_reviewed": True}, settings=settings)
     assert not (tmp_path / "home" / "pipelines" / "runs").exists() or not any((tmp_path / "home" / "pipelines" / "runs").iterdir())
+
+
+def test_a_store_on_an_unreachable_database_starts_and_says_so_when_used(tmp_path):
+    store = ReviewStore(tmp_path / "review", "postgresql://u:p@127.0.0.1:1/review")  # nothing listens on port 1
+    with pytest.raises(ConfigError, match="cannot reach the review database"):
+        store.flows()
+    with pytest.raises(ConfigError, match="must be a PostgreSQL URL"):
+        ReviewStore(tmp_path / "review", "mysql://u:p@host/review")

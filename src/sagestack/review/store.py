@@ -203,10 +203,12 @@ class ReviewStore:
         url: a PostgreSQL database (``postgresql://user:password@host:port/db``, or SQLAlchemy's
             ``postgresql+psycopg://…``) instead of SQLite.
 
-    Every method opens its own connection, so one store is safe to share between threads.
+    Each thread keeps a connection of its own, so one store is safe to share between threads. The
+    tables are made on first use (a console or an endpoint starts even while the database is down;
+    the calls made meanwhile fail with a :class:`ConfigError` that says so).
 
     Raises:
-        ConfigError: a ``url`` that is not PostgreSQL's, or a database that cannot be reached.
+        ConfigError: a ``url`` that is not PostgreSQL's; from any call, a database that cannot be reached.
     """
 
     def __init__(self, folder: Path, url: str | None = None):
@@ -220,16 +222,30 @@ class ReviewStore:
             if not url.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
                 raise ConfigError(f"SAGESTACK_REVIEW_DB must be a PostgreSQL URL (postgresql://…), got {url.split(':')[0]}:…")
             self.url = url.replace("postgresql+psycopg://", "postgresql://", 1)
-        with self._write() as db:
-            if self.url:
-                # Two processes creating the tables at once would collide on PostgreSQL's catalog; and
-                # CREATE INDEX IF NOT EXISTS locks its table even when the index exists (it would block,
-                # or deadlock with, reviewers' answers): made once, the schema is left alone.
-                db.execute("SELECT pg_advisory_xact_lock(7431)")
-                if db.execute("SELECT to_regclass('answers_reviewer') AS found").fetchone()["found"] is not None:
-                    return
-            for statement in _SCHEMA:
-                db.execute(statement)
+        self._schema_lock = threading.Lock()
+        self._schema_ready = False  # made on first use: a console or endpoint starts even while the database is down
+
+    def _ensure_schema(self, db: _Connection) -> None:
+        with self._schema_lock:
+            if self._schema_ready:
+                return
+            db.execute("BEGIN" if self.url else "BEGIN IMMEDIATE")
+            try:
+                made = False
+                if self.url:
+                    # Two processes creating the tables at once would collide on PostgreSQL's catalog; and
+                    # CREATE INDEX IF NOT EXISTS locks its table even when the index exists (it would block,
+                    # or deadlock with, reviewers' answers): made once, the schema is left alone.
+                    db.execute("SELECT pg_advisory_xact_lock(7431)")
+                    made = db.execute("SELECT to_regclass('answers_reviewer') AS found").fetchone()["found"] is not None
+                for statement in () if made else _SCHEMA:
+                    db.execute(statement)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            self._schema_ready = True
 
     @property
     def _lock_loop(self) -> str:
@@ -243,6 +259,8 @@ class ReviewStore:
         db = getattr(self._local, "db", None)
         if db is None or (self.url and (db.raw.closed or db.raw.broken)):  # e.g. the server restarted
             db = self._local.db = self._open()
+        if not self._schema_ready:
+            self._ensure_schema(db)
         try:
             yield db
         except BaseException:
