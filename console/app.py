@@ -14,7 +14,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import quote, unquote, urlencode
 
 from fastapi import FastAPI, Request
 from fastapi import Path as PathParameter
@@ -335,8 +335,6 @@ def create_app(options: ConsoleOptions) -> FastAPI:
     reviews = review_store(settings)
 
     def reviewer_of(request: Request) -> str | None:
-        from urllib.parse import unquote
-
         from sagestack.review.store import check_reviewer
 
         try:  # percent-encoded: a cookie carries Latin-1 only, a name may be any letters
@@ -373,8 +371,6 @@ def create_app(options: ConsoleOptions) -> FastAPI:
         if not name:  # "Change": forget the name, ask again
             response.delete_cookie(REVIEWER_COOKIE, path="/")
             return response
-        from urllib.parse import quote
-
         response.set_cookie(REVIEWER_COOKIE, quote(check_reviewer(name), safe=""), path="/", httponly=True,
                             samesite="strict", max_age=30 * 86400)
         return response
