@@ -275,7 +275,10 @@ def test_compiled_yaml_pins_the_image_and_exposes_parameters(tmp_path):
     for name, config in executors.items():
         assert [c["configMapName"] for c in config["configMapAsEnv"]] == ["sagestack-config"], name
         assert {k["envVar"] for s in config["secretAsEnv"] for k in s["keyToEnv"]} == {
-            "SAGESTACK_ONLINE_STORE", "SAGESTACK_FEAST_REGISTRY"}, name
+            "SAGESTACK_ONLINE_STORE", "SAGESTACK_FEAST_REGISTRY", "SAGESTACK_REVIEW_DB"}, name
+        # Human review's Secret is optional: a cluster without human review runs the pipeline all the same.
+        assert {s["secretName"]: s["optional"] for s in config["secretAsEnv"]} == {
+            "sagestack-online-store": False, "sagestack-feast-registry": False, "sagestack-review-db": True}, name
         assert config["pvcMount"][0]["mountPath"] == "/var/lib/sagestack", name
         assert config["securityContext"]["runAsNonRoot"] is True, name
 
