@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from pipelines import DEFAULT_PIPELINE
-from sagestack.errors import ConfigError, SagestackError
+from sagestack.errors import SagestackError
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _EXECUTING = re.compile(r"Executing task '([^']+)'")
@@ -271,18 +271,10 @@ def run_local(
         except SagestackError:
             pass  # the ingest step reports the missing data with its own message
     if arguments.get("include_reviewed"):
-        from sagestack.config import settings_from_parameters
-        from sagestack.review.store import review_store
-        from sagestack.review.training import reviewed_fingerprint
+        from sagestack.review.training import pipeline_fingerprint
 
-        # The steps read only their home's settings: a review database set elsewhere would not reach them.
-        steps_see = settings_from_parameters(str(home), settings.mlflow_uri).review_db
-        if steps_see != settings.review_db:
-            raise ConfigError("--include-reviewed: the pipeline's steps read the review store from the home's own "
-                              f"sagestack.toml, and {home / 'sagestack.toml'} does not name this review_db; add "
-                              "review_db there (as `sagestack up` does) or unset SAGESTACK_REVIEW_DB")
         # The step cache follows the reviewed labels too: a loop completed since the last run re-runs ingest.
-        arguments.setdefault("reviewed_sha256", reviewed_fingerprint(review_store(settings)))
+        arguments.setdefault("reviewed_sha256", pipeline_fingerprint(settings))
     before = set(root.iterdir())
     log_path = base / "logs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{time.monotonic_ns() % 10**6}.log"
 

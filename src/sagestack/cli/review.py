@@ -128,15 +128,9 @@ def export(
 ) -> None:
     """Write loops (with their answers) as CSV or Label Studio tasks, or the endpoint's reviewed predictions as
     ground truth for `sagestack monitor run --ground-truth` (product categories from the feature store)."""
-    from sagestack.review.formats import export_loops
+    from sagestack.review.formats import export_loops, known_categories
 
-    categories = None
-    if fmt == "ground-truth":
-        from sagestack.features import read_features
-
-        table = read_features(settings())
-        if table is not None:
-            categories = dict(zip(table["review_body"], table["product_category"]))
+    categories = known_categories(settings()) if fmt == "ground-truth" else None
     count = export_loops(_store(), out, fmt=fmt, flow=flow, status=status, categories=categories)
     emit({"loops": count, "out": str(out)}, json_output, [f"{count} loop(s) -> {out}"])
 

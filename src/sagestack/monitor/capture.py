@@ -14,7 +14,6 @@ second, so a crash loses at most the last second. A full queue drops records and
 
 from __future__ import annotations
 
-import collections
 import json
 import logging
 import os
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from sagestack.errors import DataError
+from sagestack.serving.background import BackgroundWriter
 
 COLUMNS = ("inference_id", "item", "time", "route", "review", "label", "probabilities", "model_name",
            "model_version", "model_kind", "variant")
@@ -154,7 +154,7 @@ class CaptureStats:
     files: int = 0
 
 
-class CaptureWriter:
+class CaptureWriter(BackgroundWriter):
     """Capture a sample of an endpoint's predictions into ``location``.
 
     Args:
@@ -174,21 +174,13 @@ class CaptureWriter:
             raise DataError(f"the capture percentage must be between 0 and 100, got {percent:g}")
         self.store = CaptureStore(location)
         self.percent = float(percent)
-        self.flush_seconds = flush_seconds
         self.stats = CaptureStats()
         self.max_records = max_records
         self.max_bytes = max_bytes
-        self.on_flush = on_flush
         self._bytes = 0
         self._bytes_lock = threading.Lock()
-        self._flush_lock = threading.Lock()  # close() and the writer thread never flush at once
-        # A deque: appending and popping are atomic under the GIL, so a request takes no lock and
-        # never waits on the writer thread.
-        self._queue: collections.deque = collections.deque()
         self._random = random.Random(seed)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="capture-writer", daemon=True)
-        self._thread.start()
+        super().__init__("data capture", flush_seconds=flush_seconds, on_flush=on_flush)
 
     def sampled(self) -> bool:
         """Whether this request is captured (each request on its own, with the configured chance)."""
@@ -234,64 +226,36 @@ class CaptureWriter:
                          for i, r, p in zip(inference_ids, reviews, predictions) if self.sampled())
         return queued, self.stats.dropped - dropped_before
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._stop.wait(self.flush_seconds)
-            try:
-                self.flush()
-            except Exception:  # noqa: BLE001 - whatever went wrong, the next second's records still get written
-                logger.exception("data capture: a flush failed")
-
-    def flush(self) -> int:
-        """Write every queued record now (one file per hour they fall in); returns how many were written.
+    def _write(self, records: list) -> tuple[int, int]:
+        """Write drained records, one file per hour they fall in (the :class:`BackgroundWriter`'s flush).
 
         A write error is logged and its records counted as failed; the writer goes on (the next
         flush may well succeed: the disk freed, the folder fixed).
         """
-        with self._flush_lock:
-            records = []
-            while True:
-                try:
-                    records.append(self._queue.popleft())
-                except IndexError:
-                    break
-            if not records:
-                return 0
-            with self._bytes_lock:
-                self._bytes -= sum(len(r[4]) for r in records)
-            by_hour: dict[str, list] = {}
-            written = failed = 0
-            for inference_id, item, now, route, review, prediction, model in records:
-                try:
-                    row = (inference_id, item, now, route, str(review), str(prediction.label),
-                           json.dumps(prediction.probabilities), model.get("name"), model.get("version"),
-                           model.get("kind"), model.get("variant"))
-                except Exception:  # noqa: BLE001 - an odd record is lost, counted, and the rest written
-                    failed += 1
-                    continue
-                by_hour.setdefault(now.strftime("%Y/%m/%d/%H"), []).append(row)
-            for hour, rows in by_hour.items():
-                try:
-                    self.store.write(hour, _to_table(rows))
-                    self.stats.files += 1
-                    written += len(rows)
-                except Exception as exc:  # noqa: BLE001 - capture must outlive any write error
-                    failed += len(rows)
-                    logger.error("data capture could not write %d records to %s: %s", len(rows), f"{self.store}/{hour}", exc)
-            self.stats.written += written
-            self.stats.failed += failed
-        if self.on_flush is not None:
+        with self._bytes_lock:
+            self._bytes -= sum(len(r[4]) for r in records)
+        by_hour: dict[str, list] = {}
+        written = failed = 0
+        for inference_id, item, now, route, review, prediction, model in records:
             try:
-                self.on_flush(written, failed)
-            except Exception:  # noqa: BLE001 - a metrics hook must not stop the writer
-                logger.exception("data capture: the flush hook failed")
-        return written
-
-    def close(self) -> None:
-        """Stop the background thread and write what is still queued."""
-        self._stop.set()
-        self._thread.join(timeout=10)
-        self.flush()
+                row = (inference_id, item, now, route, str(review), str(prediction.label),
+                       json.dumps(prediction.probabilities), model.get("name"), model.get("version"),
+                       model.get("kind"), model.get("variant"))
+            except Exception:  # noqa: BLE001 - an odd record is lost, counted, and the rest written
+                failed += 1
+                continue
+            by_hour.setdefault(now.strftime("%Y/%m/%d/%H"), []).append(row)
+        for hour, rows in by_hour.items():
+            try:
+                self.store.write(hour, _to_table(rows))
+                self.stats.files += 1
+                written += len(rows)
+            except Exception as exc:  # noqa: BLE001 - capture must outlive any write error
+                failed += len(rows)
+                logger.error("data capture could not write %d records to %s: %s", len(rows), f"{self.store}/{hour}", exc)
+        self.stats.written += written
+        self.stats.failed += failed
+        return written, failed
 
 
 # Rows turned into Arrow at a time: each conversion holds the GIL, and the endpoint's event loop

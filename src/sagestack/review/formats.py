@@ -78,6 +78,15 @@ def export_loops(store: ReviewStore, out: Path, *, fmt: str, flow: str | None = 
     return len(loops)
 
 
+def known_categories(settings) -> dict[str, str]:
+    """Review text -> product category of every review in the home's feature store (empty without one):
+    where a ground-truth export finds the facet an endpoint request did not carry."""
+    from sagestack.features import read_features
+
+    table = read_features(settings)
+    return {} if table is None else dict(zip(table["review_body"], table["product_category"]))
+
+
 def _choice(label: str) -> dict:
     return {"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices", "value": {"choices": [label]}}
 

@@ -9,13 +9,12 @@ names the loop at once (``human_review: {"loop": …}``); the loop is in the sto
 
 from __future__ import annotations
 
-import collections
 import logging
-import threading
 import time
 from typing import Callable, Sequence
 
 from sagestack.review.store import Flow, LoopInput, ReviewStore, new_loop_name
+from sagestack.serving.background import BackgroundWriter
 
 FLUSH_SECONDS = 0.5
 QUEUE_ITEMS = 10_000
@@ -31,7 +30,7 @@ def confidence_of(prediction) -> float | None:
     return max(probabilities.values()) if probabilities else None
 
 
-class LoopStarter:
+class LoopStarter(BackgroundWriter):
     """Start human loops in ``flow`` for the endpoint's low-confidence predictions.
 
     Args:
@@ -44,14 +43,8 @@ class LoopStarter:
                  flush_seconds: float = FLUSH_SECONDS, on_flush: Callable[[int, int], None] | None = None):
         self.store, self.flow = store, flow
         self.max_items = max_items
-        self.flush_seconds = flush_seconds
-        self.on_flush = on_flush
         self.started = self.dropped = self.failed = 0
-        self._queue: collections.deque = collections.deque()  # appends and pops are atomic: no lock on a request
-        self._flush_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="human-loop-starter", daemon=True)
-        self._thread.start()
+        super().__init__("human review", flush_seconds=flush_seconds, on_flush=on_flush)
 
     def consider(self, reviews: Sequence[str], predictions: Sequence, inference_ids: Sequence[str | None],
                  model: dict, items: Sequence[int] | None = None) -> list[str | None]:
@@ -79,44 +72,20 @@ class LoopStarter:
             names.append(name)
         return names
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._stop.wait(self.flush_seconds)
-            try:
-                self.flush()
-            except Exception:  # noqa: BLE001 - the next flush still runs
-                logger.exception("human review: a flush failed")
-
-    def flush(self) -> int:
-        """Write every queued loop now (256 per transaction); returns how many were started.
-
-        A write error (the database locked past its timeout, a full disk) loses that flush's loops,
-        counted as failed; the starter goes on.
-        """
-        with self._flush_lock:
-            items = []
-            while True:
-                try:
-                    items.append(self._queue.popleft())
-                except IndexError:
-                    break
-            if not items:
-                return 0
-            started = failed = 0
-            for start in range(0, len(items), BATCH_LOOPS):
-                batch = [item if isinstance(item, LoopInput) else self._loop_input(*item)
-                         for item in items[start:start + BATCH_LOOPS]]
-                started_now, failed_now = self._write(batch)
-                started, failed = started + started_now, failed + failed_now
-                time.sleep(0)  # let the event loop run between batches
-            self.started += started
-            self.failed += failed
-        if self.on_flush is not None:
-            try:
-                self.on_flush(started, failed)
-            except Exception:  # noqa: BLE001
-                logger.exception("human review: the flush hook failed")
-        return started
+    def _write(self, items: list) -> tuple[int, int]:
+        """Write drained loops, 256 per transaction (the :class:`BackgroundWriter`'s flush); returns
+        (started, failed). A write error (the database locked past its timeout, a full disk) loses
+        that batch's loops, counted as failed; the starter goes on."""
+        started = failed = 0
+        for start in range(0, len(items), BATCH_LOOPS):
+            batch = [item if isinstance(item, LoopInput) else self._loop_input(*item)
+                     for item in items[start:start + BATCH_LOOPS]]
+            started_now, failed_now = self._write_batch(batch)
+            started, failed = started + started_now, failed + failed_now
+            time.sleep(0)  # let the event loop run between batches
+        self.started += started
+        self.failed += failed
+        return started, failed
 
     def _loop_input(self, review, label, confidence, probabilities, model, inference_id, item, name) -> LoopInput:
         label = str(label)
@@ -124,7 +93,7 @@ class LoopStarter:
                          confidence=confidence, probabilities=dict(probabilities), source="endpoint", model=model,
                          inference_id=inference_id, item=item, name=name)
 
-    def _write(self, batch: list[LoopInput]) -> tuple[int, int]:
+    def _write_batch(self, batch: list[LoopInput]) -> tuple[int, int]:
         """One transaction for the batch; should the store refuse an item (bad data), each loop on its own,
         so one odd item does not lose the loops other responses already named. Any other failure (the
         database down or locked) loses the batch at once, counted: retrying each loop would hold the
@@ -148,9 +117,3 @@ class LoopStarter:
                 failed += 1
                 logger.error("human review could not start loop %s: %s", item.name, one)
         return started, failed
-
-    def close(self) -> None:
-        """Stop the thread and write what is still queued."""
-        self._stop.set()
-        self._thread.join(timeout=10)
-        self.flush()

@@ -63,8 +63,16 @@ _SCHEMA = [
 ]
 
 
+# A loop's row with what its answers are counted against (the flow's reviewers per item).
+_LOOPS = "SELECT loops.*, flows.reviewers_per_item FROM loops JOIN flows ON flows.name = loops.flow"
+
+
 class UnknownLoop(SagestackError):
     """No human loop (or flow) of that name."""
+
+    @classmethod
+    def named(cls, name: str) -> "UnknownLoop":
+        return cls(f"no human loop named {str(name)[:80]!r}; `sagestack review list` shows them")
 
 
 class LoopClosed(SagestackError):
@@ -229,8 +237,7 @@ class ReviewStore:
         with self._schema_lock:
             if self._schema_ready:
                 return
-            db.execute("BEGIN" if self.url else "BEGIN IMMEDIATE")
-            try:
+            with self._transaction(db):
                 made = False
                 if self.url:
                     # Two processes creating the tables at once would collide on PostgreSQL's catalog; and
@@ -240,11 +247,6 @@ class ReviewStore:
                     made = db.execute("SELECT to_regclass('answers_reviewer') AS found").fetchone()["found"] is not None
                 for statement in () if made else _SCHEMA:
                     db.execute(statement)
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
             self._schema_ready = True
 
     @property
@@ -302,16 +304,20 @@ class ReviewStore:
     def _write(self) -> Iterator[_Connection]:
         """One write transaction: commit on success, roll back on anything else. On SQLite it holds
         the write lock from the start; on PostgreSQL rows are locked as they are read (FOR UPDATE)."""
-        with self._connect() as db:
-            db.execute("BEGIN" if self.url else "BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                with contextlib.suppress(Exception):  # the error that got here is the one to see
-                    if not self._idle(db):
-                        db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+        with self._connect() as db, self._transaction(db):
+            yield db
+
+    @contextlib.contextmanager
+    def _transaction(self, db: _Connection) -> Iterator[None]:
+        db.execute("BEGIN" if self.url else "BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(Exception):  # the error that got here is the one to see
+                if not self._idle(db):
+                    db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     def _duplicate(self) -> tuple[type[BaseException], ...]:
         """The errors a primary-key clash raises."""
@@ -407,10 +413,9 @@ class ReviewStore:
             UnknownLoop: no loop of that name.
         """
         with self._connect() as db:
-            row = db.execute("SELECT loops.*, flows.reviewers_per_item FROM loops JOIN flows ON flows.name = loops.flow "
-                             "WHERE loops.name = ?", (name,)).fetchone()
+            row = db.execute(_LOOPS + " WHERE loops.name = ?", (name,)).fetchone()
             if row is None:
-                raise UnknownLoop(f"no human loop named {str(name)[:80]!r}; `sagestack review list` shows them")
+                raise UnknownLoop.named(name)
             answers = db.execute("SELECT * FROM answers WHERE loop = ? ORDER BY submitted", (name,)).fetchall()
         return _loop(row, answers)
 
@@ -420,7 +425,7 @@ class ReviewStore:
             raise ConfigError(f"--status must be one of {', '.join(STATUSES)}, got {status!r}")
         where, params = _filters(flow, status)
         with self._connect() as db:
-            rows = db.execute("SELECT loops.*, flows.reviewers_per_item FROM loops JOIN flows ON flows.name = loops.flow"
+            rows = db.execute(_LOOPS +
                               f"{where} ORDER BY loops.created DESC, loops.name DESC LIMIT ?", (*params, limit)).fetchall()
             return self._with_answers(db, rows)
 
@@ -429,7 +434,7 @@ class ReviewStore:
         answered that still need answers (skipped names last)."""
         with self._connect() as db:
             rows = db.execute(
-                "SELECT loops.*, flows.reviewers_per_item FROM loops JOIN flows ON flows.name = loops.flow "
+                _LOOPS + " "
                 "WHERE loops.flow = ? AND loops.status = 'InProgress' "
                 "AND NOT EXISTS (SELECT 1 FROM answers WHERE answers.loop = loops.name AND answers.reviewer = ?) "
                 "AND (SELECT COUNT(*) FROM answers WHERE answers.loop = loops.name) < flows.reviewers_per_item "
@@ -478,7 +483,7 @@ class ReviewStore:
                              "JOIN flows ON flows.name = loops.flow WHERE loops.name = ?" + self._lock_loop,
                              (name,)).fetchone()
             if row is None:
-                raise UnknownLoop(f"no human loop named {str(name)[:80]!r}; `sagestack review list` shows them")
+                raise UnknownLoop.named(name)
             labels = json.loads(row["labels"])
             if label not in labels:
                 raise DataError(f"label {label[:40]!r} is not one of this flow's labels ({', '.join(labels)})")
@@ -516,7 +521,7 @@ class ReviewStore:
         with self._write() as db:
             row = db.execute("SELECT status FROM loops WHERE name = ?" + self._lock_loop, (name,)).fetchone()
             if row is None:
-                raise UnknownLoop(f"no human loop named {str(name)[:80]!r}; `sagestack review list` shows them")
+                raise UnknownLoop.named(name)
             if row["status"] != "InProgress":
                 raise LoopClosed(f"human loop {name} is {row['status']} already")
             db.execute("UPDATE loops SET status = 'Stopped', ended = ? WHERE name = ?", (time.time(), name))
@@ -526,7 +531,7 @@ class ReviewStore:
         """A flow's tied loops (every reviewer answered, no majority), oldest first."""
         with self._connect() as db:
             rows = db.execute(
-                "SELECT loops.*, flows.reviewers_per_item FROM loops JOIN flows ON flows.name = loops.flow "
+                _LOOPS + " "
                 "WHERE loops.flow = ? AND loops.status = 'InProgress' AND "
                 "(SELECT COUNT(*) FROM answers WHERE answers.loop = loops.name) >= flows.reviewers_per_item "
                 "ORDER BY loops.created, loops.name LIMIT ?", (flow, limit)).fetchall()
@@ -536,7 +541,7 @@ class ReviewStore:
         """Every completed loop (the reviewed labels), oldest first."""
         where, params = _filters(flow, "Completed")
         with self._connect() as db:
-            rows = db.execute("SELECT loops.*, flows.reviewers_per_item FROM loops JOIN flows ON flows.name = loops.flow"
+            rows = db.execute(_LOOPS +
                               f"{where} ORDER BY loops.ended, loops.name", params).fetchall()
             return self._with_answers(db, rows)
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from sagestack.data.atomic import atomic_file
 from sagestack.data.reviews import PRODUCT_CATEGORY, REVIEW_BODY, SENTIMENT, clean_text
-from sagestack.errors import DataError
+from sagestack.errors import ConfigError, DataError
 from sagestack.review.store import ReviewStore
 
 UNKNOWN_CATEGORY = "Unknown"
@@ -96,6 +96,24 @@ def write_snapshot(snapshot: pd.DataFrame, folder: Path) -> dict:
     asked = sorted({f"{n}/{v}" for n, v in zip(snapshot["model_name"], snapshot["model_version"])
                     if isinstance(n, str) and n and v is not None and str(v) not in ("", "nan", "None")})
     return {"path": str(path.resolve()), "sha256": digest, "reviewers": reviewers, "asked_by": asked}
+
+
+def pipeline_fingerprint(settings) -> str:
+    """:func:`reviewed_fingerprint` of the store a pipeline's steps will read (``--include-reviewed``).
+
+    Raises:
+        ConfigError: the caller's review database is not the one the steps see: they read only their
+            home's own settings, so one set in the caller's environment alone would not reach them.
+    """
+    from sagestack.config import settings_from_parameters
+    from sagestack.review.store import review_store
+
+    home = settings.home.resolve()
+    if settings_from_parameters(str(home), settings.mlflow_uri).review_db != settings.review_db:
+        raise ConfigError("--include-reviewed: the pipeline's steps read the review store from the home's own "
+                          f"sagestack.toml, and {home / 'sagestack.toml'} does not name this review_db; add "
+                          "review_db there (as `sagestack up` does) or unset SAGESTACK_REVIEW_DB")
+    return reviewed_fingerprint(review_store(settings))
 
 
 def reviewed_fingerprint(store: ReviewStore, flow: str | None = None) -> str:
