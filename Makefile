@@ -6,6 +6,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # torch==2.13.0+cpu: from this machine's wheel folder if it has one, else PyTorch's CPU index.
 TORCH_SOURCE := $(if $(wildcard /opt/wheels/torch-2.13.0+cpu*),--find-links /opt/wheels,--extra-index-url https://download.pytorch.org/whl/cpu)
+# `make lock` finds torch's +cpu build the same way. PyTorch's index also carries old copies of common packages
+# (numpy, jinja2, ...): unsafe-best-match lets uv take the newest version from either index instead of PyTorch's.
+LOCK_TORCH_SOURCE := $(if $(wildcard /opt/wheels/torch-2.13.0+cpu*),--find-links /opt/wheels --no-emit-find-links,--extra-index-url https://download.pytorch.org/whl/cpu)
 STAMP := $(VENV)/.installed
 
 .PHONY: setup system-deps demo demo-cluster test bench lock clean
@@ -62,8 +65,9 @@ bench: setup  ## Print the benchmark figures recorded in the README.
 	$(BIN)/python bench/review.py
 
 lock:  ## Re-resolve requirements/stack.in into requirements/lock.txt (needs uv).
+	@command -v uv >/dev/null || { echo "error: make lock needs uv; install it (pip install uv) and run make lock again" >&2; exit 1; }
 	cd requirements && uv pip compile stack.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
-		--find-links /opt/wheels --no-emit-find-links --custom-compile-command "make lock" -o lock.txt
+		$(LOCK_TORCH_SOURCE) --index-strategy unsafe-best-match --custom-compile-command "make lock" -o lock.txt
 
-clean:
-	rm -rf $(VENV) .sagestack
+clean:  ## Remove .venv and the demo's state (.sagestack, and .sagestack-cluster of make demo-cluster).
+	rm -rf $(VENV) .sagestack $(CLUSTER_HOME)
