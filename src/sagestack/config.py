@@ -90,6 +90,14 @@ class Settings(BaseModel):
     review_flow: str | None = None
     review_db: str | None = None
 
+    @field_validator("home")
+    @classmethod
+    def _home_is_a_folder(cls, value: Path) -> Path:
+        # Caught here, once, rather than as a FileExistsError from whichever mkdir comes first.
+        if value.exists() and not value.is_dir():
+            raise ValueError(f"{value} exists and is not a folder; pass a folder (new or a sagestack home) as --home")
+        return value
+
     @field_validator("online_store")
     @classmethod
     def _known_online_store(cls, value: str) -> str:
@@ -215,4 +223,7 @@ def load_settings(
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"{source}: invalid setting '{field}': {err['msg']}") from None
+        message = err["msg"].removeprefix("Value error, ")
+        if overrides.get(field) is not None:  # an explicit value (a CLI option) is the source to name
+            source = f"--{field.replace('_', '-')}"
+        raise ConfigError(f"{source}: invalid setting '{field}': {message}") from None

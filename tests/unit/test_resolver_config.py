@@ -66,7 +66,7 @@ def test_damaged_embedded_cache_is_rebuilt(settings):
 
 
 def test_not_found_message_names_the_data_option(settings):
-    with pytest.raises(DataError, match="pass --data, set SAGESTACK_DATA"):
+    with pytest.raises(DataError, match=r"pass --data FILE or a name from `sagestack data list`, set SAGESTACK_DATA"):
         resolve_dataset(settings=settings, search_dirs=[], name="other.csv")
 
 
@@ -137,7 +137,7 @@ def test_pipeline_step_settings_ignore_the_inherited_config_file_and_environment
 
 
 def test_an_unknown_online_store_is_a_one_line_error(tmp_path):
-    with pytest.raises(ConfigError, match="invalid setting 'online_store': Value error, must be sqlite or a "
+    with pytest.raises(ConfigError, match="invalid setting 'online_store': must be sqlite or a "
                                           "redis://HOST:PORT URL$"):
         load_settings(cwd=tmp_path, environ={"SAGESTACK_ONLINE_STORE": "mongodb://db:27017"})
 
@@ -158,3 +158,15 @@ def test_the_capture_location_is_the_home_folder_an_absolute_folder_or_a_uri(tmp
     assert folder.capture_location == str((Path.cwd() / "elsewhere" / "capture").resolve())
     bucket = load_settings(cwd=tmp_path, environ={"SAGESTACK_CAPTURE_URI": "s3://bucket/endpoint-a"}, home=home)
     assert bucket.capture_location == "s3://bucket/endpoint-a"
+
+
+def test_a_home_that_is_a_file_is_a_one_line_error_naming_the_option(tmp_path):
+    from sagestack.errors import ConfigError
+
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("mine")
+    with pytest.raises(ConfigError) as error:
+        load_settings(cwd=tmp_path, environ={}, home=not_a_folder)
+    assert str(error.value) == (f"--home: invalid setting 'home': {not_a_folder} exists and is not a folder; "
+                                "pass a folder (new or a sagestack home) as --home")
+    assert not_a_folder.read_text() == "mine"

@@ -21,7 +21,7 @@ import pandas as pd
 
 from sagestack.automl.search import AutoMLSpec, FitResult, check_frame, export_best, fit_candidates, rank, refit_best
 from sagestack.config import Settings
-from sagestack.data.atomic import atomic_dir, sha256_file
+from sagestack.data.atomic import atomic_dir, check_out_dir, sha256_file
 from sagestack.data.reviews import COURSE_COLUMNS, RAW_COLUMNS, SENTIMENT, load_reviews, read_csv_checked
 from sagestack.errors import ConfigError, DataError
 from sagestack.registry import DEFAULT_MODEL_NAME, DatasetRef
@@ -196,6 +196,7 @@ def run_automl(
     model_name: str = DEFAULT_MODEL_NAME,
     explain_samples: int = DEFAULT_EXPLAIN_SAMPLES,
     progress: Callable[[str], None] | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Run the AutoML job and write its outputs to ``out_dir`` (replaced atomically).
 
@@ -213,6 +214,7 @@ def run_automl(
         model_name: the registered model.
         explain_samples: test reviews explained with SHAP.
         progress: prints progress lines.
+        overwrite: replace ``out_dir`` even if sagestack did not write it (``--overwrite``).
 
     Returns:
         ``{"best": {...}, "leaderboard": [...], "registered": {"name", "version"} | None, "seconds", ...}``.
@@ -231,8 +233,7 @@ def run_automl(
     started = time.perf_counter()
     spec.check()
     out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not (out_dir / "summary.json").is_file())):
-        raise ConfigError(f"{out_dir} exists and is not an AutoML output folder; pass a new or empty --out")
+    check_out_dir(out_dir, command="automl", overwrite=overwrite, protect=[p for p in (data, test_data, settings.home) if p])
     source = resolve_dataset(data, settings=settings)
     frame, numeric = read_table(source.path, spec)
     check_frame(frame, spec, "training")
@@ -242,7 +243,7 @@ def run_automl(
         check_frame(test, spec, "test")
     fit_part, tuning, test = split_for_automl(frame, test, spec)
     train = pd.concat([fit_part, tuning], ignore_index=True)
-    with atomic_dir(Path(out_dir)) as tmp:
+    with atomic_dir(Path(out_dir), command="automl", overwrite=overwrite) as tmp:
         for part, name in ((fit_part, "train"), (tuning, "tuning"), (test, "test")):
             (tmp / DATA_FILES[name]).parent.mkdir(exist_ok=True)
             part[[spec.target, *spec.inputs]].to_csv(tmp / DATA_FILES[name], index=False)

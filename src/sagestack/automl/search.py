@@ -317,7 +317,7 @@ def export_best(fit: FitResult, spec: AutoMLSpec, model_dir: Path, *, name: str 
     validation: Evaluation = evaluate_labels(fit.frames["validation"][spec.target].tolist(),
                                              fit.predicted("validation", spec)[name].astype(str).tolist())
     requirements = list(dict.fromkeys((*candidate.requirements, *(EMBEDDING_REQUIREMENTS if spec.embeddings else ()))))
-    with atomic_dir(Path(model_dir)) as tmp:
+    with atomic_dir(Path(model_dir), command="automl model") as tmp:
         predictor.save(tmp)
         size = sum(p.stat().st_size for p in (tmp / PREDICTOR_DIR).rglob("*") if p.is_file())
         card = ModelCard(

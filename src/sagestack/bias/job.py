@@ -11,6 +11,7 @@ from sagestack.bias.analysis import BiasConfig, FacetSpec, analyze
 from sagestack.bias.metrics import REGISTRY
 from sagestack.bias.report import write_bias_report
 from sagestack.bias.rules import parse_rule, violations
+from sagestack.data.atomic import check_out_dir
 from sagestack.errors import ConfigError, SagestackError
 
 PREDICTED_COLUMN = "__predicted_label__"
@@ -55,6 +56,7 @@ def run_bias_on_csv(
     predictor=None,
     text_column: str = "review_body",
     fail_on: list[str] | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Read a CSV with the chosen engine, add a model's predictions if given, and run :func:`run_bias_job`.
 
@@ -66,6 +68,7 @@ def run_bias_on_csv(
 
     if engine not in ("pandas", "spark"):
         raise ConfigError(f"unknown --engine {engine!r}; use pandas or spark")
+    check_out_dir(out_dir, command="bias", overwrite=overwrite, protect=[data])  # before the work, not after
     for rule in fail_on or []:
         parse_rule(rule, set(REGISTRY) | {"FT"})  # malformed rules fail before any work
     if engine == "spark":
@@ -79,7 +82,8 @@ def run_bias_on_csv(
         if predictor is not None:
             frame = add_model_predictions(frame, predictor, text_column)
             config.predicted = PREDICTED_COLUMN
-    return run_bias_job(frame, config, out_dir, engine=engine, fail_on=fail_on, title=f"Bias report: {Path(data).name}")
+    return run_bias_job(frame, config, out_dir, engine=engine, fail_on=fail_on, title=f"Bias report: {Path(data).name}",
+                        overwrite=overwrite)
 
 
 def run_bias_job(
@@ -90,6 +94,7 @@ def run_bias_job(
     engine: str = "pandas",
     fail_on: list[str] | None = None,
     title: str = "Bias report",
+    overwrite: bool = False,
 ) -> dict:
     """Analyse, write ``analysis.json`` + ``report.html``, then check the ``fail_on`` rules.
 
@@ -102,7 +107,7 @@ def run_bias_job(
     """
     rules = [parse_rule(rule, set(REGISTRY) | {"FT"}) for rule in fail_on or []]
     document = analyze(frame, config, engine=engine)
-    paths = write_bias_report(document, out_dir, title)
+    paths = write_bias_report(document, out_dir, title, overwrite=overwrite)
     broken = violations(rules, document)
     result = {"analysis": str(paths["analysis"]), "report": str(paths["report"]), "violations": broken}
     if broken:

@@ -161,10 +161,14 @@ def metric_rows(document: dict) -> list[dict]:
     return rows
 
 
-def write_bias_report(document: dict, out_dir: Path, title: str = "Bias report") -> dict[str, Path]:
-    """Write ``analysis.json`` and ``report.html`` into ``out_dir`` atomically; return their paths."""
+def write_bias_report(document: dict, out_dir: Path, title: str = "Bias report", *,
+                      overwrite: bool = False) -> dict[str, Path]:
+    """Write ``analysis.json`` and ``report.html`` into ``out_dir`` atomically; return their paths.
+
+    ``overwrite`` replaces a folder sagestack did not write (``--overwrite``).
+    """
     out_dir = Path(out_dir)
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, command="bias", overwrite=overwrite) as tmp:
         (tmp / "analysis.json").write_text(json.dumps(document, indent=2), encoding="utf-8")
         (tmp / "report.html").write_text(render_html(document, title), encoding="utf-8")
     return {"analysis": out_dir / "analysis.json", "report": out_dir / "report.html"}

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from sagestack.cli.common import JsonOpt, emit, progress, settings
+from sagestack.cli.common import JsonOpt, OverwriteOpt, check_out, emit, progress, settings
 
 
 def bias(
@@ -26,15 +26,19 @@ def bias(
     fail_on: Optional[list[str]] = typer.Option(None, "--fail-on", help="Fail if a rule holds, e.g. 'CI>0.9', 'abs(DPL)>0.1'."),
     engine: str = typer.Option("pandas", help="Counting engine: pandas or spark."),
     out: Path = typer.Option(..., "--out", help="Output directory: analysis.json and report.html."),
+    overwrite: bool = OverwriteOpt,
     json_output: bool = JsonOpt,
 ) -> None:
     """Clarify-style pre- and post-training bias metrics with an HTML report."""
     from sagestack.bias import BiasConfig, LabelSpec
     from sagestack.bias.job import parse_facet, run_bias_on_csv
+    from sagestack.data import resolve_dataset
     from sagestack.errors import ConfigError
 
     if predicted_label and model:
         raise ConfigError("pass either --predicted-label or --model, not both")
+    data = resolve_dataset(data, settings=settings()).path  # a file, or a name from `sagestack data list`
+    check_out(out, "bias", overwrite, data)
     spec = LabelSpec(threshold=positive_threshold) if positive_threshold is not None else LabelSpec(values=tuple(positive or ["1"]))
     config = BiasConfig(
         label=label, positive=spec, facets=[parse_facet(f) for f in facet], predicted=predicted_label, group=group,
@@ -45,7 +49,8 @@ def bias(
         from sagestack.registry import load_predictor
 
         predictor, _ = load_predictor(settings(), model)
-    result = run_bias_on_csv(data, config, out, engine=engine, predictor=predictor, text_column=text_column, fail_on=fail_on)
+    result = run_bias_on_csv(data, config, out, engine=engine, predictor=predictor, text_column=text_column, fail_on=fail_on,
+                             overwrite=overwrite)
     emit(result, json_output, [f"wrote {result['analysis']}", f"wrote {result['report']}"])
 
 
@@ -57,9 +62,11 @@ def explain(
     max_evals: int = typer.Option(200, help="Model evaluations per review."),
     top: int = typer.Option(20, help="Words per class in the global importance."),
     out: Path = typer.Option(..., "--out", help="Output directory: analysis.json and report.html."),
+    overwrite: bool = OverwriteOpt,
     json_output: bool = JsonOpt,
 ) -> None:
     """SHAP explanations of the text classifier: global word importance and per-review attributions."""
+    from sagestack.data import resolve_dataset
     from sagestack.data.reviews import read_csv_checked
     from sagestack.errors import ConfigError
     from sagestack.explain import explain_texts, write_explanations
@@ -67,6 +74,8 @@ def explain(
 
     if samples < 1:
         raise ConfigError(f"--samples must be at least 1, got {samples}")
+    data = resolve_dataset(data, settings=settings()).path
+    check_out(out, "explain", overwrite, data)
     frame = read_csv_checked(data)
     if text_column not in frame.columns:
         raise ConfigError(f"text column '{text_column}' is not in {data}; columns are: {', '.join(frame.columns)}")
@@ -75,7 +84,7 @@ def explain(
     if say:
         say(f"explaining {min(samples, len(frame))} reviews with SHAP ({max_evals} evaluations each)")
     explanations = explain_texts(predictor, frame[text_column].head(samples).tolist(), max_evals=max_evals, top=top)
-    paths = write_explanations(explanations, out, title=f"Explanations: {model}")
+    paths = write_explanations(explanations, out, title=f"Explanations: {model}", overwrite=overwrite)
     top_words = {label: list(v["global_top_shap_text"])[:5] for label, v in explanations["kernel_shap"].items()}
     result = {"analysis": str(paths["analysis"]), "report": str(paths["report"]), "top_words": top_words}
     emit(result, json_output, [f"class {k}: {', '.join(v)}" for k, v in top_words.items()] + [f"wrote {paths['report']}"])

@@ -9,7 +9,7 @@ import typer
 
 from sagestack.automl.candidates import CANDIDATES, DEFAULT_MAX_CANDIDATES
 from sagestack.automl.search import DEFAULT_TIME_LIMIT, METRICS, AutoMLSpec
-from sagestack.cli.common import JsonOpt, emit, progress, settings
+from sagestack.cli.common import JsonOpt, OverwriteOpt, check_out, emit, progress, settings
 from sagestack.registry import DEFAULT_MODEL_NAME
 
 
@@ -23,7 +23,8 @@ def leaderboard_lines(rows: list[dict], metric: str) -> list[str]:
 
 
 def automl(
-    out: Path = typer.Option(..., "--out", help="Output folder (written atomically; replaced if it exists)."),
+    out: Path = typer.Option(..., "--out", help="Output folder, written whole; a previous automl output there is replaced."),
+    overwrite: bool = OverwriteOpt,
     data: Optional[Path] = typer.Option(None, "--data", help="CSV to learn from (default: the resolved review dataset)."),
     test: Optional[Path] = typer.Option(None, "--test", help="Test CSV (default: a seeded stratified 80/20 split of --data)."),
     target: str = typer.Option("sentiment", "--target", help="The label column."),
@@ -46,12 +47,15 @@ def automl(
     definition and retrain.py, explain and register the best."""
     from sagestack.automl.job import run_automl
 
+    check_out(out, "automl", overwrite, data, test)
+
     extra = tuple(c.strip() for value in columns or [] for c in value.split(",") if c.strip())
     spec = AutoMLSpec(target=target, text_column=text_column, columns=extra, metric=metric,
                       max_candidates=max_candidates, time_limit=time_limit, embeddings=embeddings, seed=seed,
                       refit=refit)
     summary = run_automl(spec, out, settings=settings(), data=data, test_data=test, register=register,
-                         approve=approve, model_name=model_name, progress=progress(json_output))
+                         approve=approve, model_name=model_name, progress=progress(json_output),
+                         overwrite=overwrite)
     best = summary["best"]
     lines = [f"leaderboard ({len(summary['leaderboard'])} candidates, ranked by validation {metric}):",
              *leaderboard_lines(summary["leaderboard"], metric),

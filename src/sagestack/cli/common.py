@@ -55,3 +55,175 @@ def candidate_lines(selection: dict | None) -> list[str]:
     if not selection:
         return []
     return [f"candidate {name:9} test {selection['metric']} {c['score']:.4f}" for name, c in selection["candidates"].items()]
+
+
+OverwriteOpt = typer.Option(False, "--overwrite", help="Replace --out even if it holds files sagestack did not write.")
+
+
+def check_out_file(out, overwrite: bool) -> None:
+    """Refuse a ``--out`` file that exists unless ``--overwrite`` (see :func:`sagestack.data.atomic.check_out_file`)."""
+    from sagestack.data.atomic import check_out_file as check
+
+    check(out, overwrite=overwrite)
+
+
+def check_out(out, command: str, overwrite: bool, *inputs) -> None:
+    """Refuse ``--out`` before any work starts when writing it could lose a user's file.
+
+    ``inputs`` (the command's input paths; ``None`` entries are skipped) and the sagestack home
+    may not lie inside the output folder, which is replaced whole.
+    """
+    from sagestack.data.atomic import check_out_dir
+
+    check_out_dir(out, command=command, overwrite=overwrite, protect=[p for p in (*inputs, settings().home) if p])
+
+
+# ---------------------------------------------------------------------------------------------
+# Output a person reads: aligned text, `-` for an absent value, ISO times (--json prints the data).
+
+ABSENT = "-"
+
+
+def human(value: object) -> str:
+    """One value as a person reads it: ``-`` for ``None``/empty, ``yes``/``no``, floats to 4
+    significant decimals, lists comma-joined, mappings as ``key=value``, datetimes in ISO 8601."""
+    import datetime as dt
+
+    if value is None or value == "" or (isinstance(value, (list, tuple, set, dict)) and not value):
+        return ABSENT
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4f}".rstrip("0").rstrip(".") if abs(value) < 1e6 else f"{value:.4g}"
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat(timespec="seconds") if isinstance(value, dt.datetime) else value.isoformat()
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={human(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple, set)):
+        return ", ".join(human(v) for v in value)
+    return str(value)
+
+
+def iso_time(epoch_seconds: float | None) -> str:
+    """A Unix time (seconds) as ISO 8601 in UTC, e.g. ``2026-11-26T14:00:00+00:00``; ``-`` if absent."""
+    import datetime as dt
+
+    if epoch_seconds is None:
+        return ABSENT
+    return dt.datetime.fromtimestamp(epoch_seconds, dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def table(rows: list[dict], columns: list[str] | dict[str, str], *, empty: str = "nothing to show") -> list[str]:
+    """Rows as aligned text lines under a header: every cell through :func:`human`, numbers right-aligned.
+
+    Args:
+        rows: one mapping per row.
+        columns: the keys to show, in order; a mapping ``{key: header}`` names the headers
+            (default: the key itself).
+        empty: the one line printed when there are no rows.
+    """
+    if not rows:
+        return [empty]
+    headers = columns if isinstance(columns, dict) else {key: key for key in columns}
+    cells = [[human(row.get(key)) for key in headers] for row in rows]
+    numeric = [all(isinstance(row.get(key), (int, float)) and not isinstance(row.get(key), bool)
+                   or row.get(key) is None for row in rows) for key in headers]
+    grid = [list(headers.values()), *cells]
+    widths = [max(len(line[i]) for line in grid) for i in range(len(headers))]
+    return ["  ".join(cell.rjust(w) if right else cell.ljust(w)
+                      for cell, w, right in zip(line, widths, numeric)).rstrip() for line in grid]
+
+
+def split_list(values: list[str] | str | None, separators: str = ",") -> list[str]:
+    """A list option's values: given repeated (``--x a --x b``), comma-separated (``--x a,b``) or both."""
+    import re
+
+    if values is None:
+        return []
+    items = [values] if isinstance(values, str) else values
+    pattern = "[" + re.escape(separators) + "]"
+    return [part.strip() for item in items for part in re.split(pattern, item) if part.strip()]
+
+
+# ---------------------------------------------------------------------------------------------
+# Command-line conventions, applied to the whole command tree once (see `apply_conventions`).
+
+GLOBAL_OPTIONS = {"--home": "home", "--tracking-uri": "tracking_uri"}
+
+
+def renamed(old_to_new: dict[str, str], **context_settings) -> dict:
+    """``context_settings`` for a command whose options were renamed: the old spellings
+    (e.g. ``{"--output": "--out", "-o": "--out"}``) still parse, for one release, but are not shown.
+
+    Click normalises every option token through ``token_normalize_func`` before matching it,
+    so an old spelling simply becomes the new one.
+    """
+    mapping = {}
+    for old, new in old_to_new.items():
+        prefix = "--" if old.startswith("--") else "-"
+        # click splits the prefix off, normalises the rest, and puts the prefix back.
+        mapping[old[len(prefix):]] = new[len(prefix):] if new.startswith(prefix) else new
+
+    def normalize(name: str) -> str:
+        return mapping.get(name, name)
+
+    normalize.renamed = dict(old_to_new)  # read by apply_conventions and the conventions test
+    return {**context_settings, "token_normalize_func": normalize}
+
+
+def renamed_options(command) -> dict[str, str]:
+    """The old spellings a command still accepts, ``{old: new}``."""
+    normalize = (command.context_settings or {}).get("token_normalize_func")
+    return dict(getattr(normalize, "renamed", {}))
+
+
+def _set_global(ctx, param, value) -> None:
+    if value is not None:
+        state[param.name] = value
+
+
+def apply_conventions(group) -> None:
+    """Make the command tree under ``group`` follow the CLI conventions that typer does not:
+
+    - ``--home`` and ``--tracking-uri`` are accepted after the command too (a hidden copy on
+      every command that has no option of that name; the value lands where the root's would);
+    - a flag shows no value type (this typer prints ``<bool>`` beside every flag, ``--help`` too);
+    - a usage line names a required argument ``REF``, an optional one ``[REF]`` (not ``{ref}``).
+    """
+    from typer.core import TyperArgument, TyperOption
+
+    class Flag(TyperOption):
+        def display_type_rich(self, ctx):
+            return None if self.is_flag or self.count else super().display_type_rich(ctx)
+
+    class Argument(TyperArgument):
+        def _usage_display_name(self) -> str:
+            name = self.display_name_raw.upper() + ("..." if self.nargs != 1 else "")
+            return name if self.required else f"[{name}]"
+
+    import copy
+
+    import typer
+
+    # Hidden copies of the root's own global options (same type, help and checks).
+    globals_ = [param for param in group.params if param.name in GLOBAL_OPTIONS.values()]
+
+    def visit(command) -> None:
+        help_option = command.get_help_option(typer.Context(command))
+        for param in [*command.params, *([help_option] if help_option else [])]:
+            if type(param) is TyperOption and (param.is_flag or param.count):
+                param.__class__ = Flag
+            elif type(param) is TyperArgument:
+                param.__class__ = Argument
+        for sub in getattr(command, "commands", {}).values():
+            visit(sub)
+        if command is not group and not hasattr(command, "commands"):
+            taken = {name for p in command.params for name in (*p.opts, *p.secondary_opts)}
+            taken |= set(renamed_options(command))
+            for option in globals_:
+                if not taken & set(option.opts):
+                    clone = copy.copy(option)
+                    clone.hidden, clone.expose_value, clone.callback = True, False, _set_global
+                    command.params.append(clone)
+
+    visit(group)

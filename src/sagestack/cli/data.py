@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from sagestack.cli.common import JsonOpt, emit, progress, settings
+from sagestack.cli.common import JsonOpt, OverwriteOpt, check_out, emit, progress, settings
 
 app = typer.Typer(help="Prepare and locate review datasets.", no_args_is_help=True)
 
@@ -15,7 +15,8 @@ app = typer.Typer(help="Prepare and locate review datasets.", no_args_is_help=Tr
 @app.command("prepare")
 def prepare(
     data: Optional[Path] = typer.Option(None, "--data", "--input", help="Review CSV (course or raw layout); default: the resolved dataset."),
-    out: Path = typer.Option(..., "--out", help="Output directory (written atomically)."),
+    out: Path = typer.Option(..., "--out", help="Output folder, written whole; a previous `data prepare` output there is replaced."),
+    overwrite: bool = OverwriteOpt,
     balance: bool = typer.Option(False, "--balance", help="Down-sample every label to the rarest one."),
     validation_fraction: float = typer.Option(0.05, help="Share of rows for validation."),
     test_fraction: float = typer.Option(0.05, help="Share of rows for test."),
@@ -33,14 +34,31 @@ def prepare(
         raise ConfigError(f"--labels must be comma-separated integers, got {labels!r}") from None
     say = progress(json_output)
     resolved = resolve_dataset(data, settings=settings())
+    check_out(out, "data prepare", overwrite, resolved.path)
     if say:
         say(f"preparing {resolved.path} ({resolved.source})")
     result = prepare_dataset(
         resolved.path, out, labels=label_set, balance=balance,
-        validation_fraction=validation_fraction, test_fraction=test_fraction, seed=seed,
+        validation_fraction=validation_fraction, test_fraction=test_fraction, seed=seed, overwrite=overwrite,
     )
     emit(result.to_dict(), json_output,
          [f"{name}: {sum(c.values())} rows {c}" for name, c in result.counts.items()] + [f"written to {out}"])
+
+
+@app.command("list")
+def list_(json_output: bool = JsonOpt) -> None:
+    """The datasets `--data NAME` finds from any folder (the course's CSVs shipped with sagestack)."""
+    from sagestack.data.resolver import list_datasets
+
+    datasets = list_datasets(settings())
+    rows = [("name", "rows", "bytes", "sha256", "source")]
+    rows += [(d.name, f"{d.rows:,}", f"{d.bytes:,}", d.sha256[:12], d.source) for d in datasets]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    right = {1, 2}  # numbers align right
+    lines = ["  ".join(cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
+             for row in rows]
+    emit({"datasets": [d.to_dict() for d in datasets]}, json_output,
+         [*lines, "pass a name as --data (e.g. --data reviews_balanced.csv); a file of that name here wins"])
 
 
 @app.command("resolve")
@@ -48,7 +66,7 @@ def resolve(
     name: str = typer.Option("reviews_balanced.csv", help="Dataset file name to look for."),
     json_output: bool = JsonOpt,
 ) -> None:
-    """Show where a dataset is found (path → SAGESTACK_DATA → ../shared/data → embedded copy → download)."""
+    """Show where a dataset is found (SAGESTACK_DATA → the embedded copy → download)."""
     from sagestack.data import resolve_dataset
 
     resolved = resolve_dataset(settings=settings(), name=name)

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from sagestack.cli.common import JsonOpt, emit
+from sagestack.cli.common import JsonOpt, OverwriteOpt, check_out_file, emit
 
 app = typer.Typer(help="Debugger rules and offline analysis of recorded training runs.", no_args_is_help=True)
 
@@ -31,11 +31,14 @@ def analyze(
     run_dir: Path = typer.Argument(..., help="A recorded run: a `train bert` output folder or its debugger/ folder."),
     rule: Optional[list[str]] = typer.Option(None, "--rule", help="Rules to evaluate (repeat; default: every rule the recording can feed)."),
     out: Optional[Path] = typer.Option(None, "--out", help="The HTML report (default: RUN_DIR's debugger/analysis.html)."),
+    overwrite: bool = OverwriteOpt,
     json_output: bool = JsonOpt,
 ) -> None:
     """Re-evaluate the rules on a recorded run and write an HTML report."""
     from sagestack.debugger.analysis import analyze_run
 
+    if out is not None:  # the default report lies in the run folder sagestack wrote
+        check_out_file(out, overwrite)
     result = analyze_run(run_dir, rules=tuple(rule) if rule else None, report=out)
     lines = [f"{f['rule']} fired at step {f['step']}: {f['detail']}" for f in result["findings"]] or ["no rule fired"]
     lines.append(f"report: {result['report']}")

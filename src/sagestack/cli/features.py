@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from sagestack.cli.common import JsonOpt, emit, progress, settings
+from sagestack.cli.common import JsonOpt, OverwriteOpt, check_out_file, emit, progress, settings
 
 app = typer.Typer(help="The Feast feature store: ingest, online reads, training sets, HTTP server.", no_args_is_help=True)
 
@@ -56,12 +56,14 @@ def get(
 def training_set_(
     split: str = typer.Option("train", "--split", help="train, validation or test."),
     out: Path = typer.Option(..., "--out", help="Output file (.parquet or .csv), written atomically."),
+    overwrite: bool = OverwriteOpt,
     json_output: bool = JsonOpt,
 ) -> None:
     """A point-in-time correct training set read back through Feast (sentiment_training_v1)."""
     from sagestack.data.atomic import atomic_file
     from sagestack.features import training_set
 
+    check_out_file(out, overwrite)
     frame = training_set(settings(), split)
     with atomic_file(out) as tmp:
         if out.suffix == ".csv":

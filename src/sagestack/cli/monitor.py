@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from sagestack.cli.common import JsonOpt, emit, settings
+from sagestack.cli.common import JsonOpt, OverwriteOpt, check_out, emit, settings
 
 app = typer.Typer(help="Model monitoring: a baseline, then runs over captured traffic.", no_args_is_help=True)
 
@@ -52,18 +52,22 @@ def baseline(
     column: Optional[List[str]] = typer.Option(None, "--column", help="Categorical column to watch (default: the facet)."),
     numeric_column: Optional[List[str]] = typer.Option(None, "--numeric-column", help="Numeric column to watch (repeatable)."),
     out: Path = typer.Option(..., "--out", help="Output folder: statistics.json, constraints.json."),
+    overwrite: bool = OverwriteOpt,
     json_output: bool = JsonOpt,
 ) -> None:
     """Statistics and constraints of the data and of the model's predictions on it."""
+    from sagestack.data import resolve_dataset
     from sagestack.data.reviews import read_csv_checked
     from sagestack.monitor import make_baseline
     from sagestack.registry import load_predictor
 
+    data = resolve_dataset(data, settings=settings()).path  # a file, or a name from `sagestack data list`
+    check_out(out, "monitor baseline", overwrite, data)
     predictor, _ = load_predictor(settings(), model)
     made = make_baseline(read_csv_checked(data), predictor, text_column=text_column, label=label,
                          positive=tuple(positive or ["1"]), facet=facet, columns=tuple(column or [facet]),
                          numeric_columns=tuple(numeric_column or ()))
-    paths = made.write(out)
+    paths = made.write(out, overwrite=overwrite)
     emit({k: str(v) for k, v in paths.items()}, json_output,
          [f"baseline of {made.statistics['rows']} rows ({made.statistics['model']['kind']}): {out}"])
 
@@ -81,6 +85,7 @@ def run(
     ground_truth: Optional[Path] = typer.Option(None, "--ground-truth", help="CSV: inference_id[, item], the true label, the facet."),
     out: str = typer.Option(..., "--out", help="Output folder: violations.json, result.json, report.html; "
                             "strftime fields are filled in (UTC), e.g. monitoring/%Y%m%dT%H%M."),
+    overwrite: bool = OverwriteOpt,
     json_output: bool = JsonOpt,
 ) -> None:
     """Compare a window of captured traffic with the baseline; log the figures to MLflow."""
@@ -93,9 +98,10 @@ def run(
     start = now - _duration(last) if last else _when(since, "--since")
     out_dir = Path(now.strftime(out) if "%" in out else out)
     current = settings()
+    check_out(out_dir, "monitor run", overwrite, baseline_dir, ground_truth)
     result = run_monitor(baseline_dir, capture or current.capture_location, out_dir, since=start,
                          until=_when(until, "--until"), ground_truth=ground_truth, settings=current,
-                         allow_empty=allow_empty)
+                         allow_empty=allow_empty, overwrite=overwrite)
     lines = [f"{result['window']['rows']} records: {result['status']}" + (f" ({result['reason']})" if result.get("reason") else ""),
              *(f"  violation: {v}" for v in result["violations"]),
              *(f"  skipped {s}" for s in result["skipped_files"]),

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from sagestack.cli.common import JsonOpt, emit, settings
+from sagestack.cli.common import JsonOpt, OverwriteOpt, check_out_file, emit, settings
 
 app = typer.Typer(help="Human review: flows, human loops, answers, export and import.", no_args_is_help=True)
 flow_app = typer.Typer(help="Flow definitions: which predictions go to people, and how many answer each.",
@@ -124,12 +124,14 @@ def export(
     out: Path = typer.Option(..., "--out"),
     flow: Optional[str] = typer.Option(None, "--flow"),
     status: Optional[str] = typer.Option(None, "--status"),
+    overwrite: bool = OverwriteOpt,
     json_output: bool = JsonOpt,
 ) -> None:
     """Write loops (with their answers) as CSV or Label Studio tasks, or the endpoint's reviewed predictions as
     ground truth for `sagestack monitor run --ground-truth` (product categories from the feature store)."""
     from sagestack.review.formats import export_loops, known_categories
 
+    check_out_file(out, overwrite)
     categories = known_categories(settings()) if fmt == "ground-truth" else None
     count = export_loops(_store(), out, fmt=fmt, flow=flow, status=status, categories=categories)
     emit({"loops": count, "out": str(out)}, json_output, [f"{count} loop(s) -> {out}"])

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from sagestack.cli.common import JsonOpt, emit, progress, settings
+from sagestack.cli.common import JsonOpt, OverwriteOpt, check_out, emit, progress, settings
 from sagestack.registry import DEFAULT_MODEL_NAME
 
 app = typer.Typer(help="Train models.", no_args_is_help=True)
@@ -31,7 +31,8 @@ def _register(summary: dict, lines: list[str], model_dir: Path, train_data: Path
 def fasttext(
     train: Path = typer.Option(..., "--train", help="Training file in fastText format."),
     validation: Optional[Path] = typer.Option(None, "--validation", help="Labelled validation file."),
-    out: Path = typer.Option(..., "--out", help="Model output directory (written atomically)."),
+    out: Path = typer.Option(..., "--out", help="Model output folder, written whole; a previous fasttext model there is replaced."),
+    overwrite: bool = OverwriteOpt,
     preset: str = typer.Option("sagestack", help="Defaults to start from: 'sagestack' or 'blazingtext'."),
     mode: Optional[str] = typer.Option(None, help="supervised, skipgram or cbow."),
     epochs: Optional[int] = typer.Option(None),
@@ -58,6 +59,8 @@ def fasttext(
     """Train the BlazingText-equivalent fastText model (supervised or word2vec; word vectors are logged, not registered)."""
     from sagestack.text import make_params, train_fasttext
 
+    check_out(out, "train fasttext", overwrite, train, validation)
+
     params = make_params(
         preset, mode=mode, epochs=epochs, learning_rate=learning_rate, min_count=min_count, vector_dim=vector_dim,
         word_ngrams=word_ngrams, buckets=buckets, early_stopping=early_stopping, patience=patience,
@@ -65,7 +68,7 @@ def fasttext(
         threads=threads, seed=seed, quantize=quantize or None,
     )
     result = train_fasttext(train, out, params, validation_file=validation, autotune_seconds=autotune_seconds,
-                            progress=progress(json_output))
+                            progress=progress(json_output), overwrite=overwrite)
     summary = result.to_dict()
     lines = [f"model: {result.model_path} ({result.model_size_mb:.1f} MB, trained in {result.train_seconds:.2f} s)"]
     if result.validation is not None:
@@ -79,7 +82,8 @@ def fasttext(
 def baseline(
     train: Path = typer.Option(..., "--train", help="Training reviews: a CSV with sentiment and review_body (e.g. train.csv of `data prepare`)."),
     validation: Optional[Path] = typer.Option(None, "--validation", help="Labelled validation CSV."),
-    out: Path = typer.Option(..., "--out", help="Model output directory (written atomically)."),
+    out: Path = typer.Option(..., "--out", help="Model output folder, written whole; a previous baseline model there is replaced."),
+    overwrite: bool = OverwriteOpt,
     word_ngrams: Optional[int] = typer.Option(None, help="Word n-grams 1..N."),
     c: Optional[float] = typer.Option(None, "--c", help="Inverse regularization strength."),
     min_df: Optional[int] = typer.Option(None, help="Ignore n-grams seen in fewer reviews."),
@@ -92,11 +96,13 @@ def baseline(
     """Train the TF-IDF (word + character n-grams) + logistic-regression baseline."""
     from sagestack.models.baseline import make_baseline_params, train_baseline
 
+    check_out(out, "train baseline", overwrite, train, validation)
+
     params = make_baseline_params(word_ngrams=word_ngrams, c=c, min_df=min_df, seed=seed)
     say = progress(json_output)
     if say:
         say(f"training the TF-IDF + logistic-regression baseline on {train}")
-    card, evaluation = train_baseline(train, out, params, validation_csv=validation)
+    card, evaluation = train_baseline(train, out, params, validation_csv=validation, overwrite=overwrite)
     summary = {"out_dir": str(out), "kind": card.kind, "params": card.params, "metrics": card.metrics,
                "validation_accuracy": evaluation.accuracy if evaluation else None}
     lines = [f"model: {out} ({card.metrics['model_size_mb']:.1f} MB, trained in {card.metrics['train_seconds']:.2f} s)"]
@@ -155,6 +161,10 @@ def bert(
         gradient_clipping=gradient_clipping, max_steps=max_steps, validation_interval=validation_interval,
         early_stopping_patience=early_stopping_patience, pooling=pooling,
     )
+    if data is not None:  # a file, or a name from `sagestack data list`
+        from sagestack.data import resolve_dataset
+
+        data = resolve_dataset(data, settings=settings()).path
     spec = BertJobSpec(params=params, data=data, model_dir=model_dir, tiny=tiny, device=device,
                        rules=() if no_rules else (tuple(rule) if rule else None), stop_on_finding=stop_on_finding,
                        debug_interval=debug_interval, profile=profile, profile_start_step=profile_start_step,

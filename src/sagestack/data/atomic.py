@@ -2,32 +2,156 @@
 
 A failed step therefore never leaves a half-written file or directory behind: either the
 complete output exists or nothing does.
+
+An output folder is also never allowed to cost the user a file: :func:`check_out_dir` decides,
+once for every command, whether an existing folder may be replaced. Every folder written by
+:func:`atomic_dir` carries a marker (:data:`OUTPUT_MARKER`, naming the command that wrote it), so a
+rerun of the same command replaces its own output, while a folder that holds anything else is
+replaced only on ``--overwrite`` — and the working folder, the home folder or a folder that holds
+the command's inputs never.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
+
+from sagestack.errors import ConfigError
+
+# The file every atomic_dir output carries: {"written_by": "sagestack", "command": ..., "files": [...]}.
+OUTPUT_MARKER = ".sagestack-output.json"
+
+
+def _files(folder: Path) -> list[str]:
+    """Every file under ``folder`` (links included, not followed), as sorted relative POSIX paths."""
+    found = []
+    for root, dirs, names in os.walk(folder):
+        for name in names + [d for d in dirs if (Path(root) / d).is_symlink()]:
+            found.append((Path(root) / name).relative_to(folder).as_posix())
+    return sorted(found)
+
+
+def _written_by(folder: Path) -> tuple[str, set[str]] | None:
+    """The command and the files recorded in ``folder``'s output marker; None when sagestack did not write it."""
+    try:
+        marker = json.loads((folder / OUTPUT_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(marker, dict) or marker.get("written_by") != "sagestack":
+        return None
+    return str(marker.get("command") or ""), set(marker.get("files") or ())
+
+
+def _contains(folder: Path, path: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def check_out_dir(target: Path, *, command: str, overwrite: bool = False, protect: Iterable[Path] = (),
+                  option: str = "--out") -> None:
+    """Refuse an output folder whose replacement could lose files sagestack did not write.
+
+    Call it before the work starts (so a long job fails at once); :func:`atomic_dir` calls it
+    again just before it replaces the folder.
+
+    A missing or empty ``target`` is fine, and so is a previous output of the same ``command``
+    that holds only the files sagestack wrote there (its marker lists them). Anything else needs
+    ``overwrite``. Whatever ``overwrite`` says, the
+    target may not be, or contain, the working folder, the user's home folder, the filesystem
+    root or any of ``protect`` (the command's inputs, the sagestack home): replacing it would
+    delete them.
+
+    Args:
+        target: the output folder.
+        command: the command that writes it, as the user types it (e.g. ``"train fasttext"``).
+        overwrite: the user passed ``--overwrite``.
+        protect: paths the output must not contain (input files or folders, the home).
+        option: the option that named ``target``, for the message.
+
+    Raises:
+        ConfigError: one line naming the folder, what it holds and the fix.
+    """
+    target = Path(target)
+    try:
+        resolved = target.expanduser().resolve()
+    except (OSError, RuntimeError) as exc:
+        raise ConfigError(f"{option} {target}: cannot resolve the path ({exc}); choose another folder") from None
+    guarded = [(Path.cwd().resolve(), "the working folder"), (Path.home().resolve(), "your home folder"),
+               (Path(resolved.anchor), "the filesystem root")]
+    guarded += [(Path(p).expanduser().resolve(), str(p)) for p in protect if p is not None]
+    for path, what in guarded:
+        if _contains(resolved, path):
+            held = "is" if path == resolved else "contains"
+            raise ConfigError(f"{option} {target} {held} {what}; the output replaces the whole folder, "
+                              f"so choose a new folder for it (e.g. {option} {command.split()[-1]}-out)")
+    if not target.exists() and not target.is_symlink():
+        return
+    if target.is_symlink():
+        raise ConfigError(f"{option} {target} is a link; sagestack does not replace links, choose another folder")
+    if not target.is_dir():
+        if not overwrite:
+            raise ConfigError(f"{option} {target} exists and is not a folder; choose another folder or pass --overwrite")
+        return
+    if overwrite:
+        return
+    entries = sorted(p.name for p in target.iterdir())
+    if not entries:
+        return
+    written = _written_by(target)
+    if written is not None and written[0] != command:
+        raise ConfigError(f"{option} {target} holds the output of `sagestack {written[0]}`, not of `sagestack {command}`; "
+                          "choose another folder or pass --overwrite")
+    if written is not None:
+        entries = [f for f in _files(target) if f != OUTPUT_MARKER and f not in written[1]]
+        if not entries:
+            return
+    shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+    raise ConfigError(f"{option} {target} exists and holds files sagestack did not write ({shown}); "
+                      "choose another folder or pass --overwrite")
+
+
+def check_out_file(target: Path, *, overwrite: bool = False, option: str = "--out") -> None:
+    """Refuse an output file that would replace a file the user has, unless ``overwrite``.
+
+    A file carries no marker of who wrote it, so any existing file counts as the user's.
+
+    Raises:
+        ConfigError: ``target`` is a folder, or an existing file without ``overwrite``.
+    """
+    target = Path(target)
+    if target.is_dir():
+        raise ConfigError(f"{option} {target} is a folder; pass the path of the file to write")
+    if target.exists() and not overwrite:
+        raise ConfigError(f"{option} {target} exists; choose another file name or pass --overwrite to replace it")
 
 
 @contextlib.contextmanager
-def atomic_dir(target: Path, *, overwrite: bool = True) -> Iterator[Path]:
+def atomic_dir(target: Path, *, command: str, overwrite: bool = False, protect: Iterable[Path] = ()) -> Iterator[Path]:
     """Yield a temporary directory that replaces ``target`` only if the block succeeds.
+
+    The output carries :data:`OUTPUT_MARKER` naming ``command``; an existing ``target`` is
+    replaced only as :func:`check_out_dir` allows (checked before and again after the block),
+    and the old folder is removed only after the new one is in place.
 
     Args:
         target: the final directory.
-        overwrite: replace an existing ``target`` (the old one is removed only after the new
-            one is complete).
+        command: the command writing it (e.g. ``"bias"``), recorded in the marker.
+        overwrite: the user passed ``--overwrite``: replace a folder sagestack did not write.
+        protect: paths the output must not contain (see :func:`check_out_dir`).
 
     Yields:
         A fresh directory next to ``target`` to write into.
+
+    Raises:
+        ConfigError: ``target`` may not be replaced.
     """
     target = Path(target)
+    check_out_dir(target, command=command, overwrite=overwrite, protect=protect)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     umask = os.umask(0)
@@ -35,13 +159,18 @@ def atomic_dir(target: Path, *, overwrite: bool = True) -> Iterator[Path]:
     tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; the output should look like any other directory
     try:
         yield tmp
-        if target.exists():
-            if not overwrite:
-                raise FileExistsError(target)
+        marker = {"written_by": "sagestack", "command": command, "files": _files(tmp)}
+        (tmp / OUTPUT_MARKER).write_text(json.dumps(marker), encoding="utf-8")
+        # Again now: the user may have put files there while the job ran.
+        check_out_dir(target, command=command, overwrite=overwrite, protect=protect)
+        if target.exists() or target.is_symlink():
             old = target.with_name(f".{target.name}.old-{os.getpid()}")
             target.rename(old)
             tmp.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.unlink(missing_ok=True)
         else:
             tmp.rename(target)
     finally:

@@ -47,6 +47,7 @@ def prepare_dataset(
     validation_fraction: float = 0.05,
     test_fraction: float = 0.05,
     seed: int = 42,
+    overwrite: bool = False,
 ) -> PreparedData:
     """Prepare a review CSV for training.
 
@@ -76,7 +77,7 @@ def prepare_dataset(
         frame, validation_fraction=validation_fraction, test_fraction=test_fraction, seed=seed
     )
     result = PreparedData(out_dir=out_dir, source=input_path.resolve(), source_sha256=sha256_file(input_path), counts={})
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, command="data prepare", overwrite=overwrite) as tmp:
         for name in SPLITS:
             part = getattr(splits, name)
             part.to_csv(tmp / f"{name}.csv", index=False)

@@ -71,7 +71,8 @@ def render_html(explanations: dict, title: str) -> str:
     return "".join(parts)
 
 
-def write_explanations(explanations: dict, out_dir: Path, title: str = "Explanations") -> dict[str, Path]:
+def write_explanations(explanations: dict, out_dir: Path, title: str = "Explanations", *,
+                       overwrite: bool = False) -> dict[str, Path]:
     """Write ``analysis.json`` (``{"version", "explanations": {"kernel_shap": ...}, "sagestack": {"local": ...}}``)
     and ``report.html`` into ``out_dir`` atomically."""
     out_dir = Path(out_dir)
@@ -80,7 +81,7 @@ def write_explanations(explanations: dict, out_dir: Path, title: str = "Explanat
         "explanations": {"kernel_shap": explanations["kernel_shap"]},
         "sagestack": {k: v for k, v in explanations.items() if k != "kernel_shap"},
     }
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, command="explain", overwrite=overwrite) as tmp:
         (tmp / "analysis.json").write_text(json.dumps(document, indent=2), encoding="utf-8")
         (tmp / "report.html").write_text(render_html(explanations, title), encoding="utf-8")
     return {"analysis": out_dir / "analysis.json", "report": out_dir / "report.html"}

@@ -27,7 +27,7 @@ def write_training_splits(
     from sagestack.features.store import SPLITS, TRAINING_SERVICE, training_set
 
     counts = {}
-    with atomic_dir(Path(out_dir)) as tmp:
+    with atomic_dir(Path(out_dir), command="features splits") as tmp:
         for split in SPLITS:
             frame = training_set(settings, split)[["review_id", SENTIMENT, REVIEW_BODY, PRODUCT_CATEGORY]]
             if review_ids is not None:

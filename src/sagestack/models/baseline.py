@@ -134,6 +134,7 @@ def train_baseline(
     params: BaselineParams | None = None,
     *,
     validation_csv: Path | str | None = None,
+    overwrite: bool = False,
 ) -> tuple[ModelCard, Evaluation | None]:
     """Fit the baseline on a review CSV (``sentiment``, ``review_body``) and save it atomically.
 
@@ -161,7 +162,7 @@ def train_baseline(
     seconds = time.perf_counter() - start
     predictor = BaselinePredictor(pipeline)
     validation = evaluate_predictor(predictor, *validation_data) if validation_data else None
-    with atomic_dir(Path(out_dir)) as tmp:
+    with atomic_dir(Path(out_dir), command="train baseline", overwrite=overwrite) as tmp:
         predictor.save(tmp)
         card = ModelCard(
             kind=KIND.name,

@@ -76,12 +76,15 @@ class Baseline:
         """The words of the baseline's texts (the most frequent VOCABULARY_SIZE)."""
         return set(self.statistics["text"]["vocabulary"])
 
-    def write(self, out_dir: Path) -> dict[str, Path]:
-        """Write ``statistics.json`` and ``constraints.json`` into ``out_dir`` atomically."""
+    def write(self, out_dir: Path, *, overwrite: bool = False) -> dict[str, Path]:
+        """Write ``statistics.json`` and ``constraints.json`` into ``out_dir`` atomically.
+
+        ``overwrite`` replaces a folder sagestack did not write (``--overwrite``).
+        """
         from sagestack.data.atomic import atomic_dir
 
         out_dir = Path(out_dir)
-        with atomic_dir(out_dir) as tmp:
+        with atomic_dir(out_dir, command="monitor baseline", overwrite=overwrite) as tmp:
             (tmp / STATISTICS_FILE).write_text(json.dumps(self.statistics, indent=1), encoding="utf-8")
             (tmp / CONSTRAINTS_FILE).write_text(json.dumps(self.constraints, indent=2), encoding="utf-8")
         return {"statistics": out_dir / STATISTICS_FILE, "constraints": out_dir / CONSTRAINTS_FILE}

@@ -79,6 +79,7 @@ def run_monitor(
     settings=None,
     seed: int = 0,
     allow_empty: bool = False,
+    overwrite: bool = False,
 ) -> dict:
     """One monitoring run (see the module docstring); outputs land in ``out_dir`` atomically.
 
@@ -88,6 +89,7 @@ def run_monitor(
             (experiment ``sagestack-monitor``).
         allow_empty: a window without records is a result (status ``no_data``, its report says so),
             not an error: a scheduled run over a quiet hour.
+        overwrite: replace ``out_dir`` even if sagestack did not write it (``--overwrite``).
 
     Returns:
         ``{"status": "completed" | "completed_with_violations", "window": {...}, "checks",
@@ -108,7 +110,7 @@ def run_monitor(
                    + (f" ({len(skipped)} unreadable file(s) skipped)" if skipped else ""))
         if not allow_empty:
             raise EmptyWindow(message)
-        return _no_data(Path(out_dir), message, since, until, skipped)
+        return _no_data(Path(out_dir), message, since, until, skipped, overwrite=overwrite)
     window = window_from_capture(captured, baseline)
     unknown = 0
     label = baseline.statistics["labels"]["column"]
@@ -127,7 +129,7 @@ def run_monitor(
         "unknown_ground_truth": unknown,
     })
     out_dir = Path(out_dir)
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, command="monitor run", overwrite=overwrite) as tmp:
         (tmp / "violations.json").write_text(json.dumps({"violations": _sagemaker_violations(result)}, indent=2),
                                              encoding="utf-8")
         (tmp / "result.json").write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
@@ -137,7 +139,7 @@ def run_monitor(
     return result
 
 
-def _no_data(out_dir: Path, message: str, since, until, skipped: list[str]) -> dict:
+def _no_data(out_dir: Path, message: str, since, until, skipped: list[str], *, overwrite: bool = False) -> dict:
     """The outputs of a run over a window without records: no violations, a report that says so."""
     import html
 
@@ -147,7 +149,7 @@ def _no_data(out_dir: Path, message: str, since, until, skipped: list[str]) -> d
               "window": {"rows": 0, "first": None, "last": None, "since": str(since) if since else None,
                          "until": str(until) if until else None, "with_ground_truth": 0},
               "skipped_files": skipped, "unknown_ground_truth": 0}
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, command="monitor run", overwrite=overwrite) as tmp:
         (tmp / "violations.json").write_text(json.dumps({"violations": []}), encoding="utf-8")
         (tmp / "result.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
         (tmp / "report.html").write_text("<!doctype html><html lang=en><meta charset=utf-8><title>Monitoring report"

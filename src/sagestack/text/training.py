@@ -166,6 +166,7 @@ def train_fasttext(
     validation_file: Path | str | None = None,
     autotune_seconds: int | None = None,
     progress: Progress | None = None,
+    overwrite: bool = False,
 ) -> TrainResult:
     """Train a BlazingText-equivalent fastText model and save it to ``out_dir`` atomically.
 
@@ -186,6 +187,7 @@ def train_fasttext(
         validation_file: labelled data for evaluation, early stopping and autotune.
         autotune_seconds: time budget for hyperparameter search (supervised only).
         progress: called with a short message before each long step.
+        overwrite: replace ``out_dir`` even if sagestack did not write it (``--overwrite``).
 
     Returns:
         The result, with validation metrics when a validation file was given.
@@ -209,7 +211,7 @@ def train_fasttext(
 
     from sagestack.models.fasttext import FastTextPredictor, evaluate_fasttext_file
 
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, command="train fasttext", overwrite=overwrite) as tmp:
         history: list[tuple[int, float]] = []
         vectors_path = None
         start = time.perf_counter()

@@ -390,7 +390,7 @@ def select_champion_step(
     if not scores:
         raise ConfigError("no trainer ran, so there is no candidate to select; pass --trainers with at least one trainer")
     champion = max(scores, key=lambda name: scores[name]["score"])  # max keeps the first of equal scores
-    with atomic_dir(Path(champion_dir)) as tmp:
+    with atomic_dir(Path(champion_dir), command="pipeline select") as tmp:
         shutil.copytree(candidates[champion][0], tmp, dirs_exist_ok=True)
     write_json(evaluation_path, evaluations[champion])
     summary = {"champion": champion, "kind": scores[champion]["kind"], "metric": metric,
