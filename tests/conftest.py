@@ -14,10 +14,11 @@ import pytest
 from sagestack.config import load_settings
 from sagestack.data import prepare_dataset
 from sagestack.data.embedded import embedded_dataset, embedded_names
-from sagestack.data.resolver import shared_data_dirs
 
 REPO = Path(__file__).resolve().parents[1]
 SAGESTACK = Path(sys.executable).with_name("sagestack")
+# Read before any test runs: every test then runs without SAGESTACK_* variables (see below).
+COURSE_DATA = os.environ.get("SAGESTACK_DATA")
 
 
 @pytest.fixture(autouse=True)
@@ -55,12 +56,15 @@ def blazingtext_split(shared_data: Path, tmp_path_factory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="session")
 def course_blazingtext_files() -> tuple[Path, Path]:
-    """The course's own BlazingText files from ``../shared/data`` (not shipped; skips without them)."""
-    for directory in shared_data_dirs():
+    """The course's own BlazingText files (not shipped; skips without them): ``blazingtext/`` in the
+    folder ``SAGESTACK_DATA`` names when the tests start, else in the course's shared data folder
+    beside this checkout (a test-only convenience: sagestack itself never looks outside the clone)."""
+    folders = [Path(COURSE_DATA)] if COURSE_DATA else [REPO.parent / "shared" / "data"]
+    for directory in folders:
         files = directory / "blazingtext" / "train.txt", directory / "blazingtext" / "validation.txt"
         if all(f.is_file() for f in files):
             return files
-    pytest.skip("the course's BlazingText files (../shared/data/blazingtext) are not beside this checkout")
+    pytest.skip("the course's BlazingText files are not here; set SAGESTACK_DATA to the folder that holds blazingtext/")
 
 
 @pytest.fixture(scope="session")

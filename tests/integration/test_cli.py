@@ -16,7 +16,8 @@ def assert_user_error(proc, message):
 
 
 @pytest.mark.parametrize("content, message", [
-    (None, "data file not found: {p}; pass an existing CSV or set SAGESTACK_DATA"),
+    (None, "data file not found: {p}; pass an existing file or a dataset name from `sagestack data list` "
+            "(reviews_balanced.csv, reviews_clarify_lab.csv)"),
     (b"", "{p} is empty; it needs a header row and at least one review"),
     (b"a,b\n1,2\n", "{p}: missing column(s) sentiment, review_body, product_category; expected the course layout "
                      "(sentiment, review_body, product_category) or the raw layout (Rating, Review Text, Class Name)"),
@@ -40,7 +41,8 @@ def test_data_prepare_bad_input(cli, tmp_path, content, message):
 def test_json_error_document(cli, tmp_path):
     proc = cli("data", "prepare", "--input", str(tmp_path / "none.csv"), "--out", str(tmp_path / "o"), "--json")
     assert proc.returncode == 2
-    assert proc.json == {"ok": False, "error": f"data file not found: {tmp_path / 'none.csv'}; pass an existing CSV or set SAGESTACK_DATA"}
+    assert proc.json == {"ok": False, "error": f"data file not found: {tmp_path / 'none.csv'}; pass an existing file or a "
+                                              "dataset name from `sagestack data list` (reviews_balanced.csv, reviews_clarify_lab.csv)"}
 
 
 def test_prepare_then_train_then_registry_commands(cli, tmp_path, sample_csv):
@@ -101,12 +103,8 @@ def test_train_baseline_registers_a_baseline_version(cli, tmp_path, sample_split
 
 
 def test_data_resolve_names_its_source(cli):
-    from sagestack.data.resolver import shared_data_dirs
-
-    # A bare clone has no ../shared/data: there the embedded copy answers.
-    shared = any((d / "reviews_clarify_lab.csv").is_file() for d in shared_data_dirs())
     out = cli("data", "resolve", "--name", "reviews_clarify_lab.csv", "--json", check=True).json
-    assert out["source"] == ("shared" if shared else "embedded")
+    assert out["source"] == "embedded"
     assert __import__("pandas").read_csv(out["path"]).shape[0] == 486
 
 

@@ -217,7 +217,7 @@ def test_a_failing_step_fails_the_run_with_its_error_and_a_failed_summary(tmp_pa
         run_local({"data_path": str(missing)}, settings=settings)
     assert str(info.value).startswith(
         f"pipeline sagestack-sentiment step 'ingest-data' failed: DataError: data file not found: {missing}; "
-        "pass an existing CSV or set SAGESTACK_DATA; log: "
+        "pass an existing file or a dataset name from `sagestack data list` (reviews_balanced.csv, reviews_clarify_lab.csv); log: "
     )
     assert list_models(settings) == []
     [failed] = list_runs(settings)

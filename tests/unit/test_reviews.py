@@ -50,7 +50,7 @@ def test_rating_mapping_is_the_courses():
 @pytest.mark.parametrize(
     "content, message",
     [
-        (None, "data file not found: {p}; pass an existing CSV or set SAGESTACK_DATA"),
+        (None, "data file not found: {p}; pass an existing CSV file"),
         ("", "{p} is empty; it needs a header row and at least one review"),
         (HEADER, "{p} has a header but no reviews; add data rows"),
         (

@@ -69,7 +69,7 @@ def read_csv_checked(path: Path, *, as_text: bool = True) -> pd.DataFrame:
     """
     path = Path(path)
     if not path.exists():
-        raise DataError(f"data file not found: {path}; pass an existing CSV or set SAGESTACK_DATA")
+        raise DataError(f"data file not found: {path}; pass an existing CSV file")
     if path.is_dir():
         raise DataError(f"{path} is a directory; pass the path of a CSV file")
     raw = path.read_bytes()
