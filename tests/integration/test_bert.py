@@ -68,6 +68,21 @@ def test_exploding_tensor_stops_training_at_the_step_it_fired(data, tmp_path):
     assert offline.step == finding.step
 
 
+def test_a_nan_loss_between_save_steps_stops_training_at_its_step(data, tmp_path):
+    """The issue's diverged run in small: at the default save interval (100) the default rules with
+    the stop action still halt training at the first NaN loss, a few steps in."""
+    from sagestack.bert.job import make_rules
+
+    params = BertParams(max_seq_length=LENGTH, train_batch_size=16, max_steps=20, learning_rate=1e6,
+                        gradient_clipping=0, run_validation=False)
+    hook = DebuggerHook(tmp_path, DebuggerConfig(), make_rules(None, stop=True), num_labels=3)
+    result = train(tiny(), data[0]["train"], None, params, callbacks=[hook], device="cpu")
+    [finding] = hook.result.findings
+    assert finding.rule == "ExplodingTensor" and 0 < finding.step <= 5 and "loss value is nan" in finding.detail
+    assert result.stopped and result.steps == finding.step + 1
+    assert hook.result.nonfinite_loss == {"step": finding.step, "value": "nan"}
+
+
 def test_all_zero_initialisation_trips_poor_initialisation_and_all_zero(data, tmp_path):
     model = tiny()
     with torch.no_grad():
@@ -186,6 +201,7 @@ def cli_run(sagestack, sample_csv, tmp_path_factory):
 def test_a_healthy_run_trips_no_rule_and_is_reported_and_registered(cli_run):
     summary, out = cli_run["summary"], cli_run["out"]
     assert summary["findings"] == [] and summary["stopped"] is False and summary["stopped_by_rule"] is False
+    assert summary["nonfinite_loss"] is None and "not_registered" not in summary
     history = summary["training"]["history"]
     assert [h["step"] for h in history] == [19, 33, 39, 59]  # every 20 steps, and at the end of epoch 1 (34 batches)
     assert history[-1]["validation_loss"] < history[0]["validation_loss"]  # it learned
@@ -199,6 +215,32 @@ def test_a_healthy_run_trips_no_rule_and_is_reported_and_registered(cli_run):
         assert (out / path).is_file(), path
     steps = [json.loads(line) for line in (out / "profiler" / "framework.jsonl").read_text().splitlines()]
     assert len(steps) == summary["training"]["steps"]
+
+
+def test_a_diverged_run_is_caught_within_five_steps_and_never_registered(sagestack, cli_run, sample_csv):
+    """The issue's run: no clipping, an enormous learning rate, the default save interval (100) and
+    no stop action, asked to register as champion in the healthy run's home: the NaN loss is a
+    finding a few steps in, and the registry gets no new version."""
+    from sagestack.config import load_settings
+    from sagestack.registry.tracking import list_models
+
+    home, out = cli_run["home"], cli_run["out"].parent / "diverged"
+    proc = sagestack(home, "train", "bert", "--data", str(sample_csv), "--tiny", "--max-steps", "8",
+                     "--learning-rate", "1e6", "--gradient-clipping", "0", "--max-seq-length", str(LENGTH),
+                     "--train-batch-size", "16", "--no-profile", "--approve", "--out", str(out), "--json",
+                     env={"OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    [finding] = [f for f in summary["findings"] if f["rule"] == "ExplodingTensor"]
+    step = finding["step"]
+    assert step <= 5 and "loss value is nan" in finding["detail"]
+    assert summary["nonfinite_loss"] == {"step": step, "value": "nan"} and summary["stopped"] is False
+    assert summary["registered"] is None
+    assert summary["not_registered"].startswith(f"training loss became non-finite (nan) at step {step}; ")
+    assert "training loss became non-finite (nan) at step" in (out / "debugger" / "report.html").read_text()
+    assert json.loads((out / "debugger" / "findings.json").read_text())["nonfinite_loss"]["step"] == step
+    [model] = list_models(load_settings(cwd=home.parent, environ={}, home=home))
+    assert [v["version"] for v in model["versions"]] == ["1"]  # the healthy run's, and nothing new
 
 
 @pytest.fixture(scope="module")

@@ -165,7 +165,8 @@ def train_bert(spec: BertJobSpec, out_dir: Path | str, *, settings=None, progres
         progress(f"fine-tuning {source} on {len(splits['train'])} reviews")
     result = train(model, splits["train"], splits["validation"], spec.params, callbacks=[*hooks, *callbacks],
                    device=spec.device, checkpoint_dir=out_dir / CHECKPOINT_DIR, resume=spec.resume, progress=progress)
-    _write_debugger_report(out_dir / DEBUGGER_DIR, hook)
+    refusal = not_registered_reason(hook.result.nonfinite_loss, hook.result.stopped)
+    _write_debugger_report(out_dir / DEBUGGER_DIR, hook, refusal)
 
     model.to("cpu")
     predictor = BertPredictor(model, tokenizer, spec.params.max_seq_length)
@@ -192,6 +193,7 @@ def train_bert(spec: BertJobSpec, out_dir: Path | str, *, settings=None, progres
         "params": spec.params.to_dict(), "device": result.device, "bf16": result.bf16,
         "training": result.to_dict(), "findings": hook.result.to_dict()["findings"],
         "stopped": result.stopped, "stopped_by_rule": hook.result.stopped, "stop_reason": result.stop_reason,
+        "nonfinite_loss": hook.result.nonfinite_loss,
         "validation_accuracy": evaluations["validation"].accuracy if "validation" in evaluations else None,
         "test_accuracy": evaluations["test"].accuracy if "test" in evaluations else None,
         "test_macro_f1": evaluations["test"].macro_f1 if "test" in evaluations else None,
@@ -204,10 +206,11 @@ def train_bert(spec: BertJobSpec, out_dir: Path | str, *, settings=None, progres
     return BertJobResult(summary, evaluations.get("test"))
 
 
-def _write_debugger_report(directory: Path, hook) -> None:
+def _write_debugger_report(directory: Path, hook, refusal: str) -> None:
     from sagestack.debugger.report import write_debugger_report
 
-    write_debugger_report(hook.recording(), hook.result.findings, directory / "report.html")
+    notes = [f"This run's model is not registered: {refusal}."] if refusal else []
+    write_debugger_report(hook.recording(), hook.result.findings, directory / "report.html", notes=notes)
 
 
 def log_bert_run(job: BertJobResult, *, settings, approve: bool = False, model_name: str | None = None,
@@ -246,16 +249,37 @@ def log_bert_run(job: BertJobResult, *, settings, approve: bool = False, model_n
 
 
 NOT_REGISTERED_STOPPED = "a Debugger rule stopped training (see the findings); fix the run and retrain"
+NOT_REGISTERED_DIVERGED = ("the weights are not fit to serve; lower --learning-rate or set --gradient-clipping, "
+                           "and retrain")
+
+
+def not_registered_reason(nonfinite_loss: dict | None, stopped_by_rule: bool) -> str:
+    """Why a job's model must not be registered, in one line ("" when it may be).
+
+    Args:
+        nonfinite_loss: the Debugger's first non-finite training loss (``{"step", "value"}``) or
+            None: a loss that became non-finite at any step bars the model, whether or not a rule
+            stopped training.
+        stopped_by_rule: a Debugger rule stopped training.
+    """
+    from sagestack.debugger.hook import HookResult
+
+    divergence = HookResult(nonfinite_loss=nonfinite_loss).divergence
+    if divergence:
+        return f"{divergence}; {NOT_REGISTERED_DIVERGED}"
+    return NOT_REGISTERED_STOPPED if stopped_by_rule else ""
 
 
 def register_bert_job(job: BertJobResult, *, settings, approve: bool = False, model_name: str | None = None,
                       data: Path | None = None) -> dict:
-    """Log and register a finished job, unless a Debugger rule stopped it: such a run is not a
-    model to serve, so it is reported, not registered.
+    """Log and register a finished job, unless its training loss became non-finite or a Debugger
+    rule stopped it: such a run is not a model to serve, so it is reported, not registered (and
+    not logged to MLflow either).
 
     Returns:
         What :func:`log_bert_run` returns, or ``{"registered": None, "not_registered": <why>}``.
     """
-    if job.summary["stopped_by_rule"]:
-        return {"registered": None, "not_registered": NOT_REGISTERED_STOPPED}
+    refusal = not_registered_reason(job.summary.get("nonfinite_loss"), job.summary["stopped_by_rule"])
+    if refusal:
+        return {"registered": None, "not_registered": refusal}
     return log_bert_run(job, settings=settings, approve=approve, model_name=model_name, data=data)

@@ -347,5 +347,7 @@ def train(
     result.train_seconds = round(loop_seconds, 3)
     result.samples_per_second = round(seen_rows / loop_seconds, 2) if loop_seconds else 0.0
     if any(not math.isfinite(v) for v in result.losses[-1:]):
-        logger.warning("the training loss ended non-finite; the kept weights are the best validation ones")
+        logger.warning("the training loss ended non-finite; the kept weights are %s",
+                       "the best validation ones" if best["weights"] is not None
+                       else "the diverged ones (no evaluation had a finite loss)")
     return result

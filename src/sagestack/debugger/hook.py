@@ -8,6 +8,11 @@ tensor's own device and moves them to the host in one transfer, so recording cos
 save step, not one per tensor. Rules run on the recording after every save step and
 evaluation; a finding is logged, kept for the report and, when its rule's action says so,
 stops training at that step.
+
+Whatever the save interval, the loss of every step is checked: the first non-finite one is
+recorded at its own step (a ``losses`` scalar, so ExplodingTensor judges it as it judges any
+other) and the rules run at once. On a GPU the check reads an asynchronous host copy of the
+loss when it has landed (a step or two later, never waiting), so no step pays a host sync.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import math
 import re
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,16 +104,26 @@ class RuleAction:
 
 @dataclass
 class HookResult:
-    """What a finished run's hook saw: its findings and whether a rule stopped training."""
+    """What a finished run's hook saw: its findings, whether a rule stopped training, and the
+    first non-finite training loss (``{"step", "value"}``, the value as text: ``nan``, ``inf``)."""
 
     findings: list = field(default_factory=list)
     stopped: bool = False
     stop_reason: str = ""
+    nonfinite_loss: dict | None = None
+
+    @property
+    def divergence(self) -> str:
+        """One line saying when the training loss became non-finite ("" if it never did)."""
+        if not self.nonfinite_loss:
+            return ""
+        return f"training loss became non-finite ({self.nonfinite_loss['value']}) at step {self.nonfinite_loss['step']}"
 
     def to_dict(self) -> dict:
-        """JSON form: ``{"findings": [{rule, step, detail}], "stopped": bool, "stop_reason": str}``."""
+        """JSON form: ``{"findings": [{rule, step, detail}], "stopped": bool, "stop_reason": str,
+        "nonfinite_loss": {step, value} | None}``."""
         return {"findings": [f.to_dict() for f in self.findings], "stopped": self.stopped,
-                "stop_reason": self.stop_reason}
+                "stop_reason": self.stop_reason, "nonfinite_loss": self.nonfinite_loss}
 
 
 class DebuggerHook(TrainingCallback):
@@ -146,6 +162,8 @@ class DebuggerHook(TrainingCallback):
         self._fired: set[str] = set()
         self._include = re.compile(config.include_regex) if config.include_regex else None
         self._loss_sum, self._loss_count = None, 0
+        self._watch_loss = True  # until the first non-finite loss is recorded
+        self._loss_copies = deque()  # (step, host copy, CUDA event) of GPU losses on their way to the host
         self._last_event = time.time()
         self._lock = threading.Lock()  # the stall watchdog thread and the loop both apply rules
         self._state: TrainingState | None = None
@@ -190,6 +208,7 @@ class DebuggerHook(TrainingCallback):
             # Summed where it lives (a GPU tensor stays there): no host sync between records.
             self._loss_sum = state.loss if self._loss_sum is None else self._loss_sum + state.loss
             self._loss_count += 1
+            self._check_loss(state)
         if not self._saving:
             return
         if "losses" in self.config.collections and self._loss_sum is not None:
@@ -239,9 +258,14 @@ class DebuggerHook(TrainingCallback):
     def on_log(self, state: TrainingState, logs: dict[str, float]) -> None:
         # A loop that reports its loss here (transformers' Trainer: the mean over logging_steps)
         # gives no per-step loss to on_backward: record this one instead.
-        if "loss" in logs and "losses" in self.config.collections and self._loss_sum is None:
+        if "loss" not in logs or self._loss_sum is not None:
+            return
+        if "losses" in self.config.collections:
             self._record(state.step, "train", "losses", "loss", "value", logs["loss"])
+            self._watch_loss = self._watch_loss and math.isfinite(logs["loss"])
             self._apply_rules(state)
+        else:
+            self._loss_seen(state.step, float(logs["loss"]), state)
 
     def on_evaluate(self, state: TrainingState, metrics: dict[str, float]) -> None:
         self._last_event = time.time()
@@ -254,6 +278,15 @@ class DebuggerHook(TrainingCallback):
 
     def on_train_end(self, state: TrainingState) -> None:
         self._done.set()
+        while self._loss_copies:
+            step, host, event = self._loss_copies.popleft()
+            event.synchronize()
+            self._loss_seen(step, float(host), state)
+        from sagestack.debugger.rules import first_nonfinite_loss
+
+        first = first_nonfinite_loss(self.recording())
+        # The value as text: JSON has no NaN, and "nan"/"inf" is what a person reads anyway.
+        self.result.nonfinite_loss = {"step": first[0], "value": str(first[1])} if first else None
         if self._watchdog is not None:
             self._watchdog.join(timeout=5)
         for handle in self._handles:
@@ -278,6 +311,38 @@ class DebuggerHook(TrainingCallback):
             earlier = json.loads((self.out_dir / FINDINGS_FILE).read_text(encoding="utf-8"))
             self.result.findings = [Finding(**f) for f in earlier.get("findings", [])]
             self._fired = {f.rule for f in self.result.findings}
+            self._watch_loss = not earlier.get("nonfinite_loss")
+
+    # --- the loss of every step -----------------------------------------------------------------
+    def _check_loss(self, state: TrainingState) -> None:
+        """Check this step's loss for NaN/inf, whatever the save interval. A host-side loss is read
+        now; a GPU one is copied to the host asynchronously and read once the copy has landed."""
+        if not self._watch_loss:
+            return
+        loss = state.loss
+        if not getattr(loss, "is_cuda", False):
+            self._loss_seen(state.step, float(loss), state)
+            return
+        import torch
+
+        host = loss.detach().float().to("cpu", non_blocking=True)  # pinned and asynchronous
+        event = torch.cuda.Event()
+        event.record()
+        self._loss_copies.append((state.step, host, event))
+        while self._loss_copies and self._loss_copies[0][2].query():
+            step, host, _ = self._loss_copies.popleft()
+            self._loss_seen(step, float(host), state)
+
+    def _loss_seen(self, step: int, value: float, state: TrainingState) -> None:
+        """Record the first non-finite loss at its own step and judge the recording at once."""
+        if not self._watch_loss or math.isfinite(value):
+            return
+        self._watch_loss = False
+        self._loss_copies.clear()
+        if step == state.step and self._saving and "losses" in self.config.collections:
+            return  # this save step records the loss (the window's mean, non-finite too) and runs the rules
+        self._record(step, "train", "losses", "loss", "value", value)
+        self._apply_rules(state)
 
     # --- recording ----------------------------------------------------------------------------
     def _wants(self, reduction: str) -> bool:

@@ -146,13 +146,15 @@ def _collections(recording: Recording) -> list[str]:
     return [c for c in COLLECTION_ORDER if c in present] + [c for c in present if c not in COLLECTION_ORDER]
 
 
-def render_debugger_html(recording: Recording, findings: list, title: str = "Debugger report") -> str:
+def render_debugger_html(recording: Recording, findings: list, title: str = "Debugger report",
+                         notes: list[str] | tuple = ()) -> str:
     """The report page as a string.
 
     Args:
         recording: the recording the rules judged.
         findings: the :class:`~sagestack.debugger.rules.Finding`s (any order; shown by step).
         title: the page's title.
+        notes: lines shown under the findings (e.g. why the run's model is not registered).
 
     Returns:
         One self-contained HTML document (charts inlined as base64 PNGs, all text escaped).
@@ -180,6 +182,7 @@ def render_debugger_html(recording: Recording, findings: list, title: str = "Deb
         parts.append(f"<table><tr><th>rule</th><th>step</th><th>detail</th></tr>{rows}</table>")
     else:
         parts.append("<p class='ok'>No rule fired.</p>")
+    parts.extend(f"<p class='fired'><strong>{esc(note)}</strong></p>" for note in notes)
     if not len(frame):
         parts.append("</body></html>")
         return "".join(parts)
@@ -212,14 +215,16 @@ def render_debugger_html(recording: Recording, findings: list, title: str = "Deb
     return "".join(parts)
 
 
-def write_debugger_report(recording: Recording, findings: list, path: Path, title: str = "Debugger report") -> Path:
-    """Write the report page to ``path`` atomically (a temporary sibling renamed into place).
+def write_debugger_report(recording: Recording, findings: list, path: Path, title: str = "Debugger report",
+                          notes: list[str] | tuple = ()) -> Path:
+    """Write the report page (:func:`render_debugger_html`) to ``path`` atomically (a temporary
+    sibling renamed into place).
 
     Returns:
         ``path``.
     """
     path = Path(path)
-    text = render_debugger_html(recording, findings, title)
+    text = render_debugger_html(recording, findings, title, notes)
     with atomic_file(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return path

@@ -1006,6 +1006,20 @@ def default_rules() -> list[Rule]:
     return [RULES[name]() for name in DEFAULT_RULES]
 
 
+def first_nonfinite_loss(recording: Recording) -> tuple[int, float] | None:
+    """The first step at which the recorded training loss is non-finite (NaN or ±inf), and that loss.
+
+    ExplodingTensor's condition on the train-mode ``losses`` alone. The hook records the loss of
+    any step at which it turns non-finite, whatever the save interval, so the step is exact; a
+    model trained through such a step is never registered.
+    """
+    train = recording.select("losses", mode="train")
+    finding = ExplodingTensor(collection_names=("losses",), tensor_regex="^loss$").evaluate(Recording(train, recording.run))
+    if finding is None:
+        return None
+    return finding.step, float(recording.series("losses", "loss", "value").loc[finding.step])
+
+
 def evaluate_rules(rules, recording: Recording) -> list[Finding]:
     """Every rule's first finding on ``recording``, sorted by step (ties keep the rules' order).
 
