@@ -140,7 +140,7 @@ def bert(
     rule: Optional[list[str]] = typer.Option(None, "--rule", help="A Debugger rule, e.g. 'LossNotDecreasing:num_steps=20' (repeat; default: the default rules; see `sagestack debug rules`)."),
     no_rules: bool = typer.Option(False, "--no-rules", help="Record only; evaluate no rule."),
     stop_on_finding: bool = typer.Option(False, "--stop-on-finding", help="A rule that fires stops training at that step."),
-    debug_interval: int = typer.Option(100, help="Debugger save interval in steps."),
+    debug_interval: int = typer.Option(100, help="Debugger save interval in steps (the loss is checked for NaN/inf at every step)."),
     profile: bool = typer.Option(True, "--profile/--no-profile", help="Run the Profiler."),
     profile_start_step: int = typer.Option(5), profile_num_steps: int = typer.Option(10),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --out."),

@@ -8,7 +8,8 @@ the run's facts). Each scalar is one reduction of one tensor at one step::
      "reduction": "l2", "value": 0.0123, "wall_time": 1764150000.12}
 
 Collections: ``losses`` (tensor ``loss``, reduction ``value``: in mode ``train`` the mean training
-loss of the steps since the previous record, in mode ``eval`` the validation loss),
+loss of the steps since the previous record, plus the loss of the first step, saved or not, at
+which it is NaN or infinite; in mode ``eval`` the validation loss),
 ``gradients``, ``weights``, ``biases``, ``outputs`` (module outputs through forward hooks),
 ``optimizer`` (tensor ``learning_rate``, reduction ``value``), ``labels`` and ``predictions``
 (tensor ``class_<id>``, reduction ``count``: rows of that label / correct predictions of that
