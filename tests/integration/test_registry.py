@@ -45,13 +45,13 @@ def test_logged_run_registers_with_lineage_and_reloads_in_a_fresh_process(result
         "import json, sys, mlflow, pandas as pd\n"
         f"mlflow.set_tracking_uri({settings.mlflow_uri!r}); mlflow.set_registry_uri({settings.mlflow_uri!r})\n"
         "model = mlflow.pyfunc.load_model('models:/sentiment@champion')\n"
-        f"out = model.predict(pd.DataFrame({{'review_body': {REVIEWS!r}}}))\n"
+        f"out = model.predict({REVIEWS!r})\n"  # the README's call: a plain list of reviews
         "print(json.dumps(out['label'].tolist()))\n"
     )
     fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert fresh.returncode == 0, fresh.stderr
-    in_process = [str(p.label) for p in FastTextPredictor.load(result.model_path).predict(REVIEWS)]
-    assert json.loads(fresh.stdout.strip().splitlines()[-1]) == in_process
+    in_process = [p.label for p in FastTextPredictor.load(result.model_path).predict(REVIEWS)]
+    assert json.loads(fresh.stdout.strip().splitlines()[-1]) == in_process and {type(x) for x in in_process} == {int}
 
 
 def test_approval_and_aliases_follow_sagemaker_rules(result, settings):
@@ -119,8 +119,39 @@ def test_every_kind_registers_under_one_name_and_reloads_through_the_generic_pyf
     assert baseline.kind == "baseline" and info.tags["model.kind"] == "baseline"
     mlflow.set_registry_uri(settings.mlflow_uri)
     out = mlflow.pyfunc.load_model("models:/sentiment/2").predict(pd.DataFrame({"review_body": REVIEWS}))
-    assert out["label"].tolist() == [str(p.label) for p in baseline.predict(REVIEWS)]
+    assert out["label"].tolist() == [p.label for p in baseline.predict(REVIEWS)]
     assert list(out.columns) == ["label", "prob_-1", "prob_0", "prob_1"]
+
+
+@pytest.mark.parametrize("kind", ["fasttext", "baseline"])
+def test_the_pyfunc_takes_a_list_of_reviews_and_returns_the_trained_classes(kind, result, settings, sample_split):
+    """`mlflow.pyfunc.load_model(...).predict(["Love this dress"])`, as the README shows, for every cheap kind;
+    a frame with review_body (and other columns, in any order) gives the same labels: ints -1/0/1."""
+    import mlflow
+    import pandas as pd
+
+    from sagestack.errors import DataError
+    from sagestack.models import load_model
+    from sagestack.models.baseline import train_baseline
+
+    model_dir = result.out_dir
+    if kind == "baseline":
+        model_dir = settings.home / "baseline"
+        train_baseline(sample_split / "train.csv", model_dir, validation_csv=sample_split / "validation.csv")
+    log_model_run(model_dir, settings=settings, model_name="sentiment", approval="Approved", aliases=("champion",))
+    mlflow.set_registry_uri(settings.mlflow_uri)
+    model = mlflow.pyfunc.load_model("models:/sentiment@champion")
+    expected = [p.label for p in load_model(model_dir).predict(REVIEWS)]
+
+    listed = model.predict(REVIEWS)
+    assert listed["label"].tolist() == expected and all(type(label) is int for label in listed["label"].tolist())
+    assert set(expected) <= {-1, 0, 1}
+    assert model.predict(REVIEWS[0])["label"].tolist() == expected[:1]
+    framed = model.predict(pd.DataFrame({"product_category": ["Dresses"] * len(REVIEWS), "review_body": REVIEWS}))
+    assert framed.equals(listed)
+    assert list(listed.columns) == ["label", "prob_-1", "prob_0", "prob_1"]
+    with pytest.raises(DataError, match="^the input frame has columns a, b and none named review_body; pass a list"):
+        model.predict(pd.DataFrame({"a": ["x"], "b": ["y"]}))
 
 
 def test_a_version_of_an_unknown_kind_is_refused_before_download(result, settings):

@@ -166,12 +166,9 @@ def log_model_run(
             directory that is not a sagestack model.
     """
     import mlflow
-    from mlflow.models import infer_signature
-
-    import pandas as pd
 
     from sagestack.models import Evaluation, ModelCard, get_kind, load_model
-    from sagestack.registry.pyfunc import SagestackPyfunc, predictions_frame
+    from sagestack.registry.pyfunc import INPUT_EXAMPLE, SagestackPyfunc, model_signature
 
     if approval not in APPROVAL_STATUSES:
         raise RegistryError(f"unknown approval status {approval!r}; use one of {', '.join(APPROVAL_STATUSES)}")
@@ -217,14 +214,13 @@ def log_model_run(
             return {"run_id": run_id, "model_uri": None, "kind": card.kind, "registered": None}
         _log_evaluation(Path(tmp), validation, test_evaluation)
         predictor = load_model(model_dir)
-        example = pd.DataFrame({"review_body": ["I love this dress, it fits perfectly."]})
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=SagestackPyfunc(),
             artifacts={"model": str(model_dir)},
             pip_requirements=kind.pip_requirements(card.requirements),
-            signature=infer_signature(example, predictions_frame(predictor, example)),
-            input_example=example,
+            signature=model_signature(predictor),  # a list of reviews or a frame with review_body: see pyfunc
+            input_example=INPUT_EXAMPLE,
         )
 
     registered = None
