@@ -150,6 +150,25 @@ def test_capture_files_read_as_one_dataset_and_windows_cut_at_the_second(tmp_pat
     assert len(read_capture(tmp_path / "capture", since=moment + timedelta(hours=2))[0]) == 0
 
 
+def test_allow_empty_on_a_fresh_home_writes_a_no_data_report(world, tmp_path):
+    """No capture folder yet (capture never ran in this home): with --allow-empty a `no_data` result,
+    without it the one-line error that says how to turn capture on."""
+    baseline = str(world["out"] / "baseline")
+    home = tmp_path / "home"
+    fresh = run_sagestack(home, "monitor", "run", "--baseline", baseline, "--allow-empty", "--out",
+                          str(tmp_path / "quiet"), "--json")
+    assert fresh.returncode == 0, fresh.stderr
+    result = json.loads(fresh.stdout)
+    assert result["status"] == "no_data" and result["violations"] == [] and result["window"]["rows"] == 0
+    assert result["reason"].startswith(f"no capture folder at {home / 'capture'}: nothing was captured yet")
+    assert json.loads((tmp_path / "quiet" / "violations.json").read_text()) == {"violations": []}
+    assert "nothing was captured yet" in (tmp_path / "quiet" / "report.html").read_text()
+    refused = run_sagestack(home, "monitor", "run", "--baseline", baseline, "--out", str(tmp_path / "loud"))
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1].startswith(f"error: no capture folder at {home / 'capture'}")
+    assert not (tmp_path / "loud").exists()
+
+
 def test_a_quiet_window_is_a_result_when_allowed_and_durations_are_checked(world, tmp_path):
     capture(tmp_path / "capture", window(world["test"], 15, size=40), world["predictor"])
     baseline = str(world["out"] / "baseline")

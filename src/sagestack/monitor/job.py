@@ -88,7 +88,8 @@ def run_monitor(
         settings: sagestack settings; when given, the run's figures are logged to MLflow
             (experiment ``sagestack-monitor``).
         allow_empty: a window without records is a result (status ``no_data``, its report says so),
-            not an error: a scheduled run over a quiet hour.
+            not an error: a scheduled run over a quiet hour, or a local capture folder that does
+            not exist yet (nothing was ever captured).
         overwrite: replace ``out_dir`` even if sagestack did not write it (``--overwrite``).
 
     Returns:
@@ -103,6 +104,11 @@ def run_monitor(
     from sagestack.monitor.report import write_report
 
     baseline = load_baseline(baseline_dir)
+    if allow_empty and "://" not in str(capture) and not Path(capture).exists():
+        # A fresh home (or an endpoint that never captured): nothing to read is a quiet window too.
+        message = (f"no capture folder at {Path(capture).resolve()}: nothing was captured yet "
+                   "(turn capture on with SAGESTACK_CAPTURE, or pass --capture)")
+        return _no_data(Path(out_dir), message, since, until, [], overwrite=overwrite)
     captured, skipped = read_capture(capture, since=since, until=until)
     if captured.empty:
         where = f" between {since or 'the start'} and {until or 'now'}" if since or until else ""
