@@ -46,3 +46,62 @@ def test_only_an_approved_version_may_serve_a_variant():
     with pytest.raises(RegistryError, match="^variant B would serve m version 2, which is PendingManualApproval; "
                                             "approve it first with `sagestack models approve m/2`$"):
         check_servable("B", SimpleNamespace(name="m", version="2", status="PendingManualApproval"))
+
+
+USERS_ROUTE = """\
+# my route: hostnames and a timeout that sagestack does not render
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: shop, namespace: prod}
+spec:
+  parentRefs: [{name: edge}]
+  hostnames: [shop.example.com]
+  rules:
+  - backendRefs:
+    - {name: sentiment-a, port: 3000, weight: 50}
+    - {name: sentiment-b, port: 3000, weight: 50}
+    timeouts: {request: 10s}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: other}
+"""
+
+
+def test_a_users_httproute_is_patched_not_replaced_and_anything_else_is_refused(tmp_path):
+    import yaml
+
+    from sagestack.deploy.traffic import ROUTE_HEADER, route_text, write_route
+
+    route = tmp_path / "route.yaml"
+    route.write_text(USERS_ROUTE)
+    write_route(route, TrafficSplit(10, 90))
+    patched, service = yaml.safe_load_all(route.read_text())
+    assert [(r["name"], r["weight"]) for r in patched["spec"]["rules"][0]["backendRefs"]] == [
+        ("sentiment-a", 10), ("sentiment-b", 90)]
+    assert patched["spec"]["hostnames"] == ["shop.example.com"] and patched["metadata"]["namespace"] == "prod"
+    assert patched["spec"]["rules"][0]["timeouts"] == {"request": "10s"} and service["metadata"]["name"] == "other"
+    # A new file, or one sagestack wrote, gets the whole rendering.
+    assert route_text(tmp_path / "new.yaml", TrafficSplit(0, 100)).startswith(ROUTE_HEADER)
+    deployment = tmp_path / "deployment.yaml"
+    deployment.write_text("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n")
+    with pytest.raises(ConfigError, match=f"^{deployment} has no HTTPRoute whose backendRefs name both sentiment-a and "
+                                          "sentiment-b; pass the route"):
+        write_route(deployment, TrafficSplit(0, 100))
+    assert deployment.read_text() == "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n"
+
+
+def test_shift_traffic_with_nothing_to_change_is_an_error(cli, tmp_path):
+    """Outside the checkout, without --route-file and without a local topology: exit 2, one line, nothing written."""
+    shifted = cli("deploy", "shift-traffic", "--a", "50", "--b", "50")
+    assert shifted.returncode == 2 and "Traceback" not in shifted.stderr
+    assert shifted.stderr.strip() == (
+        f"error: nothing to shift: no HTTPRoute manifest here and no local topology in {(tmp_path / 'home').resolve()}; "
+        "run it in the sagestack checkout (it patches k8s/base/endpoint/httproute.yaml), pass --route-file PATH to "
+        "the HTTPRoute to patch, or start the topology with `sagestack up`")
+    assert not (tmp_path / "home" / "topology").exists()
+    route = tmp_path / "route.yaml"
+    route.write_text(USERS_ROUTE)
+    done = cli("deploy", "shift-traffic", "--a", "0", "--b", "100", "--route-file", str(route), "--json", check=True)
+    assert done.json["route_file"] == str(route) and "weight: 100" in route.read_text()
+    assert "hostnames" in route.read_text()

@@ -11,7 +11,6 @@ from sagestack.cli.common import JsonOpt, emit, progress, settings
 
 app = typer.Typer(help="Production variants: shift traffic between variant A (@champion) and B (@challenger).",
                   no_args_is_help=True)
-DEFAULT_ROUTE_FILE = Path("k8s") / "base" / "endpoint" / "httproute.yaml"
 
 
 def _topology():
@@ -45,23 +44,27 @@ def shift_traffic(
     a: int = typer.Option(..., "--a", help="Percent of requests to variant A (@champion)."),
     b: int = typer.Option(..., "--b", help="Percent of requests to variant B (@challenger)."),
     route_file: Optional[Path] = typer.Option(
-        None, "--route-file", help=f"The HTTPRoute manifest to rewrite (default: {DEFAULT_ROUTE_FILE} when it exists here)."),
+        None, "--route-file", metavar="PATH",
+        help="The HTTPRoute manifest to patch (default: k8s/base/endpoint/httproute.yaml when run in the checkout); "
+             "a new file gets sagestack's route, an existing HTTPRoute keeps all but the two variants' weights."),
     json_output: bool = JsonOpt,
 ) -> None:
     """Set the A/B weights: in the HTTPRoute manifest and, live, in the local topology's router.
 
-    On a cluster, apply the rewritten manifest (`kubectl apply -k k8s/overlays/...`) to move the traffic.
+    On a cluster, apply the patched manifest (`kubectl apply -k k8s/overlays/...`) to move the traffic. With
+    neither a manifest (outside the checkout, no --route-file) nor a local topology there is nothing to change:
+    that is an error.
     """
-    from sagestack.deploy.traffic import TrafficSplit
+    from sagestack.deploy.traffic import ROUTE_FILE, TrafficSplit
     from sagestack.errors import ConfigError
 
     split = TrafficSplit(a, b)
     if route_file is not None and not route_file.parent.is_dir():
         raise ConfigError(f"{route_file.parent} is not a folder; pass the HTTPRoute file of your k8s/ checkout")
-    target = route_file or (DEFAULT_ROUTE_FILE if DEFAULT_ROUTE_FILE.parent.is_dir() else None)
+    target = route_file or (ROUTE_FILE if ROUTE_FILE.parent.is_dir() else None)
     reloaded = _topology().shift_traffic(split, target)
     lines = [f"traffic: A {split.a} % / B {split.b} %",
-             f"manifest: {target} rewritten" if target else "manifest: none here (pass --route-file)",
+             f"manifest: {target} patched" if target else "manifest: none here (pass --route-file PATH)",
              "router: reloaded" if reloaded else "router: not running (the split applies at the next `sagestack up`)"]
     emit({"a": split.a, "b": split.b, "route_file": str(target) if target else None, "router_reloaded": reloaded},
          json_output, lines)

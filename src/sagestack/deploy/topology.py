@@ -33,8 +33,9 @@ from typing import Callable
 
 from sagestack.config import CONFIG_FILE_NAME, Settings
 from sagestack.data.atomic import atomic_file
-from sagestack.deploy.traffic import VARIANTS, TrafficSplit, check_servable, nginx_config, write_route
-from sagestack.errors import RegistryError, SagestackError
+from sagestack.deploy.traffic import (ROUTE_FILE, VARIANTS, TrafficSplit, check_servable, nginx_config, route_text,
+                                      write_route)
+from sagestack.errors import ConfigError, RegistryError, SagestackError
 from sagestack.processes import alive as _alive
 from sagestack.processes import start_ticks
 
@@ -461,10 +462,19 @@ class Topology:
 
         Returns:
             whether a running router was reloaded.
+
+        Raises:
+            ConfigError: nothing to change (no ``route_file`` and no local topology in this home),
+                or ``route_file`` is not an HTTPRoute that sends to both variants.
         """
+        if route_file is None and not self._state_file.is_file():
+            raise ConfigError("nothing to shift: no HTTPRoute manifest here and no local topology in "
+                              f"{self.home}; run it in the sagestack checkout (it patches {ROUTE_FILE}), "
+                              "pass --route-file PATH to the HTTPRoute to patch, or start the topology with `sagestack up`")
+        text = route_text(route_file, split) if route_file is not None else None  # checked before anything changes
         reloaded = self._shift_router(split)
         if route_file is not None:
-            write_route(route_file, split)
+            write_route(route_file, split, text)
         return reloaded
 
     def _shift_router(self, split: TrafficSplit) -> bool:

@@ -19,6 +19,8 @@ VARIANTS = {"A": "champion", "B": "challenger"}
 ENDPOINT_PORT = 3000  # the BentoML container's port behind each variant's Service
 ROUTE_NAME = "sentiment"
 GATEWAY_NAME = "sagestack-gateway"
+# The manifest `shift-traffic` patches when run in the checkout (relative to its root).
+ROUTE_FILE = Path("k8s") / "base" / "endpoint" / "httproute.yaml"
 
 
 @dataclass(frozen=True)
@@ -78,19 +80,58 @@ def httproute(split: TrafficSplit, namespace: str | None = None) -> dict:
     }
 
 
+ROUTE_HEADER = ("# Written by `sagestack deploy shift-traffic --a A --b B` (the same weights as the local\n"
+                "# topology's nginx router); edit the weights with that command.\n")
+
+
 def httproute_yaml(split: TrafficSplit) -> str:
     """:func:`httproute` as the YAML file kept in ``k8s/base``, with a header saying what writes it."""
     import yaml
 
-    header = ("# Written by `sagestack deploy shift-traffic --a A --b B` (the same weights as the local\n"
-              "# topology's nginx router); edit the weights with that command.\n")
-    return header + yaml.safe_dump(httproute(split), sort_keys=False)
+    return ROUTE_HEADER + yaml.safe_dump(httproute(split), sort_keys=False)
 
 
-def write_route(path: Path, split: TrafficSplit) -> None:
-    """Rewrite the HTTPRoute manifest at ``path`` with the split (atomically)."""
+def route_text(path: Path, split: TrafficSplit) -> str:
+    """The new content of the HTTPRoute manifest at ``path`` for ``split``.
+
+    A new file, or one this module wrote (it starts with its header), gets the whole rendering;
+    a user's own manifest keeps everything but the weights of the two variants' ``backendRefs``
+    (comments are not kept: PyYAML drops them).
+
+    Raises:
+        ConfigError: the file is not YAML, or holds no HTTPRoute sending to both variants' Services.
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file() or path.read_text(encoding="utf-8").startswith(ROUTE_HEADER):
+        return httproute_yaml(split)
+    try:
+        documents = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not a YAML manifest ({str(exc).splitlines()[0]}); pass the HTTPRoute to patch") from None
+    weights = {service_name(v): w for v, w in split.weights().items()}
+    patched: set[str] = set()
+    for document in documents:
+        if not isinstance(document, dict) or document.get("kind") != "HTTPRoute":
+            continue
+        for rule in (document.get("spec") or {}).get("rules") or []:
+            for ref in rule.get("backendRefs") or []:
+                if isinstance(ref, dict) and ref.get("name") in weights:
+                    ref["weight"] = weights[ref["name"]]
+                    patched.add(ref["name"])
+    if patched != set(weights):
+        raise ConfigError(f"{path} has no HTTPRoute whose backendRefs name both {' and '.join(weights)}; pass the route "
+                          "that sends to the variants (k8s/base/endpoint/httproute.yaml in the checkout)")
+    return yaml.safe_dump_all(documents, sort_keys=False)
+
+
+def write_route(path: Path, split: TrafficSplit, text: str | None = None) -> None:
+    """Rewrite the HTTPRoute manifest at ``path`` with the split (atomically); ``text`` is
+    :func:`route_text`'s result when the caller checked the file beforehand."""
+    text = route_text(path, split) if text is None else text
     with atomic_file(path) as tmp:
-        tmp.write_text(httproute_yaml(split))
+        tmp.write_text(text, encoding="utf-8")
 
 
 def nginx_config(split: TrafficSplit, upstreams: dict[str, str], *, listen: str, state_dir: Path) -> str:
