@@ -378,14 +378,14 @@ def _kfp_client(host: str, what: str) -> Iterator:
         SagestackError: the host is not an http(s) URL, or the call failed (``could not <what> …``).
     """
     if not re.match(r"^https?://[^/\s]+", host or ""):
-        raise SagestackError(f"--host must be the http(s) URL of a Kubeflow Pipelines API, got {host!r}")
+        raise SagestackError(f"--kfp-url must be the http(s) URL of a Kubeflow Pipelines API, got {host!r}")
     import kfp
 
     try:
         yield kfp.Client(host=host)
     except Exception as exc:  # kfp raises many transport-level types; the user needs one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SagestackError(f"could not {what} ({first}); check --host and that the KFP API is reachable") from None
+        raise SagestackError(f"could not {what} ({first}); check --kfp-url and that the KFP API is reachable") from None
 
 
 def schedule(host: str, arguments: dict, cron: str, *, pipeline: str, experiment: str = "sagestack",

@@ -186,7 +186,7 @@ def test_pipeline_run_trainers_runs_and_lineage(cli, tmp_path, sample_csv):
     assert_user_error(cli("pipeline", "run", "--baseline-c", "0"),
                       "invalid baseline hyperparameter 'c': Input should be greater than 0")
 
-    out = cli("pipeline", "compile", "-o", str(tmp_path / "p.yaml"), "--json", check=True).json
+    out = cli("pipeline", "compile", "--out", str(tmp_path / "p.yaml"), "--json", check=True).json
     assert out == {"path": str(tmp_path / "p.yaml")} and "sagestack-sentiment" in (tmp_path / "p.yaml").read_text()
 
 
@@ -196,18 +196,19 @@ def test_pipeline_failure_and_submit_argument_errors(cli, tmp_path):
     assert failed.stderr.strip().splitlines()[-1].startswith(
         f"error: pipeline sagestack-sentiment step 'ingest-data' failed: DataError: data file not found: {tmp_path / 'none.csv'}")
     assert_user_error(
-        cli("pipeline", "submit", "--host", "ml-pipeline:8888", "--data", "/d.csv", "--tracking-uri", "http://mlflow"),
-        "--host must be the http(s) URL of a Kubeflow Pipelines API, got 'ml-pipeline:8888'")
+        cli("pipeline", "submit", "--kfp-url", "ml-pipeline:8888", "--data", "/d.csv", "--cluster-tracking-uri", "http://mlflow"),
+        "--kfp-url must be the http(s) URL of a Kubeflow Pipelines API, got 'ml-pipeline:8888'")
     import socket
 
     with socket.socket() as s:  # a loopback port with nothing listening
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    # The old spellings (--host, --tracking-uri) still parse, for one release.
     refused = cli("pipeline", "submit", "--host", f"http://127.0.0.1:{port}", "--data", "/d.csv", "--tracking-uri", "http://m")
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert refused.stderr.strip().splitlines()[-1].startswith(f"error: could not submit to http://127.0.0.1:{port} (")
-    missing = cli("pipeline", "submit", "--data", "/d.csv", "--tracking-uri", "http://m")
-    assert missing.returncode == 2 and "Missing option '--host'" in missing.stderr
+    missing = cli("pipeline", "submit", "--data", "/d.csv", "--cluster-tracking-uri", "http://m")
+    assert missing.returncode == 2 and "Missing option '--kfp-url'" in missing.stderr
 
 
 def test_shift_traffic_rewrites_the_route_or_refuses_in_one_line(cli, tmp_path):

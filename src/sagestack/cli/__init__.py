@@ -12,16 +12,28 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from typer.core import TyperGroup
 
 from sagestack import __version__
 from sagestack.cli import (
     analysis, automl, console, data, debug, demo, deploy, features, models, monitor, pipeline, review, serve, train,
     tune,
 )
-from sagestack.cli.common import USER_ERROR_EXIT, state
+from sagestack.cli.common import USER_ERROR_EXIT, apply_conventions, state
 from sagestack.errors import SagestackError
 
+
+class SagestackGroup(TyperGroup):
+    """The root command: typer builds the tree, then :func:`apply_conventions` adjusts it (global
+    options after the command, flags without a value type, usage lines without braces)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        apply_conventions(self)
+
+
 app = typer.Typer(
+    cls=SagestackGroup,
     help="sagestack: the SageMaker data-science workflow on open-source parts.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -64,14 +76,38 @@ def root(
     state.update(home=home, tracking_uri=tracking_uri)
 
 
-def main() -> None:
-    """Entry point of the ``sagestack`` console script."""
-    import os
+def quiet_libraries() -> None:
+    """Keep library chatter off the terminal of an ordinary command: sagestack prints its own
+    progress (``... step``), and stderr should show that and errors, not the libraries' warnings.
 
-    # MLflow logs store migrations at INFO on stderr; the CLI shows its own progress instead.
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    Silenced: MLflow's UserWarnings (raw ANSI colour codes), its CloudPickle and migration log
+    lines (MLflow logs at ERROR only), its "Downloading artifacts" progress bars, and the
+    Deprecation/FutureWarnings of ibis, Feast, transformers and friends (a user cannot act on
+    them; they stay visible to anyone who calls the library from Python). The MLflow variables are set with ``setdefault`` for this process and its children
+    (pipeline steps, the endpoint), so a user's own setting wins; the warning filters and
+    logging levels stay inside this process.
+    """
+    import logging
+    import os
+    import warnings
+
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # With a tracking *server* MLflow writes "View run … at: URL" lines to stdout, which belongs to --json.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+        warnings.filterwarnings("ignore", category=category)
+    # MLflow shows some UserWarnings under its own `catch_warnings("once")`, past any filter set here:
+    # every warning goes to the logging module instead, where "py.warnings" keeps only errors
+    # (sagestack itself warns through its progress lines and errors, never with `warnings`).
+    logging.captureWarnings(True)
+    for name in ("py.warnings", "mlflow", "alembic", "feast", "kfp", "urllib3", "httpx", "bentoml"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def main() -> None:
+    """Entry point of the ``sagestack`` console script."""
+    quiet_libraries()
     try:
         app(prog_name="sagestack")
     except SagestackError as exc:

@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from sagestack.cli.common import JsonOpt, OverwriteOpt, check_out, emit, settings
+from sagestack.cli.common import JsonOpt, OverwriteOpt, check_out, emit, renamed, settings, split_list
 
 app = typer.Typer(help="Model monitoring: a baseline, then runs over captured traffic.", no_args_is_help=True)
 
@@ -45,12 +45,12 @@ def _duration(value: str) -> timedelta:
 def baseline(
     data: Path = typer.Option(..., "--data", help="Labelled CSV the model did not train on (its validation split)."),
     model: str = typer.Option("reviews-sentiment@champion", "--model", help="NAME@ALIAS, NAME/VERSION or a model path."),
-    text_column: str = typer.Option("review_body", "--text-column"),
+    text_column: str = typer.Option("review_body", "--text-column", help="The text column the model reads."),
     label: str = typer.Option("sentiment", "--label", help="The true label column."),
-    positive: Optional[List[str]] = typer.Option(None, "--positive", help="Positive label value(s) for bias metrics (default 1)."),
+    positive: Optional[List[str]] = typer.Option(None, "--positive", help="Positive label value(s) for bias metrics (repeat or comma-separate; default 1)."),
     facet: str = typer.Option("product_category", "--facet", help="Facet of the bias metrics."),
-    column: Optional[List[str]] = typer.Option(None, "--column", help="Categorical column to watch (default: the facet)."),
-    numeric_column: Optional[List[str]] = typer.Option(None, "--numeric-column", help="Numeric column to watch (repeatable)."),
+    column: Optional[List[str]] = typer.Option(None, "--column", help="Categorical column(s) to watch (repeat or comma-separate; default: the facet)."),
+    numeric_column: Optional[List[str]] = typer.Option(None, "--numeric-column", help="Numeric column(s) to watch (repeat or comma-separate)."),
     out: Path = typer.Option(..., "--out", help="Output folder: statistics.json, constraints.json."),
     overwrite: bool = OverwriteOpt,
     json_output: bool = JsonOpt,
@@ -65,8 +65,8 @@ def baseline(
     check_out(out, "monitor baseline", overwrite, data)
     predictor, _ = load_predictor(settings(), model)
     made = make_baseline(read_csv_checked(data), predictor, text_column=text_column, label=label,
-                         positive=tuple(positive or ["1"]), facet=facet, columns=tuple(column or [facet]),
-                         numeric_columns=tuple(numeric_column or ()))
+                         positive=tuple(split_list(positive) or ["1"]), facet=facet,
+                         columns=tuple(split_list(column) or [facet]), numeric_columns=tuple(split_list(numeric_column)))
     paths = made.write(out, overwrite=overwrite)
     emit({k: str(v) for k, v in paths.items()}, json_output,
          [f"baseline of {made.statistics['rows']} rows ({made.statistics['model']['kind']}): {out}"])
@@ -111,23 +111,24 @@ def run(
     emit(result, json_output, lines)
 
 
-@app.command("schedule")
+@app.command("schedule", context_settings=renamed({"--host": "--kfp-url", "--tracking-uri": "--cluster-tracking-uri"}))
 def schedule(
     every: str = typer.Option("1h", "--every", help="How often: 15m, 30m, 1h, 6h, 1d, …"),
     window: Optional[str] = typer.Option(None, "--window", help="How much traffic each run looks at (default: --every)."),
     baseline_dir: str = typer.Option("/var/lib/sagestack/monitoring/baseline", "--baseline",
                                      help="The baseline as the cluster's pods see it."),
     overlay: Optional[Path] = typer.Option(None, "--overlay", help="A kustomize overlay to patch, e.g. k8s/overlays/local."),
-    host: Optional[str] = typer.Option(None, "--host", help="A Kubeflow Pipelines API: also create a KFP recurring run."),
-    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow server URL as the cluster sees it (with --host)."),
+    kfp_url: Optional[str] = typer.Option(None, "--kfp-url", help="A Kubeflow Pipelines API URL: also create a KFP recurring run."),
+    cluster_tracking_uri: Optional[str] = typer.Option(None, "--cluster-tracking-uri",
+                                                       help="MLflow server URL as the cluster's pods see it (with --kfp-url)."),
     json_output: bool = JsonOpt,
 ) -> None:
     """Run monitoring on a schedule: patch the monitoring CronJob in an overlay and/or create a KFP recurring run."""
     from sagestack.errors import ConfigError
     from sagestack.monitor.schedule import cron_for, write_overlay_schedule
 
-    if overlay is None and host is None:
-        raise ConfigError("pass --overlay (the CronJob in a kustomize overlay), --host (a KFP recurring run), or both")
+    if overlay is None and kfp_url is None:
+        raise ConfigError("pass --overlay (the CronJob in a kustomize overlay), --kfp-url (a KFP recurring run), or both")
     cron = cron_for(every)
     window = window or every
     _duration(window)
@@ -136,11 +137,11 @@ def schedule(
     if overlay is not None:
         result["patch"] = str(write_overlay_schedule(overlay, cron, window, baseline_dir))
         lines.append(f"wrote {result['patch']} (apply with: kubectl apply -k {overlay})")
-    if host is not None:
+    if kfp_url is not None:
         from pipelines.runner import schedule as kfp_schedule
 
         hours = _duration(window).total_seconds() / 3600
-        result["kfp"] = kfp_schedule(host, {"baseline": baseline_dir, "window_hours": hours,
-                                            "tracking_uri": tracking_uri or ""}, cron, pipeline="monitoring")
-        lines.append(f"KFP recurring run {result['kfp']['recurring_run_id']} on {host}")
+        result["kfp"] = kfp_schedule(kfp_url, {"baseline": baseline_dir, "window_hours": hours,
+                                               "tracking_uri": cluster_tracking_uri or ""}, cron, pipeline="monitoring")
+        lines.append(f"KFP recurring run {result['kfp']['recurring_run_id']} on {kfp_url}")
     emit(result, json_output, lines)

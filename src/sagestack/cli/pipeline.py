@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from sagestack.automl.candidates import DEFAULT_MAX_CANDIDATES
-from sagestack.cli.common import JsonOpt, candidate_lines, emit, progress, settings, step_lines
+from sagestack.cli.common import JsonOpt, candidate_lines, emit, progress, renamed, settings, split_list, step_lines
 from sagestack.registry import DEFAULT_MODEL_NAME
 from sagestack.workflows.params import (
     DEFAULT_AUTOML_TIME_LIMIT,
@@ -22,13 +22,13 @@ from sagestack.workflows.params import (
 app = typer.Typer(help="The Kubeflow pipeline: run locally, list runs, compile, submit to a cluster.", no_args_is_help=True)
 
 
-@app.command("run")
+@app.command("run", context_settings=renamed({"--auto-approve": "--approve"}))
 def run(
     data: Optional[Path] = typer.Option(None, "--data", help="Review CSV; default: the resolved reviews_balanced.csv."),
-    trainers: Optional[str] = typer.Option(None, "--trainers", help=f"Comma-separated trainers to run as branches, of {','.join(TRAINERS)} (default: {','.join(DEFAULT_TRAINERS)})."),
+    trainers: Optional[list[str]] = typer.Option(None, "--trainers", help=f"Trainers to run as branches (repeat or comma-separate), of {','.join(TRAINERS)} (default: {','.join(DEFAULT_TRAINERS)})."),
     select_metric: Optional[str] = typer.Option(None, "--select-metric", help=f"How the champion is chosen: accuracy or macro_f1 (default {DEFAULT_SELECT_METRIC})."),
     min_accuracy: Optional[float] = typer.Option(None, help=f"Register only if the champion's test accuracy >= this (default {DEFAULT_MIN_ACCURACY})."),
-    auto_approve: bool = typer.Option(False, "--auto-approve", help="Register as Approved and @champion."),
+    approve: bool = typer.Option(False, "--approve", help="Register the champion as Approved and make it @champion."),
     model_name: Optional[str] = typer.Option(None, help=f"Registered model name (default {DEFAULT_MODEL_NAME})."),
     epochs: Optional[int] = typer.Option(None, help="fastText epochs."),
     learning_rate: Optional[float] = typer.Option(None, help="fastText learning rate."),
@@ -45,9 +45,9 @@ def run(
     bert_max_steps: Optional[int] = typer.Option(None, help="BERT branch: stop after this many steps (0: no limit)."),
     bert_train_batch_size: Optional[int] = typer.Option(None, help="BERT branch batch size."),
     bert_max_seq_length: Optional[int] = typer.Option(None, help="BERT branch tokens per review."),
-    seed: Optional[int] = typer.Option(None),
+    seed: Optional[int] = typer.Option(None, help="Seeds the split and every trainer (default 42)."),
     facet: Optional[str] = typer.Option(None, "--facet", help=f"Bias facet (default {DEFAULT_FACET}; see `sagestack bias`)."),
-    bias_fail_on: Optional[str] = typer.Option(None, help="';'-separated bias rules that fail the run, e.g. 'CI>0.95'."),
+    bias_fail_on: Optional[list[str]] = typer.Option(None, help="A bias rule that fails the run, e.g. 'CI>0.95' (repeat or comma-separate)."),
     include_reviewed: bool = typer.Option(False, "--include-reviewed", help="Train on the labels of completed human "
                                           "loops too (`sagestack review`): they override the dataset's for the same text."),
     json_output: bool = JsonOpt,
@@ -57,15 +57,16 @@ def run(
     from sagestack.workflows.sentiment import pipeline_arguments
 
     arguments = pipeline_arguments(
-        data_path=str(data.resolve()) if data else None, trainers=trainers, select_metric=select_metric,
+        data_path=str(data.resolve()) if data else None, trainers=",".join(split_list(trainers)) or None,
+        select_metric=select_metric,
         fasttext=dict(epochs=epochs, learning_rate=learning_rate, min_count=min_count, vector_dim=vector_dim,
                       word_ngrams=word_ngrams),
         baseline=dict(c=baseline_c),
         automl=dict(time_limit=automl_time_limit, max_candidates=automl_max_candidates, embeddings=automl_embeddings),
         bert=dict(model=bert_model, epochs=bert_epochs, learning_rate=bert_learning_rate, max_steps=bert_max_steps,
                   train_batch_size=bert_train_batch_size, max_seq_length=bert_max_seq_length),
-        min_accuracy=min_accuracy, auto_approve=auto_approve or None,
-        model_name=model_name, seed=seed, facet=facet, bias_fail_on=bias_fail_on,
+        min_accuracy=min_accuracy, auto_approve=approve or None,
+        model_name=model_name, seed=seed, facet=facet, bias_fail_on=";".join(split_list(bias_fail_on, ",;")) or None,
         include_reviewed=include_reviewed or None,
     )
     current = settings()
@@ -96,26 +97,27 @@ def runs(
     emit({"runs": found}, json_output, lines)
 
 
-@app.command("compile")
+@app.command("compile", context_settings=renamed({"--output": "--out", "-o": "--out"}))
 def compile_(
-    output: Path = typer.Option(..., "-o", "--output", help="Where to write the KFP IR YAML."),
+    out: Path = typer.Option(..., "--out", help="Where to write the KFP IR YAML."),
     json_output: bool = JsonOpt,
 ) -> None:
     """Compile the pipeline to the KFP IR YAML a Kubeflow Pipelines cluster accepts."""
     from pipelines.runner import compile_pipeline
 
-    path = compile_pipeline(output)
+    path = compile_pipeline(out)
     emit({"path": str(path)}, json_output, [f"wrote {path}"])
 
 
-@app.command("submit")
+@app.command("submit", context_settings=renamed({"--host": "--kfp-url", "--tracking-uri": "--cluster-tracking-uri",
+                                                  "--auto-approve": "--approve"}))
 def submit(
-    host: str = typer.Option(..., "--host", help="Kubeflow Pipelines API URL, e.g. http://ml-pipeline-ui.kubeflow:80."),
+    kfp_url: str = typer.Option(..., "--kfp-url", help="Kubeflow Pipelines API URL, e.g. http://ml-pipeline-ui.kubeflow:80."),
     data: str = typer.Option(..., "--data", help="Dataset path or URL as the cluster's pods see it."),
-    tracking_uri: str = typer.Option(..., "--tracking-uri", help="MLflow server URL reachable from the cluster."),
-    trainers: Optional[str] = typer.Option(None, "--trainers", help="Comma-separated trainers (default: all)."),
-    min_accuracy: Optional[float] = typer.Option(None),
-    auto_approve: bool = typer.Option(False, "--auto-approve"),
+    cluster_tracking_uri: str = typer.Option(..., "--cluster-tracking-uri", help="MLflow server URL as the cluster's pods see it."),
+    trainers: Optional[list[str]] = typer.Option(None, "--trainers", help="Trainers to run (repeat or comma-separate; default: all)."),
+    min_accuracy: Optional[float] = typer.Option(None, help=f"Register only if the champion's test accuracy >= this (default {DEFAULT_MIN_ACCURACY})."),
+    approve: bool = typer.Option(False, "--approve", help="Register the champion as Approved and make it @champion."),
     experiment: str = typer.Option("sagestack", help="KFP experiment name."),
     json_output: bool = JsonOpt,
 ) -> None:
@@ -123,7 +125,8 @@ def submit(
     from pipelines.runner import submit as submit_run
     from sagestack.workflows.sentiment import pipeline_arguments
 
-    arguments = pipeline_arguments(data_path=data, trainers=trainers, tracking_uri=tracking_uri, min_accuracy=min_accuracy,
-                                   auto_approve=auto_approve or None)
-    result = submit_run(host, arguments, experiment=experiment)
-    emit(result, json_output, [f"submitted run {result['run_id']} to {host}"])
+    arguments = pipeline_arguments(data_path=data, trainers=",".join(split_list(trainers)) or None,
+                                   tracking_uri=cluster_tracking_uri, min_accuracy=min_accuracy,
+                                   auto_approve=approve or None)
+    result = submit_run(kfp_url, arguments, experiment=experiment)
+    emit(result, json_output, [f"submitted run {result['run_id']} to {kfp_url}"])

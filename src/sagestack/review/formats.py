@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sagestack.data.atomic import atomic_file
 from sagestack.errors import DataError
-from sagestack.review.store import MAX_REVIEW_CHARS, NAME, AlreadyAnswered, LoopClosed, LoopInput, ReviewStore
+from sagestack.review.store import MAX_REVIEW_CHARS, NAME, AlreadyAnswered, LoopClosed, LoopInput, ReviewStore, _iso
 
 FORMATS = ("csv", "label-studio", "ground-truth")
 FROM_NAME, TO_NAME = "sentiment", "text"
@@ -63,7 +63,8 @@ def export_loops(store: ReviewStore, out: Path, *, fmt: str, flow: str | None = 
                 "initial_value": loop.initial_value, "confidence": loop.confidence, "label": loop.label,
                 "answers": ";".join(f"{a['reviewer']}={a['label']}" for a in loop.answers),
                 "model_name": loop.model.get("name"), "model_version": loop.model.get("version"),
-                "inference_id": loop.inference_id, "source": loop.source, "created": loop.created, "ended": loop.ended,
+                "inference_id": loop.inference_id, "source": loop.source,
+                "created": _iso(loop.created), "ended": _iso(loop.ended),  # ISO 8601 (UTC), as describe shows them
             } for loop in loops], columns=CSV_COLUMNS).to_csv(tmp, index=False)
         else:
             tasks = [{
