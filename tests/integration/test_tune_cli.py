@@ -187,3 +187,15 @@ def test_emit_katib_writes_the_experiment_without_training(cli, tmp_path):
     assert validate_experiment(manifest) == []
     assert manifest["spec"]["maxTrialCount"] == 6 and manifest["spec"]["earlyStopping"]["algorithmName"] == "medianstop"
     assert not (tmp_path / "tune").exists()  # nothing trained without --run
+
+
+def test_emit_katib_refuses_a_local_data_path_and_takes_a_uri(cli, tmp_path):
+    path = tmp_path / "experiment.yaml"
+    refused = cli("tune", "fasttext", "--train", "prepared/train.txt", "--validation", "prepared/validation.txt",
+                  "--epochs", "5:30", "--emit-katib", str(path))
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr and not path.exists()
+    assert refused.stderr.strip().splitlines()[-1].startswith(
+        "error: --train prepared/train.txt is not something a Katib trial pod can read; pass s3://BUCKET/KEY")
+    done = cli("tune", "fasttext", "--train", "s3://reviews/train.txt", "--validation", "pvc://data/validation.txt",
+               "--epochs", "5:30", "--emit-katib", str(path), "--json", check=True)
+    assert done.json["katib"] == str(path) and "s3://reviews/train.txt" in path.read_text()

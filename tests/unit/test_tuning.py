@@ -283,7 +283,8 @@ def test_katib_off_tpe_and_fasttext_variants(tmp_path):
     assert bert_experiment(strategy="tpe")["spec"]["algorithm"]["algorithmName"] == "tpe"
     from sagestack.tuning import fasttext_target
 
-    target = fasttext_target(tmp_path / "train.txt", tmp_path / "validation.txt", preset="blazingtext")
+    target = fasttext_target("s3://reviews/blazingtext/train.txt", "pvc://course-data/blazingtext/validation.txt",
+                             preset="blazingtext")
     space = search_space(target, [("learning_rate", "0.01:1.0"), ("epochs", "5:30"), ("word_ngrams", "1,2,3"),
                                   ("early_stopping", "false")], seed=0)
     manifest = katib.experiment(target, TuningSpec(space, max_trials=3))
@@ -293,11 +294,69 @@ def test_katib_off_tpe_and_fasttext_variants(tmp_path):
                                 "feasibleSpace": {"min": "5", "max": "30", "distribution": "uniform"}}
     [container] = manifest["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"]
     command = " ".join(container["command"])
-    assert command.startswith(f"sagestack train fasttext --train {tmp_path / 'train.txt'} --validation ")
+    assert command.startswith("sagestack train fasttext --train /work/data/train/train.txt --validation "
+                              "/data/course-data/blazingtext/validation.txt ")
     assert "--preset blazingtext" in command and "--no-early-stopping" in command and "--threads 2" in command
     assert "nvidia.com/gpu" not in container["resources"]["limits"]
     path = katib.write_experiment(manifest, tmp_path / "k" / "experiment.yaml")
     assert yaml.safe_load(path.read_text()) == manifest
+
+
+def test_katib_trials_read_data_from_a_uri_or_a_volume_never_a_local_path(tmp_path):
+    """s3:// and http(s):// files are copied in by an init container; pvc://CLAIM/PATH is mounted read-only;
+    a path on this machine (`prepared/train.txt`) is refused with the way to pass it."""
+    from sagestack.errors import ConfigError
+    from sagestack.tuning import bert_target, fasttext_target
+
+    def pod_of(target, entries=(("epochs", "5:30"),)):
+        manifest = katib.experiment(target, TuningSpec(search_space(target, list(entries), seed=0), max_trials=2))
+        assert katib.validate_experiment(manifest) == []
+        return manifest["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]
+
+    pod = pod_of(fasttext_target("https://example.org/data/train.txt", "s3://bucket/prepared/validation.txt"))
+    [fetch] = pod["initContainers"]
+    assert fetch["command"][-4:] == ["https://example.org/data/train.txt", "/work/data/train/train.txt",
+                                     "s3://bucket/prepared/validation.txt", "/work/data/validation/validation.txt"]
+    assert fetch["volumeMounts"][0] == {"name": "work", "mountPath": "/work"} and fetch["image"] == pod["containers"][0]["image"]
+    pod = pod_of(fasttext_target("pvc://course-data/train.txt", "pvc://course-data/validation.txt"))
+    assert "initContainers" not in pod
+    assert {"name": "data-course-data", "persistentVolumeClaim": {"claimName": "course-data", "readOnly": True}} in pod["volumes"]
+    assert {"name": "data-course-data", "mountPath": "/data/course-data", "readOnly": True} in pod["containers"][0]["volumeMounts"]
+    assert [v["name"] for v in pod["volumes"]].count("data-course-data") == 1
+    bert = pod_of(bert_target(data="pvc://reviews/reviews.csv", model_dir="pvc://models/minilm"),
+                  [("learning_rate", "1e-5:5e-5")])
+    assert "--data /data/reviews/reviews.csv" in " ".join(bert["containers"][0]["command"])
+    assert "--model-dir /data/models/minilm" in " ".join(bert["containers"][0]["command"])
+    with pytest.raises(ConfigError, match="^--train prepared/train.txt is not something a Katib trial pod can read; "
+                                          r"pass s3://BUCKET/KEY or http\(s\)://URL \(copied into the trial before it "
+                                          r"trains\) or pvc://CLAIM/PATH \(a file on a PersistentVolumeClaim\)$"):
+        pod_of(fasttext_target("prepared/train.txt", "s3://bucket/validation.txt"))
+    with pytest.raises(ConfigError, match="^--model-dir s3://bucket/minilm is not something a Katib trial pod can read; "
+                                          "pass pvc://CLAIM/PATH"):
+        pod_of(bert_target(data="pvc://reviews/reviews.csv", model_dir="s3://bucket/minilm"), [("learning_rate", "1e-5:5e-5")])
+
+
+def test_the_init_containers_fetch_copies_a_file_over_http(tmp_path):
+    import http.server
+    import threading
+    from functools import partial
+
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "train.txt").write_text("__label__1 good\n")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(http.server.SimpleHTTPRequestHandler, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        katib.fetch_all([f"{url}/train.txt", str(tmp_path / "work" / "data" / "train.txt")])
+        assert (tmp_path / "work" / "data" / "train.txt").read_text() == "__label__1 good\n"
+        from sagestack.errors import DataError
+
+        with pytest.raises(DataError, match=f"^could not fetch {url}/none.txt \\(HTTP Error 404"):
+            katib.fetch_all([f"{url}/none.txt", str(tmp_path / "none.txt")])
+        assert not (tmp_path / "none.txt").exists()
+    finally:
+        server.shutdown()
 
 
 def test_katib_refuses_what_a_trial_command_cannot_say():

@@ -30,7 +30,9 @@ StrategyOpt = typer.Option("random", help="random (RandomSampler) or tpe (TPESam
 MaxFailedOpt = typer.Option(3, help="Stop the job once this many trials have failed.")
 SeedOpt = typer.Option(42, help="Seeds the sampler and, unless searched or set with --param, the training.")
 ResumeOpt = typer.Option(False, "--resume", help="Continue the study in --out (OUT/study.db).")
-KatibOpt = typer.Option(None, "--emit-katib", help="Write the search as a Katib Experiment YAML to FILE and stop (add --run to tune here too).")
+KatibOpt = typer.Option(None, "--emit-katib", help="Write the search as a Katib Experiment YAML to FILE and stop (add --run "
+                        "to tune here too). Its trials read data from s3://BUCKET/KEY, http(s)://URL or pvc://CLAIM/PATH "
+                        "(a PersistentVolumeClaim, mounted read-only), never from a local path.")
 RunOpt = typer.Option(False, "--run", help="With --emit-katib: also run the trials here.")
 RegisterOpt = typer.Option(True, "--register/--no-register", help="Log the trials to MLflow and register the best model.")
 ModelNameOpt = typer.Option(DEFAULT_MODEL_NAME, help="Registered model name (one per task, whatever the kind).")
@@ -66,8 +68,10 @@ def bert(
     learning_rate: Optional[str] = typer.Option(None, help="SPEC, e.g. 1e-5:5e-5 (log scale)."),
     train_batch_size: Optional[str] = typer.Option(None, help="SPEC, e.g. 64,128."),
     param: Optional[list[str]] = ParamOpt,
-    data: Optional[Path] = typer.Option(None, "--data", help="A reviews CSV (default: the feature store)."),
-    model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="A local Hugging Face checkpoint."),
+    data: Optional[str] = typer.Option(None, "--data", help="A reviews CSV (default: the feature store); with "
+                                       "--emit-katib a URI: s3://…, http(s)://… or pvc://CLAIM/PATH."),
+    model_dir: Optional[str] = typer.Option(None, "--model-dir", help="A local Hugging Face checkpoint (with --emit-katib: "
+                                            "pvc://CLAIM/PATH)."),
     tiny: bool = typer.Option(False, "--tiny", help="A small randomly initialised BERT (fast tests)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     profile: bool = typer.Option(False, "--profile/--no-profile", help="Run the Profiler in every trial."),
@@ -85,6 +89,10 @@ def bert(
     from sagestack.tuning import bert_target, parse_cli_args, parse_params
 
     entries = [(k, v) for k, v in (("learning_rate", learning_rate), ("train_batch_size", train_batch_size)) if v is not None]
+    if data and "://" not in data and (run or not emit_katib):  # a file, or a name from `sagestack data list`
+        from sagestack.data import resolve_dataset
+
+        data = str(resolve_dataset(data, settings=settings()).path)
     target = bert_target(data=data, tiny=tiny, model_dir=model_dir, device=device, profile=profile,
                          settings=settings() if data is None else None, progress=progress(json_output))
     _tune(target, entries + parse_params(param) + parse_cli_args(ctx.args), out, emit_katib=emit_katib, run=run,
@@ -96,8 +104,10 @@ def bert(
 @app.command("fasttext", context_settings=EXTRA)
 def fasttext(
     ctx: typer.Context,
-    train: Path = typer.Option(..., "--train", help="Training file in fastText format."),
-    validation: Path = typer.Option(..., "--validation", help="Labelled validation file (the objective is scored here)."),
+    train: str = typer.Option(..., "--train", help="Training file in fastText format (with --emit-katib a URI: s3://…, "
+                              "http(s)://… or pvc://CLAIM/PATH)."),
+    validation: str = typer.Option(..., "--validation", help="Labelled validation file (the objective is scored here; "
+                                   "a URI with --emit-katib)."),
     preset: str = typer.Option("sagestack", help="Defaults to start from: 'sagestack' or 'blazingtext'."),
     learning_rate: Optional[str] = typer.Option(None, help="SPEC, e.g. 0.01:1.0."),
     epochs: Optional[str] = typer.Option(None, help="SPEC, e.g. 5:30."),

@@ -6,9 +6,15 @@ with the trial's hyperparameters substituted (``${trialParameters.learningRate}`
 ``validation_accuracy=<value>`` or ``validation_accuracy: <value>``. Early stopping ``auto``
 becomes Katib's ``medianstop`` with the same two settings; random/TPE search becomes Katib's
 ``random``/``tpe`` (hyperopt) suggestion. Trials run with ``--no-register``: register the
-best trial's hyperparameters with ``sagestack train`` once Katib reports them. Data paths
-(``--data``, ``--train``, ``--validation``) go into the trial command as given: mount them at
-those paths in the trial pod (BERT without ``--data`` reads the feature store).
+best trial's hyperparameters with ``sagestack train`` once Katib reports them.
+
+A trial pod cannot read this machine's files, so data (``--data``, ``--train``, ``--validation``,
+and ``--model-dir`` for BERT) is given as a URI the pod can reach: ``s3://BUCKET/KEY`` or
+``http(s)://URL`` (an init container copies the file into the trial's ``/work/data`` before it
+trains; S3 takes the usual ``AWS_*`` variables, add them to the trial template) or
+``pvc://CLAIM/PATH`` (a file or folder on a PersistentVolumeClaim, mounted read-only at
+``/data/CLAIM``). A plain local path is refused with a line that says so. BERT without
+``--data`` reads the feature store.
 
 Manifests are checked against Katib's published API schema, vendored in ``schemas/``.
 """
@@ -28,6 +34,12 @@ IMAGE = "ghcr.io/sagestack/sagestack"
 SCHEMA_FILE = Path(__file__).with_name("schemas") / "katib-v1beta1-experiment.json"
 CONTAINER = "training-container"
 WORK = "/work"
+# Data options of `sagestack train <kind>` whose values must be reachable from the trial pod, and
+# the URI schemes each may take (a folder such as --model-dir can only come from a volume).
+DATA_OPTIONS = {"--data": ("s3", "http", "https", "pvc"), "--train": ("s3", "http", "https", "pvc"),
+                "--validation": ("s3", "http", "https", "pvc"), "--model-dir": ("pvc",)}
+PVC_ROOT = "/data"
+FETCH_CONTAINER = "fetch-data"
 # Katib's StdOut collector: "name=value" (its default) or "name: value" (what `sagestack train` prints).
 METRICS_FORMAT = r"([\w|-]+)\s*[:=]\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"
 ALGORITHMS = {"random": "random", "tpe": "tpe"}  # sagestack strategy -> Katib suggestion (hyperopt)
@@ -82,6 +94,80 @@ def _option(kind: str, name: str, value: Any, searched: bool) -> list[str]:
     return [flag, value if searched else _value(value)]
 
 
+def _claim_volume(claim: str) -> str:
+    return "data-" + re.sub(r"[^a-z0-9-]", "-", claim.lower())[:57]
+
+
+def pod_data(command: list[str]) -> tuple[list[str], list[dict], list[dict], list[str]]:
+    """Rewrite the data options of a trial command for the pod.
+
+    Returns:
+        ``(command, volumes, mounts, fetches)``: the command with pod paths, the PVC volumes and
+        their read-only mounts, and ``[uri, pod path, ...]`` for the init container to download.
+
+    Raises:
+        ConfigError: a data option is a local path (or a URI of a scheme the option cannot take).
+    """
+    from urllib.parse import urlparse
+
+    out, volumes, mounts, fetches = list(command), [], [], []
+    for i, word in enumerate(command[:-1]):
+        schemes = DATA_OPTIONS.get(word)
+        if schemes is None:
+            continue
+        value = command[i + 1]
+        uri = urlparse(value)
+        how = ("pass pvc://CLAIM/PATH (a folder on a PersistentVolumeClaim)" if schemes == ("pvc",) else
+               "pass s3://BUCKET/KEY or http(s)://URL (copied into the trial before it trains) or pvc://CLAIM/PATH "
+               "(a file on a PersistentVolumeClaim)")
+        if uri.scheme not in schemes or not uri.netloc or (uri.scheme in ("s3", "pvc") and uri.path in ("", "/")):
+            raise ConfigError(f"{word} {value} is not something a Katib trial pod can read; {how}")
+        if uri.scheme == "pvc":
+            name, mount = _claim_volume(uri.netloc), f"{PVC_ROOT}/{uri.netloc}"
+            if all(v["name"] != name for v in volumes):
+                volumes.append({"name": name, "persistentVolumeClaim": {"claimName": uri.netloc, "readOnly": True}})
+                mounts.append({"name": name, "mountPath": mount, "readOnly": True})
+            out[i + 1] = mount + uri.path
+        else:
+            target = f"{WORK}/data/{word.lstrip('-')}/{Path(uri.path).name or 'data'}"
+            fetches += [value, target]
+            out[i + 1] = target
+    return out, volumes, mounts, fetches
+
+
+def fetch_all(pairs: list[str]) -> None:
+    """Copy each ``uri`` to its ``path`` (``[uri, path, uri, path, ...]``): what a trial's init
+    container runs. ``s3://`` goes through pyarrow's S3 filesystem (``AWS_*`` variables, an
+    ``AWS_ENDPOINT_URL`` for S3-compatible stores), ``http(s)://`` through urllib.
+
+    Raises:
+        SagestackError: a download fails (the trial then fails before training).
+    """
+    import shutil
+    import urllib.request
+
+    from sagestack.data.atomic import atomic_file
+    from sagestack.errors import DataError
+
+    for uri, path in zip(pairs[::2], pairs[1::2]):
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with atomic_file(target) as tmp:
+                if uri.startswith(("http://", "https://")):
+                    with urllib.request.urlopen(uri, timeout=300) as response, open(tmp, "wb") as out:
+                        shutil.copyfileobj(response, out, 1 << 20)
+                else:
+                    from pyarrow import fs
+
+                    filesystem, key = fs.FileSystem.from_uri(uri)
+                    with filesystem.open_input_stream(key) as source, open(tmp, "wb") as out:
+                        shutil.copyfileobj(source, out, 1 << 20)
+        except OSError as exc:  # urllib's errors and pyarrow's are OSErrors
+            raise DataError(f"could not fetch {uri} ({str(exc).splitlines()[0][:300]})") from None
+        print(f"fetched {uri} -> {target} ({target.stat().st_size} bytes)", flush=True)
+
+
 def parameter(dimension) -> dict:
     """A Katib ``ParameterSpec`` for one searched hyperparameter (log ranges as ``logUniform``)."""
     if dimension.type == "categorical":
@@ -107,7 +193,8 @@ def experiment(target, spec, *, name: str | None = None, image: str | None = Non
         The manifest as a dict (validated against Katib's schema).
 
     Raises:
-        ConfigError: a hyperparameter the trial command cannot take (see :data:`TRAIN_OPTIONS`).
+        ConfigError: a hyperparameter the trial command cannot take (see :data:`TRAIN_OPTIONS`), or
+            data given as a local path (see the module docstring for the URIs a trial reads).
     """
     from sagestack import __version__
 
@@ -115,31 +202,42 @@ def experiment(target, spec, *, name: str | None = None, image: str | None = Non
     fixed = dict(spec.space.fixed)
     if kind == "fasttext":
         fixed.setdefault("threads", int(RESOURCES[kind]["requests"]["cpu"]))
-    command = [*target.command, "--out", f"{WORK}/out", "--no-register"]
+    base, data_volumes, data_mounts, fetches = pod_data(list(target.command))
+    command = [*base, "--out", f"{WORK}/out", "--no-register"]
     for key, value in fixed.items():
         command += _option(kind, key, value, searched=False)
     for dimension in spec.space.dimensions:
         command += _option(kind, dimension.name, f"${{trialParameters.{camel(dimension.name)}}}", searched=True)
     resources = RESOURCES[kind]
     threads = resources["requests"]["cpu"]
+    security = {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000,
+                "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
+    work_mounts = [{"name": "work", "mountPath": WORK}, {"name": "tmp", "mountPath": "/tmp"}]
     container = {
         "name": CONTAINER, "image": image or f"{IMAGE}:{__version__}", "command": command,
         "env": [{"name": "SAGESTACK_HOME", "value": f"{WORK}/home"}, {"name": "HOME", "value": WORK},
                 {"name": "HF_HOME", "value": f"{WORK}/huggingface"}, {"name": "MPLCONFIGDIR", "value": f"{WORK}/matplotlib"},
                 {"name": "OMP_NUM_THREADS", "value": threads}, {"name": "PYTHONUNBUFFERED", "value": "1"}],
         "resources": resources,
-        "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000,
-                            "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                            "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}},
-        "volumeMounts": [{"name": "work", "mountPath": WORK}, {"name": "tmp", "mountPath": "/tmp"}],
+        "securityContext": security,
+        "volumeMounts": [*work_mounts, *data_mounts],
     }
+    pod: dict = {"restartPolicy": "Never", "containers": [container],
+                 "securityContext": {"runAsNonRoot": True, "fsGroup": 1000},
+                 "volumes": [{"name": "work", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}, *data_volumes]}
+    if fetches:
+        pod["initContainers"] = [{
+            "name": FETCH_CONTAINER, "image": container["image"],
+            "command": ["python", "-c", "import sys; from sagestack.tuning.katib import fetch_all; fetch_all(sys.argv[1:])",
+                        *fetches],
+            "env": [{"name": "HOME", "value": WORK}], "securityContext": security, "volumeMounts": work_mounts,
+            "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+        }]
     job = {
         "apiVersion": "batch/v1", "kind": "Job",
         "spec": {"backoffLimit": 0, "template": {
-            "metadata": {"annotations": {"sidecar.istio.io/inject": "false"}},
-            "spec": {"restartPolicy": "Never", "containers": [container],
-                     "securityContext": {"runAsNonRoot": True, "fsGroup": 1000},
-                     "volumes": [{"name": "work", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]}}},
+            "metadata": {"annotations": {"sidecar.istio.io/inject": "false"}}, "spec": pod}},
     }
     experiment_spec: dict = {
         "objective": {"type": spec.direction, "objectiveMetricName": spec.objective},

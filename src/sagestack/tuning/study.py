@@ -579,7 +579,7 @@ def bert_target(*, data: Path | None = None, tiny: bool = False, model_dir: Path
             artifacts={name: str(reporter.out_dir / name) for name in ("debugger", "profiler")},
         )
 
-    command = ["sagestack", "train", "bert"]
+    command = ["sagestack", "train", "bert"]  # data as given: a URI for a Katib trial stays one (no Path())
     if data:
         command += ["--data", str(data)]
     if tiny:
@@ -603,6 +603,9 @@ def fasttext_target(train: Path, validation: Path, *, preset: str = "sagestack")
     """
     from sagestack.tuning.space import fasttext_hyperparameters
 
+    # The Katib trial command takes the files as given (a URI such as s3://… must not become a Path).
+    command = ("sagestack", "train", "fasttext", "--train", str(train), "--validation", str(validation),
+               "--preset", preset)
     train, validation = Path(train), Path(validation)
     hyperparameters = fasttext_hyperparameters(preset)
 
@@ -620,7 +623,5 @@ def fasttext_target(train: Path, validation: Path, *, preset: str = "sagestack")
                                      "model_size_mb": round(result.model_size_mb, 3),
                                      "validation_macro_f1": result.validation.macro_f1})
 
-    command = ("sagestack", "train", "fasttext", "--train", str(train), "--validation", str(validation),
-               "--preset", preset)
     return TuningTarget("fasttext", hyperparameters, trainable, check=check, dataset=train, command=command,
                         early_stopping=False)
