@@ -84,7 +84,7 @@ def test_prepare_then_train_then_registry_commands(cli, tmp_path, sample_csv):
                                "`sagestack models approve cli-model/1`")
     assert cli("models", "approve", "cli-model/1", "--json", check=True).json["approval_status"] == "Approved"
     promoted = cli("models", "promote", "cli-model/1", "--alias", "champion", "--json", check=True).json
-    assert promoted["aliases"] == ["challenger", "champion"]
+    assert promoted["aliases"] == ["champion"]  # moved off @challenger
     shown = cli("models", "show", "cli-model@champion", "--json", check=True).json
     assert shown["version"] == "1" and shown["metrics"]["validation_accuracy"] == trained["validation_accuracy"]
     assert_user_error(cli("models", "show", "nope"), "no registered model named 'nope'; see `sagestack models list`")

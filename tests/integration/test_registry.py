@@ -66,13 +66,14 @@ def test_approval_and_aliases_follow_sagemaker_rules(result, settings):
         "sentiment version 2 is PendingManualApproval; approve it first with `sagestack models approve sentiment/2`"
     )
     set_approval(settings, "sentiment/2", "Approved")
-    assert promote(settings, "sentiment/2", "champion").aliases == ["challenger", "champion"]
+    # The challenger promoted to champion is no longer the challenger (one version never holds both).
+    assert promote(settings, "sentiment/2", "champion").aliases == ["champion"]
     assert resolve_ref(settings, "sentiment/1").aliases == []
 
     rejected = set_approval(settings, "sentiment@champion", "Rejected")
     assert rejected.status == "Rejected" and "champion" not in rejected.aliases
     listing = list_models(settings)
-    assert listing == [{"name": "sentiment", "aliases": {"challenger": "2"},
+    assert listing == [{"name": "sentiment", "aliases": {},
                         "versions": [{"version": "1", "kind": "fasttext", "approval_status": "Approved"},
                                      {"version": "2", "kind": "fasttext", "approval_status": "Rejected"}]}]
 

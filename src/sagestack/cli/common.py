@@ -134,6 +134,22 @@ def table(rows: list[dict], columns: list[str] | dict[str, str], *, empty: str =
                       for cell, w, right in zip(line, widths, numeric)).rstrip() for line in grid]
 
 
+def fields(mapping: dict, *, prefix: str = "") -> list[str]:
+    """A record as aligned ``key  value`` lines; nested mappings become dotted keys (``Config.Threshold``)."""
+    flat: dict[str, object] = {}
+
+    def walk(value: dict, path: str) -> None:
+        for key, item in value.items():
+            if isinstance(item, dict) and item:
+                walk(item, f"{path}{key}.")
+            else:
+                flat[f"{path}{key}"] = item
+
+    walk(mapping, prefix)
+    width = max((len(key) for key in flat), default=0)
+    return [f"{key.ljust(width)}  {human(value)}" for key, value in flat.items()]
+
+
 def split_list(values: list[str] | str | None, separators: str = ",") -> list[str]:
     """A list option's values: given repeated (``--x a --x b``), comma-separated (``--x a,b``) or both."""
     import re

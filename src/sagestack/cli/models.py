@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from sagestack.cli.common import JsonOpt, emit, settings
+from sagestack.cli.common import JsonOpt, emit, fields, human, settings, table
 
 app = typer.Typer(help="The model registry: list, show, approve, promote.", no_args_is_help=True)
 
@@ -15,12 +15,11 @@ def list_(json_output: bool = JsonOpt) -> None:
     from sagestack.registry import list_models
 
     models = list_models(settings())
-    lines = [
-        f"{m['name']}: " + ", ".join(f"v{v['version']} {v['kind']} {v['approval_status']}" for v in m["versions"])
-        + (f"  aliases {m['aliases']}" if m["aliases"] else "")
-        for m in models
-    ] or ["no registered models"]
-    emit({"models": models}, json_output, lines)
+    rows = [{"model": m["name"], "version": int(v["version"]), "kind": v["kind"], "status": v["approval_status"],
+             "aliases": sorted(alias for alias, number in m["aliases"].items() if number == v["version"])}
+            for m in models for v in m["versions"]]
+    emit({"models": models}, json_output,
+         table(rows, ["model", "version", "kind", "status", "aliases"], empty="no registered models"))
 
 
 @app.command("show")
@@ -32,9 +31,10 @@ def show(
     from sagestack.registry import resolve_ref
 
     info = resolve_ref(settings(), ref).to_dict()
-    lines = [f"{info['name']} version {info['version']} ({info['kind']}, {info['approval_status']}) aliases={info['aliases']}"]
-    lines += [f"  {k} = {v}" for k, v in sorted(info["metrics"].items()) if k.endswith("accuracy")]
-    lines += [f"  tag {k} = {v}" for k, v in sorted(info["tags"].items())]
+    lines = [f"{info['name']} version {info['version']} ({info['kind']}, {info['approval_status']}), "
+             f"aliases {human(info['aliases'])}"]
+    lines += fields({"metric": {k: v for k, v in sorted(info["metrics"].items()) if k.endswith("accuracy")},
+                     "tag": dict(sorted(info["tags"].items()))}, prefix="  ")
     emit(info, json_output, lines)
 
 
@@ -74,21 +74,23 @@ def lineage(
     from sagestack.registry import lineage as read_lineage
 
     chain = read_lineage(settings(), ref)
-    model, champion = chain["model"], chain["champion"]
+    model, champion, pipeline, h = chain["model"], chain["champion"], chain["pipeline"], human
     lines = [
-        f"dataset   {chain['dataset']['path']} (sha256 {chain['dataset']['sha256']})",
-        f"pipeline  run {chain['pipeline']['run']} (sagestack {chain['pipeline']['sagestack_version']}, "
-        f"commit {chain['pipeline']['git_commit']})",
+        f"dataset   {h(chain['dataset']['path'])} (sha256 {h(chain['dataset']['sha256'])})",
+        f"pipeline  run {h(pipeline['run'])} (sagestack {h(pipeline['sagestack_version'])}, commit {h(pipeline['git_commit'])})"
+        if pipeline.get("run") else f"pipeline  - (trained outside a pipeline; sagestack {h(pipeline['sagestack_version'])}, "
+                                    f"commit {h(pipeline['git_commit'])})",
         *(f"  step {s['order']}  {s['step']:17} {s['artifact']:10} {s['uri']}" for s in chain["steps"]),
-        *(f"candidate {name:9} {c.get('kind', '?'):9} test_accuracy {c.get('test_accuracy')} "
-          f"macro_f1 {c.get('test_macro_f1')}" + ("  <- champion" if name == champion["trainer"] else "")
+        *(f"candidate {name:9} {h(c.get('kind')):9} test_accuracy {h(c.get('test_accuracy'))} "
+          f"macro_f1 {h(c.get('test_macro_f1'))}" + ("  <- champion" if name == champion["trainer"] else "")
           for name, c in chain["candidates"].items()),
-        *([f"reviewed  {r.get('loops')} human-reviewed labels ({r.get('relabelled')} relabelled, {r.get('confirmed')} "
-           f"confirmed, {r.get('added')} added) by {r.get('reviewers') or '?'}; asked by {r.get('asked_by') or '-'}; "
-           f"snapshot sha256 {r.get('sha256')} (artifact reviewed/)"] if (r := chain.get("reviewed")) else []),
-        f"training  MLflow run {chain['training_run']}",
-        f"model     {model['name']} version {model['version']} ({model['kind']}, {model['approval_status']}, "
-        f"aliases {model['aliases']}, test_accuracy {model['test_accuracy']})",
+        *([f"reviewed  {h(r.get('loops'))} human-reviewed labels ({h(r.get('relabelled'))} relabelled, "
+           f"{h(r.get('confirmed'))} confirmed, {h(r.get('added'))} added) by {r.get('reviewers') or '?'}; "
+           f"asked by {h(r.get('asked_by'))}; snapshot sha256 {h(r.get('sha256'))} (artifact reviewed/)"]
+          if (r := chain.get("reviewed")) else []),
+        f"training  MLflow run {h(chain['training_run'])}",
+        f"model     {model['name']} version {model['version']} ({h(model['kind'])}, {h(model['approval_status'])}, "
+        f"aliases {h(model['aliases'])}, test_accuracy {h(model['test_accuracy'])})",
         f"endpoint  {chain['endpoint'] or 'not served yet'}",
     ]
     emit(chain, json_output, lines)

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from sagestack.cli.common import JsonOpt, OverwriteOpt, check_out_file, emit, settings
+from sagestack.cli.common import JsonOpt, OverwriteOpt, check_out_file, emit, fields, renamed, settings, split_list, table
 
 app = typer.Typer(help="Human review: flows, human loops, answers, export and import.", no_args_is_help=True)
 flow_app = typer.Typer(help="Flow definitions: which predictions go to people, and how many answer each.",
@@ -26,13 +26,13 @@ def flow_create(
     name: str = typer.Option(..., "--name", help="Flow name (lowercase letters, digits, hyphens)."),
     threshold: float = typer.Option(0.9, "--threshold", help="Predictions less confident than this go to people."),
     reviewers_per_item: int = typer.Option(1, "--reviewers-per-item", help="Answers per item; a majority decides."),
-    labels: str = typer.Option("-1,0,1", "--labels", help="The labels reviewers choose from, comma-separated."),
+    labels: list[str] = typer.Option(["-1", "0", "1"], "--labels", help="The labels reviewers choose from (repeat or comma-separate)."),
     task_title: Optional[str] = typer.Option(None, "--task-title", help="What reviewers are asked."),
     json_output: bool = JsonOpt,
 ) -> None:
-    """Define a flow (``create_flow_definition``)."""
+    """Define a flow (A2I's create_flow_definition)."""
     flow = _store().create_flow(name, threshold=threshold, reviewers_per_item=reviewers_per_item,
-                                labels=labels.split(","), task_title=task_title)
+                                labels=split_list(labels), task_title=task_title)
     emit(flow.describe(), json_output, [f"flow {flow.name}: predictions below {flow.threshold:g} confidence go to "
                                         f"{flow.reviewers_per_item} reviewer(s), labels {', '.join(flow.labels)}"])
 
@@ -41,17 +41,19 @@ def flow_create(
 def flow_list(json_output: bool = JsonOpt) -> None:
     """Every flow."""
     flows = _store().flows()
+    rows = [{"flow": f.name, "threshold": f.threshold, "reviewers": f.reviewers_per_item, "labels": ",".join(f.labels)}
+            for f in flows]
     emit({"FlowDefinitionSummaries": [f.describe() for f in flows]}, json_output,
-         [f"{f.name}  threshold {f.threshold:g}  reviewers {f.reviewers_per_item}  labels {','.join(f.labels)}"
-          for f in flows] or ["no flows yet; `sagestack review flow create --name NAME`"])
+         table(rows, ["flow", "threshold", "reviewers", "labels"],
+               empty="no flows yet; create one with: sagestack review flow create --name NAME"))
 
 
 @flow_app.command("describe")
-def flow_describe(name: str = typer.Argument(...), json_output: bool = JsonOpt) -> None:
-    """One flow (``describe_flow_definition``) with its loops' progress."""
+def flow_describe(name: str = typer.Argument(..., help="The flow's name."), json_output: bool = JsonOpt) -> None:
+    """One flow (A2I's describe_flow_definition) with its loops' progress."""
     store = _store()
     described = {**store.flow(name).describe(), "Progress": store.progress(name)}
-    emit(described, json_output, [f"{k}: {v}" for k, v in described.items()])
+    emit(described, json_output, fields(described))
 
 
 @app.command("start")
@@ -63,7 +65,7 @@ def start(
     name: Optional[str] = typer.Option(None, "--name", help="The loop's name (default: a fresh one)."),
     json_output: bool = JsonOpt,
 ) -> None:
-    """Start one human loop by hand (``start_human_loop``)."""
+    """Start one human loop by hand (A2I's start_human_loop)."""
     from sagestack.review.store import LoopInput
 
     loop = _store().start_loops(flow, [LoopInput(review=review, initial_value=initial_value, confidence=confidence,
@@ -72,34 +74,34 @@ def start(
 
 
 @app.command("describe")
-def describe(loop: str = typer.Argument(...), json_output: bool = JsonOpt) -> None:
-    """A loop's status, input, answers so far and, once completed, its output.json (``describe_human_loop``)."""
+def describe(loop: str = typer.Argument(..., help="The loop's name."), json_output: bool = JsonOpt) -> None:
+    """A loop's status, input, answers so far and, once completed, its output.json (A2I's describe_human_loop)."""
     described = _store().describe(loop)
-    emit(described, json_output, [f"{k}: {v}" for k, v in described.items() if v is not None])
+    emit(described, json_output, fields(described))
 
 
 @app.command("list")
 def list_(
     status: Optional[str] = typer.Option(None, "--status", help="InProgress, Completed, Stopped or Failed."),
-    flow: Optional[str] = typer.Option(None, "--flow"),
-    limit: int = typer.Option(100, "--limit", min=1),
+    flow: Optional[str] = typer.Option(None, "--flow", help="Only the loops of this flow."),
+    limit: int = typer.Option(100, "--limit", min=1, help="How many loops to list."),
     json_output: bool = JsonOpt,
 ) -> None:
-    """Loops, newest first (``list_human_loops``)."""
+    """Loops, newest first (A2I's list_human_loops)."""
     loops = _store().loops(flow=flow, status=status, limit=limit)
     summaries = [{"HumanLoopName": loop.name, "HumanLoopStatus": loop.status, "Tied": loop.tied,
                   "FlowDefinitionArn": f"sagestack:flow-definition/{loop.flow}", "Answers": len(loop.answers),
                   "Confidence": loop.confidence, "Label": loop.label} for loop in loops]
+    rows = [{"loop": s["HumanLoopName"], "status": s["HumanLoopStatus"] + (" (tied)" if s["Tied"] else ""),
+             "answers": s["Answers"], "confidence": s["Confidence"], "label": s["Label"]} for s in summaries]
     emit({"HumanLoopSummaries": summaries}, json_output,
-         [f"{s['HumanLoopName']}  {s['HumanLoopStatus'] + (' (tied)' if s['Tied'] else ''):20} "
-          f"answers {s['Answers']}  confidence {s['Confidence']}  label {s['Label']}" for s in summaries]
-         or ["no human loops"])
+         table(rows, ["loop", "status", "answers", "confidence", "label"], empty="no human loops"))
 
 
-@app.command("answer")
+@app.command("answer", context_settings=renamed({"--label": "--answer"}))
 def answer(
-    loop: str = typer.Argument(...),
-    label: str = typer.Option(..., "--label"),
+    loop: str = typer.Argument(..., help="The loop's name."),
+    label: str = typer.Option(..., "--answer", help="The label this reviewer chooses (one of the flow's labels)."),
     reviewer: str = typer.Option(..., "--reviewer", help="Who answers (one answer per reviewer and loop)."),
     json_output: bool = JsonOpt,
 ) -> None:
@@ -112,8 +114,8 @@ def answer(
 
 
 @app.command("stop")
-def stop(loop: str = typer.Argument(...), json_output: bool = JsonOpt) -> None:
-    """Stop an open loop, e.g. a tie (``stop_human_loop``)."""
+def stop(loop: str = typer.Argument(..., help="The loop's name."), json_output: bool = JsonOpt) -> None:
+    """Stop an open loop, e.g. a tie (A2I's stop_human_loop)."""
     done = _store().stop(loop)
     emit({"HumanLoopName": done.name, "HumanLoopStatus": done.status}, json_output, [f"{done.name}: {done.status}"])
 
@@ -121,14 +123,14 @@ def stop(loop: str = typer.Argument(...), json_output: bool = JsonOpt) -> None:
 @app.command("export")
 def export(
     fmt: str = typer.Option("csv", "--format", help="csv, label-studio or ground-truth."),
-    out: Path = typer.Option(..., "--out"),
-    flow: Optional[str] = typer.Option(None, "--flow"),
-    status: Optional[str] = typer.Option(None, "--status"),
+    out: Path = typer.Option(..., "--out", help="The file to write (.csv or .json)."),
+    flow: Optional[str] = typer.Option(None, "--flow", help="Only the loops of this flow."),
+    status: Optional[str] = typer.Option(None, "--status", help="Only loops in this status: InProgress, Completed, Stopped or Failed."),
     overwrite: bool = OverwriteOpt,
     json_output: bool = JsonOpt,
 ) -> None:
     """Write loops (with their answers) as CSV or Label Studio tasks, or the endpoint's reviewed predictions as
-    ground truth for `sagestack monitor run --ground-truth` (product categories from the feature store)."""
+    ground truth for sagestack monitor run --ground-truth (product categories from the feature store)."""
     from sagestack.review.formats import export_loops, known_categories
 
     check_out_file(out, overwrite)
@@ -140,8 +142,8 @@ def export(
 @app.command("import")
 def import_(
     path: Path = typer.Argument(..., help="A Label Studio JSON export."),
-    flow: str = typer.Option(..., "--flow"),
-    fmt: str = typer.Option("label-studio", "--format", help="label-studio."),
+    flow: str = typer.Option(..., "--flow", help="The flow the imported answers (and any new loops) belong to."),
+    fmt: str = typer.Option("label-studio", "--format", help="The file's format: label-studio (the only one so far)."),
     json_output: bool = JsonOpt,
 ) -> None:
     """Bring Label Studio annotations back as answers (a task without a loop starts one)."""

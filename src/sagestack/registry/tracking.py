@@ -432,6 +432,9 @@ def set_approval(settings: Settings, ref: str, status: ApprovalStatus) -> ModelV
 def promote(settings: Settings, ref: str, alias: str = "champion") -> ModelVersionInfo:
     """Point ``alias`` at a version (``champion`` needs an Approved version).
 
+    A challenger promoted to champion stops being the challenger: variant B (``@challenger``)
+    is the version competing *with* the champion, so one version never holds both.
+
     Raises:
         RegistryError: the version is not approved for a serving alias, or does not exist.
     """
@@ -441,7 +444,10 @@ def promote(settings: Settings, ref: str, alias: str = "champion") -> ModelVersi
             f"{info.name} version {info.version} is {info.status}; approve it first with "
             f"`sagestack models approve {info.name}/{info.version}`"
         )
-    client(settings).set_registered_model_alias(info.name, alias, info.version)
+    mlflow_client = client(settings)
+    mlflow_client.set_registered_model_alias(info.name, alias, info.version)
+    if alias == "champion" and "challenger" in info.aliases:
+        mlflow_client.delete_registered_model_alias(info.name, "challenger")
     return get_version(settings, info.name, info.version)
 
 
