@@ -44,7 +44,7 @@ demo-cluster: setup system-deps  ## The demo on the scaled-out topology: up, pip
 	export SAGESTACK_HOME=$(CLUSTER_HOME); trap '$(BIN)/sagestack down' EXIT; \
 	$(BIN)/sagestack up; \
 	. $(CLUSTER_HOME)/topology/env.sh; \
-	$(BIN)/sagestack pipeline run --trainers fasttext,baseline --auto-approve; \
+	$(BIN)/sagestack pipeline run --trainers fasttext,baseline --approve; \
 	$(BIN)/sagestack up; \
 	$(BIN)/python -c 'import httpx, json, sys; r = httpx.post(sys.argv[1] + "/predict", timeout=30, json={"reviews": ["Love this dress, it fits perfectly"]}); print(json.dumps(r.json(), indent=1)); r.raise_for_status()' \
 		"$$($(BIN)/sagestack up --json | $(BIN)/python -c 'import json, sys; print(json.load(sys.stdin)["router"])')"
