@@ -156,3 +156,15 @@ def start_redis(port: int, folder: Path, *, persist: bool = False) -> subprocess
             time.sleep(0.1)
     process.kill()
     pytest.fail(f"redis-server did not answer on port {port}")
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch with one intra-op thread for the test (two spinning threads per step on a shared 2-core
+    machine made a 30-step tiny-BERT run take ~50 s instead of ~4 s)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

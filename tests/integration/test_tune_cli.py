@@ -78,16 +78,6 @@ def test_tune_bert_runs_trials_logs_children_and_registers_the_best(cli, sample_
     assert any(key.startswith("debugger/gradients/") for key in best_run.data.metrics)
 
 
-@pytest.fixture
-def one_torch_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def perfect_study_steps(reporter):
     """A trial that reached accuracy 1.0 at each of 6 evaluations: every real trial is below it."""
     for step in range(1, 7):
@@ -199,3 +189,14 @@ def test_emit_katib_refuses_a_local_data_path_and_takes_a_uri(cli, tmp_path):
     done = cli("tune", "fasttext", "--train", "s3://reviews/train.txt", "--validation", "pvc://data/validation.txt",
                "--epochs", "5:30", "--emit-katib", str(path), "--json", check=True)
     assert done.json["katib"] == str(path) and "s3://reviews/train.txt" in path.read_text()
+
+
+def test_a_bert_trial_whose_loss_became_non_finite_fails_and_cannot_be_the_best(sample_csv, tmp_path, one_torch_thread):
+    """Its weights are never registered by `train bert`; tuning must not pick them as the best trial either."""
+    target = bert_target(data=sample_csv, tiny=True)
+    entries = [("learning_rate", "1e6,2e6"), ("gradient_clipping", "0"), ("train_batch_size", "16"), ("max_steps", "4"),
+               ("max_seq_length", "32")]
+    study = run_study(target, TuningSpec(search_space(target, entries, seed=0), max_trials=1), tmp_path / "job")
+    [row] = [trial_row(t) for t in study.trials]
+    assert row["state"] == "failed", row
+    assert "training loss became non-finite" in row["error"], row

@@ -12,6 +12,7 @@ import html
 import re
 import threading
 import time
+import traceback
 
 import httpx
 import pytest
@@ -143,7 +144,16 @@ def test_eight_threads_and_a_console_restart_lose_and_double_count_nothing(conso
     attempts: list[int] = []
     lock = threading.Lock()
 
+    errors: list[str] = []
+
     def reviewer(number: int) -> None:
+        try:
+            review_all(number)
+        except BaseException:  # a thread that dies must fail the test with its reason, not shorten a count
+            with lock:
+                errors.append(f"reviewer-{number}: {traceback.format_exc()}")
+
+    def review_all(number: int) -> None:
         name = f"reviewer-{number}"
         client, token = _client(server.url, name)
         for loop in loops:
@@ -176,6 +186,7 @@ def test_eight_threads_and_a_console_restart_lose_and_double_count_nothing(conso
     for thread in threads:
         thread.join(timeout=300)
     assert not any(thread.is_alive() for thread in threads)
+    assert not errors, "\n".join(errors)
     assert not unexpected, unexpected
     assert len(attempts) == 8 * 12 * 2
     assert len(acknowledged) > at_kill  # answers went on after the restart

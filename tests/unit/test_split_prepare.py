@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from sagestack.data import balance_by_label, prepare_dataset, stratified_split
+from sagestack.data.atomic import OUTPUT_MARKER
 from sagestack.errors import DataError
 
 
@@ -41,7 +42,8 @@ def test_prepare_writes_everything(sample_csv, tmp_path):
     out = tmp_path / "prepared"
     result = prepare_dataset(sample_csv, out, seed=3)
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["manifest.json", "train.csv", "validation.csv", "test.csv", "train.txt", "validation.txt", "test.txt"]
+        ["manifest.json", "train.csv", "validation.csv", "test.csv", "train.txt", "validation.txt", "test.txt",
+         OUTPUT_MARKER]
     )
     assert result.counts["test"] == {"-1": 10, "0": 10, "1": 10}
     assert sum(sum(c.values()) for c in result.counts.values()) == 600

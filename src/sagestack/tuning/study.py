@@ -567,6 +567,10 @@ def bert_target(*, data: Path | None = None, tiny: bool = False, model_dir: Path
         say = (lambda message: progress(f"trial {reporter.number}: {message}")) if progress else None
         job = _train_bert(spec, reporter, settings=settings if data is None else None, progress=say)
         summary = job.summary
+        if summary.get("nonfinite_loss"):  # such weights are never registered, so never the best trial either
+            from sagestack.bert.job import not_registered_reason
+
+            raise DataError(not_registered_reason(summary["nonfinite_loss"], False))
         if summary["validation_accuracy"] is None and not reporter.pruned:
             raise DataError("the trial has no validation accuracy: keep --run-validation and a validation split")
         return TrialOutcome(

@@ -310,6 +310,10 @@ def train_bert_step(prepared_dir: Path, model_dir: Path, debugger_report: Path, 
                        model_dir=Path(model) if model not in ("", "tiny") else None)
     with tempfile.TemporaryDirectory(prefix="sagestack-bert-") as work:
         summary = train_bert(spec, Path(work) / "run").summary
+        if summary.get("nonfinite_loss"):  # a diverged branch must not compete for @champion
+            from sagestack.bert.job import not_registered_reason
+
+            raise DataError(f"the BERT branch diverged: {not_registered_reason(summary['nonfinite_loss'], False)}")
         shutil.copytree(Path(work) / "run" / MODEL_DIR, model_dir, dirs_exist_ok=True)
         shutil.copyfile(summary["debugger_report"], debugger_report)
         shutil.copyfile(summary["profiler_report"], profiler_report)
