@@ -152,10 +152,14 @@ def test_eight_threads_and_a_console_restart_lose_and_double_count_nothing(conso
         except BaseException:  # a thread that dies must fail the test with its reason, not shorten a count
             with lock:
                 errors.append(f"reviewer-{number}: {traceback.format_exc()}")
+            signed_in.abort()  # nobody waits for a reviewer that is gone
+
+    signed_in = threading.Barrier(8 + 1, timeout=120)  # the restart comes once every reviewer is mid-review
 
     def review_all(number: int) -> None:
         name = f"reviewer-{number}"
         client, token = _client(server.url, name)
+        signed_in.wait()
         for loop in loops:
             for _ in range(2):  # and again: the second is always refused
                 while True:
@@ -176,6 +180,10 @@ def test_eight_threads_and_a_console_restart_lose_and_double_count_nothing(conso
     threads = [threading.Thread(target=reviewer, args=(n,)) for n in range(8)]
     for thread in threads:
         thread.start()
+    try:
+        signed_in.wait()
+    except threading.BrokenBarrierError:
+        pytest.fail("a reviewer could not sign in: " + "\n".join(errors))
     deadline = time.monotonic() + 60
     while len(acknowledged) < 10:  # mid-review: some answers in, most to come
         assert time.monotonic() < deadline, "no answers arrived"
