@@ -260,6 +260,9 @@ def parse_sagestack(root, args: list[str], *, lenient: bool = False) -> str | No
             ctx = command.make_context(name, rest, parent=ctx, resilient_parsing=False)
             ancestors |= {opt for param in command.params for opt in param.opts} if hasattr(command, "resolve_command") else set()
         hidden = {opt for param in command.params if getattr(param, "hidden", False) for opt in param.opts} - ancestors
+        # Renamed options parse through the context's token_normalize_func, which records the old spellings.
+        normalize = (getattr(command, "context_settings", None) or {}).get("token_normalize_func")
+        hidden |= set(getattr(normalize, "renamed", {}))
         used = sorted({arg.split("=", 1)[0] for arg in args} & hidden)
         if used:
             return f"uses the hidden old spelling {', '.join(used)} of '{ctx.command_path}'"
