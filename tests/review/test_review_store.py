@@ -139,16 +139,20 @@ def test_eight_threads_never_answer_more_than_the_reviewers(store):
 
 def test_answers_from_another_process_are_seen_and_refused_the_same(tmp_path, store):
     """The CLI is another process on the same database: what it wrote is here, and the rules hold across."""
-    home = tmp_path / "home"
-    shared = ReviewStore(home / "review")
-    shared.create_flow("sentiment", reviewers_per_item=2)
-    loop = start(shared, "sentiment", "Two minds")[0]
-    done = run_sagestack(home, "review", "answer", loop, "--label", "1", "--reviewer", "ann", "--json")
+    # The store's folder is HOME/review for a CLI whose home is tmp_path; on PostgreSQL the CLI is
+    # pointed at the same database, so the [postgresql] case answers across processes there.
+    assert store.folder == tmp_path / "review"
+    env = {"SAGESTACK_REVIEW_DB": store.url} if store.url else {}
+    store.create_flow("sentiment", reviewers_per_item=2)
+    loop = start(store, "sentiment", "Two minds")[0]
+    done = run_sagestack(tmp_path, "review", "answer", loop, "--label", "1", "--reviewer", "ann", "--json",
+                         env=env, cwd=tmp_path)
     assert done.returncode == 0 and json.loads(done.stdout)["HumanLoopStatus"] == "InProgress", done.stderr
     with pytest.raises(AlreadyAnswered):
-        shared.answer(loop, "ann", "0")
-    assert shared.answer(loop, "bob", "1").status == "Completed"
-    again = run_sagestack(home, "review", "answer", loop, "--label", "1", "--reviewer", "cid")
+        store.answer(loop, "ann", "0")
+    assert store.answer(loop, "bob", "1").status == "Completed"
+    again = run_sagestack(tmp_path, "review", "answer", loop, "--label", "1", "--reviewer", "cid",
+                          env=env, cwd=tmp_path)
     assert again.returncode == 2 and again.stderr.strip() == f"error: human loop {loop} is Completed: it takes no more answers"
 
 
