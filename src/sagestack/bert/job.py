@@ -185,7 +185,7 @@ def train_bert(spec: BertJobSpec, out_dir: Path | str, *, settings=None, progres
                  "parameters": sum(p.numel() for p in model.parameters())},
         validation=evaluations["validation"].to_dict() if "validation" in evaluations else None,
     )
-    with atomic_dir(out_dir / MODEL_DIR) as tmp:
+    with atomic_dir(out_dir / MODEL_DIR, command="train bert") as tmp:
         predictor.save(tmp)
         card.save(tmp)
     summary = {
