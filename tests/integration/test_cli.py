@@ -4,6 +4,9 @@
 import pytest
 
 HEADER = "sentiment,review_body,product_category\n"
+# What every trainer's result.json holds (train fasttext, train baseline).
+RESULT_KEYS = ("out_dir", "model_path", "kind", "params", "train_seconds", "model_bytes", "model_size_mb",
+               "validation_accuracy", "validation")
 
 
 def assert_user_error(proc, message):
@@ -74,6 +77,8 @@ def test_prepare_then_train_then_registry_commands(cli, tmp_path, sample_csv):
     held_out = on_validation + correct(prepared["files"]["test"]["fasttext"])
     assert sum(held_out) / len(held_out) >= 0.5
     assert trained["params"]["vector_dim"] == 20 and trained["model_path"].endswith("model.bin")
+    saved = __import__("json").loads((tmp_path / "model" / "result.json").read_text())
+    assert set(RESULT_KEYS) <= set(saved) and saved["kind"] == "fasttext"
     assert trained["registered"]["approval_status"] == "PendingManualApproval"
     assert trained["registered"]["aliases"] == ["challenger"]
 
@@ -97,6 +102,10 @@ def test_train_baseline_registers_a_baseline_version(cli, tmp_path, sample_split
     assert out["registered"]["kind"] == "baseline" and out["registered"]["aliases"] == ["champion"]
     assert out["registered"]["metrics"]["validation_accuracy"] == out["validation_accuracy"] > 0.4
     assert (tmp_path / "baseline" / "model.joblib").is_file()
+    # Every trainer writes result.json with the same keys (train fasttext's), and --json prints them.
+    result = __import__("json").loads((tmp_path / "baseline" / "result.json").read_text())
+    assert set(RESULT_KEYS) <= set(result) and result["kind"] == "baseline"
+    assert {k: out[k] for k in RESULT_KEYS} == {k: result[k] for k in RESULT_KEYS}
     assert_user_error(cli("train", "baseline", "--train", str(sample_split / "train.csv"), "--out", str(tmp_path / "b2"),
                           "--c", "0"), "invalid baseline hyperparameter 'c': Input should be greater than 0")
     assert not (tmp_path / "b2").exists()

@@ -65,7 +65,7 @@ class BiasConfig:
     predicted: str | None = None
     group: str | None = None
     ci_samples: int = 0
-    seed: int = 0
+    seed: int = 42  # the seed every sagestack command defaults to
     ft_features: list[str] = field(default_factory=list)
 
 

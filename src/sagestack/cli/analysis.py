@@ -7,23 +7,23 @@ from typing import Optional
 
 import typer
 
-from sagestack.cli.common import JsonOpt, OverwriteOpt, check_out, emit, progress, settings
+from sagestack.cli.common import JsonOpt, OverwriteOpt, check_out, emit, progress, settings, split_list
 
 
 def bias(
     data: Path = typer.Option(..., "--data", help="CSV with the label, facet(s) and optionally predictions."),
     label: str = typer.Option("sentiment", "--label", help="Observed label column."),
-    positive: Optional[list[str]] = typer.Option(None, "--positive", help="Positive label value (repeatable); default 1."),
+    positive: Optional[list[str]] = typer.Option(None, "--positive", help="Positive label value(s) (repeat or comma-separate; default 1)."),
     positive_threshold: Optional[float] = typer.Option(None, help="Positive means label > this (instead of --positive)."),
-    facet: list[str] = typer.Option(..., "--facet", help="COLUMN | COLUMN=V1,V2 | COLUMN>NUMBER | COLUMN&COLUMN (repeatable)."),
+    facet: list[str] = typer.Option(..., "--facet", help="COLUMN | COLUMN=V1,V2 | COLUMN>NUMBER | COLUMN&COLUMN (repeat for several facets: a facet's values are comma-separated)."),
     predicted_label: Optional[str] = typer.Option(None, help="Column of predicted labels (post-training metrics)."),
     model: Optional[str] = typer.Option(None, "--model", help="Predict with NAME@ALIAS / NAME/VERSION / a model path instead."),
     text_column: str = typer.Option("review_body", help="Text column the --model reads."),
     group: Optional[str] = typer.Option(None, "--group", help="Group column for CDDL / CDDPL."),
-    ft_features: Optional[list[str]] = typer.Option(None, "--ft-features", help="Numeric feature column for the flip test (repeatable)."),
+    ft_features: Optional[list[str]] = typer.Option(None, "--ft-features", help="Numeric feature column(s) for the flip test (repeat or comma-separate)."),
     ci_samples: int = typer.Option(0, help="Bootstrap resamples for 95% confidence intervals (0: none)."),
-    seed: int = typer.Option(0, help="Bootstrap seed."),
-    fail_on: Optional[list[str]] = typer.Option(None, "--fail-on", help="Fail if a rule holds, e.g. 'CI>0.9', 'abs(DPL)>0.1'."),
+    seed: int = typer.Option(42, help="Seeds the bootstrap resamples of --ci-samples."),
+    fail_on: Optional[list[str]] = typer.Option(None, "--fail-on", help="Fail if a rule holds, e.g. 'CI>0.9', 'abs(DPL)>0.1' (repeat or comma-separate)."),
     engine: str = typer.Option("pandas", help="Counting engine: pandas or spark."),
     out: Path = typer.Option(..., "--out", help="Output directory: analysis.json and report.html."),
     overwrite: bool = OverwriteOpt,
@@ -39,17 +39,17 @@ def bias(
         raise ConfigError("pass either --predicted-label or --model, not both")
     data = resolve_dataset(data, settings=settings()).path  # a file, or a name from `sagestack data list`
     check_out(out, "bias", overwrite, data)
-    spec = LabelSpec(threshold=positive_threshold) if positive_threshold is not None else LabelSpec(values=tuple(positive or ["1"]))
+    spec = LabelSpec(threshold=positive_threshold) if positive_threshold is not None else LabelSpec(values=tuple(split_list(positive) or ["1"]))
     config = BiasConfig(
         label=label, positive=spec, facets=[parse_facet(f) for f in facet], predicted=predicted_label, group=group,
-        ci_samples=ci_samples, seed=seed, ft_features=list(ft_features or []),
+        ci_samples=ci_samples, seed=seed, ft_features=split_list(ft_features),
     )
     predictor = None
     if model:
         from sagestack.registry import load_predictor
 
         predictor, _ = load_predictor(settings(), model)
-    result = run_bias_on_csv(data, config, out, engine=engine, predictor=predictor, text_column=text_column, fail_on=fail_on,
+    result = run_bias_on_csv(data, config, out, engine=engine, predictor=predictor, text_column=text_column, fail_on=split_list(fail_on) or None,
                              overwrite=overwrite)
     emit(result, json_output, [f"wrote {result['analysis']}", f"wrote {result['report']}"])
 

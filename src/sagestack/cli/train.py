@@ -7,14 +7,33 @@ from typing import Optional
 
 import typer
 
-from sagestack.cli.common import JsonOpt, OverwriteOpt, check_out, emit, progress, settings
+from sagestack.cli.common import JsonOpt, OverwriteOpt, check_out, emit, progress, settings, split_list
+from sagestack.bert.params import BertParams
+from sagestack.models.baseline import BaselineParams
 from sagestack.registry import DEFAULT_MODEL_NAME
+from sagestack.text.params import SAGESTACK_DEFAULTS, BlazingTextParams
 
 app = typer.Typer(help="Train models.", no_args_is_help=True)
 
 RegisterOpt = typer.Option(True, "--register/--no-register", help="Log the run to MLflow and register the model.")
 ModelNameOpt = typer.Option(DEFAULT_MODEL_NAME, help="Registered model name (one per task, whatever the kind).")
 ApproveOpt = typer.Option(False, "--approve", help="Register as Approved and make it @champion.")
+
+
+def _ft(name: str, what: str) -> str:
+    """Help for a fastText hyperparameter: what it does and its default under each --preset."""
+    blazingtext = BlazingTextParams.model_fields[name].default
+    ours = SAGESTACK_DEFAULTS.get(name, blazingtext)
+    if ours == blazingtext:
+        return f"{what} (default {ours})"
+    return f"{what} (default {ours}; {blazingtext} with --preset blazingtext)"
+
+
+def _default(params, name: str, what: str) -> str:
+    """Help naming the default that ``params`` (a hyperparameter class) declares for ``name``."""
+    value = getattr(params(), name)
+    shown = ("yes" if value else "no") if isinstance(value, bool) else value
+    return f"{what} (default {shown})"
 
 
 def _register(summary: dict, lines: list[str], model_dir: Path, train_data: Path, model_name: str, approve: bool) -> None:
@@ -34,21 +53,22 @@ def fasttext(
     out: Path = typer.Option(..., "--out", help="Model output folder, written whole; a previous fasttext model there is replaced."),
     overwrite: bool = OverwriteOpt,
     preset: str = typer.Option("sagestack", help="Defaults to start from: 'sagestack' or 'blazingtext'."),
-    mode: Optional[str] = typer.Option(None, help="supervised, skipgram or cbow."),
-    epochs: Optional[int] = typer.Option(None),
-    learning_rate: Optional[float] = typer.Option(None),
-    min_count: Optional[int] = typer.Option(None),
-    vector_dim: Optional[int] = typer.Option(None),
-    word_ngrams: Optional[int] = typer.Option(None),
-    buckets: Optional[int] = typer.Option(None),
-    early_stopping: Optional[bool] = typer.Option(None, "--early-stopping/--no-early-stopping"),
-    patience: Optional[int] = typer.Option(None),
-    min_epochs: Optional[int] = typer.Option(None),
-    window_size: Optional[int] = typer.Option(None, help="word2vec modes."),
-    negative_samples: Optional[int] = typer.Option(None, help="word2vec modes."),
-    subwords: Optional[bool] = typer.Option(None, "--subwords/--no-subwords", help="word2vec modes."),
-    threads: Optional[int] = typer.Option(None),
-    seed: Optional[int] = typer.Option(None),
+    mode: Optional[str] = typer.Option(None, help="supervised (a classifier), skipgram or cbow (word2vec) (default supervised)"),
+    epochs: Optional[int] = typer.Option(None, help=_ft("epochs", "Passes over the training data.")),
+    learning_rate: Optional[float] = typer.Option(None, help=_ft("learning_rate", "Learning rate.")),
+    min_count: Optional[int] = typer.Option(None, help=_ft("min_count", "Ignore words seen fewer times.")),
+    vector_dim: Optional[int] = typer.Option(None, help=_ft("vector_dim", "Word vector size.")),
+    word_ngrams: Optional[int] = typer.Option(None, help=_ft("word_ngrams", "Word n-grams 1..N (supervised).")),
+    buckets: Optional[int] = typer.Option(None, help=_ft("buckets", "Hash buckets for the n-grams.")),
+    early_stopping: Optional[bool] = typer.Option(None, "--early-stopping/--no-early-stopping",
+                                                  help="Stop when validation accuracy stops improving (needs --validation) (default off)"),
+    patience: Optional[int] = typer.Option(None, help=_ft("patience", "Early stopping: epochs without improvement.")),
+    min_epochs: Optional[int] = typer.Option(None, help=_ft("min_epochs", "Early stopping: epochs before it may stop.")),
+    window_size: Optional[int] = typer.Option(None, help=_ft("window_size", "word2vec: context window.")),
+    negative_samples: Optional[int] = typer.Option(None, help=_ft("negative_samples", "word2vec: negative samples.")),
+    subwords: Optional[bool] = typer.Option(None, "--subwords/--no-subwords", help="word2vec: learn character n-gram vectors too (default off)"),
+    threads: Optional[int] = typer.Option(None, help="fastText threads (default every core)"),
+    seed: Optional[int] = typer.Option(None, help=_ft("seed", "Random seed.")),
     quantize: bool = typer.Option(False, "--quantize", help="Store a quantized .ftz model."),
     autotune_seconds: Optional[int] = typer.Option(None, help="Search hyperparameters on --validation for N seconds."),
     register: bool = RegisterOpt,
@@ -86,8 +106,8 @@ def baseline(
     overwrite: bool = OverwriteOpt,
     word_ngrams: Optional[int] = typer.Option(None, help="Word n-grams 1..N."),
     c: Optional[float] = typer.Option(None, "--c", help="Inverse regularization strength."),
-    min_df: Optional[int] = typer.Option(None, help="Ignore n-grams seen in fewer reviews."),
-    seed: Optional[int] = typer.Option(None),
+    min_df: Optional[int] = typer.Option(None, help=_default(BaselineParams, "min_df", "Ignore n-grams seen in fewer reviews.")),
+    seed: Optional[int] = typer.Option(None, help=_default(BaselineParams, "seed", "Seeds the logistic regression.")),
     register: bool = RegisterOpt,
     model_name: str = ModelNameOpt,
     approve: bool = ApproveOpt,
@@ -103,8 +123,12 @@ def baseline(
     if say:
         say(f"training the TF-IDF + logistic-regression baseline on {train}")
     card, evaluation = train_baseline(train, out, params, validation_csv=validation, overwrite=overwrite)
-    summary = {"out_dir": str(out), "kind": card.kind, "params": card.params, "metrics": card.metrics,
-               "validation_accuracy": evaluation.accuracy if evaluation else None}
+    import json
+
+    from sagestack.models.baseline import RESULT_FILE
+
+    summary = {**json.loads((out / RESULT_FILE).read_text(encoding="utf-8")), "metrics": card.metrics}
+    summary.setdefault("validation_accuracy", None)
     lines = [f"model: {out} ({card.metrics['model_size_mb']:.1f} MB, trained in {card.metrics['train_seconds']:.2f} s)"]
     if evaluation is not None:
         lines.append(f"validation_accuracy: {evaluation.accuracy:.4f}")
@@ -119,18 +143,20 @@ def bert(
     model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="A local Hugging Face checkpoint (default: the shipped MiniLM BERT)."),
     tiny: bool = typer.Option(False, "--tiny", help="A small randomly initialised BERT (fast tests)."),
     out: Path = typer.Option(..., "--out", help="Output folder: checkpoints, debugger/, profiler/, model/, summary.json."),
-    max_seq_length: Optional[int] = typer.Option(None),
-    epochs: Optional[int] = typer.Option(None),
-    learning_rate: Optional[float] = typer.Option(None),
-    train_batch_size: Optional[int] = typer.Option(None),
-    validation_batch_size: Optional[int] = typer.Option(None),
+    max_seq_length: Optional[int] = typer.Option(None, help=_default(BertParams, "max_seq_length", "Tokens per review.")),
+    epochs: Optional[int] = typer.Option(None, help=_default(BertParams, "epochs", "Passes over the training data.")),
+    learning_rate: Optional[float] = typer.Option(None, help=_default(BertParams, "learning_rate", "Peak AdamW learning rate.")),
+    train_batch_size: Optional[int] = typer.Option(None, help=_default(BertParams, "train_batch_size", "Rows per training batch.")),
+    validation_batch_size: Optional[int] = typer.Option(None, help=_default(BertParams, "validation_batch_size", "Rows per evaluation batch.")),
     train_steps_per_epoch: Optional[int] = typer.Option(None, help="Batches per epoch (0: all)."),
     validation_steps_per_epoch: Optional[int] = typer.Option(None, help="Batches per evaluation (0: all)."),
-    run_validation: Optional[bool] = typer.Option(None, "--run-validation/--no-run-validation"),
-    seed: Optional[int] = typer.Option(None),
-    freeze_bert_layer: Optional[bool] = typer.Option(None, "--freeze-bert-layer/--no-freeze-bert-layer"),
-    warmup_ratio: Optional[float] = typer.Option(None),
-    weight_decay: Optional[float] = typer.Option(None),
+    run_validation: Optional[bool] = typer.Option(None, "--run-validation/--no-run-validation",
+                                                  help=_default(BertParams, "run_validation", "Evaluate on the validation data.")),
+    seed: Optional[int] = typer.Option(None, help=_default(BertParams, "seed", "Seeds shuffling, new layers and dropout.")),
+    freeze_bert_layer: Optional[bool] = typer.Option(None, "--freeze-bert-layer/--no-freeze-bert-layer",
+                                                     help=_default(BertParams, "freeze_bert_layer", "Train the classifier head only.")),
+    warmup_ratio: Optional[float] = typer.Option(None, help=_default(BertParams, "warmup_ratio", "Share of steps with a rising learning rate.")),
+    weight_decay: Optional[float] = typer.Option(None, help=_default(BertParams, "weight_decay", "AdamW weight decay.")),
     gradient_clipping: Optional[float] = typer.Option(None, help="Max global gradient L2 norm (0: no clipping)."),
     max_steps: Optional[int] = typer.Option(None, help="Stop after this many steps (0: no limit)."),
     validation_interval: Optional[int] = typer.Option(None, help="Also evaluate every N steps (0: epoch ends only)."),
@@ -142,7 +168,8 @@ def bert(
     stop_on_finding: bool = typer.Option(False, "--stop-on-finding", help="A rule that fires stops training at that step."),
     debug_interval: int = typer.Option(100, help="Debugger save interval in steps (the loss is checked for NaN/inf at every step)."),
     profile: bool = typer.Option(True, "--profile/--no-profile", help="Run the Profiler."),
-    profile_start_step: int = typer.Option(5), profile_num_steps: int = typer.Option(10),
+    profile_start_step: int = typer.Option(5, help="Profiler: the first step it records."),
+    profile_num_steps: int = typer.Option(10, help="Profiler: how many steps it records."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --out."),
     register: bool = RegisterOpt,
     model_name: str = ModelNameOpt,

@@ -19,7 +19,7 @@ HELP = (
     "(torch and fastText threads), so N > 1 only oversubscribes them; keep 1 unless trials wait on something "
     "else (a GPU with room for several)."
 )
-app = typer.Typer(help=HELP, no_args_is_help=True)
+app = typer.Typer(help=HELP, short_help="Tune hyperparameters with Optuna, or emit a Katib Experiment.", no_args_is_help=True)
 EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 ParamOpt = typer.Option(None, "--param", help="A hyperparameter as name=SPEC (repeat): value, range low:high[:log|:linear] or list x,y.")

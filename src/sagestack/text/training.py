@@ -101,6 +101,7 @@ class TrainResult:
         out = {
             "out_dir": str(self.out_dir),
             "model_path": str(self.model_path),
+            "kind": "fasttext",
             "mode": self.params.mode,
             "params": self.params.model_dump(),
             "train_seconds": round(self.train_seconds, 3),
