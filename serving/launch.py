@@ -56,39 +56,41 @@ def stop_process(process: subprocess.Popen, timeout: float = 20.0) -> None:
         process.wait()
 
 
-def _wait_ready(process: subprocess.Popen, url: str, timeout: float, log_hint: str) -> None:
-    """Poll ``url``/readyz until it answers 200; raise if the server exits or the time runs out."""
+def _wait_ready(process: subprocess.Popen, url: str, timeout: float, log_hint: str, *,
+                path: str = "/readyz", what: str = "the endpoint") -> None:
+    """Poll ``url`` + ``path`` until it answers 200; raise if the server exits or the time runs out."""
     import httpx
 
     deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:
-            raise SagestackError(f"the endpoint exited during start-up ({log_hint})")
+            raise SagestackError(f"{what} exited during start-up ({log_hint})")
         try:
-            if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
+            if httpx.get(f"{url}{path}", timeout=1.0).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         if time.monotonic() > deadline:
-            raise SagestackError(f"the endpoint at {url} was not ready after {timeout:.0f} s ({log_hint})")
+            raise SagestackError(f"{what} at {url} was not ready after {timeout:.0f} s ({log_hint})")
         time.sleep(0.5)
 
 
-def serve_until_stopped(
-    settings: Settings, model_ref: str, host: str, port: int, *, on_ready: Callable[[str], None], timeout: float = 300.0
+def run_until_stopped(
+    command: list[str], env: dict, url: str, *, on_ready: Callable[[str], None], ready_path: str = "/readyz",
+    what: str = "the endpoint", timeout: float = 300.0, output=None,
 ) -> int:
-    """Run the endpoint in the foreground until it exits or is interrupted; returns its exit status.
+    """Run a server in the foreground until it exits or is interrupted; returns its exit status.
 
-    ``on_ready(url)`` is called once ``/readyz`` answers (e.g. to record the endpoint on the
-    model version: not before the server really serves). SIGINT and SIGTERM are passed on to
-    the server, which shuts down gracefully.
+    ``on_ready(url)`` is called once ``url + ready_path`` answers 200. SIGINT and SIGTERM are
+    passed on to the server, which shuts down gracefully. ``output`` is where the server's stdout
+    goes (``None``: this process's; e.g. ``sys.stderr`` to keep stdout for one JSON line).
     """
-    process = subprocess.Popen(serve_command(host, port), env=serve_env(settings, model_ref))
+    process = subprocess.Popen(command, env=env, stdout=output)
     previous = {sig: signal.signal(sig, lambda signum, frame: process.send_signal(signum))
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        _wait_ready(process, f"http://{host}:{port}", timeout, "see its output above")
-        on_ready(f"http://{host}:{port}")
+        _wait_ready(process, url, timeout, "see its output above", path=ready_path, what=what)
+        on_ready(url)
         return process.wait()
     except BaseException:
         stop_process(process)
@@ -96,6 +98,19 @@ def serve_until_stopped(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def serve_until_stopped(
+    settings: Settings, model_ref: str, host: str, port: int, *, on_ready: Callable[[str], None], timeout: float = 300.0,
+    output=None,
+) -> int:
+    """Run the endpoint in the foreground until it exits or is interrupted; returns its exit status.
+
+    ``on_ready(url)`` is called once ``/readyz`` answers (e.g. to record the endpoint on the
+    model version: not before the server really serves); see :func:`run_until_stopped`.
+    """
+    return run_until_stopped(serve_command(host, port), serve_env(settings, model_ref), f"http://{host}:{port}",
+                             on_ready=on_ready, timeout=timeout, output=output)
 
 
 @contextlib.contextmanager

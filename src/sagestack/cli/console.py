@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -41,6 +42,8 @@ def console(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data directory for uploads (default: HOME/console/data)."),
     endpoint: str = typer.Option("http://127.0.0.1:3000", "--endpoint", help="The endpoint the Endpoint page asks."),
     max_upload_mb: float = typer.Option(100.0, "--max-upload-mb", min=0.001, help="Largest CSV upload, in MB."),
+    json_output: bool = typer.Option(False, "--json", help="Once the console answers, print one JSON line "
+                                     '{"url", "pid", "home"} on stdout instead of the banner, and keep serving.'),
 ) -> None:
     """Start the web console and print its URL (stop it with Ctrl-C)."""
     import uvicorn
@@ -63,6 +66,25 @@ def console(
     _settle_memory()
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
-    typer.echo(f"sagestack console: {url}  (home {options.settings.home.resolve()}; Ctrl-C stops it)", err=False)
+    home = options.settings.home.resolve()
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+    if json_output:
+        threading.Thread(target=_announce_when_started, args=(server, {"url": url, "pid": os.getpid(), "home": str(home)}),
+                         daemon=True).start()
+    else:
+        typer.echo(f"sagestack console: {url}  (home {home}; Ctrl-C stops it)")
+    server.run()
+
+
+def _announce_when_started(server, document: dict) -> None:
+    """Print ``document`` as one JSON line once uvicorn listens (its ``started`` flag), so a script
+    that reads it can use the URL at once."""
+    import json
+    import time
+
+    while not server.started:
+        if server.should_exit:
+            return
+        time.sleep(0.05)
+    typer.echo(json.dumps(document))

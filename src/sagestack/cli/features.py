@@ -76,14 +76,29 @@ def training_set_(
 
 @app.command("serve")
 def serve(
-    port: int = typer.Option(6566, "--port"),
-    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(6566, "--port", help="TCP port."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    json_output: bool = typer.Option(False, "--json", help="Once the server answers, print one JSON line "
+                                     '{"url", "pid"} on stdout (Feast\'s output goes to stderr) and keep serving.'),
 ) -> None:
     """Feast's HTTP feature server on this home's store (POST /get-online-features)."""
+    import json
     import os
+    import sys
 
     from sagestack.features.store import feast_command, feast_env
 
     current = settings()
     command = feast_command(current, "serve", "--host", host, "--port", str(port))
-    os.execve(command[0], command, feast_env(current))
+    if not json_output:
+        os.execve(command[0], command, feast_env(current))
+    from serving.launch import run_until_stopped
+
+    shown = f"[{host}]" if ":" in host else host
+
+    def announce(url: str) -> None:  # the pid to signal: this process passes SIGINT/SIGTERM on to Feast
+        typer.echo(json.dumps({"url": url, "pid": os.getpid()}))
+
+    raise typer.Exit(run_until_stopped(command, feast_env(current), f"http://{shown}:{port}", on_ready=announce,
+                                       ready_path="/health", what="the Feast feature server", timeout=120,
+                                       output=sys.stderr))

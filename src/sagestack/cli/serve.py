@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from sagestack.cli.common import settings
+from sagestack.cli.common import JsonOpt, settings
 from sagestack.registry import DEFAULT_MODEL_NAME
 
 
@@ -12,12 +12,17 @@ def serve(
     model: str = typer.Option(f"{DEFAULT_MODEL_NAME}@champion", "--model", help="NAME@ALIAS, NAME/VERSION or a model path."),
     port: int = typer.Option(3000, "--port", help="TCP port."),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    json_output: bool = typer.Option(False, "--json", help="Once the endpoint answers, print one JSON line "
+                                     '{"url", "pid", "model", "kind"} on stdout (server output goes to stderr) and keep serving.'),
 ) -> None:
     """Serve a model over HTTP with BentoML (POST /predict, /predict_batch, /predict_by_id; /healthz, /readyz, /metrics, /docs)."""
+    import json
+    import os
+    import sys
+    from pathlib import Path
+
     from sagestack.registry import load_predictor, record_endpoint
     from serving.launch import serve_until_stopped
-
-    from pathlib import Path
 
     current = settings()
     if Path(model).exists():  # the server runs in another working directory: pass paths absolute
@@ -31,6 +36,10 @@ def serve(
     def ready(url: str) -> None:
         if info is not None:  # the end of the version's lineage, once the endpoint really answers
             record_endpoint(current, model, url)
-        typer.echo(f"... serving {model} ({predictor.kind}) on {url} (docs at /docs)", err=True)
+        if json_output:  # the pid to signal: this process passes SIGINT/SIGTERM on to the server
+            typer.echo(json.dumps({"url": url, "pid": os.getpid(), "model": model, "kind": predictor.kind}))
+        else:
+            typer.echo(f"... serving {model} ({predictor.kind}) on {url} (docs at /docs)", err=True)
 
-    raise typer.Exit(serve_until_stopped(current, model, host, port, on_ready=ready))
+    raise typer.Exit(serve_until_stopped(current, model, host, port, on_ready=ready,
+                                         output=sys.stderr if json_output else None))

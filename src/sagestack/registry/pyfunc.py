@@ -67,10 +67,18 @@ def predictions_frame(predictor, model_input) -> pd.DataFrame:
 
 
 def model_signature(predictor):
-    """The signature the pyfunc is logged with: the output schema only (see the module docstring)."""
-    from mlflow.models import ModelSignature, infer_signature
+    """The signature the pyfunc is logged with: the output schema only (see the module docstring).
 
-    return ModelSignature(outputs=infer_signature(INPUT_EXAMPLE, predictions_frame(predictor, INPUT_EXAMPLE)).outputs)
+    Written out rather than inferred: inferring from an int column makes MLflow warn about
+    missing values, which a predicted label never has.
+    """
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema
+
+    labels = label_order(predictor.labels)
+    label_type = "long" if all(isinstance(label_value(label), int) for label in labels) else "string"
+    return ModelSignature(outputs=Schema([ColSpec(label_type, "label"),
+                                          *(ColSpec("double", f"prob_{label}") for label in labels)]))
 
 
 class SagestackPyfunc(mlflow.pyfunc.PythonModel):
