@@ -1,6 +1,7 @@
 """bench/bias_scale.py must time sagestack on the same plain-string frame that smclarify reads."""
 
 import importlib.util
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +26,15 @@ def test_sagestack_is_timed_on_the_plain_string_frame_smclarify_reads(bench, tmp
     # smclarify reads its CSV back into the same columns, dtypes and values.
     read_back = pd.read_csv(bench.write_smclarify_input(frame, tmp_path))
     pd.testing.assert_frame_equal(read_back, frame[list(read_back.columns)])
+    before = time.perf_counter()
     seconds, document = bench.time_sagestack(frame)
+    elapsed = time.perf_counter() - before
+    # The figure is the analysis itself: the whole call apart from building the config.
+    assert elapsed / 2 <= seconds <= elapsed
     facet = document["pre_training_bias_metrics"]["facets"]["product_category"]
-    assert seconds > 0 and len(facet) == frame["product_category"].nunique()
+    counts = frame["product_category"].value_counts()
+    assert {f["value_or_threshold"] for f in facet} == set(counts.index)
+    for value in facet:  # CI = (n_a - n_d) / (n_a + n_d), counted by hand from the frame
+        n_d = counts[value["value_or_threshold"]]
+        [ci] = [m["value"] for m in value["metrics"] if m["name"] == "CI"]
+        assert ci == pytest.approx((len(frame) - 2 * n_d) / len(frame))

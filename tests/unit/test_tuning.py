@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
+import time
 
 import numpy as np
 import optuna
@@ -208,11 +209,15 @@ def test_resume_continues_to_max_trials_with_new_draws_and_refuses_another_space
 def test_max_failed_trials_stops_the_job_and_a_job_with_no_success_has_no_best(tmp_path):
     always_fail = build_space([("quality", "0.1:1.0"), ("fail", "true"), ("steps", "2")], TOY)
     target = TuningTarget("toy", TOY, toy_trainable([]), early_stopping=True)
+    before = time.perf_counter()
     summary = tune(target, TuningSpec(always_fail, max_trials=10, max_failed_trials=2), tmp_path / "job", register=False)
+    elapsed = time.perf_counter() - before
     assert [t["state"] for t in summary["trials"]] == ["failed", "failed"]
     assert summary["best"] is None and summary["registered"] is None
     saved = json.loads((tmp_path / "job" / "summary.json").read_text())
-    assert saved["trials"][0]["error"] == "RuntimeError: diverged" and saved["seconds"] >= 0
+    assert saved["trials"][0]["error"] == "RuntimeError: diverged"
+    # The job's seconds (rounded to 0.01) cover its trials and lie within the call's wall time.
+    assert sum(t["seconds"] for t in saved["trials"]) <= saved["seconds"] + 0.02 and saved["seconds"] <= elapsed + 0.01
 
 
 def test_early_stopping_is_refused_for_a_trainable_without_intermediate_values(tmp_path):
