@@ -48,7 +48,7 @@ class Settings(BaseModel):
     Attributes:
         home: the state directory.
         tracking_uri: MLflow tracking URI; default ``sqlite:///<home>/mlflow.db``.
-        data_dir: a directory (or file) to look for datasets in before ``../shared/data``.
+        data_dir: a directory (or file) to look for datasets in before the copies embedded in the package.
         data_url: where to download the dataset from when it is found nowhere else.
         data_sha256: expected sha256 of the downloaded file (required with ``data_url``).
         online_store: Feast's online store: ``sqlite`` (default, a file under ``home``) or a Redis

@@ -2,7 +2,7 @@
 
 Names, never paths: a caller (the web console) passes a file *name*; :meth:`DataCatalog.path`
 maps it to a file inside the folder (or to one of the course's datasets, which the resolver
-finds in ``../shared/data`` or in the package), and refuses anything that would leave the folder.
+finds in ``SAGESTACK_DATA`` or in the package), and refuses anything that would leave the folder.
 Uploads are size-limited, must parse as a CSV with a header and a row, and land atomically.
 """
 
