@@ -105,11 +105,21 @@ def git_commit() -> str:
 
 def client(settings: Settings):
     """An ``MlflowClient`` for the configured tracking/registry store (creating ``home`` if needed)."""
+    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     if settings.mlflow_uri.startswith("sqlite:"):
         settings.home.mkdir(parents=True, exist_ok=True)
-    return MlflowClient(tracking_uri=settings.mlflow_uri, registry_uri=settings.mlflow_uri)
+    uri = settings.mlflow_uri
+    try:
+        # MLflow opens the store here and refuses a database of another version with a long
+        # exception; the fix (a backup, then `mlflow db upgrade`) is the user's to run, never ours.
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    except MlflowException as exc:
+        if "out-of-date database schema" not in str(exc):
+            raise
+        raise RegistryError(f"the MLflow database {uri} was made by an older MLflow; back it up, then run "
+                            f"`mlflow db upgrade {uri}` (or pass another --home)") from None
 
 
 def ensure_experiment(settings: Settings, name: str = DEFAULT_EXPERIMENT) -> str:
