@@ -130,6 +130,25 @@ def cli(tmp_path: Path):
     return run
 
 
+def wait_until(predicate, timeout: float, message: str, interval: float = 0.05):
+    """Poll ``predicate()`` until it returns something truthy, and return that; fail the test with
+    ``message`` (a string, or a callable for a message read at the deadline) after ``timeout`` seconds.
+
+    Tests wait for what they need this way, never with a fixed sleep: on a busy machine a sleep is
+    either too short (flaky) or too long (slow).
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"{message() if callable(message) else message} (waited {timeout:g} s)")
+        time.sleep(interval)
+
+
 def start_redis(port: int, folder: Path, *, persist: bool = False) -> subprocess.Popen:
     """A real ``redis-server`` on 127.0.0.1:``port``, answering PING when this returns.
 

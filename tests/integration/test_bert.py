@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import wait_until
 from sagestack.bert.data import csv_splits, encode
 from sagestack.bert.model import build_model
 from sagestack.bert.params import BertParams
@@ -23,7 +24,7 @@ from sagestack.debugger.config import DebuggerConfig
 from sagestack.debugger.events import TrainingCallback
 from sagestack.debugger.hook import DebuggerHook, RuleAction
 from sagestack.debugger.recording import Recording
-from sagestack.debugger.rules import DEFAULT_RULES, evaluate_rules, parse_rule
+from sagestack.debugger.rules import DEFAULT_RULES, RULES, evaluate_rules, parse_rule
 from sagestack.errors import ConfigError
 
 LENGTH = 48
@@ -198,7 +199,7 @@ def cli_run(sagestack, sample_csv, tmp_path_factory):
     return {"out": out, "home": root / "home", "summary": json.loads(proc.stdout)}
 
 
-def test_a_healthy_run_trips_no_rule_and_is_reported_and_registered(cli_run):
+def test_a_healthy_run_trips_no_rule_and_is_reported_and_registered(cli_run, sample_csv, one_torch_thread):
     summary, out = cli_run["summary"], cli_run["out"]
     assert summary["findings"] == [] and summary["stopped"] is False and summary["stopped_by_rule"] is False
     assert summary["nonfinite_loss"] is None and "not_registered" not in summary
@@ -208,7 +209,14 @@ def test_a_healthy_run_trips_no_rule_and_is_reported_and_registered(cli_run):
     # Offline, the default rules on the recording on disk agree with the in-process verdict.
     assert evaluate_rules([parse_rule(r) for r in DEFAULT_RULES], Recording.load(out / "debugger")) == []
     assert summary["registered"]["version"] == "1" and summary["kind"] == "bert"
-    assert 0 <= summary["test_accuracy"] <= 1 and summary["device"] == "cpu"
+    assert summary["device"] == "cpu"
+    # The reported test accuracy is the saved model's on the job's own test split (seed 42), recomputed here.
+    from sagestack.models.evaluation import evaluate_predictor
+    from sagestack.models.kinds import load_model
+
+    test = csv_splits(sample_csv, seed=42)["test"]
+    recomputed = evaluate_predictor(load_model(out / "model"), test["review_body"].tolist(), test["sentiment"].tolist())
+    assert summary["test_accuracy"] == pytest.approx(recomputed.accuracy, abs=1.01 / len(test))
     for path in ("debugger/tensors.jsonl", "debugger/report.html", "debugger/findings.json", "profiler/system.jsonl",
                  "profiler/framework.jsonl", "profiler/trace/trace.json", "profiler/profiler-report.html",
                  "model/bert/config.json", "model/sagestack-model.json", "summary.json", "checkpoints/checkpoint.pt"):
@@ -298,25 +306,38 @@ def test_registered_bert_predicts_through_the_registry_and_over_http(minilm_run)
             with httpx.Client(base_url=url, timeout=120) as own:
                 statuses.append(own.post("/predict", json=largest).status_code)
 
+        def predictions_in_progress() -> float:
+            metrics = client.get("/metrics").text
+            return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                       if line.startswith("bentoml_service_request_in_progress") and '"/predict"' in line)
+
         senders = [threading.Thread(target=predict_largest) for _ in range(2)]
+        predicting = time.perf_counter()
         for sender in senders:
             sender.start()
-        time.sleep(0.2)
+        # Probe only once the server itself says both predictions are being served (not after a guessed sleep).
+        wait_until(lambda: predictions_in_progress() >= 2 or not any(s.is_alive() for s in senders), 60,
+                   "the server never had the two predictions in progress")
         while any(sender.is_alive() for sender in senders):
             started = time.perf_counter()
             assert client.get("/livez").status_code == 200
             in_flight.append(time.perf_counter() - started)
             time.sleep(0.05)
+        predicted = time.perf_counter() - predicting
         assert statuses == [200] * 2
         assert len(in_flight) >= 3, f"the predictions finished too soon to test anything ({len(in_flight)} probes)"
-        assert max(in_flight) <= 0.05, sorted(in_flight)[-5:]
+        # Blocked behind a prediction, a probe would wait for its end (seconds). Answered from a free event
+        # loop, each probe takes a small part of that, however busy the 2 cores are.
+        assert max(in_flight) <= min(0.5, predicted / 4), (predicted, sorted(in_flight)[-5:])
 
 
 def test_debug_rules_and_analyze(sagestack, cli_run, tmp_path):
     listed = sagestack(tmp_path / "home", "debug", "rules", "--json")
     assert listed.returncode == 0, listed.stderr
-    rules = json.loads(listed.stdout)["rules"]
-    assert len(rules) == 13 and {"VanishingGradient", "StalledTrainingRule"} <= {r["name"] for r in rules}
+    listing = json.loads(listed.stdout)
+    names = [r["name"] for r in listing["rules"]]
+    assert sorted(names) == sorted(RULES) and len(names) == len(RULES)  # every registered rule, once
+    assert listing["default"] == list(DEFAULT_RULES) and {"VanishingGradient", "StalledTrainingRule"} <= set(names)
     analyzed = sagestack(tmp_path / "home", "debug", "analyze", str(cli_run["out"]), "--rule",
                          "LossNotDecreasing:num_steps=2,diff_percent=90", "--json")
     assert analyzed.returncode == 0, analyzed.stderr
