@@ -6,12 +6,24 @@ import sys
 
 import pytest
 
+import sagestack
 from sagestack.errors import RegistryError
 from sagestack.registry import DatasetRef, list_models, log_model_run, promote, resolve_ref, set_approval
 from sagestack.models.fasttext import FastTextPredictor
 from sagestack.text import evaluate_fasttext_file, make_params, train_fasttext
 
 REVIEWS = ["Love it, fits perfectly", "It is okay, nothing special", "Cheap fabric, sent it back", "great color"]
+
+
+def load_registered(settings, name: str, *, version: str | None = None, alias: str | None = None):
+    """``mlflow.pyfunc.load_model`` of a registered version, found through a client of this test's registry
+    (``mlflow.set_registry_uri`` would point the whole test process at it, for every later test too)."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    registry = MlflowClient(tracking_uri=settings.mlflow_uri, registry_uri=settings.mlflow_uri)
+    version = version or registry.get_model_version_by_alias(name, alias).version
+    return mlflow.pyfunc.load_model(registry.get_model_version_download_uri(name, version))
 
 
 @pytest.fixture
@@ -29,7 +41,7 @@ def test_logged_run_registers_with_lineage_and_reloads_in_a_fresh_process(result
     info = resolve_ref(settings, "sentiment@champion")
     assert info.version == "1" and info.status == "Approved" and info.aliases == ["champion"]
     assert info.tags["dataset.sha256"] == "ab" * 32 and info.tags["dataset.path"] == "/data/reviews.csv"
-    assert info.tags["sagestack.version"] == "0.1.0" and info.tags["training.run_id"] == logged["run_id"]
+    assert info.tags["sagestack.version"] == sagestack.__version__ and info.tags["training.run_id"] == logged["run_id"]
     assert info.kind == "fasttext" and logged["kind"] == "fasttext"
     assert len(info.tags["git.commit"]) in (40, len("unknown"))
     assert info.metrics["validation_accuracy"] == pytest.approx(result.validation.accuracy)
@@ -105,7 +117,6 @@ def test_load_predictor_from_registry_or_path(result, settings, tmp_path):
 
 def test_every_kind_registers_under_one_name_and_reloads_through_the_generic_pyfunc(result, settings, sample_split):
     """fastText and the baseline are versions of one model; the pyfunc dispatches by the model's kind."""
-    import mlflow
     import pandas as pd
 
     from sagestack.models.baseline import train_baseline
@@ -118,8 +129,7 @@ def test_every_kind_registers_under_one_name_and_reloads_through_the_generic_pyf
     assert [v["kind"] for v in list_models(settings)[0]["versions"]] == ["fasttext", "baseline"]
     baseline, info = load_predictor(settings, "sentiment/2")
     assert baseline.kind == "baseline" and info.tags["model.kind"] == "baseline"
-    mlflow.set_registry_uri(settings.mlflow_uri)
-    out = mlflow.pyfunc.load_model("models:/sentiment/2").predict(pd.DataFrame({"review_body": REVIEWS}))
+    out = load_registered(settings, "sentiment", version="2").predict(pd.DataFrame({"review_body": REVIEWS}))
     assert out["label"].tolist() == [p.label for p in baseline.predict(REVIEWS)]
     assert list(out.columns) == ["label", "prob_-1", "prob_0", "prob_1"]
 
@@ -128,7 +138,6 @@ def test_every_kind_registers_under_one_name_and_reloads_through_the_generic_pyf
 def test_the_pyfunc_takes_a_list_of_reviews_and_returns_the_trained_classes(kind, result, settings, sample_split):
     """`mlflow.pyfunc.load_model(...).predict(["Love this dress"])`, as the README shows, for every cheap kind;
     a frame with review_body (and other columns, in any order) gives the same labels: ints -1/0/1."""
-    import mlflow
     import pandas as pd
 
     from sagestack.errors import DataError
@@ -140,8 +149,7 @@ def test_the_pyfunc_takes_a_list_of_reviews_and_returns_the_trained_classes(kind
         model_dir = settings.home / "baseline"
         train_baseline(sample_split / "train.csv", model_dir, validation_csv=sample_split / "validation.csv")
     log_model_run(model_dir, settings=settings, model_name="sentiment", approval="Approved", aliases=("champion",))
-    mlflow.set_registry_uri(settings.mlflow_uri)
-    model = mlflow.pyfunc.load_model("models:/sentiment@champion")
+    model = load_registered(settings, "sentiment", alias="champion")
     expected = [p.label for p in load_model(model_dir).predict(REVIEWS)]
 
     listed = model.predict(REVIEWS)
