@@ -12,6 +12,7 @@ import pytest
 
 from sagestack.config import load_settings
 from sagestack.data import load_reviews
+from sagestack.errors import SagestackError
 from sagestack.features import engineer_features, get_online, ingest, load_tokenizer, read_features, training_set
 from sagestack.features.store import feast_command, feast_env, open_store
 
@@ -61,6 +62,21 @@ def test_feast_apply_registers_the_declarations(home):
     assert store.get_feature_view("reviews_bert").tags["owner"] == "sagestack"
 
 
+def test_feast_apply_runs_again_only_when_what_it_applies_changed(home):
+    """A second ingest into the same home skips the ~10 s `feast apply` when the declarations,
+    Feast and the store's configuration are those of the last apply; any change applies again."""
+    from sagestack.features.store import APPLIED_FILE, _apply_fingerprint, apply
+
+    settings, _ = home
+    assert apply(settings) is False  # the fixture's ingest applied exactly this
+    marker = settings.home / "feast" / APPLIED_FILE
+    recorded = marker.read_text()
+    marker.write_text('{"fingerprint": "of other declarations"}')
+    assert apply(settings) is True and marker.read_text() == recorded
+    other = settings.model_copy(update={"offline_store": "spark"})  # another configuration, another fingerprint
+    assert _apply_fingerprint(other) != _apply_fingerprint(settings)
+
+
 def test_online_reads_and_unknown_ids(home):
     settings, _ = home
     table = read_features(settings)
@@ -91,7 +107,7 @@ def test_training_set_is_point_in_time_and_never_drops_rows(home):
                           "event_timestamp": pd.Timestamp(table["event_timestamp"].min()) - timedelta(days=1)})
     frame = store.get_historical_features(entity_df=early, features=["reviews_text:review_body"]).to_df()
     assert len(frame) == 4 and frame["review_body"].isna().all()
-    with pytest.raises(Exception, match="unknown split 'dev'"):
+    with pytest.raises(SagestackError, match="unknown split 'dev'; use one of train, validation, test"):
         training_set(settings, "dev")
 
 
