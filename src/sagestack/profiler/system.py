@@ -38,6 +38,8 @@ BASE_COLUMNS = ["wall_time", "cpu_percent", "io_wait_percent", "memory_percent",
 _GPU_COLUMN = re.compile(r"^gpu(\d+)_util$")
 _CORE_COLUMN = re.compile(r"^cpu(\d+)_percent$")
 
+PROC_STAT = "/proc/stat"  # Linux's CPU counters, read when psutil is missing
+
 
 def _round(value, digits: int = 2):
     if value is None:
@@ -55,7 +57,7 @@ class _ProcCpu:
     @staticmethod
     def _read() -> dict[str, list[int]] | None:
         try:
-            with open("/proc/stat", encoding="ascii") as stat:
+            with open(PROC_STAT, encoding="ascii") as stat:
                 lines = [line.split() for line in stat if line.startswith("cpu")]
         except OSError:
             return None
@@ -207,7 +209,7 @@ class SystemSampler:
             self._process = psutil.Process()
         except Exception:
             self._psutil = None
-            self._proc_cpu = _ProcCpu() if os.path.exists("/proc/stat") else None
+            self._proc_cpu = _ProcCpu() if os.path.exists(PROC_STAT) else None
         self._nvml = _Nvml() if gpus else None
         self.prime()
 
