@@ -187,3 +187,26 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def sagestack_main(tmp_path, monkeypatch, capsys):
+    """Run ``sagestack ARGS`` in this process through the console script's own entry point
+    (``sagestack.cli.main``: exit codes and one-line errors as a user sees them, without a
+    process start), from ``tmp_path/work``, with a home of its own. Returns ``(code, stdout, stderr)``."""
+    from sagestack.cli import main
+
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("SAGESTACK_HOME", str(tmp_path / "home"))
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["sagestack", *map(str, args)])
+        with pytest.raises(SystemExit) as exited:
+            main()
+        captured = capsys.readouterr()
+        return exited.value.code or 0, captured.out, captured.err
+
+    run.work = work
+    return run

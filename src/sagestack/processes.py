@@ -2,6 +2,7 @@
 
 A pid alone may since belong to another process; the pair cannot. Used wherever sagestack
 records a process to check on later (the loopback topology's servers, the console's jobs).
+Also the check every server sagestack starts makes before it starts: is its port free?
 """
 
 from __future__ import annotations
@@ -31,3 +32,22 @@ def alive(pid: int | None, started: int | None = None) -> bool:
     if fields is None or fields[0] == "Z":
         return False
     return started is None or int(fields[19]) == started
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse, in one line, a ``--host``/``--port`` that a server could not listen on (taken, or
+    not an address of this machine), before anything starts: the servers' own errors are tracebacks.
+
+    Raises:
+        ConfigError: the address cannot be bound; the message names it and the fix.
+    """
+    import socket
+
+    from sagestack.errors import ConfigError
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); pass another --port") from None

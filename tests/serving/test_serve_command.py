@@ -73,3 +73,17 @@ def test_a_variant_endpoint_refuses_a_version_that_is_not_approved(registered, s
             pass
     assert ("variant B would serve reviews-sentiment version 2, which is PendingManualApproval; approve it first"
             in (tmp_path / "b.log").read_text())
+
+
+@pytest.mark.parametrize("command", [("serve",), ("features", "serve")])
+def test_a_taken_port_is_one_line_before_any_server_starts(sagestack_main, command):
+    """BentoML's and Feast's own refusals are tracebacks; the check comes first."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, out, err = sagestack_main(*command, "--port", port)
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert err.strip() == f"error: cannot listen on 127.0.0.1:{port} (Address already in use); pass another --port"

@@ -3,41 +3,20 @@
 The rule, for every command that writes a folder: a new folder is written whole; an existing one
 is replaced only when it is a previous output of the same command or on ``--overwrite``; the
 working folder, the home folder and any folder that holds the command's inputs are refused
-outright. The CLI cases run ``sagestack``'s real entry point in this process (the same ``main()``
-the console script calls), which keeps them fast; every one checks that the user's files survive.
+outright. The CLI cases run ``sagestack``'s real entry point in this process (the ``sagestack_main``
+fixture), which keeps them fast; every one checks that the user's files survive.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-from sagestack.cli import main
 from sagestack.data.atomic import OUTPUT_MARKER, atomic_dir, check_out_dir
 from sagestack.errors import ConfigError
-
-
-@pytest.fixture
-def sagestack_main(tmp_path, monkeypatch, capsys):
-    """Run ``sagestack ARGS`` through its real entry point, from ``tmp_path/work``, with a home of its own."""
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    monkeypatch.setenv("SAGESTACK_HOME", str(tmp_path / "home"))
-
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["sagestack", *map(str, args)])
-        with pytest.raises(SystemExit) as exited:
-            main()
-        captured = capsys.readouterr()
-        return exited.value.code or 0, captured.out, captured.err
-
-    run.work = work
-    return run
 
 
 def _users_folder(folder: Path) -> dict[str, str]:

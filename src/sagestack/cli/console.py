@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import threading
 from pathlib import Path
 from typing import Optional
@@ -50,16 +49,12 @@ def console(
 
     from console import ConsoleOptions, create_app
     from sagestack.errors import ConfigError
+    from sagestack.processes import check_port_free
 
     if not _loopback(host) and not token:
         raise ConfigError(f"listening on {host} without a token would expose the console; "
                           "pass --token (or set SAGESTACK_CONSOLE_TOKEN), or keep the default --host 127.0.0.1")
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); pass another --port") from None
+    check_port_free(host, port)
     options = ConsoleOptions(settings=settings(), data_dir=data_dir, endpoint=endpoint.rstrip("/"), token=token,
                              max_upload_bytes=int(max_upload_mb * 1e6))
     app = create_app(options)

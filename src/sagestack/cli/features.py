@@ -87,7 +87,9 @@ def serve(
     import sys
 
     from sagestack.features.store import feast_command, feast_env
+    from sagestack.processes import check_port_free
 
+    check_port_free(host, port)
     current = settings()
     command = feast_command(current, "serve", "--host", host, "--port", str(port))
     if not json_output:

@@ -21,9 +21,11 @@ def serve(
     import sys
     from pathlib import Path
 
+    from sagestack.processes import check_port_free
     from sagestack.registry import load_predictor, record_endpoint
     from serving.launch import serve_until_stopped
 
+    check_port_free(host, port)  # BentoML's own refusal is a 50-line traceback
     current = settings()
     if Path(model).exists():  # the server runs in another working directory: pass paths absolute
         model = str(Path(model).resolve())
