@@ -132,9 +132,15 @@ def test_reconcile_fails_a_job_whose_process_is_gone_and_keeps_a_live_one(tmp_pa
     live = store.submit("bias", "b", ["--version"])
     from sagestack.processes import start_ticks
 
-    with store._connect() as db:
-        db.execute("UPDATE jobs SET pid = ?, pid_started = ? WHERE id = ?", (os.getpid(), start_ticks(os.getpid()), live.id))
-    assert store.reconcile() == [] and store.get(live.id).status == RUNNING
+    runner = _sleeping_group()  # a child stands in for the live job: a regression kills it, never pytest
+    try:
+        with store._connect() as db:
+            db.execute("UPDATE jobs SET pid = ?, pid_started = ? WHERE id = ?", (runner.pid, start_ticks(runner.pid), live.id))
+        assert store.reconcile() == [] and store.get(live.id).status == RUNNING
+        assert runner.poll() is None  # reconciling looks, it never signals
+    finally:
+        runner.kill()
+        runner.wait(timeout=10)
 
 
 def test_runner_outcome_reads_the_commands_json_error_or_its_log(tmp_path: Path):
@@ -186,7 +192,14 @@ def test_stop_leftovers_kills_the_group_and_nothing_older():
     assert stop_leftovers(group.pid, started, time.time()) == [group.pid]
     assert group.wait(timeout=10) == -9
     assert stop_leftovers(None, None, None) == []
-    assert stop_leftovers(os.getpid(), start_ticks(os.getpid()), 0.0) == []  # recorded before this machine booted: not touched
+    other = _sleeping_group()  # a child, never pytest's own group: a regression kills only it
+    try:
+        # Recorded before this machine booted: a job of another boot whose pid was reused, not touched.
+        assert stop_leftovers(other.pid, start_ticks(other.pid), 0.0) == []
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait(timeout=10)
 
 
 def test_a_finished_commands_leftovers_get_sigterm_then_sigkill(monkeypatch):
