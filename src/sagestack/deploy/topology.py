@@ -421,11 +421,25 @@ class Topology:
         self._start("nginx", [nginx, "-c", str(config)], listening, "nginx", 30,
                     log=self.root / "nginx" / "logs" / "nginx-error.log")
 
+    def _check_system_tools(self) -> None:
+        """Refuse, before anything starts, when a system program of a service still to start is missing.
+
+        Raises:
+            SagestackError: one line naming the package to install.
+        """
+        if not self.running("postgres"):
+            self._pg_bin("initdb")
+        if not self.running("redis") and shutil.which("redis-server") is None:
+            raise SagestackError("redis-server is not installed; install it (apt-get install redis-server) and run again")
+        if not self.running("nginx"):
+            self._nginx()
+
     # -- the commands --------------------------------------------------------------------------
 
     def up(self, progress: Callable[[str], None] = lambda line: None) -> list[Status]:
         """Start every service that is not running yet (in dependency order; see the module doc) and
         write :attr:`env_file`, the clients' settings."""
+        self._check_system_tools()  # all of them first: a missing one must not leave the others running
         statuses = []
         steps: list[tuple[str, Callable[[], Status | None]]] = [
             ("postgres", self._start_postgres), ("mlflow", self._start_mlflow), ("redis", self._start_redis),
