@@ -23,8 +23,6 @@ os.environ["MKL_NUM_THREADS"] = "1"
 
 REPO = Path(__file__).resolve().parents[1]
 SAGESTACK = Path(sys.executable).with_name("sagestack")
-# Read before any test runs: every test then runs without SAGESTACK_* variables (see below).
-COURSE_DATA = os.environ.get("SAGESTACK_DATA")
 
 
 @pytest.fixture(autouse=True)
@@ -61,23 +59,16 @@ def blazingtext_split(shared_data: Path, tmp_path_factory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="session")
-def course_blazingtext_files() -> tuple[Path, Path]:
-    """The course's own BlazingText files (not shipped; skips without them): ``blazingtext/`` in the
-    folder ``SAGESTACK_DATA`` names when the tests start, else in the course's shared data folder
-    beside this checkout (a test-only convenience: sagestack itself never looks outside the clone)."""
-    folders = [Path(COURSE_DATA)] if COURSE_DATA else [REPO.parent / "shared" / "data"]
-    for directory in folders:
-        files = directory / "blazingtext" / "train.txt", directory / "blazingtext" / "validation.txt"
-        if all(f.is_file() for f in files):
-            return files
-    pytest.skip("the course's BlazingText files are not here; set SAGESTACK_DATA to the folder that holds blazingtext/")
-
-
-@pytest.fixture(scope="session")
 def sample_csv(shared_data: Path, tmp_path_factory) -> Path:
-    """A small real sample of reviews_balanced.csv: 200 reviews per sentiment."""
+    """A small real sample of reviews_balanced.csv: 200 reviews per sentiment (the groups in label order,
+    each drawn with its own ``random_state=0``: the rows every test's expectations were set on)."""
+    import warnings
+
     frame = pd.read_csv(shared_data / "reviews_balanced.csv")
-    sample = frame.groupby("sentiment", group_keys=False).apply(lambda g: g.sample(200, random_state=0))
+    with warnings.catch_warnings():
+        # pyproject ignores FutureWarning for the suite; here a pandas change of behaviour must fail loudly.
+        warnings.simplefilter("error", FutureWarning)
+        sample = pd.concat([group.sample(200, random_state=0) for _, group in frame.groupby("sentiment", sort=True)])
     path = tmp_path_factory.mktemp("sample") / "reviews_sample.csv"
     sample.to_csv(path, index=False)
     return path

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pandas as pd
 
 from sagestack.data.tokenize import course_tokenize, word_tokenize
@@ -17,14 +19,16 @@ def test_newlines_never_survive():
     assert "\n" not in course_tokenize("line one\nline two\r\nthree")
 
 
-def test_matches_the_course_blazingtext_files(shared_data, course_blazingtext_files):
-    """The course tokenized reviews_balanced.csv with NLTK into the BlazingText files: we match >= 98%."""
-    ours = {course_tokenize(text) for text in pd.read_csv(shared_data / "reviews_balanced.csv")["review_body"]}
-    lines = [
-        line.rstrip("\n").split(" ", 1)[1]
-        for path in course_blazingtext_files
-        for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
-    ]
-    agreement = sum(line in ours for line in lines) / len(lines)
-    assert len(lines) == 7110
-    assert agreement >= 0.98, agreement
+GOLDEN = Path(__file__).resolve().parents[1] / "data" / "blazingtext_golden.txt"
+
+
+def test_matches_the_course_blazingtext_files(shared_data):
+    """The course tokenized reviews_balanced.csv with NLTK into its BlazingText files: a golden sample of
+    those lines (tests/data, 254 of 7,110) is matched, label and text, for >= 98 % of its lines (99.0 %
+    of the course's full files; 253 of the 254 here)."""
+    reviews = pd.read_csv(shared_data / "reviews_balanced.csv")
+    ours = {f"__label__{label} {course_tokenize(text)}" for label, text in zip(reviews["sentiment"], reviews["review_body"])}
+    lines = GOLDEN.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 254 and all(line.startswith(("__label__-1 ", "__label__0 ", "__label__1 ")) for line in lines)
+    missed = [line for line in lines if line not in ours]
+    assert len(missed) <= 0.02 * len(lines), missed[:5]
