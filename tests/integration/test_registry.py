@@ -90,6 +90,39 @@ def test_approval_and_aliases_follow_sagemaker_rules(result, settings):
                                      {"version": "2", "kind": "fasttext", "approval_status": "Rejected"}]}]
 
 
+def test_a_rejected_version_loses_every_alias_that_could_route_traffic_to_it(result, settings, sagestack_main):
+    """SageMaker does not deploy a rejected package: `models approve --reject` takes @challenger (variant B's
+    alias) and any other alias off the version, and no alias can be pointed at it again until it is approved."""
+    from mlflow.tracking import MlflowClient
+
+    log_model_run(result.out_dir, settings=settings, model_name="sentiment", approval="Approved", aliases=("champion",))
+    log_model_run(result.out_dir, settings=settings, model_name="sentiment", aliases=("challenger",))
+    MlflowClient(settings.mlflow_uri, settings.mlflow_uri).set_registered_model_alias("sentiment", "staging", "2")
+    assert resolve_ref(settings, "sentiment/2").aliases == ["challenger", "staging"]
+
+    code, out, _ = sagestack_main("models", "approve", "sentiment@challenger", "--reject")
+    assert code == 0 and out.strip() == "sentiment version 2 is now Rejected"
+    assert resolve_ref(settings, "sentiment/2").aliases == []
+    assert list_models(settings)[0]["aliases"] == {"champion": "1"}
+
+    code, out, err = sagestack_main("models", "promote", "sentiment/2", "--alias", "challenger")
+    assert code == 2 and err.strip().splitlines()[-1] == (
+        "error: sentiment version 2 is Rejected and cannot be deployed; approve it first with "
+        "`sagestack models approve sentiment/2` or promote another version")
+    with pytest.raises(RegistryError, match="^a Rejected version takes no alias \\('challenger'\\); register it"):
+        log_model_run(result.out_dir, settings=settings, model_name="sentiment", approval="Rejected",
+                      aliases=("challenger",))
+    # Back to pending, then approved: the version can be the challenger again.
+    set_approval(settings, "sentiment/2", "PendingManualApproval")
+    assert promote(settings, "sentiment/2", "challenger").aliases == ["challenger"]
+    # Pending keeps @challenger (a new version is registered that way) but never @champion.
+    set_approval(settings, "sentiment/2", "Approved")
+    promote(settings, "sentiment/2", "champion")
+    promote(settings, "sentiment/1", "challenger")
+    assert set_approval(settings, "sentiment/1", "PendingManualApproval").aliases == ["challenger"]
+    assert set_approval(settings, "sentiment/2", "PendingManualApproval").aliases == []
+
+
 def test_unknown_model_and_alias(settings, result):
     with pytest.raises(RegistryError, match="^no registered model named 'nope'; see `sagestack models list`$"):
         resolve_ref(settings, "nope@champion")

@@ -4,7 +4,10 @@ Every training run logs its parameters, metrics, artifacts and the model; the mo
 registered with lineage tags (dataset path and sha256, sagestack version, git commit, the
 run) and an approval status as SageMaker's Model Registry has (``PendingManualApproval``,
 ``Approved``, ``Rejected``). Aliases (``champion``, ``challenger``) point at versions;
-``champion`` may only point at an ``Approved`` version.
+``champion`` may only point at an ``Approved`` version, and a ``Rejected`` version holds no alias
+at all: every alias is something a deployment can follow (an A/B variant follows ``@champion`` or
+``@challenger``, ``sagestack serve --model NAME@ALIAS`` any alias), and SageMaker does not deploy a
+rejected model package.
 """
 
 from __future__ import annotations
@@ -172,8 +175,8 @@ def log_model_run(
         ``{"run_id", "model_uri", "kind", "registered": ModelVersionInfo dict or None}``.
 
     Raises:
-        RegistryError: an unknown approval status, a serving alias without approval, or a
-            directory that is not a sagestack model.
+        RegistryError: an unknown approval status, a serving alias without approval, an alias
+            for a rejected version, or a directory that is not a sagestack model.
     """
     import mlflow
 
@@ -182,6 +185,8 @@ def log_model_run(
 
     if approval not in APPROVAL_STATUSES:
         raise RegistryError(f"unknown approval status {approval!r}; use one of {', '.join(APPROVAL_STATUSES)}")
+    if approval == "Rejected" and aliases:
+        raise RegistryError(f"a Rejected version takes no alias ('{aliases[0]}'); register it without aliases")
     for alias in aliases:
         if alias in SERVING_ALIASES and approval != "Approved":
             raise RegistryError(f"alias '{alias}' needs an Approved version; register with approval Approved")
@@ -426,29 +431,41 @@ def version_table(settings: Settings, name: str = DEFAULT_MODEL_NAME) -> dict:
 
 
 def set_approval(settings: Settings, ref: str, status: ApprovalStatus) -> ModelVersionInfo:
-    """Set a version's approval status; rejecting a version removes its serving aliases."""
+    """Set a version's approval status, and take away the aliases it may no longer hold.
+
+    ``Rejected`` removes every alias of the version (``@champion``, ``@challenger`` and any other):
+    each one routes traffic to it wherever a variant or ``sagestack serve --model NAME@ALIAS``
+    follows it, and a rejected version must not be deployed. ``PendingManualApproval`` removes
+    only ``@champion`` (a pending version may stay the ``@challenger``, as it was registered).
+
+    Raises:
+        RegistryError: an unknown status, or a version that does not exist.
+    """
     if status not in APPROVAL_STATUSES:
         raise RegistryError(f"unknown approval status {status!r}; use one of {', '.join(APPROVAL_STATUSES)}")
     info = resolve_ref(settings, ref)
     mlflow_client = client(settings)
     mlflow_client.set_model_version_tag(info.name, info.version, APPROVAL_TAG, status)
-    if status != "Approved":
-        for alias in info.aliases:
-            if alias in SERVING_ALIASES:
-                mlflow_client.delete_registered_model_alias(info.name, alias)
+    for alias in info.aliases:
+        if status == "Rejected" or (status != "Approved" and alias in SERVING_ALIASES):
+            mlflow_client.delete_registered_model_alias(info.name, alias)
     return get_version(settings, info.name, info.version)
 
 
 def promote(settings: Settings, ref: str, alias: str = "champion") -> ModelVersionInfo:
-    """Point ``alias`` at a version (``champion`` needs an Approved version).
+    """Point ``alias`` at a version (``champion`` needs an Approved version; a Rejected one takes none).
 
     A challenger promoted to champion stops being the challenger: variant B (``@challenger``)
     is the version competing *with* the champion, so one version never holds both.
 
     Raises:
-        RegistryError: the version is not approved for a serving alias, or does not exist.
+        RegistryError: the version is rejected, not approved for a serving alias, or does not exist.
     """
     info = resolve_ref(settings, ref)
+    if info.status == "Rejected":
+        raise RegistryError(
+            f"{info.name} version {info.version} is Rejected and cannot be deployed; approve it first with "
+            f"`sagestack models approve {info.name}/{info.version}` or promote another version")
     if alias in SERVING_ALIASES and info.status != "Approved":
         raise RegistryError(
             f"{info.name} version {info.version} is {info.status}; approve it first with "
