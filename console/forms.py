@@ -34,7 +34,8 @@ def number(form, name: str, default: float | None, *, low: float, high: float, w
     except ValueError:
         raise ConfigError(f"{what} must be a{'n integer' if integer else ' number'}, got '{raw}'") from None
     if not low <= value <= high:
-        raise ConfigError(f"{what} must be between {low:g} and {high:g}, got {raw}")
+        bounds = (int(low), int(high)) if integer else (f"{low:g}", f"{high:g}")  # never "1e+07" steps
+        raise ConfigError(f"{what} must be between {bounds[0]} and {bounds[1]}, got {raw}")
     return value
 
 
