@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[2]
 BENTOML = Path(sys.executable).with_name("bentoml")
 
@@ -22,14 +24,34 @@ def test_bento_builds_offline(tmp_path):
     assert (src / "serving" / "service.py").is_file() and (src / "src" / "sagestack" / "models" / "baseline.py").is_file()
     # /predict_by_id needs the feature declarations and Feast inside the Bento too.
     assert (src / "feature_repo" / "reviews.py").is_file() and (src / "feature_repo" / "feature_store.yaml").is_file()
-    requirements = (bentos[0].parent / "env" / "python" / "requirements.txt").read_text()
-    assert "feast[duckdb,redis]==0.67.0" in requirements and "fasttext-community==0.11.9" in requirements
+    # The Bento's requirements are the lock's versions (read from requirements/lock.txt, not copied here).
+    built_pins = pins((bentos[0].parent / "env" / "python" / "requirements.txt").read_text())
+    locked = pins((REPO / "requirements" / "lock.txt").read_text())
+    assert {"feast", "fasttext-community", "mlflow", "torch"} <= set(built_pins)
+    assert {name: version for name, version in built_pins.items() if locked.get(name) != version} == {}
+    declared = yaml.safe_load((REPO / "serving" / "bentofile.yaml").read_text())["python"]["packages"]
+    assert set(pins("\n".join(declared))) <= set(built_pins)
+
+
+def pins(text: str) -> dict[str, str]:
+    """``{normalised name: version}`` of the ``name[extras]==version`` lines of a requirements text."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    found = {}
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        requirement = Requirement(line)
+        [spec] = list(requirement.specifier) or [None]
+        if spec is not None and spec.operator == "==":
+            found[canonicalize_name(requirement.name)] = spec.version
+    return found
 
 
 def test_the_bento_carries_every_model_kinds_requirements():
     """A kind added to sagestack.models must also be servable from the Bento."""
-    import yaml
-
     from sagestack.models import get_kind, kind_names
 
     packages = set(yaml.safe_load((REPO / "serving" / "bentofile.yaml").read_text())["python"]["packages"])
