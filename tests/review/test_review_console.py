@@ -13,6 +13,7 @@ import re
 import threading
 import time
 import traceback
+from contextlib import closing
 
 import httpx
 import pytest
@@ -207,3 +208,27 @@ def test_eight_threads_and_a_console_restart_lose_and_double_count_nothing(conso
         stored |= {(name, r) for r in reviewers}
     assert set(acknowledged) <= stored  # nothing the console acknowledged was lost in the restart
     assert len(acknowledged) == len(set(acknowledged))  # nor counted twice
+
+
+def test_changing_reviewer_forgets_the_name_and_answers_under_the_new_one(console):
+    """The Review page's "Change": no answer is taken until a name is given again, then it counts as that name's."""
+    server, store, _ = console
+    store.create_flow("change-reviewer", reviewers_per_item=2)
+    [loop] = store.start_loops("change-reviewer", [LoopInput(review="Pockets are too shallow", initial_value="0")])
+    client, token = _client(server.url, "eve")
+    form = {"csrf_token": token, "loop": loop, "flow": "change-reviewer", "label": "-1"}
+    with closing(client):
+        assert client.post("/review/answer", data=form).status_code == 303
+        changed = client.post("/review/reviewer", data={"csrf_token": token, "reviewer": "", "flow": "change-reviewer"})
+        assert changed.status_code == 303 and changed.headers["location"] == "/review?flow=change-reviewer"
+        page = client.get("/review?flow=change-reviewer").text
+        assert 'id="reviewer-form"' in page and 'id="reviewer"' not in page  # asked for a name again
+        anonymous = client.post("/review/answer", data=form)
+        assert anonymous.status_code == 400
+        assert "say who is reviewing first (the Review page asks for a name)" in html.unescape(anonymous.text)
+        client.post("/review/reviewer", data={"csrf_token": token, "reviewer": "fay", "flow": "change-reviewer"})
+        assert re.search(r'<strong id="reviewer">fay</strong>', client.get("/review?flow=change-reviewer").text)
+        assert client.post("/review/answer", data=form).status_code == 303
+    answered = store.loop(loop)
+    assert [a["reviewer"] for a in answered.answers] == ["eve", "fay"]
+    assert (answered.status, answered.label) == ("Completed", "-1")
