@@ -67,3 +67,18 @@ def browser():
         launched = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         yield launched
         launched.close()
+
+
+def check_screenshot(page, path: Path) -> None:
+    """Take a full-page screenshot of ``page`` at ``path`` and check that it shows the page: a PNG
+    as wide as the viewport and as tall as the document, with the many shades rendered text has
+    (a blank or failed render is one flat colour)."""
+    from PIL import Image
+
+    height = max(page.viewport_size["height"], page.evaluate("document.documentElement.scrollHeight"))
+    page.screenshot(path=str(path), full_page=True)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    with Image.open(path) as image:
+        assert image.size == (page.viewport_size["width"], height), (image.size, page.viewport_size, height)
+        shades = sum(1 for count in image.convert("L").histogram() if count)
+    assert shades >= 16, f"{path} is nearly uniform ({shades} shades of grey): nothing was rendered"

@@ -1,26 +1,28 @@
 """The console end to end: a real ``sagestack console`` on loopback, driven by headless Chromium.
 
-One console (and its home) serves the whole module, and the tests follow a user's day in order:
-upload and profile the Clarify lab file, run a bias job, make mistakes, run a pipeline, approve and
-promote its model, ask the endpoint, run AutoML, and finally restart the console in the middle of
-a job. Each test saves a screenshot of its last page in its own output folder, and no test may see
-the console answer 5xx.
+One console (and its home) serves the whole module. What several tests need is made once by a
+module fixture (the Clarify lab file uploaded, a finished bias job, a pipeline run and its model),
+so each test passes alone and in any order: upload and profile the Clarify lab file, run a bias
+job, make mistakes, run a pipeline, approve and promote its model, ask the endpoint, run AutoML,
+and restart the console in the middle of a job. Each test saves a screenshot of its last page in
+its own output folder (checked to be a rendered page), and no test may see the console answer 5xx.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import re
 import subprocess
-import time
+from contextlib import closing
 from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
 
-from conftest import run_sagestack
-from console_server import Console, browser  # noqa: F401 (browser is a fixture)
+from conftest import run_sagestack, wait_until
+from console_server import Console, browser, check_screenshot  # noqa: F401 (browser is a fixture)
 from serving.launch import free_port, serve_command, serve_env, stop_process
 
 import playwright.sync_api as playwright_api  # in the lock: missing, the module fails instead of skipping
@@ -39,20 +41,101 @@ def console(tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture
-def page(browser, console, tmp_path):
-    """A fresh browser page on the console; saves a screenshot and checks that nothing answered 5xx."""
+def _new_page(browser, console):
+    """A browser page of its own on the console, and the list its 5xx answers are collected in."""
     context = browser.new_context(base_url=console.url)
     page = context.new_page()
     page.set_default_timeout(20_000)
     server_errors = []
     page.on("response", lambda r: server_errors.append(f"{r.status} {r.request.method} {r.url}")
             if r.status >= 500 and not (r.status == 502 and r.url.endswith("/endpoint")) else None)
+    return context, page, server_errors
+
+
+@pytest.fixture
+def page(browser, console, tmp_path):
+    """A fresh browser page on the console; saves a screenshot and checks that nothing answered 5xx."""
+    context, page, server_errors = _new_page(browser, console)
     yield page
-    page.screenshot(path=str(tmp_path / "screenshot.png"), full_page=True)
+    check_screenshot(page, tmp_path / "screenshot.png")
     context.close()
-    assert (tmp_path / "screenshot.png").stat().st_size > 0
     assert not server_errors, server_errors
+
+
+def signed_in(console) -> tuple[httpx.Client, str]:
+    """An HTTP client holding the console's session cookie, and its CSRF token (as a browser holds them)."""
+    client = httpx.Client(base_url=console.url, timeout=60)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/data").text).group(1)
+    return client, token
+
+
+def finished(console, job_id: str, timeout: float) -> dict:
+    """The job's API record once it is no longer running."""
+    def done():
+        job = httpx.get(f"{console.url}/api/jobs/{job_id}", timeout=10).json()
+        return job if job["status"] != "running" else None
+
+    return wait_until(done, timeout, f"job {job_id} still running")
+
+
+def job_rows(page) -> int:
+    page.goto("/jobs")
+    return page.locator("table.jobs tbody tr").count()
+
+
+def version_kinds(console) -> dict[str, str]:
+    """``{version: kind}`` of every registered version, as the CLI lists them."""
+    listed = run_sagestack(console.home, "models", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    return {v["version"]: v["kind"] for model in json.loads(listed.stdout)["models"] for v in model["versions"]}
+
+
+@pytest.fixture(scope="module")
+def clarify_lab(console, shared_data) -> str:
+    """The Clarify lab's CSV, uploaded to the console as the Data page's form sends it."""
+    client, token = signed_in(console)
+    with closing(client), (shared_data / "reviews_clarify_lab.csv").open("rb") as file:
+        answer = client.post("/data", data={"csrf_token": token},
+                             files={"file": ("reviews_clarify_lab.csv", file, "text/csv")})
+    assert answer.status_code == 303, answer.text[-2000:]
+    return "reviews_clarify_lab.csv"
+
+
+@pytest.fixture(scope="module")
+def bias_job(console, clarify_lab) -> str:
+    """A bias job on the Clarify lab file, finished (its id)."""
+    client, token = signed_in(console)
+    with closing(client):
+        answer = client.post("/bias", data={"csrf_token": token, "data": clarify_lab, "label": "sentiment",
+                                            "positive": "1", "facet": "product_category"})
+    assert answer.status_code == 303, answer.text[-2000:]
+    job_id = answer.headers["location"].rsplit("/", 1)[1]
+    job = finished(console, job_id, 120)
+    assert job["status"] == "succeeded", job
+    return job_id
+
+
+@pytest.fixture(scope="module")
+def pipeline(browser, console, clarify_lab) -> dict:
+    """A fastText pipeline run started from the Pipelines page's form, finished: its job page's URL
+    and the version it registered."""
+    before = version_kinds(console)
+    context, page, server_errors = _new_page(browser, console)
+    page.goto("/pipelines")
+    for trainer in ("baseline", "automl", "bert"):
+        page.locator(f"input[name=trainers][value={trainer}]").uncheck()
+    page.locator("input[name=trainers][value=fasttext]").check()
+    page.select_option("select[name=data]", clarify_lab)
+    page.fill("input[name=min_accuracy]", "0")
+    page.fill("input[name=epochs]", "5")
+    page.get_by_role("button", name="Start run").click()
+    wait_for_job(page, "succeeded", 400)
+    job_url = page.url
+    context.close()
+    assert not server_errors, server_errors
+    [(version, kind)] = set(version_kinds(console).items()) - set(before.items())
+    assert kind == "fasttext"
+    return {"job_url": job_url, "version": version}
 
 
 def _processes_in(folder: Path) -> list[int]:
@@ -103,7 +186,8 @@ def test_upload_profile_and_bias_report(page, console, shared_data):
     expect(page.locator("table.jobs")).to_contain_text("succeeded")
 
 
-def test_bad_input_gets_a_clear_message_and_never_a_500(page, console, tmp_path):
+def test_bad_input_gets_a_clear_message_and_never_a_500(page, console, bias_job, tmp_path):
+    jobs_before = job_rows(page)
     page.goto("/data")
     not_text = tmp_path / "photo.csv"
     not_text.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe\x00")
@@ -152,7 +236,7 @@ def test_bad_input_gets_a_clear_message_and_never_a_500(page, console, tmp_path)
         response = page.goto(path)
         assert response.status == 400, path
         expect(page.locator(".error")).to_contain_text("not a dataset name")
-    for path in ("/jobs/1/files/..%2Fjobs.db", "/pipelines/files?path=../console/jobs/jobs.db",
+    for path in (f"/jobs/{bias_job}/files/..%2Fjobs.db", "/pipelines/files?path=../console/jobs/jobs.db",
                  "/pipelines/files?path=/etc/passwd"):
         assert (console.home / "console" / "jobs" / "jobs.db").is_file()  # they exist: refused, not absent
         assert page.goto(path).status == 404, path
@@ -162,20 +246,12 @@ def test_bad_input_gets_a_clear_message_and_never_a_500(page, console, tmp_path)
     answer = page.request.post("/bias", form={"data": "reviews_clarify_lab.csv", "label": "sentiment",
                                               "positive": "1", "facet": "product_category"})
     assert answer.status == 403 and "security token (CSRF)" in html.unescape(answer.text())
-    page.goto("/jobs")
-    assert page.locator("table.jobs tbody tr").count() == 1  # still only the first bias job
+    assert job_rows(page) == jobs_before  # none of the refused requests started a job
 
 
-def test_pipeline_run_from_the_console(page, console):
-    page.goto("/pipelines")
-    for trainer in ("baseline", "automl", "bert"):
-        page.locator(f"input[name=trainers][value={trainer}]").uncheck()
-    page.locator("input[name=trainers][value=fasttext]").check()
-    page.select_option("select[name=data]", "reviews_clarify_lab.csv")
-    page.fill("input[name=min_accuracy]", "0")
-    page.fill("input[name=epochs]", "5")
-    page.get_by_role("button", name="Start run").click()
-    wait_for_job(page, "succeeded", 400)
+def test_pipeline_run_from_the_console(page, console, pipeline):
+    page.goto(pipeline["job_url"])
+    expect(page.locator("#job-status")).to_have_text("succeeded")
     page.locator("a[href^='/pipelines/runs/']").first.click()
     steps = page.locator("#steps tbody tr")
     assert steps.count() >= 5
@@ -188,9 +264,10 @@ def test_pipeline_run_from_the_console(page, console):
     expect(page.locator("#runs .step").first).to_be_visible()
 
 
-def test_approve_and_promote_move_the_alias_as_the_cli_does(page, console):
+def test_approve_and_promote_move_the_alias_as_the_cli_does(page, console, pipeline):
+    version = pipeline["version"]
     page.goto("/models")
-    row = page.locator("#version-1")
+    row = page.locator(f"#version-{version}")
     expect(row).to_contain_text("PendingManualApproval")
     expect(page.locator("#alias-champion")).to_have_count(0)
     with page.expect_navigation() as navigation:
@@ -199,25 +276,25 @@ def test_approve_and_promote_move_the_alias_as_the_cli_does(page, console):
     expect(page.locator(".error")).to_contain_text("approve it first")
 
     page.goto("/models")
-    page.locator("#version-1").get_by_role("button", name="Approve").click()
-    expect(page.locator(".notice")).to_have_text("version 1 is now Approved")
-    expect(page.locator("#version-1")).to_contain_text("Approved")
+    page.locator(f"#version-{version}").get_by_role("button", name="Approve").click()
+    expect(page.locator(".notice")).to_have_text(f"version {version} is now Approved")
+    expect(page.locator(f"#version-{version}")).to_contain_text("Approved")
     expect(page.locator("#alias-champion")).to_have_count(0)  # approving does not move the alias
-    page.locator("#version-1").get_by_role("button", name="Promote to champion").click()
-    expect(page.locator(".notice")).to_have_text("@champion now points at version 1")
-    expect(page.locator("#alias-champion")).to_have_text("1")
-    expect(page.locator("#version-1 .aliases")).to_contain_text("@champion")
+    page.locator(f"#version-{version}").get_by_role("button", name="Promote to champion").click()
+    expect(page.locator(".notice")).to_have_text(f"@champion now points at version {version}")
+    expect(page.locator("#alias-champion")).to_have_text(version)
+    expect(page.locator(f"#version-{version} .aliases")).to_contain_text("@champion")
 
     listed = run_sagestack(console.home, "models", "list", "--json")
     model = json.loads(listed.stdout)["models"][0]
-    assert model["aliases"]["champion"] == "1"
-    assert model["versions"][0]["approval_status"] == "Approved"
+    assert model["aliases"]["champion"] == version
+    assert {v["version"]: v["approval_status"] for v in model["versions"]}[version] == "Approved"
 
-    page.locator("#version-1 a").first.click()
+    page.locator(f"#version-{version} a").first.click()
     expect(page.locator("#lineage")).to_contain_text("reviews_clarify_lab.csv")
 
 
-def test_endpoint_page_asks_the_running_endpoint(page, console):
+def test_endpoint_page_asks_the_running_endpoint(page, console, pipeline):
     page.goto("/endpoint")
     page.fill("textarea[name=review]", "I love this dress, it fits perfectly")
     page.get_by_role("button", name="Predict").click()
@@ -228,29 +305,30 @@ def test_endpoint_page_asks_the_running_endpoint(page, console):
     settings = load_settings(cwd=console.home.parent, environ={}, home=console.home)
     log = (console.home.parent / "endpoint.log").open("w")
     server = subprocess.Popen(serve_command("127.0.0.1", console.endpoint_port),
-                              env=serve_env(settings, "reviews-sentiment@champion"), stdout=log, stderr=log)
+                              env=serve_env(settings, f"reviews-sentiment/{pipeline['version']}"), stdout=log, stderr=log)
+
+    def ready() -> bool:
+        assert server.poll() is None, "the endpoint exited"
+        try:
+            return httpx.get(f"http://127.0.0.1:{console.endpoint_port}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{console.endpoint_port}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "the endpoint did not start"
-            time.sleep(0.5)
+        wait_until(ready, 180, "the endpoint did not start", interval=0.5)
         page.get_by_role("button", name="Predict").click()
         label = page.locator("#predicted-label").inner_text()
         assert label in ("-1", "0", "1")
         assert page.locator("#prediction tbody tr").count() == 3
-        expect(page.locator("#prediction")).to_contain_text("reviews-sentiment version 1 (fasttext)")
+        expect(page.locator("#prediction")).to_contain_text(f"reviews-sentiment version {pipeline['version']} (fasttext)")
     finally:
         stop_process(server)
         log.close()
 
 
-def test_automl_from_the_console(page, console):
-    page.goto("/automl?data=reviews_clarify_lab.csv")
+def test_automl_from_the_console(page, console, clarify_lab):
+    before = version_kinds(console)
+    page.goto(f"/automl?data={clarify_lab}")
     page.select_option("select[name=target]", "sentiment")
     page.select_option("select[name=text_column]", "review_body")
     page.fill("input[name=time_limit]", "10")
@@ -259,18 +337,21 @@ def test_automl_from_the_console(page, console):
     wait_for_job(page, "succeeded", 240)
     expect(page.locator("#leaderboard tbody tr")).to_have_count(1)
     expect(page.frame_locator("iframe.report").locator("body")).to_contain_text("review_body")
+    [(version, kind)] = set(version_kinds(console).items()) - set(before.items())
+    assert kind == "autogluon"
     page.goto("/models")
-    expect(page.locator("#version-2")).to_contain_text("autogluon")
+    expect(page.locator(f"#version-{version}")).to_contain_text("autogluon")
 
 
-def test_second_job_is_refused_and_a_restart_marks_the_running_job_failed(page, console):
+def test_second_job_is_refused_and_a_restart_marks_the_running_job_failed(page, console, clarify_lab, bias_job):
+    jobs_before = job_rows(page)
     page.goto("/automl?data=reviews_balanced.csv")
     page.fill("input[name=time_limit]", "600")
     page.get_by_role("button", name="Run").click()
     expect(page.locator("#job-status")).to_have_text("running")
     job_id = page.url.rsplit("/", 1)[1]
 
-    page.goto("/bias?data=reviews_clarify_lab.csv")
+    page.goto(f"/bias?data={clarify_lab}")
     with page.expect_navigation() as navigation:
         page.get_by_role("button", name="Run").click()
     assert navigation.value.status == 409
@@ -285,12 +366,9 @@ def test_second_job_is_refused_and_a_restart_marks_the_running_job_failed(page, 
     page.goto(f"/jobs/{job_id}")
     expect(page.locator("#job-status")).to_have_text("failed")
     expect(page.locator("#job-error")).to_contain_text("the console that started it stopped while it ran")
-    deadline = time.monotonic() + 20
-    while _processes_in(folder) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert not _processes_in(folder), "the stopped job left processes behind"
-    page.goto("/jobs/1")  # the first bias job, finished before the restart: intact
+    wait_until(lambda: not _processes_in(folder), 20, "the stopped job left processes behind", interval=0.5)
+    page.goto(f"/jobs/{bias_job}")  # a bias job finished before the restart: intact
     expect(page.locator("#job-status")).to_have_text("succeeded")
     assert "CI = 0.888889" in page.locator("#bias-metrics").inner_text()
     page.goto("/jobs")
-    expect(page.locator("table.jobs tbody tr")).to_have_count(4)  # bias, pipeline, AutoML, the stopped AutoML
+    expect(page.locator("table.jobs tbody tr")).to_have_count(jobs_before + 1)  # and the stopped AutoML

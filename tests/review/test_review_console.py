@@ -18,7 +18,7 @@ from contextlib import closing
 import httpx
 import pytest
 
-from console_server import Console, browser  # noqa: F401 (browser is a fixture)
+from console_server import Console, browser, check_screenshot  # noqa: F401 (browser is a fixture)
 from sagestack.config import load_settings
 from sagestack.review import LoopInput, review_store
 from serving.launch import free_port
@@ -121,8 +121,7 @@ def test_three_reviewers_a_majority_resolves_two_and_a_tie_stays_open(console, b
     assert cid.request.get("/review?flow=no-such-flow").status == 404
 
     for name, (context, page, errors) in people.items():
-        page.screenshot(path=str(tmp_path / f"review-{name}.png"), full_page=True)
-        assert (tmp_path / f"review-{name}.png").stat().st_size > 0
+        check_screenshot(page, tmp_path / f"review-{name}.png")
         assert not errors, errors
         context.close()
 
