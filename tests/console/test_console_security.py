@@ -167,3 +167,19 @@ def test_odd_requests_get_a_4xx_never_a_500(loopback, path):
     assert 400 <= answer.status_code < 500, (path, answer.status_code, answer.text[-300:])
     if path.startswith("/api/"):
         assert "error" in answer.json()  # the API answers JSON, also for a malformed id
+
+
+def test_an_unknown_model_action_an_empty_review_an_anonymous_answer_and_no_trainer_are_4xx(loopback):
+    """Each with the page's CSRF token (so the guard lets it through): the route itself refuses, in words."""
+    with httpx.Client(base_url=loopback) as browser:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/endpoint").text).group(1)
+        for path, form, status, message in (
+            ("/models/1/explode", {}, 404, "unknown action 'explode'; use approve, reject or promote"),
+            ("/models/1/reject", {}, 400, "no registered model named 'reviews-sentiment'"),  # nothing registered here
+            ("/endpoint", {"review": "  \n"}, 400, "type a review first"),
+            ("/review/answer", {"loop": "loop-1", "label": "1"}, 400, "say who is reviewing first"),
+            ("/pipelines", {"data": "reviews_clarify_lab.csv"}, 400, "pick at least one trainer of: "),
+        ):
+            answer = browser.post(path, data={"csrf_token": token, **form})
+            assert answer.status_code == status, (path, answer.status_code, answer.text[-300:])
+            assert message in answer.text.replace("&#39;", "'"), (path, answer.text[-300:])
