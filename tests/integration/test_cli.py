@@ -220,20 +220,17 @@ def test_pipeline_failure_and_submit_argument_errors(cli, tmp_path):
     assert missing.returncode == 2 and "Missing option '--kfp-url'" in missing.stderr
 
 
-def test_shift_traffic_rewrites_the_route_or_refuses_in_one_line(cli, tmp_path):
-    """Without a running topology the split still goes to the HTTPRoute manifest (and to the next `up`);
-    a bad split is one line, and the manifest stays as it was."""
-    import yaml
-
+def test_shift_traffic_refuses_in_one_line_and_writes_nothing(cli, tmp_path):
+    """A split that sends traffic to a variant with no approved version, a bad split, a route file in a missing
+    folder: one line each, and no manifest written (tests/deploy/test_shift_traffic.py shifts for real)."""
     route = tmp_path / "httproute.yaml"
-    shifted = cli("deploy", "shift-traffic", "--a", "0", "--b", "100", "--route-file", str(route), "--json", check=True)
-    assert shifted.json == {"a": 0, "b": 100, "route_file": str(route), "router_reloaded": False}
-    refs = yaml.safe_load(route.read_text())["spec"]["rules"][0]["backendRefs"]
-    assert [(r["name"], r["weight"]) for r in refs] == [("sentiment-a", 0), ("sentiment-b", 100)]
-    before = route.read_text()
+    assert_user_error(cli("deploy", "shift-traffic", "--a", "0", "--b", "100", "--route-file", str(route)),
+                      "variant B has no version to take 100 % of the traffic: reviews-sentiment@challenger does not "
+                      f"exist (nothing is registered in sqlite:///{(tmp_path / 'home').resolve() / 'mlflow.db'}); "
+                      "register and approve a version first (`sagestack pipeline run`)")
     assert_user_error(cli("deploy", "shift-traffic", "--a", "30", "--b", "80", "--route-file", str(route)),
                       "--a and --b must add up to 100, got 30 + 80 = 110")
-    assert route.read_text() == before
+    assert not route.exists()
     assert_user_error(cli("deploy", "shift-traffic", "--a", "50", "--b", "50", "--route-file",
                           str(tmp_path / "none" / "route.yaml")),
                       f"{tmp_path / 'none'} is not a folder; pass the HTTPRoute file of your k8s/ checkout")

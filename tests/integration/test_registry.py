@@ -112,7 +112,7 @@ def test_a_rejected_version_loses_every_alias_that_could_route_traffic_to_it(res
     with pytest.raises(RegistryError, match="^a Rejected version takes no alias \\('challenger'\\); register it"):
         log_model_run(result.out_dir, settings=settings, model_name="sentiment", approval="Rejected",
                       aliases=("challenger",))
-    # Back to pending, then approved: the version can be the challenger again.
+    # Back to pending: the version may be the challenger again.
     set_approval(settings, "sentiment/2", "PendingManualApproval")
     assert promote(settings, "sentiment/2", "challenger").aliases == ["challenger"]
     # Pending keeps @challenger (a new version is registered that way) but never @champion.

@@ -53,7 +53,8 @@ def shift_traffic(
 
     On a cluster, apply the patched manifest (`kubectl apply -k k8s/overlays/...`) to move the traffic. With
     neither a manifest (outside the checkout, no --route-file) nor a local topology there is nothing to change:
-    that is an error.
+    that is an error. A variant given traffic (weight above 0) needs an Approved version behind its alias
+    (reviews-sentiment@champion for A, @challenger for B); a refused shift changes nothing.
     """
     from sagestack.deploy.traffic import ROUTE_FILE, TrafficSplit
     from sagestack.errors import ConfigError

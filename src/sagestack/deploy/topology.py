@@ -33,8 +33,8 @@ from typing import Callable
 
 from sagestack.config import CONFIG_FILE_NAME, Settings
 from sagestack.data.atomic import atomic_file
-from sagestack.deploy.traffic import (ROUTE_FILE, VARIANTS, TrafficSplit, check_servable, nginx_config, route_text,
-                                      write_route)
+from sagestack.deploy.traffic import (ROUTE_FILE, VARIANTS, TrafficSplit, check_servable, check_split_servable,
+                                      nginx_config, route_text, write_route)
 from sagestack.errors import ConfigError, RegistryError, SagestackError
 from sagestack.processes import alive as _alive
 from sagestack.processes import start_ticks
@@ -387,16 +387,35 @@ class Topology:
                     f"endpoint {variant}", 300, env)
         return Status(name, "started", self.url(name))
 
-    def _write_nginx_config(self) -> Path:
-        split = TrafficSplit.load(self.root / "traffic.json")
-        upstreams = {v: f"{HOST}:{self._port(f'endpoint-{v.lower()}')}" for v in VARIANTS}
+    def _nginx_dir(self) -> Path:
         nginx_dir = self.root / "nginx"
         for sub in ("tmp", "logs"):
             (nginx_dir / sub).mkdir(parents=True, exist_ok=True)
-        config = nginx_dir / "nginx.conf"
-        with atomic_file(config) as tmp:
-            tmp.write_text(nginx_config(split, upstreams, listen=f"{HOST}:{self._port('nginx')}", state_dir=nginx_dir))
+        return nginx_dir
+
+    def _render_nginx_config(self, split: TrafficSplit) -> str:
+        upstreams = {v: f"{HOST}:{self._port(f'endpoint-{v.lower()}')}" for v in VARIANTS}
+        return nginx_config(split, upstreams, listen=f"{HOST}:{self._port('nginx')}", state_dir=self._nginx_dir())
+
+    def _write_nginx_config(self) -> Path:
+        """Render the saved split (``traffic.json``, default 50/50) into ``nginx/nginx.conf`` and check it."""
+        config = self._nginx_dir() / "nginx.conf"
+        with atomic_file(config) as candidate:
+            candidate.write_text(self._render_nginx_config(TrafficSplit.load(self.root / "traffic.json")))
+            self._check_nginx_config(candidate)
         return config
+
+    def _check_nginx_config(self, config: Path) -> None:
+        """``nginx -t`` the configuration at ``config``.
+
+        Raises:
+            SagestackError: one line with nginx's own reason (its ``[emerg]`` line).
+        """
+        checked = subprocess.run([self._nginx(), "-t", "-q", "-c", str(config)], capture_output=True, text=True)
+        if checked.returncode != 0:
+            lines = checked.stderr.strip().splitlines() or ["no output"]
+            reason = next((line.split(": ", 1)[-1] for line in lines if "[emerg]" in line), lines[-1])
+            raise SagestackError(f"nginx refused the rendered configuration: {reason} (nothing was changed)")
 
     def _nginx(self) -> str:
         found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").is_file() else None)
@@ -407,9 +426,6 @@ class Topology:
     def _start_nginx(self) -> None:
         config = self._write_nginx_config()
         nginx = self._nginx()
-        checked = subprocess.run([nginx, "-t", "-q", "-c", str(config)], capture_output=True, text=True)
-        if checked.returncode != 0:
-            raise SagestackError(f"the rendered nginx configuration is invalid: {checked.stderr.strip()}")
         port = self._port("nginx")
 
         def listening() -> bool:
@@ -420,6 +436,12 @@ class Topology:
 
         self._start("nginx", [nginx, "-c", str(config)], listening, "nginx", 30,
                     log=self.root / "nginx" / "logs" / "nginx-error.log")
+
+    def start_router(self) -> None:
+        """Start nginx alone (when it is not running) with the saved split: what a test of the router
+        needs, without the other services (the variants' endpoints need not be up for it to start)."""
+        if not self.running("nginx"):
+            self._start_nginx()
 
     def _check_system_tools(self) -> None:
         """Refuse, before anything starts, when a system program of a service still to start is missing.
@@ -471,8 +493,12 @@ class Topology:
         return stopped
 
     def shift_traffic(self, split: TrafficSplit, route_file: Path | None = None) -> bool:
-        """Save the split, reload a running nginx gracefully (no connection is dropped) and rewrite the
-        HTTPRoute manifest ``route_file``, if given — last, so that a refused shift changes nothing.
+        """Move the traffic: check the split can be served, then reload a running nginx gracefully (no
+        connection is dropped) and rewrite the HTTPRoute manifest ``route_file``, if given.
+
+        Everything is checked before anything is written, and the manifest is written last, after the
+        router accepted the split: a refused shift changes nothing (neither the router, nor
+        ``traffic.json`` that the next ``up`` reads, nor the manifest).
 
         Returns:
             whether a running router was reloaded.
@@ -480,32 +506,51 @@ class Topology:
         Raises:
             ConfigError: nothing to change (no ``route_file`` and no local topology in this home),
                 or ``route_file`` is not an HTTPRoute that sends to both variants.
+            RegistryError: a variant given traffic has no version, or one that is not Approved.
+            SagestackError: a variant given traffic has no running endpoint in the local topology,
+                or nginx refused the new configuration.
         """
         if route_file is None and not self._state_file.is_file():
             raise ConfigError("nothing to shift: no HTTPRoute manifest here and no local topology in "
                               f"{self.home}; run it in the sagestack checkout (it patches {ROUTE_FILE}), "
                               "pass --route-file PATH to the HTTPRoute to patch, or start the topology with `sagestack up`")
         text = route_text(route_file, split) if route_file is not None else None  # checked before anything changes
-        reloaded = self._shift_router(split)
+        router = self.running("nginx")
+        if router:
+            idle = [v for v, weight in split.weights().items() if weight and not self.running(f"endpoint-{v.lower()}")]
+            if idle:
+                raise SagestackError(f"variant {idle[0]} has no running endpoint to take {split.weights()[idle[0]]} % "
+                                     "of the traffic; approve its version and run `sagestack up` first")
+        # The variants' endpoints load from the topology's registry while it runs, else from the caller's.
+        check_split_servable(self.settings_for_services() if self.running("mlflow") else self.settings, split)
+        reloaded = router and self.reload_router(split)
+        if not reloaded:  # no router to ask: the next `up` starts nginx with this split
+            split.save(self.root / "traffic.json")
         if route_file is not None:
             write_route(route_file, split, text)
         return reloaded
 
-    def _shift_router(self, split: TrafficSplit) -> bool:
-        if not self.running("nginx"):
-            split.save(self.root / "traffic.json")
+    def reload_router(self, split: TrafficSplit) -> bool:
+        """Give the running nginx the split: render its configuration into a temporary file, have
+        ``nginx -t`` accept it, and only then save ``traffic.json``, swap the configuration in and
+        reload (SIGHUP: new workers take the new upstreams, old ones finish their requests first).
+
+        Returns:
+            False when nginx is not running (nothing is written then).
+
+        Raises:
+            SagestackError: nginx refused the configuration; ``traffic.json`` and ``nginx.conf``
+                are left as they were, and nginx keeps routing with the old split.
+        """
+        pid = self.pid("nginx")
+        if pid is None:
             return False
-        idle = [v for v, weight in split.weights().items() if weight and not self.running(f"endpoint-{v.lower()}")]
-        if idle:
-            raise SagestackError(f"variant {idle[0]} has no running endpoint to take {split.weights()[idle[0]]} % of "
-                                 "the traffic; approve its version and run `sagestack up` first")
-        split.save(self.root / "traffic.json")
-        config = self._write_nginx_config()
-        checked = subprocess.run([self._nginx(), "-t", "-q", "-c", str(config)], capture_output=True, text=True)
-        if checked.returncode != 0:
-            raise SagestackError(f"the rendered nginx configuration is invalid: {checked.stderr.strip()}")
-        # SIGHUP: nginx starts workers with the new upstreams; old workers finish their requests first.
-        os.kill(self.pid("nginx"), signal.SIGHUP)
+        config = self._nginx_dir() / "nginx.conf"
+        with atomic_file(config) as candidate:
+            candidate.write_text(self._render_nginx_config(split))
+            self._check_nginx_config(candidate)
+            split.save(self.root / "traffic.json")
+        os.kill(pid, signal.SIGHUP)
         return True
 
 

@@ -184,6 +184,41 @@ http {{
 """
 
 
+def check_split_servable(settings, split: TrafficSplit, model_name: str | None = None) -> None:
+    """Refuse a split that sends traffic to a variant that cannot serve.
+
+    Every variant with a weight above 0 needs its alias (``@champion`` for A, ``@challenger``
+    for B) on a version of ``model_name`` in the registry of ``settings``, and that version must
+    be Approved; a variant at 0 % is not checked (shifting away from a variant is always allowed).
+    Nothing is written: a local registry that does not exist yet is not created.
+
+    Args:
+        settings: where the registry is (the same one the variants' endpoints load from).
+        split: the split to check.
+        model_name: the registered model the variants serve (default: ``reviews-sentiment``).
+
+    Raises:
+        RegistryError: one line naming the variant, what it lacks and the command that fixes it.
+    """
+    from sagestack.registry import DEFAULT_MODEL_NAME, registry_exists, resolve_ref
+
+    name = model_name or DEFAULT_MODEL_NAME
+    for variant, weight in split.weights().items():
+        if weight == 0:
+            continue
+        alias = VARIANTS[variant]
+        lacks = f"variant {variant} has no version to take {weight} % of the traffic: {name}@{alias}"
+        if not registry_exists(settings):
+            raise RegistryError(f"{lacks} does not exist (nothing is registered in {settings.mlflow_uri}); "
+                                "register and approve a version first (`sagestack pipeline run`)")
+        try:
+            info = resolve_ref(settings, f"{name}@{alias}")
+        except RegistryError:
+            raise RegistryError(f"{lacks} does not exist; point it at an approved version with "
+                                f"`sagestack models promote {name}/VERSION --alias {alias}`") from None
+        check_servable(variant, info)
+
+
 def check_servable(variant: str, info) -> None:
     """Refuse a version that is not Approved for production traffic.
 

@@ -125,6 +125,15 @@ def client(settings: Settings):
                             f"`mlflow db upgrade {uri}` (or pass another --home)") from None
 
 
+def registry_exists(settings: Settings) -> bool:
+    """Whether the configured store can hold anything yet: False only for a local SQLite store whose
+    file was never created (opening it through :func:`client` would create it, and take seconds)."""
+    uri = settings.mlflow_uri
+    if not uri.startswith("sqlite:///"):
+        return True
+    return Path(uri.removeprefix("sqlite:///")).is_file()
+
+
 def ensure_experiment(settings: Settings, name: str = DEFAULT_EXPERIMENT) -> str:
     """Return the id of experiment ``name``, creating it (artifacts under ``home``) if needed."""
     mlflow_client = client(settings)
