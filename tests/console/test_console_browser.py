@@ -372,3 +372,28 @@ def test_second_job_is_refused_and_a_restart_marks_the_running_job_failed(page, 
     assert "CI = 0.888889" in page.locator("#bias-metrics").inner_text()
     page.goto("/jobs")
     expect(page.locator("table.jobs tbody tr")).to_have_count(jobs_before + 1)  # and the stopped AutoML
+
+
+def test_reject_from_the_models_page_and_an_unknown_action_changes_nothing_else(page, console, pipeline):
+    from sagestack.config import load_settings
+    from sagestack.registry import promote, resolve_ref, set_approval
+
+    version = pipeline["version"]
+    settings = load_settings(cwd=console.home.parent, environ={}, home=console.home)
+    ref = f"reviews-sentiment/{version}"
+    before = resolve_ref(settings, ref)
+    try:
+        page.goto("/models")
+        page.locator(f"#version-{version}").get_by_role("button", name="Reject").click()
+        expect(page.locator(".notice")).to_have_text(f"version {version} is now Rejected")
+        expect(page.locator(f"#version-{version}")).to_contain_text("Rejected")
+        expect(page.locator(f"#version-{version}").get_by_role("button", name="Reject")).to_have_count(0)
+        assert resolve_ref(settings, ref).status == "Rejected"  # in the registry the CLI reads
+        answer = page.request.post(f"/models/{version}/retire", form={"csrf_token": csrf(page)}, max_redirects=0)
+        assert answer.status == 404
+        assert "unknown action 'retire'; use approve, reject or promote" in html.unescape(answer.text())
+        assert resolve_ref(settings, ref).status == "Rejected"
+    finally:  # the version goes back as it was, for the module's other tests
+        set_approval(settings, ref, before.status)
+        for alias in before.aliases:
+            promote(settings, ref, alias)
