@@ -40,6 +40,10 @@ from sagestack.processes import alive as _alive
 from sagestack.processes import start_ticks
 
 HOST = "127.0.0.1"
+# Where Debian's packages put the programs `up` runs when they are not on PATH (module constants, so a
+# test can point them at an empty folder and see the refusal a machine without the package gets).
+POSTGRES_LIB = Path("/usr/lib/postgresql")
+SBIN_NGINX = Path("/usr/sbin/nginx")
 SERVICES = ("postgres", "mlflow", "redis", "feast", "endpoint-a", "endpoint-b", "nginx")
 DATABASES = ("mlflow", "feast", "review")
 HOME_CONFIG_MARK = "# Written by `sagestack up` (the topology's services); `sagestack down` removes it.\n"
@@ -248,7 +252,7 @@ class Topology:
         return Path("/var/lib/sagestack") / f"postgres-{digest}"
 
     def _pg_bin(self, tool: str) -> str:
-        found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{tool}"))
+        found = sorted(POSTGRES_LIB.glob(f"*/bin/{tool}"))
         if found:
             return str(found[-1])
         if shutil.which(tool):
@@ -418,7 +422,7 @@ class Topology:
             raise SagestackError(f"nginx refused the rendered configuration: {reason} (nothing was changed)")
 
     def _nginx(self) -> str:
-        found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").is_file() else None)
+        found = shutil.which("nginx") or (str(SBIN_NGINX) if SBIN_NGINX.is_file() else None)
         if found is None:
             raise SagestackError("nginx is not installed; install it (apt-get install nginx) and run again")
         return found
