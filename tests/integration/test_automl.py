@@ -48,6 +48,11 @@ def test_json_result_and_leaderboard(job):
     assert 0.4 < best["test_accuracy"] <= 1
     card = json.loads((out / "model" / "sagestack-model.json").read_text())
     assert card["params"]["candidate"] == f"{best['name']}_FULL" and card["params"]["candidate_name"] == best["name"]
+    # Every trainer's result.json, with the same keys (train fasttext's).
+    result = json.loads((out / "result.json").read_text())
+    assert result["kind"] == "autogluon" and result["model_path"] == str(out / "model")
+    assert result["model_bytes"] == sum(p.stat().st_size for p in (out / "model").rglob("*") if p.is_file()) > 0
+    assert result["params"] == card["params"] and result["validation"] == card["validation"]
     csv = pd.read_csv(out / "leaderboard.csv")
     assert csv["name"].tolist() == [row["name"] for row in board]
     assert csv["test_accuracy"].tolist() == [row["test_accuracy"] for row in board]

@@ -221,6 +221,9 @@ def test_a_healthy_run_trips_no_rule_and_is_reported_and_registered(cli_run, sam
                  "profiler/framework.jsonl", "profiler/trace/trace.json", "profiler/profiler-report.html",
                  "model/bert/config.json", "model/sagestack-model.json", "summary.json", "checkpoints/checkpoint.pt"):
         assert (out / path).is_file(), path
+    result = json.loads((out / "result.json").read_text())  # every trainer's result.json, the same keys
+    assert result["kind"] == "bert" and result["model_path"] == str(out / "model")
+    assert result["validation_accuracy"] == summary["validation_accuracy"] and result["model_bytes"] > 0
     steps = [json.loads(line) for line in (out / "profiler" / "framework.jsonl").read_text().splitlines()]
     assert len(steps) == summary["training"]["steps"]
 

@@ -24,6 +24,7 @@ from sagestack.config import Settings
 from sagestack.data.atomic import atomic_dir, check_out_dir, sha256_file
 from sagestack.data.reviews import COURSE_COLUMNS, RAW_COLUMNS, SENTIMENT, load_reviews, read_csv_checked
 from sagestack.errors import ConfigError, DataError
+from sagestack.models.base import RESULT_FILE, ModelCard
 from sagestack.registry import DEFAULT_MODEL_NAME, DatasetRef
 
 # Each class needs rows in the fit part, the validation part and the test part.
@@ -311,4 +312,7 @@ def run_automl(
                                          "aliases": logged["registered"]["aliases"]}
         summary["seconds"] = round(time.perf_counter() - started, 2)
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+        size = sum(p.stat().st_size for p in (tmp / "model").rglob("*") if p.is_file())
+        result = ModelCard.load(tmp / "model").result(Path(out_dir), Path(out_dir) / "model", model_bytes=size)
+        (tmp / RESULT_FILE).write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
     return summary

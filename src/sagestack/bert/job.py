@@ -136,10 +136,10 @@ def train_bert(spec: BertJobSpec, out_dir: Path | str, *, settings=None, progres
     from sagestack.bert.data import LABELS, tokenizer_fingerprint
     from sagestack.bert.model import build_model
     from sagestack.bert.training import train
-    from sagestack.data.atomic import atomic_dir
+    from sagestack.data.atomic import atomic_dir, atomic_file
     from sagestack.debugger.config import DebuggerConfig
     from sagestack.debugger.hook import DebuggerHook
-    from sagestack.models.base import ModelCard
+    from sagestack.models.base import RESULT_FILE, ModelCard
     from sagestack.models.bert import BertPredictor
     from sagestack.models.evaluation import evaluate_predictor
 
@@ -188,6 +188,8 @@ def train_bert(spec: BertJobSpec, out_dir: Path | str, *, settings=None, progres
     with atomic_dir(out_dir / MODEL_DIR, command="train bert") as tmp:
         predictor.save(tmp)
         card.save(tmp)
+    with atomic_file(out_dir / RESULT_FILE) as tmp:  # the same result file as every trainer's
+        tmp.write_text(json.dumps(card.result(out_dir, out_dir / MODEL_DIR), indent=2), encoding="utf-8")
     summary = {
         "out_dir": str(out_dir), "model_dir": str(out_dir / MODEL_DIR), "kind": "bert", "base_model": source,
         "params": spec.params.to_dict(), "device": result.device, "bf16": result.bf16,

@@ -17,6 +17,8 @@ import numpy as np
 from sagestack.errors import RegistryError
 
 CARD_FILE = "sagestack-model.json"
+# What every trainer writes beside its model (train fasttext, baseline, bert, automl): see trainer_result().
+RESULT_FILE = "result.json"
 
 
 def label_value(label: str) -> int | str:
@@ -61,6 +63,28 @@ class ModelCard:
     validation: dict | None = None
     servable: bool = True
     requirements: list[str] = field(default_factory=list)
+
+    def result(self, out_dir: Path, model_path: Path, *, model_bytes: int | None = None) -> dict:
+        """The ``result.json`` every trainer writes: the same keys whatever the kind.
+
+        Args:
+            out_dir: the trainer's output folder.
+            model_path: the model file or folder inside it.
+            model_bytes: its size (default: measured, every file under a folder).
+
+        Returns:
+            ``{"out_dir", "model_path", "kind", "params", "train_seconds", "model_bytes",
+            "model_size_mb", "validation_accuracy", "validation"}`` (the last two ``None``
+            without a validation set).
+        """
+        path = Path(model_path)
+        if model_bytes is None:
+            files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+            model_bytes = sum(p.stat().st_size for p in files)
+        return {"out_dir": str(out_dir), "model_path": str(model_path), "kind": self.kind, "params": self.params,
+                "train_seconds": self.metrics.get("train_seconds"), "model_bytes": int(model_bytes),
+                "model_size_mb": round(model_bytes / 1e6, 3),
+                "validation_accuracy": (self.validation or {}).get("accuracy"), "validation": self.validation}
 
     def save(self, model_dir: Path) -> Path:
         """Write the card into ``model_dir``."""

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sagestack.data.atomic import atomic_dir
 from sagestack.data.reviews import REVIEW_BODY, SENTIMENT, load_reviews
 from sagestack.errors import ConfigError, DataError, RegistryError
-from sagestack.models.base import ModelCard, TextClassifier
+from sagestack.models.base import RESULT_FILE, ModelCard, TextClassifier
 from sagestack.models.evaluation import Evaluation, evaluate_predictor
 from sagestack.models.kinds import ModelKind
 
@@ -177,25 +177,10 @@ def train_baseline(
             validation=validation.to_dict() if validation else None,
         )
         card.save(tmp)
-        (tmp / RESULT_FILE).write_text(json.dumps(_result(Path(out_dir), card, validation, tmp), indent=2), encoding="utf-8")
+        result = {**card.result(Path(out_dir), Path(out_dir) / MODEL_FILE, model_bytes=(tmp / MODEL_FILE).stat().st_size),
+                  "vocabulary": int(card.metrics["vocabulary"])}
+        (tmp / RESULT_FILE).write_text(json.dumps(result, indent=2), encoding="utf-8")
     return card, validation
-
-
-RESULT_FILE = "result.json"
-
-
-def _result(out_dir: Path, card: ModelCard, validation: Evaluation | None, written: Path) -> dict:
-    """``result.json``: the same keys as ``train fasttext``'s (out_dir, model_path, kind, params,
-    train_seconds, model_bytes, model_size_mb, validation_accuracy, validation), plus the vocabulary."""
-    result = {
-        "out_dir": str(out_dir), "model_path": str(out_dir / MODEL_FILE), "kind": card.kind, "params": card.params,
-        "train_seconds": card.metrics["train_seconds"], "model_bytes": (written / MODEL_FILE).stat().st_size,
-        "model_size_mb": card.metrics["model_size_mb"], "vocabulary": int(card.metrics["vocabulary"]),
-    }
-    if validation is not None:
-        result["validation_accuracy"] = validation.accuracy
-        result["validation"] = validation.to_dict()
-    return result
 
 
 KIND = ModelKind(
