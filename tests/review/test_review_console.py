@@ -202,7 +202,8 @@ def test_eight_threads_and_a_console_restart_lose_and_double_count_nothing(conso
     for name in loops:
         loop = store.loop(name)
         reviewers = [a["reviewer"] for a in loop.answers]
-        assert len(reviewers) <= 3 and len(set(reviewers)) == len(reviewers), reviewers
+        # three reviewers, and one more only to decide a tie (the flow's default tie-break, escalate)
+        assert len(reviewers) <= 4 and len(set(reviewers)) == len(reviewers), reviewers
         assert loop.status == "Completed" or loop.tied
         stored |= {(name, r) for r in reviewers}
     assert set(acknowledged) <= stored  # nothing the console acknowledged was lost in the restart
@@ -231,3 +232,26 @@ def test_changing_reviewer_forgets_the_name_and_answers_under_the_new_one(consol
     answered = store.loop(loop)
     assert [a["reviewer"] for a in answered.answers] == ["eve", "fay"]
     assert (answered.status, answered.label) == ("Completed", "-1")
+
+
+def test_a_tie_is_offered_to_one_more_reviewer_with_only_the_tied_labels(console):
+    """Tie-break escalate on the Review page: the deciding reviewer sees the tie and only its labels; another
+    label is a 409 with the reason, a tied one completes the loop."""
+    server, store, _ = console
+    store.create_flow("tie-break", reviewers_per_item=2)
+    [loop] = store.start_loops("tie-break", [LoopInput(review="Soft but see-through", initial_value="1")])
+    store.answer(loop, "ann", "1")
+    store.answer(loop, "bob", "0")
+    client, token = _client(server.url, "dan")
+    with closing(client):
+        page = client.get("/review?flow=tie-break").text
+        assert "Tied between 0, 1:" in page and f"<code>{loop}</code>" in page
+        assert re.findall(r'name="label" value="([^"]+)"', page) == ["0", "1"]
+        form = {"csrf_token": token, "loop": loop, "flow": "tie-break"}
+        refused = client.post("/review/answer", data={**form, "label": "-1"})
+        assert refused.status_code == 409
+        assert f"human loop {loop} is tied between 0, 1: the deciding answer must be one of them" in html.unescape(
+            refused.text)
+        decided = client.post("/review/answer", data={**form, "label": "0"})
+        assert decided.status_code == 303 and "completed as 0" in decided.headers["location"].replace("+", " ")
+    assert (store.loop(loop).label, store.loop(loop).decided_by) == ("0", "tie-break:escalate")

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import run_sagestack
 from sagestack.errors import ConfigError, DataError
-from sagestack.review import AlreadyAnswered, LoopClosed, LoopInput, ReviewStore, UnknownLoop
+from sagestack.review import AlreadyAnswered, LoopClosed, LoopInput, NotATiedLabel, ReviewStore, UnknownLoop
 from sagestack.review.formats import export_loops, import_label_studio
 from sagestack.review.starter import LoopStarter
 from sagestack.review.store import majority
@@ -62,9 +62,9 @@ def test_majority_needs_more_than_half_of_the_reviewers():
     assert majority(["1", "0"], 2) is None and majority([], 1) is None
 
 
-def test_three_reviewers_majority_completes_and_a_tie_stays_open(store):
+def test_three_reviewers_majority_completes_and_a_tie_escalates_to_one_more_reviewer(store):
     store.create_flow("sentiment", reviewers_per_item=3)
-    agree, split, tie = start(store, "sentiment", "Lovely", "It is fine", "Hmm")
+    agree, split, tie, idle = start(store, "sentiment", "Lovely", "It is fine", "Hmm", "Not yet")
     for reviewer, labels in (("ann", ("1", "0", "1")), ("bob", ("1", "-1", "0")), ("cid", (None, "-1", "-1"))):
         for loop, label in zip((agree, split, tie), labels):
             if label is not None:
@@ -72,15 +72,20 @@ def test_three_reviewers_majority_completes_and_a_tie_stays_open(store):
     assert store.loop(agree).status == "Completed" and store.loop(agree).label == "1"  # 2 of 3 agreed: done early
     assert store.loop(split).status == "Completed" and store.loop(split).label == "-1"
     tied = store.loop(tie)
-    assert tied.status == "InProgress" and tied.tied and tied.label is None
-    with pytest.raises(AlreadyAnswered, match="has all 3 answers it asks for"):
-        store.answer(tie, "dan", "1")
-    assert store.progress("sentiment") == {"InProgress": 1, "Completed": 2, "Stopped": 0, "Failed": 0, "tied": 1,
+    assert tied.status == "InProgress" and tied.tied and tied.label is None and tied.tied_labels == ("-1", "0", "1")
+    assert store.progress("sentiment") == {"InProgress": 2, "Completed": 2, "Stopped": 0, "Failed": 0, "tied": 1,
                                            "answers": 8}
-    assert store.queue("sentiment", "dan") == []  # a tie needs no more answers
-    assert store.stop(tie).status == "Stopped"
+    # The flow's default tie-break (escalate): the tie waits for one more reviewer, whose answer decides.
+    assert [loop.name for loop in store.queue("sentiment", "dan")] == [tie, idle]
+    assert [loop.name for loop in store.queue("sentiment", "ann")] == [idle]
+    decided = store.answer(tie, "dan", "0")
+    assert (decided.status, decided.label, decided.decided_by) == ("Completed", "0", "tie-break:escalate")
+    with pytest.raises(LoopClosed, match="Completed: it takes no more answers"):
+        store.answer(tie, "eve", "1")
+    assert store.loop(agree).decided_by == "majority"
+    assert store.stop(idle).status == "Stopped"
     with pytest.raises(LoopClosed, match="is Stopped already"):
-        store.stop(tie)
+        store.stop(idle)
 
     output = json.loads(store.output_path(store.loop(agree)).read_text())
     assert output["humanLoopName"] == agree and output["inputContent"] == {"initialValue": "0", "taskObject": "Lovely"}
@@ -92,6 +97,91 @@ def test_three_reviewers_majority_completes_and_a_tie_stays_open(store):
     store.output_path(store.loop(agree)).unlink()  # a crash between the answer and the file
     store.describe(agree)
     assert store.output_path(store.loop(agree)).is_file()
+
+
+def test_the_deciding_answer_of_an_escalated_tie_must_be_one_of_the_tied_labels(store, tmp_path):
+    store.create_flow("sentiment", reviewers_per_item=2)
+    tie = start(store, "sentiment", "Nice but small")[0]
+    store.answer(tie, "ann", "1")
+    store.answer(tie, "bob", "0")
+    described = store.describe(tie)
+    assert described["Tied"] and described["TiedLabels"] == ["0", "1"] and described["TieBreak"] == "escalate"
+    assert store.loop(tie).choices == ("0", "1")  # what the console offers the deciding reviewer
+    with pytest.raises(NotATiedLabel, match=f"^human loop {tie} is tied between 0, 1: the deciding answer must be one "
+                                            "of them, got '-1'$"):
+        store.answer(tie, "cid", "-1")
+    with pytest.raises(AlreadyAnswered, match="has answered human loop .* already"):
+        store.answer(tie, "ann", "0")
+    assert len(store.loop(tie).answers) == 2 and store.loop(tie).tied  # still waiting for its deciding answer
+    assert store.answer(tie, "cid", "1").label == "1"
+    output = json.loads(store.output_path(store.loop(tie)).read_text())
+    assert output["decided_by"] == "tie-break:escalate" and output["consolidatedAnswer"]["sentiment"]["label"] == "1"
+    assert [a["workerId"] for a in output["humanAnswers"]] == ["ann", "bob", "cid"]
+    assert store.progress("sentiment")["tied"] == 0 and store.describe(tie)["DecidedBy"] == "tie-break:escalate"
+
+
+def test_tie_break_model_lets_the_models_label_win_when_it_is_tied_else_the_first_tied_label(store, tmp_path):
+    with pytest.raises(ConfigError, match="^--tie-break must be escalate or model, got 'coin'$"):
+        store.create_flow("f", tie_break="coin")
+    flow = store.create_flow("sentiment", reviewers_per_item=2, tie_break="model")
+    assert flow.describe()["HumanLoopConfig"]["TieBreak"] == "model" and store.flow("sentiment").tie_break == "model"
+    predicted_1, predicted_neg, unknown, agreed = store.start_loops("sentiment", [
+        LoopInput(review="a", initial_value="1"), LoopInput(review="b", initial_value="-1"), LoopInput(review="c"),
+        LoopInput(review="d", initial_value="-1")])
+    for loop, labels in ((predicted_1, ("1", "0")), (predicted_neg, ("1", "0")), (unknown, ("1", "0")),
+                         (agreed, ("1", "1"))):
+        for reviewer, label in zip(("ann", "bob"), labels):
+            done = store.answer(loop, reviewer, label)
+    decisions = {name: (store.loop(name).label, store.loop(name).decided_by)
+                 for name in (predicted_1, predicted_neg, unknown, agreed)}
+    assert decisions == {predicted_1: ("1", "tie-break:model"), predicted_neg: ("0", "tie-break:model"),
+                         unknown: ("0", "tie-break:model"), agreed: ("1", "majority")}
+    assert done.status == "Completed" and store.tied("sentiment") == [] and store.queue("sentiment", "cid") == []
+    assert json.loads(store.output_path(store.loop(predicted_neg)).read_text())["decided_by"] == "tie-break:model"
+    # The exports carry the final label and how it was decided.
+    export_loops(store, tmp_path / "loops.csv", fmt="csv")
+    table = pd.read_csv(tmp_path / "loops.csv", dtype=str).set_index("loop")
+    assert table.loc[predicted_neg, ["label", "decided_by"]].tolist() == ["0", "tie-break:model"]
+    export_loops(store, tmp_path / "tasks.json", fmt="label-studio")
+    data = {task["data"]["loop"]: task["data"] for task in json.loads((tmp_path / "tasks.json").read_text())}
+    assert (data[predicted_neg]["label"], data[predicted_neg]["decided_by"]) == ("0", "tie-break:model")
+    assert reviewed_labels(store).set_index("loop").loc[predicted_neg, "sentiment"] == "0"
+
+
+def test_a_store_made_before_tie_breaks_is_migrated_and_its_ties_escalate(store):
+    """A database written by an earlier sagestack (no tie_break, no decided_by): opened, its flows escalate,
+    its completed loops were decided by majority, and a tie left open takes its deciding answer."""
+    from sagestack.review.store import _SCHEMA
+
+    old_schema = [statement.replace(", tie_break TEXT", "").replace(", decided_by TEXT", "") for statement in _SCHEMA]
+    rows = [
+        "INSERT INTO flows VALUES ('sentiment', 0.9, 2, '[\"-1\", \"0\", \"1\"]', 'Classify', 1.0)",
+        "INSERT INTO loops (name, flow, status, created, review, source, label) VALUES "
+        "('loop-done', 'sentiment', 'Completed', 2.0, 'Good', 'manual', '1'), "
+        "('loop-tie', 'sentiment', 'InProgress', 3.0, 'Hmm', 'manual', NULL)",
+        "INSERT INTO answers VALUES ('loop-done', 'ann', '1', NULL, 4.0), ('loop-done', 'bob', '1', NULL, 5.0), "
+        "('loop-tie', 'ann', '1', NULL, 6.0), ('loop-tie', 'bob', '0', NULL, 7.0)",
+    ]
+    if store.url:
+        import psycopg
+
+        with psycopg.connect(store.url, autocommit=True) as db:
+            for statement in old_schema + rows:
+                db.execute(statement)
+    else:
+        import contextlib
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(store.db_path)) as db, db:
+            for statement in old_schema + rows:
+                db.execute(statement)
+    assert store.flow("sentiment").tie_break == "escalate"
+    assert store.loop("loop-done").decided_by == "majority" and store.loop("loop-tie").tied
+    assert [loop.name for loop in store.queue("sentiment", "cid")] == ["loop-tie"]
+    decided = store.answer("loop-tie", "cid", "0")
+    assert (decided.label, decided.decided_by) == ("0", "tie-break:escalate")
+    # New flows in the migrated store keep their tie-break.
+    assert store.create_flow("other", tie_break="model").tie_break == store.flow("other").tie_break == "model"
 
 
 def test_the_queue_is_least_confident_first_and_skips_go_last(store):
@@ -129,10 +219,14 @@ def test_eight_threads_never_answer_more_than_the_reviewers(store):
     for name in loops:
         loop = store.loop(name)
         reviewers = [a["reviewer"] for a in loop.answers]
-        assert len(reviewers) <= 3 and len(set(reviewers)) == len(reviewers)
+        # Three reviewers, and one more only to decide a tie (the flow's default tie-break, escalate).
+        assert len(reviewers) <= 4 and len(set(reviewers)) == len(reviewers)
         assert loop.status == "Completed" or loop.tied
-        if loop.status == "Completed":
-            assert Counter(a["label"] for a in loop.answers)[loop.label] >= 2
+        if len(reviewers) == 4:
+            assert loop.decided_by == "tie-break:escalate" and loop.label == loop.answers[-1]["label"]
+            assert Counter(a["label"] for a in loop.answers[:3]) == Counter(["-1", "0", "1"])
+        elif loop.status == "Completed":
+            assert loop.decided_by == "majority" and Counter(a["label"] for a in loop.answers)[loop.label] >= 2
     assert outcomes["answered"] == sum(len(store.loop(n).answers) for n in loops)
     assert sum(outcomes.values()) == 8 * 20 * 2
 

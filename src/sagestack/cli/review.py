@@ -28,13 +28,20 @@ def flow_create(
     reviewers_per_item: int = typer.Option(1, "--reviewers-per-item", help="Answers per item; a majority decides."),
     labels: list[str] = typer.Option(["-1", "0", "1"], "--labels", help="The labels reviewers choose from (repeat or comma-separate)."),
     task_title: Optional[str] = typer.Option(None, "--task-title", help="What reviewers are asked."),
+    tie_break: str = typer.Option(
+        "escalate", "--tie-break", metavar="escalate|model",
+        help="How a tie ends (every reviewer answered, no label has a majority): escalate = one more reviewer "
+             "picks one of the tied labels, and that answer decides; model = the model's label wins if it is tied, "
+             "else the first tied label in --labels order."),
     json_output: bool = JsonOpt,
 ) -> None:
     """Define a flow (A2I's create_flow_definition)."""
     flow = _store().create_flow(name, threshold=threshold, reviewers_per_item=reviewers_per_item,
-                                labels=split_list(labels), task_title=task_title)
+                                labels=split_list(labels), task_title=task_title, tie_break=tie_break)
+    ties = {"escalate": "; a tie goes to one more reviewer", "model": "; a tie goes to the model's label"}
     emit(flow.describe(), json_output, [f"flow {flow.name}: predictions below {flow.threshold:g} confidence go to "
-                                        f"{flow.reviewers_per_item} reviewer(s), labels {', '.join(flow.labels)}"])
+                                        f"{flow.reviewers_per_item} reviewer(s), labels {', '.join(flow.labels)}"
+                                        + (ties[flow.tie_break] if flow.reviewers_per_item > 1 else "")])
 
 
 @flow_app.command("list")
@@ -110,7 +117,8 @@ def answer(
     emit({"HumanLoopName": done.name, "HumanLoopStatus": done.status, "Label": done.label,
           "Answers": len(done.answers)}, json_output,
          [f"{done.name}: {done.status}" + (f", label {done.label}" if done.label is not None else
-                                            f", {len(done.answers)}/{done.needed} answers")])
+                                            f", tied between {', '.join(done.tied_labels)}: one more reviewer decides"
+                                            if done.tied else f", {len(done.answers)}/{done.needed} answers")])
 
 
 @app.command("stop")

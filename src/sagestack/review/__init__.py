@@ -12,9 +12,11 @@ from sagestack.review.store import (
     Loop,
     LoopClosed,
     LoopInput,
+    NotATiedLabel,
     ReviewStore,
     UnknownLoop,
     review_store,
 )
 
-__all__ = ["AlreadyAnswered", "Flow", "Loop", "LoopClosed", "LoopInput", "ReviewStore", "UnknownLoop", "review_store"]
+__all__ = ["AlreadyAnswered", "Flow", "Loop", "LoopClosed", "LoopInput", "NotATiedLabel", "ReviewStore", "UnknownLoop",
+           "review_store"]

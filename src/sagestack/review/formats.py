@@ -19,8 +19,8 @@ from sagestack.review.store import MAX_REVIEW_CHARS, NAME, AlreadyAnswered, Loop
 
 FORMATS = ("csv", "label-studio", "ground-truth")
 FROM_NAME, TO_NAME = "sentiment", "text"
-CSV_COLUMNS = ["loop", "flow", "status", "review", "initial_value", "confidence", "label", "answers", "model_name",
-               "model_version", "inference_id", "source", "created", "ended"]
+CSV_COLUMNS = ["loop", "flow", "status", "review", "initial_value", "confidence", "label", "decided_by", "answers",
+               "model_name", "model_version", "inference_id", "source", "created", "ended"]
 
 
 def export_loops(store: ReviewStore, out: Path, *, fmt: str, flow: str | None = None, status: str | None = None,
@@ -61,7 +61,7 @@ def export_loops(store: ReviewStore, out: Path, *, fmt: str, flow: str | None = 
             pd.DataFrame([{
                 "loop": loop.name, "flow": loop.flow, "status": loop.status, "review": loop.review,
                 "initial_value": loop.initial_value, "confidence": loop.confidence, "label": loop.label,
-                "answers": ";".join(f"{a['reviewer']}={a['label']}" for a in loop.answers),
+                "decided_by": loop.decided_by, "answers": ";".join(f"{a['reviewer']}={a['label']}" for a in loop.answers),
                 "model_name": loop.model.get("name"), "model_version": loop.model.get("version"),
                 "inference_id": loop.inference_id, "source": loop.source,
                 "created": _iso(loop.created), "ended": _iso(loop.ended),  # ISO 8601 (UTC), as describe shows them
@@ -69,7 +69,9 @@ def export_loops(store: ReviewStore, out: Path, *, fmt: str, flow: str | None = 
         else:
             tasks = [{
                 "id": number,
-                "data": {"text": loop.review, "loop": loop.name, "flow": loop.flow, "initial_value": loop.initial_value},
+                # The consolidated label (and how it was decided: majority or a tie-break) travels with the task.
+                "data": {"text": loop.review, "loop": loop.name, "flow": loop.flow, "initial_value": loop.initial_value,
+                         "label": loop.label, "decided_by": loop.decided_by},
                 "annotations": [{"completed_by": {"email": a["reviewer"]}, "was_cancelled": False,
                                  "result": [_choice(a["label"])]} for a in loop.answers],
                 "predictions": ([{"model_version": str(loop.model.get("version") or ""), "score": loop.confidence,

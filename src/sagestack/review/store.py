@@ -7,7 +7,24 @@ value, its confidence, the model version that asked); **answers** are the review
 
 A loop completes as soon as one label has a strict majority of the reviewers the flow asks for
 (with one reviewer per item, the first answer). When every reviewer has answered and no label has
-a majority (a tie), the loop stays ``InProgress`` and is reported ``tied``; ``stop`` closes it.
+a majority, the loop is **tied** between the labels with the most answers, and the flow's
+**tie-break** (set when it is created) ends it without an operator:
+
+- ``escalate`` (the default): one more reviewer is asked. The loop stays ``InProgress`` (and
+  ``tied``) for exactly one more answer, from a reviewer who has not answered it; that answer
+  must be one of the tied labels (any other is refused with :class:`NotATiedLabel`, and the loop
+  keeps waiting) and it decides: the loop completes with it.
+- ``model``: the model decides at once. The loop completes when its last answer ties it, with the
+  model's prediction (the loop's initial value) when that is one of the tied labels, else the
+  first tied label in the flow's label order.
+
+(With four or more reviewers one label may lead alone, short of a majority: the loop is then tied
+on that one label, which ``model`` picks and which ``escalate``'s deciding reviewer confirms.)
+
+Every completed loop records how it was decided (``decided_by``: ``majority``,
+``tie-break:escalate`` or ``tie-break:model``), in the store and in its ``output.json``. ``stop``
+still closes any open loop. (A store made before tie-breaks existed is migrated on first use: its
+flows escalate, its completed loops were decided by majority.)
 
 The store is SQLite under the home (``HOME/review/review.db``) or, by configuration
 (``SAGESTACK_REVIEW_DB=postgresql://…``, what ``sagestack up`` and a cluster use), PostgreSQL. Every
@@ -40,6 +57,8 @@ logger = logging.getLogger("sagestack.review")
 STATUSES = ("InProgress", "Completed", "Stopped", "Failed")
 DEFAULT_LABELS = ("-1", "0", "1")
 DEFAULT_THRESHOLD = 0.9
+TIE_BREAKS = ("escalate", "model")
+DEFAULT_TIE_BREAK = "escalate"
 # A2I's names: lowercase letters, digits and hyphens, starting with a letter or digit, at most 63.
 NAME = re.compile(r"^[a-z0-9](-*[a-z0-9]){0,62}$")
 REVIEWER = re.compile(r"^[\w .@+-]{1,64}$")
@@ -49,12 +68,12 @@ MAX_REVIEW_CHARS = 20_000
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS flows (
     name TEXT PRIMARY KEY, threshold DOUBLE PRECISION NOT NULL, reviewers_per_item INTEGER NOT NULL,
-    labels TEXT NOT NULL, task_title TEXT NOT NULL, created DOUBLE PRECISION NOT NULL)""",
+    labels TEXT NOT NULL, task_title TEXT NOT NULL, created DOUBLE PRECISION NOT NULL, tie_break TEXT)""",
     """CREATE TABLE IF NOT EXISTS loops (
     name TEXT PRIMARY KEY, flow TEXT NOT NULL REFERENCES flows(name), status TEXT NOT NULL,
     created DOUBLE PRECISION NOT NULL, ended DOUBLE PRECISION, review TEXT NOT NULL, initial_value TEXT,
     confidence DOUBLE PRECISION, probabilities TEXT, source TEXT NOT NULL, model_name TEXT, model_version TEXT,
-    model_kind TEXT, inference_id TEXT, item INTEGER, facet TEXT, label TEXT, failure_reason TEXT)""",
+    model_kind TEXT, inference_id TEXT, item INTEGER, facet TEXT, label TEXT, failure_reason TEXT, decided_by TEXT)""",
     "CREATE INDEX IF NOT EXISTS loops_queue ON loops(flow, status, confidence)",
     """CREATE TABLE IF NOT EXISTS answers (
     loop TEXT NOT NULL REFERENCES loops(name), reviewer TEXT NOT NULL, label TEXT NOT NULL,
@@ -63,8 +82,16 @@ _SCHEMA = [
 ]
 
 
-# A loop's row with what its answers are counted against (the flow's reviewers per item).
-_LOOPS = "SELECT loops.*, flows.reviewers_per_item FROM loops JOIN flows ON flows.name = loops.flow"
+# Columns added since the first schema, (table, column, type): a store made before them gets them on
+# first use, NULL meaning the default (a flow's tie-break: escalate; a completed loop: decided by majority).
+_ADDED_COLUMNS = (("flows", "tie_break", "TEXT"), ("loops", "decided_by", "TEXT"))
+_LOOP_COLUMNS = ("name", "flow", "status", "created", "ended", "review", "initial_value", "confidence", "probabilities",
+                 "source", "model_name", "model_version", "model_kind", "inference_id", "item", "facet", "label",
+                 "failure_reason")
+
+# A loop's row with what its answers are counted against (the flow's reviewers per item, labels and tie-break).
+_LOOPS = ("SELECT loops.*, flows.reviewers_per_item, flows.labels AS flow_labels, flows.tie_break "
+          "FROM loops JOIN flows ON flows.name = loops.flow")
 
 
 class UnknownLoop(SagestackError):
@@ -83,6 +110,11 @@ class AlreadyAnswered(SagestackError):
     """This reviewer has answered this loop already, or it has all the answers it needs."""
 
 
+class NotATiedLabel(AlreadyAnswered):
+    """The loop is tied and waits for its deciding answer (tie-break ``escalate``), which must be one
+    of the tied labels: a conflict with the loop's state, as :class:`AlreadyAnswered` is."""
+
+
 @dataclass(frozen=True)
 class Flow:
     """A flow definition: what reviewers are asked and when."""
@@ -93,14 +125,15 @@ class Flow:
     labels: tuple[str, ...]
     task_title: str
     created: float
+    tie_break: str = DEFAULT_TIE_BREAK  # how a tie ends: "escalate" or "model" (see the module's doc)
 
     def describe(self) -> dict:
-        """``describe_flow_definition``'s shape (A2I field names)."""
+        """``describe_flow_definition``'s shape (A2I field names; ``TieBreak`` is sagestack's own)."""
         return {"FlowDefinitionName": self.name, "FlowDefinitionArn": f"sagestack:flow-definition/{self.name}",
                 "FlowDefinitionStatus": "Active", "CreationTime": _iso(self.created),
                 "HumanLoopActivationConfig": {"ConfidenceThreshold": self.threshold},
                 "HumanLoopConfig": {"TaskTitle": self.task_title, "TaskCount": self.reviewers_per_item,
-                                    "Labels": list(self.labels)}}
+                                    "Labels": list(self.labels), "TieBreak": self.tie_break}}
 
     def needs_review(self, confidence: float) -> bool:
         """Whether a prediction this confident goes to people (strictly below the threshold)."""
@@ -145,11 +178,25 @@ class Loop:
     failure_reason: str | None
     answers: list[dict]
     needed: int
+    labels: tuple[str, ...] = ()  # the flow's labels, in its order
+    tie_break: str = DEFAULT_TIE_BREAK
+    decided_by: str | None = None  # how a completed loop was decided: majority, tie-break:escalate or tie-break:model
 
     @property
     def tied(self) -> bool:
-        """Every reviewer answered and no label has a majority."""
+        """Every reviewer answered and no label has a majority (with tie-break ``escalate``, the loop
+        then waits for one deciding answer)."""
         return self.status == "InProgress" and len(self.answers) >= self.needed
+
+    @property
+    def tied_labels(self) -> tuple[str, ...]:
+        """The labels a tied loop is tied between (those with the most answers, in the flow's order)."""
+        return leading([a["label"] for a in self.answers], self.labels) if self.tied else ()
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        """The labels the next answer may give: the tied ones when the loop waits for its deciding answer."""
+        return self.tied_labels or self.labels
 
 
 def new_loop_name() -> str:
@@ -184,6 +231,20 @@ def majority(labels: Sequence[str], needed: int) -> str | None:
         return None
     label, count = Counter(labels).most_common(1)[0]
     return label if count * 2 > needed else None
+
+
+def leading(answers: Sequence[str], labels: Sequence[str]) -> tuple[str, ...]:
+    """The labels with the most answers, in the order of ``labels`` (a tie when there are several)."""
+    counts = Counter(answers)
+    top = max(counts.values(), default=0)
+    return tuple(label for label in labels if top and counts[label] == top)
+
+
+def break_tie(answers: Sequence[str], labels: Sequence[str], predicted: str | None) -> str:
+    """Tie-break ``model``: the model's label ``predicted`` when it is among the tied labels, else the
+    first tied label in the flow's label order."""
+    tied = leading(answers, labels)
+    return predicted if predicted in tied else tied[0]
 
 
 class _Connection:
@@ -247,7 +308,18 @@ class ReviewStore:
                     made = db.execute("SELECT to_regclass('answers_reviewer') AS found").fetchone()["found"] is not None
                 for statement in () if made else _SCHEMA:
                     db.execute(statement)
+                for table, column, kind in _ADDED_COLUMNS:  # a store made by an earlier sagestack
+                    if column not in self._columns(db, table):
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
             self._schema_ready = True
+
+    def _columns(self, db: _Connection, table: str) -> set[str]:
+        if self.url:
+            rows = db.execute("SELECT column_name AS name FROM information_schema.columns "
+                              "WHERE table_schema = current_schema() AND table_name = ?", (table,)).fetchall()
+        else:
+            rows = db.execute(f"PRAGMA table_info({table})").fetchall()
+        return {row["name"] for row in rows}
 
     @property
     def _lock_loop(self) -> str:
@@ -329,14 +401,22 @@ class ReviewStore:
 
     # ---- flows ---------------------------------------------------------------------------------
     def create_flow(self, name: str, *, threshold: float = DEFAULT_THRESHOLD, reviewers_per_item: int = 1,
-                    labels: Sequence[str] = DEFAULT_LABELS, task_title: str | None = None) -> Flow:
+                    labels: Sequence[str] = DEFAULT_LABELS, task_title: str | None = None,
+                    tie_break: str = DEFAULT_TIE_BREAK) -> Flow:
         """Define a flow (``create_flow_definition``).
 
+        Args:
+            tie_break: how a loop whose reviewers tie ends: ``escalate`` (one more reviewer picks
+                one of the tied labels) or ``model`` (the model's label wins when tied, else the
+                first tied label); see the module's doc.
+
         Raises:
-            ConfigError: a bad name, threshold (0–1), reviewer count (1–15) or label list, or a
-                flow of that name exists already.
+            ConfigError: a bad name, threshold (0–1), reviewer count (1–15), label list or
+                tie-break, or a flow of that name exists already.
         """
         check_name(name, "flow")
+        if tie_break not in TIE_BREAKS:
+            raise ConfigError(f"--tie-break must be {' or '.join(TIE_BREAKS)}, got {str(tie_break)[:40]!r}")
         if not 0 < threshold <= 1:
             raise ConfigError(f"--threshold must be in (0, 1], got {threshold:g}")
         if not 1 <= reviewers_per_item <= 15:
@@ -345,12 +425,13 @@ class ReviewStore:
         if len(labels) < 2 or len(set(labels)) != len(labels) or any(not label or len(label) > 64 for label in labels):
             raise ConfigError(f"--labels needs two or more distinct labels, got {','.join(labels)!r}")
         flow = Flow(name, float(threshold), int(reviewers_per_item), labels,
-                    task_title or "Classify the sentiment of this review", time.time())
+                    task_title or "Classify the sentiment of this review", time.time(), tie_break)
         try:
             with self._write() as db:
-                db.execute("INSERT INTO flows VALUES (?, ?, ?, ?, ?, ?)", (
-                    flow.name, flow.threshold, flow.reviewers_per_item, json.dumps(flow.labels), flow.task_title,
-                    flow.created))
+                db.execute("INSERT INTO flows (name, threshold, reviewers_per_item, labels, task_title, created, "
+                           "tie_break) VALUES (?, ?, ?, ?, ?, ?, ?)", (
+                               flow.name, flow.threshold, flow.reviewers_per_item, json.dumps(flow.labels),
+                               flow.task_title, flow.created, flow.tie_break))
         except self._duplicate():
             raise ConfigError(f"a flow named {name} exists already; `sagestack review flow describe {name}`") from None
         return flow
@@ -401,7 +482,8 @@ class ReviewStore:
                          model.get("kind"), item.inference_id, item.item, item.facet, None, None))
         try:
             with self._write() as db:
-                db.executemany(f"INSERT INTO loops VALUES ({', '.join('?' * 18)})", rows)
+                db.executemany(f"INSERT INTO loops ({', '.join(_LOOP_COLUMNS)}) "
+                               f"VALUES ({', '.join('?' * len(_LOOP_COLUMNS))})", rows)
         except self._duplicate():
             raise DataError("a human loop of that name exists already; choose another --name") from None
         return [row[0] for row in rows]
@@ -437,7 +519,9 @@ class ReviewStore:
                 _LOOPS + " "
                 "WHERE loops.flow = ? AND loops.status = 'InProgress' "
                 "AND NOT EXISTS (SELECT 1 FROM answers WHERE answers.loop = loops.name AND answers.reviewer = ?) "
+                # a tied loop of an escalating flow waits for one more (deciding) answer
                 "AND (SELECT COUNT(*) FROM answers WHERE answers.loop = loops.name) < flows.reviewers_per_item "
+                "+ (CASE WHEN COALESCE(flows.tie_break, 'escalate') = 'escalate' THEN 1 ELSE 0 END) "
                 "ORDER BY loops.confidence IS NULL, loops.confidence, loops.created, loops.name LIMIT ?",
                 (flow, reviewer, limit + len(skip))).fetchall()
             loops = self._with_answers(db, rows)
@@ -464,24 +548,26 @@ class ReviewStore:
                 **yours}
 
     def answer(self, name: str, reviewer: str, label: str, *, accepted: float | None = None) -> Loop:
-        """Record ``reviewer``'s ``label`` for loop ``name``; complete the loop on a majority.
+        """Record ``reviewer``'s ``label`` for loop ``name``; complete the loop on a majority, or
+        by the flow's tie-break when the answers tie (see the module's doc).
 
         Returns:
-            The loop after the answer (``status`` ``Completed`` with ``label`` when this answer
-            made a majority; its ``output.json`` is written then).
+            The loop after the answer (``status`` ``Completed`` with ``label`` and ``decided_by``
+            when this answer decided it; its ``output.json`` is written then).
 
         Raises:
             UnknownLoop: no such loop.
             DataError: a label that is not one of the flow's.
             LoopClosed: the loop is completed or stopped.
-            AlreadyAnswered: this reviewer answered it already, or it has all its answers (a tie).
+            AlreadyAnswered: this reviewer answered it already, or it has all the answers it takes.
+            NotATiedLabel: the loop waits for its deciding answer and ``label`` is not one of the tied labels.
         """
         reviewer = check_reviewer(reviewer)
         label = str(label).strip()
         with self._write() as db:
-            row = db.execute("SELECT loops.status, flows.labels, flows.reviewers_per_item FROM loops "
-                             "JOIN flows ON flows.name = loops.flow WHERE loops.name = ?" + self._lock_loop,
-                             (name,)).fetchone()
+            row = db.execute("SELECT loops.status, loops.initial_value, flows.labels, flows.reviewers_per_item, "
+                             "flows.tie_break FROM loops JOIN flows ON flows.name = loops.flow WHERE loops.name = ?"
+                             + self._lock_loop, (name,)).fetchone()
             if row is None:
                 raise UnknownLoop.named(name)
             labels = json.loads(row["labels"])
@@ -494,15 +580,26 @@ class ReviewStore:
                 raise AlreadyAnswered(f"{reviewer} has answered human loop {name} already; one answer per reviewer")
             given = [r["label"] for r in existing]
             needed = int(row["reviewers_per_item"])
-            if len(given) >= needed:
-                raise AlreadyAnswered(f"human loop {name} has all {needed} answers it asks for (a tie); "
-                                      "stop it with `sagestack review stop`")
+            tie_break = row["tie_break"] or DEFAULT_TIE_BREAK
+            decided = decided_by = None
+            if len(given) >= needed:  # tied: only an escalating flow takes its one deciding answer
+                tied = leading(given, labels)
+                if tie_break != "escalate" or len(given) > needed:
+                    raise AlreadyAnswered(f"human loop {name} has all {needed} answers it asks for (a tie); "
+                                          "stop it with `sagestack review stop`")
+                if label not in tied:
+                    raise NotATiedLabel(f"human loop {name} is tied between {', '.join(tied)}: the deciding answer "
+                                        f"must be one of them, got {label!r}")
+                decided, decided_by = label, "tie-break:escalate"
+            else:
+                decided, decided_by = majority([*given, label], needed), "majority"
+                if decided is None and len(given) + 1 == needed and tie_break == "model":
+                    decided, decided_by = break_tie([*given, label], labels, row["initial_value"]), "tie-break:model"
             now = time.time()
             db.execute("INSERT INTO answers VALUES (?, ?, ?, ?, ?)", (name, reviewer, label, accepted, now))
-            decided = majority([*given, label], needed)
             if decided is not None:
-                db.execute("UPDATE loops SET status = 'Completed', ended = ?, label = ? WHERE name = ?",
-                           (now, decided, name))
+                db.execute("UPDATE loops SET status = 'Completed', ended = ?, label = ?, decided_by = ? WHERE name = ?",
+                           (now, decided, decided_by, name))
         loop = self.loop(name)
         if loop.status == "Completed":
             try:
@@ -581,6 +678,7 @@ class ReviewStore:
                 "answerContent": {"sentiment": {"label": a["label"]}},
             } for a in loop.answers],
             "consolidatedAnswer": {"sentiment": {"label": loop.label}},
+            "decided_by": loop.decided_by,  # majority, tie-break:escalate or tie-break:model
         }
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(path) as tmp:
@@ -605,6 +703,10 @@ class ReviewStore:
                 self.write_output(loop)
             described["HumanLoopOutput"] = {"OutputS3Uri": path.resolve().as_uri()}
             described["Label"] = loop.label
+            described["DecidedBy"] = loop.decided_by
+        elif loop.tied:
+            described["TiedLabels"] = list(loop.tied_labels)
+            described["TieBreak"] = loop.tie_break
         return described
 
 
@@ -621,7 +723,7 @@ def _filters(flow: str | None, status: str | None) -> tuple[str, tuple]:
 
 def _flow(row) -> Flow:
     return Flow(row["name"], row["threshold"], row["reviewers_per_item"], tuple(json.loads(row["labels"])),
-                row["task_title"], row["created"])
+                row["task_title"], row["created"], row["tie_break"] or DEFAULT_TIE_BREAK)
 
 
 def _loop(row, answers: Sequence) -> Loop:
@@ -634,7 +736,10 @@ def _loop(row, answers: Sequence) -> Loop:
         failure_reason=row["failure_reason"],
         answers=[{"reviewer": a["reviewer"], "label": a["label"], "accepted": a["accepted"],
                   "submitted": a["submitted"]} for a in answers],
-        needed=int(row["reviewers_per_item"]))
+        needed=int(row["reviewers_per_item"]), labels=tuple(json.loads(row["flow_labels"])),
+        tie_break=row["tie_break"] or DEFAULT_TIE_BREAK,
+        # A loop completed before decided_by was recorded was decided by a majority (ties never completed).
+        decided_by=row["decided_by"] or ("majority" if row["status"] == "Completed" else None))
 
 
 def review_store(settings) -> ReviewStore:
