@@ -45,9 +45,12 @@ def approve(
     pending: bool = typer.Option(False, "--pending", help="Reset to PendingManualApproval."),
     json_output: bool = JsonOpt,
 ) -> None:
-    """Set a version's approval status (Approved, or Rejected with --reject)."""
+    """Set a version's approval status (Approved; Rejected with --reject; PendingManualApproval with --pending)."""
+    from sagestack.errors import ConfigError
     from sagestack.registry import set_approval
 
+    if reject and pending:
+        raise ConfigError("pass --reject or --pending, not both")
     status = "Rejected" if reject else "PendingManualApproval" if pending else "Approved"
     info = set_approval(settings(), ref, status).to_dict()
     emit(info, json_output, [f"{info['name']} version {info['version']} is now {info['approval_status']}"])

@@ -263,7 +263,15 @@ def train_fasttext(
 
         if supervised and params.quantize:
             say("quantizing the model")
-            model.quantize(input=str(train_file), qnorm=True, retrain=True, cutoff=100_000, thread=params.fasttext_kwargs()["thread"])
+            try:
+                model.quantize(input=str(train_file), qnorm=True, retrain=True, cutoff=100_000,
+                               thread=params.fasttext_kwargs()["thread"])
+            except ValueError as exc:  # fastText's own words name its matrix, not what to do
+                if "too small for quantization" not in str(exc):
+                    raise
+                raise DataError(f"{train_file} makes a model too small to quantize ({len(model.words)} words; fastText "
+                                "needs 256 word and n-gram rows): train on more text, with --word-ngrams 2 or more, "
+                                "or without --quantize") from None
         model_name = "model.ftz" if supervised and params.quantize else "model.bin"
         model.save_model(str(tmp / model_name))
         if not supervised:
