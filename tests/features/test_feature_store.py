@@ -10,6 +10,7 @@ import httpx
 import pandas as pd
 import pytest
 
+from conftest import wait_until
 from sagestack.config import load_settings
 from sagestack.data import load_reviews
 from sagestack.errors import SagestackError
@@ -120,12 +121,14 @@ def test_feast_serve_answers_over_http(home):
                                env=feast_env(settings), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         body = {"features": ["reviews_text:product_category"], "entities": {"review_id": [3, 10**9]}}
-        for _ in range(120):
+
+        def answered():
             try:
-                answer = httpx.post(f"http://127.0.0.1:{port}/get-online-features", json=body, timeout=5)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.5)
+                return httpx.post(f"http://127.0.0.1:{port}/get-online-features", json=body, timeout=5)
+            except httpx.HTTPError:  # not listening yet
+                return None
+
+        answer = wait_until(answered, 60, "feast serve did not answer within 60 s", interval=0.5)
         assert answer.status_code == 200
         results = answer.json()["results"]
         category = read_features(settings).loc[3, "product_category"]
@@ -193,7 +196,9 @@ def test_features_cli(cli, tmp_path, sample_csv):
     ingested = cli("features", "ingest", "--data", str(sample_csv), "--json", check=True).json
     assert ingested["rows"] == 600 and ingested["splits"] == {"train": 540, "validation": 30, "test": 30}
     human = cli("features", "ingest", "--data", str(sample_csv), check=True)  # progress on stderr, summary on stdout
-    assert "600 reviews in the store (0 new)" in human.stdout and "... engineering features for" in human.stderr
+    assert "600 reviews in the store (0 new), splits train=540, validation=30, test=30" in human.stdout
+    assert "... engineering features for" in human.stderr
+    assert "Materializing" not in human.stderr and "\x1b[" not in human.stderr  # Feast's coloured chatter stays off
     got = cli("features", "get", "--review-id", "5", "--review-id", "123456", "--json", check=True).json
     assert got["features"][0]["found"] and got["features"][1] == {"review_id": 123456, "found": False}
     assert "123456: not found" in cli("features", "get", "--review-id", "123456", check=True).stdout

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from sagestack.cli.common import JsonOpt, OverwriteOpt, check_out_file, emit, progress, settings
+from sagestack.cli.common import JsonOpt, OverwriteOpt, check_out_file, emit, human, progress, settings
 
 app = typer.Typer(help="The Feast feature store: ingest, online reads, training sets, HTTP server.", no_args_is_help=True)
 
@@ -32,7 +32,7 @@ def ingest_(
     result = ingest(current, load_reviews(resolved.path).frame, max_seq_length=max_seq_length, tokenizer_dir=tokenizer,
                     progress=on_tokenized)
     result.pop("review_ids")
-    emit(result, json_output, [f"{result['rows']} reviews in the store ({result['new_rows']} new), splits {result['splits']}",
+    emit(result, json_output, [f"{result['rows']} reviews in the store ({result['new_rows']} new), splits {human(result['splits'])}",
                                 f"offline table: {result['path']}"])
 
 

@@ -9,6 +9,7 @@ and offline parquet.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import subprocess
@@ -296,8 +297,9 @@ def ingest(settings: Settings, reviews: pd.DataFrame, *, max_seq_length: int = 1
         apply(settings)
         store = open_store(settings)
         start = table["event_timestamp"].min().to_pydatetime() - timedelta(seconds=1)
-        # Feast prints materialization progress on stdout; keep stdout for results (e.g. --json).
-        with contextlib.redirect_stdout(sys.stderr):
+        # Feast prints materialization progress (in terminal colours) on stdout: library chatter,
+        # kept off the terminal at all (stdout is for results, e.g. --json; stderr for our progress).
+        with contextlib.redirect_stdout(io.StringIO()):
             store.materialize(start_date=start, end_date=datetime.now(timezone.utc) + timedelta(seconds=1))
     except BaseException:
         # Put the previous offline table back: known reviews keep their online values either
@@ -505,7 +507,14 @@ def put_record(settings: Settings, review: dict, *, tokenizer_dir=None, max_seq_
 
 
 def training_set(settings: Settings, split: str, *, as_of: datetime | None = None) -> pd.DataFrame:
-    """A point-in-time correct training set for one split, read back through Feast.
+    """A point-in-time correct training set for one split, read back through Feast (see :func:`training_sets`)."""
+    return training_sets(settings, (split,), as_of=as_of)[split]
+
+
+def training_sets(settings: Settings, splits: Sequence[str] = SPLITS, *,
+                  as_of: datetime | None = None) -> dict[str, pd.DataFrame]:
+    """Point-in-time correct training sets of ``splits``, read back through Feast in one retrieval
+    (each retrieval reads every review: three of them cost three times as much).
 
     Every review written at or before ``as_of`` (default: now) is an entity row stamped
     ``as_of``; Feast joins the latest feature values whose event time is at or before it.
@@ -515,8 +524,9 @@ def training_set(settings: Settings, split: str, *, as_of: datetime | None = Non
     Rows are never dropped silently: an entity without features comes back with nulls (the
     DuckDB offline store keeps them, unlike Feast's default file store).
     """
-    if split not in SPLITS:
-        raise SagestackError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    for split in splits:
+        if split not in SPLITS:
+            raise SagestackError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     table = read_features(settings)
     if table is None:
         raise SagestackError("the feature store is empty; run `sagestack features ingest` first")
@@ -528,4 +538,5 @@ def training_set(settings: Settings, split: str, *, as_of: datetime | None = Non
     frame = store.get_historical_features(
         entity_df=entities, features=store.get_feature_service(TRAINING_SERVICE)
     ).to_df()
-    return frame[frame["split_type"] == split].sort_values("review_id").reset_index(drop=True)
+    return {split: frame[frame["split_type"] == split].sort_values("review_id").reset_index(drop=True)
+            for split in splits}
