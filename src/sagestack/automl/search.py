@@ -8,81 +8,19 @@ model directory out.
 from __future__ import annotations
 
 import logging
-import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from sagestack.automl.candidates import (
-    DEFAULT_MAX_CANDIDATES,
-    Candidate,
-    autogluon_hyperparameters,
-    candidate_named,
-    select_candidates,
-)
+from sagestack.automl.candidates import Candidate, autogluon_hyperparameters, candidate_named, select_candidates
+from sagestack.automl.spec import DEFAULT_TIME_LIMIT, METRICS, MIN_TIME_LIMIT, AutoMLSpec  # noqa: F401 (re-exported)
 from sagestack.data.atomic import atomic_dir
 from sagestack.errors import ConfigError, DataError
 
-# sagestack's metric names -> AutoGluon's.
-METRICS = {"accuracy": "accuracy", "macro_f1": "f1_macro"}
-DEFAULT_TIME_LIMIT = 240.0
 # Seconds of the command's 90-s margin a refit of the best candidate may take beyond the fit budget.
 REFIT_ALLOWANCE = 30.0
-# Below this, not even the fastest candidate finishes on a few thousand reviews.
-MIN_TIME_LIMIT = 5.0
-
-
-@dataclass(frozen=True)
-class AutoMLSpec:
-    """What an AutoML job fits.
-
-    Attributes:
-        target: the label column.
-        text_column: the review text column.
-        columns: other input columns (default: none — the endpoint sends text only).
-        metric: ``accuracy`` or ``macro_f1``; ranks the leaderboard (on the validation part).
-        max_candidates: how many of :data:`~sagestack.automl.candidates.CANDIDATES` to try.
-        time_limit: seconds for fitting, embeddings of the training data included.
-        embeddings: add MiniLM sentence-embedding columns.
-        seed: seeds the splits.
-        refit: refit the chosen candidate on the fit and validation parts together before it is
-            exported (AutoGluon's ``refit_full``, with the settings the validation part chose,
-            e.g. boosting rounds); the candidates are ranked before, on validation they never saw.
-    """
-
-    target: str = "sentiment"
-    text_column: str = "review_body"
-    columns: tuple[str, ...] = ()
-    metric: str = "accuracy"
-    max_candidates: int = DEFAULT_MAX_CANDIDATES
-    time_limit: float = DEFAULT_TIME_LIMIT
-    embeddings: bool = False
-    seed: int = 42
-    refit: bool = True
-
-    def check(self) -> None:
-        """Raise :class:`ConfigError` for an unknown metric, a bad candidate count or time limit."""
-        if self.metric not in METRICS:
-            raise ConfigError(f"--metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
-        select_candidates(self.max_candidates)
-        if not math.isfinite(self.time_limit) or self.time_limit < MIN_TIME_LIMIT:
-            raise ConfigError(f"--time-limit must be at least {MIN_TIME_LIMIT:.0f} s, got {self.time_limit:g}")
-        if self.target == self.text_column or self.target in self.columns:
-            raise ConfigError(f"the target {self.target!r} cannot also be an input column")
-        if self.text_column in self.columns or len(set(self.columns)) < len(self.columns):
-            raise ConfigError(f"--columns repeats a column or names the text column {self.text_column!r}; list each "
-                              "other column once")
-
-    @property
-    def inputs(self) -> list[str]:
-        """The input columns as the data has them: the text first."""
-        return [self.text_column, *self.columns]
-
-    def to_dict(self) -> dict:
-        """A JSON-serialisable form."""
-        return {**asdict(self), "columns": list(self.columns)}
 
 
 @dataclass

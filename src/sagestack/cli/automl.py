@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from sagestack.automl.candidates import CANDIDATES, DEFAULT_MAX_CANDIDATES
-from sagestack.automl.search import DEFAULT_TIME_LIMIT, METRICS, AutoMLSpec
+from sagestack.automl.spec import DEFAULT_TIME_LIMIT, METRICS, AutoMLSpec
 from sagestack.cli.common import JsonOpt, OverwriteOpt, check_out, emit, progress, settings
 from sagestack.registry import DEFAULT_MODEL_NAME
 

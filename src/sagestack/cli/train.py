@@ -9,7 +9,7 @@ import typer
 
 from sagestack.cli.common import JsonOpt, OverwriteOpt, check_out, emit, progress, settings, split_list
 from sagestack.bert.params import BertParams
-from sagestack.models.baseline import BaselineParams
+from sagestack.models.baseline_params import BaselineParams
 from sagestack.registry import DEFAULT_MODEL_NAME
 from sagestack.text.params import SAGESTACK_DEFAULTS, BlazingTextParams
 

@@ -1,37 +1,32 @@
 """Model kinds: one predictor per kind behind one protocol, found through a registry of kinds.
 
 ``load_model(dir)`` loads any trained model; ``get_kind(name)`` says how a kind is loaded,
-which packages it needs and whether its predictions are cheap or heavy to serve.
+which packages it needs and whether its predictions are cheap or heavy to serve. The names
+load on first use (PEP 562): importing one light submodule (a kind's parameters) stays cheap.
 """
 
-from sagestack.models.base import CARD_FILE, ModelCard, Prediction, Predictor, TextClassifier, label_value
-from sagestack.models.evaluation import (
-    SELECT_METRICS,
-    Evaluation,
-    evaluate_labels,
-    evaluate_predictor,
-    evaluation_markdown,
-    label_order,
-)
-from sagestack.models.kinds import KIND_MODULES, ModelKind, get_kind, kind_for_file, kind_names, load_model
+from sagestack.lazy import lazy_exports
 
-__all__ = [
-    "CARD_FILE",
-    "KIND_MODULES",
-    "SELECT_METRICS",
-    "Evaluation",
-    "ModelCard",
-    "ModelKind",
-    "Prediction",
-    "Predictor",
-    "TextClassifier",
-    "evaluate_labels",
-    "evaluate_predictor",
-    "evaluation_markdown",
-    "get_kind",
-    "kind_for_file",
-    "kind_names",
-    "label_order",
-    "label_value",
-    "load_model",
-]
+_EXPORTS = {
+    "CARD_FILE": "sagestack.models.base",
+    "ModelCard": "sagestack.models.base",
+    "Prediction": "sagestack.models.base",
+    "Predictor": "sagestack.models.base",
+    "TextClassifier": "sagestack.models.base",
+    "label_value": "sagestack.models.base",
+    "SELECT_METRICS": "sagestack.models.evaluation",
+    "Evaluation": "sagestack.models.evaluation",
+    "evaluate_labels": "sagestack.models.evaluation",
+    "evaluate_predictor": "sagestack.models.evaluation",
+    "evaluation_markdown": "sagestack.models.evaluation",
+    "label_order": "sagestack.models.evaluation",
+    "KIND_MODULES": "sagestack.models.kinds",
+    "ModelKind": "sagestack.models.kinds",
+    "get_kind": "sagestack.models.kinds",
+    "kind_for_file": "sagestack.models.kinds",
+    "kind_names": "sagestack.models.kinds",
+    "load_model": "sagestack.models.kinds",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -24,13 +24,12 @@ from sagestack import __version__
 from sagestack.config import Settings
 from sagestack.errors import RegistryError
 from sagestack.models.base import CARD_FILE
+from sagestack.registry import DEFAULT_MODEL_NAME
 
 ApprovalStatus = Literal["PendingManualApproval", "Approved", "Rejected"]
 APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
 APPROVAL_TAG = "approval_status"
 DEFAULT_EXPERIMENT = "sagestack"
-# One registered model per task, whatever the kind: every kind's versions compete for @champion.
-DEFAULT_MODEL_NAME = "reviews-sentiment"
 KIND_TAG = "model.kind"
 # The metrics a version carries as tags ("metric.<name>"), for tables of every version.
 HEADLINE_METRICS = ("test_accuracy", "test_macro_f1", "validation_accuracy")
