@@ -231,3 +231,24 @@ def test_the_store_records_its_tokenizer_and_bert_refuses_another(home, reviews)
     with pytest.raises(SagestackError, match="ingest with the same tokenizer and length"):
         ingest(settings, reviews.head(5), max_seq_length=64)
     assert stored_tokenizer(settings) == recorded
+
+
+def test_train_bert_without_data_reads_the_feature_store(home, sagestack_main, one_torch_thread):
+    """`sagestack train bert` with no --data trains on the store's input_ids: the store's tokenizer length is
+    required, and a home whose store is empty says so (it said "does not record which tokenizer" before)."""
+    settings, _ = home
+    train = ("train", "bert", "--tiny", "--max-steps", "2", "--no-profile", "--no-register")
+    code, out, err = sagestack_main("--home", settings.home, *train, "--out", "bert", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["training"]["steps"] == 2 and result["params"]["max_seq_length"] == 128
+    assert (sagestack_main.work / "bert" / "model").is_dir()
+    code, out, err = sagestack_main("--home", settings.home, *train, "--max-seq-length", "64", "--out", "short")
+    refusal = err.strip().splitlines()[-1]
+    assert code == 2 and refusal.startswith("error: the feature store's input_ids come from another tokenizer (")
+    assert refusal.endswith("max_seq_length 128) than this model's (max_seq_length 64); train with that tokenizer and "
+                            "length, or from a CSV with --data")
+    code, out, err = sagestack_main(*train, "--out", "empty")  # sagestack_main's own home: nothing ingested
+    assert code == 2 and err.strip().splitlines()[-1].startswith("error: the feature store of ")
+    assert err.strip().endswith("is empty; run `sagestack features ingest` first, or train from a CSV with --data")
+    assert not (sagestack_main.work / "short").exists() and not (sagestack_main.work / "empty").exists()

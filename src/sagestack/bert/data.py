@@ -73,11 +73,14 @@ def store_splits(settings, tokenizer, max_seq_length: int, seed: int = 42) -> di
     """The feature store's training sets (``input_ids``, ``attention_mask``, ``label_id``, ``split_type``), shuffled.
 
     Raises:
-        DataError: the store's ids came from another tokenizer or sequence length than the
-            model's (never train on wrong ids), or the store has no training rows.
+        DataError: the store is empty, its ids came from another tokenizer or sequence length than
+            the model's (never train on wrong ids), or it has no training rows.
     """
-    from sagestack.features.store import stored_tokenizer, training_set
+    from sagestack.features.store import has_features, stored_tokenizer, training_sets
 
+    if not has_features(settings):  # not "does not record its tokenizer": there is nothing in it yet
+        raise DataError(f"the feature store of {settings.home} is empty; run `sagestack features ingest` first, "
+                        "or train from a CSV with --data")
     recorded = stored_tokenizer(settings)
     expected = tokenizer_fingerprint(tokenizer, max_seq_length)
     if recorded is None:
@@ -90,8 +93,8 @@ def store_splits(settings, tokenizer, max_seq_length: int, seed: int = 42) -> di
             "train with that tokenizer and length, or from a CSV with --data"
         )
     encoded = {}
-    for split in SPLITS:
-        frame = training_set(settings, split).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    for split, frame in training_sets(settings, SPLITS).items():
+        frame = frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
         if split == "train" and frame.empty:
             raise DataError("the feature store has no training rows; run `sagestack features ingest` first")
         encoded[split] = Encoded(

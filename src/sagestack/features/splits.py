@@ -24,12 +24,12 @@ def write_training_splits(
     """
     from sagestack.data.atomic import atomic_dir
     from sagestack.data.fasttext_format import write_fasttext
-    from sagestack.features.store import SPLITS, TRAINING_SERVICE, training_set
+    from sagestack.features.store import SPLITS, TRAINING_SERVICE, training_sets
 
     counts = {}
     with atomic_dir(Path(out_dir), command="features splits") as tmp:
-        for split in SPLITS:
-            frame = training_set(settings, split)[["review_id", SENTIMENT, REVIEW_BODY, PRODUCT_CATEGORY]]
+        for split, frame in training_sets(settings, SPLITS).items():  # one Feast retrieval, not one per split
+            frame = frame[["review_id", SENTIMENT, REVIEW_BODY, PRODUCT_CATEGORY]]
             if review_ids is not None:
                 frame = frame[frame["review_id"].isin(set(review_ids))]
             frame = frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
