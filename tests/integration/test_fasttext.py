@@ -11,19 +11,29 @@ from sagestack.text import make_params, train_fasttext
 
 
 @pytest.fixture(scope="module")
-def trained(blazingtext_split, tmp_path_factory):
+def trained_with_cpu(blazingtext_split, tmp_path_factory):
+    """The default model, and the CPU seconds its training took (fastText's threads are this process's)."""
     train, validation = blazingtext_split
     out = tmp_path_factory.mktemp("ft") / "model"
-    return train_fasttext(train, out, make_params(threads=1), validation_file=validation)
+    cpu = time.process_time()
+    result = train_fasttext(train, out, make_params(threads=1), validation_file=validation)
+    return result, time.process_time() - cpu
 
 
-def test_supervised_model_is_saved_evaluated_and_small(trained):
+@pytest.fixture(scope="module")
+def trained(trained_with_cpu):
+    return trained_with_cpu[0]
+
+
+def test_supervised_model_is_saved_evaluated_and_small(trained_with_cpu):
+    trained, cpu_seconds = trained_with_cpu
     assert trained.model_path.name == "model.bin" and trained.model_path.is_file()
     assert trained.validation.count == 711
     # Issue 2's acceptance: sagestack's defaults reach >= 0.62 on the course split (0.634 with one
     # thread, which makes fastText deterministic), in well under 10 s; bench/ has the multi-thread figures.
+    # Counted in CPU seconds: wall time on a machine shared with other jobs measures them too.
     assert trained.validation.accuracy >= 0.62
-    assert trained.train_seconds < 10
+    assert cpu_seconds < 10
     assert trained.model_size_mb < 100
     assert sum(map(sum, trained.validation.confusion)) == 711
     saved = json.loads((trained.out_dir / "result.json").read_text())
@@ -94,9 +104,10 @@ def test_autotune_respects_its_budget(blazingtext_split, tmp_path):
                             autotune_seconds=budget)
     elapsed = time.perf_counter() - start
     # fastText searches for the whole budget, then trains once more with the best arguments found:
-    # a run that finished inside the budget, so at most `budget` again. Margin: that retraining plus
-    # 2 s for evaluating and saving (well under 1 s here; measured 3.6-4.8 s in all on 2 busy cores).
-    assert budget <= elapsed <= budget + (budget + 2)
+    # a run that finished inside the budget, so at most `budget` again, plus evaluating and saving
+    # (measured 3.6-4.8 s in all on 2 busy cores). The upper bound leaves room for a machine shared with
+    # other jobs and still catches a search that ignores its budget (fastText's default is 300 s).
+    assert budget <= elapsed <= budget + 30, elapsed
     assert result.autotuned and result.validation.accuracy > 0.45
 
 

@@ -98,8 +98,10 @@ def test_the_first_requests_after_ready_are_as_fast_as_warm_ones(endpoint):
 
     first = round_of_eight(1)
     warm = statistics.median(round_of_eight(10 + 8 * k) for k in range(7))
-    # A cold start here was 4.7-4.9 s; the floor keeps a busy machine's millisecond jitter from failing it.
-    assert first <= 5 * max(warm, 0.005), (first, warm)
+    # A cold start here was 4.7-4.9 s (opening the store and a first prediction); warm rounds take
+    # milliseconds. The 1 s floor keeps a busy machine's jitter on those milliseconds from failing it
+    # (a 5 ms floor did) and is still far below what a worker that had not warmed up would take.
+    assert first <= max(5 * warm, 1.0), (first, warm)
 
 
 def test_predict_by_id_matches_predicting_the_stored_text(endpoint):

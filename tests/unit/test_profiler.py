@@ -363,11 +363,11 @@ def test_a_failing_rule_does_not_hide_the_others(monkeypatch):
 
 
 def test_system_monitor_writes_samples_and_reads_back(tmp_path):
+    from conftest import wait_until
+
     with SystemMonitor(tmp_path, interval=0.02) as monitor:
         assert monitor.running
-        import time
-
-        time.sleep(0.15)
+        wait_until(lambda: monitor.samples >= 3, 10, "the monitor took fewer than 3 samples", interval=0.02)
     assert not monitor.running
     monitor.stop()  # a second stop is harmless
     frame = load_system(tmp_path)
