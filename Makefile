@@ -63,6 +63,7 @@ bench: setup  ## Print the benchmark figures recorded in the README.
 	$(BIN)/python bench/console_pages.py
 	$(BIN)/python bench/monitor.py
 	$(BIN)/python bench/review.py
+	$(BIN)/python bench/cli_startup.py
 
 lock:  ## Re-resolve requirements/stack.in into requirements/lock.txt (needs uv).
 	@command -v uv >/dev/null || { echo "error: make lock needs uv; install it (pip install uv) and run make lock again" >&2; exit 1; }
