@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,7 +14,7 @@ import httpx
 import pytest
 
 from sagestack.config import load_settings
-from sagestack.registry import get_version, log_model_run
+from sagestack.registry import get_version, lineage, log_model_run, record_endpoint
 from sagestack.registry.tracking import ENDPOINT_TAG
 from sagestack.text import make_params, train_fasttext
 from serving.launch import free_port, stop_process
@@ -30,7 +31,8 @@ def registered(sample_split, tmp_path):
     return settings
 
 
-def test_serve_records_the_endpoint_only_once_it_answers_and_stops_on_sigterm(registered, tmp_path):
+def test_serve_records_the_endpoint_only_once_it_answers_and_stops_on_sigterm(registered, tmp_path, sagestack_main):
+    """...and once it stopped, lineage names it as the last endpoint, never as the one serving (it did)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SAGESTACK_", "BENTOML_"))}
     env.update(SAGESTACK_HOME=str(registered.home), BENTOML_HOME=str(tmp_path / "bentoml"), BENTOML_DO_NOT_TRACK="true")
@@ -49,6 +51,7 @@ def test_serve_records_the_endpoint_only_once_it_answers_and_stops_on_sigterm(re
         assert get_version(registered, "reviews-sentiment", "1").tags[ENDPOINT_TAG] == url
         answer = httpx.post(f"{url}/predict", json={"reviews": ["Love it"]}, timeout=30).json()
         assert answer["model"]["kind"] == "fasttext" and answer["model"]["version"] == "1"
+        assert lineage(registered, "reviews-sentiment@champion")["endpoint"] == url
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
         with pytest.raises(httpx.TransportError):
@@ -56,6 +59,21 @@ def test_serve_records_the_endpoint_only_once_it_answers_and_stops_on_sigterm(re
     finally:
         if process.poll() is None:
             stop_process(process)
+    chain = lineage(registered, "reviews-sentiment/1")
+    assert chain["endpoint"] is None and chain["last_endpoint"]["url"] == url and chain["last_endpoint"]["stopped_at"]
+    code, out, err = sagestack_main("lineage", "reviews-sentiment/1")
+    assert code == 0 and f"endpoint  not serving (last served at {url}, stopped 20" in out, (out, err)
+
+    # An endpoint killed with no chance to say so: its process is gone, so it is not live either.
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    record_endpoint(registered, "reviews-sentiment/1", "http://127.0.0.1:9", pid=gone.pid)
+    assert lineage(registered, "reviews-sentiment/1")["last_endpoint"] == {"url": "http://127.0.0.1:9",
+                                                                           "stopped_at": None}
+    code, out, err = sagestack_main("lineage", "reviews-sentiment/1", "--json")
+    assert json.loads(out)["endpoint"] is None
+    record_endpoint(registered, "reviews-sentiment/1", "http://127.0.0.1:9")  # this process: alive
+    assert lineage(registered, "reviews-sentiment/1")["endpoint"] == "http://127.0.0.1:9"
 
 
 def test_a_variant_endpoint_refuses_a_version_that_is_not_approved(registered, sample_split, tmp_path):

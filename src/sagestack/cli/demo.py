@@ -31,7 +31,7 @@ def run_demo(settings, *, data: Path | None = None, progress: Callable[[str], No
     import httpx
 
     from pipelines.runner import run_local
-    from sagestack.registry import record_endpoint
+    from sagestack.registry import record_endpoint, record_endpoint_stopped
     from serving.launch import running_server
 
     arguments = {"auto_approve": True}
@@ -47,7 +47,10 @@ def run_demo(settings, *, data: Path | None = None, progress: Callable[[str], No
         progress(f"starting the endpoint for {ref}")
     with running_server(settings, ref) as url:
         record_endpoint(settings, ref, url)
-        answer = httpx.post(f"{url}/predict", json={"reviews": [DEMO_REVIEW]}, timeout=30)
+        try:
+            answer = httpx.post(f"{url}/predict", json={"reviews": [DEMO_REVIEW]}, timeout=30)
+        finally:  # the demo's endpoint stops with it: lineage keeps it as the last one, not a live one
+            record_endpoint_stopped(settings, ref, url)
         if answer.status_code != 200:
             raise SagestackError(f"the endpoint answered {answer.status_code}: {answer.text[:200]}")
     return {"pipeline": summary, "served": ref, "endpoint": url, "request": DEMO_REVIEW, "response": answer.json()}

@@ -69,6 +69,17 @@ def promote(
     emit(info, json_output, [f"{info['name']}@{alias} -> version {info['version']}"])
 
 
+def endpoint_line(chain: dict) -> str:
+    """Lineage's endpoint in words: the live URL, the last one and when it stopped, or none yet."""
+    last = chain.get("last_endpoint")
+    if chain["endpoint"]:
+        return chain["endpoint"]
+    if last:
+        return f"not serving (last served at {last['url']}, " + (
+            f"stopped {last['stopped_at']})" if last["stopped_at"] else "its process has ended)")
+    return "not served yet"
+
+
 def lineage(
     ref: str = typer.Argument(..., help="NAME@ALIAS or NAME/VERSION."),
     json_output: bool = JsonOpt,
@@ -94,6 +105,6 @@ def lineage(
         f"training  MLflow run {h(chain['training_run'])}",
         f"model     {model['name']} version {model['version']} ({h(model['kind'])}, {h(model['approval_status'])}, "
         f"aliases {h(model['aliases'])}, test_accuracy {h(model['test_accuracy'])})",
-        f"endpoint  {chain['endpoint'] or 'not served yet'}",
+        f"endpoint  {endpoint_line(chain)}",
     ]
     emit(chain, json_output, lines)

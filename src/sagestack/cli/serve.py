@@ -22,7 +22,7 @@ def serve(
     from pathlib import Path
 
     from sagestack.processes import check_port_free
-    from sagestack.registry import load_predictor, record_endpoint
+    from sagestack.registry import load_predictor, record_endpoint, record_endpoint_stopped
     from serving.launch import serve_until_stopped
 
     check_port_free(host, port)  # BentoML's own refusal is a 50-line traceback
@@ -35,13 +35,21 @@ def serve(
 
         review_store(current).flow(current.review_flow)
 
+    served = []  # (NAME/VERSION, url) once recorded: the alias may move while it serves
+
     def ready(url: str) -> None:
         if info is not None:  # the end of the version's lineage, once the endpoint really answers
-            record_endpoint(current, model, url)
+            recorded = record_endpoint(current, model, url)
+            served.append((f"{recorded.name}/{recorded.version}", url))
         if json_output:  # the pid to signal: this process passes SIGINT/SIGTERM on to the server
             typer.echo(json.dumps({"url": url, "pid": os.getpid(), "model": model, "kind": predictor.kind}))
         else:
             typer.echo(f"... serving {model} ({predictor.kind}) on {url} (docs at /docs)", err=True)
 
-    raise typer.Exit(serve_until_stopped(current, model, host, port, on_ready=ready,
-                                         output=sys.stderr if json_output else None))
+    try:
+        status = serve_until_stopped(current, model, host, port, on_ready=ready,
+                                     output=sys.stderr if json_output else None)
+    finally:
+        for ref, url in served:  # lineage must not name a stopped endpoint as the one serving
+            record_endpoint_stopped(current, ref, url)
+    raise typer.Exit(status)

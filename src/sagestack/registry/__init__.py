@@ -21,6 +21,7 @@ _EXPORTS = {
     "log_model_run": "sagestack.registry.tracking",
     "promote": "sagestack.registry.tracking",
     "record_endpoint": "sagestack.registry.tracking",
+    "record_endpoint_stopped": "sagestack.registry.tracking",
     "registry_exists": "sagestack.registry.tracking",
     "resolve_ref": "sagestack.registry.tracking",
     "set_approval": "sagestack.registry.tracking",

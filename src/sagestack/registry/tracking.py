@@ -534,7 +534,10 @@ def load_predictor(settings: Settings, ref: str):
     return predictor, info
 
 
-ENDPOINT_TAG = "endpoint.url"
+ENDPOINT_TAG = "endpoint.url"  # the URL of the endpoint serving the version now
+ENDPOINT_PROCESS_TAG = "endpoint.process"  # HOST:PID of the command serving it (lineage checks it still runs)
+LAST_ENDPOINT_TAG = "endpoint.last_url"  # once it stopped: where it served, and when it stopped
+ENDPOINT_STOPPED_TAG = "endpoint.stopped_at"
 STEP_TAG_PREFIX = "pipeline.step."
 
 
@@ -613,7 +616,10 @@ def lineage(settings: Settings, ref: str) -> dict:
     Returns:
         ``{"dataset": {...}, "pipeline": {...}, "steps": [{"order", "step", "artifact", "uri"}],
         "candidates": {trainer: {"kind", "test_accuracy", ...}}, "champion": {"trainer", "metric"},
-        "training_run", "model": {...}, "endpoint"}``.
+        "training_run", "model": {...}, "endpoint", "last_endpoint"}``: ``endpoint`` is the URL of the
+        endpoint serving the version now (``None`` when none does); ``last_endpoint`` is
+        ``{"url", "stopped_at"}`` of one that served it and stopped (``stopped_at`` is ``None``
+        when its process ended without saying so), or ``None``.
     """
     info = resolve_ref(settings, ref)
     tags = info.tags
@@ -634,15 +640,58 @@ def lineage(settings: Settings, ref: str) -> dict:
         "model": {"name": info.name, "version": info.version, "kind": tags.get(KIND_TAG),
                   "approval_status": info.status, "aliases": info.aliases, "uri": info.uri,
                   "test_accuracy": info.metrics.get("test_accuracy")},
-        "endpoint": tags.get(ENDPOINT_TAG),
+        **_endpoint(tags),
         # The human-reviewed labels it trained on (``pipeline run --include-reviewed``), if any.
         "reviewed": ({key[len("reviewed."):]: value for key, value in tags.items() if key.startswith("reviewed.")}
                      or None),
     }
 
 
-def record_endpoint(settings: Settings, ref: str, url: str) -> ModelVersionInfo:
-    """Tag a version with the URL of the endpoint that serves it (the end of its lineage)."""
+def record_endpoint(settings: Settings, ref: str, url: str, *, pid: int | None = None) -> ModelVersionInfo:
+    """Tag a version with the URL of the endpoint that serves it (the end of its lineage) and the
+    process serving it (``pid``, default this one), so that lineage can tell when it is gone.
+    Call :func:`record_endpoint_stopped` when it stops."""
+    import socket
+
     info = resolve_ref(settings, ref)
-    client(settings).set_model_version_tag(info.name, info.version, ENDPOINT_TAG, url)
+    mlflow_client = client(settings)
+    mlflow_client.set_model_version_tag(info.name, info.version, ENDPOINT_TAG, url)
+    mlflow_client.set_model_version_tag(info.name, info.version, ENDPOINT_PROCESS_TAG,
+                                        f"{socket.gethostname()}:{pid or os.getpid()}")
     return get_version(settings, info.name, info.version)
+
+
+def record_endpoint_stopped(settings: Settings, ref: str, url: str) -> ModelVersionInfo:
+    """Record that the endpoint at ``url`` stopped serving the version ``ref`` names (pass
+    ``NAME/VERSION``: an alias may have moved while it served): lineage then names it as the last
+    endpoint, not as a live one. An endpoint recorded since at another URL stays recorded."""
+    from datetime import datetime, timezone
+
+    info = resolve_ref(settings, ref)
+    mlflow_client = client(settings)
+    if info.tags.get(ENDPOINT_TAG) == url:
+        for tag in (ENDPOINT_TAG, ENDPOINT_PROCESS_TAG):
+            if tag in info.tags:
+                mlflow_client.delete_model_version_tag(info.name, info.version, tag)
+    mlflow_client.set_model_version_tag(info.name, info.version, LAST_ENDPOINT_TAG, url)
+    mlflow_client.set_model_version_tag(info.name, info.version, ENDPOINT_STOPPED_TAG,
+                                        datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    return get_version(settings, info.name, info.version)
+
+
+def _endpoint(tags: dict[str, str]) -> dict:
+    """Lineage's ``endpoint`` (live) and ``last_endpoint`` (stopped) read from a version's tags: a
+    recorded endpoint whose process on this machine has ended (killed, no chance to say so) is not live."""
+    import socket
+
+    from sagestack.processes import alive
+
+    url = tags.get(ENDPOINT_TAG)
+    if url:
+        host, _, pid = tags.get(ENDPOINT_PROCESS_TAG, "").rpartition(":")
+        if not (host == socket.gethostname() and pid.isdigit() and not alive(int(pid))):
+            return {"endpoint": url, "last_endpoint": None}
+        return {"endpoint": None, "last_endpoint": {"url": url, "stopped_at": None}}
+    last = tags.get(LAST_ENDPOINT_TAG)
+    return {"endpoint": None,
+            "last_endpoint": {"url": last, "stopped_at": tags.get(ENDPOINT_STOPPED_TAG)} if last else None}
