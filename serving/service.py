@@ -20,7 +20,7 @@ from functools import partial
 from typing import Annotated
 
 import bentoml
-from bentoml.exceptions import NotFound, ServiceUnavailable
+from bentoml.exceptions import ServiceUnavailable
 from bentoml.validators import ContentType
 from pydantic import BeforeValidator, Field, StringConstraints
 from pydantic_core import PydanticCustomError
@@ -334,6 +334,12 @@ class SentimentService:
         outcome["value"] = "unavailable"
         return JSONResponse({"error": message}, status_code=503, headers={"Retry-After": str(retry_after)})
 
+    def _not_found(self, outcome: dict, message: str) -> JSONResponse:
+        # Returned, not raised: BentoML answers a raised 4xx exception with a one-item list,
+        # [{"error": ...}], unlike every other error of this endpoint ({"error": ...}).
+        outcome["value"] = "error"
+        return JSONResponse({"error": message}, status_code=404)
+
     def _not_warm(self) -> str | None:
         """The 503 message while this worker warms up, else ``None`` (read once: the warm-up runs meanwhile)."""
         status = self.readiness.status
@@ -362,12 +368,15 @@ class SentimentService:
             if cold := self._not_warm():
                 return self._unavailable(outcome, cold, 1)
             stored = self._stored or await self._open_stored()
+            if stored is None:
+                return self._not_found(outcome, "the feature store is empty; run `sagestack features ingest` for "
+                                                "this SAGESTACK_HOME")
             try:
                 missing, predictions = await stored.by_id.submit(review_ids)
             except OnlineStoreUnavailable as exc:
                 return self._unavailable(outcome, str(exc), 5)
             if missing:
-                raise NotFound(missing_ids_message(missing))
+                return self._not_found(outcome, missing_ids_message(missing))
             inference_id = new_inference_id()
             self._captured("/predict_by_id", [inference_id], [p.review for p in predictions], predictions)
             loops = self._human_loops([p.review for p in predictions], predictions, [inference_id] * len(predictions))
@@ -376,12 +385,12 @@ class SentimentService:
                                for p, loop in zip(predictions, loops)]
             return PredictByIdResponse(model=self.model, predictions=predictions, inference_id=inference_id)
 
-    async def _open_stored(self) -> StoredPredictions:
+    async def _open_stored(self) -> StoredPredictions | None:
         # Only when the store was filled after this worker warmed up: the one cold read there is.
         async with self._stored_lock:
             if self._stored is None:
                 if not has_features(self._settings):
-                    raise NotFound("the feature store is empty; run `sagestack features ingest` for this SAGESTACK_HOME")
+                    return None
                 stored = await asyncio.to_thread(StoredPredictions.open, self._settings, self.predictor, self._heavy)
                 self.readiness.add_check("online store", stored.check)
                 self._stored = stored

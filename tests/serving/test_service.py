@@ -274,3 +274,66 @@ def _ready(client: httpx.Client) -> bool:
         return client.get("/readyz").status_code == 200
     except httpx.TransportError:
         return False
+
+
+BAD_ID_INPUTS = [
+    # (id, request kwargs, status, error type or None, message): /predict_by_id's body is {"review_ids": [...]}
+    ("invalid-json", {"content": b'{"review_ids": [1'}, 400, "json_invalid",
+     "Invalid JSON: EOF while parsing a list at line 1 column 17"),
+    ("not-an-object", {"json": [1]}, 400, "model_type", "Input should be an object"),
+    ("no-review-ids", {"json": {"ids": [1]}}, 400, "missing", "Field required"),
+    ("ids-not-a-list", {"json": {"review_ids": 3}}, 400, "invalid_review_ids",
+     "review_ids must be a list of integers, got int"),
+    ("string-id", {"json": {"review_ids": [1, "3"]}}, 400, "invalid_review_ids",
+     "review_ids[1] must be a non-negative integer, got '3'"),
+    ("negative-id", {"json": {"review_ids": [-1]}}, 400, "invalid_review_ids",
+     "review_ids[0] must be a non-negative integer, got -1"),
+    ("boolean-id", {"json": {"review_ids": [True]}}, 400, "invalid_review_ids",
+     "review_ids[0] must be a non-negative integer, got True"),
+    ("fractional-id", {"json": {"review_ids": [1.5]}}, 400, "invalid_review_ids",
+     "review_ids[0] must be a non-negative integer, got 1.5"),
+    ("too-large-id", {"json": {"review_ids": [2**63]}}, 400, "invalid_review_ids",
+     f"review_ids[0] is too large: {2**63} (at most {2**63 - 1})"),
+    ("empty-list", {"json": {"review_ids": []}}, 400, "invalid_review_ids", "review_ids is empty; send at least one id"),
+    ("too-many", {"json": {"review_ids": list(range(MAX_REVIEWS_PER_REQUEST + 1))}}, 400, "invalid_review_ids",
+     "too many review_ids: 65 (at most 64 per request); split the request"),
+    ("oversized-body", {"content": b" " * (MAX_REQUEST_BYTES + 1)}, 413, None, TOO_LARGE),
+    ("form-body", {"data": {"review_ids": "1"}}, 415, None,
+     "unsupported Content-Type 'application/x-www-form-urlencoded'; send application/json"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "status", "error_type", "message"), [case[1:] for case in BAD_ID_INPUTS],
+                         ids=[case[0] for case in BAD_ID_INPUTS])
+def test_predict_by_id_bad_input_is_a_clear_4xx(server, expected, kwargs, status, error_type, message):
+    """The same checks as /predict's, on /predict_by_id: refused before the feature store is asked."""
+    test_bad_input_is_a_clear_4xx(server, expected, "/predict_by_id", kwargs, status, error_type, message)
+
+
+def test_predict_by_id_without_a_feature_store_then_after_an_ingest(server, registry, expected, sample_csv):
+    """Started before any ingest, the endpoint says the store is empty; a store filled after its warm-up is
+    opened on the next request (no restart), and the stored reviews are predicted as their text is. Its 404s
+    are {"error": ...} as every other error (a raised 404 was BentoML's [{"error": ...}])."""
+    from sagestack.data import load_reviews
+    from sagestack.features import ingest, read_features
+
+    proc, client = server
+    settings = load_settings(cwd=registry, environ={}, home=registry)
+    if read_features(settings) is None:  # the module's server is shared: only the first run sees no store
+        empty = client.post("/predict_by_id", json={"review_ids": [1]})
+        assert empty.status_code == 404 and empty.json() == {
+            "error": "the feature store is empty; run `sagestack features ingest` for this SAGESTACK_HOME"}
+        ingest(settings, load_reviews(sample_csv).frame.head(30))
+    table = read_features(settings).set_index("review_id")
+    ids = [int(i) for i in table.index[:3]]
+    for _ in range(4):  # each worker opens the store on its first request
+        answer = client.post("/predict_by_id", json={"review_ids": ids})
+        assert answer.status_code == 200, answer.text
+        predictions = answer.json()["predictions"]
+        assert [p["review_id"] for p in predictions] == ids
+        for item, review_id in zip(predictions, ids):
+            check_prediction(item, table.loc[review_id, "review_body"], expected)
+    unknown = client.post("/predict_by_id", json={"review_ids": [ids[0], 10**9]})
+    assert unknown.status_code == 404 and unknown.json() == {"error": "review id(s) 1000000000 not found in the "
+                                                             "feature store; ingest them with `sagestack features ingest`"}
+    assert client.get("/readyz").status_code == 200 and proc.poll() is None
