@@ -97,3 +97,28 @@ def test_features_serve_json_prints_the_url_and_pid_once_feast_answers(sample_cs
     finally:
         if process.poll() is None:
             stop_process(process)
+
+
+def test_serve_a_model_folder_by_its_path(sample_split, tmp_path):
+    """`sagestack serve --model PATH` (a trained model's folder, relative to where the command runs): no
+    registry involved, the path is passed on absolute to the server, which runs elsewhere."""
+    from sagestack.models import load_model
+    from sagestack.text import make_params, train_fasttext
+
+    train_fasttext(sample_split / "train.txt", tmp_path / "model", make_params(threads=1))
+    port = free_port()
+    process, document = start_with_json(tmp_path / "home", "serve", "--model", "model", "--port", str(port))
+    try:
+        assert document == {"url": f"http://127.0.0.1:{port}", "pid": process.pid, "model": str(tmp_path / "model"),
+                            "kind": "fasttext"}
+        answer = httpx.post(f"{document['url']}/predict", json={"reviews": ["Love it, fits perfectly"]}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["model"]["kind"] == "fasttext" and body["model"]["version"] is None
+        expected = load_model(tmp_path / "model").predict(["Love it, fits perfectly"])[0].to_dict()
+        assert {k: body["predictions"][0][k] for k in ("label", "probabilities")} == expected
+        assert not (tmp_path / "home" / "mlflow.db").exists()  # nothing was registered or tagged
+        stop_by_pid(process, document, f"{document['url']}/readyz")
+    finally:
+        if process.poll() is None:
+            stop_process(process)
