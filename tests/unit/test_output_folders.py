@@ -177,3 +177,22 @@ def test_files_added_while_the_job_ran_are_not_lost(tmp_path):
             (tmp / "a.json").write_text("{}")
     assert (target / "sub" / "added-meanwhile.txt").read_text() == "mine"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]  # the temp folder is gone
+
+
+@pytest.mark.parametrize("command, option", [
+    (("pipeline", "compile"), "--out"),
+    (("tune", "fasttext", "--train", "s3://reviews/train.txt", "--validation", "s3://reviews/validation.txt",
+      "--epochs", "5:30"), "--emit-katib"),
+])
+def test_a_written_file_of_the_users_is_replaced_only_on_overwrite(sagestack_main, command, option):
+    mine = sagestack_main.work / "mine.yaml"
+    mine.write_text("mine")
+    code, _, err = sagestack_main(*command, option, "mine.yaml")
+    assert code == 2
+    assert _one_error_line(err) == (f"error: {option} mine.yaml exists; choose another file name or pass --overwrite "
+                                    "to replace it")
+    assert mine.read_text() == "mine"
+    code, _, err = sagestack_main(*command, option, "mine.yaml", "--overwrite")
+    assert code == 0, err
+    written = mine.read_text()
+    assert "kind: Experiment" in written or "pipelineInfo" in written  # the Katib Experiment / the KFP IR

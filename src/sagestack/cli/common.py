@@ -60,11 +60,11 @@ def candidate_lines(selection: dict | None) -> list[str]:
 OverwriteOpt = typer.Option(False, "--overwrite", help="Replace --out even if it holds files sagestack did not write.")
 
 
-def check_out_file(out, overwrite: bool) -> None:
-    """Refuse a ``--out`` file that exists unless ``--overwrite`` (see :func:`sagestack.data.atomic.check_out_file`)."""
+def check_out_file(out, overwrite: bool, option: str = "--out") -> None:
+    """Refuse an output file (``option``) that exists unless ``--overwrite`` (see :func:`sagestack.data.atomic.check_out_file`)."""
     from sagestack.data.atomic import check_out_file as check
 
-    check(out, overwrite=overwrite)
+    check(out, overwrite=overwrite, option=option)
 
 
 def check_out(out, command: str, overwrite: bool, *inputs) -> None:

@@ -8,7 +8,9 @@ from typing import Optional
 import typer
 
 from sagestack.automl.candidates import DEFAULT_MAX_CANDIDATES
-from sagestack.cli.common import JsonOpt, candidate_lines, emit, progress, renamed, settings, split_list, step_lines
+from sagestack.cli.common import (
+    JsonOpt, candidate_lines, check_out_file, emit, progress, renamed, settings, split_list, step_lines,
+)
 from sagestack.registry import DEFAULT_MODEL_NAME
 from sagestack.workflows.params import (
     DEFAULT_AUTOML_TIME_LIMIT,
@@ -100,11 +102,13 @@ def runs(
 @app.command("compile", context_settings=renamed({"--output": "--out", "-o": "--out"}))
 def compile_(
     out: Path = typer.Option(..., "--out", help="Where to write the KFP IR YAML."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if the file exists."),
     json_output: bool = JsonOpt,
 ) -> None:
     """Compile the pipeline to the KFP IR YAML a Kubeflow Pipelines cluster accepts."""
     from pipelines.runner import compile_pipeline
 
+    check_out_file(out, overwrite)
     path = compile_pipeline(out)
     emit({"path": str(path)}, json_output, [f"wrote {path}"])
 

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from sagestack.cli.common import JsonOpt, emit, progress, settings
+from sagestack.cli.common import JsonOpt, check_out_file, emit, progress, settings
 from sagestack.registry import DEFAULT_MODEL_NAME
 
 HELP = (
@@ -34,15 +34,19 @@ KatibOpt = typer.Option(None, "--emit-katib", help="Write the search as a Katib 
                         "to tune here too). Its trials read data from s3://BUCKET/KEY, http(s)://URL or pvc://CLAIM/PATH "
                         "(a PersistentVolumeClaim, mounted read-only), never from a local path.")
 RunOpt = typer.Option(False, "--run", help="With --emit-katib: also run the trials here.")
+OverwriteKatibOpt = typer.Option(False, "--overwrite", help="Replace the --emit-katib file if it exists.")
 RegisterOpt = typer.Option(True, "--register/--no-register", help="Log the trials to MLflow and register the best model.")
 ModelNameOpt = typer.Option(DEFAULT_MODEL_NAME, help="Registered model name (one per task, whatever the kind).")
 ApproveOpt = typer.Option(False, "--approve", help="Register the best as Approved and make it @champion.")
 
 
 def _tune(target, entries, out: Path, *, emit_katib: Optional[Path], run: bool, register: bool, model_name: str,
-          approve: bool, resume: bool, json_output: bool, **search) -> None:
+          approve: bool, resume: bool, json_output: bool, overwrite: bool, **search) -> None:
     from sagestack.tuning import TuningSpec, search_space, tune
     from sagestack.tuning.katib import experiment, write_experiment
+
+    if emit_katib:
+        check_out_file(emit_katib, overwrite, "--emit-katib")
 
     spec = TuningSpec(search_space(target, entries, search["seed"]), **search)
     if emit_katib:
@@ -82,7 +86,7 @@ def bert(
     start_step: int = typer.Option(2, help="Early stopping: the first evaluation (from 1) at which a trial may be stopped."),
     max_failed_trials: int = MaxFailedOpt, seed: int = SeedOpt,
     out: Path = typer.Option(Path("tune-bert"), "--out", help="Job folder: study.db, trials/<n>/, summary.json."),
-    resume: bool = ResumeOpt, emit_katib: Optional[Path] = KatibOpt, run: bool = RunOpt,
+    resume: bool = ResumeOpt, emit_katib: Optional[Path] = KatibOpt, run: bool = RunOpt, overwrite: bool = OverwriteKatibOpt,
     register: bool = RegisterOpt, model_name: str = ModelNameOpt, approve: bool = ApproveOpt, json_output: bool = JsonOpt,
 ) -> None:
     """Tune BERT fine-tuning; any BertParams field is --name SPEC (e.g. --max-steps 30 --warmup-ratio 0:0.2)."""
@@ -95,7 +99,7 @@ def bert(
         data = str(resolve_dataset(data, settings=settings()).path)
     target = bert_target(data=data, tiny=tiny, model_dir=model_dir, device=device, profile=profile,
                          settings=settings() if data is None else None, progress=progress(json_output))
-    _tune(target, entries + parse_params(param) + parse_cli_args(ctx.args), out, emit_katib=emit_katib, run=run,
+    _tune(target, entries + parse_params(param) + parse_cli_args(ctx.args), out, emit_katib=emit_katib, run=run, overwrite=overwrite,
           register=register, model_name=model_name, approve=approve, resume=resume, json_output=json_output,
           objective=objective, max_trials=max_trials, parallel=parallel, strategy=strategy, early_stopping=early_stopping,
           min_trials_required=min_trials_required, start_step=start_step, max_failed_trials=max_failed_trials, seed=seed)
@@ -116,7 +120,7 @@ def fasttext(
     max_trials: int = MaxTrialsOpt, parallel: int = ParallelOpt, objective: str = ObjectiveOpt,
     strategy: str = StrategyOpt, max_failed_trials: int = MaxFailedOpt, seed: int = SeedOpt,
     out: Path = typer.Option(Path("tune-fasttext"), "--out", help="Job folder: study.db, trials/<n>/, summary.json."),
-    resume: bool = ResumeOpt, emit_katib: Optional[Path] = KatibOpt, run: bool = RunOpt,
+    resume: bool = ResumeOpt, emit_katib: Optional[Path] = KatibOpt, run: bool = RunOpt, overwrite: bool = OverwriteKatibOpt,
     register: bool = RegisterOpt, model_name: str = ModelNameOpt, approve: bool = ApproveOpt, json_output: bool = JsonOpt,
 ) -> None:
     """Tune the BlazingText-equivalent fastText classifier; any BlazingText hyperparameter is --name SPEC
@@ -125,7 +129,7 @@ def fasttext(
 
     given = (("learning_rate", learning_rate), ("epochs", epochs), ("word_ngrams", word_ngrams))
     entries = [(k, v) for k, v in given if v is not None] + parse_params(param) + parse_cli_args(ctx.args)
-    _tune(fasttext_target(train, validation, preset=preset), entries, out, emit_katib=emit_katib, run=run,
+    _tune(fasttext_target(train, validation, preset=preset), entries, out, emit_katib=emit_katib, run=run, overwrite=overwrite,
           register=register, model_name=model_name, approve=approve, resume=resume, json_output=json_output,
           objective=objective, max_trials=max_trials, parallel=parallel, strategy=strategy, early_stopping="off",
           max_failed_trials=max_failed_trials, seed=seed)
