@@ -88,7 +88,8 @@ def test_quantizing_a_model_too_small_for_it_is_one_line(sagestack_main):
 @pytest.mark.parametrize("args, message", [
     (["--train", "missing.txt"], "--train missing.txt is not a file; pass a fastText file (see `sagestack data prepare`)"),
     (["--validation", "missing.txt"], "--validation missing.txt is not a file; pass a fastText file"),
-    (["--epochs", "5"], "nothing to search: give at least one fasttext hyperparameter a range (a:b) or a list (x,y)"),
+    (["--epochs", "5"], "nothing to search: give at least one fasttext hyperparameter a range (a:b) or a list (x,y), "
+                      "e.g. --learning-rate 0.05:0.5"),
     (["--learning-rate", "1:0"], "hyperparameter learning_rate=1:0: the low end must be below the high end"),
     (["--epochs", "5:x"], "hyperparameter epochs: 'x' is not an integer"),
     (["--param", "mode=supervised,skipgram"], "unknown fasttext hyperparameter 'mode'; known: buckets, "),

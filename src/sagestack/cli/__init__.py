@@ -81,7 +81,8 @@ def quiet_libraries() -> None:
     progress (``... step``), and stderr should show that and errors, not the libraries' warnings.
 
     Silenced: MLflow's UserWarnings (raw ANSI colour codes), its CloudPickle and migration log
-    lines (MLflow logs at ERROR only), its "Downloading artifacts" progress bars, and the
+    lines (MLflow logs at ERROR only), its "Downloading artifacts" progress bars, the Hugging Face
+    libraries' progress bars (e.g. "Writing model shards" when a BERT model is saved), and the
     Deprecation/FutureWarnings of ibis, Feast, transformers and friends (a user cannot act on
     them; they stay visible to anyone who calls the library from Python). The MLflow variables are set with ``setdefault`` for this process and its children
     (pipeline steps, the endpoint), so a user's own setting wins; the warning filters and
@@ -95,6 +96,9 @@ def quiet_libraries() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # With a tracking *server* MLflow writes "View run … at: URL" lines to stdout, which belongs to --json.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    # transformers' and huggingface_hub's progress bars ("Writing model shards", "Loading weights"):
+    # sagestack's own progress lines say what a long step does.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
         warnings.filterwarnings("ignore", category=category)
     # MLflow shows some UserWarnings under its own `catch_warnings("once")`, past any filter set here:

@@ -7,14 +7,14 @@ from typing import Optional
 
 import typer
 
-from sagestack.cli.common import JsonOpt, OverwriteOpt, check_out, emit, progress, settings
+from sagestack.cli.common import JsonOpt, OverwriteOpt, check_out, emit, progress, renamed, settings
 
 app = typer.Typer(help="Prepare and locate review datasets.", no_args_is_help=True)
 
 
-@app.command("prepare")
+@app.command("prepare", context_settings=renamed({"--input": "--data"}))
 def prepare(
-    data: Optional[Path] = typer.Option(None, "--data", "--input", help="Review CSV (course or raw layout); default: the resolved dataset."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Review CSV (course or raw layout); default: the resolved dataset."),
     out: Path = typer.Option(..., "--out", help="Output folder, written whole; a previous `data prepare` output there is replaced."),
     overwrite: bool = OverwriteOpt,
     balance: bool = typer.Option(False, "--balance", help="Down-sample every label to the rarest one."),

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from sagestack.cli.common import JsonOpt, OverwriteOpt, check_out, emit, progress, settings, split_list
+from sagestack.cli.common import JsonOpt, OverwriteOpt, check_out, emit, human, progress, settings, split_list
 from sagestack.bert.params import BertParams
 from sagestack.models.baseline_params import BaselineParams
 from sagestack.registry import DEFAULT_MODEL_NAME
@@ -200,8 +200,8 @@ def bert(
     summary = job.summary
     lines = [f"model: {summary['model_dir']} ({summary['training']['steps']} steps on {summary['device']}, "
              f"{summary['training']['samples_per_second']} samples/s)",
-             f"validation_accuracy: {summary['validation_accuracy']}",
-             f"test_accuracy: {summary['test_accuracy']}",
+             f"validation_accuracy: {human(summary['validation_accuracy'])}",
+             f"test_accuracy: {human(summary['test_accuracy'])}",
              *(f"debugger: {f['rule']} fired at step {f['step']}: {f['detail']}" for f in summary["findings"]),
              f"stopped: {summary['stop_reason']}" if summary["stopped"] else "stopped: no",
              f"reports: {summary['debugger_report']}" + (f", {summary['profiler_report']}" if summary["profiler_report"] else "")]

@@ -203,8 +203,9 @@ def build_space(entries: list[tuple[str, str]], hyperparameters: Hyperparameters
         else:
             fixed[name] = parsed
     if not dimensions:
+        example = {"bert": "--learning-rate 1e-5:5e-5"}.get(hyperparameters.kind, "--learning-rate 0.05:0.5")
         raise ConfigError(f"nothing to search: give at least one {hyperparameters.kind} hyperparameter a range "
-                          f"(a:b) or a list (x,y), e.g. --learning-rate 1e-5:5e-5")
+                          f"(a:b) or a list (x,y), e.g. {example}")
     _check(hyperparameters, "fixed values", fixed)
     for dimension in dimensions:
         for value in dimension.candidates():
