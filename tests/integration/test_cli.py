@@ -1,5 +1,6 @@
 """The installed `sagestack` command, run as a user would: exit codes, one-line errors, --json."""
 
+import json
 
 import pytest
 
@@ -48,7 +49,7 @@ def test_json_error_document(cli, tmp_path):
                                               "dataset name from `sagestack data list` (reviews_balanced.csv, reviews_clarify_lab.csv)"}
 
 
-def test_prepare_then_train_then_registry_commands(cli, tmp_path, sample_csv):
+def test_prepare_then_train_then_registry_commands(cli, tmp_path, sample_csv, sagestack_main):
     prepared = cli("data", "prepare", "--data", str(sample_csv), "--out", str(tmp_path / "data"), "--json", check=True).json
     assert prepared["counts"]["train"] == {"-1": 180, "0": 180, "1": 180}
 
@@ -93,6 +94,8 @@ def test_prepare_then_train_then_registry_commands(cli, tmp_path, sample_csv):
     shown = cli("models", "show", "cli-model@champion", "--json", check=True).json
     assert shown["version"] == "1" and shown["metrics"]["validation_accuracy"] == trained["validation_accuracy"]
     assert_user_error(cli("models", "show", "nope"), "no registered model named 'nope'; see `sagestack models list`")
+    code, out, err = sagestack_main("models", "approve", "cli-model/1", "--pending")  # same home, in this process
+    assert (code, out.strip(), err) == (0, "cli-model version 1 is now PendingManualApproval", "")
 
 
 def test_train_baseline_registers_a_baseline_version(cli, tmp_path, sample_split):
@@ -141,7 +144,7 @@ def test_help_everywhere(cli):
         assert proc.returncode == 0 and "Usage: sagestack" in proc.stdout, args
 
 
-def test_demo_runs_the_pipeline_and_serves_one_prediction(cli, tmp_path):
+def test_demo_runs_the_pipeline_and_serves_one_prediction(cli, tmp_path, sagestack_main):
     """`sagestack demo` (the README's main job) on the real reviews_balanced.csv, in its own home."""
     result = cli("demo", "--json", check=True).json
     steps = {s["name"]: s["status"] for s in result["pipeline"]["steps"]}
@@ -154,6 +157,9 @@ def test_demo_runs_the_pipeline_and_serves_one_prediction(cli, tmp_path):
     assert result["response"]["model"]["version"] == "1"
     assert result["response"]["model"]["kind"] == selection["champion"]
     assert result["response"]["predictions"][0]["label"] == 1  # "I love this dress ..."
+    code, out, err = sagestack_main("lineage", "reviews-sentiment/1", "--json")  # the demo's endpoint stopped with it
+    assert code == 0 and json.loads(out)["endpoint"] is None, err
+    assert json.loads(out)["last_endpoint"]["url"] == result["endpoint"]
     assert (tmp_path / "home" / "mlflow.db").is_file()
     other = cli("models", "list", "--json", env={"SAGESTACK_HOME": str(tmp_path / "other-home")}, check=True).json
     assert other == {"models": []}  # homes never see each other
