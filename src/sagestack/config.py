@@ -96,6 +96,11 @@ class Settings(BaseModel):
         # Caught here, once, rather than as a FileExistsError from whichever mkdir comes first.
         if value.exists() and not value.is_dir():
             raise ValueError(f"{value} exists and is not a folder; pass a folder (new or a sagestack home) as --home")
+        above = value.parent
+        while not above.exists() and above != above.parent:
+            above = above.parent
+        if not above.is_dir():
+            raise ValueError(f"{above} is not a folder, so {value} cannot be made; pass another --home")
         return value
 
     @field_validator("online_store")

@@ -59,7 +59,8 @@ def test_a_rerun_of_the_same_command_replaces_its_own_output(sagestack_main, sam
         code, _, err = sagestack_main("bias", "--data", sample_csv, "--facet", "product_category", "--out", "report")
         assert code == 0, err
     marker = json.loads((sagestack_main.work / "report" / OUTPUT_MARKER).read_text())
-    assert marker == {"written_by": "sagestack", "command": "bias", "files": ["analysis.json", "report.html"]}
+    assert marker["written_by"] == "sagestack" and marker["command"] == "bias"
+    assert sorted(marker["files"]) == ["analysis.json", "report.html"]  # each with its size and time
     assert not [p for p in sagestack_main.work.iterdir() if p.name.startswith(".report.")]  # no temp or old folders
 
 
@@ -108,7 +109,7 @@ def test_the_monitoring_baseline_does_not_replace_a_trained_model(sagestack_main
     assert code == 0, err
     model = {p.name: p.read_bytes() for p in (sagestack_main.work / "baseline").iterdir()}
     code, _, err = sagestack_main("monitor", "baseline", "--data", sample_split / "validation.csv",
-                                  "--model", sagestack_main.work / "baseline", "--out", "baseline")
+                                  "--model", "reviews-sentiment@champion", "--out", "baseline")
     assert code == 2
     assert "holds the output of `sagestack train baseline`" in _one_error_line(err)
     assert {p.name: p.read_bytes() for p in (sagestack_main.work / "baseline").iterdir()} == model
@@ -196,3 +197,60 @@ def test_a_written_file_of_the_users_is_replaced_only_on_overwrite(sagestack_mai
     assert code == 0, err
     written = mine.read_text()
     assert "kind: Experiment" in written or "pipelineInfo" in written  # the Katib Experiment / the KFP IR
+
+
+def test_every_local_input_is_protected_not_only_the_data(sagestack_main, sample_split):
+    """A model folder given as --model lies inside --out: even --overwrite may not replace it."""
+    code, _, err = sagestack_main("train", "baseline", "--train", sample_split / "train.csv", "--out", "w/m",
+                                  "--no-register")
+    assert code == 0, err
+    model = {p.name: p.read_bytes() for p in (sagestack_main.work / "w" / "m").iterdir()}
+    code, _, err = sagestack_main("bias", "--data", sample_split / "test.csv", "--facet", "product_category",
+                                  "--model", "w/m", "--out", "w", "--overwrite")
+    assert code == 2
+    assert _one_error_line(err).startswith("error: --out w contains the input w/m; the output replaces the whole folder")
+    assert {p.name: p.read_bytes() for p in (sagestack_main.work / "w" / "m").iterdir()} == model
+
+
+def test_a_previous_output_whose_file_the_user_edited_is_theirs(sagestack_main, sample_csv):
+    code, _, err = sagestack_main("bias", "--data", sample_csv, "--facet", "product_category", "--out", "report")
+    assert code == 0, err
+    edited = sagestack_main.work / "report" / "analysis.json"
+    edited.write_text(edited.read_text() + "\n")  # my notes
+    code, _, err = sagestack_main("bias", "--data", sample_csv, "--facet", "product_category", "--out", "report")
+    assert code == 2
+    assert _one_error_line(err) == ("error: --out report exists and holds files sagestack did not write (analysis.json); "
+                                    "choose another folder or pass --overwrite")
+    assert edited.read_text().endswith("\n")
+
+
+@pytest.mark.parametrize("args", [
+    ("bias", "--facet", "product_category", "--out", "a-file/out"),
+    ("review", "export", "--out", "a-file/labels.csv"),
+    ("--home", "a-file/home", "models", "list"),
+])
+def test_a_path_under_a_file_is_one_line_not_a_traceback(sagestack_main, sample_csv, args):
+    (sagestack_main.work / "a-file").write_text("mine")
+    if args[0] == "bias":
+        args = ("bias", "--data", sample_csv, *args[1:])
+    code, _, err = sagestack_main(*args)
+    assert code == 2 and "a-file is not a folder" in _one_error_line(err)
+    assert (sagestack_main.work / "a-file").read_text() == "mine"
+
+
+def test_overwrite_does_not_reach_into_the_sagestack_home(sagestack_main, sample_csv, tmp_path):
+    code, _, err = sagestack_main("bias", "--data", sample_csv, "--facet", "product_category",
+                                  "--out", tmp_path / "home" / "mlartifacts", "--overwrite")
+    assert code == 2 and "lies inside the sagestack home" in _one_error_line(err)
+
+
+@pytest.mark.parametrize("command", [
+    ("train", "bert", "--tiny", "--data", "reviews_clarify_lab.csv", "--no-register"),
+    ("tune", "fasttext", "--train", "t.txt", "--validation", "t.txt", "--epochs", "5:30"),
+])
+def test_a_run_folder_that_is_a_file_is_one_line(sagestack_main, command):
+    (sagestack_main.work / "t.txt").write_text("__label__1 love it\n__label__-1 hate it\n" * 5)
+    (sagestack_main.work / "a-file").write_text("mine")
+    code, _, err = sagestack_main(*command, "--out", "a-file")
+    assert code == 2 and "a-file is a file; pass a new folder" in _one_error_line(err)
+    assert (sagestack_main.work / "a-file").read_text() == "mine"

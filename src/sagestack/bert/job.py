@@ -66,6 +66,8 @@ class BertJobSpec:
             raise ConfigError("--tiny and --model-dir exclude each other; pass one")
         if self.data is not None and not Path(self.data).is_file():
             raise ConfigError(f"--data {self.data} is not a file; pass a reviews CSV")
+        if out_dir.exists() and not out_dir.is_dir():
+            raise ConfigError(f"--out {out_dir} is a file; pass a new folder for the run")
         if not self.resume and out_dir.exists() and any(out_dir.iterdir()):
             raise ConfigError(f"{out_dir} is not empty; pass a new --out, or --resume to continue its run")
         if self.debug_interval < 1:

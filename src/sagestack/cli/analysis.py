@@ -38,7 +38,7 @@ def bias(
     if predicted_label and model:
         raise ConfigError("pass either --predicted-label or --model, not both")
     data = resolve_dataset(data, settings=settings()).path  # a file, or a name from `sagestack data list`
-    check_out(out, "bias", overwrite, data)
+    check_out(out, "bias", overwrite, data, model)
     spec = LabelSpec(threshold=positive_threshold) if positive_threshold is not None else LabelSpec(values=tuple(split_list(positive) or ["1"]))
     config = BiasConfig(
         label=label, positive=spec, facets=[parse_facet(f) for f in facet], predicted=predicted_label, group=group,
@@ -75,7 +75,7 @@ def explain(
     if samples < 1:
         raise ConfigError(f"--samples must be at least 1, got {samples}")
     data = resolve_dataset(data, settings=settings()).path
-    check_out(out, "explain", overwrite, data)
+    check_out(out, "explain", overwrite, data, model)
     frame = read_csv_checked(data)
     if text_column not in frame.columns:
         raise ConfigError(f"text column '{text_column}' is not in {data}; columns are: {', '.join(frame.columns)}")

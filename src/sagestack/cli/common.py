@@ -70,12 +70,18 @@ def check_out_file(out, overwrite: bool, option: str = "--out") -> None:
 def check_out(out, command: str, overwrite: bool, *inputs) -> None:
     """Refuse ``--out`` before any work starts when writing it could lose a user's file.
 
-    ``inputs`` (the command's input paths; ``None`` entries are skipped) and the sagestack home
-    may not lie inside the output folder, which is replaced whole.
+    ``inputs`` are the command's input arguments as given (paths, or references such as
+    ``NAME@ALIAS`` and URIs: only those naming an existing local path count; ``None`` is skipped).
+    They and the sagestack home may not lie inside the output folder, which is replaced whole, and
+    the output may not lie inside the home.
     """
+    from pathlib import Path
+
     from sagestack.data.atomic import check_out_dir
 
-    check_out_dir(out, command=command, overwrite=overwrite, protect=[p for p in (*inputs, settings().home) if p])
+    home = settings().home
+    local = [Path(str(p)) for p in inputs if p is not None and "://" not in str(p) and Path(str(p)).exists()]
+    check_out_dir(out, command=command, overwrite=overwrite, protect=local, inside=[home])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -62,7 +62,7 @@ def baseline(
     from sagestack.registry import load_predictor
 
     data = resolve_dataset(data, settings=settings()).path  # a file, or a name from `sagestack data list`
-    check_out(out, "monitor baseline", overwrite, data)
+    check_out(out, "monitor baseline", overwrite, data, model)
     predictor, _ = load_predictor(settings(), model)
     made = make_baseline(read_csv_checked(data), predictor, text_column=text_column, label=label,
                          positive=tuple(split_list(positive) or ["1"]), facet=facet,
@@ -98,7 +98,7 @@ def run(
     start = now - _duration(last) if last else _when(since, "--since")
     out_dir = Path(now.strftime(out) if "%" in out else out)
     current = settings()
-    check_out(out_dir, "monitor run", overwrite, baseline_dir, ground_truth)
+    check_out(out_dir, "monitor run", overwrite, baseline_dir, ground_truth, capture or current.capture_location)
     result = run_monitor(baseline_dir, capture or current.capture_location, out_dir, since=start,
                          until=_when(until, "--until"), ground_truth=ground_truth, settings=current,
                          allow_empty=allow_empty, overwrite=overwrite)

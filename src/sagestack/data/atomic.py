@@ -28,16 +28,19 @@ from sagestack.errors import ConfigError
 OUTPUT_MARKER = ".sagestack-output.json"
 
 
-def _files(folder: Path) -> list[str]:
-    """Every file under ``folder`` (links included, not followed), as sorted relative POSIX paths."""
-    found = []
+def _files(folder: Path) -> dict[str, list[int]]:
+    """Every file under ``folder`` (links included, not followed) by relative POSIX path, with its
+    size and modification time (ns): what the marker records, so a file edited since is the user's."""
+    found = {}
     for root, dirs, names in os.walk(folder):
         for name in names + [d for d in dirs if (Path(root) / d).is_symlink()]:
-            found.append((Path(root) / name).relative_to(folder).as_posix())
-    return sorted(found)
+            path = Path(root) / name
+            stat = path.lstat()
+            found[path.relative_to(folder).as_posix()] = [stat.st_size, stat.st_mtime_ns]
+    return dict(sorted(found.items()))
 
 
-def _written_by(folder: Path) -> tuple[str, set[str]] | None:
+def _written_by(folder: Path) -> tuple[str, dict] | None:
     """The command and the files recorded in ``folder``'s output marker; None when sagestack did not write it."""
     try:
         marker = json.loads((folder / OUTPUT_MARKER).read_text(encoding="utf-8"))
@@ -45,7 +48,19 @@ def _written_by(folder: Path) -> tuple[str, set[str]] | None:
         return None
     if not isinstance(marker, dict) or marker.get("written_by") != "sagestack":
         return None
-    return str(marker.get("command") or ""), set(marker.get("files") or ())
+    files = marker.get("files")
+    return str(marker.get("command") or ""), files if isinstance(files, dict) else {}
+
+
+def _check_parent(target: Path, option: str) -> None:
+    """The nearest existing folder above ``target`` must be a folder sagestack may write in."""
+    parent = target.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"{option} {target}: {parent} is not a folder; choose a path under a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {target}: {parent} is not writable; choose a folder you can write in")
 
 
 def _contains(folder: Path, path: Path) -> bool:
@@ -53,24 +68,28 @@ def _contains(folder: Path, path: Path) -> bool:
 
 
 def check_out_dir(target: Path, *, command: str, overwrite: bool = False, protect: Iterable[Path] = (),
-                  option: str = "--out") -> None:
+                  inside: Iterable[Path] = (), option: str = "--out") -> None:
     """Refuse an output folder whose replacement could lose files sagestack did not write.
 
     Call it before the work starts (so a long job fails at once); :func:`atomic_dir` calls it
     again just before it replaces the folder.
 
     A missing or empty ``target`` is fine, and so is a previous output of the same ``command``
-    that holds only the files sagestack wrote there (its marker lists them). Anything else needs
+    that holds only the files sagestack wrote there, as it wrote them (its marker lists them with
+    their sizes and times: a file added or edited since is the user's). Anything else needs
     ``overwrite``. Whatever ``overwrite`` says, the
     target may not be, or contain, the working folder, the user's home folder, the filesystem
-    root or any of ``protect`` (the command's inputs, the sagestack home): replacing it would
+    root, any of ``protect`` (the command's inputs) or the sagestack home: replacing it would
     delete them.
 
     Args:
         target: the output folder.
         command: the command that writes it, as the user types it (e.g. ``"train fasttext"``).
         overwrite: the user passed ``--overwrite``.
-        protect: paths the output must not contain (input files or folders, the home).
+        protect: paths the output must not contain (the command's input files or folders).
+        inside: the sagestack home: the output must not contain it either, and inside it
+            ``overwrite`` does not apply (its state is not the user's to replace by accident; a
+            console job still writes its own outputs there).
         option: the option that named ``target``, for the message.
 
     Raises:
@@ -83,12 +102,18 @@ def check_out_dir(target: Path, *, command: str, overwrite: bool = False, protec
         raise ConfigError(f"{option} {target}: cannot resolve the path ({exc}); choose another folder") from None
     guarded = [(Path.cwd().resolve(), "the working folder"), (Path.home().resolve(), "your home folder"),
                (Path(resolved.anchor), "the filesystem root")]
-    guarded += [(Path(p).expanduser().resolve(), str(p)) for p in protect if p is not None]
+    guarded += [(Path(p).expanduser().resolve(), f"the input {p}") for p in protect if p is not None]
+    guarded += [(Path(p).expanduser().resolve(), f"the sagestack home {p}") for p in inside if p is not None]
     for path, what in guarded:
         if _contains(resolved, path):
             held = "is" if path == resolved else "contains"
             raise ConfigError(f"{option} {target} {held} {what}; the output replaces the whole folder, "
                               f"so choose a new folder for it (e.g. {option} {command.split()[-1]}-out)")
+    for folder in inside:
+        if overwrite and folder is not None and Path(folder).expanduser().resolve() in resolved.parents:
+            raise ConfigError(f"{option} {target} lies inside the sagestack home {folder}, whose state --overwrite "
+                              "must not replace; choose a folder outside it")
+    _check_parent(target, option)
     if not target.exists() and not target.is_symlink():
         return
     if target.is_symlink():
@@ -107,7 +132,7 @@ def check_out_dir(target: Path, *, command: str, overwrite: bool = False, protec
         raise ConfigError(f"{option} {target} holds the output of `sagestack {written[0]}`, not of `sagestack {command}`; "
                           "choose another folder or pass --overwrite")
     if written is not None:
-        entries = [f for f in _files(target) if f != OUTPUT_MARKER and f not in written[1]]
+        entries = [f for f, seen in _files(target).items() if f != OUTPUT_MARKER and written[1].get(f) != seen]
         if not entries:
             return
     shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
@@ -126,6 +151,7 @@ def check_out_file(target: Path, *, overwrite: bool = False, option: str = "--ou
     target = Path(target)
     if target.is_dir():
         raise ConfigError(f"{option} {target} is a folder; pass the path of the file to write")
+    _check_parent(target, option)
     if target.exists() and not overwrite:
         raise ConfigError(f"{option} {target} exists; choose another file name or pass --overwrite to replace it")
 

@@ -224,6 +224,8 @@ def _open_study(target: TuningTarget, spec: TuningSpec, out_dir: Path, resume: b
     db = out_dir / STUDY_FILE
     if resume and not db.is_file():
         raise ConfigError(f"--resume: no study in {out_dir} (no {STUDY_FILE}); run once without --resume")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir} is a file; pass a new folder for the study")
     if not resume and out_dir.exists() and any(out_dir.iterdir()):
         raise ConfigError(f"{out_dir} is not empty; pass a new --out, or --resume to continue its study")
     out_dir.mkdir(parents=True, exist_ok=True)
