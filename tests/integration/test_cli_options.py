@@ -34,7 +34,9 @@ def test_data_prepare_with_a_label_set_of_its_own(sagestack_main):
     assert one_line_error(sagestack_main(*args, "--out", "narrow", "--labels", "1")).startswith(
         "error: stars.csv: column 'sentiment' has values outside [1] ('5')")
     assert one_line_error(sagestack_main(*args, "--out", "words", "--labels", "neg,pos")) == (
-        "error: --labels must be comma-separated integers, got 'neg,pos'")
+        "error: --labels must be integers, got neg, pos")
+    code, out, err = sagestack_main(*args, "--out", "repeated", "--labels", "1", "--labels", "5", "--json")
+    assert code == 0 and json.loads(out)["counts"]["train"] == {"1": 10, "5": 10}  # repeats as well as commas
     assert not any((sagestack_main.work / name).exists() for name in ("default", "narrow", "words"))
 
 

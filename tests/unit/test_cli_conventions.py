@@ -70,6 +70,8 @@ def test_every_leaf_command_follows_the_conventions(path):
     assert not names & {"--output", "-o", "--output-dir", "--out-dir", "--auto-approve"}, names
     assert "--host" not in names or path in SERVERS, path
     for option in options:
+        # One long name per visible option: an old spelling is a hidden alias (common.renamed), never a second name.
+        assert len([name for name in option.opts if name.startswith("--")]) == 1, (path, option.opts)
         if option.name in ("out", "output"):
             assert option.opts == ["--out"], (path, option.opts)
         if option.is_flag:
@@ -103,7 +105,9 @@ def test_old_spellings_still_parse(path, args, expected):
 
 
 def test_old_spellings_are_not_shown():
-    for path in (("pipeline", "compile"), ("pipeline", "submit"), ("monitor", "schedule"), ("review", "answer")):
+    renaming = [path for path, command in LEAVES.items() if renamed_options(command)]
+    assert {("pipeline", "compile"), ("pipeline", "run"), ("review", "answer"), ("data", "prepare")} <= set(renaming)
+    for path in renaming:
         text = _help(path)
         for old in renamed_options(LEAVES[path]):
             assert f"{old} " not in text and f"{old}," not in text, (path, old)

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from sagestack.cli.common import JsonOpt, OverwriteOpt, check_out, emit, progress, renamed, settings
+from sagestack.cli.common import JsonOpt, OverwriteOpt, check_out, emit, human, progress, renamed, settings, split_list
 
 app = typer.Typer(help="Prepare and locate review datasets.", no_args_is_help=True)
 
@@ -21,17 +21,19 @@ def prepare(
     validation_fraction: float = typer.Option(0.05, help="Share of rows for validation."),
     test_fraction: float = typer.Option(0.05, help="Share of rows for test."),
     seed: int = typer.Option(42, help="Random seed for balancing and splitting."),
-    labels: str = typer.Option("-1,0,1", help="Allowed sentiment labels, comma-separated."),
+    labels: Optional[list[str]] = typer.Option(None, "--labels", help="Allowed sentiment labels (repeat or "
+                                               "comma-separate; default -1,0,1)."),
     json_output: bool = JsonOpt,
 ) -> None:
     """Validate, tokenize and split a review CSV into CSV and fastText files."""
     from sagestack.data import prepare_dataset, resolve_dataset
     from sagestack.errors import ConfigError
 
+    given = split_list(labels) or ["-1", "0", "1"]
     try:
-        label_set = [int(x) for x in labels.split(",") if x.strip()]
+        label_set = [int(x) for x in given]
     except ValueError:
-        raise ConfigError(f"--labels must be comma-separated integers, got {labels!r}") from None
+        raise ConfigError(f"--labels must be integers, got {', '.join(given)}") from None
     say = progress(json_output)
     resolved = resolve_dataset(data, settings=settings())
     check_out(out, "data prepare", overwrite, resolved.path)
@@ -42,7 +44,7 @@ def prepare(
         validation_fraction=validation_fraction, test_fraction=test_fraction, seed=seed, overwrite=overwrite,
     )
     emit(result.to_dict(), json_output,
-         [f"{name}: {sum(c.values())} rows {c}" for name, c in result.counts.items()] + [f"written to {out}"])
+         [f"{name}: {sum(c.values())} rows ({human(c)})" for name, c in result.counts.items()] + [f"written to {out}"])
 
 
 @app.command("list")

@@ -11,7 +11,7 @@ from typing import Callable, Optional
 
 import typer
 
-from sagestack.cli.common import JsonOpt, candidate_lines, emit, progress, settings, step_lines
+from sagestack.cli.common import JsonOpt, candidate_lines, emit, human, progress, settings, step_lines
 from sagestack.errors import SagestackError
 
 DEMO_REVIEW = "I love this dress: the fabric is soft and it fits perfectly."
@@ -68,7 +68,7 @@ def demo(
         *step_lines(summary),
         *candidate_lines(selection),
         f"champion: {selection['champion']}; registered {result['served']} (Approved); lineage: sagestack lineage {result['served']}",
-        f"served at {result['endpoint']}: POST /predict {result['request']!r}",
-        f"  -> label {prediction['label']} {prediction['probabilities']} "
+        f"served at {result['endpoint']}: POST /predict {json.dumps(result['request'])}",
+        f"  -> label {prediction['label']} ({human(prediction['probabilities'])}) "
         f"({response['model']['kind']} model, version {response['model']['version']})",
     ])

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from sagestack.cli.common import JsonOpt, check_out_file, emit, progress, settings
+from sagestack.cli.common import JsonOpt, check_out_file, emit, human, progress, settings
 from sagestack.registry import DEFAULT_MODEL_NAME
 
 HELP = (
@@ -57,7 +57,7 @@ def _tune(target, entries, out: Path, *, emit_katib: Optional[Path], run: bool, 
                    model_name=model_name, resume=resume, progress=progress(json_output))
     best, registered = summary["best"], summary["registered"]
     lines = [f"trials: {sum(t['state'] == s for t in summary['trials'])} {s}" for s in ("complete", "pruned", "failed")]
-    lines.append(f"best: trial {best['trial']} {spec.objective} {best['value']:.4f} {best['params']}" if best else "best: none")
+    lines.append(f"best: trial {best['trial']} {spec.objective} {best['value']:.4f} ({human(best['params'])})" if best else "best: none")
     if registered and registered.get("registered"):
         lines.append(f"registered: {model_name} version {registered['registered']['version']} (kind {registered['kind']})")
     emit(summary, json_output, [*lines, f"summary: {Path(out) / 'summary.json'}"])
