@@ -4,6 +4,10 @@ Redis + the Feast feature server, endpoints A and B and nginx; the pipeline runs
 Pipeline → registered on the PostgreSQL-backed MLflow → features read from Redis → predictions over
 HTTP through nginx; a pending challenger takes no traffic; A/B at 50/50 then 0/100 with no failed
 request during the shift; a dead variant is routed around; `sagestack down` leaves nothing running.
+
+The topology is started once for the module. Each test gets it running with traffic at 50/50 (the
+``running`` fixture runs `sagestack up` again when an earlier test stopped a service, took it down or
+failed part-way; a test that shifts traffic shifts it back), so each test passes alone and in any order.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from conftest import wait_until
 from sagestack.config import load_settings
-from sagestack.deploy.topology import Topology, _alive
+from sagestack.deploy.topology import SERVICES, Topology, _alive
 from serving.launch import serve_command
 
 REVIEWS = ["Love it, fits perfectly and the fabric is soft"]
@@ -71,6 +76,16 @@ def topology(sagestack, sample_csv, sample_split, tmp_path_factory):
         sagestack(home, "down")
 
 
+@pytest.fixture
+def running(topology):
+    """The module's topology with every service running (`sagestack up` again only if one is not)."""
+    top = topology["topology"]
+    if not all(top.running(name) for name in SERVICES):
+        states = {s["name"]: s["state"] for s in topology["run"]("up", "--json", env=topology["env"])["services"]}
+        assert set(states.values()) <= {"started", "running"}, states
+    return topology
+
+
 def test_a_pending_challenger_takes_no_traffic_until_approved(topology):
     pending, started = topology["pending"], topology["started"]
     assert pending["endpoint-a"]["state"] == "started" and pending["feast"]["state"] == "started"
@@ -79,7 +94,8 @@ def test_a_pending_challenger_takes_no_traffic_until_approved(topology):
     assert started["endpoint-b"]["state"] == "started" and started["endpoint-a"]["state"] == "running"
 
 
-def test_registered_on_postgres_features_from_redis_predictions_through_nginx(topology):
+def test_registered_on_postgres_features_from_redis_predictions_through_nginx(running):
+    topology = running
     import psycopg
     import redis
 
@@ -116,7 +132,16 @@ def _predict_many(url: str, count: int, workers: int = 8) -> tuple[Counter, int]
     return Counter(a for a in answers if a), sum(a is None for a in answers)
 
 
-def test_a_b_split_then_shift_without_failures(topology):
+def test_a_b_split_then_shift_without_failures(running):
+    topology = running
+    try:
+        _split_then_shift(topology)
+    finally:  # back to the 50/50 every test starts from
+        topology["run"]("deploy", "shift-traffic", "--a", "50", "--b", "50", "--route-file",
+                        str(topology["home"] / "httproute.yaml"), env=topology["env"])
+
+
+def _split_then_shift(topology) -> None:
     from scipy.stats import binomtest
 
     top, run = topology["topology"], topology["run"]
@@ -145,9 +170,13 @@ def test_a_b_split_then_shift_without_failures(topology):
     assert failed == 0 and after == Counter({"B": 200})
 
 
-def test_metrics_name_the_variant(topology):
+def test_metrics_name_the_variant(running):
+    topology = running
     top = topology["topology"]
     for variant in ("a", "b"):
+        # One request of its own first: a histogram has no series before its first observation.
+        assert httpx.post(f"{top.url(f'endpoint-{variant}')}/predict", json={"reviews": REVIEWS},
+                          timeout=30).status_code == 200
         text = httpx.get(f"{top.url(f'endpoint-{variant}')}/metrics", timeout=10).text
         assert f'variant="{variant.upper()}"' in text and "sagestack_request_duration_seconds_bucket" in text
 
@@ -166,10 +195,10 @@ def _workers(pid: int) -> set[int]:
     return workers
 
 
-def test_a_killed_worker_is_restarted_and_costs_at_most_the_requests_in_flight(topology):
+def test_a_killed_worker_is_restarted_and_costs_at_most_the_requests_in_flight(running):
+    topology = running
     import os
     import signal
-    import time
 
     top = topology["topology"]
     before = _workers(top.pid("endpoint-a"))
@@ -185,16 +214,17 @@ def test_a_killed_worker_is_restarted_and_costs_at_most_the_requests_in_flight(t
     sender = threading.Thread(target=load)
     sender.start()
     try:
-        time.sleep(1)
+        wait_until(lambda: results, 60, "no load reached variant A's endpoint")  # killed under load
         os.kill(victim, signal.SIGKILL)
-        deadline = time.monotonic() + 60
-        while True:
+
+        def replaced() -> bool:
             after = _workers(top.pid("endpoint-a"))
-            if victim not in after and len(after) == len(before):
-                break
-            assert time.monotonic() < deadline, f"worker {victim} was not replaced: {before} -> {after}"
-            time.sleep(0.5)
-        time.sleep(1)
+            return victim not in after and len(after) == len(before)
+
+        wait_until(replaced, 60, lambda: f"worker {victim} was not replaced: {before} -> {_workers(top.pid('endpoint-a'))}",
+                   interval=0.5)
+        served = len(results)  # and the load goes on against the new worker
+        wait_until(lambda: len(results) >= served + 2, 60, "no request was served after the worker came back")
     finally:
         stop.set()
         sender.join()
@@ -204,9 +234,8 @@ def test_a_killed_worker_is_restarted_and_costs_at_most_the_requests_in_flight(t
     assert _predict_many(top.url("endpoint-a"), 20) == (Counter({"A": 20}), 0)
 
 
-def test_redis_down_is_a_503_with_a_clear_message_and_recovers(topology):
-    import time
-
+def test_redis_down_is_a_503_with_a_clear_message_and_recovers(running):
+    topology = running
     top, run = topology["topology"], topology["run"]
     assert top.stop("redis")
     down = httpx.post(f"{top.url('endpoint-a')}/predict_by_id", json={"review_ids": [1]}, timeout=30)
@@ -218,15 +247,17 @@ def test_redis_down_is_a_503_with_a_clear_message_and_recovers(topology):
     assert 'outcome="unavailable",route="/predict_by_id",variant="A"' in metrics
     restarted = {s["name"]: s["state"] for s in run("up", "--json", env=topology["env"])["services"]}
     assert restarted["redis"] == "started" and restarted["endpoint-a"] == "running"
-    deadline = time.monotonic() + 20
-    while (answer := httpx.post(f"{top.url('endpoint-a')}/predict_by_id", json={"review_ids": [1]},
-                                timeout=30)).status_code != 200:
-        assert time.monotonic() < deadline, answer.text
-        time.sleep(0.5)
+
+    def answered():
+        answer = httpx.post(f"{top.url('endpoint-a')}/predict_by_id", json={"review_ids": [1]}, timeout=30)
+        return answer if answer.status_code == 200 else None
+
+    answer = wait_until(answered, 20, "the endpoint did not answer by id again after Redis came back", interval=0.5)
     assert answer.json()["predictions"][0]["review_id"] == 1  # the features survived (append-only file)
 
 
-def test_restarting_the_mlflow_server_loses_no_version_or_alias(topology):
+def test_restarting_the_mlflow_server_loses_no_version_or_alias(running):
+    topology = running
     top, run = topology["topology"], topology["run"]
     before = run("models", "list", "--json", env=topology["env"])
     assert top.stop("mlflow")
@@ -235,16 +266,21 @@ def test_restarting_the_mlflow_server_loses_no_version_or_alias(topology):
     assert "champion" in json.dumps(before) and "challenger" in json.dumps(before)
 
 
-def test_a_dead_variant_is_routed_around_and_down_stops_everything(topology):
-    top, run = topology["topology"], topology["run"]
-    run("deploy", "shift-traffic", "--a", "50", "--b", "50", "--route-file", str(topology["home"] / "httproute.yaml"),
-        env=topology["env"])
-    assert top.stop("endpoint-b")  # variant B's endpoint dies entirely
+def test_a_dead_variant_is_routed_around(running):
+    topology = running
+    top = topology["topology"]
+    assert top.stop("endpoint-b")  # variant B's endpoint dies entirely (traffic is still 50/50)
     variants, failed = _predict_many(top.url("nginx"), 100)
     assert failed == 0 and variants == Counter({"A": 100})
 
+
+def test_down_stops_everything(running):
+    """`sagestack down` stops every service, nginx first and PostgreSQL last (a later test's ``running``
+    brings the topology back: its data and ports are kept)."""
+    topology = running
+    top, run = topology["topology"], topology["run"]
     pids = dict(Topology(top.settings, serve_command).state.pids)  # name -> [pid, start time]
     stopped = run("down", "--json", env=topology["env"])["stopped"]
-    assert "postgres" in stopped and "nginx" in stopped and "endpoint-b" not in stopped
+    assert stopped == list(reversed(SERVICES))
     assert pids and not any(_alive(*entry) for entry in pids.values())
     assert top._postgres_pid() is None and not (topology["home"] / "sagestack.toml").exists()
