@@ -49,8 +49,10 @@ demo-cluster: setup system-deps  ## The demo on the scaled-out topology: up, pip
 	$(BIN)/python -c 'import httpx, json, sys; r = httpx.post(sys.argv[1] + "/predict", timeout=30, json={"reviews": ["Love this dress, it fits perfectly"]}); print(json.dumps(r.json(), indent=1)); r.raise_for_status()' \
 		"$$($(BIN)/sagestack up --json | $(BIN)/python -c 'import json, sys; print(json.load(sys.stdin)["router"])')"
 
+# Two workers for the two cores (pytest-xdist); a file's tests stay on one worker, so its module fixtures
+# (a served endpoint, a started console, a pipeline run) are made once. Every test also passes alone.
 test: setup system-deps  ## Run the test suite.
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 bench: setup  ## Print the benchmark figures recorded in the README.
 	$(BIN)/python bench/fasttext_accuracy.py
