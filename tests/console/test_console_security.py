@@ -90,7 +90,9 @@ def test_the_printed_url_carries_the_token_and_nothing_opens_without_it(guarded)
     assert refused.status_code == 401 and "access token" in refused.text
     assert httpx.get(f"{url}/models?token=wrong").status_code == 401
     assert httpx.get(f"{url}/static/console.css").status_code == 401
-    with httpx.Client(base_url=url, follow_redirects=True) as browser:
+    # A browser's patience, not httpx's 5 s: the first Models page of a fresh home creates its MLflow
+    # database (schema migrations, ~10 s on a busy 2-core machine).
+    with httpx.Client(base_url=url, follow_redirects=True, timeout=120) as browser:
         entry = browser.get(f"/data?token={TOKEN}")
         assert entry.status_code == 200 and str(entry.url) == f"{url}/data"  # redirected without the token
         assert browser.get("/models").status_code == 200  # the cookie now carries it

@@ -6,6 +6,7 @@ it lives with the CLI, not in the library; :func:`run_demo` is what a console ca
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Callable, Optional
 
