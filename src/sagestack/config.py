@@ -96,9 +96,9 @@ class Settings(BaseModel):
         # Caught here, once, rather than as a FileExistsError from whichever mkdir comes first.
         if value.exists() and not value.is_dir():
             raise ValueError(f"{value} exists and is not a folder; pass a folder (new or a sagestack home) as --home")
-        above = value.parent
-        while not above.exists() and above != above.parent:
-            above = above.parent
+        from sagestack.data.atomic import nearest_existing
+
+        above = nearest_existing(value)
         if not above.is_dir():
             raise ValueError(f"{above} is not a folder, so {value} cannot be made; pass another --home")
         return value

@@ -52,11 +52,17 @@ def _written_by(folder: Path) -> tuple[str, dict] | None:
     return str(marker.get("command") or ""), files if isinstance(files, dict) else {}
 
 
-def _check_parent(target: Path, option: str) -> None:
-    """The nearest existing folder above ``target`` must be a folder sagestack may write in."""
-    parent = target.parent
+def nearest_existing(path: Path) -> Path:
+    """The closest of ``path``'s ancestors (``path`` excluded) that exists: where making ``path`` starts."""
+    parent = Path(path).parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
+    return parent
+
+
+def _check_parent(target: Path, option: str) -> None:
+    """The nearest existing folder above ``target`` must be a folder sagestack may write in."""
+    parent = nearest_existing(target)
     if not parent.is_dir():
         raise ConfigError(f"{option} {target}: {parent} is not a folder; choose a path under a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
