@@ -23,6 +23,7 @@ import pandas as pd
 from sagestack.config import Settings
 from sagestack.data.atomic import atomic_file
 from sagestack.errors import SagestackError
+from sagestack.features.feast_import import import_feast
 
 FEATURES_FILE = "review_features.parquet"
 # Which tokenizer made the stored input_ids (its fingerprint, directory and sequence length).
@@ -143,8 +144,11 @@ def _environment(settings: Settings) -> dict:
 
 
 def feast_command(settings: Settings, *args: str) -> list[str]:
-    """A ``feast`` CLI command line on this home's repository (the environment comes from :func:`feast_env`)."""
-    return [str(Path(sys.executable).with_name("feast")), "-c", str(repo_dir()),
+    """A ``feast`` CLI command line on this home's repository (the environment comes from :func:`feast_env`).
+
+    Feast's own CLI, started through :mod:`sagestack.features.feast_import` (8 s less import time).
+    """
+    return [sys.executable, "-m", "sagestack.features.feast_import", "-c", str(repo_dir()),
             "--feature-store-yaml", str(store_config_file(settings)), *args]
 
 
@@ -223,7 +227,7 @@ def apply(settings: Settings, *, force: bool = False) -> bool:
 def open_store(settings: Settings, *, endpoint: bool = False):
     """A ``feast.FeatureStore`` on this home's state (``endpoint``: configured for a long-lived
     endpoint, see :func:`store_config`)."""
-    from feast import FeatureStore
+    FeatureStore = import_feast().FeatureStore
 
     _environment(settings)
     return FeatureStore(repo_path=str(repo_dir()), fs_yaml_file=store_config_file(settings, endpoint=endpoint))

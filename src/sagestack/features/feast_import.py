@@ -1,0 +1,57 @@
+"""Import Feast without typeguard's import-time instrumentation, and run its CLI that way.
+
+Feast decorates its core classes (``Entity``, ``FeatureView``, the data sources, ...) with
+typeguard's ``@typechecked``. Typeguard instruments a function by reading its module's source,
+parsing it and compiling it again, for every decorated class, on every import: 8 of the ~10 s that
+``import feast`` takes on this project's 2-core machine (cProfile: ``typeguard.typechecked`` 8.4 s
+cumulative, ``compile`` and ``ast`` visits underneath). Every pipeline step, ``feast apply`` and
+``sagestack features`` command paid it.
+
+:func:`import_feast` imports Feast with ``typechecked`` left as the identity, which is what
+typeguard itself does under ``python -O``. What is lost is Feast's run-time argument type checks
+on those constructors; sagestack builds every Feast object from the fixed declarations in
+``feature_repo/`` (covered by the test suite), and ``feast apply`` still validates the repository.
+Only the import is changed: typeguard is restored for everybody else right after.
+
+``python -m sagestack.features.feast_import ARGS`` is the ``feast`` CLI with Feast imported so.
+"""
+
+from __future__ import annotations
+
+import sys
+from types import ModuleType
+
+
+def _unchecked(target=None, **_options):
+    """``typeguard.typechecked`` as under ``python -O``: the target unchanged (or, called with
+    options only, a decorator that leaves its target unchanged)."""
+    return _unchecked if target is None else target
+
+
+def import_feast() -> ModuleType:
+    """The ``feast`` package, imported without typeguard's instrumentation when this process has
+    not imported it yet (see the module's docstring)."""
+    if "feast" in sys.modules:
+        return sys.modules["feast"]
+    import typeguard
+
+    checked = typeguard.typechecked
+    typeguard.typechecked = _unchecked
+    try:
+        import feast
+    finally:
+        typeguard.typechecked = checked
+    return feast
+
+
+def main() -> None:
+    """The ``feast`` command line (``feast.cli.cli``), with Feast imported by :func:`import_feast`."""
+    import_feast()
+    from feast.cli.cli import cli
+
+    sys.argv[0] = "feast"
+    sys.exit(cli())
+
+
+if __name__ == "__main__":
+    main()
