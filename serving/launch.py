@@ -5,27 +5,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator
 
 from sagestack.config import Settings, settings_env
-from sagestack.errors import SagestackError
+from sagestack.processes import free_port, http_ok, start, stop_process  # noqa: F401  (stop_process: the tests' server stop)
 
 SERVICE = "serving.service:SentimentService"
 # The folder that holds the `serving` package, in a checkout and when installed.
 WORKING_DIR = Path(__file__).resolve().parents[1]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def serve_command(host: str, port: int, service: str = SERVICE, working_dir: Path = WORKING_DIR) -> list[str]:
@@ -46,35 +36,6 @@ def serve_env(settings: Settings, model_ref: str, base: dict | None = None) -> d
     return env
 
 
-def stop_process(process: subprocess.Popen, timeout: float = 20.0) -> None:
-    """Terminate a background server, killing it if it has not exited within ``timeout`` seconds."""
-    process.terminate()
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def _wait_ready(process: subprocess.Popen, url: str, timeout: float, log_hint: str, *,
-                path: str = "/readyz", what: str = "the endpoint") -> None:
-    """Poll ``url`` + ``path`` until it answers 200; raise if the server exits or the time runs out."""
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while True:
-        if process.poll() is not None:
-            raise SagestackError(f"{what} exited during start-up ({log_hint})")
-        try:
-            if httpx.get(f"{url}{path}", timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise SagestackError(f"{what} at {url} was not ready after {timeout:.0f} s ({log_hint})")
-        time.sleep(0.5)
-
-
 def run_until_stopped(
     command: list[str], env: dict, url: str, *, on_ready: Callable[[str], None], ready_path: str = "/readyz",
     what: str = "the endpoint", timeout: float = 300.0, output=None,
@@ -85,19 +46,15 @@ def run_until_stopped(
     passed on to the server, which shuts down gracefully. ``output`` is where the server's stdout
     goes (``None``: this process's; e.g. ``sys.stderr`` to keep stdout for one JSON line).
     """
-    process = subprocess.Popen(command, env=env, stdout=output)
-    previous = {sig: signal.signal(sig, lambda signum, frame: process.send_signal(signum))
-                for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        _wait_ready(process, url, timeout, "see its output above", path=ready_path, what=what)
-        on_ready(url)
-        return process.wait()
-    except BaseException:
-        stop_process(process)
-        raise
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    server = start(command, what=f"{what} at {url}", env=env, stdout=output)
+    with server.forwarding_signals():
+        try:
+            server.wait_ready(partial(http_ok, f"{url}{ready_path}", 1.0), timeout, interval=0.5)
+            on_ready(url)
+            return server.process.wait()
+        except BaseException:
+            server.stop()
+            raise
 
 
 def serve_until_stopped(
@@ -124,18 +81,12 @@ def running_bentoml(
             last log line).
     """
     # Server output goes to a file: an unread pipe would fill up and stall the server.
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+    server = start(command, what=f"the endpoint at {url}", env=env, log=log_path, log_mode="w")
     try:
-        try:
-            _wait_ready(process, url, timeout, f"log: {log_path}")
-        except SagestackError as exc:
-            tail = log_path.read_text(errors="replace").strip().splitlines()[-1:]
-            raise SagestackError(f"{exc}; last line: {' '.join(tail) or 'no output'}") from None
+        server.wait_ready(partial(http_ok, f"{url}/readyz", 1.0), timeout, interval=0.5)
         yield url
     finally:
-        stop_process(process)
+        server.stop()
 
 
 def running_server(

@@ -26,7 +26,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -37,7 +36,7 @@ from sagestack.deploy.traffic import (ROUTE_FILE, VARIANTS, TrafficSplit, check_
                                       nginx_config, route_text, write_route)
 from sagestack.errors import ConfigError, RegistryError, SagestackError
 from sagestack.processes import alive as _alive
-from sagestack.processes import start_ticks
+from sagestack.processes import free_port, http_ok, last_line, start, start_ticks, stop_group
 
 HOST = "127.0.0.1"
 # Where Debian's packages put the programs `up` runs when they are not on PATH (module constants, so a
@@ -76,45 +75,9 @@ class State:
             tmp.write_text(json.dumps({"ports": self.ports, "pids": self.pids}, indent=1))
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def _wait(check: Callable[[], bool], what: str, timeout: float, log: Path, pid: int | None = None) -> None:
-    """Poll ``check`` until it holds; raise with the log's last line if the process dies or time runs out."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if pid is not None and not _alive(pid):
-            raise SagestackError(f"{what} exited during start-up; last log line: {_last_line(log)} (log: {log})")
-        if time.monotonic() > deadline:
-            raise SagestackError(f"{what} was not ready after {timeout:.0f} s; last log line: {_last_line(log)} (log: {log})")
-        time.sleep(0.3)
-
-
 def _last_output_line(done: subprocess.CompletedProcess) -> str:
     """The last line a finished command printed (stderr first), for one-line errors."""
     return ((done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"])[0]
-
-
-def _last_line(log: Path) -> str:
-    try:
-        lines = log.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return "no log"
-    return lines[-1] if lines else "no output"
-
-
-def _http_ok(url: str) -> bool:
-    import httpx
-
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 class Topology:
@@ -144,7 +107,7 @@ class Topology:
 
     def _port(self, name: str) -> int:
         if name not in self.state.ports:
-            self.state.ports[name] = _free_port()
+            self.state.ports[name] = free_port(HOST)
             self.state.save(self._state_file)
         return self.state.ports[name]
 
@@ -201,15 +164,13 @@ class Topology:
                env: dict | None = None, log: Path | None = None) -> None:
         """Start a service in a session of its own and wait until ``ready``; a service that dies or is
         not ready in time is stopped and forgotten, so the next ``up`` starts it afresh."""
-        self.logs.mkdir(parents=True, exist_ok=True)
-        with open(self.logs / f"{name}.log", "ab") as output:
-            # A session of its own: `down` stops the whole process group (servers fork workers).
-            process = subprocess.Popen(command, env=env, stdout=output, stderr=output, stdin=subprocess.DEVNULL,
-                                       start_new_session=True, cwd=self.root)
+        # A session of its own: `down` stops the whole process group (servers fork workers).
+        process = start(command, what=what, env=env, cwd=self.root, log=self.logs / f"{name}.log", report_log=log,
+                        new_session=True)
         self.state.pids[name] = [process.pid, start_ticks(process.pid) or 0]
         self.state.save(self._state_file)
         try:
-            _wait(ready, what, timeout, log or self.logs / f"{name}.log", process.pid)
+            process.wait_ready(ready, timeout)
         except BaseException:
             self.stop(name)
             raise
@@ -235,7 +196,10 @@ class Topology:
         self.state.save(self._state_file)
         if pid is None:
             return False
-        _stop_group(pid)
+        try:
+            stop_group(pid)
+        except PermissionError:
+            raise SagestackError(f"process group {pid} belongs to another user; stop it as that user") from None
         return True
 
     # -- PostgreSQL ----------------------------------------------------------------------------
@@ -296,7 +260,7 @@ class Topology:
         done = self._pg_run([self._pg_bin("pg_ctl"), "-D", str(data), "-l", str(base / "postgres.log"), "-w",
                              "-t", "60", "-o", options, "start"])
         if done.returncode != 0:
-            raise SagestackError(f"PostgreSQL did not start: {_last_line(base / 'postgres.log')}")
+            raise SagestackError(f"PostgreSQL did not start: {last_line(base / 'postgres.log')}")
 
     def _create_databases(self) -> None:
         """Create MLflow's and Feast's databases where missing (every ``up``: a start that failed
@@ -341,7 +305,7 @@ class Topology:
                    "--workers", "1", "--allowed-hosts", f"{HOST}:{port},localhost:{port}"]
         # The backend URI holds the password: through the environment, not the command line `ps` shows.
         env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": self.database_uri("mlflow")}
-        self._start("mlflow", command, lambda: _http_ok(f"{self.url('mlflow')}/health"), "the MLflow server", 120, env)
+        self._start("mlflow", command, lambda: http_ok(f"{self.url('mlflow')}/health"), "the MLflow server", 120, env)
 
     def _start_redis(self) -> None:
         import redis
@@ -371,7 +335,7 @@ class Topology:
             return Status("feast", "waiting", detail="no features yet: run the pipeline (or `sagestack features ingest`)")
         env = {**feast_env(settings), **self.environment()}
         self._start("feast", feast_command(settings, "serve", "--host", HOST, "--port", str(self._port("feast"))),
-                    lambda: _http_ok(f"{self.url('feast')}/health"), "the Feast feature server", 120, env)
+                    lambda: http_ok(f"{self.url('feast')}/health"), "the Feast feature server", 120, env)
         return Status("feast", "started", self.url("feast"))
 
     def _start_endpoint(self, variant: str) -> Status:
@@ -387,7 +351,7 @@ class Topology:
                # One BentoML home each: `bentoml serve` clears its Prometheus multiprocess folder at start,
                # so a shared one would wipe the other variant's /metrics.
                "BENTOML_HOME": str(self.root / f"bentoml-{variant.lower()}"), "BENTOML_DO_NOT_TRACK": "true"}
-        self._start(name, self.endpoint_command(HOST, self._port(name)), lambda: _http_ok(f"{self.url(name)}/readyz"),
+        self._start(name, self.endpoint_command(HOST, self._port(name)), lambda: http_ok(f"{self.url(name)}/readyz"),
                     f"endpoint {variant}", 300, env)
         return Status(name, "started", self.url(name))
 
@@ -570,21 +534,3 @@ def write_private(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def _stop_group(pid: int, timeout: float = 20.0) -> None:
-    """SIGTERM a service's process group, SIGKILL it if it has not exited within ``timeout`` seconds."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    except PermissionError:
-        raise SagestackError(f"process group {pid} belongs to another user; stop it as that user") from None
-    deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if _alive(pid):
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass

@@ -19,12 +19,11 @@ import ctypes
 import json
 import os
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 from sagestack.jobs.store import FAILED, SUCCEEDED, JobStore
+from sagestack.processes import Supervised, start, stop_group
 
 _PR_SET_PDEATHSIG = 1
 STOPPED = "stopped: the console that started it stopped while it ran"
@@ -78,12 +77,12 @@ def run(folder: Path, job_id: int, parent_pid: int) -> int:
     if job is None:
         return 2
     stopping: list[int] = []
-    command: subprocess.Popen | None = None
+    command: Supervised | None = None
 
     def stop(signum, _frame):
         stopping.append(signum)
         if command is not None:
-            _signal_group(command.pid, signal.SIGTERM)
+            command.signal(signal.SIGTERM)
 
     # Handlers first: a stop that arrives while the command starts must still stop it.
     signal.signal(signal.SIGTERM, stop)
@@ -105,18 +104,18 @@ def run(folder: Path, job_id: int, parent_pid: int) -> int:
         if os.getppid() != runner_pid:
             os._exit(1)
 
-    with job.result_path.open("wb") as stdout, job.log_path.open("ab") as stderr:
-        command = subprocess.Popen(
-            [sys.executable, "-m", "sagestack", *job.argv, "--json"],
-            stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env=env, cwd=job.folder,
-            start_new_session=True,  # its own process group: stopping the job stops all of it
+    with job.result_path.open("wb") as stdout:
+        command = start(
+            [sys.executable, "-m", "sagestack", *job.argv, "--json"], what="the job's command", env=env,
+            cwd=job.folder, log=job.log_path, stdout=stdout,
+            new_session=True,  # its own process group: stopping the job stops all of it
             preexec_fn=in_child,
         )
-        store.record_group(job_id, command.pid)
-        if stopping:
-            _signal_group(command.pid, signal.SIGTERM)
-        code = _wait(command, stopping)
-        _drain_group(command.pid)
+    store.record_group(job_id, command.pid)
+    if stopping:
+        command.signal(signal.SIGTERM)
+    code = command.wait(lambda: bool(stopping), GRACE_SECONDS)
+    _drain_group(command.pid)
     if stopping:
         store.finish(job_id, status=FAILED, exit_code=code, error=STOPPED, result=None)
         return 1
@@ -125,44 +124,13 @@ def run(folder: Path, job_id: int, parent_pid: int) -> int:
     return 0 if status == SUCCEEDED else 1
 
 
-def _signal_group(pgid: int, signum: int) -> None:
-    try:
-        os.killpg(pgid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _wait(command: subprocess.Popen, stopping: list[int]) -> int:
-    """Wait for the command; once asked to stop, give its group GRACE_SECONDS, then SIGKILL it."""
-    stop_since = None
-    while True:
-        try:
-            return command.wait(timeout=1)
-        except subprocess.TimeoutExpired:
-            if stopping and stop_since is None:
-                stop_since = time.monotonic()
-            if stop_since is not None and time.monotonic() - stop_since > GRACE_SECONDS:
-                _signal_group(command.pid, signal.SIGKILL)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except (ProcessLookupError, PermissionError):
-        return False
-
-
 def _drain_group(pgid: int) -> None:
     """After the command ended, end whatever of its group is left (a step it started, a worker
     that ignores SIGTERM): SIGTERM, GRACE_SECONDS, then SIGKILL."""
-    if not _group_alive(pgid):
-        return
-    _signal_group(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + GRACE_SECONDS
-    while _group_alive(pgid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    _signal_group(pgid, signal.SIGKILL)
+    try:
+        stop_group(pgid, GRACE_SECONDS)
+    except PermissionError:
+        pass
 
 
 if __name__ == "__main__":
