@@ -15,7 +15,8 @@ import pytest
 
 from sagestack.errors import ConfigError
 from sagestack.profiler import rules as R
-from sagestack.profiler.framework import Profiler, ProfilerConfig, framework_rows_to_frame, load_framework, load_profile
+from sagestack.profiler.framework import Profiler, ProfilerConfig
+from sagestack.profiler.recording import framework_rows_to_frame, load_framework, load_profile
 from sagestack.profiler.report import render_profiler_html, report_from_folder, write_profiler_report
 from sagestack.profiler.system import SYSTEM_FILE, SystemMonitor, SystemSampler, load_system, system_rows_to_frame
 

@@ -14,6 +14,9 @@ from typing import Callable
 
 import numpy as np
 
+from sagestack import stats
+from sagestack.plugins import Registry
+
 PRE, POST = "pre_training", "post_training"
 
 
@@ -32,17 +35,13 @@ class Metric:
     needs_group: bool = False
 
 
-REGISTRY: dict[str, Metric] = {}
+REGISTRY: Registry[Metric] = Registry("bias metric")
 
 
 def register(name, stage, description, ideal, value_range, explanation, undefined, needs_group=False):
     """Decorator: add a metric function to :data:`REGISTRY`."""
-
-    def wrap(fn):
-        REGISTRY[name] = Metric(name, stage, description, fn, ideal, value_range, explanation, undefined, needs_group)
-        return fn
-
-    return wrap
+    return REGISTRY.register(
+        name, lambda fn: Metric(name, stage, description, fn, ideal, value_range, explanation, undefined, needs_group))
 
 
 def _div(x, y):
@@ -136,12 +135,7 @@ def kl_divergence(d, a):
           "facet d or the rest has no rows")
 def jensen_shannon(d, a):
     """JS = 0.5 * [sum P_a ln(P_a/M) + sum P_d ln(P_d/M)], M = (P_a + P_d) / 2."""
-    pa, pd = _label_pmf(a), _label_pmf(d)
-    m = (pa + pd) / 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ka = np.where(pa > 0, pa * np.log(_div(pa, m)), 0.0).sum(axis=-1)
-        kd = np.where(pd > 0, pd * np.log(_div(pd, m)), 0.0).sum(axis=-1)
-    return 0.5 * (ka + kd)
+    return stats.jensen_shannon(_label_pmf(a), _label_pmf(d), distance=False, normalize=False)
 
 
 @register("LP", PRE, "L-p Norm (LP)", 0.0, (0.0, np.sqrt(2)),

@@ -33,6 +33,7 @@ import pandas as pd
 from sagestack.debugger.recording import SESSIONS, Recording
 from sagestack.lazy import parse_scalar
 from sagestack.errors import ConfigError
+from sagestack.plugins import Registry
 
 SOURCE = "https://docs.aws.amazon.com/sagemaker/latest/dg/debugger-built-in-rules.html"
 
@@ -897,11 +898,12 @@ class StalledTrainingRule(Rule):
 
 # --- registry -----------------------------------------------------------------------------------
 
-RULES: dict[str, type[Rule]] = {rule.name: rule for rule in (
-    VanishingGradient, ExplodingTensor, PoorWeightInitialization, SaturatedActivation, DeadRelu,
-    WeightUpdateRatio, AllZero, TensorVariance, LossNotDecreasing, Overfit, Overtraining, ClassImbalance,
-    StalledTrainingRule,
-)}
+RULES: Registry[type[Rule]] = Registry("debugger rule")
+for _rule in (VanishingGradient, ExplodingTensor, PoorWeightInitialization, SaturatedActivation, DeadRelu,
+              WeightUpdateRatio, AllZero, TensorVariance, LossNotDecreasing, Overfit, Overtraining, ClassImbalance,
+              StalledTrainingRule):
+    RULES.add(_rule.name, _rule)
+del _rule
 
 # What a default run (losses + gradient/weight norms every 100 steps, validation losses at each
 # evaluation) evaluates: the rules whose inputs that recording has and that do not fire on a
@@ -916,15 +918,6 @@ DEFAULT_RULES: tuple[str, ...] = ("VanishingGradient", "ExplodingTensor", "Overf
 
 _PARAMETER_SPLIT = re.compile(r",(?=\s*[A-Za-z_]\w*\s*=)")
 _NONE = {"none", "null", ""}
-
-
-def _rule_class(name: str) -> type[Rule]:
-    if name in RULES:
-        return RULES[name]
-    for key, cls in RULES.items():
-        if key.lower() == name.lower():
-            return cls
-    raise ConfigError(f"unknown debugger rule {name!r}; known: {', '.join(RULES)}")
 
 
 def _convert(cls: type[Rule], key: str, raw: str):
@@ -963,7 +956,7 @@ def parse_rule(text: str) -> Rule:
             thresholds); the one-line message names the rule and parameter.
     """
     name, _, params = str(text).strip().partition(":")
-    cls = _rule_class(name.strip())
+    cls = RULES.lookup(name.strip(), ignore_case=True)
     known = [f.name for f in fields(cls)]  # type: ignore[arg-type]
     kwargs: dict = {}
     if params.strip():

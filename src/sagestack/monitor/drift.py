@@ -33,6 +33,9 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from sagestack import stats
+from sagestack.plugins import Registry
+
 MIN_SAMPLES = 30
 SMALL_REFERENCE = 1000  # Evidently's switch between p-value tests and distances
 # The false-alarm budget of one window, shared by its p-value tests (Evidently: 0.05 per test).
@@ -54,17 +57,12 @@ class DriftTest:
     description: str
 
 
-TESTS: dict[str, DriftTest] = {}
+TESTS: Registry[DriftTest] = Registry("drift test")
 
 
 def register(name: str, kind: str, description: str):
     """Decorator: add a test function to :data:`TESTS`."""
-
-    def wrap(fn):
-        TESTS[name] = DriftTest(name, kind, fn, description)
-        return fn
-
-    return wrap
+    return TESTS.register(name, lambda fn: DriftTest(name, kind, fn, description))
 
 
 def _aligned(reference: Mapping[str, float], current: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -112,10 +110,7 @@ def chi_square_p_value(reference: Mapping[str, float], current: Mapping[str, flo
 def jensen_shannon(reference: Mapping[str, float], current: Mapping[str, float]) -> float:
     """sqrt(½ KL(p‖m) + ½ KL(q‖m)), m = ½(p + q), natural log (scipy's ``jensenshannon``), of the
     two frequency distributions: 0 when equal, at most sqrt(ln 2) ≈ 0.83."""
-    from scipy.spatial.distance import jensenshannon
-
-    ref, cur = _aligned(reference, current)
-    return float(jensenshannon(ref / ref.sum(), cur / cur.sum()))
+    return float(stats.jensen_shannon(*_aligned(reference, current)))
 
 
 def choose_test(column_type: str, reference_size: int) -> str:

@@ -4,6 +4,8 @@
   GPU use into ``system.jsonl`` (psutil and NVML when present, ``/proc`` otherwise).
 - :mod:`~sagestack.profiler.framework` — :class:`Profiler`, the training callback: step and phase
   times into ``framework.jsonl``, a torch.profiler trace window, and the report at train end.
+- :mod:`~sagestack.profiler.recording` — an output folder read back (:func:`load_profile`) and the
+  step phases, shared by the recorder, the rules and the report.
 - :mod:`~sagestack.profiler.rules` — the ProfilerReport rules as pure functions of the recordings.
 - :mod:`~sagestack.profiler.report` — ``profiler-report.html`` and ``profiler-rules.json``.
 
@@ -18,10 +20,10 @@ from sagestack.lazy import lazy_exports
 _EXPORTS = {
     "Profiler": "sagestack.profiler.framework",
     "ProfilerConfig": "sagestack.profiler.framework",
-    "ProfileRecording": "sagestack.profiler.framework",
-    "load_framework": "sagestack.profiler.framework",
-    "load_profile": "sagestack.profiler.framework",
-    "load_run_facts": "sagestack.profiler.framework",
+    "ProfileRecording": "sagestack.profiler.recording",
+    "load_framework": "sagestack.profiler.recording",
+    "load_profile": "sagestack.profiler.recording",
+    "load_run_facts": "sagestack.profiler.recording",
     "SystemMonitor": "sagestack.profiler.system",
     "load_system": "sagestack.profiler.system",
     "RULES": "sagestack.profiler.rules",

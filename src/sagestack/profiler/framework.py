@@ -30,18 +30,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from sagestack.debugger.events import TrainingCallback, TrainingState
+from sagestack.profiler.recording import FRAMEWORK_FILE, PHASES, RUN_FILE, load_framework
 from sagestack.profiler.system import DEFAULT_INTERVAL, SYSTEM_FILE, SystemMonitor
 
 logger = logging.getLogger(__name__)
 
-FRAMEWORK_FILE = "framework.jsonl"
-RUN_FILE = "run.json"
 TRACE_DIR = "trace"
 TRACE_FILE = "trace.json"
 TOP_OPS_FILE = "top_ops.txt"
-PHASES = ("data", "forward", "backward", "optimizer")
-FRAMEWORK_COLUMNS = ["step", "epoch", "mode", "batch_size", "wall_time", "step_seconds", "data_seconds",
-                     "forward_seconds", "backward_seconds", "optimizer_seconds", "gpu_memory_allocated"]
 TOP_OPS_ROWS = 25
 # Names of the ranges the trace window marks; the top-ops table leaves them out (they are not operators).
 STEP_ANNOTATION = "step#{step}"
@@ -477,68 +473,3 @@ def _top_ops(profiler, steps: list[int]) -> str:
     if any(getattr(e, key, 0) for e in averages):
         parts += ["\nTop operators by self GPU time\n", averages.table(sort_by=key, row_limit=TOP_OPS_ROWS)]
     return "\n".join(parts)
-
-
-# ---- reading a recording back -------------------------------------------------------------------
-
-
-def framework_rows_to_frame(rows: list[dict]):
-    """Step rows (dicts as in ``framework.jsonl``) as the frame :func:`load_framework` returns."""
-    import pandas as pd
-
-    frame = pd.DataFrame(rows)
-    for column in FRAMEWORK_COLUMNS:
-        if column not in frame:
-            frame[column] = None
-    extra = [c for c in frame.columns if c not in FRAMEWORK_COLUMNS]
-    frame = frame[FRAMEWORK_COLUMNS + extra]
-    for column in frame.columns:
-        if column != "mode":
-            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
-    if len(frame):
-        frame["step"] = frame["step"].astype(int)
-    return frame.reset_index(drop=True)
-
-
-def load_framework(directory: Path | str):
-    """Read ``framework.jsonl`` from a profiler output folder: one row per step, :data:`FRAMEWORK_COLUMNS`.
-
-    Times are seconds (``wall_time`` is the step's start in epoch seconds); a phase the loop did
-    not announce is NaN; a line cut short by a crash is skipped.
-
-    Raises:
-        FileNotFoundError: the folder has no ``framework.jsonl``.
-    """
-    from sagestack.lazy import read_jsonl
-
-    return framework_rows_to_frame(read_jsonl(Path(directory) / FRAMEWORK_FILE))
-
-
-def load_run_facts(directory: Path | str) -> dict:
-    """Read ``run.json`` (the run's facts) from a profiler output folder; ``{}`` when absent."""
-    path = Path(directory) / RUN_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-
-
-@dataclass
-class ProfileRecording:
-    """A profiler output folder read back: the system and framework frames and the run's facts."""
-
-    system: object
-    framework: object
-    facts: dict
-
-    @property
-    def init_seconds(self) -> float | None:
-        """Seconds from start to the first step (None if no step began)."""
-        return self.facts.get("init_seconds")
-
-
-def load_profile(directory: Path | str) -> ProfileRecording:
-    """Read a profiler output folder (a missing ``system.jsonl`` or ``framework.jsonl`` reads as empty)."""
-    from sagestack.profiler.system import load_system, system_rows_to_frame
-
-    directory = Path(directory)
-    system = load_system(directory) if (directory / SYSTEM_FILE).is_file() else system_rows_to_frame([])
-    framework = load_framework(directory) if (directory / FRAMEWORK_FILE).is_file() else framework_rows_to_frame([])
-    return ProfileRecording(system, framework, load_run_facts(directory))

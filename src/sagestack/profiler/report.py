@@ -17,7 +17,8 @@ import math
 from pathlib import Path
 
 from sagestack.data.atomic import atomic_file
-from sagestack.profiler.rules import PHASES, RuleResult
+from sagestack.profiler.recording import PHASES
+from sagestack.profiler.rules import RuleResult
 
 REPORT_FILE = "profiler-report.html"
 RULES_FILE = "profiler-rules.json"
@@ -290,7 +291,7 @@ def report_from_folder(directory: Path | str, params: dict[str, dict] | None = N
     Raises:
         ConfigError: an unknown rule or parameter in ``params``.
     """
-    from sagestack.profiler.framework import load_profile
+    from sagestack.profiler.recording import load_profile
     from sagestack.profiler.rules import evaluate_rules
 
     recording = load_profile(directory)

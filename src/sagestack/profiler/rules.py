@@ -1,7 +1,7 @@
 """ProfilerReport rules: SageMaker Debugger's built-in profiler rules as pure functions of the recordings.
 
 Every rule takes the system frame (:func:`sagestack.profiler.system.load_system`), the framework
-frame (:func:`sagestack.profiler.framework.load_framework`), the initialization time in seconds
+frame (:func:`sagestack.profiler.recording.load_framework`), the initialization time in seconds
 and the run's facts (``num_workers``, ``cpu_count``, ...), plus its own keyword parameters, and
 returns a :class:`RuleResult`. Names, parameter names and defaults are SageMaker's
 (``smdebug_rulesconfig.profiler_rules.rules`` — the classes ``ProfilerRule.sagemaker(...)``
@@ -26,11 +26,13 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from sagestack import stats
 from sagestack.errors import ConfigError
+from sagestack.plugins import Registry
+from sagestack.profiler.recording import PHASES
 from sagestack.profiler.system import core_columns, gpu_indices
 
 NO_GPU = "no GPU"
-PHASES = ("data", "forward", "backward", "optimizer")
 STAT_QUANTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
 # SageMaker's StepOutlier judges a mode only once it has more than this many steps (fixed, not a parameter).
 STEP_OUTLIER_MIN_STEPS = 100
@@ -95,17 +97,12 @@ class ProfilerRule:
         return {n: p.default for n, p in signature.parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
-RULES: dict[str, ProfilerRule] = {}
+RULES: Registry[ProfilerRule] = Registry("profiler rule")
 
 
 def register(name: str, description: str, recommendation: str, summary: bool = False):
     """Decorator: add a rule function to :data:`RULES` under SageMaker's rule name."""
-
-    def wrap(function):
-        RULES[name] = ProfilerRule(name, function, description, recommendation, summary)
-        return function
-
-    return wrap
+    return RULES.register(name, lambda function: ProfilerRule(name, function, description, recommendation, summary))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -415,14 +412,7 @@ def js_distance(p: np.ndarray, q: np.ndarray) -> float:
     p, q = np.asarray(p, dtype=float), np.asarray(q, dtype=float)
     if p.sum() <= 0 or q.sum() <= 0:
         raise ValueError("histograms must have positive mass")
-    p, q = p / p.sum(), q / q.sum()
-    m = (p + q) / 2
-
-    def kl(a):
-        mask = a > 0
-        return float(np.sum(a[mask] * np.log(a[mask] / m[mask])))
-
-    return math.sqrt(max((kl(p) + kl(q)) / 2, 0.0))
+    return float(stats.jensen_shannon(p, q))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -650,8 +640,7 @@ def rule_parameters(params: dict[str, dict] | None = None) -> dict[str, dict]:
     """
     merged = {name: rule.defaults for name, rule in RULES.items()}
     for name, values in (params or {}).items():
-        if name not in RULES:
-            raise ConfigError(f"unknown profiler rule {name!r}; known: {', '.join(RULES)}")
+        RULES.check([name])
         unknown = set(values) - set(merged[name])
         if unknown:
             raise ConfigError(f"unknown parameter(s) {', '.join(sorted(unknown))} for profiler rule {name}; "
@@ -669,14 +658,14 @@ def profiler_report_params(flat: dict) -> dict[str, dict]:
     Raises:
         ConfigError: a key without ``_`` or naming an unknown rule.
     """
-    by_lower = {name.lower(): name for name in RULES}
     out: dict[str, dict] = {}
     for key, value in flat.items():
         rule, _, parameter = key.partition("_")
-        if not parameter or rule.lower() not in by_lower:
+        name = RULES.name_for(rule, ignore_case=True)
+        if not parameter or name is None:
             raise ConfigError(f"ProfilerReport key {key!r} does not follow <RuleName>_<parameter>; "
                               f"rules: {', '.join(RULES)}")
-        out.setdefault(by_lower[rule.lower()], {})[parameter.lower()] = value
+        out.setdefault(name, {})[parameter.lower()] = value
     return out
 
 
@@ -687,7 +676,7 @@ def evaluate_rules(system: pd.DataFrame, framework: pd.DataFrame, init_seconds: 
 
     Args:
         system: the system frame (:func:`~sagestack.profiler.system.load_system`).
-        framework: the framework frame (:func:`~sagestack.profiler.framework.load_framework`).
+        framework: the framework frame (:func:`~sagestack.profiler.recording.load_framework`).
         init_seconds: time from start to the first step, or None if unknown.
         facts: the run's facts (``num_workers``, ``cpu_count``, ...).
         params: parameter overrides, ``{rule: {parameter: value}}``.
@@ -702,9 +691,7 @@ def evaluate_rules(system: pd.DataFrame, framework: pd.DataFrame, init_seconds: 
     """
     merged = rule_parameters(params)
     names = list(rules) if rules is not None else list(RULES)
-    for name in names:
-        if name not in RULES:
-            raise ConfigError(f"unknown profiler rule {name!r}; known: {', '.join(RULES)}")
+    RULES.check(names)
     results = []
     for name in names:
         rule = RULES[name]
