@@ -1,8 +1,8 @@
 """What an endpoint's ``/readyz`` reports: warming up, then whether everything a request needs is there.
 
-A worker of ``bentoml serve`` is ready when it has loaded its model and opened its online store
-(:meth:`Readiness.warming` until then), when the checks of what its requests need pass (the model
-files, the online store: run again at most once per ``ttl`` seconds, so a probe storm costs
+A worker of a multi-worker server is ready when it has loaded its model and opened its online
+store (:meth:`Readiness.warming` until then), when the checks of what its requests need pass (the
+model files, the online store: run again at most once per ``ttl`` seconds, so a probe storm costs
 nothing) and when every other worker of the same server is warm too: the workers share one
 listening socket, so a load balancer that trusted one warm worker would hand requests to a cold
 one. Once they have all been warm, a worker the server restarts warms up before it accepts
@@ -20,8 +20,6 @@ from typing import Awaitable, Callable
 
 # A check returns None when all is well, else the reason the endpoint is not ready.
 Check = Callable[[], Awaitable[str | None]]
-# The command line that marks a BentoML worker process (bentoml serve's children).
-WORKER_MODULE = "_bentoml_impl.worker.service"
 # Written once every worker of the first generation is warm.
 ALL_WARM = "all-warm"
 
@@ -41,8 +39,9 @@ class WorkerGroup:
         self._members = members
 
     @classmethod
-    def of_this_server(cls) -> "WorkerGroup":
-        """The workers of the ``bentoml serve`` process that started this one (its parent).
+    def of_parent(cls, worker_marker: str) -> "WorkerGroup":
+        """The workers of the server process that started this one (its parent): its children whose
+        command line has ``worker_marker`` in it (the web adapter knows its framework's mark).
 
         The folder is named by the parent's pid and start time, so a reused pid never inherits
         another server's marks; it lives in the user's own folder under the temp directory.
@@ -59,7 +58,7 @@ class WorkerGroup:
             workers = []
             for child in parent.children():
                 try:
-                    if WORKER_MODULE in child.cmdline():
+                    if worker_marker in child.cmdline():
                         workers.append(child.pid)
                 except psutil.Error:  # exited while we looked
                     continue

@@ -8,9 +8,10 @@ on their own.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Annotated, Sequence
 
-from pydantic import BaseModel, Field, model_serializer
+from pydantic import BaseModel, BeforeValidator, Field, StringConstraints, model_serializer
+from pydantic_core import PydanticCustomError
 
 from sagestack.errors import SagestackError
 
@@ -147,6 +148,37 @@ async def predict_stored_batch(reader, predictor, requests: Sequence[list[int]],
                                          review=row["review_body"]))
         answers.append(([], answered))
     return answers
+
+
+def _checked_reviews(value: object) -> list[str]:
+    # A custom error keeps the library's message as is (a ValueError would gain "Value error, ").
+    try:
+        return validate_reviews(value)
+    except InvalidRequest as exc:
+        raise PydanticCustomError("invalid_reviews", str(exc)) from None
+
+
+def _checked_ids(value: object) -> list[int]:
+    try:
+        return validate_review_ids(value)
+    except InvalidRequest as exc:
+        raise PydanticCustomError("invalid_review_ids", str(exc)) from None
+
+
+# The request bodies' fields, for a web framework that validates with pydantic (as BentoML does).
+ReviewIds = Annotated[
+    list[int],
+    Field(min_length=1, max_length=MAX_REVIEWS_PER_REQUEST, description="ids of reviews in the feature store"),
+    BeforeValidator(_checked_ids),
+]
+
+
+# The constraints only document the limits in /docs.json; _checked_reviews enforces them first.
+Reviews = Annotated[
+    list[Annotated[str, StringConstraints(min_length=1, max_length=MAX_REVIEW_CHARS)]],
+    Field(min_length=1, max_length=MAX_REVIEWS_PER_REQUEST, description="review texts as written"),
+    BeforeValidator(_checked_reviews),
+]
 
 
 def missing_ids_message(missing: Sequence[int]) -> str:
