@@ -22,6 +22,7 @@ import pandas as pd
 
 from sagestack.data.atomic import atomic_file
 from sagestack.errors import DataError
+from sagestack.report import page
 
 COLUMN_TYPES = ("text", "categorical", "numeric", "identifier", "constant")
 # A column is text when its values are mostly several words long and rarely repeat; a
@@ -398,6 +399,13 @@ def _warnings(report: dict, values: dict[str, pd.Series], labels: pd.Series) -> 
     return warnings
 
 
+STYLE = ("td,th{text-align:right;vertical-align:top}td:first-child{text-align:left}td.text{text-align:left;max-width:480px}"
+         ".warning{border-left:5px solid #c44e52;background:#fbeaea;padding:8px 12px;margin:6px 0}"
+         ".warning b{color:#a33}.ok{border-left:5px solid #2a9d3a;background:#eaf6ec;padding:8px 12px}"
+         ".bar{display:inline-block;width:120px;height:10px;background:#eee;margin-right:6px}.bar div{height:100%}"
+         ".help{color:#444;font-size:13px}")
+
+
 def _bar(share: float, color: str = "#4a7ab5") -> str:
     width = max(0.0, min(share, 1.0)) * 100
     return f"<div class='bar'><div style='width:{width:.1f}%;background:{color}'></div></div>"
@@ -423,16 +431,7 @@ def render_exploration_html(report: dict) -> str:
     target = report["target"]
     rows = report["rows"]
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>Data exploration</title><style>"
-        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;font-size:13px}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right;vertical-align:top}th{background:#f3f3f3}"
-        "td:first-child{text-align:left}td.text{text-align:left;max-width:480px}"
-        ".warning{border-left:5px solid #c44e52;background:#fbeaea;padding:8px 12px;margin:6px 0}"
-        ".warning b{color:#a33}.ok{border-left:5px solid #2a9d3a;background:#eaf6ec;padding:8px 12px}"
-        ".bar{display:inline-block;width:120px;height:10px;background:#eee;margin-right:6px}.bar div{height:100%}"
-        ".help{color:#444;font-size:13px}"
-        "</style></head><body>",
-        "<h1>Data exploration</h1><h2>Summary</h2><ul>",
+        "<h2>Summary</h2><ul>",
         f"<li>Target <b>{esc(str(target['name']))}</b> with {len(target['distribution']['train'])} class(es) in train.</li>",
         f"<li>{rows['train']} train rows, {rows['test']} test rows.</li>",
         f"<li>{len(report['columns'])} column(s) examined"
@@ -498,8 +497,7 @@ def render_exploration_html(report: dict) -> str:
             parts.extend(f"<tr><td class='text'>{esc(_short(e['test']))}</td><td class='text'>{esc(_short(e['train']))}"
                          "</td></tr>" for e in near["examples"])
             parts.append("</table>")
-    parts.append("</body></html>")
-    return "".join(parts)
+    return page("Data exploration", parts, style=STYLE)
 
 
 def _to_builtin(value):

@@ -11,6 +11,7 @@ from pathlib import Path
 from sagestack import __version__
 from sagestack.automl.candidates import Candidate
 from sagestack.automl.search import AutoMLSpec
+from sagestack.report import page
 
 # The split the job fitted on, saved in its output so each retrain.py can rebuild its candidate.
 DATA_FILES = {"train": "data/train.csv", "tuning": "data/tuning.csv", "test": "data/test.csv"}
@@ -174,15 +175,10 @@ def write_leaderboard(out_dir: Path, rows: list[dict], *, metric: str, title: st
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(row[c]))}</td>" for c in LEADERBOARD_COLUMNS) + "</tr>" for row in rows
     )
-    page = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"
-        "body{font-family:system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:.35rem .6rem;text-align:left}th{background:#f3f3f3}"
-        "tr:nth-child(2) td{font-weight:600}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1><p>Ranked by validation {html.escape(metric)}; the test columns are the "
-        "held-out split, never used to choose. Each candidate's definition and retrain.py are in "
-        f"candidates/&lt;name&gt;/.</p><table><tr>{header}</tr>{body}</table></body></html>"
-    )
+    document = page(title, f"<p>Ranked by validation {html.escape(metric)}; the test columns are the held-out split, "
+                           "never used to choose. Each candidate's definition and retrain.py are in "
+                           f"candidates/&lt;name&gt;/.</p><table><tr>{header}</tr>{body}</table>",
+                    style="td,th{text-align:left}tr:nth-child(2) td{font-weight:600}")
     html_path = out_dir / "leaderboard.html"
-    html_path.write_text(page, encoding="utf-8")
+    html_path.write_text(document, encoding="utf-8")
     return {"csv": csv_path, "html": html_path}

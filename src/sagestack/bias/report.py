@@ -2,33 +2,24 @@
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from pathlib import Path
 
 from sagestack.bias.metrics import REGISTRY
 from sagestack.data.atomic import atomic_dir
+from sagestack.report import figure_img, page, pyplot
 
 STAGES = {"pre_training_bias_metrics": "Pre-training bias (data only)", "post_training_bias_metrics": "Post-training bias (data + model predictions)"}
+STYLE = ("td,th{text-align:right}td:first-child{text-align:left}.undef{color:#a33}"
+         ".charts{display:flex;flex-wrap:wrap;gap:12px}dt{font-weight:600}")
 FT_HELP = ("Flip Test: the share of facet d whose model prediction would flip if they were judged like their nearest "
            "neighbours in the rest ((F+ - F-)/n_d; ideal 0).")
 
 
-def _png(fig) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
 def _metric_chart(name: str, entries: list[dict]) -> str | None:
-    """A horizontal bar per facet value, the ideal value as a line, the 95% interval as whiskers."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """An ``<img>``: a horizontal bar per facet value, the ideal value as a line, the 95% interval as whiskers."""
+    plt = pyplot()
     rows = [(e["value_or_threshold"], m) for e in entries for m in e["metrics"] if m["name"] == name]
     defined = [(v, m) for v, m in rows if m["value"] is not None]
     if not defined:
@@ -49,17 +40,12 @@ def _metric_chart(name: str, entries: list[dict]) -> str | None:
     ax.invert_yaxis()
     ax.set_title(name, fontsize=10)
     ax.tick_params(labelsize=8)
-    data = _png(fig)
-    plt.close(fig)
-    return data
+    return figure_img(fig, name)
 
 
 def _distribution_chart(distribution: dict) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """An ``<img>``: positive and other labels per facet value, stacked."""
+    plt = pyplot()
     labels = list(distribution)
     pos = [distribution[v]["positive"] for v in labels]
     neg = [distribution[v]["negative"] for v in labels]
@@ -70,9 +56,7 @@ def _distribution_chart(distribution: dict) -> str:
     ax.legend(fontsize=8)
     ax.set_title("Label distribution per facet value", fontsize=10)
     ax.tick_params(labelsize=8)
-    data = _png(fig)
-    plt.close(fig)
-    return data
+    return figure_img(fig, "label distribution per facet value")
 
 
 def _fmt(metric: dict) -> str:
@@ -88,14 +72,7 @@ def _fmt(metric: dict) -> str:
 def render_html(document: dict, title: str = "Bias report") -> str:
     """The human report: metric tables and charts per facet, label distributions, explanations."""
     esc = html.escape
-    parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title><style>"
-        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;font-size:13px}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}td:first-child{text-align:left}"
-        ".undef{color:#a33}img{max-width:100%}.charts{display:flex;flex-wrap:wrap;gap:12px}dt{font-weight:600}"
-        "</style></head><body>",
-        f"<h1>{esc(title)}</h1>",
-    ]
+    parts = []
     pre = document["pre_training_bias_metrics"]
     parts.append(
         f"<p>Label <b>{esc(str(pre['label']))}</b>, positive value(s) or threshold "
@@ -107,7 +84,7 @@ def render_html(document: dict, title: str = "Bias report") -> str:
         parts.append(f"<p><b>Note:</b> {missing} rows have no value for facet {esc(facet)}; they are reported as their "
                      "own facet value <code>(missing)</code>, not dropped.</p>")
     for facet, distribution in extras.get("label_distribution", {}).items():
-        parts.append(f"<h2>Facet {esc(facet)}</h2><img src='data:image/png;base64,{_distribution_chart(distribution)}'>")
+        parts.append(f"<h2>Facet {esc(facet)}</h2>{_distribution_chart(distribution)}")
     for key, heading in STAGES.items():
         if key not in document:
             continue
@@ -123,7 +100,7 @@ def render_html(document: dict, title: str = "Bias report") -> str:
             for name in names:
                 chart = _metric_chart(name, entries)
                 if chart:
-                    parts.append(f"<img src='data:image/png;base64,{chart}' alt='{esc(name)}'>")
+                    parts.append(chart)
             parts.append("</div>")
             undefined = sorted({m["error"] for e in entries for m in e["metrics"] if m.get("error")})
             if undefined:
@@ -141,8 +118,8 @@ def render_html(document: dict, title: str = "Bias report") -> str:
         low, high = metric.value_range
         parts.append(f"<dt>{esc(metric.description)} — ideal {metric.ideal:g}, range [{low:g}, {high:g}]</dt>"
                      f"<dd>{esc(metric.explanation)}</dd>")
-    parts.append(f"<dt>Flip Test (FT) — ideal 0, range [-1, 1]</dt><dd>{esc(FT_HELP)}</dd></dl></body></html>")
-    return "".join(parts)
+    parts.append(f"<dt>Flip Test (FT) — ideal 0, range [-1, 1]</dt><dd>{esc(FT_HELP)}</dd></dl>")
+    return page(title, parts, style=STYLE)
 
 
 def metric_rows(document: dict) -> list[dict]:

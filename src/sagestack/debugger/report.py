@@ -1,16 +1,14 @@
 """The Debugger report: one self-contained HTML page with the rules' findings and the recorded series.
 
 Findings first (rule, step, detail), then the loss (train and validation), then per collection
-one chart per recorded reduction. Charts are matplotlib (Agg) PNGs inlined as base64; a
+one chart per recorded reduction. Charts are matplotlib (Agg) PNGs inlined (sagestack.report); a
 collection with many tensors shows the 12 largest by norm plus a band with the range of all of
 them, so the page stays small. A dashed line marks each step at which a rule fired.
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from pathlib import Path
 
 import numpy as np
@@ -18,25 +16,14 @@ import pandas as pd
 
 from sagestack.data.atomic import atomic_file
 from sagestack.debugger.recording import Recording
+from sagestack.report import figure_img, page, pyplot
 
 MAX_LINES = 12
 COLLECTION_ORDER = ("losses", "gradients", "weights", "biases", "outputs", "optimizer", "metrics", "labels", "predictions")
 FIRED_COLOR = "#c44e52"
-
-
-def _png(fig) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+STYLE = (f"td,th{{text-align:left}}td.num{{text-align:right}}.fired{{color:{FIRED_COLOR}}}.ok{{color:#2a9d3a}}"
+         ".note{color:#555;font-size:12px}")
+DPI = 80
 
 
 def _finite(series: pd.Series) -> pd.Series:
@@ -62,7 +49,8 @@ def _short(name: str, width: int = 48) -> str:
 
 
 def _loss_chart(recording: Recording, findings) -> str | None:
-    plt = _pyplot()
+    """An ``<img>``: train and validation loss over the steps, the findings marked."""
+    plt = pyplot()
     train = recording.series("losses", "loss", "value", mode="train")
     valid = recording.series("losses", "loss", "value", mode="eval")
     if train.empty and valid.empty:
@@ -82,9 +70,7 @@ def _loss_chart(recording: Recording, findings) -> str | None:
     ax.set_xlabel("step", fontsize=8)
     ax.tick_params(labelsize=8)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    data = _png(fig)
-    plt.close(fig)
-    return data
+    return figure_img(fig, "loss", dpi=DPI)
 
 
 def _reduction_frame(recording: Recording, collection: str, reduction: str) -> pd.DataFrame:
@@ -108,7 +94,8 @@ def _largest(recording: Recording, collection: str, wide: pd.DataFrame) -> tuple
 
 
 def _reduction_chart(recording: Recording, collection: str, reduction: str, findings) -> tuple[str, str] | None:
-    plt = _pyplot()
+    """An ``<img>`` of one collection's reduction per tensor over the steps, and a note on what was left out."""
+    plt = pyplot()
     wide = _reduction_frame(recording, collection, reduction)
     if wide.empty:
         return None
@@ -136,9 +123,7 @@ def _reduction_chart(recording: Recording, collection: str, reduction: str, find
     ax.set_xlabel("step", fontsize=8)
     ax.tick_params(labelsize=8)
     ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    data = _png(fig)
-    plt.close(fig)
-    return data, note
+    return figure_img(fig, f"{collection} {reduction}", dpi=DPI), note
 
 
 def _collections(recording: Recording) -> list[str]:
@@ -162,14 +147,7 @@ def render_debugger_html(recording: Recording, findings: list, title: str = "Deb
     esc = html.escape
     findings = sorted(findings, key=lambda f: f.step)
     frame = recording.frame
-    parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title><style>"
-        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;font-size:13px}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f3f3f3}td.num{text-align:right}"
-        f".fired{{color:{FIRED_COLOR}}}.ok{{color:#2a9d3a}}img{{max-width:100%}}.note{{color:#555;font-size:12px}}"
-        "</style></head><body>",
-        f"<h1>{esc(title)}</h1>",
-    ]
+    parts = []
     if len(frame):
         parts.append(f"<p>{len(frame):,} recorded scalars, steps {int(frame['step'].min())}–{int(frame['step'].max())}, "
                      f"{frame['step'].nunique():,} recorded steps.</p>")
@@ -184,8 +162,7 @@ def render_debugger_html(recording: Recording, findings: list, title: str = "Deb
         parts.append("<p class='ok'>No rule fired.</p>")
     parts.extend(f"<p class='fired'><strong>{esc(note)}</strong></p>" for note in notes)
     if not len(frame):
-        parts.append("</body></html>")
-        return "".join(parts)
+        return page(title, parts, style=STYLE)
     collections = _collections(recording)
     summary = []
     for collection in collections:
@@ -197,7 +174,7 @@ def render_debugger_html(recording: Recording, findings: list, title: str = "Deb
                  f"<th>modes</th></tr>{''.join(summary)}</table>")
     loss = _loss_chart(recording, findings)
     if loss:
-        parts.append(f"<h2>Loss</h2><img src='data:image/png;base64,{loss}' alt='loss'>")
+        parts.append(f"<h2>Loss</h2>{loss}")
     for collection in collections:
         if collection == "losses":
             continue
@@ -206,13 +183,11 @@ def render_debugger_html(recording: Recording, findings: list, title: str = "Deb
         for reduction in dict.fromkeys(rows["reduction"]):
             chart = _reduction_chart(recording, collection, reduction, findings)
             if chart:
-                data, note = chart
-                charts.append(f"<img src='data:image/png;base64,{data}' alt='{esc(collection)} {esc(reduction)}'>"
-                              + (f"<p class='note'>{esc(note)}</p>" if note else ""))
+                img, note = chart
+                charts.append(img + (f"<p class='note'>{esc(note)}</p>" if note else ""))
         if charts:
             parts.append(f"<h2>{esc(collection)}</h2>" + "".join(charts))
-    parts.append("</body></html>")
-    return "".join(parts)
+    return page(title, parts, style=STYLE)
 
 
 def write_debugger_report(recording: Recording, findings: list, path: Path, title: str = "Debugger report",

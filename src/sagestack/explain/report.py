@@ -7,17 +7,14 @@ import json
 from pathlib import Path
 
 from sagestack.data.atomic import atomic_dir
+from sagestack.report import figure_img, page, pyplot
+
+STYLE = ".charts{display:flex;flex-wrap:wrap;gap:12px}.review{border:1px solid #ddd;padding:8px;margin:8px 0;line-height:1.7}"
 
 
-def _bar_chart(title: str, importance: dict[str, float]) -> str:
-    import base64
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def _bar_chart(title: str, importance: dict[str, float], alt: str) -> str:
+    """An ``<img>``: one bar per word, its mean |SHAP value|."""
+    plt = pyplot()
     names, values = list(importance), list(importance.values())
     fig, ax = plt.subplots(figsize=(5, 0.25 * len(names) + 1.0))
     ax.barh(names, values, color="#4a7ab5")
@@ -25,10 +22,7 @@ def _bar_chart(title: str, importance: dict[str, float]) -> str:
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("mean |SHAP value|")
     ax.tick_params(labelsize=8)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return figure_img(fig, alt)
 
 
 def _colored_text(entry: dict) -> str:
@@ -47,10 +41,6 @@ def render_html(explanations: dict, title: str) -> str:
     """A page with the top words per class and every explained review, word by word."""
     kernel = explanations["kernel_shap"]
     parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"
-        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}.charts{display:flex;flex-wrap:wrap;gap:12px}"
-        ".review{border:1px solid #ddd;padding:8px;margin:8px 0;line-height:1.7}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
         "<p>SHAP values say how much each word moved the model's probability of a class away from its average "
         "(the expected value). Bars: mean absolute SHAP value per word over the explained reviews. Below, each "
         "review is shaded by its words' SHAP values for the predicted class: green pushed toward it, red away.</p>",
@@ -59,16 +49,14 @@ def render_html(explanations: dict, title: str) -> str:
     for label, data in kernel.items():
         importance = data.get("global_top_shap_text") or data.get("global_shap_values") or {}
         if importance:
-            chart = _bar_chart(f"class {label} (expected {data['expected_value']:.3f})", importance)
-            parts.append(f"<img alt='{html.escape(label)}' src='data:image/png;base64,{chart}'>")
+            parts.append(_bar_chart(f"class {label} (expected {data['expected_value']:.3f})", importance, label))
     parts.append("</div>")
     for entry in explanations.get("local", []):
         if "tokens" in entry:
             probs = ", ".join(f"{k}: {v:.2f}" for k, v in entry["probabilities"].items())
             parts.append(f"<div class='review'><b>predicted {html.escape(entry['predicted_label'])}</b> ({probs})<br>"
                          f"{_colored_text(entry)}</div>")
-    parts.append("</body></html>")
-    return "".join(parts)
+    return page(title, parts, style=STYLE)
 
 
 def write_explanations(explanations: dict, out_dir: Path, title: str = "Explanations", *,

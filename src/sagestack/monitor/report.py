@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from pathlib import Path
 
 import pandas as pd
 
+from sagestack.report import figure_img, page, pyplot
+
+TITLE = "Monitoring report"
+STYLE = "tr.drift td{background:#ffebe9}tr.insufficient-data td{color:#777}"
+
 
 def _over_time(captured: pd.DataFrame) -> str:
-    """A PNG (base64) of the predicted label mix and the words per review, hour by hour."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """An ``<img>``: the predicted label mix and the words per review, hour by hour."""
+    plt = pyplot()
 
     frame = captured.assign(hour=pd.to_datetime(captured["time"], utc=True).dt.floor("h"),
                             words=captured["review"].astype(str).str.split().str.len())
@@ -29,10 +29,7 @@ def _over_time(captured: pd.DataFrame) -> str:
     right.set_title("median words per review per hour")
     figure.autofmt_xdate()
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90)
-    plt.close(figure)
-    return base64.b64encode(buffer.getvalue()).decode()
+    return figure_img(figure, "predicted label share and words per review per hour", tight=False)
 
 
 def _number(value) -> str:
@@ -58,18 +55,22 @@ def write_report(path: Path, result: dict, captured: pd.DataFrame) -> Path:
         for b in result["bias"])
     violations = "".join(f"<li>{e(v)}</li>" for v in result["violations"]) or "<li>none</li>"
     skipped = "".join(f"<li>{e(s)}</li>" for s in result.get("skipped_files", []))
-    document = f"""<!doctype html><html lang=en><meta charset=utf-8><title>Monitoring report</title>
-<style>body{{font:14px system-ui,sans-serif;margin:1.5rem;max-width:1100px}}table{{border-collapse:collapse}}
-td,th{{border-bottom:1px solid #ddd;padding:.25rem .6rem;text-align:left}}tr.drift td{{background:#ffebe9}}
-tr.insufficient-data td{{color:#777}}</style>
-<h1>Monitoring report</h1>
-<p>{result['window']['rows']} captured records, {e(result['window']['first'])} to {e(result['window']['last'])};
-status <strong>{e(result['status'])}</strong>.</p>
-<h2>Violations</h2><ul id=violations>{violations}</ul>
-<h2>Over time</h2><img alt="predicted label share and words per review per hour" src="data:image/png;base64,{_over_time(captured)}">
-<h2>Drift checks</h2><table><tr><th>check</th><th>test</th><th>value</th><th>bar</th><th>records</th><th>status</th></tr>{rows}</table>
-<h2>Bias drift</h2><table><tr><th>facet value</th><th>metric</th><th>window 95% interval</th><th>baseline band</th><th>records</th><th>status</th></tr>{bias}</table>
-{f'<h2>Files skipped</h2><ul>{skipped}</ul>' if skipped else ''}
-</html>"""
+    sections = [
+        f"<p>{result['window']['rows']} captured records, {e(result['window']['first'])} to "
+        f"{e(result['window']['last'])}; status <strong>{e(result['status'])}</strong>.</p>",
+        f"<h2>Violations</h2><ul id=violations>{violations}</ul>",
+        f"<h2>Over time</h2>{_over_time(captured)}",
+        "<h2>Drift checks</h2><table><tr><th>check</th><th>test</th><th>value</th><th>bar</th><th>records</th>"
+        f"<th>status</th></tr>{rows}</table>",
+        "<h2>Bias drift</h2><table><tr><th>facet value</th><th>metric</th><th>window 95% interval</th>"
+        f"<th>baseline band</th><th>records</th><th>status</th></tr>{bias}</table>",
+        f"<h2>Files skipped</h2><ul>{skipped}</ul>" if skipped else "",
+    ]
+    document = page(TITLE, sections, style=STYLE)
     Path(path).write_text(document, encoding="utf-8")
     return Path(path)
+
+
+def render_no_data(message: str) -> str:
+    """The report of a run whose window held no records: the reason, nothing else."""
+    return page(TITLE, f"<p>{html.escape(message)}</p>", style=STYLE)

@@ -3,15 +3,13 @@
 The HTML follows SageMaker's ProfilerReport: a rules summary (rule, verdict, datapoints, detail,
 recommendation), system utilization over time, step times with their phase breakdown and the
 StepOutlier outliers marked, the phase shares, system statistics and the initialization time.
-Charts are PNGs inlined as base64 (matplotlib, Agg); without matplotlib (e.g. a bare GPU image)
+Charts are PNGs inlined (matplotlib, Agg; sagestack.report); without matplotlib (e.g. a bare GPU image)
 the report keeps its tables and says the charts were left out.
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 import math
 from pathlib import Path
@@ -19,33 +17,20 @@ from pathlib import Path
 from sagestack.data.atomic import atomic_file
 from sagestack.profiler.recording import PHASES
 from sagestack.profiler.rules import RuleResult
+from sagestack.report import figure_img, page, pyplot
 
 REPORT_FILE = "profiler-report.html"
 RULES_FILE = "profiler-rules.json"
 PHASE_COLORS = {"data": "#e69f00", "forward": "#4a7ab5", "backward": "#2a9d3a", "optimizer": "#8e5ea2", "other": "#bbbbbb"}
 _BAR_LIMIT = 400  # steps drawn as stacked bars; more are drawn as stacked areas
-
-
-def _pyplot():
-    try:
-        import matplotlib
-    except ImportError:
-        return None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _png(plt, fig) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+STYLE = ("body{max-width:1200px}table{margin:.5em 0}td,th{text-align:right;vertical-align:top}"
+         "td:first-child{text-align:left}table.rules td{text-align:left}tr.fired td{background:#fdecea}"
+         "tr.na td{color:#777}tr.sum td{background:#f5f8fc}pre{font-size:11px;overflow-x:auto;"
+         "background:#f7f7f7;padding:8px}dt{font-weight:600}small{color:#666}")
 
 
 def _system_chart(plt, system) -> str | None:
-    """CPU, memory and each GPU's utilization and memory over time (seconds since the first sample)."""
+    """An ``<img>``: CPU, memory and each GPU's utilization and memory over time (seconds since the first sample)."""
     if system is None or system.empty:
         return None
     from sagestack.profiler.system import gpu_indices
@@ -76,11 +61,11 @@ def _system_chart(plt, system) -> str | None:
     axes[-1][0].set_xlabel("seconds since the first sample")
     for row in axes:
         row[0].tick_params(labelsize=8)
-    return _png(plt, fig)
+    return figure_img(fig, "system utilization")
 
 
 def _step_chart(plt, framework, outlier: RuleResult | None) -> str | None:
-    """Step time per step, stacked by phase (``other`` is the unannounced rest), outliers marked."""
+    """An ``<img>``: step time per step, stacked by phase (``other`` is the unannounced rest), outliers marked."""
     if framework is None or framework.empty:
         return None
     frame = framework.reset_index(drop=True)
@@ -115,7 +100,7 @@ def _step_chart(plt, framework, outlier: RuleResult | None) -> str | None:
     ax.set_title("Step time by phase", fontsize=10)
     ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.2))
     ax.tick_params(labelsize=8)
-    return _png(plt, fig)
+    return figure_img(fig, "step time by phase")
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -175,17 +160,8 @@ def render_profiler_html(results: list[RuleResult], system=None, framework=None,
     esc = html.escape
     facts = facts or {}
     by_name = {r.name: r for r in results}
-    plt = _pyplot()
-    parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title><style>"
-        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;font-size:13px;margin:.5em 0}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right;vertical-align:top}th{background:#f3f3f3}"
-        "td:first-child{text-align:left}table.rules td{text-align:left}tr.fired td{background:#fdecea}"
-        "tr.na td{color:#777}tr.sum td{background:#f5f8fc}img{max-width:100%}pre{font-size:11px;overflow-x:auto;"
-        "background:#f7f7f7;padding:8px}dt{font-weight:600}small{color:#666}"
-        "</style></head><body>",
-        f"<h1>{esc(title)}</h1>",
-    ]
+    plt = pyplot(optional=True)
+    parts = []
     fired = [r.name for r in results if r.triggered and not r.not_applicable]
     framework_summary = by_name.get("OverallFrameworkMetrics")
     loop = framework_summary.details.get("loop_seconds") if framework_summary else None
@@ -224,7 +200,7 @@ def render_profiler_html(results: list[RuleResult], system=None, framework=None,
     parts.append("<h2>System utilization over time</h2>")
     chart = _system_chart(plt, system) if plt is not None else None
     if chart:
-        parts.append(f"<img src='data:image/png;base64,{chart}' alt='system utilization'>")
+        parts.append(chart)
     elif plt is not None:
         parts.append("<p>No system samples.</p>")
     usage = by_name.get("OverallSystemUsage")
@@ -233,7 +209,7 @@ def render_profiler_html(results: list[RuleResult], system=None, framework=None,
     parts.append("<h2>Step time and phases</h2>")
     chart = _step_chart(plt, framework, by_name.get("StepOutlier")) if plt is not None else None
     if chart:
-        parts.append(f"<img src='data:image/png;base64,{chart}' alt='step time by phase'>")
+        parts.append(chart)
     if framework_summary and not framework_summary.not_applicable:
         details = framework_summary.details
         rows = "".join(
@@ -251,8 +227,8 @@ def render_profiler_html(results: list[RuleResult], system=None, framework=None,
     parts.append("<h2>What the rules check</h2><dl>")
     for name, rule in RULES.items():
         parts.append(f"<dt>{esc(name)}</dt><dd>{esc(rule.description)}</dd>")
-    parts.append("</dl></body></html>")
-    return "".join(parts)
+    parts.append("</dl>")
+    return page(title, parts, style=STYLE)
 
 
 def rules_document(results: list[RuleResult], facts: dict | None = None) -> dict:
