@@ -29,7 +29,9 @@ from pipelines.runner import list_runs, run_local
 from sagestack.config import load_settings
 from sagestack.data import resolve_dataset
 from sagestack.registry import version_table
-from sagestack.registry.tracking import client, ensure_experiment, register_version
+from sagestack.registry.models import register_version
+from sagestack.registry.store import client
+from sagestack.registry.tracking import ensure_experiment
 from sagestack.workflows.sentiment import pipeline_arguments
 from serving.launch import free_port, stop_process
 

@@ -29,7 +29,7 @@ def registry_template(tmp_path_factory) -> Path:
     """An MLflow store holding reviews-sentiment 1 (Approved, @champion) and 2 (pending, @challenger)."""
     from mlflow.tracking import MlflowClient
 
-    from sagestack.registry.tracking import APPROVAL_TAG
+    from sagestack.registry.models import APPROVAL_TAG
 
     home = tmp_path_factory.mktemp("registry")
     uri = load_settings(cwd=home, environ={}, home=home).mlflow_uri

@@ -233,7 +233,7 @@ def test_a_diverged_run_is_caught_within_five_steps_and_never_registered(sagesta
     no stop action, asked to register as champion in the healthy run's home: the NaN loss is a
     finding a few steps in, and the registry gets no new version."""
     from sagestack.config import load_settings
-    from sagestack.registry.tracking import list_models
+    from sagestack.registry.models import list_models
 
     home, out = cli_run["home"], cli_run["out"].parent / "diverged"
     proc = sagestack(home, "train", "bert", "--data", str(sample_csv), "--tiny", "--max-steps", "8",

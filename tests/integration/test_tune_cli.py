@@ -13,7 +13,7 @@ from dataclasses import replace
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sagestack.registry.tracking import get_version
+from sagestack.registry.models import get_version
 from sagestack.tuning import TrialOutcome, TrialReporter, TuningSpec, TuningTarget, bert_target, run_study, search_space
 from sagestack.tuning.study import PruningCallback, trial_row
 

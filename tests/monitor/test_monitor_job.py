@@ -31,7 +31,7 @@ def test_captured_traffic_with_ground_truth_runs_clean_then_catches_a_shift(worl
     assert {c["name"] for c in clean["checks"]} >= {"predictions", "labels", "columns.product_category"}
     assert json.loads((tmp_path / "run1" / "violations.json").read_text()) == {"violations": []}
     assert "Monitoring report" in (tmp_path / "run1" / "report.html").read_text()
-    from sagestack.registry.tracking import client
+    from sagestack.registry.store import client
 
     logged = client(settings).get_run(clean["mlflow_run"]).data.metrics
     assert logged["violations"] == 0 and logged["window_rows"] == len(truth)

@@ -15,7 +15,7 @@ import pytest
 
 from sagestack.config import load_settings
 from sagestack.registry import get_version, lineage, log_model_run, record_endpoint
-from sagestack.registry.tracking import ENDPOINT_TAG
+from sagestack.registry.provenance import ENDPOINT_TAG
 from sagestack.text import make_params, train_fasttext
 from serving.launch import free_port, stop_process
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from sagestack.registry.tracking import list_models
+from sagestack.registry.models import list_models
 
 
 def test_a_database_of_an_older_mlflow_names_the_upgrade_command(settings, cli):

@@ -136,41 +136,35 @@ def log_to_mlflow(
     Returns:
         ``{"parent_run_id", "run_id", "registered": ModelVersionInfo dict or None}``.
     """
-    import mlflow
-
     from sagestack.automl.candidates import candidate_named
     from sagestack import __version__
-    from sagestack.registry import log_model_run
-    from sagestack.registry.tracking import ensure_experiment, git_commit, registration_status
+    from sagestack.registry import git_commit, log_model_run, registration_status, start_run
 
-    mlflow.set_tracking_uri(settings.mlflow_uri)
-    mlflow.set_registry_uri(settings.mlflow_uri)
-    experiment_id = ensure_experiment(settings)
     tags = {"sagestack.version": __version__, "git.commit": git_commit(), "dataset.path": dataset.path,
             "dataset.sha256": dataset.sha256, "automl.best": fit.best["name"]}
-    with mlflow.start_run(experiment_id=experiment_id, run_name="automl") as parent:
-        mlflow.set_tags(tags)
-        mlflow.log_params({f"automl.{k}": v for k, v in spec.to_dict().items()})
+    with start_run(settings, run_name="automl") as parent:
+        parent.set_tags(tags)
+        parent.log_params({f"automl.{k}": v for k, v in spec.to_dict().items()})
         # The registered model's test accuracy (the refit best's, when refit) and the candidate's as ranked.
-        mlflow.log_metrics({"best_validation_accuracy": fit.best["validation_accuracy"],
+        parent.log_metrics({"best_validation_accuracy": fit.best["validation_accuracy"],
                             "best_test_accuracy": test_evaluation.accuracy,
                             "best_test_accuracy_before_refit": fit.best["test_accuracy"],
                             "fit_seconds": fit.fit_seconds, "refit_seconds": fit.refit_seconds})
         for name in ("exploration.html", "exploration.json", "leaderboard.csv", "leaderboard.html"):
-            mlflow.log_artifact(str(out_dir / name))
-        mlflow.log_artifacts(str(out_dir / "candidates"), "candidates")
+            parent.log_artifact(out_dir / name)
+        parent.log_artifacts(out_dir / "candidates", "candidates")
         for row in fit.leaderboard:
             candidate = candidate_named(row["name"])
-            with mlflow.start_run(experiment_id=experiment_id, run_name=row["name"], nested=True):
-                mlflow.set_tags({**tags, "automl.candidate": row["name"], "automl.rank": str(row["rank"])})
-                mlflow.log_params({"model_family": candidate.family, "autogluon_key": candidate.key,
-                                   **{f"hp.{k}": v for k, v in candidate.hyperparameters.items()}})
-                mlflow.log_metrics({k: float(v) for k, v in row.items()
-                                    if k not in ("name", "model_family", "rank") and v is not None})
-                mlflow.log_artifacts(str(out_dir / "candidates" / row["name"]), "candidate")
-        parent_id = parent.info.run_id
+            with parent.child(row["name"]) as child:
+                child.set_tags({**tags, "automl.candidate": row["name"], "automl.rank": str(row["rank"])})
+                child.log_params({"model_family": candidate.family, "autogluon_key": candidate.key,
+                                  **{f"hp.{k}": v for k, v in candidate.hyperparameters.items()}})
+                child.log_metrics({k: float(v) for k, v in row.items()
+                                   if k not in ("name", "model_family", "rank") and v is not None})
+                child.log_artifacts(out_dir / "candidates" / row["name"], "candidate")
+        parent_id = parent.run_id
         if not register:  # not servable from text: no pyfunc, the files only
-            mlflow.log_artifacts(str(out_dir / "model"), "model")
+            parent.log_artifacts(out_dir / "model", "model")
             return {"parent_run_id": parent_id, "run_id": parent_id, "registered": None}
     approval, aliases = registration_status(approve)
     logged = log_model_run(

@@ -231,8 +231,7 @@ def log_bert_run(job: BertJobResult, *, settings, approve: bool = False, model_n
     from sagestack.debugger.mlflow import log_recording
     from sagestack.debugger.recording import Recording
     from sagestack.data.atomic import sha256_file
-    from sagestack.registry import DEFAULT_MODEL_NAME, DatasetRef, log_model_run
-    from sagestack.registry.tracking import registration_status
+    from sagestack.registry import DEFAULT_MODEL_NAME, DatasetRef, log_model_run, registration_status
 
     summary = job.summary
     out_dir = Path(summary["out_dir"])

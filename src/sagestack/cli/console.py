@@ -25,10 +25,11 @@ def _settle_memory() -> None:
     millions of objects of MLflow, SQLAlchemy and pandas, which put 200 ms pauses into page loads."""
     import gc
 
-    import mlflow.tracking  # noqa: F401  (the Models page)
     import pipelines.runner  # noqa: F401  (the Pipelines page)
     import sagestack.data.profile  # noqa: F401  (the Data page)
+    from sagestack.registry.store import import_mlflow
 
+    import_mlflow()  # the Models page
     gc.collect()
     gc.freeze()
 

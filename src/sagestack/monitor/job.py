@@ -147,9 +147,8 @@ def run_monitor(
 
 def _no_data(out_dir: Path, message: str, since, until, skipped: list[str], *, overwrite: bool = False) -> dict:
     """The outputs of a run over a window without records: no violations, a report that says so."""
-    import html
-
     from sagestack.data.atomic import atomic_dir
+    from sagestack.monitor.report import render_no_data
 
     result = {"status": "no_data", "reason": message, "checks": [], "bias": [], "violations": [],
               "window": {"rows": 0, "first": None, "last": None, "since": str(since) if since else None,
@@ -158,9 +157,7 @@ def _no_data(out_dir: Path, message: str, since, until, skipped: list[str], *, o
     with atomic_dir(out_dir, command="monitor run", overwrite=overwrite) as tmp:
         (tmp / "violations.json").write_text(json.dumps({"violations": []}), encoding="utf-8")
         (tmp / "result.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-        (tmp / "report.html").write_text("<!doctype html><html lang=en><meta charset=utf-8><title>Monitoring report"
-                                         f"</title><h1>Monitoring report</h1><p>{html.escape(message)}</p></html>",
-                                         encoding="utf-8")
+        (tmp / "report.html").write_text(render_no_data(message), encoding="utf-8")
     return {**result, "out_dir": str(out_dir), "mlflow_run": None}
 
 
@@ -177,25 +174,27 @@ def _sagemaker_violations(result: dict) -> list[dict]:
 
 
 def _log_to_mlflow(settings, result: dict) -> str:
-    from sagestack.registry.tracking import client, ensure_experiment
+    import time
 
-    mlflow_client = client(settings)
-    run = mlflow_client.create_run(ensure_experiment(settings, MONITOR_EXPERIMENT), run_name="monitor",
-                                   tags={"monitor.status": result["status"]})
-    run_id = run.info.run_id
-    mlflow_client.log_metric(run_id, "window_rows", result["window"]["rows"])
-    mlflow_client.log_metric(run_id, "violations", len(result["violations"]))
-    mlflow_client.log_metric(run_id, "bias_violations", sum(b["status"] == "drift" for b in result["bias"]))
+    from sagestack.registry import Runs
+
+    runs = Runs(settings)
+    run_id = runs.create(runs.experiment_id(MONITOR_EXPERIMENT), run_name="monitor",
+                         tags={"monitor.status": result["status"]})
+    values = {"window_rows": result["window"]["rows"], "violations": len(result["violations"]),
+              "bias_violations": sum(b["status"] == "drift" for b in result["bias"])}
     for b in result["bias"]:
         if b["status"] != "insufficient data":
             name = re.sub(r"[^\w\-. /]", "_", f"bias.{b['facet_value']}.{b['metric']}")  # MLflow's metric names
-            mlflow_client.log_metric(run_id, f"{name}.value", float(b["value"]))
-            mlflow_client.log_metric(run_id, f"{name}.interval_low", float(b["interval"][0]))
-            mlflow_client.log_metric(run_id, f"{name}.interval_high", float(b["interval"][1]))
+            values[f"{name}.value"] = float(b["value"])
+            values[f"{name}.interval_low"] = float(b["interval"][0])
+            values[f"{name}.interval_high"] = float(b["interval"][1])
     for check in result["checks"]:
         if check["value"] is not None:
-            mlflow_client.log_metric(run_id, f"{check['name']}.{check['test']}", min(float(check["value"]), 1e300))
-    mlflow_client.set_terminated(run_id)
+            values[f"{check['name']}.{check['test']}"] = min(float(check["value"]), 1e300)
+    now = int(time.time() * 1000)
+    runs.log(run_id, metrics=[(key, value, now, 0) for key, value in values.items()])
+    runs.end(run_id)
     return run_id
 
 

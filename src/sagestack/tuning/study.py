@@ -363,30 +363,22 @@ def log_study(study, target: TuningTarget, spec: TuningSpec, *, settings, regist
     Returns:
         ``{"parent_run_id", "registered": what log_model_run returns for the best (or None)}``.
     """
-    from mlflow.entities import Metric, Param, RunTag
-    from mlflow.exceptions import MlflowException
-
     from sagestack import __version__
-    from sagestack.registry import DEFAULT_MODEL_NAME
-    from sagestack.registry.tracking import client, ensure_experiment, git_commit
+    from sagestack.registry import DEFAULT_MODEL_NAME, Runs, git_commit
 
-    mlflow_client = client(settings)
-    experiment_id = ensure_experiment(settings)
+    runs = Runs(settings)
+    experiment_id = runs.experiment_id()
     parent_id = study.user_attrs.get("mlflow_parent_run_id")
-    try:
-        parent_id = parent_id and mlflow_client.get_run(parent_id).info.run_id
-    except MlflowException:
+    if parent_id and not runs.exists(parent_id):
         parent_id = None  # another tracking store than the study's first run: start a new parent
     tags = {"sagestack.version": __version__, "git.commit": git_commit(), "tuning.kind": target.kind}
     if not parent_id:
-        parent = mlflow_client.create_run(experiment_id, run_name=f"tune-{target.kind}", tags=tags)
-        parent_id = parent.info.run_id
+        parent_id = runs.create(experiment_id, run_name=f"tune-{target.kind}", tags=tags)
         params = {f"tuning.{k}": v for k, v in spec.to_dict().items() if k != "space"}
         params.update({f"space.{name}": text for name, text in spec.space.specs().items()})
-        mlflow_client.log_batch(parent_id, params=[Param(k, str(v)) for k, v in params.items()])
+        runs.log(parent_id, params=params)
         study.set_user_attr("mlflow_parent_run_id", parent_id)
-    logged = {run.data.tags.get("tuning.trial") for run in mlflow_client.search_runs(
-        [experiment_id], f"tags.`mlflow.parentRunId` = '{parent_id}' and tags.`tuning.state` != ''", max_results=10_000)}
+    logged = {run_tags.get("tuning.trial") for run_tags in runs.children_tags(experiment_id, parent_id, "tuning.state")}
     now = int(time.time() * 1000)
     for trial in study.get_trials(deepcopy=False):
         if str(trial.number) in logged or trial.state.name in ("RUNNING", "WAITING"):
@@ -395,26 +387,26 @@ def log_study(study, target: TuningTarget, spec: TuningSpec, *, settings, regist
         outcome = trial.user_attrs.get("outcome") or {}
         start = int(trial.datetime_start.timestamp() * 1000) if trial.datetime_start else now
         end = int(trial.datetime_complete.timestamp() * 1000) if trial.datetime_complete else now
-        child = mlflow_client.create_run(experiment_id, start_time=start, run_name=f"trial-{trial.number}", tags={
-            **tags, "mlflow.parentRunId": parent_id, "tuning.trial": str(trial.number), "tuning.state": row["state"],
-            "tuning.out_dir": str(row["out_dir"]), **({"tuning.error": row["error"][:5000]} if "error" in row else {})})
-        metrics = [Metric(f"intermediate_{spec.objective}", v, end, int(step)) for step, v in row["intermediate"].items()]
+        child_id = runs.create(experiment_id, start_time=start, run_name=f"trial-{trial.number}", parent_run_id=parent_id,
+                               tags={**tags, "tuning.trial": str(trial.number), "tuning.state": row["state"],
+                                     "tuning.out_dir": str(row["out_dir"]),
+                                     **({"tuning.error": row["error"][:5000]} if "error" in row else {})})
+        metrics = [(f"intermediate_{spec.objective}", v, end, int(step)) for step, v in row["intermediate"].items()]
         values = {spec.objective: row["value"], "seconds": row["seconds"], **outcome.get("metrics", {})}
-        metrics += [Metric(k, float(v), end, 0) for k, v in values.items() if isinstance(v, (int, float))]
-        all_params = {**spec.space.fixed, **trial.params}
-        mlflow_client.log_batch(child.info.run_id, metrics=metrics, params=[Param(k, str(v)) for k, v in all_params.items()],
-                                tags=[RunTag("tuning.objective", spec.objective)])
+        metrics += [(k, float(v), end, 0) for k, v in values.items() if isinstance(v, (int, float))]
+        runs.log(child_id, metrics=metrics, params={**spec.space.fixed, **trial.params},
+                 tags={"tuning.objective": spec.objective})
         status = {"complete": "FINISHED", "pruned": "KILLED"}.get(row["state"], "FAILED")
-        mlflow_client.set_terminated(child.info.run_id, status=status, end_time=end)
+        runs.end(child_id, status=status, end_time=end)
 
     best = best_trial(study)
     counts = {state: sum(trial_row(t)["state"] == state for t in study.trials) for state in ("complete", "pruned", "failed")}
-    metrics = [Metric(f"trials_{state}", n, now, 0) for state, n in counts.items()]
+    metrics = [(f"trials_{state}", n, now, 0) for state, n in counts.items()]
     if best is not None:
-        metrics.append(Metric(f"best_{spec.objective}", float(best.value), now, 0))
-        mlflow_client.set_tag(parent_id, "tuning.best_trial", str(best.number))
-    mlflow_client.log_batch(parent_id, metrics=metrics)
-    mlflow_client.set_terminated(parent_id, status="FINISHED")
+        metrics.append((f"best_{spec.objective}", float(best.value), now, 0))
+        runs.log(parent_id, tags={"tuning.best_trial": str(best.number)})
+    runs.log(parent_id, metrics=metrics)
+    runs.end(parent_id, status="FINISHED")
 
     registered = None
     model_name = model_name or DEFAULT_MODEL_NAME
@@ -434,8 +426,7 @@ def _register_best(best, target: TuningTarget, spec: TuningSpec, parent_id: str,
     """Log the best trial's model as a child run of the tuning job and register it."""
     from sagestack.data.atomic import sha256_file
     from sagestack.models.evaluation import Evaluation
-    from sagestack.registry import DatasetRef, log_model_run
-    from sagestack.registry.tracking import registration_status
+    from sagestack.registry import DatasetRef, log_model_run, registration_status
 
     outcome = best.user_attrs["outcome"]
     approval, aliases = registration_status(approve)
@@ -504,9 +495,9 @@ def tune(target: TuningTarget, spec: TuningSpec, out_dir: Path | str, *, setting
     summary["seconds"] = round(time.perf_counter() - started, 2)
     (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
     if register and summary["parent_run_id"]:
-        from sagestack.registry.tracking import client
+        from sagestack.registry import Runs
 
-        client(settings).log_artifact(summary["parent_run_id"], str(out_dir / SUMMARY_FILE))
+        Runs(settings).log_artifact(summary["parent_run_id"], out_dir / SUMMARY_FILE)
     return summary
 
 

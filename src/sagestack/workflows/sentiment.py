@@ -449,7 +449,7 @@ def lineage_tags(run: str, uris: dict[str, str], selection: dict) -> dict[str, s
     Raises:
         KeyError: an input name that :data:`LINEAGE_STEPS` does not declare.
     """
-    from sagestack.registry.tracking import candidate_tags, pipeline_lineage_tags
+    from sagestack.registry.provenance import candidate_tags, pipeline_lineage_tags
 
     unknown = set(uris) - set(LINEAGE_STEPS)
     if unknown:
@@ -495,8 +495,7 @@ def register_step(
     ``reports`` (artifact folder -> file, e.g. the bias and SHAP reports) are logged with the run.
     """
     from sagestack.models import Evaluation
-    from sagestack.registry import log_model_run
-    from sagestack.registry.tracking import registration_status
+    from sagestack.registry import log_model_run, registration_status
 
     approval, aliases = registration_status(auto_approve)
     logged = log_model_run(

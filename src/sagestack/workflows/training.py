@@ -30,7 +30,7 @@ def register_trained_model(
         What :func:`sagestack.registry.log_model_run` returns (word vectors are logged, not registered).
     """
     from sagestack.data.atomic import sha256_file
-    from sagestack.registry.tracking import registration_status
+    from sagestack.registry import registration_status
 
     approval, aliases = registration_status(approve)
     return log_model_run(
