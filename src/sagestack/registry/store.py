@@ -11,6 +11,7 @@ after the other (or a test process) is never left pointing at the wrong one.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +34,7 @@ def client(settings: Settings):
 
     if settings.mlflow_uri.startswith("sqlite:"):
         settings.home.mkdir(parents=True, exist_ok=True)
+    seed_sqlite_store(settings)
     uri = settings.mlflow_uri
     try:
         # MLflow opens the store here and refuses a database of another version with a long
@@ -43,6 +45,68 @@ def client(settings: Settings):
             raise
         raise RegistryError(f"the MLflow database {uri} was made by an older MLflow; back it up, then run "
                             f"`mlflow db upgrade {uri}` (or pass another --home)") from None
+
+
+def _template_path() -> Path:
+    """Where the empty, migrated SQLite store of the installed MLflow is kept (the user's cache folder)."""
+    from importlib.metadata import version
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "sagestack" / f"mlflow-{version('mlflow')}-empty.db"
+
+
+def _make_template(path: Path) -> None:
+    """Create the empty store MLflow makes (every migration run), without its ``Default`` experiment.
+
+    That experiment's artifact location depends on where the store is opened from, so the copy
+    leaves it to MLflow to create, exactly as it does for a new database.
+    """
+    import sqlite3
+    import tempfile
+    from contextlib import closing
+
+    from mlflow.tracking import MlflowClient
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        made = Path(tmp) / "store.db"
+        uri = f"sqlite:///{made}"
+        MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments()
+        with closing(sqlite3.connect(made)) as connection:
+            connection.execute("DELETE FROM experiment_tags")
+            connection.execute("DELETE FROM experiments")
+            connection.commit()
+        os.replace(made, path)  # a concurrent maker writes the same content: either file is right
+
+
+def seed_sqlite_store(settings: Settings) -> None:
+    """Start a home's new SQLite store as a copy of an empty, migrated one.
+
+    MLflow creates a new SQLite store by running every schema migration since its first release:
+    4-13 s on a 2-core machine, paid by the first command in each new home (and by every test
+    home). The result is the same for every store of one MLflow version, so it is made once into
+    the user's cache (``$XDG_CACHE_HOME/sagestack``, keyed by MLflow's version) and copied. The
+    copy is linked into place only if no store appeared meanwhile: an existing store is never
+    replaced. Anything that goes wrong leaves MLflow to create the store itself.
+    """
+    uri = settings.mlflow_uri
+    if not uri.startswith("sqlite:///"):
+        return
+    target = Path(uri.removeprefix("sqlite:///"))
+    if target.exists() or not target.parent.is_dir():
+        return
+    template = _template_path()
+    try:
+        if not template.is_file():
+            _make_template(template)
+        partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        shutil.copyfile(template, partial)
+        try:
+            os.link(partial, target)  # fails when a store appeared meanwhile: that one stays
+        finally:
+            partial.unlink()
+    except (OSError, ImportError):
+        return  # MLflow creates the store on first use, as it would have
 
 
 def registry_exists(settings: Settings) -> bool:
@@ -67,6 +131,7 @@ def using_store(settings: Settings) -> Iterator[None]:
     from mlflow.tracking._model_registry import utils as registry_utils
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
+    seed_sqlite_store(settings)
     saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
     saved_env = {name: os.environ.get(name) for name in _URI_VARIABLES}
     mlflow.set_tracking_uri(settings.mlflow_uri)
