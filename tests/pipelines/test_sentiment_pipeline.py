@@ -7,10 +7,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipelines.runner import SUMMARY_FILE, PipelineFailed, compile_pipeline, list_runs, pipeline_tasks, run_local
+from pipelines.runner import PipelineFailed, compile_pipeline, pipeline_tasks, run_local
 from pipelines.sentiment import sentiment_pipeline
 from sagestack import __version__
 from sagestack.config import load_settings
+from sagestack.pipeline_runs import SUMMARY_FILE, list_runs
 from sagestack.registry import lineage, list_models, resolve_ref
 
 UPSTREAM = ["ingest-data", "pretraining-bias", "feature-store", "prepare-data"]
