@@ -25,9 +25,10 @@ from pathlib import Path
 import httpx
 import mlflow
 
-from pipelines.runner import list_runs, run_local
+from pipelines.runner import run_local
 from sagestack.config import load_settings
 from sagestack.data import resolve_dataset
+from sagestack.pipeline_runs import list_runs
 from sagestack.registry import version_table
 from sagestack.registry.models import register_version
 from sagestack.registry.store import client
