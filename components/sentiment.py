@@ -61,59 +61,33 @@ def prepare_data(features: Input[Dataset], home: str, tracking_uri: str, prepare
     prepared.metadata.update({"counts": result["counts"], "features_sha256": features.metadata["sha256"]})
 
 
-@dsl.component(base_image=IMAGE, install_kfp_package=False)
-def train_fasttext(
-    prepared: Input[Dataset], epochs: int, learning_rate: float, min_count: int, vector_dim: int, word_ngrams: int,
-    seed: int, model: Output[Model], metrics: Output[Metrics],
-):
-    """Train the BlazingText-equivalent fastText classifier; validation metrics as KFP Metrics."""
-    from sagestack.workflows.sentiment import train_fasttext_step, write_json
+def train_model(prepared: Input[Dataset], trainer: str, params: str, seed: int, metric: str, model: Output[Model],
+                metrics: Output[Metrics], reports: Output[Artifact]):
+    """Train one branch: the kind of ``trainer`` with its parameters (JSON); validation metrics as KFP
+    Metrics, the trainer's reports (e.g. BERT's Debugger and Profiler) as files in ``reports``."""
+    from sagestack.workflows.sentiment import train_step, write_json
 
-    result = train_fasttext_step(prepared.path, model.path, epochs=epochs, learning_rate=learning_rate,
-                                 min_count=min_count, vector_dim=vector_dim, word_ngrams=word_ngrams, seed=seed)
+    result = train_step(trainer, prepared.path, model.path, reports.path, params, seed=seed, metric=metric)
     model.metadata.update(result)
     metrics.log_metric("validation_accuracy", result["validation_accuracy"])
     write_json(metrics.path, metrics.metadata)
 
 
-@dsl.component(base_image=IMAGE, install_kfp_package=False)
-def train_baseline(prepared: Input[Dataset], word_ngrams: int, c: float, seed: int, model: Output[Model],
-                   metrics: Output[Metrics]):
-    """Train the TF-IDF (word + character n-grams) + logistic-regression baseline."""
-    from sagestack.workflows.sentiment import train_baseline_step, write_json
-
-    result = train_baseline_step(prepared.path, model.path, word_ngrams=word_ngrams, c=c, seed=seed)
-    model.metadata.update(result)
-    metrics.log_metric("validation_accuracy", result["validation_accuracy"])
-    write_json(metrics.path, metrics.metadata)
+# One train component per image (each kind's branch names its own copy, see `train_component`).
+train_cpu = dsl.component(base_image=IMAGE, install_kfp_package=False)(train_model)
+train_gpu = dsl.component(base_image=GPU_IMAGE, install_kfp_package=False)(train_model)
 
 
-@dsl.component(base_image=IMAGE, install_kfp_package=False)
-def train_automl(prepared: Input[Dataset], time_limit: float, max_candidates: int, embeddings: bool, metric: str,
-                 seed: int, model: Output[Model], metrics: Output[Metrics]):
-    """AutoML (AutoGluon): fit the candidates within time_limit; the best by the metric on validation is the model."""
-    from sagestack.workflows.sentiment import train_automl_step, write_json
+def train_component(trainer: str, gpu: bool):
+    """The train component of one branch, named ``train-<trainer>`` (its task's name) and run on
+    the GPU image when the kind asks for a GPU: the same function and source whatever the kind."""
+    import copy
 
-    result = train_automl_step(prepared.path, model.path, time_limit=time_limit, max_candidates=max_candidates,
-                               embeddings=embeddings, metric=metric, seed=seed)
-    model.metadata.update(result)
-    metrics.log_metric("validation_accuracy", result["validation_accuracy"])
-    write_json(metrics.path, metrics.metadata)
-
-
-@dsl.component(base_image=GPU_IMAGE, install_kfp_package=False)
-def train_bert(prepared: Input[Dataset], bert_model: str, epochs: int, learning_rate: float, train_batch_size: int,
-               max_steps: int, max_seq_length: int, seed: int, model: Output[Model], metrics: Output[Metrics],
-               debugger_report: Output[HTML], profiler_report: Output[HTML]):
-    """Fine-tune BERT on the prepared splits, watched by the Debugger's default rules and the Profiler."""
-    from sagestack.workflows.sentiment import train_bert_step, write_json
-
-    result = train_bert_step(prepared.path, model.path, debugger_report.path, profiler_report.path, model=bert_model,
-                             epochs=epochs, learning_rate=learning_rate, train_batch_size=train_batch_size,
-                             max_steps=max_steps, max_seq_length=max_seq_length, seed=seed)
-    model.metadata.update(result)
-    metrics.log_metric("validation_accuracy", result["validation_accuracy"])
-    write_json(metrics.path, metrics.metadata)
+    base = train_gpu if gpu else train_cpu
+    named = copy.copy(base)
+    named.component_spec = copy.deepcopy(base.component_spec)
+    named.component_spec.name = named.name = f"train-{trainer.replace('_', '-')}"
+    return named
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
@@ -139,26 +113,38 @@ def skip_trainer(trainer: str, evaluation: Output[Artifact], model: Output[Model
     os.makedirs(model.path, exist_ok=True)
 
 
-@dsl.component(base_image=IMAGE, install_kfp_package=False)
-def select_champion(
-    fasttext_model: Input[Model], fasttext_evaluation: Input[Artifact],
-    baseline_model: Input[Model], baseline_evaluation: Input[Artifact],
-    automl_model: Input[Model], automl_evaluation: Input[Artifact],
-    bert_model: Input[Model], bert_evaluation: Input[Artifact],
-    metric: str, champion: Output[Model], evaluation: Output[Artifact], candidates: Output[Artifact],
-) -> float:
-    """Pick the best candidate by metric; returns its test accuracy, which the accuracy gate checks."""
+_SELECT_SOURCE = """def select_champion({inputs}metric: str, champion: Output[Model], evaluation: Output[Artifact],
+                    candidates: Output[Artifact]) -> float:
+    \"\"\"Pick the best candidate by metric; returns its test accuracy, which the accuracy gate checks.\"\"\"
     from sagestack.workflows.sentiment import select_champion_step
 
     summary = select_champion_step(
-        {"fasttext": (fasttext_model.path, fasttext_evaluation.path),
-         "baseline": (baseline_model.path, baseline_evaluation.path),
-         "automl": (automl_model.path, automl_evaluation.path),
-         "bert": (bert_model.path, bert_evaluation.path)},
+        {{{paths}}},
         champion.path, evaluation.path, candidates.path, metric=metric,
     )
-    champion.metadata.update({"trainer": summary["champion"], "kind": summary["kind"], metric: summary["score"]})
+    champion.metadata.update({{"trainer": summary["champion"], "kind": summary["kind"], metric: summary["score"]}})
     return summary["test_accuracy"]
+"""
+
+
+def select_champion(trainers: tuple[str, ...]):
+    """The select step for these branches: inputs ``<trainer>_model`` and ``<trainer>_evaluation`` each.
+
+    KFP runs a component by shipping its function's source to the step's process, so a select
+    step over any number of branches is a function whose source is written here, from the
+    trainers, and kept in ``linecache`` where ``inspect.getsource`` (and so KFP) finds it.
+    The same trainers give the same source, so KFP's cache still hits.
+    """
+    import linecache
+
+    inputs = "".join(f"{t}_model: Input[Model], {t}_evaluation: Input[Artifact], " for t in trainers)
+    paths = ", ".join(f'"{t}": ({t}_model.path, {t}_evaluation.path)' for t in trainers)
+    source = _SELECT_SOURCE.format(inputs=inputs, paths=paths)
+    filename = f"<sagestack select_champion {','.join(trainers)}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    namespace = {"Input": Input, "Output": Output, "Model": Model, "Artifact": Artifact}
+    exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - our own template, trainer names are identifiers
+    return dsl.component(base_image=IMAGE, install_kfp_package=False)(namespace["select_champion"])
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)

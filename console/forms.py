@@ -92,12 +92,13 @@ def automl_job(form, catalog: DataCatalog, out: Path) -> tuple[str, list[str]]:
 
 def pipeline_job(form, catalog: DataCatalog) -> tuple[str, list[str]]:
     """A pipeline run from the Pipelines page's form: dataset, trainers and a few parameters."""
-    from sagestack.workflows.params import TRAINERS
+    from sagestack.models.kinds import trainer_names
 
+    known = trainer_names()
     trainers = [t for t in form.getlist("trainers") if t]
-    unknown = [t for t in trainers if t not in TRAINERS]
+    unknown = [t for t in trainers if t not in known]
     if unknown or not trainers:
-        raise ConfigError(f"pick at least one trainer of: {', '.join(TRAINERS)}")
+        raise ConfigError(f"pick at least one trainer of: {', '.join(known)}")
     argv = ["pipeline", "run", "--trainers", ",".join(trainers)]
     if name := text(form, "data"):
         argv += ["--data", str(catalog.path(name))]

@@ -2,8 +2,7 @@
 
 Locally the pipeline runs with KFP's own local runner (``SubprocessRunner(use_venv=False)``,
 caching on, under ``$SAGESTACK_HOME/pipelines``); every line it prints goes to a log file and
-is read back into a per-step summary (status, duration, artifacts), recorded as the run's history
-through :mod:`sagestack.pipeline_runs` (which reads it back, without KFP).
+is read back into a per-step summary (status, duration, artifacts).
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from typing import Callable, Iterator
 
 from pipelines import DEFAULT_PIPELINE
 from sagestack.errors import SagestackError
-from sagestack.pipeline_runs import pipelines_folder, runs_folder, write_summary
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _EXECUTING = re.compile(r"Executing task '([^']+)'")
@@ -117,6 +115,15 @@ def _cached_outputs(cache: Path, key_prefix: str) -> tuple[dict, dict]:
     return artifacts, parameters
 
 
+def _with_reports(artifacts: dict) -> dict:
+    """A train step's artifacts with each file of its ``reports`` folder listed by name (e.g.
+    ``debugger_report``): one train component serves every kind, and each kind names its reports."""
+    reports = artifacts.get("reports")
+    if reports and Path(reports).is_dir():
+        artifacts = {**artifacts, **{p.name: str(p) for p in sorted(Path(reports).iterdir())}}
+    return artifacts
+
+
 def _steps_from_log(lines: list[tuple[float, str]], tasks: list[str], run_dir: Path, cache: Path) -> list[dict]:
     started: dict[str, float] = {}
     steps: dict[str, dict] = {}
@@ -138,11 +145,12 @@ def _steps_from_log(lines: list[tuple[float, str]], tasks: list[str], run_dir: P
         if step["status"] == "CACHED":
             # A cached step's outputs stay where the run that produced them wrote them.
             artifacts, parameters = _cached_outputs(cache, step.pop("key"))
-            step["artifacts"] = artifacts
+            step["artifacts"] = _with_reports(artifacts)
             if parameters:
                 step["outputs"] = parameters
         elif task_dir.is_dir():
-            step["artifacts"] = {p.name: str(p) for p in sorted(task_dir.iterdir()) if p.name != "executor_output.json"}
+            step["artifacts"] = _with_reports({p.name: str(p) for p in sorted(task_dir.iterdir())
+                                               if p.name != "executor_output.json"})
             output_file = task_dir / "executor_output.json"
             if output_file.is_file():
                 values = json.loads(output_file.read_text()).get("parameterValues", {})
@@ -196,6 +204,9 @@ def _support_oneof_artifacts() -> None:
     OrchestratorUtils.get_dag_output_artifacts = classmethod(dag_output_artifacts)
 
 
+SUMMARY_FILE = "summary.json"
+
+
 def _candidates(steps: list[dict]) -> dict | None:
     """The champion selection (candidates, scores, winner) from the select step's artifact."""
     for step in steps:
@@ -203,6 +214,14 @@ def _candidates(steps: list[dict]) -> dict | None:
         if path and Path(path).is_file():
             return json.loads(Path(path).read_text(encoding="utf-8"))
     return None
+
+
+def _write_summary(run_dir: Path, summary: dict) -> None:
+    from sagestack.data.atomic import atomic_file
+
+    if run_dir.is_dir():
+        with atomic_file(run_dir / SUMMARY_FILE) as tmp:
+            tmp.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
 
 
 def run_local(
@@ -239,8 +258,8 @@ def run_local(
 
     pipeline_func = get_pipeline(pipeline)
     home = settings.home.resolve()
-    base = pipelines_folder(settings)
-    root, cache = runs_folder(settings), base / "cache"
+    base = home / "pipelines"
+    root, cache = base / "runs", base / "cache"
     root.mkdir(parents=True, exist_ok=True)
     _support_oneof_artifacts()
     local.init(
@@ -311,10 +330,37 @@ def run_local(
     }
     if failure:
         summary["error"] = failure
-    write_summary(run_dir, summary)
+    _write_summary(run_dir, summary)
     if failure:
         raise PipelineFailed(f"pipeline {pipeline_func.name} {failure}; log: {log_path}")
     return summary
+
+
+def list_runs(settings, *, limit: int = 20) -> list[dict]:
+    """The most recent local pipeline runs, newest first, read from their ``summary.json`` files.
+
+    Returns:
+        One entry per run: ``{"pipeline", "run", "status", "started_at", "seconds", "champion",
+        "registered", "rejection", "error", "steps", "summary"}`` (``steps``: each step's name,
+        status and seconds; ``summary`` is the file's path).
+    """
+    runs = []
+    for path in (settings.home.resolve() / "pipelines" / "runs").glob(f"*/{SUMMARY_FILE}"):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue  # a summary being replaced, or not ours
+        selection = data.get("selection") or {}
+        runs.append({
+            "pipeline": data.get("pipeline"), "run": data.get("run"), "status": data.get("status"),
+            "started_at": data.get("started_at"), "seconds": data.get("seconds"),
+            "champion": selection.get("champion"), "registered": data.get("registered"),
+            "rejection": data.get("rejection"), "error": data.get("error"),
+            "steps": [{k: step.get(k) for k in ("name", "status", "seconds")} for step in data.get("steps", [])],
+            "summary": str(path),
+        })
+    runs.sort(key=lambda r: (r["started_at"] or "", r["run"] or ""), reverse=True)
+    return runs[:limit]
 
 
 def compile_pipeline(path: Path, pipeline: str = DEFAULT_PIPELINE) -> Path:

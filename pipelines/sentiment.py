@@ -4,10 +4,14 @@ champion → model bias, SHAP → (accuracy gate) → register.
 
 SageMaker Pipelines' processing → training → evaluation → ConditionStep → RegisterModel, on
 Kubeflow Pipelines. Wiring only: all logic is in the components and the sagestack library.
-Each trainer runs when its ``trainer_<name>`` parameter is true (a KFP condition on a
-parameter); a left-out trainer is stood in for by ``skip-trainer`` so the selection sees
-every branch through ``dsl.OneOf``.
+The branches come from the registry of model kinds (every trainable kind, in its order): each
+runs when its ``trainer_<name>`` parameter is true (a KFP condition on a parameter) and takes
+its kind's parameters as pipeline parameters ``<param_prefix><field>``; a left-out trainer is
+stood in for by ``skip-trainer`` so the selection sees every branch through ``dsl.OneOf``.
+``sentiment_pipeline`` is built on first use for the kinds registered then.
 """
+
+import inspect
 
 from kfp import dsl
 
@@ -23,30 +27,21 @@ from components.sentiment import (
     register_model,
     select_champion,
     skip_trainer,
-    train_automl,
-    train_baseline,
-    train_bert,
-    train_fasttext,
+    train_component,
 )
-from sagestack.bert.params import BertParams
-from sagestack.automl.candidates import DEFAULT_MAX_CANDIDATES
-from sagestack.models.baseline import BaselineParams
 from sagestack.registry.tracking import DEFAULT_MODEL_NAME
-from sagestack.text.params import SAGESTACK_DEFAULTS
 from sagestack.workflows import params as defaults
 
 PIPELINE_NAME = "sagestack-sentiment"
-_BASELINE = BaselineParams()
-_BERT = BertParams()
-# Cluster mode gives the BERT step one GPU (the local runner accepts and ignores the request).
-BERT_ACCELERATOR = "nvidia.com/gpu"
+# Cluster mode gives a GPU kind's step one GPU (the local runner accepts and ignores the request).
+GPU_ACCELERATOR = "nvidia.com/gpu"
 # Per-step resources on a cluster: (cpu request, memory request, cpu limit, memory limit). Sized from
 # the steps' measured use on the 7,110 reviews, with room: AutoML and BERT hold the most in memory.
 STEP_RESOURCES = {
     "light": ("250m", "512M", "1", "2G"),        # select-champion, skip-trainer, record-rejection
     "data": ("500m", "2G", "2", "4G"),           # ingest, bias, feature store, prepare, register
-    "train": ("1", "2G", "2", "8G"),             # fastText, baseline, evaluate, explain
-    "heavy": ("2", "8G", "4", "16G"),            # AutoGluon, BERT
+    "train": ("1", "2G", "2", "8G"),             # fastText, baseline, evaluate, explain (a kind's size "train")
+    "heavy": ("2", "8G", "4", "16G"),            # AutoGluon, BERT (a kind's size "heavy")
 }
 
 
@@ -93,88 +88,103 @@ def _candidate(enabled, trainer: str, prepared, train_task_factory):
     )
 
 
-@dsl.pipeline(name=PIPELINE_NAME, description="Review sentiment: data → trainers → champion → gated registration")
-def sentiment_pipeline(
-    data_path: str = "",
-    data_sha256: str = "",
-    include_reviewed: bool = False,
-    reviewed_sha256: str = "",
-    home: str = "",
-    tracking_uri: str = "",
-    model_name: str = DEFAULT_MODEL_NAME,
-    min_accuracy: float = defaults.DEFAULT_MIN_ACCURACY,
-    auto_approve: bool = False,
-    trainer_fasttext: bool = "fasttext" in defaults.DEFAULT_TRAINERS,
-    trainer_baseline: bool = "baseline" in defaults.DEFAULT_TRAINERS,
-    trainer_automl: bool = "automl" in defaults.DEFAULT_TRAINERS,
-    trainer_bert: bool = "bert" in defaults.DEFAULT_TRAINERS,
-    select_metric: str = defaults.DEFAULT_SELECT_METRIC,
-    seed: int = defaults.DEFAULT_SEED,
-    epochs: int = SAGESTACK_DEFAULTS["epochs"],
-    learning_rate: float = SAGESTACK_DEFAULTS["learning_rate"],
-    min_count: int = SAGESTACK_DEFAULTS["min_count"],
-    vector_dim: int = SAGESTACK_DEFAULTS["vector_dim"],
-    word_ngrams: int = SAGESTACK_DEFAULTS["word_ngrams"],
-    baseline_word_ngrams: int = _BASELINE.word_ngrams,
-    baseline_c: float = _BASELINE.c,
-    automl_time_limit: float = defaults.DEFAULT_AUTOML_TIME_LIMIT,
-    automl_max_candidates: int = DEFAULT_MAX_CANDIDATES,
-    automl_embeddings: bool = False,
-    bert_model: str = "",
-    bert_epochs: int = _BERT.epochs,
-    bert_learning_rate: float = _BERT.learning_rate,
-    bert_train_batch_size: int = _BERT.train_batch_size,
-    bert_max_steps: int = _BERT.max_steps,
-    bert_max_seq_length: int = _BERT.max_seq_length,
-    facet: str = defaults.DEFAULT_FACET,
-    bias_fail_on: str = "",
-    explain_samples: int = defaults.DEFAULT_EXPLAIN_SAMPLES,
-):
-    ingest = _sized(ingest_data(data_path=data_path, data_sha256=data_sha256, include_reviewed=include_reviewed,
-                                reviewed_sha256=reviewed_sha256, home=home, tracking_uri=tracking_uri), "data")
-    data_bias = _sized(pretraining_bias(reviews=ingest.outputs["reviews"], facet=facet, fail_on=bias_fail_on), "data")
-    features = _sized(feature_store(reviews=ingest.outputs["reviews"], home=home, tracking_uri=tracking_uri).after(
-        data_bias  # a failed bias gate stops the pipeline before features and training
-    ), "data")
-    # Every trainer reads its data back from the feature store: what serving reads, by construction.
-    prepare = _sized(prepare_data(features=features.outputs["features"], home=home, tracking_uri=tracking_uri), "data")
-    prepared = prepare.outputs["prepared"]
+def _train(kind, prepared, parameters: dict):
+    """The train task of ``kind``'s branch, its parameters interpolated into one JSON input."""
+    values = {name: parameters[f"{kind.param_prefix}{name}"] for name in kind.param_fields()}
+    task = train_component(kind.trainer_name, kind.gpu)(
+        prepared=prepared, trainer=kind.trainer_name, params=kind.params_template(values), seed=parameters["seed"],
+        metric=parameters["select_metric"])
+    task = _sized(task, kind.size)
+    if kind.gpu:
+        task.set_accelerator_type(GPU_ACCELERATOR).set_accelerator_limit(1)
+    return task
 
-    fasttext_model, fasttext_evaluation = _candidate(trainer_fasttext, "fasttext", prepared, lambda: _sized(train_fasttext(
-        prepared=prepared, epochs=epochs, learning_rate=learning_rate, min_count=min_count, vector_dim=vector_dim,
-        word_ngrams=word_ngrams, seed=seed,
-    ), "train"))
-    baseline_model, baseline_evaluation = _candidate(trainer_baseline, "baseline", prepared, lambda: _sized(train_baseline(
-        prepared=prepared, word_ngrams=baseline_word_ngrams, c=baseline_c, seed=seed,
-    ), "train"))
-    automl_model, automl_evaluation = _candidate(trainer_automl, "automl", prepared, lambda: _sized(train_automl(
-        prepared=prepared, time_limit=automl_time_limit, max_candidates=automl_max_candidates,
-        embeddings=automl_embeddings, metric=select_metric, seed=seed,
-    ), "heavy"))
-    bert_model_out, bert_evaluation = _candidate(trainer_bert, "bert", prepared, lambda: _sized(train_bert(
-        prepared=prepared, bert_model=bert_model, epochs=bert_epochs, learning_rate=bert_learning_rate,
-        train_batch_size=bert_train_batch_size, max_steps=bert_max_steps, max_seq_length=bert_max_seq_length, seed=seed,
-    ), "heavy").set_accelerator_type(BERT_ACCELERATOR).set_accelerator_limit(1))
-    select = _sized(select_champion(
-        fasttext_model=fasttext_model, fasttext_evaluation=fasttext_evaluation,
-        baseline_model=baseline_model, baseline_evaluation=baseline_evaluation,
-        automl_model=automl_model, automl_evaluation=automl_evaluation,
-        bert_model=bert_model_out, bert_evaluation=bert_evaluation, metric=select_metric,
-    ), "light")
-    champion = select.outputs["champion"]
-    model_bias = _sized(posttraining_bias(prepared=prepared, model=champion, facet=facet, fail_on=bias_fail_on), "train")
-    explain = _sized(explain_model(prepared=prepared, model=champion, samples=explain_samples), "train")
-    with dsl.If(select.outputs["Output"] >= min_accuracy, name="accuracy-met"):
-        _sized(register_model(
-            reviews=ingest.outputs["reviews"], features=features.outputs["features"], prepared=prepared,
-            model=champion, evaluation=select.outputs["evaluation"], candidates=select.outputs["candidates"],
-            data_bias=data_bias.outputs["report"], model_bias=model_bias.outputs["report"],
-            explanations=explain.outputs["report"], home=home, tracking_uri=tracking_uri, model_name=model_name,
-            auto_approve=auto_approve, pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+
+def _parameters(kinds) -> list[inspect.Parameter]:
+    """The pipeline's parameters: the run's, then ``trainer_<name>`` and each kind's own (typed, with defaults)."""
+    def param(name, annotation, default):
+        return inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=annotation)
+
+    found = [param("data_path", str, ""), param("data_sha256", str, ""), param("include_reviewed", bool, False),
+             param("reviewed_sha256", str, ""), param("home", str, ""), param("tracking_uri", str, ""),
+             param("model_name", str, DEFAULT_MODEL_NAME), param("min_accuracy", float, defaults.DEFAULT_MIN_ACCURACY),
+             param("auto_approve", bool, False)]
+    found += [param(f"trainer_{kind.trainer_name}", bool, kind.trainer_name in defaults.DEFAULT_TRAINERS) for kind in kinds]
+    found += [param("select_metric", str, defaults.DEFAULT_SELECT_METRIC), param("seed", int, defaults.DEFAULT_SEED)]
+    for kind in kinds:
+        found += [param(f"{kind.param_prefix}{name}", field.annotation, field.default)
+                  for name, field in kind.param_fields().items()]
+    found += [param("facet", str, defaults.DEFAULT_FACET), param("bias_fail_on", str, ""),
+              param("explain_samples", int, defaults.DEFAULT_EXPLAIN_SAMPLES)]
+    names = [p.name for p in found]
+    clash = sorted({n for n in names if names.count(n) > 1})
+    if clash:
+        raise ValueError(f"pipeline parameters declared twice (two kinds' parameters clash): {', '.join(clash)}")
+    return found
+
+
+def build_pipeline(kinds):
+    """The sentiment pipeline with one branch per kind in ``kinds`` (trainable :class:`ModelKind` s)."""
+    parameters = _parameters(kinds)
+    names = [p.name for p in parameters]
+    select_step = select_champion(tuple(kind.trainer_name for kind in kinds))
+
+    def sentiment_pipeline(*values):
+        p = dict(zip(names, values))
+        ingest = _sized(ingest_data(data_path=p["data_path"], data_sha256=p["data_sha256"],
+                                    include_reviewed=p["include_reviewed"], reviewed_sha256=p["reviewed_sha256"],
+                                    home=p["home"], tracking_uri=p["tracking_uri"]), "data")
+        data_bias = _sized(pretraining_bias(reviews=ingest.outputs["reviews"], facet=p["facet"],
+                                            fail_on=p["bias_fail_on"]), "data")
+        features = _sized(feature_store(reviews=ingest.outputs["reviews"], home=p["home"],
+                                        tracking_uri=p["tracking_uri"]).after(
+            data_bias  # a failed bias gate stops the pipeline before features and training
         ), "data")
-    with dsl.Else(name="accuracy-missed"):
-        _sized(record_rejection(
-            reviews=ingest.outputs["reviews"], model=champion, candidates=select.outputs["candidates"],
-            test_accuracy=select.outputs["Output"], min_accuracy=min_accuracy, home=home, tracking_uri=tracking_uri,
-            pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-        ), "light")
+        # Every trainer reads its data back from the feature store: what serving reads, by construction.
+        prepare = _sized(prepare_data(features=features.outputs["features"], home=p["home"],
+                                      tracking_uri=p["tracking_uri"]), "data")
+        prepared = prepare.outputs["prepared"]
+        candidates = {}
+        for kind in kinds:
+            model, evaluation = _candidate(p[f"trainer_{kind.trainer_name}"], kind.trainer_name, prepared,
+                                           lambda kind=kind: _train(kind, prepared, p))
+            candidates[f"{kind.trainer_name}_model"], candidates[f"{kind.trainer_name}_evaluation"] = model, evaluation
+        select = _sized(select_step(**candidates, metric=p["select_metric"]), "light")
+        champion = select.outputs["champion"]
+        model_bias = _sized(posttraining_bias(prepared=prepared, model=champion, facet=p["facet"],
+                                              fail_on=p["bias_fail_on"]), "train")
+        explain = _sized(explain_model(prepared=prepared, model=champion, samples=p["explain_samples"]), "train")
+        with dsl.If(select.outputs["Output"] >= p["min_accuracy"], name="accuracy-met"):
+            _sized(register_model(
+                reviews=ingest.outputs["reviews"], features=features.outputs["features"], prepared=prepared,
+                model=champion, evaluation=select.outputs["evaluation"], candidates=select.outputs["candidates"],
+                data_bias=data_bias.outputs["report"], model_bias=model_bias.outputs["report"],
+                explanations=explain.outputs["report"], home=p["home"], tracking_uri=p["tracking_uri"],
+                model_name=p["model_name"], auto_approve=p["auto_approve"],
+                pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            ), "data")
+        with dsl.Else(name="accuracy-missed"):
+            _sized(record_rejection(
+                reviews=ingest.outputs["reviews"], model=champion, candidates=select.outputs["candidates"],
+                test_accuracy=select.outputs["Output"], min_accuracy=p["min_accuracy"], home=p["home"],
+                tracking_uri=p["tracking_uri"], pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            ), "light")
+
+    sentiment_pipeline.__signature__ = inspect.Signature(parameters)
+    return dsl.pipeline(name=PIPELINE_NAME, description="Review sentiment: data → trainers → champion → gated registration")(
+        sentiment_pipeline)
+
+
+_built: dict[tuple, object] = {}
+
+
+def __getattr__(name: str):
+    if name == "sentiment_pipeline":  # built for the kinds registered now, once per set of kinds
+        from sagestack.models.kinds import trainer_kinds
+
+        kinds = trainer_kinds()
+        key = tuple(kind.name for kind in kinds)
+        if key not in _built:
+            _built[key] = build_pipeline(kinds)
+        return _built[key]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

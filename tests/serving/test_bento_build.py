@@ -56,7 +56,7 @@ def test_the_bento_carries_every_model_kinds_requirements():
 
     packages = set(yaml.safe_load((REPO / "serving" / "bentofile.yaml").read_text())["python"]["packages"])
     from sagestack.automl.candidates import CANDIDATES
-    from sagestack.automl.embeddings import EMBEDDING_REQUIREMENTS
+    from sagestack.models.embeddings import EMBEDDING_REQUIREMENTS
 
     # An AutoML model also needs its candidate's family and, with embeddings, the encoder.
     extras = {"autogluon": (*(r for c in CANDIDATES for r in c.requirements), *EMBEDDING_REQUIREMENTS)}

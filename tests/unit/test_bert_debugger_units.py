@@ -38,7 +38,8 @@ def test_params_have_the_course_names_and_check_values():
 def test_the_mean_pooled_head_ignores_padding_and_reads_back_as_saved(tmp_path):
     """Padding a review changes none of its logits (the mean runs over real tokens only), and what
     ``save_pretrained`` writes, ``load_classifier`` reads back as the same model."""
-    from sagestack.bert.model import build_model, load_classifier
+    from sagestack.bert.model import build_model
+    from sagestack.models.bert_network import load_classifier
 
     model, tokenizer, _ = build_model(tiny=True, pooling="mean")
     model.eval()

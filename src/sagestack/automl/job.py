@@ -91,7 +91,7 @@ def explain_best(fit: FitResult, test: pd.DataFrame, spec: AutoMLSpec, out_dir: 
     Returns:
         ``{"importance": {feature: {importance, stddev, p_value}}, "shap": paths or None, "shap_skipped": reason}``.
     """
-    from sagestack.automl.embeddings import EMBEDDING_PREFIX
+    from sagestack.models.embeddings import EMBEDDING_PREFIX
     from sagestack.explain import explain_texts, write_explanations
     from sagestack.models.autogluon import AutoGluonPredictor
 

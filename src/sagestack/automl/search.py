@@ -242,8 +242,8 @@ def export_best(fit: FitResult, spec: AutoMLSpec, model_dir: Path, *, name: str 
     Returns:
         ``(card, validation Evaluation)``.
     """
-    from sagestack.automl.embeddings import EMBEDDING_REQUIREMENTS
-    from sagestack.models.autogluon import KIND, PREDICTOR_DIR, AutoGluonPredictor
+    from sagestack.models.embeddings import EMBEDDING_REQUIREMENTS
+    from sagestack.models.autogluon import PREDICTOR_DIR, AutoGluonPredictor
     from sagestack.models.base import ModelCard
     from sagestack.models.evaluation import Evaluation, evaluate_labels
 
@@ -259,7 +259,7 @@ def export_best(fit: FitResult, spec: AutoMLSpec, model_dir: Path, *, name: str 
         predictor.save(tmp)
         size = sum(p.stat().st_size for p in (tmp / PREDICTOR_DIR).rglob("*") if p.is_file())
         card = ModelCard(
-            kind=KIND.name,
+            kind=AutoGluonPredictor.kind,
             labels=predictor.labels,
             params={**spec.to_dict(), "candidate": exported, "candidate_name": name, "refit": exported != name,
                     "model_family": candidate.family, "hyperparameters": candidate.hyperparameters},
@@ -271,3 +271,23 @@ def export_best(fit: FitResult, spec: AutoMLSpec, model_dir: Path, *, name: str 
         )
         card.save(tmp)
     return card, validation
+
+
+def train_prepared(prepared_dir: Path, model_dir: Path, params, context) -> dict:
+    """The autogluon kind's trainer (the pipeline's AutoML branch): AutoGluon fits the candidates on
+    ``train.csv`` within ``time_limit`` seconds; the best by ``context.metric`` on ``validation.csv``
+    is the model.
+
+    Returns:
+        ``{"kind", "validation_accuracy", "train_seconds", "model_size_mb", "candidate", "leaderboard"}``.
+    """
+    from sagestack.data.reviews import REVIEW_BODY, SENTIMENT
+
+    split = Path(prepared_dir)
+    spec = AutoMLSpec(target=SENTIMENT, text_column=REVIEW_BODY, metric=context.metric, seed=context.seed,
+                      **params.model_dump())
+    card, validation, leaderboard = train_best(pd.read_csv(split / "train.csv"), pd.read_csv(split / "validation.csv"),
+                                               spec, Path(model_dir))
+    return {"kind": card.kind, "validation_accuracy": validation.accuracy, "train_seconds": card.metrics["fit_seconds"],
+            "model_size_mb": card.metrics["model_size_mb"], "candidate": card.params["candidate"],
+            "leaderboard": [{k: row[k] for k in ("rank", "name", "validation_accuracy")} for row in leaderboard]}

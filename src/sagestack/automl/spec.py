@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
 from sagestack.automl.candidates import DEFAULT_MAX_CANDIDATES, select_candidates
 from sagestack.errors import ConfigError
 
@@ -65,3 +67,24 @@ class AutoMLSpec:
     def to_dict(self) -> dict:
         """A JSON-serialisable form."""
         return {**asdict(self), "columns": list(self.columns)}
+
+
+# The pipeline's AutoML branch: a shorter budget than `sagestack automl` (240 s).
+BRANCH_TIME_LIMIT = 120.0
+
+
+class AutoMLTrainParams(BaseModel):
+    """AutoML's parameters as a pipeline branch, ``sagestack train`` and ``tune`` take them (the
+    branch ranks its candidates by the run's selection metric and seeds with the run's seed)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    time_limit: float = Field(BRANCH_TIME_LIMIT, description="AutoML fit budget in seconds.")
+    max_candidates: int = Field(DEFAULT_MAX_CANDIDATES, description="AutoML candidates to try.")
+    embeddings: bool = Field(False, description="AutoML: add MiniLM sentence embeddings.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _checked_as_automl_checks(cls, values: dict) -> dict:
+        AutoMLSpec(**{k: v for k, v in values.items() if v is not None}).check()  # `sagestack automl`'s words
+        return values

@@ -55,7 +55,7 @@ def read(path):
     for column in features["numeric_columns"]:
         data[column] = pd.to_numeric(data[column].replace("", None))
     if features["embeddings"]:
-        from sagestack.automl.embeddings import with_embeddings
+        from sagestack.models.embeddings import with_embeddings
 
         data = with_embeddings(data, features["text_column"])
     data[features["target"]] = frame[features["target"]]

@@ -286,3 +286,36 @@ def register_bert_job(job: BertJobResult, *, settings, approve: bool = False, mo
     if refusal:
         return {"registered": None, "not_registered": refusal}
     return log_bert_run(job, settings=settings, approve=approve, model_name=model_name, data=data)
+
+
+def train_prepared(prepared_dir: Path, model_dir: Path, params, context) -> dict:
+    """The bert kind's trainer: fine-tune on the prepared splits, watched by the default Debugger
+    rules and the Profiler; their reports go to ``context.reports_dir`` as ``debugger_report`` and
+    ``profiler_report``.
+
+    Raises:
+        DataError: the loss diverged (a diverged model must not compete for @champion).
+
+    Returns:
+        ``{"kind", "validation_accuracy", "train_seconds", "samples_per_second", "steps", "device", "findings"}``.
+    """
+    import shutil
+    import tempfile
+
+    from sagestack.errors import DataError
+
+    spec = BertJobSpec(params=params.job_params(context.seed), splits_dir=Path(prepared_dir), tiny=params.model == "tiny",
+                       model_dir=Path(params.model) if params.model not in ("", "tiny") else None)
+    with tempfile.TemporaryDirectory(prefix="sagestack-bert-") as work:
+        summary = train_bert(spec, Path(work) / "run", progress=context.progress).summary
+        if summary.get("nonfinite_loss"):
+            raise DataError(f"the BERT branch diverged: {not_registered_reason(summary['nonfinite_loss'], False)}")
+        shutil.copytree(Path(work) / "run" / MODEL_DIR, model_dir, dirs_exist_ok=True)
+        if context.reports_dir is not None:
+            Path(context.reports_dir).mkdir(parents=True, exist_ok=True)
+            for name in ("debugger_report", "profiler_report"):
+                shutil.copyfile(summary[name], Path(context.reports_dir) / name)
+    return {"kind": summary["kind"], "validation_accuracy": summary["validation_accuracy"],
+            "train_seconds": summary["training"]["train_seconds"],
+            "samples_per_second": summary["training"]["samples_per_second"], "steps": summary["training"]["steps"],
+            "device": summary["device"], "findings": [f["rule"] for f in summary["findings"]]}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
 from sagestack.bert.model import POOLINGS
 from sagestack.errors import ConfigError
 
@@ -94,3 +96,38 @@ class BertParams:
         if unknown:
             raise ConfigError(f"unknown BERT hyperparameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+_DEFAULTS = BertParams()
+
+
+class BertTrainParams(BaseModel):
+    """BERT's parameters as a pipeline branch, ``sagestack train`` and ``tune`` take them (the rest
+    keep :class:`BertParams`' defaults; the seed comes with the run)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field("", description="BERT branch: '' the shipped MiniLM BERT, 'tiny' a small random BERT, or a "
+                                       "local checkpoint folder.")
+    epochs: int = Field(_DEFAULTS.epochs, description="BERT branch epochs.")
+    learning_rate: float = Field(_DEFAULTS.learning_rate, description="BERT branch learning rate.")
+    train_batch_size: int = Field(_DEFAULTS.train_batch_size, description="BERT branch batch size.")
+    max_steps: int = Field(_DEFAULTS.max_steps, description="BERT branch: stop after this many steps (0: no limit).")
+    max_seq_length: int = Field(_DEFAULTS.max_seq_length, description="BERT branch tokens per review.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _checked_as_train_bert_checks(cls, values: dict) -> dict:
+        from pathlib import Path
+
+        given = {k: v for k, v in values.items() if v is not None}
+        BertParams().updated(**{k: v for k, v in given.items() if k != "model"})  # `train bert`'s words
+        model = given.get("model")
+        if model not in (None, "", "tiny") and not (Path(model) / "config.json").is_file():
+            raise ConfigError(f"--model {model} holds no Hugging Face model (no config.json); pass a local "
+                              "checkpoint folder, 'tiny', or nothing for the shipped MiniLM BERT")
+        return values
+
+    def job_params(self, seed: int) -> BertParams:
+        """The full hyperparameters of a fine-tuning run with these values."""
+        return BertParams().updated(seed=seed, **self.model_dump(exclude={"model"}))

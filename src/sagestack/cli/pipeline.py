@@ -3,70 +3,44 @@
 from __future__ import annotations
 
 from pathlib import Path
+import inspect
+import typing
 from typing import Optional
 
 import typer
 
-from sagestack.automl.candidates import DEFAULT_MAX_CANDIDATES
 from sagestack.cli.common import (
     JsonOpt, candidate_lines, check_out_file, emit, progress, renamed, settings, split_list, step_lines,
 )
 from sagestack.registry import DEFAULT_MODEL_NAME
-from sagestack.workflows.params import (
-    DEFAULT_AUTOML_TIME_LIMIT,
-    DEFAULT_FACET,
-    DEFAULT_MIN_ACCURACY,
-    DEFAULT_SELECT_METRIC,
-    DEFAULT_TRAINERS,
-    TRAINERS,
-)
+from sagestack.workflows.params import DEFAULT_FACET, DEFAULT_MIN_ACCURACY, DEFAULT_SELECT_METRIC, DEFAULT_TRAINERS
 
 app = typer.Typer(help="The Kubeflow pipeline: run locally, list runs, compile, submit to a cluster.", no_args_is_help=True)
 
 
-@app.command("run", context_settings=renamed({"--auto-approve": "--approve"}))
 def run(
     data: Optional[Path] = typer.Option(None, "--data", help="Review CSV; default: the resolved reviews_balanced.csv."),
-    trainers: Optional[list[str]] = typer.Option(None, "--trainers", help=f"Trainers to run as branches (repeat or comma-separate), of {','.join(TRAINERS)} (default: {','.join(DEFAULT_TRAINERS)})."),
+    trainers: Optional[list[str]] = typer.Option(None, "--trainers", help="Trainers to run as branches (repeat or comma-separate), of {trainers} (default: " + ",".join(DEFAULT_TRAINERS) + ")."),
     select_metric: Optional[str] = typer.Option(None, "--select-metric", help=f"How the champion is chosen: accuracy or macro_f1 (default {DEFAULT_SELECT_METRIC})."),
     min_accuracy: Optional[float] = typer.Option(None, help=f"Register only if the champion's test accuracy >= this (default {DEFAULT_MIN_ACCURACY})."),
     approve: bool = typer.Option(False, "--approve", help="Register the champion as Approved and make it @champion."),
     model_name: Optional[str] = typer.Option(None, help=f"Registered model name (default {DEFAULT_MODEL_NAME})."),
-    epochs: Optional[int] = typer.Option(None, help="fastText epochs."),
-    learning_rate: Optional[float] = typer.Option(None, help="fastText learning rate."),
-    min_count: Optional[int] = typer.Option(None, help="fastText min_count."),
-    vector_dim: Optional[int] = typer.Option(None, help="fastText vector_dim."),
-    word_ngrams: Optional[int] = typer.Option(None, help="fastText word_ngrams."),
-    baseline_c: Optional[float] = typer.Option(None, help="Baseline inverse regularization strength."),
-    automl_time_limit: Optional[float] = typer.Option(None, help=f"AutoML fit budget in seconds (default {DEFAULT_AUTOML_TIME_LIMIT:g})."),
-    automl_max_candidates: Optional[int] = typer.Option(None, help=f"AutoML candidates to try (default {DEFAULT_MAX_CANDIDATES})."),
-    automl_embeddings: Optional[bool] = typer.Option(None, "--automl-embeddings/--no-automl-embeddings", help="AutoML: add MiniLM sentence embeddings."),
-    bert_model: Optional[str] = typer.Option(None, help="BERT branch: '' the shipped MiniLM BERT, 'tiny' a small random BERT, or a local checkpoint folder."),
-    bert_epochs: Optional[int] = typer.Option(None, help="BERT branch epochs."),
-    bert_learning_rate: Optional[float] = typer.Option(None, help="BERT branch learning rate."),
-    bert_max_steps: Optional[int] = typer.Option(None, help="BERT branch: stop after this many steps (0: no limit)."),
-    bert_train_batch_size: Optional[int] = typer.Option(None, help="BERT branch batch size."),
-    bert_max_seq_length: Optional[int] = typer.Option(None, help="BERT branch tokens per review."),
     seed: Optional[int] = typer.Option(None, help="Seeds the split and every trainer (default 42)."),
     facet: Optional[str] = typer.Option(None, "--facet", help=f"Bias facet (default {DEFAULT_FACET}; see `sagestack bias`)."),
     bias_fail_on: Optional[list[str]] = typer.Option(None, help="A bias rule that fails the run, e.g. 'CI>0.95' (repeat or comma-separate)."),
     include_reviewed: bool = typer.Option(False, "--include-reviewed", help="Train on the labels of completed human "
                                           "loops too (`sagestack review`): they override the dataset's for the same text."),
     json_output: bool = JsonOpt,
+    **trainer_params: object,
 ) -> None:
     """Run the whole pipeline on this machine with KFP's local runner (cached steps are reused)."""
     from pipelines.runner import run_local
+    from sagestack.cli.train import split_kind_options
     from sagestack.workflows.sentiment import pipeline_arguments
 
     arguments = pipeline_arguments(
         data_path=str(data.resolve()) if data else None, trainers=",".join(split_list(trainers)) or None,
-        select_metric=select_metric,
-        fasttext=dict(epochs=epochs, learning_rate=learning_rate, min_count=min_count, vector_dim=vector_dim,
-                      word_ngrams=word_ngrams),
-        baseline=dict(c=baseline_c),
-        automl=dict(time_limit=automl_time_limit, max_candidates=automl_max_candidates, embeddings=automl_embeddings),
-        bert=dict(model=bert_model, epochs=bert_epochs, learning_rate=bert_learning_rate, max_steps=bert_max_steps,
-                  train_batch_size=bert_train_batch_size, max_seq_length=bert_max_seq_length),
+        select_metric=select_metric, params=split_kind_options(trainer_params, pipeline=True),
         min_accuracy=min_accuracy, auto_approve=approve or None,
         model_name=model_name, seed=seed, facet=facet, bias_fail_on=";".join(split_list(bias_fail_on, ",;")) or None,
         include_reviewed=include_reviewed or None,
@@ -82,13 +56,52 @@ def run(
     emit(summary, json_output, lines)
 
 
+def _run_signature() -> inspect.Signature:
+    """``run``'s options: its own, then every trainable kind's parameters as ``--<prefix><field>``."""
+    from sagestack.cli.train import kind_options
+    from sagestack.models.kinds import trainer_kinds, trainer_names
+
+    hints = typing.get_type_hints(run)
+    fixed = [p.replace(annotation=hints[p.name], kind=inspect.Parameter.KEYWORD_ONLY)
+             for p in inspect.signature(run).parameters.values()
+             if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    trainers = fixed[1]
+    help_text = trainers.default.help.replace("{trainers}", ",".join(trainer_names()))
+    fixed[1] = trainers.replace(default=typer.Option(None, "--trainers", help=help_text))
+    generated = [option for kind in trainer_kinds() for option in kind_options(kind, pipeline=True)]
+    *head, json_output = fixed
+    return inspect.Signature([*head, *generated, json_output])
+
+
+class _Run:
+    """``pipeline run`` with options read from the registry of kinds when the command tree is built
+    (typer reads ``__signature__``), so a kind registered at run time brings its options."""
+
+    __name__ = "run"
+    __doc__ = run.__doc__
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        return _run_signature()
+
+    @property
+    def __annotations__(self) -> dict:
+        return {p.name: p.annotation for p in self.__signature__.parameters.values()}
+
+    def __call__(self, **options):
+        return run(**options)
+
+
+app.command("run", context_settings=renamed({"--auto-approve": "--approve"}))(_Run())
+
+
 @app.command("runs")
 def runs(
     limit: int = typer.Option(20, "--limit", min=1, help="How many recent runs to list."),
     json_output: bool = JsonOpt,
 ) -> None:
     """List recent local pipeline runs (from each run's summary.json), newest first."""
-    from sagestack.pipeline_runs import list_runs
+    from pipelines.runner import list_runs
 
     found = list_runs(settings(), limit=limit)
     lines = [

@@ -1,11 +1,17 @@
-"""``sagestack train``: train one model of a kind and register it."""
+"""``sagestack train``: train one model of a kind and register it.
+
+fastText, the baseline and BERT have commands of their own (presets, autotuning, Debugger rules...);
+every other trainable kind in the registry gets ``sagestack train <kind>`` generated from its
+parameters model when the command tree is built (so a kind registered at run time has one too)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+import inspect
 from typing import Optional
 
 import typer
+from typer.core import TyperGroup
 
 from sagestack.cli.common import JsonOpt, OverwriteOpt, check_out, emit, human, progress, settings, split_list
 from sagestack.bert.params import BertParams
@@ -13,7 +19,21 @@ from sagestack.models.baseline_params import BaselineParams
 from sagestack.registry import DEFAULT_MODEL_NAME
 from sagestack.text.params import SAGESTACK_DEFAULTS, BlazingTextParams
 
-app = typer.Typer(help="Train models.", no_args_is_help=True)
+
+
+class _TrainGroup(TyperGroup):
+    """The ``train`` group: the commands declared here plus one generated per other trainable kind."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        from sagestack.models.kinds import trainer_kinds
+
+        for kind in trainer_kinds():
+            if kind.trainer_name not in self.commands:
+                self.add_command(typer.main.get_command(train_kind_command(kind)), kind.trainer_name)
+
+
+app = typer.Typer(help="Train models.", no_args_is_help=True, cls=_TrainGroup)
 
 RegisterOpt = typer.Option(True, "--register/--no-register", help="Log the run to MLflow and register the model.")
 ModelNameOpt = typer.Option(DEFAULT_MODEL_NAME, help="Registered model name (one per task, whatever the kind).")
@@ -211,3 +231,91 @@ def bert(
         lines.append(f"registered: {model_name} version {logged['registered']['version']} (kind bert)"
                      if logged["registered"] else f"not registered: {logged['not_registered']}")
     emit(summary, json_output, lines)
+
+
+def kind_options(kind, *, pipeline: bool = False) -> list[inspect.Parameter]:
+    """Command-line options for a kind's parameters (from its parameters model: type, help, default).
+
+    Args:
+        pipeline: name them as ``pipeline run`` does, ``--<param_prefix><field>``, each ``None``
+            by default (the pipeline's default applies); else ``--<field>`` with the field's default.
+    """
+    options = []
+    for name, field in kind.param_fields().items():
+        full = f"{kind.param_prefix}{name}" if pipeline else name
+        flag = "--" + full.replace("_", "-")
+        shown = ("yes" if field.default else "no") if field.annotation is bool else field.default
+        shown = repr(shown) if shown == "" else f"{shown:g}" if isinstance(shown, float) else shown
+        help_text = (field.description or name.replace("_", " ")).rstrip(".") + f" (default {shown})."
+        if field.annotation is bool:
+            option = typer.Option(None if pipeline else field.default, f"{flag}/--no-{flag[2:]}", help=help_text)
+        else:
+            option = typer.Option(None if pipeline else field.default, flag, help=help_text)
+        annotation = Optional[field.annotation] if pipeline else field.annotation
+        options.append(inspect.Parameter(full, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation))
+    return options
+
+
+def split_kind_options(values: dict, *, pipeline: bool = True) -> dict[str, dict]:
+    """Options of :func:`kind_options` (pipeline names) back to ``{trainer: {field: value}}``."""
+    from sagestack.models.kinds import trainer_kinds
+
+    found: dict[str, dict] = {}
+    for kind in trainer_kinds():
+        for name in kind.param_fields():
+            full = f"{kind.param_prefix}{name}" if pipeline else name
+            if full in values:
+                found.setdefault(kind.trainer_name, {})[name] = values[full]
+    return found
+
+
+class generated_command:
+    """A command function whose signature is given (typer reads ``__signature__`` and ``__annotations__``)."""
+
+    def __init__(self, name: str, doc: str, signature: inspect.Signature, body) -> None:
+        self.__name__, self.__doc__, self.__signature__, self._body = name, doc, signature, body
+        self.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
+
+    def __call__(self, **options):
+        return self._body(**options)
+
+
+def train_kind_command(kind) -> typer.Typer:
+    """``sagestack train <kind>`` for a kind without a command of its own: ``--data`` (a prepared
+    folder), ``--out``, the kind's parameters, ``--seed`` and registration."""
+    common = [
+        inspect.Parameter("data", inspect.Parameter.KEYWORD_ONLY, annotation=Path, default=typer.Option(
+            ..., "--data", help="A prepared data folder: train.csv, validation.csv, train.txt, ... (`sagestack data prepare`).")),
+        inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, annotation=Path, default=typer.Option(
+            ..., "--out", help=f"Model output folder, written whole; a previous {kind.name} model there is replaced.")),
+        inspect.Parameter("overwrite", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=OverwriteOpt),
+    ]
+    tail = [
+        inspect.Parameter("seed", inspect.Parameter.KEYWORD_ONLY, annotation=int,
+                          default=typer.Option(42, "--seed", help="Seeds the trainer (default 42).")),
+        inspect.Parameter("register", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=RegisterOpt),
+        inspect.Parameter("model_name", inspect.Parameter.KEYWORD_ONLY, annotation=str, default=ModelNameOpt),
+        inspect.Parameter("approve", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=ApproveOpt),
+        inspect.Parameter("json_output", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=JsonOpt),
+    ]
+
+    def body(*, data: Path, out: Path, overwrite: bool, seed: int, register: bool, model_name: str, approve: bool,
+             json_output: bool, **values) -> None:
+        from sagestack.models.kinds import TrainContext
+
+        check_out(out, f"train {kind.trainer_name}", overwrite, data)
+        params = kind.make_params(values)
+        result = kind.trainer(data, out, params, TrainContext(seed=seed, progress=progress(json_output)))
+        summary = {**result, "model_dir": str(out), "params": params.model_dump()}
+        lines = [f"model: {out} ({kind.name})"]
+        if result.get("validation_accuracy") is not None:
+            lines.append(f"validation_accuracy: {result['validation_accuracy']:.4f}")
+        if register:
+            _register(summary, lines, out, data / "train.csv", model_name, approve)
+        emit(summary, json_output, lines)
+
+    signature = inspect.Signature([*common, *kind_options(kind), *tail])
+    doc = f"Train the {kind.name} kind on a prepared data folder: {kind.description}."
+    single = typer.Typer()
+    single.command(kind.trainer_name)(generated_command(kind.trainer_name, doc, signature, body))
+    return single

@@ -16,7 +16,6 @@ import pandas as pd
 
 from sagestack.errors import RegistryError
 from sagestack.models.base import ModelCard, TextClassifier
-from sagestack.models.kinds import ModelKind
 
 PREDICTOR_DIR = "autogluon"
 
@@ -24,7 +23,7 @@ PREDICTOR_DIR = "autogluon"
 def input_frame(frame: pd.DataFrame, text_column: str, columns: Sequence[str] = (), embeddings: bool = False) -> pd.DataFrame:
     """What an AutoGluon candidate reads: the text (missing as ""), the other columns, and the
     sentence-embedding columns when it was trained with them."""
-    from sagestack.automl.embeddings import with_embeddings
+    from sagestack.models.embeddings import with_embeddings
 
     inputs = frame[[text_column, *columns]].reset_index(drop=True).copy()
     inputs[text_column] = inputs[text_column].fillna("").astype(str)
@@ -91,14 +90,3 @@ class AutoGluonPredictor(TextClassifier):
                 f"this AutoGluon model also reads {', '.join(self.columns)}; it cannot predict from text alone"
             )
         return self.predict_frame_proba(pd.DataFrame({self.text_column: [str(t) for t in texts]}))
-
-
-KIND = ModelKind(
-    name="autogluon",
-    predictor=AutoGluonPredictor,
-    # What every AutoGluon model needs; the chosen family's packages (and the sentence encoder's)
-    # come from the model's card (ModelCard.requirements).
-    requirements=("autogluon-tabular", "autogluon-core", "autogluon-features", "autogluon-common", "scikit-learn"),
-    heavy=True,  # AutoGluon's feature pipeline + a model per request: milliseconds, off the event loop
-    description="the best candidate of an AutoML job (AutoGluon: TF-IDF linear, LightGBM, CatBoost, ...)",
-)

@@ -20,7 +20,6 @@ from sagestack.errors import DataError, RegistryError
 from sagestack.models.base import RESULT_FILE, ModelCard, TextClassifier
 from sagestack.models.baseline_params import BaselineParams, make_baseline_params  # noqa: F401 (re-exported)
 from sagestack.models.evaluation import Evaluation, evaluate_predictor
-from sagestack.models.kinds import ModelKind
 
 MODEL_FILE = "model.joblib"
 
@@ -129,7 +128,7 @@ def train_baseline(
     with atomic_dir(Path(out_dir), command="train baseline", overwrite=overwrite) as tmp:
         predictor.save(tmp)
         card = ModelCard(
-            kind=KIND.name,
+            kind=BaselinePredictor.kind,
             labels=predictor.labels,
             params=params.model_dump(),
             metrics={
@@ -146,10 +145,14 @@ def train_baseline(
     return card, validation
 
 
-KIND = ModelKind(
-    name="baseline",
-    predictor=BaselinePredictor,
-    requirements=("scikit-learn", "joblib", "scipy"),
-    heavy=True,  # a sparse transform + matrix product per request: milliseconds, off the event loop
-    description="TF-IDF word + character n-grams with logistic regression (scikit-learn)",
-)
+def train_prepared(prepared_dir: Path, model_dir: Path, params, context) -> dict:
+    """The baseline kind's trainer: fit on ``prepared_dir/train.csv``, score ``validation.csv``.
+
+    Returns:
+        ``{"kind", "validation_accuracy", "train_seconds", "model_size_mb"}``.
+    """
+    split = Path(prepared_dir)
+    card, validation = train_baseline(split / "train.csv", model_dir, BaselineParams(**params.model_dump(), seed=context.seed),
+                                      validation_csv=split / "validation.csv")
+    return {"kind": "baseline", "validation_accuracy": validation.accuracy,
+            "train_seconds": card.metrics["train_seconds"], "model_size_mb": card.metrics["model_size_mb"]}

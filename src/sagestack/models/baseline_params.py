@@ -43,3 +43,19 @@ def make_baseline_params(**values: object) -> BaselineParams:
         err = exc.errors()[0]
         where = f" '{err['loc'][0]}'" if err["loc"] else ""
         raise ConfigError(f"invalid baseline hyperparameter{where}: {err['msg']}") from None
+
+
+class BaselineTrainParams(BaseModel):
+    """The baseline's parameters as a pipeline branch, ``sagestack train`` and ``tune`` take them
+    (the rest keep :class:`BaselineParams`' defaults; the seed comes with the run)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    word_ngrams: int = Field(BaselineParams.model_fields["word_ngrams"].default, ge=1, le=5, description="Word n-grams 1..N.")
+    c: float = Field(BaselineParams.model_fields["c"].default, gt=0, description="Inverse regularization strength.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _checked_as_train_baseline_checks(cls, values: dict) -> dict:
+        make_baseline_params(**values)  # a value out of range raises ConfigError in `train baseline`'s words
+        return values

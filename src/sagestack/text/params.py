@@ -112,3 +112,22 @@ def make_params(preset: Preset = "sagestack", **overrides: object) -> BlazingTex
         err = exc.errors()[0]
         name = ".".join(str(p) for p in err["loc"]) or "parameters"
         raise ConfigError(f"invalid hyperparameter '{name}': {err['msg']}") from None
+
+
+class FastTextTrainParams(BaseModel):
+    """fastText's parameters as a pipeline branch, ``sagestack train`` and ``tune`` take them
+    (BlazingText's names, sagestack's defaults; the rest keep the preset's; the seed comes with the run)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(SAGESTACK_DEFAULTS["epochs"], ge=1, le=1000, description="fastText epochs.")
+    learning_rate: float = Field(SAGESTACK_DEFAULTS["learning_rate"], gt=0, le=10, description="fastText learning rate.")
+    min_count: int = Field(SAGESTACK_DEFAULTS["min_count"], ge=1, description="fastText min_count.")
+    vector_dim: int = Field(SAGESTACK_DEFAULTS["vector_dim"], ge=1, le=10_000, description="fastText vector_dim.")
+    word_ngrams: int = Field(SAGESTACK_DEFAULTS["word_ngrams"], ge=1, le=10, description="fastText word_ngrams.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _checked_as_train_fasttext_checks(cls, values: dict) -> dict:
+        make_params(**values)  # a value out of range raises ConfigError in `train fasttext`'s words
+        return values

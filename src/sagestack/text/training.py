@@ -309,3 +309,18 @@ def _write_vectors(model, path: Path) -> None:
         for word in words:
             vector = model.get_word_vector(word)
             out.write(word + " " + " ".join(f"{v:.5f}" for v in vector) + "\n")
+
+
+def train_prepared(prepared_dir: Path, model_dir: Path, params, context) -> dict:
+    """The fastText kind's trainer: fit on ``prepared_dir/train.txt``, score ``validation.txt``.
+
+    Returns:
+        ``{"kind", "validation_accuracy", "train_seconds", "model_size_mb"}``.
+    """
+    from sagestack.text.params import make_params
+
+    split = Path(prepared_dir)
+    result = train_fasttext(split / "train.txt", model_dir, make_params(**params.model_dump(), seed=context.seed),
+                            validation_file=split / "validation.txt", progress=context.progress)
+    return {"kind": "fasttext", "validation_accuracy": result.validation.accuracy,
+            "train_seconds": round(result.train_seconds, 3), "model_size_mb": result.model_size_mb}

@@ -12,6 +12,7 @@ is comes from its directory's card: no step here names a kind except the trainer
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -22,7 +23,7 @@ from sagestack.data.atomic import atomic_dir, atomic_file, sha256_file
 from sagestack.data.reviews import REVIEW_BODY, SENTIMENT
 from sagestack.errors import ConfigError, DataError
 from sagestack.registry import DatasetRef
-from sagestack.workflows.params import DEFAULT_EXPLAIN_SAMPLES, DEFAULT_SELECT_METRIC, TRAINERS
+from sagestack.workflows.params import DEFAULT_EXPLAIN_SAMPLES, DEFAULT_SELECT_METRIC
 
 POSITIVE_SENTIMENT = "1"
 # What a registered model's lineage records, in pipeline order: the register step's input
@@ -51,19 +52,37 @@ def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def __getattr__(name: str):
+    if name == "TRAINERS":  # the pipeline's branches: every trainable kind registered now
+        from sagestack.models.kinds import trainer_names
+
+        return tuple(trainer_names())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def parse_trainers(text: str) -> list[str]:
-    """The trainers of a comma-separated list (``"fasttext,baseline"``), in :data:`TRAINERS` order.
+    """The trainers of a comma-separated list (``"fasttext,baseline"``), in the registry's order.
+
+    A kind's name stands for its trainer too (``autogluon`` for ``automl``).
 
     Raises:
         ConfigError: empty, or a name that is not a trainer.
     """
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in TRAINERS]
+    from sagestack.models.kinds import trainer_kinds
+
+    kinds = trainer_kinds()
+    trainers = [kind.trainer_name for kind in kinds]
+    aliases = {kind.name: kind.trainer_name for kind in kinds}
+    names = [aliases.get(name.strip(), name.strip()) for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in trainers]
     if unknown:
-        raise ConfigError(f"unknown trainer(s) {', '.join(unknown)}; choose from {', '.join(TRAINERS)}")
+        raise ConfigError(f"unknown trainer(s) {', '.join(unknown)}; choose from {', '.join(trainers)}")
     if not names:
-        raise ConfigError(f"no trainer selected; pass --trainers with one or more of {', '.join(TRAINERS)}")
-    return [name for name in TRAINERS if name in names]
+        raise ConfigError(f"no trainer selected; pass --trainers with one or more of {', '.join(trainers)}")
+    return [name for name in trainers if name in names]
+
+
+_OPTION = re.compile(r"(?<![\w-])--(?=[a-z])")
 
 
 def pipeline_arguments(
@@ -71,10 +90,7 @@ def pipeline_arguments(
     data_path: str | None = None,
     trainers: str | None = None,
     select_metric: str | None = None,
-    fasttext: dict | None = None,
-    baseline: dict | None = None,
-    automl: dict | None = None,
-    bert: dict | None = None,
+    params: dict[str, dict] | None = None,
     **others: object,
 ) -> dict:
     """The sentiment pipeline's parameters from user options, checked before anything runs.
@@ -84,51 +100,36 @@ def pipeline_arguments(
         trainers: comma-separated trainers (``--trainers``); ``None`` keeps the pipeline's defaults
             (:data:`~sagestack.workflows.params.DEFAULT_TRAINERS`).
         select_metric: ``accuracy`` or ``macro_f1``.
-        fasttext: fastText hyperparameters (BlazingText names; ``None`` values keep defaults).
-        baseline: baseline hyperparameters, as the pipeline names them without ``baseline_``.
-        automl: the AutoML branch's ``time_limit``, ``max_candidates``, ``embeddings``.
-        bert: the BERT branch's ``model`` ("" / "tiny" / a checkpoint folder) and hyperparameters
-            (``epochs``, ``learning_rate``, ``train_batch_size``, ``max_steps``, ``max_seq_length``).
+        params: trainer name -> its parameters by field name (``None`` values keep defaults);
+            they become the pipeline parameters ``<param_prefix><field>``.
         **others: further pipeline parameters passed as they are (``None`` values dropped).
 
     Returns:
         ``{parameter: value}`` with only the values given; unset ones keep the pipeline's defaults.
 
     Raises:
-        ConfigError: an unknown trainer or metric, or a hyperparameter out of range.
+        ConfigError: an unknown trainer or metric, or a parameter out of range (named by the
+            pipeline's option, e.g. ``--bert-max-steps``).
     """
-    from sagestack.automl.search import AutoMLSpec
-    from sagestack.bert.params import BertParams
     from sagestack.models import SELECT_METRICS
-    from sagestack.models.baseline import make_baseline_params
-    from sagestack.text import make_params
+    from sagestack.models.kinds import kind_for_trainer, trainer_kinds
 
     if select_metric is not None and select_metric not in SELECT_METRICS:
         raise ConfigError(f"--select-metric must be one of {', '.join(SELECT_METRICS)}, got {select_metric!r}")
-    fasttext, baseline = dict(fasttext or {}), dict(baseline or {})
-    automl = {name: value for name, value in (automl or {}).items() if value is not None}
-    make_params(**fasttext)  # raises on a value out of range, minutes before the trainer would
-    make_baseline_params(**baseline)
-    try:
-        AutoMLSpec(**automl).check()
-    except ConfigError as exc:  # name the pipeline's option, not `sagestack automl`'s
-        raise ConfigError(str(exc).replace("--time-limit", "--automl-time-limit")
-                          .replace("--max-candidates", "--automl-max-candidates")) from None
-    bert = {name: value for name, value in (bert or {}).items() if value is not None}
-    try:
-        BertParams().updated(**{k: v for k, v in bert.items() if k != "model"})
-    except ConfigError as exc:  # name the pipeline's option, not `train bert`'s
-        raise ConfigError(str(exc).replace("--", "--bert-")) from None
-    if bert.get("model") not in (None, "", "tiny") and not (Path(bert["model"]) / "config.json").is_file():
-        raise ConfigError(f"--bert-model {bert['model']} holds no Hugging Face model (no config.json); pass a local "
-                          "checkpoint folder, 'tiny', or nothing for the shipped MiniLM BERT")
-    arguments = {"data_path": data_path, "select_metric": select_metric, **fasttext,
-                 **{f"bert_{name}": value for name, value in bert.items()},
-                 **{f"baseline_{name}": value for name, value in baseline.items()},
-                 **{f"automl_{name}": value for name, value in automl.items()}, **others}
+    arguments: dict = {"data_path": data_path, "select_metric": select_metric}
+    for trainer, values in (params or {}).items():
+        kind = kind_for_trainer(trainer)
+        given = {name: value for name, value in values.items() if value is not None}
+        try:  # checked minutes before the trainer would
+            kind.make_params(given)
+        except ConfigError as exc:  # name the pipeline's option, not `train <kind>`'s
+            prefix = kind.param_prefix.replace("_", "-")
+            raise ConfigError(_OPTION.sub(f"--{prefix}", str(exc))) from None
+        arguments.update({f"{kind.param_prefix}{name}": value for name, value in given.items()})
+    arguments.update(others)
     if trainers is not None:
         chosen = parse_trainers(trainers)
-        arguments.update({f"trainer_{name}": name in chosen for name in TRAINERS})
+        arguments.update({f"trainer_{kind.trainer_name}": kind.trainer_name in chosen for kind in trainer_kinds()})
     return {name: value for name, value in arguments.items() if value is not None}
 
 
@@ -236,91 +237,25 @@ def prepare_step(features_json: Path, out_dir: Path, settings: Settings) -> dict
     return write_training_splits(settings, Path(out_dir), review_ids=read_json(features_json)["review_ids"])
 
 
-def train_fasttext_step(prepared_dir: Path, model_dir: Path, **params) -> dict:
-    """Train the fastText branch on the prepared splits (``params``: BlazingText names).
-
-    Returns:
-        ``{"kind", "validation_accuracy", "train_seconds", "model_size_mb"}``.
-    """
-    from sagestack.text import make_params, train_fasttext
-
-    split = Path(prepared_dir)
-    result = train_fasttext(split / "train.txt", model_dir, make_params(**params), validation_file=split / "validation.txt")
-    return {"kind": "fasttext", "validation_accuracy": result.validation.accuracy,
-            "train_seconds": round(result.train_seconds, 3), "model_size_mb": result.model_size_mb}
-
-
-def train_baseline_step(prepared_dir: Path, model_dir: Path, **params) -> dict:
-    """Train the TF-IDF + logistic-regression branch on the prepared splits.
-
-    Returns:
-        ``{"kind", "validation_accuracy", "train_seconds", "model_size_mb"}``.
-    """
-    from sagestack.models.baseline import BaselineParams, train_baseline
-
-    split = Path(prepared_dir)
-    card, validation = train_baseline(split / "train.csv", model_dir, BaselineParams(**params),
-                                      validation_csv=split / "validation.csv")
-    return {"kind": "baseline", "validation_accuracy": validation.accuracy,
-            "train_seconds": card.metrics["train_seconds"], "model_size_mb": card.metrics["model_size_mb"]}
-
-
-def train_automl_step(prepared_dir: Path, model_dir: Path, *, time_limit: float, max_candidates: int,
-                      embeddings: bool, metric: str = DEFAULT_SELECT_METRIC, seed: int) -> dict:
-    """Train the AutoML branch on the prepared splits: AutoGluon fits the candidates on ``train.csv``
-    within ``time_limit`` seconds; the best by ``metric`` (the pipeline's selection metric) on
-    ``validation.csv`` is the branch's model.
-
-    Returns:
-        ``{"kind", "validation_accuracy", "train_seconds", "model_size_mb", "candidate", "leaderboard"}``.
-    """
-    import pandas as pd
-
-    from sagestack.automl.search import AutoMLSpec, train_best
-
-    split = Path(prepared_dir)
-    spec = AutoMLSpec(target=SENTIMENT, text_column=REVIEW_BODY, time_limit=time_limit, max_candidates=max_candidates,
-                      embeddings=embeddings, metric=metric, seed=seed)
-    card, validation, leaderboard = train_best(pd.read_csv(split / "train.csv"), pd.read_csv(split / "validation.csv"),
-                                               spec, Path(model_dir))
-    return {"kind": card.kind, "validation_accuracy": validation.accuracy, "train_seconds": card.metrics["fit_seconds"],
-            "model_size_mb": card.metrics["model_size_mb"], "candidate": card.params["candidate"],
-            "leaderboard": [{k: row[k] for k in ("rank", "name", "validation_accuracy")} for row in leaderboard]}
-
-
-def train_bert_step(prepared_dir: Path, model_dir: Path, debugger_report: Path, profiler_report: Path, *,
-                    model: str = "", epochs: int, learning_rate: float, train_batch_size: int, max_steps: int,
-                    max_seq_length: int, seed: int) -> dict:
-    """Train the BERT branch on the prepared splits (read back from the feature store), watched by
-    the default Debugger rules and the Profiler; the fine-tuned model is the branch's model.
+def train_step(trainer: str, prepared_dir: Path, model_dir: Path, reports_dir: Path, params: str, *, seed: int,
+               metric: str = DEFAULT_SELECT_METRIC) -> dict:
+    """Train one branch on the prepared splits with its kind's trainer.
 
     Args:
-        model: ``""`` for the shipped MiniLM BERT, ``"tiny"`` for a small random BERT, else a
-            local Hugging Face checkpoint folder.
+        trainer: the branch's trainer name (or kind name).
+        params: the kind's parameters as the pipeline passes them (see
+            :meth:`~sagestack.models.kinds.ModelKind.params_template`).
+        reports_dir: where the trainer's reports go (a folder, made here).
 
     Returns:
-        ``{"kind", "validation_accuracy", "train_seconds", "samples_per_second", "steps", "device", "findings"}``.
+        What the kind's trainer returns: at least ``{"kind", "validation_accuracy"}``.
     """
-    from sagestack.bert.job import MODEL_DIR, BertJobSpec, train_bert
-    from sagestack.bert.params import BertParams
+    from sagestack.models.kinds import TrainContext, kind_for_trainer
 
-    params = BertParams(epochs=epochs, learning_rate=learning_rate, train_batch_size=train_batch_size,
-                        max_steps=max_steps, max_seq_length=max_seq_length, seed=seed)
-    spec = BertJobSpec(params=params, splits_dir=Path(prepared_dir), tiny=model == "tiny",
-                       model_dir=Path(model) if model not in ("", "tiny") else None)
-    with tempfile.TemporaryDirectory(prefix="sagestack-bert-") as work:
-        summary = train_bert(spec, Path(work) / "run").summary
-        if summary.get("nonfinite_loss"):  # a diverged branch must not compete for @champion
-            from sagestack.bert.job import not_registered_reason
-
-            raise DataError(f"the BERT branch diverged: {not_registered_reason(summary['nonfinite_loss'], False)}")
-        shutil.copytree(Path(work) / "run" / MODEL_DIR, model_dir, dirs_exist_ok=True)
-        shutil.copyfile(summary["debugger_report"], debugger_report)
-        shutil.copyfile(summary["profiler_report"], profiler_report)
-    return {"kind": summary["kind"], "validation_accuracy": summary["validation_accuracy"],
-            "train_seconds": summary["training"]["train_seconds"],
-            "samples_per_second": summary["training"]["samples_per_second"], "steps": summary["training"]["steps"],
-            "device": summary["device"], "findings": [f["rule"] for f in summary["findings"]]}
+    kind = kind_for_trainer(trainer)
+    Path(reports_dir).mkdir(parents=True, exist_ok=True)
+    return kind.trainer(Path(prepared_dir), Path(model_dir), kind.decode_params(params),
+                        TrainContext(seed=seed, metric=metric, reports_dir=Path(reports_dir)))
 
 
 def evaluate_step(prepared_dir: Path, model_dir: Path, evaluation_path: Path, report_path: Path) -> dict:
