@@ -7,6 +7,9 @@ join the next one: one read of all their ids, one prediction of all their texts.
 runs at once (no timer, so no added latency at low load); under load the batches grow by
 themselves with the number of requests waiting.
 
+The endpoint puts every model call behind one: ``/predict`` and ``/predict_batch`` requests share
+one prediction of all their reviews, ``/predict_by_id`` requests one read and one prediction.
+
 The batch function runs on the event loop and offloads what blocks (a heavy kind's prediction
 goes to a worker thread; a Redis read is asynchronous). Handing every call to a thread instead
 cost more than it saved on a 2-core machine: waking the thread, while the other worker and the
@@ -30,8 +33,10 @@ class Coalescer(Generic[Item, Result]):
     them in order while their total ``weight`` stays within ``max_weight`` (always at least one
     item): e.g. a weight of one per review keeps a call to a bounded number of reviews, so a lone
     small request never waits behind thousands. When ``batch_fn`` raises, every item of that call
-    gets the exception; the next call runs as usual. A submitter that is cancelled (its client
-    went away) is skipped when results arrive.
+    gets the exception; the next call runs as usual. A result that is an ``Exception`` instance is
+    raised to its own submitter only (a batch function that answers item by item, e.g. after
+    falling back to one call per item). A submitter that is cancelled (its client went away) is
+    skipped when results arrive.
     """
 
     def __init__(self, batch_fn: Callable[[list[Item]], Awaitable[Sequence[Result]]], *, max_weight: int = 32,
@@ -84,7 +89,11 @@ class Coalescer(Generic[Item, Result]):
                     self._pending[:0] = batch
                     raise
                 for (_, future), result in zip(batch, results):
-                    if not future.done():
+                    if future.done():
+                        continue
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
                         future.set_result(result)
         finally:
             self._drain_task = None

@@ -26,6 +26,7 @@ from sagestack.monitor.capture import CaptureWriter, new_inference_id
 from sagestack.registry import DEFAULT_MODEL_NAME, load_predictor
 from sagestack.review.starter import LoopStarter
 from sagestack.review.store import review_store
+from sagestack.serving.coalesce import Coalescer
 from sagestack.serving.readiness import Readiness, WorkerGroup, model_files_check
 from sagestack.serving.requests import (
     BatchPrediction,
@@ -36,7 +37,7 @@ from sagestack.serving.requests import (
     batch_predictions,
     missing_ids_message,
     model_summary,
-    predict_reviews,
+    predict_review_batches,
     prediction_response,
 )
 from sagestack.serving.stored import StoredPredictions
@@ -47,6 +48,9 @@ DEFAULT_MODEL_REF = f"{DEFAULT_MODEL_NAME}@champion"
 # What each worker predicts once before it reports ready.
 WARM_UP_REVIEW = "Warm-up: the dress fits well and the fabric is soft."
 WARM_UP_RETRY_S = 5
+# The most reviews one model call holds (several requests' together): a lone small request never
+# waits behind thousands, and a heavy kind's call stays a bounded time.
+MAX_BATCH_REVIEWS = 256
 
 # count(observer, outcome, n): ``capture`` (captured, dropped, failed) or ``human_loops`` (started,
 # dropped, failed); called from request handlers and from the observers' own threads.
@@ -95,17 +99,24 @@ class Endpoint:
         ref: the model to serve (``NAME@ALIAS``, ``NAME/VERSION`` or a model file).
         group: the server's workers, which must all be warm before any says it is ready.
         count: called with what the observers did (see :data:`Count`).
+        batched: called with the number of requests each ``/predict``/``/predict_batch`` model call answers.
+        max_batch_reviews: the most reviews one model call holds (concurrent requests share calls).
     """
 
     def __init__(self, settings: Settings, ref: str, *, group: WorkerGroup | None = None,
-                 count: Count = lambda observer, outcome, n: None) -> None:
+                 count: Count = lambda observer, outcome, n: None, batched: Callable[[int], None] = lambda n: None,
+                 max_batch_reviews: int = MAX_BATCH_REVIEWS) -> None:
         self.ref = ref
         self.settings = settings
         self.readiness = Readiness(group)
         self.predictor = None
         self.model: ModelSummary | None = None
         self._count = count
+        self._batched = batched
         self._heavy = False
+        self._max_batch_reviews = max_batch_reviews
+        # Every /predict and /predict_batch request's reviews go through it (see predict_review_batches).
+        self._texts: Coalescer[list[str], list] | None = None
         self._stored: StoredPredictions | None = None
         self._stored_lock = asyncio.Lock()
         self._loop = asyncio.get_running_loop()
@@ -162,11 +173,14 @@ class Endpoint:
         stored = None
         if has_features(self.settings):
             self.readiness.warming("opening the online feature store")
-            stored = self._retry(lambda: StoredPredictions.open(self.settings, predictor, heavy))
+            stored = self._retry(lambda: StoredPredictions.open(self.settings, predictor, heavy,
+                                                                self._max_batch_reviews))
             # One request's whole path, on the event loop (Redis's asynchronous client belongs to it).
             self._retry(lambda: asyncio.run_coroutine_threadsafe(stored.warm_up(), self._loop).result(timeout=60))
             checks["online store"] = stored.check
         self.model = model_summary(self.ref, info, predictor.kind, self.settings.variant)
+        self._texts = Coalescer(partial(self._predict_requests, predictor, heavy),
+                                max_weight=self._max_batch_reviews, weight=len)
         self.predictor, self._heavy, self._stored = predictor, heavy, stored
         # MLflow leaves a large heap behind; without freezing it, full garbage collections stall
         # the event loop for 100+ ms (p99 of 130 ms at a single client).
@@ -213,27 +227,37 @@ class Endpoint:
 
     # -- predictions -----------------------------------------------------------------------------
 
+    @property
+    def model_calls(self) -> int:
+        """How many model calls this worker's ``/predict`` and ``/predict_batch`` requests have made
+        (concurrent requests share one)."""
+        return self._texts.calls if self._texts is not None else 0
+
     async def predict(self, route: str, reviews: list[str]) -> PredictResponse:
         """Label and probability of each class for each review, and the model that answered.
+
+        Concurrent requests share one model call, of at most ``max_batch_reviews`` reviews; a lone
+        request is predicted at once (no batching window). A review the model fails on fails only
+        the request that sent it.
 
         Raises:
             Unavailable: the worker is still warming up.
         """
         self._check_warm()
-        predictions = await predict_reviews(self.predictor, reviews, heavy=self._heavy)
+        predictions = await self._texts.submit(reviews)
         inference_id = new_inference_id()
         self._captured(route, [inference_id], reviews, predictions)
         loops = self._human_loops(reviews, predictions, [inference_id] * len(predictions))
         return prediction_response(self.model, predictions, inference_id, loops)
 
     async def predict_batch(self, route: str, reviews: list[str]) -> list[BatchPrediction]:
-        """As :meth:`predict`, one item (with its own inference id) per review.
+        """As :meth:`predict` (sharing its model calls), one item (with its own inference id) per review.
 
         Raises:
             Unavailable: the worker is still warming up.
         """
         self._check_warm()
-        predictions = await predict_reviews(self.predictor, reviews, heavy=self._heavy)
+        predictions = await self._texts.submit(reviews)
         inference_ids = [new_inference_id() for _ in predictions]
         self._captured(route, inference_ids, reviews, predictions)
         loops = self._human_loops(reviews, predictions, inference_ids, items=[0] * len(predictions))
@@ -267,13 +291,19 @@ class Endpoint:
                            for p, loop in zip(predictions, loops)]
         return PredictByIdResponse(model=self.model, predictions=predictions, inference_id=inference_id)
 
+    async def _predict_requests(self, predictor, heavy: bool, requests: list[list[str]]) -> list:
+        """The batch function of ``/predict`` and ``/predict_batch``: one model call for these requests."""
+        self._batched(len(requests))
+        return await predict_review_batches(predictor, requests, heavy=heavy)
+
     async def _open_stored(self) -> StoredPredictions | None:
         # Only when the store was filled after this worker warmed up: the one cold read there is.
         async with self._stored_lock:
             if self._stored is None:
                 if not has_features(self.settings):
                     return None
-                stored = await asyncio.to_thread(StoredPredictions.open, self.settings, self.predictor, self._heavy)
+                stored = await asyncio.to_thread(StoredPredictions.open, self.settings, self.predictor, self._heavy,
+                                                 self._max_batch_reviews)
                 self.readiness.add_check("online store", stored.check)
                 self._stored = stored
         return self._stored

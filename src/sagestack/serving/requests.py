@@ -109,6 +109,47 @@ async def predict_reviews(predictor, reviews: list[str], *, heavy: bool) -> list
     return predictor.predict(reviews)
 
 
+async def predict_review_batches(predictor, requests: Sequence[list[str]], *, heavy: bool
+                                 ) -> list[list[Prediction] | Exception]:
+    """Answer several requests' reviews with one prediction, each request getting its own answer.
+
+    Args:
+        predictor: the model.
+        requests: the reviews of each request.
+        heavy: the kind's ``heavy`` flag (see :func:`predict_reviews`): the whole call, fallback
+            included, runs in one worker thread.
+
+    Returns:
+        Per request, in order, its predictions, or the exception its own reviews raised: when the
+        shared call raises, each request is predicted on its own, so a review the model cannot
+        take fails only the request that sent it.
+    """
+    import asyncio
+
+    def predict() -> list[list[Prediction] | Exception]:
+        texts = [text for reviews in requests for text in reviews]
+        try:
+            predictions = predictor.predict(texts)
+        except Exception as exc:
+            if len(requests) == 1:
+                return [exc]
+            return [_own_predictions(predictor, reviews) for reviews in requests]
+        answers, start = [], 0
+        for reviews in requests:
+            answers.append(predictions[start:start + len(reviews)])
+            start += len(reviews)
+        return answers
+
+    return await asyncio.to_thread(predict) if heavy else predict()
+
+
+def _own_predictions(predictor, reviews: list[str]) -> list[Prediction] | Exception:
+    try:
+        return predictor.predict(reviews)
+    except Exception as exc:  # this request's own failure: its answer, not its neighbours'
+        return exc
+
+
 async def predict_stored_batch(reader, predictor, requests: Sequence[list[int]], *, heavy: bool
                                ) -> list[tuple[list[int], list[IdPrediction]]]:
     """Answer several ``/predict_by_id`` requests with one online-store read and one prediction.

@@ -10,25 +10,22 @@ from sagestack.features.store import ENDPOINT_FEATURES, OnlineReader, OnlineStor
 from sagestack.serving.coalesce import Coalescer
 from sagestack.serving.requests import predict_stored_batch
 
-# The most reviews one online-store read and prediction of /predict_by_id requests hold together.
-BY_ID_BATCH_REVIEWS = 256
-
-
 class StoredPredictions:
     """What answers ``/predict_by_id``: the online-store reader and the model behind a coalescer,
-    and the review id the readiness check reads (``None`` in an empty table)."""
+    and the review id the readiness check reads (``None`` in an empty table); one read and
+    prediction holds at most ``max_reviews`` reviews."""
 
-    def __init__(self, reader: OnlineReader, predictor, heavy: bool, probe_id: int | None) -> None:
+    def __init__(self, reader: OnlineReader, predictor, heavy: bool, probe_id: int | None,
+                 max_reviews: int) -> None:
         self.reader, self.probe_id = reader, probe_id
-        # Up to BY_ID_BATCH_REVIEWS reviews a call: a lone small request never waits behind thousands.
         self.by_id = Coalescer(partial(predict_stored_batch, reader, predictor, heavy=heavy),
-                               max_weight=BY_ID_BATCH_REVIEWS, weight=len)
+                               max_weight=max_reviews, weight=len)
 
     @classmethod
-    def open(cls, settings: Settings, predictor, heavy: bool) -> "StoredPredictions":
+    def open(cls, settings: Settings, predictor, heavy: bool, max_reviews: int) -> "StoredPredictions":
         """Open the reader (configured for a long-lived endpoint) for this home's store."""
         reader = OnlineReader(settings, features=ENDPOINT_FEATURES, endpoint=True)
-        return cls(reader, predictor, heavy, first_review_id(settings))
+        return cls(reader, predictor, heavy, first_review_id(settings), max_reviews)
 
     async def warm_up(self) -> None:
         """One request's whole path: read, predict, answer (it opens the store's connection)."""
