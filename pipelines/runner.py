@@ -2,7 +2,8 @@
 
 Locally the pipeline runs with KFP's own local runner (``SubprocessRunner(use_venv=False)``,
 caching on, under ``$SAGESTACK_HOME/pipelines``); every line it prints goes to a log file and
-is read back into a per-step summary (status, duration, artifacts).
+is read back into a per-step summary (status, duration, artifacts), recorded as the run's history
+through :mod:`sagestack.pipeline_runs` (which reads it back, without KFP).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Callable, Iterator
 
 from pipelines import DEFAULT_PIPELINE
 from sagestack.errors import SagestackError
+from sagestack.pipeline_runs import pipelines_folder, runs_folder, write_summary
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _EXECUTING = re.compile(r"Executing task '([^']+)'")
@@ -204,9 +206,6 @@ def _support_oneof_artifacts() -> None:
     OrchestratorUtils.get_dag_output_artifacts = classmethod(dag_output_artifacts)
 
 
-SUMMARY_FILE = "summary.json"
-
-
 def _candidates(steps: list[dict]) -> dict | None:
     """The champion selection (candidates, scores, winner) from the select step's artifact."""
     for step in steps:
@@ -214,14 +213,6 @@ def _candidates(steps: list[dict]) -> dict | None:
         if path and Path(path).is_file():
             return json.loads(Path(path).read_text(encoding="utf-8"))
     return None
-
-
-def _write_summary(run_dir: Path, summary: dict) -> None:
-    from sagestack.data.atomic import atomic_file
-
-    if run_dir.is_dir():
-        with atomic_file(run_dir / SUMMARY_FILE) as tmp:
-            tmp.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
 
 
 def run_local(
@@ -258,8 +249,8 @@ def run_local(
 
     pipeline_func = get_pipeline(pipeline)
     home = settings.home.resolve()
-    base = home / "pipelines"
-    root, cache = base / "runs", base / "cache"
+    base = pipelines_folder(settings)
+    root, cache = runs_folder(settings), base / "cache"
     root.mkdir(parents=True, exist_ok=True)
     _support_oneof_artifacts()
     local.init(
@@ -330,37 +321,10 @@ def run_local(
     }
     if failure:
         summary["error"] = failure
-    _write_summary(run_dir, summary)
+    write_summary(run_dir, summary)
     if failure:
         raise PipelineFailed(f"pipeline {pipeline_func.name} {failure}; log: {log_path}")
     return summary
-
-
-def list_runs(settings, *, limit: int = 20) -> list[dict]:
-    """The most recent local pipeline runs, newest first, read from their ``summary.json`` files.
-
-    Returns:
-        One entry per run: ``{"pipeline", "run", "status", "started_at", "seconds", "champion",
-        "registered", "rejection", "error", "steps", "summary"}`` (``steps``: each step's name,
-        status and seconds; ``summary`` is the file's path).
-    """
-    runs = []
-    for path in (settings.home.resolve() / "pipelines" / "runs").glob(f"*/{SUMMARY_FILE}"):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            continue  # a summary being replaced, or not ours
-        selection = data.get("selection") or {}
-        runs.append({
-            "pipeline": data.get("pipeline"), "run": data.get("run"), "status": data.get("status"),
-            "started_at": data.get("started_at"), "seconds": data.get("seconds"),
-            "champion": selection.get("champion"), "registered": data.get("registered"),
-            "rejection": data.get("rejection"), "error": data.get("error"),
-            "steps": [{k: step.get(k) for k in ("name", "status", "seconds")} for step in data.get("steps", [])],
-            "summary": str(path),
-        })
-    runs.sort(key=lambda r: (r["started_at"] or "", r["run"] or ""), reverse=True)
-    return runs[:limit]
 
 
 def compile_pipeline(path: Path, pipeline: str = DEFAULT_PIPELINE) -> Path:

@@ -101,7 +101,7 @@ def runs(
     json_output: bool = JsonOpt,
 ) -> None:
     """List recent local pipeline runs (from each run's summary.json), newest first."""
-    from pipelines.runner import list_runs
+    from sagestack.pipeline_runs import list_runs
 
     found = list_runs(settings(), limit=limit)
     lines = [
