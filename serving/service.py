@@ -18,7 +18,6 @@ import time
 from typing import Annotated, Awaitable
 
 import bentoml
-from bentoml.exceptions import ServiceUnavailable
 from bentoml.validators import ContentType
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
@@ -29,6 +28,7 @@ from sagestack.serving.endpoint import DEFAULT_MODEL_REF, Endpoint, NotFound, Un
 from sagestack.serving.readiness import WorkerGroup
 from sagestack.serving.requests import (MAX_REQUEST_BYTES, BatchPrediction, PredictByIdResponse, PredictResponse,
                                         ReviewIds, Reviews)
+from serving.access_log import bentoml_logging, configure_worker
 from serving.guard import RequestGuard
 
 MODEL_ENV_VAR = "SAGESTACK_MODEL"
@@ -56,6 +56,12 @@ OBSERVERS = {
         labelnames=["variant", "outcome"],
     ),
 }
+# How many requests each model call of /predict and /predict_batch answered (concurrent requests share calls).
+BATCH_REQUESTS = bentoml.metrics.Histogram(
+    name="sagestack_model_call_requests",
+    documentation="Requests answered by one model call of /predict and /predict_batch (adaptive batching)",
+    labelnames=["variant"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 LATENCY = bentoml.metrics.Histogram(
     name="sagestack_request_duration_seconds", documentation="Prediction latency by variant and route",
     labelnames=["variant", "route"],
@@ -67,18 +73,29 @@ def _model_ref() -> str:
     return os.environ.get(MODEL_ENV_VAR) or DEFAULT_MODEL_REF
 
 
-def _workers() -> int | str:
+def _settings():
     # Read when BentoML imports the service (in the server process and in each worker alike).
     try:
-        return load_settings().workers or "cpu_count"
+        return load_settings()
     except ConfigError:
-        return "cpu_count"  # check_model reports the bad setting before any worker starts
+        return None  # check_model reports the bad setting before any worker starts
+
+
+def _workers() -> int | str:
+    settings = _settings()
+    return (settings.workers if settings else None) or "cpu_count"
+
+
+def _logging() -> dict:
+    settings = _settings()
+    return bentoml_logging(settings.access_log if settings else "sampled")
 
 
 @bentoml.service(
     name="sagestack-sentiment",
     workers=_workers(),
     traffic={"timeout": 30},
+    logging=_logging(),  # SAGESTACK_ACCESS_LOG: off, sampled (the default) or on
     # BentoML's OpenTelemetry middleware costs about a third of a prediction request even with
     # sampling off (the default). To trace predictions, override this key in the BentoML config
     # (services.sagestack-sentiment.tracing.excluded_urls).
@@ -101,10 +118,11 @@ class SentimentService:
 
     def __init__(self) -> None:
         settings = load_settings()
+        configure_worker(settings.access_log)
         self._variant = settings.variant or ""
         # BentoML makes the service inside its startup coroutine: the endpoint takes that loop.
         self.endpoint = Endpoint(settings, _model_ref(), group=WorkerGroup.of_parent(BENTOML_WORKER),
-                                 count=self._count)
+                                 count=self._count, batched=BATCH_REQUESTS.labels(variant=self._variant).observe)
 
     @bentoml.on_startup
     async def _start_warming(self) -> None:
@@ -169,17 +187,12 @@ class SentimentService:
         return await self._answer("/predict_by_id", self.endpoint.predict_by_id("/predict_by_id", review_ids))
 
     # The explicit content type spares BentoML building a JSON schema for every list response.
-    @bentoml.api(route="/predict_batch", batchable=True, max_batch_size=256, max_latency_ms=1000)
+    @bentoml.api(route="/predict_batch")
     async def predict_batch(
         self, reviews: Reviews
     ) -> Annotated[list[BatchPrediction], ContentType("application/json")]:
         """As ``/predict``, one item per review; concurrent requests are predicted together."""
-        with self._observed("/predict_batch") as outcome:
-            try:
-                return await self.endpoint.predict_batch("/predict_batch", reviews)
-            except Unavailable as exc:
-                outcome["value"] = "unavailable"
-                raise ServiceUnavailable(str(exc)) from None  # BentoML answers any 5xx of a batchable api with its own words
+        return await self._answer("/predict_batch", self.endpoint.predict_batch("/predict_batch", reviews))
 
 
 # BentoML reads whole bodies with no size limit; this answers 413/415 before it does.

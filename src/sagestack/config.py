@@ -39,7 +39,10 @@ ENV_VARS = {
     "SAGESTACK_CAPTURE_URI": "capture_uri",
     "SAGESTACK_REVIEW_FLOW": "review_flow",
     "SAGESTACK_REVIEW_DB": "review_db",
+    "SAGESTACK_ACCESS_LOG": "access_log",
 }
+# The endpoint's access log: no line, a sample of requests plus every error (serving/service.py), or every request.
+ACCESS_LOG_CHOICES = ("off", "sampled", "on")
 
 
 class Settings(BaseModel):
@@ -71,6 +74,9 @@ class Settings(BaseModel):
             endpoint: each prediction less confident than its threshold starts a human loop.
         review_db: the human review store's database: SQLite under ``home/review`` (default) or
             PostgreSQL, ``postgresql://user:password@host:5432/review`` (the scaled-out topology's).
+        access_log: the endpoint's access log: ``sampled`` (default: one request in 100, and every
+            4xx/5xx answer), ``on`` (a line per request) or ``off`` (none; ``/metrics`` counts every
+            request either way).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -89,6 +95,7 @@ class Settings(BaseModel):
     capture_uri: str | None = None
     review_flow: str | None = None
     review_db: str | None = None
+    access_log: str = "sampled"
 
     @field_validator("home")
     @classmethod
@@ -117,6 +124,13 @@ class Settings(BaseModel):
             raise ValueError("must be duckdb, spark, or a Spark master URL (spark://HOST:PORT, yarn, k8s://...)")
         return value
 
+    @field_validator("access_log")
+    @classmethod
+    def _known_access_log(cls, value: str) -> str:
+        if value not in ACCESS_LOG_CHOICES:
+            raise ValueError(f"must be one of {', '.join(ACCESS_LOG_CHOICES)}")
+        return value
+
     @field_validator("capture_uri")
     @classmethod
     def _absolute_capture_folder(cls, value: str | None) -> str | None:
@@ -125,6 +139,32 @@ class Settings(BaseModel):
         if value and "://" not in value:
             return str(Path(value).expanduser().resolve())
         return value or None
+
+    def to_env(self) -> dict[str, str]:
+        """The ``SAGESTACK_*`` variables that give another process these same settings: the one form
+        settings take across a process boundary (subprocesses, endpoint workers, job runners, pods).
+
+        For a process started in another working directory (a ``sagestack.toml`` there would not be
+        this one): every set field, paths made absolute, and the tracking URI spelled out.
+        """
+        env = {}
+        for var, field in ENV_VARS.items():
+            value = getattr(self, field)
+            if value is not None:
+                env[var] = str(value.resolve() if isinstance(value, Path) else value)
+        env["SAGESTACK_HOME"] = str(self.home.resolve())
+        env["SAGESTACK_TRACKING_URI"] = self.mlflow_uri
+        return env
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """The settings that :meth:`to_env` (or a pod's ConfigMap) gave this process, and nothing else:
+        no ``sagestack.toml`` is read.
+
+        Raises:
+            ConfigError: a variable holds an invalid value.
+        """
+        return _validated(fields_from_env(environ), source="environment")
 
     @property
     def mlflow_uri(self) -> str:
@@ -152,22 +192,6 @@ class Settings(BaseModel):
     def cache_dir(self) -> Path:
         """Where downloaded datasets are cached."""
         return self.home.resolve() / "cache"
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The ``SAGESTACK_*`` variables that give another process these same settings.
-
-    For a process started in another working directory (a ``sagestack.toml`` there would not be
-    this one): every set field, paths made absolute, and the tracking URI spelled out.
-    """
-    env = {}
-    for var, field in ENV_VARS.items():
-        value = getattr(settings, field)
-        if value is not None:
-            env[var] = str(value.resolve() if isinstance(value, Path) else value)
-    env["SAGESTACK_HOME"] = str(settings.home.resolve())
-    env["SAGESTACK_TRACKING_URI"] = settings.mlflow_uri
-    return env
 
 
 def settings_from_parameters(home: str, tracking_uri: str) -> Settings:
@@ -218,17 +242,25 @@ def load_settings(
         if "home" in values and not Path(str(values["home"])).is_absolute():
             values["home"] = cwd / str(values["home"])
 
-    for var, field in ENV_VARS.items():
-        if environ.get(var):
-            values[field] = environ[var]
+    values.update(fields_from_env(environ))
     values.update({k: v for k, v in overrides.items() if v is not None})
+    return _validated(values, source=source, overrides=overrides)
 
+
+def fields_from_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The settings fields the ``SAGESTACK_*`` variables in ``environ`` set (unvalidated; empty means unset)."""
+    return {field: environ[var] for var, field in ENV_VARS.items() if environ.get(var)}
+
+
+def _validated(values: Mapping[str, object], *, source: str, overrides: Mapping[str, object] | None = None) -> Settings:
+    """:class:`Settings` from ``values``; an invalid one is a one-line ConfigError naming its ``source``
+    (or the CLI option, when an explicit override was the invalid value)."""
     try:
         return Settings(**values)
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
         message = err["msg"].removeprefix("Value error, ")
-        if overrides.get(field) is not None:  # an explicit value (a CLI option) is the source to name
+        if (overrides or {}).get(field) is not None:  # an explicit value (a CLI option) is the source to name
             source = f"--{field.replace('_', '-')}"
         raise ConfigError(f"{source}: invalid setting '{field}': {message}") from None

@@ -42,9 +42,9 @@ def watch_start(url: str, process: subprocess.Popen, timeout: float = 120.0) -> 
 @pytest.fixture(scope="module")
 def endpoint(tmp_path_factory, sample_csv, blazingtext_split):
     """Two workers around a registered fastText champion and a SQLite online store, watched from
-    the moment ``bentoml serve`` starts."""
+    the moment ``bentoml serve`` starts; its access log is off."""
     home = tmp_path_factory.mktemp("home")
-    settings = load_settings(cwd=home, environ={}, home=home, workers=2)
+    settings = load_settings(cwd=home, environ={}, home=home, workers=2, access_log="off")
     ingest(settings, load_reviews(sample_csv).frame)
     result = train_fasttext(blazingtext_split[0], settings.home / "model", make_params(threads=1))
     log_model_run(result.out_dir, settings=settings, model_name="sentiment", approval="Approved", aliases=("champion",))
@@ -128,3 +128,15 @@ def test_bad_or_unknown_ids_are_4xx(endpoint, ids, status, message):
     assert message in answer.text
     ready = httpx.get(f"{url}/readyz", timeout=10)
     assert ready.status_code == 200, ready.text
+
+
+def test_with_the_access_log_off_no_request_is_logged(endpoint):
+    """SAGESTACK_ACCESS_LOG=off: neither answered nor refused requests write an access line."""
+    url, settings, *_ = endpoint
+    for ids in ([3], [3, 10**9], [4]):
+        httpx.post(f"{url}/predict_by_id", json={"review_ids": ids}, timeout=30)
+    httpx.post(f"{url}/predict", json={"reviews": ["fits well"]}, timeout=30)
+    time.sleep(1)  # what the workers would log reaches the file
+    log = (settings.home / "serve.log").read_text(errors="replace")
+    assert log.strip(), "the server wrote nothing at all"
+    assert "(scheme=http," not in log

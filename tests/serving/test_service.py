@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -31,13 +32,13 @@ REVIEWS = [
 TOO_LARGE = f"request body is larger than {MAX_REQUEST_BYTES} bytes; send fewer or shorter reviews"
 
 
-def serve(home: Path, model_ref: str, log: Path) -> tuple[subprocess.Popen, str]:
-    """Start ``bentoml serve`` in the background; returns the process and its base URL."""
+def serve(home: Path, model_ref: str, log: Path, **extra_env: str) -> tuple[subprocess.Popen, str]:
+    """Start ``bentoml serve`` in the background (with ``extra_env`` set); returns the process and its base URL."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SAGESTACK_", "BENTOML_"))}
     env.update(
         SAGESTACK_HOME=str(home), SAGESTACK_MODEL=model_ref,
-        BENTOML_HOME=str(home / "bentoml"), BENTOML_DO_NOT_TRACK="true",
+        BENTOML_HOME=str(home / "bentoml"), BENTOML_DO_NOT_TRACK="true", **extra_env,
     )
     cmd = [str(BENTOML), "serve", SERVICE, "--host", "127.0.0.1", "--port", str(port)]
     # A file, not a pipe: a full pipe would block the server's logging.
@@ -64,9 +65,15 @@ def expected(registry):
 
 
 @pytest.fixture(scope="module")
-def server(registry, tmp_path_factory):
-    """The running server: ``(process, client)``; started once for the module."""
-    log = tmp_path_factory.mktemp("serve-log") / "serve.log"
+def server_log(tmp_path_factory) -> Path:
+    """Where the module's server writes its output."""
+    return tmp_path_factory.mktemp("serve-log") / "serve.log"
+
+
+@pytest.fixture(scope="module")
+def server(registry, server_log):
+    """The running server (access log at its default, ``sampled``): ``(process, client)``; started once for the module."""
+    log = server_log
     proc, url = serve(registry, "sentiment@champion", log)
     client = httpx.Client(base_url=url, timeout=30)
     try:
@@ -134,6 +141,30 @@ def test_predict_batch_keeps_each_answer_with_its_request(server, expected):
 
     several = client.post("/predict_batch", json={"reviews": REVIEWS})
     assert several.status_code == 200 and len(several.json()) == len(REVIEWS)
+
+
+def access_lines(log: Path, route: str, status: int) -> int:
+    """How many access-log lines the server wrote for answers of ``status`` on ``route``."""
+    return sum(f"path={route}," in line and f"(status={status}," in line
+               for line in log.read_text(errors="replace").splitlines())
+
+
+def test_the_default_access_log_keeps_a_sample_of_requests_and_every_error(server, server_log):
+    """SAGESTACK_ACCESS_LOG=sampled: one successful request in 100 per worker (the first included), every
+    4xx; and no Pydantic deprecation warning from BentoML's request handling."""
+    _, client = server
+    before = access_lines(server_log, "/predict_batch", 200), access_lines(server_log, "/predict_batch", 400)
+    for i in range(220):
+        assert client.post("/predict_batch", json={"reviews": [f"{REVIEWS[0]} {i}"]}).status_code == 200
+    for _ in range(2):
+        assert client.post("/predict_batch", json={"reviews": []}).status_code == 400
+    time.sleep(1)  # the workers' log lines reach the file
+    ok = access_lines(server_log, "/predict_batch", 200) - before[0]
+    errors = access_lines(server_log, "/predict_batch", 400) - before[1]
+    assert 1 <= ok <= 4, ok  # at most 220 // 100 + one first line per worker
+    assert errors == 2
+    text = server_log.read_text(errors="replace")
+    assert "PydanticDeprecatedSince211" not in text and "model_fields" not in text
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/livez", "/readyz"])
@@ -237,7 +268,8 @@ def test_an_unknown_model_stops_startup_with_the_registry_message(registry, tmp_
 
 
 def test_a_baseline_champion_is_served_by_the_same_service(sample_split, tmp_path):
-    """A second kind, served by the same code: heavy kinds predict in a worker thread."""
+    """A second kind, served by the same code: heavy kinds predict in a worker thread, concurrent
+    requests share model calls; with SAGESTACK_ACCESS_LOG=on every request is logged."""
     from sagestack.models.baseline import train_baseline
 
     settings = load_settings(cwd=tmp_path, environ={}, home=tmp_path / "home")
@@ -246,7 +278,7 @@ def test_a_baseline_champion_is_served_by_the_same_service(sample_split, tmp_pat
                   aliases=("champion",))
     predictor, info = load_predictor(settings, "sentiment@champion")
     assert (predictor.kind, info.kind, info.version) == ("baseline", "baseline", "1")
-    proc, url = serve(settings.home, "sentiment@champion", tmp_path / "serve.log")
+    proc, url = serve(settings.home, "sentiment@champion", tmp_path / "serve.log", SAGESTACK_ACCESS_LOG="on")
     try:
         with httpx.Client(base_url=url, timeout=30) as client:
             deadline = time.monotonic() + 90
@@ -265,8 +297,36 @@ def test_a_baseline_champion_is_served_by_the_same_service(sample_split, tmp_pat
                 assert item["model"]["kind"] == "baseline"
                 assert {"label": item["label"], "probabilities": item["probabilities"]} == predictor.predict([review])[0].to_dict()
             assert client.post("/predict", json={"reviews": []}).status_code == 400
+            check_concurrent_requests_share_model_calls(client, predictor)
+        time.sleep(1)  # the workers' log lines reach the file
+        # SAGESTACK_ACCESS_LOG=on: a line for every request (1 + 48 answered /predict, the refused one).
+        assert access_lines(tmp_path / "serve.log", "/predict", 200) == 49
+        assert access_lines(tmp_path / "serve.log", "/predict", 400) == 1
     finally:
         stop_process(proc, timeout=30)
+
+
+def model_call_figures(client: httpx.Client) -> tuple[float, float]:
+    """(model calls, requests they answered) of /predict and /predict_batch so far, every worker together."""
+    text = client.get("/metrics").text
+    figures = [float(re.search(rf'^sagestack_model_call_requests_{name}{{variant=""}} (\S+)$', text, re.M).group(1))
+               for name in ("count", "sum")]
+    return figures[0], figures[1]
+
+
+def check_concurrent_requests_share_model_calls(client: httpx.Client, predictor) -> None:
+    """Adaptive batching over HTTP: 48 concurrent one-review requests to a heavy kind's server take fewer
+    model calls than requests (those arriving while a call runs share the next), each answered right."""
+    calls_before, requests_before = model_call_figures(client)
+    reviews = [f"{REVIEWS[i % 3]} " * 40 + str(i) for i in range(48)]  # long: a call lasts while others arrive
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda r: client.post("/predict", json={"reviews": [r]}), reviews))
+    for review, response in zip(reviews, answers):
+        assert response.status_code == 200, response.text
+        assert response.json()["predictions"] == [p.to_dict() for p in predictor.predict([review])]
+    calls, requests = model_call_figures(client)
+    assert requests - requests_before == len(reviews)
+    assert calls - calls_before < len(reviews), "no two concurrent requests shared a model call"
 
 
 def _ready(client: httpx.Client) -> bool:
