@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from console.security import CSRF_FIELD, CSRF_HEADER, check_csrf
-from sagestack.config import Settings, settings_env
+from sagestack.config import Settings
 from sagestack.data.catalog import DataCatalog
 from sagestack.jobs import JobStore
 
@@ -93,7 +93,7 @@ class Console:
             lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "–")
         # Jobs run in their own folder: no sagestack.toml of ours reaches them.
         return cls(options=options, settings=settings, home=home, store=store, catalog=catalog, profiles=Profiles(),
-                   templates=templates, job_env=settings_env(settings))
+                   templates=templates, job_env=settings.to_env())
 
     def render(self, request: Request, template: str, status: int = 200, **context) -> HTMLResponse:
         """``template`` rendered with the navigation, the CSRF token, ``?msg=`` as the message and ``context``."""

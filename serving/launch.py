@@ -10,7 +10,7 @@ from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator
 
-from sagestack.config import Settings, settings_env
+from sagestack.config import Settings
 from sagestack.processes import free_port, http_ok, start, stop_process  # noqa: F401  (stop_process: the tests' server stop)
 
 SERVICE = "serving.service:SentimentService"
@@ -27,7 +27,7 @@ def serve_command(host: str, port: int, service: str = SERVICE, working_dir: Pat
 def serve_env(settings: Settings, model_ref: str, base: dict | None = None) -> dict:
     """Environment for the service: which model, and every setting (the server runs in another
     working directory, so a ``sagestack.toml`` here would not reach it otherwise)."""
-    env = {**(os.environ if base is None else base), **settings_env(settings)}
+    env = {**(os.environ if base is None else base), **settings.to_env()}
     env.update(
         SAGESTACK_MODEL=model_ref,
         # BentoML keeps its own state; never inside a build context (DESIGN.md).

@@ -170,3 +170,19 @@ def test_a_home_that_is_a_file_is_a_one_line_error_naming_the_option(tmp_path):
     assert str(error.value) == (f"--home: invalid setting 'home': {not_a_folder} exists and is not a folder; "
                                 "pass a folder (new or a sagestack home) as --home")
     assert not_a_folder.read_text() == "mine"
+
+
+def test_settings_cross_a_process_boundary_as_their_environment_and_nothing_else(tmp_path):
+    from sagestack.config import Settings
+
+    settings = load_settings(cwd=tmp_path, environ={}, home=tmp_path / "h", online_store="redis://r:6379/0",
+                             workers=3, capture=20, data_dir=tmp_path / "data")
+    env = settings.to_env()
+    assert env["SAGESTACK_HOME"] == str((tmp_path / "h").resolve()) and env["SAGESTACK_WORKERS"] == "3"
+    assert env["SAGESTACK_TRACKING_URI"] == settings.mlflow_uri
+    (tmp_path / "sagestack.toml").write_text('variant = "B"\n')  # never read by from_env
+    received = Settings.from_env(env)
+    assert received.to_env() == env and received.variant is None and received.data_dir == (tmp_path / "data").resolve()
+    with pytest.raises(ConfigError) as error:
+        Settings.from_env({"SAGESTACK_WORKERS": "0"})
+    assert str(error.value) == "environment: invalid setting 'workers': Input should be greater than or equal to 1"

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from sagestack.config import CONFIG_FILE_NAME, Settings
+from sagestack.config import CONFIG_FILE_NAME, Settings, fields_from_env
 from sagestack.data.atomic import atomic_file
 from sagestack.deploy.traffic import (ROUTE_FILE, VARIANTS, TrafficSplit, check_servable, check_split_servable,
                                       nginx_config, route_text, write_route)
@@ -147,16 +147,13 @@ class Topology:
         path = self.home / CONFIG_FILE_NAME
         if path.is_file() and not path.read_text().startswith(HOME_CONFIG_MARK):
             raise SagestackError(f"{path} exists and was not written by `sagestack up`; move it away and run again")
-        values = {k: v for k, v in self.environment().items() if k != "SAGESTACK_HOME"}
-        fields = {"SAGESTACK_TRACKING_URI": "tracking_uri", "SAGESTACK_ONLINE_STORE": "online_store",
-                  "SAGESTACK_FEAST_REGISTRY": "feast_registry", "SAGESTACK_REVIEW_DB": "review_db"}
+        values = {k: v for k, v in fields_from_env(self.environment()).items() if k != "home"}
         # It holds the database password: readable by its owner only, from the first byte.
-        write_private(path, HOME_CONFIG_MARK + "".join(f'{fields[k]} = "{v}"\n' for k, v in values.items()))
+        write_private(path, HOME_CONFIG_MARK + "".join(f'{k} = "{v}"\n' for k, v in values.items()))
 
     def settings_for_services(self) -> Settings:
-        from sagestack.config import load_settings
-
-        return load_settings(cwd=self.root, environ=self.environment())
+        """The settings the topology's services run with (:meth:`environment`, nothing else)."""
+        return Settings.from_env(self.environment())
 
     # -- processes -----------------------------------------------------------------------------
 
