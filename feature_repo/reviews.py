@@ -22,7 +22,8 @@ review = Entity(
 )
 
 # The same parquet table, read by the offline store sagestack's settings choose (SAGESTACK_FEAST_OFFLINE,
-# set by sagestack.features.store): DuckDB through a FileSource, or Spark through a SparkSource.
+# given to the feast process by sagestack.features.store.feast_env): DuckDB through a FileSource, or Spark
+# through a SparkSource.
 _SOURCE = {"name": "review_features_source", "path": FEATURES_PARQUET, "timestamp_field": "event_timestamp",
            "created_timestamp_column": "created_timestamp",
            "description": "Engineered review features (sagestack features ingest)"}

@@ -1,9 +1,10 @@
 """The Feast feature store under ``$SAGESTACK_HOME/feast``: ingest, online reads, training sets.
 
 The declarations live in the ``feature_repo`` folder (shipped with sagestack); its
-``feature_store.yaml`` reads ``SAGESTACK_FEAST_DIR``, which these functions set to
-``<home>/feast`` before they touch Feast, so every home has its own registry, online store
-and offline parquet.
+``feature_store.yaml`` names ``${SAGESTACK_FEAST_DIR}``, which these functions render as
+``<home>/feast`` (:func:`store_config`), so every home has its own registry, online store and
+offline parquet. Only a ``feast`` child process gets the variable itself (:func:`feast_env`), for
+the declarations it imports; this process's environment is never changed.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ ENDPOINT_REDIS_TIMEOUTS = "socket_connect_timeout=1,socket_timeout=1"
 SPLITS = ("train", "validation", "test")
 # Timestamps in microseconds: Spark (an offline-store choice) cannot read pandas' nanoseconds; DuckDB reads both.
 PARQUET_OPTIONS = {"coerce_timestamps": "us", "allow_truncated_timestamps": True}
+# The variable the shipped feature_store.yaml (and the declarations, in a feast process) name the home's feast folder by.
+FEAST_DIR_ENV = "SAGESTACK_FEAST_DIR"
 
 
 def repo_dir() -> Path:
@@ -84,7 +87,7 @@ def store_config(settings: Settings, *, endpoint: bool = False) -> dict:
     """
     import yaml
 
-    config = yaml.safe_load((repo_dir() / "feature_store.yaml").read_text())
+    config = _in_folder(yaml.safe_load((repo_dir() / "feature_store.yaml").read_text()), str(feast_dir(settings)))
     if settings.online_store != "sqlite":
         timeouts = ENDPOINT_REDIS_TIMEOUTS if endpoint else REDIS_TIMEOUTS
         config["online_store"] = {"type": "redis",
@@ -98,6 +101,13 @@ def store_config(settings: Settings, *, endpoint: bool = False) -> dict:
         config["offline_store"] = {"type": "spark", "spark_conf": {
             "spark.master": master, "spark.sql.session.timeZone": "UTC", "spark.ui.enabled": "false"}}
     return config
+
+
+def _in_folder(config, folder: str):
+    """The shipped configuration with ``${SAGESTACK_FEAST_DIR}`` replaced by this home's ``folder``."""
+    if isinstance(config, dict):
+        return {key: _in_folder(value, folder) for key, value in config.items()}
+    return config.replace(f"${{{FEAST_DIR_ENV}}}", folder) if isinstance(config, str) else config
 
 
 def offline_engine(settings: Settings) -> str:
@@ -132,17 +142,6 @@ def store_config_file(settings: Settings, *, endpoint: bool = False) -> Path:
     return path
 
 
-def _environment(settings: Settings) -> dict:
-    """Point Feast at this home: its state folder and a ``feature_store.yaml`` rendered from the settings."""
-    directory = feast_dir(settings)
-    directory.mkdir(parents=True, exist_ok=True)
-    variables = {"SAGESTACK_FEAST_DIR": str(directory),  # read by feature_store.yaml and the declarations
-                 "SAGESTACK_FEAST_OFFLINE": offline_engine(settings),  # read by the declarations
-                 "FEAST_FS_YAML_FILE_PATH": str(store_config_file(settings))}  # the feast CLI's --feature-store-yaml
-    os.environ.update(variables)
-    return {**os.environ, **variables}
-
-
 def feast_command(settings: Settings, *args: str) -> list[str]:
     """A ``feast`` CLI command line on this home's repository (the environment comes from :func:`feast_env`).
 
@@ -153,8 +152,19 @@ def feast_command(settings: Settings, *args: str) -> list[str]:
 
 
 def feast_env(settings: Settings) -> dict:
-    """The environment a ``feast`` process needs for this home."""
-    return _environment(settings)
+    """The environment a ``feast`` process needs for this home: this process's, plus the home's feast
+    folder and offline engine (read by the declarations it imports) and its ``feature_store.yaml``."""
+    return {**os.environ,
+            FEAST_DIR_ENV: str(_feast_folder(settings)),
+            "SAGESTACK_FEAST_OFFLINE": offline_engine(settings),
+            "FEAST_FS_YAML_FILE_PATH": str(store_config_file(settings))}  # the feast CLI's --feature-store-yaml
+
+
+def _feast_folder(settings: Settings) -> Path:
+    """This home's feast folder, made if it is not there yet (Feast writes into it)."""
+    directory = feast_dir(settings)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
 
 
 def _apply_fingerprint(settings: Settings) -> str:
@@ -229,7 +239,7 @@ def open_store(settings: Settings, *, endpoint: bool = False):
     endpoint, see :func:`store_config`)."""
     FeatureStore = import_feast().FeatureStore
 
-    _environment(settings)
+    _feast_folder(settings)
     return FeatureStore(repo_path=str(repo_dir()), fs_yaml_file=store_config_file(settings, endpoint=endpoint))
 
 
@@ -272,7 +282,7 @@ def ingest(settings: Settings, reviews: pd.DataFrame, *, max_seq_length: int = 1
         content_hash, default_tokenizer_dir, engineer_features, load_tokenizer, tokenizer_fingerprint,
     )
 
-    _environment(settings)
+    _feast_folder(settings)
     existing = read_features(settings)
     tokenizer = load_tokenizer(tokenizer_dir)
     record = {"fingerprint": tokenizer_fingerprint(tokenizer, max_seq_length),
