@@ -12,8 +12,8 @@ reviews_balanced.csv into the home's Feast store and measures
   ingested into it): ``/predict_by_id``;
 - a plain BentoML service, ``bench/plain_bentoml_service.py``: ``fasttext.load_model`` and
   fastText's own ``predict`` behind ``/predict``, no sagestack code, the same worker count;
-- with ``--earlier DIR``, sagestack's endpoint from another source tree (a worktree of an earlier
-  commit), same model and store: ``/predict`` and ``/predict_by_id``, this change against the code before it.
+- with ``--earlier COMMIT`` (or a source folder), sagestack's endpoint from that earlier code, same model
+  and store: ``/predict`` and ``/predict_by_id``, this change against the code before it.
 
 Every route gets single-review requests (real validation-set reviews, or real review ids, in
 rotation) at 1, 8 and 32 concurrent clients, each for a fixed time, plus 32 clients that pause 30 ms
@@ -24,11 +24,15 @@ after each answer (about 1,000 requests/s). Prints requests/s, p50/p99 latency a
 ``kinds``: for every model kind (fastText, the baseline, AutoGluon, BERT on the CPU), trained small
 on the same data and registered as the champion of a home of its own: seconds from ``bentoml
 serve`` to ``/readyz`` 200, the latency of the first ``/predict`` after that, and ``/predict`` at
-1, 8 and 32 clients; the plain BentoML fastText service is the yardstick.
+1, 8 and 32 clients; the plain BentoML fastText service is the yardstick. With ``--earlier``, each
+kind is also served by the earlier code (same model, same run) and the ratios are printed.
+
+``access``: the access log's cost (``SAGESTACK_ACCESS_LOG``): the fastText champion's ``/predict`` at
+1 and 32 clients with the log ``off``, ``sampled`` (the default) and ``on``, and the lines each wrote.
 
 Uses ``wrk`` (``apt-get install -y wrk``) when it is installed, as it costs far less CPU than a
 Python client on a small machine; otherwise an asyncio httpx client. Needs ``redis-server``.
-Run: .venv/bin/python bench/serving_http.py [--seconds 10] [--sections routes,kinds] [--earlier /tmp/before]
+Run: .venv/bin/python bench/serving_http.py [--seconds 10] [--sections routes,kinds,access] [--earlier e731369]
 """
 
 from __future__ import annotations
@@ -197,6 +201,19 @@ def running_plain_server(model_file: Path, home: Path) -> contextlib.AbstractCon
     return running_bench_server(PLAIN_SERVICE, BENCH, {"PLAIN_FASTTEXT_MODEL": str(model_file)}, home)
 
 
+def earlier_source(earlier: str, tmp: Path) -> Path:
+    """The source tree of ``earlier``: a folder as it is, else a commit of this repository exported
+    (``git archive``) into ``tmp``."""
+    if Path(earlier).is_dir():
+        return Path(earlier).resolve()
+    out = tmp / "earlier-source"
+    out.mkdir()
+    archive = subprocess.run(["git", "-C", str(BENCH.parent), "archive", "--format=tar", earlier],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
+    return out
+
+
 def running_earlier_sagestack(source: Path, settings: Settings, model_ref: str, home: Path) -> contextlib.AbstractContextManager[str]:
     """sagestack's endpoint from another source tree (e.g. a worktree of an earlier commit), same model and store."""
     env = {"PYTHONPATH": f"{source / 'src'}:{source}", "SAGESTACK_MODEL": model_ref,
@@ -319,7 +336,7 @@ def routes_section(args, measure: Measure, settings: Settings, tmp: Path) -> dic
         run("sagestack-redis", lambda: running_server(redis_settings, str(model_dir)), {"/predict_by_id": redis_bodies})
     run("plain", lambda: running_plain_server(model_file, tmp), {"/predict": text_bodies})
     if args.earlier:
-        run("earlier", lambda: running_earlier_sagestack(args.earlier.resolve(), settings, model_ref, tmp),
+        run("earlier", lambda: running_earlier_sagestack(args.earlier, settings, model_ref, tmp),
             {"/predict": text_bodies, "/predict_by_id": id_bodies})
 
     same = sum(a == b for a, b in zip(labels["sagestack"], labels["plain"]))
@@ -398,7 +415,7 @@ def kinds_section(args, measure: Measure, tmp: Path, yardstick: dict | None, tex
         _, validation = blazingtext_split(settings, tmp)
         text_bodies = [json.dumps({"reviews": [text]}) for text in read_fasttext(validation)[1][:N_REVIEWS]]
     loads = [load for load in LOADS if load[2] == 0]
-    figures = {}
+    figures, earlier = {}, {}
     print(f"{'kind /predict':<34} {'load':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for kind in args.kinds:
         home = tmp / f"home-{kind}"
@@ -411,6 +428,10 @@ def kinds_section(args, measure: Measure, tmp: Path, yardstick: dict | None, tex
             print(f"{kind}: ready {ready_s:.1f} s after start; first /predict {first_ms:.2f} ms, second {second_ms:.2f} ms",
                   flush=True)
             figures[kind] = (ready_s, first_ms, second_ms, measure(f"{kind} /predict", url + "/predict", text_bodies, loads))
+        if args.earlier:
+            with running_earlier_sagestack(args.earlier, settings, model_ref, tmp) as url:
+                warm_up(url, {"/predict": text_bodies})
+                earlier[kind] = measure(f"{kind} /predict (earlier)", url + "/predict", text_bodies, loads)
     print("\n| kind | ready after start | first, second /predict | " + " | ".join(
         f"{label}: req/s, p50, p99 ms" for label, _, _ in loads) + " | errors |")
     print("|---|---|---|" + "---|" * len(loads) + "---|")
@@ -418,23 +439,57 @@ def kinds_section(args, measure: Measure, tmp: Path, yardstick: dict | None, tex
             for kind, (ready, first, second, results) in figures.items()]
     if yardstick:
         rows.append(("plain BentoML fastText (yardstick)", "", "", yardstick))
+    rows += [(f"{kind} from {args.earlier_name}", "", "", results) for kind, results in earlier.items()]
     for name, ready, first, results in rows:
         cells = [f"{results[label]['rps']:,.0f}, {results[label]['p50_ms']:.2f}, {results[label]['p99_ms']:.2f}"
                  for label, _, _ in loads]
         errors = sum(results[label]["errors"] for label, _, _ in loads)
         print(f"| {name} | {ready} | {first} | " + " | ".join(cells) + f" | {errors} |")
+    for kind, before in earlier.items():
+        now = figures[kind][3]
+        print(f"{kind} /predict, this / {args.earlier_name}: " + "; ".join(
+            f"{label}: req/s {ratio(now[label]['rps'], before[label]['rps'])}, p99 "
+            f"{ratio(now[label]['p99_ms'], before[label]['p99_ms'])} ({now[label]['p99_ms'] - before[label]['p99_ms']:+.2f} ms)"
+            for label, _, _ in loads))
+    if yardstick and "fasttext" in figures:
+        now = figures["fasttext"][3]["32 clients"]["rps"]
+        print(f"fastText /predict vs plain BentoML at 32 clients: {ratio(now, yardstick['32 clients']['rps'])}")
+
+
+def access_section(args, measure: Measure, tmp: Path, text_bodies: list[str] | None) -> None:
+    """The access log's cost: the fastText champion's /predict with each SAGESTACK_ACCESS_LOG setting."""
+    settings = load_settings(cwd=tmp, environ={}, home=tmp / "home-access")
+    model_ref, *_, validation = train_and_register(settings, tmp / "access-model")
+    text_bodies = text_bodies or [json.dumps({"reviews": [t]}) for t in read_fasttext(validation)[1][:N_REVIEWS]]
+    loads = [load for load in LOADS if load[2] == 0 and load[1] in (1, 32)]
+    results = {}
+    print(f"{'access log, /predict':<34} {'load':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for mode in ("off", "sampled", "on"):
+        mode_settings = settings.model_copy(update={"access_log": mode})
+        with running_server(mode_settings, model_ref) as url:
+            log = settings.home.resolve() / "logs" / f"serve-{url.rsplit(':', 1)[1]}.log"
+            warm_up(url, {"/predict": text_bodies})
+            results[mode] = measure(f"access log {mode}", url + "/predict", text_bodies, loads)
+            time.sleep(1)
+            lines = sum("(scheme=http," in line for line in log.read_text(errors="replace").splitlines())
+        requests = sum(row["rps"] * args.seconds for row in results[mode].values())
+        print(f"access log {mode}: {lines:,} lines for about {requests:,.0f} requests", flush=True)
+    for mode in ("sampled", "on"):
+        print(f"access log {mode} vs off: " + "; ".join(
+            f"{label}: req/s {ratio(results[mode][label]['rps'], results['off'][label]['rps'])}, p99 "
+            f"{ratio(results[mode][label]['p99_ms'], results['off'][label]['p99_ms'])}" for label, _, _ in loads))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10, help="duration of each load (default 10)")
     parser.add_argument("--client", choices=("auto", "wrk", "httpx"), default="auto")
-    parser.add_argument("--sections", default="routes,kinds", help="routes, kinds or both (default)")
+    parser.add_argument("--sections", default="routes,kinds,access", help="routes, kinds, access (default: all three)")
     parser.add_argument("--kinds", default="fasttext,baseline,autogluon,bert",
                         help="the model kinds the kinds section measures (default: all four)")
-    parser.add_argument("--earlier", type=Path, default=None,
-                        help="also measure sagestack's /predict and /predict_by_id served from this source tree (e.g. "
-                             "`git worktree add /tmp/before <commit>`), same model and store, same run")
+    parser.add_argument("--earlier", default=None,
+                        help="also measure sagestack served from this commit (or source folder): /predict and "
+                             "/predict_by_id in routes, /predict of every kind in kinds; same models, same run")
     args = parser.parse_args()
     args.kinds = [k for k in args.kinds.split(",") if k]
     sections = set(args.sections.split(","))
@@ -449,6 +504,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         measure = Measure(use_wrk, args.seconds, tmp)
+        args.earlier_name = args.earlier
+        if args.earlier:
+            args.earlier = earlier_source(args.earlier, tmp)
         print(f"one server at a time, {os.cpu_count()} workers each; client: {'wrk' if use_wrk else 'httpx'}; "
               f"{args.seconds} s per load; load average before: {os.getloadavg()[0]:.2f}")
         routes = {}
@@ -456,6 +514,8 @@ def main() -> None:
             routes = routes_section(args, measure, load_settings(cwd=tmp, environ={}, home=tmp / "home"), tmp)
         if "kinds" in sections:
             kinds_section(args, measure, tmp, routes.get("plain"), routes.get("text_bodies"))
+        if "access" in sections:
+            access_section(args, measure, tmp, routes.get("text_bodies"))
 
 
 if __name__ == "__main__":
