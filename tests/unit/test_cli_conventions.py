@@ -15,7 +15,7 @@ from typer.core import TyperArgument, TyperOption
 from typer.testing import CliRunner
 
 from sagestack.cli import app
-from sagestack.cli.common import GLOBAL_OPTIONS, fields, human, iso_time, renamed_options, split_list, state, table
+from sagestack.cli.common import GLOBAL_OPTIONS, fields, human, iso_time, renamed_options, split_list, table
 
 ROOT = typer.main.get_command(app)
 RUNNER = CliRunner()
@@ -114,13 +114,9 @@ def test_old_spellings_are_not_shown():
 
 
 def test_global_options_after_the_command(tmp_path):
-    saved = dict(state)
-    try:
-        _parse(("models", "list"), ["--home", str(tmp_path / "h"), "--tracking-uri", "sqlite:///x.db"])
-        assert Path(state["home"]) == tmp_path / "h" and state["tracking_uri"] == "sqlite:///x.db"
-    finally:
-        state.clear()
-        state.update(saved)
+    ctx = LEAVES[("models", "list")].make_context("list", ["--home", str(tmp_path / "h"), "--tracking-uri", "sqlite:///x.db"])
+    state = ctx.find_root().obj  # the command line's Invocation, where the root's options land too
+    assert Path(state.home) == tmp_path / "h" and state.tracking_uri == "sqlite:///x.db"
     # And for real: the home given after the command is the one used.
     result = RUNNER.invoke(app, ["models", "list", "--home", str(tmp_path / "after"), "--json"])
     assert result.exit_code == 0, result.output

@@ -19,7 +19,7 @@ from sagestack.cli import (
     analysis, automl, console, data, debug, demo, deploy, features, models, monitor, pipeline, review, serve, train,
     tune,
 )
-from sagestack.cli.common import USER_ERROR_EXIT, apply_conventions, state
+from sagestack.cli.common import USER_ERROR_EXIT, Invocation, apply_conventions
 from sagestack.errors import SagestackError
 
 
@@ -68,12 +68,13 @@ def _version_callback(value: bool) -> None:
 
 @app.callback()
 def root(
+    ctx: typer.Context,
     home: Optional[Path] = typer.Option(None, "--home", help="State directory (default: $SAGESTACK_HOME or ./.sagestack)."),
     tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (default: SQLite under the home)."),
     version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True, help="Show the version."),
 ) -> None:
     """sagestack: the SageMaker data-science workflow on open-source parts."""
-    state.update(home=home, tracking_uri=tracking_uri)
+    ctx.obj = Invocation(home=home, tracking_uri=tracking_uri)
 
 
 def quiet_libraries() -> None:

@@ -3,22 +3,53 @@
 from __future__ import annotations
 
 import json
-from typing import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import typer
 
+if TYPE_CHECKING:
+    from sagestack.config import Settings
+
 USER_ERROR_EXIT = 2
-# Global options (--home, --tracking-uri), set by the root callback before any command runs.
-state: dict[str, object] = {}
 
 JsonOpt = typer.Option(False, "--json", help="Print a machine-readable JSON result on stdout.")
 
 
-def settings():
-    """The validated settings: global options over the environment over ``sagestack.toml``."""
-    from sagestack.config import load_settings
+@dataclass
+class Invocation:
+    """One command line's global options and the settings they resolve to: typer's context object,
+    made by the root callback and read by every command through :func:`settings`."""
 
-    return load_settings(home=state.get("home"), tracking_uri=state.get("tracking_uri"))
+    home: Path | None = None
+    tracking_uri: str | None = None
+    _settings: Settings | None = field(default=None, repr=False)
+
+    def settings(self) -> Settings:
+        """The validated settings: global options over the environment over ``sagestack.toml``.
+
+        Resolved on first use, once every global option is parsed (they may follow the command),
+        and only by a command that needs them (a broken ``sagestack.toml`` does not break ``--help``).
+        """
+        if self._settings is None:
+            from sagestack.config import load_settings
+
+            self._settings = load_settings(home=self.home, tracking_uri=self.tracking_uri)
+        return self._settings
+
+
+def invocation(ctx: typer.Context | None = None) -> Invocation:
+    """The :class:`Invocation` of the command line being run (``ctx``: default, the current context)."""
+    # typer keeps its own copy of click: its contexts are found through typer, not `click`.
+    from typer.main import get_current_context
+
+    return (ctx or get_current_context()).find_root().ensure_object(Invocation)
+
+
+def settings() -> Settings:
+    """The validated settings of the command line being run (see :meth:`Invocation.settings`)."""
+    return invocation().settings()
 
 
 def progress(json_output: bool) -> Callable[[str], None] | None:
@@ -75,8 +106,6 @@ def check_out(out, command: str, overwrite: bool, *inputs) -> None:
     They and the sagestack home may not lie inside the output folder, which is replaced whole, and
     the output may not lie inside the home.
     """
-    from pathlib import Path
-
     from sagestack.data.atomic import check_out_dir
 
     home = settings().home
@@ -201,7 +230,7 @@ def renamed_options(command) -> dict[str, str]:
 
 def _set_global(ctx, param, value) -> None:
     if value is not None:
-        state[param.name] = value
+        setattr(invocation(ctx), param.name, value)
 
 
 def apply_conventions(group) -> None:
