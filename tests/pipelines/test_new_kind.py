@@ -1,7 +1,8 @@
 """The seam of issue 26: a model kind sagestack has never seen, defined here and registered at run
 time (``SAGESTACK_KIND_MODULES``) without editing any other file, is trained and registered by
-``sagestack train``, is a branch of the compiled pipeline, runs in ``pipeline run --trainers`` on
-KFP's local runner and is offered by the console's pipeline form."""
+``sagestack train``, is tuned by ``sagestack tune`` and exported as a Katib Experiment, is a branch of
+the compiled pipeline, runs in ``pipeline run --trainers`` on KFP's local runner and is offered by the
+console's pipeline form."""
 
 from __future__ import annotations
 
@@ -106,6 +107,27 @@ def test_a_kind_registered_at_run_time_trains_competes_and_is_offered(keyword_ki
     trained = json.loads(out)
     assert trained["kind"] == "keyword" and trained["params"] == {"keywords": 30}
     assert trained["registered"]["version"] == "1" and trained["validation_accuracy"] > 0.3
+
+    code, out, err = sagestack_main("tune", "keyword", "--data", sample_split, "--keywords", "5:40", "--max-trials", "2",
+                                    "--out", tmp_path / "tune", "--json")
+    assert code == 0, err
+    tuned = json.loads(out)
+    assert tuned["kind"] == "keyword" and [t["state"] for t in tuned["trials"]] == ["complete", "complete"]
+    assert all(5 <= t["params"]["keywords"] <= 40 for t in tuned["trials"])
+    assert tuned["registered"]["kind"] == "keyword" and tuned["registered"]["registered"]["version"] == "2"
+
+    code, out, err = sagestack_main("tune", "keyword", "--data", "pvc://reviews/prepared", "--keywords", "5:40",
+                                    "--emit-katib", tmp_path / "katib.yaml", "--json")
+    assert code == 0, err
+    from sagestack.tuning.katib import validate_experiment
+
+    manifest = yaml.safe_load((tmp_path / "katib.yaml").read_text())
+    assert validate_experiment(manifest) == [] and manifest["metadata"]["labels"]["sagestack.kind"] == "keyword"
+    [container] = manifest["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"]
+    command = " ".join(container["command"])
+    assert command.startswith("sagestack train keyword --data /data/reviews/prepared --out /work/out --no-register")
+    assert "--keywords ${trialParameters.keywords}" in command and "--seed 42" in command
+    assert "nvidia.com/gpu" not in container["resources"]["limits"]
 
     code, out, err = sagestack_main("pipeline", "compile", "--out", tmp_path / "p.yaml")
     assert code == 0, err

@@ -128,6 +128,14 @@ class BertTrainParams(BaseModel):
                               "checkpoint folder, 'tiny', or nothing for the shipped MiniLM BERT")
         return values
 
+    @classmethod
+    def search_space(cls):
+        """What ``tune bert`` searches: every :class:`BertParams` field (not only this model's),
+        checked by ``BertParams().updated``."""
+        from sagestack.tuning.space import bert_hyperparameters
+
+        return bert_hyperparameters()
+
     def job_params(self, seed: int) -> BertParams:
         """The full hyperparameters of a fine-tuning run with these values."""
         return BertParams().updated(seed=seed, **self.model_dump(exclude={"model"}))

@@ -1,11 +1,17 @@
-"""``sagestack tune``: hyperparameter tuning (SageMaker's ``HyperparameterTuner``) with Optuna, or as a Katib Experiment."""
+"""``sagestack tune``: hyperparameter tuning (SageMaker's ``HyperparameterTuner``) with Optuna, or as a Katib Experiment.
+
+BERT and fastText have commands of their own (early stopping, presets, fastText-format files); every
+other trainable kind in the registry gets ``sagestack tune <kind>`` generated from its parameters
+model when the command tree is built (so a kind registered at run time has one too)."""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Optional
 
 import typer
+from typer.core import TyperGroup
 
 from sagestack.cli.common import JsonOpt, check_out_file, emit, human, progress, settings
 from sagestack.registry import DEFAULT_MODEL_NAME
@@ -19,7 +25,22 @@ HELP = (
     "(torch and fastText threads), so N > 1 only oversubscribes them; keep 1 unless trials wait on something "
     "else (a GPU with room for several)."
 )
-app = typer.Typer(help=HELP, short_help="Tune hyperparameters with Optuna, or emit a Katib Experiment.", no_args_is_help=True)
+
+
+class _TuneGroup(TyperGroup):
+    """The ``tune`` group: the commands declared here plus one generated per other trainable kind."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        from sagestack.models.kinds import trainer_kinds
+
+        for kind in trainer_kinds():
+            if kind.trainer_name not in self.commands:
+                self.add_command(typer.main.get_command(tune_kind_command(kind)), kind.trainer_name)
+
+
+app = typer.Typer(help=HELP, short_help="Tune hyperparameters with Optuna, or emit a Katib Experiment.", no_args_is_help=True,
+                  cls=_TuneGroup)
 EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 ParamOpt = typer.Option(None, "--param", help="A hyperparameter as name=SPEC (repeat): value, range low:high[:log|:linear] or list x,y.")
@@ -133,3 +154,50 @@ def fasttext(
           register=register, model_name=model_name, approve=approve, resume=resume, json_output=json_output,
           objective=objective, max_trials=max_trials, parallel=parallel, strategy=strategy, early_stopping="off",
           max_failed_trials=max_failed_trials, seed=seed)
+
+
+def tune_kind_command(kind) -> typer.Typer:
+    """``sagestack tune <kind>`` for a kind without a command of its own: ``--data`` (a prepared
+    folder), each of the kind's parameters as ``--name SPEC``, the search and registration options."""
+    from sagestack.cli.train import generated_command
+
+    def option(name: str, annotation, default) -> inspect.Parameter:
+        return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+
+    common = [
+        option("data", str, typer.Option(..., "--data", help="A prepared data folder (`sagestack data prepare`); with "
+                                         "--emit-katib a folder on a volume: pvc://CLAIM/PATH.")),
+        option("param", Optional[list[str]], ParamOpt),
+        option("max_trials", int, MaxTrialsOpt), option("parallel", int, ParallelOpt),
+        option("objective", str, ObjectiveOpt), option("strategy", str, StrategyOpt),
+        option("max_failed_trials", int, MaxFailedOpt), option("seed", int, SeedOpt),
+        option("out", Path, typer.Option(Path(f"tune-{kind.trainer_name}"), "--out",
+                                         help="Job folder: study.db, trials/<n>/, summary.json.")),
+        option("resume", bool, ResumeOpt), option("emit_katib", Optional[Path], KatibOpt), option("run", bool, RunOpt),
+        option("overwrite", bool, OverwriteKatibOpt), option("register", bool, RegisterOpt),
+        option("model_name", str, ModelNameOpt), option("approve", bool, ApproveOpt), option("json_output", bool, JsonOpt),
+    ]
+    taken = {p.name for p in common}
+    # A parameter named like one of the command's own options (e.g. seed) is given with --param.
+    fields = [name for name in kind.param_fields() if name not in taken]
+    params = [option(name, Optional[str], typer.Option(None, "--" + name.replace("_", "-"), help=(
+        (field.description or name.replace("_", " ")).rstrip(".") + ": SPEC (a value, a range low:high or a list x,y)."
+    ))) for name, field in kind.param_fields().items() if name in fields]
+    signature = inspect.Signature([common[0], *params, *common[1:]])
+
+    def body(*, data: str, param: Optional[list[str]], out: Path, emit_katib: Optional[Path], run: bool, overwrite: bool,
+             register: bool, model_name: str, approve: bool, resume: bool, json_output: bool, **values) -> None:
+        from sagestack.tuning import kind_target, parse_params
+
+        entries = [(name, values.pop(name)) for name in fields if values.get(name) is not None]
+        for name in fields:
+            values.pop(name, None)
+        _tune(kind_target(kind, data, progress=progress(json_output)), entries + parse_params(param), out,
+              emit_katib=emit_katib, run=run, overwrite=overwrite, register=register, model_name=model_name,
+              approve=approve, resume=resume, json_output=json_output, early_stopping="off", **values)
+
+    doc = (f"Tune the {kind.name} kind on a prepared data folder: {kind.description}; any of its parameters is "
+           f"--name SPEC (no early stopping: it reports no intermediate values).")
+    single = typer.Typer()
+    single.command(kind.trainer_name)(generated_command(kind.trainer_name, doc, signature, body))
+    return single

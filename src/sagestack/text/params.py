@@ -131,3 +131,11 @@ class FastTextTrainParams(BaseModel):
     def _checked_as_train_fasttext_checks(cls, values: dict) -> dict:
         make_params(**values)  # a value out of range raises ConfigError in `train fasttext`'s words
         return values
+
+    @classmethod
+    def search_space(cls, preset: Preset = "sagestack"):
+        """What ``tune fasttext`` searches: every supervised BlazingText hyperparameter (not only
+        this model's five), checked from ``preset``'s defaults."""
+        from sagestack.tuning.space import fasttext_hyperparameters
+
+        return fasttext_hyperparameters(preset)

@@ -1,7 +1,7 @@
 """The same tuning job as a Katib ``Experiment`` (``kubeflow.org/v1beta1``), for a cluster.
 
-Each Katib trial is a ``batch/v1`` Job running ``sagestack train <kind>`` on sagestack's image
-with the trial's hyperparameters substituted (``${trialParameters.learningRate}``); Katib's
+Each Katib trial is a ``batch/v1`` Job running ``sagestack train <kind>`` (any trainable kind of
+the registry) on sagestack's image with the trial's hyperparameters substituted (``${trialParameters.learningRate}``); Katib's
 ``StdOut`` metrics collector reads the objective from the trial's output lines
 ``validation_accuracy=<value>`` or ``validation_accuracy: <value>``. Early stopping ``auto``
 becomes Katib's ``medianstop`` with the same two settings; random/TPE search becomes Katib's
@@ -13,8 +13,10 @@ and ``--model-dir`` for BERT) is given as a URI the pod can reach: ``s3://BUCKET
 ``http(s)://URL`` (an init container copies the file into the trial's ``/work/data`` before it
 trains; S3 takes the usual ``AWS_*`` variables, add them to the trial template) or
 ``pvc://CLAIM/PATH`` (a file or folder on a PersistentVolumeClaim, mounted read-only at
-``/data/CLAIM``). A plain local path is refused with a line that says so. BERT without
-``--data`` reads the feature store.
+``/data/CLAIM``); a prepared data folder (``--data`` of a kind without a tuning target of its own)
+can only come from a volume. A plain local path is refused with a line that says so. BERT without
+``--data`` reads the feature store. The trial's resources come from the kind's registry entry (its
+size, and one GPU when it trains on one).
 
 Manifests are checked against Katib's published API schema, vendored in ``schemas/``.
 """
@@ -49,8 +51,9 @@ DISTRIBUTIONS = ("uniform", "logUniform", "normal", "logNormal")
 OBJECTIVE_TYPES = ("maximize", "minimize")
 COLLECTOR_KINDS = ("StdOut", "File", "TensorFlowEvent", "PrometheusMetric", "Custom", "None")
 
-# How `sagestack train <kind>` takes each hyperparameter: "value" (--name VALUE), "switch"
-# (--name/--no-name) or "flag" (--name only when true). A name not here has no option there.
+# How the hand-written `sagestack train bert|fasttext` take each hyperparameter: "value" (--name VALUE),
+# "switch" (--name/--no-name) or "flag" (--name only when true). A name not here has no option there.
+# Every other kind's command is generated from its parameters model (see train_options).
 TRAIN_OPTIONS: dict[str, dict[str, str]] = {
     "bert": {**dict.fromkeys(("max_seq_length", "epochs", "learning_rate", "train_batch_size", "validation_batch_size",
                               "train_steps_per_epoch", "validation_steps_per_epoch", "seed", "warmup_ratio",
@@ -61,12 +64,13 @@ TRAIN_OPTIONS: dict[str, dict[str, str]] = {
                                   "patience", "min_epochs", "window_size", "negative_samples", "threads", "seed"), "value"),
                  "early_stopping": "switch", "subwords": "switch", "quantize": "flag"},
 }
-# Per-trial pod resources; BERT asks for one GPU. Threads follow the CPU request, not the node's cores.
+# Per-trial pod resources by the kind's size; a kind that trains on a GPU asks for one more.
+# Threads follow the CPU request, not the node's cores.
 RESOURCES = {
-    "bert": {"requests": {"cpu": "4", "memory": "8Gi", "nvidia.com/gpu": "1"},
-             "limits": {"cpu": "8", "memory": "16Gi", "nvidia.com/gpu": "1"}},
-    "fasttext": {"requests": {"cpu": "2", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
+    "train": {"requests": {"cpu": "2", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
+    "heavy": {"requests": {"cpu": "4", "memory": "8Gi"}, "limits": {"cpu": "8", "memory": "16Gi"}},
 }
+GPU = "nvidia.com/gpu"
 
 
 def camel(name: str) -> str:
@@ -79,8 +83,26 @@ def _value(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else repr(value) if isinstance(value, float) else str(value)
 
 
-def _option(kind: str, name: str, value: Any, searched: bool) -> list[str]:
-    style = TRAIN_OPTIONS[kind].get(name)
+def train_options(kind) -> dict[str, str]:
+    """How ``sagestack train <kind>`` takes each hyperparameter: :data:`TRAIN_OPTIONS` for the
+    hand-written commands, else from the kind's parameters model (a bool is a switch) plus ``--seed``."""
+    if kind.trainer_name in TRAIN_OPTIONS:
+        return TRAIN_OPTIONS[kind.trainer_name]
+    options = {name: "switch" if field.annotation is bool else "value" for name, field in kind.param_fields().items()}
+    return {**options, "seed": options.get("seed", "value")}
+
+
+def resources(kind) -> dict:
+    """A trial pod's resources: by the kind's size, with one GPU when it trains on one."""
+    asked = {part: dict(values) for part, values in RESOURCES[kind.size].items()}
+    if kind.gpu:
+        for values in asked.values():
+            values[GPU] = "1"
+    return asked
+
+
+def _option(kind: str, options: dict[str, str], name: str, value: Any, searched: bool) -> list[str]:
+    style = options.get(name)
     flag = "--" + name.replace("_", "-")
     if style is None:
         raise ConfigError(f"`sagestack train {kind}` has no {flag} option, so a Katib trial cannot set {name}; "
@@ -98,8 +120,12 @@ def _claim_volume(claim: str) -> str:
     return "data-" + re.sub(r"[^a-z0-9-]", "-", claim.lower())[:57]
 
 
-def pod_data(command: list[str]) -> tuple[list[str], list[dict], list[dict], list[str]]:
+def pod_data(command: list[str], data_options: dict | None = None) -> tuple[list[str], list[dict], list[dict], list[str]]:
     """Rewrite the data options of a trial command for the pod.
+
+    Args:
+        command: the trial's command.
+        data_options: its data options and the URI schemes each may take (default :data:`DATA_OPTIONS`).
 
     Returns:
         ``(command, volumes, mounts, fetches)``: the command with pod paths, the PVC volumes and
@@ -112,7 +138,7 @@ def pod_data(command: list[str]) -> tuple[list[str], list[dict], list[dict], lis
 
     out, volumes, mounts, fetches = list(command), [], [], []
     for i, word in enumerate(command[:-1]):
-        schemes = DATA_OPTIONS.get(word)
+        schemes = (DATA_OPTIONS if data_options is None else data_options).get(word)
         if schemes is None:
             continue
         value = command[i + 1]
@@ -193,23 +219,26 @@ def experiment(target, spec, *, name: str | None = None, image: str | None = Non
         The manifest as a dict (validated against Katib's schema).
 
     Raises:
-        ConfigError: a hyperparameter the trial command cannot take (see :data:`TRAIN_OPTIONS`), or
+        ConfigError: a hyperparameter the trial command cannot take (see :func:`train_options`), or
             data given as a local path (see the module docstring for the URIs a trial reads).
     """
     from sagestack import __version__
+    from sagestack.models.kinds import kind_for_trainer
 
     kind = target.kind
+    entry = kind_for_trainer(kind)
+    options = train_options(entry)
+    asked = resources(entry)
+    threads = asked["requests"]["cpu"]
     fixed = dict(spec.space.fixed)
-    if kind == "fasttext":
-        fixed.setdefault("threads", int(RESOURCES[kind]["requests"]["cpu"]))
-    base, data_volumes, data_mounts, fetches = pod_data(list(target.command))
+    if "threads" in options:  # the trainer's threads follow the pod's CPU request
+        fixed.setdefault("threads", int(threads))
+    base, data_volumes, data_mounts, fetches = pod_data(list(target.command), target.data_options)
     command = [*base, "--out", f"{WORK}/out", "--no-register"]
     for key, value in fixed.items():
-        command += _option(kind, key, value, searched=False)
+        command += _option(kind, options, key, value, searched=False)
     for dimension in spec.space.dimensions:
-        command += _option(kind, dimension.name, f"${{trialParameters.{camel(dimension.name)}}}", searched=True)
-    resources = RESOURCES[kind]
-    threads = resources["requests"]["cpu"]
+        command += _option(kind, options, dimension.name, f"${{trialParameters.{camel(dimension.name)}}}", searched=True)
     security = {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000,
                 "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                 "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
@@ -219,7 +248,7 @@ def experiment(target, spec, *, name: str | None = None, image: str | None = Non
         "env": [{"name": "SAGESTACK_HOME", "value": f"{WORK}/home"}, {"name": "HOME", "value": WORK},
                 {"name": "HF_HOME", "value": f"{WORK}/huggingface"}, {"name": "MPLCONFIGDIR", "value": f"{WORK}/matplotlib"},
                 {"name": "OMP_NUM_THREADS", "value": threads}, {"name": "PYTHONUNBUFFERED", "value": "1"}],
-        "resources": resources,
+        "resources": asked,
         "securityContext": security,
         "volumeMounts": [*work_mounts, *data_mounts],
     }

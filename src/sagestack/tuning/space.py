@@ -256,6 +256,44 @@ def parse_params(params: list[str] | None) -> list[tuple[str, str]]:
     return pairs
 
 
+def field_types(model) -> tuple[dict[str, type], dict[str, tuple]]:
+    """A pydantic model's fields as hyperparameter types (``Optional`` unwrapped, a ``Literal`` as
+    text) and the allowed values of its ``Literal`` fields."""
+    found: dict[str, type] = {}
+    choices: dict[str, tuple] = {}
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+            annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+        if typing.get_origin(annotation) is Literal:
+            choices[name] = typing.get_args(annotation)
+            annotation = str
+        found[name] = annotation
+    return found, choices
+
+
+def kind_hyperparameters(kind) -> Hyperparameters:
+    """What tuning a registered kind searches: its parameters model's ``search_space()`` when the
+    model declares one (fastText: BlazingText's supervised hyperparameters; BERT: every
+    :class:`~sagestack.bert.params.BertParams` field), else the model's fields plus ``seed`` (the
+    trainer's seed), checked by the kind's parameters model.
+
+    Args:
+        kind: a :class:`~sagestack.models.kinds.ModelKind` with training parameters.
+    """
+    model = kind.params
+    declared = getattr(model, "search_space", None)
+    if declared is not None:
+        return declared()
+    found, choices = field_types(model)
+    found.setdefault("seed", int)
+
+    def check(values: dict) -> object:
+        return kind.make_params({k: v for k, v in values.items() if k != "seed" or "seed" in model.model_fields})
+
+    return Hyperparameters(kind.trainer_name, found, check, choices)
+
+
 def bert_hyperparameters() -> Hyperparameters:
     """Every :class:`~sagestack.bert.params.BertParams` field, checked by ``BertParams().updated``."""
     from sagestack.bert.params import BertParams
@@ -270,16 +308,7 @@ def fasttext_hyperparameters(preset: str = "sagestack") -> Hyperparameters:
     checked by :func:`~sagestack.text.make_params` from ``preset``."""
     from sagestack.text.params import BlazingTextParams, make_params
 
-    found: dict[str, type] = {}
-    choices: dict[str, tuple] = {}
-    for name, info in BlazingTextParams.model_fields.items():
-        annotation = info.annotation
-        if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-            annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
-        if typing.get_origin(annotation) is Literal:
-            choices[name] = typing.get_args(annotation)
-            annotation = str
-        found[name] = annotation
+    found, choices = field_types(BlazingTextParams)
     found.pop("mode")
 
     def check(values: dict) -> object:

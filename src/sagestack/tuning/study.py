@@ -3,7 +3,10 @@
 A tuning job runs trials of one *trainable* — a function ``(params, reporter) -> TrialOutcome``
 that trains a model with the given hyperparameters into ``reporter.out_dir`` and returns its
 objective value — drawing each trial's hyperparameters from a :class:`SearchSpace` with a
-random or TPE sampler. The same code tunes BERT and fastText; only the trainable differs.
+random or TPE sampler. The same code tunes every trainable kind of the registry
+(:func:`kind_target`: the kind's trainer on a prepared folder, its parameters model's space);
+BERT and fastText keep targets of their own (:func:`bert_target`, :func:`fasttext_target`):
+BERT reports evaluations for early stopping, fastText tunes on fastText-format files.
 
 Early stopping ``auto`` is Optuna's median rule (SageMaker's ``Auto`` early stopping is
 median-rule based, as is Katib's ``medianstop``): a trainable that evaluates during training
@@ -25,7 +28,7 @@ import time
 import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Mapping
 
 from sagestack.debugger.events import TrainingCallback, TrainingState
 from sagestack.errors import ConfigError, DataError
@@ -162,7 +165,7 @@ class TuningTarget:
     """A model kind made tunable.
 
     Attributes:
-        kind: ``bert`` or ``fasttext`` (the study is ``tune-<kind>``).
+        kind: the trainer's name (``bert``, ``fasttext``, ``automl``, ...; the study is ``tune-<kind>``).
         hyperparameters: the kind's hyperparameters and their check.
         trainable: trains one trial.
         check: refuses a job that cannot train (missing data, ...) before any trial runs.
@@ -170,6 +173,8 @@ class TuningTarget:
         command: the ``sagestack train <kind> ...`` words a Katib trial runs (data options
             included; hyperparameters are added from the space).
         early_stopping: whether the trainable reports intermediate values (median rule possible).
+        data_options: the data options of ``command`` and the URI schemes a Katib trial may take for
+            each (``None``: :data:`sagestack.tuning.katib.DATA_OPTIONS`).
     """
 
     kind: str
@@ -179,6 +184,7 @@ class TuningTarget:
     dataset: Path | None = None
     command: tuple[str, ...] = ()
     early_stopping: bool = True
+    data_options: Mapping[str, tuple[str, ...]] | None = None
 
 
 def search_space(target: TuningTarget, entries: list[tuple[str, str]], seed: int) -> SearchSpace:
@@ -544,7 +550,8 @@ def bert_target(*, data: Path | None = None, tiny: bool = False, model_dir: Path
         progress: the trials' own progress lines (prefixed ``trial <n>:``), or ``None``.
     """
     from sagestack.bert.job import BertJobSpec
-    from sagestack.tuning.space import bert_hyperparameters
+    from sagestack.models.kinds import get_kind
+    from sagestack.tuning.space import kind_hyperparameters
 
     template = BertJobSpec(data=Path(data) if data else None, tiny=tiny, model_dir=Path(model_dir) if model_dir else None,
                            device=device, profile=profile)
@@ -583,7 +590,7 @@ def bert_target(*, data: Path | None = None, tiny: bool = False, model_dir: Path
         command.append("--tiny")
     if model_dir:
         command += ["--model-dir", str(model_dir)]
-    return TuningTarget("bert", bert_hyperparameters(), trainable, check=check, dataset=template.data,
+    return TuningTarget("bert", kind_hyperparameters(get_kind("bert")), trainable, check=check, dataset=template.data,
                         command=tuple(command), early_stopping=True)
 
 
@@ -598,13 +605,13 @@ def fasttext_target(train: Path, validation: Path, *, preset: str = "sagestack")
         train / validation: fastText-format files.
         preset: the defaults the searched and fixed values start from (``sagestack``/``blazingtext``).
     """
-    from sagestack.tuning.space import fasttext_hyperparameters
+    from sagestack.models.kinds import get_kind
 
     # The Katib trial command takes the files as given (a URI such as s3://… must not become a Path).
     command = ("sagestack", "train", "fasttext", "--train", str(train), "--validation", str(validation),
                "--preset", preset)
     train, validation = Path(train), Path(validation)
-    hyperparameters = fasttext_hyperparameters(preset)
+    hyperparameters = get_kind("fasttext").params.search_space(preset)
 
     def check(out_dir: Path) -> None:
         for role, path in (("--train", train), ("--validation", validation)):
@@ -622,3 +629,47 @@ def fasttext_target(train: Path, validation: Path, *, preset: str = "sagestack")
 
     return TuningTarget("fasttext", hyperparameters, trainable, check=check, dataset=train, command=command,
                         early_stopping=False)
+
+
+# --- any registered kind -----------------------------------------------------------------------
+
+
+def kind_target(kind, data: Path | str, *, progress: Callable[[str], None] | None = None) -> TuningTarget:
+    """A registered kind as a tuning target: each trial runs the kind's trainer on the prepared
+    folder ``data`` into ``OUT/trials/<n>/`` and is scored by the validation accuracy it returns
+    (no intermediate values: no early stopping). The space is the kind's parameters model's
+    (:func:`~sagestack.tuning.space.kind_hyperparameters`); ``seed`` seeds the trainer.
+
+    Args:
+        kind: a trainable :class:`~sagestack.models.kinds.ModelKind`.
+        data: a prepared data folder (``train.csv``, ``validation.csv``, ... of ``sagestack data
+            prepare``); for a Katib trial, ``pvc://CLAIM/PATH`` (a folder on a volume).
+        progress: the trials' own progress lines (prefixed ``trial <n>:``), or ``None``.
+    """
+    from sagestack.models.kinds import TrainContext
+    from sagestack.tuning.space import kind_hyperparameters
+
+    command = ("sagestack", "train", kind.trainer_name, "--data", str(data))  # a URI stays one (no Path())
+    data = Path(data)
+    own_seed = "seed" in kind.param_fields()
+
+    def check(out_dir: Path) -> None:
+        if not (data / "train.csv").is_file():
+            raise DataError(f"--data {data} is not a prepared data folder (no train.csv); "
+                            f"run `sagestack data prepare` and pass its --out")
+
+    def trainable(params: dict, reporter: TrialReporter) -> TrialOutcome:
+        values = dict(params)
+        seed = values.get("seed", 42) if own_seed else values.pop("seed", 42)
+        say = (lambda message: progress(f"trial {reporter.number}: {message}")) if progress else None
+        result = kind.trainer(data, reporter.out_dir, kind.make_params(values), TrainContext(seed=seed, progress=say))
+        if result.get("validation_accuracy") is None:
+            raise DataError(f"the {kind.trainer_name} trial has no validation accuracy: pass a prepared folder "
+                            f"with a validation split")
+        return TrialOutcome(value=float(result["validation_accuracy"]), model_dir=str(reporter.out_dir),
+                            metrics={k: float(v) for k, v in result.items() if k != "validation_accuracy"
+                                     and isinstance(v, (int, float)) and not isinstance(v, bool)})
+
+    return TuningTarget(kind.trainer_name, kind_hyperparameters(kind), trainable, check=check,
+                        dataset=data / "train.csv", command=command, early_stopping=False,
+                        data_options={"--data": ("pvc",)})
