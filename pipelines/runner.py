@@ -106,6 +106,44 @@ def pipeline_tasks(pipeline) -> list[str]:
     return list(pipeline_task_components(pipeline))
 
 
+def pipeline_branches(pipeline) -> dict[str, str]:
+    """Each task of a trainer's branch (train and evaluate, or the stand-in of a trainer left out)
+    with that trainer: the tasks of a condition in which one task takes a constant ``trainer``."""
+    spec = pipeline.pipeline_spec
+    found: dict[str, str] = {}
+
+    def walk(dag) -> None:
+        trainer, executing = None, []
+        for name, task in dag.tasks.items():
+            component = spec.components[task.component_ref.name]
+            if component.WhichOneof("implementation") == "dag":
+                walk(component.dag)
+                continue
+            executing.append(name)
+            given = task.inputs.parameters.get("trainer")
+            if given is not None and given.runtime_value.constant.WhichOneof("kind") == "string_value":
+                trainer = given.runtime_value.constant.string_value
+        if trainer:
+            found.update(dict.fromkeys(executing, trainer))
+
+    walk(spec.root.dag)
+    return found
+
+
+def _trainers(pipeline, arguments: dict, steps: list[dict], branches: dict[str, str]) -> list[str]:
+    """The trainers of a run that trained, in registration order: chosen (``trainer_<name>``, given
+    or the pipeline's default) and with a step of their branch that ran (a run that failed before
+    training trained none)."""
+    from sagestack.models.kinds import trainer_names
+
+    defaults = {name: spec.default for name, spec in pipeline.component_spec.inputs.items()}
+    ran = {step["trainer"] for step in steps if step.get("trainer") and step["status"] != "SKIPPED"}
+    order = {name: i for i, name in enumerate(trainer_names())}
+    return sorted((name for name in set(branches.values())
+                   if name in ran and arguments.get(f"trainer_{name}", defaults.get(f"trainer_{name}"))),
+                  key=lambda name: (order.get(name, len(order)), name))
+
+
 def _cached_outputs(cache: Path, key_prefix: str) -> tuple[dict, dict]:
     """(artifacts, parameters) a cache hit replayed, read from KFP's cache entry for that key."""
     entries = sorted(cache.glob(f"{key_prefix}*.json"))
@@ -126,7 +164,8 @@ def _with_reports(artifacts: dict) -> dict:
     return artifacts
 
 
-def _steps_from_log(lines: list[tuple[float, str]], tasks: list[str], run_dir: Path, cache: Path) -> list[dict]:
+def _steps_from_log(lines: list[tuple[float, str]], tasks: list[str], run_dir: Path, cache: Path,
+                    branches: dict[str, str]) -> list[dict]:
     started: dict[str, float] = {}
     steps: dict[str, dict] = {}
     order: list[str] = []  # steps in the order they ran (or hit the cache)
@@ -143,6 +182,8 @@ def _steps_from_log(lines: list[tuple[float, str]], tasks: list[str], run_dir: P
     out = []
     for name in order + [t for t in tasks if t not in order]:
         step = {"name": name, **steps.get(name, {"status": "SKIPPED", "seconds": 0.0})}
+        if name in branches:
+            step["trainer"] = branches[name]
         task_dir = run_dir / name
         if step["status"] == "CACHED":
             # A cached step's outputs stay where the run that produced them wrote them.
@@ -232,8 +273,9 @@ def run_local(
 
     Returns:
         ``{"pipeline", "run", "status", "started_at", "seconds", "log", "arguments", "steps": [...],
-        "selection", "registered", "rejection"}``; ``steps`` lists each task's status (SUCCESS,
-        CACHED, SKIPPED), seconds, artifact paths and output parameters; ``selection`` the
+        "trainers", "selection", "registered", "rejection"}``; ``steps`` lists every task's status
+        (SUCCESS, CACHED, SKIPPED), seconds, artifact paths, output parameters and, for a branch's
+        task, its ``trainer``; ``trainers`` the trainers that trained; ``selection`` the
         candidates' scores and the champion. The same document is written to the run's folder
         as ``summary.json`` (also for a failed run, with ``status`` FAILED and the ``error``).
 
@@ -304,7 +346,8 @@ def run_local(
         # its runs, so this run has its summary.json too.
         run_dir = root / f"{pipeline_func.name}-{started.strftime('%Y-%m-%d-%H-%M-%S-%f')}"
         run_dir.mkdir()
-    steps = _steps_from_log(recorder.lines, pipeline_tasks(pipeline_func), run_dir, cache)
+    branches = pipeline_branches(pipeline_func)
+    steps = _steps_from_log(recorder.lines, pipeline_tasks(pipeline_func), run_dir, cache, branches)
     outputs = {s["name"]: s.get("outputs", {}).get("Output") for s in steps if s["status"] not in ("SKIPPED", "FAILED")}
     summary = {
         "pipeline": pipeline_func.name,
@@ -315,6 +358,7 @@ def run_local(
         "log": str(log_path),
         "arguments": {k: v for k, v in arguments.items() if k not in ("home",)},
         "steps": steps,
+        "trainers": _trainers(pipeline_func, arguments, steps, branches),
         "selection": _candidates(steps),
         "registered": outputs.get("register-model"),
         "rejection": outputs.get("record-rejection"),

@@ -9,7 +9,7 @@ from starlette.exceptions import HTTPException
 
 from console import forms
 from console.context import Console, inside_path, serve_file
-from sagestack.pipeline_runs import SUMMARY_FILE, list_runs, pipelines_folder, read_summary, runs_folder
+from sagestack.pipeline_runs import SUMMARY_FILE, list_runs, pipelines_folder, read_summary, run_trainers, runs_folder, work_steps
 
 
 def router(console: Console) -> APIRouter:
@@ -37,7 +37,9 @@ def router(console: Console) -> APIRouter:
         summary = read_summary(inside_path(runs_folder(settings), f"{run}/{SUMMARY_FILE}"))
         if summary is None:
             raise HTTPException(404, f"no pipeline run named '{run}'; see the Pipelines page")
-        return console.render(request, "pipeline_run.html", summary=summary, root=str(root))
+        steps = work_steps(summary)
+        return console.render(request, "pipeline_run.html", summary=summary, root=str(root), steps=steps,
+                              trainers=run_trainers(summary), hidden=len(summary.get("steps", [])) - len(steps))
 
     @routes.get("/pipelines/files")
     async def pipeline_file(request: Request, path: str):

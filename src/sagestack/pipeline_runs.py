@@ -2,9 +2,13 @@
 
 A run is a folder ``HOME/pipelines/runs/<run>/`` (KFP's local runner names it and writes the steps'
 artifacts there); :func:`write_summary` adds the run's ``summary.json`` (pipeline, run, status,
-started_at, seconds, log, arguments, steps, selection, registered, rejection, and error for a
-failed run). The runner in ``pipelines/`` writes it; the console and ``sagestack pipeline runs``
+started_at, seconds, log, arguments, steps, trainers, selection, registered, rejection, and error
+for a failed run). The runner in ``pipelines/`` writes it; the console and ``sagestack pipeline runs``
 read it here, without KFP.
+
+``steps`` lists every task of the pipeline, the plumbing of its branches included (the stand-in of
+each trainer left out, the skipped steps of branches not taken); what a person reads is
+:func:`work_steps` (the steps that did work) and :func:`run_trainers` (the trainers that trained).
 """
 
 from __future__ import annotations
@@ -43,13 +47,30 @@ def read_summary(path: Path) -> dict | None:
         return None
 
 
+def run_trainers(summary: dict) -> list[str]:
+    """The trainers that trained in a run: its ``trainers``, or for a summary written before they
+    were recorded, the candidates of its champion selection."""
+    if "trainers" in summary:
+        return list(summary["trainers"] or [])
+    return list(((summary.get("selection") or {}).get("candidates") or {}))
+
+
+def work_steps(summary: dict) -> list[dict]:
+    """The steps of a run that did work (ran, failed or came from the cache), without the branches'
+    plumbing: skipped steps, and the steps of a trainer that did not train (its stand-in)."""
+    trainers = set(run_trainers(summary))
+    return [step for step in summary.get("steps", [])
+            if step.get("status") != "SKIPPED" and (not step.get("trainer") or step["trainer"] in trainers)]
+
+
 def list_runs(settings, *, limit: int = 20) -> list[dict]:
     """The most recent local pipeline runs, newest first, read from their ``summary.json`` files.
 
     Returns:
-        One entry per run: ``{"pipeline", "run", "status", "started_at", "seconds", "champion",
-        "registered", "rejection", "error", "steps", "summary"}`` (``steps``: each step's name,
-        status and seconds; ``summary`` is the file's path).
+        One entry per run: ``{"pipeline", "run", "status", "started_at", "seconds", "trainers",
+        "champion", "registered", "rejection", "error", "steps", "summary"}`` (``trainers``: those
+        that trained; ``steps``: name, status and seconds of each step that did work, see
+        :func:`work_steps` (every step is in the run's summary file); ``summary``: that file's path).
     """
     runs = []
     for path in runs_folder(settings).glob(f"*/{SUMMARY_FILE}"):
@@ -59,10 +80,10 @@ def list_runs(settings, *, limit: int = 20) -> list[dict]:
         selection = data.get("selection") or {}
         runs.append({
             "pipeline": data.get("pipeline"), "run": data.get("run"), "status": data.get("status"),
-            "started_at": data.get("started_at"), "seconds": data.get("seconds"),
+            "started_at": data.get("started_at"), "seconds": data.get("seconds"), "trainers": run_trainers(data),
             "champion": selection.get("champion"), "registered": data.get("registered"),
             "rejection": data.get("rejection"), "error": data.get("error"),
-            "steps": [{k: step.get(k) for k in ("name", "status", "seconds")} for step in data.get("steps", [])],
+            "steps": [{k: step.get(k) for k in ("name", "status", "seconds")} for step in work_steps(data)],
             "summary": str(path),
         })
     runs.sort(key=lambda r: (r["started_at"] or "", r["run"] or ""), reverse=True)

@@ -176,6 +176,9 @@ def test_pipeline_run_trainers_runs_and_lineage(cli, tmp_path, sample_csv):
     human = cli("pipeline", "run", "--data", str(sample_csv), "--min-accuracy", "0", "--auto-approve", check=True)
     assert "train-fasttext       CACHED" in human.stdout and "registered: reviews-sentiment/1" in human.stdout
     assert f"champion: {champion}" in human.stdout
+    # People read the trainers that ran and the steps that did work, not the branches' plumbing.
+    assert "trainers: fasttext, baseline" in human.stdout
+    assert "skip-trainer" not in human.stdout and "train-automl" not in human.stdout
 
     chain = cli("lineage", "reviews-sentiment/1", "--json", check=True).json
     assert chain["model"]["version"] == "1" and chain["dataset"]["path"] == str(sample_csv.resolve())
@@ -191,6 +194,14 @@ def test_pipeline_run_trainers_runs_and_lineage(cli, tmp_path, sample_csv):
     runs = cli("pipeline", "runs", "--json", check=True).json["runs"]
     assert len(runs) == 3 and runs[0]["run"] == only["run"] and runs[-1]["run"] == run["run"]  # newest first
     assert runs[0]["champion"] == "fasttext" and runs[-1]["registered"] == "reviews-sentiment/1"
+    assert only["trainers"] == ["fasttext"] and runs[0]["trainers"] == ["fasttext"]
+    assert runs[-1]["trainers"] == ["fasttext", "baseline"]
+    assert {"skip-trainer-2", "evaluate-model-2", "train-automl"} <= {s["name"] for s in only["steps"]}  # all kept
+    shown = {s["name"] for s in runs[0]["steps"]}
+    assert "train-fasttext" in shown and "evaluate-model" in shown and "select-champion" in shown
+    assert not shown & {"skip-trainer", "skip-trainer-2", "skip-trainer-4", "evaluate-model-2", "train-automl", "train-baseline"}
+    listed = cli("pipeline", "runs", check=True).stdout.splitlines()
+    assert "trainers fasttext " in listed[0] and "trainers fasttext,baseline " in listed[-1]
     assert_user_error(cli("pipeline", "run", "--trainers", "fasttext,roberta"),
                       "unknown trainer(s) roberta; choose from fasttext, baseline, automl, bert")
     assert_user_error(cli("pipeline", "run", "--trainers", "bert", "--bert-model", str(tmp_path)),
