@@ -103,7 +103,7 @@ class Settings(BaseModel):
         # Caught here, once, rather than as a FileExistsError from whichever mkdir comes first.
         if value.exists() and not value.is_dir():
             raise ValueError(f"{value} exists and is not a folder; pass a folder (new or a sagestack home) as --home")
-        from sagestack.data.atomic import nearest_existing
+        from sagestack.paths import nearest_existing
 
         above = nearest_existing(value)
         if not above.is_dir():

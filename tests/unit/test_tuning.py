@@ -17,7 +17,9 @@ import yaml
 from sagestack.errors import ConfigError
 from sagestack.tuning import TrialOutcome, TuningSpec, TuningTarget, build_space, parse_cli_args, parse_params, run_study
 from sagestack.tuning import katib
-from sagestack.tuning.space import Hyperparameters, bert_hyperparameters, fasttext_hyperparameters, parse_spec
+from sagestack.bert.params import bert_hyperparameters
+from sagestack.text.params import fasttext_hyperparameters
+from sagestack.tuning.space import Hyperparameters, parse_spec
 from sagestack.tuning.study import make_pruner, make_sampler, search_space, trial_row, tune
 
 BERT = bert_hyperparameters()

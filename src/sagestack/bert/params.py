@@ -132,10 +132,20 @@ class BertTrainParams(BaseModel):
     def search_space(cls):
         """What ``tune bert`` searches: every :class:`BertParams` field (not only this model's),
         checked by ``BertParams().updated``."""
-        from sagestack.tuning.space import bert_hyperparameters
-
         return bert_hyperparameters()
 
     def job_params(self, seed: int) -> BertParams:
         """The full hyperparameters of a fine-tuning run with these values."""
         return BertParams().updated(seed=seed, **self.model_dump(exclude={"model"}))
+
+
+def bert_hyperparameters():
+    """What ``tune bert`` searches: every :class:`BertParams` field, checked by ``BertParams().updated``
+    (a :class:`~sagestack.tuning.space.Hyperparameters`)."""
+    import typing
+
+    from sagestack.tuning.space import Hyperparameters
+
+    hints = typing.get_type_hints(BertParams)
+    return Hyperparameters("bert", {name: hints[name] for name in BertParams.__dataclass_fields__},
+                           lambda values: BertParams().updated(**values))

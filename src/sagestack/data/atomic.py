@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from sagestack.errors import ConfigError
+from sagestack.paths import nearest_existing
 
 # The file every atomic_dir output carries: {"written_by": "sagestack", "command": ..., "files": [...]}.
 OUTPUT_MARKER = ".sagestack-output.json"
@@ -50,14 +51,6 @@ def _written_by(folder: Path) -> tuple[str, dict] | None:
         return None
     files = marker.get("files")
     return str(marker.get("command") or ""), files if isinstance(files, dict) else {}
-
-
-def nearest_existing(path: Path) -> Path:
-    """The closest of ``path``'s ancestors (``path`` excluded) that exists: where making ``path`` starts."""
-    parent = Path(path).parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    return parent
 
 
 def _check_parent(target: Path, option: str) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from sagestack.errors import DataError
-from sagestack.serving.background import BackgroundWriter
+from sagestack.background import BackgroundWriter
 
 COLUMNS = ("inference_id", "item", "time", "route", "review", "label", "probabilities", "model_name",
            "model_version", "model_kind", "variant")

@@ -14,7 +14,7 @@ import time
 from typing import Callable, Sequence
 
 from sagestack.review.store import Flow, LoopInput, ReviewStore, new_loop_name
-from sagestack.serving.background import BackgroundWriter
+from sagestack.background import BackgroundWriter
 
 FLUSH_SECONDS = 0.5
 QUEUE_ITEMS = 10_000

@@ -136,6 +136,19 @@ class FastTextTrainParams(BaseModel):
     def search_space(cls, preset: Preset = "sagestack"):
         """What ``tune fasttext`` searches: every supervised BlazingText hyperparameter (not only
         this model's five), checked from ``preset``'s defaults."""
-        from sagestack.tuning.space import fasttext_hyperparameters
-
         return fasttext_hyperparameters(preset)
+
+
+def fasttext_hyperparameters(preset: str = "sagestack"):
+    """What ``tune fasttext`` searches: BlazingText's supervised hyperparameters (``mode`` is fixed:
+    tuning needs a classifier), checked by :func:`make_params` from ``preset`` (a
+    :class:`~sagestack.tuning.space.Hyperparameters`)."""
+    from sagestack.tuning.space import Hyperparameters, field_types
+
+    found, choices = field_types(BlazingTextParams)
+    found.pop("mode")
+
+    def check(values: dict) -> object:
+        return make_params(preset, **values)
+
+    return Hyperparameters("fasttext", found, check, choices)

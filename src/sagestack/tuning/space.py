@@ -292,26 +292,3 @@ def kind_hyperparameters(kind) -> Hyperparameters:
         return kind.make_params({k: v for k, v in values.items() if k != "seed" or "seed" in model.model_fields})
 
     return Hyperparameters(kind.trainer_name, found, check, choices)
-
-
-def bert_hyperparameters() -> Hyperparameters:
-    """Every :class:`~sagestack.bert.params.BertParams` field, checked by ``BertParams().updated``."""
-    from sagestack.bert.params import BertParams
-
-    hints = typing.get_type_hints(BertParams)
-    return Hyperparameters("bert", {name: hints[name] for name in BertParams.__dataclass_fields__},
-                           lambda values: BertParams().updated(**values))
-
-
-def fasttext_hyperparameters(preset: str = "sagestack") -> Hyperparameters:
-    """BlazingText's supervised hyperparameters (``mode`` is fixed: tuning needs a classifier),
-    checked by :func:`~sagestack.text.make_params` from ``preset``."""
-    from sagestack.text.params import BlazingTextParams, make_params
-
-    found, choices = field_types(BlazingTextParams)
-    found.pop("mode")
-
-    def check(values: dict) -> object:
-        return make_params(preset, **values)
-
-    return Hyperparameters("fasttext", found, check, choices)

@@ -15,7 +15,7 @@ import logging
 import threading
 from typing import Callable
 
-logger = logging.getLogger("sagestack.serving.background")
+logger = logging.getLogger("sagestack.background")
 
 
 class BackgroundWriter:
