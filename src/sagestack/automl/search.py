@@ -98,11 +98,12 @@ def check_frame(frame: pd.DataFrame, spec: AutoMLSpec, role: str) -> None:
         raise DataError(f"target {spec.target!r} has a single class ({labels.iloc[0]!r}); AutoML needs at least two")
 
 
-def model_frame(frame: pd.DataFrame, spec: AutoMLSpec) -> pd.DataFrame:
-    """The columns a candidate is fitted on (target last), labels as strings, embeddings added."""
+def model_frame(frame: pd.DataFrame, spec: AutoMLSpec, deadline: float | None = None) -> pd.DataFrame:
+    """The columns a candidate is fitted on (target last), labels as strings, embeddings added
+    (before ``deadline``: see :func:`sagestack.models.embeddings.embed_texts`)."""
     from sagestack.models.autogluon import input_frame
 
-    out = input_frame(frame, spec.text_column, spec.columns, spec.embeddings)
+    out = input_frame(frame, spec.text_column, spec.columns, spec.embeddings, deadline)
     out[spec.target] = frame[spec.target].astype(str).to_numpy()
     return out
 
@@ -130,8 +131,17 @@ def fit_candidates(train: pd.DataFrame, tuning: pd.DataFrame, spec: AutoMLSpec, 
 
     spec.check()
     candidates = select_candidates(spec.max_candidates)
+    from sagestack.models.embeddings import EmbeddingDeadline
+
     start = time.perf_counter()
-    train_frame, tuning_frame = model_frame(train, spec), model_frame(tuning, spec)
+    # The embeddings count against --time-limit: they stop once too little is left for fitting.
+    deadline = time.monotonic() + spec.time_limit - MIN_TIME_LIMIT
+    try:
+        train_frame, tuning_frame = model_frame(train, spec, deadline), model_frame(tuning, spec, deadline)
+    except EmbeddingDeadline as stopped:
+        raise ConfigError(f"--time-limit {spec.time_limit:g} s is used up by the sentence embeddings (stopped after "
+                          f"{time.perf_counter() - start:.0f} s, {stopped.done} of {stopped.total} reviews of a split "
+                          "embedded); raise --time-limit") from None
     embedding_seconds = time.perf_counter() - start if spec.embeddings else 0.0
     remaining = spec.time_limit - embedding_seconds
     if remaining < MIN_TIME_LIMIT:

@@ -20,14 +20,16 @@ from sagestack.models.base import ModelCard, TextClassifier
 PREDICTOR_DIR = "autogluon"
 
 
-def input_frame(frame: pd.DataFrame, text_column: str, columns: Sequence[str] = (), embeddings: bool = False) -> pd.DataFrame:
+def input_frame(frame: pd.DataFrame, text_column: str, columns: Sequence[str] = (), embeddings: bool = False,
+                deadline: float | None = None) -> pd.DataFrame:
     """What an AutoGluon candidate reads: the text (missing as ""), the other columns, and the
-    sentence-embedding columns when it was trained with them."""
+    sentence-embedding columns when it was trained with them (computed before ``deadline``, a
+    ``time.monotonic()`` time, or :class:`~sagestack.models.embeddings.EmbeddingDeadline`)."""
     from sagestack.models.embeddings import with_embeddings
 
     inputs = frame[[text_column, *columns]].reset_index(drop=True).copy()
     inputs[text_column] = inputs[text_column].fillna("").astype(str)
-    return with_embeddings(inputs, text_column) if embeddings else inputs
+    return with_embeddings(inputs, text_column, deadline) if embeddings else inputs
 
 
 class AutoGluonPredictor(TextClassifier):
