@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +22,7 @@ from sagestack.errors import RegistryError
 
 # set_tracking_uri/set_registry_uri also export these so that subprocesses inherit the URIs.
 _URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+_STORE_LOCK = threading.RLock()
 
 
 def client(settings: Settings):
@@ -95,18 +97,17 @@ def seed_sqlite_store(settings: Settings) -> None:
     target = Path(uri.removeprefix("sqlite:///"))
     if target.exists() or not target.parent.is_dir():
         return
-    template = _template_path()
+    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
+        template = _template_path()
         if not template.is_file():
             _make_template(template)
-        partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         shutil.copyfile(template, partial)
-        try:
-            os.link(partial, target)  # fails when a store appeared meanwhile: that one stays
-        finally:
-            partial.unlink()
-    except (OSError, ImportError):
-        return  # MLflow creates the store on first use, as it would have
+        os.link(partial, target)  # fails when a store appeared meanwhile: that one stays
+    except Exception:  # noqa: BLE001 - no home directory, a full disk, a locked cache, ...: only slower
+        pass  # MLflow creates the store on first use, as it would have
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def registry_exists(settings: Settings) -> bool:
@@ -132,19 +133,22 @@ def using_store(settings: Settings) -> Iterator[None]:
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
     seed_sqlite_store(settings)
-    saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
-    saved_env = {name: os.environ.get(name) for name in _URI_VARIABLES}
-    mlflow.set_tracking_uri(settings.mlflow_uri)
-    mlflow.set_registry_uri(settings.mlflow_uri)
-    try:
-        yield
-    finally:
-        tracking_utils._tracking_uri, registry_utils._registry_uri = saved
-        for name, value in saved_env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    # The URIs are process-wide: two threads inside at once would restore each other's. One at a
+    # time (re-entrant: a block may use another store inside, as the tests do).
+    with _STORE_LOCK:
+        saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
+        saved_env = {name: os.environ.get(name) for name in _URI_VARIABLES}
+        mlflow.set_tracking_uri(settings.mlflow_uri)
+        mlflow.set_registry_uri(settings.mlflow_uri)
+        try:
+            yield
+        finally:
+            tracking_utils._tracking_uri, registry_utils._registry_uri = saved
+            for name, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 def import_mlflow() -> None:
