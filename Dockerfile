@@ -16,12 +16,15 @@ RUN python -m venv /opt/venv
 COPY requirements/lock.txt requirements/lock.txt
 # torch==2.13.0+cpu comes from PyTorch's CPU index, as the Makefile installs it.
 RUN /opt/venv/bin/pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requirements/lock.txt
-COPY pyproject.toml README.md ./
+# One distribution, one top-level name: setup.py installs the adapter folders as sagestack.components, .pipelines,
+# .bento (the BentoML service), .console and .feature_repo.
+COPY pyproject.toml setup.py README.md ./
 COPY src/ src/
 COPY components/ components/
 COPY pipelines/ pipelines/
 COPY feature_repo/ feature_repo/
 COPY serving/ serving/
+COPY console/ console/
 RUN /opt/venv/bin/pip wheel --no-deps --no-build-isolation -w /wheels . \
     && /opt/venv/bin/pip install --no-deps /wheels/sagestack-*.whl \
     && /opt/venv/bin/pip check

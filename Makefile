@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup system-deps demo demo-cluster test bench lock clean
 
-$(STAMP): requirements/lock.txt pyproject.toml
+$(STAMP): requirements/lock.txt pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH_SOURCE) -r requirements/lock.txt 2>&1 | sed "/^WARNING: Location/d"
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . 2>&1 | sed "/^WARNING: Location/d"

@@ -31,7 +31,7 @@ from sagestack.config import load_settings
 from sagestack.data import resolve_dataset
 from sagestack.models import evaluate_predictor, load_model
 from sagestack.registry import load_predictor
-from serving.launch import running_server
+from sagestack.bento.launch import running_server
 
 REVIEW = "The fabric is lovely but it runs small, I had to return it for a larger size."
 REQUESTS = 300

@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import mlflow
 
-from pipelines.runner import run_local
+from sagestack.pipelines.runner import run_local
 from sagestack.config import load_settings
 from sagestack.data import resolve_dataset
 from sagestack.pipeline_runs import list_runs
@@ -34,7 +34,7 @@ from sagestack.registry.models import register_version
 from sagestack.registry.store import client
 from sagestack.registry.tracking import ensure_experiment
 from sagestack.workflows.sentiment import pipeline_arguments
-from serving.launch import free_port, stop_process
+from sagestack.bento.launch import free_port, stop_process
 
 VERSIONS = RUNS = 100
 ROUNDS = 30

@@ -26,7 +26,7 @@ from sagestack.config import load_settings
 from sagestack.data import load_reviews, resolve_dataset
 from sagestack.features import engineer_features, ingest, load_tokenizer, tokenize
 from sagestack.features.store import FEATURES_FILE, apply, feast_command, feast_env, feast_dir, open_store
-from serving.launch import free_port
+from sagestack.bento.launch import free_port
 
 READS = 300
 

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipelines.runner import run_local
+from sagestack.pipelines.runner import run_local
 from sagestack.config import load_settings
 from sagestack.data import resolve_dataset
 from sagestack.registry import DatasetRef

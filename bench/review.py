@@ -25,7 +25,7 @@ import numpy as np
 from serving_http import Measure, off_on, train_and_register
 from sagestack.config import load_settings
 from sagestack.review import review_store
-from serving.launch import running_server
+from sagestack.bento.launch import running_server
 
 CLIENTS = 32
 FLOW = "bench-review"

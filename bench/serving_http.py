@@ -6,7 +6,7 @@ Two sections, one server at a time (the others stopped, so they never compete fo
 ``routes``: trains one fastText model, registers it in a throw-away MLflow SQLite store, ingests
 reviews_balanced.csv into the home's Feast store and measures
 
-- sagestack's endpoint (``serving.launch.running_server``, as ``sagestack serve`` starts it) on the
+- sagestack's endpoint (``sagestack.bento.launch.running_server``, as ``sagestack serve`` starts it) on the
   SQLite online store: ``/predict``, ``/predict_batch`` and ``/predict_by_id``;
 - the same endpoint on a Redis online store (a ``redis-server`` on loopback, the same reviews
   ingested into it): ``/predict_by_id``;
@@ -60,7 +60,7 @@ from sagestack.data.fasttext_format import read_fasttext
 from sagestack.features import ingest, read_features
 from sagestack.registry import log_model_run
 from sagestack.text import make_params, train_fasttext
-from serving.launch import SERVICE, free_port, running_bentoml, running_server, serve_command
+from sagestack.bento.launch import SERVICE, free_port, running_bentoml, running_server, serve_command
 
 BENCH = Path(__file__).resolve().parent
 HOST = "127.0.0.1"
@@ -189,7 +189,7 @@ def running_redis(tmp: Path) -> Iterator[str]:
 
 
 def running_bench_server(service: str, working_dir: Path, env_extra: dict, home: Path) -> contextlib.AbstractContextManager[str]:
-    """``bentoml serve SERVICE`` from ``working_dir`` (through ``serving.launch``) for a ``with`` block."""
+    """``bentoml serve SERVICE`` from ``working_dir`` (through ``sagestack.bento.launch``) for a ``with`` block."""
     port = free_port(HOST)
     env = dict(os.environ, BENTOML_HOME=str(home / f"bentoml-{port}"), **env_extra)
     command = serve_command(HOST, port, service=service, working_dir=working_dir)
@@ -218,7 +218,17 @@ def running_earlier_sagestack(source: Path, settings: Settings, model_ref: str, 
     """sagestack's endpoint from another source tree (e.g. a worktree of an earlier commit), same model and store."""
     env = {"PYTHONPATH": f"{source / 'src'}:{source}", "SAGESTACK_MODEL": model_ref,
            "SAGESTACK_HOME": str(settings.home.resolve()), "SAGESTACK_TRACKING_URI": settings.mlflow_uri}
-    return running_bench_server(SERVICE, source, env, home)
+    return running_bench_server(earlier_service(source), source, env, home)
+
+
+def earlier_service(source: Path) -> str:
+    """The endpoint's import path in ``source``, a tree from before the adapters installed under sagestack (no
+    setup.py), where it is the top-level ``serving`` package. A tree with setup.py maps ``serving/`` to
+    ``sagestack.bento``, which a PYTHONPATH cannot give (this checkout's would answer instead): refused."""
+    if (source / "setup.py").is_file():
+        raise SystemExit(f"error: --earlier {source} installs its service as sagestack.bento, which PYTHONPATH cannot "
+                         "load beside this checkout; compare a commit from before that layout")
+    return "serving.service:SentimentService"
 
 
 def post(url: str, body: str) -> httpx.Response:

@@ -3,7 +3,7 @@
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Output
 
-from components.image import IMAGE
+from sagestack.components.image import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)

@@ -10,7 +10,7 @@ cluster mode they run on the pinned sagestack image; locally, in this environmen
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Model, Output
 
-from components.image import GPU_IMAGE, IMAGE
+from sagestack.components.image import GPU_IMAGE, IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)

@@ -5,6 +5,6 @@ long work run as ``sagestack … --json`` jobs (:mod:`sagestack.jobs`). Start it
 ``sagestack console``.
 """
 
-from console.app import ConsoleOptions, create_app
+from sagestack.console.app import ConsoleOptions, create_app
 
 __all__ = ["ConsoleOptions", "create_app"]

@@ -1,5 +1,5 @@
-"""The console as one app: the shared state (:class:`~console.context.Console`), the error pages and each
-page's routes (:mod:`console.pages`, one module per page), behind :class:`~console.security.ConsoleGuard`.
+"""The console as one app: the shared state (:class:`~sagestack.console.context.Console`), the error pages and each
+page's routes (:mod:`sagestack.console.pages`, one module per page), behind :class:`~sagestack.console.security.ConsoleGuard`.
 
 Every route maps the request to one library call (a data profile, the registry's version table,
 a pipeline run's summary) or to a background job (:mod:`sagestack.jobs`), and renders a
@@ -17,9 +17,9 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from console.context import HERE, Console
-from console.pages import automl, bias, data, endpoint, errors, jobs, models, monitoring, pipelines, review
-from console.security import LOOPBACK_HOSTS, ConsoleGuard
+from sagestack.console.context import HERE, Console
+from sagestack.console.pages import automl, bias, data, endpoint, errors, jobs, models, monitoring, pipelines, review
+from sagestack.console.security import LOOPBACK_HOSTS, ConsoleGuard
 from sagestack.config import Settings
 from sagestack.registry import DEFAULT_MODEL_NAME
 
@@ -50,7 +50,7 @@ class ConsoleOptions:
 
 
 def create_app(options: ConsoleOptions) -> FastAPI:
-    """The console as an ASGI app (wrapped in :class:`~console.security.ConsoleGuard`).
+    """The console as an ASGI app (wrapped in :class:`~sagestack.console.security.ConsoleGuard`).
 
     On start it marks jobs whose process is gone (a console that stopped mid-job) as failed.
     """

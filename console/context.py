@@ -18,13 +18,13 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from console.security import CSRF_FIELD, CSRF_HEADER, check_csrf
+from sagestack.console.security import CSRF_FIELD, CSRF_HEADER, check_csrf
 from sagestack.config import Settings
 from sagestack.data.catalog import DataCatalog
 from sagestack.jobs import JobStore
 
 if TYPE_CHECKING:
-    from console.app import ConsoleOptions
+    from sagestack.console.app import ConsoleOptions
 
 HERE = Path(__file__).resolve().parent
 # Sent with every report or artifact the console serves: it may render, never script the console.
@@ -56,7 +56,7 @@ class Profiles:
 
 @dataclass(frozen=True)
 class Console:
-    """One console's shared state and helpers (see :func:`console.app.create_app`).
+    """One console's shared state and helpers (see :func:`sagestack.console.app.create_app`).
 
     Attributes:
         options: how the console runs (endpoint, model name, upload limit, ...).
@@ -104,7 +104,7 @@ class Console:
             "csrf_field": CSRF_FIELD, **context}, status_code=status)
 
     async def checked_form(self, request: Request):
-        """The request's form, once its CSRF token matches (:class:`~console.security.CSRFError` otherwise)."""
+        """The request's form, once its CSRF token matches (:class:`~sagestack.console.security.CSRFError` otherwise)."""
         form = await request.form()
         check_csrf(request.scope["state"], form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER))
         return form

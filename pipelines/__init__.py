@@ -6,8 +6,8 @@ import importlib
 
 # pipeline name -> "module:function". The runner, compiler and submitter look pipelines up here.
 PIPELINES = {
-    "sentiment": "pipelines.sentiment:sentiment_pipeline",
-    "monitoring": "pipelines.monitoring:monitoring_pipeline",
+    "sentiment": "sagestack.pipelines.sentiment:sentiment_pipeline",
+    "monitoring": "sagestack.pipelines.monitoring:monitoring_pipeline",
 }
 DEFAULT_PIPELINE = "sentiment"
 

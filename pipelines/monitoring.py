@@ -2,7 +2,7 @@
 
 from kfp import dsl
 
-from components.monitor import monitor_window
+from sagestack.components.monitor import monitor_window
 
 
 @dsl.pipeline(name="sagestack-monitoring", description="Captured traffic of the last hours against the baseline.")

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
-from pipelines import DEFAULT_PIPELINE
+from sagestack.pipelines import DEFAULT_PIPELINE
 from sagestack.errors import SagestackError
 from sagestack.pipeline_runs import pipelines_folder, runs_folder, write_summary
 
@@ -266,9 +266,9 @@ def run_local(
     """Run a pipeline with KFP's local runner, summarise every step and write ``summary.json``.
 
     Args:
-        arguments: pipeline parameters (see ``pipelines.sentiment.sentiment_pipeline``).
+        arguments: pipeline parameters (see ``sagestack.pipelines.sentiment.sentiment_pipeline``).
         settings: the sagestack settings; runs, cache and logs go under ``home/pipelines``.
-        pipeline: the pipeline's name in :data:`pipelines.PIPELINES`.
+        pipeline: the pipeline's name in :data:`sagestack.pipelines.PIPELINES`.
         progress: called with a short message as steps start or hit the cache.
 
     Returns:
@@ -285,7 +285,7 @@ def run_local(
     """
     from kfp import local
 
-    from pipelines import get_pipeline
+    from sagestack.pipelines import get_pipeline
     from sagestack.data import resolve_dataset
     from sagestack.data.atomic import sha256_file
 
@@ -375,7 +375,7 @@ def compile_pipeline(path: Path, pipeline: str = DEFAULT_PIPELINE) -> Path:
     """Compile a pipeline to KFP IR YAML at ``path`` (written atomically)."""
     from kfp import compiler
 
-    from pipelines import get_pipeline
+    from sagestack.pipelines import get_pipeline
     from sagestack.data.atomic import atomic_file
 
     with atomic_file(Path(path)) as tmp:
@@ -434,7 +434,7 @@ def submit(host: str, arguments: dict, *, pipeline: str = DEFAULT_PIPELINE, expe
     Raises:
         SagestackError: the host is not an http(s) URL or the endpoint cannot be reached.
     """
-    from pipelines import get_pipeline
+    from sagestack.pipelines import get_pipeline
 
     pipeline_func = get_pipeline(pipeline)
     with _kfp_client(host, f"submit to {host}") as client:

@@ -15,7 +15,7 @@ import inspect
 
 from kfp import dsl
 
-from components.sentiment import (
+from sagestack.components.sentiment import (
     evaluate_model,
     explain_model,
     feature_store,

@@ -1,1 +1,1 @@
-"""BentoML services over the sagestack library (run with ``bentoml serve serving.service:...``)."""
+"""BentoML services over the sagestack library (run with ``bentoml serve sagestack.bento.service:...``)."""

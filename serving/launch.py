@@ -1,4 +1,4 @@
-"""Starting the BentoML endpoint: ``bentoml serve serving.service:SentimentService`` with the
+"""Starting the BentoML endpoint: ``bentoml serve sagestack.bento.service:SentimentService`` with the
 model reference and sagestack settings passed through the environment."""
 
 from __future__ import annotations
@@ -10,12 +10,15 @@ from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator
 
+import sagestack
 from sagestack.config import Settings
-from sagestack.processes import free_port, http_ok, start, stop_process  # noqa: F401  (stop_process: the tests' server stop)
+from sagestack.errors import SagestackError
+from sagestack.processes import free_port, http_ok, last_line, start, stop_process  # noqa: F401  (stop_process: the tests' server stop)
 
-SERVICE = "serving.service:SentimentService"
-# The folder that holds the `serving` package, in a checkout and when installed.
-WORKING_DIR = Path(__file__).resolve().parents[1]
+SERVICE = "sagestack.bento.service:SentimentService"
+# The folder that holds the `sagestack` package (src/ in a checkout, site-packages when installed): bentoml serve
+# puts its working directory on sys.path, and this one adds no other top-level name.
+WORKING_DIR = Path(sagestack.__file__).resolve().parents[1]
 
 
 def serve_command(host: str, port: int, service: str = SERVICE, working_dir: Path = WORKING_DIR) -> list[str]:
@@ -36,6 +39,19 @@ def serve_env(settings: Settings, model_ref: str, base: dict | None = None) -> d
     return env
 
 
+def _wait_ready(server, what: str, url: str, path: str, timeout: float, log: Path | None = None) -> None:
+    """Wait until ``url + path`` answers 200, worded as the launcher's errors always were: ``the endpoint
+    exited during start-up (see its output above)``, ``... at URL was not ready after N s (log: P); last line: X``."""
+    try:
+        server.wait_ready(partial(http_ok, f"{url}{path}", 1.0), timeout, interval=0.5)
+    except SagestackError:
+        hint = f"log: {log}" if log else "see its output above"
+        exited = server.process.poll() is not None
+        message = f"{what} exited during start-up ({hint})" if exited else \
+            f"{what} at {url} was not ready after {timeout:.0f} s ({hint})"
+        raise SagestackError(f"{message}; last line: {last_line(log)}" if log else message) from None
+
+
 def run_until_stopped(
     command: list[str], env: dict, url: str, *, on_ready: Callable[[str], None], ready_path: str = "/readyz",
     what: str = "the endpoint", timeout: float = 300.0, output=None,
@@ -46,10 +62,10 @@ def run_until_stopped(
     passed on to the server, which shuts down gracefully. ``output`` is where the server's stdout
     goes (``None``: this process's; e.g. ``sys.stderr`` to keep stdout for one JSON line).
     """
-    server = start(command, what=f"{what} at {url}", env=env, stdout=output)
+    server = start(command, what=what, env=env, stdout=output)
     with server.forwarding_signals():
         try:
-            server.wait_ready(partial(http_ok, f"{url}{ready_path}", 1.0), timeout, interval=0.5)
+            _wait_ready(server, what, url, ready_path, timeout)
             on_ready(url)
             return server.process.wait()
         except BaseException:
@@ -81,9 +97,9 @@ def running_bentoml(
             last log line).
     """
     # Server output goes to a file: an unread pipe would fill up and stall the server.
-    server = start(command, what=f"the endpoint at {url}", env=env, log=log_path, log_mode="w")
+    server = start(command, what="the endpoint", env=env, log=log_path, log_mode="w")
     try:
-        server.wait_ready(partial(http_ok, f"{url}/readyz", 1.0), timeout, interval=0.5)
+        _wait_ready(server, "the endpoint", url, "/readyz", timeout, log_path)
         yield url
     finally:
         server.stop()

@@ -1,6 +1,6 @@
 """The real-time sentiment endpoint: a thin BentoML adapter over ``sagestack.serving``, for any model kind.
 
-Run it with ``bentoml serve serving.service:SentimentService``. The model comes from the
+Run it with ``bentoml serve sagestack.bento.service:SentimentService``. The model comes from the
 ``SAGESTACK_MODEL`` environment variable (``NAME@ALIAS``, ``NAME/VERSION`` or a model file;
 default ``reviews-sentiment@champion``) in the registry that ``SAGESTACK_HOME`` /
 ``SAGESTACK_TRACKING_URI`` point at. Besides the two prediction routes BentoML serves
@@ -28,8 +28,8 @@ from sagestack.serving.endpoint import DEFAULT_MODEL_REF, Endpoint, NotFound, Un
 from sagestack.serving.readiness import WorkerGroup
 from sagestack.serving.requests import (MAX_REQUEST_BYTES, BatchPrediction, PredictByIdResponse, PredictResponse,
                                         ReviewIds, Reviews)
-from serving.access_log import bentoml_logging, configure_worker
-from serving.guard import RequestGuard
+from sagestack.bento.access_log import bentoml_logging, configure_worker
+from sagestack.bento.guard import RequestGuard
 
 MODEL_ENV_VAR = "SAGESTACK_MODEL"
 # The command line that marks a BentoML worker process (bentoml serve's children).

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from conftest import SAGESTACK
-from serving.launch import stop_process
+from sagestack.bento.launch import stop_process
 
 
 class Console:

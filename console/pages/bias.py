@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from console import forms
-from console.context import Console
-from console.pages.job_form import job_form_router
+from sagestack.console import forms
+from sagestack.console.context import Console
+from sagestack.console.pages.job_form import job_form_router
 
 
 def router(console: Console) -> APIRouter:

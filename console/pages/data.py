@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from console.context import Console
+from sagestack.console.context import Console
 from sagestack.data.catalog import UploadTooLarge
 from sagestack.errors import DataError
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from console import forms
-from console.context import Console
+from sagestack.console import forms
+from sagestack.console.context import Console
 
 
 def router(console: Console) -> APIRouter:

@@ -7,8 +7,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from console.context import Console
-from console.security import CSRFError
+from sagestack.console.context import Console
+from sagestack.console.security import CSRFError
 from sagestack.data.catalog import UploadTooLarge
 from sagestack.errors import SagestackError
 from sagestack.jobs import JobConflict

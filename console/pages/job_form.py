@@ -8,7 +8,7 @@ from typing import Callable
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from console.context import Console
+from sagestack.console.context import Console
 
 
 def job_form_router(console: Console, kind: str, build: Callable) -> APIRouter:
@@ -17,7 +17,7 @@ def job_form_router(console: Console, kind: str, build: Callable) -> APIRouter:
     Args:
         console: the console's shared state.
         kind: the job kind, also the page's path and template (``<kind>.html``).
-        build: ``build(form, catalog, out) -> (title, argv)``, from :mod:`console.forms`.
+        build: ``build(form, catalog, out) -> (title, argv)``, from :mod:`sagestack.console.forms`.
     """
     routes = APIRouter()
 

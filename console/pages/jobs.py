@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi import Path as PathParameter
 from starlette.exceptions import HTTPException
 
-from console.context import Console, serve_file
+from sagestack.console.context import Console, serve_file
 
 # A job number as SQLite can hold it: anything else is a 400 before the job table is asked.
 JobId = PathParameter(ge=1, le=2**63 - 1)

@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from console.context import Console
+from sagestack.console.context import Console
 
 
 def router(console: Console) -> APIRouter:

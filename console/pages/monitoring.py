@@ -7,8 +7,8 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from console import forms
-from console.context import Console, serve_file
+from sagestack.console import forms
+from sagestack.console.context import Console, serve_file
 
 
 def router(console: Console) -> APIRouter:

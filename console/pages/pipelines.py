@@ -7,8 +7,8 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from console import forms
-from console.context import Console, inside_path, serve_file
+from sagestack.console import forms
+from sagestack.console.context import Console, inside_path, serve_file
 from sagestack.pipeline_runs import SUMMARY_FILE, list_runs, pipelines_folder, read_summary, run_trainers, runs_folder, work_steps
 
 

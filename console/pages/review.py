@@ -10,8 +10,8 @@ from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from console import forms
-from console.context import Console
+from sagestack.console import forms
+from sagestack.console.context import Console
 from sagestack.errors import SagestackError
 
 REVIEWER_COOKIE = "sagestack_reviewer"

@@ -23,7 +23,7 @@ import pytest
 
 from conftest import run_sagestack, wait_until
 from console_server import Console, browser, check_screenshot  # noqa: F401 (browser is a fixture)
-from serving.launch import free_port, serve_command, serve_env, stop_process
+from sagestack.bento.launch import free_port, serve_command, serve_env, stop_process
 
 import playwright.sync_api as playwright_api  # in the lock: missing, the module fails instead of skipping
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from starlette.datastructures import FormData
 
-from console import forms
+from sagestack.console import forms
 from sagestack.data.catalog import DataCatalog
 from sagestack.errors import ConfigError
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from conftest import SAGESTACK, run_sagestack
-from serving.launch import free_port, stop_process
+from sagestack.bento.launch import free_port, stop_process
 
 TOKEN = "s3cret-token-for-tests"
 

@@ -25,7 +25,7 @@ import pytest
 from conftest import wait_until
 from sagestack.config import load_settings
 from sagestack.deploy.topology import SERVICES, Topology, _alive
-from serving.launch import serve_command
+from sagestack.bento.launch import serve_command
 
 REVIEWS = ["Love it, fits perfectly and the fabric is soft"]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 from conftest import wait_until
 
-from serving.launch import free_port, stop_process
+from sagestack.bento.launch import free_port, stop_process
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 SAGESTACK = Path(sys.executable).with_name("sagestack")

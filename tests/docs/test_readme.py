@@ -30,6 +30,9 @@ README = REPO / "README.md"
 SHELL_LANGUAGES = {"bash", "sh", "console", "shell"}
 COMPILE_ONLY = re.compile(r"<!--\s*doc-test:\s*compile only \((?P<reason>[^)]+)\)\s*-->")
 PROGRAM = "sagestack"
+# the adapters' installed names -> their folders in the repository (setup.py)
+INSTALLED_ADAPTERS = {"sagestack.components": "components", "sagestack.pipelines": "pipelines",
+                      "sagestack.bento": "serving", "sagestack.console": "console", "sagestack.feature_repo": "feature_repo"}
 
 
 @dataclass(frozen=True)
@@ -399,11 +402,14 @@ def _defines(module: Path, names: list[str]) -> bool:
 
 
 def resolve_dotted(dotted: str) -> bool:
-    """Whether a dotted name (``sagestack.registry.promote``, ``pipelines.runner.run_local``,
+    """Whether a dotted name (``sagestack.registry.promote``, ``sagestack.pipelines.runner.run_local``,
     ``sagestack.review.ReviewStore.answer``) names a module or package of the clone, or something one defines."""
     parts = dotted.split(".")
     for cut in range(len(parts), 0, -1):
-        base = (REPO / "src" if parts[0] == "sagestack" else REPO).joinpath(*parts[:cut])
+        if cut >= 2 and ".".join(parts[:2]) in INSTALLED_ADAPTERS:  # sagestack.bento.x -> serving/x.py
+            base = (REPO / INSTALLED_ADAPTERS[".".join(parts[:2])]).joinpath(*parts[2:cut])
+        else:
+            base = (REPO / "src" if parts[0] == "sagestack" else REPO).joinpath(*parts[:cut])
         if cut == len(parts) and base.is_dir():
             return True
         for module in (base.with_suffix(".py"), base / "__init__.py"):

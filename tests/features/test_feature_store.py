@@ -114,7 +114,7 @@ def test_training_set_is_point_in_time_and_never_drops_rows(home):
 
 def test_feast_serve_answers_over_http(home):
     settings, _ = home
-    from serving.launch import free_port, stop_process
+    from sagestack.bento.launch import free_port, stop_process
 
     port = free_port()
     process = subprocess.Popen(feast_command(settings, "serve", "--host", "127.0.0.1", "--port", str(port)),

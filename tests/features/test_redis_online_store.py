@@ -8,7 +8,7 @@ from sagestack.data import load_reviews
 from sagestack.features.store import (
     REDIS_TIMEOUTS, feast_dir, get_online, ingest, read_features, redis_connection_string, store_config,
 )
-from serving.launch import free_port
+from sagestack.bento.launch import free_port
 from conftest import start_redis
 
 

@@ -130,7 +130,7 @@ def test_mlflow_parent_child_runs_and_registered_version(job):
 
 def test_the_registered_model_is_served_over_http(job):
     """The same BentoML service serves the AutoML champion (a heavy kind: predictions off the event loop)."""
-    from serving.launch import running_server
+    from sagestack.bento.launch import running_server
 
     settings = load_settings(cwd=job["home"], environ={}, home=job["home"])
     predictor, _ = load_predictor(settings, f"{MODEL}@champion")

@@ -279,7 +279,7 @@ def test_registered_bert_predicts_through_the_registry_and_over_http(minilm_run)
     from sagestack.config import load_settings
     from sagestack.registry import load_predictor, resolve_ref
     from sagestack.serving.requests import MAX_REVIEW_CHARS, MAX_REVIEWS_PER_REQUEST
-    from serving.launch import running_server
+    from sagestack.bento.launch import running_server
 
     assert minilm_run["summary"]["params"]["pooling"] == "mean"
     home = minilm_run["home"]

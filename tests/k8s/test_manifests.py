@@ -193,7 +193,7 @@ def test_the_endpoints_get_the_settings_the_local_topology_gives_its_processes(r
 
 def test_the_pipeline_steps_read_what_the_manifests_provide(rendered):
     """The compiled pipeline's Kubernetes settings name this deployment's ConfigMap keys, Secrets and volume."""
-    from pipelines.sentiment import CONFIG_MAP, CONFIG_MAP_ENV, HOME_PATH, HOME_VOLUME, SECRET_ENV
+    from sagestack.pipelines.sentiment import CONFIG_MAP, CONFIG_MAP_ENV, HOME_PATH, HOME_VOLUME, SECRET_ENV
 
     for overlay in OVERLAYS:
         found = {(o["kind"], o["metadata"]["name"]): o for o in rendered[overlay]}

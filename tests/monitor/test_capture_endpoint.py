@@ -19,7 +19,7 @@ from sagestack.monitor.capture import read_capture
 from sagestack.registry import log_model_run
 from sagestack.text import make_params, train_fasttext
 from s3server import BUCKET, s3  # noqa: F401 (s3 is a fixture)
-from serving.launch import free_port, serve_command, serve_env, stop_process
+from sagestack.bento.launch import free_port, serve_command, serve_env, stop_process
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 from conftest import SAGESTACK
 from sagestack.config import load_settings
 from sagestack.monitor.job import run_monitor
-from serving.launch import free_port, stop_process
+from sagestack.bento.launch import free_port, stop_process
 from traffic import capture, window, world  # noqa: F401 (world is a fixture)
 
 

@@ -55,7 +55,7 @@ def test_schedule_patches_the_overlay_and_it_renders_and_validates(tmp_path):
 
 
 def test_the_monitoring_pipeline_runs_on_kfps_local_runner(world, tmp_path):
-    from pipelines.runner import run_local
+    from sagestack.pipelines.runner import run_local
     from traffic import capture
 
     settings = load_settings(cwd=tmp_path, environ={}, home=tmp_path / "home")
@@ -77,8 +77,8 @@ def test_the_monitoring_pipeline_runs_on_kfps_local_runner(world, tmp_path):
 
 
 def test_the_monitoring_pipeline_compiles_on_the_pinned_image_without_caching(tmp_path):
-    from components.image import IMAGE
-    from pipelines.runner import compile_pipeline
+    from sagestack.components.image import IMAGE
+    from sagestack.pipelines.runner import compile_pipeline
 
     compiled = yaml.safe_load(compile_pipeline(tmp_path / "monitoring.yaml", "monitoring").read_text())
     executors = compiled["deploymentSpec"]["executors"]

@@ -145,7 +145,7 @@ def test_a_kind_registered_at_run_time_trains_competes_and_is_offered(keyword_ki
 
     from starlette.datastructures import FormData
 
-    from console.forms import pipeline_job
+    from sagestack.console.forms import pipeline_job
     from sagestack.config import load_settings
     from sagestack.data.catalog import DataCatalog
     from sagestack.workflows.params import TRAINERS  # what the Pipelines page lists

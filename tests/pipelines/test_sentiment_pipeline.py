@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipelines.runner import PipelineFailed, compile_pipeline, pipeline_tasks, run_local
-from pipelines.sentiment import sentiment_pipeline
+from sagestack.pipelines.runner import PipelineFailed, compile_pipeline, pipeline_tasks, run_local
+from sagestack.pipelines.sentiment import sentiment_pipeline
 from sagestack import __version__
 from sagestack.config import load_settings
 from sagestack.pipeline_runs import SUMMARY_FILE, list_runs
@@ -301,7 +301,7 @@ def test_lineage_steps_and_trainers_match_the_compiled_pipeline():
     """The lineage list and the trainer list are declared once in the workflow; each must exist in the DAG."""
     from sagestack.workflows.sentiment import LINEAGE_STEPS, TRAINERS
 
-    from pipelines.runner import pipeline_task_components
+    from sagestack.pipelines.runner import pipeline_task_components
 
     spec = sentiment_pipeline.pipeline_spec
     tasks = {name: set(c.output_definitions.artifacts) for name, c in pipeline_task_components(sentiment_pipeline).items()}

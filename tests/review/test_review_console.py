@@ -21,7 +21,7 @@ import pytest
 from console_server import Console, browser, check_screenshot  # noqa: F401 (browser is a fixture)
 from sagestack.config import load_settings
 from sagestack.review import LoopInput, review_store
-from serving.launch import free_port
+from sagestack.bento.launch import free_port
 
 import playwright.sync_api as playwright_api  # in the lock: missing, the module fails instead of skipping
 

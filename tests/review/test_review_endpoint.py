@@ -18,7 +18,7 @@ from sagestack.monitor.capture import read_capture
 from sagestack.registry import log_model_run
 from sagestack.review import UnknownLoop, review_store
 from sagestack.text import make_params, train_fasttext
-from serving.launch import free_port, running_server
+from sagestack.bento.launch import free_port, running_server
 
 FLOW = "reviews-sentiment"
 

@@ -400,7 +400,7 @@ def test_the_feature_store_versions_only_the_labels_people_corrected():
 
 
 def test_include_reviewed_refuses_a_review_database_its_steps_would_not_see(tmp_path):
-    from pipelines.runner import run_local
+    from sagestack.pipelines.runner import run_local
     from sagestack.config import load_settings
 
     settings = load_settings(cwd=tmp_path, environ={"SAGESTACK_REVIEW_DB": "postgresql://u:p@127.0.0.1:1/review"},

@@ -19,7 +19,7 @@ def test_bento_builds_offline(tmp_path):
     bentos = list((tmp_path / "bentoml" / "bentos" / "sagestack-sentiment").glob("*/bento.yaml"))
     assert len(bentos) == 1
     manifest = bentos[0].read_text()
-    assert "serving.service:SentimentService" in manifest
+    assert "sagestack.bento.service:SentimentService" in manifest
     src = bentos[0].parent / "src"
     assert (src / "serving" / "service.py").is_file() and (src / "src" / "sagestack" / "models" / "baseline.py").is_file()
     # /predict_by_id needs the feature declarations and Feast inside the Bento too.

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from sagestack.config import load_settings
-from serving.launch import free_port, stop_process
+from sagestack.bento.launch import free_port, stop_process
 
 SAGESTACK = Path(sys.executable).with_name("sagestack")
 

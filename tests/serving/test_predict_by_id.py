@@ -17,7 +17,7 @@ from sagestack.features import ingest, read_features
 from sagestack.registry import log_model_run
 from sagestack.models.fasttext import FastTextPredictor
 from sagestack.text import make_params, train_fasttext
-from serving.launch import free_port, serve_command, serve_env, stop_process
+from sagestack.bento.launch import free_port, serve_command, serve_env, stop_process
 
 
 def watch_start(url: str, process: subprocess.Popen, timeout: float = 120.0) -> list[tuple[int, str, str]]:

@@ -13,7 +13,7 @@ from sagestack.config import load_settings
 from sagestack.data import load_reviews
 from sagestack.features import ingest, read_features
 from sagestack.text import make_params, train_fasttext
-from serving.launch import free_port, running_server
+from sagestack.bento.launch import free_port, running_server
 
 
 def wait_for(url: str, status: int, timeout: float = 30.0) -> httpx.Response:

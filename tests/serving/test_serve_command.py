@@ -17,7 +17,7 @@ from sagestack.config import load_settings
 from sagestack.registry import get_version, lineage, log_model_run, record_endpoint
 from sagestack.registry.provenance import ENDPOINT_TAG
 from sagestack.text import make_params, train_fasttext
-from serving.launch import free_port, stop_process
+from sagestack.bento.launch import free_port, stop_process
 
 SAGESTACK = Path(sys.executable).with_name("sagestack")
 
@@ -79,18 +79,20 @@ def test_serve_records_the_endpoint_only_once_it_answers_and_stops_on_sigterm(re
 def test_a_variant_endpoint_refuses_a_version_that_is_not_approved(registered, sample_split, tmp_path):
     """A production variant never serves a pending version: `bentoml serve` stops at start, saying why."""
     from sagestack.errors import SagestackError
-    from serving.launch import running_bentoml, serve_command, serve_env
+    from sagestack.bento.launch import running_bentoml, serve_command, serve_env
 
     log_model_run(tmp_path / "model", settings=registered, model_name="reviews-sentiment",
                   approval="PendingManualApproval", aliases=("challenger",))
     port = free_port()
     env = {**serve_env(registered, "reviews-sentiment@challenger"), "SAGESTACK_VARIANT": "B",
            "BENTOML_HOME": str(tmp_path / "bentoml")}
-    with pytest.raises(SagestackError, match="exited during start-up"):
+    with pytest.raises(SagestackError) as refused:
         with running_bentoml(serve_command("127.0.0.1", port), env, f"http://127.0.0.1:{port}", tmp_path / "b.log", 120):
             pass
     assert ("variant B would serve reviews-sentiment version 2, which is PendingManualApproval; approve it first"
             in (tmp_path / "b.log").read_text())
+    last = (tmp_path / "b.log").read_text().strip().splitlines()[-1]
+    assert str(refused.value) == f"the endpoint exited during start-up (log: {tmp_path / 'b.log'}); last line: {last}"
 
 
 @pytest.mark.parametrize("command", [("serve",), ("features", "serve")])

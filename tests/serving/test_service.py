@@ -17,11 +17,11 @@ from sagestack.config import load_settings
 from sagestack.registry import load_predictor, log_model_run
 from sagestack.serving.requests import MAX_REQUEST_BYTES, MAX_REVIEW_CHARS, MAX_REVIEWS_PER_REQUEST
 from sagestack.text import make_params, train_fasttext
-from serving.launch import free_port, stop_process
+from sagestack.bento.launch import free_port, stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 BENTOML = Path(sys.executable).with_name("bentoml")
-SERVICE = "serving.service:SentimentService"
+SERVICE = "sagestack.bento.service:SentimentService"
 MODEL = {"name": "sentiment", "version": "1", "alias": "champion", "kind": "fasttext", "source": "models:/sentiment/1",
          "variant": None}
 REVIEWS = [

@@ -14,15 +14,18 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 LIBRARY = REPO / "src" / "sagestack"
-ADAPTERS = ("components", "pipelines", "serving", "console", "feature_repo")
+# an adapter's folder -> the sub-package of sagestack it installs as (setup.py)
+ADAPTERS = {"components": "sagestack.components", "pipelines": "sagestack.pipelines", "serving": "sagestack.bento",
+            "console": "sagestack.console", "feature_repo": "sagestack.feature_repo"}
 
 
 def _module_name(path: Path) -> str:
-    """``src/sagestack/a/b.py`` -> ``sagestack.a.b``; an adapter's ``serving/x.py`` -> ``serving.x``."""
+    """``src/sagestack/a/b.py`` -> ``sagestack.a.b``; an adapter's ``serving/x.py`` -> ``sagestack.bento.x``."""
     if LIBRARY in path.parents:
         parts = ["sagestack", *path.relative_to(LIBRARY).with_suffix("").parts]
     else:
-        parts = list(path.relative_to(REPO).with_suffix("").parts)
+        folder, *rest = path.relative_to(REPO).with_suffix("").parts
+        parts = [*ADAPTERS[folder].split("."), *rest]
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -105,6 +108,8 @@ def test_no_import_cycles_between_packages_or_modules():
         return ".".join(name.split(".")[:2])
 
     def known(name: str) -> str | None:  # the library module an imported name lives in
+        if any(name == adapter or name.startswith(f"{adapter}.") for adapter in ADAPTERS.values()):
+            return None  # an adapter, installed inside the sagestack namespace but not part of the library
         while name and name not in modules:
             name = name.rpartition(".")[0]
         return name or None

@@ -232,7 +232,7 @@ def test_a_job_table_from_an_earlier_version_gets_the_new_columns(tmp_path: Path
 
 
 def test_the_console_key_is_32_private_bytes_made_anew_when_damaged(tmp_path: Path):
-    from console.app import _secret
+    from sagestack.console.app import _secret
 
     path = tmp_path / "secret.key"
     key = _secret(path)
@@ -249,7 +249,7 @@ def test_a_killed_runner_takes_its_command_along(tmp_path: Path):
     import psutil
     import signal
 
-    from serving.launch import free_port
+    from sagestack.bento.launch import free_port
 
     store = JobStore(tmp_path / "jobs")
     job = store.submit("console", "a long-running command", ["--home", str(tmp_path / "home"), "console",

@@ -13,8 +13,8 @@ from sagestack.cli.common import settings
 
 
 def _loopback(host: str) -> bool:
-    """127.0.0.1, localhost or ::1: the names a token-less console answers to (see console.security)."""
-    from console.security import LOOPBACK_HOSTS
+    """127.0.0.1, localhost or ::1: the names a token-less console answers to (see sagestack.console.security)."""
+    from sagestack.console.security import LOOPBACK_HOSTS
 
     return host in LOOPBACK_HOSTS
 
@@ -25,7 +25,7 @@ def _settle_memory() -> None:
     millions of objects of MLflow, SQLAlchemy and pandas, which put 200 ms pauses into page loads."""
     import gc
 
-    import pipelines.runner  # noqa: F401  (the Pipelines page)
+    import sagestack.pipelines.runner  # noqa: F401  (the Pipelines page)
     import sagestack.data.profile  # noqa: F401  (the Data page)
     from sagestack.registry.store import import_mlflow
 
@@ -48,7 +48,7 @@ def console(
     """Start the web console and print its URL (stop it with Ctrl-C)."""
     import uvicorn
 
-    from console import ConsoleOptions, create_app
+    from sagestack.console import ConsoleOptions, create_app
     from sagestack.errors import ConfigError
     from sagestack.processes import check_port_free
 

@@ -31,9 +31,9 @@ def run_demo(settings, *, data: Path | None = None, progress: Callable[[str], No
     """
     import httpx
 
-    from pipelines.runner import run_local
+    from sagestack.pipelines.runner import run_local
     from sagestack.registry import record_endpoint, record_endpoint_stopped
-    from serving.launch import running_server
+    from sagestack.bento.launch import running_server
 
     arguments = {"auto_approve": True}
     if data:

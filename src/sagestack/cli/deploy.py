@@ -15,7 +15,7 @@ app = typer.Typer(help="Production variants: shift traffic between variant A (@c
 
 def _topology():
     from sagestack.deploy.topology import Topology
-    from serving.launch import serve_command
+    from sagestack.bento.launch import serve_command
 
     return Topology(settings(), serve_command)
 

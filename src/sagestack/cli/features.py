@@ -94,7 +94,7 @@ def serve(
     command = feast_command(current, "serve", "--host", host, "--port", str(port))
     if not json_output:
         os.execve(command[0], command, feast_env(current))
-    from serving.launch import run_until_stopped
+    from sagestack.bento.launch import run_until_stopped
 
     shown = f"[{host}]" if ":" in host else host
 

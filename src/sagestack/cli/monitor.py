@@ -138,7 +138,7 @@ def schedule(
         result["patch"] = str(write_overlay_schedule(overlay, cron, window, baseline_dir))
         lines.append(f"wrote {result['patch']} (apply with: kubectl apply -k {overlay})")
     if kfp_url is not None:
-        from pipelines.runner import schedule as kfp_schedule
+        from sagestack.pipelines.runner import schedule as kfp_schedule
 
         hours = _duration(window).total_seconds() / 3600
         result["kfp"] = kfp_schedule(kfp_url, {"baseline": baseline_dir, "window_hours": hours,

@@ -34,7 +34,7 @@ def run(
     **trainer_params: object,
 ) -> None:
     """Run the whole pipeline on this machine with KFP's local runner (cached steps are reused)."""
-    from pipelines.runner import run_local
+    from sagestack.pipelines.runner import run_local
     from sagestack.cli.train import split_kind_options
     from sagestack.pipeline_runs import run_trainers, work_steps
     from sagestack.workflows.sentiment import pipeline_arguments
@@ -123,7 +123,7 @@ def compile_(
     json_output: bool = JsonOpt,
 ) -> None:
     """Compile the pipeline to the KFP IR YAML a Kubeflow Pipelines cluster accepts."""
-    from pipelines.runner import compile_pipeline
+    from sagestack.pipelines.runner import compile_pipeline
 
     check_out_file(out, overwrite)
     path = compile_pipeline(out)
@@ -143,7 +143,7 @@ def submit(
     json_output: bool = JsonOpt,
 ) -> None:
     """Submit the pipeline to a Kubeflow Pipelines cluster (kfp.Client)."""
-    from pipelines.runner import submit as submit_run
+    from sagestack.pipelines.runner import submit as submit_run
     from sagestack.workflows.sentiment import pipeline_arguments
 
     arguments = pipeline_arguments(data_path=data, trainers=",".join(split_list(trainers)) or None,

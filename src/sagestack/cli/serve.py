@@ -23,7 +23,7 @@ def serve(
 
     from sagestack.processes import check_port_free
     from sagestack.registry import load_predictor, record_endpoint, record_endpoint_stopped
-    from serving.launch import serve_until_stopped
+    from sagestack.bento.launch import serve_until_stopped
 
     check_port_free(host, port)  # BentoML's own refusal is a 50-line traceback
     current = settings()

@@ -49,9 +49,9 @@ FEAST_DIR_ENV = "SAGESTACK_FEAST_DIR"
 
 def repo_dir() -> Path:
     """The feature repository (declarations and feature_store.yaml)."""
-    import feature_repo
+    import sagestack.feature_repo
 
-    return Path(feature_repo.__file__).resolve().parent
+    return Path(sagestack.feature_repo.__file__).resolve().parent
 
 
 def feast_dir(settings: Settings) -> Path:
