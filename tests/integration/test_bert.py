@@ -394,10 +394,11 @@ def test_the_hook_watches_a_transformers_trainer_and_stops_it(data, tmp_path):
 def test_a_diverged_bert_branch_fails_its_pipeline_step_instead_of_competing(sample_split, tmp_path, one_torch_thread):
     """The pipeline's BERT step refuses a model whose training loss became non-finite, as `train bert` does."""
     from sagestack.errors import DataError
-    from sagestack.workflows.sentiment import train_bert_step
+    from sagestack.models.kinds import get_kind
+    from sagestack.workflows.sentiment import train_step
 
+    params = get_kind("bert").params_template(dict(model="tiny", epochs=1, learning_rate=1e6, train_batch_size=16,
+                                                   max_steps=4, max_seq_length=32))
     with pytest.raises(DataError, match="the BERT branch diverged: training loss became non-finite"):
-        train_bert_step(sample_split, tmp_path / "model", tmp_path / "debugger.html", tmp_path / "profiler.html",
-                        model="tiny", epochs=1, learning_rate=1e6, train_batch_size=16, max_steps=4,
-                        max_seq_length=32, seed=0)
+        train_step("bert", sample_split, tmp_path / "model", tmp_path / "reports", params, seed=0)
     assert not (tmp_path / "model").exists()

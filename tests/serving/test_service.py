@@ -38,7 +38,9 @@ def serve(home: Path, model_ref: str, log: Path, **extra_env: str) -> tuple[subp
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SAGESTACK_", "BENTOML_"))}
     env.update(
         SAGESTACK_HOME=str(home), SAGESTACK_MODEL=model_ref,
-        BENTOML_HOME=str(home / "bentoml"), BENTOML_DO_NOT_TRACK="true", **extra_env,
+        # One BentoML home per server: a `bentoml serve` empties its home's Prometheus folder when it starts,
+        # which would wipe the metrics of a server already running on the same home.
+        BENTOML_HOME=str(log.parent / "bentoml"), BENTOML_DO_NOT_TRACK="true", **extra_env,
     )
     cmd = [str(BENTOML), "serve", SERVICE, "--host", "127.0.0.1", "--port", str(port)]
     # A file, not a pipe: a full pipe would block the server's logging.

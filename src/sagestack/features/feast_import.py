@@ -11,7 +11,8 @@ cumulative, ``compile`` and ``ast`` visits underneath). Every pipeline step, ``f
 typeguard itself does under ``python -O``. What is lost is Feast's run-time argument type checks
 on those constructors; sagestack builds every Feast object from the fixed declarations in
 ``feature_repo/`` (covered by the test suite), and ``feast apply`` still validates the repository.
-Only the import is changed: typeguard is restored for everybody else right after.
+Only the import is changed: typeguard is restored for everybody else right after, and so are the
+warning filters Feast's modules change when imported.
 
 ``python -m sagestack.features.feast_import ARGS`` is the ``feast`` CLI with Feast imported so.
 """
@@ -19,6 +20,7 @@ Only the import is changed: typeguard is restored for everybody else right after
 from __future__ import annotations
 
 import sys
+import warnings
 from types import ModuleType
 
 
@@ -38,7 +40,11 @@ def import_feast() -> ModuleType:
     checked = typeguard.typechecked
     typeguard.typechecked = _unchecked
     try:
-        import feast
+        # Feast's modules call warnings.simplefilter("once", ...) when imported, in front of the
+        # process's own filters (the endpoint's silenced BentoML warning came back after the first
+        # /predict_by_id): catch_warnings puts the process's filters back as they were.
+        with warnings.catch_warnings():
+            import feast
     finally:
         typeguard.typechecked = checked
     return feast
