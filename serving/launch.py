@@ -27,14 +27,20 @@ def serve_command(host: str, port: int, service: str = SERVICE, working_dir: Pat
     return [str(bentoml), "serve", service, "--host", host, "--port", str(port), "--working-dir", str(working_dir)]
 
 
-def serve_env(settings: Settings, model_ref: str, base: dict | None = None) -> dict:
+def serve_env(settings: Settings, model_ref: str, base: dict | None = None, port: int | None = None) -> dict:
     """Environment for the service: which model, and every setting (the server runs in another
-    working directory, so a ``sagestack.toml`` here would not reach it otherwise)."""
+    working directory, so a ``sagestack.toml`` here would not reach it otherwise).
+
+    ``port``: the server's port, which names its BentoML home (``HOME/bentoml/<port>``): a ``bentoml
+    serve`` empties its home's Prometheus folder when it starts, so two endpoints of one sagestack home
+    on two ports must not share one, or the second wipes the first's ``/metrics``.
+    """
     env = {**(os.environ if base is None else base), **settings.to_env()}
+    bentoml_home = settings.home.resolve() / "bentoml"
     env.update(
         SAGESTACK_MODEL=model_ref,
         # BentoML keeps its own state; never inside a build context (DESIGN.md).
-        BENTOML_HOME=env.get("BENTOML_HOME", str(settings.home.resolve() / "bentoml")),
+        BENTOML_HOME=env.get("BENTOML_HOME", str(bentoml_home / str(port) if port else bentoml_home)),
     )
     return env
 
@@ -82,7 +88,7 @@ def serve_until_stopped(
     ``on_ready(url)`` is called once ``/readyz`` answers (e.g. to record the endpoint on the
     model version: not before the server really serves); see :func:`run_until_stopped`.
     """
-    return run_until_stopped(serve_command(host, port), serve_env(settings, model_ref), f"http://{host}:{port}",
+    return run_until_stopped(serve_command(host, port), serve_env(settings, model_ref, port=port), f"http://{host}:{port}",
                              on_ready=on_ready, timeout=timeout, output=output)
 
 
@@ -115,5 +121,5 @@ def running_server(
     """
     port = port or free_port(host)
     log_path = settings.home.resolve() / "logs" / f"serve-{port}.log"
-    return running_bentoml(serve_command(host, port), serve_env(settings, model_ref), f"http://{host}:{port}",
+    return running_bentoml(serve_command(host, port), serve_env(settings, model_ref, port=port), f"http://{host}:{port}",
                            log_path, timeout)
