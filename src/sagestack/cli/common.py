@@ -278,3 +278,22 @@ def apply_conventions(group) -> None:
                     command.params.append(clone)
 
     visit(group)
+
+
+def kind_group(command_for_kind, what: str):
+    """A typer group class holding the commands declared on it plus one made by ``command_for_kind(kind)``
+    for each other trainable kind of the registry (``sagestack train KIND``, ``sagestack tune KIND``)."""
+    from typer.core import TyperGroup
+
+    class KindGroup(TyperGroup):
+        __doc__ = f"The ``{what}`` group: the commands declared here plus one generated per other trainable kind."
+
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            from sagestack.models.kinds import trainer_kinds
+
+            for kind in trainer_kinds():
+                if kind.trainer_name not in self.commands:
+                    self.add_command(typer.main.get_command(command_for_kind(kind)), kind.trainer_name)
+
+    return KindGroup

@@ -11,29 +11,15 @@ import inspect
 from typing import Optional
 
 import typer
-from typer.core import TyperGroup
 
-from sagestack.cli.common import JsonOpt, OverwriteOpt, check_out, emit, human, progress, settings, split_list
+from sagestack.cli.common import JsonOpt, OverwriteOpt, check_out, emit, human, kind_group, progress, settings, split_list
 from sagestack.bert.params import BertParams
 from sagestack.models.baseline_params import BaselineParams
 from sagestack.registry import DEFAULT_MODEL_NAME
 from sagestack.text.params import SAGESTACK_DEFAULTS, BlazingTextParams
 
 
-
-class _TrainGroup(TyperGroup):
-    """The ``train`` group: the commands declared here plus one generated per other trainable kind."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        from sagestack.models.kinds import trainer_kinds
-
-        for kind in trainer_kinds():
-            if kind.trainer_name not in self.commands:
-                self.add_command(typer.main.get_command(train_kind_command(kind)), kind.trainer_name)
-
-
-app = typer.Typer(help="Train models.", no_args_is_help=True, cls=_TrainGroup)
+app = typer.Typer(help="Train models.", no_args_is_help=True, cls=kind_group(lambda kind: train_kind_command(kind), "train"))
 
 RegisterOpt = typer.Option(True, "--register/--no-register", help="Log the run to MLflow and register the model.")
 ModelNameOpt = typer.Option(DEFAULT_MODEL_NAME, help="Registered model name (one per task, whatever the kind).")

@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from typer.core import TyperGroup
 
-from sagestack.cli.common import JsonOpt, check_out_file, emit, human, progress, settings
+from sagestack.cli.common import JsonOpt, check_out_file, emit, human, kind_group, progress, settings
 from sagestack.registry import DEFAULT_MODEL_NAME
 
 HELP = (
@@ -27,20 +26,8 @@ HELP = (
 )
 
 
-class _TuneGroup(TyperGroup):
-    """The ``tune`` group: the commands declared here plus one generated per other trainable kind."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        from sagestack.models.kinds import trainer_kinds
-
-        for kind in trainer_kinds():
-            if kind.trainer_name not in self.commands:
-                self.add_command(typer.main.get_command(tune_kind_command(kind)), kind.trainer_name)
-
-
 app = typer.Typer(help=HELP, short_help="Tune hyperparameters with Optuna, or emit a Katib Experiment.", no_args_is_help=True,
-                  cls=_TuneGroup)
+                  cls=kind_group(lambda kind: tune_kind_command(kind), "tune"))
 EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 ParamOpt = typer.Option(None, "--param", help="A hyperparameter as name=SPEC (repeat): value, range low:high[:log|:linear] or list x,y.")
