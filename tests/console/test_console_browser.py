@@ -253,9 +253,8 @@ def test_pipeline_run_from_the_console(page, console, pipeline):
     page.goto(pipeline["job_url"])
     expect(page.locator("#job-status")).to_have_text("succeeded")
     page.locator("a[href^='/pipelines/runs/']").first.click()
-    steps = page.locator("#steps tbody tr")
-    assert steps.count() >= 5
-    expect(page.locator("#steps")).to_contain_text("train-fasttext")
+    expect(page.locator("#steps")).to_contain_text("train-fasttext")  # waits for the run's page to load
+    assert page.locator("#steps tbody tr").count() >= 5
     expect(page.locator("#steps")).not_to_contain_text("FAILED")
     page.locator("#steps a").first.click()  # an artifact of the first step
     assert "Not here" not in page.content()

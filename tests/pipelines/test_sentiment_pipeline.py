@@ -65,7 +65,10 @@ def test_training_data_comes_back_from_the_feature_store(first_run, settings_of)
 
     prepared = Path(step(first_run, "prepare-data")["artifacts"]["prepared"])
     train_ids = set(pd.read_csv(prepared / "train.csv")["review_id"])
+    # The run's own reviews: a later test of this module may ingest reviews of its own into the same store.
+    ingested = json.loads(Path(step(first_run, "feature-store")["artifacts"]["features"]).read_text())["review_ids"]
     table = read_features(settings_of)
+    table = table[table["review_id"].isin(ingested)]
     assert train_ids == set(table.loc[table["split_type"] == "train", "review_id"])
     assert json.loads((prepared / "manifest.json").read_text())["source"] == "feast:sentiment_training_v1"
 
@@ -162,7 +165,8 @@ def test_trainers_parameter_selects_the_branches(first_run, run, settings_of, on
     done = statuses(summary)
     left_out = BASELINE if other == "baseline" else FASTTEXT
     assert all(done[s] == "SKIPPED" for s in left_out)
-    assert done[STANDINS[other]] == "SUCCESS" and done[STANDINS[only]] == "SKIPPED"
+    # The stand-in ran, or came from KFP's cache (the reviewed-labels test runs --trainers baseline in this home).
+    assert done[STANDINS[other]] in {"SUCCESS", "CACHED"} and done[STANDINS[only]] == "SKIPPED"
     assert set(summary["selection"]["candidates"]) == {only} and summary["selection"]["champion"] == only
     name, version = summary["registered"].split("/")
     assert resolve_ref(settings_of, f"{name}/{version}").kind == only
