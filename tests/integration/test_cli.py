@@ -1,6 +1,12 @@
-"""The installed `sagestack` command, run as a user would: exit codes, one-line errors, --json."""
+"""The installed `sagestack` command, run as a user would: exit codes, one-line errors, --json.
+
+The commands that do the work (data prepare, train, pipeline run, demo) run as processes of their own;
+the quick reads and refusals that follow them run through the same entry point in this process
+(``here``), which saves a process start (seconds: Python, typer and the command's imports) each.
+"""
 
 import json
+import subprocess
 
 import pytest
 
@@ -8,6 +14,22 @@ HEADER = "sentiment,review_body,product_category\n"
 # What every trainer's result.json holds (train fasttext, train baseline).
 RESULT_KEYS = ("out_dir", "model_path", "kind", "params", "train_seconds", "model_bytes", "model_size_mb",
                "validation_accuracy", "validation")
+
+
+@pytest.fixture
+def here(sagestack_main):
+    """``sagestack ARGS`` through the console script's entry point in this process, in the home that ``cli``
+    uses; returns what ``cli`` returns (a CompletedProcess with ``.json``)."""
+
+    def run(*args: str, check: bool = False):
+        code, out, err = sagestack_main(*args)
+        proc = subprocess.CompletedProcess(["sagestack", *args], code, out, err)
+        proc.json = json.loads(out) if "--json" in args and code == 0 and out.strip() else None
+        if check and code != 0:
+            raise AssertionError(f"sagestack {' '.join(args)} failed ({code}):\n{err}")
+        return proc
+
+    return run
 
 
 def assert_user_error(proc, message):
@@ -49,7 +71,7 @@ def test_json_error_document(cli, tmp_path):
                                               "dataset name from `sagestack data list` (reviews_balanced.csv, reviews_clarify_lab.csv)"}
 
 
-def test_prepare_then_train_then_registry_commands(cli, tmp_path, sample_csv, sagestack_main):
+def test_prepare_then_train_then_registry_commands(cli, here, tmp_path, sample_csv, sagestack_main):
     prepared = cli("data", "prepare", "--data", str(sample_csv), "--out", str(tmp_path / "data"), "--json", check=True).json
     assert prepared["counts"]["train"] == {"-1": 180, "0": 180, "1": 180}
 
@@ -83,17 +105,17 @@ def test_prepare_then_train_then_registry_commands(cli, tmp_path, sample_csv, sa
     assert trained["registered"]["approval_status"] == "PendingManualApproval"
     assert trained["registered"]["aliases"] == ["challenger"]
 
-    listed = cli("models", "list", "--json", check=True).json
+    listed = here("models", "list", "--json", check=True).json
     assert listed["models"][0]["versions"] == [{"version": "1", "kind": "fasttext", "approval_status": "PendingManualApproval"}]
-    refused = cli("models", "promote", "cli-model/1")
+    refused = here("models", "promote", "cli-model/1")
     assert_user_error(refused, "cli-model version 1 is PendingManualApproval; approve it first with "
                                "`sagestack models approve cli-model/1`")
-    assert cli("models", "approve", "cli-model/1", "--json", check=True).json["approval_status"] == "Approved"
-    promoted = cli("models", "promote", "cli-model/1", "--alias", "champion", "--json", check=True).json
+    assert here("models", "approve", "cli-model/1", "--json", check=True).json["approval_status"] == "Approved"
+    promoted = here("models", "promote", "cli-model/1", "--alias", "champion", "--json", check=True).json
     assert promoted["aliases"] == ["champion"]  # moved off @challenger
-    shown = cli("models", "show", "cli-model@champion", "--json", check=True).json
+    shown = here("models", "show", "cli-model@champion", "--json", check=True).json
     assert shown["version"] == "1" and shown["metrics"]["validation_accuracy"] == trained["validation_accuracy"]
-    assert_user_error(cli("models", "show", "nope"), "no registered model named 'nope'; see `sagestack models list`")
+    assert_user_error(here("models", "show", "nope"), "no registered model named 'nope'; see `sagestack models list`")
     code, out, err = sagestack_main("models", "approve", "cli-model/1", "--pending")  # same home, in this process
     assert (code, out.strip(), err) == (0, "cli-model version 1 is now PendingManualApproval", "")
 
@@ -169,29 +191,29 @@ def test_serve_rejects_an_unknown_model(cli):
     assert_user_error(cli("serve", "--model", "nope@champion"), "no registered model named 'nope'; see `sagestack models list`")
 
 
-def test_pipeline_run_trainers_runs_and_lineage(cli, tmp_path, sample_csv):
+def test_pipeline_run_trainers_runs_and_lineage(cli, here, tmp_path, sample_csv):
     run = cli("pipeline", "run", "--data", str(sample_csv), "--min-accuracy", "0", "--auto-approve", "--json", check=True).json
     assert run["status"] == "SUCCESS" and run["registered"] == "reviews-sentiment/1"
     champion = run["selection"]["champion"]
-    human = cli("pipeline", "run", "--data", str(sample_csv), "--min-accuracy", "0", "--auto-approve", check=True)
+    human = here("pipeline", "run", "--data", str(sample_csv), "--min-accuracy", "0", "--auto-approve", check=True)
     assert "train-fasttext       CACHED" in human.stdout and "registered: reviews-sentiment/1" in human.stdout
     assert f"champion: {champion}" in human.stdout
     # People read the trainers that ran and the steps that did work, not the branches' plumbing.
     assert "trainers: fasttext, baseline" in human.stdout
     assert "skip-trainer" not in human.stdout and "train-automl" not in human.stdout
 
-    chain = cli("lineage", "reviews-sentiment/1", "--json", check=True).json
+    chain = here("lineage", "reviews-sentiment/1", "--json", check=True).json
     assert chain["model"]["version"] == "1" and chain["dataset"]["path"] == str(sample_csv.resolve())
     assert chain["model"]["kind"] == champion and set(chain["candidates"]) == {"fasttext", "baseline"}
-    text = cli("lineage", "reviews-sentiment/1", check=True).stdout
+    text = here("lineage", "reviews-sentiment/1", check=True).stdout
     assert text.splitlines()[0].startswith(f"dataset   {sample_csv.resolve()}") and "endpoint  not served yet" in text
     assert "<- champion" in [line for line in text.splitlines() if line.startswith(f"candidate {champion}")][0]
 
     only = cli("pipeline", "run", "--data", str(sample_csv), "--min-accuracy", "0", "--auto-approve",
                "--trainers", "fasttext", "--json", check=True).json
     assert only["selection"]["champion"] == "fasttext" and set(only["selection"]["candidates"]) == {"fasttext"}
-    assert cli("models", "show", only["registered"], "--json", check=True).json["kind"] == "fasttext"
-    runs = cli("pipeline", "runs", "--json", check=True).json["runs"]
+    assert here("models", "show", only["registered"], "--json", check=True).json["kind"] == "fasttext"
+    runs = here("pipeline", "runs", "--json", check=True).json["runs"]
     assert len(runs) == 3 and runs[0]["run"] == only["run"] and runs[-1]["run"] == run["run"]  # newest first
     assert runs[0]["champion"] == "fasttext" and runs[-1]["registered"] == "reviews-sentiment/1"
     assert only["trainers"] == ["fasttext"] and runs[0]["trainers"] == ["fasttext"]
@@ -200,19 +222,19 @@ def test_pipeline_run_trainers_runs_and_lineage(cli, tmp_path, sample_csv):
     shown = {s["name"] for s in runs[0]["steps"]}
     assert "train-fasttext" in shown and "evaluate-model" in shown and "select-champion" in shown
     assert not shown & {"skip-trainer", "skip-trainer-2", "skip-trainer-4", "evaluate-model-2", "train-automl", "train-baseline"}
-    listed = cli("pipeline", "runs", check=True).stdout.splitlines()
+    listed = here("pipeline", "runs", check=True).stdout.splitlines()
     assert "trainers fasttext " in listed[0] and "trainers fasttext,baseline " in listed[-1]
-    assert_user_error(cli("pipeline", "run", "--trainers", "fasttext,roberta"),
+    assert_user_error(here("pipeline", "run", "--trainers", "fasttext,roberta"),
                       "unknown trainer(s) roberta; choose from fasttext, baseline, automl, bert")
-    assert_user_error(cli("pipeline", "run", "--trainers", "bert", "--bert-model", str(tmp_path)),
+    assert_user_error(here("pipeline", "run", "--trainers", "bert", "--bert-model", str(tmp_path)),
                       f"--bert-model {tmp_path} holds no Hugging Face model (no config.json); pass a local "
                       "checkpoint folder, 'tiny', or nothing for the shipped MiniLM BERT")
-    assert_user_error(cli("pipeline", "run", "--trainers", "bert", "--bert-train-batch-size", "0"),
+    assert_user_error(here("pipeline", "run", "--trainers", "bert", "--bert-train-batch-size", "0"),
                       "--bert-train-batch-size must be 1 or more, got 0")
-    assert_user_error(cli("pipeline", "run", "--baseline-c", "0"),
+    assert_user_error(here("pipeline", "run", "--baseline-c", "0"),
                       "invalid baseline hyperparameter 'c': Input should be greater than 0")
 
-    out = cli("pipeline", "compile", "--out", str(tmp_path / "p.yaml"), "--json", check=True).json
+    out = here("pipeline", "compile", "--out", str(tmp_path / "p.yaml"), "--json", check=True).json
     assert out == {"path": str(tmp_path / "p.yaml")} and "sagestack-sentiment" in (tmp_path / "p.yaml").read_text()
 
 
