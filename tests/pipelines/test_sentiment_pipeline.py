@@ -172,18 +172,26 @@ def test_trainers_parameter_selects_the_branches(first_run, run, settings_of, on
     assert resolve_ref(settings_of, f"{name}/{version}").kind == only
 
 
-def test_automl_branch_competes_with_the_others(first_run, run, settings_of):
-    """--trainers fasttext,baseline,automl: AutoGluon's best candidate is a third candidate; the winner is
-    registered whatever its kind, with all three scores in its lineage."""
-    # Two SHAP samples: the champion's explanation is checked on the first run (an AutoGluon champion
+@pytest.fixture(scope="module")
+def heavy_branches(first_run, run):
+    """--trainers fasttext,baseline,automl,bert after the first run: both heavy branches in one run (select,
+    bias, explain and register run once for the two)."""
+    # Two SHAP samples: the champion's explanation is checked on the first run (an AutoGluon or BERT champion
     # pays a model call per perturbed review).
-    summary = run(trainer_automl=True, automl_time_limit=20.0, automl_max_candidates=2, explain_samples=2)
+    return run(trainer_automl=True, automl_time_limit=20.0, automl_max_candidates=2, trainer_bert=True,
+               bert_model="tiny", bert_max_steps=15, bert_max_seq_length=48, explain_samples=2)
+
+
+def test_automl_branch_competes_with_the_others(heavy_branches, settings_of):
+    """AutoGluon's best candidate is one more candidate; the winner is registered whatever its kind, with
+    every candidate's score in its lineage."""
+    summary = heavy_branches
     done = statuses(summary)
     assert [done[s] for s in AUTOML] == ["SUCCESS", "SUCCESS"]
     assert done[STANDINS["automl"]] == "SKIPPED"
-    assert all(done[s] == "CACHED" for s in UPSTREAM + FASTTEXT + BASELINE)  # only the new branch and below ran
+    assert all(done[s] == "CACHED" for s in UPSTREAM + FASTTEXT + BASELINE)  # only the new branches and below ran
     selection = summary["selection"]
-    assert set(selection["candidates"]) == {"fasttext", "baseline", "automl"}
+    assert set(selection["candidates"]) == {"fasttext", "baseline", "automl", "bert"}
     assert selection["candidates"]["automl"]["kind"] == "autogluon"
     scores = {name: c["score"] for name, c in selection["candidates"].items()}
     assert selection["champion"] == max(scores, key=scores.get)
@@ -195,11 +203,11 @@ def test_automl_branch_competes_with_the_others(first_run, run, settings_of):
     assert card["kind"] == "autogluon" and card["params"]["time_limit"] == 20.0
 
 
-def test_bert_branch_trains_watched_and_competes(first_run, run):
+def test_bert_branch_trains_watched_and_competes(heavy_branches):
     """--trainers ...,bert with the tiny BERT: the branch trains (the local runner accepts the GPU
     request and runs it on the CPU), its model is evaluated and competes; its Debugger and Profiler
     reports are step artifacts."""
-    summary = run(trainer_bert=True, bert_model="tiny", bert_max_steps=15, bert_max_seq_length=48, explain_samples=2)
+    summary = heavy_branches
     done = statuses(summary)
     assert [done[s] for s in BERT] == ["SUCCESS", "SUCCESS"] and done[STANDINS["bert"]] == "SKIPPED"
     assert set(summary["selection"]["candidates"]) >= {"fasttext", "baseline", "bert"}
