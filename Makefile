@@ -11,7 +11,7 @@ TORCH_SOURCE := $(if $(wildcard /opt/wheels/torch-2.13.0+cpu*),--find-links /opt
 LOCK_TORCH_SOURCE := $(if $(wildcard /opt/wheels/torch-2.13.0+cpu*),--find-links /opt/wheels --no-emit-find-links,--extra-index-url https://download.pytorch.org/whl/cpu)
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps demo demo-cluster test bench lock clean
+.PHONY: setup system-deps demo demo-cluster test bench bento lock clean
 
 $(STAMP): requirements/lock.txt pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -67,6 +67,10 @@ bench: setup  ## Print the benchmark figures recorded in the README.
 	$(BIN)/python bench/monitor.py
 	$(BIN)/python bench/review.py
 	$(BIN)/python bench/cli_startup.py
+
+bento: setup  ## Build the endpoint's Bento: the sagestack wheel into dist/, then bentoml build (BENTOML_HOME: BentoML's default, outside the checkout).
+	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation -w dist . 2>&1 | sed "/^WARNING: Location/d"
+	BENTOML_DO_NOT_TRACK=True $(BIN)/bentoml build -f serving/bentofile.yaml .
 
 lock:  ## Re-resolve requirements/stack.in into requirements/lock.txt (needs uv).
 	@command -v uv >/dev/null || { echo "error: make lock needs uv; install it (pip install uv) and run make lock again" >&2; exit 1; }

@@ -1,29 +1,46 @@
-"""serving/bentofile.yaml builds a Bento offline (no package locking, BENTOML_HOME outside the context)."""
+"""serving/bentofile.yaml builds a Bento offline (no package locking, BENTOML_HOME outside the context) that
+installs sagestack from its wheel."""
 
 import os
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import yaml
+
+import sagestack
 
 REPO = Path(__file__).resolve().parents[2]
 BENTOML = Path(sys.executable).with_name("bentoml")
 
 
-def test_bento_builds_offline(tmp_path):
+def test_bento_builds_offline_and_carries_the_sagestack_wheel(tmp_path):
+    # `make bento` in a build context of its own (the checkout gets no dist/): the wheel, then the Bento.
+    context = tmp_path / "context"
+    (context / "serving").mkdir(parents=True)
+    shutil.copy(REPO / "serving" / "bentofile.yaml", context / "serving")
+    wheel = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                            "-w", str(context / "dist"), str(REPO)], capture_output=True, text=True, timeout=300)
+    assert wheel.returncode == 0, wheel.stderr
     env = {**os.environ, "BENTOML_HOME": str(tmp_path / "bentoml"), "BENTOML_DO_NOT_TRACK": "True"}
-    built = subprocess.run([str(BENTOML), "build", "-f", "serving/bentofile.yaml", "."], cwd=REPO, env=env,
+    built = subprocess.run([str(BENTOML), "build", "-f", "serving/bentofile.yaml", "."], cwd=context, env=env,
                            capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stdout + built.stderr
     bentos = list((tmp_path / "bentoml" / "bentos" / "sagestack-sentiment").glob("*/bento.yaml"))
     assert len(bentos) == 1
     manifest = bentos[0].read_text()
     assert "sagestack.bento.service:SentimentService" in manifest
-    src = bentos[0].parent / "src"
-    assert (src / "serving" / "service.py").is_file() and (src / "src" / "sagestack" / "models" / "baseline.py").is_file()
-    # /predict_by_id needs the feature declarations and Feast inside the Bento too.
-    assert (src / "feature_repo" / "reviews.py").is_file() and (src / "feature_repo" / "feature_store.yaml").is_file()
+    # The Bento installs the wheel of this version, which holds the service and, for /predict_by_id, the
+    # feature declarations, under the one top-level name.
+    [shipped] = (bentos[0].parent / "env" / "python" / "wheels").glob("sagestack-*.whl")
+    assert shipped.name == f"sagestack-{sagestack.__version__}-py3-none-any.whl"
+    with zipfile.ZipFile(shipped) as archive:
+        names = set(archive.namelist())
+    assert {"sagestack/bento/service.py", "sagestack/models/baseline.py", "sagestack/feature_repo/reviews.py",
+            "sagestack/feature_repo/feature_store.yaml"} <= names
+    assert {name.split("/")[0] for name in names} == {"sagestack", f"sagestack-{sagestack.__version__}.dist-info"}
     # The Bento's requirements are the lock's versions (read from requirements/lock.txt, not copied here).
     built_pins = pins((bentos[0].parent / "env" / "python" / "requirements.txt").read_text())
     locked = pins((REPO / "requirements" / "lock.txt").read_text())
@@ -63,3 +80,17 @@ def test_the_bento_carries_every_model_kinds_requirements():
     for name in kind_names():
         needed = {r for r in get_kind(name).pip_requirements(extras.get(name, ())) if not r.startswith("sagestack==")}
         assert needed <= packages, f"{name}: add {sorted(needed - packages)} to serving/bentofile.yaml"
+
+
+def test_the_bento_pins_what_the_sagestack_wheel_requires():
+    """The wheel's own requirements (pyproject.toml's dependencies) are pinned in the Bento, so installing the
+    wheel there resolves nothing new."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    required = {canonicalize_name(Requirement(r).name)
+                for r in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]}
+    declared = yaml.safe_load((REPO / "serving" / "bentofile.yaml").read_text())["python"]["packages"]
+    assert required - set(pins("\n".join(declared))) == set()
