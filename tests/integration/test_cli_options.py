@@ -5,6 +5,7 @@ this process): ``data prepare --labels``, ``bias --positive-threshold --predicte
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -121,3 +122,45 @@ def test_tune_fasttext_bad_input_is_one_line_before_any_trial(sagestack_main, ar
 def test_models_approve_takes_one_of_reject_and_pending(sagestack_main):
     assert one_line_error(sagestack_main("models", "approve", "reviews-sentiment/1", "--reject", "--pending")) == (
         "error: pass --reject or --pending, not both")
+
+
+def test_a_katib_trial_of_tune_baseline_runs_as_exported(sagestack_main, sample_split, tmp_path):
+    """The trial command of `tune baseline --emit-katib` is one `sagestack train baseline` takes: run here with
+    this machine's folders in place of the pod's, it trains and prints the metric Katib collects."""
+    import yaml
+
+    code, _, err = sagestack_main("tune", "baseline", "--data", "pvc://reviews/prepared", "--c", "0.5:2",
+                                  "--emit-katib", tmp_path / "katib.yaml")
+    assert code == 0, err
+    manifest = yaml.safe_load((tmp_path / "katib.yaml").read_text())
+    [container] = manifest["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"]
+    command = container["command"]
+    assert command[:3] == ["sagestack", "train", "baseline"] and "/data/reviews/prepared" in command
+    local = {"/data/reviews/prepared": str(sample_split), "/work/out": str(tmp_path / "trial"),
+             "${trialParameters.c}": "1.0"}
+    code, out, err = sagestack_main(*(local.get(word, word) for word in command[1:]))
+    assert code == 0, err
+    assert re.search(r"^validation_accuracy: 0\.\d{4}$", out, re.MULTILINE), out
+    assert (tmp_path / "trial" / "model.joblib").is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data", "{split}", "--train", "{split}/train.csv"], "pass either --data or --train/--validation, not both"),
+    ([], "pass --train CSV (and --validation CSV), or --data with a prepared data folder"),
+    (["--data", "{work}"], "--data {work} is not a prepared data folder (no train.csv); run `sagestack data prepare` "
+                           "and pass its --out"),
+])
+def test_train_baseline_takes_train_files_or_a_prepared_folder(sagestack_main, sample_split, args, message):
+    work = str(sagestack_main.work)
+    code, out, err = sagestack_main("train", "baseline", *(a.format(split=sample_split, work=work) for a in args),
+                                    "--out", "model", "--no-register")
+    assert (code, out, err.strip()) == (2, "", "error: " + message.format(work=work))
+    assert not (sagestack_main.work / "model").exists()
+
+
+def test_nothing_to_search_names_an_option_the_kind_takes(sagestack_main, sample_split):
+    message = one_line_error(sagestack_main("tune", "baseline", "--data", sample_split, "--c", "1.0"))
+    assert message == ("error: nothing to search: give at least one baseline hyperparameter a range (a:b) or a list "
+                       "(x,y), e.g. --word-ngrams 1:4")
+    code, out, err = sagestack_main("tune", "baseline", "--data", sample_split, "--word-ngrams", "1:4", "--help")
+    assert code == 0 and "--word-ngrams" in out, err

@@ -106,8 +106,9 @@ def fasttext(
 
 @app.command("baseline")
 def baseline(
-    train: Path = typer.Option(..., "--train", help="Training reviews: a CSV with sentiment and review_body (e.g. train.csv of `data prepare`)."),
+    train: Optional[Path] = typer.Option(None, "--train", help="Training reviews: a CSV with sentiment and review_body (e.g. train.csv of `data prepare`)."),
     validation: Optional[Path] = typer.Option(None, "--validation", help="Labelled validation CSV."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Instead of --train/--validation: a prepared data folder (`sagestack data prepare`), its train.csv and validation.csv (how `tune baseline` trials and Katib call it)."),
     out: Path = typer.Option(..., "--out", help="Model output folder, written whole; a previous baseline model there is replaced."),
     overwrite: bool = OverwriteOpt,
     word_ngrams: Optional[int] = typer.Option(None, help="Word n-grams 1..N."),
@@ -122,6 +123,7 @@ def baseline(
     """Train the TF-IDF (word + character n-grams) + logistic-regression baseline."""
     from sagestack.models.baseline import make_baseline_params, train_baseline
 
+    train, validation = _train_files(train, validation, data)
     check_out(out, "train baseline", overwrite, train, validation)
 
     params = make_baseline_params(word_ngrams=word_ngrams, c=c, min_df=min_df, seed=seed)
@@ -141,6 +143,22 @@ def baseline(
     if register:
         _register(summary, lines, out, train, model_name, approve)
     emit(summary, json_output, lines)
+
+
+def _train_files(train: Optional[Path], validation: Optional[Path], data: Optional[Path]) -> tuple[Path, Optional[Path]]:
+    """The training and validation CSVs of ``--train``/``--validation`` or of a prepared ``--data`` folder."""
+    from sagestack.errors import ConfigError, DataError
+
+    if data is None:
+        if train is None:
+            raise ConfigError("pass --train CSV (and --validation CSV), or --data with a prepared data folder")
+        return train, validation
+    if train is not None or validation is not None:
+        raise ConfigError("pass either --data or --train/--validation, not both")
+    if not (data / "train.csv").is_file():
+        raise DataError(f"--data {data} is not a prepared data folder (no train.csv); "
+                        "run `sagestack data prepare` and pass its --out")
+    return data / "train.csv", (data / "validation.csv" if (data / "validation.csv").is_file() else None)
 
 
 @app.command("bert")

@@ -50,6 +50,18 @@ class Hyperparameters:
     choices: Mapping[str, tuple] = field(default_factory=dict)
 
 
+# The search a user most likely wants first, for the kinds the course tunes; other kinds get one from their types.
+_EXAMPLES = {"bert": "--learning-rate 1e-5:5e-5", "fasttext": "--learning-rate 0.05:0.5"}
+
+
+def _example(hyperparameters: Hyperparameters) -> str:
+    """A range option the kind takes, for the "nothing to search" message (its first numeric hyperparameter)."""
+    for name, kind in hyperparameters.types.items():
+        if kind in (int, float) and name != "seed":
+            return f"--{name.replace('_', '-')} " + ("1:4" if kind is int else "0.1:1.0")
+    return "--param NAME=x,y"
+
+
 @dataclass(frozen=True)
 class Dimension:
     """One searched hyperparameter.
@@ -203,7 +215,7 @@ def build_space(entries: list[tuple[str, str]], hyperparameters: Hyperparameters
         else:
             fixed[name] = parsed
     if not dimensions:
-        example = {"bert": "--learning-rate 1e-5:5e-5"}.get(hyperparameters.kind, "--learning-rate 0.05:0.5")
+        example = _EXAMPLES.get(hyperparameters.kind) or _example(hyperparameters)
         raise ConfigError(f"nothing to search: give at least one {hyperparameters.kind} hyperparameter a range "
                           f"(a:b) or a list (x,y), e.g. {example}")
     _check(hyperparameters, "fixed values", fixed)
