@@ -27,6 +27,14 @@ def timed(fn, *args, **kwargs):
     return value, time.perf_counter() - start
 
 
+def default_params(trainer: str) -> str:
+    """A trainer's default parameters as the pipeline passes them to its train step."""
+    from sagestack.models.kinds import kind_for_trainer
+
+    kind = kind_for_trainer(trainer)
+    return kind.params_template({name: field.default for name, field in kind.param_fields().items()})
+
+
 def in_process(data: Path, tmp: Path) -> dict[str, float]:
     """Each pipeline step's library call, in order, in this process; returns seconds per task name."""
     settings = load_settings(cwd=tmp, environ={}, home=tmp / "direct")
@@ -37,9 +45,11 @@ def in_process(data: Path, tmp: Path) -> dict[str, float]:
                                      facet="product_category")
     _, t["feature-store"] = timed(wf.feature_store_step, d / "reviews.csv", d / "features.json", settings)
     _, t["prepare-data"] = timed(wf.prepare_step, d / "features.json", d / "prepared", settings)
-    _, t["train-fasttext"] = timed(wf.train_fasttext_step, d / "prepared", d / "fasttext", seed=42)
+    _, t["train-fasttext"] = timed(wf.train_step, "fasttext", d / "prepared", d / "fasttext", d / "ft-reports",
+                                   default_params("fasttext"), seed=42)
     _, t["evaluate-model"] = timed(wf.evaluate_step, d / "prepared", d / "fasttext", d / "ft.json", d / "ft.md")
-    _, t["train-baseline"] = timed(wf.train_baseline_step, d / "prepared", d / "baseline", seed=42)
+    _, t["train-baseline"] = timed(wf.train_step, "baseline", d / "prepared", d / "baseline", d / "bl-reports",
+                                   default_params("baseline"), seed=42)
     _, t["evaluate-model-2"] = timed(wf.evaluate_step, d / "prepared", d / "baseline", d / "bl.json", d / "bl.md")
     selection, t["select-champion"] = timed(
         wf.select_champion_step, {"fasttext": (d / "fasttext", d / "ft.json"), "baseline": (d / "baseline", d / "bl.json")},
@@ -69,6 +79,9 @@ def main() -> None:
     print(f"{'step':18} {'pipeline s':>10} {'in-process s':>12} {'overhead s':>10}")
     for name, seconds in direct.items():
         print(f"{name:18} {steps[name]:10.2f} {seconds:12.2f} {steps[name] - seconds:10.2f}")
+    for name, seconds in steps.items():  # the pipeline's own steps (stand-ins of trainers left out)
+        if name not in direct and seconds:
+            print(f"{name:18} {seconds:10.2f} {'-':>12} {'-':>10}")
     overheads = [steps[n] - s for n, s in direct.items()]
     print(f"mean per-step overhead of the local runner: {sum(overheads) / len(overheads):.2f} s over {len(overheads)} steps")
     print(f"whole pipeline, cold: {total:.1f} s; identical re-run: {cached_total:.1f} s "

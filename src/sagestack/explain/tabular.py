@@ -17,7 +17,9 @@ def explain_tabular(model, features: pd.DataFrame, *, background: int = 50, seed
         ``{"explainer", "kernel_shap": {output: {"expected_value", "global_shap_values"}}, "local"}``
         with ``global_shap_values`` = mean |SHAP| per feature.
     """
-    import shap
+    from sagestack.explain.shap_import import import_shap
+
+    shap = import_shap()
 
     try:
         explainer = shap.TreeExplainer(model)

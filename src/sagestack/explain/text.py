@@ -32,7 +32,9 @@ def explain_texts(predictor, texts: Sequence[str], *, max_evals: int = 200, top:
     Raises:
         DataError: no text has two words or more.
     """
-    import shap
+    from sagestack.explain.shap_import import import_shap
+
+    shap = import_shap()
 
     # SHAP's text masker cannot perturb a text of fewer than two words (it raises on them):
     # those are left out and counted.

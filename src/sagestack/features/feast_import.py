@@ -14,6 +14,11 @@ on those constructors; sagestack builds every Feast object from the fixed declar
 Only the import is changed: typeguard is restored for everybody else right after, and so are the
 warning filters Feast's modules change when imported.
 
+Feast also imports torch when imported (``feast.torch_wrapper``), for its ``to_tensor`` conversions
+only, which sagestack never calls: 1.3 s of every Feast process (a pipeline's prepare step, ``feast
+apply``). :func:`import_feast` leaves torch out of that import and lets Feast import it on the
+first ``get_torch()`` instead, so a caller of ``to_tensor`` still gets it.
+
 ``python -m sagestack.features.feast_import ARGS`` is the ``feast`` CLI with Feast imported so.
 """
 
@@ -39,6 +44,9 @@ def import_feast() -> ModuleType:
 
     checked = typeguard.typechecked
     typeguard.typechecked = _unchecked
+    defer_torch = "torch" not in sys.modules
+    if defer_torch:
+        sys.modules["torch"] = None  # `import torch` raises ImportError: feast.torch_wrapper records "later"
     try:
         # Feast's modules call warnings.simplefilter("once", ...) when imported, in front of the
         # process's own filters (the endpoint's silenced BentoML warning came back after the first
@@ -47,7 +55,32 @@ def import_feast() -> ModuleType:
             import feast
     finally:
         typeguard.typechecked = checked
+        if defer_torch and sys.modules.get("torch", ...) is None:
+            del sys.modules["torch"]
+    if defer_torch:
+        _torch_on_first_use()
     return feast
+
+
+def _torch_on_first_use() -> None:
+    """Make Feast's ``get_torch()`` import torch when first called (it was left out of the import).
+
+    Feast's modules bind ``get_torch`` by name (``from feast.torch_wrapper import get_torch``):
+    each binding of the original is replaced by one that imports torch first.
+    """
+    wrapper = sys.modules.get("feast.torch_wrapper")
+    original = getattr(wrapper, "get_torch", None)
+    if wrapper is None or original is None or getattr(wrapper, "TORCH_AVAILABLE", True):
+        return  # another Feast layout, or torch imported after all: nothing to defer
+
+    def get_torch():
+        if not wrapper.TORCH_AVAILABLE:
+            wrapper._import_torch()
+        return original()
+
+    for name, module in list(sys.modules.items()):
+        if (name == "feast" or name.startswith("feast.")) and getattr(module, "get_torch", None) is original:
+            module.get_torch = get_torch
 
 
 def main() -> None:

@@ -202,7 +202,7 @@ def apply(settings: Settings, *, force: bool = False) -> bool:
     """Run a real ``feast apply`` for this home (registers entities, views, services), unless
     this home's registry already holds exactly these declarations.
 
-    A ``feast apply`` costs ~10 s (most of it importing Feast's CLI) and changes nothing when the
+    A ``feast apply`` costs seconds (a process importing Feast's CLI) and changes nothing when the
     declarations, Feast and the store's configuration are those of the last apply: that is
     recorded in ``<home>/feast/applied.json`` and checked first. A shared registry
     (``feast_registry``) is always applied: another home may have changed it.
@@ -216,20 +216,40 @@ def apply(settings: Settings, *, force: bool = False) -> bool:
     Raises:
         SagestackError: ``feast apply`` failed (its last line is in the message).
     """
+    return _finish_apply(settings, _start_apply(settings, force=force))
+
+
+def _start_apply(settings: Settings, *, force: bool = False) -> tuple[subprocess.Popen, str] | None:
+    """Start :func:`apply`'s ``feast apply`` in a child process and return it with the fingerprint
+    it applies, or ``None`` when this home's registry already holds these declarations."""
     fingerprint = _apply_fingerprint(settings)
     marker = feast_dir(settings) / APPLIED_FILE
     local_registry = feast_dir(settings) / "registry.db"
     if not force and not settings.feast_registry and marker.is_file() and _registry_readable(local_registry):
         try:
             if json.loads(marker.read_text(encoding="utf-8")).get("fingerprint") == fingerprint:
-                return False
+                return None
         except ValueError:
             pass  # a damaged record: apply again
-    done = subprocess.run(feast_command(settings, "apply"), env=feast_env(settings), capture_output=True, text=True)
-    if done.returncode != 0:
-        last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+    process = subprocess.Popen(feast_command(settings, "apply"), env=feast_env(settings), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    return process, fingerprint
+
+
+def _finish_apply(settings: Settings, started: tuple[subprocess.Popen, str] | None) -> bool:
+    """Wait for a :func:`_start_apply` and record what it applied; returns whether ``feast apply`` ran.
+
+    Raises:
+        SagestackError: ``feast apply`` failed (its last line is in the message).
+    """
+    if started is None:
+        return False
+    process, fingerprint = started
+    stdout, stderr = process.communicate()
+    if process.returncode != 0:
+        last = (stderr or stdout).strip().splitlines()[-1:] or ["no output"]
         raise SagestackError(f"feast apply failed: {last[0]}")
-    with atomic_file(marker) as tmp:
+    with atomic_file(feast_dir(settings) / APPLIED_FILE) as tmp:
         tmp.write_text(json.dumps({"fingerprint": fingerprint}), encoding="utf-8")
     return True
 
@@ -278,37 +298,24 @@ def ingest(settings: Settings, reviews: pd.DataFrame, *, max_seq_length: int = 1
     Returns:
         ``{"rows", "new_rows", "relabelled", "path", "splits", "review_ids"}``.
     """
-    from sagestack.features.engineering import (
-        content_hash, default_tokenizer_dir, engineer_features, load_tokenizer, tokenizer_fingerprint,
-    )
+    from sagestack.features.engineering import content_hash
 
     _feast_folder(settings)
-    existing = read_features(settings)
-    tokenizer = load_tokenizer(tokenizer_dir)
-    record = {"fingerprint": tokenizer_fingerprint(tokenizer, max_seq_length),
-              "tokenizer": str(tokenizer_dir or default_tokenizer_dir()), "max_seq_length": max_seq_length}
-    recorded = stored_tokenizer(settings)
-    if existing is not None and len(existing) and recorded is None:
-        # Rows whose tokenizer nobody recorded: a fingerprint written now would vouch for ids never checked.
-        raise SagestackError("the feature store holds input_ids from an unrecorded tokenizer (ingested by an older "
-                             "sagestack); ingest into a new SAGESTACK_HOME")
-    if existing is not None and len(existing) and recorded is not None and recorded["fingerprint"] != record["fingerprint"]:
-        # Known reviews keep their stored ids: mixing two tokenizers' ids in one table is never right.
-        raise SagestackError(
-            f"the feature store's input_ids come from {recorded['tokenizer']} (max_seq_length "
-            f"{recorded['max_seq_length']}); ingest with the same tokenizer and length, or use a new SAGESTACK_HOME"
-        )
-    texts = set(relabel_texts)
-    relabel = {content_hash(b, c) for b, c in zip(reviews["review_body"], reviews["product_category"]) if b in texts}
-    table = engineer_features(
-        reviews, tokenizer=tokenizer, max_seq_length=max_seq_length, existing=existing, progress=progress,
-        relabel=relabel,
-    )
+    # `feast apply` reads none of the table (the views declare their schema): its process runs
+    # while the features are engineered here, and is waited for before materializing.
+    applying = _start_apply(settings)
+    try:
+        existing, record, table = _engineer(settings, reviews, max_seq_length=max_seq_length,
+                                            tokenizer_dir=tokenizer_dir, progress=progress, relabel_texts=relabel_texts)
+    except BaseException:
+        if applying is not None:
+            applying[0].communicate()  # never leave the child behind; a refused ingest records no apply
+        raise
     path = feast_dir(settings) / FEATURES_FILE
     with atomic_file(path) as tmp:
         table.to_parquet(tmp, index=False, **PARQUET_OPTIONS)
     try:
-        apply(settings)
+        _finish_apply(settings, applying)
         store = open_store(settings)
         start = table["event_timestamp"].min().to_pydatetime() - timedelta(seconds=1)
         # Feast prints materialization progress (in terminal colours) on stdout: library chatter,
@@ -339,6 +346,42 @@ def ingest(settings: Settings, reviews: pd.DataFrame, *, max_seq_length: int = 1
         # The ids of exactly these reviews: a pipeline trains on its own input, not on the whole store.
         "review_ids": [int(i) for i in table.loc[table["content_hash"].isin(hashes), "review_id"].drop_duplicates()],
     }
+
+
+def _engineer(settings: Settings, reviews: pd.DataFrame, *, max_seq_length: int, tokenizer_dir, progress,
+              relabel_texts: Collection[str]) -> tuple[pd.DataFrame | None, dict, pd.DataFrame]:
+    """:func:`ingest`'s feature table for ``reviews``: (the stored table or ``None``, the tokenizer's
+    record, the new table), refusing a tokenizer other than the stored ids'.
+
+    Raises:
+        SagestackError: the stored ``input_ids`` come from another (or an unrecorded) tokenizer.
+    """
+    from sagestack.features.engineering import (
+        content_hash, default_tokenizer_dir, engineer_features, load_tokenizer, tokenizer_fingerprint,
+    )
+
+    existing = read_features(settings)
+    tokenizer = load_tokenizer(tokenizer_dir)
+    record = {"fingerprint": tokenizer_fingerprint(tokenizer, max_seq_length),
+              "tokenizer": str(tokenizer_dir or default_tokenizer_dir()), "max_seq_length": max_seq_length}
+    recorded = stored_tokenizer(settings)
+    if existing is not None and len(existing) and recorded is None:
+        # Rows whose tokenizer nobody recorded: a fingerprint written now would vouch for ids never checked.
+        raise SagestackError("the feature store holds input_ids from an unrecorded tokenizer (ingested by an older "
+                             "sagestack); ingest into a new SAGESTACK_HOME")
+    if existing is not None and len(existing) and recorded is not None and recorded["fingerprint"] != record["fingerprint"]:
+        # Known reviews keep their stored ids: mixing two tokenizers' ids in one table is never right.
+        raise SagestackError(
+            f"the feature store's input_ids come from {recorded['tokenizer']} (max_seq_length "
+            f"{recorded['max_seq_length']}); ingest with the same tokenizer and length, or use a new SAGESTACK_HOME"
+        )
+    texts = set(relabel_texts)
+    relabel = {content_hash(b, c) for b, c in zip(reviews["review_body"], reviews["product_category"]) if b in texts}
+    table = engineer_features(
+        reviews, tokenizer=tokenizer, max_seq_length=max_seq_length, existing=existing, progress=progress,
+        relabel=relabel,
+    )
+    return existing, record, table
 
 
 def stored_tokenizer(settings: Settings) -> dict | None:
