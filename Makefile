@@ -77,5 +77,26 @@ lock:  ## Re-resolve requirements/stack.in into requirements/lock.txt (needs uv)
 	cd requirements && uv pip compile stack.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 		$(LOCK_TORCH_SOURCE) --index-strategy unsafe-best-match --custom-compile-command "make lock" -o lock.txt
 
+# The client side of `sagestack serve-aws` (the SageMaker SDK 2.35, boto3, awswrangler, the aws CLI, nbclient and
+# ipykernel) in its own environment: their pins conflict with the stack's lock. Rebuilt whole when the lock changes
+# (the stamp holds the lock's sha256); a file lock lets concurrent callers (test workers) share one build.
+AWS_VENV ?= .venv-aws
+aws-client:  ## Create .venv-aws, the client environment of `sagestack serve-aws`, from requirements/aws-client.txt.
+	@exec 9>"$(AWS_VENV).lock"; flock 9; \
+	want="$$(sha256sum requirements/aws-client.txt | cut -d' ' -f1)"; \
+	if [ "$$(cat $(AWS_VENV)/.installed 2>/dev/null)" != "$$want" ]; then \
+		echo "... building $(AWS_VENV) from requirements/aws-client.txt" >&2; \
+		rm -rf $(AWS_VENV) && $(PYTHON) -m venv $(AWS_VENV); \
+		$(AWS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+			-r requirements/aws-client.txt 2>&1 | sed "/^WARNING: Location/d"; \
+		$(AWS_VENV)/bin/python -m pip check >/dev/null || { $(AWS_VENV)/bin/python -m pip check; exit 1; }; \
+		echo "$$want" > $(AWS_VENV)/.installed; \
+	fi
+
+aws-client-lock:  ## Re-resolve requirements/aws-client.in into requirements/aws-client.txt (needs uv).
+	@command -v uv >/dev/null || { echo "error: make aws-client-lock needs uv; install it (pip install uv) and run it again" >&2; exit 1; }
+	cd requirements && uv pip compile aws-client.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		--custom-compile-command "make aws-client-lock" -o aws-client.txt
+
 clean:  ## Remove .venv and the demo's state (.sagestack, and .sagestack-cluster of make demo-cluster).
 	rm -rf $(VENV) .sagestack $(CLUSTER_HOME)
