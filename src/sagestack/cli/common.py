@@ -72,9 +72,13 @@ def emit(result: dict, json_output: bool, lines: list[str]) -> None:
 
 
 def step_lines(summary: dict, *, artifacts: bool = False) -> list[str]:
-    """A pipeline run's steps, one line each (status, seconds), optionally with their artifact paths."""
-    lines = []
-    for step in summary["steps"]:
+    """A pipeline run's trainers, then the steps that did work (``sagestack.pipeline_runs.work_steps``: not the
+    branches' plumbing), one line each (status, seconds), optionally with their artifact paths. Every step is in
+    the run's JSON and summary.json."""
+    from sagestack.pipeline_runs import run_trainers, work_steps
+
+    lines = [f"trainers: {', '.join(run_trainers(summary)) or 'none'}"]
+    for step in work_steps(summary):
         lines.append(f"  {step['name']:20} {step['status']:8} {step['seconds']:6.2f} s")
         if artifacts:
             lines += [f"      {name}: {path}" for name, path in step.get("artifacts", {}).items()]

@@ -36,7 +36,6 @@ def run(
     """Run the whole pipeline on this machine with KFP's local runner (cached steps are reused)."""
     from sagestack.pipelines.runner import run_local
     from sagestack.cli.train import split_kind_options
-    from sagestack.pipeline_runs import run_trainers, work_steps
     from sagestack.workflows.sentiment import pipeline_arguments
 
     arguments = pipeline_arguments(
@@ -48,10 +47,8 @@ def run(
     )
     current = settings()
     summary = run_local(arguments, settings=current, progress=progress(json_output))
-    # Every step is in the JSON and the run's summary.json; people read the trainers and the steps that did work.
     lines = [f"pipeline {summary['pipeline']} run {summary['run']}: {summary['status']} in {summary['seconds']:.1f} s",
-             f"trainers: {', '.join(run_trainers(summary)) or 'none'}",
-             *step_lines({**summary, "steps": work_steps(summary)}, artifacts=True), *candidate_lines(summary["selection"])]
+             *step_lines(summary, artifacts=True), *candidate_lines(summary["selection"])]
     if summary["selection"]:
         lines.append(f"champion: {summary['selection']['champion']}")
     lines.append(f"registered: {summary['registered']}" if summary["registered"] else f"not registered: {summary['rejection']}")
