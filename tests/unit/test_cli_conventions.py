@@ -30,7 +30,7 @@ def _walk(command, path=()):
 COMMANDS = list(_walk(ROOT))
 LEAVES = {path: command for path, command in COMMANDS if not hasattr(command, "commands")}
 # Options that are a bind address (--host) belong to the commands that start a server.
-SERVERS = {("console",), ("serve",), ("features", "serve")}
+SERVERS = {("console",), ("serve",), ("features", "serve"), ("serve-aws",)}
 
 
 def _visible_options(command):

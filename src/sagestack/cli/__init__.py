@@ -16,7 +16,7 @@ from typer.core import TyperGroup
 
 from sagestack import __version__
 from sagestack.cli import (
-    analysis, automl, console, data, debug, demo, deploy, features, models, monitor, pipeline, review, serve, train,
+    analysis, automl, aws, console, data, debug, demo, deploy, features, models, monitor, pipeline, review, serve, train,
     tune,
 )
 from sagestack.cli.common import USER_ERROR_EXIT, Invocation, apply_conventions
@@ -54,6 +54,7 @@ app.command("explain")(analysis.explain)
 app.command("automl")(automl.automl)
 app.command("lineage")(models.lineage)
 app.command("serve")(serve.serve)
+app.command("serve-aws")(aws.serve_aws)
 app.command("demo")(demo.demo)
 app.command("console")(console.console)
 app.command("up")(deploy.up)

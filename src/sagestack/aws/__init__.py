@@ -1,0 +1,13 @@
+"""A loopback AWS API over sagestack (``sagestack serve-aws``): SageMaker users' unchanged code — the SageMaker
+Python SDK, boto3, awswrangler, the ``aws`` CLI — pointed at one local endpoint.
+
+- :mod:`~sagestack.aws.identity`: the one identity the server accepts (account, role, credentials), made once
+  per home.
+- :mod:`~sagestack.aws.sigv4`: Signature Version 4 verification of every request.
+- :mod:`~sagestack.aws.protocol`: requests and responses as the AWS protocols shape them (rest-xml, query, json),
+  and AWS-shaped errors.
+- :mod:`~sagestack.aws.operations`: the one table of supported operations and what each maps to.
+- :mod:`~sagestack.aws.s3`: S3 objects kept under the home (:mod:`~sagestack.aws.s3store`) behind S3's REST API.
+- :mod:`~sagestack.aws.server`: the HTTP server that routes a request to its operation.
+- :mod:`~sagestack.aws.bootstrap`: the environment a client process needs (``serve-aws --env``).
+"""

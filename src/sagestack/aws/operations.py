@@ -1,0 +1,90 @@
+"""The one table of the operations ``sagestack serve-aws`` implements, and what each maps to in sagestack.
+
+``sagestack serve-aws --operations`` prints it and the README's migration table is generated from it, so
+what the server says it supports and what it serves cannot drift apart. An operation not in the table is
+answered with a 400 that names it (:func:`sagestack.aws.protocol.not_implemented`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from sagestack.aws import iam, s3
+from sagestack.aws.backends import Backends
+from sagestack.aws.protocol import AwsError, Request, Response, not_implemented, protocol_of
+
+S3_STORE = "the S3 store under the home (home/aws/s3)"
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One supported operation: the service's signing name, the operation's name as botocore spells it, the
+    handler that serves it, and what it maps to in sagestack (one line, for people)."""
+
+    service: str
+    name: str
+    handler: Callable[[Backends, Request], Response]
+    maps_to: str
+
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("sts", "GetCallerIdentity", iam.get_caller_identity,
+              "the home's identity: a session of its execution role (serve-aws --env prints its keys)"),
+    Operation("iam", "GetRole", iam.get_role, "the home's one execution role, sagestack-execution-role"),
+    Operation("s3", "ListBuckets", s3.list_buckets, S3_STORE),
+    Operation("s3", "CreateBucket", s3.create_bucket, S3_STORE),
+    Operation("s3", "HeadBucket", s3.head_bucket, S3_STORE),
+    Operation("s3", "DeleteBucket", s3.delete_bucket, S3_STORE),
+    Operation("s3", "GetBucketLocation", s3.get_bucket_location, S3_STORE),
+    Operation("s3", "ListObjects", s3.list_objects, S3_STORE),
+    Operation("s3", "ListObjectsV2", s3.list_objects_v2, S3_STORE),
+    Operation("s3", "PutObject", s3.put_object, S3_STORE),
+    Operation("s3", "GetObject", s3.get_object, S3_STORE + ", byte ranges too"),
+    Operation("s3", "HeadObject", s3.head_object, S3_STORE),
+    Operation("s3", "DeleteObject", s3.delete_object, S3_STORE),
+    Operation("s3", "DeleteObjects", s3.delete_objects, S3_STORE),
+    Operation("s3", "CopyObject", s3.copy_object, S3_STORE),
+    Operation("s3", "CreateMultipartUpload", s3.create_multipart_upload, S3_STORE),
+    Operation("s3", "UploadPart", s3.upload_part, S3_STORE),
+    Operation("s3", "CompleteMultipartUpload", s3.complete_multipart_upload, S3_STORE),
+    Operation("s3", "AbortMultipartUpload", s3.abort_multipart_upload, S3_STORE),
+)
+INDEX = {(operation.service, operation.name): operation for operation in OPERATIONS}
+
+
+def operation_name(service: str, request: Request) -> str:
+    """The name of the operation ``request`` calls on ``service`` (the signing scope's service).
+
+    Raises:
+        AwsError: a query or json request that names no operation (``MissingAction``).
+    """
+    protocol = protocol_of(service, request)
+    if protocol == "rest-xml" and service == "s3":
+        return s3.operation_name(request)
+    if protocol == "json":
+        return (request.headers.get("X-Amz-Target") or "").rpartition(".")[2] or f"{request.method} {request.path}"
+    if protocol == "query":
+        action = request.form().get("Action")
+        if not action:
+            raise AwsError("MissingAction", "the request names no Action")
+        return action
+    return f"{request.method} {request.path}"
+
+
+def find(service: str, request: Request) -> Operation:
+    """The supported operation ``request`` calls.
+
+    Raises:
+        AwsError: the operation is not implemented here (a 400 naming it and ``--operations``).
+    """
+    name = operation_name(service, request)
+    operation = INDEX.get((service, name))
+    if operation is None:
+        raise not_implemented(service, name)
+    return operation
+
+
+def table() -> list[dict[str, str]]:
+    """The supported operations as rows: service, operation, what it maps to."""
+    return [{"service": op.service, "operation": op.name, "maps_to": op.maps_to} for op in OPERATIONS]

@@ -1,0 +1,50 @@
+"""``sagestack serve-aws``: a loopback AWS API (S3, STS, IAM … — see ``--operations``) over the sagestack home,
+so SageMaker code runs unchanged against it."""
+
+from __future__ import annotations
+
+import typer
+
+from sagestack.cli.common import emit, settings, table
+
+
+def serve_aws(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on; beyond loopback, set "
+                             "SAGESTACK_AWS_ACCESS_KEY_ID and SAGESTACK_AWS_SECRET_ACCESS_KEY."),
+    port: int = typer.Option(4566, "--port", help="TCP port."),
+    env: bool = typer.Option(False, "--env", help='Print the shell lines a client needs and exit: '
+                             'eval "$(sagestack serve-aws --env)".'),
+    operations: bool = typer.Option(False, "--operations", help="List the supported operations and what each "
+                                    "maps to, and exit."),
+    access_log: bool = typer.Option(False, "--access-log", help="Print a line per request on stderr."),
+    json_output: bool = typer.Option(False, "--json", help="JSON output; when serving, one line "
+                                     '{"url", "pid", "home"} once the server listens.'),
+) -> None:
+    """Serve the AWS APIs SageMaker code calls (signed with the --env credentials), backed by sagestack."""
+    if operations:
+        from sagestack.aws.operations import table as operation_table
+
+        rows = operation_table()
+        emit({"operations": rows}, json_output, table(rows, {"service": "SERVICE", "operation": "OPERATION",
+                                                             "maps_to": "MAPS TO"}))
+        return
+    home = settings().home
+    if env:
+        from sagestack.aws.bootstrap import client_environment, export_lines
+
+        environment = client_environment(home, host, port)
+        emit(environment, json_output, export_lines(environment))
+        return
+    import json
+    import os
+
+    from sagestack.aws.server import serve
+
+    def ready(url: str) -> None:
+        if json_output:
+            typer.echo(json.dumps({"url": url, "pid": os.getpid(), "home": str(home)}))
+        else:
+            typer.echo(f"... serving the AWS API on {url} (home {home}); a client's shell: "
+                       f'eval "$(sagestack serve-aws --env --port {port} --home {home})"', err=True)
+
+    serve(home, host, port, on_ready=ready, access_log=access_log)

@@ -1,0 +1,115 @@
+"""``sagestack serve-aws``: a real server on loopback, called by the real clients (the SageMaker SDK 2.35, boto3,
+the ``aws`` CLI) from their own environment (.venv-aws), exactly as a SageMaker user's code calls AWS."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+from serve_aws_fixtures import aws, client_bin, client_environment, serve_aws  # noqa: F401 - fixtures
+
+from sagestack.aws.identity import DEFAULT_ACCOUNT, ROLE_NAME
+
+
+def test_sagemaker_session_default_bucket_role_and_upload_data(aws, tmp_path):
+    data = tmp_path / "reviews.csv"
+    data.write_text("sentiment,review_body\n1,great dress\n")
+    seen = aws.run("session_and_data.py", str(data))
+    assert seen["bucket"] == f"sagemaker-us-east-1-{DEFAULT_ACCOUNT}"
+    assert seen["role"] == f"arn:aws:iam::{DEFAULT_ACCOUNT}:role/{ROLE_NAME}"
+    assert seen["uploaded"] == f"s3://{seen['bucket']}/data/reviews.csv"
+    assert seen["body"] == data.read_text()
+    # The SDK names STS's AWS endpoint explicitly; the start-up shim of --env sends it to the server instead.
+    assert seen["sts_endpoint"] == aws.env["AWS_ENDPOINT_URL"] and seen["region"] == "us-east-1"
+
+
+def test_boto3_s3_objects_listings_ranges_and_multipart(aws):
+    seen = aws.run("s3_objects.py", "boto3-bucket")
+    assert seen["body"] == "data/b c+d.csv" and seen["metadata"] == {"source": "test"}
+    assert seen["content_type"] == "text/csv" and seen["etag"].startswith('"')
+    assert seen["prefixes"] == ["data/nested/"]
+    assert seen["folded_keys"] == ["data/a.csv", "data/b c+d.csv"]
+    assert seen["pages"] == [["data/a.csv", "data/b c+d.csv"], ["data/nested/e.csv", "top.txt"], ["ünïcode/ключ.txt"]]
+    assert seen["ranged"] == "op." and seen["copied"] == "top.txt" and seen["deleted"] == ["copy.txt", "top.txt"]
+    assert seen["multipart_roundtrip"] and seen["multipart_etag"].endswith('-2"')
+    assert seen["left"] == ["big.bin", "data/a.csv", "data/b c+d.csv", "data/nested/e.csv", "ünïcode/ключ.txt"]
+
+
+def test_aws_cli_cp_and_ls(aws, tmp_path):
+    source = tmp_path / "train.txt"
+    source.write_text("__label__1 love it\n")
+    copied = aws.command("aws", "s3", "cp", str(source), "s3://cli-bucket/input/train.txt")
+    assert copied.returncode != 0 and "NoSuchBucket" in copied.stderr  # no bucket yet: the AWS error, no traceback
+    assert aws.command("aws", "s3", "mb", "s3://cli-bucket").returncode == 0
+    copied = aws.command("aws", "s3", "cp", str(source), "s3://cli-bucket/input/train.txt")
+    assert copied.returncode == 0, copied.stderr
+    listed = aws.command("aws", "s3", "ls", "s3://cli-bucket/input/")
+    assert listed.returncode == 0 and listed.stdout.split()[-2:] == ["19", "train.txt"], listed.stdout
+    assert "cli-bucket" in aws.command("aws", "s3", "ls").stdout
+    back = aws.command("aws", "s3", "cp", "s3://cli-bucket/input/train.txt", "-")
+    assert back.stdout == source.read_text()
+
+
+@pytest.fixture(scope="module")
+def refusals(aws):
+    return aws.run("refusals.py")
+
+
+@pytest.mark.parametrize("case, code", [("wrong_secret", "SignatureDoesNotMatch"),
+                                        ("wrong_key_sts", "InvalidClientTokenId"),
+                                        ("wrong_key_s3", "InvalidAccessKeyId")])
+def test_other_credentials_get_403(refusals, case, code):
+    assert refusals[case]["status"] == 403 and refusals[case]["code"] == code
+
+
+@pytest.mark.parametrize("case, operation", [("unknown_json", "sagemaker:ListEndpoints"),
+                                             ("unknown_query", "sts:AssumeRole"),
+                                             ("unknown_s3", "s3:PutBucketTagging")])
+def test_an_unknown_operation_is_a_400_naming_it(refusals, case, operation):
+    answer = refusals[case]
+    assert answer["status"] == 400 and answer["code"] == "NotImplemented"
+    assert operation in answer["message"] and "sagestack serve-aws --operations" in answer["message"]
+
+
+@pytest.mark.parametrize("case, status, code", [
+    ("no_such_bucket", 404, "NoSuchBucket"), ("no_such_key", 404, "NoSuchKey"), ("bad_range", 416, "InvalidRange"),
+    ("bad_bucket_name", 400, "InvalidBucketName"), ("no_such_role", 404, "NoSuchEntity"),
+    ("bad_part", 400, "InvalidPart")])
+def test_bad_input_gets_the_aws_error(refusals, case, status, code):
+    assert (refusals[case]["status"], refusals[case]["code"]) == (status, code)
+
+
+def test_requests_no_sdk_sends_are_refused_the_aws_way(refusals):
+    assert refusals["unsigned"]["status"] == 403 and "<Code>MissingAuthenticationToken</Code>" in refusals["unsigned"]["body"]
+    assert refusals["malformed_xml"]["status"] == 400 and "<Code>MalformedXML</Code>" in refusals["malformed_xml"]["body"]
+    assert refusals["not_json"]["status"] == 400 and json.loads(refusals["not_json"]["body"])["__type"]
+
+
+def test_objects_and_credentials_survive_a_restart(tmp_path, client_bin):
+    from sagestack.processes import free_port
+
+    home, port = tmp_path / "home", free_port()
+    put = "import boto3; s3 = boto3.client('s3'); s3.create_bucket(Bucket='kept'); s3.put_object(Bucket='kept', Key='k', Body=b'v')"
+    get = "import boto3; print(boto3.client('s3').get_object(Bucket='kept', Key='k')['Body'].read().decode())"
+    with serve_aws(home, port):
+        environment = client_environment(home, port)
+        subprocess.run([str(client_bin / "python"), "-c", put], env=environment, check=True, timeout=120)
+    with serve_aws(home, port):
+        assert client_environment(home, port)["AWS_SECRET_ACCESS_KEY"] == environment["AWS_SECRET_ACCESS_KEY"]
+        got = subprocess.run([str(client_bin / "python"), "-c", get], env=environment, capture_output=True, text=True,
+                             timeout=120)
+    assert got.stdout.strip() == "v", got.stderr
+
+
+def test_operations_env_and_refusals_on_the_command_line(sagestack_main):
+    code, out, _ = sagestack_main("serve-aws", "--operations", "--json")
+    rows = {(row["service"], row["operation"]): row["maps_to"] for row in json.loads(out)["operations"]}
+    assert code == 0 and {("sts", "GetCallerIdentity"), ("s3", "PutObject"), ("s3", "UploadPart")} <= set(rows)
+    code, out, _ = sagestack_main("serve-aws", "--env", "--port", "4999")
+    lines = out.splitlines()
+    assert code == 0 and "export AWS_ENDPOINT_URL=http://127.0.0.1:4999" in lines
+    assert "export PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python" in lines
+    assert any(line.startswith("export PYTHONPATH=") and line.endswith('"${PYTHONPATH:+:$PYTHONPATH}"') for line in lines)
+    code, _, err = sagestack_main("serve-aws", "--host", "0.0.0.0", "--port", "4999")
+    assert code == 2 and err.startswith("error: listening on 0.0.0.0") and "SAGESTACK_AWS_ACCESS_KEY_ID" in err
