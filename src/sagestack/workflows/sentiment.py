@@ -16,14 +16,15 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sagestack.config import Settings
-from sagestack.data import load_reviews, resolve_dataset
 from sagestack.data.atomic import atomic_dir, atomic_file, sha256_file
-from sagestack.data.reviews import REVIEW_BODY, SENTIMENT
 from sagestack.errors import ConfigError, DataError
-from sagestack.registry import DatasetRef
 from sagestack.workflows.params import DEFAULT_EXPLAIN_SAMPLES, DEFAULT_SELECT_METRIC
+
+if TYPE_CHECKING:  # each step imports what it uses: select-champion and skip-trainer load no pandas
+    from sagestack.config import Settings
+    from sagestack.registry import DatasetRef
 
 POSITIVE_SENTIMENT = "1"
 # What a registered model's lineage records, in pipeline order: the register step's input
@@ -146,6 +147,8 @@ def ingest_step(data_path: str | None, out_csv: Path, settings: Settings, *, exp
         (the counts, the snapshot's path and sha256, reviewers, the model versions that asked)
         with ``include_reviewed``.
     """
+    from sagestack.data import load_reviews, resolve_dataset
+
     resolved = resolve_dataset(data_path or None, settings=settings)
     actual = sha256_file(resolved.path)
     if expected_sha256 and actual != expected_sha256:
@@ -177,6 +180,7 @@ def ingest_step(data_path: str | None, out_csv: Path, settings: Settings, *, exp
 def _bias_config(facet: str, predicted: str | None = None):
     from sagestack.bias import BiasConfig, LabelSpec
     from sagestack.bias.job import parse_facet
+    from sagestack.data.reviews import SENTIMENT
 
     return BiasConfig(label=SENTIMENT, positive=LabelSpec(values=(POSITIVE_SENTIMENT,)), facets=[parse_facet(facet)],
                       predicted=predicted)
@@ -220,6 +224,7 @@ def feature_store_step(reviews_csv: Path, out_json: Path, settings: Settings, *,
     """
     import pandas as pd
 
+    from sagestack.data.reviews import REVIEW_BODY
     from sagestack.features import ingest
 
     texts = (pd.read_csv(reviewed_snapshot, dtype=str, keep_default_na=False)[REVIEW_BODY].tolist()
@@ -268,6 +273,7 @@ def evaluate_step(prepared_dir: Path, model_dir: Path, evaluation_path: Path, re
     """
     import pandas as pd
 
+    from sagestack.data.reviews import REVIEW_BODY, SENTIMENT
     from sagestack.models import ModelCard, evaluate_predictor, evaluation_markdown, load_model
 
     card = ModelCard.load(Path(model_dir))
@@ -346,6 +352,7 @@ def posttraining_bias_step(
     import pandas as pd
 
     from sagestack.bias.job import PREDICTED_COLUMN, add_model_predictions
+    from sagestack.data.reviews import REVIEW_BODY
     from sagestack.models import load_model
 
     frame = add_model_predictions(pd.read_csv(Path(prepared_dir) / "test.csv"), load_model(model_dir), REVIEW_BODY)
@@ -360,6 +367,7 @@ def explain_step(
     """SHAP explanations of a model (any kind) on the first ``samples`` test reviews."""
     import pandas as pd
 
+    from sagestack.data.reviews import REVIEW_BODY
     from sagestack.explain import explain_texts, write_explanations
     from sagestack.models import load_model
 
