@@ -104,3 +104,16 @@ def test_a_used_predictor_pickles_as_its_pipeline(trained):
     trained.predict_proba(["Love this dress"])  # the word cache is filled
     copy = pickle.loads(pickle.dumps(trained))
     np.testing.assert_allclose(copy.predict_proba(["Love this dress"]), trained.predict_proba(["Love this dress"]))
+
+
+def test_a_pipeline_built_otherwise_is_scored_by_scikit_learn(reviews):
+    """A model.joblib whose vectorizers differ from build_pipeline's (here: raw tf, no sublinear log) would get
+    other numbers from the fast scorer: it is scored by the pipeline itself, with the pipeline's numbers."""
+    texts, labels = reviews
+    pipeline = build_pipeline(BaselineParams())
+    pipeline.named_steps["features"].transformer_list[1][1].set_params(sublinear_tf=False)
+    predictor = BaselinePredictor(pipeline.fit(texts[:300], labels[:300]))
+    assert predictor._scorer is predictor.pipeline
+    _assert_same(predictor, texts[300:] + ODD_TEXTS)
+    as_built = BaselinePredictor(build_pipeline(BaselineParams()).fit(texts[:300], labels[:300]))
+    assert as_built._scorer is not as_built.pipeline  # the fast scorer, for what build_pipeline makes

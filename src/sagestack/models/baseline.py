@@ -40,7 +40,9 @@ class BaselinePredictor(TextClassifier):
 
     def __init__(self, pipeline) -> None:  # a sklearn.pipeline.Pipeline
         self._pipeline = pipeline
-        self._scorer = _LinearTfidf(pipeline)
+        # A pipeline built otherwise than build_pipeline builds it (another version's model.joblib, say) is
+        # scored by scikit-learn itself: slower, never different.
+        self._scorer = _LinearTfidf(pipeline) if _LinearTfidf.computes(pipeline) else pipeline
         self.labels: list[str] = [str(c) for c in pipeline.classes_]
 
     def __reduce__(self):
@@ -92,6 +94,23 @@ class _LinearTfidf:
     """
 
     _WORD_CACHE = 1 << 15  # distinct words whose n-gram ids are kept: ~12 MB at most (the 7,110 reviews have 18k)
+
+    @staticmethod
+    def computes(pipeline) -> bool:
+        """Whether ``pipeline`` is one this class reproduces: word + ``char_wb`` TF-IDF vectorizers with sublinear
+        tf, idf and l2 norms, unweighted, then a logistic regression (what :func:`build_pipeline` makes)."""
+        try:
+            features, classifier = pipeline.named_steps["features"], pipeline.named_steps["classifier"]
+            (_, words), (_, chars) = features.transformer_list
+        except (AttributeError, KeyError, TypeError, ValueError):
+            return False
+        vectorizers_as_built = all(
+            type(v).__name__ == "TfidfVectorizer" and v.sublinear_tf and v.use_idf and v.norm == "l2"
+            and not v.binary and v.preprocessor is None and v.tokenizer is None and v.vocabulary is None
+            for v in (words, chars))
+        return (vectorizers_as_built and words.analyzer == "word" and chars.analyzer == "char_wb"
+                and not features.transformer_weights and type(classifier).__name__ == "LogisticRegression"
+                and hasattr(classifier, "coef_"))
 
     def __init__(self, pipeline) -> None:
         (_, words), (_, chars) = pipeline.named_steps["features"].transformer_list
