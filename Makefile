@@ -58,6 +58,7 @@ test: setup system-deps  ## Run the test suite.
 bench: setup  ## Print the benchmark figures recorded in the README.
 	$(BIN)/python bench/fasttext_accuracy.py
 	$(BIN)/python bench/trainers_accuracy.py
+	$(BIN)/python bench/baseline_latency.py
 	$(BIN)/python bench/fasttext_speed.py
 	$(BIN)/python bench/pipeline_overhead.py
 	$(BIN)/python bench/serving_http.py
