@@ -78,7 +78,10 @@ def aws(tmp_path_factory, client_bin):
                                     text=True, env=environment, cwd=home.parent, timeout=300)
             if check:
                 assert result.returncode == 0, result.stdout + result.stderr
-            return json.loads(result.stdout.strip().splitlines()[-1]) if result.stdout.strip() else {}
+            if not result.stdout.strip():
+                return {}
+            last = result.stdout.strip().splitlines()[-1]  # the SDK's progress dots may precede it on the line
+            return json.loads(last[last.index("{"):])
 
         def command(*args: str) -> subprocess.CompletedProcess:
             return subprocess.run([str(client_bin / args[0]), *args[1:]], capture_output=True, text=True,

@@ -7,7 +7,7 @@ import json
 import subprocess
 
 import pytest
-from serve_aws_fixtures import aws, client_bin, client_environment, serve_aws  # noqa: F401 - fixtures
+from serve_aws_fixtures import SAGESTACK, aws, client_bin, client_environment, serve_aws  # noqa: F401 - fixtures
 
 from sagestack.aws.identity import DEFAULT_ACCOUNT, ROLE_NAME
 
@@ -113,3 +113,34 @@ def test_operations_env_and_refusals_on_the_command_line(sagestack_main):
     assert any(line.startswith("export PYTHONPATH=") and line.endswith('"${PYTHONPATH:+:$PYTHONPATH}"') for line in lines)
     code, _, err = sagestack_main("serve-aws", "--host", "0.0.0.0", "--port", "4999")
     assert code == 2 and err.startswith("error: listening on 0.0.0.0") and "SAGESTACK_AWS_ACCESS_KEY_ID" in err
+
+
+def test_clarify_pre_training_bias_job_matches_sagestack_bias(aws, shared_data, tmp_path):
+    lab = shared_data / "reviews_clarify_lab.csv"
+    seen = aws.run("clarify_pretraining.py", str(lab))
+    assert seen["started_status"] == "InProgress" and seen["status"] == "Completed", seen["failure"]
+    assert "sagemaker-clarify-processing" in seen["image"]
+    prefix = "bias/generated_bias_report/"
+    assert {prefix + name for name in ("analysis.json", "report.html", "analysis_config.json")} <= set(seen["keys"])
+    direct = subprocess.run([str(SAGESTACK), "bias", "--data", str(lab), "--label", "sentiment", "--positive", "1",
+                             "--facet", "product_category", "--out", str(tmp_path / "direct"), "--json",
+                             "--home", str(tmp_path / "home")], capture_output=True, text=True, check=True)
+    expected = json.loads((tmp_path / "direct" / "analysis.json").read_text())
+    requested = {"CI", "DPL", "KL", "JS", "LP", "TVD", "KS"}
+    got = seen["analysis"]["pre_training_bias_metrics"]["facets"]["product_category"]
+    want = expected["pre_training_bias_metrics"]["facets"]["product_category"]
+    assert len(got) == len(want) == 18 and direct.returncode == 0
+    for mine, theirs in zip(got, want):
+        assert mine["value_or_threshold"] == theirs["value_or_threshold"]
+        assert mine["metrics"] == [m for m in theirs["metrics"] if m["name"] in requested]
+
+
+def test_processing_jobs_that_cannot_run_fail_with_the_reason(aws):
+    seen = aws.run("processing_refusals.py")
+    assert seen["byoc"]["status"] == "Failed"
+    assert seen["byoc"]["failure"].startswith("ClientError: image 123456789012.dkr.ecr.us-east-1.amazonaws.com/"
+                                              "my-own-processing:latest cannot run here")
+    assert "known images: sagemaker-clarify-processing" in seen["byoc"]["failure"]
+    assert seen["missing-input"]["status"] == "Failed" and "no object at input s3://" in seen["missing-input"]["failure"]
+    assert seen["unknown"]["code"] == "ValidationException" and "never-created" in seen["unknown"]["message"]
+    assert seen["duplicate"]["code"] == "ResourceInUse"

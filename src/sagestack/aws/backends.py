@@ -6,21 +6,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sagestack.aws.identity import Identity, aws_home, load_identity
+from sagestack.aws.jobs import JobRunner
 from sagestack.aws.s3store import S3Store
+
+# How many SageMaker jobs run at once by default (a two-core machine; the labs start at most two together).
+DEFAULT_MAX_JOBS = 2
 
 
 @dataclass(frozen=True)
 class Backends:
-    """The server's state: the identity requests are signed with, and the S3 store."""
+    """The server's state: the home, the identity requests are signed with, the S3 store and the job runner."""
 
+    home: Path
     identity: Identity
     s3: S3Store
+    jobs: JobRunner
 
     @classmethod
-    def open(cls, home: Path) -> "Backends":
-        """The backends of a sagestack home (``home/aws``), made on first use.
+    def open(cls, home: Path, max_jobs: int = DEFAULT_MAX_JOBS) -> "Backends":
+        """The backends of a sagestack home (``home/aws``), made on first use; ``max_jobs`` jobs run at once.
 
         Raises:
             ConfigError: the stored identity is unreadable, or the explicit credentials are half set.
         """
-        return cls(identity=load_identity(home), s3=S3Store(aws_home(home) / "s3"))
+        return cls(home=Path(home), identity=load_identity(home), s3=S3Store(aws_home(home) / "s3"),
+                   jobs=JobRunner(aws_home(home) / "jobs", max_jobs))

@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from sagestack.aws import iam, s3
+from sagestack.aws import iam, s3, sagemaker
 from sagestack.aws.backends import Backends
 from sagestack.aws.protocol import AwsError, Request, Response, not_implemented, protocol_of
 
 S3_STORE = "the S3 store under the home (home/aws/s3)"
+PROCESSING_JOBS = "the job runner (home/aws/jobs); image sagemaker-clarify-processing runs `sagestack bias`"
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,10 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("s3", "UploadPart", s3.upload_part, S3_STORE),
     Operation("s3", "CompleteMultipartUpload", s3.complete_multipart_upload, S3_STORE),
     Operation("s3", "AbortMultipartUpload", s3.abort_multipart_upload, S3_STORE),
+    Operation("sagemaker", "CreateProcessingJob", sagemaker.create_processing_job,
+              PROCESSING_JOBS + " (Clarify pre-training bias); other images fail the job, naming the known ones"),
+    Operation("sagemaker", "DescribeProcessingJob", sagemaker.describe_processing_job, PROCESSING_JOBS),
+    Operation("sagemaker", "ListProcessingJobs", sagemaker.list_processing_jobs, PROCESSING_JOBS),
 )
 INDEX = {(operation.service, operation.name): operation for operation in OPERATIONS}
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from sagestack.aws import operations, sigv4
-from sagestack.aws.backends import Backends
+from sagestack.aws.backends import DEFAULT_MAX_JOBS, Backends
 from sagestack.aws.identity import ACCESS_KEY_VAR, SECRET_KEY_VAR, has_explicit_credentials
 from sagestack.aws.protocol import AwsError, Request, Response, error_response
 from sagestack.errors import ConfigError
@@ -129,7 +129,7 @@ def is_loopback(host: str) -> bool:
 
 
 def serve(home: Path, host: str, port: int, *, on_ready: Callable[[str], None] | None = None,
-          access_log: bool = False) -> None:
+          access_log: bool = False, max_jobs: int = DEFAULT_MAX_JOBS) -> None:
     """Serve the AWS API for ``home`` on ``host:port`` until SIGINT or SIGTERM.
 
     Args:
@@ -138,6 +138,7 @@ def serve(home: Path, host: str, port: int, *, on_ready: Callable[[str], None] |
         port: the TCP port (0: any free one).
         on_ready: called with the endpoint URL once the server listens.
         access_log: print a line per request on stderr.
+        max_jobs: how many SageMaker jobs run at once (more wait InProgress).
 
     Raises:
         ConfigError: a non-loopback ``host`` without explicit credentials, or an address that cannot be bound.
@@ -145,7 +146,7 @@ def serve(home: Path, host: str, port: int, *, on_ready: Callable[[str], None] |
     if not is_loopback(host) and not has_explicit_credentials():
         raise ConfigError(f"listening on {host} (beyond loopback) needs credentials you choose: set "
                           f"{ACCESS_KEY_VAR} and {SECRET_KEY_VAR}, or keep --host 127.0.0.1")
-    backends = Backends.open(home)
+    backends = Backends.open(home, max_jobs)
     try:
         server = _Server((host, port), _Handler)
     except OSError as exc:
@@ -166,3 +167,4 @@ def serve(home: Path, host: str, port: int, *, on_ready: Callable[[str], None] |
     finally:
         signal.signal(signal.SIGTERM, previous)
         server.server_close()
+        backends.jobs.close()

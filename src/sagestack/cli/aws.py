@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import typer
 
+from sagestack.aws.backends import DEFAULT_MAX_JOBS
 from sagestack.cli.common import emit, settings, table
 
 
@@ -17,6 +18,8 @@ def serve_aws(
     operations: bool = typer.Option(False, "--operations", help="List the supported operations and what each "
                                     "maps to, and exit."),
     access_log: bool = typer.Option(False, "--access-log", help="Print a line per request on stderr."),
+    max_jobs: int = typer.Option(DEFAULT_MAX_JOBS, "--max-jobs", min=1, help="How many SageMaker jobs run at once (more wait "
+                                 "InProgress)."),
     json_output: bool = typer.Option(False, "--json", help="JSON output; when serving, one line "
                                      '{"url", "pid", "home"} once the server listens.'),
 ) -> None:
@@ -47,4 +50,4 @@ def serve_aws(
             typer.echo(f"... serving the AWS API on {url} (home {home}); a client's shell: "
                        f'eval "$(sagestack serve-aws --env --port {port} --home {home})"', err=True)
 
-    serve(home, host, port, on_ready=ready, access_log=access_log)
+    serve(home, host, port, on_ready=ready, access_log=access_log, max_jobs=max_jobs)

@@ -1,0 +1,143 @@
+"""SageMaker's asynchronous jobs: ``Create*Job`` records the job and returns at once, the work runs on one of
+a bounded pool of threads (each job's heavy work runs in a process of its own), and ``Describe*Job`` reads the
+record: ``InProgress`` → ``Completed`` or ``Failed`` with a ``FailureReason``, as SageMaker reports it.
+
+Records live in ``home/aws/jobs/jobs.db`` and each job has a folder ``home/aws/jobs/<kind>/<name>``. A job
+that was running when the server stopped is ``Failed`` on the next start, with that reason.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+import threading
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from sagestack.aws.protocol import AwsError
+
+IN_PROGRESS, COMPLETED, FAILED = "InProgress", "Completed", "Failed"
+STOPPED_WHILE_RUNNING = "sagestack serve-aws stopped while the job ran; start it again"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    kind TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL, secondary TEXT, failure TEXT,
+    request TEXT NOT NULL, result TEXT NOT NULL DEFAULT '{}', created REAL NOT NULL, started REAL, ended REAL,
+    modified REAL NOT NULL, PRIMARY KEY (kind, name));
+"""
+
+
+class JobFailed(Exception):
+    """Raised by a job's work: the job fails with this one-line reason (SageMaker's ``FailureReason``)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job's record."""
+
+    kind: str
+    name: str
+    status: str
+    secondary: str | None
+    failure: str | None
+    request: dict
+    result: dict
+    created: float
+    started: float | None
+    ended: float | None
+    modified: float
+    folder: Path
+
+
+class JobRunner:
+    """The job records of one home and the pool that runs their work (``max_concurrent`` at once)."""
+
+    def __init__(self, root: Path, max_concurrent: int = 2) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.max_concurrent = max_concurrent
+        self._pool = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="sagemaker-job")
+        self._lock = threading.Lock()
+        with self._db() as db:
+            db.executescript(SCHEMA)
+            db.execute("UPDATE jobs SET status = ?, failure = ?, ended = ?, modified = ? WHERE status = ?",
+                       (FAILED, STOPPED_WHILE_RUNNING, time.time(), time.time(), IN_PROGRESS))
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.root / "jobs.db", timeout=30)
+        try:
+            with db:
+                yield db
+        finally:
+            db.close()
+
+    def folder(self, kind: str, name: str) -> Path:
+        """The job's working folder."""
+        return self.root / kind / name
+
+    def submit(self, kind: str, name: str, request: dict, work: Callable[[Job], dict | None]) -> Job:
+        """Record job ``name`` as ``InProgress`` and queue ``work(job)``; its returned dict is kept as the result.
+
+        Raises:
+            AwsError: a job of this kind and name exists already (``ResourceInUse``).
+        """
+        now = time.time()
+        with self._lock, self._db() as db:
+            if db.execute("SELECT 1 FROM jobs WHERE kind = ? AND name = ?", (kind, name)).fetchone():
+                raise AwsError("ResourceInUse", f"a {kind} job named {name} exists already; job names are unique")
+            db.execute("INSERT INTO jobs (kind, name, status, secondary, request, created, modified) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?)", (kind, name, IN_PROGRESS, "Starting", json.dumps(request), now, now))
+        self.folder(kind, name).mkdir(parents=True, exist_ok=True)
+        self._pool.submit(self._run, kind, name, work)
+        return self.get(kind, name)
+
+    def get(self, kind: str, name: str) -> Job:
+        """The record of job ``name``.
+
+        Raises:
+            AwsError: no such job (``ValidationException``, as SageMaker answers a Describe of an unknown job).
+        """
+        with self._db() as db:
+            row = db.execute("SELECT kind, name, status, secondary, failure, request, result, created, started, "
+                             "ended, modified FROM jobs WHERE kind = ? AND name = ?", (kind, name)).fetchone()
+        if row is None:
+            raise AwsError("ValidationException", f"Could not find requested job with name {name}")
+        return Job(*row[:5], json.loads(row[5]), json.loads(row[6]), *row[7:], folder=self.folder(kind, name))
+
+    def names(self, kind: str) -> list[str]:
+        """The names of the jobs of ``kind``, newest first."""
+        with self._db() as db:
+            return [row[0] for row in db.execute("SELECT name FROM jobs WHERE kind = ? ORDER BY created DESC", (kind,))]
+
+    def update(self, job: Job, *, secondary: str | None = None, **fields) -> None:
+        """Set a running job's secondary status (and other columns: status, failure, started, ended, result)."""
+        values = {"modified": time.time(), **({"secondary": secondary} if secondary else {}), **fields}
+        if "result" in values:
+            values["result"] = json.dumps(values["result"])
+        with self._db() as db:
+            db.execute(f"UPDATE jobs SET {', '.join(f'{key} = ?' for key in values)} WHERE kind = ? AND name = ?",
+                       (*values.values(), job.kind, job.name))
+
+    def _run(self, kind: str, name: str, work: Callable[[Job], dict | None]) -> None:
+        job = self.get(kind, name)
+        self.update(job, secondary="Downloading", started=time.time())
+        try:
+            result = work(job) or {}
+        except JobFailed as failure:
+            self.update(job, status=FAILED, secondary="Failed", failure=str(failure), ended=time.time())
+        except Exception as exc:  # a bug in sagestack: the job fails with the reason, the traceback goes to stderr
+            traceback.print_exc(file=sys.stderr)
+            self.update(job, status=FAILED, secondary="Failed", ended=time.time(),
+                        failure=f"sagestack serve-aws failed running the job ({type(exc).__name__}: {exc})")
+        else:
+            self.update(job, status=COMPLETED, secondary="Completed", ended=time.time(), result=result)
+
+    def close(self) -> None:
+        """Stop taking work; running jobs are left to end with the process."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
