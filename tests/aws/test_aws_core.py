@@ -1,0 +1,99 @@
+"""The server's core in process, in well under a second: requests signed by botocore's own signers (from the
+stack's environment) go through :class:`sagestack.aws.server.AwsApi` without HTTP — SigV4 canonical forms as
+botocore builds them (S3 paths kept, other paths encoded twice, queries sorted), what a tampered, stale or
+unsigned request gets, and each protocol's error shape."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from email.message import Message
+from urllib.parse import urlsplit
+
+import pytest
+from botocore.auth import S3SigV4Auth, SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from sagestack.aws.backends import Backends
+from sagestack.aws import sigv4
+from sagestack.aws.protocol import AwsError, Request
+from sagestack.aws.server import AwsApi
+
+ENDPOINT = "http://127.0.0.1:4566"
+
+
+@pytest.fixture
+def api(tmp_path):
+    backends = Backends.open(tmp_path / "home")
+    yield AwsApi(backends)
+    backends.jobs.close()
+
+
+def signed(api: AwsApi, service: str, method: str, url: str, body: bytes = b"", headers: dict | None = None,
+           secret: str | None = None) -> Request:
+    """``url`` signed as botocore signs it for ``service``, as the server receives it."""
+    identity = api.backends.identity
+    request = AWSRequest(method=method, url=ENDPOINT + url, data=body, headers=headers or {})
+    signer = (S3SigV4Auth if service == "s3" else SigV4Auth)(
+        Credentials(identity.access_key_id, secret or identity.secret_access_key), service, "us-east-1")
+    signer.add_auth(request)
+    return received(request.prepare())
+
+
+def received(prepared) -> Request:
+    parts = urlsplit(prepared.url)
+    headers = Message()
+    for name, value in prepared.headers.items():
+        headers[name] = value.decode() if isinstance(value, bytes) else value
+    headers["Host"] = parts.netloc
+    return Request(prepared.method, parts.path, parts.query, headers, prepared.body or b"")
+
+
+def test_s3_paths_and_queries_are_canonical_as_botocore_signs_them(api):
+    api.backends.s3.create_bucket("bkt", "us-east-1")
+    api.backends.s3.put("bkt", "a b/c+d ключ", b"x")
+    response = api.handle(signed(api, "s3", "GET", "/bkt?list-type=2&prefix=a%20b%2F&delimiter=%2F&encoding-type=url"))
+    assert response.status == 200 and b"<Prefix>a%20b/</Prefix>" in response.body
+    response = api.handle(signed(api, "s3", "GET", "/bkt/a%20b/c%2Bd%20%D0%BA%D0%BB%D1%8E%D1%87"))
+    assert response.status == 200 and response.body == b"x"
+
+
+def test_other_services_paths_are_encoded_twice_as_botocore_does(api):
+    # sagemaker-runtime's InvokeEndpoint is not served yet: a 400 naming it proves the signature passed.
+    response = api.handle(signed(api, "sagemaker", "POST", "/endpoints/my%3Aendpoint/invocations", b"1,2"))
+    assert response.status == 400 and json.loads(response.body)["__type"] == "NotImplemented"
+
+
+def test_query_protocol_signed_form_body(api):
+    body = b"Action=GetCallerIdentity&Version=2011-06-15"
+    response = api.handle(signed(api, "sts", "POST", "/", body,
+                                 {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}))
+    assert response.status == 200 and b"assumed-role/sagestack-execution-role" in response.body
+
+
+def test_tampered_stale_and_unsigned_requests(api):
+    request = signed(api, "sts", "POST", "/", b"Action=GetCallerIdentity&Version=2011-06-15",
+                     {"Content-Type": "application/x-www-form-urlencoded"})
+    request.body = b"Action=GetCallerIdentity&Version=2011-06-16"
+    answer = api.handle(request)
+    assert answer.status == 403 and b"<Code>SignatureDoesNotMatch</Code>" in answer.body and b"<ErrorResponse" in answer.body
+    request = signed(api, "s3", "PUT", "/bkt/k", b"signed body")
+    request.body = b"other body"
+    assert b"<Code>XAmzContentSHA256Mismatch</Code>" in api.handle(request).body
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=16)
+    with pytest.raises(AwsError, match="15 minutes") as stale:
+        sigv4.verify(signed(api, "s3", "GET", "/"), api.backends.identity, now=later)
+    assert (stale.value.code, stale.value.status) == ("RequestTimeTooSkewed", 403)
+    unsigned = received(AWSRequest(method="GET", url=ENDPOINT + "/").prepare())
+    answer = api.handle(unsigned)
+    assert answer.status == 403 and b"<Code>MissingAuthenticationToken</Code>" in answer.body
+    wrong = api.handle(signed(api, "sagemaker", "POST", "/", b"{}", {"X-Amz-Target": "SageMaker.ListEndpoints"},
+                              secret="x" * 40))
+    assert wrong.status == 403 and json.loads(wrong.body)["__type"] == "SignatureDoesNotMatch"
+
+
+def test_a_json_operation_with_a_body_that_is_not_json_is_a_400(api):
+    response = api.handle(signed(api, "sagemaker", "POST", "/", b"[1,", {"X-Amz-Target": "SageMaker.DescribeProcessingJob",
+                                                                          "Content-Type": "application/x-amz-json-1.1"}))
+    assert response.status == 400 and json.loads(response.body)["__type"] == "SerializationException"
