@@ -120,6 +120,7 @@ def test_clarify_pre_training_bias_job_matches_sagestack_bias(aws, shared_data, 
     seen = aws.run("clarify_pretraining.py", str(lab))
     assert seen["started_status"] == "InProgress" and seen["status"] == "Completed", seen["failure"]
     assert "sagemaker-clarify-processing" in seen["image"]
+    assert any("sagestack bias --data" in line for line in seen["log"]) and "completed" in seen["log"][-1]
     prefix = "bias/generated_bias_report/"
     assert {prefix + name for name in ("analysis.json", "report.html", "analysis_config.json")} <= set(seen["keys"])
     direct = subprocess.run([str(SAGESTACK), "bias", "--data", str(lab), "--label", "sentiment", "--positive", "1",

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from sagestack.aws.backends import Backends
-from sagestack.aws.jobs import Job, JobFailed
+from sagestack.aws.jobs import LOG_FILE, Job, JobFailed
 
 SUPPORTED_METHODS = {"pre_training_bias", "report"}
 
@@ -109,7 +109,7 @@ def _keep_methods(document: dict, methods: object) -> dict:
     return document
 
 
-def run_clarify_job(backends: Backends, job: Job, local: Callable[[str], Path]) -> dict:  # noqa: ARG001
+def run_clarify_job(backends: Backends, job: Job, local: Callable[[str], Path]) -> dict:
     """Run a Clarify pre-training bias job with ``sagestack bias``; returns the files it wrote.
 
     Raises:
@@ -128,13 +128,12 @@ def run_clarify_job(backends: Backends, job: Job, local: Callable[[str], Path]) 
                "--out", str(out), "--json"]
     # A home of the job's own: `sagestack bias` keeps no state, and refuses an --out inside its home.
     environment = {**os.environ, "SAGESTACK_HOME": str(work / "home")}
-    with open(job.folder / "log.txt", "w", encoding="utf-8") as log:
-        log.write(" ".join(command) + "\n")
-        log.flush()
+    backends.jobs.log(job, "$ " + " ".join(command))
+    with open(job.folder / LOG_FILE, "a", encoding="utf-8") as log:
         finished = subprocess.run(command, stdout=subprocess.PIPE, stderr=log, text=True, env=environment,
                                   cwd=work)
     if finished.returncode != 0:
-        lines = (job.folder / "log.txt").read_text(encoding="utf-8").splitlines()
+        lines = (job.folder / LOG_FILE).read_text(encoding="utf-8").splitlines()
         reason = next((line[len("error: "):] for line in reversed(lines) if line.startswith("error: ")),
                       f"sagestack bias exited with status {finished.returncode}")
         raise JobFailed(f"ClientError: {reason}")

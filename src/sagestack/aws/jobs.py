@@ -24,6 +24,7 @@ from sagestack.aws.protocol import AwsError
 
 IN_PROGRESS, COMPLETED, FAILED = "InProgress", "Completed", "Failed"
 STOPPED_WHILE_RUNNING = "sagestack serve-aws stopped while the job ran; start it again"
+LOG_FILE = "log.txt"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     kind TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL, secondary TEXT, failure TEXT,
@@ -81,6 +82,11 @@ class JobRunner:
         """The job's working folder."""
         return self.root / kind / name
 
+    def log(self, job: Job, line: str) -> None:
+        """Append ``line`` to the job's log (``FOLDER/log.txt``: what CloudWatch Logs serves for the job)."""
+        with open(job.folder / LOG_FILE, "a", encoding="utf-8") as log:
+            log.write(line.rstrip("\n") + "\n")
+
     def submit(self, kind: str, name: str, request: dict, work: Callable[[Job], dict | None]) -> Job:
         """Record job ``name`` as ``InProgress`` and queue ``work(job)``; its returned dict is kept as the result.
 
@@ -127,15 +133,19 @@ class JobRunner:
     def _run(self, kind: str, name: str, work: Callable[[Job], dict | None]) -> None:
         job = self.get(kind, name)
         self.update(job, secondary="Downloading", started=time.time())
+        self.log(job, f"sagestack serve-aws: {kind} job {name} started")
         try:
             result = work(job) or {}
         except JobFailed as failure:
+            self.log(job, f"sagestack serve-aws: {kind} job {name} failed: {failure}")
             self.update(job, status=FAILED, secondary="Failed", failure=str(failure), ended=time.time())
         except Exception as exc:  # a bug in sagestack: the job fails with the reason, the traceback goes to stderr
             traceback.print_exc(file=sys.stderr)
-            self.update(job, status=FAILED, secondary="Failed", ended=time.time(),
-                        failure=f"sagestack serve-aws failed running the job ({type(exc).__name__}: {exc})")
+            reason = f"sagestack serve-aws failed running the job ({type(exc).__name__}: {exc})"
+            self.log(job, reason)
+            self.update(job, status=FAILED, secondary="Failed", ended=time.time(), failure=reason)
         else:
+            self.log(job, f"sagestack serve-aws: {kind} job {name} completed")
             self.update(job, status=COMPLETED, secondary="Completed", ended=time.time(), result=result)
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from sagestack.aws import iam, s3, sagemaker
+from sagestack.aws import iam, logs, s3, sagemaker
 from sagestack.aws.backends import Backends
 from sagestack.aws.protocol import AwsError, Request, Response, not_implemented, protocol_of
 
@@ -54,6 +54,9 @@ OPERATIONS: tuple[Operation, ...] = (
               PROCESSING_JOBS + " (Clarify pre-training bias); other images fail the job, naming the known ones"),
     Operation("sagemaker", "DescribeProcessingJob", sagemaker.describe_processing_job, PROCESSING_JOBS),
     Operation("sagemaker", "ListProcessingJobs", sagemaker.list_processing_jobs, PROCESSING_JOBS),
+    Operation("logs", "DescribeLogStreams", logs.describe_log_streams,
+              "one stream JOB/algo-1 per job, in SageMaker's log group of its kind (processing jobs so far)"),
+    Operation("logs", "GetLogEvents", logs.get_log_events, "the job's log (home/aws/jobs/KIND/NAME/log.txt)"),
 )
 INDEX = {(operation.service, operation.name): operation for operation in OPERATIONS}
 

@@ -2,6 +2,8 @@
 started with wait=False, then ProcessingJob.from_processing_name(...).wait(), and the job's analysis.json read
 back from S3. Prints one JSON line."""
 
+import contextlib
+import io
 import json
 import sys
 
@@ -29,6 +31,9 @@ running_processor = sagemaker.processing.ProcessingJob.from_processing_name(
     processing_job_name=run_pre_training_bias_processing_job_name, sagemaker_session=sess)
 running_processor.wait(logs=False)
 describe = sess.describe_processing_job(run_pre_training_bias_processing_job_name)
+printed = io.StringIO()
+with contextlib.redirect_stdout(printed):  # the job's log, read back as the SDK reads CloudWatch Logs
+    sess.logs_for_processing_job(run_pre_training_bias_processing_job_name, wait=False)
 s3 = boto3.client("s3")
 listing = s3.list_objects_v2(Bucket=bucket, Prefix="bias/generated_bias_report/")
 analysis = None
@@ -36,4 +41,5 @@ if describe["ProcessingJobStatus"] == "Completed":
     analysis = json.loads(s3.get_object(Bucket=bucket, Key="bias/generated_bias_report/analysis.json")["Body"].read())
 print(json.dumps({"started_status": started_status, "status": describe["ProcessingJobStatus"],
                   "failure": describe.get("FailureReason"), "image": describe["AppSpecification"]["ImageUri"],
-                  "keys": sorted(item["Key"] for item in listing.get("Contents", [])), "analysis": analysis}))
+                  "keys": sorted(item["Key"] for item in listing.get("Contents", [])), "analysis": analysis,
+                  "log": printed.getvalue().splitlines()}))
