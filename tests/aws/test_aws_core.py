@@ -19,6 +19,7 @@ from sagestack.aws.backends import Backends
 from sagestack.aws import sigv4
 from sagestack.aws.protocol import AwsError, Request
 from sagestack.aws.server import AwsApi
+from conftest import wait_until
 
 ENDPOINT = "http://127.0.0.1:4566"
 
@@ -97,3 +98,62 @@ def test_a_json_operation_with_a_body_that_is_not_json_is_a_400(api):
     response = api.handle(signed(api, "sagemaker", "POST", "/", b"[1,", {"X-Amz-Target": "SageMaker.DescribeProcessingJob",
                                                                           "Content-Type": "application/x-amz-json-1.1"}))
     assert response.status == 400 and json.loads(response.body)["__type"] == "SerializationException"
+
+
+def test_jobs_run_in_the_background_at_most_max_concurrent_at_once(tmp_path):
+    import threading
+
+    from sagestack.aws.jobs import COMPLETED, FAILED, IN_PROGRESS, STOPPED_WHILE_RUNNING, JobFailed, JobRunner
+
+    runner = JobRunner(tmp_path / "jobs", max_concurrent=1)
+    release = threading.Event()
+    runner.submit("processing", "first", {}, lambda job: release.wait(10) and {"ok": True})
+    runner.submit("processing", "second", {}, lambda job: {"second": True})
+    runner.submit("processing", "broken", {}, lambda job: (_ for _ in ()).throw(JobFailed("ClientError: no data")))
+    assert [runner.get("processing", n).status for n in ("first", "second")] == [IN_PROGRESS, IN_PROGRESS]
+    with pytest.raises(AwsError, match="exists already"):
+        runner.submit("processing", "first", {}, lambda job: None)
+    release.set()
+    wait_until(lambda: runner.get("processing", "broken").status != IN_PROGRESS, 10, "the jobs did not finish")
+    first, second, broken = (runner.get("processing", n) for n in ("first", "second", "broken"))
+    assert (first.status, first.result, second.status, second.result) == (COMPLETED, {"ok": True}, COMPLETED,
+                                                                          {"second": True})
+    assert second.started >= first.ended  # one at a time
+    assert (broken.status, broken.failure) == (FAILED, "ClientError: no data")
+    assert "failed: ClientError: no data" in (broken.folder / "log.txt").read_text()
+    with pytest.raises(AwsError) as unknown:
+        runner.get("processing", "never")
+    assert unknown.value.code == "ValidationException"
+    stuck = threading.Event()
+    runner.submit("processing", "left-running", {}, lambda job: stuck.wait(10))
+    restarted = JobRunner(tmp_path / "jobs")  # as a new server process finds it
+    assert (restarted.get("processing", "left-running").status,
+            restarted.get("processing", "left-running").failure) == (FAILED, STOPPED_WHILE_RUNNING)
+    stuck.set()
+    runner.close()
+    restarted.close()
+
+
+def test_clarify_config_becomes_sagestack_bias_options(tmp_path):
+    from sagestack.aws.clarify import _dataset, bias_options
+    from sagestack.aws.jobs import JobFailed
+
+    headers = ["sentiment", "review_body", "product_category", "age"]
+    config = {"dataset_type": "text/csv", "headers": headers, "label": 0, "label_values_or_threshold": [1, 0],
+              "facet": [{"name_or_index": "product_category", "value_or_threshold": ["Dresses", "Tops"]},
+                        {"name_or_index": 3, "value_or_threshold": 40}, {"name_or_index": "review_body"}],
+              "group_variable": "age", "methods": {"pre_training_bias": {"methods": "all"}, "report": {}}}
+    assert bias_options(config, headers) == [
+        "--label", "sentiment", "--positive", "1,0", "--facet", "product_category=Dresses,Tops", "--facet", "age>40",
+        "--facet", "review_body", "--group", "age"]
+    with pytest.raises(JobFailed, match="post_training_bias, shap are not supported"):
+        bias_options({**config, "methods": {"post_training_bias": {}, "shap": {}}}, headers)
+    with pytest.raises(JobFailed, match="dataset_type 'application/jsonlines'"):
+        bias_options({**config, "dataset_type": "application/jsonlines"}, headers)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "part.csv").write_text("1,great,Dresses,30\n0,bad,Tops,50\n")  # no header row: the config's is added
+    path, columns = _dataset(data, headers, tmp_path)
+    assert columns == headers and path.read_text().splitlines()[0] == ",".join(headers)
+    (data / "part.csv").write_text(",".join(headers) + "\n1,great,Dresses,30\n")  # a header row: read as it is
+    assert _dataset(data, headers, tmp_path) == (data / "part.csv", headers)

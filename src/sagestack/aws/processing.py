@@ -107,6 +107,9 @@ def run_processing_job(backends: Backends, job: Job) -> dict:
         names = ", ".join(f"{name} ({title})" for name, (title, _) in IMAGES.items())
         raise JobFailed(f"ClientError: image {image} cannot run here (sagestack runs no containers); known images: "
                         f"{names}")
+    count = request.get("ProcessingResources", {}).get("ClusterConfig", {}).get("InstanceCount", 1)
+    if isinstance(count, int) and count > 1:
+        backends.jobs.log(job, f"warning: InstanceCount {count} asked for; sagestack runs the job once, on this machine")
     root = job.folder / "container"
 
     def local(path: str) -> Path:
