@@ -145,3 +145,14 @@ def test_processing_jobs_that_cannot_run_fail_with_the_reason(aws):
     assert seen["missing-input"]["status"] == "Failed" and "no object at input s3://" in seen["missing-input"]["failure"]
     assert seen["unknown"]["code"] == "ValidationException" and "never-created" in seen["unknown"]["message"]
     assert seen["duplicate"]["code"] == "ResourceInUse"
+
+
+def test_a_malformed_http_body_is_a_400_not_a_hang(aws):
+    import socket
+    from urllib.parse import urlsplit
+
+    address = urlsplit(aws.url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as connection:
+        connection.sendall(b"PUT /bucket/key HTTP/1.1\r\nHost: x\r\nContent-Length: many\r\n\r\n")
+        answer = connection.recv(65536).decode()
+    assert answer.startswith("HTTP/1.1 400") and "<Code>IncompleteBody</Code>" in answer

@@ -8,6 +8,11 @@ Python SDK, boto3, awswrangler, the ``aws`` CLI — pointed at one local endpoin
   and AWS-shaped errors.
 - :mod:`~sagestack.aws.operations`: the one table of supported operations and what each maps to.
 - :mod:`~sagestack.aws.s3`: S3 objects kept under the home (:mod:`~sagestack.aws.s3store`) behind S3's REST API.
+- :mod:`~sagestack.aws.iam`: STS and IAM for the home's one identity and execution role.
+- :mod:`~sagestack.aws.jobs`: SageMaker's asynchronous jobs (records, a bounded pool, logs);
+  :mod:`~sagestack.aws.sagemaker` their API, :mod:`~sagestack.aws.processing` processing jobs (inputs, the
+  image's work, outputs), :mod:`~sagestack.aws.clarify` the Clarify image as ``sagestack bias``,
+  :mod:`~sagestack.aws.logs` their logs as CloudWatch Logs.
 - :mod:`~sagestack.aws.server`: the HTTP server that routes a request to its operation.
 - :mod:`~sagestack.aws.bootstrap`: the environment a client process needs (``serve-aws --env``).
 """

@@ -62,21 +62,31 @@ class _Handler(BaseHTTPRequestHandler):
     server: "_Server"
 
     def _read_body(self) -> bytes:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            body = bytearray()
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return bytes(body)
-                if len(body) + size > MAX_BODY:
-                    raise ValueError("body too large")
-                body += self.rfile.read(size)
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
+        """The request body (``Transfer-Encoding: chunked`` joined).
+
+        Raises:
+            AwsError: a malformed length or chunk, or a body over :data:`MAX_BODY`.
+        """
+        too_large = AwsError("EntityTooLarge", f"a request body may be at most {MAX_BODY} bytes here: upload larger "
+                             "objects in parts")
+        try:
+            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                body = bytearray()
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                            pass
+                        return bytes(body)
+                    if len(body) + size > MAX_BODY:
+                        raise too_large
+                    body += self.rfile.read(size)
+                    self.rfile.readline()
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            raise AwsError("IncompleteBody", "the request's Content-Length or chunk sizes are malformed") from None
         if length < 0 or length > MAX_BODY:
-            raise ValueError("body too large")
+            raise too_large
         return self.rfile.read(length)
 
     def _serve(self) -> None:
@@ -84,16 +94,13 @@ class _Handler(BaseHTTPRequestHandler):
         if "://" in target.partition("?")[0]:  # absolute-form request target (through a proxy)
             target = "/" + target.split("://", 1)[1].partition("/")[2]
         raw_path, _, query = target.partition("?")
+        request = Request(self.command, raw_path, query, self.headers)
         try:
-            body = self._read_body()
-        except ValueError:
-            request = Request(self.command, raw_path, query, self.headers)
-            response = error_response(AwsError("EntityTooLarge", f"a request body may be at most {MAX_BODY} bytes "
-                                               "here: upload larger objects in parts"), _claimed_service(request),
-                                      request)
+            request.body = self._read_body()
+        except AwsError as error:  # the rest of the request cannot be read: answer and close
+            response = error_response(error, _claimed_service(request), request)
             self.close_connection = True
         else:
-            request = Request(self.command, raw_path, query, self.headers, body)
             response = self.server.api.handle(request)
         self.send_response(response.status)
         headers = {"x-amz-request-id": request.request_id, **response.headers}
