@@ -157,3 +157,20 @@ def test_clarify_config_becomes_sagestack_bias_options(tmp_path):
     assert columns == headers and path.read_text().splitlines()[0] == ",".join(headers)
     (data / "part.csv").write_text(",".join(headers) + "\n1,great,Dresses,30\n")  # a header row: read as it is
     assert _dataset(data, headers, tmp_path) == (data / "part.csv", headers)
+
+
+def test_blazingtext_hyperparameters_become_fasttext_options():
+    from sagestack.aws.blazingtext import train_options
+    from sagestack.aws.jobs import JobFailed
+
+    logged = []
+    options = train_options({"mode": "supervised", "epochs": "10", "learning_rate": "0.01", "min_count": "2",
+                             "vector_dim": "300", "word_ngrams": "3", "early_stopping": "True", "evaluation": "x"},
+                            logged.append)
+    assert options == ["--mode", "supervised", "--epochs", "10", "--learning-rate", "0.01", "--min-count", "2",
+                       "--vector-dim", "300", "--word-ngrams", "3", "--early-stopping"]
+    assert logged == ["warning: hyperparameter evaluation=x is not used by sagestack's fastText; ignored"]
+    with pytest.raises(JobFailed, match="mode must be one of"):
+        train_options({"epochs": "1"}, logged.append)
+    with pytest.raises(JobFailed, match="early_stopping must be true or false"):
+        train_options({"mode": "supervised", "early_stopping": "maybe"}, logged.append)

@@ -154,5 +154,21 @@ def test_a_malformed_http_body_is_a_400_not_a_hang(aws):
     address = urlsplit(aws.url)
     with socket.create_connection((address.hostname, address.port), timeout=10) as connection:
         connection.sendall(b"PUT /bucket/key HTTP/1.1\r\nHost: x\r\nContent-Length: many\r\n\r\n")
-        answer = connection.recv(65536).decode()
+        answer = b""
+        while chunk := connection.recv(65536):  # the server closes the connection after this answer
+            answer += chunk
+        answer = answer.decode()
     assert answer.startswith("HTTP/1.1 400") and "<Code>IncompleteBody</Code>" in answer
+
+
+def test_blazingtext_training_job_trains_fasttext_and_writes_the_model(aws, blazingtext_split, tmp_path):
+    train, validation = (tmp_path / "train.txt", tmp_path / "validation.txt")
+    train.write_text("".join(blazingtext_split[0].read_text().splitlines(keepends=True)[:600]))
+    validation.write_text("".join(blazingtext_split[1].read_text().splitlines(keepends=True)[:100]))
+    seen = aws.run("blazingtext_training.py", str(train), str(validation))
+    assert seen["first_status"] == "InProgress" and seen["status"] == "Completed", seen["failure"]
+    assert "blazingtext" in seen["image"] and seen["artifact"] == seen["estimator_model_data"]
+    assert seen["artifact"].startswith("s3://sagemaker-us-east-1-") and seen["artifact"].endswith("/output/model.tar.gz")
+    assert "model.bin" in seen["members"]
+    assert seen["secondary"] == ["Starting", "Downloading", "Training", "Uploading", "Completed"]
+    assert 0 <= seen["metrics"].get("validation:accuracy", -1) <= 1, seen

@@ -25,11 +25,15 @@ from sagestack.aws.protocol import AwsError
 IN_PROGRESS, COMPLETED, FAILED = "InProgress", "Completed", "Failed"
 STOPPED_WHILE_RUNNING = "sagestack serve-aws stopped while the job ran; start it again"
 LOG_FILE = "log.txt"
+# SageMaker's message for each secondary status (the SDK prints it when the status changes).
+STATUS_MESSAGES = {"Starting": "Starting the job", "Downloading": "Downloading input data",
+                   "Training": "Training in progress (sagestack)", "Uploading": "Uploading generated model",
+                   COMPLETED: "Job completed", FAILED: "Job failed"}
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     kind TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL, secondary TEXT, failure TEXT,
     request TEXT NOT NULL, result TEXT NOT NULL DEFAULT '{}', created REAL NOT NULL, started REAL, ended REAL,
-    modified REAL NOT NULL, PRIMARY KEY (kind, name));
+    modified REAL NOT NULL, transitions TEXT NOT NULL DEFAULT '[]', PRIMARY KEY (kind, name));
 """
 
 
@@ -52,6 +56,7 @@ class Job:
     started: float | None
     ended: float | None
     modified: float
+    transitions: list[dict]
     folder: Path
 
 
@@ -97,8 +102,10 @@ class JobRunner:
         with self._lock, self._db() as db:
             if db.execute("SELECT 1 FROM jobs WHERE kind = ? AND name = ?", (kind, name)).fetchone():
                 raise AwsError("ResourceInUse", f"a {kind} job named {name} exists already; job names are unique")
-            db.execute("INSERT INTO jobs (kind, name, status, secondary, request, created, modified) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?)", (kind, name, IN_PROGRESS, "Starting", json.dumps(request), now, now))
+            db.execute("INSERT INTO jobs (kind, name, status, secondary, request, created, modified, transitions) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (kind, name, IN_PROGRESS, "Starting", json.dumps(request), now,
+                                                        now, json.dumps([{"Status": "Starting", "StartTime": now,
+                                                                    "StatusMessage": STATUS_MESSAGES["Starting"]}])))
         self.folder(kind, name).mkdir(parents=True, exist_ok=True)
         self._pool.submit(self._run, kind, name, work)
         return self.get(kind, name)
@@ -111,10 +118,11 @@ class JobRunner:
         """
         with self._db() as db:
             row = db.execute("SELECT kind, name, status, secondary, failure, request, result, created, started, "
-                             "ended, modified FROM jobs WHERE kind = ? AND name = ?", (kind, name)).fetchone()
+                             "ended, modified, transitions FROM jobs WHERE kind = ? AND name = ?", (kind, name)).fetchone()
         if row is None:
             raise AwsError("ValidationException", f"Could not find requested job with name {name}")
-        return Job(*row[:5], json.loads(row[5]), json.loads(row[6]), *row[7:], folder=self.folder(kind, name))
+        return Job(*row[:5], json.loads(row[5]), json.loads(row[6]), *row[7:11], json.loads(row[11]),
+                   folder=self.folder(kind, name))
 
     def names(self, kind: str) -> list[str]:
         """The names of the jobs of ``kind``, newest first."""
@@ -122,17 +130,28 @@ class JobRunner:
             return [row[0] for row in db.execute("SELECT name FROM jobs WHERE kind = ? ORDER BY created DESC", (kind,))]
 
     def update(self, job: Job, *, secondary: str | None = None, **fields) -> None:
-        """Set a running job's secondary status (and other columns: status, failure, started, ended, result)."""
-        values = {"modified": time.time(), **({"secondary": secondary} if secondary else {}), **fields}
+        """Set a running job's secondary status, recorded in its transitions as SageMaker lists them (and other
+        columns: status, failure, started, ended, result)."""
+        now = time.time()
+        values = {"modified": now, **fields}
         if "result" in values:
             values["result"] = json.dumps(values["result"])
-        with self._db() as db:
+        with self._lock, self._db() as db:
+            if secondary:
+                transitions = json.loads(db.execute("SELECT transitions FROM jobs WHERE kind = ? AND name = ?",
+                                                    (job.kind, job.name)).fetchone()[0])
+                if transitions:
+                    transitions[-1].setdefault("EndTime", now)
+                final = secondary in (COMPLETED, FAILED)
+                transitions.append({"Status": secondary, "StartTime": now, "StatusMessage": STATUS_MESSAGES.get(
+                    secondary, secondary), **({"EndTime": now} if final else {})})
+                values.update(secondary=secondary, transitions=json.dumps(transitions))
             db.execute(f"UPDATE jobs SET {', '.join(f'{key} = ?' for key in values)} WHERE kind = ? AND name = ?",
                        (*values.values(), job.kind, job.name))
 
     def _run(self, kind: str, name: str, work: Callable[[Job], dict | None]) -> None:
         job = self.get(kind, name)
-        self.update(job, secondary="Downloading", started=time.time())
+        self.update(job, secondary="Downloading", started=time.time())  # SageMaker's next secondary status
         self.log(job, f"sagestack serve-aws: {kind} job {name} started")
         try:
             result = work(job) or {}

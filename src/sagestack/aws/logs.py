@@ -9,7 +9,7 @@ from sagestack.aws.jobs import LOG_FILE, Job
 from sagestack.aws.protocol import AwsError, Request, Response, json_response
 
 # SageMaker's log group of a job kind -> the kind's name in the job runner.
-LOG_GROUPS = {"/aws/sagemaker/ProcessingJobs": "processing"}
+LOG_GROUPS = {"/aws/sagemaker/ProcessingJobs": "processing", "/aws/sagemaker/TrainingJobs": "training"}
 STREAM_SUFFIX = "/algo-1"
 
 

@@ -16,6 +16,7 @@ from sagestack.aws.protocol import AwsError, Request, Response, not_implemented,
 
 S3_STORE = "the S3 store under the home (home/aws/s3)"
 PROCESSING_JOBS = "the job runner (home/aws/jobs); image sagemaker-clarify-processing runs `sagestack bias`"
+TRAINING_JOBS = "the job runner (home/aws/jobs); image blazingtext runs `sagestack train fasttext --preset blazingtext`"
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,12 @@ OPERATIONS: tuple[Operation, ...] = (
               PROCESSING_JOBS + " (Clarify pre-training bias); other images fail the job, naming the known ones"),
     Operation("sagemaker", "DescribeProcessingJob", sagemaker.describe_processing_job, PROCESSING_JOBS),
     Operation("sagemaker", "ListProcessingJobs", sagemaker.list_processing_jobs, PROCESSING_JOBS),
+    Operation("sagemaker", "CreateTrainingJob", sagemaker.create_training_job,
+              TRAINING_JOBS + ", the model as output/model.tar.gz; other images fail the job, naming the known ones"),
+    Operation("sagemaker", "DescribeTrainingJob", sagemaker.describe_training_job,
+              TRAINING_JOBS + " (secondary statuses, validation:accuracy)"),
     Operation("logs", "DescribeLogStreams", logs.describe_log_streams,
-              "one stream JOB/algo-1 per job, in SageMaker's log group of its kind (processing jobs so far)"),
+              "one stream JOB/algo-1 per job, in SageMaker's log group of its kind (processing and training jobs)"),
     Operation("logs", "GetLogEvents", logs.get_log_events, "the job's log (home/aws/jobs/KIND/NAME/log.txt)"),
 )
 INDEX = {(operation.service, operation.name): operation for operation in OPERATIONS}

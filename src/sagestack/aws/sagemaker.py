@@ -1,5 +1,6 @@
 """SageMaker's control-plane API (json protocol, ``X-Amz-Target: SageMaker.<Operation>``) for the jobs served
-here: processing jobs (Clarify through ``sagestack bias``)."""
+here: processing jobs (Clarify through ``sagestack bias``) and training jobs (BlazingText through
+``sagestack train fasttext``)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from sagestack.aws.jobs import Job
 from sagestack.aws.protocol import AwsError, Request, Response, json_response
 
 JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-PROCESSING = "processing"
+PROCESSING, TRAINING = "processing", "training"
 # Echoed back by DescribeProcessingJob as they were given.
 PROCESSING_FIELDS = ("ProcessingInputs", "ProcessingOutputConfig", "ProcessingResources", "StoppingCondition",
                      "AppSpecification", "Environment", "NetworkConfig", "RoleArn", "ExperimentConfig")
+TRAINING_FIELDS = ("AlgorithmSpecification", "RoleArn", "InputDataConfig", "OutputDataConfig", "ResourceConfig",
+                   "StoppingCondition", "HyperParameters", "VpcConfig", "EnableNetworkIsolation",
+                   "CheckpointConfig", "DebugHookConfig", "ExperimentConfig")
 
 
 def _require(body: dict, *names: str) -> None:
@@ -79,3 +83,39 @@ def list_processing_jobs(backends: Backends, request: Request) -> Response:
             summary["FailureReason"] = job.failure
         summaries.append(summary)
     return json_response({"ProcessingJobSummaries": summaries[: int(body.get("MaxResults") or 100)]})
+
+
+def create_training_job(backends: Backends, request: Request) -> Response:
+    """CreateTrainingJob: recorded InProgress (secondary status Starting) at once; the work runs in the background."""
+    from sagestack.aws.training import run_training_job
+
+    body = request.json()
+    name = _job_name(body, "TrainingJobName")
+    _require(body, "AlgorithmSpecification", "RoleArn", "OutputDataConfig", "ResourceConfig", "StoppingCondition")
+    if not (body["AlgorithmSpecification"] or {}).get("TrainingImage"):
+        raise AwsError("ValidationException", "AlgorithmSpecification.TrainingImage is required (sagestack runs no "
+                       "algorithm by name)")
+    backends.jobs.submit(TRAINING, name, body, lambda job: run_training_job(backends, job))
+    return json_response({"TrainingJobArn": _arn(backends, TRAINING, name)})
+
+
+def describe_training_job(backends: Backends, request: Request) -> Response:
+    """DescribeTrainingJob: the request as given, status and secondary status with its transitions, the model
+    artifact and final metrics once Completed, FailureReason when it failed."""
+    from sagestack.aws.training import model_artifact
+
+    name = _job_name(request.json(), "TrainingJobName")
+    job = backends.jobs.get(TRAINING, name)
+    document = {"TrainingJobName": name, "TrainingJobArn": _arn(backends, TRAINING, name),
+                **{key: job.request[key] for key in TRAINING_FIELDS if key in job.request},
+                "TrainingJobStatus": job.status, "SecondaryStatus": job.secondary or "Starting",
+                "SecondaryStatusTransitions": job.transitions, "ModelArtifacts": {"S3ModelArtifacts": ""},
+                **_times(job, "TrainingStartTime", "TrainingEndTime")}
+    if job.status == "Completed":
+        document["ModelArtifacts"] = {"S3ModelArtifacts": model_artifact(job)}
+        document["FinalMetricDataList"] = [{"MetricName": metric, "Value": value, "Timestamp": job.ended}
+                                         for metric, value in job.result.get("metrics", {}).items()]
+        document["TrainingTimeInSeconds"] = document["BillableTimeInSeconds"] = int((job.ended or 0) - (job.started or 0))
+    if job.failure:
+        document["FailureReason"] = job.failure
+    return json_response(document)

@@ -1,0 +1,102 @@
+"""The BlazingText training container, done by ``sagestack train fasttext --preset blazingtext``: the job's
+hyperparameters become the command's options, its ``train`` (and ``validation``) channel the training files, and
+the model folder it writes becomes the job's ``model.tar.gz``. Validation accuracy is reported as BlazingText's
+``validation:accuracy`` metric."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+from sagestack.aws.backends import Backends
+from sagestack.aws.jobs import LOG_FILE, Job, JobFailed
+
+# BlazingText hyperparameter -> the `sagestack train fasttext` option taking its value.
+OPTIONS = {"mode": "--mode", "epochs": "--epochs", "learning_rate": "--learning-rate", "min_count": "--min-count",
+           "vector_dim": "--vector-dim", "word_ngrams": "--word-ngrams", "patience": "--patience",
+           "min_epochs": "--min-epochs", "buckets": "--buckets", "window_size": "--window-size",
+           "negative_samples": "--negative-samples"}
+# BlazingText hyperparameters that are switches.
+SWITCHES = {"early_stopping": ("--early-stopping", "--no-early-stopping"), "subwords": ("--subwords", "--no-subwords")}
+MODES = {"supervised": "supervised", "skipgram": "skipgram", "cbow": "cbow", "batch_skipgram": "skipgram"}
+MODEL_DIR = "/opt/ml/model"
+
+
+def train_options(hyperparameters: dict[str, str], log: Callable[[str], None]) -> list[str]:
+    """The ``sagestack train fasttext`` options for BlazingText's hyperparameters (unknown ones are logged and
+    ignored, as they cannot change what fastText does here).
+
+    Raises:
+        JobFailed: no mode, an unknown mode, or a switch that is not true/false.
+    """
+    values = {key: str(value).strip().strip('"') for key, value in hyperparameters.items()}
+    mode = values.get("mode")
+    if mode not in MODES:
+        raise JobFailed(f"ClientError: hyperparameter mode must be one of {', '.join(MODES)} (got {mode!r})")
+    options = ["--mode", MODES[mode]]
+    for key, value in values.items():
+        if key == "mode":
+            continue
+        if key in OPTIONS:
+            options += [OPTIONS[key], value]
+        elif key in SWITCHES:
+            if value.lower() not in ("true", "false"):
+                raise JobFailed(f"ClientError: hyperparameter {key} must be true or false (got {value!r})")
+            options.append(SWITCHES[key][0 if value.lower() == "true" else 1])
+        else:
+            log(f"warning: hyperparameter {key}={value} is not used by sagestack's fastText; ignored")
+    return options
+
+
+def _channel_file(folder: Path, channel: str, work: Path) -> Path:
+    """The channel's data as one file (several files are joined, in name order)."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+    if not files:
+        raise JobFailed(f"ClientError: the {channel} channel holds no file")
+    if len(files) == 1:
+        return files[0]
+    joined = work / f"{channel}.txt"
+    with open(joined, "wb") as out:
+        for path in files:
+            data = path.read_bytes()
+            out.write(data if data.endswith(b"\n") else data + b"\n")
+    return joined
+
+
+def run_blazingtext_job(backends: Backends, job: Job, local: Callable[[str], Path]) -> dict:
+    """Train with ``sagestack train fasttext`` into the container's model folder; returns the final metrics.
+
+    Raises:
+        JobFailed: no train channel, bad hyperparameters, or the training's own error.
+    """
+    work = job.folder / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    channels = {item["ChannelName"]: local(f"/opt/ml/input/data/{item['ChannelName']}")
+                for item in job.request.get("InputDataConfig", [])}
+    if "train" not in channels:
+        raise JobFailed("ClientError: a BlazingText job needs a channel named train")
+    command = [sys.executable, "-m", "sagestack", "train", "fasttext", "--preset", "blazingtext",
+               "--train", str(_channel_file(channels["train"], "train", work))]
+    if "validation" in channels:
+        command += ["--validation", str(_channel_file(channels["validation"], "validation", work))]
+    command += [*train_options(job.request.get("HyperParameters") or {}, lambda line: backends.jobs.log(job, line)),
+                "--out", str(local(MODEL_DIR)), "--no-register", "--json"]
+    backends.jobs.log(job, "$ " + " ".join(command))
+    environment = {**os.environ, "SAGESTACK_HOME": str(work / "home")}  # fastText keeps no state in a home
+    with open(job.folder / LOG_FILE, "a", encoding="utf-8") as log:
+        finished = subprocess.run(command, stdout=subprocess.PIPE, stderr=log, text=True, env=environment, cwd=work)
+    if finished.returncode != 0:
+        lines = (job.folder / LOG_FILE).read_text(encoding="utf-8").splitlines()
+        reason = next((line[len("error: "):] for line in reversed(lines) if line.startswith("error: ")),
+                      f"sagestack train fasttext exited with status {finished.returncode}")
+        raise JobFailed(f"ClientError: {reason}")
+    result = json.loads(finished.stdout)
+    metrics = {}
+    if result.get("validation_accuracy") is not None:
+        metrics["validation:accuracy"] = result["validation_accuracy"]
+        backends.jobs.log(job, f"#validation_accuracy: {result['validation_accuracy']:.4f}")
+    return {"metrics": metrics}

@@ -1,0 +1,132 @@
+"""What a SageMaker container would see, for the jobs sagestack runs in its place: the images it knows (one
+table: an image's repository name -> what runs it), paths under ``/opt/ml`` mapped into the job's folder, S3
+inputs copied in and outputs uploaded. sagestack runs no containers: an image it does not know fails the job
+with ``FailureReason: image … cannot run here; known images: …``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Callable
+
+from sagestack.aws.backends import Backends
+from sagestack.aws.jobs import Job, JobFailed
+from sagestack.aws.protocol import AwsError
+
+Work = Callable[[Backends, Job, Callable[[str], Path]], dict]
+
+
+def _clarify(backends: Backends, job: Job, local: Callable[[str], Path]) -> dict:
+    from sagestack.aws.clarify import run_clarify_job
+
+    return run_clarify_job(backends, job, local)
+
+
+def _blazingtext(backends: Backends, job: Job, local: Callable[[str], Path]) -> dict:
+    from sagestack.aws.blazingtext import run_blazingtext_job
+
+    return run_blazingtext_job(backends, job, local)
+
+
+# An image's repository name (after the registry, before the tag) -> (job kind, what it is here, what runs it).
+IMAGES: dict[str, tuple[str, str, Work]] = {
+    "sagemaker-clarify-processing": ("processing", "SageMaker Clarify (sagestack bias)", _clarify),
+    "blazingtext": ("training", "BlazingText (sagestack train fasttext)", _blazingtext),
+}
+
+
+def image_work(image: str, kind: str) -> Work:
+    """What runs ``image`` for a job of ``kind``.
+
+    Raises:
+        JobFailed: sagestack does not know the image (for this kind of job); the reason names the known ones.
+    """
+    known = IMAGES.get(image_repository(image))
+    if known is None or known[0] != kind:
+        names = ", ".join(f"{name} ({title})" for name, (of, title, _) in IMAGES.items() if of == kind)
+        raise JobFailed(f"ClientError: image {image} cannot run here (sagestack runs no containers); known images: "
+                        f"{names}")
+    return known[2]
+
+
+def container_paths(job: Job) -> Callable[[str], Path]:
+    """A function mapping a container path (``/opt/ml/…``) to its place in the job's folder.
+
+    The function raises JobFailed for a path that would leave the job's folder.
+    """
+    root = (job.folder / "container").resolve()
+
+    def local(path: str) -> Path:
+        target = (root / path.lstrip("/")).resolve()
+        if target != root and root not in target.parents:
+            raise JobFailed(f"ClientError: the local path {path!r} leaves the container's file system")
+        return target
+
+    return local
+
+
+def image_repository(uri: str) -> str:
+    """``ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY:TAG`` (or ``@sha256:…``) -> ``REPOSITORY``."""
+    path = uri.split("/", 1)[1] if "/" in uri else uri
+    return re.split(r"[:@]", path, maxsplit=1)[0]
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key/prefix`` -> (bucket, key prefix).
+
+    Raises:
+        JobFailed: not an s3:// URI.
+    """
+    if not uri.startswith("s3://") or not uri[5:].split("/", 1)[0]:
+        raise JobFailed(f"ClientError: {uri!r} is not an s3:// URI")
+    bucket, _, key = uri[5:].partition("/")
+    return bucket, key
+
+
+def download_prefix(backends: Backends, uri: str, folder: Path) -> list[Path]:
+    """Copy every object under ``uri`` into ``folder`` (key paths relative to the prefix; an exact key keeps its
+    file name), as SageMaker's ``S3Prefix`` input does.
+
+    Raises:
+        JobFailed: the bucket is missing or nothing is under the prefix.
+    """
+    bucket, prefix = split_s3_uri(uri)
+    written, after = [], ""
+    try:
+        while True:
+            page = backends.s3.list(bucket, prefix, "", after, 1000)
+            for record in page.objects:
+                relative = record.key[len(prefix):].lstrip("/") or Path(record.key).name
+                target = (folder / relative).resolve()
+                if folder.resolve() not in target.parents:
+                    raise JobFailed(f"ClientError: the key {record.key!r} would land outside the input folder")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(record.path.read_bytes())
+                written.append(target)
+            if not page.truncated:
+                break
+            after = page.last or ""
+    except AwsError as error:
+        raise JobFailed(f"ClientError: cannot read input {uri}: {error.message}") from None
+    if not written:
+        raise JobFailed(f"ClientError: no object at input {uri}; upload the data there first")
+    return written
+
+
+def upload_folder(backends: Backends, folder: Path, uri: str) -> int:
+    """Upload every file under ``folder`` to ``uri`` (keys relative to it); how many.
+
+    Raises:
+        JobFailed: the output bucket does not exist.
+    """
+    bucket, prefix = split_s3_uri(uri)
+    count = 0
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        key = "/".join(part for part in (prefix.rstrip("/"), path.relative_to(folder).as_posix()) if part)
+        try:
+            backends.s3.put(bucket, key, path.read_bytes())
+        except AwsError as error:
+            raise JobFailed(f"ClientError: cannot write output {uri}: {error.message}") from None
+        count += 1
+    return count

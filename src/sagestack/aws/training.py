@@ -1,0 +1,54 @@
+"""SageMaker training jobs: channels copied in from S3 (``/opt/ml/input/data/CHANNEL``), the image's work
+(:mod:`sagestack.aws.containers`), and the model folder (``/opt/ml/model``) packed as
+``S3OutputPath/JOB/output/model.tar.gz``, with SageMaker's secondary statuses on the way (Downloading,
+Training, Uploading, Completed)."""
+
+from __future__ import annotations
+
+import tarfile
+
+from sagestack.aws.backends import Backends
+from sagestack.aws.containers import container_paths, download_prefix, image_work, split_s3_uri
+from sagestack.aws.jobs import Job, JobFailed
+from sagestack.aws.protocol import AwsError
+
+MODEL_ARCHIVE = "output/model.tar.gz"
+
+
+def model_artifact(job: Job) -> str:
+    """Where the job's ``model.tar.gz`` goes (SageMaker's ``ModelArtifacts.S3ModelArtifacts``)."""
+    output = job.request.get("OutputDataConfig", {}).get("S3OutputPath", "").rstrip("/")
+    return f"{output}/{job.name}/{MODEL_ARCHIVE}"
+
+
+def run_training_job(backends: Backends, job: Job) -> dict:
+    """Run a training job: channels in, the image's work, the model out. Returns what the work reports.
+
+    Raises:
+        JobFailed: an image sagestack cannot run, a missing channel, the work's failure, no output bucket.
+    """
+    request = job.request
+    work = image_work(request["AlgorithmSpecification"]["TrainingImage"], "training")
+    count = request.get("ResourceConfig", {}).get("InstanceCount", 1)
+    if isinstance(count, int) and count > 1:
+        backends.jobs.log(job, f"warning: InstanceCount {count} asked for; sagestack trains once, on this machine")
+    local = container_paths(job)
+    for channel in request.get("InputDataConfig", []):
+        source = channel.get("DataSource", {}).get("S3DataSource")
+        if not source:
+            raise JobFailed(f"ClientError: channel {channel.get('ChannelName')} has no S3 data source")
+        download_prefix(backends, source["S3Uri"], local(f"/opt/ml/input/data/{channel['ChannelName']}"))
+    backends.jobs.update(job, secondary="Training")
+    result = work(backends, job, local)
+    backends.jobs.update(job, secondary="Uploading")
+    archive = job.folder / "model.tar.gz"
+    model = local("/opt/ml/model")
+    with tarfile.open(archive, "w:gz") as packed:
+        for path in sorted(p for p in model.rglob("*") if p.is_file()):
+            packed.add(path, arcname=path.relative_to(model).as_posix())
+    bucket, key = split_s3_uri(model_artifact(job))
+    try:
+        backends.s3.put(bucket, key, archive.read_bytes(), "application/x-tar")
+    except AwsError as error:
+        raise JobFailed(f"ClientError: cannot write the model to {model_artifact(job)}: {error.message}") from None
+    return {**result, "model": model_artifact(job)}
