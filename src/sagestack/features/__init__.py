@@ -12,6 +12,7 @@ _EXPORTS = {
     "FEATURE_COLUMNS": "sagestack.features.engineering",
     "LABEL_IDS": "sagestack.features.engineering",
     "engineer_features": "sagestack.features.engineering",
+    "load_feature_tokenizer": "sagestack.features.engineering",
     "load_tokenizer": "sagestack.features.engineering",
     "tokenize": "sagestack.features.engineering",
     "OnlineReader": "sagestack.features.store",

@@ -50,6 +50,65 @@ def load_tokenizer(directory: Path | str | None = None):
     return AutoTokenizer.from_pretrained(str(directory), local_files_only=True, use_fast=True)
 
 
+# The files whose content decides the tokenizer transformers builds from a folder (absent ones count too).
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
+                    "added_tokens.json", "config.json")
+# Folders (by :func:`_tokenizer_files_digest`) for which the ``tokenizers`` package alone builds exactly the
+# tokenizer transformers builds — same definition, same ids and masks (tests/unit/test_tokenizer_fast_path.py) —
+# in a tenth of the time (no transformers/torch import): the shipped all-MiniLM-L6-v2 tokenizer.
+_KNOWN_TOKENIZERS = {
+    "cba3559183727ef1": {"class": "BertTokenizer", "pad_token": "[PAD]"},
+}
+
+
+class BackendTokenizer:
+    """A ``tokenizers.Tokenizer`` called as a Hugging Face tokenizer is in :func:`tokenize` (padding to
+    ``max_length``, truncation, special tokens; right-hand padding and truncation, longest-first)."""
+
+    def __init__(self, backend, class_name: str, pad_token: str):
+        self.backend_tokenizer = backend
+        self.class_name = class_name
+        self.pad_token = pad_token
+        self.pad_token_id = backend.token_to_id(pad_token)
+
+    def __call__(self, texts: list[str], *, padding: str, truncation: bool, max_length: int) -> dict:
+        if padding != "max_length" or truncation is not True:
+            raise ValueError("BackendTokenizer only pads to max_length with truncation")
+        backend = self.backend_tokenizer
+        backend.enable_truncation(max_length=max_length, stride=0, strategy="longest_first", direction="right")
+        backend.enable_padding(length=max_length, direction="right", pad_id=self.pad_token_id, pad_type_id=0,
+                               pad_token=self.pad_token, pad_to_multiple_of=None)
+        encodings = backend.encode_batch(list(texts), add_special_tokens=True, is_pretokenized=False)
+        return {"input_ids": [e.ids for e in encodings], "attention_mask": [e.attention_mask for e in encodings]}
+
+
+def _tokenizer_files_digest(directory: Path) -> str:
+    """SHA-256 (16 hex digits) of the folder's :data:`_TOKENIZER_FILES`, an absent file counting as absent."""
+    digest = hashlib.sha256()
+    for name in _TOKENIZER_FILES:
+        path = directory / name
+        content = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "-"
+        digest.update(f"{name}\x1f{content}\n".encode("utf-8"))
+    return digest.hexdigest()[:16]
+
+
+def load_feature_tokenizer(directory: Path | str | None = None):
+    """The tokenizer :func:`engineer_features` uses: for a known folder (the shipped one) the ``tokenizers``
+    package's own tokenizer, which gives the ids, masks and :func:`tokenizer_fingerprint` of
+    :func:`load_tokenizer` without importing transformers; for any other folder :func:`load_tokenizer`.
+
+    Raises:
+        ConfigError: the directory holds no tokenizer.
+    """
+    directory = Path(directory) if directory else default_tokenizer_dir()
+    known = _KNOWN_TOKENIZERS.get(_tokenizer_files_digest(directory)) if directory.is_dir() else None
+    if known is None:
+        return load_tokenizer(directory)
+    from tokenizers import Tokenizer
+
+    return BackendTokenizer(Tokenizer.from_file(str(directory / "tokenizer.json")), known["class"], known["pad_token"])
+
+
 def tokenizer_fingerprint(tokenizer, max_seq_length: int) -> str:
     """A fingerprint of everything that decides the ids a tokenizer produces.
 
@@ -64,7 +123,8 @@ def tokenizer_fingerprint(tokenizer, max_seq_length: int) -> str:
         definition.pop("truncation", None)
     else:  # a slow tokenizer: its vocabulary and special tokens
         definition = {"vocab": sorted(tokenizer.get_vocab().items()), "special": tokenizer.special_tokens_map}
-    payload = json.dumps({"class": type(tokenizer).__name__.removesuffix("Fast"), "definition": definition,
+    name = tokenizer.class_name if isinstance(tokenizer, BackendTokenizer) else type(tokenizer).__name__
+    payload = json.dumps({"class": name.removesuffix("Fast"), "definition": definition,
                           "max_seq_length": int(max_seq_length)}, sort_keys=True)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
@@ -108,7 +168,7 @@ def engineer_features(
 
     Args:
         reviews: reviews in the course layout (see :func:`sagestack.data.load_reviews`).
-        tokenizer: a Hugging Face tokenizer (default: :func:`load_tokenizer`).
+        tokenizer: a Hugging Face tokenizer (default: :func:`load_feature_tokenizer`).
         max_seq_length: token sequence length (padding and truncation).
         existing: the feature table of an earlier run; its reviews keep id, timestamp and split.
         now: the timestamp given to new reviews (default: the current UTC time).
@@ -120,7 +180,7 @@ def engineer_features(
     Returns:
         The feature table (every known review plus the new ones), sorted by ``review_id``.
     """
-    tokenizer = tokenizer or load_tokenizer()
+    tokenizer = tokenizer or load_feature_tokenizer()
     now = now or datetime.now(timezone.utc)
     frame = reviews[["sentiment", "review_body", "product_category"]].copy()
     frame["content_hash"] = [content_hash(b, c) for b, c in zip(frame["review_body"], frame["product_category"])]

@@ -357,11 +357,11 @@ def _engineer(settings: Settings, reviews: pd.DataFrame, *, max_seq_length: int,
         SagestackError: the stored ``input_ids`` come from another (or an unrecorded) tokenizer.
     """
     from sagestack.features.engineering import (
-        content_hash, default_tokenizer_dir, engineer_features, load_tokenizer, tokenizer_fingerprint,
+        content_hash, default_tokenizer_dir, engineer_features, load_feature_tokenizer, tokenizer_fingerprint,
     )
 
     existing = read_features(settings)
-    tokenizer = load_tokenizer(tokenizer_dir)
+    tokenizer = load_feature_tokenizer(tokenizer_dir)
     record = {"fingerprint": tokenizer_fingerprint(tokenizer, max_seq_length),
               "tokenizer": str(tokenizer_dir or default_tokenizer_dir()), "max_seq_length": max_seq_length}
     recorded = stored_tokenizer(settings)
@@ -541,13 +541,13 @@ def put_record(settings: Settings, review: dict, *, tokenizer_dir=None, max_seq_
     """
     from feast.data_source import PushMode
 
-    from sagestack.features.engineering import engineer_features, load_tokenizer
+    from sagestack.features.engineering import engineer_features, load_feature_tokenizer
 
     existing = read_features(settings)
     if existing is None:
         raise SagestackError("the feature store is empty; run `sagestack features ingest` first")
     frame = pd.DataFrame([{k: review[k] for k in ("sentiment", "review_body", "product_category")}])
-    table = engineer_features(frame, tokenizer=load_tokenizer(tokenizer_dir), max_seq_length=max_seq_length,
+    table = engineer_features(frame, tokenizer=load_feature_tokenizer(tokenizer_dir), max_seq_length=max_seq_length,
                               existing=existing)
     new = table[~table["review_id"].isin(existing["review_id"])]
     if new.empty:
