@@ -61,9 +61,10 @@ def test_s3_paths_and_queries_are_canonical_as_botocore_signs_them(api):
 
 
 def test_other_services_paths_are_encoded_twice_as_botocore_does(api):
-    # sagemaker-runtime's InvokeEndpoint is not served yet: a 400 naming it proves the signature passed.
+    # No such endpoint: that answer (not a 403) proves the signature of the twice-encoded path passed.
     response = api.handle(signed(api, "sagemaker", "POST", "/endpoints/my%3Aendpoint/invocations", b"1,2"))
-    assert response.status == 400 and json.loads(response.body)["__type"] == "NotImplemented"
+    assert response.status == 400 and json.loads(response.body) == {
+        "__type": "ValidationException", "message": "Endpoint my:endpoint of account 000000000000 not found."}
 
 
 def test_query_protocol_signed_form_body(api):

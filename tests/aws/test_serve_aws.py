@@ -161,14 +161,34 @@ def test_a_malformed_http_body_is_a_400_not_a_hang(aws):
     assert answer.startswith("HTTP/1.1 400") and "<Code>IncompleteBody</Code>" in answer
 
 
-def test_blazingtext_training_job_trains_fasttext_and_writes_the_model(aws, blazingtext_split, tmp_path):
-    train, validation = (tmp_path / "train.txt", tmp_path / "validation.txt")
+@pytest.fixture(scope="module")
+def blazingtext_job(aws, blazingtext_split, tmp_path_factory):
+    """The course's BlazingText training job, on the first 600/100 lines of its split (small hyperparameters)."""
+    folder = tmp_path_factory.mktemp("blazingtext")
+    train, validation = (folder / "train.txt", folder / "validation.txt")
     train.write_text("".join(blazingtext_split[0].read_text().splitlines(keepends=True)[:600]))
     validation.write_text("".join(blazingtext_split[1].read_text().splitlines(keepends=True)[:100]))
-    seen = aws.run("blazingtext_training.py", str(train), str(validation))
+    return aws.run("blazingtext_training.py", str(train), str(validation))
+
+
+def test_blazingtext_training_job_trains_fasttext_and_writes_the_model(blazingtext_job):
+    seen = blazingtext_job
     assert seen["first_status"] == "InProgress" and seen["status"] == "Completed", seen["failure"]
     assert "blazingtext" in seen["image"] and seen["artifact"] == seen["estimator_model_data"]
     assert seen["artifact"].startswith("s3://sagemaker-us-east-1-") and seen["artifact"].endswith("/output/model.tar.gz")
     assert "model.bin" in seen["members"]
     assert seen["secondary"] == ["Starting", "Downloading", "Training", "Uploading", "Completed"]
     assert 0 <= seen["metrics"].get("validation:accuracy", -1) <= 1, seen
+
+
+def test_blazingtext_model_deployed_invoked_and_deleted(aws, blazingtext_job):
+    seen = aws.run("blazingtext_deploy.py", blazingtext_job["job"])
+    assert seen["statuses"][0] == "Creating" and seen["statuses"][-1] == "InService"
+    assert len(seen["predictions"]) == 2
+    for prediction in seen["predictions"]:
+        assert len(prediction["label"]) == len(prediction["prob"]) == 2
+        assert all(label in ("__label__1", "__label__0", "__label__-1") for label in prediction["label"])
+        assert prediction["prob"] == sorted(prediction["prob"], reverse=True)
+    assert seen["bad_body"]["code"] == "ModelError" and seen["bad_body"]["status"] == 424
+    assert seen["after_delete"]["code"] == "ValidationException" and "Could not find endpoint" in seen["after_delete"]["message"]
+    assert seen["invoke_after_delete"]["code"] == "ValidationException"

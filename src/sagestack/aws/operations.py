@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from sagestack.aws import iam, logs, s3, sagemaker
+from sagestack.aws import iam, logs, runtime, s3, sagemaker
 from sagestack.aws.backends import Backends
 from sagestack.aws.protocol import AwsError, Request, Response, not_implemented, protocol_of
 
 S3_STORE = "the S3 store under the home (home/aws/s3)"
 PROCESSING_JOBS = "the job runner (home/aws/jobs); image sagemaker-clarify-processing runs `sagestack bias`"
+ENDPOINTS = "models, endpoint configs and endpoints under home/aws/endpoints"
 TRAINING_JOBS = "the job runner (home/aws/jobs); image blazingtext runs `sagestack train fasttext --preset blazingtext`"
 
 
@@ -59,6 +60,22 @@ OPERATIONS: tuple[Operation, ...] = (
               TRAINING_JOBS + ", the model as output/model.tar.gz; other images fail the job, naming the known ones"),
     Operation("sagemaker", "DescribeTrainingJob", sagemaker.describe_training_job,
               TRAINING_JOBS + " (secondary statuses, validation:accuracy)"),
+    Operation("sagemaker", "CreateModel", sagemaker.create_model, ENDPOINTS + ": a record of image and model data"),
+    Operation("sagemaker", "DescribeModel", sagemaker.describe_model, ENDPOINTS),
+    Operation("sagemaker", "DeleteModel", sagemaker.delete_model, ENDPOINTS),
+    Operation("sagemaker", "CreateEndpointConfig", sagemaker.create_endpoint_config, ENDPOINTS),
+    Operation("sagemaker", "DescribeEndpointConfig", sagemaker.describe_endpoint_config, ENDPOINTS),
+    Operation("sagemaker", "DeleteEndpointConfig", sagemaker.delete_endpoint_config, ENDPOINTS),
+    Operation("sagemaker", "CreateEndpoint", sagemaker.create_endpoint,
+              "a sagestack endpoint (`sagestack serve --model`) per SageMaker endpoint, first variant only "
+              "(images: blazingtext)"),
+    Operation("sagemaker", "DescribeEndpoint", sagemaker.describe_endpoint, ENDPOINTS + " (Creating -> InService)"),
+    Operation("sagemaker", "DeleteEndpoint", sagemaker.delete_endpoint, ENDPOINTS + ": its server is stopped"),
+    Operation("sagemaker", "InvokeEndpoint", runtime.invoke_endpoint,
+              "POST /predict of the endpoint's sagestack server, in the image's request/response shape "
+              "(BlazingText: application/json instances, top-k labels)"),
+    Operation("sagemaker", "ListTags", sagemaker.list_tags, "always empty: tags on Create* calls are accepted, "
+              "not kept yet"),
     Operation("logs", "DescribeLogStreams", logs.describe_log_streams,
               "one stream JOB/algo-1 per job, in SageMaker's log group of its kind (processing and training jobs)"),
     Operation("logs", "GetLogEvents", logs.get_log_events, "the job's log (home/aws/jobs/KIND/NAME/log.txt)"),
@@ -76,7 +93,10 @@ def operation_name(service: str, request: Request) -> str:
     if protocol == "rest-xml" and service == "s3":
         return s3.operation_name(request)
     if protocol == "json":
-        return (request.headers.get("X-Amz-Target") or "").rpartition(".")[2] or f"{request.method} {request.path}"
+        target = (request.headers.get("X-Amz-Target") or "").rpartition(".")[2]
+        if not target and service == "sagemaker":  # the runtime API (rest-json) signs as "sagemaker" too
+            target = runtime.operation_name(request) or ""
+        return target or f"{request.method} {request.path}"
     if protocol == "query":
         action = request.form().get("Action")
         if not action:

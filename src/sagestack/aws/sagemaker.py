@@ -5,11 +5,13 @@ here: processing jobs (Clarify through ``sagestack bias``) and training jobs (Bl
 from __future__ import annotations
 
 import re
+import sys
 
 from sagestack.aws.backends import Backends
 from sagestack.aws.jobs import Job
 from sagestack.aws.protocol import AwsError, Request, Response, json_response
 
+# SageMaker's pattern for job, model, endpoint config and endpoint names.
 JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 PROCESSING, TRAINING = "processing", "training"
 # Echoed back by DescribeProcessingJob as they were given.
@@ -26,16 +28,17 @@ def _require(body: dict, *names: str) -> None:
         raise AwsError("ValidationException", f"missing required field(s): {', '.join(missing)}")
 
 
-def _job_name(body: dict, field: str) -> str:
+def _name(body: dict, field: str) -> str:
     name = body.get(field)
     if not isinstance(name, str) or not JOB_NAME.match(name):
         raise AwsError("ValidationException", f"{field} {name!r} must match {JOB_NAME.pattern}")
     return name
 
 
-def _arn(backends: Backends, kind: str, name: str) -> str:
+def _arn(backends: Backends, resource: str, name: str) -> str:
+    """The ARN of SageMaker resource ``name`` of type ``resource`` (``processing-job``, ``model``, ``endpoint`` …)."""
     identity = backends.identity
-    return f"arn:aws:sagemaker:{identity.region}:{identity.account}:{kind}-job/{name.lower()}"
+    return f"arn:aws:sagemaker:{identity.region}:{identity.account}:{resource}/{name.lower()}"
 
 
 def create_processing_job(backends: Backends, request: Request) -> Response:
@@ -43,12 +46,12 @@ def create_processing_job(backends: Backends, request: Request) -> Response:
     from sagestack.aws.processing import run_processing_job
 
     body = request.json()
-    name = _job_name(body, "ProcessingJobName")
+    name = _name(body, "ProcessingJobName")
     _require(body, "AppSpecification", "ProcessingResources", "RoleArn")
     if not (body["AppSpecification"] or {}).get("ImageUri"):
         raise AwsError("ValidationException", "AppSpecification.ImageUri is required")
     backends.jobs.submit(PROCESSING, name, body, lambda job: run_processing_job(backends, job))
-    return json_response({"ProcessingJobArn": _arn(backends, PROCESSING, name)})
+    return json_response({"ProcessingJobArn": _arn(backends, "processing-job", name)})
 
 
 def _times(job: Job, started: str, ended: str) -> dict:
@@ -58,9 +61,9 @@ def _times(job: Job, started: str, ended: str) -> dict:
 
 def describe_processing_job(backends: Backends, request: Request) -> Response:
     """DescribeProcessingJob: the request as given, the status, FailureReason when it failed, the times."""
-    name = _job_name(request.json(), "ProcessingJobName")
+    name = _name(request.json(), "ProcessingJobName")
     job = backends.jobs.get(PROCESSING, name)
-    document = {"ProcessingJobName": name, "ProcessingJobArn": _arn(backends, PROCESSING, name),
+    document = {"ProcessingJobName": name, "ProcessingJobArn": _arn(backends, "processing-job", name),
                 **{key: job.request[key] for key in PROCESSING_FIELDS if key in job.request},
                 "ProcessingJobStatus": job.status, **_times(job, "ProcessingStartTime", "ProcessingEndTime")}
     if job.failure:
@@ -77,7 +80,7 @@ def list_processing_jobs(backends: Backends, request: Request) -> Response:
         job = backends.jobs.get(PROCESSING, name)
         if (contains and contains not in name) or (status and status != job.status):
             continue
-        summary = {"ProcessingJobName": name, "ProcessingJobArn": _arn(backends, PROCESSING, name),
+        summary = {"ProcessingJobName": name, "ProcessingJobArn": _arn(backends, "processing-job", name),
                    "ProcessingJobStatus": job.status, **_times(job, "ProcessingStartTime", "ProcessingEndTime")}
         if job.failure:
             summary["FailureReason"] = job.failure
@@ -90,13 +93,13 @@ def create_training_job(backends: Backends, request: Request) -> Response:
     from sagestack.aws.training import run_training_job
 
     body = request.json()
-    name = _job_name(body, "TrainingJobName")
+    name = _name(body, "TrainingJobName")
     _require(body, "AlgorithmSpecification", "RoleArn", "OutputDataConfig", "ResourceConfig", "StoppingCondition")
     if not (body["AlgorithmSpecification"] or {}).get("TrainingImage"):
         raise AwsError("ValidationException", "AlgorithmSpecification.TrainingImage is required (sagestack runs no "
                        "algorithm by name)")
     backends.jobs.submit(TRAINING, name, body, lambda job: run_training_job(backends, job))
-    return json_response({"TrainingJobArn": _arn(backends, TRAINING, name)})
+    return json_response({"TrainingJobArn": _arn(backends, "training-job", name)})
 
 
 def describe_training_job(backends: Backends, request: Request) -> Response:
@@ -104,10 +107,13 @@ def describe_training_job(backends: Backends, request: Request) -> Response:
     artifact and final metrics once Completed, FailureReason when it failed."""
     from sagestack.aws.training import model_artifact
 
-    name = _job_name(request.json(), "TrainingJobName")
+    name = _name(request.json(), "TrainingJobName")
     job = backends.jobs.get(TRAINING, name)
-    document = {"TrainingJobName": name, "TrainingJobArn": _arn(backends, TRAINING, name),
+    document = {"TrainingJobName": name, "TrainingJobArn": _arn(backends, "training-job", name),
                 **{key: job.request[key] for key in TRAINING_FIELDS if key in job.request},
+                # SageMaker always answers these; the SDK's Estimator.attach reads them.
+                "OutputDataConfig": {"KmsKeyId": "", **job.request.get("OutputDataConfig", {})},
+                "EnableNetworkIsolation": job.request.get("EnableNetworkIsolation", False),
                 "TrainingJobStatus": job.status, "SecondaryStatus": job.secondary or "Starting",
                 "SecondaryStatusTransitions": job.transitions, "ModelArtifacts": {"S3ModelArtifacts": ""},
                 **_times(job, "TrainingStartTime", "TrainingEndTime")}
@@ -119,3 +125,115 @@ def describe_training_job(backends: Backends, request: Request) -> Response:
     if job.failure:
         document["FailureReason"] = job.failure
     return json_response(document)
+
+
+# -- models, endpoint configurations, endpoints -----------------------------------------------------------------
+
+def create_model(backends: Backends, request: Request) -> Response:
+    """CreateModel: a record of the image and model data (``PrimaryContainer`` or the first of ``Containers``)."""
+    body = request.json()
+    name = _name(body, "ModelName")
+    container = body.get("PrimaryContainer") or (body.get("Containers") or [None])[0]
+    if not container or not container.get("Image"):
+        raise AwsError("ValidationException", "a model needs PrimaryContainer.Image (and ModelDataUrl)")
+    backends.endpoints.put("model", name, body)
+    return json_response({"ModelArn": _arn(backends, "model", name)})
+
+
+def describe_model(backends: Backends, request: Request) -> Response:
+    """DescribeModel."""
+    name = _name(request.json(), "ModelName")
+    document, created = backends.endpoints.get("model", name)
+    return json_response({**document, "ModelArn": _arn(backends, "model", name),
+                          "CreationTime": created})
+
+
+def delete_model(backends: Backends, request: Request) -> Response:
+    """DeleteModel."""
+    backends.endpoints.delete("model", _name(request.json(), "ModelName"))
+    return json_response({})
+
+
+def create_endpoint_config(backends: Backends, request: Request) -> Response:
+    """CreateEndpointConfig: a record of the production variants (their models must exist)."""
+    body = request.json()
+    name = _name(body, "EndpointConfigName")
+    variants = body.get("ProductionVariants") or []
+    if not variants:
+        raise AwsError("ValidationException", "an endpoint configuration needs ProductionVariants")
+    for variant in variants:
+        backends.endpoints.get("model", variant.get("ModelName") or "")
+    backends.endpoints.put("endpoint-config", name, body)
+    return json_response({"EndpointConfigArn": _arn(backends, "endpoint-config", name)})
+
+
+def describe_endpoint_config(backends: Backends, request: Request) -> Response:
+    """DescribeEndpointConfig."""
+    name = _name(request.json(), "EndpointConfigName")
+    document, created = backends.endpoints.get("endpoint-config", name)
+    return json_response({**document, "EndpointConfigArn": _arn(backends, "endpoint-config", name), "CreationTime": created})
+
+
+def delete_endpoint_config(backends: Backends, request: Request) -> Response:
+    """DeleteEndpointConfig."""
+    backends.endpoints.delete("endpoint-config", _name(request.json(), "EndpointConfigName"))
+    return json_response({})
+
+
+def create_endpoint(backends: Backends, request: Request) -> Response:
+    """CreateEndpoint: Creating at once; a sagestack endpoint serving the first variant's model starts in the
+    background (InService once it answers). A model whose image sagestack cannot serve makes the endpoint Failed."""
+    from sagestack.aws.containers import image_repository, split_s3_uri
+    from sagestack.aws.jobs import JobFailed
+    from sagestack.aws.runtime import SERVING
+
+    body = request.json()
+    name = _name(body, "EndpointName")
+    config, _ = backends.endpoints.get("endpoint-config", _name(body, "EndpointConfigName"))
+    variant = config["ProductionVariants"][0]
+    model, _ = backends.endpoints.get("model", variant["ModelName"])
+    container = model.get("PrimaryContainer") or model["Containers"][0]
+    count = variant.get("InitialInstanceCount", 1)
+    failure, archive = None, None
+    if image_repository(container["Image"]) not in SERVING:
+        failure = (f"ClientError: image {container['Image']} cannot serve here (sagestack runs no containers); "
+                   f"known images: {', '.join(SERVING)}")
+    else:
+        try:
+            archive = backends.s3.object_path(*split_s3_uri(container.get("ModelDataUrl") or ""))
+        except (AwsError, JobFailed) as exc:
+            failure = f"ClientError: cannot read the model data {container.get('ModelDataUrl')!r} ({exc})"
+    backends.endpoints.create_endpoint(name, body["EndpointConfigName"], archive, failure)
+    if isinstance(count, int) and count > 1:
+        sys.stderr.write(f"warning: endpoint {name} asked for {count} instances; sagestack serves one\n")
+    return json_response({"EndpointArn": _arn(backends, "endpoint", name)})
+
+
+def describe_endpoint(backends: Backends, request: Request) -> Response:
+    """DescribeEndpoint: Creating → InService (or Failed with FailureReason)."""
+    name = _name(request.json(), "EndpointName")
+    endpoint = backends.endpoints.endpoint(name)
+    config, _ = backends.endpoints.get("endpoint-config", endpoint["config"])
+    variants = [{"VariantName": v.get("VariantName", "AllTraffic"), "CurrentWeight": v.get("InitialVariantWeight", 1.0),
+                 "DesiredWeight": v.get("InitialVariantWeight", 1.0), "CurrentInstanceCount": 1,
+                 "DesiredInstanceCount": 1} for v in config["ProductionVariants"][:1]]
+    document = {"EndpointName": name, "EndpointArn": _arn(backends, "endpoint", name),
+                "EndpointConfigName": endpoint["config"], "EndpointStatus": endpoint["status"],
+                "ProductionVariants": variants, "CreationTime": endpoint["created"],
+                "LastModifiedTime": endpoint["modified"]}
+    if endpoint["failure"]:
+        document["FailureReason"] = endpoint["failure"]
+    return json_response(document)
+
+
+def delete_endpoint(backends: Backends, request: Request) -> Response:
+    """DeleteEndpoint: the endpoint's server is stopped."""
+    backends.endpoints.delete_endpoint(_name(request.json(), "EndpointName"))
+    return json_response({})
+
+
+def list_tags(backends: Backends, request: Request) -> Response:  # noqa: ARG001 - the handler signature
+    """ListTags: tags given to Create* calls are accepted but not kept yet, so every resource has none."""
+    if not request.json().get("ResourceArn"):
+        raise AwsError("ValidationException", "ResourceArn is required")
+    return json_response({"Tags": []})

@@ -174,4 +174,4 @@ def serve(home: Path, host: str, port: int, *, on_ready: Callable[[str], None] |
     finally:
         signal.signal(signal.SIGTERM, previous)
         server.server_close()
-        backends.jobs.close()
+        backends.close()

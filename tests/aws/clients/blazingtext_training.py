@@ -38,7 +38,7 @@ if artifact:
     bucket_name, key = artifact[5:].split("/", 1)
     body = boto3.client("s3").get_object(Bucket=bucket_name, Key=key)["Body"].read()
     members = tarfile.open(fileobj=io.BytesIO(body)).getnames()
-print(json.dumps({"first_status": first["TrainingJobStatus"], "status": described["TrainingJobStatus"],
+print(json.dumps({"job": training_job_name, "first_status": first["TrainingJobStatus"], "status": described["TrainingJobStatus"],
                   "failure": described.get("FailureReason"), "artifact": artifact, "members": members,
                   "estimator_model_data": estimator.model_data, "image": image_uri,
                   "secondary": [t["Status"] for t in described["SecondaryStatusTransitions"]],

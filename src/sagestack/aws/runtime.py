@@ -1,0 +1,45 @@
+"""SageMaker's runtime API (rest-json: ``POST /endpoints/NAME/invocations``, signed as ``sagemaker``):
+``InvokeEndpoint`` relayed to the endpoint's sagestack server through the adapter of the model's image, which
+speaks that image's request and response shapes."""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+from sagestack.aws.backends import Backends
+from sagestack.aws.blazingtext import invoke as blazingtext_invoke
+from sagestack.aws.protocol import AwsError, Request, Response
+
+INVOCATIONS = re.compile(r"^/endpoints/([^/]+)/invocations$")
+# An image's repository name -> how its endpoint answers an invocation (url, body, content type) -> (body, type).
+SERVING: dict[str, Callable[[str, bytes, str], tuple[bytes, str]]] = {"blazingtext": blazingtext_invoke}
+
+
+def operation_name(request: Request) -> str | None:
+    """``InvokeEndpoint`` for a runtime request's path, else None."""
+    return "InvokeEndpoint" if request.method == "POST" and INVOCATIONS.match(request.path) else None
+
+
+def invoke_endpoint(backends: Backends, request: Request) -> Response:
+    """InvokeEndpoint: the endpoint must be InService; the model's image adapter answers.
+
+    The model's error is a 424 ``ModelError``, as SageMaker relays one.
+    """
+    from sagestack.aws.containers import image_repository
+
+    name = INVOCATIONS.match(request.path).group(1)
+    try:
+        endpoint = backends.endpoints.endpoint(name)
+    except AwsError:
+        raise AwsError("ValidationException", f"Endpoint {name} of account {backends.identity.account} not found.") from None
+    if endpoint["status"] != "InService":
+        raise AwsError("ValidationException", f"Endpoint {name} is {endpoint['status']}, not InService")
+    config, _ = backends.endpoints.get("endpoint-config", endpoint["config"])
+    variant = config["ProductionVariants"][0]
+    model, _ = backends.endpoints.get("model", variant["ModelName"])
+    image = (model.get("PrimaryContainer") or model["Containers"][0])["Image"]
+    body, content_type = SERVING[image_repository(image)](endpoint["url"], request.body,
+                                                          request.headers.get("Content-Type") or "application/json")
+    return Response(200, {"Content-Type": content_type,
+                          "x-Amzn-Invoked-Production-Variant": variant.get("VariantName", "AllTraffic")}, body)
