@@ -102,8 +102,10 @@ def test_a_used_predictor_pickles_as_its_pipeline(trained):
     import pickle
 
     trained.predict_proba(["Love this dress"])  # the word cache is filled
+    trained.source_path = "/models/baseline"  # what the registry sets on a loaded predictor
     copy = pickle.loads(pickle.dumps(trained))
     np.testing.assert_allclose(copy.predict_proba(["Love this dress"]), trained.predict_proba(["Love this dress"]))
+    assert copy.source_path == "/models/baseline" and copy._scorer is not copy.pipeline
 
 
 def test_a_pipeline_built_otherwise_is_scored_by_scikit_learn(reviews):
@@ -117,3 +119,30 @@ def test_a_pipeline_built_otherwise_is_scored_by_scikit_learn(reviews):
     _assert_same(predictor, texts[300:] + ODD_TEXTS)
     as_built = BaselinePredictor(build_pipeline(BaselineParams()).fit(texts[:300], labels[:300]))
     assert as_built._scorer is not as_built.pipeline  # the fast scorer, for what build_pipeline makes
+
+
+@pytest.mark.parametrize("change", ["a step between", "float32 features"])
+def test_other_pipeline_shapes_are_scored_by_scikit_learn(reviews, change):
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import MaxAbsScaler
+
+    texts, labels = reviews
+    pipeline = build_pipeline(BaselineParams())
+    if change == "a step between":
+        pipeline = Pipeline([pipeline.steps[0], ("scale", MaxAbsScaler()), pipeline.steps[1]])
+    else:
+        for _, vectorizer in pipeline.named_steps["features"].transformer_list:
+            vectorizer.set_params(dtype=np.float32)
+    predictor = BaselinePredictor(pipeline.fit(texts[:300], labels[:300]))
+    assert predictor._scorer is predictor.pipeline
+    _assert_same(predictor, texts[300:340])
+
+
+def test_long_words_are_scored_but_not_cached(trained):
+    """The word cache holds short words only: requests full of long distinct tokens (URLs, base64) cannot grow it."""
+    scorer = trained._scorer
+    scorer._cached_char_ids.cache_clear()
+    long_words = [f"{i:04d}" + "qwertyuiopasdfghjkl" * 30 for i in range(50)]
+    texts = [f"love it {word} fits" for word in long_words]
+    _assert_same(trained, texts)
+    assert scorer._cached_char_ids.cache_info().currsize == len({"love", "it", "fits"})

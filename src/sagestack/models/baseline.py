@@ -45,8 +45,13 @@ class BaselinePredictor(TextClassifier):
         self._scorer = _LinearTfidf(pipeline) if _LinearTfidf.computes(pipeline) else pipeline
         self.labels: list[str] = [str(c) for c in pipeline.classes_]
 
-    def __reduce__(self):
-        return type(self), (self._pipeline,)  # pickled as its pipeline: the scorer's word cache cannot be pickled
+    def __getstate__(self) -> dict:
+        # The scorer (its word cache cannot be pickled) is rebuilt from the pipeline on unpickling.
+        return {name: value for name, value in self.__dict__.items() if name != "_scorer"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._scorer = _LinearTfidf(self._pipeline) if _LinearTfidf.computes(self._pipeline) else self._pipeline
 
     @property
     def pipeline(self):
@@ -93,13 +98,18 @@ class _LinearTfidf:
     word's vocabulary ids are cached, which turns most of a review's n-gram work into dict lookups.
     """
 
-    _WORD_CACHE = 1 << 15  # distinct words whose n-gram ids are kept: ~12 MB at most (the 7,110 reviews have 18k)
+    _WORD_CACHE = 1 << 15  # distinct words whose n-gram ids are kept (the 7,110 reviews have 18k)
+    # Only words up to this length are cached, so the cache stays ~30 MB at most whatever the requests hold (a
+    # 5,000-character token would keep ~40 KB); longer words are rare and computed each time.
+    _CACHED_WORD_LENGTH = 48
 
     @staticmethod
     def computes(pipeline) -> bool:
         """Whether ``pipeline`` is one this class reproduces: word + ``char_wb`` TF-IDF vectorizers with sublinear
         tf, idf and l2 norms, unweighted, then a logistic regression (what :func:`build_pipeline` makes)."""
         try:
+            if [name for name, _ in pipeline.steps] != ["features", "classifier"]:
+                return False
             features, classifier = pipeline.named_steps["features"], pipeline.named_steps["classifier"]
             (_, words), (_, chars) = features.transformer_list
         except (AttributeError, KeyError, TypeError, ValueError):
@@ -107,8 +117,10 @@ class _LinearTfidf:
         vectorizers_as_built = all(
             type(v).__name__ == "TfidfVectorizer" and v.sublinear_tf and v.use_idf and v.norm == "l2"
             and not v.binary and v.preprocessor is None and v.tokenizer is None and v.vocabulary is None
+            and v.input == "content" and np.dtype(v.dtype) == np.float64
             for v in (words, chars))
-        return (vectorizers_as_built and words.analyzer == "word" and chars.analyzer == "char_wb"
+        return (vectorizers_as_built and type(features).__name__ == "FeatureUnion"
+                and words.analyzer == "word" and chars.analyzer == "char_wb"
                 and not features.transformer_weights and type(classifier).__name__ == "LogisticRegression"
                 and hasattr(classifier, "coef_"))
 
@@ -122,7 +134,9 @@ class _LinearTfidf:
         self._word_vocabulary, self._char_vocabulary = words.vocabulary_, chars.vocabulary_
         self._char_offset = len(words.vocabulary_)
         self._word_ngrams, self._char_ngrams = words.build_analyzer(), chars.build_analyzer()
-        self._char_ids = functools.lru_cache(maxsize=self._WORD_CACHE)(self._char_ids_of_word)
+        self._cached_char_ids = cached = functools.lru_cache(maxsize=self._WORD_CACHE)(self._char_ids_of_word)
+        uncached, longest = self._char_ids_of_word, self._CACHED_WORD_LENGTH
+        self._char_ids = lambda word: cached(word) if len(word) <= longest else uncached(word)
 
     def _char_ids_of_word(self, word: str) -> bytes:
         """Column ids (int64 bytes, with repeats) of one whitespace-free word's character n-grams."""
