@@ -23,12 +23,14 @@ TRAINING_JOBS = "the job runner (home/aws/jobs); image blazingtext runs `sagesta
 @dataclass(frozen=True)
 class Operation:
     """One supported operation: the service's signing name, the operation's name as botocore spells it, the
-    handler that serves it, and what it maps to in sagestack (one line, for people)."""
+    handler that serves it, what it maps to in sagestack (one line, for people), and the boto3 client that
+    calls it when that is not the signing name (``sagemaker-runtime`` signs as ``sagemaker``)."""
 
     service: str
     name: str
     handler: Callable[[Backends, Request], Response]
     maps_to: str
+    client: str = ""
 
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -73,7 +75,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("sagemaker", "DeleteEndpoint", sagemaker.delete_endpoint, ENDPOINTS + ": its server is stopped"),
     Operation("sagemaker", "InvokeEndpoint", runtime.invoke_endpoint,
               "POST /predict of the endpoint's sagestack server, in the image's request/response shape "
-              "(BlazingText: application/json instances, top-k labels)"),
+              "(BlazingText: application/json instances, top-k labels)", client="sagemaker-runtime"),
     Operation("sagemaker", "ListTags", sagemaker.list_tags, "always empty: tags on Create* calls are accepted, "
               "not kept yet"),
     Operation("logs", "DescribeLogStreams", logs.describe_log_streams,
@@ -119,5 +121,5 @@ def find(service: str, request: Request) -> Operation:
 
 
 def table() -> list[dict[str, str]]:
-    """The supported operations as rows: service, operation, what it maps to."""
-    return [{"service": op.service, "operation": op.name, "maps_to": op.maps_to} for op in OPERATIONS]
+    """The supported operations as rows: the boto3 client (``service``), operation, what it maps to."""
+    return [{"service": op.client or op.service, "operation": op.name, "maps_to": op.maps_to} for op in OPERATIONS]
