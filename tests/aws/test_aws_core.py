@@ -175,3 +175,37 @@ def test_blazingtext_hyperparameters_become_fasttext_options():
         train_options({"epochs": "1"}, logged.append)
     with pytest.raises(JobFailed, match="early_stopping must be true or false"):
         train_options({"mode": "supervised", "early_stopping": "maybe"}, logged.append)
+
+
+def _call(api: AwsApi, operation: str, document: dict) -> tuple[int, dict]:
+    """A signed SageMaker json call in process: (status, answer)."""
+    response = api.handle(signed(api, "sagemaker", "POST", "/", json.dumps(document).encode(),
+                                 {"X-Amz-Target": f"SageMaker.{operation}", "Content-Type": "application/x-amz-json-1.1"}))
+    return response.status, json.loads(response.body)
+
+
+@pytest.mark.parametrize("image, channel_uri, reason", [
+    ("123456789012.dkr.ecr.us-east-1.amazonaws.com/my-trainer:1", "s3://bkt/train/",
+     "ClientError: image 123456789012.dkr.ecr.us-east-1.amazonaws.com/my-trainer:1 cannot run here (sagestack runs no "
+     "containers); known images: blazingtext (BlazingText (sagestack train fasttext))"),
+    ("811284229777.dkr.ecr.us-east-1.amazonaws.com/blazingtext:1", "s3://bkt/missing/",
+     "ClientError: no object at input s3://bkt/missing/; upload the data there first"),
+    ("811284229777.dkr.ecr.us-east-1.amazonaws.com/blazingtext:1", "s3://no-bucket/train/",
+     "ClientError: cannot read input s3://no-bucket/train/: the specified bucket does not exist"),
+])
+def test_a_training_job_that_cannot_run_fails_with_the_reason(api, image, channel_uri, reason):
+    api.backends.s3.create_bucket("bkt", "us-east-1")
+    request = {"TrainingJobName": "job", "RoleArn": api.backends.identity.role_arn,
+               "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File"},
+               "InputDataConfig": [{"ChannelName": "train", "DataSource": {"S3DataSource": {
+                   "S3DataType": "S3Prefix", "S3Uri": channel_uri}}}],
+               "OutputDataConfig": {"S3OutputPath": "s3://bkt/out"},
+               "ResourceConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30},
+               "StoppingCondition": {"MaxRuntimeInSeconds": 600}, "HyperParameters": {"mode": "supervised"}}
+    assert _call(api, "CreateTrainingJob", request)[0] == 200
+    described = wait_until(lambda: (lambda d: d if d[1]["TrainingJobStatus"] != "InProgress" else None)(
+        _call(api, "DescribeTrainingJob", {"TrainingJobName": "job"})), 10, "the job did not end")[1]
+    assert (described["TrainingJobStatus"], described["FailureReason"]) == ("Failed", reason)
+    assert described["SecondaryStatusTransitions"][-1]["Status"] == "Failed"
+    status, refused = _call(api, "CreateTrainingJob", {**request, "TrainingJobName": "bad name!"})
+    assert status == 400 and refused["__type"] == "ValidationException"
