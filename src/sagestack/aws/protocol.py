@@ -13,6 +13,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from email.message import Message
+from typing import BinaryIO
 from urllib.parse import parse_qsl, unquote
 from xml.sax.saxutils import escape
 
@@ -95,11 +96,17 @@ class Request:
 
 @dataclass
 class Response:
-    """One HTTP response: status, headers and body (a HEAD answer's body is never sent)."""
+    """One HTTP response: status, headers and body (a HEAD answer's body is never sent).
+
+    A large body is a ``stream`` instead: an open binary file positioned at its start, and ``length`` bytes
+    of it to send; the server closes it.
+    """
 
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    stream: BinaryIO | None = None
+    length: int = 0
 
 
 def protocol_of(service: str, request: Request) -> str:

@@ -15,6 +15,8 @@ from sagestack.aws.protocol import AwsError, Request, Response, decode_aws_chunk
 from sagestack.aws.s3store import S3Object
 
 NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
+# Object bodies larger than this are streamed from their file rather than read into memory.
+STREAM_ABOVE = 1024 * 1024
 # A sub-resource of the query string -> the operation name's stem (GetBucketTagging, PutObjectAcl, ...).
 SUBRESOURCES = {
     "acl": "Acl", "tagging": "Tagging", "policy": "Policy", "versioning": "Versioning", "cors": "Cors",
@@ -197,18 +199,21 @@ def _range(header: str, size: int) -> tuple[int, int] | None:
 
 
 def get_object(backends: Backends, request: Request) -> Response:
-    """GetObject, whole or one byte range (206)."""
+    """GetObject, whole or one byte range (206); a large body is streamed from its file."""
     bucket, key = split_path(request)
     record = backends.s3.get(bucket, key)
     headers = _object_headers(record)
     wanted = _range(request.headers.get("Range") or "", record.size)
-    with open(record.path, "rb") as body:
-        if wanted is None:
-            return Response(200, headers, body.read())
-        start, end = wanted
-        body.seek(start)
+    start, end = wanted or (0, record.size - 1)
+    status = 200 if wanted is None else 206
+    if wanted is not None:
         headers["Content-Range"] = f"bytes {start}-{end}/{record.size}"
-        return Response(206, headers, body.read(end - start + 1))
+    body = open(record.path, "rb")  # opened now: a PutObject replacing the object meanwhile unlinks, not changes, it
+    body.seek(start)
+    if end - start + 1 <= STREAM_ABOVE:
+        with body:
+            return Response(status, headers, body.read(end - start + 1))
+    return Response(status, headers, stream=body, length=end - start + 1)
 
 
 def head_object(backends: Backends, request: Request) -> Response:

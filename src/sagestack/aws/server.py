@@ -24,6 +24,7 @@ from sagestack.errors import ConfigError
 
 # A single request body is read into memory: larger uploads go through multipart (every SDK does above 8 MB).
 MAX_BODY = 512 * 1024 * 1024
+CHUNK = 1024 * 1024  # a streamed body is sent in pieces of this size
 
 
 class AwsApi:
@@ -102,15 +103,29 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         else:
             response = self.server.api.handle(request)
-        self.send_response(response.status)
-        headers = {"x-amz-request-id": request.request_id, **response.headers}
-        if "Content-Length" not in headers or self.command != "HEAD":
-            headers["Content-Length"] = str(len(response.body))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD" and response.body:
-            self.wfile.write(response.body)
+        try:
+            self.send_response(response.status)
+            headers = {"x-amz-request-id": request.request_id, **response.headers}
+            if "Content-Length" not in headers or self.command != "HEAD":
+                headers["Content-Length"] = str(response.length if response.stream else len(response.body))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            if self.command == "HEAD":
+                return
+            if response.stream:
+                left = response.length
+                while left > 0:
+                    chunk = response.stream.read(min(left, CHUNK))
+                    if not chunk:
+                        break
+                    self.wfile.write(chunk)
+                    left -= len(chunk)
+            elif response.body:
+                self.wfile.write(response.body)
+        finally:
+            if response.stream:
+                response.stream.close()
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _serve
 
