@@ -78,6 +78,26 @@ def test_feast_apply_runs_again_only_when_what_it_applies_changed(home):
     assert _apply_fingerprint(other) != _apply_fingerprint(settings)
 
 
+def test_a_refused_ingest_leaves_no_feast_apply_running_and_records_none(tmp_path, reviews):
+    """Ingest starts `feast apply` while it engineers the features: when the ingest is refused (here, a table
+    whose tokenizer nobody recorded), the child is stopped and reaped, and no apply is recorded: not even the
+    older record, which would vouch for a registry the stopped apply may have changed."""
+    import psutil
+
+    from sagestack.features.store import APPLIED_FILE, FEATURES_FILE, feast_dir
+
+    settings = load_settings(cwd=tmp_path, environ={}, home=tmp_path / "home")
+    table = feast_dir(settings) / FEATURES_FILE
+    table.parent.mkdir(parents=True)
+    pd.DataFrame({"review_id": [1], "review_body": ["old"]}).to_parquet(table)
+    (feast_dir(settings) / APPLIED_FILE).write_text('{"fingerprint": "of other declarations"}')
+    before = table.read_bytes()
+    with pytest.raises(SagestackError, match="unrecorded tokenizer"):
+        ingest(settings, reviews)
+    assert not [child for child in psutil.Process().children(recursive=True) if "feast" in " ".join(child.cmdline())]
+    assert not (feast_dir(settings) / APPLIED_FILE).exists() and table.read_bytes() == before
+
+
 def test_online_reads_and_unknown_ids(home):
     settings, _ = home
     table = read_features(settings)

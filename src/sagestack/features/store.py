@@ -231,9 +231,19 @@ def _start_apply(settings: Settings, *, force: bool = False) -> tuple[subprocess
                 return None
         except ValueError:
             pass  # a damaged record: apply again
+    # An apply stopped halfway must not leave an older record vouching for the registry it was changing.
+    marker.unlink(missing_ok=True)
     process = subprocess.Popen(feast_command(settings, "apply"), env=feast_env(settings), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     return process, fingerprint
+
+
+def _abandon_apply(started: tuple[subprocess.Popen, str] | None) -> None:
+    """Stop a :func:`_start_apply` that will not be finished (its ingest failed): kill and reap the child, so no
+    ``feast apply`` outlives its caller; no apply is recorded, so the next one runs again."""
+    if started is not None:
+        started[0].kill()
+        started[0].communicate()
 
 
 def _finish_apply(settings: Settings, started: tuple[subprocess.Popen, str] | None) -> bool:
@@ -245,7 +255,11 @@ def _finish_apply(settings: Settings, started: tuple[subprocess.Popen, str] | No
     if started is None:
         return False
     process, fingerprint = started
-    stdout, stderr = process.communicate()
+    try:
+        stdout, stderr = process.communicate()
+    except BaseException:  # interrupted while waiting: the child goes too (as subprocess.run does)
+        _abandon_apply(started)
+        raise
     if process.returncode != 0:
         last = (stderr or stdout).strip().splitlines()[-1:] or ["no output"]
         raise SagestackError(f"feast apply failed: {last[0]}")
@@ -304,16 +318,15 @@ def ingest(settings: Settings, reviews: pd.DataFrame, *, max_seq_length: int = 1
     # `feast apply` reads none of the table (the views declare their schema): its process runs
     # while the features are engineered here, and is waited for before materializing.
     applying = _start_apply(settings)
+    path = feast_dir(settings) / FEATURES_FILE
     try:
         existing, record, table = _engineer(settings, reviews, max_seq_length=max_seq_length,
                                             tokenizer_dir=tokenizer_dir, progress=progress, relabel_texts=relabel_texts)
+        with atomic_file(path) as tmp:
+            table.to_parquet(tmp, index=False, **PARQUET_OPTIONS)
     except BaseException:
-        if applying is not None:
-            applying[0].communicate()  # never leave the child behind; a refused ingest records no apply
+        _abandon_apply(applying)  # a refused or failed ingest leaves no feast apply running and records none
         raise
-    path = feast_dir(settings) / FEATURES_FILE
-    with atomic_file(path) as tmp:
-        table.to_parquet(tmp, index=False, **PARQUET_OPTIONS)
     try:
         _finish_apply(settings, applying)
         store = open_store(settings)
