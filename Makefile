@@ -70,7 +70,11 @@ bench: setup  ## Print the benchmark figures recorded in the README.
 	$(BIN)/python bench/cli_startup.py
 
 bento: setup  ## Build the endpoint's Bento: the sagestack wheel into dist/, then bentoml build (BENTOML_HOME: BentoML's default, outside the checkout).
-	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation -w dist . 2>&1 | sed "/^WARNING: Location/d"
+	@# From a copy of the sources: setuptools would pack whatever a stale build/ of the checkout still holds.
+	tmp=$$(mktemp -d) && cp -r src components pipelines serving console feature_repo pyproject.toml setup.py README.md LICENSE "$$tmp"/ \
+		&& find "$$tmp" \( -name __pycache__ -o -name '*.egg-info' \) -prune -exec rm -rf {} + \
+		&& $(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation -w dist "$$tmp" 2>&1 | sed "/^WARNING: Location/d"; \
+		status=$$?; rm -rf "$$tmp"; exit $$status
 	BENTOML_DO_NOT_TRACK=True $(BIN)/bentoml build -f serving/bentofile.yaml .
 
 lock:  ## Re-resolve requirements/stack.in into requirements/lock.txt (needs uv).

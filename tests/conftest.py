@@ -124,6 +124,25 @@ def run_sagestack(home: Path, *args: str, env: dict | None = None, cwd: Path | N
 
 
 @pytest.fixture(scope="session")
+def sagestack_wheel(tmp_path_factory) -> Path:
+    """The sagestack wheel, built from a copy of the sources (as ``make bento`` builds it), so no stale
+    ``build/`` of the checkout takes part."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("wheel")
+    source = root / "source"
+    for folder in ("src", "components", "pipelines", "serving", "console", "feature_repo"):
+        shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "setup.py", "README.md", "LICENSE"):
+        shutil.copy(REPO / name, source / name)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
+                            "-w", str(root / "dist"), str(source)], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stdout + built.stderr
+    [wheel] = (root / "dist").glob("sagestack-*.whl")
+    return wheel
+
+
+@pytest.fixture(scope="session")
 def sagestack():
     """:func:`run_sagestack`, for module-scoped fixtures that run the command with a home of their own."""
     return run_sagestack

@@ -73,24 +73,13 @@ def test_the_declared_licence_ships_as_a_root_licence_file():
     assert "END OF TERMS AND CONDITIONS" in text
 
 
-def test_the_wheel_installs_only_the_sagestack_namespace(tmp_path):
+def test_the_wheel_installs_only_the_sagestack_namespace(sagestack_wheel):
     """The built wheel's only top-level name is ``sagestack``: the adapter folders install as its sub-packages
     (``serving/`` as ``sagestack.bento``) with their data, so installing sagestack shadows no ``serving`` or
     ``console`` of another distribution. Built from a copy, so no stale ``build/`` of the clone takes part."""
-    import shutil
-    import subprocess
-    import sys
     import zipfile
 
-    source = tmp_path / "source"
-    for folder in ("src", "components", "pipelines", "serving", "console", "feature_repo"):
-        shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    for name in ("pyproject.toml", "setup.py", "README.md", "LICENSE"):
-        shutil.copy(REPO / name, source / name)
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
-                            "-w", str(tmp_path / "wheel"), str(source)], capture_output=True, text=True, timeout=120)
-    assert built.returncode == 0, built.stdout + built.stderr
-    [wheel] = (tmp_path / "wheel").glob("sagestack-*.whl")
+    wheel = sagestack_wheel
     names = zipfile.ZipFile(wheel).namelist()
     assert {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")} == {"sagestack"}
     for shipped in ("sagestack/components/sentiment.py", "sagestack/pipelines/runner.py", "sagestack/bento/service.py",

@@ -2,7 +2,9 @@
 
 The commands that do the work (data prepare, train, pipeline run, demo) run as processes of their own;
 the quick reads and refusals that follow them run through the same entry point in this process
-(``here``), which saves a process start (seconds: Python, typer and the command's imports) each.
+(``here``), which saves a process start (seconds: Python, typer and the command's imports) each. A
+pipeline run that gets as far as the runner stays a process of its own (KFP's local runner keeps state in
+the process that runs it).
 """
 
 import json
@@ -195,7 +197,7 @@ def test_pipeline_run_trainers_runs_and_lineage(cli, here, tmp_path, sample_csv)
     run = cli("pipeline", "run", "--data", str(sample_csv), "--min-accuracy", "0", "--auto-approve", "--json", check=True).json
     assert run["status"] == "SUCCESS" and run["registered"] == "reviews-sentiment/1"
     champion = run["selection"]["champion"]
-    human = here("pipeline", "run", "--data", str(sample_csv), "--min-accuracy", "0", "--auto-approve", check=True)
+    human = cli("pipeline", "run", "--data", str(sample_csv), "--min-accuracy", "0", "--auto-approve", check=True)
     assert "train-fasttext       CACHED" in human.stdout and "registered: reviews-sentiment/1" in human.stdout
     assert f"champion: {champion}" in human.stdout
     # People read the trainers that ran and the steps that did work, not the branches' plumbing.

@@ -149,12 +149,16 @@ def test_a_katib_trial_of_tune_baseline_runs_as_exported(sagestack_main, sample_
     ([], "pass --train CSV (and --validation CSV), or --data with a prepared data folder"),
     (["--data", "{work}"], "--data {work} is not a prepared data folder (no train.csv); run `sagestack data prepare` "
                            "and pass its --out"),
+    (["--data", "{half}"], "--data {half} is not a prepared data folder (no validation.csv); run `sagestack data "
+                           "prepare` and pass its --out"),
 ])
 def test_train_baseline_takes_train_files_or_a_prepared_folder(sagestack_main, sample_split, args, message):
-    work = str(sagestack_main.work)
-    code, out, err = sagestack_main("train", "baseline", *(a.format(split=sample_split, work=work) for a in args),
-                                    "--out", "model", "--no-register")
-    assert (code, out, err.strip()) == (2, "", "error: " + message.format(work=work))
+    work, half = str(sagestack_main.work), sagestack_main.work / "half"
+    half.mkdir()
+    (half / "train.csv").write_bytes((sample_split / "train.csv").read_bytes())  # a folder without validation.csv
+    code, out, err = sagestack_main("train", "baseline", *(a.format(split=sample_split, work=work, half=half)
+                                                           for a in args), "--out", "model", "--no-register")
+    assert (code, out, err.strip()) == (2, "", "error: " + message.format(work=work, half=half))
     assert not (sagestack_main.work / "model").exists()
 
 

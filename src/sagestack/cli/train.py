@@ -155,10 +155,11 @@ def _train_files(train: Optional[Path], validation: Optional[Path], data: Option
         return train, validation
     if train is not None or validation is not None:
         raise ConfigError("pass either --data or --train/--validation, not both")
-    if not (data / "train.csv").is_file():
-        raise DataError(f"--data {data} is not a prepared data folder (no train.csv); "
-                        "run `sagestack data prepare` and pass its --out")
-    return data / "train.csv", (data / "validation.csv" if (data / "validation.csv").is_file() else None)
+    for split in ("train", "validation"):  # validation too: a tuning trial reports its accuracy there
+        if not (data / f"{split}.csv").is_file():
+            raise DataError(f"--data {data} is not a prepared data folder (no {split}.csv); "
+                            "run `sagestack data prepare` and pass its --out")
+    return data / "train.csv", data / "validation.csv"
 
 
 @app.command("bert")
