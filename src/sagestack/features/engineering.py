@@ -54,8 +54,9 @@ def load_tokenizer(directory: Path | str | None = None):
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
                     "added_tokens.json", "config.json")
 # Folders (by :func:`_tokenizer_files_digest`) for which the ``tokenizers`` package alone builds exactly the
-# tokenizer transformers builds — same definition, same ids and masks (tests/unit/test_tokenizer_fast_path.py) —
-# in a tenth of the time (no transformers/torch import): the shipped all-MiniLM-L6-v2 tokenizer.
+# tokenizer transformers builds — same definition, same ids and masks, checked against the locked transformers by
+# tests/unit/test_tokenizer_fast_path.py — in a tenth of the time (no transformers/torch import): the shipped
+# all-MiniLM-L6-v2 tokenizer. A changed file changes the digest, and that folder goes through transformers.
 _KNOWN_TOKENIZERS = {
     "cba3559183727ef1": {"class": "BertTokenizer", "pad_token": "[PAD]"},
 }
