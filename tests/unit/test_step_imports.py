@@ -50,3 +50,38 @@ def test_feast_imports_without_torch_and_gets_it_on_first_use():
 
 def test_shap_helpers_stay_python_and_numba_keeps_its_jit():
     _run(SHAP)
+
+
+CONCURRENT = """
+import threading, time
+import typeguard
+from sagestack.features.feast_import import import_feast
+from sagestack.explain.shap_import import import_shap
+original = typeguard.typechecked
+got, errors = [], []
+
+def call(importer, attribute):
+    try:
+        got.append(getattr(importer(), attribute))
+    except BaseException as exc:
+        errors.append(repr(exc))
+
+threads = [threading.Thread(target=call, args=(import_feast, "FeatureStore")),
+           threading.Thread(target=call, args=(import_shap, "Explainer"))]
+threads += [threading.Thread(target=call, args=(import_feast, "FeatureStore")),
+            threading.Thread(target=call, args=(import_shap, "Explainer"))]
+for thread in threads:
+    thread.start()
+    time.sleep(0.2)  # the second of each starts while the first is importing
+for thread in threads:
+    thread.join()
+assert not errors, errors
+assert len(got) == 4 and typeguard.typechecked is original, "typeguard was not restored"
+print("ok")
+"""
+
+
+def test_concurrent_first_imports_wait_for_one_whole_import():
+    """Two threads importing Feast (or SHAP) at once both get the whole module, and typeguard comes back as it
+    was: the second waits for the first instead of taking a half-imported module or the patched decorator."""
+    _run(CONCURRENT)

@@ -25,11 +25,13 @@ _LOCK = threading.Lock()
 def import_shap() -> ModuleType:
     """The ``shap`` package, imported with its numba helpers as plain Python when this process has
     not imported it yet (see the module's docstring)."""
-    if "shap" in sys.modules:
-        return sys.modules["shap"]
-    import numba
+    with _LOCK:  # the setting is process-wide: one import at a time, and nobody takes a half-imported shap
+        if "shap" in sys.modules:
+            import shap  # imported, or being imported by a plain `import shap` elsewhere: Python's lock waits
 
-    with _LOCK:
+            return shap
+        import numba
+
         disabled = numba.config.DISABLE_JIT
         numba.config.DISABLE_JIT = True
         try:

@@ -25,8 +25,13 @@ first ``get_torch()`` instead, so a caller of ``to_tensor`` still gets it.
 from __future__ import annotations
 
 import sys
+import threading
 import warnings
 from types import ModuleType
+
+# One import at a time: the patches below are process-wide, so a second caller must neither save the first's
+# patched typeguard as the original nor take a half-imported ``feast`` from sys.modules.
+_LOCK = threading.Lock()
 
 
 def _unchecked(target=None, **_options):
@@ -37,9 +42,21 @@ def _unchecked(target=None, **_options):
 
 def import_feast() -> ModuleType:
     """The ``feast`` package, imported without typeguard's instrumentation when this process has
-    not imported it yet (see the module's docstring)."""
-    if "feast" in sys.modules:
-        return sys.modules["feast"]
+    not imported it yet (see the module's docstring).
+
+    While it imports (about a second), another thread's ``import torch`` raises ImportError: import
+    Feast before starting threads that import torch, as sagestack's processes do.
+    """
+    with _LOCK:
+        if "feast" in sys.modules:
+            import feast  # imported, or being imported by a plain `import feast` elsewhere: Python's lock waits
+
+            return feast
+        return _import_unchecked()
+
+
+def _import_unchecked() -> ModuleType:
+    """:func:`import_feast`'s first import, under its lock."""
     import typeguard
 
     checked = typeguard.typechecked
