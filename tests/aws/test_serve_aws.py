@@ -7,7 +7,7 @@ import json
 import subprocess
 
 import pytest
-from serve_aws_fixtures import SAGESTACK, aws, client_bin, client_environment, serve_aws  # noqa: F401 - fixtures
+from serve_aws_fixtures import CLIENTS, REPO, SAGESTACK, aws, client_bin, client_environment, serve_aws  # noqa: F401
 
 from sagestack.aws.identity import DEFAULT_ACCOUNT, ROLE_NAME
 
@@ -192,3 +192,31 @@ def test_blazingtext_model_deployed_invoked_and_deleted(aws, blazingtext_job):
     assert seen["bad_body"]["code"] == "ModelError" and seen["bad_body"]["status"] == 424
     assert seen["after_delete"]["code"] == "ValidationException" and "Could not find endpoint" in seen["after_delete"]["message"]
     assert seen["invoke_after_delete"]["code"] == "ValidationException"
+
+
+def test_a_notebook_runs_unchanged_through_the_installed_kernel(aws, client_bin, tmp_path):
+    prefix = tmp_path / "jupyter"
+    installed = subprocess.run([str(SAGESTACK), "compat", "kernel", "install", "--python", str(client_bin / "python"),
+                                "--port", str(aws.port), "--prefix", str(prefix), "--home", str(aws.home), "--json"],
+                               capture_output=True, text=True)
+    assert installed.returncode == 0, installed.stderr
+    kernel = json.loads(installed.stdout)
+    assert kernel["display_name"] == "Python (sagestack AWS)"
+    # Nothing of AWS in the notebook runner's own environment: the kernel brings it all.
+    environment = {k: v for k, v in aws.env.items() if not k.startswith(("AWS_", "PROTOCOL_BUFFERS", "PYTHONPATH"))}
+    environment["JUPYTER_PATH"] = str(prefix / "share" / "jupyter")
+    notebook = REPO / "tests" / "aws" / "notebooks" / "course1_session.ipynb"
+    ran = subprocess.run([str(client_bin / "python"), str(CLIENTS / "run_notebook.py"), str(notebook), kernel["name"],
+                          str(tmp_path)], capture_output=True, text=True, env=environment, timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    cells = json.loads(ran.stdout.strip().splitlines()[-1])["cells"]
+    assert [cell["errors"] for cell in cells] == [[]] * len(cells)
+    assert f"S3 Bucket: sagemaker-us-east-1-{DEFAULT_ACCOUNT}" in cells[1]["text"]
+    assert f"Role: arn:aws:iam::{DEFAULT_ACCOUNT}:role/{ROLE_NAME}" in cells[1]["text"]
+    assert cells[2]["text"].strip() == f"s3://sagemaker-us-east-1-{DEFAULT_ACCOUNT}/data/reviews.csv"
+    assert "data/reviews.csv" in cells[3]["text"]
+
+
+def test_the_kernel_needs_a_python_with_ipykernel(sagestack_main, tmp_path):
+    code, _, err = sagestack_main("compat", "kernel", "install", "--python", str(tmp_path / "nothing"))
+    assert code == 2 and err.startswith("error: ") and "make aws-client" in err

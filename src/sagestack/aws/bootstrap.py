@@ -10,6 +10,7 @@ from pathlib import Path
 from sagestack.aws.identity import aws_home, load_identity
 
 SHIM = Path(__file__).with_name("shim") / "sitecustomize.py"
+DEFAULT_PORT = 4566  # LocalStack's, which AWS tooling and tutorials often assume
 
 
 def install_shim(home: Path) -> Path:
@@ -62,3 +63,47 @@ def export_lines(environment: dict[str, str]) -> list[str]:
         else:
             lines.append(f"export {name}={shlex.quote(value)}")
     return lines
+
+
+KERNEL_NAME = "sagestack-aws"
+KERNEL_DISPLAY_NAME = "Python (sagestack AWS)"
+
+
+def install_kernel(home: Path, port: int, python: Path, prefix: Path | None = None,
+                   name: str = KERNEL_NAME) -> Path:
+    """Install a Jupyter kernel that runs ``python`` with the client environment of ``serve-aws --env``, so a
+    notebook runs against the loopback server with no cell edited, only the kernel chosen.
+
+    Args:
+        home: the sagestack home (its identity and shim).
+        port: the port ``serve-aws`` listens on.
+        python: the client environment's interpreter (it needs ipykernel and the AWS SDKs).
+        prefix: where to install (``PREFIX/share/jupyter/kernels/NAME``); default: ``python``'s own prefix,
+            where that environment's Jupyter finds it.
+        name: the kernel's name.
+
+    Returns:
+        The kernel's folder.
+
+    Raises:
+        ConfigError: ``python`` is not an interpreter that can run ipykernel.
+    """
+    import json
+    import subprocess
+
+    from sagestack.errors import ConfigError
+
+    python = Path(python).absolute()
+    probe = subprocess.run([str(python), "-c", "import sys, ipykernel; print(sys.prefix)"], capture_output=True,
+                           text=True) if python.is_file() else None
+    if probe is None or probe.returncode != 0:
+        raise ConfigError(f"{python} is not a Python with ipykernel; build the client environment with "
+                          "`make aws-client` or pass --python")
+    folder = Path(prefix or probe.stdout.strip()) / "share" / "jupyter" / "kernels" / name
+    environment = client_environment(home, "127.0.0.1", port)
+    spec = {"argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": KERNEL_DISPLAY_NAME, "language": "python", "env": environment,
+            "metadata": {"sagestack": {"home": str(Path(home).absolute()), "port": port}}}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "kernel.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
+    return folder

@@ -1,18 +1,22 @@
 """``sagestack serve-aws``: a loopback AWS API (S3, STS, IAM … — see ``--operations``) over the sagestack home,
-so SageMaker code runs unchanged against it."""
+so SageMaker code runs unchanged against it; ``sagestack compat kernel install``: the Jupyter kernel that runs
+notebooks against it."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 from sagestack.aws.backends import DEFAULT_MAX_JOBS
+from sagestack.aws.bootstrap import DEFAULT_PORT
 from sagestack.cli.common import emit, settings, table
 
 
 def serve_aws(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on; beyond loopback, set "
                              "SAGESTACK_AWS_ACCESS_KEY_ID and SAGESTACK_AWS_SECRET_ACCESS_KEY."),
-    port: int = typer.Option(4566, "--port", help="TCP port."),
+    port: int = typer.Option(DEFAULT_PORT, "--port", help="TCP port."),
     env: bool = typer.Option(False, "--env", help='Print the shell lines a client needs and exit: '
                              'eval "$(sagestack serve-aws --env)".'),
     operations: bool = typer.Option(False, "--operations", help="List the supported operations and what each "
@@ -51,3 +55,25 @@ def serve_aws(
                        f'eval "$(sagestack serve-aws --env --port {port} --home {home})"', err=True)
 
     serve(home, host, port, on_ready=ready, access_log=access_log, max_jobs=max_jobs)
+
+
+compat_app = typer.Typer(help="Run SageMaker code unchanged: the client side of serve-aws.", no_args_is_help=True)
+kernel_app = typer.Typer(help='The Jupyter kernel "Python (sagestack AWS)".', no_args_is_help=True)
+compat_app.add_typer(kernel_app, name="kernel")
+
+
+@kernel_app.command("install")
+def kernel_install(
+    python: Path = typer.Option(Path(".venv-aws/bin/python"), "--python", help="The client environment's Python "
+                                "(with ipykernel and the AWS SDKs; make aws-client builds .venv-aws)."),
+    port: int = typer.Option(DEFAULT_PORT, "--port", help="The port serve-aws listens on."),
+    prefix: Path = typer.Option(None, "--prefix", help="Install under PREFIX/share/jupyter/kernels (default: the "
+                                "client environment's prefix)."),
+    json_output: bool = typer.Option(False, "--json", help="Print the kernel's name and folder as JSON."),
+) -> None:
+    """Install the kernel "Python (sagestack AWS)": notebooks run against serve-aws with no cell edited."""
+    from sagestack.aws.bootstrap import KERNEL_DISPLAY_NAME, KERNEL_NAME, install_kernel
+
+    folder = install_kernel(settings().home, port, python, prefix)
+    emit({"name": KERNEL_NAME, "display_name": KERNEL_DISPLAY_NAME, "folder": str(folder)}, json_output,
+         [f"installed the kernel {KERNEL_DISPLAY_NAME!r} ({KERNEL_NAME}) in {folder}"])

@@ -1,0 +1,19 @@
+"""Execute a notebook cell by cell with nbclient through the named kernel, as Jupyter would, and print one JSON
+line: each code cell's text output and any error."""
+
+import json
+import sys
+
+import nbclient
+import nbformat
+
+notebook = nbformat.read(sys.argv[1], as_version=4)
+client = nbclient.NotebookClient(notebook, kernel_name=sys.argv[2], timeout=180, allow_errors=True)
+client.execute(cwd=sys.argv[3])
+cells = []
+for cell in notebook.cells:
+    text = "".join(output.get("text", "") for output in cell.get("outputs", []) if output.get("output_type") == "stream")
+    errors = [f"{output['ename']}: {output['evalue']}" for output in cell.get("outputs", [])
+              if output.get("output_type") == "error"]
+    cells.append({"text": text, "errors": errors})
+print(json.dumps({"cells": cells}))
