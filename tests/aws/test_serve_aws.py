@@ -122,7 +122,8 @@ def test_clarify_pre_training_bias_job_matches_sagestack_bias(aws, shared_data, 
     assert "sagemaker-clarify-processing" in seen["image"]
     assert any("sagestack bias --data" in line for line in seen["log"]) and "completed" in seen["log"][-1]
     prefix = "bias/generated_bias_report/"
-    assert {prefix + name for name in ("analysis.json", "report.html", "analysis_config.json")} <= set(seen["keys"])
+    assert {prefix + name for name in ("analysis.json", "report.html", "report.ipynb", "analysis_config.json")} <= set(
+        seen["keys"])
     direct = subprocess.run([str(SAGESTACK), "bias", "--data", str(lab), "--label", "sentiment", "--positive", "1",
                              "--facet", "product_category", "--out", str(tmp_path / "direct"), "--json",
                              "--home", str(tmp_path / "home")], capture_output=True, text=True, check=True)

@@ -142,6 +142,19 @@ def run_clarify_job(backends: Backends, job: Job, local: Callable[[str], Path]) 
     document = json.loads((out / "analysis.json").read_text(encoding="utf-8"))
     methods = config.get("methods", {}).get("pre_training_bias", {}).get("methods", "all")
     (output / "analysis.json").write_text(json.dumps(_keep_methods(document, methods), indent=2), encoding="utf-8")
-    (output / "report.html").write_bytes((out / "report.html").read_bytes())
+    html = (out / "report.html").read_text(encoding="utf-8")
+    (output / "report.html").write_text(html, encoding="utf-8")
+    (output / "report.ipynb").write_text(json.dumps(report_notebook(html), indent=1), encoding="utf-8")
     (output / "analysis_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
-    return {"files": ["analysis.json", "report.html", "analysis_config.json"]}
+    return {"files": ["analysis.json", "report.html", "report.ipynb", "analysis_config.json"]}
+
+
+def report_notebook(html: str) -> dict:
+    """The bias report as a notebook (nbformat 4), as Clarify writes ``report.ipynb`` beside ``report.html``:
+    one cell whose output is the report, so Studio or Jupyter shows it when opened."""
+    return {"nbformat": 4, "nbformat_minor": 5, "metadata": {"language_info": {"name": "python"}},
+            "cells": [{"cell_type": "markdown", "id": "title", "metadata": {},
+                       "source": ["# Bias report\n", "Written by sagestack serve-aws (`sagestack bias`)."]},
+                      {"cell_type": "code", "id": "report", "metadata": {}, "execution_count": 1,
+                       "source": ["# the report as report.html shows it"],
+                       "outputs": [{"output_type": "display_data", "metadata": {}, "data": {"text/html": html}}]}]}
