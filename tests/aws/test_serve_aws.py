@@ -190,6 +190,7 @@ def test_blazingtext_model_deployed_invoked_and_deleted(aws, blazingtext_job):
         assert len(prediction["label"]) == len(prediction["prob"]) == 2
         assert all(label in ("__label__1", "__label__0", "__label__-1") for label in prediction["label"])
         assert prediction["prob"] == sorted(prediction["prob"], reverse=True)
+    assert len(seen["again"]) == 1 and len(seen["again"][0]["label"]) == 1  # config and model deleted, still served
     assert seen["bad_body"]["code"] == "ModelError" and seen["bad_body"]["status"] == 424
     assert seen["after_delete"]["code"] == "ValidationException" and "Could not find endpoint" in seen["after_delete"]["message"]
     assert seen["invoke_after_delete"]["code"] == "ValidationException"

@@ -26,7 +26,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (kind TEXT NOT NULL, name TEXT NOT NULL, document TEXT NOT NULL,
     created REAL NOT NULL, PRIMARY KEY (kind, name));
 CREATE TABLE IF NOT EXISTS endpoints (name TEXT PRIMARY KEY, config TEXT NOT NULL, status TEXT NOT NULL,
-    failure TEXT, url TEXT, created REAL NOT NULL, modified REAL NOT NULL);
+    failure TEXT, url TEXT, created REAL NOT NULL, modified REAL NOT NULL, serving TEXT NOT NULL DEFAULT '{}');
 """
 NOT_FOUND = {"model": "Could not find model \"{name}\".", "endpoint-config": "Could not find endpoint configuration "
              "\"{name}\".", "endpoint": "Could not find endpoint \"{name}\"."}
@@ -90,26 +90,31 @@ class Endpoints:
     # -- endpoints ---------------------------------------------------------------------------------------
 
     def endpoint(self, name: str) -> dict:
-        """An endpoint's record: name, config, status, failure, url, created, modified.
+        """An endpoint's record: name, config, status, failure, url, created, modified, and ``serving`` (what it
+        serves, kept at creation as SageMaker does: the variant, its model's image; deleting the configuration or
+        the model later changes nothing).
 
         Raises:
             AwsError: no such endpoint (``ValidationException: Could not find endpoint …``).
         """
         with self._db() as db:
-            row = db.execute("SELECT name, config, status, failure, url, created, modified FROM endpoints "
+            row = db.execute("SELECT name, config, status, failure, url, created, modified, serving FROM endpoints "
                              "WHERE name = ?", (name,)).fetchone()
         if row is None:
             raise AwsError("ValidationException", NOT_FOUND["endpoint"].format(name=name))
-        return dict(zip(("name", "config", "status", "failure", "url", "created", "modified"), row))
+        record = dict(zip(("name", "config", "status", "failure", "url", "created", "modified"), row[:7]))
+        return {**record, "serving": json.loads(row[7])}
 
     def _set(self, name: str, **fields) -> None:
         with self._db() as db:
             db.execute(f"UPDATE endpoints SET {', '.join(f'{k} = ?' for k in fields)}, modified = ? WHERE name = ?",
                        (*fields.values(), time.time(), name))
 
-    def create_endpoint(self, name: str, config: str, model_archive: Path | None, failure: str | None = None) -> None:
+    def create_endpoint(self, name: str, config: str, serving: dict, model_archive: Path | None,
+                        failure: str | None = None) -> None:
         """Record endpoint ``name`` as Creating and start its server in the background from ``model_archive``
         (the model's ``model.tar.gz``, already fetched); with a ``failure``, record it Failed for that reason.
+        ``serving`` is what it serves (variant, image), kept with it.
 
         Raises:
             AwsError: an endpoint of that name exists (``ValidationException``).
@@ -118,8 +123,8 @@ class Endpoints:
         with self._lock, self._db() as db:
             if db.execute("SELECT 1 FROM endpoints WHERE name = ?", (name,)).fetchone():
                 raise AwsError("ValidationException", f"Cannot create already existing endpoint \"{name}\".")
-            db.execute("INSERT INTO endpoints VALUES (?, ?, ?, ?, NULL, ?, ?)",
-                       (name, config, FAILED if failure else CREATING, failure, now, now))
+            db.execute("INSERT INTO endpoints VALUES (?, ?, ?, ?, NULL, ?, ?, ?)",
+                       (name, config, FAILED if failure else CREATING, failure, now, now, json.dumps(serving)))
         if not failure:
             threading.Thread(target=self._start, args=(name, model_archive), name=f"endpoint-{name}",
                              daemon=True).start()
@@ -149,6 +154,12 @@ class Endpoints:
             self._set(name, status=FAILED, failure=f"ClientError: cannot unpack the model ({exc})")
         except SagestackError as exc:
             self._set(name, status=FAILED, failure=f"ClientError: {exc}")
+        except Exception as exc:  # a bug here: the endpoint fails with the reason instead of staying Creating
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+            self._set(name, status=FAILED, failure=f"sagestack serve-aws failed starting the endpoint "
+                                                   f"({type(exc).__name__}: {exc})")
 
     def delete_endpoint(self, name: str) -> None:
         """Stop endpoint ``name``'s server and forget it (raises like :meth:`endpoint` when there is none)."""

@@ -35,11 +35,7 @@ def invoke_endpoint(backends: Backends, request: Request) -> Response:
         raise AwsError("ValidationException", f"Endpoint {name} of account {backends.identity.account} not found.") from None
     if endpoint["status"] != "InService":
         raise AwsError("ValidationException", f"Endpoint {name} is {endpoint['status']}, not InService")
-    config, _ = backends.endpoints.get("endpoint-config", endpoint["config"])
-    variant = config["ProductionVariants"][0]
-    model, _ = backends.endpoints.get("model", variant["ModelName"])
-    image = (model.get("PrimaryContainer") or model["Containers"][0])["Image"]
-    body, content_type = SERVING[image_repository(image)](endpoint["url"], request.body,
-                                                          request.headers.get("Content-Type") or "application/json")
-    return Response(200, {"Content-Type": content_type,
-                          "x-Amzn-Invoked-Production-Variant": variant.get("VariantName", "AllTraffic")}, body)
+    serving = endpoint["serving"]
+    body, content_type = SERVING[image_repository(serving["image"])](
+        endpoint["url"], request.body, request.headers.get("Content-Type") or "application/json")
+    return Response(200, {"Content-Type": content_type, "x-Amzn-Invoked-Production-Variant": serving["variant"]}, body)

@@ -203,7 +203,9 @@ def create_endpoint(backends: Backends, request: Request) -> Response:
             archive = backends.s3.object_path(*split_s3_uri(container.get("ModelDataUrl") or ""))
         except (AwsError, JobFailed) as exc:
             failure = f"ClientError: cannot read the model data {container.get('ModelDataUrl')!r} ({exc})"
-    backends.endpoints.create_endpoint(name, body["EndpointConfigName"], archive, failure)
+    serving = {"variant": variant.get("VariantName", "AllTraffic"), "image": container["Image"],
+               "weight": variant.get("InitialVariantWeight", 1.0)}
+    backends.endpoints.create_endpoint(name, body["EndpointConfigName"], serving, archive, failure)
     if isinstance(count, int) and count > 1:
         sys.stderr.write(f"warning: endpoint {name} asked for {count} instances; sagestack serves one\n")
     return json_response({"EndpointArn": _arn(backends, "endpoint", name)})
@@ -213,10 +215,9 @@ def describe_endpoint(backends: Backends, request: Request) -> Response:
     """DescribeEndpoint: Creating → InService (or Failed with FailureReason)."""
     name = _name(request.json(), "EndpointName")
     endpoint = backends.endpoints.endpoint(name)
-    config, _ = backends.endpoints.get("endpoint-config", endpoint["config"])
-    variants = [{"VariantName": v.get("VariantName", "AllTraffic"), "CurrentWeight": v.get("InitialVariantWeight", 1.0),
-                 "DesiredWeight": v.get("InitialVariantWeight", 1.0), "CurrentInstanceCount": 1,
-                 "DesiredInstanceCount": 1} for v in config["ProductionVariants"][:1]]
+    serving = endpoint["serving"]
+    variants = [{"VariantName": serving["variant"], "CurrentWeight": serving["weight"],
+                 "DesiredWeight": serving["weight"], "CurrentInstanceCount": 1, "DesiredInstanceCount": 1}]
     document = {"EndpointName": name, "EndpointArn": _arn(backends, "endpoint", name),
                 "EndpointConfigName": endpoint["config"], "EndpointStatus": endpoint["status"],
                 "ProductionVariants": variants, "CreationTime": endpoint["created"],

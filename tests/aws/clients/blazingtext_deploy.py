@@ -34,6 +34,11 @@ predictions = text_classifier.predict(data={"instances": ["I love this dress , i
                                             "configuration": {"k": 2}})
 runtime = boto3.client("sagemaker-runtime")
 results = {}
+# As on SageMaker, a running endpoint keeps serving when its configuration and model are deleted.
+model_name = client.describe_endpoint_config(EndpointConfigName=endpoint_name)["ProductionVariants"][0]["ModelName"]
+client.delete_endpoint_config(EndpointConfigName=endpoint_name)
+client.delete_model(ModelName=model_name)
+again = text_classifier.predict(data={"instances": ["love it"]})
 
 
 def record(name, call):
@@ -48,9 +53,9 @@ def record(name, call):
 record("bad_body", lambda: runtime.invoke_endpoint(EndpointName=endpoint_name, Body=b"not json",
                                                    ContentType="application/json"))
 time.sleep(1)
-text_classifier.delete_endpoint()
+text_classifier.delete_endpoint(delete_endpoint_config=False)
 record("after_delete", lambda: client.describe_endpoint(EndpointName=endpoint_name))
 record("invoke_after_delete", lambda: runtime.invoke_endpoint(EndpointName=endpoint_name, Body=b"{}",
                                                               ContentType="application/json"))
 print(json.dumps({"statuses": [s for i, s in enumerate(statuses) if i == 0 or statuses[i - 1] != s],
-                  "predictions": predictions, **results}))
+                  "predictions": predictions, "again": again, **results}))
