@@ -209,3 +209,28 @@ def test_a_training_job_that_cannot_run_fails_with_the_reason(api, image, channe
     assert described["SecondaryStatusTransitions"][-1]["Status"] == "Failed"
     status, refused = _call(api, "CreateTrainingJob", {**request, "TrainingJobName": "bad name!"})
     assert status == 400 and refused["__type"] == "ValidationException"
+
+
+def test_cloudwatch_in_cbor_as_botocore_may_speak_it(api):
+    import botocore.session
+    from botocore import serialize
+
+    from sagestack.aws import cbor
+
+    model = botocore.session.get_session().get_service_model("cloudwatch")
+    serializer = serialize.create_serializer("smithy-rpc-v2-cbor")
+
+    def call(operation: str, params: dict):
+        built = serializer.serialize_to_request(params, model.operation_model(operation))
+        response = api.handle(signed(api, "monitoring", "POST", built["url_path"], built["body"], built["headers"]))
+        assert response.headers["smithy-protocol"] == "rpc-v2-cbor"
+        return response.status, cbor.decode(response.body)
+
+    status, answer = call("GetMetricStatistics", {
+        "Namespace": "/aws/sagemaker/TrainingJobs", "MetricName": "validation:accuracy", "Period": 60,
+        "Dimensions": [{"Name": "TrainingJobName", "Value": "no-such-job"}], "Statistics": ["Average"],
+        "StartTime": dt.datetime(2026, 1, 1), "EndTime": dt.datetime(2026, 1, 2)})
+    assert (status, answer) == (200, {"Label": "validation:accuracy", "Datapoints": []})
+    status, answer = call("ListMetrics", {"Namespace": "/aws/sagemaker/TrainingJobs"})
+    assert status == 400 and answer["__type"] == "NotImplemented" and "monitoring:ListMetrics" in answer["message"]
+    assert cbor.decode(cbor.encode({"a": [1, -2, 2.5, True, None, "x", b"y"]})) == {"a": [1, -2, 2.5, True, None, "x", b"y"]}

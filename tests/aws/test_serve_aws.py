@@ -180,6 +180,8 @@ def test_blazingtext_training_job_trains_fasttext_and_writes_the_model(blazingte
     assert "model.bin" in seen["members"]
     assert seen["secondary"] == ["Starting", "Downloading", "Training", "Uploading", "Completed"]
     assert 0 <= seen["metrics"].get("validation:accuracy", -1) <= 1, seen
+    assert seen["analytics"] == [{"timestamp": 0.0, "metric_name": "validation:accuracy",
+                                  "value": seen["metrics"]["validation:accuracy"]}]
 
 
 def test_blazingtext_model_deployed_invoked_and_deleted(aws, blazingtext_job):

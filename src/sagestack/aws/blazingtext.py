@@ -24,6 +24,9 @@ OPTIONS = {"mode": "--mode", "epochs": "--epochs", "learning_rate": "--learning-
 SWITCHES = {"early_stopping": ("--early-stopping", "--no-early-stopping"), "subwords": ("--subwords", "--no-subwords")}
 MODES = {"supervised": "supervised", "skipgram": "skipgram", "cbow": "cbow", "batch_skipgram": "skipgram"}
 MODEL_DIR = "/opt/ml/model"
+# The metrics the algorithm reports (DescribeTrainingJob's AlgorithmSpecification.MetricDefinitions; its log
+# prints the same line).
+METRIC_DEFINITIONS = [{"Name": "validation:accuracy", "Regex": "#validation_accuracy: (\\S+)"}]
 
 
 def train_options(hyperparameters: dict[str, str], log: Callable[[str], None]) -> list[str]:

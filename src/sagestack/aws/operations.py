@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from sagestack.aws import iam, logs, runtime, s3, sagemaker
+from sagestack.aws import cloudwatch, iam, logs, runtime, s3, sagemaker
 from sagestack.aws.backends import Backends
 from sagestack.aws.protocol import AwsError, Request, Response, not_implemented, protocol_of
 
@@ -78,6 +78,9 @@ OPERATIONS: tuple[Operation, ...] = (
               "(BlazingText: application/json instances, top-k labels)", client="sagemaker-runtime"),
     Operation("sagemaker", "ListTags", sagemaker.list_tags, "always empty: tags on Create* calls are accepted, "
               "not kept yet"),
+    Operation("monitoring", "GetMetricStatistics", cloudwatch.get_metric_statistics,
+              "a training job's final metrics (namespace /aws/sagemaker/TrainingJobs), for training_job_analytics",
+              client="cloudwatch"),
     Operation("logs", "DescribeLogStreams", logs.describe_log_streams,
               "one stream JOB/algo-1 per job, in SageMaker's log group of its kind (processing and training jobs)"),
     Operation("logs", "GetLogEvents", logs.get_log_events, "the job's log (home/aws/jobs/KIND/NAME/log.txt)"),
@@ -99,6 +102,8 @@ def operation_name(service: str, request: Request) -> str:
         if not target and service == "sagemaker":  # the runtime API (rest-json) signs as "sagemaker" too
             target = runtime.operation_name(request) or ""
         return target or f"{request.method} {request.path}"
+    if protocol == "rpc-v2-cbor":  # POST /service/SERVICE/operation/OPERATION
+        return request.path.rpartition("/operation/")[2] or f"{request.method} {request.path}"
     if protocol == "query":
         action = request.form().get("Action")
         if not action:

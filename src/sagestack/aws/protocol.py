@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from email.message import Message
 from typing import BinaryIO
 from urllib.parse import parse_qsl, unquote
@@ -27,6 +28,8 @@ PROTOCOLS = {
     "glue": ("json", None),
     "athena": ("json", None),
     "logs": ("json", None),
+    # CloudWatch signs as "monitoring"; botocore now speaks Smithy RPC v2 CBOR to it.
+    "monitoring": ("rpc-v2-cbor", None),
 }
 OPERATIONS_HINT = "`sagestack serve-aws --operations` lists the supported operations"
 
@@ -77,6 +80,24 @@ class Request:
             values.update(parse_qsl(self.body.decode("utf-8", "replace"), keep_blank_values=True))
         return values
 
+    def cbor(self) -> dict:
+        """The Smithy RPC v2 CBOR protocol's input document (``{}`` for an empty body).
+
+        Raises:
+            AwsError: the body is not a CBOR map (``SerializationException``).
+        """
+        from sagestack.aws import cbor
+
+        if not self.body:
+            return {}
+        try:
+            document = cbor.decode(self.body)
+        except ValueError:
+            document = None
+        if not isinstance(document, dict):
+            raise AwsError("SerializationException", "the request body is not a CBOR map")
+        return document
+
     def json(self) -> dict:
         """The json protocol's input document (``{}`` for an empty body).
 
@@ -111,10 +132,14 @@ class Response:
 
 def protocol_of(service: str, request: Request) -> str:
     """The wire protocol ``request`` speaks: the service's, else guessed from the request's shape."""
-    if service in PROTOCOLS:
-        return PROTOCOLS[service][0]
+    # A service may speak several (botocore picks json for CloudWatch where it can, CBOR elsewhere): the
+    # request's own marks decide first.
+    if (request.headers.get("smithy-protocol") or "") == "rpc-v2-cbor":
+        return "rpc-v2-cbor"
     if request.headers.get("X-Amz-Target"):
         return "json"
+    if service in PROTOCOLS:
+        return PROTOCOLS[service][0]
     if "Action" in request.form():
         return "query"
     return "rest-xml"
@@ -142,15 +167,46 @@ def query_response(service: str, action: str, result: str, request: Request) -> 
         f"<ResponseMetadata>{tag('RequestId', request.request_id)}</ResponseMetadata></{action}Response>")
 
 
+def _json_value(value: object) -> object:
+    if isinstance(value, datetime):  # the json protocols' timestamps are seconds since the epoch
+        return value.timestamp()
+    return str(value)
+
+
 def json_response(document: dict, status: int = 200) -> Response:
     """A json-protocol answer."""
-    return Response(status, {"Content-Type": "application/x-amz-json-1.1"}, json.dumps(document, default=str).encode())
+    return Response(status, {"Content-Type": "application/x-amz-json-1.1"},
+                    json.dumps(document, default=_json_value).encode())
+
+
+def read_document(request: Request) -> dict:
+    """The input document of an operation served in both the json and the CBOR protocol, as the request sent it."""
+    return request.cbor() if protocol_of(request.service, request) == "rpc-v2-cbor" else request.json()
+
+
+def document_response(request: Request, document: dict) -> Response:
+    """``document`` answered in the protocol the request came in (json or CBOR)."""
+    if protocol_of(request.service, request) == "rpc-v2-cbor":
+        return cbor_response(document)
+    return json_response(document)
+
+
+def cbor_response(document: dict, status: int = 200) -> Response:
+    """A Smithy RPC v2 CBOR answer."""
+    from sagestack.aws import cbor
+
+    return Response(status, {"Content-Type": "application/cbor", "smithy-protocol": "rpc-v2-cbor"},
+                    cbor.encode(document))
 
 
 def error_response(error: AwsError, service: str, request: Request) -> Response:
     """``error`` rendered the way ``service``'s protocol carries errors."""
     protocol = protocol_of(service, request)
     headers = {"x-amzn-RequestId": request.request_id, "x-amz-request-id": request.request_id}
+    if protocol == "rpc-v2-cbor":
+        response = cbor_response({"__type": error.code, "message": error.message}, error.status)
+        response.headers.update(headers)
+        return response
     if protocol == "json":
         return Response(error.status, {**headers, "Content-Type": "application/x-amz-json-1.1",
                                        "x-amzn-ErrorType": error.code},

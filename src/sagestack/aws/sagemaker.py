@@ -102,6 +102,15 @@ def create_training_job(backends: Backends, request: Request) -> Response:
     return json_response({"TrainingJobArn": _arn(backends, "training-job", name)})
 
 
+def _algorithm(specification: dict) -> dict:
+    """The algorithm specification as described: with the built-in image's metric definitions, as SageMaker
+    adds them (``training_job_analytics`` reads their names)."""
+    from sagestack.aws.training import metric_definitions
+
+    return {**specification, "MetricDefinitions": specification.get("MetricDefinitions")
+            or metric_definitions(specification.get("TrainingImage", ""))}
+
+
 def describe_training_job(backends: Backends, request: Request) -> Response:
     """DescribeTrainingJob: the request as given, status and secondary status with its transitions, the model
     artifact and final metrics once Completed, FailureReason when it failed."""
@@ -111,6 +120,7 @@ def describe_training_job(backends: Backends, request: Request) -> Response:
     job = backends.jobs.get(TRAINING, name)
     document = {"TrainingJobName": name, "TrainingJobArn": _arn(backends, "training-job", name),
                 **{key: job.request[key] for key in TRAINING_FIELDS if key in job.request},
+                "AlgorithmSpecification": _algorithm(job.request.get("AlgorithmSpecification", {})),
                 # SageMaker always answers these; the SDK's Estimator.attach reads them.
                 "OutputDataConfig": {"KmsKeyId": "", **job.request.get("OutputDataConfig", {})},
                 "EnableNetworkIsolation": job.request.get("EnableNetworkIsolation", False),

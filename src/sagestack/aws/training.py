@@ -15,6 +15,14 @@ from sagestack.aws.protocol import AwsError
 MODEL_ARCHIVE = "output/model.tar.gz"
 
 
+def metric_definitions(image: str) -> list[dict]:
+    """The metrics a built-in image reports (none for an image sagestack does not know)."""
+    from sagestack.aws.blazingtext import METRIC_DEFINITIONS
+    from sagestack.aws.containers import image_repository
+
+    return {"blazingtext": METRIC_DEFINITIONS}.get(image_repository(image), [])
+
+
 def model_artifact(job: Job) -> str:
     """Where the job's ``model.tar.gz`` goes (SageMaker's ``ModelArtifacts.S3ModelArtifacts``)."""
     output = job.request.get("OutputDataConfig", {}).get("S3OutputPath", "").rstrip("/")

@@ -32,6 +32,7 @@ client = boto3.client("sagemaker")
 first = client.describe_training_job(TrainingJobName=training_job_name)
 estimator.latest_training_job.wait(logs=False)
 described = client.describe_training_job(TrainingJobName=training_job_name)
+analytics = estimator.training_job_analytics.dataframe()  # CloudWatch metrics, as the course reads them
 artifact = described.get("ModelArtifacts", {}).get("S3ModelArtifacts", "")
 members = []
 if artifact:
@@ -42,4 +43,5 @@ print(json.dumps({"job": training_job_name, "first_status": first["TrainingJobSt
                   "failure": described.get("FailureReason"), "artifact": artifact, "members": members,
                   "estimator_model_data": estimator.model_data, "image": image_uri,
                   "secondary": [t["Status"] for t in described["SecondaryStatusTransitions"]],
-                  "metrics": {m["MetricName"]: m["Value"] for m in described.get("FinalMetricDataList", [])}}))
+                  "metrics": {m["MetricName"]: m["Value"] for m in described.get("FinalMetricDataList", [])},
+                  "analytics": analytics.to_dict("records")}))
