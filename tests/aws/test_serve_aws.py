@@ -182,6 +182,7 @@ def test_blazingtext_training_job_trains_fasttext_and_writes_the_model(blazingte
     assert 0 <= seen["metrics"].get("validation:accuracy", -1) <= 1, seen
     assert seen["analytics"] == [{"timestamp": 0.0, "metric_name": "validation:accuracy",
                                   "value": seen["metrics"]["validation:accuracy"]}]
+    assert any(line.endswith(f"#validation_accuracy: {seen['metrics']['validation:accuracy']:.4f}") for line in seen["log"])
 
 
 def test_blazingtext_model_deployed_invoked_and_deleted(aws, blazingtext_job):

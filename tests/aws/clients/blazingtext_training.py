@@ -2,6 +2,7 @@
 its hyperparameters, TrainingInput channels, fit(wait=False), latest_training_job, wait(), and the model artifact
 read back from S3. Prints one JSON line."""
 
+import contextlib
 import io
 import json
 import sys
@@ -33,6 +34,9 @@ first = client.describe_training_job(TrainingJobName=training_job_name)
 estimator.latest_training_job.wait(logs=False)
 described = client.describe_training_job(TrainingJobName=training_job_name)
 analytics = estimator.training_job_analytics.dataframe()  # CloudWatch metrics, as the course reads them
+printed = io.StringIO()
+with contextlib.redirect_stdout(printed):  # the job's log, read back as the SDK reads CloudWatch Logs
+    sess.logs_for_job(training_job_name, wait=False)
 artifact = described.get("ModelArtifacts", {}).get("S3ModelArtifacts", "")
 members = []
 if artifact:
@@ -44,4 +48,4 @@ print(json.dumps({"job": training_job_name, "first_status": first["TrainingJobSt
                   "estimator_model_data": estimator.model_data, "image": image_uri,
                   "secondary": [t["Status"] for t in described["SecondaryStatusTransitions"]],
                   "metrics": {m["MetricName"]: m["Value"] for m in described.get("FinalMetricDataList", [])},
-                  "analytics": analytics.to_dict("records")}))
+                  "analytics": analytics.to_dict("records"), "log": printed.getvalue().splitlines()}))
