@@ -52,7 +52,7 @@ demo-cluster: setup system-deps  ## The demo on the scaled-out topology: up, pip
 # Two workers for the two cores (pytest-xdist); a file's tests stay on one worker, so its module fixtures
 # (a served endpoint, a started console, a pipeline run) are made once. Files go out in collection order,
 # the longest first (tests/conftest.py: LONGEST_FIRST). Every test also passes alone and in any order.
-test: setup system-deps  ## Run the test suite.
+test: setup system-deps aws-client  ## Run the test suite (with serve-aws's client environment, .venv-aws, built from its lock).
 	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 bench: setup  ## Print the benchmark figures recorded in the README.
