@@ -1,7 +1,7 @@
 """The real-time sentiment endpoint: a thin BentoML adapter over ``sagestack.serving``, for any model kind.
 
-Run it with ``bentoml serve sagestack.bento.service:SentimentService``. The model comes from the
-``SAGESTACK_MODEL`` environment variable (``NAME@ALIAS``, ``NAME/VERSION`` or a model file;
+Run it with ``bentoml serve sagestack.bento.service:SentimentService``. The model is the settings'
+``endpoint_model`` (``SAGESTACK_MODEL``: ``NAME@ALIAS``, ``NAME/VERSION`` or a model file;
 default ``reviews-sentiment@champion``) in the registry that ``SAGESTACK_HOME`` /
 ``SAGESTACK_TRACKING_URI`` point at. Besides the two prediction routes BentoML serves
 ``/healthz``, ``/livez``, ``/readyz``, ``/metrics`` (Prometheus) and ``/docs.json`` (OpenAPI).
@@ -13,7 +13,6 @@ and metrics, and is the only one that knows BentoML.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from typing import Annotated, Awaitable
 
@@ -31,7 +30,6 @@ from sagestack.serving.requests import (MAX_REQUEST_BYTES, BatchPrediction, Pred
 from sagestack.bento.access_log import bentoml_logging, configure_worker
 from sagestack.bento.guard import RequestGuard
 
-MODEL_ENV_VAR = "SAGESTACK_MODEL"
 # The command line that marks a BentoML worker process (bentoml serve's children).
 BENTOML_WORKER = "_bentoml_impl.worker.service"
 
@@ -70,7 +68,8 @@ LATENCY = bentoml.metrics.Histogram(
 
 
 def _model_ref() -> str:
-    return os.environ.get(MODEL_ENV_VAR) or DEFAULT_MODEL_REF
+    settings = _settings()
+    return (settings.endpoint_model if settings else None) or DEFAULT_MODEL_REF
 
 
 def _settings():

@@ -40,6 +40,7 @@ ENV_VARS = {
     "SAGESTACK_REVIEW_FLOW": "review_flow",
     "SAGESTACK_REVIEW_DB": "review_db",
     "SAGESTACK_ACCESS_LOG": "access_log",
+    "SAGESTACK_MODEL": "endpoint_model",
 }
 # The endpoint's access log: no line, a sample of requests plus every error (serving/service.py), or every request.
 ACCESS_LOG_CHOICES = ("off", "sampled", "on")
@@ -77,6 +78,8 @@ class Settings(BaseModel):
         access_log: the endpoint's access log: ``sampled`` (default: one request in 100, and every
             4xx/5xx answer), ``on`` (a line per request) or ``off`` (none; ``/metrics`` counts every
             request either way).
+        endpoint_model: the model an endpoint serves (``NAME@ALIAS``, ``NAME/VERSION`` or a model
+            folder); what ``sagestack serve --model``, ``up`` and the k8s manifests give each endpoint.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -96,6 +99,7 @@ class Settings(BaseModel):
     review_flow: str | None = None
     review_db: str | None = None
     access_log: str = "sampled"
+    endpoint_model: str | None = None
 
     @field_validator("home")
     @classmethod

@@ -176,9 +176,10 @@ def test_settings_cross_a_process_boundary_as_their_environment_and_nothing_else
     from sagestack.config import Settings
 
     settings = load_settings(cwd=tmp_path, environ={}, home=tmp_path / "h", online_store="redis://r:6379/0",
-                             workers=3, capture=20, data_dir=tmp_path / "data")
+                             workers=3, capture=20, data_dir=tmp_path / "data", endpoint_model="reviews-sentiment@b")
     env = settings.to_env()
     assert env["SAGESTACK_HOME"] == str((tmp_path / "h").resolve()) and env["SAGESTACK_WORKERS"] == "3"
+    assert env["SAGESTACK_MODEL"] == "reviews-sentiment@b"  # the endpoint's model, the variable k8s and `up` set
     assert env["SAGESTACK_TRACKING_URI"] == settings.mlflow_uri
     (tmp_path / "sagestack.toml").write_text('variant = "B"\n')  # never read by from_env
     received = Settings.from_env(env)
