@@ -28,7 +28,7 @@ ENDPOINT = "http://127.0.0.1:4566"
 def api(tmp_path):
     backends = Backends.open(tmp_path / "home")
     yield AwsApi(backends)
-    backends.jobs.close()
+    backends.close()
 
 
 def signed(api: AwsApi, service: str, method: str, url: str, body: bytes = b"", headers: dict | None = None,
@@ -234,3 +234,39 @@ def test_cloudwatch_in_cbor_as_botocore_may_speak_it(api):
     status, answer = call("ListMetrics", {"Namespace": "/aws/sagemaker/TrainingJobs"})
     assert status == 400 and answer["__type"] == "NotImplemented" and "monitoring:ListMetrics" in answer["message"]
     assert cbor.decode(cbor.encode({"a": [1, -2, 2.5, True, None, "x", b"y"]})) == {"a": [1, -2, 2.5, True, None, "x", b"y"]}
+
+
+def test_a_second_server_on_the_same_home_is_refused_and_changes_nothing(tmp_path):
+    import os
+    import socket
+    import threading
+
+    from sagestack.aws.jobs import COMPLETED, FAILED, IN_PROGRESS
+    from sagestack.aws.server import serve
+    from sagestack.errors import ConfigError
+
+    home = tmp_path / "home"
+    first = Backends.open(home)
+    release = threading.Event()
+    first.jobs.submit("training", "running", {}, lambda job: release.wait(10) and {"metrics": {}})
+    with socket.socket() as taken:  # a second server whose port is taken must not touch the home either
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(ConfigError, match="cannot listen"):
+            serve(home, "127.0.0.1", taken.getsockname()[1])
+    with pytest.raises(ConfigError) as refused:
+        Backends.open(home)
+    assert str(refused.value) == f"another serve-aws (pid {os.getpid()}) serves {home}"
+    with pytest.raises(ConfigError, match="another serve-aws"):
+        serve(home, "127.0.0.1", 0)
+    assert first.jobs.get("training", "running").status == IN_PROGRESS
+    # A job that ended (here: failed by hand) stays ended when its work returns later.
+    job = first.jobs.get("training", "running")
+    first.jobs.update(job, status=FAILED, secondary="Failed", failure="gave up")
+    release.set()
+    first.jobs._pool.shutdown(wait=True)  # the work returned
+    ended = first.jobs.get("training", "running")
+    assert (ended.status, ended.failure, ended.transitions[-1]["Status"]) == (FAILED, "gave up", "Failed")
+    assert COMPLETED not in [t["Status"] for t in ended.transitions]
+    first.close()
+    Backends.open(home).close()  # the home is free again once the first server closed

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import fcntl
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from sagestack.aws.endpoints import Endpoints
 from sagestack.aws.identity import Identity, aws_home, load_identity
 from sagestack.aws.jobs import JobRunner
 from sagestack.aws.s3store import S3Store
+from sagestack.errors import ConfigError
 
 # How many SageMaker jobs run at once by default (a two-core machine; the labs start at most two together).
 DEFAULT_MAX_JOBS = 2
@@ -24,18 +28,55 @@ class Backends:
     s3: S3Store
     jobs: JobRunner
     endpoints: Endpoints
+    lock: IO | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, home: Path, max_jobs: int = DEFAULT_MAX_JOBS) -> "Backends":
         """The backends of a sagestack home (``home/aws``), made on first use; ``max_jobs`` jobs run at once.
 
+        One server owns a home at a time (``home/aws/server.lock``): opening resets what a previous server
+        left running (jobs ``Failed``, endpoints stopped), which must never happen under a live one.
+
         Raises:
-            ConfigError: the stored identity is unreadable, or the explicit credentials are half set.
+            ConfigError: another serve-aws serves the home, the stored identity is unreadable, or the explicit
+                credentials are half set.
         """
-        return cls(home=Path(home), identity=load_identity(home), s3=S3Store(aws_home(home) / "s3"),
-                   jobs=JobRunner(aws_home(home) / "jobs", max_jobs), endpoints=Endpoints(aws_home(home) / "endpoints"))
+        lock = _lock(Path(home))
+        try:
+            return cls(home=Path(home), identity=load_identity(home), s3=S3Store(aws_home(home) / "s3"),
+                       jobs=JobRunner(aws_home(home) / "jobs", max_jobs),
+                       endpoints=Endpoints(aws_home(home) / "endpoints"), lock=lock)
+        except BaseException:
+            lock.close()
+            raise
 
     def close(self) -> None:
-        """Stop the endpoints' servers and the job pool (the server is ending)."""
-        self.endpoints.close()
-        self.jobs.close()
+        """Stop the endpoints' servers and the jobs (the server is ending), then give the home up."""
+        try:
+            self.endpoints.close()
+            self.jobs.close()
+        finally:
+            if self.lock is not None:
+                self.lock.close()
+
+
+def _lock(home: Path) -> IO:
+    """``home/aws/server.lock``, held exclusively (released when the file is closed, or the process ends).
+
+    Raises:
+        ConfigError: another serve-aws holds it; the message names its pid.
+    """
+    path = aws_home(home) / "server.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = open(path, "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "unknown"
+        lock.close()
+        raise ConfigError(f"another serve-aws (pid {holder}) serves {home}") from None
+    lock.truncate(0)
+    lock.write(str(os.getpid()))
+    lock.flush()
+    return lock

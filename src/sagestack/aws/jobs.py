@@ -131,7 +131,7 @@ class JobRunner:
 
     def update(self, job: Job, *, secondary: str | None = None, **fields) -> None:
         """Set a running job's secondary status, recorded in its transitions as SageMaker lists them (and other
-        columns: status, failure, started, ended, result)."""
+        columns: status, failure, started, ended, result); a job that is no longer InProgress is left as it is."""
         now = time.time()
         values = {"modified": now, **fields}
         if "result" in values:
@@ -146,8 +146,10 @@ class JobRunner:
                 transitions.append({"Status": secondary, "StartTime": now, "StatusMessage": STATUS_MESSAGES.get(
                     secondary, secondary), **({"EndTime": now} if final else {})})
                 values.update(secondary=secondary, transitions=json.dumps(transitions))
-            db.execute(f"UPDATE jobs SET {', '.join(f'{key} = ?' for key in values)} WHERE kind = ? AND name = ?",
-                       (*values.values(), job.kind, job.name))
+            # Only a running job changes: a Failed or Completed one stays so (a job the server gave up on
+            # must not turn Completed when its work returns later).
+            db.execute(f"UPDATE jobs SET {', '.join(f'{key} = ?' for key in values)} WHERE kind = ? AND name = ? "
+                       "AND status = ?", (*values.values(), job.kind, job.name, IN_PROGRESS))
 
     def _run(self, kind: str, name: str, work: Callable[[Job], dict | None]) -> None:
         job = self.get(kind, name)

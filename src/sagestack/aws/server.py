@@ -163,16 +163,22 @@ def serve(home: Path, host: str, port: int, *, on_ready: Callable[[str], None] |
         max_jobs: how many SageMaker jobs run at once (more wait InProgress).
 
     Raises:
-        ConfigError: a non-loopback ``host`` without explicit credentials, or an address that cannot be bound.
+        ConfigError: a non-loopback ``host`` without explicit credentials, an address that cannot be bound, or
+            another serve-aws serving ``home``.
     """
     if not is_loopback(host) and not has_explicit_credentials():
         raise ConfigError(f"listening on {host} (beyond loopback) needs credentials you choose: set "
                           f"{ACCESS_KEY_VAR} and {SECRET_KEY_VAR}, or keep --host 127.0.0.1")
-    backends = Backends.open(home, max_jobs)
     try:
         server = _Server((host, port), _Handler)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); pass another --port") from None
+    # Only once the port is ours: opening the backends resets what a previous server left running.
+    try:
+        backends = Backends.open(home, max_jobs)
+    except BaseException:
+        server.server_close()
+        raise
     server.api, server.access_log = AwsApi(backends), access_log
 
     def stop(signum, frame) -> None:
