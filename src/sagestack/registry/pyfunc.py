@@ -66,9 +66,8 @@ def predictions_frame(predictor, model_input) -> pd.DataFrame:
     return out[["label", *(f"prob_{label}" for label in label_order(predictor.labels))]]
 
 
-def model_signature(labels: list[str]):
-    """The signature the pyfunc is logged with, for a model of these class labels: the output schema
-    only (see the module docstring).
+def model_signature(predictor):
+    """The signature the pyfunc is logged with: the output schema only (see the module docstring).
 
     Written out rather than inferred: inferring from an int column makes MLflow warn about
     missing values, which a predicted label never has.
@@ -76,7 +75,7 @@ def model_signature(labels: list[str]):
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ColSpec, Schema
 
-    labels = label_order(labels)
+    labels = label_order(predictor.labels)
     label_type = "long" if all(isinstance(label_value(label), int) for label in labels) else "string"
     return ModelSignature(outputs=Schema([ColSpec(label_type, "label"),
                                           *(ColSpec("double", f"prob_{label}") for label in labels)]))

@@ -174,7 +174,7 @@ def log_model_run(
     """
     import mlflow
 
-    from sagestack.models import Evaluation, ModelCard, get_kind
+    from sagestack.models import Evaluation, ModelCard, get_kind, load_model
     from sagestack.registry.pyfunc import INPUT_EXAMPLE, SagestackPyfunc, model_signature
 
     if approval not in APPROVAL_STATUSES:
@@ -218,14 +218,13 @@ def log_model_run(
             run.log_artifacts(model_dir, "vectors")
             return {"run_id": run_id, "model_uri": None, "kind": card.kind, "registered": None}
         _log_evaluation(run, Path(tmp), validation, test_evaluation)
+        predictor = load_model(model_dir)
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=SagestackPyfunc(),
             artifacts={"model": str(model_dir)},
             pip_requirements=kind.pip_requirements(card.requirements),
-            # The card's labels are the model's (every trainer writes them from its predictor): no load of
-            # our own here; MLflow loads the model once to check the input example.
-            signature=model_signature(card.labels),  # a list of reviews or a frame with review_body: see pyfunc
+            signature=model_signature(predictor),  # a list of reviews or a frame with review_body: see pyfunc
             input_example=INPUT_EXAMPLE,
         )
 
