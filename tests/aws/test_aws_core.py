@@ -270,3 +270,59 @@ def test_a_second_server_on_the_same_home_is_refused_and_changes_nothing(tmp_pat
     assert COMPLETED not in [t["Status"] for t in ended.transitions]
     first.close()
     Backends.open(home).close()  # the home is free again once the first server closed
+
+
+def _command_job(runner, name: str, seconds: float, limit: int | None = None):
+    """Submit a job whose work runs ``sleep`` as its command; returns a function giving the command's pid."""
+    import sys
+
+    request = {"StoppingCondition": {"MaxRuntimeInSeconds": limit}} if limit else {}
+    runner.submit("training", name, request, lambda job: {"code": runner.run_command(
+        job, [sys.executable, "-c", f"import time; time.sleep({seconds})"], env={}, cwd=job.folder,
+        stdout=job.folder / "out.txt")})
+    return lambda: next((process.pid for (_, running), process in list(runner._running.items()) if running == name),
+                        None)
+
+
+def test_closing_the_runner_stops_running_commands_and_fails_their_jobs(tmp_path):
+    import time
+
+    from sagestack.aws.jobs import FAILED, STOPPED_WHILE_RUNNING, JobRunner
+    from sagestack.processes import alive
+
+    runner = JobRunner(tmp_path / "jobs")
+    pid = wait_until(_command_job(runner, "long", 60), 10, "the command did not start")
+    began = time.monotonic()
+    runner.close()
+    assert time.monotonic() - began < 8 and not alive(pid)
+    job = runner.get("training", "long")
+    assert (job.status, job.failure) == (FAILED, STOPPED_WHILE_RUNNING)
+    with pytest.raises(AwsError) as refused:  # a job submitted after close is refused, and never recorded
+        runner.submit("training", "late", {}, lambda job: None)
+    assert (refused.value.code, refused.value.status) == ("ServiceUnavailable", 503)
+    with pytest.raises(AwsError):
+        runner.get("training", "late")
+
+
+def test_a_job_past_its_max_runtime_is_stopped_and_fails(tmp_path):
+    from sagestack.aws.jobs import FAILED, IN_PROGRESS, JobRunner
+    from sagestack.processes import alive
+
+    runner = JobRunner(tmp_path / "jobs")
+    pid = wait_until(_command_job(runner, "slow", 60, limit=1), 10, "the command did not start")
+    job = wait_until(lambda: (lambda j: j if j.status != IN_PROGRESS else None)(runner.get("training", "slow")), 15,
+                     "the job was not stopped")
+    assert job.status == FAILED and job.failure.startswith("MaxRuntimeExceeded: ") and not alive(pid)
+    runner.close()
+
+
+def test_a_command_a_killed_server_left_running_is_stopped_on_the_next_start(tmp_path):
+    from sagestack.aws.jobs import FAILED, JobRunner
+    from sagestack.processes import alive
+
+    crashed = JobRunner(tmp_path / "jobs")  # never closed: as a server killed with SIGKILL leaves it
+    pid = wait_until(_command_job(crashed, "orphan", 60), 10, "the command did not start")
+    restarted = JobRunner(tmp_path / "jobs")
+    assert not alive(pid) and restarted.get("training", "orphan").status == FAILED
+    crashed.close()
+    restarted.close()

@@ -225,3 +225,84 @@ def test_a_notebook_runs_unchanged_through_the_installed_kernel(aws, client_bin,
 def test_the_kernel_needs_a_python_with_ipykernel(sagestack_main, tmp_path):
     code, _, err = sagestack_main("compat", "kernel", "install", "--python", str(tmp_path / "nothing"))
     assert code == 2 and err.startswith("error: ") and "make aws-client" in err
+
+
+def _descendants_of_home(home) -> list[str]:
+    """The command lines of the processes whose arguments name ``home`` (what a server started there)."""
+    from pathlib import Path
+
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                args = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if str(home) in args and "serve-aws" not in args:
+                found.append(args)
+    return found
+
+
+def _started_server(home, port):
+    """A real serve-aws (no client environment needed) and a botocore client maker signed for it."""
+    import os
+
+    import boto3
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("SAGESTACK_", "AWS_"))}
+    process = subprocess.Popen([str(SAGESTACK), "serve-aws", "--home", str(home), "--port", str(port), "--json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=environment)
+    url = json.loads(process.stdout.readline())["url"]
+    identity = json.loads((home / "aws" / "identity.json").read_text())
+
+    def client(service):
+        return boto3.client(service, endpoint_url=url, region_name="us-east-1",
+                            aws_access_key_id=identity["access_key_id"],
+                            aws_secret_access_key=identity["secret_access_key"])
+
+    return process, client
+
+
+def test_sigterm_during_a_job_stops_the_server_and_the_job_at_once(tmp_path):
+    import random
+    import signal
+    import sqlite3
+    import time
+
+    from conftest import wait_until
+
+    from sagestack.aws.jobs import STOPPED_WHILE_RUNNING
+    from sagestack.processes import free_port
+
+    home = tmp_path / "home"
+    process, client = _started_server(home, free_port())
+    try:
+        words = [f"w{i}" for i in range(300)]
+        lines = "".join(f"__label__{i % 2} {' '.join(random.choices(words, k=12))}\n" for i in range(3000))
+        s3 = client("s3")
+        s3.create_bucket(Bucket="bkt")
+        s3.put_object(Bucket="bkt", Key="train/train.txt", Body=lines.encode())
+        client("sagemaker").create_training_job(
+            TrainingJobName="long", RoleArn="arn:aws:iam::000000000000:role/x",
+            AlgorithmSpecification={"TrainingImage": "811284229777.dkr.ecr.us-east-1.amazonaws.com/blazingtext:1",
+                                    "TrainingInputMode": "File"},
+            InputDataConfig=[{"ChannelName": "train", "DataSource": {"S3DataSource": {
+                "S3DataType": "S3Prefix", "S3Uri": "s3://bkt/train/"}}}],
+            OutputDataConfig={"S3OutputPath": "s3://bkt/out"},
+            ResourceConfig={"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30},
+            StoppingCondition={"MaxRuntimeInSeconds": 3600},
+            HyperParameters={"mode": "supervised", "epochs": "100000"})
+        wait_until(lambda: any("train fasttext" in args for args in _descendants_of_home(home)), 60,
+                   "the training command did not start")
+        assert client("sagemaker").describe_training_job(TrainingJobName="long")["SecondaryStatus"] == "Training"
+        began = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+        assert time.monotonic() - began < 15
+        wait_until(lambda: not _descendants_of_home(home), 5, "a job's process outlived the server")
+        with sqlite3.connect(home / "aws" / "jobs" / "jobs.db") as db:
+            assert db.execute("SELECT status, failure FROM jobs").fetchall() == [("Failed", STOPPED_WHILE_RUNNING)]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Callable
@@ -90,14 +89,13 @@ def run_blazingtext_job(backends: Backends, job: Job, local: Callable[[str], Pat
                 "--out", str(local(MODEL_DIR)), "--no-register", "--json"]
     backends.jobs.log(job, "$ " + " ".join(command))
     environment = {**os.environ, "SAGESTACK_HOME": str(work / "home")}  # fastText keeps no state in a home
-    with open(job.folder / LOG_FILE, "a", encoding="utf-8") as log:
-        finished = subprocess.run(command, stdout=subprocess.PIPE, stderr=log, text=True, env=environment, cwd=work)
-    if finished.returncode != 0:
+    code = backends.jobs.run_command(job, command, env=environment, cwd=work, stdout=work / "result.json")
+    if code != 0:
         lines = (job.folder / LOG_FILE).read_text(encoding="utf-8").splitlines()
         reason = next((line[len("error: "):] for line in reversed(lines) if line.startswith("error: ")),
-                      f"sagestack train fasttext exited with status {finished.returncode}")
+                      f"sagestack train fasttext exited with status {code}")
         raise JobFailed(f"ClientError: {reason}")
-    result = json.loads(finished.stdout)
+    result = json.loads((work / "result.json").read_text(encoding="utf-8"))
     metrics = {}
     if result.get("validation_accuracy") is not None:
         metrics["validation:accuracy"] = result["validation_accuracy"]

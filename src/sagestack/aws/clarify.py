@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Callable
@@ -129,13 +128,11 @@ def run_clarify_job(backends: Backends, job: Job, local: Callable[[str], Path]) 
     # A home of the job's own: `sagestack bias` keeps no state, and refuses an --out inside its home.
     environment = {**os.environ, "SAGESTACK_HOME": str(work / "home")}
     backends.jobs.log(job, "$ " + " ".join(command))
-    with open(job.folder / LOG_FILE, "a", encoding="utf-8") as log:
-        finished = subprocess.run(command, stdout=subprocess.PIPE, stderr=log, text=True, env=environment,
-                                  cwd=work)
-    if finished.returncode != 0:
+    code = backends.jobs.run_command(job, command, env=environment, cwd=work, stdout=work / "result.json")
+    if code != 0:
         lines = (job.folder / LOG_FILE).read_text(encoding="utf-8").splitlines()
         reason = next((line[len("error: "):] for line in reversed(lines) if line.startswith("error: ")),
-                      f"sagestack bias exited with status {finished.returncode}")
+                      f"sagestack bias exited with status {code}")
         raise JobFailed(f"ClientError: {reason}")
     output = _output(job.request, local)
     output.mkdir(parents=True, exist_ok=True)

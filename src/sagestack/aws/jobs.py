@@ -2,14 +2,17 @@
 a bounded pool of threads (each job's heavy work runs in a process of its own), and ``Describe*Job`` reads the
 record: ``InProgress`` → ``Completed`` or ``Failed`` with a ``FailureReason``, as SageMaker reports it.
 
-Records live in ``home/aws/jobs/jobs.db`` and each job has a folder ``home/aws/jobs/<kind>/<name>``. A job
-that was running when the server stopped is ``Failed`` on the next start, with that reason.
+Records live in ``home/aws/jobs/jobs.db`` and each job has a folder ``home/aws/jobs/<kind>/<name>``. A job's
+command runs in a process group of its own (:meth:`JobRunner.run_command`), stopped when the job's
+``StoppingCondition.MaxRuntimeInSeconds`` passes or the server ends; a job that was running when the server
+stopped is ``Failed`` with that reason, and a command a killed server left behind is stopped on the next start.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
@@ -24,6 +27,7 @@ from sagestack.aws.protocol import AwsError
 
 IN_PROGRESS, COMPLETED, FAILED = "InProgress", "Completed", "Failed"
 STOPPED_WHILE_RUNNING = "sagestack serve-aws stopped while the job ran; start it again"
+STOP_GRACE = 5.0  # seconds a job's command gets to exit after SIGTERM before SIGKILL
 LOG_FILE = "log.txt"
 # SageMaker's message for each secondary status (the SDK prints it when the status changes).
 STATUS_MESSAGES = {"Starting": "Starting the job", "Downloading": "Downloading input data",
@@ -34,6 +38,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     kind TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL, secondary TEXT, failure TEXT,
     request TEXT NOT NULL, result TEXT NOT NULL DEFAULT '{}', created REAL NOT NULL, started REAL, ended REAL,
     modified REAL NOT NULL, transitions TEXT NOT NULL DEFAULT '[]', PRIMARY KEY (kind, name));
+CREATE TABLE IF NOT EXISTS processes (kind TEXT NOT NULL, name TEXT NOT NULL, pid INTEGER NOT NULL,
+    ticks INTEGER, PRIMARY KEY (kind, name));
 """
 
 
@@ -69,10 +75,22 @@ class JobRunner:
         self.max_concurrent = max_concurrent
         self._pool = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="sagemaker-job")
         self._lock = threading.Lock()
+        self._running: dict[tuple[str, str], object] = {}  # (kind, name) -> the Supervised command of the job
+        self._closed = False
         with self._db() as db:
             db.executescript(SCHEMA)
-            db.execute("UPDATE jobs SET status = ?, failure = ?, ended = ?, modified = ? WHERE status = ?",
-                       (FAILED, STOPPED_WHILE_RUNNING, time.time(), time.time(), IN_PROGRESS))
+            leftovers = db.execute("SELECT pid, ticks FROM processes").fetchall()
+        _stop_leftovers(leftovers)
+        with self._db() as db:
+            db.execute("DELETE FROM processes")
+        self._fail_unfinished()
+
+    def _fail_unfinished(self) -> None:
+        """Every InProgress job becomes Failed: the server that ran it is gone or going."""
+        now = time.time()
+        with self._lock, self._db() as db:
+            db.execute("UPDATE jobs SET status = ?, secondary = ?, failure = ?, ended = ?, modified = ? WHERE status = ?",
+                       (FAILED, FAILED, STOPPED_WHILE_RUNNING, now, now, IN_PROGRESS))
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -96,10 +114,14 @@ class JobRunner:
         """Record job ``name`` as ``InProgress`` and queue ``work(job)``; its returned dict is kept as the result.
 
         Raises:
-            AwsError: a job of this kind and name exists already (``ResourceInUse``).
+            AwsError: a job of this kind and name exists already (``ResourceInUse``), or the runner is closed
+                (``ServiceUnavailable``, 503).
         """
         now = time.time()
         with self._lock, self._db() as db:
+            if self._closed:
+                raise AwsError("ServiceUnavailable", "sagestack serve-aws is stopping; start the job again once it "
+                               "runs", 503)
             if db.execute("SELECT 1 FROM jobs WHERE kind = ? AND name = ?", (kind, name)).fetchone():
                 raise AwsError("ResourceInUse", f"a {kind} job named {name} exists already; job names are unique")
             db.execute("INSERT INTO jobs (kind, name, status, secondary, request, created, modified, transitions) "
@@ -169,6 +191,69 @@ class JobRunner:
             self.log(job, f"sagestack serve-aws: {kind} job {name} completed")
             self.update(job, status=COMPLETED, secondary="Completed", ended=time.time(), result=result)
 
+    def run_command(self, job: Job, command: list[str], *, env: dict[str, str], cwd: Path, stdout: Path) -> int:
+        """Run a job's ``command`` in a process group of its own (stderr to the job's log, stdout to the file
+        ``stdout``) until it exits; its exit status.
+
+        Raises:
+            JobFailed: the job's ``StoppingCondition.MaxRuntimeInSeconds`` passed (``MaxRuntimeExceeded``, the
+                command stopped), or the runner closed meanwhile.
+        """
+        from sagestack.processes import start, start_ticks
+
+        key = (job.kind, job.name)
+        limit = (job.request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
+        started = self.get(job.kind, job.name).started or time.time()
+        with self._lock:
+            if self._closed:
+                raise JobFailed(STOPPED_WHILE_RUNNING)
+            with open(stdout, "wb") as out:
+                process = start(command, what=f"the {job.kind} job {job.name}", env=env, cwd=cwd,
+                                log=job.folder / LOG_FILE, stdout=out, new_session=True)
+            self._running[key] = process
+        with self._db() as db:
+            db.execute("INSERT OR REPLACE INTO processes VALUES (?, ?, ?, ?)", (*key, process.pid,
+                                                                               start_ticks(process.pid)))
+        try:
+            while True:
+                try:
+                    code = process.process.wait(timeout=0.5)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                if isinstance(limit, (int, float)) and limit > 0 and time.time() - started > limit:
+                    process.stop(grace=STOP_GRACE)
+                    raise JobFailed(f"MaxRuntimeExceeded: the job ran longer than its StoppingCondition's "
+                                    f"MaxRuntimeInSeconds ({limit}) and was stopped")
+            if self._closed:
+                raise JobFailed(STOPPED_WHILE_RUNNING)
+            return code
+        finally:
+            with self._lock:
+                self._running.pop(key, None)
+            with self._db() as db:
+                db.execute("DELETE FROM processes WHERE kind = ? AND name = ? AND pid = ?", (*key, process.pid))
+
     def close(self) -> None:
-        """Stop taking work; running jobs are left to end with the process."""
+        """Stop taking work, stop the commands of running jobs (SIGTERM, then SIGKILL after a grace) and fail
+        every unfinished job with that reason."""
+        with self._lock:
+            self._closed = True
+            running = list(self._running.values())
         self._pool.shutdown(wait=False, cancel_futures=True)
+        for process in running:
+            process.stop(grace=STOP_GRACE)
+        self._fail_unfinished()
+
+
+def _stop_leftovers(processes: list[tuple[int, int | None]]) -> None:
+    """Stop the commands a server that was killed left running (each the same process it recorded: pid and
+    start time)."""
+    from sagestack.processes import alive, stop_group
+
+    for pid, ticks in processes:
+        if ticks is not None and alive(pid, ticks):
+            try:
+                stop_group(pid, grace=STOP_GRACE)
+            except PermissionError:
+                pass
