@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -205,3 +206,15 @@ def test_a_version_of_an_unknown_kind_is_refused_before_download(result, setting
     MlflowClient(settings.mlflow_uri, settings.mlflow_uri).set_model_version_tag("sentiment", "1", "model.kind", "xgb")
     with pytest.raises(RegistryError, match="^unknown model kind 'xgb'; known kinds: fasttext, baseline"):
         load_predictor(settings, "sentiment/1")
+
+
+def test_a_model_folder_that_does_not_load_is_not_registered(result, settings):
+    """Registration loads the model first: a damaged model file is refused with the loader's one line, and no
+    version appears (MLflow alone would only warn that the input example failed)."""
+    Path(result.model_path).write_bytes(b"not a fastText model")
+    with pytest.raises(RegistryError) as refused:
+        log_model_run(result.out_dir, settings=settings, model_name="damaged", approval="Approved")
+    assert str(refused.value) == (f"{result.model_path} cannot be loaded ({result.model_path} has wrong file "
+                                  "format!); retrain the model")
+    with pytest.raises(RegistryError, match="no registered model named 'damaged'"):
+        resolve_ref(settings, "damaged@champion")

@@ -34,7 +34,7 @@ class FastTextPredictor(TextClassifier):
         """Load a model directory (``model.bin``/``model.ftz`` inside) or a model file.
 
         Raises:
-            RegistryError: a directory without a fastText model file.
+            RegistryError: a directory without a fastText model file, or a file fastText cannot load.
         """
         import fasttext
 
@@ -44,7 +44,10 @@ class FastTextPredictor(TextClassifier):
             if not files:
                 raise RegistryError(f"{path} holds no model.bin or model.ftz; pass a fastText model")
             path = files[0]
-        return cls(fasttext.load_model(str(path)))
+        try:
+            return cls(fasttext.load_model(str(path)))
+        except ValueError as exc:  # fastText's "has wrong file format!" for a truncated or foreign file
+            raise RegistryError(f"{path} cannot be loaded ({exc}); retrain the model") from None
 
     def save(self, model_dir: Path) -> None:
         """Save the model as ``model.bin`` in ``model_dir`` (quantized models as ``model.ftz``)."""
