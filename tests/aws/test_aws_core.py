@@ -326,3 +326,43 @@ def test_a_command_a_killed_server_left_running_is_stopped_on_the_next_start(tmp
     assert not alive(pid) and restarted.get("training", "orphan").status == FAILED
     crashed.close()
     restarted.close()
+
+
+def test_reading_an_object_while_a_put_replaces_it_gets_an_object_not_a_500(api, monkeypatch):
+    from sagestack.aws.s3store import S3Store
+
+    store = api.backends.s3
+    store.create_bucket("bkt", "us-east-1")
+    store.put("bkt", "k", b"old")
+    looked_up = S3Store.get
+
+    def replaced_right_after_the_look_up(self, bucket, key):
+        record = looked_up(self, bucket, key)
+        if key == "k" and not replaced:
+            replaced.append(True)
+            self.put("bkt", "k", b"new")  # unlinks the blob the record names
+        return record
+
+    monkeypatch.setattr(S3Store, "get", replaced_right_after_the_look_up)
+    for request in (lambda: signed(api, "s3", "GET", "/bkt/k"),
+                    lambda: signed(api, "s3", "PUT", "/bkt/copy", headers={"x-amz-copy-source": "bkt/k"})):
+        replaced = []
+        response = api.handle(request())
+        assert response.status == 200, response.body
+    assert store.get("bkt", "copy").path.read_bytes() == b"new"
+
+
+def test_concurrent_puts_of_one_key_leave_one_blob(api):
+    import threading
+
+    store = api.backends.s3
+    store.create_bucket("bkt", "us-east-1")
+
+    def put_many(worker: int) -> None:
+        for i in range(40):
+            store.put("bkt", "k", f"{worker}-{i}".encode())
+
+    threads = [threading.Thread(target=put_many, args=(worker,)) for worker in range(6)]
+    [thread.start() for thread in threads]
+    [thread.join() for thread in threads]
+    assert [path.name for path in (store.root / "blobs").iterdir()] == [store.get("bkt", "k").path.name]

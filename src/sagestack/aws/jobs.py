@@ -80,10 +80,10 @@ class JobRunner:
         with self._db() as db:
             db.executescript(SCHEMA)
             leftovers = db.execute("SELECT pid, ticks FROM processes").fetchall()
+        self._fail_unfinished()  # first: a job whose command is stopped next must not end Completed
         _stop_leftovers(leftovers)
         with self._db() as db:
             db.execute("DELETE FROM processes")
-        self._fail_unfinished()
 
     def _fail_unfinished(self) -> None:
         """Every InProgress job becomes Failed: the server that ran it is gone or going."""

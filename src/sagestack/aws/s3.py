@@ -201,14 +201,17 @@ def _range(header: str, size: int) -> tuple[int, int] | None:
 def get_object(backends: Backends, request: Request) -> Response:
     """GetObject, whole or one byte range (206); a large body is streamed from its file."""
     bucket, key = split_path(request)
-    record = backends.s3.get(bucket, key)
+    record, body = backends.s3.open(bucket, key)  # open: a PutObject replacing it meanwhile unlinks, not changes, it
     headers = _object_headers(record)
-    wanted = _range(request.headers.get("Range") or "", record.size)
+    try:
+        wanted = _range(request.headers.get("Range") or "", record.size)
+    except AwsError:
+        body.close()
+        raise
     start, end = wanted or (0, record.size - 1)
     status = 200 if wanted is None else 206
     if wanted is not None:
         headers["Content-Range"] = f"bytes {start}-{end}/{record.size}"
-    body = open(record.path, "rb")  # opened now: a PutObject replacing the object meanwhile unlinks, not changes, it
     body.seek(start)
     if end - start + 1 <= STREAM_ABOVE:
         with body:
@@ -246,10 +249,9 @@ def copy_object(backends: Backends, request: Request) -> Response:
     """CopyObject (``x-amz-copy-source: bucket/key``; metadata copied unless the directive says REPLACE)."""
     source_bucket, _, source_key = unquote(request.headers["x-amz-copy-source"].lstrip("/")).partition("/")
     source_key = source_key.partition("?versionId=")[0]
-    source = backends.s3.get(source_bucket, source_key)
     bucket, key = split_path(request)
     replace = (request.headers.get("x-amz-metadata-directive") or "COPY").upper() == "REPLACE"
-    record = backends.s3.copy(source, bucket, key, _content_type(request) if replace else None,
+    record = backends.s3.copy(source_bucket, source_key, bucket, key, _content_type(request) if replace else None,
                               _metadata(request) if replace else None)
     return xml_response(f"<CopyObjectResult>{tag('LastModified', _iso(record.modified))}"
                         f"{tag('ETag', chr(34) + record.etag + chr(34))}</CopyObjectResult>")

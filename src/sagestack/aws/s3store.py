@@ -18,7 +18,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 from sagestack.aws.protocol import AwsError
 
@@ -81,6 +81,23 @@ class S3Store:
         finally:
             db.close()
 
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, holding the write lock from its first statement (``BEGIN IMMEDIATE``): what it
+        reads (the blob an object replaces, whether the bucket exists) stays true until it commits."""
+        db = sqlite3.connect(self.root / "index.db", timeout=30, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            db.close()
+
     # -- buckets -----------------------------------------------------------------------------------------
 
     def create_bucket(self, name: str, region: str) -> bool:
@@ -117,8 +134,9 @@ class S3Store:
         Raises:
             AwsError: no such bucket, or it holds objects (``BucketNotEmpty``, 409).
         """
-        self.bucket(name)
-        with self._db() as db:
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM buckets WHERE name = ?", (name,)).fetchone() is None:
+                raise AwsError("NoSuchBucket", "the specified bucket does not exist", 404, BucketName=name)
             if db.execute("SELECT 1 FROM objects WHERE bucket = ? LIMIT 1", (name,)).fetchone():
                 raise AwsError("BucketNotEmpty", "the bucket you tried to delete is not empty", 409, BucketName=name)
             db.execute("DELETE FROM buckets WHERE name = ?", (name,))
@@ -136,7 +154,7 @@ class S3Store:
     def _record(self, bucket: str, key: str, blob: str, size: int, etag: str, content_type: str | None,
                 metadata: dict[str, str]) -> S3Object:
         modified = time.time()
-        with self._db() as db:
+        with self._write() as db:
             if db.execute("SELECT 1 FROM buckets WHERE name = ?", (bucket,)).fetchone() is None:
                 (self.root / "blobs" / blob).unlink(missing_ok=True)
                 raise AwsError("NoSuchBucket", "the specified bucket does not exist", 404, BucketName=bucket)
@@ -176,6 +194,21 @@ class S3Store:
         return S3Object(bucket, key, self.root / "blobs" / blob, size, etag, content_type, modified,
                         json.loads(metadata))
 
+    def open(self, bucket: str, key: str) -> tuple[S3Object, BinaryIO]:
+        """The record of ``bucket/key`` and its body, opened (a later replacement of the object unlinks the
+        file, so the open body stays whole). Close the body.
+
+        Raises:
+            AwsError: no such bucket or key (also when the object was deleted between its look-up and the open).
+        """
+        for _ in range(2):
+            record = self.get(bucket, key)
+            try:
+                return record, open(record.path, "rb")
+            except FileNotFoundError:  # replaced or deleted right after the look-up: look it up again
+                continue
+        raise AwsError("NoSuchKey", "the specified key does not exist", 404, Key=key)
+
     def object_path(self, bucket: str, key: str) -> Path:
         """The file holding ``bucket/key``'s body (read it, never write it).
 
@@ -191,22 +224,47 @@ class S3Store:
             AwsError: no such bucket.
         """
         self.bucket(bucket)
-        with self._db() as db:
+        with self._write() as db:
             row = db.execute("SELECT blob FROM objects WHERE bucket = ? AND key = ?", (bucket, key)).fetchone()
             db.execute("DELETE FROM objects WHERE bucket = ? AND key = ?", (bucket, key))
         if row:
             (self.root / "blobs" / row[0]).unlink(missing_ok=True)
 
-    def copy(self, source: S3Object, bucket: str, key: str, content_type: str | None = None,
+    def copy(self, source_bucket: str, source_key: str, bucket: str, key: str, content_type: str | None = None,
              metadata: dict[str, str] | None = None) -> S3Object:
-        """Copy ``source`` to ``bucket/key``, keeping its type and metadata unless new ones are given."""
+        """Copy ``source_bucket/source_key`` to ``bucket/key``, keeping its type and metadata unless new ones
+        are given.
+
+        Raises:
+            AwsError: no such source bucket or key, or no target bucket.
+        """
         self.bucket(bucket)
+        source, body = self.open(source_bucket, source_key)
         blob = uuid.uuid4().hex
         temporary = self.root / "blobs" / f"{blob}.part"
-        shutil.copyfile(source.path, temporary)
+        with body, open(temporary, "wb") as out:
+            shutil.copyfileobj(body, out)
         temporary.replace(self.root / "blobs" / blob)
         return self._record(bucket, key, blob, source.size, source.etag, content_type or source.content_type,
                             source.metadata if metadata is None else metadata)
+
+    def put_file(self, bucket: str, key: str, path: Path, content_type: str | None = None) -> S3Object:
+        """Store the file ``path`` as ``bucket/key``, streamed (never whole in memory); its ETag is its MD5.
+
+        Raises:
+            AwsError: no such bucket.
+        """
+        self.bucket(bucket)
+        blob = uuid.uuid4().hex
+        temporary = self.root / "blobs" / f"{blob}.part"
+        digest, size = hashlib.md5(), 0
+        with open(path, "rb") as source, open(temporary, "wb") as out:
+            while chunk := source.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+        temporary.replace(self.root / "blobs" / blob)
+        return self._record(bucket, key, blob, size, digest.hexdigest(), content_type, {})
 
     def list(self, bucket: str, prefix: str = "", delimiter: str = "", after: str = "",
              max_keys: int = 1000) -> Listing:
