@@ -128,7 +128,7 @@ def test_train_baseline_registers_a_baseline_version(cli, tmp_path, sample_split
     assert out["kind"] == "baseline" and out["registered"]["name"] == "reviews-sentiment"
     assert out["registered"]["kind"] == "baseline" and out["registered"]["aliases"] == ["champion"]
     assert out["registered"]["metrics"]["validation_accuracy"] == out["validation_accuracy"] > 0.4
-    assert (tmp_path / "baseline" / "model.joblib").is_file()
+    assert (tmp_path / "baseline" / "model.pkl").is_file()
     # Every trainer writes result.json with the same keys (train fasttext's), and --json prints them.
     result = __import__("json").loads((tmp_path / "baseline" / "result.json").read_text())
     assert set(RESULT_KEYS) <= set(result) and result["kind"] == "baseline"

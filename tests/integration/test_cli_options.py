@@ -141,7 +141,7 @@ def test_a_katib_trial_of_tune_baseline_runs_as_exported(sagestack_main, sample_
     code, out, err = sagestack_main(*(local.get(word, word) for word in command[1:]))
     assert code == 0, err
     assert re.search(r"^validation_accuracy: 0\.\d{4}$", out, re.MULTILINE), out
-    assert (tmp_path / "trial" / "model.joblib").is_file()
+    assert (tmp_path / "trial" / "model.pkl").is_file()
 
 
 @pytest.mark.parametrize("args, message", [

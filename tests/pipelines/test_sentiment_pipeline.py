@@ -81,7 +81,7 @@ def test_both_trainers_run_as_branches_and_the_best_becomes_champion(first_run, 
         **dict.fromkeys(AUTOML + BERT, "SKIPPED"), STANDINS["automl"]: "SUCCESS", STANDINS["bert"]: "SUCCESS",
     }
     assert (Path(step(first_run, "train-fasttext")["artifacts"]["model"]) / "model.bin").is_file()
-    assert (Path(step(first_run, "train-baseline")["artifacts"]["model"]) / "model.joblib").is_file()
+    assert (Path(step(first_run, "train-baseline")["artifacts"]["model"]) / "model.pkl").is_file()
     selection = first_run["selection"]
     scores = {name: c["test_accuracy"] for name, c in selection["candidates"].items()}
     assert set(scores) == {"fasttext", "baseline"} and all(s > 0.45 for s in scores.values())

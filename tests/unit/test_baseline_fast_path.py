@@ -109,7 +109,7 @@ def test_a_used_predictor_pickles_as_its_pipeline(trained):
 
 
 def test_a_pipeline_built_otherwise_is_scored_by_scikit_learn(reviews):
-    """A model.joblib whose vectorizers differ from build_pipeline's (here: raw tf, no sublinear log) would get
+    """A model file whose vectorizers differ from build_pipeline's (here: raw tf, no sublinear log) would get
     other numbers from the fast scorer: it is scored by the pipeline itself, with the pipeline's numbers."""
     texts, labels = reviews
     pipeline = build_pipeline(BaselineParams())
@@ -146,3 +146,15 @@ def test_long_words_are_scored_but_not_cached(trained):
     texts = [f"love it {word} fits" for word in long_words]
     _assert_same(trained, texts)
     assert scorer._cached_char_ids.cache_info().currsize == len({"love", "it", "fits"})
+
+
+def test_a_model_saved_as_model_joblib_by_an_earlier_sagestack_still_loads(trained, reviews, tmp_path):
+    import joblib
+
+    joblib.dump(trained.pipeline, tmp_path / "model.joblib")  # how sagestack saved the baseline before model.pkl
+    old = BaselinePredictor.load(tmp_path)
+    np.testing.assert_allclose(old.predict_proba(reviews[0][:50]), trained.predict_proba(reviews[0][:50]), rtol=0, atol=0)
+    trained.save(tmp_path)  # a model.pkl beside it is the one loaded
+    assert (tmp_path / "model.pkl").is_file()
+    np.testing.assert_allclose(BaselinePredictor.load(tmp_path).predict_proba(reviews[0][:50]),
+                               trained.predict_proba(reviews[0][:50]), rtol=0, atol=0)

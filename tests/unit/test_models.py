@@ -96,10 +96,13 @@ def test_load_model_needs_a_card(tmp_path):
     with pytest.raises(RegistryError, match="is not a valid model card"):
         load_model(tmp_path)
     ModelCard(kind="baseline", labels=["-1", "0", "1"]).save(tmp_path)
-    with pytest.raises(RegistryError, match="holds no model.joblib"):
+    with pytest.raises(RegistryError, match="holds no model.pkl"):
         load_model(tmp_path)
-    (tmp_path / "model.joblib").write_bytes(b"\x80\x04truncated")
+    (tmp_path / "model.joblib").write_bytes(b"\x80\x04truncated")  # an earlier sagestack's file name
     with pytest.raises(RegistryError, match="model.joblib cannot be loaded"):
+        load_model(tmp_path)
+    (tmp_path / "model.pkl").write_bytes(b"\x80\x04truncated")
+    with pytest.raises(RegistryError, match="model.pkl cannot be loaded"):
         load_model(tmp_path)
     vectors = tmp_path / "vectors"
     vectors.mkdir()
