@@ -366,3 +366,111 @@ def test_concurrent_puts_of_one_key_leave_one_blob(api):
     [thread.start() for thread in threads]
     [thread.join() for thread in threads]
     assert [path.name for path in (store.root / "blobs").iterdir()] == [store.get("bkt", "k").path.name]
+
+
+@pytest.fixture
+def http_port(api):
+    """The server's HTTP layer over ``api`` on a free loopback port, with a 1-second socket timeout."""
+    import threading
+
+    from sagestack.aws.server import _Handler, _Server
+
+    class QuickHandler(_Handler):
+        timeout = 1
+
+    server = _Server(("127.0.0.1", 0), QuickHandler)
+    server.api, server.access_log = api, False
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def _exchange(port: int, *sends: bytes, wait: float = 5.0) -> bytes:
+    """Send each piece (reading what the server answers after each), until the server closes or ``wait`` passes."""
+    import socket
+
+    answers = b""
+    with socket.create_connection(("127.0.0.1", port)) as connection:
+        for piece in sends:
+            connection.sendall(piece)
+            connection.settimeout(wait)
+            try:
+                while chunk := connection.recv(65536):  # then whatever follows at once, until the server is quiet
+                    answers += chunk
+                    connection.settimeout(0.3)
+            except socket.timeout:
+                if connection.gettimeout() == wait:
+                    return answers + b"<no answer>"
+                continue
+            break  # closed by the server
+    return answers
+
+
+def test_http_bodies_that_would_hold_a_thread_or_memory_are_refused(api, http_port):
+    import time
+
+    def head(body: bytes, *extra: str) -> bytes:
+        """A signed PUT's request line and headers (the body's length and hash signed), plus ``extra`` lines."""
+        request = signed(api, "s3", "PUT", "/bkt/k", body)
+        lines = [f"{name}: {value}" for name, value in request.headers.items() if name not in ("Host", "Content-Length")]
+        return "\r\n".join(["PUT /bkt/k HTTP/1.1", f"Host: {request.headers['Host']}", *lines, *extra, "", ""]).encode()
+
+    negative = _exchange(http_port, head(b"abc", "Transfer-Encoding: chunked") + b"-1\r\nabc")
+    assert negative.startswith(b"HTTP/1.1 400") and b"IncompleteBody" in negative
+    began = time.monotonic()  # a body shorter than its Content-Length: the connection is dropped, not held
+    short = _exchange(http_port, head(b"a" * 100, "Content-Length: 100") + b"abc")
+    assert b"<no answer>" not in short and time.monotonic() - began < 4
+    # Unsigned, announcing a huge body: refused before any of it is asked for.
+    unsigned = _exchange(http_port, b"PUT /bkt/k HTTP/1.1\r\nHost: x\r\nContent-Length: 104857600\r\n"
+                         b"Expect: 100-continue\r\n\r\n")
+    assert unsigned.startswith(b"HTTP/1.1 403") and b"MissingAuthenticationToken" in unsigned
+    too_large = _exchange(http_port, b"PUT /bkt/k HTTP/1.1\r\nHost: x\r\nContent-Length: 536870912\r\n\r\n")
+    assert too_large.startswith(b"HTTP/1.1 400") and b"EntityTooLarge" in too_large
+    # Signed: 100 Continue, then the body is read and stored.
+    api.backends.s3.create_bucket("bkt", "us-east-1")
+    answered = _exchange(http_port, head(b"hello", "Content-Length: 5", "Expect: 100-continue"), b"hello")
+    assert answered.startswith(b"HTTP/1.1 100 Continue\r\n\r\n") and b"HTTP/1.1 200" in answered
+    assert api.backends.s3.get("bkt", "k").path.read_bytes() == b"hello"
+
+
+def _hand_signed(api, *, scope_date: str | None = None, signed_headers=("host", "x-amz-date"),
+                 headers: dict | None = None) -> Request:
+    """A GET / to STS signed here by hand (valid but for what the arguments change)."""
+    import hashlib
+    import hmac
+
+    identity = api.backends.identity
+    now = dt.datetime.now(dt.timezone.utc)
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    scope = sigv4.Scope(identity.access_key_id, scope_date or stamp[:8], "us-east-1", "sts")
+    message = Message()
+    message["Host"] = "127.0.0.1:4566"
+    message["X-Amz-Date"] = stamp
+    for name, value in (headers or {}).items():
+        message[name] = value
+    request = Request("GET", "/", "Action=GetCallerIdentity&Version=2011-06-15", message)
+    payload = (headers or {}).get("X-Amz-Content-SHA256") or hashlib.sha256(b"").hexdigest()
+    text = sigv4.canonical_request(request, "sts", list(signed_headers), payload)
+    to_sign = "\n".join([sigv4.ALGORITHM, stamp, f"{scope.date}/us-east-1/sts/aws4_request",
+                         hashlib.sha256(text.encode()).hexdigest()])
+    signature = hmac.new(sigv4._signing_key(identity.secret_access_key, scope), to_sign.encode(),
+                         hashlib.sha256).hexdigest()
+    message["Authorization"] = (f"{sigv4.ALGORITHM} Credential={identity.access_key_id}/{scope.date}/us-east-1/sts/"
+                                f"aws4_request, SignedHeaders={';'.join(signed_headers)}, Signature={signature}")
+    return request
+
+
+def test_sigv4_scope_date_host_and_signed_chunks_as_aws_checks_them(api):
+    assert api.handle(_hand_signed(api)).status == 200  # the hand signing itself is right
+    yesterday = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)).strftime("%Y%m%d")
+    with pytest.raises(AwsError, match="credential scope's date") as other_day:
+        sigv4.verify(_hand_signed(api, scope_date=yesterday), api.backends.identity)
+    assert (other_day.value.code, other_day.value.status) == ("SignatureDoesNotMatch", 403)
+    with pytest.raises(AwsError, match="host header must be among the SignedHeaders"):
+        sigv4.verify(_hand_signed(api, signed_headers=("x-amz-date",)), api.backends.identity)
+    streaming = {"X-Amz-Content-SHA256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"}
+    with pytest.raises(AwsError, match="signed chunks") as chunks:
+        sigv4.verify(_hand_signed(api, headers=streaming, signed_headers=("host", "x-amz-content-sha256", "x-amz-date")),
+                     api.backends.identity)
+    assert chunks.value.code == "NotImplemented"

@@ -22,9 +22,12 @@ from sagestack.aws.identity import ACCESS_KEY_VAR, SECRET_KEY_VAR, has_explicit_
 from sagestack.aws.protocol import AwsError, Request, Response, error_response
 from sagestack.errors import ConfigError
 
-# A single request body is read into memory: larger uploads go through multipart (every SDK does above 8 MB).
-MAX_BODY = 512 * 1024 * 1024
+# A single request body is read into memory: larger uploads go through multipart (boto3, the SageMaker SDK,
+# awswrangler and the aws CLI switch to it at 8 MiB), so this bounds a request's memory, not what clients do.
+MAX_BODY = 128 * 1024 * 1024
 CHUNK = 1024 * 1024  # a streamed body is sent in pieces of this size
+MAX_LINE = 8192  # the longest chunk-size or trailer line of a chunked body
+SOCKET_TIMEOUT = 60  # seconds a connection may stay silent mid-request (a short body holds no thread for good)
 
 
 class AwsApi:
@@ -57,48 +60,85 @@ def _claimed_service(request: Request) -> str:
         return ""
 
 
+_TOO_LARGE = AwsError("EntityTooLarge", f"a request body may be at most {MAX_BODY} bytes here: upload larger "
+                      "objects in parts (multipart upload)")
+_MALFORMED = AwsError("IncompleteBody", "the request's Content-Length or chunk sizes are malformed")
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, and `Expect: 100-continue` answered as botocore expects
     server_version = "sagestack-aws"
+    timeout = SOCKET_TIMEOUT
     server: "_Server"
 
-    def _read_body(self) -> bytes:
-        """The request body (``Transfer-Encoding: chunked`` joined).
+    def handle_expect_100(self) -> bool:
+        # `100 Continue` is sent by _serve once the request's signature headers are checked: a client that
+        # cannot sign is never asked for its body.
+        self._expect_continue = True
+        return True
+
+    def _body_length(self) -> int | None:
+        """The Content-Length (None for a chunked body).
 
         Raises:
-            AwsError: a malformed length or chunk, or a body over :data:`MAX_BODY`.
+            AwsError: a malformed or negative length, or one over :data:`MAX_BODY`.
         """
-        too_large = AwsError("EntityTooLarge", f"a request body may be at most {MAX_BODY} bytes here: upload larger "
-                             "objects in parts")
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return None
         try:
-            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-                body = bytearray()
-                while True:
-                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                    if size == 0:
-                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                            pass
-                        return bytes(body)
-                    if len(body) + size > MAX_BODY:
-                        raise too_large
-                    body += self.rfile.read(size)
-                    self.rfile.readline()
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
-            raise AwsError("IncompleteBody", "the request's Content-Length or chunk sizes are malformed") from None
-        if length < 0 or length > MAX_BODY:
-            raise too_large
-        return self.rfile.read(length)
+            raise _MALFORMED from None
+        if length < 0:
+            raise _MALFORMED
+        if length > MAX_BODY:
+            raise _TOO_LARGE
+        return length
+
+    def _read_body(self, length: int | None) -> bytes:
+        """The request body: ``length`` bytes, or a ``Transfer-Encoding: chunked`` body joined (``None``).
+
+        Raises:
+            AwsError: a malformed chunk, or a body over :data:`MAX_BODY`.
+        """
+        if length is not None:
+            return self.rfile.read(length)
+        body = bytearray()
+        while True:
+            line = self.rfile.readline(MAX_LINE + 1)
+            try:
+                size = int(line.split(b";")[0].strip() or b"0", 16)
+            except ValueError:
+                raise _MALFORMED from None
+            if size < 0 or len(line) > MAX_LINE:
+                raise _MALFORMED
+            if size == 0:
+                while (trailer := self.rfile.readline(MAX_LINE + 1)) not in (b"\r\n", b"\n", b""):
+                    if len(trailer) > MAX_LINE:
+                        raise _MALFORMED
+                return bytes(body)
+            if len(body) + size > MAX_BODY:
+                raise _TOO_LARGE
+            body += self.rfile.read(size)
+            self.rfile.readline(MAX_LINE + 1)
 
     def _serve(self) -> None:
+        expect_continue, self._expect_continue = getattr(self, "_expect_continue", False), False
         target = self.path
         if "://" in target.partition("?")[0]:  # absolute-form request target (through a proxy)
             target = "/" + target.split("://", 1)[1].partition("/")[2]
         raw_path, _, query = target.partition("?")
         request = Request(self.command, raw_path, query, self.headers)
         try:
-            request.body = self._read_body()
-        except AwsError as error:  # the rest of the request cannot be read: answer and close
+            length = self._body_length()
+            # Before any body is read (or asked for): a request that is not signed with the home's key gets
+            # its 403 without the server holding its body.
+            sigv4.verify_headers(request, self.server.api.backends.identity)
+            if expect_continue:
+                self.send_response_only(100)
+                self.end_headers()
+            request.body = self._read_body(length)
+        except AwsError as error:  # the rest of the request cannot be (or is not) read: answer and close
             response = error_response(error, _claimed_service(request), request)
             self.close_connection = True
         else:

@@ -21,7 +21,10 @@ from sagestack.aws.protocol import AwsError, Request
 ALGORITHM = "AWS4-HMAC-SHA256"
 # How far a request's X-Amz-Date may be from the server's clock (AWS allows 15 minutes).
 MAX_SKEW = dt.timedelta(minutes=15)
-UNSIGNED_PAYLOADS = ("UNSIGNED-PAYLOAD", "STREAMING-")
+# Payload hashes that leave the body unsigned (botocore sends the second for an aws-chunked body whose checksum
+# comes in a trailer). The signed-chunk modes (STREAMING-AWS4-HMAC-SHA256-PAYLOAD…) are refused: no SDK or CLI
+# of the client environment sends them, and their chunk signatures are not verified here.
+UNSIGNED_PAYLOADS = ("UNSIGNED-PAYLOAD", "STREAMING-UNSIGNED-PAYLOAD-TRAILER")
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,22 @@ def _signing_key(secret: str, scope: Scope) -> bytes:
     return key
 
 
+def verify_headers(request: Request, identity: Identity, now: dt.datetime | None = None) -> Scope:
+    """What of ``request``'s signature can be checked before its body is read: the key, the date and the
+    scope — and the whole signature when the headers declare the payload's hash (S3's
+    ``X-Amz-Content-SHA256``). The server checks this before it reads (or asks for) a body.
+
+    Raises:
+        AwsError: as :func:`verify`.
+    """
+    scope, signed_headers, signature = parse_authorization(request.headers.get("Authorization"))
+    stamp = _check_scope(request, identity, scope, signed_headers, now)
+    declared = request.headers.get("X-Amz-Content-SHA256")
+    if declared:
+        _check_signature(request, identity, scope, signed_headers, signature, stamp, declared)
+    return scope
+
+
 def verify(request: Request, identity: Identity, now: dt.datetime | None = None) -> Scope:
     """Check ``request``'s SigV4 signature against ``identity``'s key pair.
 
@@ -110,10 +129,25 @@ def verify(request: Request, identity: Identity, now: dt.datetime | None = None)
         The signature's scope (its service and region route the request).
 
     Raises:
-        AwsError: unsigned, signed with another key, a wrong signature, a stale date, or a body whose
-            SHA-256 is not the one signed — each a 403 (400 for the body) with AWS's error code.
+        AwsError: unsigned, signed with another key, a wrong signature, a stale date, a scope of another day
+            than the date, ``host`` not signed, or a body whose SHA-256 is not the one signed — each a 403 (400
+            for the body) with AWS's error code.
     """
     scope, signed_headers, signature = parse_authorization(request.headers.get("Authorization"))
+    stamp = _check_scope(request, identity, scope, signed_headers, now)
+    declared = request.headers.get("X-Amz-Content-SHA256")
+    actual = hashlib.sha256(request.body).hexdigest()
+    if declared and declared not in UNSIGNED_PAYLOADS and declared != actual:
+        raise AwsError("XAmzContentSHA256Mismatch", "the provided x-amz-content-sha256 header does not match "
+                       "the body", 400)
+    _check_signature(request, identity, scope, signed_headers, signature, stamp, declared or actual)
+    return scope
+
+
+def _check_scope(request: Request, identity: Identity, scope: Scope, signed_headers: list[str],
+                 now: dt.datetime | None) -> str:
+    """Check the key, the date (and its skew), that the scope is of the date's day and that ``host`` is
+    signed; the X-Amz-Date stamp."""
     s3 = scope.service == "s3"
     if not hmac.compare_digest(scope.access_key, identity.access_key_id):
         raise AwsError("InvalidAccessKeyId" if s3 else "InvalidClientTokenId",
@@ -128,12 +162,21 @@ def verify(request: Request, identity: Identity, now: dt.datetime | None = None)
     if abs(now - signed_at) > MAX_SKEW:
         raise AwsError("RequestTimeTooSkewed", "the difference between the request time and the server's time "
                        "is more than 15 minutes", 403)
+    if scope.date != stamp[:8]:
+        raise AwsError("SignatureDoesNotMatch", f"the credential scope's date {scope.date} is not the day of "
+                       f"X-Amz-Date {stamp}", 403)
+    if "host" not in signed_headers:
+        raise AwsError("SignatureDoesNotMatch", "the host header must be among the SignedHeaders", 403)
     declared = request.headers.get("X-Amz-Content-SHA256")
-    actual = hashlib.sha256(request.body).hexdigest()
-    if declared and not declared.startswith(UNSIGNED_PAYLOADS) and declared != actual:
-        raise AwsError("XAmzContentSHA256Mismatch", "the provided x-amz-content-sha256 header does not match "
-                       "the body", 400)
-    payload_hash = declared or actual
+    if declared and declared.startswith("STREAMING-") and declared not in UNSIGNED_PAYLOADS:
+        raise AwsError("NotImplemented", f"x-amz-content-sha256 {declared} (signed chunks) is not supported by "
+                       "sagestack serve-aws; send the body's SHA-256, UNSIGNED-PAYLOAD or "
+                       "STREAMING-UNSIGNED-PAYLOAD-TRAILER", 400)
+    return stamp
+
+
+def _check_signature(request: Request, identity: Identity, scope: Scope, signed_headers: list[str], signature: str,
+                     stamp: str, payload_hash: str) -> None:
     text = canonical_request(request, scope.service, signed_headers, payload_hash)
     string_to_sign = "\n".join([ALGORITHM, stamp, f"{scope.date}/{scope.region}/{scope.service}/aws4_request",
                                 hashlib.sha256(text.encode()).hexdigest()])
@@ -142,4 +185,3 @@ def verify(request: Request, identity: Identity, now: dt.datetime | None = None)
     if not hmac.compare_digest(expected, signature):
         raise AwsError("SignatureDoesNotMatch", "the request signature we calculated does not match the signature "
                        "you provided: check the secret key (`sagestack serve-aws --env`)", 403)
-    return scope
