@@ -359,10 +359,10 @@ def test_concurrent_puts_of_one_key_leave_one_blob(api):
     store.create_bucket("bkt", "us-east-1")
 
     def put_many(worker: int) -> None:
-        for i in range(40):
+        for i in range(25):
             store.put("bkt", "k", f"{worker}-{i}".encode())
 
-    threads = [threading.Thread(target=put_many, args=(worker,)) for worker in range(6)]
+    threads = [threading.Thread(target=put_many, args=(worker,)) for worker in range(4)]
     [thread.start() for thread in threads]
     [thread.join() for thread in threads]
     assert [path.name for path in (store.root / "blobs").iterdir()] == [store.get("bkt", "k").path.name]
@@ -474,3 +474,60 @@ def test_sigv4_scope_date_host_and_signed_chunks_as_aws_checks_them(api):
         sigv4.verify(_hand_signed(api, headers=streaming, signed_headers=("host", "x-amz-content-sha256", "x-amz-date")),
                      api.backends.identity)
     assert chunks.value.code == "NotImplemented"
+
+
+_SM = ("sagemaker", "SageMaker.")
+_LOGS = ("logs", "Logs_20140328.")
+_TRAINING = {"TrainingJobName": "t", "RoleArn": "r", "AlgorithmSpecification": {"TrainingImage": "img"},
+             "OutputDataConfig": {"S3OutputPath": "s3://b/o"}, "ResourceConfig": {}, "StoppingCondition": {}}
+
+
+def _cbor(document) -> bytes:
+    from sagestack.aws import cbor
+
+    return cbor.encode(document)
+
+
+@pytest.mark.parametrize("service, operation, body, code", [
+    (_SM, "CreateProcessingJob", {"ProcessingJobName": "j", "AppSpecification": "x", "ProcessingResources": {"a": 1},
+                                  "RoleArn": "r"}, "ValidationException"),
+    (_SM, "CreateProcessingJob", {"ProcessingJobName": "j", "AppSpecification": {"ImageUri": "i"},
+                                  "ProcessingResources": {"a": 1}, "RoleArn": "r", "ProcessingInputs": [{"S3Input": 1}]},
+     "ValidationException"),
+    (_SM, "CreateTrainingJob", {**_TRAINING, "InputDataConfig": ["x"]}, "ValidationException"),
+    (_SM, "CreateTrainingJob", {**_TRAINING, "StoppingCondition": {"MaxRuntimeInSeconds": "long"}},
+     "ValidationException"),
+    (_SM, "CreateModel", {"ModelName": "m", "PrimaryContainer": "img"}, "ValidationException"),
+    (_SM, "CreateEndpointConfig", {"EndpointConfigName": "c", "ProductionVariants": ["x"]}, "ValidationException"),
+    (_SM, "ListProcessingJobs", {"MaxResults": "abc"}, "ValidationException"),
+    (_SM, "DescribeProcessingJob", {"ProcessingJobName": ["x"]}, "ValidationException"),
+    (_LOGS, "DescribeLogStreams", {"logGroupName": "/aws/sagemaker/TrainingJobs", "limit": "abc"},
+     "InvalidParameterException"),
+    (_LOGS, "DescribeLogStreams", {"logGroupName": ["x"]}, "InvalidParameterException"),
+    (_LOGS, "GetLogEvents", {"logGroupName": "/aws/sagemaker/TrainingJobs", "logStreamName": "x/algo-1",
+                             "startTime": "now"}, "InvalidParameterException"),
+    (_SM, "DescribeModel", b"[" * 100_000, "SerializationException"),
+    ("cbor", "additional info 28", b"\x1c", "SerializationException"),
+    ("cbor", "simple value 0", b"\xe0", "SerializationException"),
+    ("cbor", "nested 5000 deep", b"\x81" * 5000 + b"\x00", "SerializationException"),
+    ("cbor", "an array as a map key", b"\xa1\x80\x00", "SerializationException"),
+    ("cbor", "a timestamp out of range", b"\xa1\x69StartTime\xc1\x1b" + b"\xff" * 8, "SerializationException"),
+    ("cbor", "dimensions not a list", _cbor({"Namespace": "n", "MetricName": "m", "Dimensions": "x"}),
+     "InvalidParameterValue"),
+    ("cbor", "a dimension not a structure", _cbor({"Namespace": "n", "MetricName": "m", "Dimensions": [1]}),
+     "InvalidParameterValue"),
+])
+def test_malformed_input_is_an_aws_shaped_400_never_a_500(api, service, operation, body, code):
+    from sagestack.aws import cbor
+
+    if service == "cbor":
+        response = api.handle(signed(api, "monitoring", "POST", "/service/GraniteServiceVersion20100801/operation/"
+                                     "GetMetricStatistics", body, {"smithy-protocol": "rpc-v2-cbor",
+                                                                   "Content-Type": "application/cbor"}))
+        answer = cbor.decode(response.body)
+    else:
+        response = api.handle(signed(api, service[0], "POST", "/", body if isinstance(body, bytes) else
+                                     json.dumps(body).encode(), {"X-Amz-Target": service[1] + operation,
+                                                                 "Content-Type": "application/x-amz-json-1.1"}))
+        answer = json.loads(response.body)
+    assert (response.status, answer["__type"]) == (400, code), answer

@@ -51,7 +51,9 @@ def decode(data: bytes) -> object:
     """
     try:
         value, position = _item(data, 0)
-    except (IndexError, ValueError, struct.error, UnicodeDecodeError):
+    # KeyError: an additional info or simple value outside the subset; TypeError: an unhashable map key;
+    # OverflowError/OSError: a timestamp out of range; RecursionError: nested deeper than the stack.
+    except (IndexError, ValueError, KeyError, TypeError, OverflowError, OSError, RecursionError, struct.error):
         value, position = BREAK, -1
     if value is BREAK or position != len(data):
         raise ValueError("not one well-formed CBOR item")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sagestack.aws.backends import Backends
-from sagestack.aws.protocol import AwsError, Request, Response, document_response, read_document
+from sagestack.aws.protocol import AwsError, Request, Response, document_response, member, members, read_document
 
 TRAINING_NAMESPACE = "/aws/sagemaker/TrainingJobs"
 
@@ -23,9 +23,14 @@ def get_metric_statistics(backends: Backends, request: Request) -> Response:
     """GetMetricStatistics: one datapoint per metric of the training job named by the ``TrainingJobName``
     dimension, when the job's end lies in [StartTime, EndTime]; nothing for other namespaces or metrics."""
     body = read_document(request)
-    if not body.get("MetricName") or not body.get("Namespace"):
-        raise AwsError("InvalidParameterValue", "Namespace and MetricName are required", 400)
-    dimensions = {item.get("Name"): item.get("Value") for item in body.get("Dimensions") or []}
+    bad = "InvalidParameterValue"
+    if not member(body, "MetricName", str, code=bad) or not member(body, "Namespace", str, code=bad):
+        raise AwsError(bad, "Namespace and MetricName are required", 400)
+    dimensions = {member(item, "Name", str, code=bad): member(item, "Value", str, code=bad)
+                  for item in members(body, "Dimensions", code=bad)}
+    statistics = member(body, "Statistics", list, code=bad) or ["Average"]
+    if not all(isinstance(statistic, str) for statistic in statistics):
+        raise AwsError(bad, "Statistics must be a list of strings")
     points = []
     if body["Namespace"] == TRAINING_NAMESPACE and dimensions.get("TrainingJobName"):
         try:
@@ -37,5 +42,5 @@ def get_metric_statistics(backends: Backends, request: Request) -> Response:
         if value is not None and job.ended and (start is None or start <= job.ended) and (end is None or job.ended <= end):
             stamp = dt.datetime.fromtimestamp(job.ended, dt.timezone.utc)
             points.append({"Timestamp": stamp, "Unit": "None",
-                           **{statistic: float(value) for statistic in body.get("Statistics") or ["Average"]}})
+                           **{statistic: float(value) for statistic in statistics}})
     return document_response(request, {"Label": body["MetricName"], "Datapoints": points})

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 from sagestack.aws.backends import Backends
 from sagestack.aws.jobs import LOG_FILE, Job
-from sagestack.aws.protocol import AwsError, Request, Response, json_response
+from sagestack.aws.protocol import AwsError, Request, Response, json_response, member
 
 # SageMaker's log group of a job kind -> the kind's name in the job runner.
 LOG_GROUPS = {"/aws/sagemaker/ProcessingJobs": "processing", "/aws/sagemaker/TrainingJobs": "training"}
 STREAM_SUFFIX = "/algo-1"
+BAD = "InvalidParameterException"  # CloudWatch Logs' answer to a malformed parameter
 
 
 def _group(body: dict) -> str:
-    group = body.get("logGroupName")
+    group = member(body, "logGroupName", str, code=BAD)
     if group not in LOG_GROUPS:
         raise AwsError("ResourceNotFoundException", f"the specified log group does not exist: {group}")
     return LOG_GROUPS[group]
@@ -32,7 +33,8 @@ def describe_log_streams(backends: Backends, request: Request) -> Response:
     """DescribeLogStreams: one stream per job of the group's kind whose name starts with the prefix."""
     body = request.json()
     kind = _group(body)
-    prefix = body.get("logStreamNamePrefix") or ""
+    prefix = member(body, "logStreamNamePrefix", str, code=BAD) or ""
+    limit = member(body, "limit", int, code=BAD) or 50
     streams = []
     for name in sorted(backends.jobs.names(kind)):
         stream = name + STREAM_SUFFIX
@@ -41,26 +43,27 @@ def describe_log_streams(backends: Backends, request: Request) -> Response:
             created = int(job.created * 1000)
             streams.append({"logStreamName": stream, "creationTime": created, "firstEventTimestamp": created,
                             "lastEventTimestamp": int(job.modified * 1000), "storedBytes": 0})
-    return json_response({"logStreams": streams[: int(body.get("limit") or 50)]})
+    return json_response({"logStreams": streams[:limit]})
 
 
 def get_log_events(backends: Backends, request: Request) -> Response:
     """GetLogEvents: the stream's events from the head, after ``startTime``; the forward token is an offset."""
     body = request.json()
     kind = _group(body)
-    stream = body.get("logStreamName") or ""
+    stream = member(body, "logStreamName", str, code=BAD) or ""
+    start, limit = member(body, "startTime", int, code=BAD) or 0, member(body, "limit", int, code=BAD) or 10_000
+    token = member(body, "nextToken", str, code=BAD) or "f/0"
     if not stream.endswith(STREAM_SUFFIX):
         raise AwsError("ResourceNotFoundException", f"the specified log stream does not exist: {stream}")
     try:
         job = backends.jobs.get(kind, stream[: -len(STREAM_SUFFIX)])
     except AwsError:
         raise AwsError("ResourceNotFoundException", f"the specified log stream does not exist: {stream}") from None
-    events = [event for event in _events(job) if event["timestamp"] >= int(body.get("startTime") or 0)]
-    token = body.get("nextToken") or "f/0"
+    events = [event for event in _events(job) if event["timestamp"] >= start]
     try:
         offset = int(token.split("/", 1)[1])
     except (IndexError, ValueError):
         raise AwsError("InvalidParameterException", "the nextToken is not one this server gave") from None
-    page = events[offset:offset + int(body.get("limit") or 10_000)]
+    page = events[offset:offset + limit]
     return json_response({"events": page, "nextForwardToken": f"f/{offset + len(page)}",
                           "nextBackwardToken": f"b/{offset}"})

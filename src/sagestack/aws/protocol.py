@@ -108,7 +108,7 @@ class Request:
             return {}
         try:
             document = json.loads(self.body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser's stack
             document = None
         if not isinstance(document, dict):
             raise AwsError("SerializationException", "the request body is not a JSON object")
@@ -128,6 +128,42 @@ class Response:
     body: bytes = b""
     stream: BinaryIO | None = None
     length: int = 0
+
+
+_KINDS = {dict: "a structure", list: "a list", str: "a string", int: "an integer"}
+
+
+def member(document: dict, name: str, kind: type, *, required: bool = False, where: str = "",
+           code: str = "ValidationException") -> object:
+    """``document[name]`` when it is of ``kind`` (``dict``, ``list``, ``str`` or ``int``); None when absent
+    and not ``required``. ``where`` names the enclosing member in messages (``AppSpecification.``).
+
+    Raises:
+        AwsError: absent though required, or of another type (``code``, 400: an AWS-shaped refusal, never
+            a 500 from a handler tripping over it).
+    """
+    value = document.get(name)
+    if value is None:
+        if required:
+            raise AwsError(code, f"{where}{name} is required")
+        return None
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise AwsError(code, f"{where}{name} must be {_KINDS[kind]}, not {type(value).__name__}")
+    return value
+
+
+def members(document: dict, name: str, *, required: bool = False, where: str = "",
+            code: str = "ValidationException") -> list[dict]:
+    """``document[name]`` as a list of structures (``[]`` when absent and not ``required``).
+
+    Raises:
+        AwsError: as :func:`member`, or an item that is not a structure.
+    """
+    items = member(document, name, list, required=required, where=where, code=code) or []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise AwsError(code, f"{where}{name}[{index}] must be a structure, not {type(item).__name__}")
+    return items
 
 
 def protocol_of(service: str, request: Request) -> str:

@@ -9,7 +9,7 @@ import sys
 
 from sagestack.aws.backends import Backends
 from sagestack.aws.jobs import Job
-from sagestack.aws.protocol import AwsError, Request, Response, json_response
+from sagestack.aws.protocol import AwsError, Request, Response, json_response, member, members
 
 # SageMaker's pattern for job, model, endpoint config and endpoint names.
 JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
@@ -48,10 +48,26 @@ def create_processing_job(backends: Backends, request: Request) -> Response:
     body = request.json()
     name = _name(body, "ProcessingJobName")
     _require(body, "AppSpecification", "ProcessingResources", "RoleArn")
-    if not (body["AppSpecification"] or {}).get("ImageUri"):
-        raise AwsError("ValidationException", "AppSpecification.ImageUri is required")
+    member(member(body, "AppSpecification", dict), "ImageUri", str, required=True, where="AppSpecification.")
+    member(body, "ProcessingResources", dict)
+    for item in members(body, "ProcessingInputs"):
+        source = member(item, "S3Input", dict, where="ProcessingInputs[].")
+        if source is not None:
+            for field in ("S3Uri", "LocalPath"):
+                member(source, field, str, required=True, where="ProcessingInputs[].S3Input.")
+    outputs = member(body, "ProcessingOutputConfig", dict) or {}
+    for item in members(outputs, "Outputs", where="ProcessingOutputConfig."):
+        target = member(item, "S3Output", dict, where="ProcessingOutputConfig.Outputs[].")
+        if target is not None:
+            for field in ("S3Uri", "LocalPath"):
+                member(target, field, str, required=True, where="ProcessingOutputConfig.Outputs[].S3Output.")
+    _stopping_condition(body)
     backends.jobs.submit(PROCESSING, name, body, lambda job: run_processing_job(backends, job))
     return json_response({"ProcessingJobArn": _arn(backends, "processing-job", name)})
+
+
+def _stopping_condition(body: dict) -> None:
+    member(member(body, "StoppingCondition", dict) or {}, "MaxRuntimeInSeconds", int, where="StoppingCondition.")
 
 
 def _times(job: Job, started: str, ended: str) -> dict:
@@ -74,7 +90,8 @@ def describe_processing_job(backends: Backends, request: Request) -> Response:
 def list_processing_jobs(backends: Backends, request: Request) -> Response:
     """ListProcessingJobs (newest first; NameContains and StatusEquals filters)."""
     body = request.json()
-    contains, status = body.get("NameContains"), body.get("StatusEquals")
+    contains, status = member(body, "NameContains", str), member(body, "StatusEquals", str)
+    limit = member(body, "MaxResults", int) or 100
     summaries = []
     for name in backends.jobs.names(PROCESSING):
         job = backends.jobs.get(PROCESSING, name)
@@ -85,7 +102,7 @@ def list_processing_jobs(backends: Backends, request: Request) -> Response:
         if job.failure:
             summary["FailureReason"] = job.failure
         summaries.append(summary)
-    return json_response({"ProcessingJobSummaries": summaries[: int(body.get("MaxResults") or 100)]})
+    return json_response({"ProcessingJobSummaries": summaries[:limit]})
 
 
 def create_training_job(backends: Backends, request: Request) -> Response:
@@ -95,9 +112,19 @@ def create_training_job(backends: Backends, request: Request) -> Response:
     body = request.json()
     name = _name(body, "TrainingJobName")
     _require(body, "AlgorithmSpecification", "RoleArn", "OutputDataConfig", "ResourceConfig", "StoppingCondition")
-    if not (body["AlgorithmSpecification"] or {}).get("TrainingImage"):
+    if not member(member(body, "AlgorithmSpecification", dict), "TrainingImage", str):
         raise AwsError("ValidationException", "AlgorithmSpecification.TrainingImage is required (sagestack runs no "
                        "algorithm by name)")
+    member(member(body, "OutputDataConfig", dict), "S3OutputPath", str, required=True, where="OutputDataConfig.")
+    member(body, "ResourceConfig", dict)
+    member(body, "HyperParameters", dict)
+    for channel in members(body, "InputDataConfig"):
+        member(channel, "ChannelName", str, required=True, where="InputDataConfig[].")
+        source = member(member(channel, "DataSource", dict, where="InputDataConfig[].") or {}, "S3DataSource", dict,
+                        where="InputDataConfig[].DataSource.")
+        if source is not None:
+            member(source, "S3Uri", str, required=True, where="InputDataConfig[].DataSource.S3DataSource.")
+    _stopping_condition(body)
     backends.jobs.submit(TRAINING, name, body, lambda job: run_training_job(backends, job))
     return json_response({"TrainingJobArn": _arn(backends, "training-job", name)})
 
@@ -143,9 +170,10 @@ def create_model(backends: Backends, request: Request) -> Response:
     """CreateModel: a record of the image and model data (``PrimaryContainer`` or the first of ``Containers``)."""
     body = request.json()
     name = _name(body, "ModelName")
-    container = body.get("PrimaryContainer") or (body.get("Containers") or [None])[0]
-    if not container or not container.get("Image"):
+    container = member(body, "PrimaryContainer", dict) or (members(body, "Containers") or [None])[0]
+    if not container or not member(container, "Image", str):
         raise AwsError("ValidationException", "a model needs PrimaryContainer.Image (and ModelDataUrl)")
+    member(container, "ModelDataUrl", str, where="PrimaryContainer.")
     backends.endpoints.put("model", name, body)
     return json_response({"ModelArn": _arn(backends, "model", name)})
 
@@ -168,11 +196,12 @@ def create_endpoint_config(backends: Backends, request: Request) -> Response:
     """CreateEndpointConfig: a record of the production variants (their models must exist)."""
     body = request.json()
     name = _name(body, "EndpointConfigName")
-    variants = body.get("ProductionVariants") or []
+    variants = members(body, "ProductionVariants")
     if not variants:
         raise AwsError("ValidationException", "an endpoint configuration needs ProductionVariants")
     for variant in variants:
-        backends.endpoints.get("model", variant.get("ModelName") or "")
+        backends.endpoints.get("model", member(variant, "ModelName", str, required=True, where="ProductionVariants[]."))
+        member(variant, "VariantName", str, where="ProductionVariants[].")
     backends.endpoints.put("endpoint-config", name, body)
     return json_response({"EndpointConfigArn": _arn(backends, "endpoint-config", name)})
 
