@@ -531,3 +531,45 @@ def test_malformed_input_is_an_aws_shaped_400_never_a_500(api, service, operatio
                                                                  "Content-Type": "application/x-amz-json-1.1"}))
         answer = json.loads(response.body)
     assert (response.status, answer["__type"]) == (400, code), answer
+
+
+def test_a_port_outside_0_to_65535_is_refused_without_a_traceback(sagestack_main, tmp_path):
+    from sagestack.aws.server import serve
+    from sagestack.errors import ConfigError
+
+    for port in ("70000", "-1"):
+        code, _, err = sagestack_main("serve-aws", "--port", port)
+        assert code == 2 and "Traceback" not in err and "Invalid value" in err
+    with pytest.raises(ConfigError, match="a port is 0 to 65535"):
+        serve(tmp_path / "home", "127.0.0.1", 70000)
+    assert not (tmp_path / "home" / "aws").exists()  # refused before the home was touched
+
+
+def test_ipv6_hosts_are_served(api):
+    import socket
+    import threading
+
+    from sagestack.aws.server import _Handler, _Server
+
+    try:
+        server = _Server(("::1", 0), _Handler)
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    server.api, server.access_log = api, False
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        with socket.create_connection(("::1", server.server_address[1]), timeout=5) as connection:
+            connection.sendall(b"GET / HTTP/1.1\r\nHost: [::1]\r\nContent-Length: 0\r\n\r\n")
+            assert connection.recv(100).startswith(b"HTTP/1.1 403")  # unsigned: served, and refused
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_importing_the_cli_loads_none_of_the_server():
+    import subprocess
+    import sys
+
+    loaded = subprocess.run([sys.executable, "-c", "import sys, sagestack.cli; print(sorted(m for m in sys.modules "
+                             "if m.startswith('sagestack.aws')))"], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "['sagestack.aws', 'sagestack.aws.defaults']"

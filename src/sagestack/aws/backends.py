@@ -8,14 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from sagestack.aws.defaults import DEFAULT_MAX_JOBS
 from sagestack.aws.endpoints import Endpoints
 from sagestack.aws.identity import Identity, aws_home, load_identity
 from sagestack.aws.jobs import JobRunner
 from sagestack.aws.s3store import S3Store
 from sagestack.errors import ConfigError
 
-# How many SageMaker jobs run at once by default (a two-core machine; the labs start at most two together).
-DEFAULT_MAX_JOBS = 2
 
 
 @dataclass(frozen=True)

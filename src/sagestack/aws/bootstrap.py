@@ -10,7 +10,6 @@ from pathlib import Path
 from sagestack.aws.identity import aws_home, load_identity
 
 SHIM = Path(__file__).with_name("shim") / "sitecustomize.py"
-DEFAULT_PORT = 4566  # LocalStack's, which AWS tooling and tutorials often assume
 
 
 def install_shim(home: Path) -> Path:

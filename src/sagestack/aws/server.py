@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import signal
+import socket
 import sys
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,7 +18,8 @@ from pathlib import Path
 from typing import Callable
 
 from sagestack.aws import operations, sigv4
-from sagestack.aws.backends import DEFAULT_MAX_JOBS, Backends
+from sagestack.aws.backends import Backends
+from sagestack.aws.defaults import DEFAULT_MAX_JOBS
 from sagestack.aws.identity import ACCESS_KEY_VAR, SECRET_KEY_VAR, has_explicit_credentials
 from sagestack.aws.protocol import AwsError, Request, Response, error_response
 from sagestack.errors import ConfigError
@@ -179,6 +181,11 @@ class _Server(ThreadingHTTPServer):
     api: AwsApi
     access_log: bool = False
 
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        if ":" in address[0]:  # an IPv6 address (``::1``, ``::``)
+            self.address_family = socket.AF_INET6
+        super().__init__(address, handler)
+
 
 def is_loopback(host: str) -> bool:
     """Whether ``host`` is a loopback address (or ``localhost``)."""
@@ -211,8 +218,11 @@ def serve(home: Path, host: str, port: int, *, on_ready: Callable[[str], None] |
                           f"{ACCESS_KEY_VAR} and {SECRET_KEY_VAR}, or keep --host 127.0.0.1")
     try:
         server = _Server((host, port), _Handler)
+    except OverflowError:  # the socket module's answer to a port outside 0-65535
+        raise ConfigError(f"cannot listen on {host}:{port} (a port is 0 to 65535); pass another --port") from None
     except OSError as exc:
-        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); pass another --port") from None
+        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); pass another --host or "
+                          "--port") from None
     # Only once the port is ours: opening the backends resets what a previous server left running.
     try:
         backends = Backends.open(home, max_jobs)

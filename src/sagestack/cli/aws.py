@@ -8,15 +8,14 @@ from pathlib import Path
 
 import typer
 
-from sagestack.aws.backends import DEFAULT_MAX_JOBS
-from sagestack.aws.bootstrap import DEFAULT_PORT
+from sagestack.aws.defaults import DEFAULT_MAX_JOBS, DEFAULT_PORT
 from sagestack.cli.common import emit, settings, table
 
 
 def serve_aws(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on; beyond loopback, set "
                              "SAGESTACK_AWS_ACCESS_KEY_ID and SAGESTACK_AWS_SECRET_ACCESS_KEY."),
-    port: int = typer.Option(DEFAULT_PORT, "--port", help="TCP port."),
+    port: int = typer.Option(DEFAULT_PORT, "--port", min=0, max=65535, help="TCP port (0: any free one)."),
     env: bool = typer.Option(False, "--env", help='Print the shell lines a client needs and exit: '
                              'eval "$(sagestack serve-aws --env)".'),
     operations: bool = typer.Option(False, "--operations", help="List the supported operations and what each "
@@ -66,7 +65,7 @@ compat_app.add_typer(kernel_app, name="kernel")
 def kernel_install(
     python: Path = typer.Option(Path(".venv-aws/bin/python"), "--python", help="The client environment's Python "
                                 "(with ipykernel and the AWS SDKs; make aws-client builds .venv-aws)."),
-    port: int = typer.Option(DEFAULT_PORT, "--port", help="The port serve-aws listens on."),
+    port: int = typer.Option(DEFAULT_PORT, "--port", min=1, max=65535, help="The port serve-aws listens on."),
     prefix: Path = typer.Option(None, "--prefix", help="Install under PREFIX/share/jupyter/kernels (default: the "
                                 "client environment's prefix)."),
     json_output: bool = typer.Option(False, "--json", help="Print the kernel's name and folder as JSON."),
