@@ -140,6 +140,18 @@ def stop_group(pgid: int, grace: float = 20.0) -> bool:
     return True
 
 
+def stop_recorded(pid: int, started: int | None, grace: float = 20.0) -> bool:
+    """Stop the process group a recorded process leads (started in a session of its own), if that pid is
+    still the process that started at ``started`` ticks: what a killed parent left running. Returns whether
+    it was stopped; a group of another user is left alone."""
+    if started is None or not alive(pid, started):
+        return False
+    try:
+        return stop_group(pid, grace)
+    except PermissionError:
+        return False
+
+
 def stop_process(process: subprocess.Popen, timeout: float = 20.0) -> None:
     """Terminate one child process, killing it if it has not exited within ``timeout`` seconds."""
     process.terminate()

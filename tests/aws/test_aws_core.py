@@ -573,3 +573,81 @@ def test_importing_the_cli_loads_none_of_the_server():
     loaded = subprocess.run([sys.executable, "-c", "import sys, sagestack.cli; print(sorted(m for m in sys.modules "
                              "if m.startswith('sagestack.aws')))"], capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "['sagestack.aws', 'sagestack.aws.defaults']"
+
+
+def _model_archive():
+    """An open model.tar.gz holding one file (what CreateEndpoint hands the endpoint's start)."""
+    import io
+    import tarfile
+
+    packed = io.BytesIO()
+    with tarfile.open(fileobj=packed, mode="w:gz") as archive:
+        info = tarfile.TarInfo("model.bin")
+        info.size = 5
+        archive.addfile(info, io.BytesIO(b"model"))
+    packed.seek(0)
+    return packed
+
+
+def _fake_endpoints(root, monkeypatch):
+    """Endpoints whose server is a sleeping process that prints its URL line (no model is served)."""
+    import sys
+
+    from sagestack.aws.endpoints import Endpoints
+
+    monkeypatch.setattr(Endpoints, "command", lambda self, model, port, folder: [
+        sys.executable, "-c", f"import json, time; print(json.dumps({{'url': 'http://127.0.0.1:{port}'}}), "
+        "flush=True); time.sleep(120)"])
+    return Endpoints(root)
+
+
+@pytest.mark.parametrize("cancel", ["delete", "close"])
+def test_an_endpoint_deleted_or_closed_while_it_unpacks_starts_no_server(tmp_path, monkeypatch, cancel):
+    import tarfile
+    import threading
+
+    from sagestack import processes
+
+    endpoints = _fake_endpoints(tmp_path / "endpoints", monkeypatch)
+    unpacking, release, started = threading.Event(), threading.Event(), []
+    extract = tarfile.TarFile.extractall
+
+    def slow_extract(self, *args, **kwargs):
+        unpacking.set()
+        release.wait(10)
+        return extract(self, *args, **kwargs)
+
+    monkeypatch.setattr(tarfile.TarFile, "extractall", slow_extract)
+    monkeypatch.setattr(processes, "start", lambda *args, **kwargs: started.append(args))
+    endpoints.create_endpoint("ep", "cfg", {"variant": "AllTraffic", "image": "blazingtext", "weight": 1.0},
+                              _model_archive())
+    assert unpacking.wait(10)
+    getattr(endpoints, "delete_endpoint" if cancel == "delete" else "close")(*(["ep"] if cancel == "delete" else []))
+    release.set()
+    for thread in threading.enumerate():
+        if thread.name == "endpoint-ep":
+            thread.join(10)
+    assert started == [] and list((tmp_path / "endpoints").glob("ep/*")) == []
+
+
+def test_endpoint_servers_a_killed_server_left_are_stopped_and_delete_removes_their_folder(tmp_path, monkeypatch):
+    from sagestack.aws.endpoints import FAILED, IN_SERVICE, RESTARTED
+    from sagestack.processes import alive
+
+    serving = {"variant": "AllTraffic", "image": "blazingtext", "weight": 1.0}
+    crashed = _fake_endpoints(tmp_path / "endpoints", monkeypatch)  # never closed: as SIGKILL leaves it
+    crashed.create_endpoint("ep", "cfg", serving, _model_archive())
+    wait_until(lambda: crashed.endpoint("ep")["status"] == IN_SERVICE, 30, lambda: crashed.endpoint("ep"))
+    pid = crashed._servers["ep"].pid
+    first_folder = next((tmp_path / "endpoints" / "ep").iterdir())
+    restarted = _fake_endpoints(tmp_path / "endpoints", monkeypatch)
+    assert not alive(pid)
+    assert (restarted.endpoint("ep")["status"], restarted.endpoint("ep")["failure"]) == (FAILED, RESTARTED)
+    restarted.delete_endpoint("ep")
+    assert not (tmp_path / "endpoints" / "ep").exists()
+    restarted.create_endpoint("ep", "cfg", serving, _model_archive())  # the same name again: a fresh folder
+    wait_until(lambda: restarted.endpoint("ep")["status"] == IN_SERVICE, 30, lambda: restarted.endpoint("ep"))
+    assert [path.name for path in (tmp_path / "endpoints" / "ep").iterdir()] != [first_folder.name]
+    pid = restarted._servers["ep"].pid
+    restarted.close()
+    assert not alive(pid)

@@ -306,3 +306,47 @@ def test_sigterm_during_a_job_stops_the_server_and_the_job_at_once(tmp_path):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_sigterm_with_a_live_endpoint_leaves_no_endpoint_server(tmp_path):
+    import io
+    import os
+    import signal
+    import tarfile
+
+    from conftest import wait_until
+
+    from sagestack.processes import free_port
+
+    model = tmp_path / "model"
+    lines = "".join(f"__label__{i % 2} {'good great fine' if i % 2 else 'bad awful poor'} words {i}\n" for i in range(200))
+    (tmp_path / "train.txt").write_text(lines)
+    subprocess.run([str(SAGESTACK), "train", "fasttext", "--preset", "blazingtext", "--train", str(tmp_path / "train.txt"),
+                    "--mode", "supervised", "--epochs", "2", "--buckets", "1000", "--vector-dim", "10", "--out", str(model), "--no-register", "--json"],
+                   check=True, capture_output=True, env={**os.environ, "SAGESTACK_HOME": str(tmp_path / "train-home")})
+    packed = io.BytesIO()
+    with tarfile.open(fileobj=packed, mode="w:gz") as archive:
+        for path in sorted(p for p in model.rglob("*") if p.is_file()):
+            archive.add(path, arcname=path.relative_to(model).as_posix())
+    home = tmp_path / "home"
+    process, client = _started_server(home, free_port())
+    try:
+        client("s3").create_bucket(Bucket="bkt")
+        client("s3").put_object(Bucket="bkt", Key="model.tar.gz", Body=packed.getvalue())
+        sagemaker = client("sagemaker")
+        sagemaker.create_model(ModelName="m", ExecutionRoleArn="arn:aws:iam::000000000000:role/x", PrimaryContainer={
+            "Image": "811284229777.dkr.ecr.us-east-1.amazonaws.com/blazingtext:1", "ModelDataUrl": "s3://bkt/model.tar.gz"})
+        sagemaker.create_endpoint_config(EndpointConfigName="c", ProductionVariants=[{
+            "VariantName": "AllTraffic", "ModelName": "m", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
+        sagemaker.create_endpoint(EndpointName="e", EndpointConfigName="c")
+        status = wait_until(lambda: (lambda s: s if s != "Creating" else None)(
+            sagemaker.describe_endpoint(EndpointName="e")["EndpointStatus"]), 240, "the endpoint stayed Creating")
+        assert status == "InService"
+        assert any(" serve --model " in args for args in _descendants_of_home(home))
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        wait_until(lambda: not _descendants_of_home(home), 5, "an endpoint's server outlived serve-aws")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -2,22 +2,28 @@
 endpoint is a sagestack endpoint (``sagestack serve`` on a free loopback port, its own process) serving the
 model of its configuration's first variant. ``CreateEndpoint`` answers at once with ``Creating``; a thread
 unpacks the model and starts the server, then the endpoint is ``InService`` (or ``Failed`` with the reason).
-``DeleteEndpoint`` and the end of ``serve-aws`` stop the servers. Records live in ``home/aws/endpoints``.
+``DeleteEndpoint`` and the end of ``serve-aws`` stop the servers. Records live in ``home/aws/endpoints``; each
+start of an endpoint unpacks into a fresh folder ``home/aws/endpoints/NAME/ID`` (``DeleteEndpoint`` removes
+``NAME/``), and its server's pid and start time are recorded, so that the servers a killed ``serve-aws`` left
+running are stopped when the next one starts.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import sys
 import tarfile
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 from sagestack.aws.protocol import AwsError
+from sagestack.processes import stop_recorded
 
 CREATING, IN_SERVICE, FAILED = "Creating", "InService", "Failed"
 RESTARTED = "sagestack serve-aws restarted; delete the endpoint and create it again"
@@ -27,7 +33,9 @@ CREATE TABLE IF NOT EXISTS resources (kind TEXT NOT NULL, name TEXT NOT NULL, do
     created REAL NOT NULL, PRIMARY KEY (kind, name));
 CREATE TABLE IF NOT EXISTS endpoints (name TEXT PRIMARY KEY, config TEXT NOT NULL, status TEXT NOT NULL,
     failure TEXT, url TEXT, created REAL NOT NULL, modified REAL NOT NULL, serving TEXT NOT NULL DEFAULT '{}');
+CREATE TABLE IF NOT EXISTS servers (name TEXT PRIMARY KEY, pid INTEGER NOT NULL, ticks INTEGER);
 """
+STOP_GRACE = 10.0  # seconds an endpoint's server gets to exit after SIGTERM
 NOT_FOUND = {"model": "Could not find model \"{name}\".", "endpoint-config": "Could not find endpoint configuration "
              "\"{name}\".", "endpoint": "Could not find endpoint \"{name}\"."}
 
@@ -38,12 +46,20 @@ class Endpoints:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self._servers: dict[str, object] = {}  # endpoint name -> its Supervised server process
+        # endpoint name -> its Supervised server, or the token of the start under way (a delete or close
+        # takes it away, and the start then spawns nothing)
+        self._servers: dict[str, object] = {}
         self._lock = threading.Lock()
+        self._closed = False
         with self._db() as db:
             db.executescript(SCHEMA)
             db.execute("UPDATE endpoints SET status = ?, failure = ?, url = NULL WHERE status != ?",
                        (FAILED, RESTARTED, FAILED))
+            leftovers = db.execute("SELECT pid, ticks FROM servers").fetchall()
+        for pid, ticks in leftovers:
+            stop_recorded(pid, ticks, STOP_GRACE)
+        with self._db() as db:
+            db.execute("DELETE FROM servers")
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -110,44 +126,66 @@ class Endpoints:
             db.execute(f"UPDATE endpoints SET {', '.join(f'{k} = ?' for k in fields)}, modified = ? WHERE name = ?",
                        (*fields.values(), time.time(), name))
 
-    def create_endpoint(self, name: str, config: str, serving: dict, model_archive: Path | None,
+    def create_endpoint(self, name: str, config: str, serving: dict, model_archive: BinaryIO | None,
                         failure: str | None = None) -> None:
         """Record endpoint ``name`` as Creating and start its server in the background from ``model_archive``
-        (the model's ``model.tar.gz``, already fetched); with a ``failure``, record it Failed for that reason.
-        ``serving`` is what it serves (variant, image), kept with it.
+        (the model's ``model.tar.gz``, opened; closed here); with a ``failure``, record it Failed for that
+        reason. ``serving`` is what it serves (variant, image), kept with it.
 
         Raises:
-            AwsError: an endpoint of that name exists (``ValidationException``).
+            AwsError: an endpoint of that name exists (``ValidationException``), or the server is stopping
+                (``ServiceUnavailable``).
         """
         now = time.time()
-        with self._lock, self._db() as db:
-            if db.execute("SELECT 1 FROM endpoints WHERE name = ?", (name,)).fetchone():
-                raise AwsError("ValidationException", f"Cannot create already existing endpoint \"{name}\".")
-            db.execute("INSERT INTO endpoints VALUES (?, ?, ?, ?, NULL, ?, ?, ?)",
-                       (name, config, FAILED if failure else CREATING, failure, now, now, json.dumps(serving)))
+        token = object()
+        try:
+            with self._lock, self._db() as db:
+                if self._closed:
+                    raise AwsError("ServiceUnavailable", "sagestack serve-aws is stopping; create the endpoint "
+                                   "again once it runs", 503)
+                if db.execute("SELECT 1 FROM endpoints WHERE name = ?", (name,)).fetchone():
+                    raise AwsError("ValidationException", f"Cannot create already existing endpoint \"{name}\".")
+                db.execute("INSERT INTO endpoints VALUES (?, ?, ?, ?, NULL, ?, ?, ?)",
+                           (name, config, FAILED if failure else CREATING, failure, now, now, json.dumps(serving)))
+                if not failure:
+                    self._servers[name] = token
+        except BaseException:
+            if model_archive is not None:
+                model_archive.close()
+            raise
         if not failure:
-            threading.Thread(target=self._start, args=(name, model_archive), name=f"endpoint-{name}",
+            threading.Thread(target=self._start, args=(name, model_archive, token), name=f"endpoint-{name}",
                              daemon=True).start()
+        elif model_archive is not None:
+            model_archive.close()
 
-    def _start(self, name: str, model_archive: Path) -> None:
+    def command(self, model: Path, port: int, folder: Path) -> list[str]:
+        """The command serving ``model`` on ``port`` (its JSON line, with the URL, on stdout once it listens)."""
+        return [sys.executable, "-m", "sagestack", "serve", "--model", str(model), "--host", "127.0.0.1", "--port",
+                str(port), "--json", "--home", str(folder / "home")]
+
+    def _start(self, name: str, model_archive: BinaryIO, token: object) -> None:
         from sagestack.errors import SagestackError
-        from sagestack.processes import free_port, start
+        from sagestack.processes import free_port, start, start_ticks
 
-        folder = self.root / name
+        folder = self.root / name / uuid.uuid4().hex  # a fresh folder: nothing of an earlier endpoint of the name
         model = folder / "model"
         try:
-            model.mkdir(parents=True, exist_ok=True)
-            with tarfile.open(model_archive) as packed:
+            model.mkdir(parents=True)
+            with model_archive, tarfile.open(fileobj=model_archive) as packed:
                 packed.extractall(model, filter="data")
-            port = free_port()
             ready = folder / "ready.json"
-            ready.unlink(missing_ok=True)
-            with open(ready, "w") as out:
-                server = start([sys.executable, "-m", "sagestack", "serve", "--model", str(model), "--host",
-                                "127.0.0.1", "--port", str(port), "--json", "--home", str(folder / "home")],
-                               what=f"endpoint {name}", log=folder / "log.txt", stdout=out, new_session=True)
             with self._lock:
+                if self._servers.get(name) is not token:  # deleted, or serve-aws stopping, meanwhile
+                    shutil.rmtree(folder, ignore_errors=True)
+                    return
+                with open(ready, "w") as out:
+                    server = start(self.command(model, free_port(), folder), what=f"endpoint {name}",
+                                   log=folder / "log.txt", stdout=out, new_session=True)
                 self._servers[name] = server
+            with self._db() as db:
+                db.execute("INSERT OR REPLACE INTO servers VALUES (?, ?, ?)", (name, server.pid,
+                                                                             start_ticks(server.pid)))
             server.wait_ready(lambda: ready.stat().st_size > 0, READY_SECONDS)
             self._set(name, status=IN_SERVICE, url=json.loads(ready.read_text().splitlines()[0])["url"])
         except (OSError, tarfile.TarError) as exc:
@@ -162,18 +200,31 @@ class Endpoints:
                                                    f"({type(exc).__name__}: {exc})")
 
     def delete_endpoint(self, name: str) -> None:
-        """Stop endpoint ``name``'s server and forget it (raises like :meth:`endpoint` when there is none)."""
+        """Stop endpoint ``name``'s server (or cancel its start), forget it and remove its folder (raises like
+        :meth:`endpoint` when there is none)."""
         self.endpoint(name)
         with self._lock:
             server = self._servers.pop(name, None)
-        if server is not None:
-            server.stop(grace=10)
+        _stop(server)
         with self._db() as db:
             db.execute("DELETE FROM endpoints WHERE name = ?", (name,))
+            db.execute("DELETE FROM servers WHERE name = ?", (name,))
+        shutil.rmtree(self.root / name, ignore_errors=True)
 
     def close(self) -> None:
-        """Stop every endpoint server (``serve-aws`` is ending)."""
+        """Stop every endpoint server and cancel the starts under way (``serve-aws`` is ending)."""
         with self._lock:
+            self._closed = True
             servers, self._servers = list(self._servers.values()), {}
         for server in servers:
-            server.stop(grace=10)
+            _stop(server)
+        with self._db() as db:
+            db.execute("DELETE FROM servers")
+
+
+def _stop(server: object) -> None:
+    """Stop a started server (a start's token has nothing to stop: the start sees it gone and spawns nothing)."""
+    from sagestack.processes import Supervised
+
+    if isinstance(server, Supervised):
+        server.stop(grace=STOP_GRACE)

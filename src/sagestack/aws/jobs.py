@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from sagestack.aws.protocol import AwsError
+from sagestack.processes import stop_recorded
 
 IN_PROGRESS, COMPLETED, FAILED = "InProgress", "Completed", "Failed"
 STOPPED_WHILE_RUNNING = "sagestack serve-aws stopped while the job ran; start it again"
@@ -81,7 +82,8 @@ class JobRunner:
             db.executescript(SCHEMA)
             leftovers = db.execute("SELECT pid, ticks FROM processes").fetchall()
         self._fail_unfinished()  # first: a job whose command is stopped next must not end Completed
-        _stop_leftovers(leftovers)
+        for pid, ticks in leftovers:
+            stop_recorded(pid, ticks, STOP_GRACE)
         with self._db() as db:
             db.execute("DELETE FROM processes")
 
@@ -244,16 +246,3 @@ class JobRunner:
         for process in running:
             process.stop(grace=STOP_GRACE)
         self._fail_unfinished()
-
-
-def _stop_leftovers(processes: list[tuple[int, int | None]]) -> None:
-    """Stop the commands a server that was killed left running (each the same process it recorded: pid and
-    start time)."""
-    from sagestack.processes import alive, stop_group
-
-    for pid, ticks in processes:
-        if ticks is not None and alive(pid, ticks):
-            try:
-                stop_group(pid, grace=STOP_GRACE)
-            except PermissionError:
-                pass

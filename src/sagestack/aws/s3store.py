@@ -3,7 +3,7 @@ and multipart uploads, and one file per object body (``blobs/``), written to a t
 so a reader sees an object whole or not at all and the store survives restarts of the server.
 
 Keys are arbitrary strings (``a`` and ``a/b`` may both exist), so object bodies are not laid out as a folder
-tree; :meth:`S3Store.object_path` gives the file of one object to a job that reads it.
+tree; :meth:`S3Store.open` gives one object's record and body, opened.
 """
 
 from __future__ import annotations
@@ -208,14 +208,6 @@ class S3Store:
             except FileNotFoundError:  # replaced or deleted right after the look-up: look it up again
                 continue
         raise AwsError("NoSuchKey", "the specified key does not exist", 404, Key=key)
-
-    def object_path(self, bucket: str, key: str) -> Path:
-        """The file holding ``bucket/key``'s body (read it, never write it).
-
-        Raises:
-            AwsError: no such bucket or key.
-        """
-        return self.get(bucket, key).path
 
     def delete(self, bucket: str, key: str) -> None:
         """Delete ``bucket/key``; deleting a key that is not there succeeds, as on S3.

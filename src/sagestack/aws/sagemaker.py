@@ -239,7 +239,7 @@ def create_endpoint(backends: Backends, request: Request) -> Response:
                    f"known images: {', '.join(SERVING)}")
     else:
         try:
-            archive = backends.s3.object_path(*split_s3_uri(container.get("ModelDataUrl") or ""))
+            archive = backends.s3.open(*split_s3_uri(container.get("ModelDataUrl") or ""))[1]
         except (AwsError, JobFailed) as exc:
             failure = f"ClientError: cannot read the model data {container.get('ModelDataUrl')!r} ({exc})"
     serving = {"variant": variant.get("VariantName", "AllTraffic"), "image": container["Image"],
