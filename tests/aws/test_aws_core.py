@@ -651,3 +651,23 @@ def test_endpoint_servers_a_killed_server_left_are_stopped_and_delete_removes_th
     pid = restarted._servers["ep"].pid
     restarted.close()
     assert not alive(pid)
+
+
+def test_processes_making_the_identity_at_once_agree_on_it(tmp_path):
+    import multiprocessing
+
+    from sagestack.aws.identity import load_identity
+
+    context = multiprocessing.get_context("fork")
+    for trial in range(6):
+        home = tmp_path / f"home{trial}"
+        with context.Pool(3) as pool:
+            keys = pool.map(_identity_key, [home] * 3)
+        assert set(keys) == {load_identity(home, {}).access_key_id}, keys
+        assert [path.name for path in (home / "aws").iterdir()] == ["identity.json"]
+
+
+def _identity_key(home) -> str:
+    from sagestack.aws.identity import load_identity
+
+    return load_identity(home, {}).access_key_id

@@ -69,25 +69,36 @@ def load_identity(home: Path, environ: dict[str, str] | None = None) -> Identity
     """
     environ = os.environ if environ is None else environ
     path = aws_home(home) / "identity.json"
-    if path.is_file():
-        try:
-            identity = Identity(**json.loads(path.read_text()))
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"{path} is not a sagestack AWS identity ({exc}); remove it to make a new one") from None
-    else:
-        identity = Identity(access_key_id="ASIA" + _random(string.ascii_uppercase + string.digits, 16),
-                            secret_access_key=_random(string.ascii_letters + string.digits + "+/", 40))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".tmp")
-        with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
-            json.dump(asdict(identity), out, indent=1)
-        temporary.replace(path)
+    if not path.is_file():
+        _make_identity(path)
+    try:
+        identity = Identity(**json.loads(path.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{path} is not a sagestack AWS identity ({exc}); remove it to make a new one") from None
     explicit = environ.get(ACCESS_KEY_VAR), environ.get(SECRET_KEY_VAR)
     if any(explicit) and not all(explicit):
         raise ConfigError(f"set both {ACCESS_KEY_VAR} and {SECRET_KEY_VAR}, or neither")
     if all(explicit):
         identity = Identity(**{**asdict(identity), "access_key_id": explicit[0], "secret_access_key": explicit[1]})
     return identity
+
+
+def _make_identity(path: Path) -> None:
+    """Write a new identity to ``path`` unless another process got there first (then its identity stands):
+    written whole to a file of this process's own, then linked into place, which fails if one exists."""
+    identity = Identity(access_key_id="ASIA" + _random(string.ascii_uppercase + string.digits, 16),
+                        secret_access_key=_random(string.ascii_letters + string.digits + "+/", 40))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    try:
+        with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+            json.dump(asdict(identity), out, indent=1)
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def has_explicit_credentials(environ: dict[str, str] | None = None) -> bool:
