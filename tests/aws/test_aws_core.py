@@ -671,3 +671,17 @@ def _identity_key(home) -> str:
     from sagestack.aws.identity import load_identity
 
     return load_identity(home, {}).access_key_id
+
+
+def test_the_kernel_spec_holding_the_secret_key_is_its_owners_alone(tmp_path):
+    from sagestack.aws.bootstrap import install_kernel
+
+    python = tmp_path / "python"  # answers the ipykernel probe as a client environment's Python does
+    python.write_text(f"#!/bin/sh\necho {tmp_path / 'venv'}\n")
+    python.chmod(0o755)
+    folder = install_kernel(tmp_path / "home", 4566, python, tmp_path / "jupyter")
+    assert (folder / "kernel.json").stat().st_mode & 0o777 == 0o600
+    (folder / "kernel.json").chmod(0o644)  # one written before: made private again
+    install_kernel(tmp_path / "home", 4566, python, tmp_path / "jupyter")
+    spec = json.loads((folder / "kernel.json").read_text())
+    assert (folder / "kernel.json").stat().st_mode & 0o777 == 0o600 and spec["env"]["AWS_SECRET_ACCESS_KEY"]

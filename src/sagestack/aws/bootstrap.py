@@ -4,6 +4,7 @@ entry holding the start-up shim that reroutes explicitly named AWS endpoints (``
 
 from __future__ import annotations
 
+import os
 import shlex
 from pathlib import Path
 
@@ -104,5 +105,9 @@ def install_kernel(home: Path, port: int, python: Path, prefix: Path | None = No
             "display_name": KERNEL_DISPLAY_NAME, "language": "python", "env": environment,
             "metadata": {"sagestack": {"home": str(Path(home).absolute()), "port": port}}}
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "kernel.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
+    # It holds the secret key: its owner's alone (as ~/.aws/credentials is), also when it was there before.
+    with open(os.open(folder / "kernel.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w",
+              encoding="utf-8") as out:
+        os.fchmod(out.fileno(), 0o600)
+        out.write(json.dumps(spec, indent=1))
     return folder
