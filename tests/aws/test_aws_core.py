@@ -685,3 +685,23 @@ def test_the_kernel_spec_holding_the_secret_key_is_its_owners_alone(tmp_path):
     install_kernel(tmp_path / "home", 4566, python, tmp_path / "jupyter")
     spec = json.loads((folder / "kernel.json").read_text())
     assert (folder / "kernel.json").stat().st_mode & 0o777 == 0o600 and spec["env"]["AWS_SECRET_ACCESS_KEY"]
+
+
+def test_job_inputs_skip_folder_markers_and_files_are_streamed_both_ways(api, tmp_path):
+    import hashlib
+
+    from sagestack.aws.blazingtext import _channel_file
+    from sagestack.aws.containers import download_prefix, upload_folder
+
+    store = api.backends.s3
+    store.create_bucket("bkt", "us-east-1")
+    store.put("bkt", "pre/sub/", b"")  # the marker the S3 console's "Create folder" writes
+    store.put("bkt", "pre/sub/x.txt", b"a\nb")
+    store.put("bkt", "pre/y.txt", b"c\n")
+    written = download_prefix(api.backends, "s3://bkt/pre/", tmp_path / "in")
+    assert sorted(path.relative_to(tmp_path / "in").as_posix() for path in written) == ["sub/x.txt", "y.txt"]
+    joined = _channel_file(tmp_path / "in", "train", tmp_path)
+    assert joined.read_bytes() in (b"a\nb\nc\n", b"c\na\nb\n")  # each file's lines whole, one file after the other
+    assert upload_folder(api.backends, tmp_path / "in", "s3://bkt/out/") == 2
+    record = store.get("bkt", "out/sub/x.txt")
+    assert (record.size, record.etag, record.path.read_bytes()) == (3, hashlib.md5(b"a\nb").hexdigest(), b"a\nb")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Callable
@@ -64,8 +65,14 @@ def _channel_file(folder: Path, channel: str, work: Path) -> Path:
     joined = work / f"{channel}.txt"
     with open(joined, "wb") as out:
         for path in files:
-            data = path.read_bytes()
-            out.write(data if data.endswith(b"\n") else data + b"\n")
+            with open(path, "rb") as source:
+                shutil.copyfileobj(source, out, 1 << 20)
+                ends_a_line = False
+                if source.tell():
+                    source.seek(-1, os.SEEK_END)
+                    ends_a_line = source.read(1) == b"\n"
+            if not ends_a_line:  # each file's last line ends before the next file's first
+                out.write(b"\n")
     return joined
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Callable
@@ -93,7 +94,8 @@ def _dataset(folder: Path, headers: list[str] | None, work: Path) -> tuple[Path,
     with_header = work / "dataset.csv"
     with open(with_header, "w", encoding="utf-8", newline="") as out:
         csv.writer(out).writerow(headers)
-        out.write(files[0].read_text(encoding="utf-8"))
+        with open(files[0], encoding="utf-8") as source:
+            shutil.copyfileobj(source, out, 1 << 20)
     return with_header, headers
 
 

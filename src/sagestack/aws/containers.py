@@ -7,6 +7,7 @@ with ``FailureReason: image … cannot run here; known images: …``.
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -97,12 +98,16 @@ def download_prefix(backends: Backends, uri: str, folder: Path) -> list[Path]:
         while True:
             page = backends.s3.list(bucket, prefix, "", after, 1000)
             for record in page.objects:
+                if record.key.endswith("/"):  # a folder marker (the console's "Create folder"): no file
+                    continue
                 relative = record.key[len(prefix):].lstrip("/") or Path(record.key).name
                 target = (folder / relative).resolve()
                 if folder.resolve() not in target.parents:
                     raise JobFailed(f"ClientError: the key {record.key!r} would land outside the input folder")
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(record.path.read_bytes())
+                _, body = backends.s3.open(bucket, record.key)
+                with body, open(target, "wb") as out:
+                    shutil.copyfileobj(body, out, 1 << 20)
                 written.append(target)
             if not page.truncated:
                 break
@@ -125,7 +130,7 @@ def upload_folder(backends: Backends, folder: Path, uri: str) -> int:
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         key = "/".join(part for part in (prefix.rstrip("/"), path.relative_to(folder).as_posix()) if part)
         try:
-            backends.s3.put(bucket, key, path.read_bytes())
+            backends.s3.put_file(bucket, key, path)
         except AwsError as error:
             raise JobFailed(f"ClientError: cannot write output {uri}: {error.message}") from None
         count += 1

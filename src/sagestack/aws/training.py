@@ -56,7 +56,7 @@ def run_training_job(backends: Backends, job: Job) -> dict:
             packed.add(path, arcname=path.relative_to(model).as_posix())
     bucket, key = split_s3_uri(model_artifact(job))
     try:
-        backends.s3.put(bucket, key, archive.read_bytes(), "application/x-tar")
+        backends.s3.put_file(bucket, key, archive, "application/x-tar")
     except AwsError as error:
         raise JobFailed(f"ClientError: cannot write the model to {model_artifact(job)}: {error.message}") from None
     return {**result, "model": model_artifact(job)}

@@ -52,7 +52,6 @@ def record(name, call):
 
 record("bad_body", lambda: runtime.invoke_endpoint(EndpointName=endpoint_name, Body=b"not json",
                                                    ContentType="application/json"))
-time.sleep(1)
 text_classifier.delete_endpoint(delete_endpoint_config=False)
 record("after_delete", lambda: client.describe_endpoint(EndpointName=endpoint_name))
 record("invoke_after_delete", lambda: runtime.invoke_endpoint(EndpointName=endpoint_name, Body=b"{}",
