@@ -296,7 +296,7 @@ def test_closing_the_runner_stops_running_commands_and_fails_their_jobs(tmp_path
     runner.close()
     assert time.monotonic() - began < 8 and not alive(pid)
     job = runner.get("training", "long")
-    assert (job.status, job.failure) == (FAILED, STOPPED_WHILE_RUNNING)
+    assert (job.status, job.failure, job.transitions[-1]["Status"]) == (FAILED, STOPPED_WHILE_RUNNING, FAILED)
     with pytest.raises(AwsError) as refused:  # a job submitted after close is refused, and never recorded
         runner.submit("training", "late", {}, lambda job: None)
     assert (refused.value.code, refused.value.status) == ("ServiceUnavailable", 503)

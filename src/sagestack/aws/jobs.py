@@ -91,8 +91,17 @@ class JobRunner:
         """Every InProgress job becomes Failed: the server that ran it is gone or going."""
         now = time.time()
         with self._lock, self._db() as db:
-            db.execute("UPDATE jobs SET status = ?, secondary = ?, failure = ?, ended = ?, modified = ? WHERE status = ?",
-                       (FAILED, FAILED, STOPPED_WHILE_RUNNING, now, now, IN_PROGRESS))
+            rows = db.execute("SELECT kind, name, transitions FROM jobs WHERE status = ?", (IN_PROGRESS,)).fetchall()
+            for kind, name, transitions in rows:
+                transitions = json.loads(transitions)
+                if transitions:
+                    transitions[-1].setdefault("EndTime", now)
+                transitions.append({"Status": FAILED, "StartTime": now, "EndTime": now,
+                                    "StatusMessage": STATUS_MESSAGES[FAILED]})
+                db.execute("UPDATE jobs SET status = ?, secondary = ?, failure = ?, ended = ?, modified = ?, "
+                           "transitions = ? WHERE kind = ? AND name = ? AND status = ?",
+                           (FAILED, FAILED, STOPPED_WHILE_RUNNING, now, now, json.dumps(transitions), kind, name,
+                            IN_PROGRESS))
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
