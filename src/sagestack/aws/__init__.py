@@ -15,4 +15,5 @@ Python SDK, boto3, awswrangler, the ``aws`` CLI — pointed at one local endpoin
   :mod:`~sagestack.aws.logs` their logs as CloudWatch Logs.
 - :mod:`~sagestack.aws.server`: the HTTP server that routes a request to its operation.
 - :mod:`~sagestack.aws.bootstrap`: the environment a client process needs (``serve-aws --env``).
+- :mod:`~sagestack.aws.defaults`: the command line's defaults (port, concurrent jobs), importable alone.
 """

@@ -18,7 +18,7 @@ import tarfile
 import threading
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -178,6 +178,8 @@ class Endpoints:
             with self._lock:
                 if self._servers.get(name) is not token:  # deleted, or serve-aws stopping, meanwhile
                     shutil.rmtree(folder, ignore_errors=True)
+                    with suppress(OSError):  # NAME/ too, when nothing else is in it
+                        folder.parent.rmdir()
                     return
                 with open(ready, "w") as out:
                     server = start(self.command(model, free_port(), folder), what=f"endpoint {name}",
