@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from sagestack.aws.protocol import AwsError
-from sagestack.processes import stop_recorded
+from sagestack.processes import start, start_ticks, stop_recorded
 
 IN_PROGRESS, COMPLETED, FAILED = "InProgress", "Completed", "Failed"
 STOPPED_WHILE_RUNNING = "sagestack serve-aws stopped while the job ran; start it again"
@@ -210,8 +210,6 @@ class JobRunner:
             JobFailed: the job's ``StoppingCondition.MaxRuntimeInSeconds`` passed (``MaxRuntimeExceeded``, the
                 command stopped), or the runner closed meanwhile.
         """
-        from sagestack.processes import start, start_ticks
-
         key = (job.kind, job.name)
         limit = (job.request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
         started = self.get(job.kind, job.name).started or time.time()
