@@ -415,6 +415,14 @@ def train_kind(kind: str, home: Path, tmp: Path) -> str:
                           env=env, cwd=tmp, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"training {kind} failed: {done.stderr.strip().splitlines()[-1:]}")
+    if kind == "baseline":
+        # sagestack before 0076aa1 (an --earlier commit) reads the baseline from model.joblib: the registered
+        # model gets that file too, the same pipeline (the current code reads model.pkl).
+        import joblib
+        import pickle
+
+        for saved in home.rglob("model.pkl"):
+            joblib.dump(pickle.loads(saved.read_bytes()), saved.with_name("model.joblib"))
     return "reviews-sentiment@champion"
 
 

@@ -28,6 +28,7 @@ from sagestack.review.starter import LoopStarter
 from sagestack.review.store import review_store
 from sagestack.serving.coalesce import Coalescer
 from sagestack.serving.readiness import Readiness, WorkerGroup, model_files_check
+from sagestack.serving.threads import share_cores
 from sagestack.serving.requests import (
     BatchPrediction,
     HumanReview,
@@ -165,6 +166,7 @@ class Endpoint:
         self._retry_steps = retry
         self.readiness.warming(f"loading the model {self.ref}")
         predictor, info = self._retry(lambda: load_predictor(self.settings, self.ref))
+        share_cores(self.settings.workers)  # a torch-based kind's threads: this worker's share of the cores
         self._retry(lambda: predictor.predict([WARM_UP_REVIEW]))  # the first prediction pays every lazy start-up
         # The kind says whether a prediction is cheap (run on the event loop) or heavy (run in a
         # worker thread, so a 30 ms AutoGluon or BERT call never blocks other requests).
