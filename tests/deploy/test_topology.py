@@ -274,13 +274,15 @@ def test_a_dead_variant_is_routed_around(running):
     assert failed == 0 and variants == Counter({"A": 100})
 
 
-def test_down_stops_everything(running):
-    """`sagestack down` stops every service, nginx first and PostgreSQL last (a later test's ``running``
-    brings the topology back: its data and ports are kept)."""
-    topology = running
+def test_down_stops_everything(topology):
+    """`sagestack down` stops every running service, nginx first and PostgreSQL last (a later test's ``running``
+    brings the topology back: its data and ports are kept). Alone it stops all of them; after the dead-variant
+    test, all but the endpoint that test stopped (restarting it only to stop it again cost a minute)."""
     top, run = topology["topology"], topology["run"]
+    up = [name for name in reversed(SERVICES) if top.running(name)]
+    assert len(up) >= len(SERVICES) - 1, up  # at most one endpoint stopped on purpose
     pids = dict(Topology(top.settings, serve_command).state.pids)  # name -> [pid, start time]
     stopped = run("down", "--json", env=topology["env"])["stopped"]
-    assert stopped == list(reversed(SERVICES))
+    assert stopped == up
     assert pids and not any(_alive(*entry) for entry in pids.values())
     assert top._postgres_pid() is None and not (topology["home"] / "sagestack.toml").exists()
