@@ -8,12 +8,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 from typing import Callable
 
 from sagestack.aws.backends import Backends
-from sagestack.aws.jobs import LOG_FILE, Job, JobFailed
+from sagestack.aws.jobs import Job, JobFailed
 
 # BlazingText hyperparameter -> the `sagestack train fasttext` option taking its value.
 OPTIONS = {"mode": "--mode", "epochs": "--epochs", "learning_rate": "--learning-rate", "min_count": "--min-count",
@@ -88,21 +87,13 @@ def run_blazingtext_job(backends: Backends, job: Job, local: Callable[[str], Pat
                 for item in job.request.get("InputDataConfig", [])}
     if "train" not in channels:
         raise JobFailed("ClientError: a BlazingText job needs a channel named train")
-    command = [sys.executable, "-m", "sagestack", "train", "fasttext", "--preset", "blazingtext",
-               "--train", str(_channel_file(channels["train"], "train", work))]
+    arguments = ["train", "fasttext", "--preset", "blazingtext", "--train",
+                 str(_channel_file(channels["train"], "train", work))]
     if "validation" in channels:
-        command += ["--validation", str(_channel_file(channels["validation"], "validation", work))]
-    command += [*train_options(job.request.get("HyperParameters") or {}, lambda line: backends.jobs.log(job, line)),
-                "--out", str(local(MODEL_DIR)), "--no-register", "--json"]
-    backends.jobs.log(job, "$ " + " ".join(command))
-    environment = {**os.environ, "SAGESTACK_HOME": str(work / "home")}  # fastText keeps no state in a home
-    code = backends.jobs.run_command(job, command, env=environment, cwd=work, stdout=work / "result.json")
-    if code != 0:
-        lines = (job.folder / LOG_FILE).read_text(encoding="utf-8").splitlines()
-        reason = next((line[len("error: "):] for line in reversed(lines) if line.startswith("error: ")),
-                      f"sagestack train fasttext exited with status {code}")
-        raise JobFailed(f"ClientError: {reason}")
-    result = json.loads((work / "result.json").read_text(encoding="utf-8"))
+        arguments += ["--validation", str(_channel_file(channels["validation"], "validation", work))]
+    arguments += [*train_options(job.request.get("HyperParameters") or {}, lambda line: backends.jobs.log(job, line)),
+                  "--out", str(local(MODEL_DIR)), "--no-register"]
+    result = backends.jobs.run_sagestack(job, arguments, work=work)
     metrics = {}
     if result.get("validation_accuracy") is not None:
         metrics["validation:accuracy"] = result["validation_accuracy"]

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
-import sys
 from pathlib import Path
 from typing import Callable
 
 from sagestack.aws.backends import Backends
-from sagestack.aws.jobs import LOG_FILE, Job, JobFailed
+from sagestack.aws.jobs import Job, JobFailed
 
 SUPPORTED_METHODS = {"pre_training_bias", "report"}
 
@@ -125,17 +123,8 @@ def run_clarify_job(backends: Backends, job: Job, local: Callable[[str], Path]) 
     work.mkdir(parents=True, exist_ok=True)
     data, headers = _dataset(_single_input(job.request, "dataset", local), config.get("headers"), work)
     out = work / "bias"
-    command = [sys.executable, "-m", "sagestack", "bias", "--data", str(data), *bias_options(config, headers),
-               "--out", str(out), "--json"]
-    # A home of the job's own: `sagestack bias` keeps no state, and refuses an --out inside its home.
-    environment = {**os.environ, "SAGESTACK_HOME": str(work / "home")}
-    backends.jobs.log(job, "$ " + " ".join(command))
-    code = backends.jobs.run_command(job, command, env=environment, cwd=work, stdout=work / "result.json")
-    if code != 0:
-        lines = (job.folder / LOG_FILE).read_text(encoding="utf-8").splitlines()
-        reason = next((line[len("error: "):] for line in reversed(lines) if line.startswith("error: ")),
-                      f"sagestack bias exited with status {code}")
-        raise JobFailed(f"ClientError: {reason}")
+    backends.jobs.run_sagestack(job, ["bias", "--data", str(data), *bias_options(config, headers), "--out", str(out)],
+                                work=work)
     output = _output(job.request, local)
     output.mkdir(parents=True, exist_ok=True)
     document = json.loads((out / "analysis.json").read_text(encoding="utf-8"))

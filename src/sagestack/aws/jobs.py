@@ -202,6 +202,28 @@ class JobRunner:
             self.log(job, f"sagestack serve-aws: {kind} job {name} completed")
             self.update(job, status=COMPLETED, secondary="Completed", ended=time.time(), result=result)
 
+    def run_sagestack(self, job: Job, arguments: list[str], *, work: Path) -> dict:
+        """Run ``sagestack ARGUMENTS --json`` for ``job`` in ``work``, with a home of the job's own (the commands
+        jobs run keep no state, and some refuse an output inside their home); its JSON result.
+
+        Raises:
+            JobFailed: the command failed: its own one-line ``error:`` as a ClientError (or its exit status).
+        """
+        import json
+        import os
+        import sys
+
+        command = [sys.executable, "-m", "sagestack", *arguments, "--json"]
+        self.log(job, "$ " + " ".join(command))
+        environment = {**os.environ, "SAGESTACK_HOME": str(work / "home")}
+        code = self.run_command(job, command, env=environment, cwd=work, stdout=work / "result.json")
+        if code != 0:
+            lines = (job.folder / LOG_FILE).read_text(encoding="utf-8").splitlines()
+            reason = next((line[len("error: "):] for line in reversed(lines) if line.startswith("error: ")),
+                          f"sagestack {arguments[0]} exited with status {code}")
+            raise JobFailed(f"ClientError: {reason}")
+        return json.loads((work / "result.json").read_text(encoding="utf-8"))
+
     def run_command(self, job: Job, command: list[str], *, env: dict[str, str], cwd: Path, stdout: Path) -> int:
         """Run a job's ``command`` in a process group of its own (stderr to the job's log, stdout to the file
         ``stdout``) until it exits; its exit status.
