@@ -10,6 +10,7 @@ running are stopped when the next one starts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sqlite3
@@ -18,10 +19,11 @@ import tarfile
 import threading
 import time
 import uuid
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
+from sagestack.aws.records import transaction
 from sagestack.aws.protocol import AwsError
 from sagestack.processes import stop_recorded
 
@@ -61,14 +63,8 @@ class Endpoints:
         with self._db() as db:
             db.execute("DELETE FROM servers")
 
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.root / "endpoints.db", timeout=30)
-        try:
-            with db:
-                yield db
-        finally:
-            db.close()
+    def _db(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return transaction(self.root / "endpoints.db")
 
     # -- models and endpoint configurations: records -----------------------------------------------------
 

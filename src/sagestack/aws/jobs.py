@@ -10,6 +10,7 @@ stopped is ``Failed`` with that reason, and a command a killed server left behin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import subprocess
@@ -18,12 +19,12 @@ import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from sagestack.aws.protocol import AwsError
+from sagestack.aws.records import transaction
 from sagestack.processes import start, start_ticks, stop_recorded
 
 IN_PROGRESS, COMPLETED, FAILED = "InProgress", "Completed", "Failed"
@@ -103,14 +104,8 @@ class JobRunner:
                            (FAILED, FAILED, STOPPED_WHILE_RUNNING, now, now, json.dumps(transitions), kind, name,
                             IN_PROGRESS))
 
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.root / "jobs.db", timeout=30)
-        try:
-            with db:
-                yield db
-        finally:
-            db.close()
+    def _db(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return transaction(self.root / "jobs.db")
 
     def folder(self, kind: str, name: str) -> Path:
         """The job's working folder."""
