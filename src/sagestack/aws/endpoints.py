@@ -23,8 +23,8 @@ from contextlib import suppress
 from pathlib import Path
 from typing import BinaryIO
 
-from sagestack.aws.records import transaction
 from sagestack.aws.protocol import AwsError
+from sagestack.aws.records import transaction
 from sagestack.processes import stop_recorded
 
 CREATING, IN_SERVICE, FAILED = "Creating", "InService", "Failed"
