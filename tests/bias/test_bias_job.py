@@ -221,7 +221,8 @@ def test_cli_with_model_intervals_and_gate(cli, tmp_path, shared_data, blazingte
     assert set(analysis["sagestack"]["group_metrics"]["product_category"]["by_value"]) == set(
         pd.read_csv(lab)["product_category"])
     html = open(out["report"]).read()
-    assert "Disparate Impact (DI)" in html and "data:image/png;base64," in html
+    assert "Disparate Impact (DI)" in html and "<svg" in html
+    assert "aria-label='DI'" in html and "ideal 1" in html  # a chart per metric, its ideal value drawn
 
     gate = cli("bias", "--data", str(lab), "--facet", "product_category", "--fail-on", "CI>0.8",
                "--out", str(tmp_path / "gated"))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sagestack.bias.metrics import REGISTRY
 from sagestack.data.atomic import atomic_dir
-from sagestack.report import figure_img, page, pyplot
+from sagestack.report import bar_chart, page
 
 STAGES = {"pre_training_bias_metrics": "Pre-training bias (data only)", "post_training_bias_metrics": "Post-training bias (data + model predictions)"}
 STYLE = ("td,th{text-align:right}td:first-child{text-align:left}.undef{color:#a33}"
@@ -18,45 +18,26 @@ FT_HELP = ("Flip Test: the share of facet d whose model prediction would flip if
 
 
 def _metric_chart(name: str, entries: list[dict]) -> str | None:
-    """An ``<img>``: a horizontal bar per facet value, the ideal value as a line, the 95% interval as whiskers."""
-    plt = pyplot()
-    rows = [(e["value_or_threshold"], m) for e in entries for m in e["metrics"] if m["name"] == name]
-    defined = [(v, m) for v, m in rows if m["value"] is not None]
+    """An ``<svg>``: a horizontal bar per facet value, the ideal value as a line, the 95% interval as whiskers."""
+    defined = [(e["value_or_threshold"], m) for e in entries for m in e["metrics"] if m["name"] == name and m["value"] is not None]
     if not defined:
         return None
-    labels = [str(v) for v, _ in defined]
-    values = [m["value"] for _, m in defined]
     errors = None
     if all("confidence_interval" in m for _, m in defined):
         # A percentile interval need not contain the estimate (e.g. KL = 0 is the minimum): clip at 0.
-        errors = [[max(m["value"] - m["confidence_interval"][0], 0) for _, m in defined],
-                  [max(m["confidence_interval"][1] - m["value"], 0) for _, m in defined]]
-    fig, ax = plt.subplots(figsize=(6, 0.3 * len(labels) + 1.2))
-    ax.barh(labels, values, xerr=errors, color="#4a7ab5", ecolor="#333", capsize=2)
+        errors = ([max(m["value"] - m["confidence_interval"][0], 0) for _, m in defined],
+                  [max(m["confidence_interval"][1] - m["value"], 0) for _, m in defined])
     metric = REGISTRY.get(name)
-    if metric is not None:
-        ax.axvline(metric.ideal, color="#2a9d3a", linestyle="--", label=f"ideal {metric.ideal:g}")
-        ax.legend(loc="lower right", fontsize=8)
-    ax.invert_yaxis()
-    ax.set_title(name, fontsize=10)
-    ax.tick_params(labelsize=8)
-    return figure_img(fig, name)
+    return bar_chart(name, [str(v) for v, _ in defined], [(name, [m["value"] for _, m in defined], "#4a7ab5")],
+                     errors=errors, reference=(metric.ideal, f"ideal {metric.ideal:g}") if metric is not None else None)
 
 
 def _distribution_chart(distribution: dict) -> str:
-    """An ``<img>``: positive and other labels per facet value, stacked."""
-    plt = pyplot()
+    """An ``<svg>``: positive and other labels per facet value, stacked."""
     labels = list(distribution)
-    pos = [distribution[v]["positive"] for v in labels]
-    neg = [distribution[v]["negative"] for v in labels]
-    fig, ax = plt.subplots(figsize=(6, 0.3 * len(labels) + 1.2))
-    ax.barh(labels, pos, color="#2a9d3a", label="positive label")
-    ax.barh(labels, neg, left=pos, color="#c44e52", label="other labels")
-    ax.invert_yaxis()
-    ax.legend(fontsize=8)
-    ax.set_title("Label distribution per facet value", fontsize=10)
-    ax.tick_params(labelsize=8)
-    return figure_img(fig, "label distribution per facet value")
+    return bar_chart("Label distribution per facet value", labels,
+                     [("positive label", [distribution[v]["positive"] for v in labels], "#2a9d3a"),
+                      ("other labels", [distribution[v]["negative"] for v in labels], "#c44e52")])
 
 
 def _fmt(metric: dict) -> str:
