@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from sagestack.aws import cloudwatch, iam, logs, runtime, s3, sagemaker
+from sagestack.aws import athena, cloudwatch, glue, iam, logs, runtime, s3, sagemaker
 from sagestack.aws.backends import Backends
 from sagestack.aws.protocol import AwsError, Request, Response, not_implemented, protocol_of
 
@@ -18,6 +18,9 @@ S3_STORE = "the S3 store under the home (home/aws/s3)"
 PROCESSING_JOBS = "the job runner (home/aws/jobs); image sagemaker-clarify-processing runs `sagestack bias`"
 ENDPOINTS = "models, endpoint configs and endpoints under home/aws/endpoints"
 TRAINING_JOBS = "the job runner (home/aws/jobs); image blazingtext runs `sagestack train fasttext --preset blazingtext`"
+GLUE_CATALOG = "the Glue catalog under the home (home/aws/glue.db): databases and tables, no partitions"
+ATHENA_QUERIES = ("the query runs on DuckDB (sqlglot translates Athena SQL) over Glue tables read from S3 as Athena's "
+                  "SerDes read them (LazySimpleSerDe, OpenCSVSerde, Parquet); records in home/aws/athena.db")
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,25 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("logs", "DescribeLogStreams", logs.describe_log_streams,
               "one stream JOB/algo-1 per job, in SageMaker's log group of its kind (processing and training jobs)"),
     Operation("logs", "GetLogEvents", logs.get_log_events, "the job's log (home/aws/jobs/KIND/NAME/log.txt)"),
+    Operation("glue", "CreateDatabase", glue.create_database, GLUE_CATALOG),
+    Operation("glue", "GetDatabase", glue.get_database, GLUE_CATALOG),
+    Operation("glue", "GetDatabases", glue.get_databases, GLUE_CATALOG),
+    Operation("glue", "UpdateDatabase", glue.update_database, GLUE_CATALOG),
+    Operation("glue", "DeleteDatabase", glue.delete_database, GLUE_CATALOG + " (its tables too)"),
+    Operation("glue", "CreateTable", glue.create_table, GLUE_CATALOG),
+    Operation("glue", "GetTable", glue.get_table, GLUE_CATALOG),
+    Operation("glue", "GetTables", glue.get_tables, GLUE_CATALOG),
+    Operation("glue", "UpdateTable", glue.update_table, GLUE_CATALOG),
+    Operation("glue", "DeleteTable", glue.delete_table, GLUE_CATALOG),
+    Operation("glue", "GetPartitions", glue.get_partitions, GLUE_CATALOG + ": always none"),
+    Operation("athena", "StartQueryExecution", athena.start_query_execution,
+              ATHENA_QUERIES + "; SELECT writes OUTPUT/ID.csv, CREATE TABLE AS SELECT writes Parquet and a manifest"),
+    Operation("athena", "GetQueryExecution", athena.get_query_execution, ATHENA_QUERIES),
+    Operation("athena", "GetQueryResults", athena.get_query_results, ATHENA_QUERIES + ": the result CSV, paged"),
+    Operation("athena", "StopQueryExecution", athena.stop_query_execution, ATHENA_QUERIES),
+    Operation("athena", "GetWorkGroup", athena.get_work_group,
+              "the one workgroup, primary, with no result location of its own (pass s3_output, or awswrangler "
+              "uses aws-athena-query-results-ACCOUNT-REGION)"),
 )
 INDEX = {(operation.service, operation.name): operation for operation in OPERATIONS}
 
@@ -101,6 +123,8 @@ def operation_name(service: str, request: Request) -> str:
         target = (request.headers.get("X-Amz-Target") or "").rpartition(".")[2]
         if not target and service == "sagemaker":  # the runtime API (rest-json) signs as "sagemaker" too
             target = runtime.operation_name(request) or ""
+        if not target and service == "athena":  # botocore speaks rest-json to Athena, older clients json
+            target = athena.operation_name(request) or ""
         return target or f"{request.method} {request.path}"
     if protocol == "rpc-v2-cbor":  # POST /service/SERVICE/operation/OPERATION
         return request.path.rpartition("/operation/")[2] or f"{request.method} {request.path}"

@@ -1,0 +1,334 @@
+"""The Glue Data Catalog of a home (``home/aws/glue.db``): databases and tables as Glue keeps them, which Athena
+queries read (:mod:`sagestack.aws.athena`), behind Glue's json API (``X-Amz-Target: AWSGlue.<Operation>``).
+
+A table is kept as the ``TableInput`` it was given (Glue's own shape), so what a client wrote reads back as it
+wrote it; :class:`Table` is the part a query needs (columns, location, SerDe). Partitions are not kept:
+``GetPartitions`` answers none, and a query of a partitioned table fails saying so.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sagestack.aws.backends import Backends
+from sagestack.aws.identity import aws_home
+from sagestack.aws.protocol import AwsError, Request, Response, json_response, member
+from sagestack.aws.records import transaction
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS databases (name TEXT PRIMARY KEY, input TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS tables (
+    database TEXT NOT NULL, name TEXT NOT NULL, input TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL,
+    version INTEGER NOT NULL, PRIMARY KEY (database, name));
+"""
+MAX_NAME = 255
+
+
+def _not_found(what: str) -> AwsError:
+    return AwsError("EntityNotFoundException", f"{what} not found.")
+
+
+@dataclass(frozen=True)
+class Table:
+    """What a query needs of a catalog table.
+
+    Attributes:
+        database, name: where it is (lower case, as Glue keeps names).
+        columns: (name, Hive type) of each column, in order.
+        location: the ``s3://`` prefix its data lies under ('' when none).
+        serde: the SerDe's class (``...LazySimpleSerDe``, ``...OpenCSVSerde``, ``...ParquetHiveSerDe`` …).
+        serde_parameters: the SerDe's parameters (``field.delim``, ``separatorChar`` …).
+        parameters: the table's parameters (``skip.header.line.count``, ``classification`` …).
+        input_format: the storage descriptor's input format class.
+        partition_keys: the names of its partition columns.
+    """
+
+    database: str
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    location: str
+    serde: str
+    serde_parameters: dict[str, str]
+    parameters: dict[str, str]
+    input_format: str
+    partition_keys: tuple[str, ...]
+
+    @classmethod
+    def from_input(cls, database: str, table_input: dict) -> "Table":
+        """The query's view of a stored ``TableInput``."""
+        storage = table_input.get("StorageDescriptor") or {}
+        serde = storage.get("SerdeInfo") or {}
+        return cls(database=database, name=table_input["Name"],
+                   columns=tuple((column["Name"].lower(), column.get("Type", "string"))
+                                 for column in storage.get("Columns") or []),
+                   location=storage.get("Location") or "", serde=serde.get("SerializationLibrary") or "",
+                   serde_parameters=dict(serde.get("Parameters") or {}),
+                   parameters=dict(table_input.get("Parameters") or {}),
+                   input_format=storage.get("InputFormat") or "",
+                   partition_keys=tuple(key["Name"].lower() for key in table_input.get("PartitionKeys") or []))
+
+
+class GlueCatalog:
+    """The databases and tables of one home; safe to share between threads (a connection per call)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with transaction(self.path) as db:
+            db.executescript(SCHEMA)
+
+    # -- databases ---------------------------------------------------------------------------------------
+
+    def create_database(self, database_input: dict) -> None:
+        """Create the database ``database_input`` describes (its ``Name`` lower-cased, as Glue does).
+
+        Raises:
+            AwsError: a bad name (``InvalidInputException``), or it exists (``AlreadyExistsException``).
+        """
+        name = _valid_name(database_input.get("Name"), "DatabaseInput.Name")
+        with transaction(self.path) as db:
+            inserted = db.execute("INSERT OR IGNORE INTO databases VALUES (?, ?, ?)",
+                                  (name, json.dumps({**database_input, "Name": name}), time.time())).rowcount
+        if not inserted:
+            raise AwsError("AlreadyExistsException", f"Database already exists: {name}")
+
+    def database(self, name: str) -> tuple[dict, float]:
+        """The stored ``DatabaseInput`` of ``name`` and its creation time.
+
+        Raises:
+            AwsError: no such database (``EntityNotFoundException``).
+        """
+        with transaction(self.path) as db:
+            row = db.execute("SELECT input, created FROM databases WHERE name = ?", (name.lower(),)).fetchone()
+        if row is None:
+            raise _not_found(f"Database {name.lower()}")
+        return json.loads(row[0]), row[1]
+
+    def databases(self) -> list[tuple[dict, float]]:
+        """Every database's ``DatabaseInput`` and creation time, by name."""
+        with transaction(self.path) as db:
+            rows = db.execute("SELECT input, created FROM databases ORDER BY name").fetchall()
+        return [(json.loads(text), created) for text, created in rows]
+
+    def update_database(self, name: str, database_input: dict) -> None:
+        """Replace the definition of database ``name`` (it keeps its name).
+
+        Raises:
+            AwsError: no such database.
+        """
+        self.database(name)
+        with transaction(self.path) as db:
+            db.execute("UPDATE databases SET input = ? WHERE name = ?",
+                       (json.dumps({**database_input, "Name": name.lower()}), name.lower()))
+
+    def delete_database(self, name: str) -> None:
+        """Delete database ``name`` and its tables (Glue does both).
+
+        Raises:
+            AwsError: no such database.
+        """
+        self.database(name)
+        with transaction(self.path) as db:
+            db.execute("DELETE FROM tables WHERE database = ?", (name.lower(),))
+            db.execute("DELETE FROM databases WHERE name = ?", (name.lower(),))
+
+    # -- tables ------------------------------------------------------------------------------------------
+
+    def create_table(self, database: str, table_input: dict) -> None:
+        """Create the table ``table_input`` describes in ``database``.
+
+        Raises:
+            AwsError: no such database, a bad name, or the table exists (``AlreadyExistsException``).
+        """
+        database = database.lower()
+        self.database(database)
+        name = _valid_name(table_input.get("Name"), "TableInput.Name")
+        now = time.time()
+        with transaction(self.path) as db:
+            inserted = db.execute("INSERT OR IGNORE INTO tables VALUES (?, ?, ?, ?, ?, 1)",
+                                  (database, name, json.dumps({**table_input, "Name": name}), now, now)).rowcount
+        if not inserted:
+            raise AwsError("AlreadyExistsException", f"Table already exists: {name}")
+
+    def update_table(self, database: str, table_input: dict) -> None:
+        """Replace the definition of the table ``table_input`` names.
+
+        Raises:
+            AwsError: no such database or table.
+        """
+        name = _valid_name(table_input.get("Name"), "TableInput.Name")
+        self.table_input(database, name)
+        with transaction(self.path) as db:
+            db.execute("UPDATE tables SET input = ?, updated = ?, version = version + 1 WHERE database = ? AND "
+                       "name = ?", (json.dumps({**table_input, "Name": name}), time.time(), database.lower(), name))
+
+    def table_input(self, database: str, name: str) -> tuple[dict, float, float, int]:
+        """The stored ``TableInput`` of ``database.name``, its creation and update times and its version.
+
+        Raises:
+            AwsError: no such database or table (``EntityNotFoundException``).
+        """
+        self.database(database)
+        with transaction(self.path) as db:
+            row = db.execute("SELECT input, created, updated, version FROM tables WHERE database = ? AND name = ?",
+                             (database.lower(), name.lower())).fetchone()
+        if row is None:
+            raise _not_found(f"Table {name.lower()}")
+        return json.loads(row[0]), row[1], row[2], row[3]
+
+    def table(self, database: str, name: str) -> Table:
+        """The query's view of ``database.name``.
+
+        Raises:
+            AwsError: no such database or table.
+        """
+        return Table.from_input(database.lower(), self.table_input(database, name)[0])
+
+    def tables(self, database: str) -> list[tuple[dict, float, float, int]]:
+        """Every table of ``database`` as :meth:`table_input` gives one, by name.
+
+        Raises:
+            AwsError: no such database.
+        """
+        self.database(database)
+        with transaction(self.path) as db:
+            rows = db.execute("SELECT input, created, updated, version FROM tables WHERE database = ? ORDER BY name",
+                              (database.lower(),)).fetchall()
+        return [(json.loads(text), created, updated, version) for text, created, updated, version in rows]
+
+    def delete_table(self, database: str, name: str) -> None:
+        """Delete ``database.name``.
+
+        Raises:
+            AwsError: no such database or table.
+        """
+        self.table_input(database, name)
+        with transaction(self.path) as db:
+            db.execute("DELETE FROM tables WHERE database = ? AND name = ?", (database.lower(), name.lower()))
+
+
+def _valid_name(name: object, field: str) -> str:
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME or "\n" in name:
+        raise AwsError("InvalidInputException", f"{field} must be a single-line string of 1 to {MAX_NAME} "
+                       "characters")
+    return name.lower()
+
+
+def open_catalog(backends: Backends) -> GlueCatalog:
+    """The Glue catalog of the server's home."""
+    return GlueCatalog(aws_home(backends.home) / "glue.db")
+
+
+# -- the API (json protocol) ----------------------------------------------------------------------------------
+
+def _database_document(backends: Backends, database_input: dict, created: float) -> dict:
+    return {"Parameters": {}, **database_input, "CreateTime": created, "CatalogId": backends.identity.account,
+            "CreateTableDefaultPermissions": [{"Principal": {"DataLakePrincipalIdentifier": "IAM_ALLOWED_PRINCIPALS"},
+                                               "Permissions": ["ALL"]}]}
+
+
+def _table_document(backends: Backends, database: str, stored: tuple[dict, float, float, int]) -> dict:
+    table_input, created, updated, version = stored
+    return {"Retention": 0, "PartitionKeys": [], "Parameters": {}, **table_input, "DatabaseName": database.lower(),
+            "CreateTime": created, "UpdateTime": updated, "CreatedBy": backends.identity.caller_arn,
+            "IsRegisteredWithLakeFormation": False, "CatalogId": backends.identity.account,
+            "VersionId": str(version)}
+
+
+def _database_name(body: dict, field: str = "DatabaseName") -> str:
+    return member(body, field, str, required=True, code="InvalidInputException")
+
+
+def create_database(backends: Backends, request: Request) -> Response:
+    """CreateDatabase."""
+    database_input = member(request.json(), "DatabaseInput", dict, required=True, code="InvalidInputException")
+    open_catalog(backends).create_database(database_input)
+    return json_response({})
+
+
+def get_database(backends: Backends, request: Request) -> Response:
+    """GetDatabase."""
+    database_input, created = open_catalog(backends).database(_database_name(request.json(), "Name"))
+    return json_response({"Database": _database_document(backends, database_input, created)})
+
+
+def get_databases(backends: Backends, request: Request) -> Response:
+    """GetDatabases: every database, on one page."""
+    return json_response({"DatabaseList": [_database_document(backends, database_input, created)
+                                           for database_input, created in open_catalog(backends).databases()]})
+
+
+def update_database(backends: Backends, request: Request) -> Response:
+    """UpdateDatabase."""
+    body = request.json()
+    database_input = member(body, "DatabaseInput", dict, required=True, code="InvalidInputException")
+    open_catalog(backends).update_database(_database_name(body, "Name"), database_input)
+    return json_response({})
+
+
+def delete_database(backends: Backends, request: Request) -> Response:
+    """DeleteDatabase (and its tables)."""
+    open_catalog(backends).delete_database(_database_name(request.json(), "Name"))
+    return json_response({})
+
+
+def create_table(backends: Backends, request: Request) -> Response:
+    """CreateTable."""
+    body = request.json()
+    table_input = member(body, "TableInput", dict, required=True, code="InvalidInputException")
+    open_catalog(backends).create_table(_database_name(body), table_input)
+    return json_response({})
+
+
+def update_table(backends: Backends, request: Request) -> Response:
+    """UpdateTable."""
+    body = request.json()
+    table_input = member(body, "TableInput", dict, required=True, code="InvalidInputException")
+    open_catalog(backends).update_table(_database_name(body), table_input)
+    return json_response({})
+
+
+def get_table(backends: Backends, request: Request) -> Response:
+    """GetTable."""
+    body = request.json()
+    database = _database_name(body)
+    stored = open_catalog(backends).table_input(database, member(body, "Name", str, required=True,
+                                                                 code="InvalidInputException"))
+    return json_response({"Table": _table_document(backends, database, stored)})
+
+
+def get_tables(backends: Backends, request: Request) -> Response:
+    """GetTables: every table of the database, on one page (``Expression`` filters names by a regex)."""
+    import re
+
+    body = request.json()
+    database = _database_name(body)
+    expression = member(body, "Expression", str, code="InvalidInputException")
+    tables = [_table_document(backends, database, stored) for stored in open_catalog(backends).tables(database)]
+    if expression:
+        try:
+            pattern = re.compile(expression.replace("*", ".*") if "*" in expression and ".*" not in expression
+                                 else expression)
+        except re.error:
+            raise AwsError("InvalidInputException", f"Expression {expression!r} is not a valid pattern") from None
+        tables = [table for table in tables if pattern.fullmatch(table["Name"])]
+    return json_response({"TableList": tables})
+
+
+def delete_table(backends: Backends, request: Request) -> Response:
+    """DeleteTable."""
+    body = request.json()
+    open_catalog(backends).delete_table(_database_name(body), member(body, "Name", str, required=True,
+                                                                     code="InvalidInputException"))
+    return json_response({})
+
+
+def get_partitions(backends: Backends, request: Request) -> Response:
+    """GetPartitions: none (partitions are not kept here), for a table that exists."""
+    body = request.json()
+    open_catalog(backends).table_input(_database_name(body), member(body, "TableName", str, required=True,
+                                                                     code="InvalidInputException"))
+    return json_response({"Partitions": []})

@@ -1,0 +1,189 @@
+"""Course 1, week 1: the Glue catalog and Athena through awswrangler (its real calls, from .venv-aws) against a
+real ``sagestack serve-aws``, each query's result checked against the same aggregation in pandas on the same
+CSV; and, in process, how Athena's SQL and SerDes are mirrored (:mod:`sagestack.aws.athena_sql`)."""
+
+from __future__ import annotations
+
+import csv
+
+import pandas as pd
+import pytest
+from serve_aws_fixtures import aws, client_bin  # noqa: F401
+
+from sagestack.aws.athena import _result_rows
+from sagestack.aws.athena_sql import QueryFailed, run_query, split_lazy_simple, split_open_csv
+from sagestack.aws.glue import GlueCatalog
+from sagestack.aws.identity import DEFAULT_ACCOUNT
+from sagestack.aws.s3store import S3Store
+
+LAZY_SIMPLE = "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe"
+
+
+@pytest.fixture(scope="module")
+def week1(aws, shared_data):
+    """What the lab's calls returned, and the reviews as Athena's LazySimpleSerDe reads them (quotes are data)."""
+    path = shared_data / "reviews_balanced.csv"
+    seen = aws.run("athena_glue.py", str(path))
+    reviews = pd.read_csv(path, sep=",", quoting=csv.QUOTE_NONE, keep_default_na=False, dtype=str)
+    reviews["sentiment"] = reviews["sentiment"].astype(int)
+    return seen, reviews
+
+
+def frame(result: dict) -> pd.DataFrame:
+    return pd.DataFrame(result["data"], columns=result["columns"])
+
+
+def test_glue_database_and_csv_table_as_the_lab_reads_them(week1):
+    seen, _ = week1
+    assert seen["databases"] == ["dsoaws"] and seen["databases_frame"] == ["dsoaws"]
+    assert seen["table"]["Column Name"] == ["sentiment", "review_body", "product_category"]
+    assert seen["table"]["Type"] == ["int", "string", "string"]
+    assert seen["athena_bucket"] == f"s3://aws-athena-query-results-{DEFAULT_ACCOUNT}-us-east-1/"
+    # The CTAS tables awswrangler made for each query were dropped again.
+    assert seen["tables_left"] == ["empty", "nobucket", "reviews"]
+
+
+def test_group_by_counts_and_averages_equal_pandas(week1):
+    seen, reviews = week1
+    by_category = reviews.groupby("product_category")["sentiment"]
+    averages = frame(seen["results"]["avg_sentiment"])
+    assert dict(zip(averages.product_category, averages.avg_sentiment)) == pytest.approx(
+        by_category.mean().to_dict(), abs=1e-9)
+    assert list(averages.avg_sentiment) == sorted(averages.avg_sentiment, reverse=True)
+    counts = frame(seen["results"]["count_sentiment"])
+    assert dict(zip(counts.product_category, counts.count_sentiment)) == by_category.count().to_dict()
+    assert list(counts.count_sentiment) == sorted(counts.count_sentiment, reverse=True)
+    breakdown = frame(seen["results"]["breakdown"])
+    expected = reviews.groupby(["product_category", "sentiment"]).size()
+    assert {(c, s): n for c, s, n in breakdown.itertuples(index=False)} == expected.to_dict()
+    assert list(zip(breakdown.product_category, -breakdown.sentiment)) == sorted(
+        zip(breakdown.product_category, -breakdown.sentiment))
+    assert seen["dtypes"]["count_sentiment"] == {"product_category": "string", "count_sentiment": "Int64"}
+    assert seen["dtypes"]["breakdown"]["sentiment"] == "Int32"  # the table's int column
+
+
+def test_string_functions_equal_pandas(week1):
+    seen, reviews = week1
+    body = reviews["review_body"]  # LazySimpleSerDe keeps a quoted review's quotes: they count in its length
+    assert sorted(frame(seen["results"]["num_words"]).num_words) == sorted(len(text.split(" ")) for text in body)
+    lengths = frame(seen["results"]["lengths"]).set_index("product_category")
+    by_category = body.str.len().groupby(reviews["product_category"])
+    assert lengths.avg_length.to_dict() == pytest.approx(by_category.mean().to_dict(), abs=1e-9)
+    assert lengths.max_length.to_dict() == by_category.max().to_dict()
+    assert list(lengths.index) == sorted(lengths.index)
+    starts = frame(seen["results"]["starts"])
+    counted = body.str[:12].str.lower().value_counts()
+    expected = sorted(counted.items(), key=lambda item: (-item[1], item[0]))[:10]
+    assert list(zip(starts.review_start, starts.n)) == expected
+
+
+def test_without_ctas_and_through_unload_the_result_is_the_same(week1):
+    seen, _ = week1
+    assert seen["plain"] == seen["results"]["count_sentiment"] == seen["unloaded"]
+    assert seen["plain_dtypes"] == seen["dtypes"]["count_sentiment"]
+
+
+def test_a_table_over_a_missing_prefix_has_no_rows_and_a_missing_bucket_fails(week1):
+    seen, _ = week1
+    assert seen["empty"] == {"columns": ["a", "n"], "rows": 0}
+    assert seen["empty_ctas"] == {"columns": ["a"], "rows": 0, "dtypes": ["Int32"]}
+    failure = seen["errors"]["missing_bucket"]
+    assert failure["kind"] == "QueryFailed" and "no-such-bucket" in failure["message"]
+
+
+@pytest.mark.parametrize("case, kind, words", [
+    ("malformed", "QueryFailed", "SYNTAX_ERROR: line 5:"),  # inside awswrangler's CTAS wrapping, as on Athena
+    ("malformed_plain", "QueryFailed", "SYNTAX_ERROR: line 1:44: Expecting )"),
+    ("unknown_column", "QueryFailed", "COLUMN_NOT_FOUND: "),
+    ("unknown_database_query", "QueryFailed", "SCHEMA_NOT_FOUND: Schema 'no_such_database' does not exist"),
+    ("unknown_database_table", "EntityNotFoundException", "Database no_such_database not found."),
+    ("unknown_table", "EntityNotFoundException", "Table no_such_table not found."),
+])
+def test_bad_queries_fail_with_athenas_reason(week1, case, kind, words):
+    failure = week1[0]["errors"][case]
+    assert failure.get("code", failure["kind"]) == kind
+    assert words in failure["message"]
+
+
+# -- in process: the SerDes and the SQL ---------------------------------------------------------------------
+
+def test_lazy_simple_serde_splits_at_the_separator_and_keeps_quotes():
+    data = b'a,b,c\n1,"x, y",z\r\n2,\\N\n3,p\\,q,r,extra\n'
+    records = split_lazy_simple(data, ",", skip_lines=1, escape="\\")
+    assert records == [["1", '"x', ' y"', "z"], ["2", None], ["3", "p,q", "r", "extra"]]
+    assert split_lazy_simple(b"", ",") == []
+    assert split_open_csv(b'h\n1,"x, y"\n', skip_lines=1) == [["1", "x, y"]]
+
+
+def test_result_csv_rows_tell_null_from_empty():
+    assert _result_rows('"a","b"\n"1",\n,""\n"x ""q""\nz",\n') == [
+        ["a", "b"], ["1", None], [None, ""], ['x "q"\nz', None]]
+
+
+@pytest.fixture
+def lake(tmp_path):
+    s3, catalog = S3Store(tmp_path / "s3"), GlueCatalog(tmp_path / "glue.db")
+    s3.create_bucket("data", "us-east-1")
+    s3.create_bucket("out", "us-east-1")
+    s3.put("data", "t/part-0.csv", b'n,word\n7,"Hello, world"\n2,abc\nx,\n')
+    s3.put("data", "t/_SUCCESS", b"not data")
+    catalog.create_database({"Name": "Lab"})
+    catalog.create_table("lab", {"Name": "T", "Parameters": {"skip.header.line.count": "1"}, "StorageDescriptor": {
+        "Columns": [{"Name": "n", "Type": "bigint"}, {"Name": "word", "Type": "string"}],
+        "Location": "s3://data/t/", "SerdeInfo": {"SerializationLibrary": LAZY_SIMPLE,
+                                                  "Parameters": {"field.delim": ","}}}})
+    ids = iter(range(100))
+
+    def query(sql: str):
+        return run_query(sql, database="lab", catalog=catalog, s3=s3, output_location="s3://out/results/",
+                         query_id=f"q{next(ids)}")
+
+    return s3, catalog, query
+
+
+def read_result(s3: S3Store, uri: str) -> list:
+    _, body = s3.open("out", uri.removeprefix("s3://out/"))
+    with body:
+        return _result_rows(body.read().decode())
+
+
+def test_queries_run_with_trinos_semantics(lake):
+    s3, _, query = lake
+    result = query("SELECT n / 2 AS half, length(word), sum(n) AS total FROM t GROUP BY 1, 2 ORDER BY half NULLS LAST")
+    assert [(column.name, column.type) for column in result.columns] == [
+        ("half", "bigint"), ("_col1", "bigint"), ("total", "bigint")]
+    # 7 / 2 is 3 (integer division); the quoted field keeps its quote and loses what followed the comma;
+    # 'x' is no bigint: NULL, as Hive reads it; the _SUCCESS marker is no data.
+    assert read_result(s3, result.output_location) == [
+        ["half", "_col1", "total"], ["1", "3", "2"], ["3", "6", "7"], [None, "0", None]]
+    assert result.statement_type == "DML" and s3.get("out", "results/q0.csv.metadata").size
+
+
+def test_ctas_writes_parquet_a_manifest_and_registers_the_table(lake):
+    s3, catalog, query = lake
+    result = query("CREATE TABLE lab.copy WITH (format = 'PARQUET') AS SELECT n, upper(word) AS word FROM t")
+    assert result.substatement_type == "CREATE_TABLE_AS_SELECT" and result.rows == 3
+    assert result.manifest_location == "s3://out/results/tables/q0-manifest.csv"
+    _, manifest = s3.open("out", "results/tables/q0-manifest.csv")
+    assert manifest.read().decode() == "s3://out/results/tables/q0/q0_00000\n"
+    assert catalog.table("lab", "copy").columns == (("n", "bigint"), ("word", "string"))
+    again = query("SELECT count(*) AS n_rows, max(word) AS top FROM copy")
+    assert read_result(s3, again.output_location)[1] == ["3", "ABC"]
+    with pytest.raises(QueryFailed, match="MISSING_COLUMN_NAME: Column name not specified at position 1"):
+        query("CREATE TABLE lab.other AS SELECT count(*) FROM t")
+    with pytest.raises(QueryFailed, match="TABLE_ALREADY_EXISTS"):
+        query("CREATE TABLE lab.copy AS SELECT n FROM t")
+
+
+@pytest.mark.parametrize("sql, reason", [
+    ("SELECT n FROM", "SYNTAX_ERROR: "),
+    ("SELECT nope(n) FROM t", "FUNCTION_NOT_FOUND: "),
+    ("SELECT * FROM lab.missing", "TABLE_NOT_FOUND: Table 'awsdatacatalog.lab.missing' does not exist"),
+    ("SELECT * FROM other.t", "SCHEMA_NOT_FOUND: Schema 'other' does not exist"),
+    ("DROP TABLE t", "NOT_SUPPORTED: "),
+    ("SELECT 1; SELECT 2", "SYNTAX_ERROR: a query execution runs exactly one statement"),
+])
+def test_what_cannot_run_fails_with_a_reason(lake, sql, reason):
+    with pytest.raises(QueryFailed) as failed:
+        lake[2](sql)
+    assert failed.value.reason.startswith(reason)
