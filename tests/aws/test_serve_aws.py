@@ -220,6 +220,10 @@ def test_a_notebook_runs_unchanged_through_the_installed_kernel(aws, client_bin,
     assert f"Role: arn:aws:iam::{DEFAULT_ACCOUNT}:role/{ROLE_NAME}" in cells[1]["text"]
     assert cells[2]["text"].strip() == f"s3://sagemaker-us-east-1-{DEFAULT_ACCOUNT}/data/reviews.csv"
     assert "data/reviews.csv" in cells[3]["text"]
+    # Week 1's Glue and Athena cells (awswrangler): the query ran on the three rows uploaded above.
+    assert "Database name: dsoaws" in cells[4]["text"]
+    assert "['sentiment', 'review_body', 'product_category']" in cells[5]["text"]
+    assert "product_category,count_sentiment\nDresses,2\nTops,1\n" in cells[6]["text"]
 
 
 def test_the_kernel_needs_a_python_with_ipykernel(sagestack_main, tmp_path):
