@@ -11,12 +11,14 @@ import pytest
 from serve_aws_fixtures import aws, client_bin  # noqa: F401
 
 from sagestack.aws.athena import _result_rows
-from sagestack.aws.athena_sql import QueryFailed, run_query, split_lazy_simple, split_open_csv
+from sagestack.aws.athena_sql import run_query
+from sagestack.aws.athena_tables import LAZY_SIMPLE, QueryFailed, split_lazy_simple, split_open_csv
 from sagestack.aws.glue import GlueCatalog
 from sagestack.aws.identity import DEFAULT_ACCOUNT
+from sagestack.aws.protocol import AwsError
 from sagestack.aws.s3store import S3Store
 
-LAZY_SIMPLE = "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe"
+
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +97,7 @@ def test_a_table_over_a_missing_prefix_has_no_rows_and_a_missing_bucket_fails(we
     ("malformed", "QueryFailed", "SYNTAX_ERROR: line 5:"),  # inside awswrangler's CTAS wrapping, as on Athena
     ("malformed_plain", "QueryFailed", "SYNTAX_ERROR: line 1:44: Expecting )"),
     ("unknown_column", "QueryFailed", "COLUMN_NOT_FOUND: "),
-    ("unknown_database_query", "QueryFailed", "SCHEMA_NOT_FOUND: Schema 'no_such_database' does not exist"),
+    ("unknown_database_query", "QueryFailed", "SCHEMA_NOT_FOUND: line 5:"),
     ("unknown_database_table", "EntityNotFoundException", "Database no_such_database not found."),
     ("unknown_table", "EntityNotFoundException", "Table no_such_table not found."),
 ])
@@ -103,9 +105,30 @@ def test_bad_queries_fail_with_athenas_reason(week1, case, kind, words):
     failure = week1[0]["errors"][case]
     assert failure.get("code", failure["kind"]) == kind
     assert words in failure["message"]
+    if case == "unknown_database_query":
+        assert "Schema 'no_such_database' does not exist" in failure["message"]
 
 
 # -- in process: the SerDes and the SQL ---------------------------------------------------------------------
+
+def test_the_glue_catalog_keeps_names_lower_case_and_refuses_duplicates(tmp_path):
+    catalog = GlueCatalog(tmp_path / "glue.db")
+    catalog.create_database({"Name": "Lab", "Description": "week 1"})
+    with pytest.raises(AwsError, match="AlreadyExistsException|already exists") as exists:
+        catalog.create_database({"Name": "lab"})
+    assert exists.value.code == "AlreadyExistsException"
+    table = {"Name": "Reviews",
+             "StorageDescriptor": {"Columns": [{"Name": "A", "Type": "int"}], "Location": "s3://b/p"}}
+    catalog.create_table("LAB", table)
+    assert catalog.table("lab", "reviews").columns == (("a", "int"),)
+    catalog.update_table("lab", {**table, "StorageDescriptor": {"Columns": [], "Location": "s3://b/q"}})
+    assert catalog.table_input("lab", "REVIEWS")[3] == 2 and catalog.table("lab", "reviews").location == "s3://b/q"
+    with pytest.raises(AwsError) as missing:
+        catalog.create_table("nowhere", table)
+    assert (missing.value.code, missing.value.message) == ("EntityNotFoundException", "Database nowhere not found.")
+    catalog.delete_database("lab")
+    assert catalog.databases() == []
+
 
 def test_lazy_simple_serde_splits_at_the_separator_and_keeps_quotes():
     data = b'a,b,c\n1,"x, y",z\r\n2,\\N\n3,p\\,q,r,extra\n'
@@ -178,9 +201,10 @@ def test_ctas_writes_parquet_a_manifest_and_registers_the_table(lake):
 @pytest.mark.parametrize("sql, reason", [
     ("SELECT n FROM", "SYNTAX_ERROR: "),
     ("SELECT nope(n) FROM t", "FUNCTION_NOT_FOUND: "),
-    ("SELECT * FROM lab.missing", "TABLE_NOT_FOUND: Table 'awsdatacatalog.lab.missing' does not exist"),
-    ("SELECT * FROM other.t", "SCHEMA_NOT_FOUND: Schema 'other' does not exist"),
+    ("SELECT * FROM lab.missing", "TABLE_NOT_FOUND: line 1:15: Table 'awsdatacatalog.lab.missing' does not exist"),
+    ("SELECT *\nFROM other.t", "SCHEMA_NOT_FOUND: line 2:6: Schema 'other' does not exist"),
     ("DROP TABLE t", "NOT_SUPPORTED: "),
+    ("SELECT * FROM read_csv('/etc/hostname')", "PERMISSION_DENIED: "),  # a query reads the catalog, no file
     ("SELECT 1; SELECT 2", "SYNTAX_ERROR: a query execution runs exactly one statement"),
 ])
 def test_what_cannot_run_fails_with_a_reason(lake, sql, reason):

@@ -9,6 +9,7 @@ wrote it; :class:`Table` is the part a query needs (columns, location, SerDe). P
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -301,17 +302,15 @@ def get_table(backends: Backends, request: Request) -> Response:
 
 
 def get_tables(backends: Backends, request: Request) -> Response:
-    """GetTables: every table of the database, on one page (``Expression`` filters names by a regex)."""
-    import re
-
+    """GetTables: every table of the database, on one page; ``Expression`` keeps the names it matches (Glue's
+    patterns: a regular expression where a bare ``*`` stands for ``.*``)."""
     body = request.json()
     database = _database_name(body)
     expression = member(body, "Expression", str, code="InvalidInputException")
     tables = [_table_document(backends, database, stored) for stored in open_catalog(backends).tables(database)]
     if expression:
         try:
-            pattern = re.compile(expression.replace("*", ".*") if "*" in expression and ".*" not in expression
-                                 else expression)
+            pattern = re.compile(re.sub(r"(?<!\.)\*", ".*", expression))
         except re.error:
             raise AwsError("InvalidInputException", f"Expression {expression!r} is not a valid pattern") from None
         tables = [table for table in tables if pattern.fullmatch(table["Name"])]
