@@ -478,6 +478,8 @@ def test_sigv4_scope_date_host_and_signed_chunks_as_aws_checks_them(api):
 
 _SM = ("sagemaker", "SageMaker.")
 _LOGS = ("logs", "Logs_20140328.")
+_AUTOML = {"AutoMLJobName": "a", "RoleArn": "r", "OutputDataConfig": {"S3OutputPath": "s3://b/o"},
+           "InputDataConfig": [{"TargetAttributeName": "y", "DataSource": {"S3DataSource": {"S3Uri": "s3://b/d"}}}]}
 _TRAINING = {"TrainingJobName": "t", "RoleArn": "r", "AlgorithmSpecification": {"TrainingImage": "img"},
              "OutputDataConfig": {"S3OutputPath": "s3://b/o"}, "ResourceConfig": {}, "StoppingCondition": {}}
 
@@ -498,6 +500,16 @@ def _cbor(document) -> bytes:
     (_SM, "CreateTrainingJob", {**_TRAINING, "StoppingCondition": {"MaxRuntimeInSeconds": "long"}},
      "ValidationException"),
     (_SM, "CreateModel", {"ModelName": "m", "PrimaryContainer": "img"}, "ValidationException"),
+    (_SM, "CreateAutoMLJob", {**_AUTOML, "InputDataConfig": ["x"]}, "ValidationException"),
+    (_SM, "CreateAutoMLJob", {**_AUTOML, "InputDataConfig": [{"TargetAttributeName": "y", "DataSource": "s3://b/d"}]},
+     "ValidationException"),
+    (_SM, "CreateAutoMLJob", {**_AUTOML, "AutoMLJobConfig": {"CompletionCriteria": {"MaxCandidates": "3"}}},
+     "ValidationException"),
+    (_SM, "CreateAutoMLJob", {**_AUTOML, "AutoMLJobConfig": {"CompletionCriteria": {"MaxCandidates": 0}}},
+     "ValidationException"),
+    (_SM, "CreateAutoMLJob", {**_AUTOML, "AutoMLJobName": "a" * 33}, "ValidationException"),
+    (_SM, "DescribeAutoMLJob", {"AutoMLJobName": ["x"]}, "ValidationException"),
+    (_SM, "ListCandidatesForAutoMLJob", {"AutoMLJobName": "never-created"}, "ValidationException"),
     (_SM, "CreateEndpointConfig", {"EndpointConfigName": "c", "ProductionVariants": ["x"]}, "ValidationException"),
     (_SM, "ListProcessingJobs", {"MaxResults": "abc"}, "ValidationException"),
     (_SM, "DescribeProcessingJob", {"ProcessingJobName": ["x"]}, "ValidationException"),

@@ -192,6 +192,7 @@ def run_automl(
     explain_samples: int = DEFAULT_EXPLAIN_SAMPLES,
     progress: Callable[[str], None] | None = None,
     overwrite: bool = False,
+    export_candidates: bool = False,
 ) -> dict:
     """Run the AutoML job and write its outputs to ``out_dir`` (replaced atomically).
 
@@ -210,6 +211,8 @@ def run_automl(
         explain_samples: test reviews explained with SHAP.
         progress: prints progress lines.
         overwrite: replace ``out_dir`` even if sagestack did not write it (``--overwrite``).
+        export_candidates: also write every candidate as an ``autogluon`` model in
+            ``candidates/<name>/model/`` (the best one refit, as ``model/``), so any of them can be served.
 
     Returns:
         ``{"best": {...}, "leaderboard": [...], "registered": {"name", "version"} | None, "seconds", ...}``.
@@ -248,7 +251,7 @@ def run_automl(
         write_exploration(exploration, tmp)
         say(f"fitting up to {spec.max_candidates} candidates within {spec.time_limit:g} s"
             + (" (sentence embeddings included)" if spec.embeddings else ""))
-        fit = fit_candidates(fit_part, tuning, spec, tmp / "autogluon")
+        fit = fit_candidates(fit_part, tuning, spec, tmp / "autogluon", progress=say)
         leaderboard = rank(fit, test, spec)
         write_leaderboard(tmp, leaderboard, metric=spec.metric)
         problem = fit.tabular.problem_type
@@ -262,6 +265,9 @@ def run_automl(
             if refit_best(fit, spec) is None:
                 say(f"not refit: {fit.refit_skipped}")
         export_best(fit, spec, tmp / "model")
+        if export_candidates:
+            for row in leaderboard:
+                export_best(fit, spec, tmp / "candidates" / row["name"] / "model", name=row["name"])
         explained = explain_best(fit, test, spec, tmp / "explain", samples=explain_samples)
         # The registered model's test figures: the refit best's (the leaderboard keeps each
         # candidate's before the refit, all trained on the same rows).

@@ -11,6 +11,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
@@ -115,7 +116,8 @@ def feature_generator():
     return AutoMLPipelineFeatureGenerator(enable_raw_text_features=True, verbosity=0)
 
 
-def fit_candidates(train: pd.DataFrame, tuning: pd.DataFrame, spec: AutoMLSpec, path: Path) -> FitResult:
+def fit_candidates(train: pd.DataFrame, tuning: pd.DataFrame, spec: AutoMLSpec, path: Path,
+                   progress: Callable[[str], None] | None = None) -> FitResult:
     """Fit the spec's candidates on ``train``, scoring them on ``tuning`` (AutoGluon's validation data).
 
     Args:
@@ -123,6 +125,7 @@ def fit_candidates(train: pd.DataFrame, tuning: pd.DataFrame, spec: AutoMLSpec, 
         tuning: rows to validate on (early stopping, the leaderboard's validation score).
         spec: the job.
         path: AutoGluon's folder for this fit (must not exist yet).
+        progress: prints a line once the features are built and the candidates' fit starts.
 
     Raises:
         ConfigError: the time limit ran out before any candidate finished.
@@ -148,6 +151,8 @@ def fit_candidates(train: pd.DataFrame, tuning: pd.DataFrame, spec: AutoMLSpec, 
         raise ConfigError(f"--time-limit {spec.time_limit:g} s is used up by the sentence embeddings "
                           f"({embedding_seconds:.0f} s); raise --time-limit")
     problem = "binary" if train_frame[spec.target].nunique() == 2 else "multiclass"
+    if progress:
+        progress(f"features built ({time.perf_counter() - start:.1f} s); fitting the candidates")
     _quiet_autogluon()
     tabular = TabularPredictor(label=spec.target, problem_type=problem, eval_metric=METRICS[spec.metric],
                                path=str(path), verbosity=0)

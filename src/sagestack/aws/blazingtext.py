@@ -101,17 +101,15 @@ def run_blazingtext_job(backends: Backends, job: Job, local: Callable[[str], Pat
     return {"metrics": metrics}
 
 
-def invoke(url: str, body: bytes, content_type: str) -> tuple[bytes, str]:
+def invoke(url: str, body: bytes, content_type: str, accept: str, environment: dict) -> tuple[bytes, str]:  # noqa: ARG001
     """A BlazingText endpoint's answer, from the sagestack endpoint at ``url``: ``{"instances": [...],
     "configuration": {"k": K}}`` in, ``[{"label": ["__label__1", ...], "prob": [0.9, ...]}, ...]`` out (the
-    ``k`` most probable labels of each instance, as BlazingText answers).
+    ``k`` most probable labels of each instance, as BlazingText answers; it answers JSON whatever ``accept``).
 
     Raises:
         AwsError: a body BlazingText would refuse (``ModelError``, 424, as SageMaker relays a model's error).
     """
-    import urllib.error
-    import urllib.request
-
+    from sagestack.aws.endpoints import predict
     from sagestack.aws.protocol import AwsError
 
     if content_type.split(";")[0].strip() != "application/json":
@@ -123,15 +121,8 @@ def invoke(url: str, body: bytes, content_type: str) -> tuple[bytes, str]:
     except (ValueError, KeyError, TypeError, AttributeError):
         raise AwsError("ModelError", 'the body must be {"instances": ["text", ...], "configuration": {"k": N}}',
                        424) from None
-    request = urllib.request.Request(url.rstrip("/") + "/predict", data=json.dumps({"reviews": instances}).encode(),
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            predictions = json.load(response)["predictions"]
-    except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
-        raise AwsError("ModelError", f"the sagestack endpoint did not answer ({exc})", 424) from None
     answers = []
-    for prediction in predictions:
+    for prediction in predict(url, instances):
         ranked = sorted(prediction["probabilities"].items(), key=lambda item: -item[1])[:max(k, 1)]
         answers.append({"label": [f"__label__{label}" for label, _ in ranked], "prob": [p for _, p in ranked]})
     return json.dumps(answers).encode(), "application/json"

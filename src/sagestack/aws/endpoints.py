@@ -220,6 +220,37 @@ class Endpoints:
             db.execute("DELETE FROM servers")
 
 
+def predict(url: str, texts: list[str]) -> list[dict]:
+    """The predictions of the sagestack endpoint at ``url`` for ``texts`` (``POST /predict``, at most
+    :data:`~sagestack.serving.requests.MAX_REVIEWS_PER_REQUEST` texts a request): one ``{"label",
+    "probabilities"}`` per text, in order.
+
+    Raises:
+        AwsError: the endpoint refused the texts or did not answer (``ModelError``, 424, as SageMaker relays a
+            model's error).
+    """
+    import urllib.error
+    import urllib.request
+
+    from sagestack.serving.requests import MAX_REVIEWS_PER_REQUEST
+
+    predictions: list[dict] = []
+    for first in range(0, len(texts), MAX_REVIEWS_PER_REQUEST):
+        request = urllib.request.Request(
+            url.rstrip("/") + "/predict", headers={"Content-Type": "application/json"},
+            data=json.dumps({"reviews": texts[first:first + MAX_REVIEWS_PER_REQUEST]}).encode())
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                predictions += json.load(response)["predictions"]
+        except urllib.error.HTTPError as exc:  # the endpoint's own one-line refusal
+            detail = exc.read().decode("utf-8", "replace")[:500]
+            raise AwsError("ModelError", f"the sagestack endpoint refused the request ({exc.code}: {detail})",
+                           424) from None
+        except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
+            raise AwsError("ModelError", f"the sagestack endpoint did not answer ({exc})", 424) from None
+    return predictions
+
+
 def _stop(server: object) -> None:
     """Stop a started server (a start's token has nothing to stop: the start sees it gone and spawns nothing)."""
     from sagestack.processes import Supervised

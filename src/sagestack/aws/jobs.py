@@ -197,9 +197,9 @@ class JobRunner:
             self.log(job, f"sagestack serve-aws: {kind} job {name} completed")
             self.update(job, status=COMPLETED, secondary="Completed", ended=time.time(), result=result)
 
-    def run_sagestack(self, job: Job, arguments: list[str], *, work: Path) -> dict:
+    def run_sagestack(self, job: Job, arguments: list[str], *, work: Path, env: dict[str, str] | None = None) -> dict:
         """Run ``sagestack ARGUMENTS --json`` for ``job`` in ``work``, with a home of the job's own (the commands
-        jobs run keep no state, and some refuse an output inside their home); its JSON result.
+        jobs run keep no state, and some refuse an output inside their home) and ``env`` added; its JSON result.
 
         Raises:
             JobFailed: the command failed: its own one-line ``error:`` as a ClientError (or its exit status).
@@ -210,7 +210,7 @@ class JobRunner:
 
         command = [sys.executable, "-m", "sagestack", *arguments, "--json"]
         self.log(job, "$ " + " ".join(command))
-        environment = {**os.environ, "SAGESTACK_HOME": str(work / "home")}
+        environment = {**os.environ, **(env or {}), "SAGESTACK_HOME": str(work / "home")}
         code = self.run_command(job, command, env=environment, cwd=work, stdout=work / "result.json")
         if code != 0:
             lines = (job.folder / LOG_FILE).read_text(encoding="utf-8").splitlines()

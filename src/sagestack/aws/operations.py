@@ -17,6 +17,7 @@ from sagestack.aws.protocol import AwsError, Request, Response, not_implemented,
 S3_STORE = "the S3 store under the home (home/aws/s3)"
 PROCESSING_JOBS = "the job runner (home/aws/jobs); image sagemaker-clarify-processing runs `sagestack bias`"
 ENDPOINTS = "models, endpoint configs and endpoints under home/aws/endpoints"
+AUTOML_JOBS = "the job runner (home/aws/jobs) runs `sagestack automl` on the channel's CSV"
 TRAINING_JOBS = "the job runner (home/aws/jobs); image blazingtext runs `sagestack train fasttext --preset blazingtext`"
 GLUE_CATALOG = "the Glue catalog under the home (home/aws/glue.db): databases and tables, no partitions"
 ATHENA_QUERIES = ("the query runs on DuckDB (sqlglot translates Athena SQL) over Glue tables read from S3 as Athena's "
@@ -65,6 +66,13 @@ OPERATIONS: tuple[Operation, ...] = (
               TRAINING_JOBS + ", the model as output/model.tar.gz; other images fail the job, naming the known ones"),
     Operation("sagemaker", "DescribeTrainingJob", sagemaker.describe_training_job,
               TRAINING_JOBS + " (secondary statuses, validation:accuracy)"),
+    Operation("sagemaker", "CreateAutoMLJob", sagemaker.create_auto_ml_job, AUTOML_JOBS + ": each candidate's model "
+              "as model.tar.gz, the exploration and candidate definition notebooks as .ipynb (classification; "
+              "Accuracy or F1macro; one text column)"),
+    Operation("sagemaker", "DescribeAutoMLJob", sagemaker.describe_auto_ml_job, AUTOML_JOBS + " (AnalyzingData -> "
+              "FeatureEngineering -> ModelTuning -> MaxCandidatesReached, AutoMLJobArtifacts, BestCandidate)"),
+    Operation("sagemaker", "ListCandidatesForAutoMLJob", sagemaker.list_candidates_for_auto_ml_job,
+              AUTOML_JOBS + ": the leaderboard, each candidate with one inference container (sagemaker-sklearn-automl)"),
     Operation("sagemaker", "CreateModel", sagemaker.create_model, ENDPOINTS + ": a record of image and model data"),
     Operation("sagemaker", "DescribeModel", sagemaker.describe_model, ENDPOINTS),
     Operation("sagemaker", "DeleteModel", sagemaker.delete_model, ENDPOINTS),
@@ -73,12 +81,13 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("sagemaker", "DeleteEndpointConfig", sagemaker.delete_endpoint_config, ENDPOINTS),
     Operation("sagemaker", "CreateEndpoint", sagemaker.create_endpoint,
               "a sagestack endpoint (`sagestack serve --model`) per SageMaker endpoint, first variant only "
-              "(images: blazingtext)"),
+              "(images: blazingtext, sagemaker-sklearn-automl)"),
     Operation("sagemaker", "DescribeEndpoint", sagemaker.describe_endpoint, ENDPOINTS + " (Creating -> InService)"),
     Operation("sagemaker", "DeleteEndpoint", sagemaker.delete_endpoint, ENDPOINTS + ": its server is stopped"),
     Operation("sagemaker", "InvokeEndpoint", runtime.invoke_endpoint,
               "POST /predict of the endpoint's sagestack server, in the image's request/response shape "
-              "(BlazingText: application/json instances, top-k labels)", client="sagemaker-runtime"),
+              "(BlazingText: application/json instances, top-k labels; Autopilot: text/csv records, predicted_label and "
+              "probability... as text/csv, application/json or application/jsonlines)", client="sagemaker-runtime"),
     Operation("sagemaker", "ListTags", sagemaker.list_tags, "always empty: tags on Create* calls are accepted, "
               "not kept yet"),
     Operation("monitoring", "GetMetricStatistics", cloudwatch.get_metric_statistics,

@@ -7,13 +7,16 @@ from __future__ import annotations
 import re
 from typing import Callable
 
+from sagestack.aws.autopilot import INFERENCE_IMAGE, invoke as autopilot_invoke
 from sagestack.aws.backends import Backends
 from sagestack.aws.blazingtext import invoke as blazingtext_invoke
 from sagestack.aws.protocol import AwsError, Request, Response
 
 INVOCATIONS = re.compile(r"^/endpoints/([^/]+)/invocations$")
-# An image's repository name -> how its endpoint answers an invocation (url, body, content type) -> (body, type).
-SERVING: dict[str, Callable[[str, bytes, str], tuple[bytes, str]]] = {"blazingtext": blazingtext_invoke}
+# An image's repository name -> how its endpoint answers an invocation: (url, body, content type, accept, the
+# model container's environment) -> (body, content type).
+SERVING: dict[str, Callable[[str, bytes, str, str, dict], tuple[bytes, str]]] = {
+    "blazingtext": blazingtext_invoke, INFERENCE_IMAGE: autopilot_invoke}
 
 
 def operation_name(request: Request) -> str | None:
@@ -37,5 +40,6 @@ def invoke_endpoint(backends: Backends, request: Request) -> Response:
         raise AwsError("ValidationException", f"Endpoint {name} is {endpoint['status']}, not InService")
     serving = endpoint["serving"]
     body, content_type = SERVING[image_repository(serving["image"])](
-        endpoint["url"], request.body, request.headers.get("Content-Type") or "application/json")
+        endpoint["url"], request.body, request.headers.get("Content-Type") or "application/json",
+        request.headers.get("Accept") or "", serving.get("environment") or {})
     return Response(200, {"Content-Type": content_type, "x-Amzn-Invoked-Production-Variant": serving["variant"]}, body)

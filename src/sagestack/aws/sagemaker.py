@@ -1,6 +1,7 @@
 """SageMaker's control-plane API (json protocol, ``X-Amz-Target: SageMaker.<Operation>``) for the jobs served
-here: processing jobs (Clarify through ``sagestack bias``) and training jobs (BlazingText through
-``sagestack train fasttext``)."""
+here: processing jobs (Clarify through ``sagestack bias``), training jobs (BlazingText through
+``sagestack train fasttext``) and AutoML jobs (Autopilot through ``sagestack automl``), and the models and
+endpoints that serve their results."""
 
 from __future__ import annotations
 
@@ -243,7 +244,7 @@ def create_endpoint(backends: Backends, request: Request) -> Response:
         except (AwsError, JobFailed) as exc:
             failure = f"ClientError: cannot read the model data {container.get('ModelDataUrl')!r} ({exc})"
     serving = {"variant": variant.get("VariantName", "AllTraffic"), "image": container["Image"],
-               "weight": variant.get("InitialVariantWeight", 1.0)}
+               "weight": variant.get("InitialVariantWeight", 1.0), "environment": container.get("Environment") or {}}
     backends.endpoints.create_endpoint(name, body["EndpointConfigName"], serving, archive, failure)
     if isinstance(count, int) and count > 1:
         sys.stderr.write(f"warning: endpoint {name} asked for {count} instances; sagestack serves one\n")
@@ -277,3 +278,115 @@ def list_tags(backends: Backends, request: Request) -> Response:  # noqa: ARG001
     if not request.json().get("ResourceArn"):
         raise AwsError("ValidationException", "ResourceArn is required")
     return json_response({"Tags": []})
+
+
+# -- AutoML (Autopilot) ------------------------------------------------------------------------------------------
+
+AUTOML = "automl"
+AUTOML_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}$")  # AutoML job names are shorter
+AUTOML_FIELDS = ("InputDataConfig", "OutputDataConfig", "RoleArn", "AutoMLJobConfig", "GenerateCandidateDefinitionsOnly")
+# The job runner's first secondary status once the work starts, which Autopilot does not have.
+AUTOML_SECONDARY = {"Downloading": "Starting"}
+
+
+def _automl_name(body: dict) -> str:
+    name = body.get("AutoMLJobName")
+    if not isinstance(name, str) or not AUTOML_NAME.match(name):
+        raise AwsError("ValidationException", f"AutoMLJobName {name!r} must match {AUTOML_NAME.pattern}")
+    return name
+
+
+def create_auto_ml_job(backends: Backends, request: Request) -> Response:
+    """CreateAutoMLJob: recorded InProgress (Starting) at once; ``sagestack automl`` runs in the background.
+
+    What sagestack's AutoML cannot do is refused here (a 400 naming it): regression, objectives other than
+    Accuracy and F1macro, more than one channel, candidate definitions only.
+    """
+    from sagestack.aws.autopilot import METRICS, PROBLEM_TYPES, run_automl_job
+
+    body = request.json()
+    name = _automl_name(body)
+    _require(body, "InputDataConfig", "OutputDataConfig", "RoleArn")
+    channels = members(body, "InputDataConfig")
+    if len(channels) != 1:
+        raise AwsError("ValidationException", f"sagestack's AutoML reads one input channel, not {len(channels)}")
+    member(channels[0], "TargetAttributeName", str, required=True, where="InputDataConfig[].")
+    source = member(member(channels[0], "DataSource", dict, required=True, where="InputDataConfig[]."),
+                    "S3DataSource", dict, required=True, where="InputDataConfig[].DataSource.")
+    member(source, "S3Uri", str, required=True, where="InputDataConfig[].DataSource.S3DataSource.")
+    member(member(body, "OutputDataConfig", dict), "S3OutputPath", str, required=True, where="OutputDataConfig.")
+    criteria = member(member(body, "AutoMLJobConfig", dict) or {}, "CompletionCriteria", dict,
+                      where="AutoMLJobConfig.") or {}
+    for field in ("MaxCandidates", "MaxRuntimePerTrainingJobInSeconds", "MaxAutoMLJobRuntimeInSeconds"):
+        value = member(criteria, field, int, where="AutoMLJobConfig.CompletionCriteria.")
+        if value is not None and value < 1:
+            raise AwsError("ValidationException", f"AutoMLJobConfig.CompletionCriteria.{field} must be at least 1")
+    metric = member(member(body, "AutoMLJobObjective", dict) or {}, "MetricName", str, where="AutoMLJobObjective.")
+    if metric is not None and metric not in METRICS:
+        raise AwsError("ValidationException", f"AutoMLJobObjective.MetricName {metric} is not supported by sagestack's "
+                       f"AutoML; use {' or '.join(METRICS)}")
+    problem = member(body, "ProblemType", str)
+    if problem is not None and problem not in PROBLEM_TYPES:
+        raise AwsError("ValidationException", f"ProblemType {problem} is not supported by sagestack's AutoML, which "
+                       f"classifies; use {' or '.join(PROBLEM_TYPES)}")
+    if body.get("GenerateCandidateDefinitionsOnly"):
+        raise AwsError("ValidationException", "GenerateCandidateDefinitionsOnly is not supported by sagestack serve-aws: "
+                       "its AutoML job fits the candidates it defines")
+    backends.jobs.submit(AUTOML, name, body, lambda job: run_automl_job(backends, job))
+    return json_response({"AutoMLJobArn": _arn(backends, "automl-job", name)})
+
+
+def describe_auto_ml_job(backends: Backends, request: Request) -> Response:
+    """DescribeAutoMLJob: the request as given, status and Autopilot's secondary status, FailureReason when it
+    failed; once Completed the notebooks' locations (AutoMLJobArtifacts), the best candidate and the resolved
+    problem type and objective."""
+    from sagestack.aws.autopilot import candidate_documents
+
+    name = _automl_name(request.json())
+    job = backends.jobs.get(AUTOML, name)
+    secondary = AUTOML_SECONDARY.get(job.secondary or "Starting", job.secondary or "Starting")
+    if job.status == "Completed":
+        secondary = job.result["secondary"]
+    document = {"AutoMLJobName": name, "AutoMLJobArn": _arn(backends, "automl-job", name),
+                **{key: job.request[key] for key in AUTOML_FIELDS if key in job.request},
+                "AutoMLJobStatus": job.status, "AutoMLJobSecondaryStatus": secondary,
+                "CreationTime": job.created, "LastModifiedTime": job.modified}
+    for key in ("AutoMLJobObjective", "ProblemType"):
+        if key in job.request:
+            document[key] = job.request[key]
+    if job.ended is not None:
+        document["EndTime"] = job.ended
+    if job.failure:
+        document["FailureReason"] = job.failure
+    if job.status == "Completed":
+        objective = {"MetricName": job.result["objective"]}
+        document.update(AutoMLJobArtifacts=job.result["artifacts"], BestCandidate=candidate_documents(backends, job)[0],
+                        ResolvedAttributes={"AutoMLJobObjective": objective, "ProblemType": job.result["problem_type"],
+                                            "CompletionCriteria": (job.request.get("AutoMLJobConfig") or {}).get(
+                                                "CompletionCriteria", {})})
+        document.setdefault("AutoMLJobObjective", objective)
+        document.setdefault("ProblemType", job.result["problem_type"])
+    return json_response(document)
+
+
+def list_candidates_for_auto_ml_job(backends: Backends, request: Request) -> Response:
+    """ListCandidatesForAutoMLJob: the candidates of a completed job (none before), filtered by status and name,
+    sorted by FinalObjectiveMetricValue (the default), CreationTime or Status, Descending unless asked."""
+    from sagestack.aws.autopilot import candidate_documents
+
+    body = request.json()
+    job = backends.jobs.get(AUTOML, _automl_name(body))
+    candidates = candidate_documents(backends, job) if job.status == "Completed" else []
+    status, wanted = member(body, "StatusEquals", str), member(body, "CandidateNameEquals", str)
+    candidates = [c for c in candidates if (not status or c["CandidateStatus"] == status)
+                  and (not wanted or c["CandidateName"] == wanted)]
+    sort_by = member(body, "SortBy", str) or "FinalObjectiveMetricValue"
+    order = member(body, "SortOrder", str) or "Descending"
+    keys = {"FinalObjectiveMetricValue": lambda c: c["FinalAutoMLJobObjectiveMetric"]["Value"],
+            "CreationTime": lambda c: c["CreationTime"], "Status": lambda c: c["CandidateStatus"]}
+    if sort_by not in keys or order not in ("Ascending", "Descending"):
+        raise AwsError("ValidationException", f"SortBy must be one of {', '.join(keys)} and SortOrder Ascending or "
+                       "Descending")
+    candidates.sort(key=keys[sort_by], reverse=order == "Descending")  # stable: ties keep the ranking
+    limit = member(body, "MaxResults", int) or 100
+    return json_response({"Candidates": candidates[:limit]})

@@ -38,6 +38,8 @@ def automl(
     embeddings: bool = typer.Option(False, "--embeddings", help="Add MiniLM sentence-embedding features."),
     refit: bool = typer.Option(True, "--refit/--no-refit", help="Refit the best candidate on the fit and validation parts together before registering it."),
     seed: int = typer.Option(AutoMLSpec.seed, "--seed", help="Seeds the splits."),
+    export_candidates: bool = typer.Option(False, "--export-candidates", help="Also write every candidate's model to "
+                                           "candidates/<name>/model/, so any of them can be served."),
     register: bool = typer.Option(True, "--register/--no-register", help="Log to MLflow and register the best model."),
     model_name: str = typer.Option(DEFAULT_MODEL_NAME, help="Registered model name."),
     approve: bool = typer.Option(False, "--approve", help="Register as Approved and make it @champion."),
@@ -55,7 +57,7 @@ def automl(
                       refit=refit)
     summary = run_automl(spec, out, settings=settings(), data=data, test_data=test, register=register,
                          approve=approve, model_name=model_name, progress=progress(json_output),
-                         overwrite=overwrite)
+                         overwrite=overwrite, export_candidates=export_candidates)
     best = summary["best"]
     lines = [f"leaderboard ({len(summary['leaderboard'])} candidates, ranked by validation {metric}):",
              *leaderboard_lines(summary["leaderboard"], metric),

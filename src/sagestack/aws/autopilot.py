@@ -1,0 +1,430 @@
+"""SageMaker Autopilot, done by ``sagestack automl``: an AutoML job's CSV (one channel, its
+``TargetAttributeName``) is fitted by the same command a user runs, in a process of its own; its exploration
+report and candidates become Autopilot's two notebooks, each candidate's model a ``model.tar.gz``, and a
+candidate's ``InferenceContainers`` one container that a sagestack endpoint serves as Autopilot's inference
+containers answer (``text/csv`` records in; ``predicted_label``, ``probability``, ``probabilities``, ``labels``
+out as CSV, JSON or JSON Lines).
+
+The job's secondary statuses follow the command's progress lines: ``AnalyzingData`` while the data is read and
+explored, ``FeatureEngineering`` while the candidates' features are built, ``ModelTuning`` while AutoGluon fits
+them (and the best is refit and explained), then ``MaxCandidatesReached`` (every candidate asked for was fitted),
+``MaxAutoMLJobRuntimeReached`` (the time budget cut some) or ``Completed`` (sagestack has fewer candidates than
+asked for, and fitted them all).
+
+sagestack's AutoML reads one text column: of the input columns it takes ``review_body``, else the one with the
+longest values, and ignores the others (the job's log says which).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import tarfile
+import threading
+from pathlib import Path
+
+from sagestack.aws.backends import Backends
+from sagestack.aws.jobs import Job, JobFailed
+from sagestack.aws.protocol import AwsError
+
+# The repository of Autopilot's inference image: a model with it is served by :func:`invoke`.
+INFERENCE_IMAGE = "sagemaker-sklearn-automl"
+IMAGE_TAG = "2.5-1-cpu-py3"
+IMAGE_ACCOUNT = "683313688378"  # the registry Autopilot's images come from (us-east-1's)
+# AutoMLJobObjective.MetricName -> `sagestack automl --metric`.
+METRICS = {"Accuracy": "accuracy", "F1macro": "macro_f1"}
+PROBLEM_TYPES = ("BinaryClassification", "MulticlassClassification")
+INFERENCE_KEYS = ("predicted_label", "probability", "probabilities", "labels")
+ACCEPTS = ("text/csv", "application/json", "application/jsonlines")
+INPUT_COLUMNS, TEXT_COLUMN = "SAGESTACK_INPUT_COLUMNS", "SAGESTACK_TEXT_COLUMN"  # in the container's environment
+EXPLORATION_NOTEBOOK = "SageMakerAutopilotDataExplorationNotebook.ipynb"
+CANDIDATE_NOTEBOOK = "SageMakerAutopilotCandidateDefinitionNotebook.ipynb"
+# A progress line of `sagestack automl` -> the secondary status it starts.
+STAGES = (("... exploring", "AnalyzingData"), ("... fitting up to", "FeatureEngineering"),
+          ("... features built", "ModelTuning"))
+SAMPLE_ROWS = 200  # rows read to tell the text column from the others
+
+
+def inference_image(region: str) -> str:
+    """The image URI of a candidate's inference container."""
+    return f"{IMAGE_ACCOUNT}.dkr.ecr.{region}.amazonaws.com/{INFERENCE_IMAGE}:{IMAGE_TAG}"
+
+
+def job_prefix(job: Job) -> str:
+    """``S3OutputPath/JOB``: where the job's artifacts go, as Autopilot lays them out."""
+    return f"{job.request['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{job.name}"
+
+
+def _processing_id(job: Job) -> str:
+    """The id of the job's candidate-generation step (``pr-1-…``), part of the notebooks' S3 keys."""
+    return "pr-1-" + hashlib.sha1(job.name.encode()).hexdigest()[:40]
+
+
+def _join_csvs(files: list[Path], work: Path) -> Path:
+    """The channel's CSV files as one (each has the header; the later ones' headers are dropped).
+
+    Raises:
+        JobFailed: files whose headers differ.
+    """
+    files = sorted(files)
+    if len(files) == 1:
+        return files[0]
+    joined = work / "input.csv"
+    header = None
+    with open(joined, "w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        for path in files:
+            with open(path, newline="", encoding="utf-8") as source:
+                rows = csv.reader(source)
+                first = next(rows, [])
+                if header is None:
+                    header = first
+                    writer.writerow(header)
+                elif first != header:
+                    raise JobFailed(f"ClientError: {path.name} has another header than {files[0].name}; every file of "
+                                    "the input must have the same columns")
+                writer.writerows(rows)
+    return joined
+
+
+def _columns(data: Path, target: str) -> tuple[list[str], str]:
+    """The input columns of ``data`` (all but the target, in order) and the one read as text.
+
+    Raises:
+        JobFailed: no target column, or no other column (Autopilot's ClientError, raised while analysing).
+    """
+    try:
+        with open(data, newline="", encoding="utf-8") as source:
+            rows = csv.reader(source)
+            header = next(rows, [])
+            sample = [row for _, row in zip(range(SAMPLE_ROWS), rows)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise JobFailed(f"ClientError: cannot read the input as CSV ({exc})") from None
+    if target not in header:
+        raise JobFailed(f"ClientError: the target attribute {target!r} is not a column of the input data; its columns "
+                        f"are {', '.join(header) or 'none'}")
+    inputs = [column for column in header if column != target]
+    if not inputs:
+        raise JobFailed(f"ClientError: the input data has no column besides the target {target!r}")
+    if "review_body" in inputs:
+        return inputs, "review_body"
+    lengths = {column: sum(len(row[i]) for row in sample if i < len(row)) for i, column in enumerate(header)
+               if column != target}
+    return inputs, max(inputs, key=lambda column: lengths[column])
+
+
+def _time_limit(criteria: dict, candidates: int) -> float:
+    """``sagestack automl --time-limit`` for the job's completion criteria: its default, bounded by the
+    per-training-job runtime times the candidates and by the job's runtime."""
+    from sagestack.automl.spec import DEFAULT_TIME_LIMIT, MIN_TIME_LIMIT
+
+    limit = DEFAULT_TIME_LIMIT
+    if criteria.get("MaxRuntimePerTrainingJobInSeconds"):
+        limit = min(limit, criteria["MaxRuntimePerTrainingJobInSeconds"] * candidates)
+    if criteria.get("MaxAutoMLJobRuntimeInSeconds"):
+        limit = min(limit, criteria["MaxAutoMLJobRuntimeInSeconds"])
+    return max(float(limit), MIN_TIME_LIMIT)
+
+
+class _StageWatcher:
+    """Moves the job's secondary status along as the command's progress lines reach its log."""
+
+    def __init__(self, backends: Backends, job: Job) -> None:
+        self.backends, self.job, self.stage = backends, job, 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name=f"automl-{job.name}", daemon=True)
+
+    def _watch(self) -> None:
+        from sagestack.aws.jobs import LOG_FILE
+
+        position = 0
+        while not self.done.wait(0.3):
+            try:
+                with open(self.job.folder / LOG_FILE, encoding="utf-8", errors="replace") as log:
+                    log.seek(position)
+                    lines = log.readlines()
+                    position = log.tell()
+            except OSError:
+                continue
+            for line in lines:
+                for index, (prefix, status) in enumerate(STAGES):
+                    if line.startswith(prefix) and index > self.stage:
+                        self.stage = index
+                        self.backends.jobs.update(self.job, secondary=status)
+
+    def __enter__(self) -> "_StageWatcher":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.done.set()
+        self.thread.join()
+
+
+def run_automl_job(backends: Backends, job: Job) -> dict:
+    """Run an AutoML job with ``sagestack automl``; upload each candidate's model and the two notebooks.
+
+    Returns:
+        What DescribeAutoMLJob and ListCandidatesForAutoMLJob answer from: the final secondary status, the
+        problem type, the objective, the input columns and the candidates (ranked).
+
+    Raises:
+        JobFailed: a missing input, a target that is not a column, or ``sagestack automl``'s own error.
+    """
+    from sagestack.automl.candidates import CANDIDATES
+    from sagestack.aws.containers import container_paths, download_prefix
+
+    request = job.request
+    backends.jobs.update(job, secondary="AnalyzingData")
+    channel = request["InputDataConfig"][0]
+    target = channel["TargetAttributeName"]
+    local = container_paths(job)
+    files = download_prefix(backends, channel["DataSource"]["S3DataSource"]["S3Uri"],
+                            local("/opt/ml/input/data/training"))
+    work = job.folder / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    data = _join_csvs(files, work)
+    inputs, text_column = _columns(data, target)
+    if len(inputs) > 1:
+        backends.jobs.log(job, f"warning: sagestack's AutoML reads one text column, {text_column}; ignored: "
+                               f"{', '.join(c for c in inputs if c != text_column)}")
+    criteria = (request.get("AutoMLJobConfig") or {}).get("CompletionCriteria") or {}
+    asked = criteria.get("MaxCandidates") or len(CANDIDATES)
+    count = min(asked, len(CANDIDATES))
+    if asked > count:
+        backends.jobs.log(job, f"warning: MaxCandidates {asked} asked for; sagestack's AutoML has {count} candidates")
+    objective = (request.get("AutoMLJobObjective") or {}).get("MetricName") or "Accuracy"
+    out = work / "automl"
+    arguments = ["automl", "--data", str(data), "--target", target, "--text-column", text_column,
+                 "--max-candidates", str(count), "--time-limit", f"{_time_limit(criteria, count):g}",
+                 "--metric", METRICS[objective], "--no-register", "--export-candidates", "--out", str(out)]
+    with _StageWatcher(backends, job):
+        summary = backends.jobs.run_sagestack(job, arguments, work=work, env={"SAGESTACK_PROGRESS": "1"})
+    labels = json.loads((out / "model" / "sagestack-model.json").read_text(encoding="utf-8"))["labels"]
+    candidates = []
+    for row in summary["leaderboard"]:
+        name = f"{job.name}-{row['rank']:03d}-{row['name'].lower()}"[:64]
+        candidates.append({"name": name, "candidate": row["name"], "rank": row["rank"],
+                           "value": row[f"validation_{METRICS[objective]}"], "family": row["model_family"],
+                           "model": _upload_model(backends, out / "candidates" / row["name"] / "model",
+                                                  f"{job_prefix(job)}/tuning/{name}/output/model.tar.gz", work)})
+    result = {"problem_type": PROBLEM_TYPES[len(labels) > 2], "objective": objective, "inputs": inputs,
+              "text_column": text_column, "labels": labels, "candidates": candidates,
+              "secondary": ("MaxAutoMLJobRuntimeReached" if len(candidates) < count
+                            else "MaxCandidatesReached" if count == asked else "Completed")}
+    result["artifacts"] = _upload_notebooks(backends, job, out, summary, result)
+    return result
+
+
+def _upload_model(backends: Backends, model: Path, uri: str, work: Path) -> str:
+    """Pack a candidate's model folder as ``model.tar.gz`` at ``uri``; the URI."""
+    from sagestack.aws.containers import split_s3_uri
+
+    archive = work / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as packed:
+        for path in sorted(p for p in model.rglob("*") if p.is_file()):
+            packed.add(path, arcname=path.relative_to(model).as_posix())
+    try:
+        backends.s3.put_file(*split_s3_uri(uri), archive, "application/x-tar")
+    except AwsError as error:
+        raise JobFailed(f"ClientError: cannot write the model to {uri}: {error.message}") from None
+    finally:
+        archive.unlink(missing_ok=True)
+    return uri
+
+
+def _upload_notebooks(backends: Backends, job: Job, out: Path, summary: dict, result: dict) -> dict:
+    """Write the two notebooks, and sagestack's own reports beside them; AutoMLJobArtifacts."""
+    from sagestack.aws.containers import split_s3_uri
+
+    notebooks = f"{job_prefix(job)}/sagemaker-automl-candidates/{_processing_id(job)}/notebooks"
+    exploration = json.loads((out / "exploration.json").read_text(encoding="utf-8"))
+    documents = {f"{notebooks}/{EXPLORATION_NOTEBOOK}": exploration_notebook(
+                     exploration, (out / "exploration.html").read_text(encoding="utf-8")),
+                 f"{notebooks}/{CANDIDATE_NOTEBOOK}": candidate_notebook(out, summary, result)}
+    try:
+        for uri, notebook in documents.items():
+            path = job.folder / "work" / Path(uri).name
+            path.write_text(json.dumps(notebook, indent=1), encoding="utf-8")
+            backends.s3.put_file(*split_s3_uri(uri), path, "application/x-ipynb+json")
+        reports = [out / name for name in ("exploration.html", "exploration.json", "leaderboard.csv",
+                                           "leaderboard.html")]
+        reports += sorted(p for p in (out / "candidates").glob("*/*") if p.is_file())
+        for path in reports:
+            backends.s3.put_file(*split_s3_uri(f"{job_prefix(job)}/sagestack/{path.relative_to(out).as_posix()}"),
+                                 path)
+    except AwsError as error:
+        raise JobFailed(f"ClientError: cannot write the job's artifacts under {job_prefix(job)}: "
+                        f"{error.message}") from None
+    return {"DataExplorationNotebookLocation": f"{notebooks}/{EXPLORATION_NOTEBOOK}",
+            "CandidateDefinitionNotebookLocation": f"{notebooks}/{CANDIDATE_NOTEBOOK}"}
+
+
+def _markdown(cell_id: str, *lines: str) -> dict:
+    return {"cell_type": "markdown", "id": cell_id, "metadata": {}, "source": [line + "\n" for line in lines]}
+
+
+def _code(cell_id: str, source: str, outputs: list | None = None) -> dict:
+    return {"cell_type": "code", "id": cell_id, "metadata": {}, "execution_count": None,
+            "source": source.splitlines(keepends=True), "outputs": outputs or []}
+
+
+def _notebook(cells: list[dict]) -> dict:
+    return {"nbformat": 4, "nbformat_minor": 5, "cells": cells,
+            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+                         "language_info": {"name": "python"}}}
+
+
+def exploration_notebook(report: dict, html: str) -> dict:
+    """Autopilot's data exploration notebook, from sagestack's exploration report: the rows, the target's
+    distribution, each column's type and prediction power, the warnings, and the report itself."""
+    target = report["target"]
+    lines = ["| column | type | unique | missing | prediction power |", "|---|---|---|---|---|"]
+    for name, column in report["columns"].items():
+        power = (column.get("prediction") or {}).get("prediction_power")
+        lines.append(f"| {name} | {column.get('type')} | {column.get('unique', '')} | "
+                     f"{column.get('missing', {}).get('share', '')} | {'' if power is None else power} |")
+    distribution = ["| label | train | test |", "|---|---|---|"]
+    for label, share in target["distribution"]["train"].items():
+        test = target["distribution"].get("test", {}).get(label, {})
+        distribution.append(f"| {label} | {share['count']} ({share['share']:.1%}) | {test.get('count', '')} |")
+    warnings = [f"- {warning['message']}" for warning in report.get("warnings", [])] or ["- none"]
+    return _notebook([
+        _markdown("title", "# Amazon SageMaker Autopilot Data Exploration",
+                  "", "Written by sagestack serve-aws from `sagestack automl`'s exploration report "
+                  f"({report['rows']['train']} training rows, {report['rows']['test']} test rows)."),
+        _markdown("target", f"## Target: `{target['name']}`", "", *distribution),
+        _markdown("columns", "## Columns", "", *lines),
+        _markdown("warnings", "## Warnings", "", *warnings),
+        _code("report", "# the full report, as exploration.html shows it",
+              [{"output_type": "display_data", "metadata": {}, "data": {"text/html": html}}]),
+    ])
+
+
+def candidate_notebook(out: Path, summary: dict, result: dict) -> dict:
+    """Autopilot's candidate definition notebook, from sagestack's candidates: the leaderboard, then each
+    candidate's definition and the ``retrain.py`` that rebuilds it (written by one cell, run by the next)."""
+    metric = summary["spec"]["metric"]
+    table = [f"| rank | candidate | model family | validation {metric} | test accuracy |", "|---|---|---|---|---|"]
+    for row in summary["leaderboard"]:
+        table.append(f"| {row['rank']} | {row['name']} | {row['model_family']} | {row[f'validation_{metric}']} | "
+                     f"{row['test_accuracy']} |")
+    cells = [_markdown("title", "# Amazon SageMaker Autopilot Candidate Definition Notebook", "",
+                       f"Written by sagestack serve-aws from `sagestack automl`: {len(result['candidates'])} "
+                       f"candidates on the text column `{result['text_column']}`, ranked by validation {metric}.",
+                       "", *table)]
+    for index, candidate in enumerate(result["candidates"]):
+        folder = out / "candidates" / candidate["candidate"]
+        definition = (folder / "definition.yaml").read_text(encoding="utf-8")
+        script = (folder / "retrain.py").read_text(encoding="utf-8")
+        cells += [_markdown(f"candidate-{index}", f"## {candidate['name']}: {candidate['family']}", "",
+                            "```yaml", definition.rstrip("\n"), "```"),
+                  _code(f"write-{index}", f"%%writefile {candidate['candidate']}_retrain.py\n{script}"),
+                  _code(f"run-{index}", f"!python {candidate['candidate']}_retrain.py --help")]
+    return _notebook(cells)
+
+
+def candidate_documents(backends: Backends, job: Job) -> list[dict]:
+    """The job's candidates as ListCandidatesForAutoMLJob answers them (ranked: the best first)."""
+    region, result = backends.identity.region, job.result
+    environment = {"SAGEMAKER_INFERENCE_SUPPORTED": ",".join(INFERENCE_KEYS),
+                   "SAGEMAKER_INFERENCE_OUTPUT": "predicted_label", "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv",
+                   "SAGEMAKER_PROGRAM": "sagemaker_serve", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+                   INPUT_COLUMNS: json.dumps(result["inputs"]), TEXT_COLUMN: result["text_column"]}
+    arn = f"arn:aws:sagemaker:{region}:{backends.identity.account}:training-job/"
+    return [{"CandidateName": candidate["name"], "CandidateStatus": "Completed", "ObjectiveStatus": "Succeeded",
+             "FinalAutoMLJobObjectiveMetric": {"Type": "Maximize", "MetricName": result["objective"],
+                                               "Value": candidate["value"]},
+             "CandidateSteps": [{"CandidateStepType": "AWS::SageMaker::TrainingJob",
+                                 "CandidateStepArn": arn + candidate["name"].lower(),
+                                 "CandidateStepName": candidate["name"]}],
+             "InferenceContainers": [{"Image": inference_image(region), "ModelDataUrl": candidate["model"],
+                                      "Environment": dict(environment)}],
+             "CreationTime": job.started, "EndTime": job.ended, "LastModifiedTime": job.ended}
+            for candidate in result["candidates"]]
+
+
+# -- the inference container ---------------------------------------------------------------------------------
+
+def _records(body: bytes, environment: dict) -> list[str]:
+    """The texts of a ``text/csv`` body: one record a line, the text column's field of each (a model of one
+    input column takes the whole line, so an unquoted comma stays in the text).
+
+    Raises:
+        AwsError: a body that is not UTF-8 CSV, a record with the wrong number of fields, or no record.
+    """
+    inputs = json.loads(environment.get(INPUT_COLUMNS) or "[]")
+    position = inputs.index(environment[TEXT_COLUMN]) if environment.get(TEXT_COLUMN) in inputs else 0
+    try:
+        rows = list(csv.reader(io.StringIO(body.decode("utf-8"))))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise AwsError("ModelError", f"the body is not UTF-8 CSV ({exc})", 424) from None
+    texts = []
+    for number, row in enumerate(rows, start=1):
+        if not any(field.strip() for field in row):
+            continue
+        if len(inputs) <= 1:
+            texts.append(",".join(row))
+        elif len(row) != len(inputs):
+            raise AwsError("ModelError", f"record {number} has {len(row)} fields; the model reads {len(inputs)} "
+                           f"({', '.join(inputs)}), without the target", 424)
+        else:
+            texts.append(row[position])
+    if not texts:
+        raise AwsError("ModelError", "the body holds no record", 424)
+    return texts
+
+
+def _accepted(accept: str, environment: dict) -> str:
+    """The response type for an ``Accept`` header (none or ``*/*``: the container's default).
+
+    Raises:
+        AwsError: no type this container writes.
+    """
+    default = environment.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or "text/csv"
+    for wanted in (part.split(";")[0].strip() for part in (accept or "*/*").split(",")):
+        if wanted in ("", "*/*"):
+            return default
+        if wanted in ACCEPTS:
+            return wanted
+    raise AwsError("ModelError", f"Accept {accept} is not supported; the inference container writes "
+                   f"{', '.join(ACCEPTS)}", 424)
+
+
+def invoke(url: str, body: bytes, content_type: str, accept: str, environment: dict) -> tuple[bytes, str]:
+    """An Autopilot candidate's answer, from the sagestack endpoint at ``url``: ``text/csv`` records in, for each
+    the keys of ``SAGEMAKER_INFERENCE_OUTPUT`` (default ``predicted_label``) out, as ``Accept`` asks: CSV lines
+    (lists written as ``"[0.1, 0.9]"``), ``{"predictions": [{key: value}, ...]}`` or one JSON object a line.
+    ``probability`` is the predicted label's.
+
+    Raises:
+        AwsError: a body or Accept type the container refuses (``ModelError``, 424, as SageMaker relays it).
+    """
+    from sagestack.aws.endpoints import predict
+
+    if content_type.split(";")[0].strip() != "text/csv":
+        raise AwsError("ModelError", f"the Autopilot inference container reads text/csv, not {content_type}", 424)
+    answer_type = _accepted(accept, environment)
+    keys = [key.strip() for key in (environment.get("SAGEMAKER_INFERENCE_OUTPUT") or "predicted_label").split(",")
+            if key.strip()]
+    unknown = [key for key in keys if key not in INFERENCE_KEYS]
+    if unknown:
+        raise AwsError("ModelError", f"SAGEMAKER_INFERENCE_OUTPUT names {', '.join(unknown)}; the keys are "
+                       f"{', '.join(INFERENCE_KEYS)}", 424)
+    answers = []
+    for prediction in predict(url, _records(body, environment)):
+        labels, label = list(prediction["probabilities"]), str(prediction["label"])  # /predict's label may be a number
+        values = {"predicted_label": label, "probability": prediction["probabilities"][label],
+                  "probabilities": [prediction["probabilities"][label] for label in labels], "labels": labels}
+        answers.append({key: values[key] for key in keys})
+    if answer_type == "application/json":
+        return json.dumps({"predictions": answers}).encode(), answer_type
+    if answer_type == "application/jsonlines":
+        return "".join(json.dumps(answer) + "\n" for answer in answers).encode(), answer_type
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    for answer in answers:
+        writer.writerow([str(value) if isinstance(value, list) else value for value in answer.values()])
+    return text.getvalue().encode(), answer_type
