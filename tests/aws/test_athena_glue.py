@@ -100,6 +100,9 @@ def test_a_table_over_a_missing_prefix_has_no_rows_and_a_missing_bucket_fails(we
     ("unknown_database_query", "QueryFailed", "SCHEMA_NOT_FOUND: line 5:"),
     ("unknown_database_table", "EntityNotFoundException", "Database no_such_database not found."),
     ("unknown_table", "EntityNotFoundException", "Table no_such_table not found."),
+    ("no_such_execution", "InvalidRequestException", "QueryExecution no-such-id was not found"),
+    ("no_output_location", "InvalidRequestException", "No output location provided."),
+    ("other_workgroup", "InvalidRequestException", "WorkGroup analysts is not found."),
 ])
 def test_bad_queries_fail_with_athenas_reason(week1, case, kind, words):
     failure = week1[0]["errors"][case]

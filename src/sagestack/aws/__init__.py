@@ -13,6 +13,9 @@ Python SDK, boto3, awswrangler, the ``aws`` CLI — pointed at one local endpoin
   :mod:`~sagestack.aws.sagemaker` their API, :mod:`~sagestack.aws.processing` processing jobs (inputs, the
   image's work, outputs), :mod:`~sagestack.aws.clarify` the Clarify image as ``sagestack bias``,
   :mod:`~sagestack.aws.logs` their logs as CloudWatch Logs.
+- :mod:`~sagestack.aws.glue`: the Glue Data Catalog (databases, tables) of the home;
+  :mod:`~sagestack.aws.athena` Athena's query executions, run on DuckDB by :mod:`~sagestack.aws.athena_sql`
+  over tables read as Athena's SerDes read them (:mod:`~sagestack.aws.athena_tables`).
 - :mod:`~sagestack.aws.server`: the HTTP server that routes a request to its operation.
 - :mod:`~sagestack.aws.bootstrap`: the environment a client process needs (``serve-aws --env``).
 - :mod:`~sagestack.aws.defaults`: the command line's defaults (port, concurrent jobs), importable alone.

@@ -91,6 +91,11 @@ wr.catalog.create_csv_table(table="nobucket", path="s3://no-such-bucket/data/", 
                             database=database_name)
 errors["missing_bucket"] = failure(lambda: wr.athena.read_sql_query(sql="SELECT * FROM nobucket",
                                                                     database=database_name))
+athena = boto3.client("athena")
+errors["no_such_execution"] = failure(lambda: athena.get_query_execution(QueryExecutionId="no-such-id"))
+errors["no_output_location"] = failure(lambda: athena.start_query_execution(QueryString="SELECT 1 AS one"))
+errors["other_workgroup"] = failure(lambda: wr.athena.read_sql_query(sql="SELECT 1 AS one", database=database_name,
+                                                                     workgroup="analysts"))
 left = [t["Name"] for t in boto3.client("glue").get_tables(DatabaseName=database_name)["TableList"]]
 
 print(json.dumps({
