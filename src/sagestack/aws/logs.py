@@ -9,7 +9,8 @@ from sagestack.aws.jobs import LOG_FILE, Job
 from sagestack.aws.protocol import AwsError, Request, Response, json_response, member
 
 # SageMaker's log group of a job kind -> the kind's name in the job runner.
-LOG_GROUPS = {"/aws/sagemaker/ProcessingJobs": "processing", "/aws/sagemaker/TrainingJobs": "training"}
+LOG_GROUPS = {"/aws/sagemaker/ProcessingJobs": "processing", "/aws/sagemaker/TrainingJobs": "training",
+              "/aws/sagemaker/AutoMLJobs": "automl"}
 STREAM_SUFFIX = "/algo-1"
 BAD = "InvalidParameterException"  # CloudWatch Logs' answer to a malformed parameter
 

@@ -4,8 +4,10 @@ list_candidates sorted by the objective, the best candidate, deploy() with infer
 boto3 invoke_endpoint with text/csv (then JSON and JSON Lines, and the predictor), the endpoint deleted.
 Prints one JSON line."""
 
+import io
 import json
 import sys
+import tarfile
 import time
 
 import boto3
@@ -60,6 +62,13 @@ job_id = download_path.rsplit("/", 1)[-1]
 candidates = automl.list_candidates(job_name=auto_ml_job_name, sort_by="FinalObjectiveMetricValue")
 for index, candidate in enumerate(candidates):
     print(str(index) + "  " + candidate["CandidateName"] + "  " + str(candidate["FinalAutoMLJobObjectiveMetric"]["Value"]))
+models = {}  # each candidate's model.tar.gz: the sagestack candidate its card names
+for candidate in candidates:
+    bucket_name, object_key = candidate["InferenceContainers"][0]["ModelDataUrl"][5:].split("/", 1)
+    archive = tarfile.open(fileobj=io.BytesIO(s3.get_object(Bucket=bucket_name, Key=object_key)["Body"].read()))
+    models[candidate["CandidateName"]] = json.load(archive.extractfile("sagestack-model.json"))["params"]["candidate_name"]
+log = [event["message"] for event in boto3.client("logs").get_log_events(
+    logGroupName="/aws/sagemaker/AutoMLJobs", logStreamName=auto_ml_job_name + "/algo-1")["events"]]
 best_candidate = automl.describe_auto_ml_job(job_name=auto_ml_job_name)["BestCandidate"]
 best_candidate_identifier = best_candidate["CandidateName"]
 steps = [step["CandidateStepName"] for step in best_candidate["CandidateSteps"]]
@@ -100,7 +109,7 @@ autopilot_model.delete_endpoint()
 print(json.dumps({"job": auto_ml_job_name, "first": first, "seen": seen, "status": job_status,
                   "describe": {k: v for k, v in job_description_response.items() if k not in ("CreationTime", "EndTime",
                                "LastModifiedTime", "BestCandidate", "ResponseMetadata")},
-                  "job_id": job_id, "notebooks": notebooks, "candidates": candidates, "best": best_candidate,
+                  "job_id": job_id, "notebooks": notebooks, "models": models, "log": log, "candidates": candidates, "best": best_candidate,
                   "steps": steps, "containers": model.get("Containers") or [model.get("PrimaryContainer")],
                   "predictions": predictions, "as_json": as_json, "as_lines": lines, "predicted": predicted,
                   "refused": refused}, default=str))
