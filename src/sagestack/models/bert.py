@@ -16,7 +16,11 @@ from sagestack.errors import RegistryError
 from sagestack.models.base import ModelCard, TextClassifier
 
 MODEL_SUBDIR = "bert"
+# One forward pass holds at most this many reviews, and at most CHUNK_TOKENS tokens padding included. On the
+# CPU a larger batch of 75-token reviews scores no faster per review (the matrices are already large);
+# short reviews still share a pass up to BATCH_SIZE.
 BATCH_SIZE = 32
+CHUNK_TOKENS = 512
 
 
 class BertPredictor(TextClassifier):
@@ -61,16 +65,34 @@ class BertPredictor(TextClassifier):
         self.tokenizer.save_pretrained(str(path))
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Softmax probabilities per label for raw reviews."""
+        """Softmax probabilities per label for raw reviews.
+
+        The reviews are tokenized once, ordered by length and run in chunks of similar lengths (see
+        :func:`length_chunks`), each padded only to its own longest: padding a batch of mixed reviews
+        to its longest spent a third of the model's work on padding (validation reviews average 75
+        tokens, a batch of 16 pads to about 120).
+        """
         import torch
 
         if not len(texts):
             return np.zeros((0, len(self.labels)))
-        chunks = []
+        encoded = self.tokenizer([str(t) for t in texts], truncation=True, max_length=self.max_seq_length)["input_ids"]
+        proba = np.empty((len(encoded), len(self.labels)), dtype=np.float32)
         with torch.inference_mode():
-            for start in range(0, len(texts), BATCH_SIZE):
-                batch = self.tokenizer([str(t) for t in texts[start:start + BATCH_SIZE]], padding=True, truncation=True,
-                                       max_length=self.max_seq_length, return_tensors="pt").to(self.device)
+            for chunk in length_chunks([len(ids) for ids in encoded]):
+                batch = self.tokenizer.pad({"input_ids": [encoded[i] for i in chunk]}, return_tensors="pt").to(self.device)
                 logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-                chunks.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
-        return np.concatenate(chunks)
+                proba[chunk] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        return proba
+
+
+def length_chunks(lengths: Sequence[int], max_items: int = BATCH_SIZE, max_tokens: int = CHUNK_TOKENS) -> list[list[int]]:
+    """Group the indices of sequences of these lengths into forward passes: shortest first, each pass at most
+    ``max_items`` sequences and ``max_tokens`` tokens once padded to its longest (a longer sequence alone)."""
+    chunks: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lengths.__getitem__):
+        if chunks and len(chunks[-1]) < max_items and (len(chunks[-1]) + 1) * lengths[i] <= max_tokens:
+            chunks[-1].append(i)
+        else:
+            chunks.append([i])
+    return chunks
