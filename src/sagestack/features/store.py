@@ -328,6 +328,8 @@ def ingest(settings: Settings, reviews: pd.DataFrame, *, max_seq_length: int = 1
         _abandon_apply(applying)  # a refused or failed ingest leaves no feast apply running and records none
         raise
     try:
+        if applying is not None:
+            import_feast()  # this process's import (a second or more) overlaps the rest of `feast apply`'s
         _finish_apply(settings, applying)
         store = open_store(settings)
         start = table["event_timestamp"].min().to_pydatetime() - timedelta(seconds=1)
