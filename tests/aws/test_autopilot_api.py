@@ -1,5 +1,5 @@
 """Autopilot through ``sagestack serve-aws``: the SageMaker SDK 2.35's ``AutoML`` and boto3, from the client
-environment, run one real AutoML job (``sagestack automl``: 3 candidates, a 15-second budget, 600 reviews),
+environment, run one real AutoML job (``sagestack automl``: 3 candidates, a 15-second budget, 300 reviews),
 read its notebooks, list its candidates, deploy the best and invoke it as the course does."""
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ LABELS = {"-1", "0", "1"}
 
 @pytest.fixture(scope="module")
 def course_csv(sample_csv, tmp_path_factory):
-    """The course's Autopilot input: sentiment and review_body of the 600-review sample."""
+    """The course's Autopilot input: sentiment and review_body of 100 reviews per sentiment of the sample."""
     path = tmp_path_factory.mktemp("autopilot") / "womens_clothing_ecommerce_reviews_balanced_for_autopilot.csv"
     with open(sample_csv, newline="", encoding="utf-8") as source, open(path, "w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
         writer.writerow(["sentiment", "review_body"])
-        writer.writerows([row["sentiment"], row["review_body"]] for row in csv.DictReader(source))
+        rows = list(csv.DictReader(source))
+        for sentiment in ("-1", "0", "1"):
+            writer.writerows([[row["sentiment"], row["review_body"]] for row in rows if row["sentiment"] == sentiment][:100])
     return path
 
 
@@ -66,7 +68,7 @@ def test_the_notebooks_are_in_s3_where_autopilot_writes_them(autopilot):
     for notebook in (exploration, definition):
         assert notebook["nbformat"] == 4 and all(cell["cell_type"] in ("markdown", "code") for cell in notebook["cells"])
     text = "".join("".join(cell["source"]) for cell in exploration["cells"])
-    assert "480 training rows" in text and "review_body" in text and "| -1 | 160 (33.3%)" in text
+    assert "240 training rows" in text and "review_body" in text and "| -1 | 80 (33.3%)" in text
     assert "text/html" in exploration["cells"][-1]["outputs"][0]["data"]
     text = "".join("".join(cell["source"]) for cell in definition["cells"])
     for candidate in autopilot["candidates"]:
