@@ -158,3 +158,21 @@ def test_a_model_saved_as_model_joblib_by_an_earlier_sagestack_still_loads(train
     assert (tmp_path / "model.pkl").is_file()
     np.testing.assert_allclose(BaselinePredictor.load(tmp_path).predict_proba(reviews[0][:50]),
                                trained.predict_proba(reviews[0][:50]), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("params", [BaselineParams(), BaselineParams(word_ngrams=1, char_ngrams_min=1, char_ngrams_max=3, min_df=1)])
+def test_training_with_per_word_n_grams_fits_the_plain_fit_exactly(reviews, params):
+    """train_baseline computes each word's character n-grams once (baseline._fit): the same vocabulary, idf and
+    coefficients as scikit-learn's own fit, also on odd whitespace, case and accents, and the saved pipeline is as built."""
+    from sagestack.models.baseline import _fit
+
+    texts, labels = reviews
+    texts, labels = texts[:300] + ODD_TEXTS, labels[:300] + labels[:len(ODD_TEXTS)]
+    plain = build_pipeline(params).fit(texts, labels)
+    fast = _fit(build_pipeline(params), texts, labels)
+    for (_, expected), (_, got) in zip(plain.named_steps["features"].transformer_list,
+                                       fast.named_steps["features"].transformer_list):
+        assert got.vocabulary_ == expected.vocabulary_ and np.array_equal(got.idf_, expected.idf_)
+        assert got.get_params() == expected.get_params()  # analyzer="char_wb" again: what is saved is unchanged
+    assert np.array_equal(fast.named_steps["classifier"].coef_, plain.named_steps["classifier"].coef_)
+    assert BaselinePredictor(fast)._scorer is not fast  # still the fast scorer's shape

@@ -208,6 +208,38 @@ def build_pipeline(params: BaselineParams):
     ])
 
 
+def _fit(pipeline, texts: list[str], labels: list[str]):
+    """Fit a pipeline :func:`build_pipeline` made, with each distinct word's character n-grams computed once.
+
+    ``char_wb`` n-grams never cross whitespace, so a review's are its words' (what :class:`_LinearTfidf`
+    relies on too): during the fit the character vectorizer's analyzer is scikit-learn's own ``char_wb``
+    analyzer applied per word through a dict, which fits the same vocabulary and idf as the plain
+    fit with a third of its n-gram work (the 6,400 training reviews hold 18k distinct words).
+    The fitted pipeline is left with ``analyzer="char_wb"``, as built: what is saved does not change.
+    """
+    import warnings
+
+    chars = pipeline.named_steps["features"].transformer_list[1][1]
+    per_word, known = chars.build_analyzer(), {}
+
+    def analyze(text: str) -> list[str]:
+        grams: list[str] = []
+        for word in text.split():
+            ngrams = known.get(word)
+            if ngrams is None:
+                ngrams = known[word] = per_word(word)
+            grams += ngrams
+        return grams
+
+    chars.set_params(analyzer=analyze)
+    try:
+        with warnings.catch_warnings():  # the n-gram range is what `per_word` applies
+            warnings.filterwarnings("ignore", message="The parameter 'ngram_range' will not be used")
+            return pipeline.fit(texts, labels)
+    finally:
+        chars.set_params(analyzer="char_wb")
+
+
 def _read_labelled(path: Path, role: str) -> tuple[list[str], list[str]]:
     """Texts and labels of a review CSV, validated as every sagestack input is (one-line errors)."""
     frame = load_reviews(path).frame  # course or raw layout; labels checked against -1/0/1
@@ -244,7 +276,7 @@ def train_baseline(
     validation_data = _read_labelled(Path(validation_csv), "validation") if validation_csv else None
     start = time.perf_counter()
     try:
-        pipeline = build_pipeline(params).fit(texts, labels)
+        pipeline = _fit(build_pipeline(params), texts, labels)
     except ValueError as exc:  # scikit-learn: "After pruning, no terms remain", ...
         raise DataError(f"cannot train the baseline on {train_csv} ({exc}); add reviews or lower --min-df") from None
     seconds = time.perf_counter() - start
