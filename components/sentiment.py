@@ -14,8 +14,7 @@ from sagestack.components.image import GPU_IMAGE, IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def ingest_data(data_path: str, data_sha256: str, include_reviewed: bool, reviewed_sha256: str, home: str,
-                tracking_uri: str, reviews: Output[Dataset]):
+def ingest_data(data_path: str, data_sha256: str, include_reviewed: bool, reviewed_sha256: str, settings: str, reviews: Output[Dataset]):
     """Resolve and validate the review CSV (with the reviewed labels of human loops, when asked);
     output the validated reviews.
 
@@ -23,10 +22,10 @@ def ingest_data(data_path: str, data_sha256: str, include_reviewed: bool, review
     not only its path; a mismatch fails the step. ``reviewed_sha256`` does the same for the
     reviewed labels.
     """
-    from sagestack.config import settings_from_parameters
+    from sagestack.config import settings_from_parameter
     from sagestack.workflows.sentiment import ingest_step
 
-    settings = settings_from_parameters(home, tracking_uri)
+    settings = settings_from_parameter(settings)
     reviews.metadata.update(ingest_step(data_path, reviews.path, settings, expected_sha256=data_sha256,
                                         include_reviewed=include_reviewed))
 
@@ -40,24 +39,24 @@ def pretraining_bias(reviews: Input[Dataset], facet: str, fail_on: str, report: 
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def feature_store(reviews: Input[Dataset], home: str, tracking_uri: str, features: Output[Dataset]):
+def feature_store(reviews: Input[Dataset], settings: str, features: Output[Dataset]):
     """Engineer BERT features and ingest them into the Feast store (feast apply + materialize)."""
-    from sagestack.config import settings_from_parameters
+    from sagestack.config import settings_from_parameter
     from sagestack.workflows.sentiment import feature_store_step
 
     reviewed = reviews.metadata.get("reviewed") or {}  # with --include-reviewed: the corrected labels
-    result = feature_store_step(reviews.path, features.path, settings_from_parameters(home, tracking_uri),
+    result = feature_store_step(reviews.path, features.path, settings_from_parameter(settings),
                                 reviewed_snapshot=reviewed.get("path", ""))
     features.metadata.update({"rows": result["rows"], "new_rows": result["new_rows"], "sha256": result["sha256"]})
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def prepare_data(features: Input[Dataset], home: str, tracking_uri: str, prepared: Output[Dataset]):
+def prepare_data(features: Input[Dataset], settings: str, prepared: Output[Dataset]):
     """Read point-in-time training sets of this run's reviews back through Feast, for every trainer."""
-    from sagestack.config import settings_from_parameters
+    from sagestack.config import settings_from_parameter
     from sagestack.workflows.sentiment import prepare_step
 
-    result = prepare_step(features.path, prepared.path, settings_from_parameters(home, tracking_uri))
+    result = prepare_step(features.path, prepared.path, settings_from_parameter(settings))
     prepared.metadata.update({"counts": result["counts"], "features_sha256": features.metadata["sha256"]})
 
 
@@ -169,17 +168,17 @@ def explain_model(prepared: Input[Dataset], model: Input[Model], samples: int, r
 def register_model(
     reviews: Input[Dataset], features: Input[Dataset], prepared: Input[Dataset], model: Input[Model],
     evaluation: Input[Artifact], candidates: Input[Artifact], data_bias: Input[HTML], model_bias: Input[HTML],
-    explanations: Input[HTML], home: str, tracking_uri: str, model_name: str, auto_approve: bool, pipeline_run: str,
+    explanations: Input[HTML], settings: str, model_name: str, auto_approve: bool, pipeline_run: str,
 ) -> str:
     """Register the champion in MLflow with lineage tags tying it to this run, its artifacts and candidates."""
-    from sagestack.config import settings_from_parameters
+    from sagestack.config import settings_from_parameter
     from sagestack.registry import DatasetRef
     from sagestack.workflows.sentiment import lineage_tags, read_json, register_step, reviewed_reports, reviewed_tags
 
     artifacts = {"reviews": reviews, "data_bias": data_bias, "features": features, "prepared": prepared,
                  "model": model, "evaluation": evaluation, "model_bias": model_bias, "explanations": explanations}
     registered = register_step(
-        settings=settings_from_parameters(home, tracking_uri), model_dir=model.path,
+        settings=settings_from_parameter(settings), model_dir=model.path,
         evaluation=read_json(evaluation.path), dataset=DatasetRef(reviews.metadata["source"], reviews.metadata["sha256"]),
         model_name=model_name, auto_approve=auto_approve,
         lineage={**lineage_tags(pipeline_run, {k: a.uri for k, a in artifacts.items()}, read_json(candidates.path)),
@@ -192,14 +191,14 @@ def register_model(
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def record_rejection(reviews: Input[Dataset], model: Input[Model], candidates: Input[Artifact], test_accuracy: float,
-                     min_accuracy: float, home: str, tracking_uri: str, pipeline_run: str) -> str:
+                     min_accuracy: float, settings: str, pipeline_run: str) -> str:
     """The else branch: record in MLflow that the champion missed min_accuracy (nothing registered)."""
-    from sagestack.config import settings_from_parameters
+    from sagestack.config import settings_from_parameter
     from sagestack.registry import DatasetRef
     from sagestack.workflows.sentiment import lineage_tags, read_json, record_rejection_step
 
     result = record_rejection_step(
-        settings=settings_from_parameters(home, tracking_uri), test_accuracy=test_accuracy, min_accuracy=min_accuracy,
+        settings=settings_from_parameter(settings), test_accuracy=test_accuracy, min_accuracy=min_accuracy,
         dataset=DatasetRef(reviews.metadata["source"], reviews.metadata["sha256"]),
         lineage=lineage_tags(pipeline_run, {"reviews": reviews.uri, "model": model.uri}, read_json(candidates.path)),
     )

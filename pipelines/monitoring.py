@@ -6,9 +6,8 @@ from sagestack.components.monitor import monitor_window
 
 
 @dsl.pipeline(name="sagestack-monitoring", description="Captured traffic of the last hours against the baseline.")
-def monitoring_pipeline(baseline: str, capture: str = "", window_hours: float = 1.0, home: str = "",
-                        tracking_uri: str = ""):
-    """``capture`` defaults to the home's capture folder; ``home``/``tracking_uri`` to the pod's settings."""
-    task = monitor_window(baseline=baseline, capture=capture, window_hours=window_hours, home=home,
-                          tracking_uri=tracking_uri)
+def monitoring_pipeline(baseline: str, capture: str = "", window_hours: float = 1.0, settings: str = ""):
+    """``capture`` defaults to the home's capture folder; ``settings`` (see
+    :func:`sagestack.config.settings_from_parameter`) to the pod's own."""
+    task = monitor_window(baseline=baseline, capture=capture, window_hours=window_hours, settings=settings)
     task.set_caching_options(False)  # each run looks at new traffic: never reuse an earlier run's answer

@@ -285,12 +285,12 @@ def run_local(
     """
     from kfp import local
 
+    from sagestack.config import settings_parameter
     from sagestack.pipelines import get_pipeline
     from sagestack.data import resolve_dataset
     from sagestack.data.atomic import sha256_file
 
     pipeline_func = get_pipeline(pipeline)
-    home = settings.home.resolve()
     base = pipelines_folder(settings)
     root, cache = runs_folder(settings), base / "cache"
     root.mkdir(parents=True, exist_ok=True)
@@ -302,10 +302,10 @@ def run_local(
         cache_root=str(cache),
         raise_on_error=True,
     )
-    # The steps get these settings explicitly (they read no sagestack.toml or SAGESTACK_* of their
-    # own): the home, the tracking URI and the dataset as resolved here, with its content hash,
-    # which also makes the step cache follow the data's content, so an edited file re-runs.
-    arguments = {**arguments, "home": str(home), "tracking_uri": settings.mlflow_uri}
+    # The steps get these settings and nothing else (no sagestack.toml or SAGESTACK_* of their own),
+    # and the dataset as resolved here, with its content hash, which also makes the step cache
+    # follow the data's content, so an edited file re-runs.
+    arguments = {**arguments, "settings": settings_parameter(settings)}
     if "data_path" in pipeline_func.component_spec.inputs:  # a pipeline that reads the dataset
         try:
             resolved = resolve_dataset(arguments.get("data_path") or None, settings=settings)
@@ -356,7 +356,7 @@ def run_local(
         "started_at": started_at,
         "seconds": round(time.monotonic() - start, 2),
         "log": str(log_path),
-        "arguments": {k: v for k, v in arguments.items() if k not in ("home",)},
+        "arguments": arguments,
         "steps": steps,
         "trainers": _trainers(pipeline_func, arguments, steps, branches),
         "selection": _candidates(steps),

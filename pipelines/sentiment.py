@@ -106,7 +106,7 @@ def _parameters(kinds) -> list[inspect.Parameter]:
         return inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=annotation)
 
     found = [param("data_path", str, ""), param("data_sha256", str, ""), param("include_reviewed", bool, False),
-             param("reviewed_sha256", str, ""), param("home", str, ""), param("tracking_uri", str, ""),
+             param("reviewed_sha256", str, ""), param("settings", str, ""),
              param("model_name", str, DEFAULT_MODEL_NAME), param("min_accuracy", float, defaults.DEFAULT_MIN_ACCURACY),
              param("auto_approve", bool, False)]
     found += [param(f"trainer_{kind.trainer_name}", bool, kind.trainer_name in defaults.DEFAULT_TRAINERS) for kind in kinds]
@@ -133,16 +133,14 @@ def build_pipeline(kinds):
         p = dict(zip(names, values))
         ingest = _sized(ingest_data(data_path=p["data_path"], data_sha256=p["data_sha256"],
                                     include_reviewed=p["include_reviewed"], reviewed_sha256=p["reviewed_sha256"],
-                                    home=p["home"], tracking_uri=p["tracking_uri"]), "data")
+                                    settings=p["settings"]), "data")
         data_bias = _sized(pretraining_bias(reviews=ingest.outputs["reviews"], facet=p["facet"],
                                             fail_on=p["bias_fail_on"]), "data")
-        features = _sized(feature_store(reviews=ingest.outputs["reviews"], home=p["home"],
-                                        tracking_uri=p["tracking_uri"]).after(
+        features = _sized(feature_store(reviews=ingest.outputs["reviews"], settings=p["settings"]).after(
             data_bias  # a failed bias gate stops the pipeline before features and training
         ), "data")
         # Every trainer reads its data back from the feature store: what serving reads, by construction.
-        prepare = _sized(prepare_data(features=features.outputs["features"], home=p["home"],
-                                      tracking_uri=p["tracking_uri"]), "data")
+        prepare = _sized(prepare_data(features=features.outputs["features"], settings=p["settings"]), "data")
         prepared = prepare.outputs["prepared"]
         candidates = {}
         for kind in kinds:
@@ -159,15 +157,14 @@ def build_pipeline(kinds):
                 reviews=ingest.outputs["reviews"], features=features.outputs["features"], prepared=prepared,
                 model=champion, evaluation=select.outputs["evaluation"], candidates=select.outputs["candidates"],
                 data_bias=data_bias.outputs["report"], model_bias=model_bias.outputs["report"],
-                explanations=explain.outputs["report"], home=p["home"], tracking_uri=p["tracking_uri"],
+                explanations=explain.outputs["report"], settings=p["settings"],
                 model_name=p["model_name"], auto_approve=p["auto_approve"],
                 pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
             ), "data")
         with dsl.Else(name="accuracy-missed"):
             _sized(record_rejection(
                 reviews=ingest.outputs["reviews"], model=champion, candidates=select.outputs["candidates"],
-                test_accuracy=select.outputs["Output"], min_accuracy=p["min_accuracy"], home=p["home"],
-                tracking_uri=p["tracking_uri"], pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                test_accuracy=select.outputs["Output"], min_accuracy=p["min_accuracy"], settings=p["settings"], pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
             ), "light")
 
     sentiment_pipeline.__signature__ = inspect.Signature(parameters)

@@ -11,6 +11,7 @@ with different homes never see each other's state.
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from pathlib import Path
@@ -198,18 +199,52 @@ class Settings(BaseModel):
         return self.home.resolve() / "cache"
 
 
-def settings_from_parameters(home: str, tracking_uri: str) -> Settings:
-    """Settings inside a pipeline step: KFP parameters are strings, and "" means "not set".
+def settings_parameter(settings: Settings) -> str:
+    """The one pipeline parameter that gives a local run's steps exactly these settings.
 
-    With a ``home`` (the local runner always passes one, with the tracking URI) the step reads
-    only that home (and a ``sagestack.toml`` inside it, if someone put one there): not the
-    ``sagestack.toml`` of the working directory it inherited, no ``SAGESTACK_*`` variables, so a
-    run never mixes the caller's settings with another home's.
-    Without one (a cluster pod), the pod's environment and working directory configure it.
+    The path of a private file holding :meth:`Settings.to_env` (:func:`~sagestack.data.atomic.private_file`):
+    the URIs may carry passwords, which must not go on the steps' command lines or into KFP's run
+    files. Equal settings give the same path, so the step cache still hits.
     """
-    if home:
-        return load_settings(cwd=Path(home), environ={}, home=home, tracking_uri=tracking_uri or None)
-    return load_settings(tracking_uri=tracking_uri or None)
+    from sagestack.data.atomic import private_file
+
+    return str(private_file("settings", ".json", json.dumps(settings.to_env(), sort_keys=True)))
+
+
+def cluster_settings_parameter(**fields: object) -> str:
+    """The ``settings`` parameter of a cluster run: the given fields (e.g. ``tracking_uri`` as the pods
+    see it) as ``SAGESTACK_*`` variables, over what the pods' ConfigMap and Secrets give; "" for none."""
+    names = {field: var for var, field in ENV_VARS.items()}
+    chosen = {names[field]: str(value) for field, value in fields.items() if value is not None}
+    return json.dumps(chosen, sort_keys=True) if chosen else ""
+
+
+def settings_from_parameter(value: str) -> Settings:
+    """The settings of a pipeline step, from its one ``settings`` parameter.
+
+    - a file's path (the local runner, :func:`settings_parameter`): exactly that file's settings;
+      nothing of the step's environment or working directory, so a run never mixes the caller's
+      settings with another's;
+    - a JSON object of ``SAGESTACK_*`` variables (:func:`cluster_settings_parameter`): those over
+      the step's environment (a pod's ConfigMap and Secrets);
+    - "": the step's environment and working directory alone.
+
+    Raises:
+        ConfigError: the file is gone or unreadable, or the values are invalid.
+    """
+    if not value:
+        return load_settings()
+    if value.lstrip().startswith("{"):
+        try:
+            chosen = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"the settings parameter is not a JSON object ({exc}); pass SAGESTACK_* names") from None
+        return load_settings(environ={**os.environ, **chosen})
+    try:
+        written = json.loads(Path(value).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the pipeline's settings file {value} ({exc}); run the pipeline again") from None
+    return Settings.from_env(written)
 
 
 def load_settings(

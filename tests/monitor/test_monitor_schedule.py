@@ -85,5 +85,4 @@ def test_the_monitoring_pipeline_compiles_on_the_pinned_image_without_caching(tm
     assert [e["container"]["image"] for e in executors.values()] == [IMAGE]
     task = compiled["root"]["dag"]["tasks"]["monitor-window"]
     assert task["cachingOptions"] == {}  # KFP writes enableCache only when it is on
-    assert set(compiled["root"]["inputDefinitions"]["parameters"]) == {"baseline", "capture", "window_hours", "home",
-                                                                       "tracking_uri"}
+    assert set(compiled["root"]["inputDefinitions"]["parameters"]) == {"baseline", "capture", "window_hours", "settings"}

@@ -10,7 +10,7 @@ import yaml
 from sagestack.pipelines.runner import PipelineFailed, compile_pipeline, pipeline_tasks, run_local
 from sagestack.pipelines.sentiment import sentiment_pipeline
 from sagestack import __version__
-from sagestack.config import load_settings
+from sagestack.config import Settings, load_settings
 from sagestack.pipeline_runs import SUMMARY_FILE, list_runs
 from sagestack.registry import lineage, list_models, resolve_ref
 
@@ -108,7 +108,8 @@ def test_summary_json_is_written_and_listed(first_run, settings_of):
     saved = json.loads((run_dir / SUMMARY_FILE).read_text())
     assert saved["run"] == first_run["run"] and saved["status"] == "SUCCESS"
     # The steps got explicit settings: this home's store and the resolved data file.
-    assert saved["arguments"]["tracking_uri"] == settings_of.mlflow_uri
+    assert Settings.from_env(json.loads(Path(saved["arguments"]["settings"]).read_text())) == \
+        settings_of.model_copy(update={"home": settings_of.home.resolve(), "tracking_uri": settings_of.mlflow_uri})
     assert Path(saved["arguments"]["data_path"]).is_absolute() and saved["arguments"]["data_sha256"]
     assert saved["selection"]["champion"] == first_run["selection"]["champion"]
     assert {s["name"] for s in saved["steps"]} == {s["name"] for s in first_run["steps"]}
@@ -261,7 +262,7 @@ def test_compiled_yaml_pins_the_image_and_exposes_parameters(tmp_path):
     path = compile_pipeline(tmp_path / "pipeline.yaml")
     spec, platform = yaml.safe_load_all(path.read_text())  # the pipeline, then its Kubernetes settings
     params = spec["root"]["inputDefinitions"]["parameters"]
-    assert {"data_path", "min_accuracy", "auto_approve", "epochs", "learning_rate", "tracking_uri", "trainer_fasttext",
+    assert {"data_path", "min_accuracy", "auto_approve", "epochs", "learning_rate", "settings", "trainer_fasttext",
             "trainer_baseline", "select_metric", "facet", "bias_fail_on", "explain_samples"} <= set(params)
     assert params["min_accuracy"]["defaultValue"] == 0.55
     assert params["model_name"]["defaultValue"] == MODEL

@@ -399,13 +399,15 @@ def test_the_feature_store_versions_only_the_labels_people_corrected():
     assert len(versioned) == len(table) + 1
 
 
-def test_include_reviewed_refuses_a_review_database_its_steps_would_not_see(tmp_path):
+def test_include_reviewed_reads_the_callers_review_database_before_any_step(tmp_path):
     from sagestack.pipelines.runner import run_local
     from sagestack.config import load_settings
 
+    # The steps get the caller's settings, so the caller's review database is the one read: here one
+    # nothing listens on, refused with the store's own line before a step runs.
     settings = load_settings(cwd=tmp_path, environ={"SAGESTACK_REVIEW_DB": "postgresql://u:p@127.0.0.1:1/review"},
                              home=tmp_path / "home")
-    with pytest.raises(ConfigError, match="does not name this review_db; add review_db there"):
+    with pytest.raises(ConfigError, match="cannot reach the review database"):
         run_local({"include_reviewed": True}, settings=settings)
     assert not (tmp_path / "home" / "pipelines" / "runs").exists() or not any((tmp_path / "home" / "pipelines" / "runs").iterdir())
 

@@ -123,17 +123,30 @@ def test_config_file_env_and_errors(tmp_path):
 
 
 def test_pipeline_step_settings_ignore_the_inherited_config_file_and_environment(tmp_path, monkeypatch):
-    from sagestack.config import settings_from_parameters
+    from sagestack.config import cluster_settings_parameter, settings_from_parameter, settings_parameter
 
     (tmp_path / "sagestack.toml").write_text('tracking_uri = "http://elsewhere:5000"\ndata_dir = "/nowhere"\n')
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SAGESTACK_TRACKING_URI", "http://also-elsewhere:5000")
     home = tmp_path / "home"
-    step = settings_from_parameters(str(home), "")
-    assert step.home == home and step.mlflow_uri == f"sqlite:///{home.resolve() / 'mlflow.db'}" and step.data_dir is None
-    assert settings_from_parameters(str(home), "sqlite:///x.db").mlflow_uri == "sqlite:///x.db"
-    # Without a home (a cluster pod) the pod's own configuration applies.
-    assert settings_from_parameters("", "").mlflow_uri == "http://also-elsewhere:5000"
+    caller = load_settings(cwd=tmp_path / "elsewhere", environ={}, home=home,
+                           online_store="redis://:s3cret@127.0.0.1:6379")
+    parameter = settings_parameter(caller)
+    # The steps get exactly the caller's settings, none of the step's inherited file or variables.
+    step = settings_from_parameter(parameter)
+    assert step == caller.model_copy(update={"home": home.resolve(), "tracking_uri": caller.mlflow_uri})
+    assert step.data_dir is None and step.mlflow_uri == f"sqlite:///{home.resolve() / 'mlflow.db'}"
+    # The password goes nowhere but a file of the user's own; equal settings give the same path (the step cache).
+    assert "s3cret" not in parameter and Path(parameter).stat().st_mode & 0o777 == 0o600
+    assert settings_parameter(caller) == parameter
+    assert settings_parameter(caller.model_copy(update={"online_store": "sqlite"})) != parameter
+    # A cluster pod: its own configuration, with what the run names over it.
+    assert settings_from_parameter("").mlflow_uri == "http://also-elsewhere:5000"
+    over = settings_from_parameter(cluster_settings_parameter(tracking_uri="http://mlflow:5000", variant=None))
+    assert over.mlflow_uri == "http://mlflow:5000" and over.data_dir == Path("/nowhere")
+    assert cluster_settings_parameter(tracking_uri=None) == ""
+    with pytest.raises(ConfigError, match="cannot read the pipeline's settings file"):
+        settings_from_parameter(str(tmp_path / "gone.json"))
 
 
 def test_an_unknown_online_store_is_a_one_line_error(tmp_path):

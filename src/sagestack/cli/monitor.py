@@ -138,10 +138,12 @@ def schedule(
         result["patch"] = str(write_overlay_schedule(overlay, cron, window, baseline_dir))
         lines.append(f"wrote {result['patch']} (apply with: kubectl apply -k {overlay})")
     if kfp_url is not None:
+        from sagestack.config import cluster_settings_parameter
         from sagestack.pipelines.runner import schedule as kfp_schedule
 
         hours = _duration(window).total_seconds() / 3600
         result["kfp"] = kfp_schedule(kfp_url, {"baseline": baseline_dir, "window_hours": hours,
-                                               "tracking_uri": cluster_tracking_uri or ""}, cron, pipeline="monitoring")
+                                               "settings": cluster_settings_parameter(tracking_uri=cluster_tracking_uri)},
+                                     cron, pipeline="monitoring")
         lines.append(f"KFP recurring run {result['kfp']['recurring_run_id']} on {kfp_url}")
     emit(result, json_output, lines)

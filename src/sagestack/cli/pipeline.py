@@ -140,11 +140,13 @@ def submit(
     json_output: bool = JsonOpt,
 ) -> None:
     """Submit the pipeline to a Kubeflow Pipelines cluster (kfp.Client)."""
+    from sagestack.config import cluster_settings_parameter
     from sagestack.pipelines.runner import submit as submit_run
     from sagestack.workflows.sentiment import pipeline_arguments
 
     arguments = pipeline_arguments(data_path=data, trainers=",".join(split_list(trainers)) or None,
-                                   tracking_uri=cluster_tracking_uri, min_accuracy=min_accuracy,
+                                   settings=cluster_settings_parameter(tracking_uri=cluster_tracking_uri),
+                                   min_accuracy=min_accuracy,
                                    auto_approve=approve or None)
     result = submit_run(kfp_url, arguments, experiment=experiment)
     emit(result, json_output, [f"submitted run {result['run_id']} to {kfp_url}"])

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from sagestack.config import CONFIG_FILE_NAME, Settings, fields_from_env
+from sagestack.config import Settings
 from sagestack.data.atomic import atomic_file
 from sagestack.deploy.traffic import (ROUTE_FILE, VARIANTS, TrafficSplit, check_servable, check_split_servable,
                                       nginx_config, route_text, write_route)
@@ -45,7 +45,6 @@ POSTGRES_LIB = Path("/usr/lib/postgresql")
 SBIN_NGINX = Path("/usr/sbin/nginx")
 SERVICES = ("postgres", "mlflow", "redis", "feast", "endpoint-a", "endpoint-b", "nginx")
 DATABASES = ("mlflow", "feast", "review")
-HOME_CONFIG_MARK = "# Written by `sagestack up` (the topology's services); `sagestack down` removes it.\n"
 
 
 @dataclass
@@ -137,19 +136,6 @@ class Topology:
             "SAGESTACK_FEAST_REGISTRY": self.database_uri("feast"),
             "SAGESTACK_REVIEW_DB": self.database_uri("review"),
         }
-
-    def _write_home_config(self) -> None:
-        """Write ``<home>/sagestack.toml`` with the services' settings while the topology is up.
-
-        Pipeline steps read only their home's configuration (never the caller's environment), so
-        this is how a pipeline run on this home reaches the MLflow server, Redis and the registry.
-        """
-        path = self.home / CONFIG_FILE_NAME
-        if path.is_file() and not path.read_text().startswith(HOME_CONFIG_MARK):
-            raise SagestackError(f"{path} exists and was not written by `sagestack up`; move it away and run again")
-        values = {k: v for k, v in fields_from_env(self.environment()).items() if k != "home"}
-        # It holds the database password: readable by its owner only, from the first byte.
-        write_private(path, HOME_CONFIG_MARK + "".join(f'{k} = "{v}"\n' for k, v in values.items()))
 
     def settings_for_services(self) -> Settings:
         """The settings the topology's services run with (:meth:`environment`, nothing else)."""
@@ -436,8 +422,6 @@ class Topology:
         for name, start in steps:
             if name == "mlflow":
                 self._create_databases()
-            if name == "feast":  # the stores and the tracking server are up: point the home at them
-                self._write_home_config()
             url = None if name in ("postgres", "redis") else self.url(name)
             if self.running(name):
                 statuses.append(Status(name, "running", url))
@@ -451,11 +435,7 @@ class Topology:
 
     def down(self) -> list[str]:
         """Stop every service (nginx first, PostgreSQL last); returns the names of those stopped."""
-        stopped = [name for name in reversed(SERVICES) if self.stop(name)]
-        home_config = self.home / CONFIG_FILE_NAME
-        if home_config.is_file() and home_config.read_text().startswith(HOME_CONFIG_MARK):
-            home_config.unlink()
-        return stopped
+        return [name for name in reversed(SERVICES) if self.stop(name)]
 
     def shift_traffic(self, split: TrafficSplit, route_file: Path | None = None) -> bool:
         """Move the traffic: check the split can be served, then reload a running nginx gracefully (no

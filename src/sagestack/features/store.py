@@ -22,7 +22,7 @@ from typing import Collection, Sequence
 import pandas as pd
 
 from sagestack.config import Settings
-from sagestack.data.atomic import atomic_file
+from sagestack.data.atomic import atomic_file, private_file
 from sagestack.errors import SagestackError
 from sagestack.features.feast_import import import_feast
 
@@ -119,27 +119,12 @@ def store_config_file(settings: Settings, *, endpoint: bool = False) -> Path:
     """This process's ``feature_store.yaml`` for these settings, written on first use.
 
     Not in the home: that may be a read-only volume (the endpoints mount it so), and the file can
-    hold the Redis or registry password. It lives in a folder of the user's own under the temp
-    directory (mode 0700, the file 0600), named by its content, so it is written once per
-    configuration and never half-written.
+    hold the Redis or registry password: a private file of the user's own (:func:`private_file`).
     """
-    import hashlib
-    import tempfile
-
     import yaml
 
-    text = yaml.safe_dump(store_config(settings, endpoint=endpoint), sort_keys=False)
-    folder = Path(tempfile.gettempdir()) / f"sagestack-feast-{os.getuid()}"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    if folder.stat().st_uid != os.getuid() or folder.stat().st_mode & 0o077:
-        raise SagestackError(f"{folder} belongs to another user or is open to others; remove it and run again")
-    path = folder / f"feature_store-{hashlib.sha256(text.encode()).hexdigest()[:16]}.yaml"
-    if not path.is_file():
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")  # mode 0600
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    return path
+    return private_file("feature_store", ".yaml", yaml.safe_dump(store_config(settings, endpoint=endpoint),
+                                                                   sort_keys=False))
 
 
 def feast_command(settings: Settings, *args: str) -> list[str]:

@@ -99,20 +99,10 @@ def write_snapshot(snapshot: pd.DataFrame, folder: Path) -> dict:
 
 
 def pipeline_fingerprint(settings) -> str:
-    """:func:`reviewed_fingerprint` of the store a pipeline's steps will read (``--include-reviewed``).
-
-    Raises:
-        ConfigError: the caller's review database is not the one the steps see: they read only their
-            home's own settings, so one set in the caller's environment alone would not reach them.
-    """
-    from sagestack.config import settings_from_parameters
+    """:func:`reviewed_fingerprint` of the store a pipeline's steps will read (``--include-reviewed``):
+    the caller's, since the steps get the caller's settings."""
     from sagestack.review.store import review_store
 
-    home = settings.home.resolve()
-    if settings_from_parameters(str(home), settings.mlflow_uri).review_db != settings.review_db:
-        raise ConfigError("--include-reviewed: the pipeline's steps read the review store from the home's own "
-                          f"sagestack.toml, and {home / 'sagestack.toml'} does not name this review_db; add "
-                          "review_db there (as `sagestack up` does) or unset SAGESTACK_REVIEW_DB")
     return reviewed_fingerprint(review_store(settings))
 
 
