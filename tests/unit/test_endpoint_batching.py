@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import threading
 import time
 
@@ -30,11 +31,14 @@ class CountingPredictor(TextClassifier):
         self.calls: list[list[str]] = []
         self.starts: list[float] = []
         self.threads: list[threading.Thread] = []
+        self.torch_threads: list[int | None] = []  # PyTorch's intra-op threads for each call, when torch is loaded
 
     def predict_proba(self, texts):
         self.starts.append(time.perf_counter())
         self.calls.append(list(texts))
         self.threads.append(threading.current_thread())
+        torch = sys.modules.get("torch")
+        self.torch_threads.append(torch.get_num_threads() if torch else None)
         if any("poison" in text for text in texts):
             raise ValueError("this model cannot read poison")
         time.sleep(self.delay)
@@ -68,16 +72,18 @@ def model_dir(request, tmp_path, monkeypatch):
     return tmp_path / "model"
 
 
-def serve(model_dir, scenario, **options):
-    """Run ``scenario(endpoint, predictor)`` on a warm endpoint of the model; returns what it returns."""
+def serve(model_dir, scenario, environ: dict | None = None, **options):
+    """Run ``scenario(endpoint, predictor)`` on a warm endpoint of the model (settings from ``environ``);
+    returns what it returns."""
 
     async def main():
-        settings = load_settings(cwd=model_dir.parent, environ={}, home=model_dir.parent / "home")
+        settings = load_settings(cwd=model_dir.parent, environ=environ or {}, home=model_dir.parent / "home")
         endpoint = Endpoint(settings, str(model_dir), **options)
         await asyncio.to_thread(endpoint.warm_up, retry=False)
         try:
             predictor = endpoint.predictor
-            predictor.calls.clear(), predictor.starts.clear(), predictor.threads.clear()  # the warm-up's call
+            for record in (predictor.calls, predictor.starts, predictor.threads, predictor.torch_threads):
+                record.clear()  # the warm-up's call
             return await scenario(endpoint, predictor)
         finally:
             endpoint.stop()
@@ -174,3 +180,27 @@ def test_a_heavy_kind_predicts_off_the_event_loop_and_a_cheap_one_on_it(model_di
 
     threads, loop_thread, heavy = serve(model_dir, scenario)
     assert threads and all((thread is not loop_thread) == heavy for thread in threads)
+
+
+def test_a_lone_request_runs_on_every_core_and_shared_calls_on_the_workers_share(model_dir, monkeypatch):
+    torch = pytest.importorskip("torch")
+    from sagestack.serving.threads import available_cores
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # else the operator's count stands (the test command sets 1)
+    before = torch.get_num_threads()
+    CountingPredictor.delay = 0.05
+
+    async def scenario(endpoint, predictor):
+        await endpoint.predict("/predict", ["all alone"])
+        first = asyncio.ensure_future(endpoint.predict("/predict", ["first"]))
+        await asyncio.sleep(0.02)  # the first call runs: these three share the next
+        await asyncio.gather(*(endpoint.predict("/predict", [f"later {i}"]) for i in range(3)), first)
+        return predictor.calls, predictor.torch_threads
+
+    try:
+        calls, threads = serve(model_dir, scenario, environ={"SAGESTACK_WORKERS": "2"})
+    finally:
+        torch.set_num_threads(before)
+    cores = available_cores()
+    assert calls == [["all alone"], ["first"], ["later 0", "later 1", "later 2"]]
+    assert threads == [cores, cores, max(1, cores // 2)]

@@ -39,3 +39,42 @@ def test_each_worker_gets_its_share_of_the_cores(workers):
 def test_an_explicit_omp_num_threads_is_left_alone():
     got = _run("default", OMP_NUM_THREADS="3")
     assert got["set"] is None and got["threads"] == got["before"]
+
+
+WAITS = """
+import json, os, sys
+from sagestack.serving.threads import passive_waits
+passive = passive_waits()
+import torch
+print(json.dumps({"passive": passive, "policy": os.environ.get("OMP_WAIT_POLICY")}))
+"""
+
+CALL = """
+import json
+import torch
+from sagestack.serving.threads import use_threads
+torch.set_num_threads(1)
+use_threads(2)
+two = torch.get_num_threads()
+use_threads(None)
+print(json.dumps({"two": two, "unset": torch.get_num_threads()}))
+"""
+
+
+def _case(code: str, **env: str) -> dict:
+    import json
+
+    environment = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")} | env
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_a_worker_s_openmp_threads_wait_passively_unless_the_operator_chose():
+    assert _case(WAITS) == {"passive": True, "policy": "PASSIVE"}
+    assert _case(WAITS, OMP_WAIT_POLICY="active") == {"passive": False, "policy": "active"}
+
+
+def test_a_call_sets_the_thread_count_unless_omp_num_threads_is_set():
+    assert _case(CALL) == {"two": 2, "unset": 2}
+    assert _case(CALL, OMP_NUM_THREADS="1") == {"two": 1, "unset": 1}

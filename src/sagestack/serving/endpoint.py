@@ -28,7 +28,7 @@ from sagestack.review.starter import LoopStarter
 from sagestack.review.store import review_store
 from sagestack.serving.coalesce import Coalescer
 from sagestack.serving.readiness import Readiness, WorkerGroup, model_files_check
-from sagestack.serving.threads import share_cores
+from sagestack.serving.threads import available_cores, passive_waits, share_cores
 from sagestack.serving.requests import (
     BatchPrediction,
     HumanReview,
@@ -115,6 +115,8 @@ class Endpoint:
         self._count = count
         self._batched = batched
         self._heavy = False
+        # A torch-based kind's intra-op threads: (a call answering one request, a call answering several).
+        self._threads: tuple[int | None, int | None] = (None, None)
         self._max_batch_reviews = max_batch_reviews
         # Every /predict and /predict_batch request's reviews go through it (see predict_review_batches).
         self._texts: Coalescer[list[str], list] | None = None
@@ -165,8 +167,11 @@ class Endpoint:
         (``retry=False``: the first failure raises)."""
         self._retry_steps = retry
         self.readiness.warming(f"loading the model {self.ref}")
+        passive_waits()  # before the model loads torch
         predictor, info = self._retry(lambda: load_predictor(self.settings, self.ref))
-        share_cores(self.settings.workers)  # a torch-based kind's threads: this worker's share of the cores
+        # A torch-based kind's threads: this worker's share of the cores under load, every core for a lone request.
+        shared = share_cores(self.settings.workers)
+        self._threads = (available_cores() if shared else None, shared)
         self._retry(lambda: predictor.predict([WARM_UP_REVIEW]))  # the first prediction pays every lazy start-up
         # The kind says whether a prediction is cheap (run on the event loop) or heavy (run in a
         # worker thread, so a 30 ms AutoGluon or BERT call never blocks other requests).
@@ -296,7 +301,8 @@ class Endpoint:
     async def _predict_requests(self, predictor, heavy: bool, requests: list[list[str]]) -> list:
         """The batch function of ``/predict`` and ``/predict_batch``: one model call for these requests."""
         self._batched(len(requests))
-        return await predict_review_batches(predictor, requests, heavy=heavy)
+        threads = self._threads[0] if len(requests) == 1 else self._threads[1]
+        return await predict_review_batches(predictor, requests, heavy=heavy, threads=threads)
 
     async def _open_stored(self) -> StoredPredictions | None:
         # Only when the store was filled after this worker warmed up: the one cold read there is.

@@ -14,6 +14,7 @@ from pydantic import BaseModel, BeforeValidator, Field, StringConstraints, model
 from pydantic_core import PydanticCustomError
 
 from sagestack.errors import SagestackError
+from sagestack.serving.threads import use_threads
 
 if TYPE_CHECKING:
     from sagestack.registry import ModelVersionInfo
@@ -109,7 +110,7 @@ async def predict_reviews(predictor, reviews: list[str], *, heavy: bool) -> list
     return predictor.predict(reviews)
 
 
-async def predict_review_batches(predictor, requests: Sequence[list[str]], *, heavy: bool
+async def predict_review_batches(predictor, requests: Sequence[list[str]], *, heavy: bool, threads: int | None = None
                                  ) -> list[list[Prediction] | Exception]:
     """Answer several requests' reviews with one prediction, each request getting its own answer.
 
@@ -118,6 +119,8 @@ async def predict_review_batches(predictor, requests: Sequence[list[str]], *, he
         requests: the reviews of each request.
         heavy: the kind's ``heavy`` flag (see :func:`predict_reviews`): the whole call, fallback
             included, runs in one worker thread.
+        threads: the intra-op threads a torch-based model runs this call with (``None``: as they are; see
+            :func:`sagestack.serving.threads.use_threads`).
 
     Returns:
         Per request, in order, its predictions, or the exception its own reviews raised: when the
@@ -127,6 +130,7 @@ async def predict_review_batches(predictor, requests: Sequence[list[str]], *, he
     import asyncio
 
     def predict() -> list[list[Prediction] | Exception]:
+        use_threads(threads)
         texts = [text for reviews in requests for text in reviews]
         try:
             predictions = predictor.predict(texts)

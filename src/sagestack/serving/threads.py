@@ -1,10 +1,18 @@
 """How many threads a worker's model library may use, so a server's workers share the cores instead of
-oversubscribing them.
+oversubscribing them, while a lone request still gets every core.
 
 PyTorch starts one intra-op thread per core in every process. An endpoint runs one worker process per core by
 default, so on 2 cores two BERT workers ran four busy threads whose OpenMP spin-waits starve each other: measured
-here with the shipped MiniLM, two processes scoring batches of 8 reviews made 44 reviews/s each with two threads
-and 150 with one (single reviews: 10 against 66). Each worker therefore gets its share of the cores.
+here with the shipped MiniLM, two processes scoring batches of 8 copies of the 12-token warm-up review made 44
+reviews/s each with two threads and 150 with one (real reviews, 75 tokens on average, score 25-35/s per core: see
+``bench/bert_serving_floor.py``). Each worker therefore gets its share of the cores for a call
+that answers several requests (under load), and every core for a call that answers one request (a lone client:
+its latency, not the throughput, is what counts then).
+
+Threads that outnumber the free cores now and then (a lone request in one worker while the other works) must not
+spin: OpenMP's default busy wait made a 2-thread lone review on this shared 2-core machine take 834 ms and 391 ms
+of CPU instead of 93 and 33 with one thread; with passive waits, 78 ms and 44 ms (measured while other work held
+the cores).
 """
 
 from __future__ import annotations
@@ -21,16 +29,42 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def passive_waits() -> bool:
+    """Make OpenMP's idle threads sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE``), for a worker that has
+    not imported PyTorch yet (OpenMP reads it once, when torch loads it). An explicit ``OMP_WAIT_POLICY`` is the
+    operator's choice and is left alone. Returns whether the policy is passive now."""
+    if "torch" not in sys.modules:
+        # The environment is how OpenMP is configured: it has no API for the wait policy.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    return os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE"
+
+
 def share_cores(workers: int | None) -> int | None:
     """Give PyTorch, when this process has imported it, ``cores // workers`` intra-op threads (at least one).
 
     ``workers``: the server's worker processes (``None``: one per core, BentoML's default). An explicit
     ``OMP_NUM_THREADS`` is the operator's choice and is left alone. Returns the thread count set, or ``None``.
     """
-    torch = sys.modules.get("torch")
-    if torch is None or os.environ.get("OMP_NUM_THREADS"):
+    if not _torch_threads_are_ours():
         return None
     cores = available_cores()
     threads = max(1, cores // (workers or cores))
-    torch.set_num_threads(threads)
+    sys.modules["torch"].set_num_threads(threads)
     return threads
+
+
+def use_threads(threads: int | None) -> None:
+    """Run the next PyTorch operations on ``threads`` intra-op threads (``None``: as they are).
+
+    PyTorch's count is the process's: the caller sets it right before each model call it makes (an endpoint
+    worker makes one ``/predict`` call at a time). Nothing happens without torch loaded or with an explicit
+    ``OMP_NUM_THREADS``.
+    """
+    if threads and _torch_threads_are_ours():
+        torch = sys.modules["torch"]
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
+def _torch_threads_are_ours() -> bool:
+    return "torch" in sys.modules and not os.environ.get("OMP_NUM_THREADS")
