@@ -147,8 +147,8 @@ def test_clarify_config_becomes_sagestack_bias_options(tmp_path):
     assert bias_options(config, headers) == [
         "--label", "sentiment", "--positive", "1,0", "--facet", "product_category=Dresses,Tops", "--facet", "age>40",
         "--facet", "review_body", "--group", "age"]
-    with pytest.raises(JobFailed, match="post_training_bias, shap are not supported"):
-        bias_options({**config, "methods": {"post_training_bias": {}, "shap": {}}}, headers)
+    with pytest.raises(JobFailed, match="pdp are not supported"):
+        bias_options({**config, "methods": {"post_training_bias": {}, "pdp": {}}}, headers)
     with pytest.raises(JobFailed, match="dataset_type 'application/jsonlines'"):
         bias_options({**config, "dataset_type": "application/jsonlines"}, headers)
     data = tmp_path / "data"

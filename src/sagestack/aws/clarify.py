@@ -1,10 +1,15 @@
-"""The SageMaker Clarify processing container, done by ``sagestack bias``: the job's ``analysis_config.json``
-(as the SDK's ``SageMakerClarifyProcessor`` writes it) becomes ``sagestack bias`` options, the same command a
-user runs on the same file, in a process of its own; its ``analysis.json`` (keeping only the requested
-methods, as Clarify does) and ``report.html`` land in the job's output with the config beside them.
+"""The SageMaker Clarify processing container, done by ``sagestack bias`` and sagestack's explain engine: the
+job's ``analysis_config.json`` (as the SDK's ``SageMakerClarifyProcessor`` writes it) becomes ``sagestack bias``
+options, the same command a user runs on the same file, in a process of its own; its ``analysis.json`` (keeping
+only the requested methods, as Clarify does) and ``report.html`` land in the job's output with the config beside
+them.
 
-Supported here: ``dataset_type: text/csv`` and ``pre_training_bias``; post-training bias and SHAP fail the job
-with the reason (not yet: issue 28).
+Post-training bias and SHAP ask the config's model (``predictor.model_name``), as Clarify does, through a shadow
+endpoint of it (:mod:`sagestack.aws.clarify_model`): its predicted labels become ``sagestack bias
+--predicted-label``'s column; Kernel SHAP explains its scores over the feature columns against the config's
+baseline and writes ``explanations.kernel_shap`` and ``explanations_shap/out.csv``.
+
+Supported here: ``dataset_type: text/csv``; ``pre_training_bias``, ``post_training_bias`` and ``shap``.
 """
 
 from __future__ import annotations
@@ -12,13 +17,18 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable
 
 from sagestack.aws.backends import Backends
-from sagestack.aws.jobs import Job, JobFailed
+from sagestack.aws.jobs import LOG_FILE, Job, JobFailed
 
-SUPPORTED_METHODS = {"pre_training_bias", "report"}
+SUPPORTED_METHODS = {"pre_training_bias", "post_training_bias", "shap", "report"}
+BIAS_SECTIONS = {"pre_training_bias": "pre_training_bias_metrics", "post_training_bias": "post_training_bias_metrics"}
+METHOD_NAMES = {"DCA": "DCAcc"}  # the SDK's name of a metric -> the name Clarify's analysis.json gives it
+PREDICTED = "__clarify_predicted_label__"  # the column of the shadow endpoint's predicted labels
 
 
 def _single_input(request: dict, name: str, local: Callable[[str], Path]) -> Path:
@@ -43,6 +53,20 @@ def _column(config: dict, value: object, headers: list[str]) -> str:
     return str(value)
 
 
+def check_config(config: dict) -> None:
+    """Refuse what this container does not do: a dataset that is not CSV, an analysis method it does not know.
+
+    Raises:
+        JobFailed: with the reason.
+    """
+    if config.get("dataset_type", "text/csv") != "text/csv":
+        raise JobFailed(f"ClientError: dataset_type {config.get('dataset_type')!r} is not supported here; use text/csv")
+    unsupported = sorted(set(config.get("methods") or {}) - SUPPORTED_METHODS)
+    if unsupported:
+        raise JobFailed(f"ClientError: Clarify methods {', '.join(unsupported)} are not supported by sagestack "
+                        "serve-aws yet (supported: pre_training_bias, post_training_bias, shap)")
+
+
 def bias_options(config: dict, headers: list[str]) -> list[str]:
     """The ``sagestack bias`` options an ``analysis_config.json`` asks for (label, positive values or threshold,
     facets, group).
@@ -50,12 +74,7 @@ def bias_options(config: dict, headers: list[str]) -> list[str]:
     Raises:
         JobFailed: a config this mapping does not support, with the reason.
     """
-    if config.get("dataset_type", "text/csv") != "text/csv":
-        raise JobFailed(f"ClientError: dataset_type {config.get('dataset_type')!r} is not supported here; use text/csv")
-    unsupported = sorted(set(config.get("methods", {})) - SUPPORTED_METHODS)
-    if unsupported:
-        raise JobFailed(f"ClientError: Clarify methods {', '.join(unsupported)} are not supported by sagestack "
-                        "serve-aws yet (supported: pre_training_bias)")
+    check_config(config)
     if "label" not in config or not config.get("facet"):
         raise JobFailed("ClientError: the analysis config names no label or no facet")
     options = ["--label", _column(config, config["label"], headers)]
@@ -97,44 +116,161 @@ def _dataset(folder: Path, headers: list[str] | None, work: Path) -> tuple[Path,
     return with_header, headers
 
 
-def _keep_methods(document: dict, methods: object) -> dict:
-    """``document`` with only the requested pre-training metrics (``"all"``: every one)."""
+def _keep_methods(document: dict, section: str, methods: object) -> dict:
+    """``document``'s ``section`` (``pre_training_bias_metrics`` or ``post_training_bias_metrics``) with only the
+    requested metrics (``"all"``: every one)."""
     if methods == "all" or not isinstance(methods, list):
-        return document
-    wanted = set(methods)
-    for entries in document.get("pre_training_bias_metrics", {}).get("facets", {}).values():
+        return document[section]
+    wanted = {METHOD_NAMES.get(str(method), str(method)) for method in methods}
+    for entries in document[section].get("facets", {}).values():
         for entry in entries:
             entry["metrics"] = [metric for metric in entry["metrics"] if metric["name"] in wanted]
-    return document
+    return document[section]
+
+
+def _rows(data: Path) -> list[list[str]]:
+    """The dataset's records, without its header row."""
+    with open(data, newline="", encoding="utf-8") as source:
+        return list(csv.reader(source))[1:]
+
+
+def _features(config: dict, headers: list[str]) -> list[int]:
+    """The positions of the feature columns: every column but the label, as Clarify reads a CSV dataset."""
+    label = _column(config, config["label"], headers) if config.get("label") is not None else None
+    return [position for position, name in enumerate(headers) if name != label]
+
+
+def _with_predictions(data: Path, headers: list[str], labels: list[str], work: Path) -> Path:
+    """The dataset with the model's predicted labels as one more column, :data:`PREDICTED`."""
+    target = work / "dataset_with_predictions.csv"
+    with open(target, "w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow([*headers, PREDICTED])
+        writer.writerows([*row, label] for row, label in zip(_rows(data), labels))
+    return target
+
+
+def _bias(backends: Backends, job: Job, config: dict, data: Path, headers: list[str], work: Path,
+          model) -> tuple[dict, str]:
+    """``sagestack bias`` on the dataset (with the model's predicted labels when post-training bias is asked):
+    the requested sections of its analysis.json (and sagestack's extras), and its report.html."""
+    from sagestack.aws.clarify_model import predicted_labels
+
+    methods = config.get("methods") or {}
+    options = bias_options(config, headers)
+    if "post_training_bias" in methods:
+        positions = _features(config, headers)
+        rows = [[row[p] for p in positions] for row in _rows(data)]
+        backends.jobs.log(job, f"sagestack serve-aws: {len(rows)} records to the shadow endpoint "
+                               f"({model.content_type} -> {model.accept_type})")
+        labels = predicted_labels(model.answers(rows), config.get("predictor") or {},
+                                  config.get("probability_threshold"))
+        data = _with_predictions(data, headers, labels, work)
+        options += ["--predicted-label", PREDICTED]
+    out = work / "bias"
+    backends.jobs.run_sagestack(job, ["bias", "--data", str(data), *options, "--out", str(out)], work=work)
+    document = json.loads((out / "analysis.json").read_text(encoding="utf-8"))
+    sections = {section: _keep_methods(document, section, methods[method].get("methods", "all"))
+                for method, section in BIAS_SECTIONS.items() if method in methods}
+    if "sagestack" in document:  # sagestack's extras (intervals' reasons, label distributions, group metrics)
+        sections["sagestack"] = document["sagestack"]
+    return sections, (out / "report.html").read_text(encoding="utf-8")
+
+
+def _baseline(backends: Backends, config: dict, width: int) -> list[list]:
+    """SHAPConfig's baseline rows (given in the config, or a CSV object at an S3 URI), each of ``width`` features.
+
+    Raises:
+        JobFailed: no baseline, an unreadable one, or rows of another width.
+    """
+    from sagestack.aws.containers import split_s3_uri
+    from sagestack.aws.protocol import AwsError
+
+    baseline = config["methods"]["shap"].get("baseline")
+    if isinstance(baseline, str):
+        try:
+            _, body = backends.s3.open(*split_s3_uri(baseline))
+            with body:
+                baseline = list(csv.reader(body.read().decode("utf-8").splitlines()))
+        except (AwsError, UnicodeDecodeError) as exc:
+            raise JobFailed(f"ClientError: cannot read the SHAP baseline {baseline} "
+                            f"({getattr(exc, 'message', exc)})") from None
+    if not isinstance(baseline, list) or not baseline:
+        raise JobFailed("ClientError: SHAPConfig needs a baseline: a list of rows, or the S3 URI of a CSV file")
+    rows = [row if isinstance(row, list) else [row] for row in baseline]
+    if any(len(row) != width for row in rows):
+        raise JobFailed(f"ClientError: each SHAP baseline row must hold the {width} feature values (no label)")
+    return rows
+
+
+def _shap(backends: Backends, job: Job, config: dict, data: Path, headers: list[str], work: Path,
+          model) -> tuple[dict, str, Path]:
+    """Kernel SHAP of the model's scores, in a process of its own: the ``explanations`` section, the report's
+    HTML and the folder holding ``explanations_shap/``."""
+    import os
+
+    from sagestack.aws.clarify_model import shap_spec
+
+    positions = _features(config, headers)
+    rows = [[row[p] for p in positions] for row in _rows(data)]
+    features = [headers[p] for p in positions]
+    spec = work / "shap_spec.json"
+    spec.write_text(json.dumps(shap_spec(model, config, features, rows, _baseline(backends, config, len(features)))),
+                    encoding="utf-8")
+    out = work / "shap"
+    backends.jobs.log(job, f"sagestack serve-aws: Kernel SHAP of {len(rows)} records over {len(features)} features")
+    code = backends.jobs.run_command(job, [sys.executable, "-m", "sagestack.aws.clarify_model", str(spec), str(out)],
+                                     env=dict(os.environ), cwd=work, stdout=work / "shap.json")
+    if code != 0:
+        lines = (job.folder / LOG_FILE).read_text(encoding="utf-8").splitlines()
+        reason = next((line[len("error: "):] for line in reversed(lines) if line.startswith("error: ")),
+                      f"the SHAP analysis exited with status {code}")
+        raise JobFailed(f"ClientError: {reason}")
+    document = json.loads((out / "analysis.json").read_text(encoding="utf-8"))
+    return document["explanations"], (out / "report.html").read_text(encoding="utf-8"), out
 
 
 def run_clarify_job(backends: Backends, job: Job, local: Callable[[str], Path]) -> dict:
-    """Run a Clarify pre-training bias job with ``sagestack bias``; returns the files it wrote.
+    """Run a Clarify job: bias with ``sagestack bias``, SHAP with sagestack's explain engine, the model through a
+    shadow endpoint of it when a method needs its predictions; returns the files it wrote.
 
     Raises:
-        JobFailed: an unsupported config, an unreadable dataset, or ``sagestack bias``'s own error.
+        JobFailed: an unsupported config, an unreadable dataset, a model that cannot answer as the config says,
+            or ``sagestack bias``'s own error.
     """
+    from sagestack.aws.clarify_model import shadow_endpoint
+
     config_folder = _single_input(job.request, "analysis_config", local)
     try:
         config = json.loads((config_folder / "analysis_config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise JobFailed(f"ClientError: cannot read analysis_config.json ({exc})") from None
+    check_config(config)
+    methods = config.get("methods") or {}
     work = job.folder / "work"
     work.mkdir(parents=True, exist_ok=True)
     data, headers = _dataset(_single_input(job.request, "dataset", local), config.get("headers"), work)
-    out = work / "bias"
-    backends.jobs.run_sagestack(job, ["bias", "--data", str(data), *bias_options(config, headers), "--out", str(out)],
-                                work=work)
+    needs_model = "post_training_bias" in methods or "shap" in methods
+    document, html, shap_out = {"version": "1.0"}, None, None
+    with (shadow_endpoint(backends, job, config, lambda line: backends.jobs.log(job, line)) if needs_model
+          else nullcontext()) as model:
+        if set(BIAS_SECTIONS) & set(methods):
+            sections, html = _bias(backends, job, config, data, headers, work, model)
+            document.update(sections)
+        if "shap" in methods:
+            document["explanations"], shap_html, shap_out = _shap(backends, job, config, data, headers, work, model)
+            html = html or shap_html
     output = _output(job.request, local)
     output.mkdir(parents=True, exist_ok=True)
-    document = json.loads((out / "analysis.json").read_text(encoding="utf-8"))
-    methods = config.get("methods", {}).get("pre_training_bias", {}).get("methods", "all")
-    (output / "analysis.json").write_text(json.dumps(_keep_methods(document, methods), indent=2), encoding="utf-8")
-    html = (out / "report.html").read_text(encoding="utf-8")
-    (output / "report.html").write_text(html, encoding="utf-8")
-    (output / "report.ipynb").write_text(json.dumps(report_notebook(html), indent=1), encoding="utf-8")
+    files = ["analysis.json", "report.html", "report.ipynb", "analysis_config.json"]
+    (output / "analysis.json").write_text(json.dumps(document, indent=2), encoding="utf-8")
+    (output / "report.html").write_text(html or "", encoding="utf-8")
+    (output / "report.ipynb").write_text(json.dumps(report_notebook(html or ""), indent=1), encoding="utf-8")
     (output / "analysis_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
-    return {"files": ["analysis.json", "report.html", "report.ipynb", "analysis_config.json"]}
+    if shap_out is not None and (shap_out / "explanations_shap").is_dir():
+        shutil.copytree(shap_out / "explanations_shap", output / "explanations_shap", dirs_exist_ok=True)
+        files.append("explanations_shap/out.csv")
+    return {"files": files}
 
 
 def report_notebook(html: str) -> dict:

@@ -1,9 +1,15 @@
-"""SHAP explanations for tabular models: TreeExplainer for tree ensembles, else a sampled KernelExplainer."""
+"""SHAP explanations for tabular models: TreeExplainer for tree ensembles, else a sampled KernelExplainer; and
+Kernel SHAP of any black-box function over a baseline, as Clarify's explainability job computes it."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+# Clarify's aggregations of per-row SHAP values into one global value per feature (SHAPConfig's agg_method).
+AGGREGATIONS = {"mean_abs": lambda v: np.abs(v).mean(axis=0), "median": lambda v: np.median(v, axis=0),
+                "mean_sq": lambda v: np.square(v).mean(axis=0)}
+LOCAL_ROWS = 20  # rows whose values the result lists one by one
 
 
 def explain_tabular(model, features: pd.DataFrame, *, background: int = 50, seed: int = 0) -> dict:
@@ -33,23 +39,66 @@ def explain_tabular(model, features: pd.DataFrame, *, background: int = 50, seed
         kind = "kernel"
         raw = explainer.shap_values(features, silent=True)
         expected = np.atleast_1d(explainer.expected_value)
+    values = _rows_features_outputs(raw, len(features))
+    outputs = [str(c) for c in getattr(model, "classes_", range(values.shape[2]))][: values.shape[2]]
+    return {"explainer": kind, **_summarize(values, expected, list(features.columns), outputs, "mean_abs")}
+
+
+def explain_function(predict, features: pd.DataFrame, baseline: pd.DataFrame, *, num_samples: int | None = None,
+                     agg_method: str = "mean_abs", use_logit: bool = False, outputs: list[str] | None = None) -> dict:
+    """Kernel SHAP values of a black-box ``predict`` over the columns of ``features``, as Clarify computes them:
+    the ``baseline`` rows stand in for a feature left out, ``num_samples`` coalitions per row (shap's default
+    when None), one global value per feature aggregated by ``agg_method`` (mean_abs, median or mean_sq).
+
+    Args:
+        predict: rows (a 2-D object array, one column per feature) -> scores of shape (rows,) or (rows, outputs).
+        outputs: the outputs' names (default ``label0``, ``label1``, ..., as Clarify names them).
+
+    Returns:
+        ``{"kernel_shap": {output: {"expected_value", "global_shap_values"}}, "local": [...], "values": ...}``:
+        ``local`` lists the first rows' values, ``values`` every row's as [row][feature][output].
+
+    Raises:
+        ValueError: an unknown ``agg_method``.
+    """
+    from sagestack.explain.shap_import import import_shap
+
+    if agg_method not in AGGREGATIONS:
+        raise ValueError(f"unknown agg_method {agg_method!r}; use {', '.join(AGGREGATIONS)}")
+    shap = import_shap()
+    explainer = shap.KernelExplainer(predict, baseline, link="logit" if use_logit else "identity")
+    raw = explainer.shap_values(features, silent=True, **({"nsamples": num_samples} if num_samples else {}))
+    values = _rows_features_outputs(raw, len(features))
+    names = outputs or [f"label{k}" for k in range(values.shape[2])]
+    summary = _summarize(values, np.atleast_1d(explainer.expected_value), list(features.columns), names, agg_method)
+    return {**summary, "values": values.tolist()}
+
+
+def _rows_features_outputs(raw, rows: int) -> np.ndarray:
+    """shap's values as one (rows, features, outputs) array, whatever the shap version's layout."""
     values = np.asarray(raw)
     if values.ndim == 2:  # one output: (rows, features) -> (rows, features, 1)
-        values = values[:, :, None]
-    elif values.shape[0] != len(features):  # older shap: (outputs, rows, features)
-        values = np.moveaxis(values, 0, -1)
-    outputs = [str(c) for c in getattr(model, "classes_", range(values.shape[2]))][: values.shape[2]]
+        return values[:, :, None]
+    if values.shape[0] != rows:  # older shap: (outputs, rows, features)
+        return np.moveaxis(values, 0, -1)
+    return values
+
+
+def _summarize(values: np.ndarray, expected: np.ndarray, columns: list, outputs: list[str], agg_method: str) -> dict:
+    """Each output's expected value and global values (largest first), and the first rows' local values."""
+    aggregate = AGGREGATIONS[agg_method]
     kernel_shap = {
         out: {
             "expected_value": float(expected[min(k, len(expected) - 1)]),
             "global_shap_values": {
-                col: float(v) for col, v in sorted(zip(features.columns, np.abs(values[:, :, k]).mean(axis=0)), key=lambda kv: -kv[1])
+                str(col): float(v) for col, v in sorted(zip(columns, aggregate(values[:, :, k])), key=lambda kv: -kv[1])
             },
         }
         for k, out in enumerate(outputs)
     }
     local = [
-        {"row": int(i), "shap_values": {out: dict(zip(features.columns, map(float, values[i, :, k]))) for k, out in enumerate(outputs)}}
-        for i in range(min(len(features), 20))
+        {"row": int(i), "shap_values": {out: {str(c): float(v) for c, v in zip(columns, values[i, :, k])}
+                                        for k, out in enumerate(outputs)}}
+        for i in range(min(len(values), LOCAL_ROWS))
     ]
-    return {"explainer": kind, "kernel_shap": kernel_shap, "local": local}
+    return {"kernel_shap": kernel_shap, "local": local}

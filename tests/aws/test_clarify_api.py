@@ -1,0 +1,136 @@
+"""Clarify's post-training bias and explainability through ``sagestack serve-aws``: the SDK 2.35's
+``SageMakerClarifyProcessor`` against a real server, the model a real CreateModel'd model answering through a
+shadow endpoint; and the pieces that read the model's answers, on their own."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+from serve_aws_fixtures import SAGESTACK, aws, client_bin  # noqa: F401
+
+POST_METHODS = {"DPPL", "DI", "DCAcc", "DCR", "RD", "DAR", "DRR", "AD", "TE"}
+
+
+@pytest.fixture(scope="module")
+def clarify_jobs(aws, shared_data, blazingtext_split, tmp_path_factory):
+    """The client script's four jobs (post-training bias, explainability, two that fail) and the model's files."""
+    folder = tmp_path_factory.mktemp("clarify-api")
+    train = folder / "train.txt"
+    train.write_text("".join(blazingtext_split[0].read_text().splitlines(keepends=True)[:1500]))
+    lab = shared_data / "reviews_clarify_lab.csv"
+    sample = folder / "explain.csv"
+    pd.read_csv(lab).sample(12, random_state=0).to_csv(sample, index=False)
+    model = folder / "model"
+    seen = aws.run("clarify_posttraining.py", str(train), str(lab), str(sample), str(model))
+    return {**seen, "lab": lab, "sample": sample, "model": model, "folder": folder}
+
+
+def test_post_training_bias_equals_sagestack_bias_on_the_same_model(clarify_jobs):
+    post = clarify_jobs["post"]
+    assert clarify_jobs["started_status"] == "InProgress"
+    assert post["status"] == "Completed", post["failure"]
+    assert {"analysis.json", "report.html", "report.ipynb", "analysis_config.json"} <= set(post["keys"])
+    assert "pre_training_bias_metrics" not in post["analysis"]  # only the section asked for, as Clarify writes
+    assert any("starting the shadow endpoint sm-clarify-" in line for line in post["log"])
+    assert any("deleted the shadow endpoint sm-clarify-" in line for line in post["log"])
+    folder = clarify_jobs["folder"]
+    subprocess.run([str(SAGESTACK), "bias", "--data", str(clarify_jobs["lab"]), "--label", "sentiment", "--positive",
+                    "1", "--facet", "product_category", "--model", str(clarify_jobs["model"]), "--text-column",
+                    "review_body", "--out", str(folder / "direct"), "--json", "--home", str(folder / "home")],
+                   capture_output=True, text=True, check=True)
+    want = json.loads((folder / "direct" / "analysis.json").read_text())["post_training_bias_metrics"]
+    got = post["analysis"]["post_training_bias_metrics"]
+    assert got["label_value_or_threshold"] == want["label_value_or_threshold"]
+    mine, theirs = got["facets"]["product_category"], want["facets"]["product_category"]
+    assert len(mine) == len(theirs) > 1
+    for entry, expected in zip(mine, theirs):
+        assert entry["value_or_threshold"] == expected["value_or_threshold"]
+        assert entry["metrics"] == [m for m in expected["metrics"] if m["name"] in POST_METHODS]
+        assert {m["name"] for m in entry["metrics"]} == POST_METHODS
+
+
+def test_explainability_is_kernel_shap_of_the_models_scores(clarify_jobs):
+    explain = clarify_jobs["explain"]
+    assert explain["status"] == "Completed", explain["failure"]
+    assert {"analysis.json", "report.html", "explanations_shap/out.csv"} <= set(explain["keys"])
+    kernel = explain["analysis"]["explanations"]["kernel_shap"]
+    assert set(kernel) == {"label0", "label1", "label2"}  # the model's three class probabilities (model_scores=2)
+    for output in kernel.values():
+        # The model reads review_body only: product_category never changes its answer.
+        assert output["global_shap_values"]["product_category"] == pytest.approx(0, abs=1e-9)
+        assert output["global_shap_values"]["review_body"] > 0 and 0 <= output["expected_value"] <= 1
+    rows = list(csv.DictReader(explain["out_csv"].splitlines()))
+    assert len(rows) == 12 and list(rows[0]) == [f"label{k}_{f}" for k in range(3)
+                                                 for f in ("review_body", "product_category")]
+    mean_abs = np.mean([abs(float(row["label0_review_body"])) for row in rows])
+    assert mean_abs == pytest.approx(kernel["label0"]["global_shap_values"]["review_body"], rel=1e-6)
+
+
+def test_clarify_jobs_whose_model_cannot_answer_fail_with_the_reason(clarify_jobs):
+    missing, mismatch = clarify_jobs["missing"], clarify_jobs["mismatch"]
+    assert missing["status"] == "Failed" and 'Could not find model "no-such-model"' in missing["failure"]
+    assert mismatch["status"] == "Failed"
+    assert "ModelPredictedLabelConfig's label 7 does not match the model's output" in mismatch["failure"]
+    assert any("deleted the shadow endpoint" in line for line in mismatch["log"])
+
+
+# -- the pieces, on their own ---------------------------------------------------------------------------------
+
+def test_predicted_labels_read_the_answer_as_clarify_does():
+    from sagestack.aws.clarify_model import parse_records, predicted_labels, scores
+    from sagestack.aws.jobs import JobFailed
+
+    csv_answer = parse_records(b'1,0.9,"[0.05, 0.05, 0.9]"\n-1,0.6,"[0.6, 0.3, 0.1]"\n', "text/csv", "m")
+    assert predicted_labels(csv_answer, {"label": 0, "probability": 1}, None) == ["1", "-1"]
+    assert scores(csv_answer, 2) == [[0.05, 0.05, 0.9], [0.6, 0.3, 0.1]]
+    lines = parse_records(b'{"score": 0.7}\n{"score": 0.2}\n', "application/jsonlines", "m")
+    assert predicted_labels(lines, {"probability": "score"}, None) == ["1", "0"]
+    assert predicted_labels(lines, {"probability": "score"}, 0.1) == ["1", "1"]
+    assert predicted_labels(lines, {"probability": "score", "label_headers": ["no", "yes"]}, None) == ["yes", "no"]
+    multi = parse_records(b'{"labels": ["a", "b"], "probabilities": [0.3, 0.7]}\n', "application/jsonlines", "m")
+    assert predicted_labels(multi, {"label": "labels", "probability": "probabilities"}, None) == ["b"]
+    assert predicted_labels(multi, {"probability": "$.probabilities"}, None) == ["1"]
+    assert predicted_labels(multi, {"label": "labels[0]"}, None) == ["a"]
+    with pytest.raises(JobFailed, match="probability 'p' does not match the model's output"):
+        predicted_labels(lines, {"probability": "p"}, None)
+    with pytest.raises(JobFailed, match="label 3 does not match"):
+        predicted_labels(csv_answer, {"label": 3}, None)
+    with pytest.raises(JobFailed, match="is not a number"):
+        scores([["x"]], 0)
+    with pytest.raises(JobFailed, match="is not text/csv"):
+        parse_records(b"\xff", "text/csv", "m")
+
+
+def test_requests_are_serialized_as_clarify_sends_them():
+    from sagestack.aws.clarify_model import serialize
+
+    assert serialize([["a, b", "Dresses"], ["c", "Tops"]], "text/csv", None) == b'"a, b",Dresses\nc,Tops\n'
+    assert serialize([["a", 1]], "application/jsonlines", '{"features":$features}') == b'{"features":["a", 1]}\n'
+
+
+def test_kernel_shap_of_a_function_is_exact_on_an_additive_model():
+    from sagestack.explain import explain_function
+
+    def predict(rows):
+        rows = np.asarray(rows, dtype=object)
+        return np.array([[0.5 * ("good" in text) + (0.25 if category == "Dresses" else 0.0), 0.1]
+                         for text, category in rows])
+
+    features = pd.DataFrame([["good dress", "Dresses"], ["bad", "Tops"], ["good top", "Tops"]],
+                            columns=["review_body", "product_category"])
+    baseline = pd.DataFrame([["meh", "Tops"]], columns=["review_body", "product_category"])
+    result = explain_function(predict, features, baseline, agg_method="mean_sq")
+    assert set(result["kernel_shap"]) == {"label0", "label1"}
+    assert result["kernel_shap"]["label0"]["expected_value"] == pytest.approx(0.0)
+    assert np.allclose(np.asarray(result["values"])[:, :, 0], [[0.5, 0.25], [0, 0], [0.5, 0]])
+    assert result["kernel_shap"]["label0"]["global_shap_values"] == pytest.approx(
+        {"review_body": (0.25 + 0.25) / 3, "product_category": 0.0625 / 3})
+    assert result["kernel_shap"]["label1"]["global_shap_values"] == pytest.approx(
+        {"review_body": 0, "product_category": 0})
+    with pytest.raises(ValueError, match="unknown agg_method"):
+        explain_function(predict, features, baseline, agg_method="max")
