@@ -20,6 +20,8 @@ def serve_aws(
                              'eval "$(sagestack serve-aws --env)".'),
     operations: bool = typer.Option(False, "--operations", help="List the supported operations and what each "
                                     "maps to, and exit."),
+    migration: bool = typer.Option(False, "--migration", help="List the course's SageMaker, boto3, awswrangler and "
+                                   "aws CLI calls, whether each is served and what it is on sagestack, and exit."),
     access_log: bool = typer.Option(False, "--access-log", help="Print a line per request on stderr."),
     max_jobs: int = typer.Option(DEFAULT_MAX_JOBS, "--max-jobs", min=1, help="How many SageMaker jobs run at once (more wait "
                                  "InProgress)."),
@@ -33,6 +35,14 @@ def serve_aws(
         rows = operation_table()
         emit({"operations": rows}, json_output, table(rows, {"service": "SERVICE", "operation": "OPERATION",
                                                              "maps_to": "MAPS TO"}))
+        return
+    if migration:
+        from sagestack.aws.migration import rows as migration_rows
+
+        calls = migration_rows()
+        emit({"calls": calls}, json_output, table(
+            [{**call, "course": f"{call['course']}.{call['week']}", "served": "yes" if call["served"] else "no"}
+             for call in calls], {"course": "COURSE", "served": "SERVED", "call": "CALL", "sagestack": "ON SAGESTACK"}))
         return
     home = settings().home
     if env:
