@@ -6,7 +6,8 @@ Python SDK, boto3, awswrangler, the ``aws`` CLI — pointed at one local endpoin
 - :mod:`~sagestack.aws.sigv4`: Signature Version 4 verification of every request.
 - :mod:`~sagestack.aws.protocol`: requests and responses as the AWS protocols shape them (rest-xml, query, json),
   and AWS-shaped errors.
-- :mod:`~sagestack.aws.operations`: the one table of supported operations and what each maps to.
+- :mod:`~sagestack.aws.operations`: the one table of supported operations and what each maps to;
+  :mod:`~sagestack.aws.migration` the course's calls and whether each is served (the README's migration table).
 - :mod:`~sagestack.aws.s3`: S3 objects kept under the home (:mod:`~sagestack.aws.s3store`) behind S3's REST API.
 - :mod:`~sagestack.aws.iam`: STS and IAM for the home's one identity and execution role.
 - :mod:`~sagestack.aws.jobs`: SageMaker's asynchronous jobs (records, a bounded pool, logs);
