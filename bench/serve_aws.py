@@ -9,14 +9,13 @@ path's overhead. The job runs the same ``sagestack bias`` in a process of its ow
 the job's record, copying the input in and the outputs out, and the polling.
 
 ``endpoint``: a BlazingText model (a training job on 2,000 lines of the course's split, small hyperparameters)
-deployed with ``estimator.deploy()`` (CreateModel, CreateEndpointConfig, CreateEndpoint), then 8 concurrent clients for ``--seconds`` each:
-boto3 ``invoke_endpoint`` (``application/json`` ``{"instances": [review]}``, signed, through serve-aws) against
-the same endpoint's sagestack server ``/predict`` (``{"reviews": [review]}``) directly, one review a request,
-and boto3 ``sts.get_caller_identity()`` through serve-aws (a signed call with no endpoint behind it: the API
-path's floor),
-real validation reviews in rotation. Both clients are Python threads in one process of the client environment
-(keep-alive connections), so they cost the same and share the cores with the servers. Prints requests/s, p50
-and p99 side by side.
+deployed with ``estimator.deploy()`` (CreateModel, CreateEndpointConfig, CreateEndpoint), then 8 concurrent
+clients for ``--seconds`` each, one real validation review a request, in rotation: boto3 ``invoke_endpoint``
+(``application/json`` ``{"instances": [review]}``, signed, through serve-aws); the same endpoint's sagestack
+server's ``/predict`` (``{"reviews": [review]}``) directly; and boto3 ``sts.get_caller_identity()`` through
+serve-aws, a signed call with no endpoint behind it (the API path's floor). Two rounds, in that order. The clients
+are Python threads in one process of the client environment (keep-alive connections), alike for every path, and
+share the cores with the servers. Prints requests/s, p50 and p99 side by side.
 
 Run: .venv/bin/python bench/serve_aws.py [--sections clarify,endpoint] [--repeats 2] [--seconds 15]
 (needs .venv-aws: ``make aws-client``).
