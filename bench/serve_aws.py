@@ -13,7 +13,8 @@ deployed with ``estimator.deploy()`` (CreateModel, CreateEndpointConfig, CreateE
 clients for ``--seconds`` each, one real validation review a request, in rotation: boto3 ``invoke_endpoint``
 (``application/json`` ``{"instances": [review]}``, signed, through serve-aws); the same endpoint's sagestack
 server's ``/predict`` (``{"reviews": [review]}``) directly; and boto3 ``sts.get_caller_identity()`` through
-serve-aws, a signed call with no endpoint behind it (the API path's floor). Two rounds, in that order. The clients
+serve-aws, a signed call with no endpoint behind it (the API path's floor). Two rounds of /predict, InvokeEndpoint,
+GetCallerIdentity, in that order. The clients
 are Python threads in one process of the client environment (keep-alive connections), alike for every path, and
 share the cores with the servers. Prints requests/s, p50 and p99 side by side.
 
