@@ -18,7 +18,8 @@ reviews_balanced.csv into the home's Feast store and measures
 Every route gets single-review requests (real validation-set reviews, or real review ids, in
 rotation) at 1, 8 and 32 concurrent clients, each for a fixed time, plus 32 clients that pause 30 ms
 after each answer (about 1,000 requests/s). Prints requests/s, p50/p99 latency and the error count
-(connection errors, timeouts and 4xx/5xx answers) per server, route and load, then the
+(connection errors, timeouts and 4xx/5xx answers) and the servers' CPU milliseconds per request (on a shared
+machine the one figure other processes barely move) per server, route and load, then the
 ``/predict_by_id`` figures against ``/predict`` and the targets.
 
 ``kinds``: for every model kind (fastText, the baseline, AutoGluon, BERT on the CPU), trained small
@@ -310,14 +311,33 @@ class Measure:
     def __call__(self, name: str, url: str, bodies: list[str], loads=LOADS) -> dict[str, dict]:
         rows = {}
         for label, clients, pause_ms in loads:
+            cpu = server_cpu_seconds()
             if self.use_wrk:
                 row = run_wrk(url, bodies, clients, pause_ms, self.seconds, self.tmp)
             else:
                 row = asyncio.run(run_httpx(url, bodies, clients, pause_ms, self.seconds))
+            row["cpu_ms"] = (server_cpu_seconds() - cpu) * 1000 / max(row["rps"] * self.seconds, 1)
             rows[label] = row
             print(f"{name:<34} {label:<14} {row['rps']:>8.0f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} "
-                  f"{row['errors']:>7}", flush=True)
+                  f"{row['errors']:>7} {row['cpu_ms']:>9.2f}", flush=True)
         return rows
+
+
+def server_cpu_seconds() -> float:
+    """CPU seconds the servers this bench started have used so far (every process under this one but the load
+    generator). Per request, the figure to compare on a shared machine: other processes taking the cores lower
+    req/s and raise latency, but not the server's own CPU time per request."""
+    import psutil
+
+    total = 0.0
+    for process in psutil.Process().children(recursive=True):
+        try:
+            if process.name() != "wrk":
+                times = process.cpu_times()
+                total += times.user + times.system
+        except psutil.Error:  # ended meanwhile
+            pass
+    return total
 
 
 def routes_section(args, measure: Measure, settings: Settings, tmp: Path) -> dict:
@@ -326,7 +346,7 @@ def routes_section(args, measure: Measure, settings: Settings, tmp: Path) -> dic
     _, texts = read_fasttext(validation)
     text_bodies = [json.dumps({"reviews": [text]}) for text in texts[:N_REVIEWS]]
     id_bodies = ingest_reviews(settings)
-    print(f"{'server, route':<34} {'load':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(f"{'server, route':<34} {'load':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU ms/req':>9}")
     results: dict[tuple[str, str], dict] = {}
     labels = {}
 
@@ -434,7 +454,7 @@ def kinds_section(args, measure: Measure, tmp: Path, yardstick: dict | None, tex
         text_bodies = [json.dumps({"reviews": [text]}) for text in read_fasttext(validation)[1][:N_REVIEWS]]
     loads = [load for load in LOADS if load[2] == 0]
     figures, earlier = {}, {}
-    print(f"{'kind /predict':<34} {'load':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(f"{'kind /predict':<34} {'load':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU ms/req':>9}")
     for kind in args.kinds:
         home = tmp / f"home-{kind}"
         model_ref = train_kind(kind, home, tmp)
@@ -467,7 +487,8 @@ def kinds_section(args, measure: Measure, tmp: Path, yardstick: dict | None, tex
         now = figures[kind][3]
         print(f"{kind} /predict, this / {args.earlier_name}: " + "; ".join(
             f"{label}: req/s {ratio(now[label]['rps'], before[label]['rps'])}, p99 "
-            f"{ratio(now[label]['p99_ms'], before[label]['p99_ms'])} ({now[label]['p99_ms'] - before[label]['p99_ms']:+.2f} ms)"
+            f"{ratio(now[label]['p99_ms'], before[label]['p99_ms'])} ({now[label]['p99_ms'] - before[label]['p99_ms']:+.2f} ms), "
+            f"server CPU per request {ratio(now[label]['cpu_ms'], before[label]['cpu_ms'])}"
             for label, _, _ in loads))
     if yardstick and "fasttext" in figures:
         now = figures["fasttext"][3]["32 clients"]["rps"]
@@ -481,7 +502,7 @@ def access_section(args, measure: Measure, tmp: Path, text_bodies: list[str] | N
     text_bodies = text_bodies or [json.dumps({"reviews": [t]}) for t in read_fasttext(validation)[1][:N_REVIEWS]]
     loads = [load for load in LOADS if load[2] == 0 and load[1] in (1, 32)]
     results = {}
-    print(f"{'access log, /predict':<34} {'load':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(f"{'access log, /predict':<34} {'load':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU ms/req':>9}")
     for mode in ("off", "sampled", "on"):
         mode_settings = settings.model_copy(update={"access_log": mode})
         with running_server(mode_settings, model_ref) as url:
