@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
 
 import numpy as np
 import pandas as pd
 import pytest
-from serve_aws_fixtures import SAGESTACK, aws, client_bin  # noqa: F401
+from serve_aws_fixtures import aws, client_bin  # noqa: F401
+
+from sagestack.bias import BiasConfig, LabelSpec
+from sagestack.bias.job import parse_facet, run_bias_on_csv
+from sagestack.models import load_model
 
 POST_METHODS = {"DPPL", "DI", "DCAcc", "DCR", "RD", "DAR", "DRR", "AD", "TE"}
 
@@ -37,13 +40,12 @@ def test_post_training_bias_equals_sagestack_bias_on_the_same_model(clarify_jobs
     assert {"analysis.json", "report.html", "report.ipynb", "analysis_config.json"} <= set(post["keys"])
     assert "pre_training_bias_metrics" not in post["analysis"]  # only the section asked for, as Clarify writes
     assert any("starting the shadow endpoint sm-clarify-" in line for line in post["log"])
-    assert any("deleted the shadow endpoint sm-clarify-" in line for line in post["log"])
-    folder = clarify_jobs["folder"]
-    subprocess.run([str(SAGESTACK), "bias", "--data", str(clarify_jobs["lab"]), "--label", "sentiment", "--positive",
-                    "1", "--facet", "product_category", "--model", str(clarify_jobs["model"]), "--text-column",
-                    "review_body", "--out", str(folder / "direct"), "--json", "--home", str(folder / "home")],
-                   capture_output=True, text=True, check=True)
-    want = json.loads((folder / "direct" / "analysis.json").read_text())["post_training_bias_metrics"]
+    # What `sagestack bias --model MODEL` computes, in this process: the same model's predictions of review_body.
+    direct = clarify_jobs["folder"] / "direct"
+    config = BiasConfig(label="sentiment", positive=LabelSpec(values=("1",)), facets=[parse_facet("product_category")])
+    run_bias_on_csv(clarify_jobs["lab"], config, direct, predictor=load_model(clarify_jobs["model"]),
+                    text_column="review_body")
+    want = json.loads((direct / "analysis.json").read_text())["post_training_bias_metrics"]
     got = post["analysis"]["post_training_bias_metrics"]
     assert got["label_value_or_threshold"] == want["label_value_or_threshold"]
     mine, theirs = got["facets"]["product_category"], want["facets"]["product_category"]
@@ -76,7 +78,14 @@ def test_clarify_jobs_whose_model_cannot_answer_fail_with_the_reason(clarify_job
     assert missing["status"] == "Failed" and 'Could not find model "no-such-model"' in missing["failure"]
     assert mismatch["status"] == "Failed"
     assert "ModelPredictedLabelConfig's label 7 does not match the model's output" in mismatch["failure"]
-    assert any("deleted the shadow endpoint" in line for line in mismatch["log"])
+
+
+
+def test_the_shadow_endpoints_are_deleted_when_the_jobs_end(clarify_jobs):
+    shadows = clarify_jobs["shadows_after"]
+    assert shadows and set(shadows.values()) == {"ValidationException"}, shadows
+    logs = [line for key in ("post", "explain", "mismatch") for line in clarify_jobs[key]["log"]]
+    assert sum("deleted the shadow endpoint" in line for line in logs) == len(shadows)
 
 
 # -- the pieces, on their own ---------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 reaches it: a shadow endpoint of that model started for the job (a sagestack endpoint, as ``CreateEndpoint``
 starts one, named ``sm-clarify-…``) and deleted after, and every request made through the adapter of the model's
 image, in the analysis config's ``content_type`` and ``accept_type``, exactly as ``InvokeEndpoint`` would relay it.
+Jobs of the same model running at once share its shadow endpoint.
 
 From the model's answers come the predicted labels of post-training bias (``ModelPredictedLabelConfig``: label and
 probability as an index into a CSV answer or a path into a JSON Lines one, ``probability_threshold``,
@@ -16,10 +17,11 @@ import io
 import json
 import re
 import sys
+import threading
 import time
 import uuid
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -187,16 +189,32 @@ def scores(records: list, location: object) -> list[list[float]]:
     return found
 
 
+@dataclass
+class _Shadow:
+    """One shadow endpoint and the jobs using it: the first starts it, the last one out deletes it."""
+
+    name: str
+    users: int = 1
+    ready: threading.Event = field(default_factory=threading.Event)
+    url: str | None = None
+    failure: str | None = None
+
+
+_SHADOWS: dict[tuple, _Shadow] = {}  # (the server's endpoints, model name, model creation time) -> its shadow
+_SHADOWS_LOCK = threading.Lock()
+
+
 @contextmanager
 def shadow_endpoint(backends, job, config: dict, log: Callable[[str], None]) -> Iterator[ShadowModel]:
-    """Start a shadow endpoint of the analysis config's ``predictor.model_name`` for the job, yield it once it is
-    InService, delete it after (whatever happened).
+    """A shadow endpoint of the analysis config's ``predictor.model_name``, InService, for the job: started for
+    it and deleted after, as Clarify does; jobs of the same model running at once share one (its answers do not
+    depend on who asks; each job still speaks its own content and accept types), deleted when the last ends.
 
     Raises:
         JobFailed: no predictor or model_name, a model that does not exist or whose image sagestack cannot serve,
             content or accept types Clarify does not speak, or an endpoint that did not start.
     """
-    from sagestack.aws.containers import image_repository, split_s3_uri
+    from sagestack.aws.containers import image_repository
     from sagestack.aws.runtime import SERVING
 
     predictor = config.get("predictor") or {}
@@ -204,7 +222,7 @@ def shadow_endpoint(backends, job, config: dict, log: Callable[[str], None]) -> 
     if not name:
         raise JobFailed("ClientError: the analysis config's predictor names no model_name (ModelConfig)")
     try:
-        model, _ = backends.endpoints.get("model", name)
+        model, created = backends.endpoints.get("model", name)
     except AwsError as error:
         raise JobFailed(f"ClientError: {error.message} (ModelConfig's model_name: create it with CreateModel "
                         "first)") from None
@@ -219,23 +237,64 @@ def shadow_endpoint(backends, job, config: dict, log: Callable[[str], None]) -> 
         if value not in CONTENT_TYPES:
             raise JobFailed(f"ClientError: predictor {kind} {value!r} is not one Clarify speaks "
                             f"({', '.join(CONTENT_TYPES)})")
+    key = (id(backends.endpoints), name, created)
+    with _SHADOWS_LOCK:
+        shadow = _SHADOWS.get(key)
+        starts = shadow is None
+        if starts:
+            shadow = _SHADOWS[key] = _Shadow(f"{SHADOW_PREFIX}{job.name[:38].rstrip('-')}-{uuid.uuid4().hex[:12]}")
+        else:
+            shadow.users += 1
+    try:
+        if starts:
+            log(f"sagestack serve-aws: starting the shadow endpoint {shadow.name} of model {name}")
+            try:
+                shadow.url = _start(backends, shadow.name, image, container)
+            except JobFailed as failure:
+                shadow.failure = str(failure)
+                raise
+            finally:
+                shadow.ready.set()
+        else:
+            log(f"sagestack serve-aws: sharing the shadow endpoint {shadow.name} of model {name} with a running job")
+            shadow.ready.wait(SHADOW_READY_SECONDS + 30)
+            if shadow.url is None:
+                raise JobFailed(shadow.failure or f"ClientError: the shadow endpoint {shadow.name} did not start")
+        yield ShadowModel(name, shadow.url, image, container.get("Environment") or {}, content, accept,
+                          predictor.get("content_template"))
+    finally:
+        with _SHADOWS_LOCK:
+            shadow.users -= 1
+            last = shadow.users == 0
+            if last:
+                _SHADOWS.pop(key, None)
+        if last:
+            with suppress(AwsError):
+                backends.endpoints.delete_endpoint(shadow.name)
+            log(f"sagestack serve-aws: deleted the shadow endpoint {shadow.name}")
+        else:
+            log(f"sagestack serve-aws: done with the shadow endpoint {shadow.name} (another job still uses it)")
+
+
+def _start(backends, endpoint: str, image: str, container: dict) -> str:
+    """Start ``endpoint`` serving the model ``container`` describes; its URL once InService.
+
+    Raises:
+        JobFailed: the model data cannot be read, or the endpoint failed or did not start in time.
+    """
+    from sagestack.aws.containers import split_s3_uri
+
     try:
         archive = backends.s3.open(*split_s3_uri(container.get("ModelDataUrl") or ""))[1]
     except (AwsError, JobFailed) as exc:
-        raise JobFailed(f"ClientError: cannot read model {name}'s data {container.get('ModelDataUrl')!r} "
+        raise JobFailed(f"ClientError: cannot read the model data {container.get('ModelDataUrl')!r} "
                         f"({getattr(exc, 'message', exc)})") from None
-    endpoint = f"{SHADOW_PREFIX}{job.name[:38].rstrip('-')}-{uuid.uuid4().hex[:12]}"
     serving = {"variant": "AllTraffic", "image": image, "weight": 1.0, "environment": container.get("Environment") or {}}
-    log(f"sagestack serve-aws: starting the shadow endpoint {endpoint} of model {name}")
-    backends.endpoints.create_endpoint(endpoint, endpoint, serving, archive)
     try:
-        record = _wait_in_service(backends, endpoint)
-        yield ShadowModel(name, record["url"], image, serving["environment"], content, accept,
-                          predictor.get("content_template"))
-    finally:
-        with suppress(AwsError):
-            backends.endpoints.delete_endpoint(endpoint)
-        log(f"sagestack serve-aws: deleted the shadow endpoint {endpoint}")
+        backends.endpoints.create_endpoint(endpoint, endpoint, serving, archive)
+    except AwsError as error:  # serve-aws is stopping
+        raise JobFailed(f"ClientError: cannot start the shadow endpoint {endpoint}: {error.message}") from None
+    return _wait_in_service(backends, endpoint)["url"]
 
 
 def _wait_in_service(backends, endpoint: str) -> dict:

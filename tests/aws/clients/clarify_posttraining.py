@@ -1,7 +1,7 @@
 """The course's remaining week-2 Clarify cells, unchanged: a model made by CreateModel, then DataConfig, BiasConfig,
 ModelConfig and ModelPredictedLabelConfig for run_post_training_bias(wait=False), SHAPConfig for
 run_explainability(wait=False), processor.latest_job, ProcessingJob.from_processing_name(...).wait(), and the
-jobs' analysis.json read back from S3; then two jobs that must fail (a model that does not exist, a label
+jobs' analysis.json read back from S3, and their shadow endpoints looked up once they ended; then two jobs that must fail (a model that does not exist, a label
 location that is not in the model's answer). Prints one JSON line.
 
 The model: a BlazingText training job (small hyperparameters, the course's Estimator calls) served as an
@@ -113,6 +113,17 @@ for key, name, prefix in (("post", post_job, "bias/posttraining/"), ("explain", 
             seen["out_csv"] = s3.get_object(Bucket=bucket, Key=prefix + "explanations_shap/out.csv")["Body"].read(
                 ).decode()
     results[key] = seen
+
+# Every shadow endpoint the jobs started is gone once they ended.
+shadows = sorted({word for key in ("post", "explain", "mismatch") for line in results[key]["log"]
+                  for word in line.split() if word.startswith("sm-clarify-")})
+results["shadows_after"] = {}
+for shadow in shadows:
+    try:
+        results["shadows_after"][shadow] = sess.sagemaker_client.describe_endpoint(EndpointName=shadow)[
+            "EndpointStatus"]
+    except sess.sagemaker_client.exceptions.ClientError as error:
+        results["shadows_after"][shadow] = error.response["Error"]["Code"]
 
 # The model's files, for the test's own computation on the same model.
 model_bucket, model_key = estimator.model_data[5:].split("/", 1)
