@@ -46,7 +46,7 @@ def capture_overhead(seconds: int, tmp: Path) -> None:
     measure = Measure(shutil.which("wrk") is not None, seconds, tmp)
     print(f"/predict at {CLIENTS} clients, {seconds} s per load ({'wrk' if measure.use_wrk else 'httpx'}):")
     print(f"{'server, route':<34} {'load':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
-    off_on(measure, lambda on: settings.model_copy(update={"capture": 100.0 if on else None}), model_ref, bodies,
+    off_on(measure, lambda on: settings.replace(capture=100.0 if on else None), model_ref, bodies,
            "capture", CLIENTS, TARGET_OVERHEAD, pauses_ms=(0, 30))
     print(f"capture files written: {sum(1 for _ in settings.capture_dir.rglob('*.parquet'))}")
 

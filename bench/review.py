@@ -49,12 +49,12 @@ def main() -> None:
         measure = Measure(shutil.which("wrk") is not None, args.seconds, tmp)
         print(f"/predict at {CLIENTS} clients, {args.seconds} s per load ({'wrk' if measure.use_wrk else 'httpx'}):")
         print(f"{'server, route':<34} {'load':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
-        with running_server(settings.model_copy(update={"review_flow": FLOW}), model_ref) as url:
+        with running_server(settings.replace(review_flow=FLOW), model_ref) as url:
             answers = [httpx.post(f"{url}/predict", content=b, headers={"content-type": "application/json"},
                                   timeout=30).json() for b in bodies]
         unsure = np.mean(["human_review" in a["predictions"][0] for a in answers])
         # Saturation (no pause) and the serving issue's target load (30 ms pauses: about 1,000 requests/s).
-        off_on(measure, lambda on: settings.model_copy(update={"review_flow": FLOW if on else None}), model_ref, bodies,
+        off_on(measure, lambda on: settings.replace(review_flow=FLOW if on else None), model_ref, bodies,
                "review flow", CLIENTS, TARGET_OVERHEAD, pauses_ms=(0, 30))
         progress = store.progress(FLOW)
         print(f"{unsure:.0%} of the 200 reviews start a loop; loops in the store afterwards: {progress['InProgress']:,}")

@@ -504,7 +504,7 @@ def access_section(args, measure: Measure, tmp: Path, text_bodies: list[str] | N
     results = {}
     print(f"{'access log, /predict':<34} {'load':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU ms/req':>9}")
     for mode in ("off", "sampled", "on"):
-        mode_settings = settings.model_copy(update={"access_log": mode})
+        mode_settings = settings.replace(access_log=mode)
         with running_server(mode_settings, model_ref) as url:
             log = settings.home.resolve() / "logs" / f"serve-{url.rsplit(':', 1)[1]}.log"
             warm_up(url, {"/predict": text_bodies})

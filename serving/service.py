@@ -69,7 +69,7 @@ LATENCY = bentoml.metrics.Histogram(
 
 def _model_ref() -> str:
     settings = _settings()
-    return (settings.endpoint_model if settings else None) or DEFAULT_MODEL_REF
+    return (settings.endpoint.model if settings else None) or DEFAULT_MODEL_REF
 
 
 def _settings():
@@ -82,12 +82,12 @@ def _settings():
 
 def _workers() -> int | str:
     settings = _settings()
-    return (settings.workers if settings else None) or "cpu_count"
+    return (settings.endpoint.workers if settings else None) or "cpu_count"
 
 
 def _logging() -> dict:
     settings = _settings()
-    return bentoml_logging(settings.access_log if settings else "sampled")
+    return bentoml_logging(settings.endpoint.access_log if settings else "sampled")
 
 
 @bentoml.service(
@@ -117,8 +117,8 @@ class SentimentService:
 
     def __init__(self) -> None:
         settings = load_settings()
-        configure_worker(settings.access_log)
-        self._variant = settings.variant or ""
+        configure_worker(settings.endpoint.access_log)
+        self._variant = settings.endpoint.variant or ""
         # BentoML makes the service inside its startup coroutine: the endpoint takes that loop.
         self.endpoint = Endpoint(settings, _model_ref(), group=WorkerGroup.of_parent(BENTOML_WORKER),
                                  count=self._count, batched=BATCH_REQUESTS.labels(variant=self._variant).observe)

@@ -24,7 +24,28 @@ from sagestack.errors import ConfigError
 CONFIG_FILE_NAME = "sagestack.toml"
 DEFAULT_HOME_NAME = ".sagestack"
 
-# Environment variable -> settings field.
+# Every setting has one flat name: its environment variable is SAGESTACK_ + the name in ENV_VARS, its key in
+# ``sagestack.toml`` (flat, or under the group's table), its keyword in load_settings and Settings.replace, and the
+# name errors use. In the settings tree it lives at FIELDS[name] = (group, field); "home" is at the top.
+FIELDS = {
+    "home": (None, "home"),
+    "tracking_uri": ("tracking", "uri"),
+    "data_dir": ("data", "dir"),
+    "data_url": ("data", "url"),
+    "data_sha256": ("data", "sha256"),
+    "online_store": ("feature_store", "online"),
+    "offline_store": ("feature_store", "offline"),
+    "feast_registry": ("feature_store", "registry"),
+    "endpoint_model": ("endpoint", "model"),
+    "variant": ("endpoint", "variant"),
+    "workers": ("endpoint", "workers"),
+    "capture": ("endpoint", "capture"),
+    "capture_uri": ("endpoint", "capture_uri"),
+    "access_log": ("endpoint", "access_log"),
+    "review_flow": ("review", "flow"),
+    "review_db": ("review", "db"),
+}
+# Environment variable -> the setting's flat name.
 ENV_VARS = {
     "SAGESTACK_HOME": "home",
     "SAGESTACK_TRACKING_URI": "tracking_uri",
@@ -47,87 +68,86 @@ ENV_VARS = {
 ACCESS_LOG_CHOICES = ("off", "sampled", "on")
 
 
-class Settings(BaseModel):
-    """Validated sagestack settings.
-
-    Attributes:
-        home: the state directory.
-        tracking_uri: MLflow tracking URI; default ``sqlite:///<home>/mlflow.db``.
-        data_dir: a directory (or file) to look for datasets in before the copies embedded in the package.
-        data_url: where to download the dataset from when it is found nowhere else.
-        data_sha256: expected sha256 of the downloaded file (required with ``data_url``).
-        online_store: Feast's online store: ``sqlite`` (default, a file under ``home``) or a Redis
-            server, ``redis://HOST:PORT[/DB]`` (a password, when it needs one, goes in the URL).
-        offline_store: Feast's offline store over the home's feature table: ``duckdb`` (default), or
-            ``spark`` (a local Spark session) or a Spark master URL (``spark://HOST:PORT``, ``yarn``,
-            ``k8s://…``) for training sets too large for one machine.
-        feast_registry: Feast's registry as a SQLAlchemy URI (default: SQLite under ``home``),
-            e.g. ``postgresql+psycopg://user:password@host:5432/feast`` for a shared one.
-        variant: the production variant this endpoint serves (e.g. ``A`` or ``B``); responses and
-            ``/metrics`` name it.
-        workers: how many worker processes the endpoint runs (default: one per CPU core); one
-            per pod when a Kubernetes autoscaler adds pods instead.
-        capture: the percentage of the endpoint's requests whose predictions are captured for
-            monitoring (0–100; default off; SageMaker's usual choice is 20), into ``home/capture``.
-        capture_uri: where captured records go instead: another folder, or an S3-compatible bucket
-            (``s3://BUCKET/PREFIX``; the endpoint from ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``,
-            credentials from the usual ``AWS_*`` variables).
-        review_flow: a human review flow (``sagestack review flow create``) attached to the
-            endpoint: each prediction less confident than its threshold starts a human loop.
-        review_db: the human review store's database: SQLite under ``home/review`` (default) or
-            PostgreSQL, ``postgresql://user:password@host:5432/review`` (the scaled-out topology's).
-        access_log: the endpoint's access log: ``sampled`` (default: one request in 100, and every
-            4xx/5xx answer), ``on`` (a line per request) or ``off`` (none; ``/metrics`` counts every
-            request either way).
-        endpoint_model: the model an endpoint serves (``NAME@ALIAS``, ``NAME/VERSION`` or a model
-            folder); what ``sagestack serve --model``, ``up`` and the k8s manifests give each endpoint.
-    """
-
+class _Group(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    home: Path = Path(DEFAULT_HOME_NAME)
-    tracking_uri: str | None = None
-    data_dir: Path | None = None
-    data_url: str | None = None
-    data_sha256: str | None = None
-    online_store: str = "sqlite"
-    offline_store: str = "duckdb"
-    feast_registry: str | None = None
-    variant: str | None = None
-    workers: int | None = Field(default=None, ge=1)
-    capture: float | None = Field(default=None, ge=0, le=100)
-    capture_uri: str | None = None
-    review_flow: str | None = None
-    review_db: str | None = None
-    access_log: str = "sampled"
-    endpoint_model: str | None = None
 
-    @field_validator("home")
-    @classmethod
-    def _home_is_a_folder(cls, value: Path) -> Path:
-        # Caught here, once, rather than as a FileExistsError from whichever mkdir comes first.
-        if value.exists() and not value.is_dir():
-            raise ValueError(f"{value} exists and is not a folder; pass a folder (new or a sagestack home) as --home")
-        from sagestack.paths import nearest_existing
+class TrackingSettings(_Group):
+    """MLflow. ``uri``: the tracking URI (``tracking_uri``); default ``sqlite:///<home>/mlflow.db``."""
 
-        above = nearest_existing(value)
-        if not above.is_dir():
-            raise ValueError(f"{above} is not a folder, so {value} cannot be made; pass another --home")
-        return value
+    uri: str | None = None
 
-    @field_validator("online_store")
+
+class DataSettings(_Group):
+    """Where datasets come from.
+
+    Attributes:
+        dir: a directory (or file) to look for datasets in before the copies embedded in the package (``data_dir``).
+        url: where to download the dataset from when it is found nowhere else (``data_url``).
+        sha256: expected sha256 of the downloaded file (``data_sha256``; required with ``url``).
+    """
+
+    dir: Path | None = None
+    url: str | None = None
+    sha256: str | None = None
+
+
+class FeatureStoreSettings(_Group):
+    """Feast.
+
+    Attributes:
+        online: the online store (``online_store``): ``sqlite`` (default, a file under ``home``) or a Redis
+            server, ``redis://HOST:PORT[/DB]`` (a password, when it needs one, goes in the URL).
+        offline: the offline store over the home's feature table (``offline_store``): ``duckdb`` (default),
+            or ``spark`` (a local Spark session) or a Spark master URL (``spark://HOST:PORT``, ``yarn``,
+            ``k8s://…``) for training sets too large for one machine.
+        registry: Feast's registry as a SQLAlchemy URI (``feast_registry``; default: SQLite under ``home``),
+            e.g. ``postgresql+psycopg://user:password@host:5432/feast`` for a shared one.
+    """
+
+    online: str = "sqlite"
+    offline: str = "duckdb"
+    registry: str | None = None
+
+    @field_validator("online")
     @classmethod
     def _known_online_store(cls, value: str) -> str:
         if value != "sqlite" and not value.startswith(("redis://", "rediss://")):
             raise ValueError("must be sqlite or a redis://HOST:PORT URL")
         return value
 
-    @field_validator("offline_store")
+    @field_validator("offline")
     @classmethod
     def _known_offline_store(cls, value: str) -> str:
         if value not in ("duckdb", "spark", "yarn") and not value.startswith(("spark://", "k8s://", "local")):
             raise ValueError("must be duckdb, spark, or a Spark master URL (spark://HOST:PORT, yarn, k8s://...)")
         return value
+
+
+class EndpointSettings(_Group):
+    """An endpoint.
+
+    Attributes:
+        model: the model it serves (``endpoint_model``: ``NAME@ALIAS``, ``NAME/VERSION`` or a model folder);
+            what ``sagestack serve --model``, ``up`` and the k8s manifests give each endpoint.
+        variant: the production variant it serves (e.g. ``A`` or ``B``); responses and ``/metrics`` name it.
+        workers: how many worker processes it runs (default: one per CPU core); one per pod when a
+            Kubernetes autoscaler adds pods instead.
+        capture: the percentage of its requests whose predictions are captured for monitoring (0–100;
+            default off; SageMaker's usual choice is 20), into ``home/capture``.
+        capture_uri: where captured records go instead: another folder, or an S3-compatible bucket
+            (``s3://BUCKET/PREFIX``; the endpoint from ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``,
+            credentials from the usual ``AWS_*`` variables).
+        access_log: its access log: ``sampled`` (default: one request in 100, and every 4xx/5xx answer),
+            ``on`` (a line per request) or ``off`` (none; ``/metrics`` counts every request either way).
+    """
+
+    model: str | None = None
+    variant: str | None = None
+    workers: int | None = Field(default=None, ge=1)
+    capture: float | None = Field(default=None, ge=0, le=100)
+    capture_uri: str | None = None
+    access_log: str = "sampled"
 
     @field_validator("access_log")
     @classmethod
@@ -145,6 +165,75 @@ class Settings(BaseModel):
             return str(Path(value).expanduser().resolve())
         return value or None
 
+
+class ReviewSettings(_Group):
+    """Human review.
+
+    Attributes:
+        flow: a human review flow (``review_flow``; ``sagestack review flow create``) attached to the
+            endpoint: each prediction less confident than its threshold starts a human loop.
+        db: the human review store's database (``review_db``): SQLite under ``home/review`` (default) or
+            PostgreSQL, ``postgresql://user:password@host:5432/review`` (the scaled-out topology's).
+    """
+
+    flow: str | None = None
+    db: str | None = None
+
+
+class Settings(BaseModel):
+    """Validated sagestack settings: the home, then one group per concern.
+
+    Attributes:
+        home: the state directory.
+        tracking: MLflow (:class:`TrackingSettings`).
+        data: where datasets come from (:class:`DataSettings`).
+        feature_store: Feast's stores and registry (:class:`FeatureStoreSettings`).
+        endpoint: what an endpoint serves and how (:class:`EndpointSettings`).
+        review: human review (:class:`ReviewSettings`).
+
+    Each setting also has one flat name (:data:`FIELDS`) for the environment, ``sagestack.toml``,
+    overrides and :meth:`replace`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    home: Path = Path(DEFAULT_HOME_NAME)
+    tracking: TrackingSettings = TrackingSettings()
+    data: DataSettings = DataSettings()
+    feature_store: FeatureStoreSettings = FeatureStoreSettings()
+    endpoint: EndpointSettings = EndpointSettings()
+    review: ReviewSettings = ReviewSettings()
+
+    @field_validator("home")
+    @classmethod
+    def _home_is_a_folder(cls, value: Path) -> Path:
+        # Caught here, once, rather than as a FileExistsError from whichever mkdir comes first.
+        if value.exists() and not value.is_dir():
+            raise ValueError(f"{value} exists and is not a folder; pass a folder (new or a sagestack home) as --home")
+        from sagestack.paths import nearest_existing
+
+        above = nearest_existing(value)
+        if not above.is_dir():
+            raise ValueError(f"{above} is not a folder, so {value} cannot be made; pass another --home")
+        return value
+
+    def value(self, name: str) -> object:
+        """The setting of flat name ``name`` (a key of :data:`FIELDS`)."""
+        group, field = FIELDS[name]
+        return getattr(self if group is None else getattr(self, group), field)
+
+    def flat(self) -> dict[str, object]:
+        """Every setting by its flat name."""
+        return {name: self.value(name) for name in FIELDS}
+
+    def replace(self, **values: object) -> Settings:
+        """A validated copy with the settings named (by flat name) replaced.
+
+        Raises:
+            ConfigError: an unknown name or an invalid value.
+        """
+        return _validated({**self.flat(), **values}, source="replace")
+
     def to_env(self) -> dict[str, str]:
         """The ``SAGESTACK_*`` variables that give another process these same settings: the one form
         settings take across a process boundary (subprocesses, endpoint workers, job runners, pods).
@@ -153,8 +242,8 @@ class Settings(BaseModel):
         this one): every set field, paths made absolute, and the tracking URI spelled out.
         """
         env = {}
-        for var, field in ENV_VARS.items():
-            value = getattr(self, field)
+        for var, name in ENV_VARS.items():
+            value = self.value(name)
             if value is not None:
                 env[var] = str(value.resolve() if isinstance(value, Path) else value)
         env["SAGESTACK_HOME"] = str(self.home.resolve())
@@ -174,8 +263,8 @@ class Settings(BaseModel):
     @property
     def mlflow_uri(self) -> str:
         """The MLflow tracking URI to use (the SQLite store under ``home`` unless configured)."""
-        if self.tracking_uri:
-            return self.tracking_uri
+        if self.tracking.uri:
+            return self.tracking.uri
         return f"sqlite:///{self.home.resolve() / 'mlflow.db'}"
 
     @property
@@ -191,7 +280,7 @@ class Settings(BaseModel):
     @property
     def capture_location(self) -> str:
         """Where data capture writes and monitoring reads: ``capture_uri``, else :attr:`capture_dir`."""
-        return self.capture_uri or str(self.capture_dir)
+        return self.endpoint.capture_uri or str(self.capture_dir)
 
     @property
     def cache_dir(self) -> Path:
@@ -278,6 +367,7 @@ def load_settings(
             values.update(tomllib.loads(config_file.read_text(encoding="utf-8")))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{config_file}: not valid TOML ({exc}); fix the file or remove it") from None
+        values = _flat_file_values(values)
         if "home" in values and not Path(str(values["home"])).is_absolute():
             values["home"] = cwd / str(values["home"])
 
@@ -287,18 +377,42 @@ def load_settings(
 
 
 def fields_from_env(environ: Mapping[str, str]) -> dict[str, str]:
-    """The settings fields the ``SAGESTACK_*`` variables in ``environ`` set (unvalidated; empty means unset)."""
-    return {field: environ[var] for var, field in ENV_VARS.items() if environ.get(var)}
+    """The settings (by flat name) the ``SAGESTACK_*`` variables in ``environ`` set (unvalidated; empty means unset)."""
+    return {name: environ[var] for var, name in ENV_VARS.items() if environ.get(var)}
+
+
+def _flat_file_values(values: Mapping[str, object]) -> dict[str, object]:
+    """``sagestack.toml``'s values by flat name: flat keys as they are, a group's table (``[feature_store]``
+    ``online = ...``) by its fields. An unknown key is kept (as ``group.field`` inside a table), to be refused
+    by name."""
+    by_path = {path: name for name, path in FIELDS.items()}
+    groups = {group for group, _ in FIELDS.values() if group}
+    flat: dict[str, object] = {}
+    for key, value in values.items():
+        if key in groups and isinstance(value, Mapping):
+            flat.update({by_path.get((key, field), f"{key}.{field}"): item for field, item in value.items()})
+        else:
+            flat[key] = value
+    return flat
 
 
 def _validated(values: Mapping[str, object], *, source: str, overrides: Mapping[str, object] | None = None) -> Settings:
-    """:class:`Settings` from ``values``; an invalid one is a one-line ConfigError naming its ``source``
-    (or the CLI option, when an explicit override was the invalid value)."""
+    """:class:`Settings` from ``values`` (by flat name); an invalid one is a one-line ConfigError naming
+    the setting and its ``source`` (or the CLI option, when an explicit override was the invalid value)."""
+    tree: dict[str, object] = {}
+    for name, value in values.items():
+        group, field = FIELDS.get(name, (None, name))
+        if group is None:
+            tree[field] = value
+        else:
+            tree.setdefault(group, {})[field] = value
     try:
-        return Settings(**values)
+        return Settings(**tree)
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"])
+        location = tuple(str(p) for p in err["loc"])
+        field = {path: name for name, path in FIELDS.items()}.get(
+            location if len(location) == 2 else (None, location[0]), ".".join(location))
         message = err["msg"].removeprefix("Value error, ")
         if (overrides or {}).get(field) is not None:  # an explicit value (a CLI option) is the source to name
             source = f"--{field.replace('_', '-')}"

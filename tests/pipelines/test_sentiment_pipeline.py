@@ -109,7 +109,7 @@ def test_summary_json_is_written_and_listed(first_run, settings_of):
     assert saved["run"] == first_run["run"] and saved["status"] == "SUCCESS"
     # The steps got explicit settings: this home's store and the resolved data file.
     assert Settings.from_env(json.loads(Path(saved["arguments"]["settings"]).read_text())) == \
-        settings_of.model_copy(update={"home": settings_of.home.resolve(), "tracking_uri": settings_of.mlflow_uri})
+        settings_of.replace(home=settings_of.home.resolve(), tracking_uri=settings_of.mlflow_uri)
     assert Path(saved["arguments"]["data_path"]).is_absolute() and saved["arguments"]["data_sha256"]
     assert saved["selection"]["champion"] == first_run["selection"]["champion"]
     assert {s["name"] for s in saved["steps"]} == {s["name"] for s in first_run["steps"]}

@@ -38,7 +38,7 @@ def served(sample_split, sample_csv, tmp_path_factory):
                   aliases=("champion",))
     review_store(settings).create_flow(FLOW, threshold=0.9)
     # Captured too (SAGESTACK_CAPTURE=100): the reviewers' answers are the capture's ground truth.
-    served_settings = settings.model_copy(update={"capture": 100.0, "workers": 1})
+    served_settings = settings.replace(capture=100.0, workers=1)
     with running_server(served_settings, "reviews-sentiment@champion", timeout=180) as url:
         yield settings, url
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sagestack.config import load_settings
+from sagestack.config import Settings, load_settings
 from sagestack.data.atomic import sha256_file
 from sagestack.data.embedded import EMBEDDED_SHA256
 from sagestack.data.resolver import resolve_dataset
@@ -122,6 +122,31 @@ def test_config_file_env_and_errors(tmp_path):
     assert str(info.value) == f"{tmp_path / 'sagestack.toml'}: invalid setting 'hme': Extra inputs are not permitted"
 
 
+def test_settings_are_one_tree_with_one_flat_name_per_setting(tmp_path):
+    from sagestack.config import ENV_VARS, FIELDS
+
+    # The file takes a group's table or the flat names; the environment and overrides use the flat names.
+    (tmp_path / "sagestack.toml").write_text('online_store = "redis://127.0.0.1:6379"\n'
+                                             '[endpoint]\nvariant = "B"\nworkers = 2\n[review]\ndb = "postgresql://u@h/r"\n')
+    settings = load_settings(cwd=tmp_path, environ={"SAGESTACK_WORKERS": "3"}, access_log="off")
+    assert settings.feature_store.online == "redis://127.0.0.1:6379" and settings.feature_store.offline == "duckdb"
+    assert (settings.endpoint.variant, settings.endpoint.workers, settings.endpoint.access_log) == ("B", 3, "off")
+    assert settings.review.db == "postgresql://u@h/r" and settings.value("review_db") == "postgresql://u@h/r"
+    # Every setting crosses a process boundary and comes back the same.
+    assert Settings.from_env(settings.to_env()) == settings.replace(home=settings.home.resolve(),
+                                                                    tracking_uri=settings.mlflow_uri)
+    assert set(ENV_VARS.values()) == set(FIELDS) == set(settings.flat())
+    assert settings.replace(variant="A").endpoint.variant == "A" and settings.endpoint.variant == "B"
+    with pytest.raises(ConfigError, match="invalid setting 'workers': Input should be greater than or equal to 1"):
+        settings.replace(workers=0)
+    (tmp_path / "sagestack.toml").write_text('[endpoint]\nvarient = "B"\n')
+    with pytest.raises(ConfigError, match="invalid setting 'endpoint.varient': Extra inputs are not permitted"):
+        load_settings(cwd=tmp_path, environ={})
+    (tmp_path / "sagestack.toml").write_text('[feature_store]\nonline = "memcached"\n')
+    with pytest.raises(ConfigError, match="sagestack.toml: invalid setting 'online_store': must be sqlite or a"):
+        load_settings(cwd=tmp_path, environ={})
+
+
 def test_pipeline_step_settings_ignore_the_inherited_config_file_and_environment(tmp_path, monkeypatch):
     from sagestack.config import cluster_settings_parameter, settings_from_parameter, settings_parameter
 
@@ -134,16 +159,16 @@ def test_pipeline_step_settings_ignore_the_inherited_config_file_and_environment
     parameter = settings_parameter(caller)
     # The steps get exactly the caller's settings, none of the step's inherited file or variables.
     step = settings_from_parameter(parameter)
-    assert step == caller.model_copy(update={"home": home.resolve(), "tracking_uri": caller.mlflow_uri})
-    assert step.data_dir is None and step.mlflow_uri == f"sqlite:///{home.resolve() / 'mlflow.db'}"
+    assert step == caller.replace(home=home.resolve(), tracking_uri=caller.mlflow_uri)
+    assert step.data.dir is None and step.mlflow_uri == f"sqlite:///{home.resolve() / 'mlflow.db'}"
     # The password goes nowhere but a file of the user's own; equal settings give the same path (the step cache).
     assert "s3cret" not in parameter and Path(parameter).stat().st_mode & 0o777 == 0o600
     assert settings_parameter(caller) == parameter
-    assert settings_parameter(caller.model_copy(update={"online_store": "sqlite"})) != parameter
+    assert settings_parameter(caller.replace(online_store="sqlite")) != parameter
     # A cluster pod: its own configuration, with what the run names over it.
     assert settings_from_parameter("").mlflow_uri == "http://also-elsewhere:5000"
     over = settings_from_parameter(cluster_settings_parameter(tracking_uri="http://mlflow:5000", variant=None))
-    assert over.mlflow_uri == "http://mlflow:5000" and over.data_dir == Path("/nowhere")
+    assert over.mlflow_uri == "http://mlflow:5000" and over.data.dir == Path("/nowhere")
     assert cluster_settings_parameter(tracking_uri=None) == ""
     with pytest.raises(ConfigError, match="cannot read the pipeline's settings file"):
         settings_from_parameter(str(tmp_path / "gone.json"))
@@ -158,7 +183,7 @@ def test_an_unknown_online_store_is_a_one_line_error(tmp_path):
 def test_endpoint_workers_come_from_the_environment_and_zero_is_refused(tmp_path):
     from sagestack.errors import ConfigError
 
-    assert load_settings(cwd=tmp_path, environ={"SAGESTACK_WORKERS": "3"}).workers == 3
+    assert load_settings(cwd=tmp_path, environ={"SAGESTACK_WORKERS": "3"}).endpoint.workers == 3
     with pytest.raises(ConfigError) as error:
         load_settings(cwd=tmp_path, environ={"SAGESTACK_WORKERS": "0"})
     assert str(error.value) == "defaults: invalid setting 'workers': Input should be greater than or equal to 1"
@@ -196,7 +221,7 @@ def test_settings_cross_a_process_boundary_as_their_environment_and_nothing_else
     assert env["SAGESTACK_TRACKING_URI"] == settings.mlflow_uri
     (tmp_path / "sagestack.toml").write_text('variant = "B"\n')  # never read by from_env
     received = Settings.from_env(env)
-    assert received.to_env() == env and received.variant is None and received.data_dir == (tmp_path / "data").resolve()
+    assert received.to_env() == env and received.endpoint.variant is None and received.data.dir == (tmp_path / "data").resolve()
     with pytest.raises(ConfigError) as error:
         Settings.from_env({"SAGESTACK_WORKERS": "0"})
     assert str(error.value) == "environment: invalid setting 'workers': Input should be greater than or equal to 1"

@@ -30,10 +30,10 @@ def serve(
     if Path(model).exists():  # the server runs in another working directory: pass paths absolute
         model = str(Path(model).resolve())
     predictor, info = load_predictor(current, model)  # a wrong reference fails here, with one line
-    if current.review_flow:  # so does an unknown review flow (SAGESTACK_REVIEW_FLOW)
+    if current.review.flow:  # so does an unknown review flow (SAGESTACK_REVIEW_FLOW)
         from sagestack.review.store import review_store
 
-        review_store(current).flow(current.review_flow)
+        review_store(current).flow(current.review.flow)
 
     served = []  # (NAME/VERSION, url) once recorded: the alias may move while it serves
 

@@ -85,10 +85,10 @@ def resolve_dataset(
     """
     if path is not None:
         return _resolve_given(Path(path), settings, use_embedded)
-    if settings.data_dir is not None:
-        env_path = settings.data_dir / name if settings.data_dir.is_dir() else settings.data_dir
+    if settings.data.dir is not None:
+        env_path = settings.data.dir / name if settings.data.dir.is_dir() else settings.data.dir
         if not env_path.is_file():
-            raise DataError(f"SAGESTACK_DATA points to {settings.data_dir}, which has no {name}; fix the variable")
+            raise DataError(f"SAGESTACK_DATA points to {settings.data.dir}, which has no {name}; fix the variable")
         return ResolvedData(env_path, "env")
     for directory in search_dirs or ():
         if (directory / name).is_file():
@@ -96,12 +96,12 @@ def resolve_dataset(
     if use_embedded and (embedded := embedded_dataset(name, settings.cache_dir)) is not None:
         return ResolvedData(embedded, "embedded")
     cached = settings.cache_dir / "data" / name
-    if cached.is_file() and settings.data_sha256 and sha256_file(cached) == settings.data_sha256.lower():
+    if cached.is_file() and settings.data.sha256 and sha256_file(cached) == settings.data.sha256.lower():
         return ResolvedData(cached, "cache")
-    if settings.data_url:
-        if not settings.data_sha256:
+    if settings.data.url:
+        if not settings.data.sha256:
             raise DataError("SAGESTACK_DATA_URL is set without SAGESTACK_DATA_SHA256; set the expected checksum")
-        return ResolvedData(download(settings.data_url, settings.data_sha256, cached), "download")
+        return ResolvedData(download(settings.data.url, settings.data.sha256, cached), "download")
     raise DataError(
         f"dataset {name} not found (no --data given, SAGESTACK_DATA unset, not embedded); "
         "pass --data FILE or a name from `sagestack data list`, set SAGESTACK_DATA, "
@@ -114,7 +114,7 @@ def _resolve_given(path: Path, settings: Settings, use_embedded: bool) -> Resolv
     if path.is_file():
         return ResolvedData(path, "explicit")
     if not path.is_absolute():
-        data_dir = settings.data_dir
+        data_dir = settings.data.dir
         if data_dir is not None and data_dir.is_dir() and (data_dir / path).is_file():
             return ResolvedData(data_dir / path, "env")
         if use_embedded and (embedded := embedded_dataset(path.as_posix(), settings.cache_dir)) is not None:

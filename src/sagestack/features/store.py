@@ -88,16 +88,16 @@ def store_config(settings: Settings, *, endpoint: bool = False) -> dict:
     import yaml
 
     config = _in_folder(yaml.safe_load((repo_dir() / "feature_store.yaml").read_text()), str(feast_dir(settings)))
-    if settings.online_store != "sqlite":
+    if settings.feature_store.online != "sqlite":
         timeouts = ENDPOINT_REDIS_TIMEOUTS if endpoint else REDIS_TIMEOUTS
         config["online_store"] = {"type": "redis",
-                                  "connection_string": redis_connection_string(settings.online_store, timeouts)}
-    if settings.feast_registry:
-        config["registry"] = {**config["registry"], "path": settings.feast_registry}
+                                  "connection_string": redis_connection_string(settings.feature_store.online, timeouts)}
+    if settings.feature_store.registry:
+        config["registry"] = {**config["registry"], "path": settings.feature_store.registry}
     if endpoint:
         config["registry"] = {**config["registry"], "cache_mode": "thread"}
-    if settings.offline_store != "duckdb":
-        master = "local[*]" if settings.offline_store == "spark" else settings.offline_store
+    if settings.feature_store.offline != "duckdb":
+        master = "local[*]" if settings.feature_store.offline == "spark" else settings.feature_store.offline
         config["offline_store"] = {"type": "spark", "spark_conf": {
             "spark.master": master, "spark.sql.session.timeZone": "UTC", "spark.ui.enabled": "false"}}
     return config
@@ -112,7 +112,7 @@ def _in_folder(config, folder: str):
 
 def offline_engine(settings: Settings) -> str:
     """``duckdb`` or ``spark``: which source class the declarations use (``feature_repo/reviews.py``)."""
-    return "duckdb" if settings.offline_store == "duckdb" else "spark"
+    return "duckdb" if settings.feature_store.offline == "duckdb" else "spark"
 
 
 def store_config_file(settings: Settings, *, endpoint: bool = False) -> Path:
@@ -210,7 +210,7 @@ def _start_apply(settings: Settings, *, force: bool = False) -> tuple[subprocess
     fingerprint = _apply_fingerprint(settings)
     marker = feast_dir(settings) / APPLIED_FILE
     local_registry = feast_dir(settings) / "registry.db"
-    if not force and not settings.feast_registry and marker.is_file() and _registry_readable(local_registry):
+    if not force and not settings.feature_store.registry and marker.is_file() and _registry_readable(local_registry):
         try:
             if json.loads(marker.read_text(encoding="utf-8")).get("fingerprint") == fingerprint:
                 return None
@@ -434,11 +434,11 @@ async def _fail_fast_async(store) -> None:
 
 def _store_location(settings: Settings) -> str:
     """Where the online store is, without credentials (for messages)."""
-    if settings.online_store == "sqlite":
+    if settings.feature_store.online == "sqlite":
         return str(feast_dir(settings) / "online_store.db")
     from urllib.parse import urlsplit
 
-    parts = urlsplit(settings.online_store)
+    parts = urlsplit(settings.feature_store.online)
     return f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}"
 
 
@@ -456,11 +456,11 @@ class OnlineReader:
         # Redis (or any store Feast reads asynchronously) is read on the event loop by get_async.
         self._async = self._store.provider.async_supported.online.read
         self._async_ready = False
-        if settings.online_store != "sqlite":
+        if settings.feature_store.online != "sqlite":
             _fail_fast(self._store)
         # SQLite keeps reading a deleted file through its open handle (and would create an empty
         # one on reconnecting): a store whose file is gone must say so, not serve stale rows.
-        self._sqlite_file = Path(self._location) if settings.online_store == "sqlite" else None
+        self._sqlite_file = Path(self._location) if settings.feature_store.online == "sqlite" else None
 
     @property
     def location(self) -> str:

@@ -743,5 +743,5 @@ def _loop(row, answers: Sequence) -> Loop:
 
 
 def review_store(settings) -> ReviewStore:
-    """This home's review store: ``HOME/review``, its database SQLite there or ``settings.review_db``."""
-    return ReviewStore(settings.home.resolve() / "review", settings.review_db)
+    """This home's review store: ``HOME/review``, its database SQLite there or ``settings.review.db``."""
+    return ReviewStore(settings.home.resolve() / "review", settings.review.db)

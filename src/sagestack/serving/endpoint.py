@@ -72,7 +72,7 @@ class NotFound(Exception):
 
 def check_deployable(settings: Settings, ref: str) -> None:
     """Refuse, before any worker starts, a model that does not load (a worker that fails to start
-    would be respawned forever). A production variant (``settings.variant``) serves only an Approved
+    would be respawned forever). A production variant (``settings.endpoint.variant``) serves only an Approved
     version: a pending ``@challenger`` never takes production traffic, wherever the endpoint runs.
 
     Raises:
@@ -80,10 +80,10 @@ def check_deployable(settings: Settings, ref: str) -> None:
             review flow is unknown.
     """
     _, info = load_predictor(settings, ref)
-    if settings.variant and info is not None:
-        check_servable(settings.variant, info)
-    if settings.review_flow:
-        review_store(settings).flow(settings.review_flow)  # an unknown flow stops the server here
+    if settings.endpoint.variant and info is not None:
+        check_servable(settings.endpoint.variant, info)
+    if settings.review.flow:
+        review_store(settings).flow(settings.review.flow)  # an unknown flow stops the server here
 
 
 class Endpoint:
@@ -127,15 +127,15 @@ class Endpoint:
         self._retry_steps = True
         # Data capture for monitoring (SAGESTACK_CAPTURE percent of requests): queued here,
         # written by the writer's own thread, so a request never waits for a disk.
-        self._capture = (CaptureWriter(settings.capture_location, settings.capture, on_flush=self._capture_flushed)
-                         if settings.capture else None)
+        self._capture = (CaptureWriter(settings.capture_location, settings.endpoint.capture,
+                                       on_flush=self._capture_flushed) if settings.endpoint.capture else None)
         self._capture_model: dict | None = None  # the served model as capture records name it
         # Human review (SAGESTACK_REVIEW_FLOW): low-confidence predictions start loops, written by
         # the starter's own thread; the response names the loop without waiting for it.
         self._review = None
-        if settings.review_flow:
+        if settings.review.flow:
             store = review_store(settings)
-            self._review = LoopStarter(store, store.flow(settings.review_flow), on_flush=self._loops_flushed)
+            self._review = LoopStarter(store, store.flow(settings.review.flow), on_flush=self._loops_flushed)
 
     @property
     def model_version(self) -> str:
@@ -170,7 +170,7 @@ class Endpoint:
         passive_waits()  # before the model loads torch
         predictor, info = self._retry(lambda: load_predictor(self.settings, self.ref))
         # A torch-based kind's threads: this worker's share of the cores under load, every core for a lone request.
-        shared = share_cores(self.settings.workers)
+        shared = share_cores(self.settings.endpoint.workers)
         self._threads = (available_cores() if shared else None, shared)
         self._retry(lambda: predictor.predict([WARM_UP_REVIEW]))  # the first prediction pays every lazy start-up
         # The kind says whether a prediction is cheap (run on the event loop) or heavy (run in a
@@ -185,7 +185,7 @@ class Endpoint:
             # One request's whole path, on the event loop (Redis's asynchronous client belongs to it).
             self._retry(lambda: asyncio.run_coroutine_threadsafe(stored.warm_up(), self._loop).result(timeout=60))
             checks["online store"] = stored.check
-        self.model = model_summary(self.ref, info, predictor.kind, self.settings.variant)
+        self.model = model_summary(self.ref, info, predictor.kind, self.settings.endpoint.variant)
         self._texts = Coalescer(partial(self._predict_requests, predictor, heavy),
                                 max_weight=self._max_batch_reviews, weight=len)
         self.predictor, self._heavy, self._stored = predictor, heavy, stored
