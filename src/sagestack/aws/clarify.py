@@ -20,10 +20,13 @@ import shutil
 import sys
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from sagestack.aws.backends import Backends
 from sagestack.aws.jobs import LOG_FILE, Job, JobFailed
+
+if TYPE_CHECKING:
+    from sagestack.aws.clarify_model import ShadowModel
 
 SUPPORTED_METHODS = {"pre_training_bias", "post_training_bias", "shap", "report"}
 BIAS_SECTIONS = {"pre_training_bias": "pre_training_bias_metrics", "post_training_bias": "post_training_bias_metrics"}
@@ -134,10 +137,20 @@ def _rows(data: Path) -> list[list[str]]:
         return list(csv.reader(source))[1:]
 
 
-def _features(config: dict, headers: list[str]) -> list[int]:
-    """The positions of the feature columns: every column but the label, as Clarify reads a CSV dataset."""
+def _features(config: dict, data: Path, headers: list[str]) -> tuple[list[str], list[list[str]]]:
+    """The feature columns (every column but the label, as Clarify reads a CSV dataset) and each record's values.
+
+    Raises:
+        JobFailed: a record with another number of fields than the header.
+    """
     label = _column(config, config["label"], headers) if config.get("label") is not None else None
-    return [position for position, name in enumerate(headers) if name != label]
+    positions = [position for position, name in enumerate(headers) if name != label]
+    rows = []
+    for number, row in enumerate(_rows(data), start=2):
+        if len(row) != len(headers):
+            raise JobFailed(f"ClientError: line {number} of the dataset has {len(row)} fields, not {len(headers)}")
+        rows.append([row[p] for p in positions])
+    return [headers[p] for p in positions], rows
 
 
 def _with_predictions(data: Path, headers: list[str], labels: list[str], work: Path) -> Path:
@@ -151,7 +164,7 @@ def _with_predictions(data: Path, headers: list[str], labels: list[str], work: P
 
 
 def _bias(backends: Backends, job: Job, config: dict, data: Path, headers: list[str], work: Path,
-          model) -> tuple[dict, str]:
+          model: ShadowModel | None) -> tuple[dict, str]:
     """``sagestack bias`` on the dataset (with the model's predicted labels when post-training bias is asked):
     the requested sections of its analysis.json (and sagestack's extras), and its report.html."""
     from sagestack.aws.clarify_model import predicted_labels
@@ -159,8 +172,7 @@ def _bias(backends: Backends, job: Job, config: dict, data: Path, headers: list[
     methods = config.get("methods") or {}
     options = bias_options(config, headers)
     if "post_training_bias" in methods:
-        positions = _features(config, headers)
-        rows = [[row[p] for p in positions] for row in _rows(data)]
+        _, rows = _features(config, data, headers)
         backends.jobs.log(job, f"sagestack serve-aws: {len(rows)} records to the shadow endpoint "
                                f"({model.content_type} -> {model.accept_type})")
         labels = predicted_labels(model.answers(rows), config.get("predictor") or {},
@@ -170,7 +182,7 @@ def _bias(backends: Backends, job: Job, config: dict, data: Path, headers: list[
     out = work / "bias"
     backends.jobs.run_sagestack(job, ["bias", "--data", str(data), *options, "--out", str(out)], work=work)
     document = json.loads((out / "analysis.json").read_text(encoding="utf-8"))
-    sections = {section: _keep_methods(document, section, methods[method].get("methods", "all"))
+    sections = {section: _keep_methods(document, section, (methods[method] or {}).get("methods", "all"))
                 for method, section in BIAS_SECTIONS.items() if method in methods}
     if "sagestack" in document:  # sagestack's extras (intervals' reasons, label distributions, group metrics)
         sections["sagestack"] = document["sagestack"]
@@ -204,16 +216,14 @@ def _baseline(backends: Backends, config: dict, width: int) -> list[list]:
 
 
 def _shap(backends: Backends, job: Job, config: dict, data: Path, headers: list[str], work: Path,
-          model) -> tuple[dict, str, Path]:
+          model: ShadowModel) -> tuple[dict, str, Path]:
     """Kernel SHAP of the model's scores, in a process of its own: the ``explanations`` section, the report's
     HTML and the folder holding ``explanations_shap/``."""
     import os
 
     from sagestack.aws.clarify_model import shap_spec
 
-    positions = _features(config, headers)
-    rows = [[row[p] for p in positions] for row in _rows(data)]
-    features = [headers[p] for p in positions]
+    features, rows = _features(config, data, headers)
     spec = work / "shap_spec.json"
     spec.write_text(json.dumps(shap_spec(model, config, features, rows, _baseline(backends, config, len(features)))),
                     encoding="utf-8")
@@ -232,7 +242,8 @@ def _shap(backends: Backends, job: Job, config: dict, data: Path, headers: list[
 
 def run_clarify_job(backends: Backends, job: Job, local: Callable[[str], Path]) -> dict:
     """Run a Clarify job: bias with ``sagestack bias``, SHAP with sagestack's explain engine, the model through a
-    shadow endpoint of it when a method needs its predictions; returns the files it wrote.
+    shadow endpoint of it when a method needs its predictions; returns the files it wrote. ``report.html`` is the
+    bias report when a bias method ran, else the SHAP report.
 
     Raises:
         JobFailed: an unsupported config, an unreadable dataset, a model that cannot answer as the config says,
@@ -251,7 +262,7 @@ def run_clarify_job(backends: Backends, job: Job, local: Callable[[str], Path]) 
     work.mkdir(parents=True, exist_ok=True)
     data, headers = _dataset(_single_input(job.request, "dataset", local), config.get("headers"), work)
     needs_model = "post_training_bias" in methods or "shap" in methods
-    document, html, shap_out = {"version": "1.0"}, None, None
+    document, html, title, shap_out = {"version": "1.0"}, None, "Bias report", None
     with (shadow_endpoint(backends, job, config, lambda line: backends.jobs.log(job, line)) if needs_model
           else nullcontext()) as model:
         if set(BIAS_SECTIONS) & set(methods):
@@ -259,13 +270,13 @@ def run_clarify_job(backends: Backends, job: Job, local: Callable[[str], Path]) 
             document.update(sections)
         if "shap" in methods:
             document["explanations"], shap_html, shap_out = _shap(backends, job, config, data, headers, work, model)
-            html = html or shap_html
+            html, title = (html, title) if html else (shap_html, "Explainability report")
     output = _output(job.request, local)
     output.mkdir(parents=True, exist_ok=True)
     files = ["analysis.json", "report.html", "report.ipynb", "analysis_config.json"]
     (output / "analysis.json").write_text(json.dumps(document, indent=2), encoding="utf-8")
     (output / "report.html").write_text(html or "", encoding="utf-8")
-    (output / "report.ipynb").write_text(json.dumps(report_notebook(html or ""), indent=1), encoding="utf-8")
+    (output / "report.ipynb").write_text(json.dumps(report_notebook(html or "", title), indent=1), encoding="utf-8")
     (output / "analysis_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     if shap_out is not None and (shap_out / "explanations_shap").is_dir():
         shutil.copytree(shap_out / "explanations_shap", output / "explanations_shap", dirs_exist_ok=True)
@@ -273,12 +284,12 @@ def run_clarify_job(backends: Backends, job: Job, local: Callable[[str], Path]) 
     return {"files": files}
 
 
-def report_notebook(html: str) -> dict:
-    """The bias report as a notebook (nbformat 4), as Clarify writes ``report.ipynb`` beside ``report.html``:
-    one cell whose output is the report, so Studio or Jupyter shows it when opened."""
+def report_notebook(html: str, title: str = "Bias report") -> dict:
+    """The report as a notebook (nbformat 4), as Clarify writes ``report.ipynb`` beside ``report.html``: one cell
+    whose output is the report, so Studio or Jupyter shows it when opened."""
     return {"nbformat": 4, "nbformat_minor": 5, "metadata": {"language_info": {"name": "python"}},
             "cells": [{"cell_type": "markdown", "id": "title", "metadata": {},
-                       "source": ["# Bias report\n", "Written by sagestack serve-aws (`sagestack bias`)."]},
+                       "source": [f"# {title}\n", "Written by sagestack serve-aws."]},
                       {"cell_type": "code", "id": "report", "metadata": {}, "execution_count": 1,
                        "source": ["# the report as report.html shows it"],
                        "outputs": [{"output_type": "display_data", "metadata": {}, "data": {"text/html": html}}]}]}
