@@ -268,7 +268,7 @@ def missing(call: CourseCall, served: set[str] | None = None) -> list[str]:
     """What serve-aws lacks for ``call``: its operations not served (by name), an image, a Clarify method or metrics
     namespace it does not know, and the call's ``gap``; empty when the call is served."""
     from sagestack.aws import clarify, cloudwatch
-    from sagestack.aws.containers import IMAGES
+    from sagestack.aws.images import IMAGES
     from sagestack.aws.runtime import SERVING
 
     served = served_operations() if served is None else served

@@ -5,7 +5,8 @@ each output's local path are uploaded to its S3 URI."""
 from __future__ import annotations
 
 from sagestack.aws.backends import Backends
-from sagestack.aws.containers import container_paths, download_prefix, image_work, upload_folder
+from sagestack.aws.containers import container_paths, download_prefix, upload_folder
+from sagestack.aws.images import image_work
 from sagestack.aws.jobs import Job
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import tarfile
 
 from sagestack.aws.backends import Backends
-from sagestack.aws.containers import container_paths, download_prefix, image_work, split_s3_uri
+from sagestack.aws.containers import container_paths, download_prefix, split_s3_uri
+from sagestack.aws.images import image_work
 from sagestack.aws.jobs import Job, JobFailed
 from sagestack.aws.protocol import AwsError
 
