@@ -13,7 +13,8 @@ Python SDK, boto3, awswrangler, the ``aws`` CLI — pointed at one local endpoin
 - :mod:`~sagestack.aws.jobs`: SageMaker's asynchronous jobs (records, a bounded pool, logs);
   :mod:`~sagestack.aws.sagemaker` their API, :mod:`~sagestack.aws.processing` processing jobs (inputs, the
   image's work, outputs), :mod:`~sagestack.aws.clarify` the Clarify image as ``sagestack bias``,
-  :mod:`~sagestack.aws.logs` their logs as CloudWatch Logs.
+  :mod:`~sagestack.aws.logs` their logs as CloudWatch Logs; :mod:`~sagestack.aws.images` the images sagestack
+  knows and what runs each, :mod:`~sagestack.aws.containers` what a container would see (paths, S3 in and out).
 - :mod:`~sagestack.aws.glue`: the Glue Data Catalog (databases, tables) of the home;
   :mod:`~sagestack.aws.athena` Athena's query executions, run on DuckDB by :mod:`~sagestack.aws.athena_sql`
   over tables read as Athena's SerDes read them (:mod:`~sagestack.aws.athena_tables`).
