@@ -143,3 +143,80 @@ def test_kernel_shap_of_a_function_is_exact_on_an_additive_model():
         {"review_body": 0, "product_category": 0})
     with pytest.raises(ValueError, match="unknown agg_method"):
         explain_function(predict, features, baseline, agg_method="max")
+
+
+class _FakeEndpoints:
+    """Models and endpoints as :class:`sagestack.aws.endpoints.Endpoints` answers for them, servers left out."""
+
+    def __init__(self, status="InService"):
+        self.status, self.created, self.deleted = status, [], []
+
+    def get(self, kind, name):
+        from sagestack.aws.protocol import AwsError
+
+        if name != "m":
+            raise AwsError("ValidationException", f'Could not find model "{name}".')
+        return {"PrimaryContainer": {"Image": "1.dkr.ecr.us-east-1.amazonaws.com/blazingtext:1",
+                                     "ModelDataUrl": "s3://b/model.tar.gz"}}, 1.0
+
+    def create_endpoint(self, name, config, serving, archive, failure=None):
+        self.created.append(name)
+
+    def endpoint(self, name):
+        return {"status": self.status, "url": f"http://127.0.0.1:1/{name}", "failure": "boom"}
+
+    def delete_endpoint(self, name):
+        self.deleted.append(name)
+
+
+def _fake_backends(endpoints, closed=False):
+    from types import SimpleNamespace
+
+    s3 = SimpleNamespace(open=lambda bucket, key: (None, None))
+    return SimpleNamespace(endpoints=endpoints, s3=s3, jobs=SimpleNamespace(closed=closed))
+
+
+CONFIG = {"predictor": {"model_name": "m", "content_type": "text/csv"}}
+
+
+def test_jobs_of_one_model_share_its_shadow_endpoint_and_the_last_deletes_it():
+    from types import SimpleNamespace
+
+    from sagestack.aws.clarify_model import shadow_endpoint
+
+    endpoints, lines = _FakeEndpoints(), []
+    backends = _fake_backends(endpoints)
+    with shadow_endpoint(backends, SimpleNamespace(name="first"), CONFIG, lines.append) as first:
+        with shadow_endpoint(backends, SimpleNamespace(name="second"),
+                             {"predictor": {**CONFIG["predictor"], "accept_type": "application/jsonlines"}},
+                             lines.append) as second:
+            assert first.url == second.url and len(endpoints.created) == 1
+            assert (first.accept_type, second.accept_type) == ("text/csv", "application/jsonlines")
+        assert endpoints.deleted == []
+    assert endpoints.deleted == endpoints.created and endpoints.created[0].startswith("sm-clarify-first-")
+    with shadow_endpoint(backends, SimpleNamespace(name="third"), CONFIG, lines.append):
+        assert len(endpoints.created) == 2  # the earlier one is gone: a new one starts
+
+
+def test_a_shadow_endpoint_that_fails_or_outlives_the_server_fails_the_job():
+    from types import SimpleNamespace
+
+    from sagestack.aws.clarify_model import shadow_endpoint
+    from sagestack.aws.jobs import STOPPED_WHILE_RUNNING, JobFailed
+
+    endpoints = _FakeEndpoints(status="Failed")
+    with pytest.raises(JobFailed, match="failed: boom"):
+        with shadow_endpoint(_fake_backends(endpoints), SimpleNamespace(name="j"), CONFIG, print):
+            pass
+    assert endpoints.deleted == endpoints.created != []
+    with pytest.raises(JobFailed, match=STOPPED_WHILE_RUNNING):  # serve-aws stopping: no wait for a cancelled start
+        with shadow_endpoint(_fake_backends(_FakeEndpoints(status="Creating"), closed=True), SimpleNamespace(name="j"),
+                             CONFIG, print):
+            pass
+    for predictor, message in (({"model_name": "gone"}, 'Could not find model "gone"'),
+                               ({}, "names no model_name"),
+                               ({"model_name": "m", "accept_type": "application/json"}, "accept_type")):
+        with pytest.raises(JobFailed, match=message):
+            with shadow_endpoint(_fake_backends(_FakeEndpoints()), SimpleNamespace(name="j"),
+                                 {"predictor": predictor}, print):
+                pass

@@ -257,7 +257,8 @@ def shadow_endpoint(backends, job, config: dict, log: Callable[[str], None]) -> 
                 shadow.ready.set()
         else:
             log(f"sagestack serve-aws: sharing the shadow endpoint {shadow.name} of model {name} with a running job")
-            shadow.ready.wait(SHADOW_READY_SECONDS + 30)
+            while not shadow.ready.wait(0.5) and not backends.jobs.closed:
+                pass
             if shadow.url is None:
                 raise JobFailed(shadow.failure or f"ClientError: the shadow endpoint {shadow.name} did not start")
         yield ShadowModel(name, shadow.url, image, container.get("Environment") or {}, content, accept,
@@ -298,8 +299,12 @@ def _start(backends, endpoint: str, image: str, container: dict) -> str:
 
 
 def _wait_in_service(backends, endpoint: str) -> dict:
+    from sagestack.aws.jobs import STOPPED_WHILE_RUNNING
+
     deadline = time.monotonic() + SHADOW_READY_SECONDS
     while True:
+        if backends.jobs.closed:  # the endpoint's start is cancelled too: it would stay Creating
+            raise JobFailed(STOPPED_WHILE_RUNNING)
         record = backends.endpoints.endpoint(endpoint)
         if record["status"] == "InService":
             return record

@@ -107,6 +107,11 @@ class JobRunner:
     def _db(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         return transaction(self.root / "jobs.db")
 
+    @property
+    def closed(self) -> bool:
+        """Whether the runner stopped taking work (``serve-aws`` is ending): a job's waits give up."""
+        return self._closed
+
     def folder(self, kind: str, name: str) -> Path:
         """The job's working folder."""
         return self.root / kind / name
