@@ -241,9 +241,11 @@ def refit_best(fit: FitResult, spec: AutoMLSpec) -> str | None:
                              f"of --time-limit (+{REFIT_ALLOWANCE:.0f} s); the candidate is registered as ranked")
         return None
     started = time.perf_counter()
-    # set_best_to_refit_full: AutoGluon's "best" must be the model kept when the predictor is
-    # cloned with that model alone (it re-picks a best by predict time, which refits lack).
-    fit.refit_name = fit.tabular.refit_full(model=name, set_best_to_refit_full=True)[name]
+    # AutoGluon's "best" must become this refit, the model kept when the predictor is cloned with it
+    # alone: True would name the refit of AutoGluon's own best, which breaks ties in validation score by
+    # predict time, so may be another candidate (not refit); the clone then deletes that best and
+    # re-picks one by predict time, which a refit lacks (TypeError).
+    fit.refit_name = fit.tabular.refit_full(model=name, set_best_to_refit_full=name)[name]
     fit.refit_seconds = time.perf_counter() - started
     return fit.refit_name
 
