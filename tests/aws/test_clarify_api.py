@@ -220,3 +220,20 @@ def test_a_shadow_endpoint_that_fails_or_outlives_the_server_fails_the_job():
             with shadow_endpoint(_fake_backends(_FakeEndpoints()), SimpleNamespace(name="j"),
                                  {"predictor": predictor}, print):
                 pass
+
+
+def test_a_shap_config_clarify_would_refuse_fails_the_job():
+    from types import SimpleNamespace
+
+    from sagestack.aws.clarify_model import shap_spec
+    from sagestack.aws.jobs import JobFailed
+
+    model = SimpleNamespace(model_name="m", url="u", image="i", environment={}, content_type="text/csv",
+                            accept_type="text/csv", content_template=None)
+    for shap, message in (({"agg_method": "max"}, "agg_method 'max'"), ({"num_samples": 0}, "num_samples")):
+        with pytest.raises(JobFailed, match=message):
+            shap_spec(model, {"methods": {"shap": shap}}, ["a"], [["x"]], [["y"]])
+    spec = shap_spec(model, {"methods": {"shap": {"num_samples": 5}}, "predictor": {"label": 2}}, ["a"], [["x"]],
+                     [["y"]])
+    assert (spec["num_samples"], spec["agg_method"], spec["scores"], spec["save_local_shap_values"]) == (
+        5, "mean_abs", 2, True)
