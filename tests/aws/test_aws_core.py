@@ -717,3 +717,75 @@ def test_job_inputs_skip_folder_markers_and_files_are_streamed_both_ways(api, tm
     assert upload_folder(api.backends, tmp_path / "in", "s3://bkt/out/") == 2
     record = store.get("bkt", "out/sub/x.txt")
     assert (record.size, record.etag, record.path.read_bytes()) == (3, hashlib.md5(b"a\nb").hexdigest(), b"a\nb")
+
+
+@pytest.fixture
+def autopilot_container(monkeypatch):
+    """Autopilot's inference adapter over a stand-in /predict that answers as a sagestack endpoint does
+    (``TextClassifier.predict``: the label as a number where it reads as one, the probabilities most probable
+    first), for a model of ``labels`` whose probabilities for each text are ``rows[text]``."""
+    import numpy as np
+
+    from sagestack.aws import autopilot, endpoints
+    from sagestack.models.base import TextClassifier
+
+    class Model(TextClassifier):
+        def __init__(self, labels, rows):
+            self.labels, self.rows = labels, rows
+
+        def predict_proba(self, texts):
+            return np.array([self.rows[text] for text in texts])
+
+    def invoke(labels, rows, body, environment, accept="application/json"):
+        model = Model(labels, rows)
+        monkeypatch.setattr(endpoints, "predict", lambda url, texts: json.loads(json.dumps(
+            [prediction.to_dict() for prediction in model.predict(texts)])))
+        environment = {"SAGEMAKER_INFERENCE_OUTPUT": "predicted_label,probability,probabilities,labels",
+                       **environment}
+        answer, _ = autopilot.invoke("http://127.0.0.1:1", body, "text/csv", accept, environment)
+        return json.loads(answer)["predictions"] if accept == "application/json" else answer.decode()
+
+    return invoke
+
+
+def test_autopilot_answers_in_the_models_label_order_with_its_own_label_strings(autopilot_container):
+    card = {"SAGESTACK_LABELS": '["-1", "0", "1"]'}
+    rows = {"love": [0.1, 0.2, 0.7], "meh": [0.2, 0.5, 0.3]}
+    assert autopilot_container(["-1", "0", "1"], rows, b"love\nmeh\n", card) == [
+        {"predicted_label": "1", "probability": 0.7, "probabilities": [0.1, 0.2, 0.7], "labels": ["-1", "0", "1"]},
+        {"predicted_label": "0", "probability": 0.5, "probabilities": [0.2, 0.5, 0.3], "labels": ["-1", "0", "1"]}]
+    # Labels that are no longer themselves as numbers ("01" and "+1" both read 1): a binary model's
+    # probability is its second (positive) label's, whichever wins.
+    binary = {"SAGESTACK_LABELS": '["+1", "01"]'}
+    rows = {"yes": [0.2, 0.8], "no": [0.9, 0.1]}
+    assert autopilot_container(["+1", "01"], rows, b"yes\nno\n", binary) == [
+        {"predicted_label": "01", "probability": 0.8, "probabilities": [0.2, 0.8], "labels": ["+1", "01"]},
+        {"predicted_label": "+1", "probability": 0.1, "probabilities": [0.9, 0.1], "labels": ["+1", "01"]}]
+    assert autopilot_container(["False", "True"], {"no": [0.6, 0.4]}, b"no", {}, accept="text/csv") == \
+        "False,0.4,\"[0.6, 0.4]\",\"['False', 'True']\"\n"  # no labels known: sorted, still one order
+
+
+def test_an_autopilot_model_archive_carries_its_record_layout_and_the_environment_overrides_it(api, tmp_path):
+    from sagestack.aws.autopilot import LAYOUT_FILE, inference_image
+    from sagestack.aws.containers import upload_model
+    from sagestack.aws.jobs import JobFailed
+    from sagestack.aws.runtime import serving_environment
+
+    api.backends.s3.create_bucket("bkt", "us-east-1")
+    (tmp_path / "model" / "predictor").mkdir(parents=True)
+    (tmp_path / "model" / "predictor" / "weights.bin").write_bytes(b"\0" * 10)
+    layout = {"input_columns": ["product_category", "review_body"], "text_column": "review_body",
+              "labels": ["-1", "0", "1"]}
+    uri = upload_model(api.backends, tmp_path / "model", "s3://bkt/m/model.tar.gz", tmp_path / "model.tar.gz",
+                       first={LAYOUT_FILE: json.dumps(layout).encode()})
+    assert uri == "s3://bkt/m/model.tar.gz" and not (tmp_path / "model.tar.gz").exists()
+    _, archive = api.backends.s3.open("bkt", "m/model.tar.gz")
+    with archive:
+        environment = serving_environment(inference_image("us-east-1"), archive, {"SAGESTACK_TEXT_COLUMN": "x"})
+        assert archive.tell() == 0  # left for the endpoint to unpack
+        assert serving_environment("1.dkr.ecr.us-east-1.amazonaws.com/blazingtext:1", archive, {"A": "b"}) == \
+            {"A": "b"}
+    assert environment == {"SAGESTACK_INPUT_COLUMNS": '["product_category", "review_body"]',
+                           "SAGESTACK_TEXT_COLUMN": "x", "SAGESTACK_LABELS": '["-1", "0", "1"]'}
+    with pytest.raises(JobFailed, match="cannot write the model to s3://nobucket/m"):
+        upload_model(api.backends, tmp_path / "model", "s3://nobucket/m/model.tar.gz", tmp_path / "model.tar.gz")

@@ -24,6 +24,7 @@ import json
 import tarfile
 import threading
 from pathlib import Path
+from typing import BinaryIO
 
 from sagestack.aws.backends import Backends
 from sagestack.aws.jobs import Job, JobFailed
@@ -38,7 +39,10 @@ METRICS = {"Accuracy": "accuracy", "F1macro": "macro_f1"}
 PROBLEM_TYPES = ("BinaryClassification", "MulticlassClassification")
 INFERENCE_KEYS = ("predicted_label", "probability", "probabilities", "labels")
 ACCEPTS = ("text/csv", "application/json", "application/jsonlines")
-INPUT_COLUMNS, TEXT_COLUMN = "SAGESTACK_INPUT_COLUMNS", "SAGESTACK_TEXT_COLUMN"  # in the container's environment
+# The record layout and the labels' order a candidate's container answers with: written into its model.tar.gz
+# (LAYOUT_FILE, read when an endpoint is created); the container's Environment may override each.
+INPUT_COLUMNS, TEXT_COLUMN, LABELS = "SAGESTACK_INPUT_COLUMNS", "SAGESTACK_TEXT_COLUMN", "SAGESTACK_LABELS"
+LAYOUT_FILE = "sagestack-autopilot.json"
 EXPLORATION_NOTEBOOK = "SageMakerAutopilotDataExplorationNotebook.ipynb"
 CANDIDATE_NOTEBOOK = "SageMakerAutopilotCandidateDefinitionNotebook.ipynb"
 # A progress line of `sagestack automl` -> the secondary status it starts.
@@ -174,7 +178,7 @@ def run_automl_job(backends: Backends, job: Job) -> dict:
         JobFailed: a missing input, a target that is not a column, or ``sagestack automl``'s own error.
     """
     from sagestack.automl.candidates import CANDIDATES
-    from sagestack.aws.containers import container_paths, download_prefix
+    from sagestack.aws.containers import container_paths, download_prefix, upload_model
 
     request = job.request
     backends.jobs.update(job, secondary="AnalyzingData")
@@ -206,33 +210,20 @@ def run_automl_job(backends: Backends, job: Job) -> dict:
     candidates = []
     for row in summary["leaderboard"]:
         name = f"{job.name}-{row['rank']:03d}-{row['name'].lower()}"[:64]
+        model = out / "candidates" / row["name"] / "model"
+        layout = {"input_columns": inputs, "text_column": text_column,
+                  "labels": json.loads((model / "sagestack-model.json").read_text(encoding="utf-8"))["labels"]}
         candidates.append({"name": name, "candidate": row["name"], "rank": row["rank"],
                            "value": row[f"validation_{METRICS[objective]}"], "family": row["model_family"],
-                           "model": _upload_model(backends, out / "candidates" / row["name"] / "model",
-                                                  f"{job_prefix(job)}/tuning/{name}/output/model.tar.gz", work)})
+                           "model": upload_model(backends, model, f"{job_prefix(job)}/tuning/{name}/output/model.tar.gz",
+                                                 work / "model.tar.gz",
+                                                 first={LAYOUT_FILE: json.dumps(layout, indent=1).encode()})})
     result = {"problem_type": PROBLEM_TYPES[len(labels) > 2], "objective": objective, "inputs": inputs,
               "text_column": text_column, "labels": labels, "candidates": candidates,
               "secondary": ("MaxAutoMLJobRuntimeReached" if len(candidates) < count
                             else "MaxCandidatesReached" if count == asked else "Completed")}
     result["artifacts"] = _upload_notebooks(backends, job, out, summary, result)
     return result
-
-
-def _upload_model(backends: Backends, model: Path, uri: str, work: Path) -> str:
-    """Pack a candidate's model folder as ``model.tar.gz`` at ``uri``; the URI."""
-    from sagestack.aws.containers import split_s3_uri
-
-    archive = work / "model.tar.gz"
-    with tarfile.open(archive, "w:gz") as packed:
-        for path in sorted(p for p in model.rglob("*") if p.is_file()):
-            packed.add(path, arcname=path.relative_to(model).as_posix())
-    try:
-        backends.s3.put_file(*split_s3_uri(uri), archive, "application/x-tar")
-    except AwsError as error:
-        raise JobFailed(f"ClientError: cannot write the model to {uri}: {error.message}") from None
-    finally:
-        archive.unlink(missing_ok=True)
-    return uri
 
 
 def _upload_notebooks(backends: Backends, job: Job, out: Path, summary: dict, result: dict) -> dict:
@@ -331,8 +322,7 @@ def candidate_documents(backends: Backends, job: Job) -> list[dict]:
     region, result = backends.identity.region, job.result
     environment = {"SAGEMAKER_INFERENCE_SUPPORTED": ",".join(INFERENCE_KEYS),
                    "SAGEMAKER_INFERENCE_OUTPUT": "predicted_label", "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv",
-                   "SAGEMAKER_PROGRAM": "sagemaker_serve", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
-                   INPUT_COLUMNS: json.dumps(result["inputs"]), TEXT_COLUMN: result["text_column"]}
+                   "SAGEMAKER_PROGRAM": "sagemaker_serve", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"}
     arn = f"arn:aws:sagemaker:{region}:{backends.identity.account}:training-job/"
     return [{"CandidateName": candidate["name"], "CandidateStatus": "Completed", "ObjectiveStatus": "Succeeded",
              "FinalAutoMLJobObjectiveMetric": {"Type": "Maximize", "MetricName": result["objective"],
@@ -347,6 +337,27 @@ def candidate_documents(backends: Backends, job: Job) -> list[dict]:
 
 
 # -- the inference container ---------------------------------------------------------------------------------
+
+def archive_environment(archive: BinaryIO) -> dict:
+    """The container environment a candidate's ``model.tar.gz`` implies (its :data:`LAYOUT_FILE`: the input
+    columns, the text column, the labels in the model's order); empty for an archive without one. The archive is
+    read from its start and left there.
+    """
+    if not archive.seekable():
+        return {}
+    try:
+        with tarfile.open(fileobj=archive, mode="r:*") as packed:
+            for member in packed:
+                if member.name.lstrip("./") == LAYOUT_FILE and member.isfile():
+                    layout = json.loads(packed.extractfile(member).read())
+                    return {INPUT_COLUMNS: json.dumps(layout["input_columns"]), TEXT_COLUMN: layout["text_column"],
+                            LABELS: json.dumps(layout["labels"])}
+    except (OSError, tarfile.TarError, ValueError, KeyError, TypeError):
+        pass  # not a layout sagestack wrote: the container falls back to its Environment
+    finally:
+        archive.seek(0)
+    return {}
+
 
 def _records(body: bytes, environment: dict) -> list[str]:
     """The texts of a ``text/csv`` body: one record a line, the text column's field of each (a model of one
@@ -393,11 +404,24 @@ def _accepted(accept: str, environment: dict) -> str:
                    f"{', '.join(ACCEPTS)}", 424)
 
 
+def _answer(probabilities: dict, known: list[str]) -> dict:
+    """Every key Autopilot's container can write, for one record's ``/predict`` probabilities (keyed by the
+    model's own label strings: ``/predict``'s ``label`` may be a number that no longer spells its label, and its
+    probabilities come most probable first). ``known``: the model's labels in order (else the keys, sorted)."""
+    labels = [str(label) for label in known] if sorted(map(str, known)) == sorted(probabilities) \
+        else sorted(probabilities)
+    scores = [float(probabilities[label]) for label in labels]
+    winner = max(range(len(labels)), key=scores.__getitem__)  # the first of a tie, as the model's argmax
+    return {"predicted_label": labels[winner], "probability": scores[1] if len(labels) == 2 else scores[winner],
+            "probabilities": scores, "labels": labels}
+
+
 def invoke(url: str, body: bytes, content_type: str, accept: str, environment: dict) -> tuple[bytes, str]:
     """An Autopilot candidate's answer, from the sagestack endpoint at ``url``: ``text/csv`` records in, for each
     the keys of ``SAGEMAKER_INFERENCE_OUTPUT`` (default ``predicted_label``) out, as ``Accept`` asks: CSV lines
     (lists written as ``"[0.1, 0.9]"``), ``{"predictions": [{key: value}, ...]}`` or one JSON object a line.
-    ``probability`` is the predicted label's.
+    ``labels`` and ``probabilities`` are in the model's label order; ``probability`` is the second (positive)
+    label's for a binary model and the predicted label's otherwise, as Autopilot's containers write them.
 
     Raises:
         AwsError: a body or Accept type the container refuses (``ModelError``, 424, as SageMaker relays it).
@@ -413,12 +437,11 @@ def invoke(url: str, body: bytes, content_type: str, accept: str, environment: d
     if unknown:
         raise AwsError("ModelError", f"SAGEMAKER_INFERENCE_OUTPUT names {', '.join(unknown)}; the keys are "
                        f"{', '.join(INFERENCE_KEYS)}", 424)
+    known = json.loads(environment.get(LABELS) or "[]")
     answers = []
     for prediction in predict(url, _records(body, environment)):
-        labels, label = list(prediction["probabilities"]), str(prediction["label"])  # /predict's label may be a number
-        values = {"predicted_label": label, "probability": prediction["probabilities"][label],
-                  "probabilities": [prediction["probabilities"][label] for label in labels], "labels": labels}
-        answers.append({key: values[key] for key in keys})
+        answers.append({key: value for key, value in _answer(prediction["probabilities"], known).items()
+                        if key in keys})
     if answer_type == "application/json":
         return json.dumps({"predictions": answers}).encode(), answer_type
     if answer_type == "application/jsonlines":

@@ -5,8 +5,10 @@ images sagestack knows, and what runs each, are :mod:`sagestack.aws.images`.
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
+import tarfile
 from pathlib import Path
 from typing import Callable
 
@@ -98,3 +100,28 @@ def upload_folder(backends: Backends, folder: Path, uri: str) -> int:
             raise JobFailed(f"ClientError: cannot write output {uri}: {error.message}") from None
         count += 1
     return count
+
+
+def upload_model(backends: Backends, folder: Path, uri: str, archive: Path,
+                 first: dict[str, bytes] | None = None) -> str:
+    """Pack the model folder ``folder`` as a ``model.tar.gz`` (at ``archive``, removed after) and upload it to
+    ``uri``; the URI. ``first`` holds files (name -> content) written ahead of the folder's, so a reader finds them
+    without unpacking the rest.
+
+    Raises:
+        JobFailed: the output bucket does not exist.
+    """
+    try:
+        with tarfile.open(archive, "w:gz") as packed:
+            for name, content in (first or {}).items():
+                member = tarfile.TarInfo(name)
+                member.size, member.mode = len(content), 0o644
+                packed.addfile(member, io.BytesIO(content))
+            for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+                packed.add(path, arcname=path.relative_to(folder).as_posix())
+        backends.s3.put_file(*split_s3_uri(uri), archive, "application/x-tar")
+    except AwsError as error:
+        raise JobFailed(f"ClientError: cannot write the model to {uri}: {error.message}") from None
+    finally:
+        archive.unlink(missing_ok=True)
+    return uri

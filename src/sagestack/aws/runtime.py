@@ -5,9 +5,9 @@ speaks that image's request and response shapes."""
 from __future__ import annotations
 
 import re
-from typing import Callable
+from typing import BinaryIO, Callable
 
-from sagestack.aws.autopilot import INFERENCE_IMAGE, invoke as autopilot_invoke
+from sagestack.aws.autopilot import INFERENCE_IMAGE, archive_environment, invoke as autopilot_invoke
 from sagestack.aws.backends import Backends
 from sagestack.aws.blazingtext import invoke as blazingtext_invoke
 from sagestack.aws.protocol import AwsError, Request, Response
@@ -17,6 +17,17 @@ INVOCATIONS = re.compile(r"^/endpoints/([^/]+)/invocations$")
 # model container's environment) -> (body, content type).
 SERVING: dict[str, Callable[[str, bytes, str, str, dict], tuple[bytes, str]]] = {
     "blazingtext": blazingtext_invoke, INFERENCE_IMAGE: autopilot_invoke}
+# An image's repository name -> the container environment its model archive implies (opened; read from its start).
+ARCHIVE_ENVIRONMENT: dict[str, Callable[[BinaryIO], dict]] = {INFERENCE_IMAGE: archive_environment}
+
+
+def serving_environment(image: str, archive: BinaryIO | None, environment: dict) -> dict:
+    """The environment an endpoint's adapter gets: what the model archive implies for its image, overridden by
+    the model container's own ``Environment``."""
+    from sagestack.aws.containers import image_repository
+
+    reader = ARCHIVE_ENVIRONMENT.get(image_repository(image))
+    return {**(reader(archive) if reader and archive is not None else {}), **environment}
 
 
 def operation_name(request: Request) -> str | None:

@@ -225,7 +225,7 @@ def create_endpoint(backends: Backends, request: Request) -> Response:
     background (InService once it answers). A model whose image sagestack cannot serve makes the endpoint Failed."""
     from sagestack.aws.containers import image_repository, split_s3_uri
     from sagestack.aws.jobs import JobFailed
-    from sagestack.aws.runtime import SERVING
+    from sagestack.aws.runtime import SERVING, serving_environment
 
     body = request.json()
     name = _name(body, "EndpointName")
@@ -244,7 +244,8 @@ def create_endpoint(backends: Backends, request: Request) -> Response:
         except (AwsError, JobFailed) as exc:
             failure = f"ClientError: cannot read the model data {container.get('ModelDataUrl')!r} ({exc})"
     serving = {"variant": variant.get("VariantName", "AllTraffic"), "image": container["Image"],
-               "weight": variant.get("InitialVariantWeight", 1.0), "environment": container.get("Environment") or {}}
+               "weight": variant.get("InitialVariantWeight", 1.0),
+               "environment": serving_environment(container["Image"], archive, container.get("Environment") or {})}
     backends.endpoints.create_endpoint(name, body["EndpointConfigName"], serving, archive, failure)
     if isinstance(count, int) and count > 1:
         sys.stderr.write(f"warning: endpoint {name} asked for {count} instances; sagestack serves one\n")

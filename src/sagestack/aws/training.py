@@ -5,13 +5,10 @@ Training, Uploading, Completed)."""
 
 from __future__ import annotations
 
-import tarfile
-
 from sagestack.aws.backends import Backends
-from sagestack.aws.containers import container_paths, download_prefix, split_s3_uri
+from sagestack.aws.containers import container_paths, download_prefix, upload_model
 from sagestack.aws.images import image_work
 from sagestack.aws.jobs import Job, JobFailed
-from sagestack.aws.protocol import AwsError
 
 MODEL_ARCHIVE = "output/model.tar.gz"
 
@@ -50,14 +47,5 @@ def run_training_job(backends: Backends, job: Job) -> dict:
     backends.jobs.update(job, secondary="Training")
     result = work(backends, job, local)
     backends.jobs.update(job, secondary="Uploading")
-    archive = job.folder / "model.tar.gz"
-    model = local("/opt/ml/model")
-    with tarfile.open(archive, "w:gz") as packed:
-        for path in sorted(p for p in model.rglob("*") if p.is_file()):
-            packed.add(path, arcname=path.relative_to(model).as_posix())
-    bucket, key = split_s3_uri(model_artifact(job))
-    try:
-        backends.s3.put_file(bucket, key, archive, "application/x-tar")
-    except AwsError as error:
-        raise JobFailed(f"ClientError: cannot write the model to {model_artifact(job)}: {error.message}") from None
+    upload_model(backends, local("/opt/ml/model"), model_artifact(job), job.folder / "model.tar.gz")
     return {**result, "model": model_artifact(job)}
