@@ -14,7 +14,8 @@ from sagestack.components.image import GPU_IMAGE, IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def ingest_data(data_path: str, data_sha256: str, include_reviewed: bool, reviewed_sha256: str, settings: str, reviews: Output[Dataset]):
+def ingest_data(data_path: str, data_sha256: str, include_reviewed: bool, reviewed_sha256: str, settings: str,
+                reviews: Output[Dataset]):
     """Resolve and validate the review CSV (with the reviewed labels of human loops, when asked);
     output the validated reviews.
 

@@ -24,46 +24,33 @@ from sagestack.errors import ConfigError
 CONFIG_FILE_NAME = "sagestack.toml"
 DEFAULT_HOME_NAME = ".sagestack"
 
-# Every setting has one flat name: its environment variable is SAGESTACK_ + the name in ENV_VARS, its key in
-# ``sagestack.toml`` (flat, or under the group's table), its keyword in load_settings and Settings.replace, and the
-# name errors use. In the settings tree it lives at FIELDS[name] = (group, field); "home" is at the top.
-FIELDS = {
-    "home": (None, "home"),
-    "tracking_uri": ("tracking", "uri"),
-    "data_dir": ("data", "dir"),
-    "data_url": ("data", "url"),
-    "data_sha256": ("data", "sha256"),
-    "online_store": ("feature_store", "online"),
-    "offline_store": ("feature_store", "offline"),
-    "feast_registry": ("feature_store", "registry"),
-    "endpoint_model": ("endpoint", "model"),
-    "variant": ("endpoint", "variant"),
-    "workers": ("endpoint", "workers"),
-    "capture": ("endpoint", "capture"),
-    "capture_uri": ("endpoint", "capture_uri"),
-    "access_log": ("endpoint", "access_log"),
-    "review_flow": ("review", "flow"),
-    "review_db": ("review", "db"),
-}
-# Environment variable -> the setting's flat name.
-ENV_VARS = {
-    "SAGESTACK_HOME": "home",
-    "SAGESTACK_TRACKING_URI": "tracking_uri",
-    "SAGESTACK_DATA": "data_dir",
-    "SAGESTACK_DATA_URL": "data_url",
-    "SAGESTACK_DATA_SHA256": "data_sha256",
-    "SAGESTACK_ONLINE_STORE": "online_store",
-    "SAGESTACK_OFFLINE_STORE": "offline_store",
-    "SAGESTACK_FEAST_REGISTRY": "feast_registry",
-    "SAGESTACK_VARIANT": "variant",
-    "SAGESTACK_WORKERS": "workers",
-    "SAGESTACK_CAPTURE": "capture",
-    "SAGESTACK_CAPTURE_URI": "capture_uri",
-    "SAGESTACK_REVIEW_FLOW": "review_flow",
-    "SAGESTACK_REVIEW_DB": "review_db",
-    "SAGESTACK_ACCESS_LOG": "access_log",
-    "SAGESTACK_MODEL": "endpoint_model",
-}
+# Every setting, declared once: (flat name, group, field, environment variable). The flat name is its key in
+# ``sagestack.toml`` (or its field under the group's table), its keyword in load_settings and Settings.replace, and
+# the name errors use; in the settings tree it lives at settings.<group>.<field> ("home" is at the top).
+_DECLARED = (
+    ("home", None, "home", "SAGESTACK_HOME"),
+    ("tracking_uri", "tracking", "uri", "SAGESTACK_TRACKING_URI"),
+    ("data_dir", "data", "dir", "SAGESTACK_DATA"),
+    ("data_url", "data", "url", "SAGESTACK_DATA_URL"),
+    ("data_sha256", "data", "sha256", "SAGESTACK_DATA_SHA256"),
+    ("online_store", "feature_store", "online", "SAGESTACK_ONLINE_STORE"),
+    ("offline_store", "feature_store", "offline", "SAGESTACK_OFFLINE_STORE"),
+    ("feast_registry", "feature_store", "registry", "SAGESTACK_FEAST_REGISTRY"),
+    ("endpoint_model", "endpoint", "model", "SAGESTACK_MODEL"),
+    ("variant", "endpoint", "variant", "SAGESTACK_VARIANT"),
+    ("workers", "endpoint", "workers", "SAGESTACK_WORKERS"),
+    ("capture", "endpoint", "capture", "SAGESTACK_CAPTURE"),
+    ("capture_uri", "endpoint", "capture_uri", "SAGESTACK_CAPTURE_URI"),
+    ("access_log", "endpoint", "access_log", "SAGESTACK_ACCESS_LOG"),
+    ("review_flow", "review", "flow", "SAGESTACK_REVIEW_FLOW"),
+    ("review_db", "review", "db", "SAGESTACK_REVIEW_DB"),
+)
+# Flat name -> (group, field).
+FIELDS = {name: (group, field) for name, group, field, _ in _DECLARED}
+# Environment variable -> flat name.
+ENV_VARS = {var: name for name, _, _, var in _DECLARED}
+# What only an endpoint reads: a pipeline's steps do not get these, so a change to one keeps the step cache.
+ENDPOINT_ONLY = ("endpoint_model", "variant", "workers", "capture", "access_log", "review_flow")
 # The endpoint's access log: no line, a sample of requests plus every error (serving/service.py), or every request.
 ACCESS_LOG_CHOICES = ("off", "sampled", "on")
 
@@ -232,6 +219,9 @@ class Settings(BaseModel):
         Raises:
             ConfigError: an unknown name or an invalid value.
         """
+        unknown = sorted(set(values) - set(FIELDS))
+        if unknown:
+            raise ConfigError(f"replace: unknown settings {', '.join(unknown)}; name them by flat name (FIELDS)")
         return _validated({**self.flat(), **values}, source="replace")
 
     def to_env(self) -> dict[str, str]:
@@ -288,23 +278,33 @@ class Settings(BaseModel):
         return self.home.resolve() / "cache"
 
 
-def settings_parameter(settings: Settings) -> str:
-    """The one pipeline parameter that gives a local run's steps exactly these settings.
+def field_default(name: str) -> object:
+    """The default of the setting of flat name ``name``."""
+    group, field = FIELDS[name]
+    model = Settings if group is None else Settings.model_fields[group].annotation
+    return model.model_fields[field].default
 
-    The path of a private file holding :meth:`Settings.to_env` (:func:`~sagestack.data.atomic.private_file`):
-    the URIs may carry passwords, which must not go on the steps' command lines or into KFP's run
-    files. Equal settings give the same path, so the step cache still hits.
+
+def settings_parameter(settings: Settings) -> str:
+    """The one pipeline parameter that gives a local run's steps these settings.
+
+    The path of a private file holding :meth:`Settings.to_env` (:func:`~sagestack.data.atomic.private_file`,
+    in ``home/pipelines/settings``): the URIs may carry passwords, which must not go on the steps' command
+    lines or into KFP's run files. Equal settings give the same path, so the step cache still hits; what only
+    an endpoint reads (:data:`ENDPOINT_ONLY`) is left out, so changing it does not re-run a pipeline.
     """
     from sagestack.data.atomic import private_file
 
-    return str(private_file("settings", ".json", json.dumps(settings.to_env(), sort_keys=True)))
+    for_steps = settings.replace(**{name: field_default(name) for name in ENDPOINT_ONLY})
+    folder = settings.home.resolve() / "pipelines" / "settings"
+    return str(private_file("settings", ".json", json.dumps(for_steps.to_env(), sort_keys=True), folder=folder))
 
 
 def cluster_settings_parameter(**fields: object) -> str:
-    """The ``settings`` parameter of a cluster run: the given fields (e.g. ``tracking_uri`` as the pods
-    see it) as ``SAGESTACK_*`` variables, over what the pods' ConfigMap and Secrets give; "" for none."""
-    names = {field: var for var, field in ENV_VARS.items()}
-    chosen = {names[field]: str(value) for field, value in fields.items() if value is not None}
+    """The ``settings`` parameter of a cluster run: the given settings (by flat name, e.g. ``tracking_uri`` as
+    the pods see it) as ``SAGESTACK_*`` variables, over what the pods' ConfigMap and Secrets give; "" for none."""
+    names = {name: var for var, name in ENV_VARS.items()}
+    chosen = {names[name]: str(value) for name, value in fields.items() if value is not None}
     return json.dumps(chosen, sort_keys=True) if chosen else ""
 
 
@@ -319,21 +319,23 @@ def settings_from_parameter(value: str) -> Settings:
     - "": the step's environment and working directory alone.
 
     Raises:
-        ConfigError: the file is gone or unreadable, or the values are invalid.
+        ConfigError: the file is gone or unreadable, a name is unknown, or a value is invalid.
     """
     if not value:
         return load_settings()
-    if value.lstrip().startswith("{"):
-        try:
-            chosen = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"the settings parameter is not a JSON object ({exc}); pass SAGESTACK_* names") from None
-        return load_settings(environ={**os.environ, **chosen})
+    inline = value.lstrip().startswith("{")
+    source = "the settings parameter" if inline else f"the pipeline's settings file {value}"
     try:
-        written = json.loads(Path(value).read_text(encoding="utf-8"))
+        chosen = json.loads(value if inline else Path(value).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read the pipeline's settings file {value} ({exc}); run the pipeline again") from None
-    return Settings.from_env(written)
+        again = "" if inline else "; run the pipeline again"
+        raise ConfigError(f"cannot read {source} ({exc}){again}") from None
+    if not isinstance(chosen, dict) or not all(isinstance(v, str) for v in chosen.values()):
+        raise ConfigError(f"{source} must be a JSON object of SAGESTACK_* names and string values")
+    unknown = sorted(set(chosen) - set(ENV_VARS))
+    if unknown:
+        raise ConfigError(f"{source} names unknown settings ({', '.join(unknown)}); known: {', '.join(ENV_VARS)}")
+    return load_settings(environ={**os.environ, **chosen}) if inline else Settings.from_env(chosen)
 
 
 def load_settings(
@@ -367,7 +369,7 @@ def load_settings(
             values.update(tomllib.loads(config_file.read_text(encoding="utf-8")))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{config_file}: not valid TOML ({exc}); fix the file or remove it") from None
-        values = _flat_file_values(values)
+        values = _flat_file_values(values, config_file)
         if "home" in values and not Path(str(values["home"])).is_absolute():
             values["home"] = cwd / str(values["home"])
 
@@ -381,18 +383,26 @@ def fields_from_env(environ: Mapping[str, str]) -> dict[str, str]:
     return {name: environ[var] for var, name in ENV_VARS.items() if environ.get(var)}
 
 
-def _flat_file_values(values: Mapping[str, object]) -> dict[str, object]:
+def _flat_file_values(values: Mapping[str, object], source: Path) -> dict[str, object]:
     """``sagestack.toml``'s values by flat name: flat keys as they are, a group's table (``[feature_store]``
     ``online = ...``) by its fields. An unknown key is kept (as ``group.field`` inside a table), to be refused
-    by name."""
+    by name.
+
+    Raises:
+        ConfigError: a group's name holds something else than a table, or a setting is given twice.
+    """
     by_path = {path: name for name, path in FIELDS.items()}
     groups = {group for group, _ in FIELDS.values() if group}
     flat: dict[str, object] = {}
     for key, value in values.items():
-        if key in groups and isinstance(value, Mapping):
-            flat.update({by_path.get((key, field), f"{key}.{field}"): item for field, item in value.items()})
-        else:
-            flat[key] = value
+        if key in groups and not isinstance(value, Mapping):
+            raise ConfigError(f"{source}: '{key}' must be a table ([{key}] then its fields), or use the flat names")
+        found = ({by_path.get((key, field), f"{key}.{field}"): item for field, item in value.items()}
+                 if key in groups else {key: value})
+        for name in found:
+            if name in flat:
+                raise ConfigError(f"{source}: '{name}' is given twice (flat and in its group's table); keep one")
+        flat.update(found)
     return flat
 
 

@@ -24,7 +24,7 @@ import pytest
 
 from conftest import wait_until
 from sagestack.config import load_settings
-from sagestack.deploy.topology import SERVICES, Topology, _alive
+from sagestack.deploy.topology import LEGACY_HOME_CONFIG_MARK, SERVICES, Topology, _alive
 from sagestack.bento.launch import serve_command
 
 REVIEWS = ["Love it, fits perfectly and the fabric is soft"]
@@ -282,7 +282,13 @@ def test_down_stops_everything(topology):
     up = [name for name in reversed(SERVICES) if top.running(name)]
     assert len(up) >= len(SERVICES) - 1, up  # at most one endpoint stopped on purpose
     pids = dict(Topology(top.settings, serve_command).state.pids)  # name -> [pid, start time]
+    # What `up` of earlier versions left in the home (with the database password) goes; a file of the user's stays.
+    (topology["home"] / "sagestack.toml").write_text(LEGACY_HOME_CONFIG_MARK + 'review_db = "postgresql://u:p@h/r"\n')
     stopped = run("down", "--json", env=topology["env"])["stopped"]
     assert stopped == up
     assert pids and not any(_alive(*entry) for entry in pids.values())
     assert top._postgres_pid() is None and not (topology["home"] / "sagestack.toml").exists()
+    theirs = topology["home"] / "sagestack.toml"
+    theirs.write_text('variant = "A"\n')
+    assert top.down() == [] and theirs.read_text() == 'variant = "A"\n'
+    theirs.unlink()

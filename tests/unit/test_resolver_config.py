@@ -142,6 +142,14 @@ def test_settings_are_one_tree_with_one_flat_name_per_setting(tmp_path):
     (tmp_path / "sagestack.toml").write_text('[endpoint]\nvarient = "B"\n')
     with pytest.raises(ConfigError, match="invalid setting 'endpoint.varient': Extra inputs are not permitted"):
         load_settings(cwd=tmp_path, environ={})
+    (tmp_path / "sagestack.toml").write_text('endpoint = "x"\n')
+    with pytest.raises(ConfigError, match="'endpoint' must be a table"):
+        load_settings(cwd=tmp_path, environ={"SAGESTACK_WORKERS": "2"})
+    (tmp_path / "sagestack.toml").write_text('workers = 2\n[endpoint]\nworkers = 5\n')
+    with pytest.raises(ConfigError, match="'workers' is given twice"):
+        load_settings(cwd=tmp_path, environ={})
+    with pytest.raises(ConfigError, match="replace: unknown settings endpoint"):
+        settings.replace(endpoint={"capture": 5})
     (tmp_path / "sagestack.toml").write_text('[feature_store]\nonline = "memcached"\n')
     with pytest.raises(ConfigError, match="sagestack.toml: invalid setting 'online_store': must be sqlite or a"):
         load_settings(cwd=tmp_path, environ={})
@@ -163,8 +171,10 @@ def test_pipeline_step_settings_ignore_the_inherited_config_file_and_environment
     assert step.data.dir is None and step.mlflow_uri == f"sqlite:///{home.resolve() / 'mlflow.db'}"
     # The password goes nowhere but a file of the user's own; equal settings give the same path (the step cache).
     assert "s3cret" not in parameter and Path(parameter).stat().st_mode & 0o777 == 0o600
-    assert settings_parameter(caller) == parameter
+    assert settings_parameter(caller) == parameter and Path(parameter).parent == home.resolve() / "pipelines" / "settings"
     assert settings_parameter(caller.replace(online_store="sqlite")) != parameter
+    # What only an endpoint reads does not reach the steps: changing it keeps the step cache.
+    assert settings_parameter(caller.replace(workers=3, variant="B", access_log="off")) == parameter
     # A cluster pod: its own configuration, with what the run names over it.
     assert settings_from_parameter("").mlflow_uri == "http://also-elsewhere:5000"
     over = settings_from_parameter(cluster_settings_parameter(tracking_uri="http://mlflow:5000", variant=None))
@@ -172,6 +182,11 @@ def test_pipeline_step_settings_ignore_the_inherited_config_file_and_environment
     assert cluster_settings_parameter(tracking_uri=None) == ""
     with pytest.raises(ConfigError, match="cannot read the pipeline's settings file"):
         settings_from_parameter(str(tmp_path / "gone.json"))
+    with pytest.raises(ConfigError, match=r"names unknown settings \(SAGESTACK_TRACKNG_URI\); known: SAGESTACK_HOME"):
+        settings_from_parameter('{"SAGESTACK_TRACKNG_URI": "http://typo"}')
+    (tmp_path / "list.json").write_text("[1]")
+    with pytest.raises(ConfigError, match="must be a JSON object of SAGESTACK_"):
+        settings_from_parameter(str(tmp_path / "list.json"))
 
 
 def test_an_unknown_online_store_is_a_one_line_error(tmp_path):

@@ -230,29 +230,33 @@ def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def private_file(stem: str, suffix: str, text: str) -> Path:
+def private_file(stem: str, suffix: str, text: str, *, folder: Path | None = None) -> Path:
     """A file holding ``text`` that only this user can read, written once per content.
 
-    For what may carry a password (a ``feature_store.yaml``, the settings a pipeline's steps read):
-    it lives in a folder of the user's own under the temp directory (mode 0700, the file 0600),
-    not in the home, which may be a read-only volume. The name is ``stem-<digest>suffix``, the
-    digest keyed by a random key kept in that folder, so equal contents give one path (a pipeline's
-    step cache stays valid) while a name seen elsewhere (in a run's recorded parameters) tells
-    nothing of the content.
+    For what may carry a password (a ``feature_store.yaml``, the settings a pipeline's steps read). It lives in
+    ``folder`` (default: a folder of the user's own under the temp directory, for processes whose home may be a
+    read-only volume), mode 0700, the file 0600. The name is ``stem-<digest>suffix``, the digest keyed by a
+    random key kept in that folder, so equal contents give one path (a pipeline's step cache stays valid) while
+    a name seen elsewhere (in a run's recorded parameters) tells nothing of the content.
 
     Raises:
-        SagestackError: the folder belongs to another user or others may read it.
+        SagestackError: the folder cannot be made, belongs to another user or others may read it.
     """
     import hmac
     import secrets
 
     from sagestack.errors import SagestackError
 
-    folder = Path(tempfile.gettempdir()) / f"sagestack-{os.getuid()}"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    status = folder.lstat()
+    folder = Path(tempfile.gettempdir()) / f"sagestack-{os.getuid()}" if folder is None else folder
+    refused = (f"{folder} is not a folder of this user's own that only they can read; "
+               "remove it, or set TMPDIR to a folder of your own")
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        status = folder.lstat()
+    except (FileExistsError, NotADirectoryError):
+        raise SagestackError(refused) from None
     if not folder.is_dir() or folder.is_symlink() or status.st_uid != os.getuid() or status.st_mode & 0o077:
-        raise SagestackError(f"{folder} belongs to another user or is open to others; remove it and run again")
+        raise SagestackError(refused)
     key_file = folder / "key"
     if not key_file.is_file():
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")  # mode 0600
@@ -266,7 +270,9 @@ def private_file(stem: str, suffix: str, text: str) -> Path:
             os.unlink(tmp)
     digest = hmac.new(key_file.read_bytes(), text.encode(), "sha256").hexdigest()[:20]
     path = folder / f"{stem}-{digest}{suffix}"
-    if not path.is_file():
+    if path.is_file():
+        os.utime(path)  # in use: an age-based clean-up of the temp directory should not take it
+    else:
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")  # mode 0600
         with os.fdopen(fd, "w") as handle:
             handle.write(text)

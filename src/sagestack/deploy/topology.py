@@ -47,6 +47,9 @@ SERVICES = ("postgres", "mlflow", "redis", "feast", "endpoint-a", "endpoint-b", 
 DATABASES = ("mlflow", "feast", "review")
 
 
+LEGACY_HOME_CONFIG_MARK = "# Written by `sagestack up` (the topology's services); `sagestack down` removes it.\n"
+
+
 @dataclass
 class Status:
     """What ``up`` did for one service: ``started``, ``running`` (already), or ``waiting`` (and why)."""
@@ -435,7 +438,13 @@ class Topology:
 
     def down(self) -> list[str]:
         """Stop every service (nginx first, PostgreSQL last); returns the names of those stopped."""
-        return [name for name in reversed(SERVICES) if self.stop(name)]
+        stopped = [name for name in reversed(SERVICES) if self.stop(name)]
+        # `up` of versions before 2026-12-07 wrote the services' settings, the database password among them, to
+        # HOME/sagestack.toml for the pipeline steps; nothing reads it now: remove one that carries its mark.
+        legacy = self.home / "sagestack.toml"
+        if legacy.is_file() and legacy.read_text(errors="replace").startswith(LEGACY_HOME_CONFIG_MARK):
+            legacy.unlink()
+        return stopped
 
     def shift_traffic(self, split: TrafficSplit, route_file: Path | None = None) -> bool:
         """Move the traffic: check the split can be served, then reload a running nginx gracefully (no

@@ -17,7 +17,7 @@ import pandas as pd
 
 from sagestack.data.atomic import atomic_file
 from sagestack.data.reviews import PRODUCT_CATEGORY, REVIEW_BODY, SENTIMENT, clean_text
-from sagestack.errors import ConfigError, DataError
+from sagestack.errors import DataError
 from sagestack.review.store import ReviewStore
 
 UNKNOWN_CATEGORY = "Unknown"
