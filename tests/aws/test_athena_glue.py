@@ -4,16 +4,23 @@ CSV; and, in process, how Athena's SQL and SerDes are mirrored (:mod:`sagestack.
 
 from __future__ import annotations
 
+import bz2
 import csv
+import gzip
+import io
+import os
+import shutil
+import subprocess
+import time
 
 import pandas as pd
 import pytest
 from serve_aws_fixtures import aws, client_bin  # noqa: F401
 
-from sagestack.aws.athena import _result_rows
+from sagestack.aws.athena import SERVER_STOPPED, QueryRunner, _result_rows, result_records
 from sagestack.aws.athena_sql import run_query
 from sagestack.aws.athena_tables import LAZY_SIMPLE, QueryFailed, split_lazy_simple, split_open_csv
-from sagestack.aws.glue import GlueCatalog
+from sagestack.aws.glue import GlueCatalog, name_pattern
 from sagestack.aws.identity import DEFAULT_ACCOUNT
 from sagestack.aws.protocol import AwsError
 from sagestack.aws.s3store import S3Store
@@ -110,6 +117,53 @@ def test_bad_queries_fail_with_athenas_reason(week1, case, kind, words):
     assert words in failure["message"]
     if case == "unknown_database_query":
         assert "Schema 'no_such_database' does not exist" in failure["message"]
+
+
+@pytest.fixture(scope="module")
+def ops(aws, week1):
+    """What athena_ops.py saw: stops, the cap, tokens, paging, Glue refusals (after week1 made the table)."""
+    return aws.run("athena_ops.py")
+
+
+def test_stop_query_execution_interrupts_the_query_and_frees_its_place_under_the_cap(ops):
+    assert ops["running"] == ["RUNNING"] * 4
+    assert ops["refused"][0] == "TooManyRequestsException" and "--max-queries" in ops["refused"][1]
+    assert ops["stopped"] == ["CANCELLED"] * 4
+    # The stopped queries' statements were interrupted: their places under the cap came back at once.
+    assert ops["after_stop"] is not None and ops["after_stop"] < 5
+    assert ops["start_seconds"] < 3  # StartQueryExecution waits about a second for a query, no more
+
+
+def test_a_client_request_token_names_one_execution(ops):
+    assert ops["token"]["same"] and ops["token"]["state"] == "SUCCEEDED"
+    assert ops["token"]["other"][0] == "InvalidRequestException"
+    assert "Idempotent parameters do not match" in ops["token"]["other"][1]
+
+
+def test_get_query_results_pages_by_next_token(ops):
+    pages = ops["pages"]
+    assert [len(page) for page in pages] == [1000, 1000, 346]  # 2345 rows after the header
+    everything = [row for page in pages for row in page]
+    assert everything[0] == ["review_body", "sentiment"] == ops["columns"]
+    assert ops["small"] == everything  # boto3's paginator, 333 rows a page
+    assert all(not token.isdigit() for token in ops["page_tokens"])
+    assert ops["bad_token"][0] == "InvalidRequestException"
+
+
+def test_glue_refuses_table_inputs_of_the_wrong_shape(ops):
+    for name, refusal in ops["refusals"].items():
+        assert refusal is not None and refusal[0] == "InvalidInputException", name
+    assert "TableInput.StorageDescriptor.Columns[0].Name is required" in ops["refusals"]["column_without_name"][1]
+    assert "skip.header.line.count" in ops["refusals"]["skip_not_number"][1]
+    assert ops["update_refused"][0] == "InvalidInputException"
+    assert "bad" not in ops["tables_left"]
+
+
+def test_get_tables_expression_is_glues_wildcards_not_a_regular_expression(ops):
+    assert ops["nested"] == [] and ops["nested_seconds"] < 2
+    assert ops["expressions"] == {"rev*": ["reviews"], "*ev*": ["reviews"], "x|reviews": ["reviews"],
+                                  "a*": ["a" * 25]}
+    assert name_pattern("a.b").fullmatch("a.b") and not name_pattern("a.b").fullmatch("axb")
 
 
 # -- in process: the SerDes and the SQL ---------------------------------------------------------------------
@@ -214,3 +268,68 @@ def test_what_cannot_run_fails_with_a_reason(lake, sql, reason):
     with pytest.raises(QueryFailed) as failed:
         lake[2](sql)
     assert failed.value.reason.startswith(reason)
+
+
+# -- in process: the query runner ------------------------------------------------------------------------------
+
+SLOW_SQL = "SELECT count(*) FROM range(100000000) a, range(100000000) b WHERE a.range + b.range = -1"
+
+
+def _final(runner: QueryRunner, query_id: str, seconds: float = 20) -> dict:
+    runner.wait(query_id, seconds)
+    return runner.record(query_id)
+
+
+def _request(sql: str) -> dict:
+    return {"query": sql, "context": {}, "output": "s3://out/", "workgroup": "primary"}
+
+
+def test_a_query_running_past_the_timeout_fails_and_its_connection_has_a_budget(tmp_path):
+    runner = QueryRunner(tmp_path, max_queries=2, timeout=0.5)
+    settings = {}
+
+    def work(query_id, connection):
+        settings.update(zip(("memory", "threads", "temp"), connection.execute(
+            "SELECT current_setting('memory_limit'), current_setting('threads'), "
+            "current_setting('temp_directory')").fetchone()))
+        connection.execute(SLOW_SQL)
+        return {}
+
+    began = time.monotonic()
+    query_id, _ = runner.start(_request("slow"), None, work)
+    record = _final(runner, query_id)
+    assert time.monotonic() - began < 10
+    assert record["state"] == "FAILED" and record["reason"].startswith("EXCEEDED_TIME_LIMIT: ")
+    assert settings["threads"] == max(1, (os.cpu_count() or 1) // 2)
+    assert settings["temp"] == str(tmp_path / "athena-tmp" / query_id)
+    assert not (tmp_path / "athena-tmp" / query_id).exists()  # its spill folder goes with it
+
+
+def test_a_stopping_server_fails_its_queries_and_the_next_one_fails_what_a_crashed_one_left(tmp_path):
+    runner = QueryRunner(tmp_path, max_queries=1, timeout=600)
+    query_id, _ = runner.start(_request("slow"), None, lambda _, connection: connection.execute(SLOW_SQL))
+    time.sleep(0.3)
+    with pytest.raises(AwsError) as refused:
+        runner.start(_request("another"), None, lambda *_: {})
+    assert refused.value.code == "TooManyRequestsException"
+    runner.close()
+    record = runner.record(query_id)
+    assert (record["state"], record["reason"]) == ("FAILED", SERVER_STOPPED)
+    # A crashed server left a RUNNING record (whatever its pid): the next server of the home fails it.
+    from sagestack.aws.records import transaction
+
+    with transaction(tmp_path / "athena.db") as db:
+        db.execute("UPDATE executions SET state = 'RUNNING', reason = NULL WHERE id = ?", (query_id,))
+    after = QueryRunner(tmp_path, max_queries=1, timeout=600)
+    assert (after.record(query_id)["state"], after.record(query_id)["reason"]) == ("FAILED", SERVER_STOPPED)
+    quick, _ = after.start(_request("quick"), None, lambda *_: {})
+    assert _final(after, quick)["state"] == "SUCCEEDED"
+
+
+def test_result_records_stream_rows_with_newlines_and_their_offsets():
+    data = b'"a","b"\n"1",\n"x ""q""\nz",""\n'
+    stream = io.BytesIO(data)
+    records = list(result_records(stream))
+    assert [values for values, _ in records] == [["a", "b"], ["1", None], ['x "q"\nz', ""]]
+    stream.seek(records[0][1])
+    assert next(result_records(stream))[0] == ["1", None]

@@ -76,6 +76,8 @@ def _parse(sql: str):
 
     try:
         statements = [statement for statement in sqlglot.parse(sql, read="athena") if statement is not None]
+    except RecursionError:
+        raise QueryFailed("SYNTAX_ERROR: the query is nested too deeply to parse") from None
     except ParseError as error:
         detail = error.errors[0] if error.errors else {}
         where = f"line {detail['line']}:{detail['col']}: " if detail.get("line") else ""
@@ -149,6 +151,8 @@ def _duckdb_failure(error: Exception) -> QueryFailed:
         code = "FUNCTION_NOT_FOUND" if "function" in message.lower() else "SYNTAX_ERROR"
     elif isinstance(error, duckdb.BinderException):
         code = "COLUMN_NOT_FOUND" if "not found" in message.lower() else "SYNTAX_ERROR"
+    elif "division by zero" in message.lower():
+        code, message = "DIVISION_BY_ZERO", "Division by zero"
     elif isinstance(error, (duckdb.ConversionException, duckdb.InvalidInputException)):
         code = "INVALID_CAST_ARGUMENT"
     elif isinstance(error, duckdb.PermissionException):
@@ -203,7 +207,7 @@ OPTION = re.compile(r"(\w+)\s*=\s*(?:'([^']*)'|(ARRAY\s*\[[^\]]*\]))", re.IGNORE
 
 
 def run_query(sql: str, *, database: str | None, catalog: GlueCatalog, s3: S3Store, output_location: str,
-              query_id: str) -> QueryResult:
+              query_id: str, connection=None) -> QueryResult:
     """Run one Athena statement: a query (``SELECT`` / ``WITH`` / set operations), ``CREATE TABLE … AS`` or
     ``UNLOAD (query) TO 's3://…' WITH (format = 'PARQUET')``.
 
@@ -219,6 +223,8 @@ def run_query(sql: str, *, database: str | None, catalog: GlueCatalog, s3: S3Sto
         s3: the S3 store tables are read from and results written to.
         output_location: ``s3://bucket/prefix`` results go under (no trailing slash needed).
         query_id: the execution's id (names the result objects).
+        connection: the DuckDB connection to run on (a fresh one with DuckDB's defaults when None); the
+            caller keeps and closes its own. An interrupt of it ends the query with ``duckdb.InterruptException``.
 
     Raises:
         QueryFailed: the statement cannot be parsed, translated, or run; the reason says why.
@@ -240,7 +246,9 @@ def run_query(sql: str, *, database: str | None, catalog: GlueCatalog, s3: S3Sto
     tables = _resolve_tables(query, database, catalog)
     _name_projections(query, ctas=ctas or bool(unload))
     read = [f"{schema}.{name}" for schema, name in tables]
-    connection = duckdb.connect()
+    own = connection is None
+    if own:
+        connection = duckdb.connect()
     try:
         connection.execute("SET integer_division = true")  # Trino's `/` of two integers is an integer
         scanned = sum(load_table(connection, s3, table) for table in tables.values())
@@ -250,8 +258,12 @@ def run_query(sql: str, *, database: str | None, catalog: GlueCatalog, s3: S3Sto
         connection.execute("SET lock_configuration = true")
         try:
             connection.execute(f"CREATE TEMP TABLE __result AS {query.sql('duckdb')}")
+        except duckdb.InterruptException:
+            raise
         except duckdb.Error as error:
             raise _duckdb_failure(error) from None
+        except RecursionError:
+            raise QueryFailed("SYNTAX_ERROR: the query is nested too deeply to run") from None
         columns, selects, hive_types = _result_columns(connection)
         final = f"SELECT {', '.join(selects)} FROM __result"
         count = connection.execute("SELECT count(*) FROM __result").fetchall()[0][0]
@@ -282,7 +294,8 @@ def run_query(sql: str, *, database: str | None, catalog: GlueCatalog, s3: S3Sto
         return QueryResult("DML", "SELECT", columns, count, f"{output_location}/{query_id}.csv", None, scanned,
                            read)
     finally:
-        connection.close()
+        if own:
+            connection.close()
 
 
 def _metadata(columns: list[Column]) -> bytes:
@@ -331,7 +344,10 @@ def _write_parquet(connection, final: str, columns: list[Column], count: int, lo
     if count:
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "part.parquet"
-            pq.write_table(connection.sql(final).to_arrow_table(), path, compression="gzip")
+            reader = connection.sql(final).to_arrow_reader()
+            with pq.ParquetWriter(path, reader.schema, compression="gzip") as writer:
+                for batch in reader:
+                    writer.write_batch(batch)
             key = f"{prefix}{query_id}_00000"
             _put(s3, bucket, key, path, "application/octet-stream")
             files.append(f"s3://{bucket}/{key}")

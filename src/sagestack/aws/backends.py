@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from sagestack.aws.defaults import DEFAULT_MAX_JOBS
+from sagestack.aws.athena import QueryRunner
+from sagestack.aws.defaults import DEFAULT_MAX_JOBS, DEFAULT_MAX_QUERIES, DEFAULT_QUERY_TIMEOUT
 from sagestack.aws.endpoints import Endpoints
+from sagestack.aws.glue import GlueCatalog
 from sagestack.aws.identity import Identity, aws_home, load_identity
 from sagestack.aws.jobs import JobRunner
 from sagestack.aws.s3store import S3Store
@@ -19,22 +21,26 @@ from sagestack.errors import ConfigError
 
 @dataclass(frozen=True)
 class Backends:
-    """The server's state: the home, the identity requests are signed with, the S3 store, the job runner and
-    the endpoints."""
+    """The server's state: the home, the identity requests are signed with, the S3 store, the job runner,
+    the endpoints, the Glue catalog and the Athena queries."""
 
     home: Path
     identity: Identity
     s3: S3Store
     jobs: JobRunner
     endpoints: Endpoints
+    glue: GlueCatalog
+    athena: QueryRunner
     lock: IO | None = field(default=None, repr=False)
 
     @classmethod
-    def open(cls, home: Path, max_jobs: int = DEFAULT_MAX_JOBS) -> "Backends":
-        """The backends of a sagestack home (``home/aws``), made on first use; ``max_jobs`` jobs run at once.
+    def open(cls, home: Path, max_jobs: int = DEFAULT_MAX_JOBS, max_queries: int = DEFAULT_MAX_QUERIES,
+             query_timeout: float = DEFAULT_QUERY_TIMEOUT) -> "Backends":
+        """The backends of a sagestack home (``home/aws``), made on first use; ``max_jobs`` jobs and
+        ``max_queries`` Athena queries run at once, a query for ``query_timeout`` seconds at most.
 
         One server owns a home at a time (``home/aws/server.lock``): opening resets what a previous server
-        left running (jobs ``Failed``, endpoints stopped), which must never happen under a live one.
+        left running (jobs and queries ``FAILED``, endpoints stopped), which must never happen under a live one.
 
         Raises:
             ConfigError: another serve-aws serves the home, the stored identity is unreadable, or the explicit
@@ -44,14 +50,17 @@ class Backends:
         try:
             return cls(home=Path(home), identity=load_identity(home), s3=S3Store(aws_home(home) / "s3"),
                        jobs=JobRunner(aws_home(home) / "jobs", max_jobs),
-                       endpoints=Endpoints(aws_home(home) / "endpoints"), lock=lock)
+                       endpoints=Endpoints(aws_home(home) / "endpoints"),
+                       glue=GlueCatalog(aws_home(home) / "glue.db"),
+                       athena=QueryRunner(aws_home(home), max_queries, query_timeout), lock=lock)
         except BaseException:
             lock.close()
             raise
 
     def close(self) -> None:
-        """Stop the endpoints' servers and the jobs (the server is ending), then give the home up."""
+        """Stop the endpoints' servers, the jobs and the queries (the server is ending), then give the home up."""
         try:
+            self.athena.close()
             self.endpoints.close()
             self.jobs.close()
         finally:

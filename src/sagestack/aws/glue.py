@@ -13,11 +13,13 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sagestack.aws.backends import Backends
-from sagestack.aws.identity import aws_home
-from sagestack.aws.protocol import AwsError, Request, Response, json_response, member
+from sagestack.aws.protocol import AwsError, Request, Response, json_response, member, members
 from sagestack.aws.records import transaction
+
+if TYPE_CHECKING:
+    from sagestack.aws.backends import Backends
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS databases (name TEXT PRIMARY KEY, input TEXT NOT NULL, created REAL NOT NULL);
@@ -142,11 +144,13 @@ class GlueCatalog:
         """Create the table ``table_input`` describes in ``database``.
 
         Raises:
-            AwsError: no such database, a bad name, or the table exists (``AlreadyExistsException``).
+            AwsError: no such database, a bad name or shape (``InvalidInputException``), or the table exists
+                (``AlreadyExistsException``).
         """
         database = database.lower()
         self.database(database)
         name = _valid_name(table_input.get("Name"), "TableInput.Name")
+        check_table_input(table_input)
         now = time.time()
         with transaction(self.path) as db:
             inserted = db.execute("INSERT OR IGNORE INTO tables VALUES (?, ?, ?, ?, ?, 1)",
@@ -158,9 +162,10 @@ class GlueCatalog:
         """Replace the definition of the table ``table_input`` names.
 
         Raises:
-            AwsError: no such database or table.
+            AwsError: no such database or table, or a bad shape (``InvalidInputException``).
         """
         name = _valid_name(table_input.get("Name"), "TableInput.Name")
+        check_table_input(table_input)
         self.table_input(database, name)
         with transaction(self.path) as db:
             db.execute("UPDATE tables SET input = ?, updated = ?, version = version + 1 WHERE database = ? AND "
@@ -218,9 +223,62 @@ def _valid_name(name: object, field: str) -> str:
     return name.lower()
 
 
-def open_catalog(backends: Backends) -> GlueCatalog:
-    """The Glue catalog of the server's home."""
-    return GlueCatalog(aws_home(backends.home) / "glue.db")
+def _strings(document: dict, name: str, where: str) -> dict | None:
+    """``document[name]`` as a map of strings to strings (Glue's ``ParametersMap``)."""
+    value = member(document, name, dict, code="InvalidInputException", where=where)
+    for key, item in (value or {}).items():
+        if not isinstance(item, str):
+            raise AwsError("InvalidInputException", f"{where}{name}[{key!r}] must be a string, not "
+                           f"{type(item).__name__}")
+    return value
+
+
+def _columns(document: dict, name: str, where: str) -> None:
+    for index, column in enumerate(members(document, name, where=where, code="InvalidInputException")):
+        at = f"{where}{name}[{index}]."
+        _valid_name(member(column, "Name", str, required=True, code="InvalidInputException", where=at),
+                    f"{at}Name")
+        for text in ("Type", "Comment"):
+            member(column, text, str, code="InvalidInputException", where=at)
+        _strings(column, "Parameters", at)
+
+
+def check_table_input(table_input: dict) -> None:
+    """Refuse a ``TableInput`` whose members are not of Glue's shapes (what a query reads of it above all).
+
+    Raises:
+        AwsError: ``InvalidInputException`` naming the member.
+    """
+    for text in ("Description", "Owner", "TableType", "ViewOriginalText", "ViewExpandedText"):
+        member(table_input, text, str, code="InvalidInputException", where="TableInput.")
+    _columns(table_input, "PartitionKeys", "TableInput.")
+    parameters = _strings(table_input, "Parameters", "TableInput.") or {}
+    skip = parameters.get("skip.header.line.count")
+    if skip is not None and not skip.strip().isdigit():
+        raise AwsError("InvalidInputException", "TableInput.Parameters['skip.header.line.count'] must be a whole "
+                       f"number, not {skip!r}")
+    storage = member(table_input, "StorageDescriptor", dict, code="InvalidInputException", where="TableInput.")
+    if storage is None:
+        return
+    where = "TableInput.StorageDescriptor."
+    _columns(storage, "Columns", where)
+    for text in ("Location", "InputFormat", "OutputFormat"):
+        member(storage, text, str, code="InvalidInputException", where=where)
+    member(storage, "NumberOfBuckets", int, code="InvalidInputException", where=where)
+    _strings(storage, "Parameters", where)
+    serde = member(storage, "SerdeInfo", dict, code="InvalidInputException", where=where)
+    if serde is not None:
+        for text in ("Name", "SerializationLibrary"):
+            member(serde, text, str, code="InvalidInputException", where=f"{where}SerdeInfo.")
+        _strings(serde, "Parameters", f"{where}SerdeInfo.")
+
+
+def name_pattern(expression: str) -> re.Pattern:
+    """Glue's ``GetTables`` ``Expression`` as a pattern: names joined by ``|``, ``*`` matching any run of
+    characters, everything else literal (never a regular expression a client writes: one could run for ever)."""
+    alternatives = ("".join(".*" if part == "*" else re.escape(part) for part in re.split(r"(\*)", option))
+                    for option in expression.split("|"))
+    return re.compile("|".join(f"(?:{alternative})" for alternative in alternatives), re.IGNORECASE)
 
 
 # -- the API (json protocol) ----------------------------------------------------------------------------------
@@ -246,33 +304,33 @@ def _database_name(body: dict, field: str = "DatabaseName") -> str:
 def create_database(backends: Backends, request: Request) -> Response:
     """CreateDatabase."""
     database_input = member(request.json(), "DatabaseInput", dict, required=True, code="InvalidInputException")
-    open_catalog(backends).create_database(database_input)
+    backends.glue.create_database(database_input)
     return json_response({})
 
 
 def get_database(backends: Backends, request: Request) -> Response:
     """GetDatabase."""
-    database_input, created = open_catalog(backends).database(_database_name(request.json(), "Name"))
+    database_input, created = backends.glue.database(_database_name(request.json(), "Name"))
     return json_response({"Database": _database_document(backends, database_input, created)})
 
 
 def get_databases(backends: Backends, request: Request) -> Response:
     """GetDatabases: every database, on one page."""
     return json_response({"DatabaseList": [_database_document(backends, database_input, created)
-                                           for database_input, created in open_catalog(backends).databases()]})
+                                           for database_input, created in backends.glue.databases()]})
 
 
 def update_database(backends: Backends, request: Request) -> Response:
     """UpdateDatabase."""
     body = request.json()
     database_input = member(body, "DatabaseInput", dict, required=True, code="InvalidInputException")
-    open_catalog(backends).update_database(_database_name(body, "Name"), database_input)
+    backends.glue.update_database(_database_name(body, "Name"), database_input)
     return json_response({})
 
 
 def delete_database(backends: Backends, request: Request) -> Response:
     """DeleteDatabase (and its tables)."""
-    open_catalog(backends).delete_database(_database_name(request.json(), "Name"))
+    backends.glue.delete_database(_database_name(request.json(), "Name"))
     return json_response({})
 
 
@@ -280,7 +338,7 @@ def create_table(backends: Backends, request: Request) -> Response:
     """CreateTable."""
     body = request.json()
     table_input = member(body, "TableInput", dict, required=True, code="InvalidInputException")
-    open_catalog(backends).create_table(_database_name(body), table_input)
+    backends.glue.create_table(_database_name(body), table_input)
     return json_response({})
 
 
@@ -288,7 +346,7 @@ def update_table(backends: Backends, request: Request) -> Response:
     """UpdateTable."""
     body = request.json()
     table_input = member(body, "TableInput", dict, required=True, code="InvalidInputException")
-    open_catalog(backends).update_table(_database_name(body), table_input)
+    backends.glue.update_table(_database_name(body), table_input)
     return json_response({})
 
 
@@ -296,23 +354,20 @@ def get_table(backends: Backends, request: Request) -> Response:
     """GetTable."""
     body = request.json()
     database = _database_name(body)
-    stored = open_catalog(backends).table_input(database, member(body, "Name", str, required=True,
+    stored = backends.glue.table_input(database, member(body, "Name", str, required=True,
                                                                  code="InvalidInputException"))
     return json_response({"Table": _table_document(backends, database, stored)})
 
 
 def get_tables(backends: Backends, request: Request) -> Response:
-    """GetTables: every table of the database, on one page; ``Expression`` keeps the names it matches (Glue's
-    patterns: a regular expression where a bare ``*`` stands for ``.*``)."""
+    """GetTables: every table of the database, on one page; ``Expression`` keeps the names it matches
+    (:func:`name_pattern`)."""
     body = request.json()
     database = _database_name(body)
     expression = member(body, "Expression", str, code="InvalidInputException")
-    tables = [_table_document(backends, database, stored) for stored in open_catalog(backends).tables(database)]
+    tables = [_table_document(backends, database, stored) for stored in backends.glue.tables(database)]
     if expression:
-        try:
-            pattern = re.compile(re.sub(r"(?<!\.)\*", ".*", expression))
-        except re.error:
-            raise AwsError("InvalidInputException", f"Expression {expression!r} is not a valid pattern") from None
+        pattern = name_pattern(expression)
         tables = [table for table in tables if pattern.fullmatch(table["Name"])]
     return json_response({"TableList": tables})
 
@@ -320,7 +375,7 @@ def get_tables(backends: Backends, request: Request) -> Response:
 def delete_table(backends: Backends, request: Request) -> Response:
     """DeleteTable."""
     body = request.json()
-    open_catalog(backends).delete_table(_database_name(body), member(body, "Name", str, required=True,
+    backends.glue.delete_table(_database_name(body), member(body, "Name", str, required=True,
                                                                      code="InvalidInputException"))
     return json_response({})
 
@@ -328,6 +383,6 @@ def delete_table(backends: Backends, request: Request) -> Response:
 def get_partitions(backends: Backends, request: Request) -> Response:
     """GetPartitions: none (partitions are not kept here), for a table that exists."""
     body = request.json()
-    open_catalog(backends).table_input(_database_name(body), member(body, "TableName", str, required=True,
+    backends.glue.table_input(_database_name(body), member(body, "TableName", str, required=True,
                                                                      code="InvalidInputException"))
     return json_response({"Partitions": []})

@@ -19,7 +19,7 @@ from typing import Callable
 
 from sagestack.aws import operations, sigv4
 from sagestack.aws.backends import Backends
-from sagestack.aws.defaults import DEFAULT_MAX_JOBS
+from sagestack.aws.defaults import DEFAULT_MAX_JOBS, DEFAULT_MAX_QUERIES, DEFAULT_QUERY_TIMEOUT
 from sagestack.aws.identity import ACCESS_KEY_VAR, SECRET_KEY_VAR, has_explicit_credentials
 from sagestack.aws.protocol import AwsError, Request, Response, error_response
 from sagestack.errors import ConfigError
@@ -198,7 +198,8 @@ def is_loopback(host: str) -> bool:
 
 
 def serve(home: Path, host: str, port: int, *, on_ready: Callable[[str], None] | None = None,
-          access_log: bool = False, max_jobs: int = DEFAULT_MAX_JOBS) -> None:
+          access_log: bool = False, max_jobs: int = DEFAULT_MAX_JOBS, max_queries: int = DEFAULT_MAX_QUERIES,
+          query_timeout: float = DEFAULT_QUERY_TIMEOUT) -> None:
     """Serve the AWS API for ``home`` on ``host:port`` until SIGINT or SIGTERM.
 
     Args:
@@ -208,6 +209,8 @@ def serve(home: Path, host: str, port: int, *, on_ready: Callable[[str], None] |
         on_ready: called with the endpoint URL once the server listens.
         access_log: print a line per request on stderr.
         max_jobs: how many SageMaker jobs run at once (more wait InProgress).
+        max_queries: how many Athena queries run at once (more are refused, as Athena's quota refuses them).
+        query_timeout: seconds an Athena query may run before it fails.
 
     Raises:
         ConfigError: a non-loopback ``host`` without explicit credentials, an address that cannot be bound, or
@@ -225,7 +228,7 @@ def serve(home: Path, host: str, port: int, *, on_ready: Callable[[str], None] |
                           "--port") from None
     # Only once the port is ours: opening the backends resets what a previous server left running.
     try:
-        backends = Backends.open(home, max_jobs)
+        backends = Backends.open(home, max_jobs, max_queries, query_timeout)
     except BaseException:
         server.server_close()
         raise

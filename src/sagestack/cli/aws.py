@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from sagestack.aws.defaults import DEFAULT_MAX_JOBS, DEFAULT_PORT
+from sagestack.aws.defaults import DEFAULT_MAX_JOBS, DEFAULT_MAX_QUERIES, DEFAULT_PORT, DEFAULT_QUERY_TIMEOUT
 from sagestack.cli.common import emit, settings, table
 
 
@@ -25,6 +25,11 @@ def serve_aws(
     access_log: bool = typer.Option(False, "--access-log", help="Print a line per request on stderr."),
     max_jobs: int = typer.Option(DEFAULT_MAX_JOBS, "--max-jobs", min=1, help="How many SageMaker jobs run at once (more wait "
                                  "InProgress)."),
+    max_queries: int = typer.Option(DEFAULT_MAX_QUERIES, "--max-queries", min=1, help="How many Athena queries run "
+                                    "at once (one more is refused with TooManyRequestsException); each gets its "
+                                    "share of half the memory and of the cores."),
+    query_timeout: float = typer.Option(DEFAULT_QUERY_TIMEOUT, "--query-timeout", min=1, help="Seconds an Athena "
+                                        "query may run before it fails (Athena's: 30 minutes)."),
     json_output: bool = typer.Option(False, "--json", help="JSON output; when serving, one line "
                                      '{"url", "pid", "home"} once the server listens.'),
 ) -> None:
@@ -63,7 +68,8 @@ def serve_aws(
             typer.echo(f"... serving the AWS API on {url} (home {home}); a client's shell: "
                        f'eval "$(sagestack serve-aws --env --port {port} --home {home})"', err=True)
 
-    serve(home, host, port, on_ready=ready, access_log=access_log, max_jobs=max_jobs)
+    serve(home, host, port, on_ready=ready, access_log=access_log, max_jobs=max_jobs, max_queries=max_queries,
+          query_timeout=query_timeout)
 
 
 compat_app = typer.Typer(help="Run SageMaker code unchanged: the client side of serve-aws.", no_args_is_help=True)
