@@ -15,7 +15,8 @@ from sagestack.aws.backends import Backends
 from sagestack.aws.protocol import AwsError, Request, Response, not_implemented, protocol_of
 
 S3_STORE = "the S3 store under the home (home/aws/s3)"
-PROCESSING_JOBS = "the job runner (home/aws/jobs); image sagemaker-clarify-processing runs `sagestack bias`"
+PROCESSING_JOBS = ("the job runner (home/aws/jobs); image sagemaker-clarify-processing runs `sagestack bias` and "
+                   "sagestack's Kernel SHAP")
 ENDPOINTS = "models, endpoint configs and endpoints under home/aws/endpoints"
 AUTOML_JOBS = "the job runner (home/aws/jobs) runs `sagestack automl` on the channel's CSV"
 TRAINING_JOBS = "the job runner (home/aws/jobs); image blazingtext runs `sagestack train fasttext --preset blazingtext`"
@@ -59,7 +60,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("s3", "CompleteMultipartUpload", s3.complete_multipart_upload, S3_STORE),
     Operation("s3", "AbortMultipartUpload", s3.abort_multipart_upload, S3_STORE),
     Operation("sagemaker", "CreateProcessingJob", sagemaker.create_processing_job,
-              PROCESSING_JOBS + " (Clarify pre-training bias); other images fail the job, naming the known ones"),
+              PROCESSING_JOBS + " (Clarify pre- and post-training bias, SHAP): post-training bias and SHAP ask "
+              "ModelConfig's model through a shadow endpoint of it (a sagestack endpoint, deleted after the job); other "
+              "images fail the job, naming the known ones"),
     Operation("sagemaker", "DescribeProcessingJob", sagemaker.describe_processing_job, PROCESSING_JOBS),
     Operation("sagemaker", "ListProcessingJobs", sagemaker.list_processing_jobs, PROCESSING_JOBS),
     Operation("sagemaker", "CreateTrainingJob", sagemaker.create_training_job,
