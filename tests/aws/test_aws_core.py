@@ -5,6 +5,7 @@ unsigned request gets, and each protocol's error shape."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from email.message import Message
@@ -509,7 +510,7 @@ def _cbor(document) -> bytes:
      "ValidationException"),
     (_SM, "CreateAutoMLJob", {**_AUTOML, "AutoMLJobName": "a" * 33}, "ValidationException"),
     (_SM, "DescribeAutoMLJob", {"AutoMLJobName": ["x"]}, "ValidationException"),
-    (_SM, "ListCandidatesForAutoMLJob", {"AutoMLJobName": "never-created"}, "ValidationException"),
+    (_SM, "ListCandidatesForAutoMLJob", {"AutoMLJobName": "never-created"}, "ResourceNotFound"),
     (_SM, "CreateEndpointConfig", {"EndpointConfigName": "c", "ProductionVariants": ["x"]}, "ValidationException"),
     (_SM, "ListProcessingJobs", {"MaxResults": "abc"}, "ValidationException"),
     (_SM, "DescribeProcessingJob", {"ProcessingJobName": ["x"]}, "ValidationException"),
@@ -789,3 +790,128 @@ def test_an_autopilot_model_archive_carries_its_record_layout_and_the_environmen
                            "SAGESTACK_TEXT_COLUMN": "x", "SAGESTACK_LABELS": '["-1", "0", "1"]'}
     with pytest.raises(JobFailed, match="cannot write the model to s3://nobucket/m"):
         upload_model(api.backends, tmp_path / "model", "s3://nobucket/m/model.tar.gz", tmp_path / "model.tar.gz")
+
+
+def _sagemaker(api: AwsApi, operation: str, body: dict) -> tuple[int, dict]:
+    response = api.handle(signed(api, "sagemaker", "POST", "/", json.dumps(body).encode(), {
+        "X-Amz-Target": f"SageMaker.{operation}", "Content-Type": "application/x-amz-json-1.1"}))
+    return response.status, json.loads(response.body or b"{}")
+
+
+def _automl_request(name: str = "job", **changes) -> dict:
+    channel = {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://bkt/in/"}},
+               "TargetAttributeName": "sentiment"}
+    request = {"AutoMLJobName": name, "InputDataConfig": [channel], "OutputDataConfig": {"S3OutputPath": "s3://bkt/out"},
+               "RoleArn": "arn:aws:iam::000000000000:role/r",
+               "AutoMLJobConfig": {"CompletionCriteria": {"MaxCandidates": 1}}}
+    for path, value in changes.items():  # "InputDataConfig.0.CompressionType" -> that member
+        *parents, last = path.split(".")
+        node = request
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node.setdefault(part, {})
+        node[last] = value
+    return request
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"AutoMLJobName": "a" * 33}, "at most 32 characters"),
+    ({"AutoMLJobName": "a" + "-b" * 16}, "at most 32 characters"),
+    ({"InputDataConfig.0.TargetAttributeName": ""}, "TargetAttributeName must have at least 1 character"),
+    ({"InputDataConfig.0.CompressionType": "Zip"}, "CompressionType must be None or Gzip"),
+    ({"InputDataConfig.0.DataSource.S3DataSource.S3DataType": "ManifestFile"}, "S3DataType ManifestFile is not"),
+    ({"OutputDataConfig.S3OutputPath": "bkt/out"}, "must be an s3:// URI"),
+    ({"OutputDataConfig.S3OutputPath": "s3://nobucket/out"}, "output bucket of OutputDataConfig.S3OutputPath"),
+    ({"ProblemType": "MulticlassClassification", "AutoMLJobObjective": {"MetricName": "F1"}},
+     "F1 is not an objective of MulticlassClassification; use Accuracy or F1macro (the default: Accuracy)"),
+    ({"ProblemType": "BinaryClassification", "AutoMLJobObjective": {"MetricName": "F1macro"}},
+     "(the default: F1)"),
+])
+def test_automl_requests_sagemaker_refuses_are_refused_at_create(api, changes, message):
+    api.backends.s3.create_bucket("bkt", "us-east-1")
+    status, answer = _sagemaker(api, "CreateAutoMLJob", _automl_request(**changes))
+    assert (status, answer["__type"]) == (400, "ValidationException") and message in answer["message"], answer
+    with pytest.raises(AwsError):
+        api.backends.jobs.get("automl", "job")  # nothing was started
+
+
+def test_an_unknown_automl_job_is_resource_not_found_and_max_results_is_bounded(api):
+    for operation in ("DescribeAutoMLJob", "ListCandidatesForAutoMLJob"):
+        status, answer = _sagemaker(api, operation, {"AutoMLJobName": "never"})
+        assert (status, answer["__type"]) == (400, "ResourceNotFound"), answer
+    api.backends.jobs.submit("automl", "done", {}, lambda job: {"candidates": []})
+    for wrong in (0, 101):
+        status, answer = _sagemaker(api, "ListCandidatesForAutoMLJob", {"AutoMLJobName": "done", "MaxResults": wrong})
+        assert status == 400 and "MaxResults must be from 1 to 100" in answer["message"]
+
+
+def _automl_job(api, name: str, body: bytes, key: str = "in/data.csv", **changes):
+    """An AutoML job over one input object, run in process; the finished job."""
+    from sagestack.aws.jobs import IN_PROGRESS
+
+    store = api.backends.s3
+    with contextlib.suppress(AwsError):  # made by an earlier job of the test
+        store.create_bucket("bkt", "us-east-1")
+    store.put("bkt", key, body)
+    status, answer = _sagemaker(api, "CreateAutoMLJob", _automl_request(name, **changes))
+    assert status == 200, answer
+    return wait_until(lambda: (lambda j: j if j.status != IN_PROGRESS else None)(api.backends.jobs.get("automl", name)),
+                      60, "the job did not end")
+
+
+def test_automl_jobs_fail_while_analysing_data_the_problem_type_contradicts(api):
+    import gzip
+
+    rows = "".join(f"{label},review {i}\n" for i, label in enumerate(["1", "0", "-1"] * 4))
+    job = _automl_job(api, "three", ("\ufeffsentiment,review_body\n" + rows).encode(),  # a BOM before the header
+                      ProblemType="BinaryClassification")
+    assert job.status == "Failed" and job.failure == (
+        "ClientError: ProblemType BinaryClassification was given but the target attribute 'sentiment' has 3 classes "
+        "(-1, 0, 1): that is MulticlassClassification")
+    body = gzip.compress(b"sentiment,review_body\n" + b"1,fine\n" * 5)
+    job = _automl_job(api, "one", body, key="gz/data.csv.gz",
+                      **{"InputDataConfig.0.CompressionType": "Gzip",
+                         "InputDataConfig.0.DataSource.S3DataSource.S3Uri": "s3://bkt/gz/"})
+    assert job.failure.startswith("ClientError: the target attribute 'sentiment' has 1 class(es) (1)")
+    job = _automl_job(api, "nogzip", b"sentiment,review_body\n1,a\n", key="plain/x.csv",
+                      **{"InputDataConfig.0.CompressionType": "Gzip",
+                         "InputDataConfig.0.DataSource.S3DataSource.S3Uri": "s3://bkt/plain/"})
+    assert job.failure.startswith("ClientError: x.csv is not gzip")
+    job = _automl_job(api, "header", b"1,a\n0,b\n", key="nohdr/x.csv",
+                      **{"InputDataConfig.0.DataSource.S3DataSource.S3Uri": "s3://bkt/nohdr/"})
+    assert job.failure.endswith("its columns are 1, a (the first row of the CSV is read as its header)")
+    job = _automl_job(api, "long", b"x" * 3000, key="long/x.csv", **{
+        "InputDataConfig.0.TargetAttributeName": "t" * 2000, "InputDataConfig.0.DataSource.S3DataSource.S3Uri":
+        "s3://bkt/long/"})
+    assert len(job.failure) == 1024  # SageMaker's longest FailureReason
+
+
+def test_automl_job_runtime_is_a_wall_clock_deadline(api):
+    rows = "".join(f"{label},review number {i}\n" for i, label in enumerate(["1", "0"] * 20))
+    job = _automl_job(api, "quick", ("sentiment,review_body\n" + rows).encode(),
+                      **{"AutoMLJobConfig.CompletionCriteria.MaxAutoMLJobRuntimeInSeconds": 1})
+    assert (job.status, job.secondary) == ("Failed", "MaxAutoMLJobRuntimeReached")
+    assert job.failure.startswith("MaxAutoMLJobRuntimeReached: ") and job.ended - job.created < 8
+    status, answer = _sagemaker(api, "DescribeAutoMLJob", {"AutoMLJobName": "quick"})
+    assert answer["AutoMLJobSecondaryStatus"] == "MaxAutoMLJobRuntimeReached"
+
+
+def test_automl_objectives_and_time_limits():
+    from sagestack.automl.search import positive_f1
+    from sagestack.aws.autopilot import _time_limit
+
+    assert positive_f1([1, 1, 0, 0], ["1", "0", "1", "0"], 1) == pytest.approx(0.5)  # TP 1, FP 1, FN 1
+    assert positive_f1(["0"], ["0"], "1") == 0.0
+    assert _time_limit({}, 3, None) == 240 and _time_limit({"MaxRuntimePerTrainingJobInSeconds": 10}, 3, None) == 30
+    assert _time_limit({}, 3, 100.0) == 50 and _time_limit({}, 3, -5.0) == 5  # half what is left, at least 5 s
+
+
+def test_a_failed_sagestack_command_says_its_own_last_line():
+    from sagestack.aws.jobs import command_failure
+
+    traceback = ("... refitting TfidfLinear\nTraceback (most recent call last):\n  File \"x.py\", line 1\n"
+                 "TypeError: bad operand type for unary -: 'NoneType'\n\n")
+    assert str(command_failure(traceback, "automl", 1)) == (
+        "AlgorithmError: sagestack automl failed (exit status 1): TypeError: bad operand type for unary -: 'NoneType'")
+    assert str(command_failure("... exploring\nerror: --data x.csv: no such file\n", "automl", 2)) == \
+        "ClientError: --data x.csv: no such file"
+    assert str(command_failure("", "automl", -9)) == "AlgorithmError: sagestack automl failed (exit status -9)"

@@ -151,6 +151,9 @@ def fit_candidates(train: pd.DataFrame, tuning: pd.DataFrame, spec: AutoMLSpec, 
         raise ConfigError(f"--time-limit {spec.time_limit:g} s is used up by the sentence embeddings "
                           f"({embedding_seconds:.0f} s); raise --time-limit")
     problem = "binary" if train_frame[spec.target].nunique() == 2 else "multiclass"
+    if spec.metric == "f1" and problem != "binary":
+        raise ConfigError(f"--metric f1 scores two classes; the target {spec.target!r} has "
+                          f"{train_frame[spec.target].nunique()}: use accuracy or macro_f1")
     if progress:
         progress(f"features built ({time.perf_counter() - start:.1f} s); fitting the candidates")
     _quiet_autogluon()
@@ -182,7 +185,9 @@ def rank(fit: FitResult, test: pd.DataFrame | None, spec: AutoMLSpec) -> list[di
     returns it: one dict per candidate with ``rank``, ``name``, ``model_family``,
     ``validation_accuracy``, ``validation_macro_f1``, ``test_accuracy`` and ``test_macro_f1``
     (``None`` without test rows), ``fit_seconds`` and ``predict_seconds_per_row`` (AutoGluon's
-    own timing on the validation rows, features included; sentence embeddings not included).
+    own timing on the validation rows, features included; sentence embeddings not included); with
+    ``--metric f1`` also ``validation_f1`` and ``test_f1`` (the positive label's F1,
+    :func:`positive_f1`).
     """
     from sagestack.models.evaluation import evaluate_labels
 
@@ -192,12 +197,16 @@ def rank(fit: FitResult, test: pd.DataFrame | None, spec: AutoMLSpec) -> list[di
         fit.frame("test", test, spec)
     rows = []
     for name in fit.fitted:
-        scores: dict = {"test_accuracy": None, "test_macro_f1": None}
+        scores: dict = {"test_accuracy": None, "test_macro_f1": None,
+                        **({"test_f1": None} if spec.metric == "f1" else {})}
         for split in splits:
-            evaluation = evaluate_labels(fit.frames[split][spec.target].tolist(),
-                                         fit.predicted(split, spec)[name].astype(str).tolist())
+            truth = fit.frames[split][spec.target].tolist()
+            predicted = fit.predicted(split, spec)[name].astype(str).tolist()
+            evaluation = evaluate_labels(truth, predicted)
             scores[f"{split}_accuracy"] = round(evaluation.accuracy, 4)
             scores[f"{split}_macro_f1"] = round(evaluation.macro_f1, 4)
+            if spec.metric == "f1":
+                scores[f"{split}_f1"] = round(positive_f1(truth, predicted, fit.tabular.class_labels[1]), 4)
         per_row = (info[name].get("predict_time") or 0.0) / max(len(fit.frames["validation"]), 1)
         rows.append({"name": name, "model_family": candidate_named(name).family, **scores,
                      "fit_seconds": round(float(info[name]["fit_time"] or 0.0), 2),
@@ -206,6 +215,16 @@ def rank(fit: FitResult, test: pd.DataFrame | None, spec: AutoMLSpec) -> list[di
     rows.sort(key=lambda row: -row[key])  # stable: ties keep the candidates' order
     fit.leaderboard = [{"rank": position, **row} for position, row in enumerate(rows, start=1)]
     return fit.leaderboard
+
+
+def positive_f1(truth: list, predicted: list[str], positive) -> float:
+    """The F1 of the ``positive`` label: ``2·TP / (2·TP + FP + FN)``, labels compared as strings (0 when the
+    label is neither true nor predicted)."""
+    positive = str(positive)
+    pairs = [(str(t) == positive, str(p) == positive) for t, p in zip(truth, predicted)]
+    true_positive = sum(t and p for t, p in pairs)
+    wrong = sum(t != p for t, p in pairs)
+    return 2 * true_positive / (2 * true_positive + wrong) if true_positive + wrong else 0.0
 
 
 def train_best(train: pd.DataFrame, tuning: pd.DataFrame, spec: AutoMLSpec, model_dir: Path):

@@ -11,8 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sagestack.automl.candidates import DEFAULT_MAX_CANDIDATES, select_candidates
 from sagestack.errors import ConfigError
 
-# sagestack's metric names -> AutoGluon's.
-METRICS = {"accuracy": "accuracy", "macro_f1": "f1_macro"}
+# sagestack's metric names -> AutoGluon's. f1 scores two classes only: the F1 of the second (positive) label in
+# AutoGluon's order (Autopilot's default objective for a binary target).
+METRICS = {"accuracy": "accuracy", "macro_f1": "f1_macro", "f1": "f1"}
 DEFAULT_TIME_LIMIT = 240.0
 # Below this, not even the fastest candidate finishes on a few thousand reviews.
 MIN_TIME_LIMIT = 5.0
@@ -26,7 +27,8 @@ class AutoMLSpec:
         target: the label column.
         text_column: the review text column.
         columns: other input columns (default: none — the endpoint sends text only).
-        metric: ``accuracy`` or ``macro_f1``; ranks the leaderboard (on the validation part).
+        metric: ``accuracy``, ``macro_f1`` or (two classes only) ``f1``; ranks the leaderboard (on the
+            validation part).
         max_candidates: how many of :data:`~sagestack.automl.candidates.CANDIDATES` to try.
         time_limit: seconds for fitting, embeddings of the training data included.
         embeddings: add MiniLM sentence-embedding columns.

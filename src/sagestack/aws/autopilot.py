@@ -18,11 +18,14 @@ longest values, and ignores the others (the job's log says which).
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import io
 import json
+import shutil
 import tarfile
 import threading
+import time
 from pathlib import Path
 from typing import BinaryIO
 
@@ -35,8 +38,10 @@ INFERENCE_IMAGE = "sagemaker-sklearn-automl"
 IMAGE_TAG = "2.5-1-cpu-py3"
 IMAGE_ACCOUNT = "683313688378"  # the registry Autopilot's images come from (us-east-1's)
 # AutoMLJobObjective.MetricName -> `sagestack automl --metric`.
-METRICS = {"Accuracy": "accuracy", "F1macro": "macro_f1"}
+METRICS = {"Accuracy": "accuracy", "F1": "f1", "F1macro": "macro_f1"}
 PROBLEM_TYPES = ("BinaryClassification", "MulticlassClassification")
+# The objectives each problem type has (of METRICS), its default first, as Autopilot resolves them.
+OBJECTIVES = {"BinaryClassification": ("F1", "Accuracy"), "MulticlassClassification": ("Accuracy", "F1macro")}
 INFERENCE_KEYS = ("predicted_label", "probability", "probabilities", "labels")
 ACCEPTS = ("text/csv", "application/json", "application/jsonlines")
 # The record layout and the labels' order a candidate's container answers with: written into its model.tar.gz
@@ -66,6 +71,62 @@ def _processing_id(job: Job) -> str:
     return "pr-1-" + hashlib.sha1(job.name.encode()).hexdigest()[:40]
 
 
+def check_objective(metric: str, problem: str) -> None:
+    """Refuse an objective the problem type has not (F1 is binary, F1macro multiclass), naming the default.
+
+    Raises:
+        JobFailed: such an objective (a ClientError).
+    """
+    if metric not in OBJECTIVES[problem]:
+        raise JobFailed(f"ClientError: AutoMLJobObjective.MetricName {metric} is not an objective of {problem}; use "
+                        f"{' or '.join(OBJECTIVES[problem])} (the default: {OBJECTIVES[problem][0]})")
+
+
+def _problem_type(data: Path, target: str, stated: str | None) -> str:
+    """The problem type of ``data``'s target: BinaryClassification for two classes, else Multiclass.
+
+    Raises:
+        JobFailed: fewer than two classes, or a stated ``ProblemType`` the classes contradict.
+    """
+    classes: set[str] = set()
+    with open(data, newline="", encoding="utf-8-sig") as source:
+        rows = csv.DictReader(source)
+        for row in rows:
+            value = (row.get(target) or "").strip()
+            if value:
+                classes.add(value)
+    shown = ", ".join(sorted(classes)[:10]) + (", ..." if len(classes) > 10 else "")
+    if len(classes) < 2:
+        raise JobFailed(f"ClientError: the target attribute {target!r} has {len(classes)} class(es) ({shown or 'none'}) "
+                        "in the input data; a classification needs at least two")
+    problem = PROBLEM_TYPES[len(classes) > 2]
+    if stated and stated != problem:
+        raise JobFailed(f"ClientError: ProblemType {stated} was given but the target attribute {target!r} has "
+                        f"{len(classes)} classes ({shown}): that is {problem}")
+    return problem
+
+
+def _gunzip(files: list[Path], work: Path) -> list[Path]:
+    """The channel's files, gunzipped into ``work`` (its ``CompressionType`` is Gzip), in the same order.
+
+    Raises:
+        JobFailed: a file that is not gzip.
+    """
+    plain = []
+    folder = work / "gunzipped"
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, path in enumerate(sorted(files)):
+        target = folder / f"{index:06d}.csv"
+        try:
+            with gzip.open(path, "rb") as source, open(target, "wb") as out:
+                shutil.copyfileobj(source, out, 1 << 20)
+        except (OSError, EOFError) as exc:
+            raise JobFailed(f"ClientError: {path.name} is not gzip, as the channel's CompressionType Gzip says "
+                            f"({exc})") from None
+        plain.append(target)
+    return plain
+
+
 def _join_csvs(files: list[Path], work: Path) -> Path:
     """The channel's CSV files as one (each has the header; the later ones' headers are dropped).
 
@@ -80,7 +141,7 @@ def _join_csvs(files: list[Path], work: Path) -> Path:
     with open(joined, "w", encoding="utf-8", newline="") as out:
         writer = csv.writer(out)
         for path in files:
-            with open(path, newline="", encoding="utf-8") as source:
+            with open(path, newline="", encoding="utf-8-sig") as source:
                 rows = csv.reader(source)
                 first = next(rows, [])
                 if header is None:
@@ -100,7 +161,7 @@ def _columns(data: Path, target: str) -> tuple[list[str], str]:
         JobFailed: no target column, or no other column (Autopilot's ClientError, raised while analysing).
     """
     try:
-        with open(data, newline="", encoding="utf-8") as source:
+        with open(data, newline="", encoding="utf-8-sig") as source:
             rows = csv.reader(source)
             header = next(rows, [])
             sample = [row for _, row in zip(range(SAMPLE_ROWS), rows)]
@@ -108,7 +169,7 @@ def _columns(data: Path, target: str) -> tuple[list[str], str]:
         raise JobFailed(f"ClientError: cannot read the input as CSV ({exc})") from None
     if target not in header:
         raise JobFailed(f"ClientError: the target attribute {target!r} is not a column of the input data; its columns "
-                        f"are {', '.join(header) or 'none'}")
+                        f"are {', '.join(header) or 'none'} (the first row of the CSV is read as its header)")
     inputs = [column for column in header if column != target]
     if not inputs:
         raise JobFailed(f"ClientError: the input data has no column besides the target {target!r}")
@@ -119,17 +180,31 @@ def _columns(data: Path, target: str) -> tuple[list[str], str]:
     return inputs, max(inputs, key=lambda column: lengths[column])
 
 
-def _time_limit(criteria: dict, candidates: int) -> float:
+def _time_limit(criteria: dict, candidates: int, left: float | None) -> float:
     """``sagestack automl --time-limit`` for the job's completion criteria: its default, bounded by the
-    per-training-job runtime times the candidates and by the job's runtime."""
+    per-training-job runtime times the candidates and by half the ``left`` seconds of the job's runtime (the
+    other half is the command's start, the exploration, the refit, the explanation and the uploads)."""
     from sagestack.automl.spec import DEFAULT_TIME_LIMIT, MIN_TIME_LIMIT
 
     limit = DEFAULT_TIME_LIMIT
     if criteria.get("MaxRuntimePerTrainingJobInSeconds"):
         limit = min(limit, criteria["MaxRuntimePerTrainingJobInSeconds"] * candidates)
-    if criteria.get("MaxAutoMLJobRuntimeInSeconds"):
-        limit = min(limit, criteria["MaxAutoMLJobRuntimeInSeconds"])
+    if left is not None:
+        limit = min(limit, left / 2)
     return max(float(limit), MIN_TIME_LIMIT)
+
+
+def _runtime_limit(backends: Backends, job: Job, criteria: dict) -> tuple[float, JobFailed] | None:
+    """The job's ``MaxAutoMLJobRuntimeInSeconds`` as a wall-clock limit on its command (seconds from the job's
+    start, so that it ends that long after its creation), and what the job fails with past it: the command is
+    stopped before a candidate is ready."""
+    runtime = criteria.get("MaxAutoMLJobRuntimeInSeconds")
+    if not runtime:
+        return None
+    started = backends.jobs.get(job.kind, job.name).started or job.created
+    return job.created + runtime - started, JobFailed(
+        f"MaxAutoMLJobRuntimeReached: the job ran for its MaxAutoMLJobRuntimeInSeconds ({runtime}) before sagestack's "
+        "AutoML had a candidate ready and was stopped; allow it more time", secondary="MaxAutoMLJobRuntimeReached")
 
 
 class _StageWatcher:
@@ -189,8 +264,13 @@ def run_automl_job(backends: Backends, job: Job) -> dict:
                             local("/opt/ml/input/data/training"))
     work = job.folder / "work"
     work.mkdir(parents=True, exist_ok=True)
+    if channel.get("CompressionType") == "Gzip":
+        files = _gunzip(files, work)
     data = _join_csvs(files, work)
     inputs, text_column = _columns(data, target)
+    problem = _problem_type(data, target, request.get("ProblemType"))
+    objective = (request.get("AutoMLJobObjective") or {}).get("MetricName") or OBJECTIVES[problem][0]
+    check_objective(objective, problem)
     if len(inputs) > 1:
         backends.jobs.log(job, f"warning: sagestack's AutoML reads one text column, {text_column}; ignored: "
                                f"{', '.join(c for c in inputs if c != text_column)}")
@@ -199,13 +279,15 @@ def run_automl_job(backends: Backends, job: Job) -> dict:
     count = min(asked, len(CANDIDATES))
     if asked > count:
         backends.jobs.log(job, f"warning: MaxCandidates {asked} asked for; sagestack's AutoML has {count} candidates")
-    objective = (request.get("AutoMLJobObjective") or {}).get("MetricName") or "Accuracy"
     out = work / "automl"
+    runtime = criteria.get("MaxAutoMLJobRuntimeInSeconds")
+    left = job.created + runtime - time.time() if runtime else None
     arguments = ["automl", "--data", str(data), "--target", target, "--text-column", text_column,
-                 "--max-candidates", str(count), "--time-limit", f"{_time_limit(criteria, count):g}",
+                 "--max-candidates", str(count), "--time-limit", f"{_time_limit(criteria, count, left):g}",
                  "--metric", METRICS[objective], "--no-register", "--export-candidates", "--out", str(out)]
     with _StageWatcher(backends, job):
-        summary = backends.jobs.run_sagestack(job, arguments, work=work, env={"SAGESTACK_PROGRESS": "1"})
+        summary = backends.jobs.run_sagestack(job, arguments, work=work, env={"SAGESTACK_PROGRESS": "1"},
+                                              limit=_runtime_limit(backends, job, criteria))
     labels = json.loads((out / "model" / "sagestack-model.json").read_text(encoding="utf-8"))["labels"]
     candidates = []
     for row in summary["leaderboard"]:
@@ -218,7 +300,7 @@ def run_automl_job(backends: Backends, job: Job) -> dict:
                            "model": upload_model(backends, model, f"{job_prefix(job)}/tuning/{name}/output/model.tar.gz",
                                                  work / "model.tar.gz",
                                                  first={LAYOUT_FILE: json.dumps(layout, indent=1).encode()})})
-    result = {"problem_type": PROBLEM_TYPES[len(labels) > 2], "objective": objective, "inputs": inputs,
+    result = {"problem_type": problem, "objective": objective, "inputs": inputs,
               "text_column": text_column, "labels": labels, "candidates": candidates,
               "secondary": ("MaxAutoMLJobRuntimeReached" if len(candidates) < count
                             else "MaxCandidatesReached" if count == asked else "Completed")}

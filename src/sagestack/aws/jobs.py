@@ -31,6 +31,7 @@ IN_PROGRESS, COMPLETED, FAILED = "InProgress", "Completed", "Failed"
 STOPPED_WHILE_RUNNING = "sagestack serve-aws stopped while the job ran; start it again"
 STOP_GRACE = 5.0  # seconds a job's command gets to exit after SIGTERM before SIGKILL
 LOG_FILE = "log.txt"
+MAX_REASON = 1024  # FailureReason's most characters in SageMaker's API
 # SageMaker's message for each secondary status (the SDK prints it when the status changes).
 STATUS_MESSAGES = {"Starting": "Starting the job", "Downloading": "Downloading input data",
                    "Training": "Training in progress (sagestack)", "Uploading": "Uploading generated model",
@@ -46,7 +47,24 @@ CREATE TABLE IF NOT EXISTS processes (kind TEXT NOT NULL, name TEXT NOT NULL, pi
 
 
 class JobFailed(Exception):
-    """Raised by a job's work: the job fails with this one-line reason (SageMaker's ``FailureReason``)."""
+    """Raised by a job's work: the job fails with this one-line reason (SageMaker's ``FailureReason``), its
+    secondary status ``secondary`` (default ``Failed``)."""
+
+    def __init__(self, reason: str, secondary: str = "Failed") -> None:
+        super().__init__(reason)
+        self.secondary = secondary
+
+
+def command_failure(output: str, command: str, code: int) -> JobFailed:
+    """Why ``sagestack COMMAND`` failed, from its own ``output`` (its stderr): its one-line ``error:`` (a user
+    error) as a ClientError, else (a failure of sagestack's, e.g. a traceback) an AlgorithmError with the exit
+    status and the output's last line."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    error = next((line[len("error: "):] for line in reversed(lines) if line.startswith("error: ")), None)
+    if error is not None:
+        return JobFailed(f"ClientError: {error}")
+    return JobFailed(f"AlgorithmError: sagestack {command} failed (exit status {code})"
+                     + (f": {lines[-1]}" if lines else ""))
 
 
 @dataclass(frozen=True)
@@ -143,17 +161,18 @@ class JobRunner:
         self._pool.submit(self._run, kind, name, work)
         return self.get(kind, name)
 
-    def get(self, kind: str, name: str) -> Job:
+    def get(self, kind: str, name: str, error_code: str = "ValidationException") -> Job:
         """The record of job ``name``.
 
         Raises:
-            AwsError: no such job (``ValidationException``, as SageMaker answers a Describe of an unknown job).
+            AwsError: no such job (``error_code``: SageMaker answers a Describe of an unknown processing or
+                training job with ``ValidationException``, of an AutoML job with ``ResourceNotFound``).
         """
         with self._db() as db:
             row = db.execute("SELECT kind, name, status, secondary, failure, request, result, created, started, "
                              "ended, modified, transitions FROM jobs WHERE kind = ? AND name = ?", (kind, name)).fetchone()
         if row is None:
-            raise AwsError("ValidationException", f"Could not find requested job with name {name}")
+            raise AwsError(error_code, f"Could not find requested job with name {name}")
         return Job(*row[:5], json.loads(row[5]), json.loads(row[6]), *row[7:11], json.loads(row[11]),
                    folder=self.folder(kind, name))
 
@@ -192,22 +211,26 @@ class JobRunner:
             result = work(job) or {}
         except JobFailed as failure:
             self.log(job, f"sagestack serve-aws: {kind} job {name} failed: {failure}")
-            self.update(job, status=FAILED, secondary="Failed", failure=str(failure), ended=time.time())
+            self.update(job, status=FAILED, secondary=failure.secondary, failure=str(failure)[:MAX_REASON],
+                        ended=time.time())
         except Exception as exc:  # a bug in sagestack: the job fails with the reason, the traceback goes to stderr
             traceback.print_exc(file=sys.stderr)
             reason = f"sagestack serve-aws failed running the job ({type(exc).__name__}: {exc})"
             self.log(job, reason)
-            self.update(job, status=FAILED, secondary="Failed", ended=time.time(), failure=reason)
+            self.update(job, status=FAILED, secondary="Failed", ended=time.time(), failure=reason[:MAX_REASON])
         else:
             self.log(job, f"sagestack serve-aws: {kind} job {name} completed")
             self.update(job, status=COMPLETED, secondary="Completed", ended=time.time(), result=result)
 
-    def run_sagestack(self, job: Job, arguments: list[str], *, work: Path, env: dict[str, str] | None = None) -> dict:
+    def run_sagestack(self, job: Job, arguments: list[str], *, work: Path, env: dict[str, str] | None = None,
+                      limit: tuple[float, JobFailed] | None = None) -> dict:
         """Run ``sagestack ARGUMENTS --json`` for ``job`` in ``work``, with a home of the job's own (the commands
         jobs run keep no state, and some refuse an output inside their home) and ``env`` added; its JSON result.
+        ``limit``: as :meth:`run_command`'s.
 
         Raises:
-            JobFailed: the command failed: its own one-line ``error:`` as a ClientError (or its exit status).
+            JobFailed: the command failed: its own one-line ``error:`` (a user error, exit status 2) as a
+                ClientError, else (a failure of sagestack's) an AlgorithmError with its exit status and last line.
         """
         import json
         import os
@@ -216,24 +239,31 @@ class JobRunner:
         command = [sys.executable, "-m", "sagestack", *arguments, "--json"]
         self.log(job, "$ " + " ".join(command))
         environment = {**os.environ, **(env or {}), "SAGESTACK_HOME": str(work / "home")}
-        code = self.run_command(job, command, env=environment, cwd=work, stdout=work / "result.json")
+        log = job.folder / LOG_FILE
+        start = log.stat().st_size if log.exists() else 0
+        code = self.run_command(job, command, env=environment, cwd=work, stdout=work / "result.json", limit=limit)
         if code != 0:
-            lines = (job.folder / LOG_FILE).read_text(encoding="utf-8").splitlines()
-            reason = next((line[len("error: "):] for line in reversed(lines) if line.startswith("error: ")),
-                          f"sagestack {arguments[0]} exited with status {code}")
-            raise JobFailed(f"ClientError: {reason}")
+            with open(log, "rb") as text:
+                text.seek(start)
+                raise command_failure(text.read().decode("utf-8", "replace"), arguments[0], code)
         return json.loads((work / "result.json").read_text(encoding="utf-8"))
 
-    def run_command(self, job: Job, command: list[str], *, env: dict[str, str], cwd: Path, stdout: Path) -> int:
+    def run_command(self, job: Job, command: list[str], *, env: dict[str, str], cwd: Path, stdout: Path,
+                    limit: tuple[float, JobFailed] | None = None) -> int:
         """Run a job's ``command`` in a process group of its own (stderr to the job's log, stdout to the file
-        ``stdout``) until it exits; its exit status.
+        ``stdout``) until it exits; its exit status. ``limit``: the seconds the job may run from its start and
+        what it fails with past them (default: its ``StoppingCondition.MaxRuntimeInSeconds``, failing with
+        ``MaxRuntimeExceeded``).
 
         Raises:
-            JobFailed: the job's ``StoppingCondition.MaxRuntimeInSeconds`` passed (``MaxRuntimeExceeded``, the
-                command stopped), or the runner closed meanwhile.
+            JobFailed: the job ran past its limit (the command stopped), or the runner closed meanwhile.
         """
         key = (job.kind, job.name)
-        limit = (job.request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
+        if limit is None:
+            seconds = (job.request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
+            limit = (seconds, JobFailed(f"MaxRuntimeExceeded: the job ran longer than its StoppingCondition's "
+                                        f"MaxRuntimeInSeconds ({seconds}) and was stopped"))
+        seconds, past_limit = limit
         started = self.get(job.kind, job.name).started or time.time()
         with self._lock:
             if self._closed:
@@ -252,10 +282,9 @@ class JobRunner:
                     break
                 except subprocess.TimeoutExpired:
                     pass
-                if isinstance(limit, (int, float)) and limit > 0 and time.time() - started > limit:
+                if isinstance(seconds, (int, float)) and seconds > 0 and time.time() - started > seconds:
                     process.stop(grace=STOP_GRACE)
-                    raise JobFailed(f"MaxRuntimeExceeded: the job ran longer than its StoppingCondition's "
-                                    f"MaxRuntimeInSeconds ({limit}) and was stopped")
+                    raise past_limit
             if self._closed:
                 raise JobFailed(STOPPED_WHILE_RUNNING)
             return code

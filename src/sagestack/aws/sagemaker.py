@@ -292,8 +292,9 @@ AUTOML_SECONDARY = {"Downloading": "Starting"}
 
 def _automl_name(body: dict) -> str:
     name = body.get("AutoMLJobName")
-    if not isinstance(name, str) or not AUTOML_NAME.match(name):
-        raise AwsError("ValidationException", f"AutoMLJobName {name!r} must match {AUTOML_NAME.pattern}")
+    if not isinstance(name, str) or not AUTOML_NAME.match(name) or len(name) > 32:
+        raise AwsError("ValidationException", f"AutoMLJobName {name!r} must match {AUTOML_NAME.pattern} and have at "
+                       "most 32 characters")
     return name
 
 
@@ -301,9 +302,12 @@ def create_auto_ml_job(backends: Backends, request: Request) -> Response:
     """CreateAutoMLJob: recorded InProgress (Starting) at once; ``sagestack automl`` runs in the background.
 
     What sagestack's AutoML cannot do is refused here (a 400 naming it): regression, objectives other than
-    Accuracy and F1macro, more than one channel, candidate definitions only.
+    Accuracy, F1 and F1macro (or one the stated problem type has not), more than one channel, a manifest file as
+    input, candidate definitions only; so are a malformed request and an output bucket that does not exist.
     """
-    from sagestack.aws.autopilot import METRICS, PROBLEM_TYPES, run_automl_job
+    from sagestack.aws.autopilot import METRICS, PROBLEM_TYPES, check_objective, run_automl_job
+    from sagestack.aws.containers import split_s3_uri
+    from sagestack.aws.jobs import JobFailed
 
     body = request.json()
     name = _automl_name(body)
@@ -311,11 +315,29 @@ def create_auto_ml_job(backends: Backends, request: Request) -> Response:
     channels = members(body, "InputDataConfig")
     if len(channels) != 1:
         raise AwsError("ValidationException", f"sagestack's AutoML reads one input channel, not {len(channels)}")
-    member(channels[0], "TargetAttributeName", str, required=True, where="InputDataConfig[].")
+    if not member(channels[0], "TargetAttributeName", str, required=True, where="InputDataConfig[]."):
+        raise AwsError("ValidationException", "InputDataConfig[].TargetAttributeName must have at least 1 character")
+    compression = member(channels[0], "CompressionType", str, where="InputDataConfig[].") or "None"
+    if compression not in ("None", "Gzip"):
+        raise AwsError("ValidationException", f"InputDataConfig[].CompressionType must be None or Gzip, not "
+                       f"{compression}")
     source = member(member(channels[0], "DataSource", dict, required=True, where="InputDataConfig[]."),
                     "S3DataSource", dict, required=True, where="InputDataConfig[].DataSource.")
+    data_type = member(source, "S3DataType", str, where="InputDataConfig[].DataSource.S3DataSource.") or "S3Prefix"
+    if data_type != "S3Prefix":
+        raise AwsError("ValidationException", f"S3DataType {data_type} is not supported by sagestack serve-aws; its "
+                       "AutoML reads the CSV files under an S3Prefix")
     member(source, "S3Uri", str, required=True, where="InputDataConfig[].DataSource.S3DataSource.")
-    member(member(body, "OutputDataConfig", dict), "S3OutputPath", str, required=True, where="OutputDataConfig.")
+    output = member(member(body, "OutputDataConfig", dict), "S3OutputPath", str, required=True,
+                    where="OutputDataConfig.")
+    try:
+        backends.s3.bucket(split_s3_uri(output)[0])
+    except JobFailed:
+        raise AwsError("ValidationException", f"OutputDataConfig.S3OutputPath {output!r} must be an s3:// URI "
+                       "(s3://bucket/prefix)") from None
+    except AwsError:
+        raise AwsError("ValidationException", f"the output bucket of OutputDataConfig.S3OutputPath {output!r} does "
+                       "not exist; create it first") from None
     criteria = member(member(body, "AutoMLJobConfig", dict) or {}, "CompletionCriteria", dict,
                       where="AutoMLJobConfig.") or {}
     for field in ("MaxCandidates", "MaxRuntimePerTrainingJobInSeconds", "MaxAutoMLJobRuntimeInSeconds"):
@@ -325,11 +347,16 @@ def create_auto_ml_job(backends: Backends, request: Request) -> Response:
     metric = member(member(body, "AutoMLJobObjective", dict) or {}, "MetricName", str, where="AutoMLJobObjective.")
     if metric is not None and metric not in METRICS:
         raise AwsError("ValidationException", f"AutoMLJobObjective.MetricName {metric} is not supported by sagestack's "
-                       f"AutoML; use {' or '.join(METRICS)}")
+                       f"AutoML; use {', '.join(METRICS)}")
     problem = member(body, "ProblemType", str)
     if problem is not None and problem not in PROBLEM_TYPES:
         raise AwsError("ValidationException", f"ProblemType {problem} is not supported by sagestack's AutoML, which "
                        f"classifies; use {' or '.join(PROBLEM_TYPES)}")
+    if problem is not None and metric is not None:
+        try:
+            check_objective(metric, problem)
+        except JobFailed as refused:
+            raise AwsError("ValidationException", str(refused).removeprefix("ClientError: ")) from None
     if body.get("GenerateCandidateDefinitionsOnly"):
         raise AwsError("ValidationException", "GenerateCandidateDefinitionsOnly is not supported by sagestack serve-aws: "
                        "its AutoML job fits the candidates it defines")
@@ -344,7 +371,7 @@ def describe_auto_ml_job(backends: Backends, request: Request) -> Response:
     from sagestack.aws.autopilot import candidate_documents
 
     name = _automl_name(request.json())
-    job = backends.jobs.get(AUTOML, name)
+    job = backends.jobs.get(AUTOML, name, "ResourceNotFound")
     secondary = AUTOML_SECONDARY.get(job.secondary or "Starting", job.secondary or "Starting")
     if job.status == "Completed":
         secondary = job.result["secondary"]
@@ -376,7 +403,7 @@ def list_candidates_for_auto_ml_job(backends: Backends, request: Request) -> Res
     from sagestack.aws.autopilot import candidate_documents
 
     body = request.json()
-    job = backends.jobs.get(AUTOML, _automl_name(body))
+    job = backends.jobs.get(AUTOML, _automl_name(body), "ResourceNotFound")
     candidates = candidate_documents(backends, job) if job.status == "Completed" else []
     status, wanted = member(body, "StatusEquals", str), member(body, "CandidateNameEquals", str)
     candidates = [c for c in candidates if (not status or c["CandidateStatus"] == status)
@@ -389,5 +416,8 @@ def list_candidates_for_auto_ml_job(backends: Backends, request: Request) -> Res
         raise AwsError("ValidationException", f"SortBy must be one of {', '.join(keys)} and SortOrder Ascending or "
                        "Descending")
     candidates.sort(key=keys[sort_by], reverse=order == "Descending")  # stable: ties keep the ranking
-    limit = member(body, "MaxResults", int) or 100
+    limit = member(body, "MaxResults", int)
+    if limit is not None and not 1 <= limit <= 100:
+        raise AwsError("ValidationException", f"MaxResults must be from 1 to 100, not {limit}")
+    limit = limit or 100
     return json_response({"Candidates": candidates[:limit]})
