@@ -203,7 +203,8 @@ class QueryRunner:
         except QueryFailed as failure:
             state, reason = "FAILED", failure.reason
         except (QueryStopped, duckdb.InterruptException):
-            state, reason = "CANCELLED", None  # stop() recorded the real outcome; this only keeps it
+            # stop() recorded the real outcome; an interrupt nobody asked for is the process being signalled
+            state, reason = ("CANCELLED", None) if running.stopped.is_set() else ("FAILED", SERVER_STOPPED)
         except Exception as error:  # a bug here: the query fails with it, the traceback goes to the log
             if running.stopped.is_set():
                 state, reason = "CANCELLED", None

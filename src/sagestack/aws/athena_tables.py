@@ -304,14 +304,18 @@ def load_table(connection, s3: S3Store, table: Table) -> int:
     for item in objects:
         codec = _codec(bucket, item)
         if fast and codec != "bz2":
+            delimiter, null_format = fast
+            # DuckDB would push each column's TRY_CAST into the reader as a CAST that fails on a bad value.
+            connection.execute("SET disabled_optimizers = 'type_pushdown'")
             try:
-                delimiter, null_format = fast
                 connection.execute(f"{insert} {_read_csv(item.path, delimiter, skip, null_format, width, codec)}")
                 continue
             except duckdb.InterruptException:
                 raise
             except duckdb.Error:  # what DuckDB refuses (invalid UTF-8 …) the Python reader reads as Hive does
                 pass
+            finally:
+                connection.execute("RESET disabled_optimizers")
         if codec == "zstd":
             raise QueryFailed(f"NOT_SUPPORTED: s3://{bucket}/{item.key} is compressed with zstd, which sagestack "
                               "serve-aws reads only for LazySimpleSerDe tables without escape.delim")
