@@ -86,6 +86,15 @@ def test_string_functions_equal_pandas(week1):
     assert list(zip(starts.review_start, starts.n)) == expected
 
 
+def test_results_lie_in_athenas_bucket_where_athena_writes_them(week1):
+    seen, _ = week1
+    left = seen["results_left"]
+    assert left and all(key.startswith(seen["athena_bucket"]) for key in left)
+    # The plain query's result CSV and its .metadata are there (awswrangler deletes only CTAS tables' data).
+    csvs = [key for key in left if key.endswith(".csv") and "/tables/" not in key]
+    assert csvs and all(f"{key}.metadata" in left for key in csvs)
+
+
 def test_without_ctas_and_through_unload_the_result_is_the_same(week1):
     seen, _ = week1
     assert seen["plain"] == seen["results"]["count_sentiment"] == seen["unloaded"]

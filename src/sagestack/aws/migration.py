@@ -71,11 +71,11 @@ COURSE_CALLS: tuple[CourseCall, ...] = (
                ("glue:GetDatabase", "glue:CreateDatabase", "glue:GetDatabases")),
     CourseCall(1, 1, "`wr.catalog.create_csv_table(table, path, columns_types, database, sep, "
                "skip_header_line_count)`, `wr.catalog.table(database, table)`",
-               ("glue:GetTable", "glue:CreateTable", "glue:UpdateTable", "glue:DeleteTable")),
+               ("glue:GetTable", "glue:CreateTable", "glue:UpdateTable", "glue:DeleteTable", "glue:GetPartitions")),
     CourseCall(1, 1, "`wr.athena.create_athena_bucket()`", ("s3:CreateBucket", "sts:GetCallerIdentity")),
     CourseCall(1, 1, "`wr.athena.read_sql_query(sql, database)` (group-by counts, averages, string functions)",
-               ("athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetWorkGroup",
-                "glue:GetTable", "glue:DeleteTable", "s3:ListObjectsV2", "s3:GetObject")),
+               ("athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults",
+                "athena:GetWorkGroup", "glue:GetTable", "glue:DeleteTable", "s3:ListObjectsV2", "s3:GetObject")),
     # Course 1, week 2: Clarify.
     CourseCall(1, 2, "`SageMakerClarifyProcessor(...).run_pre_training_bias(DataConfig(...), BiasConfig(...), "
                "methods=[...], wait=False)`", ("sagemaker:CreateProcessingJob", "s3:PutObject"),
