@@ -1,11 +1,13 @@
-"""AutoML jobs that cannot run, as a SageMaker user meets them: a target attribute that is not a column and an
-input object that is not there (the job fails with the reason), and what sagestack's AutoML cannot do (a
-regression job: a 400 at once). Prints one JSON line."""
+"""AutoML jobs that cannot run, as a SageMaker user meets them: a target attribute that is not a column, an
+input object that is not there and a problem type the data contradicts (the job fails with the reason), what
+sagestack's AutoML cannot do (a regression job: a 400 at once), requests SageMaker refuses (a 400 at once) and
+a job that does not exist. Prints one JSON line."""
 
 import json
 import sys
 import time
 
+import boto3
 import sagemaker
 from botocore.exceptions import ClientError
 
@@ -40,4 +42,19 @@ def run(case, target, inputs, **options):
 run("no-target", "stars", data)
 run("no-input", "sentiment", f"s3://{bucket}/autopilot/never-uploaded/train.csv")
 run("regression", "sentiment", data, problem_type="Regression", job_objective={"MetricName": "MSE"})
+run("binary", "sentiment", data, problem_type="BinaryClassification", job_objective={"MetricName": "F1"})
+client = boto3.client("sagemaker")
+channel = {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": data}}, "TargetAttributeName": "sentiment"}
+for case, name, output in (("long-name", "n" * 33, f"s3://{bucket}/autopilot/refusals"),
+                           ("no-bucket", f"no-bucket-{stamp}", "s3://no-such-bucket-here/out")):
+    try:
+        client.create_auto_ml_job(AutoMLJobName=name, InputDataConfig=[channel], RoleArn=role,
+                                  OutputDataConfig={"S3OutputPath": output})
+        results[case] = {"created": True}
+    except ClientError as error:
+        results[case] = {"code": error.response["Error"]["Code"], "message": error.response["Error"]["Message"]}
+try:
+    client.describe_auto_ml_job(AutoMLJobName=f"never-{stamp}")
+except client.exceptions.ResourceNotFound as error:  # the SDK's own exception class for the code
+    results["unknown"] = {"code": error.response["Error"]["Code"], "message": error.response["Error"]["Message"]}
 print(json.dumps(results))
