@@ -204,18 +204,23 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(sagestack, tmp_path, sa
 def test_the_refit_of_a_best_autogluon_did_not_pick_exports(sample_csv, tmp_path):
     """Ranked first by sagestack but not AutoGluon's own best (a tie in validation score that AutoGluon breaks
     by predict time, as with 7 candidates on few rows): the refit is exported and predicts (it was a TypeError in
-    AutoGluon's clone_for_deployment)."""
-    from sagestack.automl.search import AutoMLSpec, export_best, fit_candidates, rank, refit_best
+    AutoGluon's clone_for_deployment). Two classes, ranked by --metric f1 (Autopilot's binary default)."""
+    from sagestack.automl.search import AutoMLSpec, export_best, fit_candidates, positive_f1, rank, refit_best
     from sagestack.models import load_model
 
-    frame = pd.read_csv(sample_csv).groupby("sentiment").head(40)
-    spec = AutoMLSpec(max_candidates=2, time_limit=30)
+    frame = pd.read_csv(sample_csv)
+    frame = frame[frame["sentiment"] != 0].groupby("sentiment").head(40)
+    spec = AutoMLSpec(max_candidates=2, time_limit=30, metric="f1")
     fit = fit_candidates(frame.iloc[::2], frame.iloc[1::2], spec, tmp_path / "autogluon")
     rank(fit, None, spec)
+    truth = fit.frames["validation"]["sentiment"].tolist()
+    for row in fit.leaderboard:  # the F1 of AutoGluon's positive label, 1
+        assert row["validation_f1"] == round(positive_f1(truth, fit.predicted("validation", spec)[row["name"]]
+                                                         .astype(str).tolist(), 1), 4)
     fit.leaderboard.sort(key=lambda row: row["name"] == fit.tabular.model_best)  # AutoGluon's best last
     name = fit.best["name"]
     assert refit_best(fit, spec) == f"{name}_FULL"
     card, _ = export_best(fit, spec, tmp_path / "model")
     assert card.params["candidate"] == f"{name}_FULL"
     (prediction,) = load_model(tmp_path / "model").predict(REVIEWS[:1])
-    assert set(prediction.probabilities) == {"-1", "0", "1"}
+    assert set(prediction.probabilities) == {"-1", "1"} and card.labels == ["-1", "1"]
