@@ -414,3 +414,20 @@ def test_arithmetic_and_nesting_fail_as_athena_says(lake, sql, reason):
     with pytest.raises(QueryFailed) as failed:
         lake[2](sql)
     assert failed.value.reason.startswith(reason)
+
+
+def test_text_values_are_typed_as_hive_reads_them(lake):
+    s3, catalog, _ = lake
+    s3.put("data", "typed/p.csv", b"7.5,1e2,t\n-7.9, 2.5 ,TRUE\n0x10,NaN,yes\n1_000,1_0,false\n 3,x,1\n")
+    _table(catalog, "typed", "s3://data/typed/", columns=(("i", "int"), ("d", "double"), ("b", "boolean")))
+    assert _rows(lake, "SELECT i, d, b FROM typed") == [
+        ["7", "100.0", None], ["-7", "2.5", "true"], [None, "NaN", None], [None, None, "false"], [None, None, None]]
+
+
+def test_a_repeated_column_name_is_kept_as_athena_keeps_it(lake):
+    s3, _, query = lake
+    result = query("SELECT n AS a, word AS a, n FROM t ORDER BY n LIMIT 1")
+    assert [column.name for column in result.columns] == ["a", "a", "n"]
+    assert read_result(s3, result.output_location)[0] == ["a", "a", "n"]
+    with pytest.raises(QueryFailed, match="DUPLICATE_COLUMN_NAME: Column name 'a' specified more than once"):
+        query("CREATE TABLE lab.twice AS SELECT n AS a, word AS a FROM t")

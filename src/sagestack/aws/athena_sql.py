@@ -9,9 +9,10 @@ No HTTP here: :mod:`sagestack.aws.athena` serves the API over :func:`run_query`.
 from __future__ import annotations
 
 import json
+import math
 import re
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sagestack.aws.athena_tables import PARQUET_SERDE, QueryFailed, load_table, quote_identifier, split_s3_uri
@@ -196,6 +197,8 @@ def _csv_value(value) -> str:
         text = "true" if value else "false"
     elif isinstance(value, bytes):
         text = value.hex(" ")
+    elif isinstance(value, float) and not math.isfinite(value):  # as Trino spells them
+        text = "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
     else:
         text = str(value)
     return '"' + text.replace('"', '""') + '"'
@@ -265,6 +268,9 @@ def run_query(sql: str, *, database: str | None, catalog: GlueCatalog, s3: S3Sto
         except RecursionError:
             raise QueryFailed("SYNTAX_ERROR: the query is nested too deeply to run") from None
         columns, selects, hive_types = _result_columns(connection)
+        names = [name.lower() for name in query.named_selects]
+        if len(names) == len(columns) and "*" not in names:  # DuckDB renames a repeated name a_1; Athena keeps it
+            columns = [replace(column, name=name) for column, name in zip(columns, names)]
         final = f"SELECT {', '.join(selects)} FROM __result"
         count = connection.execute("SELECT count(*) FROM __result").fetchall()[0][0]
         if ctas:

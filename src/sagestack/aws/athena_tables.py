@@ -159,6 +159,28 @@ def _duckdb_type(hive_type: str, table: Table) -> str:
                           f"{table.name} is not a type Athena knows") from None
 
 
+INTEGERS = ("TINYINT", "SMALLINT", "INT", "INTEGER", "BIGINT")
+FLOATS = ("REAL", "FLOAT", "DOUBLE")
+# What Hive's LazyInteger / LazyLong read: digits with an optional sign, a fraction truncated; and what Java's
+# Double.parseDouble reads (surrounding blanks allowed); anything else (1e2 as an integer, 0x10, 1_000) is NULL.
+HIVE_INTEGER = r"[+-]?[0-9]+(\.[0-9]*)?"
+HIVE_FLOAT = r"\s*[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|NaN|Infinity)[dDfF]?\s*"
+
+
+def _text_cast(column: str, kind: str) -> str:
+    """The SQL that reads the text ``column`` as DuckDB type ``kind`` the way Hive's text SerDes do (a value
+    that is no such type is NULL)."""
+    if kind in INTEGERS:
+        return (f"CASE WHEN regexp_full_match({column}, '{HIVE_INTEGER}') "
+                f"THEN TRY_CAST(split_part({column}, '.', 1) AS {kind}) END")
+    if kind in FLOATS:
+        return (f"CASE WHEN regexp_full_match({column}, '{HIVE_FLOAT}') "
+                f"THEN TRY_CAST(rtrim(trim({column}), 'dDfF') AS {kind}) END")
+    if kind == "BOOLEAN":  # LazyBoolean: true or false in any case, nothing else
+        return f"CASE lower({column}) WHEN 'true' THEN true WHEN 'false' THEN false END"
+    return f"TRY_CAST({column} AS {kind})"
+
+
 def quote_identifier(name: str) -> str:
     """``name`` as a quoted SQL identifier."""
     return '"' + name.replace('"', '""') + '"'
@@ -256,6 +278,8 @@ def load_table(connection, s3: S3Store, table: Table) -> int:
     types = [_duckdb_type(kind, table) for _, kind in table.columns]
     casts = ", ".join(f"TRY_CAST(c{index} AS {kind}) AS {quote_identifier(name)}"
                       for index, ((name, _), kind) in enumerate(zip(table.columns, types)))
+    text_casts = ", ".join(f"{_text_cast(f'c{index}', kind)} AS {quote_identifier(name)}"
+                           for index, ((name, _), kind) in enumerate(zip(table.columns, types)))
     serde, scanned = table.serde or LAZY_SIMPLE, sum(item.size for item in objects)
     width = len(table.columns)
     if "parquet" in serde.lower() or "parquet" in table.input_format.lower():
@@ -300,7 +324,7 @@ def load_table(connection, s3: S3Store, table: Table) -> int:
     connection.execute(f"CREATE TABLE {target} ("
                        + ", ".join(f"{quote_identifier(name)} {kind}" for (name, _), kind in zip(table.columns, types))
                        + ")")
-    insert = f"INSERT INTO {target} SELECT {casts} FROM"
+    insert = f"INSERT INTO {target} SELECT {text_casts} FROM"
     for item in objects:
         codec = _codec(bucket, item)
         if fast and codec != "bz2":
