@@ -1,5 +1,6 @@
 """``sagestack serve-aws``: a real server on loopback, called by the real clients (the SageMaker SDK 2.35, boto3,
-the ``aws`` CLI) from their own environment (.venv-aws), exactly as a SageMaker user's code calls AWS."""
+the ``aws`` CLI) from their own environment (.venv-aws), exactly as a SageMaker user's code calls AWS. Course 1's
+labs run end to end in one notebook through the installed kernel: tests/aws/test_course1_notebook.py."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import subprocess
 
 import pytest
-from serve_aws_fixtures import CLIENTS, REPO, SAGESTACK, aws, client_bin, client_environment, serve_aws  # noqa: F401
+from serve_aws_fixtures import SAGESTACK, aws, client_bin, client_environment, serve_aws  # noqa: F401
 
 from sagestack.aws.identity import DEFAULT_ACCOUNT, ROLE_NAME
 
@@ -115,28 +116,6 @@ def test_operations_env_and_refusals_on_the_command_line(sagestack_main):
     assert code == 2 and err.startswith("error: listening on 0.0.0.0") and "SAGESTACK_AWS_ACCESS_KEY_ID" in err
 
 
-def test_clarify_pre_training_bias_job_matches_sagestack_bias(aws, shared_data, tmp_path):
-    lab = shared_data / "reviews_clarify_lab.csv"
-    seen = aws.run("clarify_pretraining.py", str(lab))
-    assert seen["started_status"] == "InProgress" and seen["status"] == "Completed", seen["failure"]
-    assert "sagemaker-clarify-processing" in seen["image"]
-    assert any("sagestack bias --data" in line for line in seen["log"]) and "completed" in seen["log"][-1]
-    prefix = "bias/generated_bias_report/"
-    assert {prefix + name for name in ("analysis.json", "report.html", "report.ipynb", "analysis_config.json")} <= set(
-        seen["keys"])
-    direct = subprocess.run([str(SAGESTACK), "bias", "--data", str(lab), "--label", "sentiment", "--positive", "1",
-                             "--facet", "product_category", "--out", str(tmp_path / "direct"), "--json",
-                             "--home", str(tmp_path / "home")], capture_output=True, text=True, check=True)
-    expected = json.loads((tmp_path / "direct" / "analysis.json").read_text())
-    requested = {"CI", "DPL", "KL", "JS", "LP", "TVD", "KS"}
-    got = seen["analysis"]["pre_training_bias_metrics"]["facets"]["product_category"]
-    want = expected["pre_training_bias_metrics"]["facets"]["product_category"]
-    assert len(got) == len(want) == 18 and direct.returncode == 0
-    for mine, theirs in zip(got, want):
-        assert mine["value_or_threshold"] == theirs["value_or_threshold"]
-        assert mine["metrics"] == [m for m in theirs["metrics"] if m["name"] in requested]
-
-
 def test_processing_jobs_that_cannot_run_fail_with_the_reason(aws):
     seen = aws.run("processing_refusals.py")
     assert seen["byoc"]["status"] == "Failed"
@@ -160,70 +139,6 @@ def test_a_malformed_http_body_is_a_400_not_a_hang(aws):
             answer += chunk
         answer = answer.decode()
     assert answer.startswith("HTTP/1.1 400") and "<Code>IncompleteBody</Code>" in answer
-
-
-@pytest.fixture(scope="module")
-def blazingtext_job(aws, blazingtext_split, tmp_path_factory):
-    """The course's BlazingText training job, on the first 600/100 lines of its split (small hyperparameters)."""
-    folder = tmp_path_factory.mktemp("blazingtext")
-    train, validation = (folder / "train.txt", folder / "validation.txt")
-    train.write_text("".join(blazingtext_split[0].read_text().splitlines(keepends=True)[:600]))
-    validation.write_text("".join(blazingtext_split[1].read_text().splitlines(keepends=True)[:100]))
-    return aws.run("blazingtext_training.py", str(train), str(validation))
-
-
-def test_blazingtext_training_job_trains_fasttext_and_writes_the_model(blazingtext_job):
-    seen = blazingtext_job
-    assert seen["first_status"] == "InProgress" and seen["status"] == "Completed", seen["failure"]
-    assert "blazingtext" in seen["image"] and seen["artifact"] == seen["estimator_model_data"]
-    assert seen["artifact"].startswith("s3://sagemaker-us-east-1-") and seen["artifact"].endswith("/output/model.tar.gz")
-    assert "model.bin" in seen["members"]
-    assert seen["secondary"] == ["Starting", "Downloading", "Training", "Uploading", "Completed"]
-    assert 0 <= seen["metrics"].get("validation:accuracy", -1) <= 1, seen
-    assert seen["analytics"] == [{"timestamp": 0.0, "metric_name": "validation:accuracy",
-                                  "value": seen["metrics"]["validation:accuracy"]}]
-    assert any(line.endswith(f"#validation_accuracy: {seen['metrics']['validation:accuracy']:.4f}") for line in seen["log"])
-
-
-def test_blazingtext_model_deployed_invoked_and_deleted(aws, blazingtext_job):
-    seen = aws.run("blazingtext_deploy.py", blazingtext_job["job"])
-    assert seen["statuses"][0] == "Creating" and seen["statuses"][-1] == "InService"
-    assert len(seen["predictions"]) == 2
-    for prediction in seen["predictions"]:
-        assert len(prediction["label"]) == len(prediction["prob"]) == 2
-        assert all(label in ("__label__1", "__label__0", "__label__-1") for label in prediction["label"])
-        assert prediction["prob"] == sorted(prediction["prob"], reverse=True)
-    assert len(seen["again"]) == 1 and len(seen["again"][0]["label"]) == 1  # config and model deleted, still served
-    assert seen["bad_body"]["code"] == "ModelError" and seen["bad_body"]["status"] == 424
-    assert seen["after_delete"]["code"] == "ValidationException" and "Could not find endpoint" in seen["after_delete"]["message"]
-    assert seen["invoke_after_delete"]["code"] == "ValidationException"
-
-
-def test_a_notebook_runs_unchanged_through_the_installed_kernel(aws, client_bin, tmp_path):
-    prefix = tmp_path / "jupyter"
-    installed = subprocess.run([str(SAGESTACK), "compat", "kernel", "install", "--python", str(client_bin / "python"),
-                                "--port", str(aws.port), "--prefix", str(prefix), "--home", str(aws.home), "--json"],
-                               capture_output=True, text=True)
-    assert installed.returncode == 0, installed.stderr
-    kernel = json.loads(installed.stdout)
-    assert kernel["display_name"] == "Python (sagestack AWS)"
-    # Nothing of AWS in the notebook runner's own environment: the kernel brings it all.
-    environment = {k: v for k, v in aws.env.items() if not k.startswith(("AWS_", "PROTOCOL_BUFFERS", "PYTHONPATH"))}
-    environment["JUPYTER_PATH"] = str(prefix / "share" / "jupyter")
-    notebook = REPO / "tests" / "aws" / "notebooks" / "course1_session.ipynb"
-    ran = subprocess.run([str(client_bin / "python"), str(CLIENTS / "run_notebook.py"), str(notebook), kernel["name"],
-                          str(tmp_path)], capture_output=True, text=True, env=environment, timeout=300)
-    assert ran.returncode == 0, ran.stderr
-    cells = json.loads(ran.stdout.strip().splitlines()[-1])["cells"]
-    assert [cell["errors"] for cell in cells] == [[]] * len(cells)
-    assert f"S3 Bucket: sagemaker-us-east-1-{DEFAULT_ACCOUNT}" in cells[1]["text"]
-    assert f"Role: arn:aws:iam::{DEFAULT_ACCOUNT}:role/{ROLE_NAME}" in cells[1]["text"]
-    assert cells[2]["text"].strip() == f"s3://sagemaker-us-east-1-{DEFAULT_ACCOUNT}/data/reviews.csv"
-    assert "data/reviews.csv" in cells[3]["text"]
-    # Week 1's Glue and Athena cells (awswrangler): the query ran on the three rows uploaded above.
-    assert "Database name: dsoaws" in cells[4]["text"]
-    assert "['sentiment', 'review_body', 'product_category']" in cells[5]["text"]
-    assert "product_category,count_sentiment\nDresses,2\nTops,1\n" in cells[6]["text"]
 
 
 def test_the_kernel_needs_a_python_with_ipykernel(sagestack_main, tmp_path):
