@@ -169,7 +169,7 @@ def _write(path: Path, frame: pd.DataFrame) -> Path:
     ("one-class", "target 'label' has a single class ('a'); AutoML needs at least two"),
     ("empty-text", "text column 'text' is empty in every training row; pass the column that holds the text"),
     ("few-rows", "too few rows for the split: class 'b' has 4; AutoML needs at least 10 per class"),
-    ("metric", "--metric must be one of accuracy, macro_f1, got 'auc'"),
+    ("metric", "--metric must be one of accuracy, macro_f1, f1, got 'auc'"),
     ("time", "--time-limit must be at least 5 s, got 1"),
     ("embeddings-budget", "--time-limit 5 s is used up by the sentence embeddings"),
 ])

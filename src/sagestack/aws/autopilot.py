@@ -202,7 +202,7 @@ def _runtime_limit(backends: Backends, job: Job, criteria: dict) -> tuple[float,
     if not runtime:
         return None
     started = backends.jobs.get(job.kind, job.name).started or job.created
-    return job.created + runtime - started, JobFailed(
+    return max(job.created + runtime - started, 0.001), JobFailed(  # 0 or less would mean no limit
         f"MaxAutoMLJobRuntimeReached: the job ran for its MaxAutoMLJobRuntimeInSeconds ({runtime}) before sagestack's "
         "AutoML had a candidate ready and was stopped; allow it more time", secondary="MaxAutoMLJobRuntimeReached")
 
