@@ -118,6 +118,7 @@ def test_a_table_over_a_missing_prefix_has_no_rows_and_a_missing_bucket_fails(we
     ("unknown_table", "EntityNotFoundException", "Table no_such_table not found."),
     ("no_such_execution", "InvalidRequestException", "QueryExecution no-such-id was not found"),
     ("no_output_location", "InvalidRequestException", "No output location provided."),
+    ("file_output_location", "InvalidRequestException", "file:///tmp/results/ is not an s3:// location"),
     ("other_workgroup", "InvalidRequestException", "WorkGroup analysts is not found."),
 ])
 def test_bad_queries_fail_with_athenas_reason(week1, case, kind, words):
@@ -393,7 +394,7 @@ def test_open_csv_serde_takes_a_doubled_quote_as_one(lake):
 @pytest.mark.parametrize("key, body, serde, reason", [
     ("bad/p.csv.gz", b"not gzip at all", LAZY_SIMPLE, "HIVE_BAD_DATA: cannot read s3://data/bad/p.csv.gz: "),
     ("bad/p.parquet", b"not parquet", "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
-     "HIVE_BAD_DATA: "),
+     "HIVE_BAD_DATA: File 's3://data/bad/p.parquet' too small to be a Parquet file"),
     ("bad/p.csv.snappy", b"x", LAZY_SIMPLE, "NOT_SUPPORTED: s3://data/bad/p.csv.snappy is compressed with snappy"),
 ])
 def test_bad_data_fails_naming_the_s3_object_never_a_server_path(lake, tmp_path, key, body, serde, reason):

@@ -310,6 +310,9 @@ def start_query_execution(backends: Backends, request: Request) -> Response:
                     where="ResultConfiguration.")
     if not output:
         raise _invalid(NO_OUTPUT)
+    if not output.startswith("s3://") or not output[5:].split("/", 1)[0]:
+        raise _invalid(f"The S3 location provided to save your query results is invalid: {output} is not an s3:// "
+                       "location")
     token = member(body, "ClientRequestToken", str, code="InvalidRequestException")
     if token is not None and not 32 <= len(token) <= 128:
         raise _invalid("ClientRequestToken must be 32 to 128 characters long")

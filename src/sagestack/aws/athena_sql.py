@@ -145,7 +145,7 @@ def _duckdb_failure(error: Exception) -> QueryFailed:
     import duckdb
 
     message = str(error).splitlines()[0]
-    message = re.sub(r"^\w+ Error: ", "", message)
+    message = re.sub(r"^[A-Za-z ]+ Error: ", "", message)
     if isinstance(error, (duckdb.ParserException,)):
         code = "SYNTAX_ERROR"
     elif isinstance(error, duckdb.CatalogException):

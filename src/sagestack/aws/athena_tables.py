@@ -10,6 +10,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import io
+import re
 import zlib
 from pathlib import PurePosixPath
 from typing import IO, Iterator
@@ -212,7 +213,7 @@ def _public(message: str, bucket: str, objects: list) -> str:
     """``message`` with each object's file on this server named by its ``s3://`` URI instead."""
     for item in objects:
         message = message.replace(str(item.path), f"s3://{bucket}/{item.key}")
-    return message.splitlines()[0] if message else message
+    return re.sub(r"^[A-Za-z ]+ Error: ", "", message.splitlines()[0] if message else message)
 
 
 def _sql_string(text: str) -> str:

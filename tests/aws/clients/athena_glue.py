@@ -94,6 +94,8 @@ errors["missing_bucket"] = failure(lambda: wr.athena.read_sql_query(sql="SELECT 
 athena = boto3.client("athena")
 errors["no_such_execution"] = failure(lambda: athena.get_query_execution(QueryExecutionId="no-such-id"))
 errors["no_output_location"] = failure(lambda: athena.start_query_execution(QueryString="SELECT 1 AS one"))
+errors["file_output_location"] = failure(lambda: athena.start_query_execution(
+    QueryString="SELECT 1 AS one", ResultConfiguration={"OutputLocation": "file:///tmp/results/"}))
 errors["other_workgroup"] = failure(lambda: wr.athena.read_sql_query(sql="SELECT 1 AS one", database=database_name,
                                                                      workgroup="analysts"))
 left = [t["Name"] for t in boto3.client("glue").get_tables(DatabaseName=database_name)["TableList"]]
