@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 
 import pandas as pd
 import pytest
@@ -70,7 +71,9 @@ def course1(aws, client_bin, shared_data, sample_csv, blazingtext_split, tmp_pat
              printed("autopilot_model = automl.deploy(", r"Endpoint name:\s+(\S+)"),
              printed("estimator.fit(", r"Training Job Name:\s+(\S+)"),
              printed("text_classifier = estimator.deploy(", r"Endpoint name:\s+(\S+)")]
+    started = time.monotonic()
     followup = aws.run("course1_followup.py", *names)
+    print(f"{time.monotonic() - started:6.1f} s  clients/course1_followup.py")
     return type("Course1", (), {"kernel": kernel, "notebook": notebook, **followup})
 
 
