@@ -210,7 +210,8 @@ class QueryRunner:
                 state, reason = "CANCELLED", None
             else:
                 traceback.print_exc(file=sys.stderr)
-                state, reason = "FAILED", f"GENERIC_INTERNAL_ERROR: sagestack serve-aws failed on this query ({error!r})"
+                state = "FAILED"
+                reason = f"GENERIC_INTERNAL_ERROR: sagestack serve-aws failed on this query ({error!r})"
         finally:
             timer.cancel()
             with self._lock:
