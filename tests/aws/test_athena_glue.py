@@ -430,5 +430,7 @@ def test_a_repeated_column_name_is_kept_as_athena_keeps_it(lake):
     result = query("SELECT n AS a, word AS a, n FROM t ORDER BY n LIMIT 1")
     assert [column.name for column in result.columns] == ["a", "a", "n"]
     assert read_result(s3, result.output_location)[0] == ["a", "a", "n"]
+    starred = query("SELECT * FROM t x, t y LIMIT 1")
+    assert [column.name for column in starred.columns] == ["n", "word", "n", "word"]
     with pytest.raises(QueryFailed, match="DUPLICATE_COLUMN_NAME: Column name 'a' specified more than once"):
         query("CREATE TABLE lab.twice AS SELECT n AS a, word AS a FROM t")

@@ -260,7 +260,10 @@ def run_query(sql: str, *, database: str | None, catalog: GlueCatalog, s3: S3Sto
         connection.execute("SET enable_external_access = false")
         connection.execute("SET lock_configuration = true")
         try:
-            connection.execute(f"CREATE TEMP TABLE __result AS {query.sql('duckdb')}")
+            translated = query.sql("duckdb")
+            # The query's own output names: the table below renames a repeated one (a, a_1); Athena keeps it.
+            names = [row[0].lower() for row in connection.execute(f"DESCRIBE {translated}").fetchall()]
+            connection.execute(f"CREATE TEMP TABLE __result AS {translated}")
         except duckdb.InterruptException:
             raise
         except duckdb.Error as error:
@@ -268,8 +271,7 @@ def run_query(sql: str, *, database: str | None, catalog: GlueCatalog, s3: S3Sto
         except RecursionError:
             raise QueryFailed("SYNTAX_ERROR: the query is nested too deeply to run") from None
         columns, selects, hive_types = _result_columns(connection)
-        names = [name.lower() for name in query.named_selects]
-        if len(names) == len(columns) and "*" not in names:  # DuckDB renames a repeated name a_1; Athena keeps it
+        if len(names) == len(columns):
             columns = [replace(column, name=name) for column, name in zip(columns, names)]
         final = f"SELECT {', '.join(selects)} FROM __result"
         count = connection.execute("SELECT count(*) FROM __result").fetchall()[0][0]
