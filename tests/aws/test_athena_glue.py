@@ -158,6 +158,7 @@ def test_get_query_results_pages_by_next_token(ops):
     assert ops["small"] == everything  # boto3's paginator, 333 rows a page
     assert all(not token.isdigit() for token in ops["page_tokens"])
     assert ops["bad_token"][0] == "InvalidRequestException"
+    assert ops["json_path"] == {"state": "SUCCEEDED", "rows": 2}  # X-Amz-Target: AmazonAthena.<Operation>
 
 
 def test_glue_refuses_table_inputs_of_the_wrong_shape(ops):

@@ -257,7 +257,8 @@ def _insert_records(connection, insert: str, records: Iterator[list[str | None]]
 def load_table(connection, s3: S3Store, table: Table) -> int:
     """Create ``table`` in the DuckDB ``connection`` (schema = its database) from its objects; the bytes read.
 
-    LazySimpleSerDe files are read by DuckDB's ``read_csv`` (no quoting or escaping, as Hive); a table with an
+    LazySimpleSerDe files are read by DuckDB's ``read_csv`` (no quoting or escaping, as Hive; one difference: a
+    blank line is no record there, where Hive reads a record of empty/NULL fields); a table with an
     ``escape.delim``, a bzip2 file or one DuckDB refuses (say, invalid UTF-8, which Hive replaces) by
     :func:`lazy_simple_records`, streamed; OpenCSVSerde files by :func:`open_csv_records`.
 

@@ -93,6 +93,28 @@ columns = [column["Name"] for column in athena.get_query_results(
     QueryExecutionId=paged, MaxResults=1)["ResultSet"]["ResultSetMetadata"]["ColumnInfo"]]
 bad_token = code(lambda: athena.get_query_results(QueryExecutionId=paged, NextToken="not-a-token"))
 
+
+
+def json_protocol(operation, body):
+    """``operation`` as older clients send it: json with ``X-Amz-Target: AmazonAthena.<Operation>``."""
+    import urllib.request
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    session = boto3.session.Session()
+    request = AWSRequest(method="POST", url=athena.meta.endpoint_url + "/", data=json.dumps(body).encode(),
+                         headers={"Content-Type": "application/x-amz-json-1.1",
+                                  "X-Amz-Target": f"AmazonAthena.{operation}"})
+    SigV4Auth(session.get_credentials(), "athena", session.region_name).add_auth(request)
+    sent = urllib.request.Request(request.url, data=request.body, method="POST", headers=dict(request.headers))
+    with urllib.request.urlopen(sent, timeout=60) as answer:
+        return json.loads(answer.read())
+
+
+json_path = {"state": json_protocol("GetQueryExecution", {"QueryExecutionId": paged})["QueryExecution"]["Status"]
+             ["State"], "rows": len(json_protocol("GetQueryResults", {"QueryExecutionId": paged, "MaxResults": 2})
+                                    ["ResultSet"]["Rows"])}
 clock["paged"] = time.time()
 # -- Glue: TableInput shapes, GetTables' Expression -------------------------------------------------------
 BAD = {
@@ -138,7 +160,7 @@ print(json.dumps({"clock": {name: round(clock[name] - clock["begin"], 2) for nam
     "start_seconds": start_seconds, "running": running, "refused": refused, "stopped": stopped,
     "after_stop": after_stop,
     "token": {"same": first == again, "state": wait(first), "other": other},
-    "pages": pages, "page_tokens": token_seen, "small": small, "columns": columns, "bad_token": bad_token,
+    "pages": pages, "json_path": json_path, "page_tokens": token_seen, "small": small, "columns": columns, "bad_token": bad_token,
     "refusals": refusals, "update_refused": update_refused, "nested": nested, "nested_seconds": nested_seconds,
     "expressions": expressions, "tables_left": sorted(left),
 }))
