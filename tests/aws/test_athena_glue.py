@@ -435,3 +435,16 @@ def test_a_repeated_column_name_is_kept_as_athena_keeps_it(lake):
     assert [column.name for column in starred.columns] == ["n", "word", "n", "word"]
     with pytest.raises(QueryFailed, match="DUPLICATE_COLUMN_NAME: Column name 'a' specified more than once"):
         query("CREATE TABLE lab.twice AS SELECT n AS a, word AS a FROM t")
+
+
+def test_a_query_past_its_memory_share_fails_exceeded_memory_limit(lake):
+    import duckdb
+
+    s3, catalog, _ = lake
+    connection = duckdb.connect(config={"memory_limit": "8MB", "threads": 1})
+    with pytest.raises(QueryFailed) as failed:
+        run_query("SELECT length(string_agg(CAST(x AS varchar), ',')) AS n FROM UNNEST(sequence(1, 2000000)) AS t(x)",
+                  database="lab", catalog=catalog, s3=s3, output_location="s3://out/results/", query_id="big",
+                  connection=connection)
+    connection.close()
+    assert failed.value.reason.startswith("EXCEEDED_MEMORY_LIMIT: Query exhausted resources at this scale factor")

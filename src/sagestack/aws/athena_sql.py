@@ -152,6 +152,8 @@ def _duckdb_failure(error: Exception) -> QueryFailed:
         code = "FUNCTION_NOT_FOUND" if "function" in message.lower() else "SYNTAX_ERROR"
     elif isinstance(error, duckdb.BinderException):
         code = "COLUMN_NOT_FOUND" if "not found" in message.lower() else "SYNTAX_ERROR"
+    elif isinstance(error, duckdb.OutOfMemoryException):  # past the query's share (serve-aws --max-queries)
+        code, message = "EXCEEDED_MEMORY_LIMIT", f"Query exhausted resources at this scale factor ({message})"
     elif "division by zero" in message.lower():
         code, message = "DIVISION_BY_ZERO", "Division by zero"
     elif isinstance(error, (duckdb.ConversionException, duckdb.InvalidInputException)):
@@ -254,7 +256,10 @@ def run_query(sql: str, *, database: str | None, catalog: GlueCatalog, s3: S3Sto
         connection = duckdb.connect()
     try:
         connection.execute("SET integer_division = true")  # Trino's `/` of two integers is an integer
-        scanned = sum(load_table(connection, s3, table) for table in tables.values())
+        try:
+            scanned = sum(load_table(connection, s3, table) for table in tables.values())
+        except duckdb.OutOfMemoryException as error:
+            raise _duckdb_failure(error) from None
         # The query itself reads nothing but the tables loaded above: no files, no extensions (DuckDB would
         # otherwise run read_csv('/any/file') or COPY for whoever may sign requests).
         connection.execute("SET enable_external_access = false")

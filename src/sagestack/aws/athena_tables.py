@@ -298,7 +298,7 @@ def load_table(connection, s3: S3Store, table: Table) -> int:
                               for index, (name, _) in enumerate(table.columns))
             connection.execute(f"CREATE TABLE {target} AS SELECT {casts} FROM "
                                f"(SELECT {picks} FROM read_parquet({files}, union_by_name=true))")
-        except duckdb.InterruptException:
+        except (duckdb.InterruptException, duckdb.OutOfMemoryException):
             raise
         except duckdb.Error as error:
             raise QueryFailed(f"HIVE_BAD_DATA: {_public(str(error), bucket, objects)}") from None
@@ -336,7 +336,7 @@ def load_table(connection, s3: S3Store, table: Table) -> int:
             try:
                 connection.execute(f"{insert} {_read_csv(item.path, delimiter, skip, null_format, width, codec)}")
                 continue
-            except duckdb.InterruptException:
+            except (duckdb.InterruptException, duckdb.OutOfMemoryException):
                 raise
             except duckdb.Error:  # what DuckDB refuses (invalid UTF-8 …) the Python reader reads as Hive does
                 pass
