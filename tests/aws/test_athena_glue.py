@@ -426,6 +426,11 @@ def test_text_values_are_typed_as_hive_reads_them(lake):
         ["7", "100.0", None], ["-7", "2.5", "true"], [None, "NaN", None], [None, None, "false"], [None, None, None]]
 
 
+def test_timestamps_are_written_as_athena_writes_them(lake):
+    assert _rows(lake, "SELECT CAST('2020-01-02' AS timestamp) AS a, TIMESTAMP '2020-01-02 03:04:05.123456' AS b, "
+                       "DATE '2020-01-02' AS c") == [["2020-01-02 00:00:00.000", "2020-01-02 03:04:05.123", "2020-01-02"]]
+
+
 def test_a_repeated_column_name_is_kept_as_athena_keeps_it(lake):
     s3, _, query = lake
     result = query("SELECT n AS a, word AS a, n FROM t ORDER BY n LIMIT 1")

@@ -8,6 +8,7 @@ No HTTP here: :mod:`sagestack.aws.athena` serves the API over :func:`run_query`.
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import re
@@ -201,6 +202,8 @@ def _csv_value(value) -> str:
         text = value.hex(" ")
     elif isinstance(value, float) and not math.isfinite(value):  # as Trino spells them
         text = "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+    elif isinstance(value, datetime.datetime) and value.tzinfo is None:  # Trino's timestamp(3): milliseconds
+        text = value.isoformat(" ", "milliseconds")
     else:
         text = str(value)
     return '"' + text.replace('"', '""') + '"'
