@@ -17,10 +17,11 @@ import pandas as pd
 import pytest
 from serve_aws_fixtures import aws, client_bin  # noqa: F401
 
-from sagestack.aws.athena import SERVER_STOPPED, QueryRunner, _result_rows, result_records
+from sagestack.aws.athena import _result_rows, result_records
+from sagestack.aws.athena_queries import SERVER_STOPPED, QueryRunner
 from sagestack.aws.athena_sql import run_query
 from sagestack.aws.athena_tables import LAZY_SIMPLE, QueryFailed, split_lazy_simple, split_open_csv
-from sagestack.aws.glue import GlueCatalog, name_pattern
+from sagestack.aws.glue_catalog import GlueCatalog, name_pattern
 from sagestack.aws.identity import DEFAULT_ACCOUNT
 from sagestack.aws.protocol import AwsError
 from sagestack.aws.s3store import S3Store

@@ -15,9 +15,10 @@ Python SDK, boto3, awswrangler, the ``aws`` CLI — pointed at one local endpoin
   image's work, outputs), :mod:`~sagestack.aws.clarify` the Clarify image as ``sagestack bias``,
   :mod:`~sagestack.aws.logs` their logs as CloudWatch Logs; :mod:`~sagestack.aws.images` the images sagestack
   knows and what runs each, :mod:`~sagestack.aws.containers` what a container would see (paths, S3 in and out).
-- :mod:`~sagestack.aws.glue`: the Glue Data Catalog (databases, tables) of the home;
-  :mod:`~sagestack.aws.athena` Athena's query executions, run on DuckDB by :mod:`~sagestack.aws.athena_sql`
-  over tables read as Athena's SerDes read them (:mod:`~sagestack.aws.athena_tables`).
+- :mod:`~sagestack.aws.glue_catalog`: the Glue Data Catalog (databases, tables) of the home, Glue's API over it
+  :mod:`~sagestack.aws.glue`; :mod:`~sagestack.aws.athena_queries` Athena's query executions, run on DuckDB by
+  :mod:`~sagestack.aws.athena_sql` over tables read as Athena's SerDes read them
+  (:mod:`~sagestack.aws.athena_tables`), Athena's API over them :mod:`~sagestack.aws.athena`.
 - :mod:`~sagestack.aws.server`: the HTTP server that routes a request to its operation.
 - :mod:`~sagestack.aws.bootstrap`: the environment a client process needs (``serve-aws --env``).
 - :mod:`~sagestack.aws.defaults`: the command line's defaults (port, concurrent jobs), importable alone.

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sagestack.aws.athena_tables import PARQUET_SERDE, QueryFailed, load_table, quote_identifier, split_s3_uri
-from sagestack.aws.glue import GlueCatalog, Table
+from sagestack.aws.glue_catalog import GlueCatalog, Table
 from sagestack.aws.protocol import AwsError
 from sagestack.aws.s3store import S3Store
 

@@ -15,9 +15,9 @@ import zlib
 from pathlib import PurePosixPath
 from typing import IO, Iterator
 
-from sagestack.aws.glue import Table
+from sagestack.aws.glue_catalog import Table
 from sagestack.aws.protocol import AwsError
-from sagestack.aws.s3store import S3Store
+from sagestack.aws.s3store import S3Store, parse_s3_uri
 
 LAZY_SIMPLE = "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe"
 OPEN_CSV = "org.apache.hadoop.hive.serde2.OpenCSVSerde"
@@ -36,18 +36,15 @@ class QueryFailed(Exception):
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/key`` -> (bucket, key) (:func:`sagestack.aws.containers.split_s3_uri`).
+    """``s3://bucket/key`` -> (bucket, key) (:func:`sagestack.aws.s3store.parse_s3_uri`).
 
     Raises:
         QueryFailed: not an ``s3://`` URI.
     """
-    from sagestack.aws.containers import split_s3_uri as split
-    from sagestack.aws.jobs import JobFailed
-
-    try:
-        return split(uri or "")
-    except JobFailed:
-        raise QueryFailed(f"INVALID_LOCATION: {uri!r} is not an s3:// location") from None
+    parsed = parse_s3_uri(uri or "")
+    if parsed is None:
+        raise QueryFailed(f"INVALID_LOCATION: {uri!r} is not an s3:// location")
+    return parsed
 
 
 def _lines(stream: IO[bytes]) -> Iterator[str]:

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from sagestack.aws.athena import QueryRunner
+from sagestack.aws.athena_queries import QueryRunner
 from sagestack.aws.defaults import DEFAULT_MAX_JOBS, DEFAULT_MAX_QUERIES, DEFAULT_QUERY_TIMEOUT
 from sagestack.aws.endpoints import Endpoints
-from sagestack.aws.glue import GlueCatalog
+from sagestack.aws.glue_catalog import GlueCatalog
 from sagestack.aws.identity import Identity, aws_home, load_identity
 from sagestack.aws.jobs import JobRunner
 from sagestack.aws.s3store import S3Store

@@ -15,6 +15,7 @@ from typing import Callable
 from sagestack.aws.backends import Backends
 from sagestack.aws.jobs import Job, JobFailed
 from sagestack.aws.protocol import AwsError
+from sagestack.aws.s3store import parse_s3_uri
 
 def container_paths(job: Job) -> Callable[[str], Path]:
     """A function mapping a container path (``/opt/ml/…``) to its place in the job's folder.
@@ -44,10 +45,10 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     Raises:
         JobFailed: not an s3:// URI.
     """
-    if not uri.startswith("s3://") or not uri[5:].split("/", 1)[0]:
+    parsed = parse_s3_uri(uri)
+    if parsed is None:
         raise JobFailed(f"ClientError: {uri!r} is not an s3:// URI")
-    bucket, _, key = uri[5:].partition("/")
-    return bucket, key
+    return parsed
 
 
 def download_prefix(backends: Backends, uri: str, folder: Path) -> list[Path]:

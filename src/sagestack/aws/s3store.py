@@ -36,6 +36,14 @@ DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 MAX_PARTS = 10_000
 
 
+
+def parse_s3_uri(uri: str) -> tuple[str, str] | None:
+    """``s3://bucket/key/prefix`` -> (bucket, key prefix); None for anything else (each caller says so its own way)."""
+    if not isinstance(uri, str) or not uri.startswith("s3://") or not uri[5:].split("/", 1)[0]:
+        return None
+    bucket, _, key = uri[5:].partition("/")
+    return bucket, key
+
 @dataclass(frozen=True)
 class S3Object:
     """One stored object's record (its body is the file at ``path``)."""
