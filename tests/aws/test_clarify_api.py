@@ -13,7 +13,7 @@ import pytest
 from serve_aws_fixtures import aws, client_bin  # noqa: F401
 
 from sagestack.bias import BiasConfig, LabelSpec
-from sagestack.bias.job import parse_facet, run_bias_on_csv
+from sagestack.bias.job import parse_facet, run_bias_job, run_bias_on_csv
 from sagestack.models import load_model
 
 POST_METHODS = {"DPPL", "DI", "DCAcc", "DCR", "RD", "DAR", "DRR", "AD", "TE"}
@@ -58,6 +58,27 @@ def test_post_training_bias_equals_sagestack_bias_on_the_same_model(clarify_jobs
     assert sum(bool(m["value"]) for entry in mine for m in entry["metrics"]) > len(mine)
 
 
+def test_a_model_answering_one_probability_is_thresholded_by_probability_threshold(clarify_jobs):
+    job = clarify_jobs["probability"]
+    assert job["status"] == "Completed", job["failure"]
+    # The same computation in this process: the winner's probability above 0.345 is the predicted label 1.
+    frame = pd.read_csv(clarify_jobs["lab"])
+    probabilities = load_model(clarify_jobs["model"]).predict_proba(frame["review_body"].astype(str).tolist())
+    frame["predicted"] = (np.asarray(probabilities).max(axis=1) > 0.345).astype(int)
+    assert 0 < frame["predicted"].mean() < 1
+    config = BiasConfig(label="sentiment", positive=LabelSpec(values=("1",)),
+                        facets=[parse_facet("product_category")], predicted="predicted")
+    run_bias_job(frame, config, clarify_jobs["folder"] / "direct-probability")
+    want = json.loads((clarify_jobs["folder"] / "direct-probability" / "analysis.json").read_text())
+    mine = job["analysis"]["post_training_bias_metrics"]["facets"]["product_category"]
+    theirs = want["post_training_bias_metrics"]["facets"]["product_category"]
+    assert [e["value_or_threshold"] for e in mine] == [e["value_or_threshold"] for e in theirs]
+    for entry, expected in zip(mine, theirs):
+        assert {m["name"]: m["value"] for m in entry["metrics"]} == pytest.approx(
+            {m["name"]: m["value"] for m in expected["metrics"] if m["name"] in {"DPPL", "DI"}}, nan_ok=True)
+    assert any(m["value"] for entry in mine for m in entry["metrics"])
+
+
 def test_explainability_is_kernel_shap_of_the_models_scores(clarify_jobs):
     explain = clarify_jobs["explain"]
     assert explain["status"] == "Completed", explain["failure"]
@@ -86,7 +107,7 @@ def test_clarify_jobs_whose_model_cannot_answer_fail_with_the_reason(clarify_job
 def test_the_shadow_endpoints_are_deleted_when_the_jobs_end(clarify_jobs):
     shadows = clarify_jobs["shadows_after"]
     assert shadows and set(shadows.values()) == {"ValidationException"}, shadows
-    logs = [line for key in ("post", "explain", "mismatch") for line in clarify_jobs[key]["log"]]
+    logs = [line for key in ("post", "explain", "mismatch", "probability") for line in clarify_jobs[key]["log"]]
     assert sum("deleted the shadow endpoint" in line for line in logs) == len(shadows)
 
 
@@ -117,6 +138,34 @@ def test_predicted_labels_read_the_answer_as_clarify_does():
         parse_records(b"\xff", "text/csv", "m")
 
 
+def test_a_probability_is_thresholded_into_a_label_as_the_sdk_documents():
+    from sagestack.aws.clarify_model import parse_records, predicted_labels
+
+    one = parse_records(b"0.87\n0.2\n0.4\n", "text/csv", "m")  # a model answering one probability
+    assert predicted_labels(one, {}, 0.3) == ["1", "0", "1"]  # probability_threshold alone
+    assert predicted_labels(one, {}, None) == ["1", "0", "0"]  # 0.5 by default
+    assert predicted_labels(one, {"label_headers": ["no", "yes"]}, 0.3) == ["yes", "no", "yes"]
+    lines = parse_records(b'{"probability": 0.3}\n{"probability": 0.9}\n', "application/jsonlines", "m")
+    assert predicted_labels(lines, {"label": "probability"}, None) == ["0", "1"]  # the SDK's binary example
+    labels = parse_records(b"1,0.9\n-1,0.6\n0,0.2\n", "text/csv", "m")
+    assert predicted_labels(labels, {"label": 0}, None) == ["1", "-1", "0"]  # labels stay labels
+    assert predicted_labels(labels, {"label": 0}, 0.5) == ["1", "-1", "0"]
+    scores = parse_records(b"0.3\n0.7\n", "text/csv", "m")  # a regression's label threshold: scores stay
+    assert predicted_labels(scores, {}, None, classes=False) == ["0.3", "0.7"]
+
+
+def test_predicted_labels_that_are_no_label_value_fail_the_job(tmp_path):
+    from sagestack.aws.clarify import _check_predicted
+    from sagestack.aws.jobs import JobFailed
+
+    data = tmp_path / "d.csv"
+    data.write_text("sentiment,text\n-1,a\n1,b\n0,c\n")
+    _check_predicted(["1.0", "7"], data, "sentiment")  # 1.0 is the label 1
+    with pytest.raises(JobFailed, match=r"none of the model's predicted labels \(0.4, 0.7\) is a value of the "
+                                        r"label column sentiment \(-1, 0, 1\)"):
+        _check_predicted(["0.7", "0.4"], data, "sentiment")
+
+
 def test_requests_are_serialized_as_clarify_sends_them():
     from sagestack.aws.clarify_model import serialize
 
@@ -145,6 +194,23 @@ def test_kernel_shap_of_a_function_is_exact_on_an_additive_model():
         {"review_body": 0, "product_category": 0})
     with pytest.raises(ValueError, match="unknown agg_method"):
         explain_function(predict, features, baseline, agg_method="max")
+
+
+def test_kernel_shap_keeps_every_feature_of_many_and_is_seeded():
+    from sagestack.explain import explain_function
+
+    columns = [f"f{i}" for i in range(14)]  # more than shap's default l1 selection keeps (10)
+    rows = np.random.default_rng(0).integers(1, 5, size=(4, len(columns)))
+    features = pd.DataFrame(rows.astype(str), columns=columns, dtype=object)
+    baseline = pd.DataFrame([["0"] * len(columns)], columns=columns, dtype=object)
+
+    def predict(values):  # additive: each feature's SHAP value is its own value
+        return np.asarray(values, dtype=float).sum(axis=1)
+
+    first = explain_function(predict, features, baseline, num_samples=200)  # far fewer than 2**14 coalitions
+    values = np.asarray(first["values"])[:, :, 0]
+    assert np.allclose(values, rows, atol=1e-6)
+    assert np.array_equal(values, np.asarray(explain_function(predict, features, baseline, num_samples=200)["values"])[:, :, 0])
 
 
 class _FakeEndpoints:

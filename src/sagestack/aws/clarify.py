@@ -163,6 +163,32 @@ def _with_predictions(data: Path, headers: list[str], labels: list[str], work: P
     return target
 
 
+def _label_key(value: object) -> str:
+    """A label as compared between the dataset and the model: numbers by value (``1`` is ``1.0``)."""
+    text = str(value).strip()
+    try:
+        return repr(float(text))
+    except ValueError:
+        return text
+
+
+def _check_predicted(labels: list[str], data: Path, label: str) -> None:
+    """Refuse predicted labels none of which is a value of the dataset's label column: every post-training
+    metric would compare nothing (all zero) instead of the model's predictions.
+
+    Raises:
+        JobFailed: naming a few of each.
+    """
+    with open(data, newline="", encoding="utf-8") as source:
+        values = sorted({row[label] for row in csv.DictReader(source)})
+    if labels and not {_label_key(v) for v in values} & {_label_key(v) for v in labels}:
+        seen = sorted(set(labels))
+        raise JobFailed(f"ClientError: none of the model's predicted labels ({', '.join(seen[:5])}"
+                        f"{', ...' if len(seen) > 5 else ''}) is a value of the label column {label} "
+                        f"({', '.join(values[:5])}{', ...' if len(values) > 5 else ''}); set "
+                        "ModelPredictedLabelConfig's label, probability, probability_threshold or label_headers")
+
+
 def _bias(backends: Backends, job: Job, config: dict, data: Path, headers: list[str], work: Path,
           model: ShadowModel | None) -> tuple[dict, str]:
     """``sagestack bias`` on the dataset (with the model's predicted labels when post-training bias is asked):
@@ -175,8 +201,11 @@ def _bias(backends: Backends, job: Job, config: dict, data: Path, headers: list[
         _, rows = _features(config, data, headers)
         backends.jobs.log(job, f"sagestack serve-aws: {len(rows)} records to the shadow endpoint "
                                f"({model.content_type} -> {model.accept_type})")
+        classes = isinstance(config.get("label_values_or_threshold"), list)
         labels = predicted_labels(model.answers(rows), config.get("predictor") or {},
-                                  config.get("probability_threshold"))
+                                  config.get("probability_threshold"), classes=classes)
+        if classes:
+            _check_predicted(labels, data, _column(config, config["label"], headers))
         data = _with_predictions(data, headers, labels, work)
         options += ["--predicted-label", PREDICTED]
     out = work / "bias"

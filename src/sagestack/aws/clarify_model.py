@@ -137,11 +137,14 @@ def _number(value: object, what: str) -> float:
         raise JobFailed(f"ClientError: the model's {what} {json.dumps(value)[:100]} is not a number") from None
 
 
-def predicted_labels(records: list, predictor: dict, threshold: float | None) -> list[str]:
+def predicted_labels(records: list, predictor: dict, threshold: float | None, *, classes: bool = True) -> list[str]:
     """The predicted label of each answer, as Clarify reads it with ``ModelPredictedLabelConfig``: the value at
-    ``label`` (with a list of labels, the one whose ``probability`` is highest); else from ``probability``: a
-    score above ``probability_threshold`` (0.5) is 1, or ``label_headers[1]`` when given, a list of scores its
-    highest's label header (or index).
+    ``label`` (with a list of labels, the one whose ``probability`` is highest); else from ``probability``, a list
+    of scores its highest's label header (or index). A probability (a single score from ``probability``, or a
+    ``label`` value that is a number between 0 and 1 with a fraction, such as ``label='probability'``) is
+    thresholded: above ``probability_threshold`` (0.5) is 1, or ``label_headers[1]`` when given (else 0 or
+    ``label_headers[0]``). With an explicit ``probability_threshold`` every number between 0 and 1 is read so;
+    when the dataset's label is a threshold, not values (``classes`` False), only then.
 
     Raises:
         JobFailed: a label or probability location that does not match the model's output.
@@ -163,13 +166,36 @@ def predicted_labels(records: list, predictor: dict, threshold: float | None) ->
             best = numbers.index(max(numbers))
             value = headers[best] if headers and len(headers) == len(numbers) else best
         elif value is None:
-            positive = _number(scores, "probability") > cut
-            value = (headers[int(positive)] if headers and len(headers) == 2 else int(positive))
+            value = _thresholded(_number(scores, "probability"), cut, headers)
         elif isinstance(value, dict):
             raise JobFailed(f"ClientError: the model's output {json.dumps(value)[:200]} is no label; set "
                             "ModelPredictedLabelConfig's label to where the label is")
+        elif (score := _probability(value, explicit=threshold is not None, classes=classes)) is not None:
+            value = _thresholded(score, cut, headers)
         found.append(str(value))
     return found
+
+
+def _probability(value: object, *, explicit: bool, classes: bool) -> float | None:
+    """``value`` as a probability to threshold, or None when it reads as a label: a number between 0 and 1,
+    with a fraction unless the threshold was given explicitly; never for a regression's label unless explicit."""
+    if isinstance(value, bool) or not (explicit or classes):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not 0 <= number <= 1:
+        return None
+    if explicit:
+        return number
+    fractional = isinstance(value, float) or (isinstance(value, str) and any(c in value for c in ".eE"))
+    return number if fractional else None
+
+
+def _thresholded(score: float, cut: float, headers: object) -> object:
+    positive = score > cut
+    return headers[int(positive)] if isinstance(headers, list) and len(headers) == 2 else int(positive)
 
 
 def scores(records: list, location: object) -> list[list[float]]:
@@ -325,7 +351,7 @@ def shap_spec(model: ShadowModel, config: dict, headers: list[str], rows: list[l
     Raises:
         JobFailed: an aggregation Clarify does not know, or a number of samples that is not a positive integer.
     """
-    from sagestack.explain.tabular import AGGREGATIONS
+    from sagestack.explain.tabular import AGGREGATIONS, DEFAULT_SEED
 
     shap = config["methods"]["shap"] or {}
     if shap.get("agg_method", "mean_abs") not in AGGREGATIONS:
@@ -339,7 +365,8 @@ def shap_spec(model: ShadowModel, config: dict, headers: list[str], rows: list[l
             "content_template": model.content_template, "scores": (config.get("predictor") or {}).get("label"),
             "features": headers, "rows": rows, "baseline": baseline, "num_samples": shap.get("num_samples"),
             "agg_method": shap.get("agg_method", "mean_abs"), "use_logit": bool(shap.get("use_logit", False)),
-            "save_local_shap_values": bool(shap.get("save_local_shap_values", True))}
+            "save_local_shap_values": bool(shap.get("save_local_shap_values", True)),
+            "seed": shap.get("seed", DEFAULT_SEED)}
 
 
 def run_shap(spec: dict, out: Path) -> dict:
@@ -365,7 +392,7 @@ def run_shap(spec: dict, out: Path) -> dict:
     features = pd.DataFrame(spec["rows"], columns=spec["features"], dtype=object)
     baseline = pd.DataFrame(spec["baseline"], columns=spec["features"], dtype=object)
     explanations = explain_function(predict, features, baseline, num_samples=spec["num_samples"],
-                                    agg_method=spec["agg_method"], use_logit=spec["use_logit"])
+                                    agg_method=spec["agg_method"], use_logit=spec["use_logit"], seed=spec["seed"])
     values = explanations.pop("values")
     write_explanations(explanations, out, "Explainability report (Kernel SHAP)", overwrite=True)
     files = ["analysis.json", "report.html"]

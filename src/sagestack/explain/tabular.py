@@ -10,6 +10,7 @@ import pandas as pd
 AGGREGATIONS = {"mean_abs": lambda v: np.abs(v).mean(axis=0), "median": lambda v: np.median(v, axis=0),
                 "mean_sq": lambda v: np.square(v).mean(axis=0)}
 LOCAL_ROWS = 20  # rows whose values the result lists one by one
+DEFAULT_SEED = 0  # Kernel SHAP's sampling seed when the config gives none
 
 
 def explain_tabular(model, features: pd.DataFrame, *, background: int = 50, seed: int = 0) -> dict:
@@ -45,14 +46,18 @@ def explain_tabular(model, features: pd.DataFrame, *, background: int = 50, seed
 
 
 def explain_function(predict, features: pd.DataFrame, baseline: pd.DataFrame, *, num_samples: int | None = None,
-                     agg_method: str = "mean_abs", use_logit: bool = False, outputs: list[str] | None = None) -> dict:
+                     agg_method: str = "mean_abs", use_logit: bool = False, outputs: list[str] | None = None,
+                     seed: int = DEFAULT_SEED) -> dict:
     """Kernel SHAP values of a black-box ``predict`` over the columns of ``features``, as Clarify computes them:
     the ``baseline`` rows stand in for a feature left out, ``num_samples`` coalitions per row (shap's default
     when None), one global value per feature aggregated by ``agg_method`` (mean_abs, median or mean_sq).
+    Every feature keeps its value (no l1 feature selection: shap's default keeps only 10 features when there
+    are more and the coalitions are sampled), and the sampling is seeded, so the same call gives the same values.
 
     Args:
         predict: rows (a 2-D object array, one column per feature) -> scores of shape (rows,) or (rows, outputs).
         outputs: the outputs' names (default ``label0``, ``label1``, ..., as Clarify names them).
+        seed: the coalitions' random seed (Clarify's ``shap.seed``).
 
     Returns:
         ``{"kernel_shap": {output: {"expected_value", "global_shap_values"}}, "local": [...], "values": ...}``:
@@ -67,7 +72,13 @@ def explain_function(predict, features: pd.DataFrame, baseline: pd.DataFrame, *,
         raise ValueError(f"unknown agg_method {agg_method!r}; use {', '.join(AGGREGATIONS)}")
     shap = import_shap()
     explainer = shap.KernelExplainer(predict, baseline, link="logit" if use_logit else "identity")
-    raw = explainer.shap_values(features, silent=True, **({"nsamples": num_samples} if num_samples else {}))
+    state = np.random.get_state()  # shap samples coalitions from numpy's global generator
+    np.random.seed(seed)
+    try:
+        raw = explainer.shap_values(features, silent=True, l1_reg=False,
+                                    **({"nsamples": num_samples} if num_samples else {}))
+    finally:
+        np.random.set_state(state)
     values = _rows_features_outputs(raw, len(features))
     names = outputs or [f"label{k}" for k in range(values.shape[2])]
     summary = _summarize(values, np.atleast_1d(explainer.expected_value), list(features.columns), names, agg_method)

@@ -1,8 +1,9 @@
 """The course's remaining week-2 Clarify cells, unchanged: a model made by CreateModel, then DataConfig, BiasConfig,
 ModelConfig and ModelPredictedLabelConfig for run_post_training_bias(wait=False), SHAPConfig for
 run_explainability(wait=False), processor.latest_job, ProcessingJob.from_processing_name(...).wait(), and the
-jobs' analysis.json read back from S3, and their shadow endpoints looked up once they ended; then two jobs that must fail (a model that does not exist, a label
-location that is not in the model's answer). Prints one JSON line.
+jobs' analysis.json read back from S3, and their shadow endpoints looked up once they ended; then two jobs that
+must fail (a model that does not exist, a label location that is not in the model's answer), and post-training
+bias of the same model answering one probability, thresholded by probability_threshold. Prints one JSON line.
 
 The model: a BlazingText training job (small hyperparameters, the course's Estimator calls) served as an
 Autopilot candidate's inference container is deployed (the image and environment ListCandidatesForAutoMLJob
@@ -87,11 +88,29 @@ clarify_processor.run_post_training_bias(
     data_bias_config=bias_config, model_config=model_config,
     model_predicted_label_config=clarify.ModelPredictedLabelConfig(label=7), wait=False, logs=False)
 mismatch_job = clarify_processor.latest_job.job_name
+# The same model answering one probability (the winner's, as Autopilot's container does for three classes):
+# probability_threshold turns it into a 0/1 label, as ModelPredictedLabelConfig documents.
+probability_model = model_name + "-probability"
+sess.create_model(probability_model, role, sagemaker.session.container_def(
+    autopilot_image, estimator.model_data, env={
+        "SAGEMAKER_INFERENCE_OUTPUT": "probability",
+        "SAGESTACK_INPUT_COLUMNS": json.dumps(["review_body", "product_category"]),
+        "SAGESTACK_TEXT_COLUMN": "review_body"}))
+clarify_processor.run_post_training_bias(
+    data_config=clarify.DataConfig(s3_data_input_path=data_s3_uri, s3_output_path=f"s3://{bucket}/bias/probability",
+                                   label="sentiment", headers=headers, dataset_type="text/csv"),
+    data_bias_config=bias_config, model_config=clarify.ModelConfig(
+        model_name=probability_model, instance_type="ml.m5.large", instance_count=1, content_type="text/csv",
+        accept_type="text/csv"),
+    model_predicted_label_config=clarify.ModelPredictedLabelConfig(probability_threshold=0.345),
+    methods=["DPPL", "DI"], wait=False, logs=False)
+probability_job = clarify_processor.latest_job.job_name
 started = sess.describe_processing_job(post_job)["ProcessingJobStatus"]
 
 results = {"started_status": started, "model_name": model_name}
 for key, name, prefix in (("post", post_job, "bias/posttraining/"), ("explain", explain_job, "explainability/output/"),
-                          ("missing", missing_job, None), ("mismatch", mismatch_job, None)):
+                          ("missing", missing_job, None), ("mismatch", mismatch_job, None),
+                          ("probability", probability_job, "bias/probability/")):
     running_processor = sagemaker.processing.ProcessingJob.from_processing_name(processing_job_name=name,
                                                                                  sagemaker_session=sess)
     try:
@@ -115,7 +134,7 @@ for key, name, prefix in (("post", post_job, "bias/posttraining/"), ("explain", 
     results[key] = seen
 
 # Every shadow endpoint the jobs started is gone once they ended.
-shadows = sorted({word for key in ("post", "explain", "mismatch") for line in results[key]["log"]
+shadows = sorted({word for key in ("post", "explain", "mismatch", "probability") for line in results[key]["log"]
                   for word in line.split() if word.startswith("sm-clarify-")})
 results["shadows_after"] = {}
 for shadow in shadows:
