@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -39,7 +40,9 @@ def test_post_training_bias_equals_sagestack_bias_on_the_same_model(clarify_jobs
     assert post["status"] == "Completed", post["failure"]
     assert {"analysis.json", "report.html", "report.ipynb", "analysis_config.json"} <= set(post["keys"])
     assert "pre_training_bias_metrics" not in post["analysis"]  # only the section asked for, as Clarify writes
-    assert any("starting the shadow endpoint sm-clarify-" in line for line in post["log"])
+    # The job started the model's shadow endpoint, or shared the explainability job's (whichever came first).
+    assert any(f"{verb} the shadow endpoint sm-clarify-" in line
+               for line in post["log"] for verb in ("starting", "sharing"))
     # What `sagestack bias --model MODEL` computes, in this process: the same model's predictions of review_body.
     direct = clarify_jobs["folder"] / "direct"
     config = BiasConfig(label="sentiment", positive=LabelSpec(values=("1",)), facets=[parse_facet("product_category")])
@@ -210,7 +213,8 @@ def test_kernel_shap_keeps_every_feature_of_many_and_is_seeded():
     first = explain_function(predict, features, baseline, num_samples=200)  # far fewer than 2**14 coalitions
     values = np.asarray(first["values"])[:, :, 0]
     assert np.allclose(values, rows, atol=1e-6)
-    assert np.array_equal(values, np.asarray(explain_function(predict, features, baseline, num_samples=200)["values"])[:, :, 0])
+    again = explain_function(predict, features, baseline, num_samples=200)
+    assert np.array_equal(values, np.asarray(again["values"])[:, :, 0])
 
 
 class _FakeEndpoints:
@@ -291,17 +295,84 @@ def test_a_shadow_endpoint_that_fails_or_outlives_the_server_fails_the_job():
 
 
 def test_a_shap_config_clarify_would_refuse_fails_the_job():
-    from types import SimpleNamespace
-
+    from sagestack.aws.clarify import check_config
     from sagestack.aws.clarify_model import shap_spec
     from sagestack.aws.jobs import JobFailed
 
+    for shap, message in (({"agg_method": "max"}, "agg_method 'max'"), ({"num_samples": 0}, "num_samples"),
+                          ({"seed": "x"}, "seed must be")):
+        with pytest.raises(JobFailed, match=message):
+            check_config({"methods": {"shap": {"baseline": [["y"]], **shap}}})
     model = SimpleNamespace(model_name="m", url="u", image="i", environment={}, content_type="text/csv",
                             accept_type="text/csv", content_template=None)
-    for shap, message in (({"agg_method": "max"}, "agg_method 'max'"), ({"num_samples": 0}, "num_samples")):
+    spec = shap_spec(model, {"methods": {"shap": {"num_samples": 5, "seed": 7}}, "predictor": {"label": 2}}, ["a"],
+                     [["x"]], [["y"]])
+    assert (spec["num_samples"], spec["agg_method"], spec["scores"], spec["save_local_shap_values"], spec["seed"]) == (
+        5, "mean_abs", 2, True, 7)
+
+
+def test_analysis_config_keys_and_metrics_sagestack_does_not_do_fail_the_job():
+    from sagestack.aws.clarify import check_config, check_shap_size
+    from sagestack.aws.jobs import JobFailed
+
+    post = {"methods": {"post_training_bias": {"methods": ["DPPL", "DCA", "FT"]}}, "predictor": {"model_name": "m"}}
+    check_config(post)  # the SDK's names (DCA) and the flip test are known
+    shap = {"methods": {"shap": {"baseline": [["x"]], "seed": 3}}, "excluded_columns": ["c"],
+            "joinsource_name_or_index": "id", "predictor": {"model_name": "m", "label_headers": ["a", "b"]}}
+    check_config(shap)
+    for config, message in (
+            ({**shap, "methods": {"shap": {"baseline": [["x"]], "text_config": {"granularity": "token"}}}},
+             "methods.shap key text_config is not supported"),
+            ({**shap, "methods": {"shap": {"num_clusters": 2}}}, "with num_clusters"),
+            ({**post, "predictor": {"model_name": "m", "endpoint_name": "e", "custom_attributes": "c"}},
+             "predictor key custom_attributes, endpoint_name are not supported"),
+            ({**post, "features": "$.x"}, "key features is not supported"),
+            ({"methods": {"pre_training_bias": {"methods": ["CI", "XYZ"]}}}, "pre_training_bias has no metric XYZ"),
+            ({"methods": {"post_training_bias": {"methods": ["CI"]}}}, "post_training_bias has no metric CI")):
         with pytest.raises(JobFailed, match=message):
-            shap_spec(model, {"methods": {"shap": shap}}, ["a"], [["x"]], [["y"]])
-    spec = shap_spec(model, {"methods": {"shap": {"num_samples": 5}}, "predictor": {"label": 2}}, ["a"], [["x"]],
-                     [["y"]])
-    assert (spec["num_samples"], spec["agg_method"], spec["scores"], spec["save_local_shap_values"]) == (
-        5, "mean_abs", 2, True)
+            check_config(config)
+    check_shap_size({"methods": {"shap": {"num_samples": 1000}}}, 10, 30)
+    with pytest.raises(JobFailed, match=r"num_samples 100000000 x 1 baseline rows x 31 features is 3,100,000,000"):
+        check_shap_size({"methods": {"shap": {"num_samples": 10 ** 8}}}, 1, 31)
+
+
+def _clarify_job(tmp_path, config, dataset):
+    """A Clarify job's record and its inputs' local folders, as the processing handler gives them."""
+    for name, file, text in (("analysis_config", "analysis_config.json", json.dumps(config)),
+                             ("dataset", "data.csv", dataset)):
+        (tmp_path / name).mkdir(exist_ok=True)
+        (tmp_path / name / file).write_text(text)
+    request = {"ProcessingInputs": [{"InputName": name, "S3Input": {"LocalPath": name}}
+                                    for name in ("analysis_config", "dataset")],
+               "ProcessingOutputConfig": {"Outputs": [{"S3Output": {"LocalPath": "out"}}]}}
+    (tmp_path / "job").mkdir(exist_ok=True)
+    job = SimpleNamespace(name="j", kind="processing", request=request, folder=tmp_path / "job")
+    return job, lambda path: tmp_path / path
+
+
+def test_the_whole_config_is_checked_before_the_shadow_endpoint_starts(tmp_path):
+    from sagestack.aws.clarify import run_clarify_job
+    from sagestack.aws.jobs import JobFailed
+
+    headers = ["sentiment", "review_body", "product_category"]
+    good = {"dataset_type": "text/csv", "headers": headers, "label": "sentiment", "label_values_or_threshold": [1],
+            "facet": [{"name_or_index": "product_category"}],
+            "methods": {"post_training_bias": {"methods": "all"},
+                        "shap": {"baseline": [["x", "Tops"]], "num_samples": 10}},
+            "predictor": {"model_name": "m", "content_type": "text/csv", "label": 0}}
+    rows = "sentiment,review_body,product_category\n1,good,Tops\n"
+    endpoints = _FakeEndpoints()
+    for config, dataset, message in (
+            ({**good, "label": "nosuch"}, rows, "the label 'nosuch' is not a column of the dataset"),
+            ({**good, "facet": [{"name_or_index": "age"}]}, rows, "the facet 'age' is not a column"),
+            ({**good, "group_variable": 9}, rows, "group_variable index 9 is outside the 3 headers"),
+            (good, "sentiment,review_body,product_category\n", "the dataset has no records"),
+            ({**good, "methods": {"shap": {"baseline": [["x"]]}}}, rows, "must hold the 2 feature values"),
+            ({**good, "excluded_columns": ["product_category"], "methods": {"shap": {"baseline": [["x", "y"]]}}},
+             rows, "must hold the 1 feature values"),
+            ({**good, "methods": {"shap": {"baseline": [["x", "Tops"]] * 2000, "num_samples": 10 ** 4}}}, rows,
+             "over sagestack's")):
+        job, local = _clarify_job(tmp_path, config, dataset)
+        with pytest.raises(JobFailed, match=message):
+            run_clarify_job(_fake_backends(endpoints), job, local)
+    assert endpoints.created == []

@@ -48,16 +48,81 @@ def _output(request: dict, local: Callable[[str], Path]) -> Path:
     return local(outputs[0]["S3Output"]["LocalPath"])
 
 
-def _column(config: dict, value: object, headers: list[str]) -> str:
+# What this container reads of an analysis config; anything else fails the job, naming it (ignoring a key the
+# user set would give results that are silently not what was asked).
+CONFIG_KEYS = {"version", "dataset_type", "headers", "label", "label_values_or_threshold", "facet", "group_variable",
+               "methods", "predictor", "probability_threshold", "excluded_columns", "joinsource_name_or_index"}
+METHOD_KEYS = {"pre_training_bias": {"methods"}, "post_training_bias": {"methods"}, "report": {"name", "title"},
+               "shap": {"baseline", "num_samples", "agg_method", "use_logit", "save_local_shap_values", "seed",
+                        "num_clusters"}}
+# instance_type, initial_instance_count and accelerator_type size a real endpoint: a shadow endpoint is one process.
+PREDICTOR_KEYS = {"model_name", "instance_type", "initial_instance_count", "accelerator_type", "content_type",
+                  "accept_type", "content_template", "label", "probability", "label_headers"}
+MAX_SHAP_CELLS = 20_000_000  # num_samples x baseline rows x features: Kernel SHAP's synthetic data, held at once
+
+
+def _column(config: dict, value: object, headers: list[str], what: str = "column") -> str:
+    """The header a config's column (a name or a zero-based index) names.
+
+    Raises:
+        JobFailed: an index outside the headers, or a name that is none of them.
+    """
     if isinstance(value, int) and not isinstance(value, bool):
         if not 0 <= value < len(headers):
-            raise JobFailed(f"ClientError: column index {value} is outside the {len(headers)} headers")
+            raise JobFailed(f"ClientError: the {what} index {value} is outside the {len(headers)} headers")
         return headers[value]
+    if str(value) not in headers:
+        raise JobFailed(f"ClientError: the {what} {value!r} is not a column of the dataset "
+                        f"(headers: {', '.join(headers)})")
     return str(value)
 
 
+def _unknown(keys: object, known: set[str], where: str) -> None:
+    unknown = sorted(set(keys) - known) if isinstance(keys, dict) else []
+    if unknown:
+        raise JobFailed(f"ClientError: the analysis config's {where} {', '.join(unknown)} "
+                        f"{'is' if len(unknown) == 1 else 'are'} not supported by sagestack serve-aws "
+                        f"(supported: {', '.join(sorted(known))})")
+
+
+def _metric_names(method: str, asked: object) -> None:
+    """Refuse a bias method's metric names that ``sagestack bias`` does not compute ("all" or a list of names)."""
+    from sagestack.bias import REGISTRY
+
+    stage = method.removesuffix("_bias")
+    known = {name for name, metric in REGISTRY.items() if metric.stage == stage}
+    known |= {"FT"} if stage == "post_training" else set()
+    if asked in (None, "all"):
+        return
+    names = asked.split(",") if isinstance(asked, str) else asked
+    if not isinstance(names, list):
+        raise JobFailed(f"ClientError: {method}'s methods must be \"all\" or a list of metric names")
+    unknown = [str(name) for name in names if METHOD_NAMES.get(str(name).strip(), str(name).strip()) not in known]
+    if unknown:
+        raise JobFailed(f"ClientError: {method} has no metric {', '.join(unknown)} (known: "
+                        f"{', '.join(sorted(known | set(METHOD_NAMES)))})")
+
+
+def _check_shap(shap: dict) -> None:
+    """Refuse SHAP options Clarify would refuse or sagestack does not do."""
+    from sagestack.explain.tabular import AGGREGATIONS
+
+    if shap.get("baseline") is None:
+        raise JobFailed("ClientError: SHAPConfig needs a baseline: sagestack does not compute one "
+                        + ("with num_clusters (k-means) " if "num_clusters" in shap else "")
+                        + "from the dataset; give a list of rows, or the S3 URI of a CSV file")
+    if shap.get("agg_method", "mean_abs") not in AGGREGATIONS:
+        raise JobFailed(f"ClientError: SHAP agg_method {shap.get('agg_method')!r} is not one of "
+                        f"{', '.join(AGGREGATIONS)}")
+    for key, least, kind in (("num_samples", 1, "positive"), ("seed", 0, "non-negative")):
+        value = shap.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
+            raise JobFailed(f"ClientError: SHAP {key} must be a {kind} integer (got {value!r})")
+
+
 def check_config(config: dict) -> None:
-    """Refuse what this container does not do: a dataset that is not CSV, an analysis method it does not know.
+    """Refuse what this container does not do: a dataset that is not CSV, an analysis method, a key or a metric
+    it does not know, SHAP options Clarify would refuse.
 
     Raises:
         JobFailed: with the reason.
@@ -68,6 +133,31 @@ def check_config(config: dict) -> None:
     if unsupported:
         raise JobFailed(f"ClientError: Clarify methods {', '.join(unsupported)} are not supported by sagestack "
                         "serve-aws yet (supported: pre_training_bias, post_training_bias, shap)")
+    _unknown(config, CONFIG_KEYS, "key")
+    methods = config.get("methods") or {}
+    for method, options in methods.items():
+        _unknown(options or {}, METHOD_KEYS[method], f"methods.{method} key")
+        if method in BIAS_SECTIONS:
+            _metric_names(method, (options or {}).get("methods"))
+    if "shap" in methods:
+        _check_shap(methods["shap"] or {})
+    if "post_training_bias" in methods or "shap" in methods:
+        _unknown(config.get("predictor") or {}, PREDICTOR_KEYS, "predictor key")
+
+
+def check_shap_size(config: dict, baseline_rows: int, features: int) -> None:
+    """Refuse a Kernel SHAP whose synthetic data (``num_samples`` x baseline rows x features values, held at
+    once; shap's default number of samples is 2 x features + 2048) would not fit, before any work.
+
+    Raises:
+        JobFailed: naming the product and the cap.
+    """
+    samples = (config["methods"]["shap"] or {}).get("num_samples") or 2 * features + 2048
+    cells = samples * baseline_rows * features
+    if cells > MAX_SHAP_CELLS:
+        raise JobFailed(f"ClientError: SHAP num_samples {samples} x {baseline_rows} baseline rows x {features} "
+                        f"features is {cells:,} values, over sagestack's {MAX_SHAP_CELLS:,}; lower num_samples or "
+                        "use fewer baseline rows")
 
 
 def bias_options(config: dict, headers: list[str]) -> list[str]:
@@ -80,14 +170,14 @@ def bias_options(config: dict, headers: list[str]) -> list[str]:
     check_config(config)
     if "label" not in config or not config.get("facet"):
         raise JobFailed("ClientError: the analysis config names no label or no facet")
-    options = ["--label", _column(config, config["label"], headers)]
+    options = ["--label", _column(config, config["label"], headers, "label")]
     positive = config.get("label_values_or_threshold")
     if isinstance(positive, list):
         options += ["--positive", ",".join(str(value) for value in positive)]
     elif positive is not None:
         options += ["--positive-threshold", str(positive)]
     for facet in config["facet"]:
-        name = _column(config, facet.get("name_or_index"), headers)
+        name = _column(config, facet.get("name_or_index"), headers, "facet")
         value = facet.get("value_or_threshold")
         if isinstance(value, list):
             options += ["--facet", f"{name}={','.join(str(v) for v in value)}"]
@@ -96,7 +186,7 @@ def bias_options(config: dict, headers: list[str]) -> list[str]:
         else:
             options += ["--facet", name]
     if config.get("group_variable") is not None:
-        options += ["--group", _column(config, config["group_variable"], headers)]
+        options += ["--group", _column(config, config["group_variable"], headers, "group_variable")]
     return options
 
 
@@ -138,18 +228,31 @@ def _rows(data: Path) -> list[list[str]]:
 
 
 def _features(config: dict, data: Path, headers: list[str]) -> tuple[list[str], list[list[str]]]:
-    """The feature columns (every column but the label, as Clarify reads a CSV dataset) and each record's values.
+    """The feature columns sent to the model, as Clarify reads a CSV dataset: every column but the label, the
+    ``excluded_columns`` and the ``joinsource_name_or_index`` (an identifier only); and each record's values.
 
     Raises:
-        JobFailed: a record with another number of fields than the header.
+        JobFailed: a column the config names that is not in the headers, a record with another number of fields
+            than the header, or no record at all.
     """
-    label = _column(config, config["label"], headers) if config.get("label") is not None else None
-    positions = [position for position, name in enumerate(headers) if name != label]
+    left_out = {_column(config, config["label"], headers, "label")} if config.get("label") is not None else set()
+    excluded = config.get("excluded_columns") or []
+    if not isinstance(excluded, list):
+        raise JobFailed("ClientError: excluded_columns must be a list of column names or indices")
+    left_out |= {_column(config, column, headers, "excluded column") for column in excluded}
+    if config.get("joinsource_name_or_index") is not None:
+        left_out.add(_column(config, config["joinsource_name_or_index"], headers, "joinsource_name_or_index"))
+    positions = [position for position, name in enumerate(headers) if name not in left_out]
+    if not positions:
+        raise JobFailed("ClientError: no feature column is left for the model (every column is the label, "
+                        "excluded or the join source)")
     rows = []
     for number, row in enumerate(_rows(data), start=2):
         if len(row) != len(headers):
             raise JobFailed(f"ClientError: line {number} of the dataset has {len(row)} fields, not {len(headers)}")
         rows.append([row[p] for p in positions])
+    if not rows:
+        raise JobFailed("ClientError: the dataset has no records")
     return [headers[p] for p in positions], rows
 
 
@@ -189,25 +292,24 @@ def _check_predicted(labels: list[str], data: Path, label: str) -> None:
                         "ModelPredictedLabelConfig's label, probability, probability_threshold or label_headers")
 
 
-def _bias(backends: Backends, job: Job, config: dict, data: Path, headers: list[str], work: Path,
-          model: ShadowModel | None) -> tuple[dict, str]:
-    """``sagestack bias`` on the dataset (with the model's predicted labels when post-training bias is asked):
-    the requested sections of its analysis.json (and sagestack's extras), and its report.html."""
+def _bias(backends: Backends, job: Job, config: dict, data: Path, headers: list[str], options: list[str],
+          rows: list[list[str]], work: Path, model: ShadowModel | None) -> tuple[dict, str]:
+    """``sagestack bias OPTIONS`` on the dataset (with the model's predicted labels of the feature ``rows`` when
+    post-training bias is asked): the requested sections of its analysis.json (and sagestack's extras), and its
+    report.html."""
     from sagestack.aws.clarify_model import predicted_labels
 
     methods = config.get("methods") or {}
-    options = bias_options(config, headers)
     if "post_training_bias" in methods:
-        _, rows = _features(config, data, headers)
         backends.jobs.log(job, f"sagestack serve-aws: {len(rows)} records to the shadow endpoint "
                                f"({model.content_type} -> {model.accept_type})")
         classes = isinstance(config.get("label_values_or_threshold"), list)
         labels = predicted_labels(model.answers(rows), config.get("predictor") or {},
                                   config.get("probability_threshold"), classes=classes)
         if classes:
-            _check_predicted(labels, data, _column(config, config["label"], headers))
+            _check_predicted(labels, data, _column(config, config["label"], headers, "label"))
         data = _with_predictions(data, headers, labels, work)
-        options += ["--predicted-label", PREDICTED]
+        options = [*options, "--predicted-label", PREDICTED]
     out = work / "bias"
     backends.jobs.run_sagestack(job, ["bias", "--data", str(data), *options, "--out", str(out)], work=work)
     document = json.loads((out / "analysis.json").read_text(encoding="utf-8"))
@@ -233,29 +335,28 @@ def _baseline(backends: Backends, config: dict, width: int) -> list[list]:
             _, body = backends.s3.open(*split_s3_uri(baseline))
             with body:
                 baseline = list(csv.reader(body.read().decode("utf-8").splitlines()))
-        except (AwsError, UnicodeDecodeError) as exc:
+        except (AwsError, JobFailed, UnicodeDecodeError) as exc:
             raise JobFailed(f"ClientError: cannot read the SHAP baseline {baseline} "
                             f"({getattr(exc, 'message', exc)})") from None
     if not isinstance(baseline, list) or not baseline:
         raise JobFailed("ClientError: SHAPConfig needs a baseline: a list of rows, or the S3 URI of a CSV file")
     rows = [row if isinstance(row, list) else [row] for row in baseline]
     if any(len(row) != width for row in rows):
-        raise JobFailed(f"ClientError: each SHAP baseline row must hold the {width} feature values (no label)")
+        raise JobFailed(f"ClientError: each SHAP baseline row must hold the {width} feature values (no label, no "
+                        "excluded column)")
     return rows
 
 
-def _shap(backends: Backends, job: Job, config: dict, data: Path, headers: list[str], work: Path,
-          model: ShadowModel) -> tuple[dict, str, Path]:
+def _shap(backends: Backends, job: Job, config: dict, features: list[str], rows: list[list[str]],
+          baseline: list[list], work: Path, model: ShadowModel) -> tuple[dict, str, Path]:
     """Kernel SHAP of the model's scores, in a process of its own: the ``explanations`` section, the report's
     HTML and the folder holding ``explanations_shap/``."""
     import os
 
     from sagestack.aws.clarify_model import shap_spec
 
-    features, rows = _features(config, data, headers)
     spec = work / "shap_spec.json"
-    spec.write_text(json.dumps(shap_spec(model, config, features, rows, _baseline(backends, config, len(features)))),
-                    encoding="utf-8")
+    spec.write_text(json.dumps(shap_spec(model, config, features, rows, baseline)), encoding="utf-8")
     out = work / "shap"
     backends.jobs.log(job, f"sagestack serve-aws: Kernel SHAP of {len(rows)} records over {len(features)} features")
     code = backends.jobs.run_command(job, [sys.executable, "-m", "sagestack.aws.clarify_model", str(spec), str(out)],
@@ -272,7 +373,8 @@ def _shap(backends: Backends, job: Job, config: dict, data: Path, headers: list[
 def run_clarify_job(backends: Backends, job: Job, local: Callable[[str], Path]) -> dict:
     """Run a Clarify job: bias with ``sagestack bias``, SHAP with sagestack's explain engine, the model through a
     shadow endpoint of it when a method needs its predictions; returns the files it wrote. ``report.html`` is the
-    bias report when a bias method ran, else the SHAP report.
+    bias report when a bias method ran, else the SHAP report. The whole config is checked against the dataset
+    before the shadow endpoint starts.
 
     Raises:
         JobFailed: an unsupported config, an unreadable dataset, a model that cannot answer as the config says,
@@ -285,20 +387,29 @@ def run_clarify_job(backends: Backends, job: Job, local: Callable[[str], Path]) 
         config = json.loads((config_folder / "analysis_config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise JobFailed(f"ClientError: cannot read analysis_config.json ({exc})") from None
+    if not isinstance(config, dict):
+        raise JobFailed("ClientError: analysis_config.json is not a JSON object")
     check_config(config)
     methods = config.get("methods") or {}
     work = job.folder / "work"
     work.mkdir(parents=True, exist_ok=True)
     data, headers = _dataset(_single_input(job.request, "dataset", local), config.get("headers"), work)
+    options = bias_options(config, headers) if set(BIAS_SECTIONS) & set(methods) else []
+    features, rows = _features(config, data, headers)
+    baseline = None
+    if "shap" in methods:
+        baseline = _baseline(backends, config, len(features))
+        check_shap_size(config, len(baseline), len(features))
     needs_model = "post_training_bias" in methods or "shap" in methods
     document, html, title, shap_out = {"version": "1.0"}, None, "Bias report", None
     with (shadow_endpoint(backends, job, config, lambda line: backends.jobs.log(job, line)) if needs_model
           else nullcontext()) as model:
-        if set(BIAS_SECTIONS) & set(methods):
-            sections, html = _bias(backends, job, config, data, headers, work, model)
+        if options:
+            sections, html = _bias(backends, job, config, data, headers, options, rows, work, model)
             document.update(sections)
         if "shap" in methods:
-            document["explanations"], shap_html, shap_out = _shap(backends, job, config, data, headers, work, model)
+            document["explanations"], shap_html, shap_out = _shap(backends, job, config, features, rows, baseline,
+                                                                  work, model)
             html, title = (html, title) if html else (shap_html, "Explainability report")
     output = _output(job.request, local)
     output.mkdir(parents=True, exist_ok=True)

@@ -346,20 +346,10 @@ def _wait_in_service(backends, endpoint: str) -> dict:
 
 def shap_spec(model: ShadowModel, config: dict, headers: list[str], rows: list[list], baseline: list[list]) -> dict:
     """What the SHAP process needs (a JSON document): the endpoint and how to talk to it, the rows, the baseline
-    and the SHAP config.
-
-    Raises:
-        JobFailed: an aggregation Clarify does not know, or a number of samples that is not a positive integer.
-    """
-    from sagestack.explain.tabular import AGGREGATIONS, DEFAULT_SEED
+    and the SHAP config (checked by :func:`sagestack.aws.clarify.check_config`)."""
+    from sagestack.explain.tabular import DEFAULT_SEED
 
     shap = config["methods"]["shap"] or {}
-    if shap.get("agg_method", "mean_abs") not in AGGREGATIONS:
-        raise JobFailed(f"ClientError: SHAP agg_method {shap.get('agg_method')!r} is not one of "
-                        f"{', '.join(AGGREGATIONS)}")
-    samples = shap.get("num_samples")
-    if samples is not None and (not isinstance(samples, int) or isinstance(samples, bool) or samples < 1):
-        raise JobFailed(f"ClientError: SHAP num_samples must be a positive integer (got {samples!r})")
     return {"model_name": model.model_name, "url": model.url, "image": model.image, "environment": model.environment,
             "content_type": model.content_type, "accept_type": model.accept_type,
             "content_template": model.content_template, "scores": (config.get("predictor") or {}).get("label"),
