@@ -376,3 +376,28 @@ def test_the_whole_config_is_checked_before_the_shadow_endpoint_starts(tmp_path)
         with pytest.raises(JobFailed, match=message):
             run_clarify_job(_fake_backends(endpoints), job, local)
     assert endpoints.created == []
+
+
+def test_a_crash_of_the_shap_process_is_an_algorithm_error_with_its_last_line(tmp_path):
+    import time
+
+    from sagestack.aws.clarify import _shap
+    from sagestack.aws.clarify_model import ShadowModel
+    from sagestack.aws.jobs import IN_PROGRESS, JobRunner
+
+    runner = JobRunner(tmp_path / "jobs")
+    # An image no adapter serves: the SHAP process dies on a KeyError (a bug of sagestack's, not the user's).
+    model = ShadowModel("m", "http://127.0.0.1:9", "no-such-image:1", {}, "text/csv", "text/csv", None)
+
+    def work(job):
+        (job.folder / "work").mkdir()
+        _shap(SimpleNamespace(jobs=runner), job, {"methods": {"shap": {"baseline": [["x"]], "num_samples": 2}}},
+              ["a"], [["y"]], [["x"]], job.folder / "work", model)
+
+    runner.submit("processing", "crash", {}, work)
+    while runner.get("processing", "crash").status == IN_PROGRESS:
+        time.sleep(0.2)
+    failure = runner.get("processing", "crash").failure
+    runner.close()
+    assert failure.startswith("AlgorithmError: sagestack serve-aws Kernel SHAP failed (exit status 1): KeyError"), \
+        failure

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from sagestack.aws.backends import Backends
-from sagestack.aws.jobs import LOG_FILE, Job, JobFailed
+from sagestack.aws.jobs import Job, JobFailed
 
 if TYPE_CHECKING:
     from sagestack.aws.clarify_model import ShadowModel
@@ -359,13 +359,8 @@ def _shap(backends: Backends, job: Job, config: dict, features: list[str], rows:
     spec.write_text(json.dumps(shap_spec(model, config, features, rows, baseline)), encoding="utf-8")
     out = work / "shap"
     backends.jobs.log(job, f"sagestack serve-aws: Kernel SHAP of {len(rows)} records over {len(features)} features")
-    code = backends.jobs.run_command(job, [sys.executable, "-m", "sagestack.aws.clarify_model", str(spec), str(out)],
-                                     env=dict(os.environ), cwd=work, stdout=work / "shap.json")
-    if code != 0:
-        lines = (job.folder / LOG_FILE).read_text(encoding="utf-8").splitlines()
-        reason = next((line[len("error: "):] for line in reversed(lines) if line.startswith("error: ")),
-                      f"the SHAP analysis exited with status {code}")
-        raise JobFailed(f"ClientError: {reason}")
+    backends.jobs.run_checked(job, [sys.executable, "-m", "sagestack.aws.clarify_model", str(spec), str(out)],
+                              "serve-aws Kernel SHAP", env=dict(os.environ), cwd=work, stdout=work / "shap.json")
     document = json.loads((out / "analysis.json").read_text(encoding="utf-8"))
     return document["explanations"], (out / "report.html").read_text(encoding="utf-8"), out
 

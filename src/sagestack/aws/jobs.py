@@ -239,14 +239,26 @@ class JobRunner:
         command = [sys.executable, "-m", "sagestack", *arguments, "--json"]
         self.log(job, "$ " + " ".join(command))
         environment = {**os.environ, **(env or {}), "SAGESTACK_HOME": str(work / "home")}
+        self.run_checked(job, command, arguments[0], env=environment, cwd=work, stdout=work / "result.json",
+                         limit=limit)
+        return json.loads((work / "result.json").read_text(encoding="utf-8"))
+
+    def run_checked(self, job: Job, command: list[str], what: str, *, env: dict[str, str], cwd: Path, stdout: Path,
+                    limit: tuple[float, JobFailed] | None = None) -> None:
+        """:meth:`run_command`, a failure raised as :func:`command_failure` of what the command wrote to the
+        job's log (``what`` names it: ``sagestack WHAT failed``).
+
+        Raises:
+            JobFailed: the command failed (a ClientError for its own ``error:`` line, else an AlgorithmError), or
+                as :meth:`run_command` raises.
+        """
         log = job.folder / LOG_FILE
         start = log.stat().st_size if log.exists() else 0
-        code = self.run_command(job, command, env=environment, cwd=work, stdout=work / "result.json", limit=limit)
+        code = self.run_command(job, command, env=env, cwd=cwd, stdout=stdout, limit=limit)
         if code != 0:
             with open(log, "rb") as text:
                 text.seek(start)
-                raise command_failure(text.read().decode("utf-8", "replace"), arguments[0], code)
-        return json.loads((work / "result.json").read_text(encoding="utf-8"))
+                raise command_failure(text.read().decode("utf-8", "replace"), what, code)
 
     def run_command(self, job: Job, command: list[str], *, env: dict[str, str], cwd: Path, stdout: Path,
                     limit: tuple[float, JobFailed] | None = None) -> int:
