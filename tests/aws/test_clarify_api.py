@@ -241,11 +241,12 @@ class _FakeEndpoints:
         self.deleted.append(name)
 
 
-def _fake_backends(endpoints, closed=False):
-    from types import SimpleNamespace
+def _fake_backends(endpoints, closed=False, check_runtime=lambda job: None):
+    from sagestack.aws.shadows import Shadows
 
     s3 = SimpleNamespace(open=lambda bucket, key: (None, None))
-    return SimpleNamespace(endpoints=endpoints, s3=s3, jobs=SimpleNamespace(closed=closed))
+    return SimpleNamespace(endpoints=endpoints, s3=s3, shadows=Shadows(),
+                           jobs=SimpleNamespace(closed=closed, check_runtime=check_runtime, log=lambda job, line: None))
 
 
 CONFIG = {"predictor": {"model_name": "m", "content_type": "text/csv"}}
@@ -401,3 +402,64 @@ def test_a_crash_of_the_shap_process_is_an_algorithm_error_with_its_last_line(tm
     runner.close()
     assert failure.startswith("AlgorithmError: sagestack serve-aws Kernel SHAP failed (exit status 1): KeyError"), \
         failure
+
+
+def test_a_starting_server_deletes_the_shadow_endpoints_a_killed_one_left(tmp_path):
+    from sagestack.aws.endpoints import Endpoints
+    from sagestack.aws.shadows import Shadows
+
+    endpoints = Endpoints(tmp_path / "endpoints")
+    for name in ("sm-clarify-job-1-abc", "users-endpoint"):  # records as a killed server left them
+        endpoints.create_endpoint(name, name, {}, None, failure="the server was killed")
+        (endpoints.root / name / "0").mkdir(parents=True)
+    (endpoints.root / "sm-clarify-orphan-def").mkdir()  # a folder whose record was never written
+    Shadows.open(endpoints)
+    assert endpoints.names() == ["users-endpoint"] and endpoints.names("sm-clarify-") == []
+    assert sorted(p.name for p in endpoints.root.iterdir() if p.is_dir()) == ["users-endpoint"]
+    endpoints.close()
+
+
+def test_the_jobs_max_runtime_covers_the_shadow_wait_and_the_model_calls(tmp_path):
+    import time
+
+    from sagestack.aws.clarify_model import ShadowModel, shadow_endpoint
+    from sagestack.aws.jobs import IN_PROGRESS, JobFailed, JobRunner
+
+    runner = JobRunner(tmp_path / "jobs")
+    seen = {}
+
+    def work(job):
+        time.sleep(1.2)
+        with pytest.raises(JobFailed, match="MaxRuntimeExceeded") as raised:
+            runner.check_runtime(job)
+        seen["reason"] = str(raised.value)
+
+    runner.submit("processing", "slow", {"StoppingCondition": {"MaxRuntimeInSeconds": 1}}, work)
+    while runner.get("processing", "slow").status == IN_PROGRESS:
+        time.sleep(0.1)
+    runner.close()
+    assert "MaxRuntimeInSeconds (1)" in seen["reason"]
+
+    def past_limit(job):
+        raise JobFailed("MaxRuntimeExceeded: past it")
+
+    endpoints = _FakeEndpoints(status="Creating")  # a shadow endpoint that never gets InService
+    with pytest.raises(JobFailed, match="MaxRuntimeExceeded"):
+        with shadow_endpoint(_fake_backends(endpoints, check_runtime=past_limit), SimpleNamespace(name="j"), CONFIG,
+                             print):
+            pass
+    assert endpoints.deleted == endpoints.created != []
+    model = ShadowModel("m", "http://127.0.0.1:9", "1.dkr.ecr.us-east-1.amazonaws.com/blazingtext:1", {}, "text/csv",
+                        "text/csv", None)
+    with pytest.raises(JobFailed, match="past it"):  # checked before the first request is made
+        model.answers([["x"]], check=lambda: past_limit(None))
+
+
+def test_a_model_config_of_several_instances_is_served_by_one_with_a_warning():
+    from sagestack.aws.clarify_model import shadow_endpoint
+
+    lines = []
+    with shadow_endpoint(_fake_backends(_FakeEndpoints()), SimpleNamespace(name="j"),
+                         {"predictor": {**CONFIG["predictor"], "initial_instance_count": 3}}, lines.append):
+        pass
+    assert any("warning: ModelConfig's instance_count 3 is read as 1" in line for line in lines)

@@ -15,6 +15,7 @@ from sagestack.aws.glue_catalog import GlueCatalog
 from sagestack.aws.identity import Identity, aws_home, load_identity
 from sagestack.aws.jobs import JobRunner
 from sagestack.aws.s3store import S3Store
+from sagestack.aws.shadows import Shadows
 from sagestack.errors import ConfigError
 
 
@@ -22,7 +23,7 @@ from sagestack.errors import ConfigError
 @dataclass(frozen=True)
 class Backends:
     """The server's state: the home, the identity requests are signed with, the S3 store, the job runner,
-    the endpoints, the Glue catalog and the Athena queries."""
+    the endpoints, the Glue catalog, the Athena queries and the Clarify jobs' shadow endpoints."""
 
     home: Path
     identity: Identity
@@ -31,6 +32,7 @@ class Backends:
     endpoints: Endpoints
     glue: GlueCatalog
     athena: QueryRunner
+    shadows: Shadows = field(default_factory=Shadows)
     lock: IO | None = field(default=None, repr=False)
 
     @classmethod
@@ -40,7 +42,8 @@ class Backends:
         ``max_queries`` Athena queries run at once, a query for ``query_timeout`` seconds at most.
 
         One server owns a home at a time (``home/aws/server.lock``): opening resets what a previous server
-        left running (jobs and queries ``FAILED``, endpoints stopped), which must never happen under a live one.
+        left running (jobs and queries ``FAILED``, endpoints stopped, Clarify's shadow endpoints deleted), which
+        must never happen under a live one.
 
         Raises:
             ConfigError: another serve-aws serves the home, the stored identity is unreadable, or the explicit
@@ -48,9 +51,10 @@ class Backends:
         """
         lock = _lock(Path(home))
         try:
+            endpoints = Endpoints(aws_home(home) / "endpoints")
             return cls(home=Path(home), identity=load_identity(home), s3=S3Store(aws_home(home) / "s3"),
-                       jobs=JobRunner(aws_home(home) / "jobs", max_jobs),
-                       endpoints=Endpoints(aws_home(home) / "endpoints"),
+                       jobs=JobRunner(aws_home(home) / "jobs", max_jobs), endpoints=endpoints,
+                       shadows=Shadows.open(endpoints),
                        glue=GlueCatalog(aws_home(home) / "glue.db"),
                        athena=QueryRunner(aws_home(home), max_queries, query_timeout), lock=lock)
         except BaseException:

@@ -304,7 +304,8 @@ def _bias(backends: Backends, job: Job, config: dict, data: Path, headers: list[
         backends.jobs.log(job, f"sagestack serve-aws: {len(rows)} records to the shadow endpoint "
                                f"({model.content_type} -> {model.accept_type})")
         classes = isinstance(config.get("label_values_or_threshold"), list)
-        labels = predicted_labels(model.answers(rows), config.get("predictor") or {},
+        answers = model.answers(rows, check=lambda: backends.jobs.check_runtime(job))
+        labels = predicted_labels(answers, config.get("predictor") or {},
                                   config.get("probability_threshold"), classes=classes)
         if classes:
             _check_predicted(labels, data, _column(config, config["label"], headers, "label"))

@@ -1,6 +1,6 @@
 """The model a Clarify job asks about (``ModelConfig.model_name``, a model made by ``CreateModel``), as Clarify
 reaches it: a shadow endpoint of that model started for the job (a sagestack endpoint, as ``CreateEndpoint``
-starts one, named ``sm-clarify-…``) and deleted after, and every request made through the adapter of the model's
+starts one, named ``sm-clarify-…``: :mod:`sagestack.aws.shadows`) and deleted after, and every request made through the adapter of the model's
 image, in the analysis config's ``content_type`` and ``accept_type``, exactly as ``InvokeEndpoint`` would relay it.
 Jobs of the same model running at once share its shadow endpoint.
 
@@ -17,18 +17,15 @@ import io
 import json
 import re
 import sys
-import threading
 import time
-import uuid
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 from sagestack.aws.jobs import JobFailed
 from sagestack.aws.protocol import AwsError
 
-SHADOW_PREFIX = "sm-clarify-"
 CONTENT_TYPES = ("text/csv", "application/jsonlines")
 RECORDS_PER_REQUEST = 1000  # Clarify sends mini-batches; the adapters chunk further to the endpoint's limit
 SHADOW_READY_SECONDS = 240
@@ -47,11 +44,12 @@ class ShadowModel:
     accept_type: str
     content_template: str | None
 
-    def answers(self, rows: list[list]) -> list:
-        """The model's answer to each feature row: a CSV answer's fields (a list) or a JSON Lines answer's value.
+    def answers(self, rows: list[list], check: Callable[[], None] | None = None) -> list:
+        """The model's answer to each feature row: a CSV answer's fields (a list) or a JSON Lines answer's value;
+        ``check`` is called before each request (it raises to stop, e.g. past the job's MaxRuntimeInSeconds).
 
         Raises:
-            JobFailed: the model refused the request, or answered another number of records.
+            JobFailed: the model refused the request, or answered another number of records; or ``check``'s.
         """
         from sagestack.aws.containers import image_repository
         from sagestack.aws.runtime import SERVING
@@ -59,6 +57,8 @@ class ShadowModel:
         invoke = SERVING[image_repository(self.image)]
         records: list = []
         for first in range(0, len(rows), RECORDS_PER_REQUEST):
+            if check is not None:
+                check()
             batch = rows[first:first + RECORDS_PER_REQUEST]
             body = serialize(batch, self.content_type, self.content_template)
             try:
@@ -215,26 +215,12 @@ def scores(records: list, location: object) -> list[list[float]]:
     return found
 
 
-@dataclass
-class _Shadow:
-    """One shadow endpoint and the jobs using it: the first starts it, the last one out deletes it."""
-
-    name: str
-    users: int = 1
-    ready: threading.Event = field(default_factory=threading.Event)
-    url: str | None = None
-    failure: str | None = None
-
-
-_SHADOWS: dict[tuple, _Shadow] = {}  # (the server's endpoints, model name, model creation time) -> its shadow
-_SHADOWS_LOCK = threading.Lock()
-
-
 @contextmanager
 def shadow_endpoint(backends, job, config: dict, log: Callable[[str], None]) -> Iterator[ShadowModel]:
     """A shadow endpoint of the analysis config's ``predictor.model_name``, InService, for the job: started for
     it and deleted after, as Clarify does; jobs of the same model running at once share one (its answers do not
     depend on who asks; each job still speaks its own content and accept types), deleted when the last ends.
+    The wait for it counts against the job's MaxRuntimeInSeconds.
 
     Raises:
         JobFailed: no predictor or model_name, a model that does not exist or whose image sagestack cannot serve,
@@ -263,19 +249,17 @@ def shadow_endpoint(backends, job, config: dict, log: Callable[[str], None]) -> 
         if value not in CONTENT_TYPES:
             raise JobFailed(f"ClientError: predictor {kind} {value!r} is not one Clarify speaks "
                             f"({', '.join(CONTENT_TYPES)})")
-    key = (id(backends.endpoints), name, created)
-    with _SHADOWS_LOCK:
-        shadow = _SHADOWS.get(key)
-        starts = shadow is None
-        if starts:
-            shadow = _SHADOWS[key] = _Shadow(f"{SHADOW_PREFIX}{job.name[:38].rstrip('-')}-{uuid.uuid4().hex[:12]}")
-        else:
-            shadow.users += 1
+    count = predictor.get("initial_instance_count")
+    if isinstance(count, int) and count > 1:
+        log(f"sagestack serve-aws: warning: ModelConfig's instance_count {count} is read as 1 (a shadow endpoint "
+            "is one sagestack endpoint process)")
+    key = (name, created)
+    shadow, starts = backends.shadows.join(key, job.name)
     try:
         if starts:
             log(f"sagestack serve-aws: starting the shadow endpoint {shadow.name} of model {name}")
             try:
-                shadow.url = _start(backends, shadow.name, image, container)
+                shadow.url = _start(backends, job, shadow.name, image, container)
             except JobFailed as failure:
                 shadow.failure = str(failure)
                 raise
@@ -284,17 +268,13 @@ def shadow_endpoint(backends, job, config: dict, log: Callable[[str], None]) -> 
         else:
             log(f"sagestack serve-aws: sharing the shadow endpoint {shadow.name} of model {name} with a running job")
             while not shadow.ready.wait(0.5) and not backends.jobs.closed:
-                pass
+                backends.jobs.check_runtime(job)
             if shadow.url is None:
                 raise JobFailed(shadow.failure or f"ClientError: the shadow endpoint {shadow.name} did not start")
         yield ShadowModel(name, shadow.url, image, container.get("Environment") or {}, content, accept,
                           predictor.get("content_template"))
     finally:
-        with _SHADOWS_LOCK:
-            shadow.users -= 1
-            last = shadow.users == 0
-            if last:
-                _SHADOWS.pop(key, None)
+        last = backends.shadows.leave(key, shadow)
         if last:
             with suppress(AwsError):
                 backends.endpoints.delete_endpoint(shadow.name)
@@ -303,11 +283,12 @@ def shadow_endpoint(backends, job, config: dict, log: Callable[[str], None]) -> 
             log(f"sagestack serve-aws: done with the shadow endpoint {shadow.name} (another job still uses it)")
 
 
-def _start(backends, endpoint: str, image: str, container: dict) -> str:
+def _start(backends, job, endpoint: str, image: str, container: dict) -> str:
     """Start ``endpoint`` serving the model ``container`` describes; its URL once InService.
 
     Raises:
-        JobFailed: the model data cannot be read, or the endpoint failed or did not start in time.
+        JobFailed: the model data cannot be read, the endpoint failed or did not start in time, or the job ran
+            past its MaxRuntimeInSeconds meanwhile.
     """
     from sagestack.aws.containers import split_s3_uri
 
@@ -321,16 +302,17 @@ def _start(backends, endpoint: str, image: str, container: dict) -> str:
         backends.endpoints.create_endpoint(endpoint, endpoint, serving, archive)
     except AwsError as error:  # serve-aws is stopping
         raise JobFailed(f"ClientError: cannot start the shadow endpoint {endpoint}: {error.message}") from None
-    return _wait_in_service(backends, endpoint)["url"]
+    return _wait_in_service(backends, job, endpoint)["url"]
 
 
-def _wait_in_service(backends, endpoint: str) -> dict:
+def _wait_in_service(backends, job, endpoint: str) -> dict:
     from sagestack.aws.jobs import STOPPED_WHILE_RUNNING
 
     deadline = time.monotonic() + SHADOW_READY_SECONDS
     while True:
         if backends.jobs.closed:  # the endpoint's start is cancelled too: it would stay Creating
             raise JobFailed(STOPPED_WHILE_RUNNING)
+        backends.jobs.check_runtime(job)
         record = backends.endpoints.endpoint(endpoint)
         if record["status"] == "InService":
             return record

@@ -117,6 +117,12 @@ class Endpoints:
         record = dict(zip(("name", "config", "status", "failure", "url", "created", "modified"), row[:7]))
         return {**record, "serving": json.loads(row[7])}
 
+    def names(self, prefix: str = "") -> list[str]:
+        """The names of the endpoints that start with ``prefix``."""
+        with self._db() as db:
+            return [row[0] for row in db.execute("SELECT name FROM endpoints WHERE substr(name, 1, ?) = ?",
+                                                 (len(prefix), prefix))]
+
     def _set(self, name: str, **fields) -> None:
         with self._db() as db:
             db.execute(f"UPDATE endpoints SET {', '.join(f'{k} = ?' for k in fields)}, modified = ? WHERE name = ?",

@@ -67,6 +67,13 @@ def command_failure(output: str, command: str, code: int) -> JobFailed:
                      + (f": {lines[-1]}" if lines else ""))
 
 
+def _max_runtime(job: "Job") -> tuple[float | None, JobFailed]:
+    """The job's ``StoppingCondition.MaxRuntimeInSeconds`` and what it fails with past them."""
+    seconds = (job.request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
+    return seconds, JobFailed(f"MaxRuntimeExceeded: the job ran longer than its StoppingCondition's "
+                              f"MaxRuntimeInSeconds ({seconds}) and was stopped")
+
+
 @dataclass(frozen=True)
 class Job:
     """One job's record."""
@@ -271,11 +278,7 @@ class JobRunner:
             JobFailed: the job ran past its limit (the command stopped), or the runner closed meanwhile.
         """
         key = (job.kind, job.name)
-        if limit is None:
-            seconds = (job.request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
-            limit = (seconds, JobFailed(f"MaxRuntimeExceeded: the job ran longer than its StoppingCondition's "
-                                        f"MaxRuntimeInSeconds ({seconds}) and was stopped"))
-        seconds, past_limit = limit
+        seconds, past_limit = limit or _max_runtime(job)
         started = self.get(job.kind, job.name).started or time.time()
         with self._lock:
             if self._closed:
@@ -305,6 +308,18 @@ class JobRunner:
                 self._running.pop(key, None)
             with self._db() as db:
                 db.execute("DELETE FROM processes WHERE kind = ? AND name = ? AND pid = ?", (*key, process.pid))
+
+    def check_runtime(self, job: Job) -> None:
+        """Raise when the job ran past its ``StoppingCondition.MaxRuntimeInSeconds`` (for work a job does in
+        the server's process between its commands, as :meth:`run_command` stops a command past it).
+
+        Raises:
+            JobFailed: ``MaxRuntimeExceeded``.
+        """
+        seconds, past_limit = _max_runtime(job)
+        started = self.get(job.kind, job.name).started
+        if isinstance(seconds, (int, float)) and seconds > 0 and started and time.time() - started > seconds:
+            raise past_limit
 
     def close(self) -> None:
         """Stop taking work, stop the commands of running jobs (SIGTERM, then SIGKILL after a grace) and fail
