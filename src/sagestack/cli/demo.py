@@ -20,7 +20,7 @@ DEMO_REVIEW = "I love this dress: the fabric is soft and it fits perfectly."
 
 def run_demo(settings, *, data: Path | None = None, progress: Callable[[str], None] | None = None) -> dict:
     """The main job as a function (the command below and a web console call it): run the sentiment
-    pipeline (every trainer, auto-approved), serve the version it registered, predict one review.
+    pipeline (its default trainers, auto-approved), serve the version it registered, predict one review.
 
     Returns:
         ``{"pipeline": run summary, "served": NAME/VERSION, "endpoint": url, "request": review,
@@ -61,7 +61,7 @@ def demo(
     data: Optional[Path] = typer.Option(None, "--data", help="Review CSV; default: the resolved reviews_balanced.csv."),
     json_output: bool = JsonOpt,
 ) -> None:
-    """The main job: run the pipeline (every trainer, auto-approved), serve its champion, send one real prediction."""
+    """The main job: run the pipeline (its default trainers, auto-approved), serve its champion, send one real prediction."""
     result = run_demo(settings(), data=data, progress=progress(json_output))
     summary, response = result["pipeline"], result["response"]
     prediction, selection = response["predictions"][0], summary["selection"]
