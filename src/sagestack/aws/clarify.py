@@ -9,7 +9,9 @@ endpoint of it (:mod:`sagestack.aws.clarify_model`): its predicted labels become
 --predicted-label``'s column; Kernel SHAP explains its scores over the feature columns against the config's
 baseline and writes ``explanations.kernel_shap`` and ``explanations_shap/out.csv``.
 
-Supported here: ``dataset_type: text/csv``; ``pre_training_bias``, ``post_training_bias`` and ``shap``.
+Supported here: ``dataset_type: text/csv``; ``pre_training_bias``, ``post_training_bias`` and ``shap``. The whole
+config is checked against the dataset before the model is asked anything, and a key this container does not read
+(:data:`CONFIG_KEYS`, :data:`METHOD_KEYS`, :data:`PREDICTOR_KEYS`) fails the job naming it.
 """
 
 from __future__ import annotations

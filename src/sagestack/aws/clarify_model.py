@@ -2,7 +2,7 @@
 reaches it: a shadow endpoint of that model started for the job (a sagestack endpoint, as ``CreateEndpoint``
 starts one, named ``sm-clarify-…``: :mod:`sagestack.aws.shadows`) and deleted after, and every request made through the adapter of the model's
 image, in the analysis config's ``content_type`` and ``accept_type``, exactly as ``InvokeEndpoint`` would relay it.
-Jobs of the same model running at once share its shadow endpoint.
+Jobs of the same model running at once share its shadow endpoint (:class:`sagestack.aws.shadows.Shadows`).
 
 From the model's answers come the predicted labels of post-training bias (``ModelPredictedLabelConfig``: label and
 probability as an index into a CSV answer or a path into a JSON Lines one, ``probability_threshold``,
