@@ -377,6 +377,10 @@ def test_the_whole_config_is_checked_before_the_shadow_endpoint_starts(tmp_path)
         with pytest.raises(JobFailed, match=message):
             run_clarify_job(_fake_backends(endpoints), job, local)
     assert endpoints.created == []
+    pre = {**good, "methods": {"pre_training_bias": {"methods": "all"}}}
+    job, local = _clarify_job(tmp_path, pre, "sentiment,review_body,product_category\n")
+    with pytest.raises(JobFailed, match="the dataset has no records"):
+        run_clarify_job(_fake_backends(endpoints), job, local)
 
 
 def test_a_crash_of_the_shap_process_is_an_algorithm_error_with_its_last_line(tmp_path):

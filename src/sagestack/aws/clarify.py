@@ -21,6 +21,7 @@ import json
 import shutil
 import sys
 from contextlib import nullcontext
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -393,12 +394,18 @@ def run_clarify_job(backends: Backends, job: Job, local: Callable[[str], Path]) 
     work.mkdir(parents=True, exist_ok=True)
     data, headers = _dataset(_single_input(job.request, "dataset", local), config.get("headers"), work)
     options = bias_options(config, headers) if set(BIAS_SECTIONS) & set(methods) else []
-    features, rows = _features(config, data, headers)
+    needs_model = "post_training_bias" in methods or "shap" in methods
+    if needs_model:
+        features, rows = _features(config, data, headers)
+    else:  # pre-training bias reads the file itself: no need to hold its records here
+        features, rows = [], []
+        with open(data, newline="", encoding="utf-8") as source:
+            if next(islice(csv.reader(source), 1, None), None) is None:
+                raise JobFailed("ClientError: the dataset has no records")
     baseline = None
     if "shap" in methods:
         baseline = _baseline(backends, config, len(features))
         check_shap_size(config, len(baseline), len(features))
-    needs_model = "post_training_bias" in methods or "shap" in methods
     document, html, title, shap_out = {"version": "1.0"}, None, "Bias report", None
     with (shadow_endpoint(backends, job, config, lambda line: backends.jobs.log(job, line)) if needs_model
           else nullcontext()) as model:
