@@ -8,7 +8,6 @@ one in ``sys.modules["conftest"]``, where other test modules import ``tests/conf
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -23,18 +22,6 @@ REPO = Path(__file__).resolve().parents[2]
 CLIENT_VENV = REPO / ".venv-aws"
 CLIENTS = Path(__file__).with_name("clients")
 SAGESTACK = Path(sys.executable).with_name("sagestack")
-
-
-def write_autopilot_csv(sample_csv: Path, path: Path) -> Path:
-    """The course's Autopilot input at ``path``: sentiment and review_body of 100 reviews per sentiment of the
-    sample (a tiny AutoML job for a test's time)."""
-    with open(sample_csv, newline="", encoding="utf-8") as source, open(path, "w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
-        writer.writerow(["sentiment", "review_body"])
-        rows = list(csv.DictReader(source))
-        for sentiment in ("-1", "0", "1"):
-            writer.writerows([[row["sentiment"], row["review_body"]] for row in rows if row["sentiment"] == sentiment][:100])
-    return path
 
 
 @pytest.fixture(scope="session")

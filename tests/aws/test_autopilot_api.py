@@ -1,33 +1,14 @@
-"""Autopilot through ``sagestack serve-aws``: AutoML jobs that cannot run say why, through the SageMaker SDK 2.35
-from the client environment, and Autopilot's inference adapter writes and refuses as Autopilot's container does.
-The course's Autopilot job itself (3 candidates, deployed and invoked) runs in course 1's notebook:
-tests/aws/test_course1_notebook.py."""
+"""Autopilot's inference adapter of ``sagestack serve-aws`` writes and refuses as Autopilot's container does.
+The course's Autopilot job itself (3 candidates, deployed and invoked) runs in course 1's notebook
+(tests/aws/test_course1_notebook.py); AutoML jobs that cannot run are tests/aws/test_autopilot_refusals.py."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from serve_aws_fixtures import aws, client_bin, write_autopilot_csv  # noqa: F401
 
 from sagestack.aws.protocol import AwsError
-
-
-@pytest.fixture(scope="module")
-def course_csv(sample_csv, tmp_path_factory):
-    """The course's Autopilot input: sentiment and review_body of 100 reviews per sentiment of the sample."""
-    return write_autopilot_csv(sample_csv, tmp_path_factory.mktemp("autopilot") / "reviews_for_autopilot.csv")
-
-
-def test_automl_jobs_that_cannot_run_say_why(aws, course_csv):
-    seen = aws.run("autopilot_refusals.py", str(course_csv))
-    assert seen["no-target"]["status"] == "Failed" and seen["no-target"]["secondary"] == "Failed"
-    assert seen["no-target"]["failure"] == ("ClientError: the target attribute 'stars' is not a column of the input "
-                                            "data; its columns are sentiment, review_body")
-    assert not seen["no-target"]["artifacts"] and seen["no-target"]["candidates"] == []
-    assert seen["no-input"]["status"] == "Failed" and "no object at input s3://" in seen["no-input"]["failure"]
-    assert seen["regression"]["status"] == 400 and seen["regression"]["code"] == "ValidationException"
-    assert "MetricName MSE is not supported" in seen["regression"]["message"]
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ would (clients/course1_followup.py), and probes and deletes the two endpoints.""
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import re
@@ -16,7 +17,7 @@ import time
 
 import pandas as pd
 import pytest
-from serve_aws_fixtures import CLIENTS, REPO, SAGESTACK, aws, client_bin, write_autopilot_csv  # noqa: F401
+from serve_aws_fixtures import CLIENTS, REPO, SAGESTACK, aws, client_bin  # noqa: F401
 
 from sagestack.aws.identity import DEFAULT_ACCOUNT, ROLE_NAME
 
@@ -33,6 +34,18 @@ class Ran:
     def text(self, snippet: str) -> str:
         (cell,) = [cell for cell in self.cells if snippet in cell["source"]]
         return cell["text"]
+
+
+def write_autopilot_csv(sample_csv, path):
+    """The course's Autopilot input at ``path``: sentiment and review_body of 100 reviews per sentiment of the
+    sample (a tiny AutoML job for a test's time)."""
+    with open(sample_csv, newline="", encoding="utf-8") as source, open(path, "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["sentiment", "review_body"])
+        rows = list(csv.DictReader(source))
+        for sentiment in ("-1", "0", "1"):
+            writer.writerows([[row["sentiment"], row["review_body"]] for row in rows if row["sentiment"] == sentiment][:100])
+    return path
 
 
 @pytest.fixture(scope="module")
