@@ -39,6 +39,7 @@ LONGEST_FIRST = (
     "integration/test_automl.py",
     "features/test_spark_offline_store.py",
     "pipelines/test_new_kind.py",
+    "aws/test_course1_notebook.py",
     "aws/test_serve_aws.py",
 )
 SAGESTACK = Path(sys.executable).with_name("sagestack")
