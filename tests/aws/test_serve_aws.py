@@ -116,13 +116,16 @@ def test_operations_env_and_refusals_on_the_command_line(sagestack_main):
     assert code == 2 and err.startswith("error: listening on 0.0.0.0") and "SAGESTACK_AWS_ACCESS_KEY_ID" in err
 
 
-def test_processing_jobs_that_cannot_run_fail_with_the_reason(aws):
+def test_jobs_that_cannot_run_fail_with_the_reason(aws):
     seen = aws.run("processing_refusals.py")
     assert seen["byoc"]["status"] == "Failed"
     assert seen["byoc"]["failure"].startswith("ClientError: image 123456789012.dkr.ecr.us-east-1.amazonaws.com/"
                                               "my-own-processing:latest cannot run here")
     assert "known images: sagemaker-clarify-processing" in seen["byoc"]["failure"]
     assert seen["missing-input"]["status"] == "Failed" and "no object at input s3://" in seen["missing-input"]["failure"]
+    # A CSV with a header where BlazingText expects `__label__<label> <text>` lines: the job says which line.
+    assert seen["csv-header"]["status"] == "Failed"
+    assert "line 1 has no __label__ label" in seen["csv-header"]["failure"], seen["csv-header"]
     assert seen["unknown"]["code"] == "ValidationException" and "never-created" in seen["unknown"]["message"]
     assert seen["duplicate"]["code"] == "ResourceInUse"
 
