@@ -41,14 +41,6 @@ def test_an_explicit_omp_num_threads_is_left_alone():
     assert got["set"] is None and got["threads"] == got["before"]
 
 
-WAITS = """
-import json, os, sys
-from sagestack.serving.threads import passive_waits
-passive = passive_waits()
-import torch
-print(json.dumps({"passive": passive, "policy": os.environ.get("OMP_WAIT_POLICY")}))
-"""
-
 CALL = """
 import json
 import torch
@@ -70,9 +62,17 @@ def _case(code: str, **env: str) -> dict:
     return json.loads(done.stdout.splitlines()[-1])
 
 
-def test_a_worker_s_openmp_threads_wait_passively_unless_the_operator_chose():
-    assert _case(WAITS) == {"passive": True, "policy": "PASSIVE"}
-    assert _case(WAITS, OMP_WAIT_POLICY="active") == {"passive": False, "policy": "active"}
+def test_a_worker_s_openmp_threads_wait_passively_unless_the_operator_chose(tmp_path):
+    from sagestack.config import load_settings
+    from sagestack.bento.launch import serve_env
+    from sagestack.serving.threads import worker_environment
+
+    assert worker_environment({}) == {"OMP_WAIT_POLICY": "PASSIVE"}
+    assert worker_environment({"OMP_WAIT_POLICY": "active"}) == {}
+    settings = load_settings(cwd=tmp_path, environ={}, home=tmp_path / "home")
+    # Whoever starts the workers passes it; the operator's own policy wins.
+    assert serve_env(settings, "m@champion", base={})["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert serve_env(settings, "m@champion", base={"OMP_WAIT_POLICY": "active"})["OMP_WAIT_POLICY"] == "active"
 
 
 def test_a_call_sets_the_thread_count_unless_omp_num_threads_is_set():

@@ -326,6 +326,7 @@ class Topology:
 
     def _start_endpoint(self, variant: str) -> Status:
         from sagestack.registry import DEFAULT_MODEL_NAME, resolve_ref
+        from sagestack.serving.threads import worker_environment
 
         name = f"endpoint-{variant.lower()}"
         ref = f"{DEFAULT_MODEL_NAME}@{VARIANTS[variant]}"
@@ -333,7 +334,8 @@ class Topology:
             check_servable(variant, resolve_ref(self.settings_for_services(), ref))
         except RegistryError as exc:
             return Status(name, "waiting", detail=str(exc))
-        env = {**os.environ, **self.environment(), "SAGESTACK_MODEL": ref, "SAGESTACK_VARIANT": variant,
+        env = {**os.environ, **worker_environment(os.environ), **self.environment(), "SAGESTACK_MODEL": ref,
+               "SAGESTACK_VARIANT": variant,
                # One BentoML home each: `bentoml serve` clears its Prometheus multiprocess folder at start,
                # so a shared one would wipe the other variant's /metrics.
                "BENTOML_HOME": str(self.root / f"bentoml-{variant.lower()}"), "BENTOML_DO_NOT_TRACK": "true"}

@@ -28,7 +28,7 @@ from sagestack.review.starter import LoopStarter
 from sagestack.review.store import review_store
 from sagestack.serving.coalesce import Coalescer
 from sagestack.serving.readiness import Readiness, WorkerGroup, model_files_check
-from sagestack.serving.threads import available_cores, passive_waits, share_cores
+from sagestack.serving.threads import available_cores, share_cores
 from sagestack.serving.requests import (
     BatchPrediction,
     HumanReview,
@@ -167,7 +167,6 @@ class Endpoint:
         (``retry=False``: the first failure raises)."""
         self._retry_steps = retry
         self.readiness.warming(f"loading the model {self.ref}")
-        passive_waits()  # before the model loads torch
         predictor, info = self._retry(lambda: load_predictor(self.settings, self.ref))
         # A torch-based kind's threads: this worker's share of the cores under load, every core for a lone request.
         shared = share_cores(self.settings.endpoint.workers)

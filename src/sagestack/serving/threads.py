@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Mapping
 
 
 def available_cores() -> int:
@@ -29,14 +30,16 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def passive_waits() -> bool:
-    """Make OpenMP's idle threads sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE``), for a worker that has
-    not imported PyTorch yet (OpenMP reads it once, when torch loads it). An explicit ``OMP_WAIT_POLICY`` is the
-    operator's choice and is left alone. Returns whether the policy is passive now."""
-    if "torch" not in sys.modules:
-        # The environment is how OpenMP is configured: it has no API for the wait policy.
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    return os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE"
+# What an endpoint worker's environment holds unless the operator set it: OpenMP reads its wait policy from the
+# environment once, when PyTorch loads it, and has no API for it. Whoever starts the workers (the launcher, the
+# topology, the k8s manifests) passes it; nothing sets it in a running process.
+WORKER_ENVIRONMENT = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def worker_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables of :data:`WORKER_ENVIRONMENT` that ``environ`` (the environment workers are started with)
+    does not set already: an explicit ``OMP_WAIT_POLICY`` is the operator's choice."""
+    return {name: value for name, value in WORKER_ENVIRONMENT.items() if name not in environ}
 
 
 def share_cores(workers: int | None) -> int | None:
