@@ -71,7 +71,7 @@ OPERATIONS: tuple[Operation, ...] = (
               TRAINING_JOBS + " (secondary statuses, validation:accuracy)"),
     Operation("sagemaker", "CreateAutoMLJob", sagemaker.create_auto_ml_job, AUTOML_JOBS + ": each candidate's model "
               "as model.tar.gz, the exploration and candidate definition notebooks as .ipynb (classification; "
-              "Accuracy or F1macro; one text column)"),
+              "Accuracy, F1 (two classes, their default) or F1macro; one text column)"),
     Operation("sagemaker", "DescribeAutoMLJob", sagemaker.describe_auto_ml_job, AUTOML_JOBS + " (AnalyzingData -> "
               "FeatureEngineering -> ModelTuning -> MaxCandidatesReached, AutoMLJobArtifacts, BestCandidate)"),
     Operation("sagemaker", "ListCandidatesForAutoMLJob", sagemaker.list_candidates_for_auto_ml_job,
