@@ -21,7 +21,7 @@ from sagestack.aws.athena import _result_rows, result_records
 from sagestack.aws.athena_queries import SERVER_STOPPED, QueryRunner
 from sagestack.aws.athena_sql import run_query
 from sagestack.aws.athena_tables import LAZY_SIMPLE, QueryFailed, split_lazy_simple, split_open_csv
-from sagestack.aws.glue_catalog import GlueCatalog, name_pattern
+from sagestack.aws.glue_catalog import GlueCatalog, name_matches
 from sagestack.aws.identity import DEFAULT_ACCOUNT
 from sagestack.aws.protocol import AwsError
 from sagestack.aws.s3store import S3Store
@@ -175,7 +175,10 @@ def test_get_tables_expression_is_glues_wildcards_not_a_regular_expression(ops):
     assert ops["nested"] == [] and ops["nested_seconds"] < 2
     assert ops["expressions"] == {"rev*": ["reviews"], "*ev*": ["reviews"], "x|reviews": ["reviews"],
                                   "a*": ["a" * 25]}
-    assert name_pattern("a.b").fullmatch("a.b") and not name_pattern("a.b").fullmatch("axb")
+    assert name_matches("a.b", "a.b") and not name_matches("a.b", "axb") and name_matches("R*S|x", "reviews")
+    assert not name_matches("rev*s", "review") and name_matches("*", "") and name_matches("a**b*", "aXb")
+    started = time.monotonic()  # stars that a backtracking matcher takes exponential time over
+    assert not name_matches("a*" * 40 + "b", "a" * 255) and time.monotonic() - started < 1
 
 
 # -- in process: the SerDes and the SQL ---------------------------------------------------------------------

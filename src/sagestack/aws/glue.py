@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from sagestack.aws.backends import Backends
-from sagestack.aws.glue_catalog import name_pattern
+from sagestack.aws.glue_catalog import name_matches
 from sagestack.aws.protocol import Request, Response, json_response, member
 
 
@@ -87,14 +87,13 @@ def get_table(backends: Backends, request: Request) -> Response:
 
 def get_tables(backends: Backends, request: Request) -> Response:
     """GetTables: every table of the database, on one page; ``Expression`` keeps the names it matches
-    (:func:`name_pattern`)."""
+    (:func:`~sagestack.aws.glue_catalog.name_matches`)."""
     body = request.json()
     database = _database_name(body)
     expression = member(body, "Expression", str, code="InvalidInputException")
     tables = [_table_document(backends, database, stored) for stored in backends.glue.tables(database)]
     if expression:
-        pattern = name_pattern(expression)
-        tables = [table for table in tables if pattern.fullmatch(table["Name"])]
+        tables = [table for table in tables if name_matches(expression, table["Name"])]
     return json_response({"TableList": tables})
 
 

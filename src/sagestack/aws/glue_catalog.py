@@ -9,7 +9,6 @@ wrote it; :class:`Table` is the part a query needs (columns, location, SerDe). P
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,9 +268,26 @@ def check_table_input(table_input: dict) -> None:
         _strings(serde, "Parameters", f"{where}SerdeInfo.")
 
 
-def name_pattern(expression: str) -> re.Pattern:
-    """Glue's ``GetTables`` ``Expression`` as a pattern: names joined by ``|``, ``*`` matching any run of
-    characters, everything else literal (never a regular expression a client writes: one could run for ever)."""
-    alternatives = ("".join(".*" if part == "*" else re.escape(part) for part in re.split(r"(\*)", option))
-                    for option in expression.split("|"))
-    return re.compile("|".join(f"(?:{alternative})" for alternative in alternatives), re.IGNORECASE)
+def name_matches(expression: str, name: str) -> bool:
+    """Whether ``name`` matches Glue's ``GetTables`` ``Expression``: alternatives joined by ``|``, ``*`` any run of
+    characters, everything else literal, case aside. Matched without regular expressions, in time linear in
+    the name for each star (a client's ``a*a*a*…b`` cannot stall a request thread)."""
+    name = name.lower()
+    return any(_wildcard_match(option.lower(), name) for option in expression.split("|"))
+
+
+def _wildcard_match(pattern: str, text: str) -> bool:
+    # The classic greedy matcher: on a mismatch, go back only to the last star, one character further.
+    p = t = 0
+    star, resume = -1, 0
+    while t < len(text):
+        if p < len(pattern) and pattern[p] != "*" and pattern[p] == text[t]:
+            p, t = p + 1, t + 1
+        elif p < len(pattern) and pattern[p] == "*":
+            star, resume, p = p, t, p + 1
+        elif star >= 0:
+            p, resume = star + 1, resume + 1
+            t = resume
+        else:
+            return False
+    return all(c == "*" for c in pattern[p:])
