@@ -915,3 +915,11 @@ def test_a_failed_sagestack_command_says_its_own_last_line():
     assert str(command_failure("... exploring\nerror: --data x.csv: no such file\n", "automl", 2)) == \
         "ClientError: --data x.csv: no such file"
     assert str(command_failure("", "automl", -9)) == "AlgorithmError: sagestack automl failed (exit status -9)"
+
+
+def test_a_job_s_sagestack_command_gets_none_of_the_server_s_sagestack_settings(tmp_path):
+    from sagestack.aws.jobs import job_environment
+
+    server = {"PATH": "/bin", "SAGESTACK_TRACKING_URI": "http://operators-mlflow:5000", "SAGESTACK_HOME": "/srv"}
+    environment = job_environment(server, {"SAGESTACK_PROGRESS": "1"}, tmp_path / "home")
+    assert environment == {"PATH": "/bin", "SAGESTACK_PROGRESS": "1", "SAGESTACK_HOME": str(tmp_path / "home")}

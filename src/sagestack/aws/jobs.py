@@ -21,7 +21,7 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from sagestack.aws.protocol import AwsError
 from sagestack.aws.records import transaction
@@ -91,6 +91,14 @@ class Job:
     modified: float
     transitions: list[dict]
     folder: Path
+
+
+def job_environment(environ: Mapping[str, str], extra: Mapping[str, str], home: Path) -> dict[str, str]:
+    """The environment of a sagestack command a job runs: ``environ`` (the server's) without its ``SAGESTACK_*``
+    settings — the job has a home of its own, and an operator's tracking server or stores must not receive the
+    job's runs — then ``extra``, and the job's ``home``."""
+    kept = {name: value for name, value in environ.items() if not name.startswith("SAGESTACK_")}
+    return {**kept, **extra, "SAGESTACK_HOME": str(home)}
 
 
 class JobRunner:
@@ -245,7 +253,7 @@ class JobRunner:
 
         command = [sys.executable, "-m", "sagestack", *arguments, "--json"]
         self.log(job, "$ " + " ".join(command))
-        environment = {**os.environ, **(env or {}), "SAGESTACK_HOME": str(work / "home")}
+        environment = job_environment(os.environ, env or {}, work / "home")
         self.run_checked(job, command, arguments[0], env=environment, cwd=work, stdout=work / "result.json",
                          limit=limit)
         return json.loads((work / "result.json").read_text(encoding="utf-8"))
