@@ -212,6 +212,15 @@ def test_a_training_job_that_cannot_run_fails_with_the_reason(api, image, channe
     assert status == 400 and refused["__type"] == "ValidationException"
 
 
+def test_create_endpoint_refuses_the_prefix_of_clarifys_shadow_endpoints(api):
+    # A starting server deletes every endpoint named so, as a shadow endpoint a killed server left.
+    status, refused = _sagemaker(api, "CreateEndpoint", {"EndpointName": "sm-clarify-mine", "EndpointConfigName": "c"})
+    assert status == 400 and refused["__type"] == "ValidationException"
+    assert "'sm-clarify-' is reserved for the shadow endpoints" in refused["message"]
+    status, missing = _sagemaker(api, "CreateEndpoint", {"EndpointName": "sm-clarify", "EndpointConfigName": "c"})
+    assert status == 400 and "reserved" not in missing["message"]  # only the prefix itself is reserved
+
+
 def test_cloudwatch_in_cbor_as_botocore_may_speak_it(api):
     import botocore.session
     from botocore import serialize
@@ -890,9 +899,37 @@ def test_automl_job_runtime_is_a_wall_clock_deadline(api):
     job = _automl_job(api, "quick", ("sentiment,review_body\n" + rows).encode(),
                       **{"AutoMLJobConfig.CompletionCriteria.MaxAutoMLJobRuntimeInSeconds": 1})
     assert (job.status, job.secondary) == ("Failed", "MaxAutoMLJobRuntimeReached")
-    assert job.failure.startswith("MaxAutoMLJobRuntimeReached: ") and job.ended - job.created < 8
+    assert job.failure.startswith("MaxAutoMLJobRuntimeReached: ")
+    # Stopped at its deadline, not when its command ended (which writes the result; bound loose for a loaded machine).
+    assert not (job.folder / "work" / "automl" / "summary.json").exists() and job.ended - job.created < 30
     status, answer = _sagemaker(api, "DescribeAutoMLJob", {"AutoMLJobName": "quick"})
     assert answer["AutoMLJobSecondaryStatus"] == "MaxAutoMLJobRuntimeReached"
+
+
+def test_a_candidate_missing_for_another_reason_than_time_is_not_a_runtime_cut():
+    from sagestack.automl.search import TIME_CUT, unfitted_candidates
+    from sagestack.aws.autopilot import final_status
+
+    asked = ["LinearTfidf", "CatBoost", "LightGBM"]
+    failures = {"CatBoost": {"exc_type": "TimeLimitExceeded", "exc_str": ""},
+                "LightGBM": {"exc_type": "ValueError", "exc_str": "bad input"}}
+    assert unfitted_candidates(asked, ["LinearTfidf"], failures, used=9.0, budget=15.0) == {
+        "CatBoost": TIME_CUT, "LightGBM": "ValueError: bad input"}
+    # Missing with no record: AutoGluon skips so only for want of time, so with time left it is not the time limit.
+    assert unfitted_candidates(asked, asked[:2], {}, used=14.9, budget=15.0) == {"LightGBM": TIME_CUT}
+    assert unfitted_candidates(asked, asked[:2], {}, used=5.0, budget=15.0)["LightGBM"].startswith("not fitted, with 10 s")
+    two = [{"name": "LinearTfidf"}, {"name": "CatBoost"}]
+    status, lines = final_status({"leaderboard": two, "not_fitted": {"LightGBM": "ValueError: bad input"},
+                                  "time_limit_cut": False}, 3, 3)
+    assert status == "MaxCandidatesReached" and lines == [
+        "sagestack serve-aws: warning: candidate LightGBM was not fitted: ValueError: bad input",
+        "sagestack serve-aws: warning: 2 of the 3 candidates asked for were fitted, and the time limit cut none"]
+    status, lines = final_status({"leaderboard": two, "not_fitted": {"LightGBM": TIME_CUT}, "time_limit_cut": True},
+                                 3, 3)
+    assert status == "MaxAutoMLJobRuntimeReached" and lines == [
+        "sagestack serve-aws: MaxAutoMLJobRuntimeReached: the time limit cut candidate LightGBM (not fitted)"]
+    assert final_status({"leaderboard": [*two, {"name": "LightGBM"}], "not_fitted": {}, "time_limit_cut": False},
+                        3, 5) == ("Completed", [])
 
 
 def test_automl_objectives_and_time_limits():

@@ -11,6 +11,7 @@ import sys
 from sagestack.aws.backends import Backends
 from sagestack.aws.jobs import Job
 from sagestack.aws.protocol import AwsError, Request, Response, json_response, member, members
+from sagestack.aws.shadows import SHADOW_PREFIX
 
 # SageMaker's pattern for job, model, endpoint config and endpoint names.
 JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
@@ -229,6 +230,10 @@ def create_endpoint(backends: Backends, request: Request) -> Response:
 
     body = request.json()
     name = _name(body, "EndpointName")
+    if name.startswith(SHADOW_PREFIX):  # a starting server deletes every endpoint of that name as a shadow it left
+        raise AwsError("ValidationException", f"EndpointName {name!r}: the prefix {SHADOW_PREFIX!r} is reserved for "
+                                              "the shadow endpoints of sagestack serve-aws's Clarify jobs; choose "
+                                              "another name")
     config, _ = backends.endpoints.get("endpoint-config", _name(body, "EndpointConfigName"))
     variant = config["ProductionVariants"][0]
     model, _ = backends.endpoints.get("model", variant["ModelName"])
