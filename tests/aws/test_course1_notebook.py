@@ -131,6 +131,12 @@ def test_clarify_pre_training_bias_job_matches_sagestack_bias(course1, shared_da
         assert mine["metrics"] == [m for m in theirs["metrics"] if m["name"] in requested]
 
 
+def _time_cut(autopilot: dict) -> bool:
+    """Whether the AutoML job's log says its time limit cut a candidate."""
+    return any(line.startswith("sagestack serve-aws: MaxAutoMLJobRuntimeReached: the time limit cut candidate ")
+               for line in autopilot["log"])
+
+
 def test_the_automl_job_goes_through_autopilots_statuses(course1):
     polled = course1.notebook.text("while job_status not in ('Failed', 'Completed', 'Stopped')").splitlines()
     assert polled[-1] == "Completed"
@@ -138,8 +144,11 @@ def test_the_automl_job_goes_through_autopilots_statuses(course1):
     assert first[0] == "InProgress" and first[1] in ("Starting", "AnalyzingData")
     seen = [line.split()[1] for line in polled[:-1]]
     autopilot = course1.autopilot
-    # All 3 candidates fit in the 15-s budget on a quiet machine; a loaded one may cut the last (LightGBM).
-    final = "MaxCandidatesReached" if len(autopilot["candidates"]) == 3 else "MaxAutoMLJobRuntimeReached"
+    # All 3 candidates fit in the 15-s budget on a quiet machine; on a loaded one `sagestack automl` may say its
+    # time limit cut one (the job's log says which), and only then is the job MaxAutoMLJobRuntimeReached.
+    cut = _time_cut(autopilot)
+    assert len(autopilot["candidates"]) == 3 or cut, autopilot["log"]
+    final = "MaxAutoMLJobRuntimeReached" if cut else "MaxCandidatesReached"
     assert autopilot["describe"]["AutoMLJobStatus"] == "Completed"
     assert autopilot["describe"]["AutoMLJobSecondaryStatus"] == final
     stages = ["Starting", "AnalyzingData", "FeatureEngineering", "ModelTuning", final]
@@ -183,7 +192,7 @@ def test_the_autopilot_notebooks_are_in_s3_where_autopilot_writes_them(course1):
 def test_the_autopilot_candidates_are_listed_by_the_objective(course1):
     autopilot = course1.autopilot
     candidates = autopilot["candidates"]
-    assert 1 <= len(candidates) <= 3
+    assert len(candidates) == 3 or (1 <= len(candidates) < 3 and _time_cut(autopilot)), autopilot["log"]
     values = [c["FinalAutoMLJobObjectiveMetric"]["Value"] for c in candidates]
     assert values == sorted(values, reverse=True) and all(0 < value <= 1 for value in values)
     assert {c["FinalAutoMLJobObjectiveMetric"]["MetricName"] for c in candidates} == {"Accuracy"}

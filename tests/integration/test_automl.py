@@ -40,6 +40,9 @@ def test_json_result_and_leaderboard(job):
     validation = [row["validation_accuracy"] for row in board]
     assert validation == sorted(validation, reverse=True)
     assert {row["name"] for row in board} <= {"TfidfLinear", "LightGBM"}
+    # Each candidate asked for is fitted or said not to be, and why (the time limit, or its error).
+    assert {row["name"] for row in board} | set(summary["not_fitted"]) == {"TfidfLinear", "LightGBM"}
+    assert summary["time_limit_cut"] == ("time limit" in summary["not_fitted"].values())
     assert all(0.4 < row["test_accuracy"] <= 1 for row in board)  # three balanced classes: chance is 1/3
     assert summary["registered"]["name"] == MODEL and summary["seconds"] < 30 + 90
     # The registered model is the best candidate refit on fit + validation rows; the leaderboard

@@ -20,6 +20,7 @@ from typing import Callable
 import pandas as pd
 
 from sagestack.automl.search import AutoMLSpec, FitResult, check_frame, export_best, fit_candidates, rank, refit_best
+from sagestack.automl.spec import TIME_CUT
 from sagestack.config import Settings
 from sagestack.data.atomic import atomic_dir, check_out_dir, sha256_file
 from sagestack.data.reviews import COURSE_COLUMNS, RAW_COLUMNS, SENTIMENT, load_reviews, read_csv_checked
@@ -215,7 +216,8 @@ def run_automl(
             ``candidates/<name>/model/`` (the best one refit, as ``model/``), so any of them can be served.
 
     Returns:
-        ``{"best": {...}, "leaderboard": [...], "registered": {"name", "version"} | None, "seconds", ...}``.
+        ``{"best": {...}, "leaderboard": [...], "not_fitted": {candidate: why}, "time_limit_cut": bool,
+        "registered": {"name", "version"} | None, "seconds", ...}``.
 
     Raises:
         DataError: unusable data (missing target or text, a single class, too few rows, no text).
@@ -252,6 +254,8 @@ def run_automl(
         say(f"fitting up to {spec.max_candidates} candidates within {spec.time_limit:g} s"
             + (" (sentence embeddings included)" if spec.embeddings else ""))
         fit = fit_candidates(fit_part, tuning, spec, tmp / "autogluon", progress=say)
+        for name, reason in fit.not_fitted.items():
+            say(f"not fitted: {name} ({'cut by --time-limit' if reason == TIME_CUT else reason})")
         leaderboard = rank(fit, test, spec)
         write_leaderboard(tmp, leaderboard, metric=spec.metric)
         problem = fit.tabular.problem_type
@@ -285,6 +289,9 @@ def run_automl(
             "data": {"source": str(source.path), "origin": source.source, "train_rows": len(train),
                      "test_rows": len(test)},
             "fit_seconds": round(fit.fit_seconds, 2),
+            # Candidates asked for but not fitted, and why; whether --time-limit cut any (the others failed).
+            "not_fitted": fit.not_fitted,
+            "time_limit_cut": fit.time_limit_cut,
             "refit_seconds": round(fit.refit_seconds, 2),
             "embedding_seconds": round(fit.embedding_seconds, 2),
             "warnings": [w["message"] for w in exploration["warnings"]],

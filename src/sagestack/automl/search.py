@@ -16,12 +16,15 @@ from typing import Callable
 import pandas as pd
 
 from sagestack.automl.candidates import Candidate, autogluon_hyperparameters, candidate_named, select_candidates
-from sagestack.automl.spec import DEFAULT_TIME_LIMIT, METRICS, MIN_TIME_LIMIT, AutoMLSpec  # noqa: F401 (re-exported)
+from sagestack.automl.spec import (DEFAULT_TIME_LIMIT, METRICS, MIN_TIME_LIMIT, TIME_CUT,  # noqa: F401 (re-exported)
+                                   AutoMLSpec)
 from sagestack.data.atomic import atomic_dir
 from sagestack.errors import ConfigError, DataError
 
 # Seconds of the command's 90-s margin a refit of the best candidate may take beyond the fit budget.
 REFIT_ALLOWANCE = 30.0
+# The exceptions AutoGluon records for a model it stopped, or would not start, for want of time.
+_TIME_EXCEPTIONS = ("TimeLimitExceeded", "InsufficientTime")
 
 
 @dataclass
@@ -45,6 +48,13 @@ class FitResult:
     refit_name: str | None = None  # the best candidate refit on all training rows (refit_full), if any
     refit_seconds: float = 0.0
     refit_skipped: str | None = None  # why the best was not refit (no time left), if it was not
+    # {candidate: why} for each candidate asked for that AutoGluon did not fit (:func:`unfitted_candidates`).
+    not_fitted: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def time_limit_cut(self) -> bool:
+        """Whether the time limit left a candidate unfitted."""
+        return TIME_CUT in self.not_fitted.values()
 
     @property
     def export_name(self) -> str:
@@ -169,8 +179,41 @@ def fit_candidates(train: pd.DataFrame, tuning: pd.DataFrame, spec: AutoMLSpec, 
         if "No models were trained" not in str(exc):
             raise
         raise ConfigError(f"no candidate finished within --time-limit {spec.time_limit:g} s; raise --time-limit") from None
-    return FitResult(tabular, candidates, list(tabular.model_names()), time.perf_counter() - start, embedding_seconds,
+    fitted = list(tabular.model_names())
+    seconds = time.perf_counter() - start
+    failures = tabular.model_failures()
+    not_fitted = unfitted_candidates([c.name for c in candidates], fitted,
+                                     {} if failures.empty else {row["model"]: row for row in failures.to_dict("records")},
+                                     used=seconds - embedding_seconds, budget=remaining)
+    return FitResult(tabular, candidates, fitted, seconds, embedding_seconds, not_fitted=not_fitted,
                      frames={"train": train_frame, "validation": tuning_frame})
+
+
+def unfitted_candidates(asked: list[str], fitted: list[str], failures: dict, *, used: float,
+                        budget: float) -> dict[str, str]:
+    """Why each candidate of ``asked`` is not among the ``fitted``: :data:`TIME_CUT` when the time limit cut it,
+    else the error it failed with.
+
+    Args:
+        failures: AutoGluon's record of the models that failed (its ``model_failures()`` rows by model:
+            ``{name: {"exc_type", "exc_str", ...}}``).
+        used: seconds the fit took; budget: the seconds it was given. AutoGluon skips a model without a record
+            only for want of time (under ``min(1 %, 10 s)`` of the budget left), so a candidate missing with no
+            record while time was left is reported as such, not blamed on the time limit.
+    """
+    reasons = {}
+    for name in asked:
+        if name in fitted:
+            continue
+        failure = failures.get(name)
+        if failure is not None:
+            reasons[name] = (TIME_CUT if failure.get("exc_type") in _TIME_EXCEPTIONS
+                             else f"{failure.get('exc_type')}: {failure.get('exc_str')}")
+        elif budget - used <= min(0.01 * budget, 10.0) + 1.0:  # 1 s of slack for the work after the last model
+            reasons[name] = TIME_CUT
+        else:
+            reasons[name] = f"not fitted, with {budget - used:.0f} s of the time limit left and no error recorded"
+    return reasons
 
 
 def _quiet_autogluon() -> None:

@@ -17,6 +17,8 @@ METRICS = {"accuracy": "accuracy", "macro_f1": "f1_macro", "f1": "f1"}
 DEFAULT_TIME_LIMIT = 240.0
 # Below this, not even the fastest candidate finishes on a few thousand reviews.
 MIN_TIME_LIMIT = 5.0
+# Why a candidate was not fitted when --time-limit cut it (the result's ``not_fitted``).
+TIME_CUT = "time limit"
 
 
 @dataclass(frozen=True)

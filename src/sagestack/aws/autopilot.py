@@ -7,9 +7,9 @@ out as CSV, JSON or JSON Lines).
 
 The job's secondary statuses follow the command's progress lines: ``AnalyzingData`` while the data is read and
 explored, ``FeatureEngineering`` while the candidates' features are built, ``ModelTuning`` while AutoGluon fits
-them (and the best is refit and explained), then ``MaxCandidatesReached`` (every candidate asked for was fitted),
-``MaxAutoMLJobRuntimeReached`` (the time budget cut some) or ``Completed`` (sagestack has fewer candidates than
-asked for, and fitted them all).
+them (and the best is refit and explained), then ``MaxAutoMLJobRuntimeReached`` when ``sagestack automl`` says
+its time limit cut a candidate, else ``MaxCandidatesReached`` or ``Completed`` (sagestack has fewer candidates than
+asked for); a candidate missing for another reason is a warning in the job's log (:func:`final_status`).
 
 sagestack's AutoML reads one text column: of the input columns it takes ``review_body``, else the one with the
 longest values, and ignores the others (the job's log says which).
@@ -300,12 +300,36 @@ def run_automl_job(backends: Backends, job: Job) -> dict:
                            "model": upload_model(backends, model, f"{job_prefix(job)}/tuning/{name}/output/model.tar.gz",
                                                  work / "model.tar.gz",
                                                  first={LAYOUT_FILE: json.dumps(layout, indent=1).encode()})})
+    secondary, lines = final_status(summary, count, asked)
+    for line in lines:
+        backends.jobs.log(job, line)
     result = {"problem_type": problem, "objective": objective, "inputs": inputs,
-              "text_column": text_column, "labels": labels, "candidates": candidates,
-              "secondary": ("MaxAutoMLJobRuntimeReached" if len(candidates) < count
-                            else "MaxCandidatesReached" if count == asked else "Completed")}
+              "text_column": text_column, "labels": labels, "candidates": candidates, "secondary": secondary}
     result["artifacts"] = _upload_notebooks(backends, job, out, summary, result)
     return result
+
+
+def final_status(summary: dict, count: int, asked: int) -> tuple[str, list[str]]:
+    """The job's last secondary status from ``sagestack automl``'s result (``summary``; ``count`` candidates
+    asked of it, for the job's ``asked``), and the log lines that say why candidates are missing.
+
+    ``MaxAutoMLJobRuntimeReached`` only when the command says its time limit cut a candidate; else
+    ``MaxCandidatesReached`` (``Completed`` when sagestack has fewer candidates than asked for), a candidate
+    that failed for another reason said in the log.
+    """
+    from sagestack.automl.spec import TIME_CUT
+
+    not_fitted = summary.get("not_fitted") or {}
+    lines = [f"sagestack serve-aws: MaxAutoMLJobRuntimeReached: the time limit cut candidate {name} (not fitted)"
+             if reason == TIME_CUT else f"sagestack serve-aws: warning: candidate {name} was not fitted: {reason}"
+             for name, reason in not_fitted.items()]
+    if summary.get("time_limit_cut"):
+        return "MaxAutoMLJobRuntimeReached", lines
+    fitted = len(summary["leaderboard"])
+    if fitted < count:
+        lines.append(f"sagestack serve-aws: warning: {fitted} of the {count} candidates asked for were fitted, and "
+                     "the time limit cut none")
+    return ("MaxCandidatesReached" if count == asked else "Completed"), lines
 
 
 def _upload_notebooks(backends: Backends, job: Job, out: Path, summary: dict, result: dict) -> dict:
