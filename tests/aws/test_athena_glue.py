@@ -141,8 +141,10 @@ def test_stop_query_execution_interrupts_the_query_and_frees_its_place_under_the
     assert ops["refused"][0] == "TooManyRequestsException" and "--max-queries" in ops["refused"][1]
     assert ops["stopped"] == ["CANCELLED"] * 4
     # The stopped queries' statements were interrupted: their places under the cap came back at once.
-    assert ops["after_stop"] is not None and ops["after_stop"] < 5
-    assert ops["start_seconds"] < 3  # StartQueryExecution waits about a second for a query, no more
+    # (Bounds loose for a loaded machine: a statement left running would hold its place past the client's 30 s,
+    # and a StartQueryExecution that waited for its query would leave none RUNNING.)
+    assert ops["after_stop"] is not None and ops["after_stop"] < 20
+    assert ops["start_seconds"] < 10  # StartQueryExecution waits about a second for a query, no more
 
 
 def test_a_client_request_token_names_one_execution(ops):
