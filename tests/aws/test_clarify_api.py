@@ -295,6 +295,39 @@ def test_a_shadow_endpoint_that_fails_or_outlives_the_server_fails_the_job():
                 pass
 
 
+def test_a_job_sharing_a_shadow_endpoint_waits_on_when_its_starter_fails_for_a_reason_of_its_own():
+    import threading
+
+    from conftest import wait_until
+    from sagestack.aws.clarify_model import shadow_endpoint
+    from sagestack.aws.jobs import JobFailed
+
+    endpoints, shared, seen = _FakeEndpoints(status="Creating"), threading.Event(), {}
+
+    def check_runtime(job):  # the starting job runs past its own MaxRuntimeInSeconds once the other shares
+        if job.name == "first" and shared.is_set():
+            raise JobFailed("MaxRuntimeExceeded: the first job's own limit")
+
+    backends = _fake_backends(endpoints, check_runtime=check_runtime)
+
+    def first():
+        with pytest.raises(JobFailed) as raised:
+            with shadow_endpoint(backends, SimpleNamespace(name="first"), CONFIG, print):
+                pass
+        seen["first"] = str(raised.value)
+        endpoints.status = "InService"  # the endpoint starts after all
+
+    starter = threading.Thread(target=first)
+    starter.start()
+    wait_until(lambda: endpoints.created, 10, "the shadow endpoint was not started")
+    with shadow_endpoint(backends, SimpleNamespace(name="second"), CONFIG,
+                         lambda line: shared.set() if "sharing" in line else None) as model:
+        assert model.url == f"http://127.0.0.1:1/{endpoints.created[0]}"
+    starter.join()
+    assert seen["first"].startswith("MaxRuntimeExceeded") and len(endpoints.created) == 1
+    assert endpoints.deleted == endpoints.created  # by the second job, the last to leave
+
+
 def test_a_shap_config_clarify_would_refuse_fails_the_job():
     from sagestack.aws.clarify import check_config
     from sagestack.aws.clarify_model import shap_spec
@@ -384,6 +417,8 @@ def test_the_whole_config_is_checked_before_the_shadow_endpoint_starts(tmp_path)
 
 
 def test_a_crash_of_the_shap_process_is_an_algorithm_error_with_its_last_line(tmp_path):
+    import os
+    import sys
     import time
 
     from sagestack.aws.clarify import _shap
@@ -391,21 +426,45 @@ def test_a_crash_of_the_shap_process_is_an_algorithm_error_with_its_last_line(tm
     from sagestack.aws.jobs import IN_PROGRESS, JobRunner
 
     runner = JobRunner(tmp_path / "jobs")
-    # An image no adapter serves: the SHAP process dies on a KeyError (a bug of sagestack's, not the user's).
+    # An image no adapter serves: the user's error, said before any work (not a crash of the process).
     model = ShadowModel("m", "http://127.0.0.1:9", "no-such-image:1", {}, "text/csv", "text/csv", None)
 
-    def work(job):
+    def unknown_image(job):
         (job.folder / "work").mkdir()
         _shap(SimpleNamespace(jobs=runner), job, {"methods": {"shap": {"baseline": [["x"]], "num_samples": 2}}},
               ["a"], [["y"]], [["x"]], job.folder / "work", model)
 
-    runner.submit("processing", "crash", {}, work)
-    while runner.get("processing", "crash").status == IN_PROGRESS:
-        time.sleep(0.2)
-    failure = runner.get("processing", "crash").failure
+    def crash(job):  # a spec that is not JSON: the process dies on a traceback (a bug of sagestack's)
+        spec = job.folder / "shap_spec.json"
+        spec.write_text("not JSON", encoding="utf-8")
+        runner.run_checked(job, [sys.executable, "-m", "sagestack.aws.clarify_model", str(spec), str(job.folder / "o")],
+                           "serve-aws Kernel SHAP", env=dict(os.environ), cwd=job.folder, stdout=job.folder / "shap.json")
+
+    failures = {}
+    for name, work in (("unknown", unknown_image), ("crash", crash)):
+        runner.submit("processing", name, {}, work)
+        while runner.get("processing", name).status == IN_PROGRESS:
+            time.sleep(0.2)
+        failures[name] = runner.get("processing", name).failure
     runner.close()
-    assert failure.startswith("AlgorithmError: sagestack serve-aws Kernel SHAP failed (exit status 1): KeyError"), \
-        failure
+    assert failures["unknown"].startswith("ClientError: model m's image no-such-image:1 cannot serve here"), failures
+    assert "known images: blazingtext, " in failures["unknown"]
+    prefix = "AlgorithmError: sagestack serve-aws Kernel SHAP failed (exit status 1): "
+    assert failures["crash"].startswith(prefix) and "JSONDecodeError" in failures["crash"][len(prefix):], failures
+
+
+def test_a_model_without_a_serving_adapter_is_refused_before_its_shadow_endpoint_starts():
+    from sagestack.aws.clarify_model import shadow_endpoint
+    from sagestack.aws.jobs import JobFailed
+
+    endpoints = _FakeEndpoints()
+    endpoints.get = lambda kind, name: ({"PrimaryContainer": {"Image": "1.dkr.ecr.x/mine:2", "ModelDataUrl": "s3://b/m"}},
+                                        1.0)
+    with pytest.raises(JobFailed, match=r"^ClientError: model m's image 1.dkr.ecr.x/mine:2 cannot serve here .* "
+                                        "known images: blazingtext"):
+        with shadow_endpoint(_fake_backends(endpoints), SimpleNamespace(name="j"), CONFIG, print):
+            pass
+    assert endpoints.created == []
 
 
 def test_a_starting_server_deletes_the_shadow_endpoints_a_killed_one_left(tmp_path):

@@ -357,8 +357,9 @@ def _shap(backends: Backends, job: Job, config: dict, features: list[str], rows:
     HTML and the folder holding ``explanations_shap/``."""
     import os
 
-    from sagestack.aws.clarify_model import shap_spec
+    from sagestack.aws.clarify_model import serving_adapter, shap_spec
 
+    serving_adapter(model.image, model.model_name)  # a ClientError before the process starts
     spec = work / "shap_spec.json"
     spec.write_text(json.dumps(shap_spec(model, config, features, rows, baseline)), encoding="utf-8")
     out = work / "shap"

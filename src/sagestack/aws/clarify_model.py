@@ -49,12 +49,10 @@ class ShadowModel:
         ``check`` is called before each request (it raises to stop, e.g. past the job's MaxRuntimeInSeconds).
 
         Raises:
-            JobFailed: the model refused the request, or answered another number of records; or ``check``'s.
+            JobFailed: no adapter serves its image, the model refused the request, or answered another number of
+                records; or ``check``'s.
         """
-        from sagestack.aws.containers import image_repository
-        from sagestack.aws.runtime import SERVING
-
-        invoke = SERVING[image_repository(self.image)]
+        invoke = serving_adapter(self.image, self.model_name)
         records: list = []
         for first in range(0, len(rows), RECORDS_PER_REQUEST):
             if check is not None:
@@ -215,6 +213,22 @@ def scores(records: list, location: object) -> list[list[float]]:
     return found
 
 
+def serving_adapter(image: str, model: str) -> Callable:
+    """How an endpoint of ``image`` answers an invocation (:data:`sagestack.aws.runtime.SERVING`).
+
+    Raises:
+        JobFailed: no adapter serves that image (a ClientError naming it and the images sagestack serves).
+    """
+    from sagestack.aws.containers import image_repository
+    from sagestack.aws.runtime import SERVING
+
+    invoke = SERVING.get(image_repository(image))
+    if invoke is None:
+        raise JobFailed(f"ClientError: model {model}'s image {image} cannot serve here (sagestack runs no "
+                        f"containers); known images: {', '.join(SERVING)}")
+    return invoke
+
+
 @contextmanager
 def shadow_endpoint(backends, job, config: dict, log: Callable[[str], None]) -> Iterator[ShadowModel]:
     """A shadow endpoint of the analysis config's ``predictor.model_name``, InService, for the job: started for
@@ -226,9 +240,6 @@ def shadow_endpoint(backends, job, config: dict, log: Callable[[str], None]) -> 
         JobFailed: no predictor or model_name, a model that does not exist or whose image sagestack cannot serve,
             content or accept types Clarify does not speak, or an endpoint that did not start.
     """
-    from sagestack.aws.containers import image_repository
-    from sagestack.aws.runtime import SERVING
-
     predictor = config.get("predictor") or {}
     name = predictor.get("model_name")
     if not name:
@@ -240,9 +251,7 @@ def shadow_endpoint(backends, job, config: dict, log: Callable[[str], None]) -> 
                         "first)") from None
     container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
     image = container.get("Image", "")
-    if image_repository(image) not in SERVING:
-        raise JobFailed(f"ClientError: model {name}'s image {image} cannot serve here (sagestack runs no "
-                        f"containers); known images: {', '.join(SERVING)}")
+    serving_adapter(image, name)
     content = predictor.get("content_type") or config.get("dataset_type") or "text/csv"
     accept = predictor.get("accept_type") or content
     for kind, value in (("content_type", content), ("accept_type", accept)):
@@ -259,18 +268,17 @@ def shadow_endpoint(backends, job, config: dict, log: Callable[[str], None]) -> 
         if starts:
             log(f"sagestack serve-aws: starting the shadow endpoint {shadow.name} of model {name}")
             try:
-                shadow.url = _start(backends, job, shadow.name, image, container)
-            except JobFailed as failure:
-                shadow.failure = str(failure)
-                raise
+                _start(backends, job, shadow, image, container)
             finally:
                 shadow.ready.set()
         else:
             log(f"sagestack serve-aws: sharing the shadow endpoint {shadow.name} of model {name} with a running job")
             while not shadow.ready.wait(0.5) and not backends.jobs.closed:
                 backends.jobs.check_runtime(job)
-            if shadow.url is None:
-                raise JobFailed(shadow.failure or f"ClientError: the shadow endpoint {shadow.name} did not start")
+            if shadow.failure:
+                raise JobFailed(shadow.failure)
+            if shadow.url is None:  # its starter gave up for a reason of its own (its runtime): this job waits on
+                _wait_in_service(backends, job, shadow)
         yield ShadowModel(name, shadow.url, image, container.get("Environment") or {}, content, accept,
                           predictor.get("content_template"))
     finally:
@@ -283,45 +291,63 @@ def shadow_endpoint(backends, job, config: dict, log: Callable[[str], None]) -> 
             log(f"sagestack serve-aws: done with the shadow endpoint {shadow.name} (another job still uses it)")
 
 
-def _start(backends, job, endpoint: str, image: str, container: dict) -> str:
-    """Start ``endpoint`` serving the model ``container`` describes; its URL once InService.
+def _start(backends, job, shadow, image: str, container: dict) -> None:
+    """Start the ``shadow`` endpoint serving the model ``container`` describes; sets its URL once InService.
 
     Raises:
-        JobFailed: the model data cannot be read, the endpoint failed or did not start in time, or the job ran
-            past its MaxRuntimeInSeconds meanwhile.
+        JobFailed: the model data cannot be read, the endpoint failed or did not start in time (the endpoint's
+            own failures, kept on ``shadow`` for the jobs sharing it), or the job ran past its MaxRuntimeInSeconds
+            meanwhile (its own).
     """
     from sagestack.aws.containers import split_s3_uri
 
     try:
         archive = backends.s3.open(*split_s3_uri(container.get("ModelDataUrl") or ""))[1]
     except (AwsError, JobFailed) as exc:
-        raise JobFailed(f"ClientError: cannot read the model data {container.get('ModelDataUrl')!r} "
-                        f"({getattr(exc, 'message', exc)})") from None
+        raise _failed(shadow, f"ClientError: cannot read the model data {container.get('ModelDataUrl')!r} "
+                              f"({getattr(exc, 'message', exc)})") from None
     serving = {"variant": "AllTraffic", "image": image, "weight": 1.0, "environment": container.get("Environment") or {}}
     try:
-        backends.endpoints.create_endpoint(endpoint, endpoint, serving, archive)
+        backends.endpoints.create_endpoint(shadow.name, shadow.name, serving, archive)
     except AwsError as error:  # serve-aws is stopping
-        raise JobFailed(f"ClientError: cannot start the shadow endpoint {endpoint}: {error.message}") from None
-    return _wait_in_service(backends, job, endpoint)["url"]
+        raise _failed(shadow, f"ClientError: cannot start the shadow endpoint {shadow.name}: {error.message}") from None
+    _wait_in_service(backends, job, shadow)
 
 
-def _wait_in_service(backends, job, endpoint: str) -> dict:
+def _wait_in_service(backends, job, shadow) -> None:
+    """Wait for the ``shadow`` endpoint (started when it was joined first) to be InService; sets its URL.
+
+    Raises:
+        JobFailed: the endpoint failed, is gone or was not InService :data:`SHADOW_READY_SECONDS` after it
+            started (kept on ``shadow``), or the job ran past its MaxRuntimeInSeconds, or serve-aws is stopping
+            (the job's own: another job sharing the endpoint may still wait for it).
+    """
     from sagestack.aws.jobs import STOPPED_WHILE_RUNNING
 
-    deadline = time.monotonic() + SHADOW_READY_SECONDS
+    deadline = shadow.created + SHADOW_READY_SECONDS
     while True:
         if backends.jobs.closed:  # the endpoint's start is cancelled too: it would stay Creating
             raise JobFailed(STOPPED_WHILE_RUNNING)
         backends.jobs.check_runtime(job)
-        record = backends.endpoints.endpoint(endpoint)
+        try:
+            record = backends.endpoints.endpoint(shadow.name)
+        except AwsError as error:
+            raise _failed(shadow, f"ClientError: the shadow endpoint {shadow.name} is gone: {error.message}") from None
         if record["status"] == "InService":
-            return record
+            shadow.url = record["url"]
+            return
         if record["status"] == "Failed":
-            raise JobFailed(f"ClientError: the shadow endpoint {endpoint} failed: {record['failure']}")
+            raise _failed(shadow, f"ClientError: the shadow endpoint {shadow.name} failed: {record['failure']}")
         if time.monotonic() > deadline:
-            raise JobFailed(f"ClientError: the shadow endpoint {endpoint} was not InService after "
-                            f"{SHADOW_READY_SECONDS} s")
+            raise _failed(shadow, f"ClientError: the shadow endpoint {shadow.name} was not InService after "
+                                  f"{SHADOW_READY_SECONDS} s")
         time.sleep(0.3)
+
+
+def _failed(shadow, reason: str) -> JobFailed:
+    """The endpoint's own failure ``reason``, kept on ``shadow``: every job sharing it fails with it."""
+    shadow.failure = reason
+    return JobFailed(reason)
 
 
 # -- Kernel SHAP, in a process of its own ---------------------------------------------------------------------
@@ -347,7 +373,7 @@ def run_shap(spec: dict, out: Path) -> dict:
     ``explanations_shap/out.csv`` when ``save_local_shap_values``; the files written.
 
     Raises:
-        JobFailed: the model's answers do not give the scores.
+        JobFailed: no adapter serves the model's image, or the model's answers do not give the scores.
     """
     import numpy as np
     import pandas as pd
@@ -356,6 +382,7 @@ def run_shap(spec: dict, out: Path) -> dict:
 
     model = ShadowModel(spec["model_name"], spec["url"], spec["image"], spec["environment"], spec["content_type"],
                         spec["accept_type"], spec["content_template"])
+    serving_adapter(model.image, model.model_name)  # before any work
 
     def predict(rows) -> np.ndarray:
         return np.asarray(scores(model.answers([list(row) for row in np.asarray(rows, dtype=object).tolist()]),

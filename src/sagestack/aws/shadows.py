@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 import uuid
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -23,7 +24,10 @@ class _Shadow:
     users: int = 1
     ready: threading.Event = field(default_factory=threading.Event)
     url: str | None = None
+    # The endpoint's own failure, which every user fails with; a user that gives up for a reason of its own (its
+    # runtime) leaves none, and the next user waits on for the endpoint.
     failure: str | None = None
+    created: float = field(default_factory=time.monotonic)  # when its first user joined (and started it)
 
 
 class Shadows:
@@ -36,7 +40,8 @@ class Shadows:
     @classmethod
     def open(cls, endpoints) -> "Shadows":
         """The registry of a starting server, after deleting the shadow endpoints a stopped or killed server left
-        (their records and folders: no job of that server runs any more)."""
+        (their records and folders: no job of that server runs any more). Every endpoint named with
+        :data:`SHADOW_PREFIX` is one: CreateEndpoint refuses the prefix."""
         for name in endpoints.names(SHADOW_PREFIX):
             with suppress(AwsError):
                 endpoints.delete_endpoint(name)
