@@ -73,7 +73,8 @@ OPERATIONS: tuple[Operation, ...] = (
               "as model.tar.gz, the exploration and candidate definition notebooks as .ipynb (classification; "
               "Accuracy, F1 (two classes, their default) or F1macro; one text column)"),
     Operation("sagemaker", "DescribeAutoMLJob", sagemaker.describe_auto_ml_job, AUTOML_JOBS + " (AnalyzingData -> "
-              "FeatureEngineering -> ModelTuning -> MaxCandidatesReached, AutoMLJobArtifacts, BestCandidate)"),
+              "FeatureEngineering -> ModelTuning -> MaxCandidatesReached, or MaxAutoMLJobRuntimeReached when the time "
+              "limit cut a candidate; AutoMLJobArtifacts, BestCandidate)"),
     Operation("sagemaker", "ListCandidatesForAutoMLJob", sagemaker.list_candidates_for_auto_ml_job,
               AUTOML_JOBS + ": the leaderboard, each candidate with one inference container (sagemaker-sklearn-automl)"),
     Operation("sagemaker", "CreateModel", sagemaker.create_model, ENDPOINTS + ": a record of image and model data"),
