@@ -240,3 +240,22 @@ def test_settings_cross_a_process_boundary_as_their_environment_and_nothing_else
     with pytest.raises(ConfigError) as error:
         Settings.from_env({"SAGESTACK_WORKERS": "0"})
     assert str(error.value) == "environment: invalid setting 'workers': Input should be greater than or equal to 1"
+
+
+def test_a_private_file_refuses_a_folder_others_may_read_or_that_is_no_folder(tmp_path):
+    from sagestack.data.atomic import private_file
+    from sagestack.errors import SagestackError
+
+    blocked = tmp_path / "blocked"
+    blocked.write_text("")  # a file where the folder should be
+    with pytest.raises(SagestackError) as info:
+        private_file("settings", ".json", "{}", folder=blocked)
+    assert str(info.value) == f"{blocked} is not a folder of this user's own that only they can read; remove it"
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    with pytest.raises(SagestackError, match="only they can read; remove it$"):
+        private_file("settings", ".json", "{}", folder=shared)
+    assert blocked.read_text() == "" and not any(shared.iterdir())  # nothing written
+    mine = private_file("settings", ".json", '{"a": 1}', folder=tmp_path / "mine")
+    assert mine.read_text() == '{"a": 1}' and mine.stat().st_mode & 0o777 == 0o600

@@ -247,9 +247,10 @@ def private_file(stem: str, suffix: str, text: str, *, folder: Path | None = Non
 
     from sagestack.errors import SagestackError
 
-    folder = Path(tempfile.gettempdir()) / f"sagestack-{os.getuid()}" if folder is None else folder
-    refused = (f"{folder} is not a folder of this user's own that only they can read; "
-               "remove it, or set TMPDIR to a folder of your own")
+    in_temp = folder is None
+    folder = Path(tempfile.gettempdir()) / f"sagestack-{os.getuid()}" if in_temp else folder
+    refused = (f"{folder} is not a folder of this user's own that only they can read; remove it"
+               + (", or set TMPDIR to a folder of your own" if in_temp else ""))
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         status = folder.lstat()
