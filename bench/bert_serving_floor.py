@@ -42,7 +42,7 @@ from course_split import blazingtext_split
 from sagestack.config import load_settings
 from sagestack.data.fasttext_format import read_fasttext
 from sagestack.serving.endpoint import WARM_UP_REVIEW
-from sagestack.serving.threads import available_cores, worker_environment
+from sagestack.serving.threads import available_cores, server_workers, worker_environment
 
 BATCHES = (1, 4, 8, 16, 32)
 N_REVIEWS = 200
@@ -72,7 +72,8 @@ def latencies_ms(predictor, texts: list[str]) -> np.ndarray:
 
 
 def _one_process(model_dir: str, texts: list[str], batch: int, seconds: float, barrier, results) -> None:
-    os.environ.update(worker_environment(os.environ))  # as an endpoint worker's: before torch loads
+    for name, value in worker_environment(None).items():  # one per core, as endpoint workers that share the cores
+        os.environ.setdefault(name, value)  # before torch loads
     import torch
 
     from sagestack.models.bert import BertPredictor
@@ -130,7 +131,8 @@ def main() -> None:
                         help="the req/s at 32 clients to judge (default 108: twice the issue's 54 req/s)")
     args = parser.parse_args()
     os.environ.pop("OMP_NUM_THREADS", None)  # the thread counts are this bench's to set
-    os.environ.update(worker_environment(os.environ))  # as an endpoint worker's: before torch loads
+    for name, value in worker_environment(server_workers("bert", None)).items():  # as the endpoint's BERT worker
+        os.environ.setdefault(name, value)  # before torch loads
     import torch
 
     from sagestack.models.bert import BertPredictor

@@ -14,7 +14,6 @@ import sagestack
 from sagestack.config import Settings
 from sagestack.errors import SagestackError
 from sagestack.processes import free_port, http_ok, last_line, start, stop_process  # noqa: F401  (stop_process: the tests' server stop)
-from sagestack.serving.threads import worker_environment
 
 SERVICE = "sagestack.bento.service:SentimentService"
 # The folder that holds the `sagestack` package (src/ in a checkout, site-packages when installed): bentoml serve
@@ -37,7 +36,6 @@ def serve_env(settings: Settings, model_ref: str, base: dict | None = None, port
     on two ports must not share one, or the second wipes the first's ``/metrics``.
     """
     env = {**(os.environ if base is None else base), **settings.to_env()}
-    env.update(worker_environment(env))  # OpenMP's idle threads sleep (sagestack.serving.threads)
     bentoml_home = settings.home.resolve() / "bentoml"
     env.update(
         SAGESTACK_MODEL=model_ref,

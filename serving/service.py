@@ -22,9 +22,11 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
 from sagestack.config import load_settings
-from sagestack.errors import ConfigError
+from sagestack.errors import ConfigError, SagestackError
+from sagestack.registry import kind_of
 from sagestack.serving.endpoint import DEFAULT_MODEL_REF, Endpoint, NotFound, Unavailable, check_deployable
 from sagestack.serving.readiness import WorkerGroup
+from sagestack.serving.threads import server_workers, worker_environment
 from sagestack.serving.requests import (MAX_REQUEST_BYTES, BatchPrediction, PredictByIdResponse, PredictResponse,
                                         ReviewIds, Reviews)
 from sagestack.bento.access_log import bentoml_logging, configure_worker
@@ -80,9 +82,20 @@ def _settings():
         return None  # check_model reports the bad setting before any worker starts
 
 
-def _workers() -> int | str:
+def _layout() -> tuple[int | str, list[dict]]:
+    """The server's worker count and its workers' environment (``sagestack.serving.threads``): one worker per core,
+    or one that holds every core for a kind that spreads a call over them itself; the operator's ``workers`` and
+    environment variables win."""
     settings = _settings()
-    return (settings.endpoint.workers if settings else None) or "cpu_count"
+    workers = settings.endpoint.workers if settings else None
+    if settings and not workers:  # only the default depends on the model's kind
+        try:
+            workers = server_workers(kind_of(settings, _model_ref()), None)
+        except SagestackError:
+            pass  # check_model says what is wrong with the model before any worker starts
+    # BentoML gives each declared variable the operator's value when set, else this one.
+    envs = [{"name": name, "value": value} for name, value in worker_environment(workers).items()]
+    return workers or "cpu_count", envs
 
 
 def _logging() -> dict:
@@ -90,9 +103,13 @@ def _logging() -> dict:
     return bentoml_logging(settings.endpoint.access_log if settings else "sampled")
 
 
+_WORKERS, _ENVS = _layout()
+
+
 @bentoml.service(
     name="sagestack-sentiment",
-    workers=_workers(),
+    workers=_WORKERS,
+    envs=_ENVS,
     traffic={"timeout": 30},
     logging=_logging(),  # SAGESTACK_ACCESS_LOG: off, sampled (the default) or on
     # BentoML's OpenTelemetry middleware costs about a third of a prediction request even with

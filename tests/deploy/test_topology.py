@@ -195,6 +195,27 @@ def _workers(pid: int) -> set[int]:
     return workers
 
 
+def test_a_fasttext_endpoint_runs_a_worker_per_core_whose_openmp_threads_wait_passively(running):
+    """Variant A serves the pipeline's fastText champion: one worker per core (no worker count set), and workers
+    that share the cores get passive OpenMP waits (sagestack.serving.threads) unless the operator set a policy."""
+    import os
+
+    import psutil
+
+    from sagestack.serving.threads import available_cores
+
+    top = running["topology"]
+
+    def one_per_core() -> set[int]:  # a worker an earlier test killed may still be coming back
+        workers = _workers(top.pid("endpoint-a"))
+        return workers if len(workers) == available_cores() else set()
+
+    workers = wait_until(one_per_core, 60,
+                         lambda: f"endpoint A runs {_workers(top.pid('endpoint-a'))}, not one worker per core")
+    expected = os.environ.get("OMP_WAIT_POLICY", "PASSIVE" if available_cores() > 1 else None)
+    assert {psutil.Process(pid).environ().get("OMP_WAIT_POLICY") for pid in workers} == {expected}
+
+
 def test_a_killed_worker_is_restarted_and_costs_at_most_the_requests_in_flight(running):
     topology = running
     import os

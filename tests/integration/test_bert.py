@@ -270,11 +270,14 @@ REVIEWS = ["The dress fits well and the fabric is lovely", "Cheap material, it t
 
 def test_registered_bert_predicts_through_the_registry_and_over_http(minilm_run):
     """The registered version reads back as the mean-pooled classifier it was trained as, and the
-    same BentoML service that serves every kind serves it: a heavy kind, predicted off the event
-    loop, so the one worker's /livez answers within 50 ms while slow predictions are in flight."""
+    same BentoML service that serves every kind serves it: in one worker process that holds every core
+    (no worker count set), with OpenMP's own waits; a heavy kind, predicted off the event loop, so the
+    one worker's /livez answers within 50 ms while slow predictions are in flight."""
+    import os
     import threading
 
     import httpx
+    import psutil
 
     from sagestack.config import load_settings
     from sagestack.registry import load_predictor, resolve_ref
@@ -283,7 +286,7 @@ def test_registered_bert_predicts_through_the_registry_and_over_http(minilm_run)
 
     assert minilm_run["summary"]["params"]["pooling"] == "mean"
     home = minilm_run["home"]
-    settings = load_settings(cwd=home.parent, environ={}, home=home, workers=1)
+    settings = load_settings(cwd=home.parent, environ={}, home=home)
     assert resolve_ref(settings, "reviews-sentiment@champion").kind == "bert"
     predictor, _ = load_predictor(settings, "reviews-sentiment@champion")
     assert type(predictor.model).__name__ == "MeanPoolingClassifier"
@@ -299,6 +302,10 @@ def test_registered_bert_predicts_through_the_registry_and_over_http(minilm_run)
         for answer, local in zip(served, predictions):
             assert answer["probabilities"] == pytest.approx(local.probabilities, abs=1e-4)
         assert client.post("/predict", json={"reviews": []}).status_code == 400
+        workers = [child for child in psutil.Process().children(recursive=True)  # BentoML's service workers
+                   if "_bentoml_impl.worker.service" in " ".join(child.cmdline())]
+        assert len(workers) == 1
+        assert workers[0].environ().get("OMP_WAIT_POLICY") == os.environ.get("OMP_WAIT_POLICY")  # none added
 
         # The largest requests there are, two at once: seconds of CPU for the one worker.
         largest = {"reviews": [("The fabric is soft but the fit runs small. " * 200)[:MAX_REVIEW_CHARS]]

@@ -62,17 +62,21 @@ def _case(code: str, **env: str) -> dict:
     return json.loads(done.stdout.splitlines()[-1])
 
 
-def test_a_worker_s_openmp_threads_wait_passively_unless_the_operator_chose(tmp_path):
-    from sagestack.config import load_settings
-    from sagestack.bento.launch import serve_env
-    from sagestack.serving.threads import worker_environment
+def test_a_kind_that_spreads_a_call_over_the_cores_gets_one_worker_unless_the_operator_chose():
+    from sagestack.serving.threads import server_workers
 
-    assert worker_environment({}) == {"OMP_WAIT_POLICY": "PASSIVE"}
-    assert worker_environment({"OMP_WAIT_POLICY": "active"}) == {}
-    settings = load_settings(cwd=tmp_path, environ={}, home=tmp_path / "home")
-    # Whoever starts the workers passes it; the operator's own policy wins.
-    assert serve_env(settings, "m@champion", base={})["OMP_WAIT_POLICY"] == "PASSIVE"
-    assert serve_env(settings, "m@champion", base={"OMP_WAIT_POLICY": "active"})["OMP_WAIT_POLICY"] == "active"
+    assert server_workers("bert", None) == 1  # PyTorch's intra-op threads hold every core
+    assert server_workers("fasttext", None) is None and server_workers("autogluon", None) is None  # one per core
+    assert server_workers("bert", 3) == 3 and server_workers("fasttext", 1) == 1  # the operator's count wins
+    assert server_workers(None, None) is None  # a model not resolved yet: one per core
+
+
+def test_workers_that_share_the_cores_wait_passively_and_a_lone_worker_keeps_openmp_s_default():
+    from sagestack.serving.threads import available_cores, worker_environment
+
+    assert worker_environment(2) == {"OMP_WAIT_POLICY": "PASSIVE"}
+    assert worker_environment(1) == {}
+    assert worker_environment(None) == ({"OMP_WAIT_POLICY": "PASSIVE"} if available_cores() > 1 else {})
 
 
 def test_a_call_sets_the_thread_count_unless_omp_num_threads_is_set():

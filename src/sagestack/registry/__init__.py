@@ -25,6 +25,7 @@ _EXPORTS = {
     "ModelVersionInfo": "sagestack.registry.models",
     "get_version": "sagestack.registry.models",
     "list_models": "sagestack.registry.models",
+    "kind_of": "sagestack.registry.models",
     "load_predictor": "sagestack.registry.models",
     "promote": "sagestack.registry.models",
     "registration_status": "sagestack.registry.models",

@@ -299,6 +299,54 @@ def promote(settings: Settings, ref: str, alias: str = "champion") -> ModelVersi
     return get_version(settings, info.name, info.version)
 
 
+def kind_of(settings: Settings, ref: str) -> str:
+    """The kind of the model ``ref`` names, as :func:`load_predictor` resolves it, without loading it: a model
+    folder's card, a model file's suffix, a registered version's ``model.kind`` tag.
+
+    Raises:
+        RegistryError: the reference does not resolve, or names no sagestack model.
+    """
+    from sagestack.models.base import ModelCard
+
+    local = _local_model(ref)
+    if local is None:
+        return _tagged_kind(resolve_ref(settings, ref))
+    path, file_kind = local
+    return file_kind.name if file_kind is not None else ModelCard.load(path).kind
+
+
+def _local_model(ref: str):
+    """``(path, kind)`` of the local model ``ref`` names (the kind of a model file, ``None`` for a model folder),
+    or ``None`` when ``ref`` is no local path (a registry reference).
+
+    Raises:
+        RegistryError: ``ref`` is a file no kind loads, or a model file's name that is not there.
+    """
+    from sagestack.models import kind_for_file
+
+    path = Path(ref)
+    if path.is_dir():
+        return path, None
+    file_kind = kind_for_file(path)
+    if path.is_file() and file_kind is not None:
+        return path, file_kind
+    if path.is_file() or file_kind is not None:
+        raise RegistryError(f"no model at {path}; pass a trained model's folder, a model file or NAME@ALIAS")
+    return None
+
+
+def _tagged_kind(info: ModelVersionInfo) -> str:
+    """The ``model.kind`` tag of a registered version.
+
+    Raises:
+        RegistryError: the version has none (sagestack did not register it).
+    """
+    kind = info.tags.get(KIND_TAG)
+    if not kind:
+        raise RegistryError(f"{info.name} version {info.version} has no {KIND_TAG} tag; it was not registered by sagestack")
+    return kind
+
+
 def load_predictor(settings: Settings, ref: str):
     """Load the predictor of a registered version, or of a local model, whatever its kind.
 
@@ -314,25 +362,21 @@ def load_predictor(settings: Settings, ref: str):
     Raises:
         RegistryError: the reference does not resolve, or names no loadable model.
     """
-    from sagestack.models import get_kind, kind_for_file, load_model
+    from sagestack.models import get_kind, load_model
 
-    path = Path(ref)
-    if path.is_dir():
-        return load_model(path), None
-    file_kind = kind_for_file(path)
-    if path.is_file() and file_kind is not None:
+    local = _local_model(ref)
+    if local is not None:
+        path, file_kind = local
+        if file_kind is None:
+            return load_model(path), None
         predictor = file_kind.predictor.load(path)
         predictor.source_path = path
         return predictor, None
-    if path.is_file() or file_kind is not None:
-        raise RegistryError(f"no model at {path}; pass a trained model's folder, a model file or NAME@ALIAS")
 
     import mlflow
 
     info = resolve_ref(settings, ref)
-    kind = info.tags.get(KIND_TAG)
-    if not kind:
-        raise RegistryError(f"{info.name} version {info.version} has no {KIND_TAG} tag; it was not registered by sagestack")
+    kind = _tagged_kind(info)
     get_kind(kind)  # an unknown kind fails here, before any download
     # models:/ URIs resolve through the process-wide registry URI: point it at our store meanwhile.
     with using_store(settings):

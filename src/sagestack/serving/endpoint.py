@@ -28,7 +28,7 @@ from sagestack.review.starter import LoopStarter
 from sagestack.review.store import review_store
 from sagestack.serving.coalesce import Coalescer
 from sagestack.serving.readiness import Readiness, WorkerGroup, model_files_check
-from sagestack.serving.threads import available_cores, share_cores
+from sagestack.serving.threads import available_cores, server_workers, share_cores
 from sagestack.serving.requests import (
     BatchPrediction,
     HumanReview,
@@ -168,8 +168,9 @@ class Endpoint:
         self._retry_steps = retry
         self.readiness.warming(f"loading the model {self.ref}")
         predictor, info = self._retry(lambda: load_predictor(self.settings, self.ref))
-        # A torch-based kind's threads: this worker's share of the cores under load, every core for a lone request.
-        shared = share_cores(self.settings.endpoint.workers)
+        # A torch-based kind's threads: this worker's share of the cores under load, every core for a lone request
+        # (the same when the server runs one worker, as it does for such a kind unless the operator chose).
+        shared = share_cores(server_workers(predictor.kind, self.settings.endpoint.workers))
         self._threads = (available_cores() if shared else None, shared)
         self._retry(lambda: predictor.predict([WARM_UP_REVIEW]))  # the first prediction pays every lazy start-up
         # The kind says whether a prediction is cheap (run on the event loop) or heavy (run in a

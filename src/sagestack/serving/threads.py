@@ -1,25 +1,23 @@
-"""How many threads a worker's model library may use, so a server's workers share the cores instead of
-oversubscribing them, while a lone request still gets every core.
+"""How an endpoint lays its model's work out on the cores: how many worker processes, how many threads each
+model call uses, and how idle OpenMP threads wait.
 
-PyTorch starts one intra-op thread per core in every process. An endpoint runs one worker process per core by
-default, so on 2 cores two BERT workers ran four busy threads whose OpenMP spin-waits starve each other: measured
-here with the shipped MiniLM, two processes scoring batches of 8 copies of the 12-token warm-up review made 44
-reviews/s each with two threads and 150 with one (real reviews, 75 tokens on average, score 25-35/s per core: see
-``bench/bert_serving_floor.py``). Each worker therefore gets its share of the cores for a call
-that answers several requests (under load), and every core for a call that answers one request (a lone client:
-its latency, not the throughput, is what counts then).
+One worker per core suits kinds whose call runs on one thread (fastText, the baseline, AutoGluon's feature
+pipeline). A kind whose predictor spreads one call over every core itself (``ModelKind.intra_op``: PyTorch)
+gets one worker that holds all the cores instead: two BERT workers on 2 cores had to share them (one thread
+each under load, every core for a lone request), and whichever OpenMP wait they used cost something: busy
+waits made the workers' threads spin against each other (7-20 req/s at 8 and 32 clients), passive waits
+made a lone review wake sleeping threads between every operation (1-client p99 46.7 against 33.9 ms). One
+worker with OpenMP's default short spin measured 1-client p99 37.4 against 37.1 ms for the code before
+batching and 60 against 49 req/s at 32 clients (``bench/serving_http.py``, 2026-12-07).
 
-Threads that outnumber the free cores now and then (a lone request in one worker while the other works) must not
-spin: OpenMP's default busy wait made a 2-thread lone review on this shared 2-core machine take 834 ms and 391 ms
-of CPU instead of 93 and 33 with one thread; with passive waits, 78 ms and 44 ms (measured while other work held
-the cores).
+Several workers sharing the cores get passive OpenMP waits: AutoGluon's two workers (LightGBM's OpenMP)
+made 481-564 req/s at 32 clients with them and 372-457 without.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Mapping
 
 
 def available_cores() -> int:
@@ -30,16 +28,29 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-# What an endpoint worker's environment holds unless the operator set it: OpenMP reads its wait policy from the
-# environment once, when PyTorch loads it, and has no API for it. Whoever starts the workers (the launcher, the
-# topology, the k8s manifests) passes it; nothing sets it in a running process.
-WORKER_ENVIRONMENT = {"OMP_WAIT_POLICY": "PASSIVE"}
+# What workers that share the cores need in their environment unless the operator set it: OpenMP reads its wait
+# policy from the environment once, when a library loads it, and has no API for it. The service declares it for
+# the workers BentoML starts (its ``envs``); nothing sets it in a running process.
+SHARED_CORES_ENVIRONMENT = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
-def worker_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    """The variables of :data:`WORKER_ENVIRONMENT` that ``environ`` (the environment workers are started with)
-    does not set already: an explicit ``OMP_WAIT_POLICY`` is the operator's choice."""
-    return {name: value for name, value in WORKER_ENVIRONMENT.items() if name not in environ}
+def server_workers(kind: str | None, workers: int | None) -> int | None:
+    """How many worker processes an endpoint serving a model of ``kind`` runs: the operator's ``workers``,
+    else one for a kind that spreads a call over every core itself (``ModelKind.intra_op``), else ``None``:
+    one per core (BentoML's ``cpu_count``). An unknown or unresolved kind (``None``) gets one per core."""
+    if workers or kind is None:
+        return workers
+    from sagestack.models import get_kind
+
+    return 1 if get_kind(kind).intra_op else None
+
+
+def worker_environment(workers: int | None) -> dict[str, str]:
+    """The environment variables an endpoint's workers need (``workers`` as :func:`server_workers` gives it):
+    passive OpenMP waits when several share the cores, nothing for a lone worker (OpenMP's default short spin
+    suits one process's threads)."""
+    several = (workers or available_cores()) > 1
+    return dict(SHARED_CORES_ENVIRONMENT) if several else {}
 
 
 def share_cores(workers: int | None) -> int | None:
