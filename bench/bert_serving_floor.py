@@ -72,7 +72,7 @@ def latencies_ms(predictor, texts: list[str]) -> np.ndarray:
 
 
 def _one_process(model_dir: str, texts: list[str], batch: int, seconds: float, barrier, results) -> None:
-    for name, value in worker_environment(None).items():  # one per core, as endpoint workers that share the cores
+    for name, value in worker_environment(available_cores()).items():  # one per core, as workers that share them
         os.environ.setdefault(name, value)  # before torch loads
     import torch
 
@@ -131,7 +131,7 @@ def main() -> None:
                         help="the req/s at 32 clients to judge (default 108: twice the issue's 54 req/s)")
     args = parser.parse_args()
     os.environ.pop("OMP_NUM_THREADS", None)  # the thread counts are this bench's to set
-    for name, value in worker_environment(server_workers("bert", None)).items():  # as the endpoint's BERT worker
+    for name, value in worker_environment(server_workers("bert", None)).items():  # as the endpoint's one BERT worker
         os.environ.setdefault(name, value)  # before torch loads
     import torch
 

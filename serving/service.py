@@ -22,11 +22,10 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
 from sagestack.config import load_settings
-from sagestack.errors import ConfigError, SagestackError
-from sagestack.registry import kind_of
+from sagestack.errors import ConfigError
 from sagestack.serving.endpoint import DEFAULT_MODEL_REF, Endpoint, NotFound, Unavailable, check_deployable
 from sagestack.serving.readiness import WorkerGroup
-from sagestack.serving.threads import server_workers, worker_environment
+from sagestack.serving.threads import endpoint_layout
 from sagestack.serving.requests import (MAX_REQUEST_BYTES, BatchPrediction, PredictByIdResponse, PredictResponse,
                                         ReviewIds, Reviews)
 from sagestack.bento.access_log import bentoml_logging, configure_worker
@@ -83,19 +82,15 @@ def _settings():
 
 
 def _layout() -> tuple[int | str, list[dict]]:
-    """The server's worker count and its workers' environment (``sagestack.serving.threads``): one worker per core,
-    or one that holds every core for a kind that spreads a call over them itself; the operator's ``workers`` and
-    environment variables win."""
+    """The server's worker count and its workers' environment (``sagestack.serving.threads.endpoint_layout``);
+    the operator's ``workers`` and environment variables win."""
     settings = _settings()
-    workers = settings.endpoint.workers if settings else None
-    if settings and not workers:  # only the default depends on the model's kind
-        try:
-            workers = server_workers(kind_of(settings, _model_ref()), None)
-        except SagestackError:
-            pass  # check_model says what is wrong with the model before any worker starts
-    # BentoML gives each declared variable the operator's value when set, else this one.
-    envs = [{"name": name, "value": value} for name, value in worker_environment(workers).items()]
-    return workers or "cpu_count", envs
+    if settings is None:
+        return "cpu_count", []
+    workers, environment = endpoint_layout(settings, _model_ref())
+    # BentoML gives each variable the operator's value when set, else this one. Runtime only: `bentoml build`
+    # imports this module too, and a Bento's image must not carry the build machine's choice.
+    return workers, [{"name": name, "value": value, "stage": "runtime"} for name, value in environment.items()]
 
 
 def _logging() -> dict:

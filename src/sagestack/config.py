@@ -118,8 +118,8 @@ class EndpointSettings(_Group):
         model: the model it serves (``endpoint_model``: ``NAME@ALIAS``, ``NAME/VERSION`` or a model folder);
             what ``sagestack serve --model``, ``up`` and the k8s manifests give each endpoint.
         variant: the production variant it serves (e.g. ``A`` or ``B``); responses and ``/metrics`` name it.
-        workers: how many worker processes it runs (default: one per CPU core); one per pod when a
-            Kubernetes autoscaler adds pods instead.
+        workers: how many worker processes it runs (default: one per CPU core, one holding every core for a
+            kind whose calls use them all, e.g. BERT); one per pod when a Kubernetes autoscaler adds pods instead.
         capture: the percentage of its requests whose predictions are captured for monitoring (0–100;
             default off; SageMaker's usual choice is 20), into ``home/capture``.
         capture_uri: where captured records go instead: another folder, or an S3-compatible bucket

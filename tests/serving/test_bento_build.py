@@ -33,6 +33,11 @@ def test_bento_builds_offline_and_carries_the_sagestack_wheel(tmp_path, sagestac
     assert len(bentos) == 1
     manifest = bentos[0].read_text()
     assert "sagestack.bento.service:SentimentService" in manifest
+    # The workers' layout the service declares is decided where the Bento is served: never baked into its image.
+    declared_envs = {env["name"]: env for env in yaml.safe_load(manifest)["envs"]}
+    assert "SAGESTACK_WORKERS" in declared_envs
+    assert all(declared_envs[name].get("stage") == "runtime" for name in ("SAGESTACK_WORKERS", "OMP_WAIT_POLICY")
+               if name in declared_envs)
     # The Bento installs the wheel of this version, which holds the service and, for /predict_by_id, the
     # feature declarations, under the one top-level name.
     [shipped] = (bentos[0].parent / "env" / "python" / "wheels").glob("sagestack-*.whl")

@@ -18,14 +18,33 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 
 def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity, which a container's cpuset narrows)."""
+    """The cores this process may use: its CPU affinity (which a container's cpuset narrows), at most its
+    cgroup's CPU quota rounded down (a Kubernetes CPU limit; at least one), as BentoML counts them for
+    ``cpu_count``."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # no affinity on this platform
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = _cgroup_cpu_quota()
+    return max(1, min(cores, int(quota))) if quota else cores
+
+
+def _cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """CPUs the cgroup's quota allows (cgroup v2 ``cpu.max``, else v1 ``cpu.cfs_quota_us``), ``None`` when unlimited."""
+    try:
+        if (root / "cpu.max").is_file():
+            quota, period = (root / "cpu.max").read_text().split()[:2]
+            return None if quota == "max" else int(quota) / int(period)
+        if (root / "cpu" / "cpu.cfs_quota_us").is_file():
+            quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+            return None if quota <= 0 else quota / int((root / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):  # unreadable or unexpected: the affinity alone
+        return None
+    return None
 
 
 # What workers that share the cores need in their environment unless the operator set it: OpenMP reads its wait
@@ -45,12 +64,35 @@ def server_workers(kind: str | None, workers: int | None) -> int | None:
     return 1 if get_kind(kind).intra_op else None
 
 
-def worker_environment(workers: int | None) -> dict[str, str]:
-    """The environment variables an endpoint's workers need (``workers`` as :func:`server_workers` gives it):
-    passive OpenMP waits when several share the cores, nothing for a lone worker (OpenMP's default short spin
-    suits one process's threads)."""
-    several = (workers or available_cores()) > 1
-    return dict(SHARED_CORES_ENVIRONMENT) if several else {}
+def worker_environment(workers: int) -> dict[str, str]:
+    """The OpenMP environment ``workers`` endpoint workers need: passive waits when several share the cores,
+    nothing for a lone worker (OpenMP's default short spin suits one process's threads).
+
+    A lone worker does not know of other servers on the same cores: ``sagestack up`` runs variant A (fastText,
+    a worker per core) beside variant B; a BERT B then spins briefly beside A's passive workers."""
+    return dict(SHARED_CORES_ENVIRONMENT) if workers > 1 else {}
+
+
+def endpoint_layout(settings, ref: str) -> tuple[int, dict[str, str]]:
+    """How many workers an endpoint serving ``ref`` runs, and the environment they are started with: the
+    operator's ``workers``, else :func:`server_workers` for the model's kind (one per core when the kind cannot
+    be told yet: a missing model is ``check_deployable``'s to report). The environment names the count
+    (``SAGESTACK_WORKERS``: a worker shares the cores by the count the server started, whatever it loads
+    later) and :func:`worker_environment`'s variables. The model is looked up only without a count, in the
+    process that starts the workers."""
+    workers = settings.endpoint.workers or server_workers(_kind_hint(settings, ref), None) or available_cores()
+    return workers, {"SAGESTACK_WORKERS": str(workers), **worker_environment(workers)}
+
+
+def _kind_hint(settings, ref: str) -> str | None:
+    from sagestack.registry import kind_of, registry_exists
+
+    if not Path(ref).exists() and not registry_exists(settings):
+        return None  # no registry yet: looking would create one
+    try:
+        return kind_of(settings, ref)
+    except Exception:  # noqa: BLE001 - only a hint; check_deployable reports what is wrong in one line
+        return None
 
 
 def share_cores(workers: int | None) -> int | None:
