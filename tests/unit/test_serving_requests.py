@@ -114,7 +114,7 @@ def test_review_ids_beyond_int64_are_refused():
         validate_review_ids([2**63])
 
 
-def test_heavy_kinds_predict_in_a_worker_thread_and_cheap_ones_on_the_loop():
+def test_heavy_kinds_predict_on_the_one_model_thread_and_cheap_ones_on_the_loop():
     import asyncio
     import threading
 
@@ -132,5 +132,8 @@ def test_heavy_kinds_predict_in_a_worker_thread_and_cheap_ones_on_the_loop():
 
     worker, loop_thread, count = asyncio.run(call(True))
     assert worker is not loop_thread and count == 2
+    # Every heavy call on one thread, the process's model thread (its OpenMP team stays the only one).
+    again, _, _ = asyncio.run(call(True))
+    assert again is worker and worker.name.startswith("sagestack-model")
     same, loop_thread, _ = asyncio.run(call(False))
     assert same is loop_thread

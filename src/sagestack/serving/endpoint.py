@@ -28,7 +28,7 @@ from sagestack.review.starter import LoopStarter
 from sagestack.review.store import review_store
 from sagestack.serving.coalesce import Coalescer
 from sagestack.serving.readiness import Readiness, WorkerGroup, model_files_check
-from sagestack.serving.threads import available_cores, server_workers, share_cores
+from sagestack.serving.threads import available_cores, model_thread, server_workers, share_cores
 from sagestack.serving.requests import (
     BatchPrediction,
     HumanReview,
@@ -172,7 +172,8 @@ class Endpoint:
         # (the same when the server runs one worker, as it does for such a kind unless the operator chose).
         shared = share_cores(server_workers(predictor.kind, self.settings.endpoint.workers))
         self._threads = (available_cores() if shared else None, shared)
-        self._retry(lambda: predictor.predict([WARM_UP_REVIEW]))  # the first prediction pays every lazy start-up
+        # The first prediction pays every lazy start-up, on the thread later heavy predictions run on.
+        self._retry(lambda: model_thread().submit(predictor.predict, [WARM_UP_REVIEW]).result())
         # The kind says whether a prediction is cheap (run on the event loop) or heavy (run in a
         # worker thread, so a 30 ms AutoGluon or BERT call never blocks other requests).
         heavy = get_kind(predictor.kind).heavy

@@ -14,7 +14,7 @@ from pydantic import BaseModel, BeforeValidator, Field, StringConstraints, model
 from pydantic_core import PydanticCustomError
 
 from sagestack.errors import SagestackError
-from sagestack.serving.threads import use_threads
+from sagestack.serving.threads import on_model_thread, use_threads
 
 if TYPE_CHECKING:
     from sagestack.registry import ModelVersionInfo
@@ -99,14 +99,13 @@ async def predict_reviews(predictor, reviews: list[str], *, heavy: bool) -> list
     Args:
         predictor: the model.
         reviews: the texts.
-        heavy: the kind's ``heavy`` flag: a heavy prediction runs in a worker thread, so other
-            requests keep being served; a cheap one (fastText: well under a millisecond) runs
-            right here, as a thread hop would cost more than it saves and hold the GIL all the same.
+        heavy: the kind's ``heavy`` flag: a heavy prediction runs on the process's model thread
+            (:func:`sagestack.serving.threads.model_thread`), so other requests keep being served; a cheap
+            one (fastText: well under a millisecond) runs right here, as a thread hop would cost more than
+            it saves and hold the GIL all the same.
     """
-    import asyncio
-
     if heavy:
-        return await asyncio.to_thread(predictor.predict, reviews)
+        return await on_model_thread(predictor.predict, reviews)
     return predictor.predict(reviews)
 
 
@@ -118,7 +117,7 @@ async def predict_review_batches(predictor, requests: Sequence[list[str]], *, he
         predictor: the model.
         requests: the reviews of each request.
         heavy: the kind's ``heavy`` flag (see :func:`predict_reviews`): the whole call, fallback
-            included, runs in one worker thread.
+            included, runs on the model thread.
         threads: the intra-op threads a torch-based model runs this call with (``None``: as they are; see
             :func:`sagestack.serving.threads.use_threads`).
 
@@ -127,8 +126,6 @@ async def predict_review_batches(predictor, requests: Sequence[list[str]], *, he
         shared call raises, each request is predicted on its own, so a review the model cannot
         take fails only the request that sent it.
     """
-    import asyncio
-
     def predict() -> list[list[Prediction] | Exception]:
         use_threads(threads)
         texts = [text for reviews in requests for text in reviews]
@@ -144,7 +141,7 @@ async def predict_review_batches(predictor, requests: Sequence[list[str]], *, he
             start += len(reviews)
         return answers
 
-    return await asyncio.to_thread(predict) if heavy else predict()
+    return await on_model_thread(predict) if heavy else predict()
 
 
 def _own_predictions(predictor, reviews: list[str]) -> list[Prediction] | Exception:
