@@ -17,6 +17,7 @@ from sagestack.config import load_settings
 from sagestack.models.base import ModelCard, TextClassifier
 from sagestack.models.kinds import KINDS, ModelKind
 from sagestack.serving.endpoint import Endpoint
+from sagestack.serving.threads import model_thread
 
 
 class CountingPredictor(TextClassifier):
@@ -64,7 +65,7 @@ def answer(item) -> dict:
 
 @pytest.fixture(params=[False, True], ids=["cheap", "heavy"])
 def model_dir(request, tmp_path, monkeypatch):
-    """A model folder of the counting kind, registered as a cheap (on the loop) or heavy (worker thread) kind."""
+    """A model folder of the counting kind, registered as a cheap (on the loop) or heavy (model thread) kind."""
     monkeypatch.setitem(KINDS, "counting", ModelKind("counting", CountingPredictor, heavy=request.param))
     monkeypatch.setattr(CountingPredictor, "delay", 0.0)
     (tmp_path / "model").mkdir()
@@ -180,6 +181,28 @@ def test_a_heavy_kind_predicts_off_the_event_loop_and_a_cheap_one_on_it(model_di
 
     threads, loop_thread, heavy = serve(model_dir, scenario)
     assert threads and all((thread is not loop_thread) == heavy for thread in threads)
+    if heavy:  # every call of a heavy kind on the one model thread (its OpenMP team the process's only one)
+        assert set(threads) == {model_thread().submit(threading.current_thread).result()}
+
+
+def test_the_warm_up_loads_and_first_predicts_on_the_model_thread(model_dir, monkeypatch):
+    loaded_on = []
+    monkeypatch.setattr(CountingPredictor, "load",
+                        classmethod(lambda cls, _: loaded_on.append(threading.current_thread()) or cls()))
+
+    async def main():
+        settings = load_settings(cwd=model_dir.parent, environ={}, home=model_dir.parent / "home")
+        endpoint = Endpoint(settings, str(model_dir))
+        try:
+            await asyncio.to_thread(endpoint.warm_up, retry=False)
+            return list(endpoint.predictor.threads)
+        finally:
+            endpoint.stop()
+
+    predicted_on = asyncio.run(main())
+    model = model_thread().submit(threading.current_thread).result()
+    assert model is not threading.current_thread() and model.name.startswith("sagestack-model")
+    assert loaded_on == [model] and predicted_on == [model]
 
 
 def test_a_lone_request_runs_on_every_core_and_shared_calls_on_the_workers_share(model_dir, monkeypatch):
@@ -202,7 +225,7 @@ def test_a_lone_request_runs_on_every_core_and_shared_calls_on_the_workers_share
     try:
         calls, threads = serve(model_dir, scenario, environ={"SAGESTACK_WORKERS": "2"})
     finally:
-        torch.set_num_threads(before)
+        model_thread().submit(torch.set_num_threads, before).result()  # where the calls set it
     cores = available_cores()
     assert calls == [["all alone"], ["first"], ["later 0", "later 1", "later 2"]]
     assert threads == [cores, cores, max(1, cores // 2)]

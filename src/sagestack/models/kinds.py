@@ -75,7 +75,7 @@ class ModelKind:
             or a ``"module:Class"`` reference to it.
         requirements: the distributions its predictor needs at inference (pinned to the installed versions).
         heavy: ``True`` when one prediction costs milliseconds or more: the endpoint then runs it
-            in a worker thread so the event loop never blocks; cheap kinds run on the loop.
+            on its model thread so the event loop never blocks; cheap kinds run on the loop.
         intra_op: ``True`` when its predictor spreads one call over every core itself (PyTorch's
             intra-op threads): an endpoint serving it then runs one worker process that holds all the
             cores, unless the operator sets ``workers`` (see :mod:`sagestack.serving.threads`).

@@ -11,7 +11,7 @@ The endpoint puts every model call behind one: ``/predict`` and ``/predict_batch
 one prediction of all their reviews, ``/predict_by_id`` requests one read and one prediction.
 
 The batch function runs on the event loop and offloads what blocks (a heavy kind's prediction
-goes to a worker thread; a Redis read is asynchronous). Handing every call to a thread instead
+goes to the worker's model thread; a Redis read is asynchronous). Handing every call to a thread instead
 cost more than it saved on a 2-core machine: waking the thread, while the other worker and the
 load generator hold the cores, put the median of a paced ``/predict_by_id`` load at 12 ms against
 2.5 ms on the loop (manual wrk runs against the endpoint).

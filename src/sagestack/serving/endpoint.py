@@ -50,7 +50,8 @@ DEFAULT_MODEL_REF = f"{DEFAULT_MODEL_NAME}@champion"
 WARM_UP_REVIEW = "Warm-up: the dress fits well and the fabric is soft."
 WARM_UP_RETRY_S = 5
 # The most reviews one model call holds (several requests' together): a lone small request never
-# waits behind thousands, and a heavy kind's call stays a bounded time.
+# waits behind thousands, and a heavy kind's call stays a bounded time. (A heavy kind's /predict and
+# /predict_by_id calls share the model thread: a lone request may wait for one call of the other route.)
 MAX_BATCH_REVIEWS = 256
 
 # count(observer, outcome, n): ``capture`` (captured, dropped, failed) or ``human_loops`` (started,
@@ -167,15 +168,17 @@ class Endpoint:
         (``retry=False``: the first failure raises)."""
         self._retry_steps = retry
         self.readiness.warming(f"loading the model {self.ref}")
-        predictor, info = self._retry(lambda: load_predictor(self.settings, self.ref))
+        # Loaded, given its threads and exercised on the model thread that runs heavy predictions: whatever
+        # OpenMP work the model does starts from that one thread (sagestack.serving.threads.model_thread).
+        on_model = lambda function, *args: model_thread().submit(function, *args).result()  # noqa: E731
+        predictor, info = self._retry(lambda: on_model(load_predictor, self.settings, self.ref))
         # A torch-based kind's threads: this worker's share of the cores under load, every core for a lone request
         # (the same when the server runs one worker, as it does for such a kind unless the operator chose).
-        shared = share_cores(server_workers(predictor.kind, self.settings.endpoint.workers))
+        shared = on_model(share_cores, server_workers(predictor.kind, self.settings.endpoint.workers))
         self._threads = (available_cores() if shared else None, shared)
-        # The first prediction pays every lazy start-up, on the thread later heavy predictions run on.
-        self._retry(lambda: model_thread().submit(predictor.predict, [WARM_UP_REVIEW]).result())
-        # The kind says whether a prediction is cheap (run on the event loop) or heavy (run in a
-        # worker thread, so a 30 ms AutoGluon or BERT call never blocks other requests).
+        self._retry(lambda: on_model(predictor.predict, [WARM_UP_REVIEW]))  # the first prediction pays every lazy start-up
+        # The kind says whether a prediction is cheap (run on the event loop) or heavy (run on the model
+        # thread, so a 30 ms AutoGluon or BERT call never blocks other requests).
         heavy = get_kind(predictor.kind).heavy
         checks = {"model files": partial(model_files_check, predictor.source_path)}
         stored = None

@@ -28,8 +28,8 @@ from typing import Any, Callable
 
 def available_cores() -> int:
     """The cores this process may use: its CPU affinity (which a container's cpuset narrows), at most its
-    cgroup's CPU quota rounded down (a Kubernetes CPU limit; at least one), as BentoML counts them for
-    ``cpu_count``."""
+    cgroup's CPU quota rounded down (a Kubernetes CPU limit, in the container's own cgroup v2 namespace or
+    cgroup v1; at least one)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # no affinity on this platform
@@ -86,7 +86,10 @@ def endpoint_layout(settings, ref: str) -> tuple[int, dict[str, str]]:
     later) and :func:`worker_environment`'s variables. The model is looked up only without a count, in the
     process that starts the workers."""
     workers = settings.endpoint.workers or server_workers(_kind_hint(settings, ref), None) or available_cores()
-    return workers, {"SAGESTACK_WORKERS": str(workers), **worker_environment(workers)}
+    from sagestack.config import ENV_VARS
+
+    variable = next(var for var, name in ENV_VARS.items() if name == "workers")  # SAGESTACK_WORKERS
+    return workers, {variable: str(workers), **worker_environment(workers)}
 
 
 def _kind_hint(settings, ref: str) -> str | None:
@@ -117,8 +120,8 @@ def share_cores(workers: int | None) -> int | None:
 def use_threads(threads: int | None) -> None:
     """Run the next PyTorch operations on ``threads`` intra-op threads (``None``: as they are).
 
-    PyTorch's count is the process's: the caller sets it right before each model call it makes (an endpoint
-    worker makes one ``/predict`` call at a time). Nothing happens without torch loaded or with an explicit
+    The caller sets it right before each model call it makes, on the thread that makes it (an endpoint worker
+    makes its calls on one model thread, one at a time). Nothing happens without torch loaded or with an explicit
     ``OMP_NUM_THREADS``.
     """
     if threads and _torch_threads_are_ours():
@@ -139,6 +142,15 @@ def _torch_threads_are_ours() -> bool:
 # of system time, p50 +6 ms against the same calls from one thread, which made none.
 _model_thread: ThreadPoolExecutor | None = None
 _model_thread_lock = threading.Lock()
+
+
+def _forget_model_thread() -> None:
+    global _model_thread
+    _model_thread = None  # a forked child has the executor but not its thread: it makes its own
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_model_thread)
 
 
 def model_thread() -> ThreadPoolExecutor:
