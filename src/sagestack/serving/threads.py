@@ -7,8 +7,9 @@ gets one worker that holds all the cores instead: two BERT workers on 2 cores ha
 each under load, every core for a lone request), and whichever OpenMP wait they used cost something: busy
 waits made the workers' threads spin against each other (7-20 req/s at 8 and 32 clients), passive waits
 made a lone review wake sleeping threads between every operation (1-client p99 46.7 against 33.9 ms). One
-worker with OpenMP's default short spin measured 1-client p99 37.4 against 37.1 ms for the code before
-batching and 60 against 49 req/s at 32 clients (``bench/serving_http.py``, 2026-12-07).
+worker with OpenMP's default short spin, its heavy calls on one model thread (:func:`model_thread`), measured
+1-client p99 a median 0.5 ms below the code before batching's over four paired runs, and 54 against 39 req/s
+at 32 clients (``bench/serving_http.py``, 2026-12-07; the README has the runs).
 
 Several workers sharing the cores get passive OpenMP waits: AutoGluon's two workers (LightGBM's OpenMP)
 made 481-564 req/s at 32 clients with them and 372-457 without.
