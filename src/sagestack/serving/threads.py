@@ -86,9 +86,9 @@ def endpoint_layout(settings, ref: str) -> tuple[int, dict[str, str]]:
     (``SAGESTACK_WORKERS``: a worker shares the cores by the count the server started, whatever it loads
     later) and :func:`worker_environment`'s variables. The model is looked up only without a count, in the
     process that starts the workers."""
-    workers = settings.endpoint.workers or server_workers(_kind_hint(settings, ref), None) or available_cores()
     from sagestack.config import ENV_VARS
 
+    workers = settings.endpoint.workers or server_workers(_kind_hint(settings, ref), None) or available_cores()
     variable = next(var for var, name in ENV_VARS.items() if name == "workers")  # SAGESTACK_WORKERS
     return workers, {variable: str(workers), **worker_environment(workers)}
 
