@@ -8,7 +8,7 @@ each under load, every core for a lone request), and whichever OpenMP wait they 
 waits made the workers' threads spin against each other (7-20 req/s at 8 and 32 clients), passive waits
 made a lone review wake sleeping threads between every operation (1-client p99 46.7 against 33.9 ms). One
 worker with OpenMP's default short spin, its heavy calls on one model thread (:func:`model_thread`), measured
-1-client p99 a median 0.5 ms below the code before batching's over four paired runs, and 54 against 39 req/s
+1-client p99 a median 1.4 ms below the code before batching's over 11 paired runs, and 54 against 39 req/s
 at 32 clients (``bench/serving_http.py``, 2026-12-07; the README has the runs).
 
 Several workers sharing the cores get passive OpenMP waits: AutoGluon's two workers (LightGBM's OpenMP)
