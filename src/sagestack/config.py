@@ -303,9 +303,15 @@ def settings_parameter(settings: Settings) -> str:
 def cluster_settings_parameter(**fields: object) -> str:
     """The ``settings`` parameter of a cluster run: the given settings (by flat name, e.g. ``tracking_uri`` as
     the pods see it) as ``SAGESTACK_*`` variables, over what the pods' ConfigMap and Secrets give; "" for none."""
-    names = {name: var for var, name in ENV_VARS.items()}
-    chosen = {names[name]: str(value) for name, value in fields.items() if value is not None}
+    chosen = fields_as_env(**fields)
     return json.dumps(chosen, sort_keys=True) if chosen else ""
+
+
+def fields_as_env(**fields: object) -> dict[str, str]:
+    """The ``SAGESTACK_*`` variables of the settings given by flat name (``workers=2`` -> ``{"SAGESTACK_WORKERS":
+    "2"}``); ``None`` values are left out."""
+    names = {name: var for var, name in ENV_VARS.items()}
+    return {names[name]: str(value) for name, value in fields.items() if value is not None}
 
 
 def settings_from_parameter(value: str) -> Settings:

@@ -28,7 +28,7 @@ from sagestack.review.starter import LoopStarter
 from sagestack.review.store import review_store
 from sagestack.serving.coalesce import Coalescer
 from sagestack.serving.readiness import Readiness, WorkerGroup, model_files_check
-from sagestack.serving.threads import available_cores, model_thread, server_workers, share_cores
+from sagestack.serving.threads import available_cores, call_on_model_thread, server_workers, share_cores
 from sagestack.serving.requests import (
     BatchPrediction,
     HumanReview,
@@ -170,13 +170,13 @@ class Endpoint:
         self.readiness.warming(f"loading the model {self.ref}")
         # Loaded, given its threads and exercised on the model thread that runs heavy predictions: whatever
         # OpenMP work the model does starts from that one thread (sagestack.serving.threads.model_thread).
-        on_model = lambda function, *args: model_thread().submit(function, *args).result()  # noqa: E731
-        predictor, info = self._retry(lambda: on_model(load_predictor, self.settings, self.ref))
+        predictor, info = self._retry(lambda: call_on_model_thread(load_predictor, self.settings, self.ref))
         # A torch-based kind's threads: this worker's share of the cores under load, every core for a lone request
         # (the same when the server runs one worker, as it does for such a kind unless the operator chose).
-        shared = on_model(share_cores, server_workers(predictor.kind, self.settings.endpoint.workers))
+        shared = call_on_model_thread(share_cores, server_workers(predictor.kind, self.settings.endpoint.workers))
         self._threads = (available_cores() if shared else None, shared)
-        self._retry(lambda: on_model(predictor.predict, [WARM_UP_REVIEW]))  # the first prediction pays every lazy start-up
+        # The first prediction pays every lazy start-up.
+        self._retry(lambda: call_on_model_thread(predictor.predict, [WARM_UP_REVIEW]))
         # The kind says whether a prediction is cheap (run on the event loop) or heavy (run on the model
         # thread, so a 30 ms AutoGluon or BERT call never blocks other requests).
         heavy = get_kind(predictor.kind).heavy

@@ -86,11 +86,10 @@ def endpoint_layout(settings, ref: str) -> tuple[int, dict[str, str]]:
     (``SAGESTACK_WORKERS``: a worker shares the cores by the count the server started, whatever it loads
     later) and :func:`worker_environment`'s variables. The model is looked up only without a count, in the
     process that starts the workers."""
-    from sagestack.config import ENV_VARS
+    from sagestack.config import fields_as_env
 
     workers = settings.endpoint.workers or server_workers(_kind_hint(settings, ref), None) or available_cores()
-    variable = next(var for var, name in ENV_VARS.items() if name == "workers")  # SAGESTACK_WORKERS
-    return workers, {variable: str(workers), **worker_environment(workers)}
+    return workers, {**fields_as_env(workers=workers), **worker_environment(workers)}
 
 
 def _kind_hint(settings, ref: str) -> str | None:
@@ -162,6 +161,11 @@ def model_thread() -> ThreadPoolExecutor:
         if _model_thread is None:
             _model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sagestack-model")
         return _model_thread
+
+
+def call_on_model_thread(function: Callable[..., Any], *args: Any) -> Any:
+    """Run ``function(*args)`` on :func:`model_thread` and wait for its result (from any other thread)."""
+    return model_thread().submit(function, *args).result()
 
 
 async def on_model_thread(function: Callable[..., Any], *args: Any) -> Any:
