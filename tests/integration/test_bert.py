@@ -302,8 +302,13 @@ def test_registered_bert_predicts_through_the_registry_and_over_http(minilm_run)
         for answer, local in zip(served, predictions):
             assert answer["probabilities"] == pytest.approx(local.probabilities, abs=1e-4)
         assert client.post("/predict", json={"reviews": []}).status_code == 400
-        workers = [child for child in psutil.Process().children(recursive=True)  # BentoML's service workers
-                   if "_bentoml_impl.worker.service" in " ".join(child.cmdline())]
+        workers = []
+        for child in psutil.Process().children(recursive=True):  # BentoML's service workers
+            try:  # a child that ended meanwhile (or a zombie not reaped yet) is no worker
+                if child.status() != psutil.STATUS_ZOMBIE and "_bentoml_impl.worker.service" in " ".join(child.cmdline()):
+                    workers.append(child)
+            except psutil.Error:
+                continue
         assert len(workers) == 1
         assert workers[0].environ().get("OMP_WAIT_POLICY") == os.environ.get("OMP_WAIT_POLICY")  # none added
 
